@@ -1,0 +1,56 @@
+/**
+ * The order document as stored in Cosmos DB (container `orders`, partition key `/id`) and as the
+ * support view returns it. Field names and enum values are lower-case on purpose: conditional
+ * patches compare them (see the Cosmos stand-in notes).
+ */
+import type { ServiceName } from '../topology';
+
+export type OrderState = 'accepted' | 'processing' | 'completed' | 'compensating' | 'cancelled' | 'attention';
+export const TERMINAL_STATES: readonly OrderState[] = ['completed', 'cancelled', 'attention'];
+
+/** Progress of one consumer. `done` is success; `deadlettered` until requeued or compensated. */
+export type ServiceStatus = 'pending' | 'processing' | 'done' | 'failed' | 'deadlettered' | 'compensated';
+
+export type NotificationKind = 'confirmation' | 'cancellation';
+
+export interface OrderItem {
+  sku: string;
+  quantity: number;
+  /** Price of one unit in the order's currency, from the catalog at intake. */
+  unitPrice: number;
+}
+
+export interface TimelineEntry {
+  at: string;
+  /** e.g. `delivery`, `done`, `failed`, `deadlettered`, `requeued`, `republished`, `compensation`, `support-action` */
+  kind: string;
+  service?: ServiceName;
+  deliveryCount?: number;
+  reason?: string;
+  detail?: string;
+  /** Who acted, for support actions (principal name) or `monitor`. */
+  actor?: string;
+}
+
+export interface OrderDocument {
+  id: string;
+  customerId: string;
+  items: OrderItem[];
+  currency: string;
+  /** Sum of quantity x unitPrice, rounded to cents. */
+  total: number;
+  state: OrderState;
+  status: Record<ServiceName, ServiceStatus>;
+  /** Why a service failed or was dead-lettered, when it did. */
+  statusReason: Partial<Record<ServiceName, string>>;
+  payment: { charged: number; refunded: number };
+  notifications: { kind: NotificationKind; at: string }[];
+  timeline: TimelineEntry[];
+  correlationId: string;
+  /** CloudEvent id of the OrderCreated event; the Service Bus messageId of the first publish. */
+  eventId: string;
+  createdAt: string;
+  updatedAt: string;
+  simulate?: { billingFailures?: number };
+  idempotencyKey?: string;
+}
