@@ -1,0 +1,284 @@
+/**
+ * `npm start`: the whole order system on this machine. Starts the Service Bus emulator and the
+ * Cosmos DB stand-in (each its own process), then the Functions host on this repository, wired to
+ * the ports the emulators actually took. Ctrl-C stops everything, host first.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { COSMOS_EMULATOR_KEY } from './cosmos-emulator';
+import { ServiceStartError, spawnService, type RunningService, type ServiceSpec } from './service-process';
+
+const REPO_ROOT = join(__dirname, '..', '..');
+const DIST_LOCAL = __dirname;
+const HOST = '127.0.0.1';
+
+/** A port we listen on, the variable that moves it, and what it is for (for the "port taken" message). */
+interface PortSetting {
+  variable: 'FUNCTIONS_HTTP_PORT' | 'SERVICEBUS_EMULATOR_PORT' | 'COSMOS_EMULATOR_PORT';
+  what: string;
+  fallback: number;
+}
+
+const PORTS: PortSetting[] = [
+  { variable: 'FUNCTIONS_HTTP_PORT', what: 'the Functions host (HTTP API)', fallback: 7071 },
+  { variable: 'SERVICEBUS_EMULATOR_PORT', what: 'the Service Bus emulator (AMQP)', fallback: 5672 },
+  { variable: 'COSMOS_EMULATOR_PORT', what: 'the Cosmos DB stand-in (HTTPS)', fallback: 8081 },
+];
+
+/** Stopping the host lets in-flight invocations finish; emulators stop at once. */
+const HOST_STOP_GRACE_MS = 10_000;
+const EMULATOR_STOP_GRACE_MS = 5_000;
+/** Loading the app (and, the first time, the durable store) takes longer than an emulator start. */
+const HOST_START_TIMEOUT_MS = 90_000;
+const EMULATOR_START_TIMEOUT_MS = 30_000;
+
+/** Something the user must fix before the system can start; printed without a stack trace. */
+class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+function configuredPort(setting: PortSetting): number {
+  const raw = process.env[setting.variable];
+  if (raw === undefined || raw === '') return setting.fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new StartupError(`${setting.variable} must be a port number (0-65535), got "${raw}".`);
+  }
+  return port;
+}
+
+/** Resolves true when nothing listens on the port; it is released again before returning. */
+function isPortFree(port: number): Promise<boolean> {
+  if (port === 0) return Promise.resolve(true);
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES') resolve(false);
+      else reject(err);
+    });
+    probe.listen({ port, host: HOST, exclusive: true }, () => probe.close(() => resolve(true)));
+  });
+}
+
+async function checkPortsFree(ports: Map<PortSetting, number>): Promise<void> {
+  const taken: string[] = [];
+  for (const [setting, port] of ports) {
+    if (!(await isPortFree(port))) {
+      taken.push(
+        `Port ${port} is already in use; it is for ${setting.what}. ` +
+          `Stop whatever holds it or set ${setting.variable} to another port.`,
+      );
+    }
+  }
+  if (taken.length > 0) throw new StartupError(taken.join('\n'));
+}
+
+function routePrefix(): string {
+  try {
+    const hostJson = JSON.parse(readFileSync(join(REPO_ROOT, 'host.json'), 'utf8')) as {
+      extensions?: { http?: { routePrefix?: string } };
+    };
+    return hostJson.extensions?.http?.routePrefix ?? 'api';
+  } catch {
+    return 'api';
+  }
+}
+
+/**
+ * Copies a service's output to ours, each line prefixed with its name. The launcher only keeps the
+ * output as text, so we follow it by position; once it has been trimmed to its limit we find our
+ * place again by the last text we printed.
+ */
+function followOutput(service: RunningService, name: string): () => void {
+  let printed = '';
+  let partial = '';
+  const prefix = `[${name}] `;
+  const flush = (final: boolean): void => {
+    const all = service.output();
+    let fresh: string;
+    if (all.startsWith(printed)) {
+      fresh = all.slice(printed.length);
+    } else {
+      const anchor = printed.slice(-256);
+      const at = anchor ? all.lastIndexOf(anchor) : -1;
+      fresh = at >= 0 ? all.slice(at + anchor.length) : all;
+    }
+    printed = all;
+    const lines = (partial + fresh).split('\n');
+    partial = lines.pop() ?? '';
+    if (final && partial !== '') lines.push(partial);
+    for (const line of lines) process.stdout.write(`${prefix}${line}\n`);
+    if (final) partial = '';
+  };
+  const timer = setInterval(() => flush(false), 100);
+  void service.exited.then(() => {
+    clearInterval(timer);
+    flush(true);
+  });
+  return () => {
+    clearInterval(timer);
+    flush(true);
+  };
+}
+
+interface StartedService {
+  name: string;
+  service: RunningService;
+  stopFollowing: () => void;
+  stopped?: Promise<void>;
+}
+
+class OrderSystem {
+  private readonly started: StartedService[] = [];
+  private readonly starting = new Set<Promise<unknown>>();
+  private shuttingDown = false;
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  async start(spec: ServiceSpec): Promise<RunningService> {
+    const pending = spawnService(spec);
+    this.starting.add(pending);
+    let service: RunningService;
+    try {
+      service = await pending;
+    } finally {
+      this.starting.delete(pending);
+    }
+    const entry: StartedService = { name: spec.name, service, stopFollowing: followOutput(service, spec.name) };
+    this.started.push(entry);
+    console.log(`started ${spec.name} pid ${service.pid}`);
+    if (this.shuttingDown) {
+      // Became ready while we were already stopping: stop it too, nothing may be left behind.
+      await this.stopOne(entry, 0);
+      throw new StartupError('stopped while starting');
+    }
+    void service.exited.then((code) => this.onExit(entry, code));
+    return service;
+  }
+
+  private onExit(entry: StartedService, code: number | null): void {
+    // Ctrl-C in a terminal reaches every process of the group at once; give our own signal handler
+    // a moment to mark the shutdown before calling the exit unexpected.
+    setTimeout(() => {
+      if (this.shuttingDown) return;
+      console.error(
+        `${entry.name} (pid ${entry.service.pid}) exited unexpectedly with ${code === null ? 'a signal' : `code ${code}`}; stopping the others.`,
+      );
+      void this.stopAll().then(() => process.exit(1));
+    }, 200);
+  }
+
+  /** Idempotent: a service is stopped (and reported) once, however many paths ask for it. */
+  private stopOne(entry: StartedService, graceMs: number): Promise<void> {
+    entry.stopped ??= entry.service.stop('SIGINT', graceMs).then(() => {
+      entry.stopFollowing();
+      console.log(`stopped ${entry.name} pid ${entry.service.pid}`);
+    });
+    return entry.stopped;
+  }
+
+  /** The host first (it still talks to the emulators while draining), then the emulators together. */
+  async stopAll(): Promise<void> {
+    this.shuttingDown = true;
+    // A service still starting is stopped by start() as soon as its launch settles.
+    await Promise.allSettled([...this.starting]);
+    const host = this.started.filter((s) => s.name === 'functions-host');
+    const emulators = this.started.filter((s) => s.name !== 'functions-host');
+    await Promise.all(host.map((s) => this.stopOne(s, HOST_STOP_GRACE_MS)));
+    await Promise.all(emulators.map((s) => this.stopOne(s, EMULATOR_STOP_GRACE_MS)));
+  }
+
+  /** Second Ctrl-C: the user does not want to wait. */
+  killAll(): void {
+    for (const s of this.started) s.service.kill('SIGKILL');
+  }
+}
+
+async function main(): Promise<void> {
+  const system = new OrderSystem();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals > 1) {
+      console.error(`${signal} again: killing all services now.`);
+      system.killAll();
+      process.exit(1);
+    }
+    console.log(`${signal} received: stopping the order system.`);
+    void system.stopAll().then(() => process.exit(0));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    const ports = new Map(PORTS.map((p) => [p, configuredPort(p)] as const));
+    await checkPortsFree(ports);
+    const portOf = (variable: PortSetting['variable']): number =>
+      ports.get(PORTS.find((p) => p.variable === variable)!)!;
+
+    const [serviceBus, cosmos] = await Promise.all([
+      system.start({
+        name: 'servicebus-emulator',
+        command: [process.execPath, join(DIST_LOCAL, 'servicebus-emulator', 'cli.js')],
+        env: { SERVICEBUS_EMULATOR_PORT: String(portOf('SERVICEBUS_EMULATOR_PORT')) },
+        cwd: REPO_ROOT,
+        readyLine: /Service Bus emulator listening on sb:\/\/127\.0\.0\.1:(\d+)/,
+        timeoutMs: EMULATOR_START_TIMEOUT_MS,
+      }),
+      system.start({
+        name: 'cosmos-emulator',
+        command: [process.execPath, join(DIST_LOCAL, 'cosmos-emulator', 'cli.js')],
+        env: { COSMOS_EMULATOR_PORT: String(portOf('COSMOS_EMULATOR_PORT')) },
+        cwd: REPO_ROOT,
+        readyLine: /Cosmos DB stand-in listening on (https:\/\/127\.0\.0\.1:\d+\/)/,
+        timeoutMs: EMULATOR_START_TIMEOUT_MS,
+      }),
+    ]);
+    const serviceBusPort = Number(serviceBus.match[1]);
+    const cosmosEndpoint = cosmos.match[1];
+    const caCertificateFile = /Cosmos DB stand-in CA certificate: (.+)/.exec(cosmos.output())?.[1]?.trim();
+    if (!caCertificateFile) throw new StartupError('the Cosmos DB stand-in did not say which certificate it serves');
+
+    const host = await system.start({
+      name: 'functions-host',
+      command: [process.execPath, join(DIST_LOCAL, 'functions-host', 'cli.js'), '--app-dir', REPO_ROOT],
+      env: {
+        FUNCTIONS_HTTP_PORT: String(portOf('FUNCTIONS_HTTP_PORT')),
+        ServiceBusConnection:
+          `Endpoint=sb://127.0.0.1:${serviceBusPort};SharedAccessKeyName=RootManageSharedAccessKey;` +
+          'SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true',
+        CosmosDbConnection__accountEndpoint: cosmosEndpoint,
+        CosmosDbConnection__accountKey: COSMOS_EMULATOR_KEY,
+        CosmosDbConnection__caCertificateFile: caCertificateFile,
+      },
+      cwd: REPO_ROOT,
+      readyLine: /Functions host listening on http:\/\/127\.0\.0\.1:(\d+)/,
+      timeoutMs: HOST_START_TIMEOUT_MS,
+    });
+    const api = `http://127.0.0.1:${host.match[1]}/${routePrefix()}`.replace(/\/$/, '');
+
+    console.log('');
+    console.log(`  API                 ${api}/orders`);
+    console.log(`  Support portal      ${api}/portal/`);
+    console.log(`  Service Bus         sb://127.0.0.1:${serviceBusPort}`);
+    console.log(`  Cosmos DB stand-in  ${cosmosEndpoint}  (CA certificate ${caCertificateFile})`);
+    console.log('');
+    console.log(`Order system ready: ${api}`);
+    console.log('Press Ctrl-C to stop.');
+  } catch (err) {
+    if (system.isShuttingDown) return; // a signal arrived during startup; its handler finishes the exit
+    if (err instanceof StartupError) console.error(err.message);
+    else if (err instanceof ServiceStartError) console.error(`Could not start the order system: ${err.message}`);
+    else console.error(`Could not start the order system: ${(err as Error)?.message ?? String(err)}`);
+    await system.stopAll();
+    process.exit(1);
+  }
+}
+
+void main();
