@@ -114,6 +114,7 @@ function followOutput(service: RunningService, name: string): () => void {
     for (const line of lines) process.stdout.write(`${prefix}${line}\n`);
     if (final) partial = '';
   };
+  flush(false); // what it printed up to its ready line, right away
   const timer = setInterval(() => flush(false), 100);
   void service.exited.then(() => {
     clearInterval(timer);
