@@ -1,0 +1,405 @@
+/**
+ * What the order monitor does next. `decideNextStep` is pure: the orchestrator reads the order,
+ * hands the snapshot here, and only carries out the step it gets back. Everything the monitor
+ * must remember across restarts (requeues so far, support requests, compensation runs) is read
+ * back from the order's own timeline, so a monitor restarted by the sweeper carries on where the
+ * last one stopped instead of starting its bounds again.
+ */
+import { z } from 'zod';
+import { SERVICES, type ServiceName } from '../topology';
+import {
+  TERMINAL_STATES,
+  type OrderDocument,
+  type OrderState,
+  type ServiceStatus,
+  type TimelineEntry,
+} from './order';
+
+/** Timeline kinds the monitor writes and reads back; consumers write `delivery`, `done`, `failed`. */
+export const TIMELINE = {
+  deadLettered: 'deadlettered',
+  requeued: 'requeued',
+  republished: 'republished',
+  supportAction: 'support-action',
+  compensationStarted: 'compensation-started',
+  compensation: 'compensation',
+  compensationFailed: 'compensation-failed',
+  completed: 'completed',
+  cancelled: 'cancelled',
+  attention: 'attention',
+} as const;
+
+/** Actor recorded on the timeline for what the monitor does on its own. */
+export const MONITOR_ACTOR = 'monitor';
+
+export type SupportActionName = 'requeue' | 'compensate';
+
+// ---------------------------------------------------------------------------------------------
+// Policy
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  firstRetryIntervalMs: number;
+  backoffCoefficient: number;
+  maxRetryIntervalMs: number;
+}
+
+export interface MonitorPolicy {
+  /** Automatic requeues of a dead-lettered billing before the order is compensated. */
+  maxBillingRequeues: number;
+  /** Delay before requeue n (0-based) after the dead-letter: base * 2^n, capped. */
+  requeueBackoffBaseMs: number;
+  requeueBackoffMaxMs: number;
+  /** A service still `pending`/`processing` this long after its last progress is stuck. */
+  stuckAfterMs: Record<ServiceName, number>;
+  /** Targeted republishes to one stuck service before the order is compensated. */
+  maxRepublishes: number;
+  /** Poll interval with backoff while nothing happens: min * 2^quietPolls, capped at max. */
+  pollMinMs: number;
+  pollMaxMs: number;
+  /** Each compensation activity is retried with this policy; then the order needs attention. */
+  compensationRetry: RetryPolicy;
+  /** Compensation runs (e.g. across host restarts) before the monitor gives up to a person. */
+  maxCompensationRuns: number;
+  /** Loop iterations per orchestration execution before continue-as-new trims the history. */
+  iterationsPerExecution: number;
+}
+
+export const DEFAULT_MONITOR_POLICY: MonitorPolicy = {
+  maxBillingRequeues: 3,
+  requeueBackoffBaseMs: 5_000,
+  requeueBackoffMaxMs: 60_000,
+  stuckAfterMs: { inventory: 60_000, billing: 60_000, notification: 60_000 },
+  maxRepublishes: 2,
+  pollMinMs: 2_000,
+  pollMaxMs: 60_000,
+  compensationRetry: { maxAttempts: 5, firstRetryIntervalMs: 2_000, backoffCoefficient: 2, maxRetryIntervalMs: 30_000 },
+  maxCompensationRuns: 3,
+  iterationsPerExecution: 20,
+};
+
+const seconds = (fallbackMs: number) =>
+  z.coerce
+    .number()
+    .nonnegative()
+    .optional()
+    .transform((s) => (s === undefined ? fallbackMs : Math.round(s * 1000)));
+const count = (fallback: number, min = 0) =>
+  z.coerce
+    .number()
+    .int()
+    .min(min)
+    .optional()
+    .transform((n) => n ?? fallback);
+
+const d = DEFAULT_MONITOR_POLICY;
+/** App settings (all optional) that tune the monitor; seconds where the name says so. */
+const settingsSchema = z.object({
+  MONITOR_MAX_BILLING_REQUEUES: count(d.maxBillingRequeues),
+  MONITOR_REQUEUE_BACKOFF_SECONDS: seconds(d.requeueBackoffBaseMs),
+  MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: seconds(d.requeueBackoffMaxMs),
+  MONITOR_STUCK_AFTER_SECONDS: z.coerce.number().positive().optional(),
+  MONITOR_STUCK_AFTER_SECONDS_INVENTORY: z.coerce.number().positive().optional(),
+  MONITOR_STUCK_AFTER_SECONDS_BILLING: z.coerce.number().positive().optional(),
+  MONITOR_STUCK_AFTER_SECONDS_NOTIFICATION: z.coerce.number().positive().optional(),
+  MONITOR_MAX_REPUBLISHES: count(d.maxRepublishes),
+  MONITOR_POLL_MIN_SECONDS: seconds(d.pollMinMs),
+  MONITOR_POLL_MAX_SECONDS: seconds(d.pollMaxMs),
+  MONITOR_COMPENSATION_MAX_ATTEMPTS: count(d.compensationRetry.maxAttempts, 1),
+  MONITOR_COMPENSATION_FIRST_RETRY_SECONDS: seconds(d.compensationRetry.firstRetryIntervalMs),
+  MONITOR_COMPENSATION_MAX_RETRY_SECONDS: seconds(d.compensationRetry.maxRetryIntervalMs),
+  MONITOR_MAX_COMPENSATION_RUNS: count(d.maxCompensationRuns, 1),
+  MONITOR_ITERATIONS_PER_EXECUTION: count(d.iterationsPerExecution, 1),
+});
+
+export class MonitorSettingsError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid monitor settings: ${issues.join('; ')}`);
+    this.name = 'MonitorSettingsError';
+  }
+}
+
+/** The policy from app settings; unset settings keep the defaults, bad ones fail loudly. */
+export function monitorPolicyFromSettings(settings: Record<string, string | undefined>): MonitorPolicy {
+  const blankAsUnset = Object.fromEntries(
+    Object.entries(settings).filter(([k, v]) => k.startsWith('MONITOR_') && v !== undefined && v.trim() !== ''),
+  );
+  const parsed = settingsSchema.safeParse(blankAsUnset);
+  if (!parsed.success) {
+    throw new MonitorSettingsError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const s = parsed.data;
+  const stuck = (specific: number | undefined, service: ServiceName) =>
+    Math.round(
+      (specific ?? s.MONITOR_STUCK_AFTER_SECONDS ?? d.stuckAfterMs[service] / 1000) * 1000,
+    );
+  const policy: MonitorPolicy = {
+    maxBillingRequeues: s.MONITOR_MAX_BILLING_REQUEUES,
+    requeueBackoffBaseMs: s.MONITOR_REQUEUE_BACKOFF_SECONDS,
+    requeueBackoffMaxMs: s.MONITOR_REQUEUE_BACKOFF_MAX_SECONDS,
+    stuckAfterMs: {
+      inventory: stuck(s.MONITOR_STUCK_AFTER_SECONDS_INVENTORY, 'inventory'),
+      billing: stuck(s.MONITOR_STUCK_AFTER_SECONDS_BILLING, 'billing'),
+      notification: stuck(s.MONITOR_STUCK_AFTER_SECONDS_NOTIFICATION, 'notification'),
+    },
+    maxRepublishes: s.MONITOR_MAX_REPUBLISHES,
+    pollMinMs: Math.max(1, s.MONITOR_POLL_MIN_SECONDS),
+    pollMaxMs: Math.max(1, s.MONITOR_POLL_MAX_SECONDS),
+    compensationRetry: {
+      maxAttempts: s.MONITOR_COMPENSATION_MAX_ATTEMPTS,
+      firstRetryIntervalMs: Math.max(1, s.MONITOR_COMPENSATION_FIRST_RETRY_SECONDS),
+      backoffCoefficient: d.compensationRetry.backoffCoefficient,
+      maxRetryIntervalMs: Math.max(1, s.MONITOR_COMPENSATION_MAX_RETRY_SECONDS),
+    },
+    maxCompensationRuns: s.MONITOR_MAX_COMPENSATION_RUNS,
+    iterationsPerExecution: s.MONITOR_ITERATIONS_PER_EXECUTION,
+  };
+  if (policy.pollMaxMs < policy.pollMinMs) {
+    throw new MonitorSettingsError(['MONITOR_POLL_MAX_SECONDS must not be below MONITOR_POLL_MIN_SECONDS']);
+  }
+  if (policy.requeueBackoffMaxMs < policy.requeueBackoffBaseMs) {
+    throw new MonitorSettingsError(['MONITOR_REQUEUE_BACKOFF_MAX_SECONDS must not be below MONITOR_REQUEUE_BACKOFF_SECONDS']);
+  }
+  return policy;
+}
+
+/** Delay between the dead-letter and requeue number `requeuesSoFar + 1`. */
+export function requeueDelayMs(policy: MonitorPolicy, requeuesSoFar: number): number {
+  return Math.min(policy.requeueBackoffMaxMs, policy.requeueBackoffBaseMs * 2 ** requeuesSoFar);
+}
+
+/** Poll interval after `quietPolls` timer wake-ups in a row with nothing to do. */
+export function pollIntervalMs(policy: MonitorPolicy, quietPolls: number): number {
+  return Math.min(policy.pollMaxMs, policy.pollMinMs * 2 ** Math.min(quietPolls, 30));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot
+
+/** What the decision needs to know about one order, derived from its document. */
+export interface MonitorSnapshot {
+  orderId: string;
+  state: OrderState;
+  status: Record<ServiceName, ServiceStatus>;
+  statusReason: Partial<Record<ServiceName, string>>;
+  /** Last time each service showed any progress (delivery, outcome, dead-letter, republish). */
+  lastProgressAt: Record<ServiceName, string>;
+  /** When billing was last dead-lettered, while it is. */
+  billingDeadLetteredAt?: string;
+  /** Requeues of billing the monitor made on its own (support requeues are not counted). */
+  billingRequeues: number;
+  /** Targeted republishes the monitor made to each stuck service. */
+  republishes: Record<ServiceName, number>;
+  /** Support principal whose requeue request has not been carried out yet. */
+  requeueRequestedBy?: string;
+  /** Support principal who asked for compensation. */
+  compensationRequestedBy?: string;
+  /** Why compensation started, once it has. */
+  compensationReason?: string;
+  /** How many times compensation has started for this order. */
+  compensationRuns: number;
+  /** Timer wake-ups in a row with nothing to do (the monitor's own memory; drives poll backoff). */
+  quietPolls: number;
+}
+
+const byTime = (a: TimelineEntry, b: TimelineEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0);
+
+/** Reads the monitor's view out of an order document; `quietPolls` is the monitor's own count. */
+export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): MonitorSnapshot {
+  const timeline = [...(order.timeline ?? [])].sort(byTime);
+  const lastProgressAt = Object.fromEntries(SERVICES.map((s) => [s, order.createdAt])) as Record<ServiceName, string>;
+  const republishes = Object.fromEntries(SERVICES.map((s) => [s, 0])) as Record<ServiceName, number>;
+  let billingRequeues = 0;
+  let billingDeadLetteredAt: string | undefined;
+  let pendingRequeue: { by: string; at: string } | undefined;
+  let compensationRequestedBy: string | undefined;
+  let compensationReason: string | undefined;
+  let compensationRuns = 0;
+
+  for (const entry of timeline) {
+    if (entry.service && entry.at > lastProgressAt[entry.service]) lastProgressAt[entry.service] = entry.at;
+    switch (entry.kind) {
+      case TIMELINE.deadLettered:
+        if (entry.service === 'billing') billingDeadLetteredAt = entry.at;
+        break;
+      case TIMELINE.requeued:
+        if (entry.actor === MONITOR_ACTOR) billingRequeues += 1;
+        pendingRequeue = undefined;
+        break;
+      case TIMELINE.republished:
+        if (entry.service && entry.actor === MONITOR_ACTOR) republishes[entry.service] += 1;
+        break;
+      case TIMELINE.supportAction:
+        if (entry.detail === 'requeue') pendingRequeue = { by: entry.actor ?? 'support', at: entry.at };
+        if (entry.detail === 'compensate') compensationRequestedBy ??= entry.actor ?? 'support';
+        break;
+      case TIMELINE.compensationStarted:
+        compensationRuns += 1;
+        compensationReason ??= entry.reason;
+        break;
+    }
+  }
+
+  return {
+    orderId: order.id,
+    state: order.state,
+    status: { ...order.status },
+    statusReason: { ...(order.statusReason ?? {}) },
+    lastProgressAt,
+    billingDeadLetteredAt: order.status.billing === 'deadlettered' ? billingDeadLetteredAt ?? order.updatedAt : undefined,
+    billingRequeues,
+    republishes,
+    requeueRequestedBy: pendingRequeue?.by,
+    compensationRequestedBy,
+    compensationReason,
+    compensationRuns,
+    quietPolls,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decision
+
+/** The phase the monitor shows in its custom status while carrying out a step. */
+export type MonitorPhase =
+  | 'watching'
+  | 'awaiting-requeue'
+  | 'requeueing'
+  | 'republishing'
+  | 'compensating'
+  | 'completing'
+  | 'escalating'
+  | 'done';
+
+export type Step =
+  /** Nothing to do until `until`, unless the order changes first. */
+  | { kind: 'wait'; until: Date; phase: 'watching' | 'awaiting-requeue'; why: string }
+  /** Targeted republish to billing; `requestedBy` is set when a support principal asked for it. */
+  | { kind: 'requeueBilling'; attempt: number; requestedBy?: string }
+  /** Targeted republish to a stuck consumer. */
+  | { kind: 'republish'; service: ServiceName; attempt: number; why: string }
+  /** Undo what succeeded, in reverse. */
+  | { kind: 'compensate'; reason: string; requestedBy?: string }
+  | { kind: 'markCompleted' }
+  | { kind: 'markAttention'; reason: string }
+  /** The order is terminal; the monitor ends. */
+  | { kind: 'done'; outcome: 'completed' | 'cancelled' | 'attention' };
+
+export function phaseOf(step: Step): MonitorPhase {
+  switch (step.kind) {
+    case 'wait':
+      return step.phase;
+    case 'requeueBilling':
+      return 'requeueing';
+    case 'republish':
+      return 'republishing';
+    case 'compensate':
+      return 'compensating';
+    case 'markCompleted':
+      return 'completing';
+    case 'markAttention':
+      return 'escalating';
+    case 'done':
+      return 'done';
+  }
+}
+
+const IN_FLIGHT: readonly ServiceStatus[] = ['pending', 'processing'];
+const ms = (iso: string) => Date.parse(iso);
+
+/**
+ * The next step for one order. Rules, first match wins:
+ * 1. terminal order -> done;
+ * 2. compensation already started -> carry it on (or escalate after too many runs);
+ * 3. all three services done -> completed;
+ * 4. a support principal asked for compensation -> compensate;
+ * 5. a service failed for a business reason (e.g. out of stock) -> compensate at once;
+ * 6. billing dead-lettered -> requeue after backoff (at once when support asked), compensate
+ *    when the requeues are used up;
+ * 7. support asked to requeue a billing still in flight -> requeue;
+ * 8. a service stuck past its threshold -> targeted republish, compensate when republishes are
+ *    used up;
+ * 9. otherwise wait for the next poll or the next stuck deadline, whichever is first.
+ */
+export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy, now: Date): Step {
+  const { state, status } = snapshot;
+  const nowMs = now.getTime();
+
+  if ((TERMINAL_STATES as readonly string[]).includes(state)) {
+    return { kind: 'done', outcome: state as 'completed' | 'cancelled' | 'attention' };
+  }
+
+  if (state === 'compensating') {
+    if (snapshot.compensationRuns >= policy.maxCompensationRuns) {
+      return {
+        kind: 'markAttention',
+        reason: `compensation did not finish after ${snapshot.compensationRuns} runs`,
+      };
+    }
+    return { kind: 'compensate', reason: snapshot.compensationReason ?? 'compensation in progress' };
+  }
+
+  if (SERVICES.every((s) => status[s] === 'done')) return { kind: 'markCompleted' };
+
+  if (snapshot.compensationRequestedBy) {
+    return {
+      kind: 'compensate',
+      reason: `requested by ${snapshot.compensationRequestedBy}`,
+      requestedBy: snapshot.compensationRequestedBy,
+    };
+  }
+
+  const failed = SERVICES.find((s) => status[s] === 'failed');
+  if (failed) {
+    const why = snapshot.statusReason[failed];
+    return { kind: 'compensate', reason: `${failed} failed${why ? `: ${why}` : ''}` };
+  }
+
+  if (status.billing === 'deadlettered') {
+    if (snapshot.requeueRequestedBy) {
+      return { kind: 'requeueBilling', attempt: snapshot.billingRequeues + 1, requestedBy: snapshot.requeueRequestedBy };
+    }
+    if (snapshot.billingRequeues >= policy.maxBillingRequeues) {
+      return {
+        kind: 'compensate',
+        reason: `billing dead-lettered after ${snapshot.billingRequeues} requeue${snapshot.billingRequeues === 1 ? '' : 's'}`,
+      };
+    }
+    const deadLetteredAt = ms(snapshot.billingDeadLetteredAt ?? snapshot.lastProgressAt.billing);
+    const due = deadLetteredAt + requeueDelayMs(policy, snapshot.billingRequeues);
+    if (nowMs >= due) return { kind: 'requeueBilling', attempt: snapshot.billingRequeues + 1 };
+    return {
+      kind: 'wait',
+      until: new Date(due),
+      phase: 'awaiting-requeue',
+      why: `requeue ${snapshot.billingRequeues + 1} of ${policy.maxBillingRequeues} after backoff`,
+    };
+  }
+
+  if (snapshot.requeueRequestedBy && IN_FLIGHT.includes(status.billing)) {
+    return { kind: 'requeueBilling', attempt: snapshot.billingRequeues + 1, requestedBy: snapshot.requeueRequestedBy };
+  }
+
+  let nextDeadline = nowMs + pollIntervalMs(policy, snapshot.quietPolls);
+  let nextWhy = 'poll';
+  for (const service of SERVICES) {
+    if (!IN_FLIGHT.includes(status[service])) continue;
+    const stuckAt = ms(snapshot.lastProgressAt[service]) + policy.stuckAfterMs[service];
+    if (nowMs >= stuckAt) {
+      const attempt = snapshot.republishes[service] + 1;
+      if (attempt > policy.maxRepublishes) {
+        return {
+          kind: 'compensate',
+          reason: `${service} stuck ${status[service]} after ${snapshot.republishes[service]} republish${snapshot.republishes[service] === 1 ? '' : 'es'}`,
+        };
+      }
+      return { kind: 'republish', service, attempt, why: `${service} ${status[service]} for ${Math.round((nowMs - ms(snapshot.lastProgressAt[service])) / 1000)} s` };
+    }
+    if (stuckAt < nextDeadline) {
+      nextDeadline = stuckAt;
+      nextWhy = `${service} stuck check`;
+    }
+  }
+
+  return { kind: 'wait', until: new Date(nextDeadline), phase: 'watching', why: nextWhy };
+}

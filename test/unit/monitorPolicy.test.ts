@@ -1,0 +1,371 @@
+import {
+  DEFAULT_MONITOR_POLICY,
+  MonitorSettingsError,
+  decideNextStep,
+  monitorPolicyFromSettings,
+  monitorSnapshotOf,
+  phaseOf,
+  pollIntervalMs,
+  requeueDelayMs,
+  type MonitorPolicy,
+  type MonitorSnapshot,
+  type Step,
+} from '../../src/domain/monitorPolicy';
+import type { OrderDocument, OrderState, ServiceStatus } from '../../src/domain/order';
+
+const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
+const now = (seconds: number) => new Date(T0 + seconds * 1000);
+
+function snapshot(over: Partial<MonitorSnapshot> = {}): MonitorSnapshot {
+  return {
+    orderId: 'o-1',
+    state: 'processing',
+    status: { inventory: 'pending', billing: 'pending', notification: 'pending' },
+    statusReason: {},
+    lastProgressAt: { inventory: at(0), billing: at(0), notification: at(0) },
+    billingRequeues: 0,
+    republishes: { inventory: 0, billing: 0, notification: 0 },
+    compensationRuns: 0,
+    quietPolls: 0,
+    ...over,
+  };
+}
+
+const policy = (over: Partial<MonitorPolicy> = {}): MonitorPolicy => ({ ...DEFAULT_MONITOR_POLICY, ...over });
+
+/** Situations an order can be in when the monitor looks at it (the "event" axis of the table). */
+const situations: Record<string, { snap: Partial<MonitorSnapshot>; atSeconds: number }> = {
+  'nothing happened yet': { snap: {}, atSeconds: 1 },
+  'all three done': { snap: { status: { inventory: 'done', billing: 'done', notification: 'done' } }, atSeconds: 1 },
+  'inventory out of stock': {
+    snap: {
+      status: { inventory: 'failed', billing: 'done', notification: 'done' },
+      statusReason: { inventory: 'out of stock: sku-1' },
+    },
+    atSeconds: 1,
+  },
+  'billing declined': {
+    snap: { status: { inventory: 'done', billing: 'failed', notification: 'done' }, statusReason: { billing: 'declined' } },
+    atSeconds: 1,
+  },
+  'billing just dead-lettered': {
+    snap: { status: { inventory: 'done', billing: 'deadlettered', notification: 'done' }, billingDeadLetteredAt: at(10) },
+    atSeconds: 11,
+  },
+  'billing dead-lettered, backoff over': {
+    snap: { status: { inventory: 'done', billing: 'deadlettered', notification: 'done' }, billingDeadLetteredAt: at(10) },
+    atSeconds: 15,
+  },
+  'billing dead-lettered, requeues used up': {
+    snap: {
+      status: { inventory: 'done', billing: 'deadlettered', notification: 'done' },
+      billingDeadLetteredAt: at(100),
+      billingRequeues: 3,
+    },
+    atSeconds: 500,
+  },
+  'notification stuck': {
+    snap: { status: { inventory: 'done', billing: 'done', notification: 'processing' } },
+    atSeconds: 60,
+  },
+  'notification stuck, republishes used up': {
+    snap: {
+      status: { inventory: 'done', billing: 'done', notification: 'pending' },
+      republishes: { inventory: 0, billing: 0, notification: 2 },
+    },
+    atSeconds: 61,
+  },
+  'support asked to requeue a dead-lettered billing': {
+    snap: {
+      status: { inventory: 'done', billing: 'deadlettered', notification: 'done' },
+      billingDeadLetteredAt: at(10),
+      requeueRequestedBy: 'ana@contoso',
+    },
+    atSeconds: 11,
+  },
+  'support asked to compensate': {
+    snap: { status: { inventory: 'done', billing: 'processing', notification: 'done' }, compensationRequestedBy: 'ana@contoso' },
+    atSeconds: 1,
+  },
+};
+
+/** Expected step kind per situation while the order is active (accepted or processing). */
+const activeExpectations: Record<string, Partial<Step>> = {
+  'nothing happened yet': { kind: 'wait' },
+  'all three done': { kind: 'markCompleted' },
+  'inventory out of stock': { kind: 'compensate', reason: 'inventory failed: out of stock: sku-1' },
+  'billing declined': { kind: 'compensate', reason: 'billing failed: declined' },
+  'billing just dead-lettered': { kind: 'wait' },
+  'billing dead-lettered, backoff over': { kind: 'requeueBilling', attempt: 1 },
+  'billing dead-lettered, requeues used up': { kind: 'compensate', reason: 'billing dead-lettered after 3 requeues' },
+  'notification stuck': { kind: 'republish', service: 'notification', attempt: 1 },
+  'notification stuck, republishes used up': {
+    kind: 'compensate',
+    reason: 'notification stuck pending after 2 republishes',
+  },
+  'support asked to requeue a dead-lettered billing': { kind: 'requeueBilling', attempt: 1, requestedBy: 'ana@contoso' },
+  'support asked to compensate': { kind: 'compensate', requestedBy: 'ana@contoso' },
+};
+
+describe('decideNextStep: state x situation (default policy)', () => {
+  const cases: [OrderState, string][] = [];
+  for (const state of ['accepted', 'processing', 'compensating', 'completed', 'cancelled', 'attention'] as OrderState[]) {
+    for (const name of Object.keys(situations)) cases.push([state, name]);
+  }
+
+  it.each(cases)('%s order, %s', (state, name) => {
+    const { snap, atSeconds } = situations[name];
+    const step = decideNextStep(
+      snapshot({ ...snap, state, compensationReason: state === 'compensating' ? 'billing dead-lettered after 3 requeues' : undefined }),
+      policy(),
+      now(atSeconds),
+    );
+    if (state === 'completed' || state === 'cancelled' || state === 'attention') {
+      // A terminal order is left alone whatever else its document says.
+      expect(step).toEqual({ kind: 'done', outcome: state });
+    } else if (state === 'compensating') {
+      // Once started, compensation is carried on; no requeue or completion can overtake it.
+      expect(step).toEqual({ kind: 'compensate', reason: 'billing dead-lettered after 3 requeues' });
+    } else {
+      expect(step).toMatchObject(activeExpectations[name]);
+    }
+  });
+});
+
+describe('decideNextStep: policy cells', () => {
+  it('waits for the requeue backoff: 5 s, then 10 s, then 20 s after each dead-letter', () => {
+    const deadLettered = (requeues: number) =>
+      snapshot({ status: { inventory: 'done', billing: 'deadlettered', notification: 'done' }, billingDeadLetteredAt: at(100), billingRequeues: requeues });
+    expect(decideNextStep(deadLettered(0), policy(), now(100))).toMatchObject({ kind: 'wait', phase: 'awaiting-requeue', until: now(105) });
+    expect(decideNextStep(deadLettered(1), policy(), now(100))).toMatchObject({ kind: 'wait', until: now(110) });
+    expect(decideNextStep(deadLettered(2), policy(), now(100))).toMatchObject({ kind: 'wait', until: now(120) });
+    expect(decideNextStep(deadLettered(2), policy(), now(120))).toEqual({ kind: 'requeueBilling', attempt: 3 });
+  });
+
+  it('caps the requeue backoff', () => {
+    const p = policy({ maxBillingRequeues: 10, requeueBackoffBaseMs: 5_000, requeueBackoffMaxMs: 30_000 });
+    expect(requeueDelayMs(p, 0)).toBe(5_000);
+    expect(requeueDelayMs(p, 2)).toBe(20_000);
+    expect(requeueDelayMs(p, 3)).toBe(30_000);
+    expect(requeueDelayMs(p, 9)).toBe(30_000);
+  });
+
+  it('with no requeues allowed, a dead-lettered billing is compensated at once', () => {
+    const snap = snapshot({ status: { inventory: 'done', billing: 'deadlettered', notification: 'pending' }, billingDeadLetteredAt: at(0) });
+    expect(decideNextStep(snap, policy({ maxBillingRequeues: 0 }), now(0))).toEqual({
+      kind: 'compensate',
+      reason: 'billing dead-lettered after 0 requeues',
+    });
+  });
+
+  it('a support requeue goes beyond the automatic bound and skips the backoff', () => {
+    const snap = snapshot({
+      status: { inventory: 'done', billing: 'deadlettered', notification: 'done' },
+      billingDeadLetteredAt: at(0),
+      billingRequeues: 3,
+      requeueRequestedBy: 'ana@contoso',
+    });
+    expect(decideNextStep(snap, policy(), now(0))).toEqual({ kind: 'requeueBilling', attempt: 4, requestedBy: 'ana@contoso' });
+  });
+
+  it('a support requeue of a billing still in flight republishes to billing', () => {
+    const snap = snapshot({ status: { inventory: 'done', billing: 'processing', notification: 'done' }, requeueRequestedBy: 'ana@contoso' });
+    expect(decideNextStep(snap, policy(), now(1))).toEqual({ kind: 'requeueBilling', attempt: 1, requestedBy: 'ana@contoso' });
+  });
+
+  it('a support requeue of a billing already done is ignored and the order completes', () => {
+    const snap = snapshot({ status: { inventory: 'done', billing: 'done', notification: 'done' }, requeueRequestedBy: 'ana@contoso' });
+    expect(decideNextStep(snap, policy(), now(1))).toEqual({ kind: 'markCompleted' });
+  });
+
+  it('with no republishes allowed, a stuck service is compensated at once', () => {
+    const snap = snapshot({ status: { inventory: 'processing', billing: 'done', notification: 'done' } });
+    expect(decideNextStep(snap, policy({ maxRepublishes: 0 }), now(60))).toEqual({
+      kind: 'compensate',
+      reason: 'inventory stuck processing after 0 republishes',
+    });
+  });
+
+  it('uses the stuck threshold of each service', () => {
+    const p = policy({ stuckAfterMs: { inventory: 60_000, billing: 120_000, notification: 10_000 } });
+    const snap = snapshot({ status: { inventory: 'done', billing: 'processing', notification: 'done' } });
+    expect(decideNextStep(snap, p, now(61))).toMatchObject({ kind: 'wait' });
+    expect(decideNextStep(snap, p, now(120))).toMatchObject({ kind: 'republish', service: 'billing', attempt: 1 });
+    const slowNotice = snapshot({ status: { inventory: 'done', billing: 'done', notification: 'pending' } });
+    expect(decideNextStep(slowNotice, p, now(10))).toMatchObject({ kind: 'republish', service: 'notification' });
+  });
+
+  it('measures stuck from the last progress, so a republish gets a full threshold to work', () => {
+    const snap = snapshot({
+      status: { inventory: 'done', billing: 'done', notification: 'pending' },
+      lastProgressAt: { inventory: at(0), billing: at(0), notification: at(60) },
+      republishes: { inventory: 0, billing: 0, notification: 1 },
+    });
+    expect(decideNextStep(snap, policy(), now(119))).toMatchObject({ kind: 'wait', until: now(120) });
+    expect(decideNextStep(snap, policy(), now(120))).toMatchObject({ kind: 'republish', service: 'notification', attempt: 2 });
+  });
+
+  it('polls with backoff from 2 s up to 60 s, but wakes for the next stuck deadline first', () => {
+    const fresh = (n: number) => snapshot({ quietPolls: n });
+    expect(decideNextStep(fresh(0), policy(), now(0))).toMatchObject({ kind: 'wait', phase: 'watching', until: now(2), why: 'poll' });
+    expect(decideNextStep(fresh(3), policy(), now(0))).toMatchObject({ kind: 'wait', until: now(16), why: 'poll' });
+    // 2 * 2^5 = 64 s would pass the 60 s stuck deadline of the in-flight services: that comes first.
+    expect(decideNextStep(fresh(5), policy({ pollMaxMs: 120_000 }), now(0))).toMatchObject({
+      kind: 'wait',
+      until: now(60),
+      why: 'inventory stuck check',
+    });
+    expect(pollIntervalMs(policy(), 0)).toBe(2_000);
+    expect(pollIntervalMs(policy(), 4)).toBe(32_000);
+    expect(pollIntervalMs(policy(), 5)).toBe(60_000);
+    expect(pollIntervalMs(policy(), 500)).toBe(60_000);
+  });
+
+  it('services that are done or dead-lettered are never reported stuck', () => {
+    const snap = snapshot({ status: { inventory: 'done', billing: 'done', notification: 'processing' }, quietPolls: 10 });
+    expect(decideNextStep(snap, policy(), now(30))).toMatchObject({ kind: 'wait', until: now(60), why: 'notification stuck check' });
+  });
+
+  it('escalates a compensation that did not finish after the allowed runs, instead of looping', () => {
+    const snap = snapshot({ state: 'compensating', compensationRuns: 3, compensationReason: 'billing failed' });
+    expect(decideNextStep(snap, policy(), now(0))).toEqual({
+      kind: 'markAttention',
+      reason: 'compensation did not finish after 3 runs',
+    });
+    expect(decideNextStep({ ...snap, compensationRuns: 2 }, policy(), now(0))).toEqual({ kind: 'compensate', reason: 'billing failed' });
+    expect(decideNextStep({ ...snap, compensationRuns: 1 }, policy({ maxCompensationRuns: 1 }), now(0)).kind).toBe('markAttention');
+  });
+
+  it('out of stock is compensated at once even while billing is still in flight', () => {
+    const snap = snapshot({ status: { inventory: 'failed', billing: 'processing', notification: 'pending' }, statusReason: { inventory: 'out of stock' } });
+    expect(decideNextStep(snap, policy(), now(0))).toEqual({ kind: 'compensate', reason: 'inventory failed: out of stock' });
+  });
+
+  it('names the phase of each step for the custom status', () => {
+    expect(phaseOf({ kind: 'wait', until: now(0), phase: 'awaiting-requeue', why: '' })).toBe('awaiting-requeue');
+    expect(phaseOf({ kind: 'requeueBilling', attempt: 1 })).toBe('requeueing');
+    expect(phaseOf({ kind: 'republish', service: 'billing', attempt: 1, why: '' })).toBe('republishing');
+    expect(phaseOf({ kind: 'compensate', reason: '' })).toBe('compensating');
+    expect(phaseOf({ kind: 'markCompleted' })).toBe('completing');
+    expect(phaseOf({ kind: 'markAttention', reason: '' })).toBe('escalating');
+    expect(phaseOf({ kind: 'done', outcome: 'completed' })).toBe('done');
+  });
+});
+
+describe('monitorSnapshotOf', () => {
+  function order(over: Partial<OrderDocument> = {}): OrderDocument {
+    return {
+      id: 'o-1',
+      customerId: 'c-1',
+      items: [{ sku: 'sku-1', quantity: 1, unitPrice: 10 }],
+      currency: 'EUR',
+      total: 10,
+      state: 'processing',
+      status: { inventory: 'done', billing: 'deadlettered', notification: 'done' },
+      statusReason: { billing: 'MaxDeliveryCountExceeded' },
+      payment: { charged: 0, refunded: 0 },
+      notifications: [],
+      timeline: [],
+      correlationId: 'corr-1',
+      eventId: 'e-1',
+      createdAt: at(0),
+      updatedAt: at(0),
+      published: true,
+      billingAttempts: 3,
+      notified: { confirmation: true, cancellation: false },
+      ...over,
+    };
+  }
+
+  it('counts the monitor requeues and dead-letters from the timeline, and last progress per service', () => {
+    const snap = monitorSnapshotOf(
+      order({
+        timeline: [
+          { at: at(1), kind: 'delivery', service: 'billing', deliveryCount: 1 },
+          { at: at(2), kind: 'done', service: 'inventory' },
+          { at: at(3), kind: 'deadlettered', service: 'billing', deliveryCount: 3 },
+          { at: at(8), kind: 'requeued', service: 'billing', actor: 'monitor', detail: 'attempt 1' },
+          { at: at(9), kind: 'deadlettered', service: 'billing', deliveryCount: 3 },
+        ],
+      }),
+      4,
+    );
+    expect(snap).toMatchObject({
+      billingRequeues: 1,
+      billingDeadLetteredAt: at(9),
+      lastProgressAt: { inventory: at(2), billing: at(9), notification: at(0) },
+      quietPolls: 4,
+      compensationRuns: 0,
+    });
+    expect(snap.requeueRequestedBy).toBeUndefined();
+  });
+
+  it('a support requeue is pending until a requeue follows it, and does not count against the bound', () => {
+    const requested = order({
+      timeline: [{ at: at(5), kind: 'support-action', actor: 'ana@contoso', detail: 'requeue' }],
+    });
+    expect(monitorSnapshotOf(requested).requeueRequestedBy).toBe('ana@contoso');
+    const carriedOut = order({
+      timeline: [
+        { at: at(5), kind: 'support-action', actor: 'ana@contoso', detail: 'requeue' },
+        { at: at(6), kind: 'requeued', service: 'billing', actor: 'ana@contoso', detail: 'attempt 1' },
+      ],
+    });
+    expect(monitorSnapshotOf(carriedOut)).toMatchObject({ requeueRequestedBy: undefined, billingRequeues: 0 });
+  });
+
+  it('remembers who asked for compensation, why it started and how often', () => {
+    const snap = monitorSnapshotOf(
+      order({
+        state: 'compensating',
+        timeline: [
+          { at: at(5), kind: 'support-action', actor: 'ana@contoso', detail: 'compensate' },
+          { at: at(6), kind: 'compensation-started', reason: 'requested by ana@contoso', actor: 'monitor' },
+          { at: at(9), kind: 'compensation-started', reason: 'requested by ana@contoso', actor: 'monitor' },
+        ],
+      }),
+    );
+    expect(snap).toMatchObject({ compensationRequestedBy: 'ana@contoso', compensationReason: 'requested by ana@contoso', compensationRuns: 2 });
+  });
+
+  it('reads a billing that is no longer dead-lettered as such', () => {
+    const snap = monitorSnapshotOf(
+      order({
+        status: { inventory: 'done', billing: 'pending', notification: 'done' },
+        timeline: [{ at: at(3), kind: 'deadlettered', service: 'billing' }],
+      }),
+    );
+    expect(snap.billingDeadLetteredAt).toBeUndefined();
+  });
+});
+
+describe('monitorPolicyFromSettings', () => {
+  it('keeps the defaults when nothing is set', () => {
+    expect(monitorPolicyFromSettings({})).toEqual(DEFAULT_MONITOR_POLICY);
+    expect(monitorPolicyFromSettings({ MONITOR_MAX_BILLING_REQUEUES: '' })).toEqual(DEFAULT_MONITOR_POLICY);
+  });
+
+  it('reads counts and seconds, with per-service stuck thresholds over the common one', () => {
+    const p = monitorPolicyFromSettings({
+      MONITOR_MAX_BILLING_REQUEUES: '5',
+      MONITOR_REQUEUE_BACKOFF_SECONDS: '0.5',
+      MONITOR_STUCK_AFTER_SECONDS: '30',
+      MONITOR_STUCK_AFTER_SECONDS_BILLING: '90',
+      MONITOR_COMPENSATION_MAX_ATTEMPTS: '2',
+    });
+    expect(p.maxBillingRequeues).toBe(5);
+    expect(p.requeueBackoffBaseMs).toBe(500);
+    expect(p.stuckAfterMs).toEqual({ inventory: 30_000, billing: 90_000, notification: 30_000 });
+    expect(p.compensationRetry.maxAttempts).toBe(2);
+  });
+
+  it('names a bad setting and never guesses', () => {
+    expect(() => monitorPolicyFromSettings({ MONITOR_MAX_BILLING_REQUEUES: 'three' })).toThrow(MonitorSettingsError);
+    expect(() => monitorPolicyFromSettings({ MONITOR_MAX_BILLING_REQUEUES: 'three' })).toThrow(/MONITOR_MAX_BILLING_REQUEUES/);
+    expect(() => monitorPolicyFromSettings({ MONITOR_POLL_MIN_SECONDS: '10', MONITOR_POLL_MAX_SECONDS: '5' })).toThrow(
+      /MONITOR_POLL_MAX_SECONDS/,
+    );
+    expect(() => monitorPolicyFromSettings({ MONITOR_COMPENSATION_MAX_ATTEMPTS: '0' })).toThrow(MonitorSettingsError);
+  });
+});

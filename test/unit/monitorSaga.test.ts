@@ -1,0 +1,80 @@
+import { compensationOutcome, planCompensation } from '../../src/domain/saga';
+import type { OrderDocument, ServiceStatus, TimelineEntry } from '../../src/domain/order';
+
+function order(
+  status: { inventory: ServiceStatus; billing: ServiceStatus; notification: ServiceStatus },
+  timeline: TimelineEntry[] = [],
+): OrderDocument {
+  return {
+    id: 'o-1',
+    customerId: 'c-1',
+    items: [{ sku: 'sku-1', quantity: 1, unitPrice: 10 }],
+    currency: 'EUR',
+    total: 10,
+    state: 'compensating',
+    status,
+    statusReason: {},
+    payment: { charged: 0, refunded: 0 },
+    notifications: [],
+    timeline,
+    correlationId: 'corr-1',
+    eventId: 'e-1',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+    published: true,
+    billingAttempts: 0,
+    notified: { confirmation: false, cancellation: false },
+  };
+}
+
+const names = (o: OrderDocument) => planCompensation(o).map((s) => s.name);
+
+describe('planCompensation', () => {
+  it('undoes the later step first: billing done after inventory -> refund, release, notice', () => {
+    const o = order({ inventory: 'done', billing: 'done', notification: 'done' }, [
+      { at: '2026-01-01T00:00:01.000Z', kind: 'done', service: 'inventory' },
+      { at: '2026-01-01T00:00:02.000Z', kind: 'done', service: 'billing' },
+    ]);
+    expect(names(o)).toEqual(['refundPayment', 'releaseStock', 'sendCancellation']);
+  });
+
+  it('inventory done after billing -> release, refund, notice', () => {
+    const o = order({ inventory: 'done', billing: 'done', notification: 'done' }, [
+      { at: '2026-01-01T00:00:01.000Z', kind: 'done', service: 'billing' },
+      { at: '2026-01-01T00:00:05.000Z', kind: 'done', service: 'inventory' },
+    ]);
+    expect(names(o)).toEqual(['releaseStock', 'refundPayment', 'sendCancellation']);
+  });
+
+  it('out of stock after a charge: refund only, then the notice (nothing was reserved)', () => {
+    const o = order({ inventory: 'failed', billing: 'done', notification: 'done' });
+    expect(names(o)).toEqual(['refundPayment', 'sendCancellation']);
+  });
+
+  it('a dead-lettered billing may still have charged: it is refunded (a no-op when nothing was charged)', () => {
+    const o = order({ inventory: 'done', billing: 'deadlettered', notification: 'done' }, [
+      { at: '2026-01-01T00:00:01.000Z', kind: 'done', service: 'inventory' },
+    ]);
+    expect(names(o)).toEqual(['refundPayment', 'releaseStock', 'sendCancellation']);
+  });
+
+  it('skips what is already compensated, so a second run only finishes the rest', () => {
+    const o = order({ inventory: 'done', billing: 'compensated', notification: 'done' });
+    expect(names(o)).toEqual(['releaseStock', 'sendCancellation']);
+  });
+
+  it('always ends with exactly one cancellation notice', () => {
+    for (const s of ['pending', 'done', 'failed', 'compensated'] as ServiceStatus[]) {
+      const plan = names(order({ inventory: s, billing: s, notification: s }));
+      expect(plan.filter((n) => n === 'sendCancellation')).toHaveLength(1);
+      expect(plan[plan.length - 1]).toBe('sendCancellation');
+    }
+  });
+});
+
+describe('compensationOutcome', () => {
+  it('is cancelled when every compensation succeeded, attention otherwise', () => {
+    expect(compensationOutcome([])).toEqual({ outcome: 'cancelled', failures: [] });
+    expect(compensationOutcome([{ name: 'refundPayment', error: 'gateway down' }]).outcome).toBe('attention');
+  });
+});
