@@ -1,0 +1,31 @@
+/**
+ * `npm run synth`: writes the Terraform JSON for one environment to cdktf.out/stacks/<stack>/cdk.tf.json.
+ * Offline: nothing here talks to Azure or downloads a provider. Parameters: see infra/parameters.ts.
+ */
+import * as path from 'node:path';
+import { App } from 'cdktf';
+import { ParameterError, readParameters } from './parameters';
+import { repositoryRoot } from './repository';
+import { OrderSagaStack, stackName } from './stack';
+
+function synthesize(): void {
+  const started = Date.now();
+  const parameters = readParameters(process.env);
+  const outdir = path.join(repositoryRoot(), 'cdktf.out');
+  const app = new App({ outdir });
+  const name = stackName(parameters);
+  new OrderSagaStack(app, name, { parameters });
+  app.synth();
+  const file = path.join(outdir, 'stacks', name, 'cdk.tf.json');
+  console.log(`synthesized ${name} (${parameters.location}, ${parameters.planSku}) in ${Date.now() - started} ms: ${file}`);
+}
+
+try {
+  synthesize();
+} catch (err) {
+  if (err instanceof ParameterError) {
+    console.error(`synth: ${err.message}`);
+    process.exit(2);
+  }
+  throw err;
+}

@@ -1,0 +1,379 @@
+/**
+ * The order saga on Azure: Functions Elastic Premium, Service Bus, Cosmos DB, storage for the host and
+ * the durable task hub, and monitoring, wired with the app's managed identity and no secrets.
+ *
+ * Service Bus entities and Cosmos containers are generated from src/topology.ts, the same module the
+ * triggers and the local emulators read, so a change there changes the deployment.
+ */
+import { Construct } from 'constructs';
+import { AzurermBackend, LocalBackend, TerraformOutput, TerraformStack } from 'cdktf';
+// Deep imports: the provider's index pulls in ~1,500 modules, these few load in a fraction of that.
+import { AzurermProvider } from '@cdktf/provider-azurerm/lib/provider';
+import { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group';
+import { LogAnalyticsWorkspace } from '@cdktf/provider-azurerm/lib/log-analytics-workspace';
+import { ApplicationInsights } from '@cdktf/provider-azurerm/lib/application-insights';
+import { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account';
+import { ServicebusNamespace } from '@cdktf/provider-azurerm/lib/servicebus-namespace';
+import { ServicebusTopic } from '@cdktf/provider-azurerm/lib/servicebus-topic';
+import { ServicebusSubscription } from '@cdktf/provider-azurerm/lib/servicebus-subscription';
+import { ServicebusSubscriptionRule } from '@cdktf/provider-azurerm/lib/servicebus-subscription-rule';
+import { ServicebusQueue } from '@cdktf/provider-azurerm/lib/servicebus-queue';
+import { CosmosdbAccount } from '@cdktf/provider-azurerm/lib/cosmosdb-account';
+import { CosmosdbSqlDatabase } from '@cdktf/provider-azurerm/lib/cosmosdb-sql-database';
+import { CosmosdbSqlContainer } from '@cdktf/provider-azurerm/lib/cosmosdb-sql-container';
+import { CosmosdbSqlRoleAssignment } from '@cdktf/provider-azurerm/lib/cosmosdb-sql-role-assignment';
+import { ServicePlan } from '@cdktf/provider-azurerm/lib/service-plan';
+import { LinuxFunctionApp, LinuxFunctionAppAuthSettingsV2 } from '@cdktf/provider-azurerm/lib/linux-function-app';
+import { RoleAssignment } from '@cdktf/provider-azurerm/lib/role-assignment';
+import {
+  cosmosTopology as defaultCosmosTopology,
+  serviceBusTopology as defaultServiceBusTopology,
+  type CosmosTopology,
+  type ServiceBusTopology,
+  type SubscriptionRule,
+} from '../src/topology';
+import type { StackParameters } from './parameters';
+import { httpRoutePrefix } from './repository';
+
+/** Built-in Cosmos DB data-plane role "Cosmos DB Built-in Data Contributor". */
+export const COSMOS_DATA_CONTRIBUTOR_ROLE_ID = '00000000-0000-0000-0000-000000000002';
+
+/** Azure RBAC roles the function app's identity needs, per resource it talks to. */
+export const SERVICE_BUS_ROLES = ['Azure Service Bus Data Sender', 'Azure Service Bus Data Receiver'] as const;
+// Blob: host leases and the durable task hub's large messages; Queue: durable work items;
+// Table: durable history and instances.
+export const STORAGE_ROLES = [
+  'Storage Blob Data Owner',
+  'Storage Queue Data Contributor',
+  'Storage Table Data Contributor',
+] as const;
+/** Lets the identity send telemetry to an Application Insights resource that refuses keys. */
+export const MONITORING_ROLE = 'Monitoring Metrics Publisher';
+
+/** App role the support routes require; the app reads it from `x-ms-client-principal`. */
+export const SUPPORT_ROLE = 'support';
+
+export interface OrderSagaStackProps {
+  parameters: StackParameters;
+  /** Defaults to src/topology.ts; tests pass variants to show the stack follows the topology. */
+  serviceBusTopology?: ServiceBusTopology;
+  cosmosTopology?: CosmosTopology;
+}
+
+export interface ResourceNames {
+  resourceGroup: string;
+  logAnalytics: string;
+  applicationInsights: string;
+  storageAccount: string;
+  serviceBusNamespace: string;
+  cosmosAccount: string;
+  plan: string;
+  functionApp: string;
+}
+
+/** Names follow the Azure abbreviations (rg-, sb-, func-...); storage allows only 3-24 [a-z0-9]. */
+export function resourceNames(p: Pick<StackParameters, 'baseName' | 'environment'>): ResourceNames {
+  const suffix = `${p.baseName}-${p.environment}`;
+  return {
+    resourceGroup: `rg-${suffix}`,
+    logAnalytics: `log-${suffix}`,
+    applicationInsights: `appi-${suffix}`,
+    storageAccount: `st${p.baseName}${p.environment}`,
+    serviceBusNamespace: `sb-${suffix}`,
+    cosmosAccount: `cosmos-${suffix}`,
+    plan: `plan-${suffix}`,
+    functionApp: `func-${suffix}`,
+  };
+}
+
+export function stackName(p: Pick<StackParameters, 'environment'>): string {
+  return `order-saga-${p.environment}`;
+}
+
+/** A construct id that stays valid and unique for any entity name (`$`, `/` and friends). */
+function constructId(...parts: string[]): string {
+  return parts.map((s) => s.replace(/[^A-Za-z0-9-]/g, '_')).join('-');
+}
+
+function ruleFilter(rule: SubscriptionRule) {
+  if (rule.sqlFilter !== undefined && rule.correlationFilter !== undefined) {
+    throw new Error(`subscription rule ${rule.name}: a rule has one filter, SQL or correlation, not both`);
+  }
+  if (rule.correlationFilter) {
+    const { correlationId, messageId, label, contentType, properties = {} } = rule.correlationFilter;
+    for (const [key, value] of Object.entries(properties)) {
+      // azurerm models correlation properties as strings; a number or boolean would be deployed as a
+      // string and silently stop matching messages that carry the typed value.
+      if (typeof value !== 'string') {
+        throw new Error(`subscription rule ${rule.name}: correlation property ${key} must be a string to deploy with azurerm`);
+      }
+    }
+    return {
+      filterType: 'CorrelationFilter',
+      correlationFilter: {
+        correlationId,
+        messageId,
+        label,
+        contentType,
+        properties: Object.keys(properties).length ? (properties as Record<string, string>) : undefined,
+      },
+    };
+  }
+  return { filterType: 'SqlFilter', sqlFilter: rule.sqlFilter ?? '1=1' };
+}
+
+export class OrderSagaStack extends TerraformStack {
+  readonly names: ResourceNames;
+  readonly functionApp: LinuxFunctionApp;
+
+  constructor(scope: Construct, id: string, props: OrderSagaStackProps) {
+    super(scope, id);
+    const p = props.parameters;
+    const busTopology = props.serviceBusTopology ?? defaultServiceBusTopology;
+    const cosmosTopology = props.cosmosTopology ?? defaultCosmosTopology;
+    const names = (this.names = resourceNames(p));
+    const tags = { application: 'order-saga', environment: p.environment };
+
+    if (p.stateBackend) {
+      new AzurermBackend(this, { ...p.stateBackend, key: `${id}.tfstate`, useAzureadAuth: true });
+    } else {
+      // Relative to the directory terraform runs in (cdktf.out/stacks/<stack>): the repository root,
+      // outside cdktf.out so a fresh synth never touches it. State holds secrets: never commit it.
+      new LocalBackend(this, { path: `../../../terraform.${id}.tfstate` });
+    }
+
+    new AzurermProvider(this, 'azurerm', {
+      features: [{}],
+      // Shared keys are off on the storage account, so the provider itself must use Entra ID to
+      // read the account's blob and queue properties.
+      storageUseAzuread: true,
+    });
+
+    const group = new ResourceGroup(this, 'resource-group', { name: names.resourceGroup, location: p.location, tags });
+    const placed = { resourceGroupName: group.name, location: group.location, tags };
+
+    // --- Monitoring -----------------------------------------------------------------------------
+    const workspace = new LogAnalyticsWorkspace(this, 'log-analytics', {
+      ...placed,
+      name: names.logAnalytics,
+      sku: 'PerGB2018',
+      retentionInDays: 30,
+    });
+    const insights = new ApplicationInsights(this, 'application-insights', {
+      ...placed,
+      name: names.applicationInsights,
+      applicationType: 'Node.JS',
+      workspaceId: workspace.id,
+      // Ingestion only with an Entra token: the instrumentation key in the connection string then
+      // identifies the resource but cannot be used to write to it.
+      localAuthenticationDisabled: true,
+    });
+
+    // --- Storage for the Functions host and the durable task hub ---------------------------------
+    const storage = new StorageAccount(this, 'storage', {
+      ...placed,
+      name: names.storageAccount,
+      accountKind: 'StorageV2',
+      accountTier: 'Standard',
+      accountReplicationType: 'LRS',
+      minTlsVersion: 'TLS1_2',
+      httpsTrafficOnlyEnabled: true,
+      allowNestedItemsToBePublic: false,
+      sharedAccessKeyEnabled: false,
+      defaultToOauthAuthentication: true,
+    });
+
+    // --- Service Bus ----------------------------------------------------------------------------
+    const namespace = new ServicebusNamespace(this, 'servicebus', {
+      ...placed,
+      name: names.serviceBusNamespace,
+      // Standard is the smallest tier with topics and duplicate detection.
+      sku: p.serviceBusSku,
+      capacity: p.serviceBusSku === 'Premium' ? 1 : 0,
+      premiumMessagingPartitions: p.serviceBusSku === 'Premium' ? 1 : undefined,
+      localAuthEnabled: false,
+      minimumTlsVersion: '1.2',
+    });
+
+    for (const topic of busTopology.topics) {
+      const topicResource = new ServicebusTopic(this, constructId('topic', topic.name), {
+        name: topic.name,
+        namespaceId: namespace.id,
+        requiresDuplicateDetection: topic.requiresDuplicateDetection,
+        duplicateDetectionHistoryTimeWindow: topic.duplicateDetectionHistoryTimeWindow,
+        defaultMessageTtl: topic.defaultMessageTimeToLive,
+      });
+      for (const sub of topic.subscriptions) {
+        const subscription = new ServicebusSubscription(this, constructId('subscription', topic.name, sub.name), {
+          name: sub.name,
+          topicId: topicResource.id,
+          maxDeliveryCount: sub.maxDeliveryCount,
+          lockDuration: sub.lockDuration,
+          defaultMessageTtl: sub.defaultMessageTimeToLive,
+          deadLetteringOnMessageExpiration: sub.deadLetteringOnMessageExpiration,
+        });
+        // Service Bus gives a new subscription a catch-all `$Default` rule and drops it when the
+        // first explicit rule is written; until these rules exist nothing publishes (the app is
+        // deployed after the infrastructure), so the catch-all never delivers a stray event.
+        for (const rule of sub.rules) {
+          new ServicebusSubscriptionRule(this, constructId('rule', topic.name, sub.name, rule.name), {
+            name: rule.name,
+            subscriptionId: subscription.id,
+            ...ruleFilter(rule),
+          });
+        }
+      }
+    }
+    for (const queue of busTopology.queues) {
+      new ServicebusQueue(this, constructId('queue', queue.name), {
+        name: queue.name,
+        namespaceId: namespace.id,
+        maxDeliveryCount: queue.maxDeliveryCount,
+        lockDuration: queue.lockDuration,
+        defaultMessageTtl: queue.defaultMessageTimeToLive,
+        deadLetteringOnMessageExpiration: queue.deadLetteringOnMessageExpiration,
+        requiresDuplicateDetection: queue.requiresDuplicateDetection,
+        duplicateDetectionHistoryTimeWindow: queue.duplicateDetectionHistoryTimeWindow,
+      });
+    }
+
+    // --- Cosmos DB ------------------------------------------------------------------------------
+    const serverless = p.cosmosCapacity === 'serverless';
+    const cosmos = new CosmosdbAccount(this, 'cosmos', {
+      ...placed,
+      name: names.cosmosAccount,
+      offerType: 'Standard',
+      kind: 'GlobalDocumentDB',
+      // Session is what the app's read-your-own-write order status relies on.
+      consistencyPolicy: { consistencyLevel: 'Session' },
+      geoLocation: [{ location: group.location, failoverPriority: 0 }],
+      capabilities: serverless ? [{ name: 'EnableServerless' }] : [],
+      localAuthenticationDisabled: true,
+      minimalTlsVersion: 'Tls12',
+    });
+    const database = new CosmosdbSqlDatabase(this, 'cosmos-database', {
+      name: cosmosTopology.databaseName,
+      accountName: cosmos.name,
+      resourceGroupName: group.name,
+      // Provisioned: one autoscaled budget shared by all containers (the small ones sit idle most of
+      // the time). Serverless accounts take no throughput settings at all.
+      autoscaleSettings: serverless ? undefined : { maxThroughput: p.cosmosMaxThroughput },
+    });
+    for (const container of cosmosTopology.containers) {
+      new CosmosdbSqlContainer(this, constructId('cosmos-container', container.name), {
+        name: container.name,
+        accountName: cosmos.name,
+        databaseName: database.name,
+        resourceGroupName: group.name,
+        partitionKeyPaths: [container.partitionKeyPath],
+        partitionKeyVersion: 2,
+      });
+    }
+
+    // --- Compute --------------------------------------------------------------------------------
+    const plan = new ServicePlan(this, 'plan', {
+      ...placed,
+      name: names.plan,
+      osType: 'Linux',
+      skuName: p.planSku,
+      // The plan keeps at least the app's always-ready instances and bursts up to this many.
+      workerCount: p.alwaysReadyInstances,
+      maximumElasticWorkerCount: p.maximumBurst,
+    });
+
+    const app = (this.functionApp = new LinuxFunctionApp(this, 'function-app', {
+      ...placed,
+      name: names.functionApp,
+      servicePlanId: plan.id,
+      functionsExtensionVersion: '~4',
+      identity: { type: 'SystemAssigned' },
+      // The provider writes `AzureWebJobsStorage__accountName` from these two (and strips it from
+      // app_settings on read, so it must not be repeated there).
+      storageAccountName: storage.name,
+      storageUsesManagedIdentity: true,
+      // No Azure Files content share: it only takes an account key. The app runs from the deployed
+      // package instead (WEBSITE_RUN_FROM_PACKAGE below).
+      contentShareForceDisabled: true,
+      httpsOnly: true,
+      ftpPublishBasicAuthenticationEnabled: false,
+      webdeployPublishBasicAuthenticationEnabled: false,
+      siteConfig: {
+        applicationStack: { nodeVersion: '20' },
+        // Not a credential (ingestion needs an Entra token, see localAuthenticationDisabled); the
+        // provider keeps it here and writes APPLICATIONINSIGHTS_CONNECTION_STRING itself.
+        applicationInsightsConnectionString: insights.connectionString,
+        elasticInstanceMinimum: p.alwaysReadyInstances,
+        preWarmedInstanceCount: p.preWarmedInstances,
+        appScaleLimit: p.maximumBurst,
+        minimumTlsVersion: '1.2',
+        ftpsState: 'Disabled',
+        http2Enabled: true,
+      },
+      appSettings: {
+        FUNCTIONS_WORKER_RUNTIME: 'node',
+        // The package is built with its production node_modules; no build on the server.
+        WEBSITE_RUN_FROM_PACKAGE: '1',
+        SCM_DO_BUILD_DURING_DEPLOYMENT: 'false',
+        // Identity-based connections: the system-assigned identity is the default credential on
+        // Azure, so no `__credential` / `__clientId` settings are needed.
+        ServiceBusConnection__fullyQualifiedNamespace: `${namespace.name}.servicebus.windows.net`,
+        CosmosDbConnection__accountEndpoint: cosmos.endpoint,
+        APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD',
+        // Fault injection (simulate.billingFailures) is a local and test tool; never on in Azure.
+        FAULT_INJECTION_ENABLED: 'false',
+      },
+      authSettingsV2: p.auth ? supportAuth(p.auth) : undefined,
+    }));
+
+    // --- Role assignments for the app's identity --------------------------------------------------
+    const principalId = app.identity.principalId;
+    const grant = (id: string, scope: string, roleDefinitionName: string) =>
+      new RoleAssignment(this, id, { scope, roleDefinitionName, principalId, principalType: 'ServicePrincipal' });
+    for (const role of SERVICE_BUS_ROLES) grant(constructId('role', role), namespace.id, role);
+    for (const role of STORAGE_ROLES) grant(constructId('role', role), storage.id, role);
+    grant(constructId('role', MONITORING_ROLE), insights.id, MONITORING_ROLE);
+
+    // Cosmos data-plane RBAC is separate from Azure RBAC and has its own assignment resource.
+    new CosmosdbSqlRoleAssignment(this, 'cosmos-data-contributor', {
+      resourceGroupName: group.name,
+      accountName: cosmos.name,
+      roleDefinitionId: `${cosmos.id}/sqlRoleDefinitions/${COSMOS_DATA_CONTRIBUTOR_ROLE_ID}`,
+      principalId,
+      scope: cosmos.id,
+    });
+
+    // --- Outputs --------------------------------------------------------------------------------
+    new TerraformOutput(this, 'api_base_url', {
+      value: `https://${app.defaultHostname}/${httpRoutePrefix()}`,
+      description: 'Base URL of the order API (POST /orders, GET /orders/{id}, the portal at /portal)',
+    });
+    new TerraformOutput(this, 'function_app_name', { value: app.name, description: 'Target of the zip deployment' });
+    new TerraformOutput(this, 'resource_group_name', { value: group.name });
+    new TerraformOutput(this, 'servicebus_namespace_fqdn', {
+      value: `${namespace.name}.servicebus.windows.net`,
+    });
+    new TerraformOutput(this, 'cosmos_endpoint', { value: cosmos.endpoint });
+  }
+}
+
+/**
+ * App Service Authentication with Entra ID that identifies callers without requiring sign-in: the
+ * public order API stays anonymous, and the support routes check the `support` app role in the
+ * `x-ms-client-principal` header the platform adds for signed-in callers.
+ */
+function supportAuth(auth: { clientId: string; tenantId: string }): LinuxFunctionAppAuthSettingsV2 {
+  return {
+    authEnabled: true,
+    requireAuthentication: false,
+    unauthenticatedAction: 'AllowAnonymous',
+    defaultProvider: 'azureactivedirectory',
+    requireHttps: true,
+    activeDirectoryV2: {
+      clientId: auth.clientId,
+      tenantAuthEndpoint: `https://login.microsoftonline.com/${auth.tenantId}/v2.0`,
+      // ID tokens (portal sign-in) carry the client id as audience, API tokens the app id URI.
+      allowedAudiences: [`api://${auth.clientId}`, auth.clientId],
+    },
+    login: { tokenStoreEnabled: false },
+  };
+}
