@@ -196,7 +196,7 @@ export interface MonitorSnapshot {
   compensationRequestedBy?: string;
   /** Why compensation started, once it has. */
   compensationReason?: string;
-  /** How many times compensation has started for this order. */
+  /** How many times compensation has started since the last support request for it. */
   compensationRuns: number;
   /** Timer wake-ups in a row with nothing to do (the monitor's own memory; drives poll backoff). */
   quietPolls: number;
@@ -231,7 +231,11 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
         break;
       case TIMELINE.supportAction:
         if (entry.detail === 'requeue') pendingRequeue = { by: entry.actor ?? 'support', at: entry.at };
-        if (entry.detail === 'compensate') compensationRequestedBy ??= entry.actor ?? 'support';
+        if (entry.detail === 'compensate') {
+          compensationRequestedBy ??= entry.actor ?? 'support';
+          // A person asking again (e.g. after `attention`) gets fresh compensation runs.
+          compensationRuns = 0;
+        }
         break;
       case TIMELINE.compensationStarted:
         compensationRuns += 1;

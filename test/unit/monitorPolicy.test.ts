@@ -329,6 +329,22 @@ describe('monitorSnapshotOf', () => {
     expect(snap).toMatchObject({ compensationRequestedBy: 'ana@contoso', compensationReason: 'requested by ana@contoso', compensationRuns: 2 });
   });
 
+  it('a support request to compensate again starts the run count afresh (retry after attention)', () => {
+    const snap = monitorSnapshotOf(
+      order({
+        state: 'compensating',
+        timeline: [
+          { at: at(1), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
+          { at: at(2), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
+          { at: at(3), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
+          { at: at(9), kind: 'support-action', actor: 'ana@contoso', detail: 'compensate' },
+        ],
+      }),
+    );
+    expect(snap.compensationRuns).toBe(0);
+    expect(decideNextStep(snap, policy(), now(10))).toEqual({ kind: 'compensate', reason: 'billing failed' });
+  });
+
   it('reads a billing that is no longer dead-lettered as such', () => {
     const snap = monitorSnapshotOf(
       order({

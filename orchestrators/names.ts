@@ -1,0 +1,67 @@
+/**
+ * Names the order monitor is known by: the intake starts it, consumers and the dead-letter handler
+ * raise its event, support actions wake it. Spelled once here; changing one breaks a running app.
+ */
+import type { MonitorPolicy, RetryPolicy } from '../src/domain/monitorPolicy';
+import type { CompensationName } from '../src/domain/saga';
+
+export const ORDER_MONITOR = 'orderMonitor';
+export const COMPENSATE_ORDER = 'compensateOrder';
+/** Raised on the monitor (instance id = order id) after something about the order was recorded. */
+export const ORDER_CHANGED_EVENT = 'OrderChanged';
+
+export interface OrderMonitorInput {
+  orderId: string;
+  correlationId: string;
+  /** Carried across continue-as-new so a running monitor keeps the policy it started with. */
+  policy?: MonitorPolicy;
+  /** Timer wake-ups in a row with nothing to do; drives the poll backoff. */
+  quietPolls?: number;
+  /** Executions so far (continue-as-new count), for the custom status. */
+  execution?: number;
+}
+
+/** Payload of `OrderChanged`: what changed, for the monitor's log; the monitor re-reads the order. */
+export interface OrderChange {
+  source: 'consumer' | 'deadletter' | 'support' | 'sweeper';
+  service?: string;
+  status?: string;
+  action?: string;
+  by?: string;
+}
+
+export interface CompensationInput {
+  orderId: string;
+  correlationId: string;
+  reason: string;
+  retry: RetryPolicy;
+}
+
+/** Activities of the monitor and the compensation; each is a thin call into src/services. */
+export const ACTIVITY = {
+  loadMonitorPolicy: 'loadMonitorPolicy',
+  readMonitorSnapshot: 'readMonitorSnapshot',
+  requeueBilling: 'requeueBilling',
+  republishToStuckService: 'republishToStuckService',
+  beginCompensation: 'beginCompensation',
+  markOrderCompleted: 'markOrderCompleted',
+  markOrderAttention: 'markOrderAttention',
+  planOrderCompensation: 'planOrderCompensation',
+  refundOrderPayment: 'refundOrderPayment',
+  releaseOrderStock: 'releaseOrderStock',
+  sendCancellationNotice: 'sendCancellationNotice',
+  finishCompensation: 'finishCompensation',
+} as const;
+
+/** The activity that carries out each compensation of the saga plan. */
+export const COMPENSATION_ACTIVITY: Record<CompensationName, string> = {
+  refundPayment: ACTIVITY.refundOrderPayment,
+  releaseStock: ACTIVITY.releaseOrderStock,
+  sendCancellation: ACTIVITY.sendCancellationNotice,
+};
+
+/** Input of every activity that acts on one order. */
+export interface OrderActivityInput {
+  orderId: string;
+  correlationId: string;
+}

@@ -1,0 +1,207 @@
+/**
+ * The order monitor: one instance per order (instance id = order id) that watches the order until
+ * it is completed, cancelled or needs attention. Each turn reads the order, lets the pure policy
+ * decide, carries the step out, and waits for the next poll or an `OrderChanged` event.
+ */
+import * as df from 'durable-functions';
+import type { OrchestrationContext, OrchestrationHandler, Task, TimerTask } from 'durable-functions';
+import {
+  decideNextStep,
+  phaseOf,
+  pollIntervalMs,
+  type MonitorPolicy,
+  type MonitorSnapshot,
+  type Step,
+} from '../src/domain/monitorPolicy';
+import type { CompensationOutcome } from '../src/domain/saga';
+import {
+  ACTIVITY,
+  COMPENSATE_ORDER,
+  ORDER_CHANGED_EVENT,
+  ORDER_MONITOR,
+  type CompensationInput,
+  type OrderMonitorInput,
+} from './names';
+
+/** Monitor actions (requeue, republish, state changes) ride out short outages of Cosmos / Service Bus. */
+const ACTION_RETRY = (() => {
+  const retry = new df.RetryOptions(1_000, 4);
+  retry.backoffCoefficient = 2;
+  retry.maxRetryIntervalInMilliseconds = 10_000;
+  return retry;
+})();
+
+export interface MonitorResult {
+  orderId: string;
+  outcome: 'completed' | 'cancelled' | 'attention' | 'missing';
+}
+
+/** What support staff see as the monitor's custom status. */
+export interface MonitorCustomStatus {
+  phase: ReturnType<typeof phaseOf> | 'starting';
+  orderState?: string;
+  status?: MonitorSnapshot['status'];
+  billingRequeues?: number;
+  republishes?: MonitorSnapshot['republishes'];
+  /** When the monitor looks again at the latest, while it waits. */
+  nextCheckAt?: string;
+  /** Why it waits, or why it acts. */
+  detail?: string;
+  execution: number;
+  checkedAt: string;
+}
+
+function describe(step: Step): string | undefined {
+  switch (step.kind) {
+    case 'wait':
+      return step.why;
+    case 'requeueBilling':
+      return `requeue ${step.attempt}${step.requestedBy ? ` requested by ${step.requestedBy}` : ''}`;
+    case 'republish':
+      return `republish ${step.attempt} to ${step.service}: ${step.why}`;
+    case 'compensate':
+    case 'markAttention':
+      return step.reason;
+    case 'done':
+      return step.outcome;
+    default:
+      return undefined;
+  }
+}
+
+const orderMonitor: OrchestrationHandler = function* (context: OrchestrationContext) {
+  const input = context.df.getInput<OrderMonitorInput>();
+  if (!input || typeof input.orderId !== 'string' || !input.orderId) {
+    throw new Error(`${ORDER_MONITOR} needs an input {orderId, correlationId}; got ${JSON.stringify(input)}`);
+  }
+  const { orderId, correlationId } = input;
+  const execution = input.execution ?? 0;
+  const policy: MonitorPolicy = input.policy ?? (yield context.df.callActivity(ACTIVITY.loadMonitorPolicy));
+  let quietPolls = input.quietPolls ?? 0;
+  const changes = new ChangeOrTimer(context);
+
+  for (let turn = 0; turn < policy.iterationsPerExecution; turn++) {
+    const read: MonitorSnapshot | null = yield context.df.callActivityWithRetry(ACTIVITY.readMonitorSnapshot, ACTION_RETRY, {
+      orderId,
+      correlationId,
+    });
+    if (!read) {
+      // The intake writes the order before it starts the monitor: no order means nothing to watch.
+      context.df.setCustomStatus({ phase: 'done', detail: 'order not found', execution, checkedAt: context.df.currentUtcDateTime.toISOString() });
+      return { orderId, outcome: 'missing' } satisfies MonitorResult;
+    }
+    const snapshot: MonitorSnapshot = { ...read, quietPolls };
+    const now = context.df.currentUtcDateTime;
+    const step = decideNextStep(snapshot, policy, now);
+    context.df.setCustomStatus({
+      phase: phaseOf(step),
+      orderState: snapshot.state,
+      status: snapshot.status,
+      billingRequeues: snapshot.billingRequeues,
+      republishes: snapshot.republishes,
+      nextCheckAt: step.kind === 'wait' ? step.until.toISOString() : undefined,
+      detail: describe(step),
+      execution,
+      checkedAt: now.toISOString(),
+    } satisfies MonitorCustomStatus);
+
+    const order = { orderId, correlationId };
+    try {
+      switch (step.kind) {
+        case 'done':
+          return { orderId, outcome: step.outcome } satisfies MonitorResult;
+
+        case 'wait': {
+          const woken: boolean = yield* changes.wait(step.until);
+          quietPolls = woken ? 0 : quietPolls + 1;
+          continue;
+        }
+
+        case 'requeueBilling':
+          yield context.df.callActivityWithRetry(ACTIVITY.requeueBilling, ACTION_RETRY, {
+            ...order,
+            attempt: step.attempt,
+            requestedBy: step.requestedBy,
+          });
+          break;
+
+        case 'republish':
+          yield context.df.callActivityWithRetry(ACTIVITY.republishToStuckService, ACTION_RETRY, {
+            ...order,
+            service: step.service,
+            attempt: step.attempt,
+            reason: step.why,
+          });
+          break;
+
+        case 'markCompleted':
+          yield context.df.callActivityWithRetry(ACTIVITY.markOrderCompleted, ACTION_RETRY, order);
+          break;
+
+        case 'markAttention':
+          yield context.df.callActivityWithRetry(ACTIVITY.markOrderAttention, ACTION_RETRY, { ...order, reason: step.reason });
+          break;
+
+        case 'compensate': {
+          const started: { run: number } | null = yield context.df.callActivityWithRetry(ACTIVITY.beginCompensation, ACTION_RETRY, {
+            ...order,
+            reason: step.reason,
+            requestedBy: step.requestedBy,
+          });
+          // null: the order finished in the meantime (e.g. the last consumer completed it).
+          if (started) {
+            const compensation: CompensationInput = { ...order, reason: step.reason, retry: policy.compensationRetry };
+            const outcome: CompensationOutcome = yield context.df.callSubOrchestrator(
+              COMPENSATE_ORDER,
+              compensation,
+              `${orderId}:compensation:${started.run}`,
+            );
+            if (!context.df.isReplaying) {
+              context.log(JSON.stringify({ level: 'info', event: 'compensation.finished', orderId, correlationId, ...outcome }));
+            }
+          }
+          break;
+        }
+      }
+    } catch (err) {
+      // An action that failed after its retries: look again after a poll. The policy bounds
+      // every retry (requeues, republishes, compensation runs), so this cannot loop forever.
+      if (!context.df.isReplaying) {
+        context.log(
+          JSON.stringify({ level: 'warn', event: 'monitor.action-failed', orderId, correlationId, step: step.kind, error: String((err as Error)?.message ?? err) }),
+        );
+      }
+      const retryAt = new Date(now.getTime() + pollIntervalMs(policy, quietPolls));
+      yield* changes.wait(retryAt);
+    }
+    quietPolls = 0;
+  }
+
+  // Keep the history small: carry only what the order document cannot tell the next execution.
+  context.df.continueAsNew({ orderId, correlationId, policy, quietPolls, execution: execution + 1 } satisfies OrderMonitorInput);
+  return undefined;
+};
+
+/**
+ * Waits for the next `OrderChanged` event or a time, whichever comes first. One event task stays
+ * open across waits: the SDK hands an event to the newest open task, so a fresh task per wait
+ * would leave older ones to swallow events raised while the monitor was busy acting.
+ */
+class ChangeOrTimer {
+  private changed: Task | undefined;
+
+  constructor(private readonly context: OrchestrationContext) {}
+
+  /** True when woken by an event, false when the time came. */
+  *wait(until: Date): Generator<Task, boolean, unknown> {
+    this.changed ??= this.context.df.waitForExternalEvent(ORDER_CHANGED_EVENT);
+    const timer: TimerTask = this.context.df.createTimer(until);
+    const winner = yield this.context.df.Task.any([timer, this.changed]);
+    if (winner === timer) return false;
+    timer.cancel();
+    this.changed = undefined;
+    return true;
+  }
+}
+
+df.app.orchestration(ORDER_MONITOR, orderMonitor);
