@@ -53,4 +53,10 @@ export interface OrderDocument {
   updatedAt: string;
   simulate?: { billingFailures?: number };
   idempotencyKey?: string;
+  /** Set only after OrderCreated was accepted by Service Bus (outbox marker; a retry republishes). */
+  published: boolean;
+  /** Billing attempts counted across deliveries and requeues (drives `simulate.billingFailures`). */
+  billingAttempts: number;
+  /** One flag per notice, flipped by the same conditional patch that appends to `notifications`. */
+  notified: Record<NotificationKind, boolean>;
 }

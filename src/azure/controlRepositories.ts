@@ -1,0 +1,57 @@
+/**
+ * Small control documents: Idempotency-Key records (container `idempotency`) and the fault
+ * switches (container `control`, document `faults`).
+ */
+import type { Container } from '@azure/cosmos';
+import { createHash } from 'node:crypto';
+import type { ControlStore, FaultSwitches, IdempotencyRecord, IdempotencyStore } from '../services/ports';
+import { container } from './clients';
+import { isConflict, isNotFound, stripSystemProperties } from './cosmosErrors';
+
+interface IdempotencyDocument extends IdempotencyRecord {
+  id: string;
+}
+
+/** Client keys may hold characters Cosmos ids forbid (`/`, `?`, `#`): the id is their hash. */
+export function idempotencyDocumentId(key: string): string {
+  return `key-${createHash('sha256').update(key).digest('hex')}`;
+}
+
+export class CosmosIdempotencyRepository implements IdempotencyStore {
+  constructor(private readonly keys: Container = container('idempotency')) {}
+
+  async claim(record: IdempotencyRecord): Promise<{ created: boolean; record: IdempotencyRecord }> {
+    const id = idempotencyDocumentId(record.key);
+    try {
+      await this.keys.items.create<IdempotencyDocument>({ id, ...record });
+      return { created: true, record };
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+      const { resource } = await this.keys.item(id, id).read<IdempotencyDocument>();
+      if (!resource) throw err;
+      const { id: _id, ...stored } = stripSystemProperties(resource);
+      void _id;
+      return { created: false, record: stored };
+    }
+  }
+}
+
+const FAULTS_ID = 'faults';
+
+export class CosmosControlRepository implements ControlStore {
+  constructor(private readonly control: Container = container('control')) {}
+
+  async faults(): Promise<FaultSwitches> {
+    try {
+      const { resource } = await this.control.item(FAULTS_ID, FAULTS_ID).read<FaultSwitches & { id: string }>();
+      return { billingFails: resource?.billingFails === true };
+    } catch (err) {
+      if (isNotFound(err)) return { billingFails: false };
+      throw err;
+    }
+  }
+
+  async setFaults(faults: FaultSwitches): Promise<void> {
+    await this.control.items.upsert({ id: FAULTS_ID, billingFails: faults.billingFails });
+  }
+}

@@ -1,0 +1,26 @@
+/** Recognising the Cosmos DB answers the repositories turn into domain outcomes. */
+import { statusCodeOf } from '../errors';
+
+export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
+export const isNotFound = (err: unknown): boolean => statusCodeOf(err) === 404;
+export const isPreconditionFailed = (err: unknown): boolean => statusCodeOf(err) === 412;
+
+/**
+ * Values placed inside a patch condition. The stand-in lower-cases whole conditions, and real
+ * Cosmos DB has no parameters for patch filters: only lower-case word characters are allowed,
+ * which also rules out injection.
+ */
+export function conditionLiteral(value: string): string {
+  if (!/^[a-z0-9_-]+$/.test(value)) throw new Error(`not a safe condition literal: ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function stripSystemProperties<T extends object>(doc: T): T {
+  const { _rid, _self, _etag, _attachments, _ts, ...rest } = doc as Record<string, unknown>;
+  void _rid;
+  void _self;
+  void _etag;
+  void _attachments;
+  void _ts;
+  return rest as T;
+}

@@ -1,0 +1,86 @@
+/**
+ * Catalog and stock in Cosmos DB (container `inventory`, id = SKU). A reservation is one
+ * conditional patch: "enough available AND this order holds nothing yet" -> move stock from
+ * available to reserved and record the hold. Stock never goes below zero under concurrency, and a
+ * redelivered reservation (or release) for the same order changes nothing.
+ */
+import type { Container } from '@azure/cosmos';
+import type { CatalogItem } from '../domain/catalog';
+import type { InventoryStore, ReserveResult } from '../services/ports';
+import { container } from './clients';
+import { conditionLiteral, isConflict, isNotFound, isPreconditionFailed, stripSystemProperties } from './cosmosErrors';
+
+export class CosmosInventoryRepository implements InventoryStore {
+  constructor(private readonly inventory: Container = container('inventory')) {}
+
+  async get(sku: string): Promise<CatalogItem | undefined> {
+    try {
+      const { resource } = await this.inventory.item(sku, sku).read<CatalogItem>();
+      return resource ? stripSystemProperties(resource) : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async list(): Promise<CatalogItem[]> {
+    const { resources } = await this.inventory.items.query<CatalogItem>('SELECT * FROM c ORDER BY c.id').fetchAll();
+    return resources.map(stripSystemProperties);
+  }
+
+  async reserve(sku: string, orderId: string, quantity: number): Promise<ReserveResult> {
+    const hold = conditionLiteral(orderId);
+    assertQuantity(quantity);
+    try {
+      await this.inventory.item(sku, sku).patch({
+        condition: `from c where c.available >= ${quantity} and not is_defined(c.holds["${hold}"])`,
+        operations: [
+          { op: 'incr', path: '/available', value: -quantity },
+          { op: 'incr', path: '/reserved', value: quantity },
+          { op: 'set', path: `/holds/${hold}`, value: quantity },
+        ],
+      });
+      return 'reserved';
+    } catch (err) {
+      if (isNotFound(err)) return 'unknownSku';
+      if (!isPreconditionFailed(err)) throw err;
+      // Which half of the condition failed? Our own hold means an earlier delivery reserved it.
+      const item = await this.get(sku);
+      if (!item) return 'unknownSku';
+      return item.holds?.[orderId] !== undefined ? 'alreadyReserved' : 'insufficient';
+    }
+  }
+
+  async release(sku: string, orderId: string, quantity: number): Promise<boolean> {
+    const hold = conditionLiteral(orderId);
+    assertQuantity(quantity);
+    try {
+      await this.inventory.item(sku, sku).patch({
+        condition: `from c where is_defined(c.holds["${hold}"])`,
+        operations: [
+          { op: 'incr', path: '/available', value: quantity },
+          { op: 'incr', path: '/reserved', value: -quantity },
+          { op: 'remove', path: `/holds/${hold}` },
+        ],
+      });
+      return true;
+    } catch (err) {
+      if (isPreconditionFailed(err) || isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async ensure(item: CatalogItem): Promise<boolean> {
+    try {
+      await this.inventory.items.create(item);
+      return true;
+    } catch (err) {
+      if (isConflict(err)) return false;
+      throw err;
+    }
+  }
+}
+
+function assertQuantity(quantity: number): void {
+  if (!Number.isSafeInteger(quantity) || quantity <= 0) throw new Error(`invalid quantity ${quantity}`);
+}

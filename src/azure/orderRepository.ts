@@ -1,0 +1,155 @@
+/**
+ * Orders in Cosmos DB (container `orders`, pk `/id`). Consumers never read-modify-replace: each
+ * change is a patch of its own paths, guarded by a `from c where ...` condition so duplicates and
+ * late redeliveries are no-ops (412). Conditions use lower-case names and values only.
+ */
+import type { Container, PatchOperation } from '@azure/cosmos';
+import type { NotificationKind, OrderDocument, TimelineEntry } from '../domain/order';
+import type { OrderFilter, OrderPage, OrderStore, StateTransition, StatusTransition } from '../services/ports';
+import { statusCodeOf, ValidationError } from '../errors';
+import { SERVICES, type ServiceName } from '../topology';
+import { container } from './clients';
+import { conditionLiteral, isConflict, isNotFound, isPreconditionFailed, stripSystemProperties } from './cosmosErrors';
+
+/** `(c.status.billing = 'pending' or c.status.billing = 'processing')` */
+export function anyOf(field: string, values: readonly string[]): string {
+  if (values.length === 0) throw new Error(`no values for ${field}`);
+  return `(${values.map((v) => `${field} = '${conditionLiteral(v)}'`).join(' or ')})`;
+}
+
+export function statusCondition(change: Pick<StatusTransition, 'service' | 'from'>): string {
+  return `from c where ${anyOf(`c.status.${conditionLiteral(change.service)}`, change.from)}`;
+}
+
+export function stateCondition(change: Pick<StateTransition, 'from' | 'when'>): string {
+  const parts = [anyOf('c.state', change.from)];
+  for (const service of SERVICES) {
+    const allowed = change.when?.[service];
+    if (allowed) parts.push(anyOf(`c.status.${service}`, allowed));
+  }
+  return `from c where ${parts.join(' and ')}`;
+}
+
+function timelineOp(entry: TimelineEntry): PatchOperation {
+  // JSON has no undefined; dropping them keeps documents tidy.
+  return { op: 'add', path: '/timeline/-', value: JSON.parse(JSON.stringify(entry)) };
+}
+
+const PAGE_MAX = 100;
+
+export class CosmosOrderRepository implements OrderStore {
+  constructor(private readonly orders: Container = container('orders')) {}
+
+  async create(order: OrderDocument): Promise<{ created: boolean; order: OrderDocument }> {
+    try {
+      const { resource } = await this.orders.items.create<OrderDocument>(order);
+      return { created: true, order: stripSystemProperties(resource ?? order) };
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+      const existing = await this.get(order.id);
+      if (!existing) throw err;
+      return { created: false, order: existing };
+    }
+  }
+
+  async get(id: string): Promise<OrderDocument | undefined> {
+    try {
+      const { resource } = await this.orders.item(id, id).read<OrderDocument>();
+      return resource ? stripSystemProperties(resource) : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async conditionalPatch(id: string, condition: string, operations: PatchOperation[]): Promise<OrderDocument | undefined> {
+    try {
+      const { resource } = await this.orders.item(id, id).patch<OrderDocument>({ condition, operations });
+      return resource ? stripSystemProperties(resource) : undefined;
+    } catch (err) {
+      if (isPreconditionFailed(err) || isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  transitionStatus(id: string, change: StatusTransition): Promise<OrderDocument | undefined> {
+    const now = new Date().toISOString();
+    const ops: PatchOperation[] = [
+      { op: 'set', path: `/status/${change.service}`, value: change.to },
+      { op: 'set', path: '/updatedAt', value: now },
+    ];
+    if (change.reason !== undefined) ops.push({ op: 'set', path: `/statusReason/${change.service}`, value: change.reason });
+    if (change.countBillingAttempt) ops.push({ op: 'incr', path: '/billingAttempts', value: 1 });
+    if (change.timeline) ops.push(timelineOp(change.timeline));
+    return this.conditionalPatch(id, statusCondition(change), ops);
+  }
+
+  transitionState(id: string, change: StateTransition): Promise<OrderDocument | undefined> {
+    const ops: PatchOperation[] = [
+      { op: 'set', path: '/state', value: change.to },
+      { op: 'set', path: '/updatedAt', value: new Date().toISOString() },
+    ];
+    if (change.timeline) ops.push(timelineOp(change.timeline));
+    return this.conditionalPatch(id, stateCondition(change), ops);
+  }
+
+  async appendTimeline(id: string, entry: TimelineEntry): Promise<void> {
+    await this.orders.item(id, id).patch([timelineOp(entry)]);
+  }
+
+  async markPublished(id: string): Promise<void> {
+    await this.orders.item(id, id).patch([{ op: 'set', path: '/published', value: true }]);
+  }
+
+  async recordPayment(id: string, field: 'charged' | 'refunded', amount: number): Promise<void> {
+    await this.orders.item(id, id).patch([
+      { op: 'set', path: `/payment/${field}`, value: amount },
+      { op: 'set', path: '/updatedAt', value: new Date().toISOString() },
+    ]);
+  }
+
+  async recordNotification(id: string, kind: NotificationKind, at: string): Promise<boolean> {
+    const updated = await this.conditionalPatch(id, `from c where c.notified.${conditionLiteral(kind)} = false`, [
+      { op: 'set', path: `/notified/${kind}`, value: true },
+      { op: 'add', path: '/notifications/-', value: { kind, at } },
+      { op: 'set', path: '/updatedAt', value: at },
+    ]);
+    return updated !== undefined;
+  }
+
+  async list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }): Promise<OrderPage> {
+    const where: string[] = [];
+    const parameters: { name: string; value: string }[] = [];
+    if (filter.state) {
+      where.push('c.state = @state');
+      parameters.push({ name: '@state', value: filter.state });
+    }
+    for (const service of SERVICES as readonly ServiceName[]) {
+      const status = filter.status?.[service];
+      if (status) {
+        where.push(`c.status.${service} = @${service}`);
+        parameters.push({ name: `@${service}`, value: status });
+      }
+    }
+    const query = `SELECT * FROM c${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY c.createdAt DESC`;
+    const iterator = this.orders.items.query<OrderDocument>(
+      { query, parameters },
+      { maxItemCount: Math.min(Math.max(page.pageSize, 1), PAGE_MAX), continuationToken: page.continuationToken },
+    );
+    let result;
+    try {
+      result = await iterator.fetchNext();
+    } catch (err) {
+      // A token we did not issue (or one mangled in transit) is the caller's mistake, not an outage.
+      const code = statusCodeOf(err);
+      if (page.continuationToken && (code === undefined || code === 400)) {
+        throw new ValidationError('invalid continuationToken', [{ path: 'continuationToken', message: 'is not a token this API issued' }]);
+      }
+      throw err;
+    }
+    return {
+      orders: result.resources.map(stripSystemProperties),
+      ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}),
+    };
+  }
+}

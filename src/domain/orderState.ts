@@ -1,0 +1,86 @@
+/**
+ * Order state rules: which consumer status changes are allowed from where, and when an order is
+ * complete. Pure functions and tables; the repositories turn them into conditional patches.
+ *
+ * Completion: the consumer that records the LAST `done` moves the order to `completed`. Every
+ * consumer, right after its own `processing -> done` patch, tries one conditional patch
+ * "state is accepted|processing AND all three statuses are done -> completed". Each `done` is
+ * written before its writer's check, so the last writer's check sees all three; concurrent
+ * checks race on one conditional patch and exactly one wins. The monitor therefore never has to
+ * complete an order; it owns failures, compensation and the `cancelled`/`attention` outcomes.
+ */
+import { SERVICES, type ServiceName } from '../topology';
+import { CURRENCY } from './pricing';
+import type { OrderDocument, OrderItem, OrderState, ServiceStatus, TimelineEntry } from './order';
+
+/** Statuses a delivery may claim (-> `processing`) from. A redelivery during processing re-claims. */
+export const CLAIMABLE_FROM: Record<ServiceName, readonly ServiceStatus[]> = {
+  inventory: ['pending', 'processing'],
+  // A requeue after a dead-letter is processed like a first delivery.
+  billing: ['pending', 'processing', 'deadlettered'],
+  notification: ['pending', 'processing'],
+};
+
+/** Order states in which consumers still make progress and completion is possible. */
+export const ACTIVE_STATES: readonly OrderState[] = ['accepted', 'processing'];
+
+/** Every status but `compensated` can be compensated; compensating twice is a no-op. */
+export const COMPENSATABLE_FROM: readonly ServiceStatus[] = ['pending', 'processing', 'done', 'failed', 'deadlettered'];
+
+export const ALL_DONE: Record<ServiceName, readonly ServiceStatus[]> = {
+  inventory: ['done'],
+  billing: ['done'],
+  notification: ['done'],
+};
+
+export function isTerminal(state: OrderState): boolean {
+  return state === 'completed' || state === 'cancelled' || state === 'attention';
+}
+
+/** True when the order has every service done but has not been marked completed yet. */
+export function isReadyToComplete(order: Pick<OrderDocument, 'state' | 'status'>): boolean {
+  return ACTIVE_STATES.includes(order.state) && SERVICES.every((s) => order.status[s] === 'done');
+}
+
+export interface NewOrderInput {
+  id: string;
+  eventId: string;
+  correlationId: string;
+  customerId: string;
+  items: OrderItem[];
+  total: number;
+  now: string;
+  simulate?: { billingFailures?: number };
+  idempotencyKey?: string;
+}
+
+export function newOrder(input: NewOrderInput): OrderDocument {
+  const accepted: TimelineEntry = { at: input.now, kind: 'accepted', detail: `total ${input.total.toFixed(2)} ${CURRENCY}` };
+  return {
+    id: input.id,
+    customerId: input.customerId,
+    items: input.items,
+    currency: CURRENCY,
+    total: input.total,
+    state: 'accepted',
+    status: { inventory: 'pending', billing: 'pending', notification: 'pending' },
+    statusReason: {},
+    payment: { charged: 0, refunded: 0 },
+    notifications: [],
+    notified: { confirmation: false, cancellation: false },
+    timeline: [accepted],
+    correlationId: input.correlationId,
+    eventId: input.eventId,
+    createdAt: input.now,
+    updatedAt: input.now,
+    ...(input.simulate?.billingFailures !== undefined ? { simulate: { billingFailures: input.simulate.billingFailures } } : {}),
+    ...(input.idempotencyKey !== undefined ? { idempotencyKey: input.idempotencyKey } : {}),
+    published: false,
+    billingAttempts: 0,
+  };
+}
+
+/** Whether the billing step must fail this attempt (simulated gateway failure). */
+export function billingMustFail(attempt: number, order: Pick<OrderDocument, 'simulate'>, billingFaultSwitchOn: boolean): boolean {
+  return billingFaultSwitchOn || attempt <= (order.simulate?.billingFailures ?? 0);
+}

@@ -1,0 +1,34 @@
+/** HTTP handlers of the inventory API: every SKU, and one SKU. */
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { createLogger } from '../log';
+import { ensureCatalogSeeded } from '../services/catalogSeed';
+import { findInventoryItem, listInventory } from '../services/queries';
+import type { OrderSagaDependencies } from '../services/dependencies';
+import { notFound, problemFromError } from './problem';
+
+const SKU = /^[A-Za-z0-9._-]{1,64}$/;
+
+export async function handleListInventory(_request: HttpRequest, context: InvocationContext, dependencies: () => OrderSagaDependencies): Promise<HttpResponseInit> {
+  const log = createLogger(context).with({ invocationId: context.invocationId });
+  try {
+    const deps = dependencies();
+    await ensureCatalogSeeded(deps, log);
+    return { status: 200, jsonBody: await listInventory(deps) };
+  } catch (err) {
+    return problemFromError(err, log);
+  }
+}
+
+export async function handleGetInventoryItem(request: HttpRequest, context: InvocationContext, dependencies: () => OrderSagaDependencies): Promise<HttpResponseInit> {
+  const log = createLogger(context).with({ invocationId: context.invocationId });
+  try {
+    const sku = request.params.sku ?? '';
+    if (!SKU.test(sku)) return notFound(`no sku ${JSON.stringify(sku)}`);
+    const deps = dependencies();
+    await ensureCatalogSeeded(deps, log);
+    const item = await findInventoryItem(sku, deps);
+    return item ? { status: 200, jsonBody: item } : notFound(`no sku ${sku}`);
+  } catch (err) {
+    return problemFromError(err, log);
+  }
+}

@@ -1,0 +1,124 @@
+/** HTTP handlers of the order API: intake, support view, list. Triggers bind them to routes. */
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { z } from 'zod';
+import type { OrderState, ServiceStatus } from '../domain/order';
+import { parseOrderRequest, problemsOf } from '../domain/orderRequest';
+import { ValidationError } from '../errors';
+import { createLogger, type Logger } from '../log';
+import type { OrderSagaDependencies } from '../services/dependencies';
+import { acceptOrder } from '../services/intake';
+import type { MonitorClient } from '../services/ports';
+import { findOrderSupportView, listOrders } from '../services/queries';
+import { notFound, problem, problemFromError } from './problem';
+
+export interface HttpEnvironment {
+  deps: OrderSagaDependencies;
+  monitor: MonitorClient;
+}
+
+/** Built lazily inside the handler so even a settings error becomes a problem response. */
+export type EnvironmentFactory = (log: Logger) => HttpEnvironment;
+
+export const ORDERS_PATH = '/api/orders';
+export const MAX_BODY_BYTES = 64 * 1024;
+/** Seconds a client should wait before polling the status URL. */
+export const POLL_AFTER_SECONDS = '1';
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const ORDER_ID = /^[A-Za-z0-9-]{1,64}$/;
+
+export async function handleCreateOrder(request: HttpRequest, context: InvocationContext, environment: EnvironmentFactory): Promise<HttpResponseInit> {
+  const log = createLogger(context).with({ invocationId: context.invocationId });
+  try {
+    const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw new ValidationError('the Idempotency-Key header is not valid', [
+        { path: 'headers/Idempotency-Key', message: 'must be 1 to 200 visible ASCII characters' },
+      ]);
+    }
+    const suppliedCorrelation = request.headers.get('x-correlation-id') ?? undefined;
+    const correlationId = suppliedCorrelation !== undefined && CORRELATION_ID.test(suppliedCorrelation) ? suppliedCorrelation : undefined;
+
+    const raw = await request.text();
+    if (Buffer.byteLength(raw, 'utf8') > MAX_BODY_BYTES) {
+      return problem(413, 'body-too-large', 'Request body too large', `the body must be at most ${MAX_BODY_BYTES} bytes`);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      throw new ValidationError('the body is not valid JSON', [{ path: '(body)', message: 'must be a JSON object' }]);
+    }
+    const env = environment(log);
+    const parsed = parseOrderRequest(body, { faultInjectionEnabled: env.deps.settings.faultInjectionEnabled });
+    if (!parsed.ok) throw new ValidationError(`the order is not valid: ${parsed.problems.map((p) => p.path).join(', ')}`, parsed.problems);
+
+    const accepted = await acceptOrder(
+      parsed.value,
+      { ...(idempotencyKey !== undefined ? { idempotencyKey } : {}), ...(correlationId !== undefined ? { correlationId } : {}) },
+      env.monitor,
+      env.deps,
+      log,
+    );
+    const statusUrl = `${ORDERS_PATH}/${accepted.orderId}`;
+    return {
+      status: 202,
+      jsonBody: { orderId: accepted.orderId, state: 'accepted', statusUrl },
+      headers: { Location: statusUrl, 'Retry-After': POLL_AFTER_SECONDS, 'x-correlation-id': accepted.correlationId },
+    };
+  } catch (err) {
+    return problemFromError(err, log);
+  }
+}
+
+export async function handleGetOrder(request: HttpRequest, context: InvocationContext, environment: EnvironmentFactory): Promise<HttpResponseInit> {
+  const log = createLogger(context).with({ invocationId: context.invocationId });
+  try {
+    const id = request.params.id ?? '';
+    if (!ORDER_ID.test(id)) return notFound(`no order ${JSON.stringify(id)}`);
+    const env = environment(log);
+    const view = await findOrderSupportView(id, env.monitor, env.deps);
+    if (!view) return notFound(`no order ${id}`);
+    return { status: 200, jsonBody: view };
+  } catch (err) {
+    return problemFromError(err, log);
+  }
+}
+
+const STATES: [OrderState, ...OrderState[]] = ['accepted', 'processing', 'completed', 'compensating', 'cancelled', 'attention'];
+const STATUSES: [ServiceStatus, ...ServiceStatus[]] = ['pending', 'processing', 'done', 'failed', 'deadlettered', 'compensated'];
+
+const listQuerySchema = z.strictObject({
+  state: z.enum(STATES).optional(),
+  'status.inventory': z.enum(STATUSES).optional(),
+  'status.billing': z.enum(STATUSES).optional(),
+  'status.notification': z.enum(STATUSES).optional(),
+  pageSize: z.coerce.number().int().min(1).max(100).default(20),
+  continuationToken: z.string().min(1).max(4096).optional(),
+});
+
+export async function handleListOrders(request: HttpRequest, context: InvocationContext, dependencies: () => OrderSagaDependencies): Promise<HttpResponseInit> {
+  const log = createLogger(context).with({ invocationId: context.invocationId });
+  try {
+    const query = Object.fromEntries(request.query.entries());
+    const parsed = listQuerySchema.safeParse(query);
+    if (!parsed.success) throw new ValidationError('invalid query parameters', problemsOf(parsed.error));
+    const q = parsed.data;
+    const page = await listOrders(
+      {
+        ...(q.state ? { state: q.state } : {}),
+        status: {
+          ...(q['status.inventory'] ? { inventory: q['status.inventory'] } : {}),
+          ...(q['status.billing'] ? { billing: q['status.billing'] } : {}),
+          ...(q['status.notification'] ? { notification: q['status.notification'] } : {}),
+        },
+      },
+      { pageSize: q.pageSize, ...(q.continuationToken ? { continuationToken: q.continuationToken } : {}) },
+      dependencies(),
+    );
+    return { status: 200, jsonBody: page };
+  } catch (err) {
+    return problemFromError(err, log);
+  }
+}

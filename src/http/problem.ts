@@ -1,0 +1,68 @@
+/**
+ * RFC 9457 problem details at the HTTP edge. Every error thrown inside becomes one of these; a
+ * caller's mistake is a 4xx naming what was wrong, a dependency outage is a 503 the caller may
+ * retry. Nothing a client sends can produce another 5xx.
+ */
+import type { HttpResponseInit } from '@azure/functions';
+import { ensureError, type FieldProblem, OrderSagaError } from '../errors';
+import type { Logger } from '../log';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  errors?: FieldProblem[];
+  [extension: string]: unknown;
+}
+
+export function problem(
+  status: number,
+  slug: string,
+  title: string,
+  detail: string,
+  extensions: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): HttpResponseInit {
+  const body: ProblemDetails = { type: `/problems/${slug}`, title, status, detail, ...extensions };
+  return { status, jsonBody: body, headers: { 'Content-Type': PROBLEM_CONTENT_TYPE, ...headers } };
+}
+
+export function invalidRequest(detail: string, errors: FieldProblem[]): HttpResponseInit {
+  return problem(400, 'invalid-request', 'The request is not valid', detail, { errors });
+}
+
+export function notFound(detail: string): HttpResponseInit {
+  return problem(404, 'not-found', 'Not found', detail);
+}
+
+/** Maps anything thrown to a problem response, logging system faults (credentials stripped). */
+export function problemFromError(err: unknown, log: Logger): HttpResponseInit {
+  if (err instanceof OrderSagaError) {
+    switch (err.kind) {
+      case 'validation':
+        return invalidRequest(err.message, (err as { problems?: FieldProblem[] }).problems ?? []);
+      case 'business':
+        return problem(400, 'business-rule', 'The request breaks a business rule', err.message, {
+          errors: (err as { problems?: FieldProblem[] }).problems ?? [],
+        });
+      case 'conflict':
+        return problem(422, 'idempotency-key-reused', 'Idempotency-Key reused with a different request', err.message);
+      case 'notFound':
+        return notFound(err.message);
+      default:
+        break;
+    }
+  }
+  // Everything else is ours or a dependency's: the caller can only retry later.
+  const error = ensureError(err);
+  log.error('request-failed', error);
+  const detail =
+    err instanceof OrderSagaError && err.kind === 'transient'
+      ? error.message
+      : 'a service this API depends on is unavailable; retry later (with the same Idempotency-Key for orders)';
+  return problem(503, 'service-unavailable', 'Service temporarily unavailable', detail, {}, { 'Retry-After': '2' });
+}

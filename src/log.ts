@@ -1,0 +1,43 @@
+/**
+ * Structured log lines: one JSON object per line with the ids that tie a flow together
+ * (`correlationId`, `orderId`), written through the invocation's logger so they reach App Insights.
+ */
+import { ensureError, redactSecrets } from './errors';
+
+/** The part of InvocationContext this module needs; tests and activities can pass their own. */
+export interface LogSink {
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
+export interface LogFields {
+  correlationId?: string;
+  orderId?: string;
+  [field: string]: unknown;
+}
+
+export interface Logger {
+  info(event: string, fields?: LogFields): void;
+  warn(event: string, fields?: LogFields): void;
+  error(event: string, err: unknown, fields?: LogFields): void;
+  /** A logger whose lines all carry these fields too. */
+  with(fields: LogFields): Logger;
+}
+
+export function createLogger(sink: LogSink, base: LogFields = {}): Logger {
+  const line = (level: string, event: string, fields: LogFields): string =>
+    redactSecrets(JSON.stringify({ level, event, ...base, ...fields }));
+  return {
+    info: (event, fields = {}) => sink.info(line('info', event, fields)),
+    warn: (event, fields = {}) => sink.warn(line('warn', event, fields)),
+    error: (event, err, fields = {}) => {
+      const e = ensureError(err);
+      sink.error(line('error', event, { ...fields, error: e.message, errorName: e.name }));
+    },
+    with: (fields) => createLogger(sink, { ...base, ...fields }),
+  };
+}
+
+/** For code running outside an invocation (start-up work). */
+export const processLogger: Logger = createLogger(console);

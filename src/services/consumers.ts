@@ -1,0 +1,194 @@
+/**
+ * What each Service Bus consumer does with one OrderCreated delivery. The triggers only adapt the
+ * host's message to a `Delivery` and call `consumeOrderCreated`.
+ *
+ * Per delivery: claim (`pending|processing -> processing`, conditional, with a timeline entry),
+ * simulated work, then `processing -> done|failed` (conditional). A duplicate or late delivery
+ * finds its status already moved and changes nothing. A business failure (out of stock) is
+ * recorded as `failed`; a system failure (and a simulated billing failure) is thrown so Service
+ * Bus redelivers and, after maxDeliveryCount, dead-letters.
+ */
+import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
+import type { OrderDocument, ServiceStatus } from '../domain/order';
+import { ACTIVE_STATES, ALL_DONE, billingMustFail, CLAIMABLE_FROM } from '../domain/orderState';
+import { ensureError, PoisonMessageError, TransientError } from '../errors';
+import type { Logger } from '../log';
+import { MAX_DELIVERY_COUNT, type ServiceName } from '../topology';
+import type { OrderSagaDependencies } from './dependencies';
+import { sendConfirmation } from './notices';
+import { chargePayment } from './payment';
+import type { MonitorClient } from './ports';
+import { reserveStock, returnHeldStock } from './stock';
+
+export interface Delivery {
+  /** The message body as the host hands it over (object, string or bytes). */
+  body: unknown;
+  messageId?: string;
+  /** 1 on the first delivery (the Functions host's numbering). */
+  deliveryCount: number;
+  /** `correlation_id` application property, when present (used for logs before parsing). */
+  correlationId?: string;
+  /** `order_id` application property, when present. */
+  orderId?: string;
+}
+
+export type ConsumerOutcome =
+  /** This delivery recorded success. */
+  | 'done'
+  /** This delivery recorded a business failure. */
+  | 'failed'
+  /** Status had already moved on (duplicate, late redelivery, compensated order): nothing done. */
+  | 'duplicate'
+  /** Another delivery or compensation overtook this one during the work; its effects were undone. */
+  | 'superseded';
+
+export interface ConsumerEnvironment {
+  deps: OrderSagaDependencies;
+  monitor: MonitorClient;
+  log: Logger;
+}
+
+type WorkResult = { status: Extract<ServiceStatus, 'done' | 'failed'>; reason?: string; detail?: string } | { status: 'superseded' };
+
+async function doWork(service: ServiceName, order: OrderDocument, delivery: Delivery, env: ConsumerEnvironment): Promise<WorkResult> {
+  const { deps } = env;
+  switch (service) {
+    case 'inventory': {
+      const reservation = await reserveStock(order, deps);
+      return reservation.ok ? { status: 'done', detail: 'stock reserved' } : { status: 'failed', reason: reservation.reason };
+    }
+    case 'billing': {
+      const attempt = order.billingAttempts;
+      const faults = await deps.control.faults();
+      if (billingMustFail(attempt, order, faults.billingFails)) {
+        const reason = faults.billingFails
+          ? 'payment gateway unavailable (billing fault switch on)'
+          : `payment gateway unavailable (simulated failure ${attempt} of ${order.simulate?.billingFailures ?? 0})`;
+        throw new TransientError(reason);
+      }
+      const charge = await chargePayment(order, deps);
+      if (charge.voided) return { status: 'superseded' };
+      return { status: 'done', detail: `charged ${charge.charged.toFixed(2)} ${order.currency} (attempt ${attempt})` };
+    }
+    case 'notification': {
+      await sendConfirmation(order, deps);
+      return { status: 'done', detail: 'confirmation sent' };
+    }
+  }
+  void delivery;
+}
+
+export async function consumeOrderCreated(service: ServiceName, delivery: Delivery, env: ConsumerEnvironment): Promise<ConsumerOutcome> {
+  const { deps, monitor } = env;
+  let log = env.log.with({
+    service,
+    messageId: delivery.messageId,
+    deliveryCount: delivery.deliveryCount,
+    ...(delivery.orderId ? { orderId: delivery.orderId } : {}),
+    ...(delivery.correlationId ? { correlationId: delivery.correlationId } : {}),
+  });
+
+  const parsed = parseOrderCreatedEvent(delivery.body);
+  if (!parsed.ok) {
+    const final = delivery.deliveryCount >= MAX_DELIVERY_COUNT;
+    log.error(final ? 'poison-message-dead-lettering' : 'poison-message', new PoisonMessageError(parsed.reason), { reason: parsed.reason });
+    // Thrown on every delivery: Service Bus dead-letters it after maxDeliveryCount.
+    throw new PoisonMessageError(`${parsed.reason} (message ${delivery.messageId ?? 'without id'})`);
+  }
+  const event = parsed.event;
+  const orderId = event.data.orderId;
+  log = log.with({ orderId, correlationId: event.data.correlationId, eventId: event.id });
+
+  const now = deps.now();
+  const claimed = await deps.orders.transitionStatus(orderId, {
+    service,
+    from: CLAIMABLE_FROM[service],
+    to: 'processing',
+    countBillingAttempt: service === 'billing',
+    timeline: { at: now, kind: 'delivery', service, deliveryCount: delivery.deliveryCount },
+  });
+  if (!claimed) {
+    const order = await deps.orders.get(orderId);
+    if (!order) {
+      // The event can only exist after its order was written; keep retrying, then dead-letter.
+      log.warn('order-not-found');
+      throw new TransientError(`order ${orderId} not found`);
+    }
+    log.info('delivery-ignored', { status: order.status[service] });
+    await deps.orders
+      .appendTimeline(orderId, {
+        at: now,
+        kind: 'duplicate-ignored',
+        service,
+        deliveryCount: delivery.deliveryCount,
+        detail: `status already ${order.status[service]}`,
+      })
+      .catch((err) => log.warn('timeline-append-failed', { error: ensureError(err).message }));
+    return 'duplicate';
+  }
+  if (claimed.state === 'accepted') {
+    await deps.orders.transitionState(orderId, { from: ['accepted'], to: 'processing' });
+  }
+
+  await deps.sleep(deps.settings.latencyMs[service]);
+
+  let result: WorkResult;
+  try {
+    result = await doWork(service, claimed, delivery, env);
+  } catch (err) {
+    const error = ensureError(err);
+    log.warn('delivery-failed', { error: error.message, willDeadLetter: delivery.deliveryCount >= MAX_DELIVERY_COUNT });
+    await deps.orders
+      .appendTimeline(orderId, {
+        at: deps.now(),
+        kind: 'attempt-failed',
+        service,
+        deliveryCount: delivery.deliveryCount,
+        reason: error.message,
+        ...(service === 'billing' ? { detail: `attempt ${claimed.billingAttempts}` } : {}),
+      })
+      .catch((e) => log.warn('timeline-append-failed', { error: ensureError(e).message }));
+    throw error;
+  }
+
+  if (result.status === 'superseded') {
+    log.info('delivery-superseded');
+    return 'superseded';
+  }
+
+  const recorded = await deps.orders.transitionStatus(orderId, {
+    service,
+    from: ['processing'],
+    to: result.status,
+    ...(result.reason !== undefined ? { reason: result.reason } : {}),
+    timeline: {
+      at: deps.now(),
+      kind: result.status,
+      service,
+      deliveryCount: delivery.deliveryCount,
+      ...(result.reason !== undefined ? { reason: result.reason } : {}),
+      ...(result.detail !== undefined ? { detail: result.detail } : {}),
+    },
+  });
+  if (!recorded) {
+    // The status moved while we worked: a parallel duplicate finished first (nothing to undo), or
+    // the order was compensated (give back the stock this delivery may have reserved).
+    const current = await deps.orders.get(orderId);
+    if (service === 'inventory' && current?.status.inventory === 'compensated') await returnHeldStock(claimed, deps);
+    log.info('delivery-superseded', { status: current?.status[service] });
+    return 'superseded';
+  }
+  log.info('delivery-recorded', { status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
+
+  if (result.status === 'done') {
+    const completed = await deps.orders.transitionState(orderId, {
+      from: ACTIVE_STATES,
+      to: 'completed',
+      when: ALL_DONE,
+      timeline: { at: deps.now(), kind: 'completed', service },
+    });
+    if (completed) log.info('order-completed');
+  }
+  await monitor.notifyOrderChanged(orderId, { service, status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
+  return result.status;
+}

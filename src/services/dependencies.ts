@@ -1,0 +1,65 @@
+/**
+ * Everything the domain operations touch, in one object. `appDependencies()` wires the Cosmos DB
+ * and Service Bus implementations from the app settings once per process; tests pass in-memory
+ * implementations of the same ports.
+ */
+import { CosmosControlRepository, CosmosIdempotencyRepository } from '../azure/controlRepositories';
+import { CosmosInventoryRepository } from '../azure/inventoryRepository';
+import { CosmosNotificationStore, CosmosPaymentLedger } from '../azure/ledgerRepositories';
+import { ServiceBusEventPublisher } from '../azure/orderEventPublisher';
+import { CosmosOrderRepository } from '../azure/orderRepository';
+import { appConfig, type LatencySettings } from '../config';
+import type {
+  ControlStore,
+  EventPublisher,
+  IdempotencyStore,
+  InventoryStore,
+  NotificationStore,
+  OrderStore,
+  PaymentLedger,
+} from './ports';
+
+export interface OrderSagaSettings {
+  faultInjectionEnabled: boolean;
+  seedCatalog: boolean;
+  latencyMs: LatencySettings;
+}
+
+export interface OrderSagaDependencies {
+  orders: OrderStore;
+  inventory: InventoryStore;
+  payments: PaymentLedger;
+  notifications: NotificationStore;
+  idempotency: IdempotencyStore;
+  control: ControlStore;
+  publisher: EventPublisher;
+  settings: OrderSagaSettings;
+  /** Simulated work time; injectable so unit tests do not wait. */
+  sleep(ms: number): Promise<void>;
+  /** ISO 8601 timestamp. */
+  now(): string;
+}
+
+export const realSleep = (ms: number): Promise<void> =>
+  ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+
+let wired: OrderSagaDependencies | undefined;
+
+export function appDependencies(): OrderSagaDependencies {
+  if (!wired) {
+    const config = appConfig();
+    wired = {
+      orders: new CosmosOrderRepository(),
+      inventory: new CosmosInventoryRepository(),
+      payments: new CosmosPaymentLedger(),
+      notifications: new CosmosNotificationStore(),
+      idempotency: new CosmosIdempotencyRepository(),
+      control: new CosmosControlRepository(),
+      publisher: new ServiceBusEventPublisher(),
+      settings: { faultInjectionEnabled: config.faultInjectionEnabled, seedCatalog: config.seedCatalog, latencyMs: config.latencyMs },
+      sleep: realSleep,
+      now: () => new Date().toISOString(),
+    };
+  }
+  return wired;
+}

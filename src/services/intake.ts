@@ -1,0 +1,148 @@
+/**
+ * Order intake: price from the catalog, honour the Idempotency-Key, write the order, publish
+ * OrderCreated, start the order's monitor. Outbox rule: the order is written before publishing
+ * and marked `published` only after; when publishing or starting the monitor fails the caller
+ * gets a TransientError, and a retry with the same key finds the order and completes both.
+ */
+import { randomUUID } from 'node:crypto';
+import type { OrderDocument } from '../domain/order';
+import { orderRequestFingerprint, type OrderRequest } from '../domain/orderRequest';
+import { newOrder } from '../domain/orderState';
+import { mergeLines, priceLines } from '../domain/pricing';
+import { BusinessRuleError, ConflictError, ensureError, type FieldProblem, TransientError } from '../errors';
+import type { Logger } from '../log';
+import { ensureCatalogSeeded } from './catalogSeed';
+import type { OrderSagaDependencies } from './dependencies';
+import type { MonitorClient } from './ports';
+import { publishOrderCreated } from './publishing';
+
+export interface AcceptOrderOptions {
+  idempotencyKey?: string;
+  /** A caller-supplied correlation id (e.g. `x-correlation-id`); a new one otherwise. */
+  correlationId?: string;
+}
+
+export interface AcceptedOrder {
+  orderId: string;
+  correlationId: string;
+  /** True when this request repeated an earlier one (same Idempotency-Key and body). */
+  replayed: boolean;
+}
+
+const PRICE_TTL_MS = 30_000;
+const priceCache = new WeakMap<OrderSagaDependencies, Map<string, { price: number; until: number }>>();
+
+/** Unit prices for the given SKUs; unknown SKUs are reported against every item that names them. */
+export async function catalogPrices(request: OrderRequest, deps: OrderSagaDependencies, log?: Logger): Promise<Map<string, number>> {
+  await ensureCatalogSeeded(deps, log);
+  let cache = priceCache.get(deps);
+  if (!cache) priceCache.set(deps, (cache = new Map()));
+  const prices = new Map<string, number>();
+  const skus = [...new Set(request.items.map((i) => i.sku))];
+  const now = Date.now();
+  await Promise.all(
+    skus.map(async (sku) => {
+      const cached = cache.get(sku);
+      if (cached && cached.until > now) {
+        prices.set(sku, cached.price);
+        return;
+      }
+      const item = await deps.inventory.get(sku);
+      if (item) {
+        prices.set(sku, item.price);
+        cache.set(sku, { price: item.price, until: now + PRICE_TTL_MS });
+      }
+    }),
+  );
+  const problems: FieldProblem[] = request.items.flatMap((item, index) =>
+    prices.has(item.sku) ? [] : [{ path: `items/${index}/sku`, message: `unknown sku ${item.sku}` }],
+  );
+  if (problems.length > 0) throw new BusinessRuleError(`unknown sku: ${[...new Set(problems.map((p) => p.message.slice(12)))].join(', ')}`, problems);
+  return prices;
+}
+
+export async function acceptOrder(
+  request: OrderRequest,
+  options: AcceptOrderOptions,
+  monitor: MonitorClient,
+  deps: OrderSagaDependencies,
+  log: Logger,
+): Promise<AcceptedOrder> {
+  const prices = await catalogPrices(request, deps, log);
+  const { items, total } = priceLines(mergeLines(request.items), prices);
+
+  let ids: { orderId: string; eventId: string; correlationId: string } = {
+    orderId: randomUUID(),
+    eventId: randomUUID(),
+    correlationId: options.correlationId ?? randomUUID(),
+  };
+  let replayed = false;
+  if (options.idempotencyKey !== undefined) {
+    const fingerprint = orderRequestFingerprint(request);
+    const { created, record } = await deps.idempotency.claim({
+      key: options.idempotencyKey,
+      ...ids,
+      fingerprint,
+      createdAt: deps.now(),
+    });
+    if (!created) {
+      if (record.fingerprint !== fingerprint) {
+        throw new ConflictError('this Idempotency-Key was already used with a different request body');
+      }
+      ids = { orderId: record.orderId, eventId: record.eventId, correlationId: record.correlationId };
+      replayed = true;
+    }
+  }
+  const orderLog = log.with({ orderId: ids.orderId, correlationId: ids.correlationId });
+
+  const { created, order } = await deps.orders.create(
+    newOrder({
+      id: ids.orderId,
+      eventId: ids.eventId,
+      correlationId: ids.correlationId,
+      customerId: request.customerId,
+      items,
+      total,
+      now: deps.now(),
+      ...(request.simulate ? { simulate: request.simulate } : {}),
+      ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
+    }),
+  );
+  if (created) orderLog.info('order-accepted', { total, items: items.length });
+
+  await completeIntake(order, !created, monitor, deps, orderLog);
+  return { orderId: order.id, correlationId: order.correlationId, replayed: replayed || !created };
+}
+
+/**
+ * Publishes (if not yet published) and starts the monitor. `resumed` means the order existed
+ * before this request, so its monitor may already run.
+ */
+export async function completeIntake(
+  order: OrderDocument,
+  resumed: boolean,
+  monitor: MonitorClient,
+  deps: OrderSagaDependencies,
+  log: Logger,
+): Promise<void> {
+  if (!order.published) {
+    try {
+      await publishOrderCreated(order, deps);
+    } catch (err) {
+      log.error('order-publish-failed', err);
+      throw new TransientError('the order was recorded but its event could not be published yet; retry with the same Idempotency-Key', {
+        cause: ensureError(err),
+      });
+    }
+  }
+  try {
+    if (!resumed || !(await monitor.status(order.id))) {
+      await monitor.start(order.id, { orderId: order.id, correlationId: order.correlationId });
+    }
+  } catch (err) {
+    log.error('monitor-start-failed', err);
+    throw new TransientError('the order was recorded but its monitor could not be started yet; retry with the same Idempotency-Key', {
+      cause: ensureError(err),
+    });
+  }
+}

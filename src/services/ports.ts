@@ -1,0 +1,159 @@
+/**
+ * What the domain operations need from storage, messaging and the durable monitor, in domain
+ * terms. Cosmos DB / Service Bus / durable-functions implement these in src/azure; unit tests use
+ * in-memory ones. Every write here is idempotent or conditional: at-least-once delivery is the norm.
+ */
+import type { ServiceName } from '../topology';
+import type { CatalogItem } from '../domain/catalog';
+import type { NotificationKind, OrderDocument, OrderState, ServiceStatus, TimelineEntry } from '../domain/order';
+
+export interface StatusTransition {
+  service: ServiceName;
+  /** The patch applies only while the service's status is one of these. */
+  from: readonly ServiceStatus[];
+  to: ServiceStatus;
+  timeline?: TimelineEntry;
+  /** Recorded in `statusReason[service]`. */
+  reason?: string;
+  /** Also count one billing attempt (the returned order carries the new count). */
+  countBillingAttempt?: boolean;
+}
+
+export interface StateTransition {
+  from: readonly OrderState[];
+  to: OrderState;
+  /** Additionally require these service statuses (all must match). */
+  when?: Partial<Record<ServiceName, readonly ServiceStatus[]>>;
+  timeline?: TimelineEntry;
+}
+
+export interface OrderFilter {
+  state?: OrderState;
+  status?: Partial<Record<ServiceName, ServiceStatus>>;
+}
+
+export interface OrderPage {
+  orders: OrderDocument[];
+  continuationToken?: string;
+}
+
+export interface OrderStore {
+  /** Create-if-absent: `created` is false when an order with this id already exists (it is returned). */
+  create(order: OrderDocument): Promise<{ created: boolean; order: OrderDocument }>;
+  get(id: string): Promise<OrderDocument | undefined>;
+  /** Conditional patch of `/status/<service>`; undefined when the condition did not hold (no-op). */
+  transitionStatus(id: string, change: StatusTransition): Promise<OrderDocument | undefined>;
+  /** Conditional patch of `/state`; undefined when the condition did not hold (no-op). */
+  transitionState(id: string, change: StateTransition): Promise<OrderDocument | undefined>;
+  appendTimeline(id: string, entry: TimelineEntry): Promise<void>;
+  /** Outbox marker: set after the event was accepted by Service Bus. */
+  markPublished(id: string): Promise<void>;
+  /** Sets `payment.charged` / `payment.refunded` (absolute amounts: repeating is harmless). */
+  recordPayment(id: string, field: 'charged' | 'refunded', amount: number): Promise<void>;
+  /** Appends to `notifications` once per kind; false when it was already recorded. */
+  recordNotification(id: string, kind: NotificationKind, at: string): Promise<boolean>;
+  /** Newest first. */
+  list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }): Promise<OrderPage>;
+}
+
+export type ReserveResult = 'reserved' | 'alreadyReserved' | 'insufficient' | 'unknownSku';
+
+export interface InventoryStore {
+  get(sku: string): Promise<CatalogItem | undefined>;
+  list(): Promise<CatalogItem[]>;
+  /** Moves `quantity` from available to reserved for this order, at most once per (sku, order). */
+  reserve(sku: string, orderId: string, quantity: number): Promise<ReserveResult>;
+  /** Returns this order's hold to available; false when there was none. */
+  release(sku: string, orderId: string, quantity: number): Promise<boolean>;
+  /** Create-if-absent (seeding); false when the SKU already existed. */
+  ensure(item: CatalogItem): Promise<boolean>;
+}
+
+export interface LedgerEntry {
+  /** `<orderId>:charge` or `<orderId>:refund`. */
+  id: string;
+  orderId: string;
+  kind: 'charge' | 'refund';
+  amount: number;
+  currency: string;
+  /** A charge slot taken by compensation before any charge happened: amount 0, blocks a late charge. */
+  voided?: boolean;
+  at: string;
+}
+
+export interface PaymentLedger {
+  /** Create-if-absent; returns whatever entry holds the slot (possibly a void or an earlier charge). */
+  charge(entry: LedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }>;
+  refund(entry: LedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }>;
+  entries(orderId: string): Promise<LedgerEntry[]>;
+}
+
+export interface NotificationRecord {
+  /** `<orderId>:confirmation` or `<orderId>:cancellation`. */
+  id: string;
+  orderId: string;
+  kind: NotificationKind;
+  customerId: string;
+  message: string;
+  at: string;
+}
+
+export interface NotificationStore {
+  /** Create-if-absent: the simulated sender "sends" by storing the notice once. */
+  send(record: NotificationRecord): Promise<{ created: boolean; record: NotificationRecord }>;
+  list(orderId: string): Promise<NotificationRecord[]>;
+}
+
+export interface IdempotencyRecord {
+  /** The client's Idempotency-Key. */
+  key: string;
+  orderId: string;
+  eventId: string;
+  correlationId: string;
+  /** Fingerprint of the validated body. */
+  fingerprint: string;
+  createdAt: string;
+}
+
+export interface IdempotencyStore {
+  /** Create-if-absent; returns the first record stored under this key. */
+  claim(record: IdempotencyRecord): Promise<{ created: boolean; record: IdempotencyRecord }>;
+}
+
+export interface FaultSwitches {
+  /** Global billing-fault switch: while on, every billing attempt fails. */
+  billingFails: boolean;
+}
+
+export interface ControlStore {
+  faults(): Promise<FaultSwitches>;
+  setFaults(faults: FaultSwitches): Promise<void>;
+}
+
+export interface OutgoingMessage {
+  messageId: string;
+  body: unknown;
+  contentType: string;
+  correlationId: string;
+  subject?: string;
+  applicationProperties: Record<string, string | number | boolean>;
+}
+
+export interface EventPublisher {
+  publish(message: OutgoingMessage): Promise<void>;
+}
+
+export interface MonitorStatus {
+  runtimeStatus: string;
+  customStatus: unknown;
+}
+
+/** The order monitor orchestration, as the intake, the consumers and the support view see it. */
+export interface MonitorClient {
+  /** Starts the order's monitor (instance id = order id); 'exists' when it was already started. */
+  start(orderId: string, input: { orderId: string; correlationId: string }): Promise<'started' | 'exists'>;
+  /** null when there is no such instance. */
+  status(orderId: string): Promise<MonitorStatus | null>;
+  /** Best effort: raises `OrderChanged` on the monitor; never throws. */
+  notifyOrderChanged(orderId: string, change: { service?: ServiceName; status?: string; reason?: string }): Promise<void>;
+}

@@ -1,0 +1,64 @@
+/**
+ * Publishing OrderCreated: once at intake (messageId = eventId, so duplicate detection drops a
+ * repeat of the same publish) and as a targeted republish to one consumer (fresh messageId per
+ * attempt, application property `target`, original event id and correlation id kept).
+ */
+import { buildOrderCreatedEvent, CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED, orderCreatedProperties } from '../domain/orderCreatedEvent';
+import type { OrderDocument } from '../domain/order';
+import { TARGET_PROPERTY, type ServiceName } from '../topology';
+import { appDependencies, type OrderSagaDependencies } from './dependencies';
+
+/** Publishes the order's OrderCreated event and then records `published: true` on the order. */
+export async function publishOrderCreated(order: OrderDocument, deps: OrderSagaDependencies = appDependencies()): Promise<void> {
+  await deps.publisher.publish({
+    messageId: order.eventId,
+    body: buildOrderCreatedEvent(order),
+    contentType: CLOUDEVENTS_CONTENT_TYPE,
+    correlationId: order.correlationId,
+    subject: ORDER_CREATED,
+    applicationProperties: orderCreatedProperties(order),
+  });
+  if (!order.published) await deps.orders.markPublished(order.id);
+}
+
+export function republishMessageId(order: Pick<OrderDocument, 'eventId'>, service: ServiceName, attempt: number): string {
+  return `${order.eventId}:${service}:${attempt}`;
+}
+
+/**
+ * Sends the order's event again to ONE consumer (subscription filters route on `target`). Each
+ * attempt has its own messageId so duplicate detection does not drop it; the same attempt number
+ * twice is dropped, which makes a retried requeue step harmless. Records a `republished` timeline entry.
+ */
+export async function republishToService(
+  order: OrderDocument,
+  service: ServiceName,
+  attempt: number,
+  reason: string,
+  deps: OrderSagaDependencies = appDependencies(),
+): Promise<{ messageId: string }> {
+  const messageId = republishMessageId(order, service, attempt);
+  await deps.publisher.publish({
+    messageId,
+    body: buildOrderCreatedEvent(order),
+    contentType: CLOUDEVENTS_CONTENT_TYPE,
+    correlationId: order.correlationId,
+    subject: ORDER_CREATED,
+    applicationProperties: {
+      ...orderCreatedProperties(order),
+      [TARGET_PROPERTY]: service,
+      original_event_id: order.eventId,
+      attempt,
+      reason: reason.slice(0, 200),
+    },
+  });
+  await deps.orders.appendTimeline(order.id, {
+    at: deps.now(),
+    kind: 'republished',
+    service,
+    reason,
+    detail: `attempt ${attempt}, message ${messageId}`,
+    actor: 'monitor',
+  });
+  return { messageId };
+}
