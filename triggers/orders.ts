@@ -1,0 +1,32 @@
+/** Order API: POST /api/orders (intake), GET /api/orders/{id} (support view), GET /api/orders (list). */
+import { app, type InvocationContext } from '@azure/functions';
+import { durableClientInput, monitorClientFor } from '../src/bindings/durableBinding';
+import { handleCreateOrder, handleGetOrder, handleListOrders, type EnvironmentFactory } from '../src/http/orderRoutes';
+import { appDependencies } from '../src/services/dependencies';
+
+const environment =
+  (context: InvocationContext): EnvironmentFactory =>
+  (log) => ({ deps: appDependencies(), monitor: monitorClientFor(context, log) });
+
+app.http('createOrder', {
+  route: 'orders',
+  methods: ['POST'],
+  authLevel: 'anonymous',
+  extraInputs: [durableClientInput],
+  handler: (request, context) => handleCreateOrder(request, context, environment(context)),
+});
+
+app.http('getOrder', {
+  route: 'orders/{id}',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  extraInputs: [durableClientInput],
+  handler: (request, context) => handleGetOrder(request, context, environment(context)),
+});
+
+app.http('listOrders', {
+  route: 'orders',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: (request, context) => handleListOrders(request, context, appDependencies),
+});
