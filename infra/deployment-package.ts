@@ -134,16 +134,31 @@ export function stageProductionDependencies(root: string): { dir: string; cached
   const done = path.join(dir, '.installed');
   if (fs.existsSync(done)) return { dir, cached: true };
 
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'package.json'), manifestText);
-  fs.writeFileSync(path.join(dir, 'package-lock.json'), lock);
-  execFileSync(
-    'npm',
-    ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  fs.writeFileSync(done, new Date().toISOString());
+  // Install beside the final directory and rename, so a concurrent or interrupted run never sees
+  // (or reuses) a half-installed tree.
+  const staging = `${dir}.${process.pid}.partial`;
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.mkdirSync(staging, { recursive: true });
+  fs.writeFileSync(path.join(staging, 'package.json'), manifestText);
+  fs.writeFileSync(path.join(staging, 'package-lock.json'), lock);
+  try {
+    execFileSync(
+      'npm',
+      ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'],
+      { cwd: staging, stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    fs.writeFileSync(path.join(staging, '.installed'), new Date().toISOString());
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.renameSync(staging, dir);
+    // One copy is enough: installs for earlier lockfiles are ~130 MB each and never reused.
+    for (const other of fs.readdirSync(path.dirname(dir))) {
+      if (other !== key && !other.endsWith('.partial')) fs.rmSync(path.join(path.dirname(dir), other), { recursive: true, force: true });
+    }
+  } catch (err) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    if (fs.existsSync(done)) return { dir, cached: true }; // another run finished first
+    throw err;
+  }
   return { dir, cached: false };
 }
 
