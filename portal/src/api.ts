@@ -1,0 +1,188 @@
+/**
+ * The order API as the portal sees it. Every field the portal reads may be missing (a list item
+ * has no timeline, an older document has no monitor), so the view types are deliberately loose.
+ * URLs are relative to the page (/api/portal/), so the portal follows whatever route prefix the
+ * app uses.
+ */
+import type { NotificationKind, OrderState, ServiceStatus, TimelineEntry } from '../../src/domain/order';
+import type { ServiceName } from '../../src/topology';
+
+export type { OrderState, ServiceName, ServiceStatus, TimelineEntry };
+
+export const SERVICE_NAMES: readonly ServiceName[] = ['inventory', 'billing', 'notification'];
+export const ORDER_STATES: readonly OrderState[] = [
+  'accepted',
+  'processing',
+  'completed',
+  'compensating',
+  'cancelled',
+  'attention',
+];
+
+export interface OrderView {
+  id: string;
+  customerId?: string;
+  items?: { sku: string; quantity: number; unitPrice?: number }[];
+  total?: number;
+  currency?: string;
+  state?: OrderState | string;
+  status?: Partial<Record<ServiceName, ServiceStatus | string>>;
+  statusReason?: Partial<Record<ServiceName, string>> | null;
+  payment?: { charged?: number; refunded?: number } | null;
+  notifications?: { kind: NotificationKind | string; at?: string }[];
+  timeline?: Partial<TimelineEntry>[];
+  monitor?: { runtimeStatus?: string; customStatus?: unknown } | null;
+  correlationId?: string;
+  createdAt?: string;
+  updatedAt?: string;
+}
+
+export interface OrderPage {
+  items: OrderView[];
+  continuationToken?: string | null;
+}
+
+export interface InventoryItem {
+  sku: string;
+  price?: number;
+  available?: number;
+  reserved?: number;
+  name?: string;
+}
+
+export interface OrderFilter {
+  state?: string;
+  billingStatus?: string;
+}
+
+export interface NewOrder {
+  customerId: string;
+  items: { sku: string; quantity: number }[];
+  simulate?: { billingFailures?: number };
+}
+
+export interface OrderAccepted {
+  orderId: string;
+  state: string;
+  statusUrl?: string;
+}
+
+export type SupportAction = 'requeue' | 'compensate';
+
+export interface ActionResult {
+  orderId?: string;
+  action?: string;
+  accepted?: boolean;
+}
+
+export interface Faults {
+  billingFails: boolean;
+}
+
+/** An error answer from the API, carrying what its problem+json said (RFC 9457). */
+export class ApiProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly title: string,
+    readonly detail: string,
+    /** Field-level messages for a 400, flattened to readable lines. */
+    readonly fieldErrors: string[] = [],
+  ) {
+    super(detail || title);
+    this.name = 'ApiProblem';
+  }
+}
+
+function describeFieldError(entry: unknown, key?: string): string {
+  if (typeof entry === 'string') return key ? `${key}: ${entry}` : entry;
+  if (entry && typeof entry === 'object') {
+    const e = entry as Record<string, unknown>;
+    const where = e.path ?? e.field ?? e.pointer ?? e.name ?? key;
+    const what = e.message ?? e.detail ?? e.title ?? JSON.stringify(entry);
+    const place = Array.isArray(where) ? where.join('.') : where;
+    return place !== undefined && place !== '' ? `${String(place)}: ${String(what)}` : String(what);
+  }
+  return String(entry);
+}
+
+function flattenFieldErrors(errors: unknown): string[] {
+  if (Array.isArray(errors)) return errors.map((e) => describeFieldError(e));
+  if (errors && typeof errors === 'object') {
+    return Object.entries(errors as Record<string, unknown>).flatMap(([key, value]) =>
+      Array.isArray(value) ? value.map((v) => describeFieldError(v, key)) : [describeFieldError(value, key)],
+    );
+  }
+  return [];
+}
+
+async function problemFrom(response: Response): Promise<ApiProblem> {
+  const text = await response.text().catch(() => '');
+  let body: Record<string, unknown> | undefined;
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+  } catch {
+    body = undefined;
+  }
+  const title = typeof body?.title === 'string' ? body.title : response.statusText || `HTTP ${response.status}`;
+  const detail =
+    typeof body?.detail === 'string' && body.detail
+      ? body.detail
+      : text && !body
+        ? text.slice(0, 300)
+        : `${response.status} ${title}`;
+  return new ApiProblem(response.status, title, detail, flattenFieldErrors(body?.errors));
+}
+
+function apiUrl(relative: string): string {
+  return new URL(`../${relative}`, document.baseURI).toString();
+}
+
+async function call<T>(relative: string, init: RequestInit = {}): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(apiUrl(relative), {
+      ...init,
+      headers: { Accept: 'application/json, application/problem+json', ...(init.headers ?? {}) },
+      cache: 'no-store',
+    });
+  } catch (error) {
+    throw new ApiProblem(0, 'Network error', `Could not reach the order API (${(error as Error).message}).`);
+  }
+  if (!response.ok) throw await problemFrom(response);
+  const text = await response.text();
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+function postJson<T>(relative: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+  return call<T>(relative, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+export function listOrders(filter: OrderFilter, continuationToken?: string, pageSize = 25): Promise<OrderPage> {
+  const query = new URLSearchParams({ pageSize: String(pageSize) });
+  if (filter.state) query.set('state', filter.state);
+  if (filter.billingStatus) query.set('status.billing', filter.billingStatus);
+  if (continuationToken) query.set('continuationToken', continuationToken);
+  return call<OrderPage>(`orders?${query}`).then((page) => ({
+    items: Array.isArray(page?.items) ? page.items : [],
+    continuationToken: page?.continuationToken ?? null,
+  }));
+}
+
+export const getOrder = (id: string): Promise<OrderView> => call<OrderView>(`orders/${encodeURIComponent(id)}`);
+
+export const placeOrder = (order: NewOrder, idempotencyKey: string): Promise<OrderAccepted> =>
+  postJson<OrderAccepted>('orders', order, { 'Idempotency-Key': idempotencyKey });
+
+export const runSupportAction = (id: string, action: SupportAction): Promise<ActionResult> =>
+  postJson<ActionResult>(`orders/${encodeURIComponent(id)}/${action}`, {});
+
+export const listInventory = (): Promise<InventoryItem[]> =>
+  call<InventoryItem[]>('inventory').then((items) => (Array.isArray(items) ? items : []));
+
+export const getFaults = (): Promise<Faults> => call<Faults>('support/faults');
+
+export const setFaults = (faults: Faults): Promise<Faults> => postJson<Faults>('support/faults', faults);

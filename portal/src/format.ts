@@ -1,0 +1,87 @@
+/** How times, amounts, ids and statuses read on screen. */
+
+export function shortId(id: string): string {
+  return id.length > 8 ? id.slice(0, 8) : id;
+}
+
+export function formatTime(iso: string | undefined): string {
+  if (!iso) return '–';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+}
+
+/** Milliseconds matter on a timeline where three consumers act within the same second. */
+export function formatPreciseTime(iso: string | undefined): string {
+  if (!iso) return '–';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return `${formatTime(iso)}.${String(date.getMilliseconds()).padStart(3, '0')}`;
+}
+
+export function formatDateTime(iso: string | undefined): string {
+  if (!iso) return '–';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium', hour12: false });
+}
+
+export function formatMoney(amount: number | undefined, currency: string | undefined): string {
+  if (typeof amount !== 'number' || !Number.isFinite(amount)) return '–';
+  if (currency) {
+    try {
+      return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(amount);
+    } catch {
+      // Not an ISO currency code: fall through to a plain number with the code after it.
+    }
+  }
+  return `${amount.toFixed(2)}${currency ? ` ${currency}` : ''}`;
+}
+
+const STATUS_LABELS: Record<string, string> = {
+  pending: 'pending',
+  processing: 'processing',
+  done: 'done',
+  failed: 'failed',
+  deadlettered: 'dead-lettered',
+  compensated: 'compensated',
+  accepted: 'accepted',
+  completed: 'completed',
+  compensating: 'compensating',
+  cancelled: 'cancelled',
+  attention: 'needs attention',
+};
+
+/** A symbol next to each word so a status never depends on colour alone. */
+const STATUS_SYMBOLS: Record<string, string> = {
+  pending: '○',
+  accepted: '○',
+  processing: '◔',
+  done: '✓',
+  completed: '✓',
+  failed: '!',
+  deadlettered: '✕',
+  compensating: '↺',
+  compensated: '↺',
+  cancelled: '⊘',
+  attention: '⚠',
+};
+
+export function statusLabel(status: string | undefined): string {
+  if (!status) return 'unknown';
+  return STATUS_LABELS[status] ?? status;
+}
+
+export function statusSymbol(status: string | undefined): string {
+  return (status && STATUS_SYMBOLS[status]) || '·';
+}
+
+/** `deadlettered` → `dead-lettered`, `support-action` → `support action`. */
+export function humanizeKind(kind: string | undefined): string {
+  if (!kind) return 'event';
+  return statusLabel(kind).replace(/[-_]/g, ' ').replace(/\bdead lettered\b/, 'dead-lettered');
+}
+
+export function capitalize(word: string): string {
+  return word.charAt(0).toUpperCase() + word.slice(1);
+}

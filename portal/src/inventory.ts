@@ -1,0 +1,39 @@
+/** The stock table: what each SKU costs, and how much is available and reserved right now. */
+import { InventoryItem, listInventory } from './api';
+import { byId, fill, h } from './dom';
+import { formatMoney } from './format';
+
+export class InventoryTable {
+  private readonly rows = byId<HTMLTableSectionElement>('inventory-rows');
+  private readonly empty = byId('inventory-empty');
+  private signature = '';
+
+  constructor(private readonly onItems: (items: InventoryItem[]) => void) {}
+
+  async refresh(): Promise<void> {
+    const items = await listInventory();
+    const signature = JSON.stringify(items);
+    if (signature === this.signature) return;
+    this.signature = signature;
+    const sorted = [...items].sort((a, b) => a.sku.localeCompare(b.sku));
+    fill(
+      this.rows,
+      sorted.map((item) =>
+        h(
+          'tr',
+          { 'data-sku': item.sku },
+          h('th', { scope: 'row', 'data-label': 'SKU' }, h('code', {}, item.sku), item.name ? h('span', { class: 'inventory-name' }, item.name) : null),
+          h('td', { 'data-label': 'Price', class: 'number' }, formatMoney(item.price, undefined)),
+          h('td', { 'data-label': 'Available', class: 'number' }, count(item.available)),
+          h('td', { 'data-label': 'Reserved', class: 'number' }, count(item.reserved)),
+        ),
+      ),
+    );
+    this.empty.hidden = items.length > 0;
+    this.onItems(sorted);
+  }
+}
+
+function count(value: number | undefined): string {
+  return typeof value === 'number' ? String(value) : '–';
+}

@@ -1,0 +1,57 @@
+/** The support portal: wires the panels together, follows the URL hash, and keeps data live. */
+import { BillingSwitch } from './billingSwitch';
+import { InventoryTable } from './inventory';
+import { Announcer, ConnectionLine, Poller } from './live';
+import { OrderDetail } from './orderDetail';
+import { OrderList } from './orderList';
+import { PlaceOrderForm } from './placeOrder';
+
+const ORDER_HASH = /^#\/orders\/(.+)$/;
+/** Slower-moving data is refreshed every few ticks rather than every 1.5 s. */
+const INVENTORY_EVERY = 3;
+const FAULTS_EVERY = 4;
+
+function orderIdFromHash(): string | undefined {
+  const match = ORDER_HASH.exec(location.hash);
+  return match ? decodeURIComponent(match[1]!) : undefined;
+}
+
+function start(): void {
+  const { announce } = new Announcer();
+  const connection = new ConnectionLine();
+  let ticks = 0;
+
+  const poller = new Poller(async () => {
+    const everyTime = [orderList.refresh(), orderDetail.refresh()];
+    const sometimes = [
+      ticks % INVENTORY_EVERY === 0 ? inventory.refresh() : Promise.resolve(),
+      ticks % FAULTS_EVERY === 0 ? billingSwitch.refresh() : Promise.resolve(),
+    ];
+    ticks += 1;
+    const results = await Promise.allSettled([...everyTime, ...sometimes]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    connection.report(failed?.reason);
+  });
+
+  const orderList = new OrderList(announce, () => poller.now());
+  const orderDetail = new OrderDetail(announce, () => poller.now());
+  const placeForm = new PlaceOrderForm((orderId) => {
+    // Show the new order without moving focus away from the form the user is typing in.
+    history.replaceState(null, '', `#/orders/${encodeURIComponent(orderId)}`);
+    select(orderId, false);
+  });
+  const inventory = new InventoryTable((items) => placeForm.setInventory(items));
+  const billingSwitch = new BillingSwitch(announce, (available) => placeForm.setSimulationAvailable(available));
+
+  function select(orderId: string | undefined, focus: boolean): void {
+    orderList.select(orderId);
+    orderDetail.show(orderId, focus);
+    poller.now();
+  }
+
+  window.addEventListener('hashchange', () => select(orderIdFromHash(), true));
+  select(orderIdFromHash(), false);
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+else start();

@@ -1,0 +1,292 @@
+/**
+ * One order, everything about it: the three service lanes, payment, notifications, the monitor,
+ * the timeline, and the support actions. The frame (heading, buttons, results) is built once per
+ * selected order; only the data parts are redrawn, and only when the order changed.
+ */
+import { ApiProblem, getOrder, OrderView, runSupportAction, SERVICE_NAMES, ServiceName, SupportAction, TimelineEntry } from './api';
+import { badge } from './badge';
+import { confirmAction } from './confirmDialog';
+import { byId, fill, h } from './dom';
+import { capitalize, formatDateTime, formatMoney, formatPreciseTime, humanizeKind, shortId, statusLabel } from './format';
+import { showProblem } from './problem';
+import type { Announce } from './orderList';
+
+const REQUEUE_WHEN: readonly string[] = ['deadlettered', 'failed'];
+const COMPENSATE_IN: readonly string[] = ['accepted', 'processing', 'attention'];
+
+export class OrderDetail {
+  private readonly heading = byId('detail-heading');
+  private readonly headingState = byId('detail-state');
+  private readonly placeholder = byId('detail-empty');
+  private readonly body = byId('detail-body');
+  private readonly loadError = byId('detail-error');
+  private readonly requeueButton = byId<HTMLButtonElement>('action-requeue');
+  private readonly compensateButton = byId<HTMLButtonElement>('action-compensate');
+  private readonly actionHint = byId('action-hint');
+  private readonly actionStatus = byId('action-status');
+  private readonly actionError = byId('action-error');
+  private orderId: string | undefined;
+  private order: OrderView | undefined;
+  private signature = '';
+
+  constructor(
+    private readonly announce: Announce,
+    private readonly onActed: () => void,
+  ) {
+    this.requeueButton.addEventListener('click', () => void this.act('requeue'));
+    this.compensateButton.addEventListener('click', () => void this.act('compensate'));
+  }
+
+  get selectedId(): string | undefined {
+    return this.orderId;
+  }
+
+  /** Switches to another order (or none); `focus` moves keyboard focus to the heading. */
+  show(id: string | undefined, focus: boolean): void {
+    if (id !== this.orderId) {
+      this.orderId = id;
+      this.order = undefined;
+      this.signature = '';
+      this.actionStatus.textContent = '';
+      this.actionError.replaceChildren();
+      this.loadError.replaceChildren();
+      this.heading.textContent = id ? `Order ${shortId(id)}` : 'Order detail';
+      this.headingState.replaceChildren();
+      this.placeholder.hidden = Boolean(id);
+      this.body.hidden = true;
+    }
+    if (focus && id) {
+      this.heading.focus();
+      this.heading.scrollIntoView({ block: 'start' });
+    }
+  }
+
+  async refresh(): Promise<void> {
+    const id = this.orderId;
+    if (!id) return;
+    let order: OrderView;
+    try {
+      order = await getOrder(id);
+    } catch (error) {
+      // Shown here, next to the order, rather than as a connection problem: a 404 is about this id.
+      if (id !== this.orderId) return;
+      showProblem(this.loadError, error, `Could not load order ${shortId(id)}`);
+      if (error instanceof ApiProblem && error.status === 404) this.body.hidden = true;
+      return;
+    }
+    if (id !== this.orderId) return;
+    this.loadError.replaceChildren();
+    const signature = JSON.stringify(order);
+    if (signature === this.signature) return;
+    this.announceChanges(this.order, order);
+    this.signature = signature;
+    this.order = order;
+    this.render(order);
+  }
+
+  private announceChanges(before: OrderView | undefined, after: OrderView): void {
+    if (!before) return;
+    const changes = SERVICE_NAMES.filter((s) => before.status?.[s] !== after.status?.[s]).map(
+      (s) => `${s} ${statusLabel(after.status?.[s])}`,
+    );
+    if (before.state !== after.state) changes.unshift(`order ${statusLabel(after.state)}`);
+    if (changes.length > 0) this.announce(`Order ${shortId(after.id)}: ${changes.join(', ')}.`);
+  }
+
+  private render(order: OrderView): void {
+    this.body.hidden = false;
+    this.body.dataset.state = order.state ?? '';
+    fill(this.headingState, badge(order.state, 'State'));
+    this.renderSummary(order);
+    this.renderActions(order);
+    this.renderLanes(order);
+    this.renderPayment(order);
+    this.renderNotifications(order);
+    this.renderMonitor(order);
+    this.renderTimeline(order);
+  }
+
+  private renderSummary(order: OrderView): void {
+    const items = (order.items ?? []).map((item) =>
+      h(
+        'li',
+        {},
+        `${item.quantity} × ${item.sku}`,
+        typeof item.unitPrice === 'number' ? ` at ${formatMoney(item.unitPrice, order.currency)}` : '',
+      ),
+    );
+    fill(
+      byId('detail-summary'),
+      term('Order id', h('code', {}, order.id)),
+      term('Customer', order.customerId ?? '–'),
+      term('Items', items.length ? h('ul', { class: 'plain-list' }, items) : '–'),
+      term('Total', formatMoney(order.total, order.currency)),
+      term('Created', timeElement(order.createdAt, formatDateTime)),
+      term('Updated', timeElement(order.updatedAt, formatDateTime)),
+      term('Correlation id', order.correlationId ? h('code', {}, order.correlationId) : '–'),
+    );
+  }
+
+  private renderActions(order: OrderView): void {
+    const statuses = SERVICE_NAMES.map((s) => order.status?.[s] ?? '');
+    const canRequeue = statuses.some((s) => REQUEUE_WHEN.includes(s)) || order.state === 'attention';
+    const canCompensate = !order.state || COMPENSATE_IN.includes(order.state);
+    this.requeueButton.disabled = !canRequeue;
+    this.compensateButton.disabled = !canCompensate;
+    const hints: string[] = [];
+    if (!canRequeue) hints.push('Requeue: no service is dead-lettered or failed.');
+    if (!canCompensate) hints.push(`Compensate: the order is ${statusLabel(order.state)}.`);
+    this.actionHint.textContent = hints.join(' ');
+  }
+
+  private renderLanes(order: OrderView): void {
+    const timeline = order.timeline ?? [];
+    fill(
+      byId('detail-lanes'),
+      SERVICE_NAMES.map((service) => {
+        const status = order.status?.[service];
+        const events = timeline.filter((e) => e.service === service);
+        const last = events[events.length - 1];
+        const deliveries = events.reduce((max, e) => Math.max(max, e.deliveryCount ?? 0), 0);
+        const reason = order.statusReason?.[service];
+        return h(
+          'li',
+          { class: 'lane', 'data-service': service, 'data-status': status ?? 'unknown' },
+          h('h4', { class: 'lane__name' }, capitalize(service)),
+          badge(status, service),
+          reason ? h('p', { class: 'lane__reason' }, h('span', { class: 'label' }, 'Reason: '), reason) : null,
+          h(
+            'p',
+            { class: 'lane__meta' },
+            deliveries > 0 ? `Deliveries: ${deliveries}` : 'No deliveries recorded',
+            last ? ` · last: ${humanizeKind(last.kind)} at ${formatPreciseTime(last.at)}` : '',
+          ),
+        );
+      }),
+    );
+  }
+
+  private renderPayment(order: OrderView): void {
+    const charged = order.payment?.charged;
+    const refunded = order.payment?.refunded;
+    const net = typeof charged === 'number' ? charged - (refunded ?? 0) : undefined;
+    fill(
+      byId('detail-payment'),
+      term('Charged', formatMoney(charged, order.currency)),
+      term('Refunded', formatMoney(refunded, order.currency)),
+      term('Net', formatMoney(net, order.currency)),
+    );
+  }
+
+  private renderNotifications(order: OrderView): void {
+    const sent = order.notifications ?? [];
+    fill(
+      byId('detail-notifications'),
+      sent.length === 0
+        ? h('li', { class: 'muted' }, 'None sent yet')
+        : sent.map((n) => h('li', {}, h('strong', {}, n.kind), ' at ', timeElement(n.at, formatPreciseTime))),
+    );
+  }
+
+  private renderMonitor(order: OrderView): void {
+    const monitor = order.monitor;
+    const custom = monitor?.customStatus;
+    fill(
+      byId('detail-monitor'),
+      monitor
+        ? [
+            term('Runtime status', monitor.runtimeStatus ?? '–'),
+            term('Custom status', describeCustomStatus(custom)),
+          ]
+        : term('Runtime status', 'No monitor information'),
+    );
+  }
+
+  private renderTimeline(order: OrderView): void {
+    const entries = [...(order.timeline ?? [])].sort((a, b) => String(a.at ?? '').localeCompare(String(b.at ?? '')));
+    fill(
+      byId('detail-timeline'),
+      entries.length === 0
+        ? h('li', { class: 'muted' }, 'No events recorded yet')
+        : entries.map((entry) => timelineEntry(entry)),
+    );
+  }
+
+  private async act(action: SupportAction): Promise<void> {
+    const id = this.orderId;
+    if (!id) return;
+    const confirmed = await confirmAction(
+      action === 'requeue'
+        ? {
+            title: `Requeue order ${shortId(id)}?`,
+            message: 'The dead-lettered or failed step is sent back to its service to try again.',
+            confirmLabel: 'Requeue',
+          }
+        : {
+            title: `Compensate order ${shortId(id)}?`,
+            message:
+              'The order is cancelled: reserved stock is released, any charge is refunded and the customer gets a cancellation notice. This cannot be undone.',
+            confirmLabel: 'Compensate',
+            destructive: true,
+          },
+    );
+    if (!confirmed) return;
+    this.actionStatus.textContent = `${capitalize(action)} sent…`;
+    this.actionError.replaceChildren();
+    try {
+      const result = await runSupportAction(id, action);
+      if (id !== this.orderId) return;
+      const accepted = result?.accepted !== false;
+      this.actionStatus.textContent = accepted
+        ? `${capitalize(result?.action ?? action)} accepted for order ${shortId(id)}. Watch the lanes and timeline below.`
+        : `${capitalize(result?.action ?? action)} was not accepted for order ${shortId(id)}.`;
+    } catch (error) {
+      if (id !== this.orderId) return;
+      this.actionStatus.textContent = '';
+      showProblem(this.actionError, error, `${capitalize(action)} failed`);
+    }
+    this.onActed();
+  }
+}
+
+function term(name: string, value: Node | string | (Node | string)[]): HTMLDivElement {
+  return h('div', { class: 'term' }, h('dt', {}, name), h('dd', {}, value));
+}
+
+function timeElement(iso: string | undefined, format: (iso: string | undefined) => string): HTMLTimeElement {
+  return h('time', { datetime: iso ?? '' }, format(iso));
+}
+
+function timelineEntry(entry: Partial<TimelineEntry>): HTMLLIElement {
+  const kind = entry.kind ?? 'event';
+  return h(
+    'li',
+    { class: `timeline__entry timeline__entry--${kind.replace(/[^a-z-]/gi, '')}`, 'data-kind': kind },
+    h('time', { datetime: entry.at ?? '', class: 'timeline__time' }, formatPreciseTime(entry.at)),
+    h(
+      'div',
+      { class: 'timeline__body' },
+      h(
+        'p',
+        { class: 'timeline__headline' },
+        h('strong', {}, humanizeKind(kind)),
+        entry.service ? ` · ${entry.service as ServiceName}` : '',
+        typeof entry.deliveryCount === 'number' ? ` · delivery ${entry.deliveryCount}` : '',
+        entry.actor ? h('span', { class: 'timeline__actor' }, ` · by ${entry.actor}`) : '',
+      ),
+      entry.reason ? h('p', { class: 'timeline__reason' }, h('span', { class: 'label' }, 'Reason: '), entry.reason) : null,
+      entry.detail ? h('p', { class: 'timeline__detail' }, entry.detail) : null,
+    ),
+  );
+}
+
+function describeCustomStatus(custom: unknown): string {
+  if (custom === null || custom === undefined || custom === '') return '–';
+  if (typeof custom === 'string') return custom;
+  if (typeof custom === 'object') {
+    return Object.entries(custom as Record<string, unknown>)
+      .map(([key, value]) => `${key}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
+      .join(' · ');
+  }
+  return String(custom);
+}

@@ -1,0 +1,159 @@
+/**
+ * The order list: state and the three service statuses per order, filtered, refreshed in place.
+ * Rows are kept by order id and only their changed cells are rewritten, so a poll never moves
+ * keyboard focus or the scroll position.
+ */
+import { listOrders, OrderFilter, OrderView, SERVICE_NAMES } from './api';
+import { badge } from './badge';
+import { byId, fill, h } from './dom';
+import { capitalize, formatTime, shortId, statusLabel } from './format';
+
+interface Row {
+  element: HTMLTableRowElement;
+  stateCell: HTMLTableCellElement;
+  serviceCells: HTMLTableCellElement[];
+  signature: string;
+  state: string | undefined;
+}
+
+export type Announce = (message: string) => void;
+
+export class OrderList {
+  private readonly rows = new Map<string, Row>();
+  private readonly body = byId<HTMLTableSectionElement>('order-rows');
+  private readonly stateFilter = byId<HTMLSelectElement>('filter-state');
+  private readonly deadLetteredFilter = byId<HTMLInputElement>('filter-deadlettered');
+  private readonly attentionFilter = byId<HTMLInputElement>('filter-attention');
+  private readonly summary = byId('orders-summary');
+  private readonly empty = byId('orders-empty');
+  private readonly more = byId<HTMLButtonElement>('orders-more');
+  private pagesShown = 1;
+  private selectedId: string | undefined;
+  /** Bumped on every filter change so an answer to an older query is dropped. */
+  private generation = 0;
+
+  constructor(
+    private readonly announce: Announce,
+    private readonly onFiltersChanged: () => void,
+  ) {
+    const changed = (): void => {
+      this.stateFilter.disabled = this.attentionFilter.checked;
+      this.pagesShown = 1;
+      this.generation += 1;
+      this.clear();
+      this.onFiltersChanged();
+    };
+    this.stateFilter.addEventListener('change', changed);
+    this.deadLetteredFilter.addEventListener('change', changed);
+    this.attentionFilter.addEventListener('change', changed);
+    this.more.addEventListener('click', () => {
+      this.pagesShown += 1;
+      this.onFiltersChanged();
+    });
+  }
+
+  get filter(): OrderFilter {
+    return {
+      state: this.attentionFilter.checked ? 'attention' : this.stateFilter.value || undefined,
+      billingStatus: this.deadLetteredFilter.checked ? 'deadlettered' : undefined,
+    };
+  }
+
+  select(id: string | undefined): void {
+    this.selectedId = id;
+    for (const [orderId, row] of this.rows) {
+      if (orderId === id) row.element.setAttribute('aria-current', 'true');
+      else row.element.removeAttribute('aria-current');
+    }
+  }
+
+  /** Fetches as many pages as are shown and brings the table up to date. */
+  async refresh(): Promise<void> {
+    const generation = this.generation;
+    const filter = this.filter;
+    const orders: OrderView[] = [];
+    let token: string | undefined;
+    let hasMore = false;
+    for (let page = 0; page < this.pagesShown; page += 1) {
+      const result = await listOrders(filter, token);
+      orders.push(...result.items);
+      token = result.continuationToken ?? undefined;
+      hasMore = Boolean(token);
+      if (!token) break;
+    }
+    if (generation !== this.generation) return;
+    this.render(orders, hasMore);
+  }
+
+  private clear(): void {
+    this.rows.clear();
+    this.body.replaceChildren();
+    this.summary.textContent = 'Loading orders…';
+  }
+
+  private render(orders: OrderView[], hasMore: boolean): void {
+    const shown = new Map<string, OrderView>();
+    for (const order of orders) if (order?.id && !shown.has(order.id)) shown.set(order.id, order);
+    for (const [id, row] of this.rows) {
+      if (!shown.has(id)) {
+        row.element.remove();
+        this.rows.delete(id);
+      }
+    }
+    [...shown.values()].forEach((order, index) => {
+      const row = this.rows.get(order.id) ?? this.createRow(order);
+      this.update(row, order);
+      // Insert only rows that are out of place: re-inserting a row would drop focus inside it.
+      const current = this.body.children[index];
+      if (current !== row.element) this.body.insertBefore(row.element, current ?? null);
+    });
+    this.empty.hidden = shown.size > 0;
+    this.more.hidden = !hasMore;
+    const filtered = Boolean(this.filter.state || this.filter.billingStatus);
+    this.summary.textContent = `${shown.size}${hasMore ? '+' : ''} ${shown.size === 1 ? 'order' : 'orders'}${
+      filtered ? ' match the filters' : ''
+    }, newest first.`;
+  }
+
+  private createRow(order: OrderView): Row {
+    const link = h(
+      'a',
+      { href: `#/orders/${encodeURIComponent(order.id)}`, class: 'order-link', title: order.id },
+      h('span', { class: 'order-link__id' }, shortId(order.id)),
+      h('span', { class: 'visually-hidden' }, ` (order ${order.id})`),
+    );
+    const stateCell = h('td', { 'data-label': 'State' });
+    const serviceCells = SERVICE_NAMES.map((service) => h('td', { 'data-label': capitalize(service) }));
+    const element = h(
+      'tr',
+      { 'data-order-id': order.id },
+      h(
+        'th',
+        { scope: 'row', 'data-label': 'Order' },
+        link,
+        h('span', { class: 'order-customer' }, order.customerId ?? ''),
+      ),
+      stateCell,
+      serviceCells,
+      h('td', { 'data-label': 'Created' }, h('time', { datetime: order.createdAt ?? '' }, formatTime(order.createdAt))),
+    );
+    if (order.id === this.selectedId) element.setAttribute('aria-current', 'true');
+    const row: Row = { element, stateCell, serviceCells, signature: '', state: order.state };
+    this.rows.set(order.id, row);
+    return row;
+  }
+
+  private update(row: Row, order: OrderView): void {
+    const signature = JSON.stringify([order.state, order.status]);
+    if (signature === row.signature) return;
+    const isNew = row.signature === '';
+    row.signature = signature;
+    fill(row.stateCell, badge(order.state));
+    SERVICE_NAMES.forEach((service, i) => fill(row.serviceCells[i]!, badge(order.status?.[service], service)));
+    row.element.dataset.state = order.state ?? '';
+    if (!isNew && row.state !== order.state) {
+      this.announce(`Order ${shortId(order.id)} is now ${statusLabel(order.state)}.`);
+    }
+    row.state = order.state;
+  }
+}
