@@ -1,0 +1,75 @@
+/**
+ * Host log lines: one clear text line per event, timestamped, with secrets stripped. Levels follow
+ * host.json `logging.logLevel` (`default`, `Function`, `Function.<name>`) like the real host.
+ */
+import type { RpcLogLevel } from './core-types';
+
+const LEVELS: Record<string, number> = {
+  trace: 0,
+  debug: 1,
+  information: 2,
+  warning: 3,
+  error: 4,
+  critical: 5,
+  none: 6,
+};
+
+/** host.json spells levels PascalCase (`Information`); the worker protocol lower-cases them. */
+function levelRank(level: string | undefined): number | undefined {
+  if (!level) return undefined;
+  return LEVELS[level.toLowerCase()];
+}
+
+/** Connection-string secrets and URL credentials never reach a log line. */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/(AccountKey|SharedAccessKey|SharedAccessSignature|AccessKey|Password|pwd)=[^;\s"']*/gi, '$1=***')
+    .replace(/(sig)=[^&\s"']*/gi, '$1=***')
+    .replace(/(\/\/[^/\s:@]+):[^/\s@]+@/g, '$1:***@');
+}
+
+export class HostLog {
+  readonly #defaultRank: number;
+  readonly #functionRank: number | undefined;
+  readonly #perFunction = new Map<string, number>();
+  readonly #write: (line: string) => void;
+
+  constructor(logLevel: Record<string, string> = {}, write?: (line: string) => void) {
+    this.#defaultRank = levelRank(logLevel['default']) ?? LEVELS.information!;
+    this.#functionRank = levelRank(logLevel['Function']);
+    for (const [key, value] of Object.entries(logLevel)) {
+      const m = /^Function\.(.+)$/.exec(key);
+      const rank = levelRank(value);
+      if (m && rank !== undefined) this.#perFunction.set(m[1]!, rank);
+    }
+    this.#write = write ?? ((line) => process.stdout.write(line));
+  }
+
+  /** Whether a function's logs at this level are shown. */
+  functionEnabled(functionName: string, level: RpcLogLevel): boolean {
+    const min = this.#perFunction.get(functionName) ?? this.#functionRank ?? this.#defaultRank;
+    return (LEVELS[level] ?? LEVELS.information!) >= min;
+  }
+
+  hostEnabled(level: RpcLogLevel): boolean {
+    return (LEVELS[level] ?? LEVELS.information!) >= this.#defaultRank;
+  }
+
+  host(level: RpcLogLevel, message: string): void {
+    if (this.hostEnabled(level) || level === 'error' || level === 'critical') this.#line(level, message);
+  }
+
+  function(functionName: string, level: RpcLogLevel, message: string): void {
+    if (this.functionEnabled(functionName, level)) this.#line(level, `[${functionName}] ${message}`);
+  }
+
+  /** Lines that tools wait for (the ready line, the function list): always printed. */
+  always(message: string): void {
+    this.#write(`${message}\n`);
+  }
+
+  #line(level: RpcLogLevel, message: string): void {
+    const tag = level === 'information' ? '' : ` ${level.toUpperCase()}`;
+    this.#write(`[${new Date().toISOString()}]${tag} ${redactSecrets(message)}\n`);
+  }
+}

@@ -1,0 +1,456 @@
+/**
+ * Service Bus triggers and output bindings through the real @azure/service-bus SDK, so the same
+ * host runs against the local emulator or a real namespace. Behaves like the Functions Service Bus
+ * extension: peek-lock receivers, complete on success, abandon on failure (Service Bus counts the
+ * delivery and dead-letters after maxDeliveryCount), lock renewal, cardinality one and many, and
+ * the PascalCase trigger metadata the library camel-cases.
+ */
+import { DefaultAzureCredential } from '@azure/identity';
+import {
+  ServiceBusClient,
+  type ServiceBusMessage,
+  type ServiceBusReceivedMessage,
+  type ServiceBusReceiver,
+  type ServiceBusSender,
+} from '@azure/service-bus';
+import type { RegisteredFunction } from './core-module';
+import type { RpcBindingInfo, RpcInvocationResponse, RpcTypedData } from './core-types';
+import type { HostJson } from './function-app';
+import type { HostLog } from './host-log';
+import { type FunctionInvoker, HostConfigurationError } from './invoker';
+import { MissingSettingError, resolveSettingExpression } from './settings';
+import { parseTimeSpan } from './timer-triggers';
+
+const DEFAULT_CONNECTION = 'AzureWebJobsServiceBus';
+const DEAD_LETTER_SUFFIX = /\/\$DeadLetterQueue$/i;
+
+export interface ServiceBusSettings {
+  maxConcurrentCalls: number;
+  autoCompleteMessages: boolean;
+  maxAutoLockRenewalDurationMs: number;
+  maxMessageBatchSize: number;
+  maxWaitTimeMs: number;
+}
+
+export function serviceBusSettings(hostJson: HostJson): ServiceBusSettings {
+  const sb = hostJson.extensions?.serviceBus ?? {};
+  return {
+    maxConcurrentCalls: sb.maxConcurrentCalls ?? 16,
+    autoCompleteMessages: sb.autoCompleteMessages ?? true,
+    maxAutoLockRenewalDurationMs: parseTimeSpan(sb.maxAutoLockRenewalDuration ?? '00:05:00') ?? 300_000,
+    maxMessageBatchSize: sb.maxMessageBatchSize ?? 1000,
+    maxWaitTimeMs: parseTimeSpan(sb.maxWaitTime ?? '00:00:01') ?? 1000,
+  };
+}
+
+function isServiceBusTrigger(fn: RegisteredFunction): boolean {
+  return fn.trigger.type?.toLowerCase() === 'servicebustrigger';
+}
+
+function isServiceBusOutput(b: RpcBindingInfo): boolean {
+  return b.direction === 'out' && b.type?.toLowerCase() === 'servicebus';
+}
+
+/** Creates one SDK client per connection setting: a connection string, else managed identity. */
+export class ServiceBusConnections {
+  readonly #clients = new Map<string, ServiceBusClient>();
+
+  get(connection: unknown): ServiceBusClient {
+    const name = typeof connection === 'string' && connection !== '' ? connection : DEFAULT_CONNECTION;
+    let client = this.#clients.get(name);
+    if (client) return client;
+    const connectionString = process.env[name];
+    const namespace = process.env[`${name}__fullyQualifiedNamespace`];
+    if (connectionString) client = new ServiceBusClient(connectionString);
+    else if (namespace) client = new ServiceBusClient(namespace, new DefaultAzureCredential());
+    else {
+      throw new MissingSettingError(
+        `Service Bus connection "${name}": set ${name} (a connection string) or ${name}__fullyQualifiedNamespace`,
+      );
+    }
+    this.#clients.set(name, client);
+    return client;
+  }
+
+  async close(): Promise<void> {
+    const clients = [...this.#clients.values()];
+    this.#clients.clear();
+    await Promise.allSettled(clients.map((c) => c.close()));
+  }
+}
+
+interface EntityPath {
+  topic?: string;
+  subscription?: string;
+  queue?: string;
+  deadLetter: boolean;
+  display: string;
+}
+
+export function triggerEntity(binding: RpcBindingInfo): EntityPath {
+  const read = (key: string): string | undefined =>
+    typeof binding[key] === 'string' ? resolveSettingExpression(binding[key] as string) : undefined;
+  const topicName = read('topicName');
+  const subscriptionName = read('subscriptionName');
+  const queueName = read('queueName');
+  if (topicName && subscriptionName) {
+    const deadLetter = DEAD_LETTER_SUFFIX.test(subscriptionName);
+    const subscription = subscriptionName.replace(DEAD_LETTER_SUFFIX, '');
+    return {
+      topic: topicName,
+      subscription,
+      deadLetter,
+      display: `${topicName}/Subscriptions/${subscription}${deadLetter ? '/$DeadLetterQueue' : ''}`,
+    };
+  }
+  if (queueName) {
+    const deadLetter = DEAD_LETTER_SUFFIX.test(queueName);
+    const path = queueName.replace(DEAD_LETTER_SUFFIX, '');
+    const m = /^([^/]+)\/Subscriptions\/([^/]+)$/i.exec(path);
+    if (m) return { topic: m[1], subscription: m[2], deadLetter, display: queueName };
+    return { queue: path, deadLetter, display: queueName };
+  }
+  throw new HostConfigurationError('a Service Bus trigger needs queueName, or topicName and subscriptionName');
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    utf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function bodyBytes(body: unknown): Buffer | undefined {
+  if (Buffer.isBuffer(body)) return body;
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return undefined;
+}
+
+/** The message body as the trigger input: JSON/text as a string (the library parses JSON), else bytes. */
+export function bodyTypedData(body: unknown, binary: boolean): RpcTypedData {
+  const bytes = bodyBytes(body);
+  if (bytes) return binary || !isUtf8(bytes) ? { bytes } : { string: bytes.toString('utf8') };
+  if (typeof body === 'string') return binary ? { bytes: Buffer.from(body) } : { string: body };
+  if (typeof body === 'number') return Number.isInteger(body) ? { int: body } : { double: body };
+  if (body === undefined || body === null) return { string: '' };
+  return { json: JSON.stringify(body) };
+}
+
+function bodyText(body: unknown): string {
+  const bytes = bodyBytes(body);
+  if (bytes) return bytes.toString('utf8');
+  if (typeof body === 'string') return body;
+  return JSON.stringify(body ?? '');
+}
+
+function iso(d: Date | undefined): string | undefined {
+  return d instanceof Date && !Number.isNaN(d.getTime()) ? d.toISOString() : undefined;
+}
+
+function longToNumber(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'number') return v;
+  const asLong = v as { toNumber?: () => number };
+  return typeof asLong.toNumber === 'function' ? asLong.toNumber() : Number(v);
+}
+
+/** Trigger metadata of one message, keyed as the real extension keys it (PascalCase). */
+export function messageMetadata(m: ServiceBusReceivedMessage): Record<string, unknown> {
+  const props = { ...(m.applicationProperties ?? {}) } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(props)) if (v instanceof Date) props[k] = v.toISOString();
+  return {
+    DeliveryCount: (m.deliveryCount ?? 0) + 1,
+    DeadLetterSource: m.deadLetterSource,
+    DeadLetterReason: m.deadLetterReason,
+    DeadLetterErrorDescription: m.deadLetterErrorDescription,
+    LockToken: m.lockToken,
+    ExpiresAtUtc: iso(m.expiresAtUtc),
+    EnqueuedTimeUtc: iso(m.enqueuedTimeUtc),
+    LockedUntilUtc: iso(m.lockedUntilUtc),
+    MessageId: m.messageId === undefined ? undefined : String(m.messageId),
+    ContentType: m.contentType,
+    ReplyTo: m.replyTo,
+    SequenceNumber: longToNumber(m.sequenceNumber),
+    EnqueuedSequenceNumber: longToNumber(m.enqueuedSequenceNumber),
+    To: m.to,
+    Label: m.subject,
+    Subject: m.subject,
+    CorrelationId: m.correlationId === undefined ? undefined : String(m.correlationId),
+    SessionId: m.sessionId,
+    ReplyToSessionId: m.replyToSessionId,
+    PartitionKey: m.partitionKey,
+    TimeToLive: m.timeToLive,
+    ApplicationProperties: props,
+    UserProperties: props,
+  };
+}
+
+function valueTypedData(v: unknown): RpcTypedData | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return { string: v };
+  if (typeof v === 'number') return Number.isInteger(v) ? { int: v } : { double: v };
+  return { json: JSON.stringify(v) };
+}
+
+export function singleMetadata(m: ServiceBusReceivedMessage): Record<string, RpcTypedData> {
+  const out: Record<string, RpcTypedData> = {};
+  for (const [k, v] of Object.entries(messageMetadata(m))) {
+    const t = valueTypedData(v);
+    if (t) out[k] = t;
+  }
+  return out;
+}
+
+/** Cardinality many: every key gets an `Array` suffix and holds one entry per message. */
+export function batchMetadata(messages: ServiceBusReceivedMessage[]): Record<string, RpcTypedData> {
+  const each = messages.map(messageMetadata);
+  const keys = new Set(each.flatMap((e) => Object.keys(e)));
+  const out: Record<string, RpcTypedData> = {};
+  for (const k of keys) {
+    const values = each.map((e) => e[k] ?? null);
+    if (values.every((v) => v === null)) continue;
+    out[`${k}Array`] = { json: JSON.stringify(values) };
+  }
+  return out;
+}
+
+function batchBody(messages: ServiceBusReceivedMessage[], binary: boolean): RpcTypedData {
+  if (binary) return { collectionBytes: { bytes: messages.map((m) => bodyBytes(m.body) ?? Buffer.from(bodyText(m.body))) } };
+  return { collectionString: { string: messages.map((m) => bodyText(m.body)) } };
+}
+
+/** An output binding value as messages: an array sends one message per item. */
+export function outputMessages(data: RpcTypedData): ServiceBusMessage[] {
+  let values: unknown[];
+  if (data.json !== undefined && data.json !== null) {
+    const parsed: unknown = JSON.parse(data.json);
+    values = Array.isArray(parsed) ? parsed : [parsed];
+  } else if (data.string !== undefined && data.string !== null) values = [data.string];
+  else if (data.bytes) values = [Buffer.from(data.bytes)];
+  else if (data.int !== undefined && data.int !== null) values = [String(data.int)];
+  else if (data.double !== undefined && data.double !== null) values = [String(data.double)];
+  else if (data.collectionString?.string) values = data.collectionString.string;
+  else if (data.collectionBytes?.bytes) values = data.collectionBytes.bytes.map((b) => Buffer.from(b));
+  else values = [];
+  return values.map((v): ServiceBusMessage => {
+    if (Buffer.isBuffer(v)) return { body: v };
+    if (typeof v === 'string') return { body: Buffer.from(v, 'utf8') };
+    return { body: Buffer.from(JSON.stringify(v), 'utf8'), contentType: 'application/json' };
+  });
+}
+
+/** Sends what a function put in its serviceBus output bindings (return value or extraOutputs). */
+export class ServiceBusOutputs {
+  readonly #senders = new Map<string, ServiceBusSender>();
+
+  constructor(private readonly connections: ServiceBusConnections) {}
+
+  static hasOutputs(fn: RegisteredFunction): boolean {
+    return Object.values(fn.metadata.bindings).some(isServiceBusOutput);
+  }
+
+  async send(fn: RegisteredFunction, response: RpcInvocationResponse): Promise<void> {
+    for (const [name, binding] of Object.entries(fn.metadata.bindings)) {
+      if (!isServiceBusOutput(binding)) continue;
+      const data = name === '$return' ? response.returnValue : response.outputData?.find((o) => o.name === name)?.data;
+      if (!data) continue;
+      const messages = outputMessages(data);
+      if (messages.length === 0) continue;
+      await this.#sender(binding).sendMessages(messages);
+    }
+  }
+
+  #sender(binding: RpcBindingInfo): ServiceBusSender {
+    const entityRaw = (binding['queueName'] ?? binding['topicName']) as string | undefined;
+    if (!entityRaw) throw new HostConfigurationError('a serviceBus output binding needs queueName or topicName');
+    const entity = resolveSettingExpression(entityRaw);
+    const connection = binding['connection'];
+    const key = `${String(connection)}|${entity}`;
+    let sender = this.#senders.get(key);
+    if (!sender) {
+      sender = this.connections.get(connection).createSender(entity);
+      this.#senders.set(key, sender);
+    }
+    return sender;
+  }
+
+  async close(): Promise<void> {
+    const senders = [...this.#senders.values()];
+    this.#senders.clear();
+    await Promise.allSettled(senders.map((s) => s.close()));
+  }
+}
+
+interface TriggerListener {
+  fn: RegisteredFunction;
+  entity: EntityPath;
+  receiver?: ServiceBusReceiver;
+  close?: () => Promise<void>;
+  inFlight: Set<Promise<void>>;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+export class ServiceBusTriggers {
+  readonly #listeners: TriggerListener[] = [];
+  #stopping = false;
+
+  constructor(
+    functions: RegisteredFunction[],
+    private readonly invoker: FunctionInvoker,
+    private readonly connections: ServiceBusConnections,
+    private readonly settings: ServiceBusSettings,
+    private readonly log: HostLog,
+  ) {
+    for (const fn of functions) {
+      if (!isServiceBusTrigger(fn)) continue;
+      if (fn.trigger['isSessionsEnabled'] === true) {
+        throw new HostConfigurationError(`${fn.name}: session-enabled Service Bus triggers are not supported by this host`);
+      }
+      this.#listeners.push({ fn, entity: triggerEntity(fn.trigger), inFlight: new Set() });
+    }
+  }
+
+  describe(name: string): string | undefined {
+    const l = this.#listeners.find((x) => x.fn.name === name);
+    if (!l) return undefined;
+    const many = l.fn.trigger['cardinality'] === 'many';
+    return `serviceBusTrigger ${l.entity.display}${many ? ' (cardinality many)' : ''}`;
+  }
+
+  start(): void {
+    for (const listener of this.#listeners) {
+      const client = this.connections.get(listener.fn.trigger['connection']);
+      const options = {
+        receiveMode: 'peekLock' as const,
+        subQueueType: listener.entity.deadLetter ? ('deadLetter' as const) : undefined,
+        maxAutoLockRenewalDurationInMs: this.settings.maxAutoLockRenewalDurationMs,
+        skipParsingBodyAsJson: true,
+      };
+      const receiver = listener.entity.queue
+        ? client.createReceiver(listener.entity.queue, options)
+        : client.createReceiver(listener.entity.topic!, listener.entity.subscription!, options);
+      listener.receiver = receiver;
+      if (listener.fn.trigger['cardinality'] === 'many') this.#startBatchLoop(listener, receiver);
+      else this.#subscribe(listener, receiver);
+    }
+  }
+
+  #track(listener: TriggerListener, work: Promise<void>): Promise<void> {
+    listener.inFlight.add(work);
+    return work.finally(() => listener.inFlight.delete(work));
+  }
+
+  #subscribe(listener: TriggerListener, receiver: ServiceBusReceiver): void {
+    const { fn } = listener;
+    const binary = fn.trigger['dataType'] === 'binary';
+    const subscription = receiver.subscribe(
+      {
+        processMessage: (message) =>
+          this.#track(
+            listener,
+            this.#process(listener, receiver, [message], {
+              inputData: [{ name: fn.triggerName, data: bodyTypedData(message.body, binary) }],
+              triggerMetadata: singleMetadata(message),
+            }),
+          ),
+        processError: async (args) => {
+          if (this.#stopping) return;
+          this.log.host('warning', `Service Bus receiver for ${fn.name} (${listener.entity.display}): ${errorMessage(args.error)}`);
+        },
+      },
+      { autoCompleteMessages: false, maxConcurrentCalls: this.settings.maxConcurrentCalls },
+    );
+    listener.close = () => subscription.close();
+  }
+
+  #startBatchLoop(listener: TriggerListener, receiver: ServiceBusReceiver): void {
+    const { fn } = listener;
+    const binary = fn.trigger['dataType'] === 'binary';
+    const abort = new AbortController();
+    let backoffMs = 500;
+    const loop = async (): Promise<void> => {
+      while (!this.#stopping) {
+        let messages: ServiceBusReceivedMessage[];
+        try {
+          messages = await receiver.receiveMessages(this.settings.maxMessageBatchSize, {
+            maxWaitTimeInMs: this.settings.maxWaitTimeMs,
+            abortSignal: abort.signal,
+          });
+          backoffMs = 500;
+        } catch (err) {
+          if (this.#stopping) return;
+          this.log.host('warning', `Service Bus receiver for ${fn.name} (${listener.entity.display}): ${errorMessage(err)}`);
+          await new Promise((r) => setTimeout(r, backoffMs));
+          backoffMs = Math.min(backoffMs * 2, 30_000);
+          continue;
+        }
+        if (messages.length === 0) continue;
+        await this.#track(
+          listener,
+          this.#process(listener, receiver, messages, {
+            inputData: [{ name: fn.triggerName, data: batchBody(messages, binary) }],
+            triggerMetadata: batchMetadata(messages),
+          }),
+        );
+      }
+    };
+    const running = loop();
+    listener.close = async () => {
+      abort.abort();
+      await running;
+    };
+  }
+
+  async #process(
+    listener: TriggerListener,
+    receiver: ServiceBusReceiver,
+    messages: ServiceBusReceivedMessage[],
+    request: { inputData: { name: string; data: RpcTypedData }[]; triggerMetadata: Record<string, RpcTypedData> },
+  ): Promise<void> {
+    const { fn } = listener;
+    let ok = true;
+    try {
+      await this.invoker.invoke(fn, {
+        ...request,
+        reason: `New ServiceBus message detected on '${listener.entity.display}'`,
+      });
+    } catch {
+      ok = false;
+    }
+    if (!this.settings.autoCompleteMessages) return;
+    for (const message of messages) {
+      try {
+        if (ok) await receiver.completeMessage(message);
+        else await receiver.abandonMessage(message);
+      } catch (err) {
+        this.log.host(
+          'warning',
+          `${fn.name}: could not ${ok ? 'complete' : 'abandon'} message ${String(message.messageId)}: ${errorMessage(err)}`,
+        );
+      }
+    }
+  }
+
+  /** Stops receiving, lets running invocations settle their messages (bounded), closes receivers. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.#stopping = true;
+    await Promise.allSettled(this.#listeners.map((l) => l.close?.()));
+    const inFlight = this.#listeners.flatMap((l) => [...l.inFlight]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(inFlight),
+      new Promise((r) => {
+        timer = setTimeout(r, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    await Promise.allSettled(this.#listeners.map((l) => l.receiver?.close()));
+  }
+}
