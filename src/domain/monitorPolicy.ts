@@ -29,6 +29,12 @@ export const TIMELINE = {
   attention: 'attention',
 } as const;
 
+/**
+ * Every targeted send is recorded as `republished` with a reason starting with one of these, so
+ * the stuck-republish bound counts only republishes to stuck consumers, not billing requeues.
+ */
+export const REPUBLISH_REASON = { requeue: 'requeue', stuck: 'stuck' } as const;
+
 /** Actor recorded on the timeline for what the monitor does on its own. */
 export const MONITOR_ACTOR = 'monitor';
 
@@ -227,7 +233,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
         pendingRequeue = undefined;
         break;
       case TIMELINE.republished:
-        if (entry.service && entry.actor === MONITOR_ACTOR) republishes[entry.service] += 1;
+        if (entry.service && entry.reason?.startsWith(REPUBLISH_REASON.stuck)) republishes[entry.service] += 1;
         break;
       case TIMELINE.supportAction:
         if (entry.detail === 'requeue') pendingRequeue = { by: entry.actor ?? 'support', at: entry.at };

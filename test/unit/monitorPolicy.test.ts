@@ -286,6 +286,8 @@ describe('monitorSnapshotOf', () => {
           { at: at(2), kind: 'done', service: 'inventory' },
           { at: at(3), kind: 'deadlettered', service: 'billing', deliveryCount: 3 },
           { at: at(8), kind: 'requeued', service: 'billing', actor: 'monitor', detail: 'attempt 1' },
+          { at: at(8), kind: 'republished', service: 'billing', actor: 'monitor', reason: 'requeue 1: dead-lettered' },
+          { at: at(8), kind: 'republished', service: 'notification', actor: 'monitor', reason: 'stuck: pending for 61 s' },
           { at: at(9), kind: 'deadlettered', service: 'billing', deliveryCount: 3 },
         ],
       }),
@@ -294,7 +296,9 @@ describe('monitorSnapshotOf', () => {
     expect(snap).toMatchObject({
       billingRequeues: 1,
       billingDeadLetteredAt: at(9),
-      lastProgressAt: { inventory: at(2), billing: at(9), notification: at(0) },
+      // A requeue is not a republish to a stuck consumer: only the notification one counts.
+      republishes: { inventory: 0, billing: 0, notification: 1 },
+      lastProgressAt: { inventory: at(2), billing: at(9), notification: at(8) },
       quietPolls: 4,
       compensationRuns: 0,
     });

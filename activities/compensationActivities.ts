@@ -1,0 +1,90 @@
+/**
+ * Activities of saga compensation: plan, the three compensations, and the outcome. The
+ * compensations are thin calls into src/services, where each is idempotent (refund once per
+ * order, release per hold, one cancellation notice) and records its own timeline entry.
+ */
+import * as df from 'durable-functions';
+import type { ActivityHandler } from 'durable-functions';
+import type { InvocationContext } from '@azure/functions';
+import { MONITOR_ACTOR, TIMELINE } from '../src/domain/monitorPolicy';
+import type { OrderDocument } from '../src/domain/order';
+import { planCompensation, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
+import { NotFoundError } from '../src/errors';
+import { createLogger } from '../src/log';
+import { appDependencies } from '../src/services/dependencies';
+import { sendCancellation } from '../src/services/notices';
+import { refundPayment } from '../src/services/payment';
+import { releaseStock } from '../src/services/stock';
+import { appCompensationFaults, assertRefundsWork } from '../src/support/faults';
+import { ACTIVITY, type OrderActivityInput } from '../orchestrators/names';
+
+type CompensationActivityInput = OrderActivityInput & { reason: string };
+
+const logFor = (context: InvocationContext, input: OrderActivityInput) =>
+  createLogger(context).with({ orderId: input.orderId, correlationId: input.correlationId, activity: context.functionName });
+
+async function orderOrThrow(orderId: string): Promise<OrderDocument> {
+  const order = await appDependencies().orders.get(orderId);
+  if (!order) throw new NotFoundError(`order ${orderId} not found`);
+  return order;
+}
+
+const planOrderCompensation: ActivityHandler = async (input: OrderActivityInput): Promise<CompensationStep[]> =>
+  planCompensation(await orderOrThrow(input.orderId));
+
+const refundOrderPayment: ActivityHandler = async (input: CompensationActivityInput, context: InvocationContext) => {
+  const deps = appDependencies();
+  await assertRefundsWork(deps, appCompensationFaults());
+  const result = await refundPayment(await orderOrThrow(input.orderId), deps, MONITOR_ACTOR);
+  logFor(context, input).info('payment-compensated', result);
+  return result;
+};
+
+const releaseOrderStock: ActivityHandler = async (input: CompensationActivityInput, context: InvocationContext) => {
+  const result = await releaseStock(await orderOrThrow(input.orderId), appDependencies(), MONITOR_ACTOR);
+  logFor(context, input).info('stock-compensated', result);
+  return result;
+};
+
+const sendCancellationNotice: ActivityHandler = async (input: CompensationActivityInput, context: InvocationContext) => {
+  const result = await sendCancellation(await orderOrThrow(input.orderId), appDependencies(), MONITOR_ACTOR, input.reason);
+  logFor(context, input).info('cancellation-sent', result);
+  return result;
+};
+
+/** Records how compensation ended: `cancelled`, or `attention` with what kept failing. */
+const finishCompensation: ActivityHandler = async (input: CompensationActivityInput & CompensationOutcome, context: InvocationContext) => {
+  const deps = appDependencies();
+  const order = await orderOrThrow(input.orderId);
+  const at = deps.now();
+  for (const failure of input.failures) {
+    const detail = `${failure.name} failed after retries`;
+    if (order.state === 'compensating' && order.timeline.some((e) => e.kind === TIMELINE.compensationFailed && e.detail === detail && e.at >= lastStart(order))) continue;
+    await deps.orders.appendTimeline(order.id, { at, kind: TIMELINE.compensationFailed, detail, reason: failure.error, actor: MONITOR_ACTOR });
+  }
+  const updated = await deps.orders.transitionState(order.id, {
+    from: ['compensating'],
+    to: input.outcome,
+    timeline: {
+      at,
+      kind: input.outcome === 'cancelled' ? TIMELINE.cancelled : TIMELINE.attention,
+      reason: input.outcome === 'cancelled' ? input.reason : `compensation could not finish: ${input.failures.map((f) => f.name).join(', ')}`,
+      actor: MONITOR_ACTOR,
+    },
+  });
+  const log = logFor(context, input);
+  if (input.outcome === 'cancelled') log.info('order-cancelled', { reason: input.reason });
+  else log.warn('order-needs-attention', { failures: input.failures });
+  return { recorded: updated !== undefined };
+};
+
+function lastStart(order: OrderDocument): string {
+  const starts = order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).map((e) => e.at);
+  return starts.length ? starts.sort()[starts.length - 1] : '';
+}
+
+df.app.activity(ACTIVITY.planOrderCompensation, { handler: planOrderCompensation });
+df.app.activity(ACTIVITY.refundOrderPayment, { handler: refundOrderPayment });
+df.app.activity(ACTIVITY.releaseOrderStock, { handler: releaseOrderStock });
+df.app.activity(ACTIVITY.sendCancellationNotice, { handler: sendCancellationNotice });
+df.app.activity(ACTIVITY.finishCompensation, { handler: finishCompensation });

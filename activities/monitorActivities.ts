@@ -1,0 +1,154 @@
+/**
+ * Activities of the order monitor: read the order, requeue billing, republish to a stuck consumer,
+ * and the monitor's own state changes. Each is idempotent, because the durable engine runs an
+ * activity at least once.
+ */
+import * as df from 'durable-functions';
+import type { ActivityHandler } from 'durable-functions';
+import type { InvocationContext } from '@azure/functions';
+import {
+  MONITOR_ACTOR,
+  REPUBLISH_REASON,
+  TIMELINE,
+  monitorPolicyFromSettings,
+  monitorSnapshotOf,
+  type MonitorSnapshot,
+} from '../src/domain/monitorPolicy';
+import type { OrderDocument } from '../src/domain/order';
+import { ACTIVE_STATES, ALL_DONE } from '../src/domain/orderState';
+import { NotFoundError } from '../src/errors';
+import { createLogger } from '../src/log';
+import { appDependencies } from '../src/services/dependencies';
+import { republishToService } from '../src/services/publishing';
+import type { ServiceName } from '../src/topology';
+import { ACTIVITY, type OrderActivityInput } from '../orchestrators/names';
+
+const logFor = (context: InvocationContext, input: OrderActivityInput) =>
+  createLogger(context).with({ orderId: input.orderId, correlationId: input.correlationId, activity: context.functionName });
+
+async function orderOrThrow(orderId: string): Promise<OrderDocument> {
+  const order = await appDependencies().orders.get(orderId);
+  if (!order) throw new NotFoundError(`order ${orderId} not found`);
+  return order;
+}
+
+/**
+ * Sends the order's event to one consumer again. The message number counts every targeted send
+ * to that service so far, so each send gets a fresh messageId (duplicate detection would drop a
+ * reused one), while a retry of a send whose record was lost reuses its number and is dropped.
+ */
+async function sendAgain(order: OrderDocument, service: ServiceName, reason: string): Promise<string> {
+  const sent = order.timeline.filter((e) => e.kind === TIMELINE.republished && e.service === service).length;
+  const { messageId } = await republishToService(order, service, sent + 1, reason);
+  return messageId;
+}
+
+const loadMonitorPolicy: ActivityHandler = () => monitorPolicyFromSettings(process.env);
+
+const readMonitorSnapshot: ActivityHandler = async (input: OrderActivityInput): Promise<MonitorSnapshot | null> => {
+  const order = await appDependencies().orders.get(input.orderId);
+  return order ? monitorSnapshotOf(order) : null;
+};
+
+interface RequeueInput extends OrderActivityInput {
+  attempt: number;
+  requestedBy?: string;
+}
+
+/** Targeted republish to billing only, after marking the dead-lettered billing `pending` again. */
+const requeueBilling: ActivityHandler = async (input: RequeueInput, context: InvocationContext) => {
+  const deps = appDependencies();
+  const log = logFor(context, input);
+  const actor = input.requestedBy ?? MONITOR_ACTOR;
+  const detail = `attempt ${input.attempt}`;
+  let order = await orderOrThrow(input.orderId);
+  const recorded = order.timeline.some((e) => e.kind === TIMELINE.requeued && e.detail === detail && e.actor === actor);
+  if (!recorded) {
+    const entry = { at: deps.now(), kind: TIMELINE.requeued, service: 'billing' as const, actor, detail };
+    if (order.status.billing === 'deadlettered') {
+      // Status first, then the message: a requeued delivery that fails again must find `pending`
+      // to dead-letter from, never have its new dead-letter overwritten by this patch.
+      const updated = await deps.orders.transitionStatus(order.id, { service: 'billing', from: ['deadlettered'], to: 'pending', timeline: entry });
+      if (!updated) return { requeued: false, reason: 'billing moved on' };
+      order = updated;
+    } else if (input.requestedBy && (order.status.billing === 'pending' || order.status.billing === 'processing')) {
+      await deps.orders.appendTimeline(order.id, entry);
+    } else {
+      return { requeued: false, reason: `billing is ${order.status.billing}` };
+    }
+  }
+  const messageId = await sendAgain(order, 'billing', `${REPUBLISH_REASON.requeue} ${input.attempt}${input.requestedBy ? ` by ${input.requestedBy}` : ''}`);
+  log.info('billing-requeued', { attempt: input.attempt, messageId, actor });
+  return { requeued: true, messageId };
+};
+
+interface RepublishInput extends OrderActivityInput {
+  service: ServiceName;
+  attempt: number;
+  reason: string;
+}
+
+const republishToStuckService: ActivityHandler = async (input: RepublishInput, context: InvocationContext) => {
+  const order = await orderOrThrow(input.orderId);
+  const status = order.status[input.service];
+  if (status !== 'pending' && status !== 'processing') return { republished: false, reason: `${input.service} is ${status}` };
+  const messageId = await sendAgain(order, input.service, `${REPUBLISH_REASON.stuck} (attempt ${input.attempt}): ${input.reason}`);
+  logFor(context, input).info('stuck-service-republished', { service: input.service, attempt: input.attempt, messageId });
+  return { republished: true, messageId };
+};
+
+const markOrderCompleted: ActivityHandler = async (input: OrderActivityInput, context: InvocationContext) => {
+  const deps = appDependencies();
+  // The same conditional patch the last consumer makes: whichever comes first wins, once.
+  const updated = await deps.orders.transitionState(input.orderId, {
+    from: ACTIVE_STATES,
+    to: 'completed',
+    when: ALL_DONE,
+    timeline: { at: deps.now(), kind: TIMELINE.completed, actor: MONITOR_ACTOR },
+  });
+  if (updated) logFor(context, input).info('order-completed-by-monitor');
+  return { completed: updated !== undefined };
+};
+
+const markOrderAttention: ActivityHandler = async (input: OrderActivityInput & { reason: string }, context: InvocationContext) => {
+  const deps = appDependencies();
+  const updated = await deps.orders.transitionState(input.orderId, {
+    from: ['accepted', 'processing', 'compensating'],
+    to: 'attention',
+    timeline: { at: deps.now(), kind: TIMELINE.attention, reason: input.reason, actor: MONITOR_ACTOR },
+  });
+  if (updated) logFor(context, input).warn('order-needs-attention', { reason: input.reason });
+  return { attention: updated !== undefined };
+};
+
+/** Moves the order to `compensating` and counts the run; null when the order finished meanwhile. */
+const beginCompensation: ActivityHandler = async (
+  input: OrderActivityInput & { reason: string; requestedBy?: string },
+  context: InvocationContext,
+): Promise<{ run: number } | null> => {
+  const deps = appDependencies();
+  const order = await orderOrThrow(input.orderId);
+  const run = monitorSnapshotOf(order).compensationRuns + 1;
+  const updated = await deps.orders.transitionState(input.orderId, {
+    from: ['accepted', 'processing', 'compensating'],
+    to: 'compensating',
+    timeline: {
+      at: deps.now(),
+      kind: TIMELINE.compensationStarted,
+      reason: input.reason,
+      detail: `run ${run}`,
+      actor: input.requestedBy ?? MONITOR_ACTOR,
+    },
+  });
+  if (!updated) return null;
+  logFor(context, input).warn('compensation-started', { reason: input.reason, run });
+  return { run };
+};
+
+df.app.activity(ACTIVITY.loadMonitorPolicy, { handler: loadMonitorPolicy });
+df.app.activity(ACTIVITY.readMonitorSnapshot, { handler: readMonitorSnapshot });
+df.app.activity(ACTIVITY.requeueBilling, { handler: requeueBilling });
+df.app.activity(ACTIVITY.republishToStuckService, { handler: republishToStuckService });
+df.app.activity(ACTIVITY.markOrderCompleted, { handler: markOrderCompleted });
+df.app.activity(ACTIVITY.markOrderAttention, { handler: markOrderAttention });
+df.app.activity(ACTIVITY.beginCompensation, { handler: beginCompensation });

@@ -1,0 +1,139 @@
+/**
+ * Support actions on one order: requeue its billing, compensate it. An action is recorded on the
+ * order's timeline (who, when, what) and carried out by the order's monitor, which it wakes (or
+ * starts again when it has ended). The timeline entry is the request: a monitor restarted later
+ * still sees it, and asking twice while a request is pending records nothing new.
+ *
+ * When an action applies:
+ * - requeue: the order is active (accepted/processing) and billing is not finished: `pending`,
+ *   `processing` or `deadlettered`. Not for `done`, `compensated`, or `failed` (a business
+ *   failure a retry will not fix: compensate instead), nor while compensating or once terminal.
+ * - compensate: any order that is not `completed` and whose services are not all `done` (an
+ *   order about to complete is not cancelled). Repeating it while compensation is requested or
+ *   running, or once the order is `cancelled`, is a no-op. On an `attention` order it runs the
+ *   compensation again: a person fixed what failed, every step is idempotent.
+ */
+import type { OrderDocument } from '../domain/order';
+import { MONITOR_ACTOR, monitorSnapshotOf, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
+import type { Logger } from '../log';
+import type { OrderSagaDependencies } from '../services/dependencies';
+import type { MonitorClient } from '../services/ports';
+import { SERVICES } from '../topology';
+import type { SupportPrincipal } from './principal';
+
+export interface SupportEnvironment {
+  deps: OrderSagaDependencies;
+  monitor: MonitorClient;
+  log: Logger;
+}
+
+export interface AcceptedAction {
+  orderId: string;
+  action: SupportActionName;
+  accepted: true;
+  /** True when an identical request was already pending or done: nothing new was recorded. */
+  alreadyRequested: boolean;
+  requestedBy: string;
+  requestedAt: string;
+  /** How the monitor was told: woken by an event, or started again because it had ended. */
+  monitor: 'woken' | 'started';
+}
+
+export type SupportActionResult =
+  | { kind: 'accepted'; body: AcceptedAction }
+  | { kind: 'notFound' }
+  /** The action does not apply to the order as it is now (answered 409). */
+  | { kind: 'notApplicable'; detail: string; state: string; status: OrderDocument['status'] };
+
+const RUNNING = ['Running', 'Pending', 'ContinuedAsNew', 'Suspended'];
+
+/** Wakes the order's monitor, or starts it again when it is not running any more. */
+async function wakeMonitor(order: OrderDocument, change: string, env: SupportEnvironment): Promise<'woken' | 'started'> {
+  const status = await env.monitor.status(order.id);
+  if (status && RUNNING.includes(status.runtimeStatus)) {
+    await env.monitor.notifyOrderChanged(order.id, { reason: change });
+    return 'woken';
+  }
+  await env.monitor.start(order.id, { orderId: order.id, correlationId: order.correlationId });
+  return 'started';
+}
+
+function notApplicable(order: OrderDocument, detail: string): SupportActionResult {
+  return { kind: 'notApplicable', detail, state: order.state, status: order.status };
+}
+
+export async function requestRequeue(orderId: string, principal: SupportPrincipal, env: SupportEnvironment): Promise<SupportActionResult> {
+  const { deps } = env;
+  const order = await deps.orders.get(orderId);
+  if (!order) return { kind: 'notFound' };
+  if (order.state !== 'accepted' && order.state !== 'processing') {
+    return notApplicable(order, `the order is ${order.state}; only an active order can be requeued`);
+  }
+  const billing = order.status.billing;
+  if (billing !== 'pending' && billing !== 'processing' && billing !== 'deadlettered') {
+    const why = billing === 'failed' ? 'failed for a business reason; compensate the order instead' : `is already ${billing}`;
+    return notApplicable(order, `billing ${why}`);
+  }
+
+  const pending = monitorSnapshotOf(order).requeueRequestedBy;
+  const at = deps.now();
+  if (!pending) {
+    await deps.orders.appendTimeline(orderId, { at, kind: TIMELINE.supportAction, detail: 'requeue', actor: principal.name, service: 'billing' });
+  }
+  const monitor = await wakeMonitor(order, `support requeue by ${principal.name}`, env);
+  env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'requeue', by: principal.name, alreadyRequested: !!pending });
+  return {
+    kind: 'accepted',
+    body: { orderId, action: 'requeue', accepted: true, alreadyRequested: !!pending, requestedBy: pending ?? principal.name, requestedAt: at, monitor },
+  };
+}
+
+export async function requestCompensation(
+  orderId: string,
+  principal: SupportPrincipal,
+  env: SupportEnvironment,
+): Promise<SupportActionResult> {
+  const { deps } = env;
+  const order = await deps.orders.get(orderId);
+  if (!order) return { kind: 'notFound' };
+  if (order.state === 'completed') {
+    return notApplicable(order, 'the order is completed; compensation undoes unfinished orders only');
+  }
+  if (order.state !== 'cancelled' && order.state !== 'compensating' && SERVICES.every((s) => order.status[s] === 'done')) {
+    return notApplicable(order, 'every service is done; the order is completing');
+  }
+
+  const at = deps.now();
+  const snapshot = monitorSnapshotOf(order);
+  // Nothing new to do: already cancelled, or compensation already asked for / running.
+  const already =
+    order.state === 'cancelled' ||
+    (order.state !== 'attention' && (order.state === 'compensating' || snapshot.compensationRequestedBy !== undefined));
+  if (already) {
+    const monitor = order.state === 'cancelled' ? 'woken' : await wakeMonitor(order, `support compensate by ${principal.name}`, env);
+    return {
+      kind: 'accepted',
+      body: {
+        orderId,
+        action: 'compensate',
+        accepted: true,
+        alreadyRequested: true,
+        requestedBy: snapshot.compensationRequestedBy ?? MONITOR_ACTOR,
+        requestedAt: at,
+        monitor,
+      },
+    };
+  }
+
+  await deps.orders.appendTimeline(orderId, { at, kind: TIMELINE.supportAction, detail: 'compensate', actor: principal.name });
+  if (order.state === 'attention') {
+    // The monitor ended with the order; it resumes compensation once the order says so again.
+    await deps.orders.transitionState(orderId, { from: ['attention'], to: 'compensating' });
+  }
+  const monitor = await wakeMonitor(order, `support compensate by ${principal.name}`, env);
+  env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'compensate', by: principal.name });
+  return {
+    kind: 'accepted',
+    body: { orderId, action: 'compensate', accepted: true, alreadyRequested: false, requestedBy: principal.name, requestedAt: at, monitor },
+  };
+}

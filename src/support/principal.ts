@@ -1,0 +1,99 @@
+/**
+ * Who is calling a support endpoint. In Azure, App Service Authentication (Easy Auth) validates the
+ * sign-in and passes the principal in `x-ms-client-principal` (base64 JSON with `claims`); the
+ * header cannot be forged from outside because the platform strips it from incoming requests.
+ * Locally there is no Easy Auth: a configured development principal (SUPPORT_DEV_PRINCIPAL) acts
+ * for requests that carry no header. Unset in Azure, so there the header is required.
+ */
+export const CLIENT_PRINCIPAL_HEADER = 'x-ms-client-principal';
+export const SUPPORT_ROLE = 'support';
+
+export interface SupportPrincipal {
+  name: string;
+  roles: string[];
+  /** How the principal was established. */
+  source: 'app-service-auth' | 'development';
+}
+
+interface ClientPrincipalClaim {
+  typ: string;
+  val: string;
+}
+
+interface ClientPrincipalPayload {
+  auth_typ?: string;
+  name_typ?: string;
+  role_typ?: string;
+  claims?: ClientPrincipalClaim[];
+  /** Static Web Apps style (also accepted): `userDetails` and `userRoles`. */
+  userDetails?: string;
+  userRoles?: string[];
+}
+
+const ROLE_CLAIM_TYPES = ['roles', 'role', 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role'];
+const NAME_CLAIM_TYPES = [
+  'name',
+  'preferred_username',
+  'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name',
+  'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress',
+  'email',
+  'upn',
+];
+
+export type Authorization =
+  | { ok: true; principal: SupportPrincipal }
+  /** 401: nobody is signed in (or the header is unreadable); 403: signed in without the role. */
+  | { ok: false; status: 401 | 403; detail: string };
+
+/** Reads an `x-ms-client-principal` header value; undefined when it is not a principal. */
+export function parseClientPrincipal(header: string): SupportPrincipal | undefined {
+  let payload: ClientPrincipalPayload;
+  try {
+    payload = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as ClientPrincipalPayload;
+  } catch {
+    return undefined;
+  }
+  if (!payload || typeof payload !== 'object') return undefined;
+  const claims = Array.isArray(payload.claims) ? payload.claims.filter((c) => c && typeof c.typ === 'string' && typeof c.val === 'string') : [];
+  const roleTypes = [payload.role_typ, ...ROLE_CLAIM_TYPES].filter((t): t is string => typeof t === 'string');
+  const nameTypes = [payload.name_typ, ...NAME_CLAIM_TYPES].filter((t): t is string => typeof t === 'string');
+  const roles = [
+    ...claims.filter((c) => roleTypes.includes(c.typ)).map((c) => c.val),
+    ...(Array.isArray(payload.userRoles) ? payload.userRoles.filter((r) => typeof r === 'string') : []),
+  ];
+  const name =
+    nameTypes.map((t) => claims.find((c) => c.typ === t)?.val).find((v) => typeof v === 'string' && v.length > 0) ??
+    (typeof payload.userDetails === 'string' ? payload.userDetails : undefined);
+  if (!name) return undefined;
+  return { name, roles: [...new Set(roles)], source: 'app-service-auth' };
+}
+
+/**
+ * The support principal of a request, or why there is none.
+ * @param header value of `x-ms-client-principal`, if any
+ * @param developmentPrincipal SUPPORT_DEV_PRINCIPAL, set only for local runs
+ */
+export function authorizeSupport(header: string | null | undefined, developmentPrincipal: string | undefined): Authorization {
+  if (header) {
+    const principal = parseClientPrincipal(header);
+    if (!principal) return { ok: false, status: 401, detail: `${CLIENT_PRINCIPAL_HEADER} is not a readable client principal` };
+    if (!principal.roles.includes(SUPPORT_ROLE)) {
+      return { ok: false, status: 403, detail: `${principal.name} does not have the '${SUPPORT_ROLE}' role` };
+    }
+    return { ok: true, principal };
+  }
+  const dev = developmentPrincipal?.trim();
+  if (dev) return { ok: true, principal: { name: dev, roles: [SUPPORT_ROLE], source: 'development' } };
+  return { ok: false, status: 401, detail: 'sign in with an account that has the support role' };
+}
+
+/** Builds a header value, for clients and tests that stand in for App Service Authentication. */
+export function encodeClientPrincipal(name: string, roles: string[]): string {
+  const payload: ClientPrincipalPayload = {
+    auth_typ: 'aad',
+    name_typ: 'name',
+    role_typ: 'roles',
+    claims: [{ typ: 'name', val: name }, ...roles.map((r) => ({ typ: 'roles', val: r }))],
+  };
+  return Buffer.from(JSON.stringify(payload), 'utf8').toString('base64');
+}
