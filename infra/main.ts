@@ -11,7 +11,8 @@ import { OrderSagaStack, stackName } from './stack';
 function synthesize(): void {
   const started = Date.now();
   const parameters = readParameters(process.env);
-  const outdir = path.join(repositoryRoot(), 'cdktf.out');
+  // `cdktf synth` (cdktf-cli) tells the app where to write through CDKTF_OUTDIR.
+  const outdir = process.env.CDKTF_OUTDIR || path.join(repositoryRoot(), 'cdktf.out');
   const app = new App({ outdir });
   const name = stackName(parameters);
   new OrderSagaStack(app, name, { parameters });

@@ -32,6 +32,8 @@ export interface StackParameters {
   serviceBusSku: ServiceBusSku;
   /** App Service Authentication for the support routes; absent = off. */
   auth?: EntraAuth;
+  /** Seed the demo catalog into the inventory container at start-up (existing SKUs are kept). */
+  seedCatalog: boolean;
   /** Terraform state in an Azure blob container; absent = a local state file. */
   stateBackend?: StateBackend;
 }
@@ -57,6 +59,7 @@ export const PARAMETER_DEFAULTS = {
   ORDERS_SERVICEBUS_SKU: 'Standard',
   ORDERS_AUTH_CLIENT_ID: '',
   ORDERS_AUTH_TENANT_ID: '',
+  ORDERS_SEED_CATALOG: 'false',
   ORDERS_STATE_STORAGE_ACCOUNT: '',
   ORDERS_STATE_RESOURCE_GROUP: '',
   ORDERS_STATE_CONTAINER: 'tfstate',
@@ -144,6 +147,7 @@ export function readParameters(env: Record<string, string | undefined>): StackPa
           tenantId: matching('ORDERS_AUTH_TENANT_ID', tenantId, GUID, 'a directory (tenant) id GUID'),
         }
       : undefined,
+    seedCatalog: oneOf('ORDERS_SEED_CATALOG', get('ORDERS_SEED_CATALOG'), ['true', 'false'] as const) === 'true',
     stateBackend: stateAccount
       ? { resourceGroupName: stateGroup, storageAccountName: stateAccount, containerName: get('ORDERS_STATE_CONTAINER') }
       : undefined,

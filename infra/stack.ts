@@ -321,6 +321,8 @@ export class OrderSagaStack extends TerraformStack {
         APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD',
         // Fault injection (simulate.billingFailures) is a local and test tool; never on in Azure.
         FAULT_INJECTION_ENABLED: 'false',
+        // A fresh account has an empty catalog; a demo environment can start with the sample one.
+        SEED_CATALOG: String(p.seedCatalog),
       },
       authSettingsV2: p.auth ? supportAuth(p.auth) : undefined,
     }));

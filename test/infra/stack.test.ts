@@ -124,6 +124,7 @@ describe('resources at the default parameters', () => {
       ServiceBusConnection__fullyQualifiedNamespace: `${ref(defaults.tf, 'azurerm_servicebus_namespace', 'name')}.servicebus.windows.net`,
       CosmosDbConnection__accountEndpoint: ref(defaults.tf, 'azurerm_cosmosdb_account', 'endpoint'),
       FAULT_INJECTION_ENABLED: 'false',
+      SEED_CATALOG: 'false',
     });
     // The connection-string forms the local emulators use must never reach Azure.
     expect(app.app_settings).not.toHaveProperty('ServiceBusConnection');
@@ -379,6 +380,10 @@ describe('parameters', () => {
     expect(one(tf, 'azurerm_servicebus_namespace')).toMatchObject({ sku: 'Premium', capacity: 1, premium_messaging_partitions: 1, local_auth_enabled: false });
   });
 
+  it('seeds the demo catalog only when asked', () => {
+    expect(one(synth({ ORDERS_SEED_CATALOG: 'true' }).tf, 'azurerm_linux_function_app').app_settings.SEED_CATALOG).toBe('true');
+  });
+
   it('leaves App Service Authentication off unless an Entra app is given', () => {
     expect(app.auth_settings_v2).toBeUndefined();
   });
@@ -431,6 +436,7 @@ describe('parameters', () => {
     [{ ORDERS_COSMOS_MAX_THROUGHPUT: '1500' }, /multiple of 1000/],
     [{ ORDERS_AUTH_CLIENT_ID: '11111111-2222-3333-4444-555555555555' }, /set both or neither/],
     [{ ORDERS_ENV: 'Prod_1' }, /ORDERS_ENV=Prod_1/],
+    [{ ORDERS_SEED_CATALOG: 'yes' }, /ORDERS_SEED_CATALOG=yes/],
   ])('rejects %j', (env, message) => {
     expect(() => readParameters(env)).toThrow(ParameterError);
     expect(() => readParameters(env)).toThrow(message);
