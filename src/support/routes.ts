@@ -1,0 +1,109 @@
+/**
+ * HTTP handlers of the support API: POST /api/orders/{id}/requeue, POST /api/orders/{id}/compensate,
+ * GET|POST /api/support/faults. Every call is authorized first (support role); answers are JSON,
+ * errors problem+json.
+ */
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { createLogger, type Logger } from '../log';
+import { notFound, problem, problemFromError } from '../http/problem';
+import type { OrderSagaDependencies } from '../services/dependencies';
+import type { MonitorClient } from '../services/ports';
+import { requestCompensation, requestRequeue, type SupportActionResult } from './actions';
+import { changeFaults, faultChangeSchema, readFaults, type CompensationFaultStore } from './faults';
+import { authorizeSupport, CLIENT_PRINCIPAL_HEADER, type SupportPrincipal } from './principal';
+
+export interface SupportHttpEnvironment {
+  deps: OrderSagaDependencies;
+  monitor: MonitorClient;
+  compensationFaults: CompensationFaultStore;
+  /** SUPPORT_DEV_PRINCIPAL: set for local runs only. */
+  developmentPrincipal?: string;
+}
+
+export type SupportEnvironmentFactory = (log: Logger) => SupportHttpEnvironment;
+
+const ORDER_ID = /^[A-Za-z0-9-]{1,64}$/;
+const MAX_BODY_BYTES = 4 * 1024;
+
+function authorize(request: HttpRequest, env: SupportHttpEnvironment): SupportPrincipal | HttpResponseInit {
+  const auth = authorizeSupport(request.headers.get(CLIENT_PRINCIPAL_HEADER), env.developmentPrincipal);
+  if (auth.ok) return auth.principal;
+  return auth.status === 401
+    ? problem(401, 'unauthenticated', 'Sign-in required', auth.detail, {}, { 'WWW-Authenticate': 'Bearer' })
+    : problem(403, 'forbidden', 'Support role required', auth.detail);
+}
+
+const isResponse = (v: SupportPrincipal | HttpResponseInit): v is HttpResponseInit => 'status' in v;
+
+function actionResponse(result: SupportActionResult, orderId: string): HttpResponseInit {
+  switch (result.kind) {
+    case 'accepted':
+      return { status: 202, jsonBody: result.body, headers: { Location: `/api/orders/${orderId}` } };
+    case 'notFound':
+      return notFound(`order ${orderId} does not exist`);
+    case 'notApplicable':
+      return problem(409, 'action-not-applicable', 'The action does not apply to this order now', result.detail, {
+        orderId,
+        state: result.state,
+        status: result.status,
+      });
+  }
+}
+
+export async function handleSupportAction(
+  action: 'requeue' | 'compensate',
+  request: HttpRequest,
+  context: InvocationContext,
+  environment: SupportEnvironmentFactory,
+): Promise<HttpResponseInit> {
+  const log = createLogger(context).with({ invocationId: context.invocationId, action });
+  try {
+    const env = environment(log);
+    const principal = authorize(request, env);
+    if (isResponse(principal)) return principal;
+    const orderId = request.params.id ?? '';
+    if (!ORDER_ID.test(orderId)) return notFound(`order ${orderId.slice(0, 64)} does not exist`);
+    const actionEnv = { deps: env.deps, monitor: env.monitor, log: log.with({ orderId, principal: principal.name }) };
+    const result =
+      action === 'requeue' ? await requestRequeue(orderId, principal, actionEnv) : await requestCompensation(orderId, principal, actionEnv);
+    return actionResponse(result, orderId);
+  } catch (err) {
+    return problemFromError(err, log);
+  }
+}
+
+export async function handleFaults(request: HttpRequest, context: InvocationContext, environment: SupportEnvironmentFactory): Promise<HttpResponseInit> {
+  const log = createLogger(context).with({ invocationId: context.invocationId });
+  try {
+    const env = environment(log);
+    const principal = authorize(request, env);
+    if (isResponse(principal)) return principal;
+    if (!env.deps.settings.faultInjectionEnabled) {
+      return notFound('fault injection is not enabled in this environment');
+    }
+    if (request.method === 'GET') {
+      return { status: 200, jsonBody: await readFaults(env.deps, env.compensationFaults) };
+    }
+    const text = await request.text();
+    if (Buffer.byteLength(text) > MAX_BODY_BYTES) return problem(413, 'too-large', 'Body too large', `at most ${MAX_BODY_BYTES} bytes`);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return problem(400, 'invalid-request', 'The request is not valid', 'the body is not JSON', {
+        errors: [{ path: '', message: 'expected {"billingFails": boolean}' }],
+      });
+    }
+    const parsed = faultChangeSchema.safeParse(body);
+    if (!parsed.success) {
+      return problem(400, 'invalid-request', 'The request is not valid', 'the fault switches are not valid', {
+        errors: parsed.error.issues.map((i) => ({ path: i.path.join('/'), message: i.message })),
+      });
+    }
+    const faults = await changeFaults(parsed.data, env.deps, env.compensationFaults);
+    log.warn('fault-switches-changed', { by: principal.name, ...faults });
+    return { status: 200, jsonBody: faults };
+  } catch (err) {
+    return problemFromError(err, log);
+  }
+}

@@ -1,0 +1,40 @@
+/** Support API: requeue or compensate one order, and the fault switches (where fault injection is on). */
+import { app, type InvocationContext } from '@azure/functions';
+import { durableClientInput, monitorClientFor } from '../src/bindings/durableBinding';
+import { appDependencies } from '../src/services/dependencies';
+import { appCompensationFaults } from '../src/support/faults';
+import { handleFaults, handleSupportAction, type SupportEnvironmentFactory } from '../src/support/routes';
+
+const environment =
+  (context: InvocationContext): SupportEnvironmentFactory =>
+  (log) => ({
+    deps: appDependencies(),
+    monitor: monitorClientFor(context, log),
+    compensationFaults: appCompensationFaults(),
+    developmentPrincipal: process.env.SUPPORT_DEV_PRINCIPAL,
+  });
+
+app.http('supportRequeueOrder', {
+  route: 'orders/{id}/requeue',
+  methods: ['POST'],
+  authLevel: 'anonymous',
+  extraInputs: [durableClientInput],
+  handler: (request, context) => handleSupportAction('requeue', request, context, environment(context)),
+});
+
+app.http('supportCompensateOrder', {
+  route: 'orders/{id}/compensate',
+  methods: ['POST'],
+  authLevel: 'anonymous',
+  extraInputs: [durableClientInput],
+  handler: (request, context) => handleSupportAction('compensate', request, context, environment(context)),
+});
+
+app.http('supportFaults', {
+  route: 'support/faults',
+  methods: ['GET', 'POST'],
+  authLevel: 'anonymous',
+  // Not used by the switches, but the shared environment always carries a monitor client.
+  extraInputs: [durableClientInput],
+  handler: (request, context) => handleFaults(request, context, environment(context)),
+});
