@@ -4,7 +4,7 @@
  */
 import type { DurableClient } from 'durable-functions';
 import type { Logger } from '../log';
-import type { MonitorClient, MonitorStatus } from '../services/ports';
+import type { MonitorClient, MonitorStatus, OrderChangeNotice } from '../services/ports';
 
 /** Registered name of the monitor orchestration. */
 export const ORDER_MONITOR_ORCHESTRATION = 'orderMonitor';
@@ -39,7 +39,7 @@ export class DurableMonitorClient implements MonitorClient {
     }
   }
 
-  async notifyOrderChanged(orderId: string, change: { service?: string; status?: string; reason?: string }): Promise<void> {
+  async notifyOrderChanged(orderId: string, change: OrderChangeNotice): Promise<void> {
     try {
       await this.client.raiseEvent(orderId, ORDER_CHANGED_EVENT, change);
     } catch (err) {

@@ -35,13 +35,15 @@ export type OrderRequestResult = { ok: true; value: OrderRequest } | { ok: false
 
 /** Paths are slash-separated like JSON pointers without the leading slash: `items/0/quantity`. */
 export function problemsOf(error: z.ZodError): FieldProblem[] {
-  return error.issues.flatMap((issue) => {
+  const problems = error.issues.flatMap((issue) => {
     const base = issue.path.map(String).join('/');
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ path: base ? `${base}/${key}` : key, message: 'is not a known field' }));
     }
     return [{ path: base || '(body)', message: issue.message }];
   });
+  // One entry per field: an empty SKU breaks two rules but is one mistake.
+  return problems.filter((p, i) => problems.findIndex((q) => q.path === p.path) === i);
 }
 
 export function parseOrderRequest(body: unknown, options: { faultInjectionEnabled: boolean }): OrderRequestResult {

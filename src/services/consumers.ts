@@ -189,6 +189,6 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     });
     if (completed) log.info('order-completed');
   }
-  await monitor.notifyOrderChanged(orderId, { service, status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
+  await monitor.notifyOrderChanged(orderId, { source: 'consumer', service, status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
   return result.status;
 }

@@ -148,6 +148,16 @@ export interface MonitorStatus {
   customStatus: unknown;
 }
 
+/** Payload of the `OrderChanged` event: a hint for the monitor's log; the monitor re-reads the order. */
+export interface OrderChangeNotice {
+  source?: 'consumer' | 'deadletter' | 'support' | 'sweeper';
+  service?: ServiceName;
+  status?: string;
+  reason?: string;
+  action?: string;
+  by?: string;
+}
+
 /** The order monitor orchestration, as the intake, the consumers and the support view see it. */
 export interface MonitorClient {
   /** Starts the order's monitor (instance id = order id); 'exists' when it was already started. */
@@ -155,5 +165,5 @@ export interface MonitorClient {
   /** null when there is no such instance. */
   status(orderId: string): Promise<MonitorStatus | null>;
   /** Best effort: raises `OrderChanged` on the monitor; never throws. */
-  notifyOrderChanged(orderId: string, change: { service?: ServiceName; status?: string; reason?: string }): Promise<void>;
+  notifyOrderChanged(orderId: string, change: OrderChangeNotice): Promise<void>;
 }

@@ -1,0 +1,169 @@
+import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
+import { newOrder } from '../../src/domain/orderState';
+import { PoisonMessageError, TransientError } from '../../src/errors';
+import { createLogger } from '../../src/log';
+import { consumeOrderCreated, type Delivery } from '../../src/services/consumers';
+import { sendCancellation } from '../../src/services/notices';
+import { refundPayment } from '../../src/services/payment';
+import { releaseStock } from '../../src/services/stock';
+import type { ServiceName } from '../../src/topology';
+import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const log = createLogger(quiet);
+
+let deps: MemoryDependencies;
+let monitor: RecordingMonitor;
+let seq = 0;
+
+beforeEach(() => {
+  deps = memoryDependencies();
+  monitor = new RecordingMonitor();
+});
+
+async function placeOrder(items: { sku: string; quantity: number; unitPrice: number }[], simulate?: { billingFailures: number }) {
+  const id = `00000000-0000-4000-8000-${String(++seq).padStart(12, '0')}`;
+  const total = items.reduce((t, i) => t + i.quantity * i.unitPrice * 100, 0) / 100;
+  const order = newOrder({ id, eventId: `ev-${id}`, correlationId: `corr-${id}`, customerId: 'c-1', items, total, now: deps.now(), ...(simulate ? { simulate } : {}) });
+  await deps.orders.create({ ...order, published: true });
+  return order;
+}
+
+function deliver(service: ServiceName, order: ReturnType<typeof newOrder>, deliveryCount = 1, body: unknown = buildOrderCreatedEvent(order)) {
+  const delivery: Delivery = { body, messageId: `${order.eventId}`, deliveryCount };
+  return consumeOrderCreated(service, delivery, { deps, monitor, log });
+}
+
+const mouse = { sku: 'MOUSE-01', quantity: 2, unitPrice: 24.5 };
+
+describe('consumeOrderCreated', () => {
+  it('completes the order when the last of the three services is done, whatever the order of arrival', async () => {
+    const order = await placeOrder([mouse]);
+    expect(await deliver('notification', order)).toBe('done');
+    expect((await deps.orders.get(order.id))!.state).toBe('processing');
+    expect(await deliver('billing', order)).toBe('done');
+    expect((await deps.orders.get(order.id))!.state).toBe('processing');
+    expect(await deliver('inventory', order)).toBe('done');
+
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.state).toBe('completed');
+    expect(stored.status).toEqual({ inventory: 'done', billing: 'done', notification: 'done' });
+    expect(stored.payment).toEqual({ charged: 49, refunded: 0 });
+    expect(stored.notifications.map((n) => n.kind)).toEqual(['confirmation']);
+    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 998, reserved: 2 });
+    expect(stored.timeline.filter((t) => t.kind === 'delivery').map((t) => [t.service, t.deliveryCount])).toEqual([
+      ['notification', 1],
+      ['billing', 1],
+      ['inventory', 1],
+    ]);
+    expect(monitor.changes.map((c) => c.change.service)).toEqual(['notification', 'billing', 'inventory']);
+  });
+
+  it('treats a redelivery after success as a no-op: one charge, one confirmation, one reservation', async () => {
+    const order = await placeOrder([mouse]);
+    for (const service of ['inventory', 'billing', 'notification'] as const) {
+      expect(await deliver(service, order, 1)).toBe('done');
+      expect(await deliver(service, order, 2)).toBe('duplicate');
+    }
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.state).toBe('completed');
+    expect((await deps.payments.entries(order.id)).filter((e) => e.kind === 'charge')).toHaveLength(1);
+    expect(await deps.notifications.list(order.id)).toHaveLength(1);
+    expect(stored.notifications).toHaveLength(1);
+    expect((await deps.inventory.get('MOUSE-01'))!.available).toBe(998);
+    expect(stored.timeline.filter((t) => t.kind === 'duplicate-ignored')).toHaveLength(3);
+  });
+
+  it('records out of stock as a business failure with a reason, reserving nothing of a multi-item order', async () => {
+    const order = await placeOrder([mouse, { sku: 'LIMITED-EDITION', quantity: 4, unitPrice: 19.99 }]);
+    expect(await deliver('inventory', order)).toBe('failed');
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.status.inventory).toBe('failed');
+    expect(stored.statusReason.inventory).toContain('out of stock: LIMITED-EDITION');
+    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 1000, reserved: 0 });
+    expect((await deps.inventory.get('LIMITED-EDITION'))!).toMatchObject({ available: 3, reserved: 0 });
+    expect(monitor.changes.at(-1)!.change).toMatchObject({ service: 'inventory', status: 'failed' });
+  });
+
+  it('throws for the first N billing attempts of simulate.billingFailures, counting across deliveries, then charges once', async () => {
+    const order = await placeOrder([mouse], { billingFailures: 2 });
+    await expect(deliver('billing', order, 1)).rejects.toBeInstanceOf(TransientError);
+    await expect(deliver('billing', order, 2)).rejects.toBeInstanceOf(TransientError);
+    expect(await deps.payments.entries(order.id)).toHaveLength(0);
+    expect(await deliver('billing', order, 3)).toBe('done');
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.billingAttempts).toBe(3);
+    expect(stored.payment.charged).toBe(49);
+    expect(stored.timeline.filter((t) => t.kind === 'attempt-failed').map((t) => t.deliveryCount)).toEqual([1, 2]);
+  });
+
+  it('keeps failing while the global billing-fault switch is on', async () => {
+    const order = await placeOrder([mouse]);
+    await deps.control.setFaults({ billingFails: true });
+    await expect(deliver('billing', order, 1)).rejects.toThrow(/fault switch/);
+    await deps.control.setFaults({ billingFails: false });
+    expect(await deliver('billing', order, 2)).toBe('done');
+  });
+
+  it('throws a poison error for a malformed message so it is dead-lettered, without touching any order', async () => {
+    const order = await placeOrder([mouse]);
+    await expect(deliver('inventory', order, 3, '{"specversion":"1.0"')).rejects.toBeInstanceOf(PoisonMessageError);
+    await expect(deliver('billing', order, 1, { ...buildOrderCreatedEvent(order), type: 'Unknown' })).rejects.toBeInstanceOf(PoisonMessageError);
+    expect((await deps.orders.get(order.id))!.status).toEqual({ inventory: 'pending', billing: 'pending', notification: 'pending' });
+  });
+
+  it('retries (throws) when the event names an order that is not there', async () => {
+    const order = newOrder({ id: 'ffffffff-0000-4000-8000-000000000000', eventId: 'e', correlationId: 'c', customerId: 'c', items: [{ ...mouse }], total: 49, now: deps.now() });
+    await expect(deliver('inventory', order)).rejects.toBeInstanceOf(TransientError);
+  });
+
+  it('does nothing for a late delivery to a compensated order, and never charges it', async () => {
+    const order = await placeOrder([mouse]);
+    await refundPayment(order, deps);
+    await releaseStock(order, deps);
+    await sendCancellation(order, deps);
+    for (const service of ['inventory', 'billing', 'notification'] as const) expect(await deliver(service, order)).toBe('duplicate');
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.payment).toEqual({ charged: 0, refunded: 0 });
+    expect(stored.notifications.map((n) => n.kind)).toEqual(['cancellation']);
+    expect((await deps.inventory.get('MOUSE-01'))!.available).toBe(1000);
+  });
+
+  it('gives back stock reserved by a delivery that was overtaken by compensation', async () => {
+    const order = await placeOrder([mouse]);
+    // Compensation runs while the inventory delivery sleeps in its simulated work.
+    deps.sleep = async () => {
+      await releaseStock(order, deps);
+    };
+    expect(await deliver('inventory', order)).toBe('superseded');
+    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 1000, reserved: 0 });
+    expect((await deps.orders.get(order.id))!.status.inventory).toBe('compensated');
+  });
+});
+
+describe('compensation operations', () => {
+  it('refunds exactly what was charged, once, and keeps money conserved', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('billing', order);
+    expect((await refundPayment(order, deps)).refunded).toBe(49);
+    expect((await refundPayment(order, deps)).refunded).toBe(49);
+    const entries = await deps.payments.entries(order.id);
+    const net = entries.reduce((sum, e) => sum + (e.kind === 'charge' ? e.amount : -e.amount), 0);
+    expect(net).toBe(0);
+    expect(entries.filter((e) => e.kind === 'refund')).toHaveLength(1);
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.payment).toEqual({ charged: 49, refunded: 49 });
+    expect(stored.status.billing).toBe('compensated');
+  });
+
+  it('releases stock once and sends one cancellation notice however often it is asked', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('inventory', order);
+    expect(await releaseStock(order, deps)).toEqual({ compensated: true, itemsReleased: 1 });
+    expect(await releaseStock(order, deps)).toEqual({ compensated: false, itemsReleased: 0 });
+    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 1000, reserved: 0 });
+    expect((await sendCancellation(order, deps)).sent).toBe(true);
+    expect((await sendCancellation(order, deps)).sent).toBe(false);
+    expect((await deps.orders.get(order.id))!.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+  });
+});

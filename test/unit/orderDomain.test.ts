@@ -1,0 +1,156 @@
+import { buildOrderCreatedEvent, CLOUDEVENTS_CONTENT_TYPE, orderCreatedProperties, parseOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
+import { orderRequestFingerprint, parseOrderRequest } from '../../src/domain/orderRequest';
+import { billingMustFail, isReadyToComplete, newOrder } from '../../src/domain/orderState';
+import { mergeLines, priceLines } from '../../src/domain/pricing';
+
+const valid = { customerId: 'c-1', items: [{ sku: 'MOUSE-01', quantity: 2 }] };
+
+describe('parseOrderRequest', () => {
+  it('accepts a minimal valid order', () => {
+    expect(parseOrderRequest(valid, { faultInjectionEnabled: false })).toEqual({ ok: true, value: valid });
+  });
+
+  it.each([
+    ['a missing customerId', { items: valid.items }, ['customerId']],
+    ['an empty customerId', { ...valid, customerId: '   ' }, ['customerId']],
+    ['no items', { ...valid, items: [] }, ['items']],
+    ['items that are not an array', { ...valid, items: 'x' }, ['items']],
+    ['a zero quantity', { ...valid, items: [{ sku: 'A', quantity: 0 }] }, ['items/0/quantity']],
+    ['a fractional quantity', { ...valid, items: [{ sku: 'A', quantity: 1.5 }] }, ['items/0/quantity']],
+    ['a quantity given as a string', { ...valid, items: [{ sku: 'A', quantity: '2' }] }, ['items/0/quantity']],
+    ['a sku with a slash', { ...valid, items: [{ sku: 'a/b', quantity: 1 }] }, ['items/0/sku']],
+    ['an unknown field', { ...valid, coupon: 'FREE' }, ['coupon']],
+    ['billingFailures above 10', { ...valid, simulate: { billingFailures: 11 } }, ['simulate/billingFailures']],
+    ['a body that is not an object', 42, ['(body)']],
+    ['null', null, ['(body)']],
+  ])('rejects %s, naming the field', (_label, body, paths) => {
+    const result = parseOrderRequest(body, { faultInjectionEnabled: true });
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.problems.map((p) => p.path)).toEqual(paths);
+  });
+
+  it('names every bad field at once', () => {
+    const result = parseOrderRequest({ customerId: '', items: [{ sku: '', quantity: -1 }, { sku: 'B' }] }, { faultInjectionEnabled: true });
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.problems.map((p) => p.path).sort()).toEqual(['customerId', 'items/0/quantity', 'items/0/sku', 'items/1/quantity']);
+    }
+  });
+
+  it('refuses simulate where fault injection is disabled and accepts it where enabled', () => {
+    const body = { ...valid, simulate: { billingFailures: 2 } };
+    const off = parseOrderRequest(body, { faultInjectionEnabled: false });
+    expect(off.ok).toBe(false);
+    if (!off.ok) expect(off.problems).toEqual([{ path: 'simulate', message: expect.stringContaining('not enabled') }]);
+    expect(parseOrderRequest(body, { faultInjectionEnabled: true })).toEqual({ ok: true, value: body });
+  });
+});
+
+describe('orderRequestFingerprint', () => {
+  it('is the same for the same order written differently and differs for another order', () => {
+    const a = orderRequestFingerprint({ items: [{ quantity: 2, sku: 'MOUSE-01' }], customerId: 'c-1' } as never);
+    expect(orderRequestFingerprint(valid)).toBe(a);
+    expect(orderRequestFingerprint({ ...valid, items: [{ sku: 'MOUSE-01', quantity: 3 }] })).not.toBe(a);
+    expect(orderRequestFingerprint({ ...valid, simulate: { billingFailures: 1 } })).not.toBe(a);
+  });
+});
+
+describe('pricing', () => {
+  it('computes the total in cents, so 3 x 0.1 is exactly 0.3', () => {
+    const { items, total } = priceLines([{ sku: 'A', quantity: 3 }], new Map([['A', 0.1]]));
+    expect(total).toBe(0.3);
+    expect(items).toEqual([{ sku: 'A', quantity: 3, unitPrice: 0.1 }]);
+  });
+
+  it('sums several lines and rounds unit prices to cents', () => {
+    const { total } = priceLines(
+      [
+        { sku: 'A', quantity: 2 },
+        { sku: 'B', quantity: 1 },
+      ],
+      new Map([
+        ['A', 19.99],
+        ['B', 0.005],
+      ]),
+    );
+    expect(total).toBe(39.99);
+  });
+
+  it('merges repeated SKUs into one line', () => {
+    expect(mergeLines([{ sku: 'A', quantity: 1 }, { sku: 'B', quantity: 1 }, { sku: 'A', quantity: 2 }])).toEqual([
+      { sku: 'A', quantity: 3 },
+      { sku: 'B', quantity: 1 },
+    ]);
+  });
+});
+
+const order = newOrder({
+  id: 'order-1',
+  eventId: 'event-1',
+  correlationId: 'corr-1',
+  customerId: 'c-1',
+  items: [{ sku: 'A', quantity: 1, unitPrice: 5 }],
+  total: 5,
+  now: '2026-01-01T00:00:00.000Z',
+});
+
+describe('OrderCreated CloudEvent', () => {
+  it('carries the CloudEvents 1.0 attributes and the contract properties', () => {
+    const event = buildOrderCreatedEvent(order);
+    expect(event).toMatchObject({ specversion: '1.0', id: 'event-1', type: 'OrderCreated', subject: 'order-1', datacontenttype: 'application/json' });
+    expect(event.data).toMatchObject({ orderId: 'order-1', correlationId: 'corr-1', total: 5 });
+    expect(orderCreatedProperties(order)).toEqual({ event_type: 'OrderCreated', order_id: 'order-1', correlation_id: 'corr-1' });
+    expect(CLOUDEVENTS_CONTENT_TYPE).toBe('application/cloudevents+json');
+  });
+
+  it('parses what it builds, as object, JSON text or bytes', () => {
+    const event = buildOrderCreatedEvent(order);
+    for (const body of [event, JSON.stringify(event), Buffer.from(JSON.stringify(event))]) {
+      expect(parseOrderCreatedEvent(body)).toEqual({ ok: true, event });
+    }
+  });
+
+  it.each([
+    ['bad JSON', '{not json', 'not JSON'],
+    ['another event type', { ...buildOrderCreatedEvent(order), type: 'OrderShipped' }, 'type'],
+    ['a missing order id', { ...buildOrderCreatedEvent(order), data: { ...buildOrderCreatedEvent(order).data, orderId: '' } }, 'orderId'],
+    ['a subject for another order', { ...buildOrderCreatedEvent(order), subject: 'other' }, 'subject'],
+  ])('rejects %s with a reason', (_label, body, reason) => {
+    const parsed = parseOrderCreatedEvent(body);
+    expect(parsed.ok).toBe(false);
+    if (!parsed.ok) expect(parsed.reason).toContain(reason);
+  });
+});
+
+describe('order state rules', () => {
+  it('starts accepted with every status pending, nothing paid or sent, not yet published', () => {
+    expect(order).toMatchObject({
+      state: 'accepted',
+      status: { inventory: 'pending', billing: 'pending', notification: 'pending' },
+      payment: { charged: 0, refunded: 0 },
+      notifications: [],
+      published: false,
+      billingAttempts: 0,
+    });
+  });
+
+  it.each([
+    [{ inventory: 'done', billing: 'done', notification: 'done' }, 'processing', true],
+    [{ inventory: 'done', billing: 'done', notification: 'done' }, 'accepted', true],
+    [{ inventory: 'done', billing: 'processing', notification: 'done' }, 'processing', false],
+    [{ inventory: 'done', billing: 'done', notification: 'done' }, 'compensating', false],
+    [{ inventory: 'failed', billing: 'done', notification: 'done' }, 'processing', false],
+  ] as const)('ready to complete with %o in state %s: %s', (status, state, expected) => {
+    expect(isReadyToComplete({ state, status: { ...status } })).toBe(expected);
+  });
+
+  it.each([
+    [1, 2, false, true],
+    [2, 2, false, true],
+    [3, 2, false, false],
+    [1, undefined, false, false],
+    [5, 0, true, true],
+  ])('billing attempt %d with billingFailures %s and switch %s fails: %s', (attempt, failures, switchOn, expected) => {
+    expect(billingMustFail(attempt, { simulate: failures === undefined ? undefined : { billingFailures: failures } }, switchOn)).toBe(expected);
+  });
+});

@@ -1,0 +1,218 @@
+import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { handleGetInventoryItem, handleListInventory } from '../../src/http/inventoryRoutes';
+import { handleCreateOrder, handleGetOrder, handleListOrders } from '../../src/http/orderRoutes';
+import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
+
+const BASE = 'http://localhost:7071/api';
+let deps: MemoryDependencies;
+let monitor: RecordingMonitor;
+const env = () => ({ deps, monitor });
+
+function context(): InvocationContext {
+  return new InvocationContext({ functionName: 'test', invocationId: 'inv-1', logHandler: () => undefined });
+}
+
+function post(body: string, headers: Record<string, string> = {}): HttpRequest {
+  return new HttpRequest({ method: 'POST', url: `${BASE}/orders`, body: { string: body }, headers: { 'content-type': 'application/json', ...headers } });
+}
+
+const create = (body: unknown, headers?: Record<string, string>) =>
+  handleCreateOrder(post(typeof body === 'string' ? body : JSON.stringify(body), headers), context(), env);
+
+const json = (res: HttpResponseInit) => res.jsonBody as Record<string, any>;
+const header = (res: HttpResponseInit, name: string) => (res.headers as Record<string, string>)[name];
+
+const order = { customerId: 'c-1', items: [{ sku: 'MOUSE-01', quantity: 2 }, { sku: 'KEYBOARD-01', quantity: 1 }] };
+
+beforeEach(() => {
+  deps = memoryDependencies({ faultInjectionEnabled: false });
+  monitor = new RecordingMonitor();
+});
+
+describe('POST /api/orders', () => {
+  it('answers 202 with the order id, Location and Retry-After, after writing, publishing and starting the monitor', async () => {
+    const res = await create(order);
+    expect(res.status).toBe(202);
+    const { orderId } = json(res);
+    expect(json(res)).toEqual({ orderId, state: 'accepted', statusUrl: `/api/orders/${orderId}` });
+    expect(header(res, 'Location')).toBe(`/api/orders/${orderId}`);
+    expect(Number(header(res, 'Retry-After'))).toBeGreaterThan(0);
+
+    const stored = (await deps.orders.get(orderId))!;
+    expect(stored).toMatchObject({ state: 'accepted', total: 138.9, published: true, status: { inventory: 'pending', billing: 'pending', notification: 'pending' } });
+    expect(stored.items).toEqual([
+      { sku: 'MOUSE-01', quantity: 2, unitPrice: 24.5 },
+      { sku: 'KEYBOARD-01', quantity: 1, unitPrice: 89.9 },
+    ]);
+    expect(deps.publisher.sent).toHaveLength(1);
+    const [message] = deps.publisher.sent;
+    expect(message).toMatchObject({
+      messageId: stored.eventId,
+      contentType: 'application/cloudevents+json',
+      applicationProperties: { event_type: 'OrderCreated', order_id: orderId, correlation_id: stored.correlationId },
+    });
+    expect(monitor.instances.get(orderId)).toEqual({ orderId, correlationId: stored.correlationId });
+  });
+
+  it('gives the same order for the same Idempotency-Key and body, with no second order or event', async () => {
+    const first = await create(order, { 'Idempotency-Key': 'k-1' });
+    const second = await create({ items: order.items, customerId: 'c-1' }, { 'Idempotency-Key': 'k-1' });
+    expect(second.status).toBe(202);
+    expect(json(second).orderId).toBe(json(first).orderId);
+    expect(deps.orders.docs.size).toBe(1);
+    expect(deps.publisher.sent).toHaveLength(1);
+  });
+
+  it('refuses the same Idempotency-Key with another body (422 problem)', async () => {
+    await create(order, { 'Idempotency-Key': 'k-2' });
+    const res = await create({ ...order, customerId: 'c-2' }, { 'Idempotency-Key': 'k-2' });
+    expect(res.status).toBe(422);
+    expect(header(res, 'Content-Type')).toBe('application/problem+json');
+    expect(deps.orders.docs.size).toBe(1);
+  });
+
+  it.each([
+    ['not JSON', '{"customerId": ', '(body)'],
+    ['a JSON array', '[]', '(body)'],
+    ['an empty body', '', '(body)'],
+    ['a missing item list', JSON.stringify({ customerId: 'c' }), 'items'],
+    ['a negative quantity', JSON.stringify({ customerId: 'c', items: [{ sku: 'MOUSE-01', quantity: -1 }] }), 'items/0/quantity'],
+    ['simulate while fault injection is off', JSON.stringify({ ...order, simulate: { billingFailures: 1 } }), 'simulate'],
+  ])('answers 400 problem+json for %s, naming the field', async (_label, body, path) => {
+    const res = await create(body);
+    expect(res.status).toBe(400);
+    expect(header(res, 'Content-Type')).toBe('application/problem+json');
+    expect(json(res)).toMatchObject({ type: expect.any(String), title: expect.any(String), status: 400, detail: expect.any(String) });
+    expect(json(res).errors.map((e: { path: string }) => e.path)).toContain(path);
+    expect(deps.orders.docs.size).toBe(0);
+    expect(deps.publisher.sent).toHaveLength(0);
+  });
+
+  it('answers 400 naming an unknown SKU and its item', async () => {
+    const res = await create({ customerId: 'c', items: [{ sku: 'MOUSE-01', quantity: 1 }, { sku: 'NOPE-1', quantity: 1 }] });
+    expect(res.status).toBe(400);
+    expect(json(res).detail).toContain('NOPE-1');
+    expect(json(res).errors).toEqual([{ path: 'items/1/sku', message: expect.stringContaining('NOPE-1') }]);
+  });
+
+  it('answers 400 for an Idempotency-Key that is not visible ASCII', async () => {
+    const res = await create(order, { 'Idempotency-Key': 'a b' });
+    expect(res.status).toBe(400);
+    expect(json(res).errors[0].path).toBe('headers/Idempotency-Key');
+  });
+
+  it('accepts simulate where fault injection is enabled', async () => {
+    deps.settings.faultInjectionEnabled = true;
+    const res = await create({ ...order, simulate: { billingFailures: 2 } });
+    expect(res.status).toBe(202);
+    expect((await deps.orders.get(json(res).orderId))!.simulate).toEqual({ billingFailures: 2 });
+  });
+
+  it('answers 503 when publishing fails after the write, and a retry with the same key publishes the same event', async () => {
+    deps.publisher.failWith = new Error('amqp:connection:forced SharedAccessKey=secret');
+    const failed = await create(order, { 'Idempotency-Key': 'k-3' });
+    expect(failed.status).toBe(503);
+    expect(header(failed, 'Content-Type')).toBe('application/problem+json');
+    expect(json(failed).detail).toContain('Idempotency-Key');
+    expect(JSON.stringify(failed.jsonBody)).not.toContain('secret');
+    const [stored] = [...deps.orders.docs.values()];
+    expect(stored!.published).toBe(false);
+
+    deps.publisher.failWith = undefined;
+    const retried = await create(order, { 'Idempotency-Key': 'k-3' });
+    expect(retried.status).toBe(202);
+    expect(json(retried).orderId).toBe(stored!.id);
+    expect(deps.publisher.sent.map((m) => m.messageId)).toEqual([stored!.eventId]);
+    expect((await deps.orders.get(stored!.id))!.published).toBe(true);
+    expect(monitor.instances.has(stored!.id)).toBe(true);
+  });
+
+  it('answers 503 (not 500) when the database is down', async () => {
+    deps.orders.failWith = new Error('ECONNREFUSED 127.0.0.1:8081');
+    const res = await create(order);
+    expect(res.status).toBe(503);
+    expect(header(res, 'Retry-After')).toBeDefined();
+  });
+
+  it('answers 503 when the monitor cannot be started, and the retry starts it', async () => {
+    monitor.failWith = new Error('durable backend unavailable');
+    const failed = await create(order, { 'Idempotency-Key': 'k-4' });
+    expect(failed.status).toBe(503);
+    monitor.failWith = undefined;
+    const retried = await create(order, { 'Idempotency-Key': 'k-4' });
+    expect(retried.status).toBe(202);
+    expect(monitor.instances.has(json(retried).orderId)).toBe(true);
+    expect(deps.publisher.sent).toHaveLength(1);
+  });
+});
+
+describe('GET /api/orders/{id}', () => {
+  const get = (id: string) => handleGetOrder(new HttpRequest({ method: 'GET', url: `${BASE}/orders/${id}`, params: { id } }), context(), env);
+
+  it('returns the support view with the monitor status', async () => {
+    const { orderId } = json(await create(order));
+    const res = await get(orderId);
+    expect(res.status).toBe(200);
+    expect(json(res)).toMatchObject({
+      id: orderId,
+      customerId: 'c-1',
+      total: 138.9,
+      state: 'accepted',
+      status: { inventory: 'pending', billing: 'pending', notification: 'pending' },
+      payment: { charged: 0, refunded: 0 },
+      notifications: [],
+      monitor: { runtimeStatus: 'Running' },
+      correlationId: expect.any(String),
+    });
+    expect(json(res).timeline[0]).toMatchObject({ kind: 'accepted' });
+  });
+
+  it('shows monitor null when there is no instance', async () => {
+    const { orderId } = json(await create(order));
+    monitor.instances.clear();
+    expect(json(await get(orderId)).monitor).toBeNull();
+  });
+
+  it.each(['00000000-0000-4000-8000-000000000000', 'bad id?'])('answers 404 problem for %s', async (id) => {
+    const res = await get(id);
+    expect(res.status).toBe(404);
+    expect(header(res, 'Content-Type')).toBe('application/problem+json');
+  });
+});
+
+describe('GET /api/orders', () => {
+  const list = (query: Record<string, string>) =>
+    handleListOrders(new HttpRequest({ method: 'GET', url: `${BASE}/orders?${new URLSearchParams(query)}`, query }), context(), () => deps);
+
+  it('lists newest first, filtered and paged with a continuation token', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(json(await create(order)).orderId);
+    await deps.orders.transitionStatus(ids[1]!, { service: 'billing', from: ['pending'], to: 'done' });
+
+    const first = json(await list({ pageSize: '2' }));
+    expect(first.orders.map((o: { id: string }) => o.id)).toEqual([ids[4], ids[3]]);
+    const second = json(await list({ pageSize: '2', continuationToken: first.continuationToken }));
+    expect(second.orders.map((o: { id: string }) => o.id)).toEqual([ids[2], ids[1]]);
+
+    const done = json(await list({ 'status.billing': 'done' }));
+    expect(done.orders.map((o: { id: string }) => o.id)).toEqual([ids[1]]);
+    expect(json(await list({ state: 'completed' })).orders).toEqual([]);
+  });
+
+  it('answers 400 for an unknown filter value', async () => {
+    const res = await list({ state: 'shipped' });
+    expect(res.status).toBe(400);
+    expect(json(res).errors[0].path).toBe('state');
+  });
+});
+
+describe('inventory routes', () => {
+  it('lists every SKU and returns one, 404 for an unknown one', async () => {
+    const all = await handleListInventory(new HttpRequest({ method: 'GET', url: `${BASE}/inventory` }), context(), () => deps);
+    expect((all.jsonBody as unknown[]).length).toBe(8);
+    const one = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/MOUSE-01`, params: { sku: 'MOUSE-01' } }), context(), () => deps);
+    expect(one.jsonBody).toEqual({ sku: 'MOUSE-01', name: 'Wireless mouse', price: 24.5, available: 1000, reserved: 0 });
+    const missing = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/NOPE`, params: { sku: 'NOPE' } }), context(), () => deps);
+    expect(missing.status).toBe(404);
+  });
+});

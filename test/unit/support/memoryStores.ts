@@ -1,0 +1,293 @@
+/**
+ * In-memory implementations of the service ports with the same semantics as the Cosmos ones
+ * (create-if-absent, conditional transitions, per-order holds), for unit tests of the domain
+ * operations and handlers. Documents are deep-copied in and out, as a database would.
+ */
+import type { CatalogItem } from '../../../src/domain/catalog';
+import { SEED_CATALOG } from '../../../src/domain/catalog';
+import type { NotificationKind, OrderDocument, TimelineEntry } from '../../../src/domain/order';
+import type { OrderSagaDependencies, OrderSagaSettings } from '../../../src/services/dependencies';
+import type {
+  ControlStore,
+  EventPublisher,
+  FaultSwitches,
+  IdempotencyRecord,
+  IdempotencyStore,
+  InventoryStore,
+  LedgerEntry,
+  MonitorClient,
+  MonitorStatus,
+  NotificationRecord,
+  NotificationStore,
+  OrderChangeNotice,
+  OrderFilter,
+  OrderPage,
+  OrderStore,
+  OutgoingMessage,
+  PaymentLedger,
+  ReserveResult,
+  StateTransition,
+  StatusTransition,
+} from '../../../src/services/ports';
+import { SERVICES } from '../../../src/topology';
+
+const copy = <T>(value: T): T => structuredClone(value);
+
+export class MemoryOrderStore implements OrderStore {
+  readonly docs = new Map<string, OrderDocument>();
+  /** Set to make every call fail like an outage. */
+  failWith?: Error;
+
+  private check(): void {
+    if (this.failWith) throw this.failWith;
+  }
+
+  async create(order: OrderDocument) {
+    this.check();
+    const existing = this.docs.get(order.id);
+    if (existing) return { created: false, order: copy(existing) };
+    this.docs.set(order.id, copy(order));
+    return { created: true, order: copy(order) };
+  }
+
+  async get(id: string) {
+    this.check();
+    const doc = this.docs.get(id);
+    return doc ? copy(doc) : undefined;
+  }
+
+  async transitionStatus(id: string, change: StatusTransition) {
+    this.check();
+    const doc = this.docs.get(id);
+    if (!doc || !change.from.includes(doc.status[change.service])) return undefined;
+    doc.status[change.service] = change.to;
+    if (change.reason !== undefined) doc.statusReason[change.service] = change.reason;
+    if (change.countBillingAttempt) doc.billingAttempts += 1;
+    if (change.timeline) doc.timeline.push(copy(change.timeline));
+    doc.updatedAt = new Date().toISOString();
+    return copy(doc);
+  }
+
+  async transitionState(id: string, change: StateTransition) {
+    this.check();
+    const doc = this.docs.get(id);
+    if (!doc || !change.from.includes(doc.state)) return undefined;
+    for (const service of SERVICES) {
+      const allowed = change.when?.[service];
+      if (allowed && !allowed.includes(doc.status[service])) return undefined;
+    }
+    doc.state = change.to;
+    if (change.timeline) doc.timeline.push(copy(change.timeline));
+    return copy(doc);
+  }
+
+  async appendTimeline(id: string, entry: TimelineEntry) {
+    this.check();
+    this.mustGet(id).timeline.push(copy(entry));
+  }
+
+  async markPublished(id: string) {
+    this.check();
+    this.mustGet(id).published = true;
+  }
+
+  async recordPayment(id: string, field: 'charged' | 'refunded', amount: number) {
+    this.check();
+    this.mustGet(id).payment[field] = amount;
+  }
+
+  async recordNotification(id: string, kind: NotificationKind, at: string) {
+    this.check();
+    const doc = this.mustGet(id);
+    if (doc.notified[kind]) return false;
+    doc.notified[kind] = true;
+    doc.notifications.push({ kind, at });
+    return true;
+  }
+
+  async list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }): Promise<OrderPage> {
+    this.check();
+    const all = [...this.docs.values()]
+      .filter((o) => !filter.state || o.state === filter.state)
+      .filter((o) => SERVICES.every((s) => !filter.status?.[s] || o.status[s] === filter.status[s]))
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    const start = page.continuationToken ? Number(page.continuationToken) : 0;
+    const slice = all.slice(start, start + page.pageSize);
+    const next = start + page.pageSize;
+    return { orders: copy(slice), ...(next < all.length ? { continuationToken: String(next) } : {}) };
+  }
+
+  private mustGet(id: string): OrderDocument {
+    const doc = this.docs.get(id);
+    if (!doc) throw Object.assign(new Error('not found'), { code: 404 });
+    return doc;
+  }
+}
+
+export class MemoryInventoryStore implements InventoryStore {
+  readonly items = new Map<string, CatalogItem>();
+
+  constructor(seed: readonly Omit<CatalogItem, 'reserved' | 'holds'>[] = SEED_CATALOG) {
+    for (const item of seed) this.items.set(item.id, { ...item, reserved: 0, holds: {} });
+  }
+
+  async get(sku: string) {
+    const item = this.items.get(sku);
+    return item ? copy(item) : undefined;
+  }
+
+  async list() {
+    return copy([...this.items.values()]);
+  }
+
+  async reserve(sku: string, orderId: string, quantity: number): Promise<ReserveResult> {
+    const item = this.items.get(sku);
+    if (!item) return 'unknownSku';
+    if (item.holds[orderId] !== undefined) return 'alreadyReserved';
+    if (item.available < quantity) return 'insufficient';
+    item.available -= quantity;
+    item.reserved += quantity;
+    item.holds[orderId] = quantity;
+    return 'reserved';
+  }
+
+  async release(sku: string, orderId: string, quantity: number) {
+    const item = this.items.get(sku);
+    if (!item || item.holds[orderId] === undefined) return false;
+    item.available += quantity;
+    item.reserved -= quantity;
+    delete item.holds[orderId];
+    return true;
+  }
+
+  async ensure(item: CatalogItem) {
+    if (this.items.has(item.id)) return false;
+    this.items.set(item.id, copy(item));
+    return true;
+  }
+}
+
+export class MemoryPaymentLedger implements PaymentLedger {
+  readonly entriesById = new Map<string, LedgerEntry>();
+
+  private async createIfAbsent(entry: LedgerEntry) {
+    const existing = this.entriesById.get(entry.id);
+    if (existing) return { created: false, entry: copy(existing) };
+    this.entriesById.set(entry.id, copy(entry));
+    return { created: true, entry: copy(entry) };
+  }
+
+  charge(entry: LedgerEntry) {
+    return this.createIfAbsent(entry);
+  }
+
+  refund(entry: LedgerEntry) {
+    return this.createIfAbsent(entry);
+  }
+
+  async entries(orderId: string) {
+    return copy([...this.entriesById.values()].filter((e) => e.orderId === orderId));
+  }
+}
+
+export class MemoryNotificationStore implements NotificationStore {
+  readonly records = new Map<string, NotificationRecord>();
+
+  async send(record: NotificationRecord) {
+    const existing = this.records.get(record.id);
+    if (existing) return { created: false, record: copy(existing) };
+    this.records.set(record.id, copy(record));
+    return { created: true, record: copy(record) };
+  }
+
+  async list(orderId: string) {
+    return copy([...this.records.values()].filter((r) => r.orderId === orderId));
+  }
+}
+
+export class MemoryIdempotencyStore implements IdempotencyStore {
+  readonly records = new Map<string, IdempotencyRecord>();
+
+  async claim(record: IdempotencyRecord) {
+    const existing = this.records.get(record.key);
+    if (existing) return { created: false, record: copy(existing) };
+    this.records.set(record.key, copy(record));
+    return { created: true, record: copy(record) };
+  }
+}
+
+export class MemoryControlStore implements ControlStore {
+  switches: FaultSwitches = { billingFails: false };
+
+  async faults() {
+    return { ...this.switches };
+  }
+
+  async setFaults(faults: FaultSwitches) {
+    this.switches = { ...faults };
+  }
+}
+
+export class RecordingPublisher implements EventPublisher {
+  readonly sent: OutgoingMessage[] = [];
+  /** Set to make the next publishes fail like a Service Bus outage. */
+  failWith?: Error;
+
+  async publish(message: OutgoingMessage) {
+    if (this.failWith) throw this.failWith;
+    this.sent.push(copy(message));
+  }
+}
+
+export class RecordingMonitor implements MonitorClient {
+  readonly instances = new Map<string, { orderId: string; correlationId: string }>();
+  readonly changes: { orderId: string; change: OrderChangeNotice }[] = [];
+  failWith?: Error;
+
+  async start(orderId: string, input: { orderId: string; correlationId: string }) {
+    if (this.failWith) throw this.failWith;
+    if (this.instances.has(orderId)) return 'exists' as const;
+    this.instances.set(orderId, input);
+    return 'started' as const;
+  }
+
+  async status(orderId: string): Promise<MonitorStatus | null> {
+    return this.instances.has(orderId) ? { runtimeStatus: 'Running', customStatus: { phase: 'watching' } } : null;
+  }
+
+  async notifyOrderChanged(orderId: string, change: OrderChangeNotice) {
+    this.changes.push({ orderId, change });
+  }
+}
+
+export interface MemoryDependencies extends OrderSagaDependencies {
+  orders: MemoryOrderStore;
+  inventory: MemoryInventoryStore;
+  payments: MemoryPaymentLedger;
+  notifications: MemoryNotificationStore;
+  idempotency: MemoryIdempotencyStore;
+  control: MemoryControlStore;
+  publisher: RecordingPublisher;
+}
+
+export function memoryDependencies(settings: Partial<OrderSagaSettings> = {}): MemoryDependencies {
+  let tick = 0;
+  return {
+    orders: new MemoryOrderStore(),
+    inventory: new MemoryInventoryStore(),
+    payments: new MemoryPaymentLedger(),
+    notifications: new MemoryNotificationStore(),
+    idempotency: new MemoryIdempotencyStore(),
+    control: new MemoryControlStore(),
+    publisher: new RecordingPublisher(),
+    settings: {
+      faultInjectionEnabled: true,
+      seedCatalog: false,
+      latencyMs: { inventory: 0, billing: 0, notification: 0 },
+      ...settings,
+    },
+    sleep: async () => undefined,
+    // Strictly increasing timestamps keep "newest first" deterministic.
+    now: () => new Date(Date.UTC(2026, 0, 1) + tick++ * 1000).toISOString(),
+  };
+}
