@@ -18,6 +18,12 @@ function synthesize(): void {
   new OrderSagaStack(app, name, { parameters });
   app.synth();
   const file = path.join(outdir, 'stacks', name, 'cdk.tf.json');
+  if (!parameters.auth) {
+    console.warn(
+      'synth: App Service Authentication is off (ORDERS_AUTH_CLIENT_ID/ORDERS_AUTH_TENANT_ID unset): ' +
+        'the support routes have no signed-in callers; see infra/README.md, "Support routes and Entra ID"',
+    );
+  }
   console.log(`synthesized ${name} (${parameters.location}, ${parameters.planSku}) in ${Date.now() - started} ms: ${file}`);
 }
 

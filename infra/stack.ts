@@ -50,9 +50,6 @@ export const STORAGE_ROLES = [
 /** Lets the identity send telemetry to an Application Insights resource that refuses keys. */
 export const MONITORING_ROLE = 'Monitoring Metrics Publisher';
 
-/** App role the support routes require; the app reads it from `x-ms-client-principal`. */
-export const SUPPORT_ROLE = 'support';
-
 export interface OrderSagaStackProps {
   parameters: StackParameters;
   /** Defaults to src/topology.ts; tests pass variants to show the stack follows the topology. */

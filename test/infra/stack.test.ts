@@ -130,6 +130,8 @@ describe('resources at the default parameters', () => {
     expect(app.app_settings).not.toHaveProperty('ServiceBusConnection');
     expect(app.app_settings).not.toHaveProperty('CosmosDbConnection__accountKey');
     expect(app.app_settings).not.toHaveProperty('AzureWebJobsStorage');
+    // The local stand-in for a signed-in support user would make anyone a support user on Azure.
+    expect(app.app_settings).not.toHaveProperty('SUPPORT_DEV_PRINCIPAL');
   });
 
   it("grants the app's identity the data roles it needs, each on the resource it uses", () => {
