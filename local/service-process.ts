@@ -55,11 +55,18 @@ export function spawnService(spec: ServiceSpec): Promise<RunningService> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 
-  let collected = '';
+  // Chunks, not one growing string: a chatty child must not cost its parent a 1 MB copy per line.
+  const chunks: string[] = [];
+  let collectedLength = 0;
   const append = (text: string): void => {
-    collected += text;
-    if (collected.length > OUTPUT_LIMIT) collected = collected.slice(collected.length - OUTPUT_LIMIT);
+    chunks.push(text);
+    collectedLength += text.length;
+    while (collectedLength - chunks[0]!.length > OUTPUT_LIMIT) collectedLength -= chunks.shift()!.length;
     if (spec.echo) process.stderr.write(text);
+  };
+  const collected = (): string => {
+    const all = chunks.join('');
+    return all.length > OUTPUT_LIMIT ? all.slice(all.length - OUTPUT_LIMIT) : all;
   };
 
   let exitCode: number | null | undefined;
@@ -108,7 +115,8 @@ export function spawnService(spec: ServiceSpec): Promise<RunningService> {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      reject(new ServiceStartError(`${spec.name} ${why}. Output:\n${collected}`, collected));
+      const output = collected();
+      reject(new ServiceStartError(`${spec.name} ${why}. Output:\n${output}`, output));
     };
 
     const timer = setTimeout(() => {
@@ -131,7 +139,7 @@ export function spawnService(spec: ServiceSpec): Promise<RunningService> {
           settled = true;
           clearTimeout(timer);
           pending = '';
-          resolve({ pid: child.pid!, match, output: () => collected, stop, kill, exited });
+          resolve({ pid: child.pid!, match, output: collected, stop, kill, exited });
           return;
         }
       }
