@@ -1,0 +1,219 @@
+/**
+ * The repositories against the Cosmos DB stand-in through the real @azure/cosmos SDK: conditional
+ * patches, create-if-absent, and reservations under concurrency.
+ */
+import type { CosmosClient } from '@azure/cosmos';
+import type { Agent } from 'node:https';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos-emulator';
+import { createCosmosClient, container } from '../../src/azure/clients';
+import { CosmosControlRepository, CosmosIdempotencyRepository } from '../../src/azure/controlRepositories';
+import { CosmosInventoryRepository } from '../../src/azure/inventoryRepository';
+import { CosmosNotificationStore, CosmosPaymentLedger } from '../../src/azure/ledgerRepositories';
+import { CosmosOrderRepository } from '../../src/azure/orderRepository';
+import { newOrder } from '../../src/domain/orderState';
+import type { OrderSagaDependencies } from '../../src/services/dependencies';
+import { chargePayment, refundPayment } from '../../src/services/payment';
+import { reserveStock } from '../../src/services/stock';
+import { RecordingPublisher } from '../unit/support/memoryStores';
+
+let emulator: CosmosEmulator;
+let client: CosmosClient;
+let agent: Agent | undefined;
+let certDir: string;
+let deps: OrderSagaDependencies;
+let orders: CosmosOrderRepository;
+let inventory: CosmosInventoryRepository;
+let n = 0;
+
+const nextId = () => `0000aaaa-0000-4000-8000-${String(++n).padStart(12, '0')}`;
+
+beforeAll(async () => {
+  certDir = mkdtempSync(join(tmpdir(), 'cosmos-it-'));
+  emulator = await startCosmosEmulator({ port: 0, certDir });
+  ({ client, agent } = createCosmosClient({ endpoint: emulator.endpoint, key: emulator.key, caCertificateFile: emulator.caCertificateFile }));
+  orders = new CosmosOrderRepository(container('orders', client));
+  inventory = new CosmosInventoryRepository(container('inventory', client));
+  deps = {
+    orders,
+    inventory,
+    payments: new CosmosPaymentLedger(container('payments', client)),
+    notifications: new CosmosNotificationStore(container('notifications', client)),
+    idempotency: new CosmosIdempotencyRepository(container('idempotency', client)),
+    control: new CosmosControlRepository(container('control', client)),
+    publisher: new RecordingPublisher(),
+    settings: { faultInjectionEnabled: true, seedCatalog: false, latencyMs: { inventory: 0, billing: 0, notification: 0 } },
+    sleep: async () => undefined,
+    now: () => new Date().toISOString(),
+  };
+});
+
+afterAll(async () => {
+  client?.dispose();
+  agent?.destroy();
+  await emulator?.stop();
+  rmSync(certDir, { recursive: true, force: true });
+});
+
+function anOrder(items = [{ sku: 'IT-A', quantity: 1, unitPrice: 10 }], createdAt = new Date().toISOString()) {
+  const id = nextId();
+  return newOrder({ id, eventId: `ev-${id}`, correlationId: `corr-${id}`, customerId: 'c-1', items, total: items.reduce((t, i) => t + i.quantity * i.unitPrice, 0), now: createdAt });
+}
+
+async function stock(sku: string, available: number) {
+  await inventory.ensure({ id: sku, name: sku, price: 10, available, reserved: 0, holds: {} });
+}
+
+describe('orders repository', () => {
+  it('creates once: a second create returns the stored order', async () => {
+    const order = anOrder();
+    expect((await orders.create(order)).created).toBe(true);
+    const again = await orders.create({ ...order, customerId: 'someone-else' });
+    expect(again.created).toBe(false);
+    expect(again.order.customerId).toBe('c-1');
+  });
+
+  it('applies a status transition once: the duplicate and the stale one are no-ops', async () => {
+    const order = anOrder();
+    await orders.create(order);
+    const claim = { service: 'billing' as const, from: ['pending', 'processing'] as const, to: 'processing' as const, countBillingAttempt: true };
+    expect((await orders.transitionStatus(order.id, claim))!.billingAttempts).toBe(1);
+    const done = await orders.transitionStatus(order.id, {
+      service: 'billing',
+      from: ['processing'],
+      to: 'done',
+      timeline: { at: new Date().toISOString(), kind: 'done', service: 'billing', deliveryCount: 1 },
+    });
+    expect(done!.status.billing).toBe('done');
+    // Duplicate of the final patch, and a late delivery trying to claim again: both change nothing.
+    expect(await orders.transitionStatus(order.id, { service: 'billing', from: ['processing'], to: 'done' })).toBeUndefined();
+    expect(await orders.transitionStatus(order.id, claim)).toBeUndefined();
+    const stored = (await orders.get(order.id))!;
+    expect(stored.status).toEqual({ inventory: 'pending', billing: 'done', notification: 'pending' });
+    expect(stored.billingAttempts).toBe(1);
+    expect(stored.timeline.map((t) => t.kind)).toEqual(['accepted', 'done']);
+  });
+
+  it('completes only when every service is done, and only once', async () => {
+    const order = anOrder();
+    await orders.create(order);
+    const complete = { from: ['accepted', 'processing'] as const, to: 'completed' as const, when: { inventory: ['done'], billing: ['done'], notification: ['done'] } as const };
+    for (const service of ['inventory', 'billing'] as const) await orders.transitionStatus(order.id, { service, from: ['pending'], to: 'done' });
+    expect(await orders.transitionState(order.id, complete)).toBeUndefined();
+    await orders.transitionStatus(order.id, { service: 'notification', from: ['pending'], to: 'done' });
+    const results = await Promise.all([orders.transitionState(order.id, complete), orders.transitionState(order.id, complete)]);
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect((await orders.get(order.id))!.state).toBe('completed');
+  });
+
+  it('records a notification once and payments as absolute amounts', async () => {
+    const order = anOrder();
+    await orders.create(order);
+    expect(await orders.recordNotification(order.id, 'confirmation', 'now')).toBe(true);
+    expect(await orders.recordNotification(order.id, 'confirmation', 'later')).toBe(false);
+    await orders.recordPayment(order.id, 'charged', 10);
+    await orders.recordPayment(order.id, 'charged', 10);
+    const stored = (await orders.get(order.id))!;
+    expect(stored.notifications).toEqual([{ kind: 'confirmation', at: 'now' }]);
+    expect(stored.payment).toEqual({ charged: 10, refunded: 0 });
+  });
+
+  it('lists newest first with a filter and continuation tokens', async () => {
+    const created: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const order = anOrder(undefined, `2030-01-0${i + 1}T00:00:00.000Z`);
+      await orders.create({ ...order, state: 'attention' });
+      created.push(order.id);
+    }
+    const first = await orders.list({ state: 'attention' }, { pageSize: 3 });
+    expect(first.orders.map((o) => o.id)).toEqual([created[4], created[3], created[2]]);
+    expect(first.continuationToken).toBeDefined();
+    const second = await orders.list({ state: 'attention' }, { pageSize: 3, continuationToken: first.continuationToken });
+    expect(second.orders.map((o) => o.id)).toEqual([created[1], created[0]]);
+    expect(second.continuationToken).toBeUndefined();
+  });
+});
+
+describe('inventory repository', () => {
+  it('reserves exactly the stock under 50 concurrent reservations, never below zero', async () => {
+    await stock('IT-RACE', 10);
+    const results = await Promise.all(Array.from({ length: 50 }, () => inventory.reserve('IT-RACE', nextId(), 1)));
+    expect(results.filter((r) => r === 'reserved')).toHaveLength(10);
+    expect(results.filter((r) => r === 'insufficient')).toHaveLength(40);
+    expect(await inventory.get('IT-RACE')).toMatchObject({ available: 0, reserved: 10 });
+  });
+
+  it('reserves and releases once per order', async () => {
+    await stock('IT-ONCE', 5);
+    const orderId = nextId();
+    expect(await inventory.reserve('IT-ONCE', orderId, 2)).toBe('reserved');
+    expect(await inventory.reserve('IT-ONCE', orderId, 2)).toBe('alreadyReserved');
+    expect(await inventory.get('IT-ONCE')).toMatchObject({ available: 3, reserved: 2 });
+    expect(await inventory.release('IT-ONCE', orderId, 2)).toBe(true);
+    expect(await inventory.release('IT-ONCE', orderId, 2)).toBe(false);
+    expect(await inventory.get('IT-ONCE')).toMatchObject({ available: 5, reserved: 0 });
+    expect(await inventory.reserve('IT-NOPE', orderId, 1)).toBe('unknownSku');
+  });
+
+  it('reserves a multi-item order all or none', async () => {
+    await stock('IT-M1', 10);
+    await stock('IT-M2', 1);
+    const tooMuch = anOrder([
+      { sku: 'IT-M1', quantity: 3, unitPrice: 10 },
+      { sku: 'IT-M2', quantity: 2, unitPrice: 10 },
+    ]);
+    expect(await reserveStock(tooMuch, deps)).toEqual({ ok: false, reason: 'out of stock: IT-M2 (requested 2)' });
+    expect(await inventory.get('IT-M1')).toMatchObject({ available: 10, reserved: 0 });
+    const fits = anOrder([
+      { sku: 'IT-M1', quantity: 3, unitPrice: 10 },
+      { sku: 'IT-M2', quantity: 1, unitPrice: 10 },
+    ]);
+    expect(await reserveStock(fits, deps)).toEqual({ ok: true });
+    expect(await reserveStock(fits, deps)).toEqual({ ok: true });
+    expect(await inventory.get('IT-M1')).toMatchObject({ available: 7, reserved: 3 });
+    expect(await inventory.get('IT-M2')).toMatchObject({ available: 0, reserved: 1 });
+  });
+});
+
+describe('payment ledger', () => {
+  it('charges once however often billing runs, and refunds exactly the charge once', async () => {
+    const order = anOrder([{ sku: 'IT-A', quantity: 3, unitPrice: 12.5 }]);
+    await orders.create(order);
+    const charges = await Promise.all([chargePayment(order, deps), chargePayment(order, deps), chargePayment(order, deps)]);
+    expect(charges.filter((c) => c.created)).toHaveLength(1);
+    expect(charges.every((c) => c.charged === 37.5)).toBe(true);
+    await refundPayment(order, deps);
+    await refundPayment(order, deps);
+    const entries = await deps.payments.entries(order.id);
+    expect(entries.map((e) => [e.kind, e.amount]).sort()).toEqual([
+      ['charge', 37.5],
+      ['refund', 37.5],
+    ]);
+    expect((await orders.get(order.id))!.payment).toEqual({ charged: 37.5, refunded: 37.5 });
+  });
+
+  it('voids the charge slot when compensating an order never charged, so a late charge cannot happen', async () => {
+    const order = anOrder();
+    await orders.create(order);
+    expect((await refundPayment(order, deps)).refunded).toBe(0);
+    expect(await chargePayment(order, deps)).toEqual({ charged: 0, created: false, voided: true });
+    expect((await orders.get(order.id))!.payment).toEqual({ charged: 0, refunded: 0 });
+  });
+});
+
+describe('idempotency keys and fault switches', () => {
+  it('keeps the first record for a key, whatever characters the key has', async () => {
+    const record = { key: 'a/b?c#d', orderId: 'o-1', eventId: 'e-1', correlationId: 'c-1', fingerprint: 'f', createdAt: 'now' };
+    expect(await deps.idempotency.claim(record)).toEqual({ created: true, record });
+    expect(await deps.idempotency.claim({ ...record, orderId: 'o-2' })).toEqual({ created: false, record });
+  });
+
+  it('reads the billing fault switch as off until set', async () => {
+    expect(await deps.control.faults()).toEqual({ billingFails: false });
+    await deps.control.setFaults({ billingFails: true });
+    expect(await deps.control.faults()).toEqual({ billingFails: true });
+    await deps.control.setFaults({ billingFails: false });
+  });
+});
