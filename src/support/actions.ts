@@ -35,8 +35,8 @@ export interface AcceptedAction {
   alreadyRequested: boolean;
   requestedBy: string;
   requestedAt: string;
-  /** How the monitor was told: woken by an event, or started again because it had ended. */
-  monitor: 'woken' | 'started';
+  /** How the monitor was told: woken by an event, started again because it had ended, or not at all (nothing left to do). */
+  monitor: 'woken' | 'started' | 'untouched';
 }
 
 export type SupportActionResult =
@@ -48,10 +48,15 @@ export type SupportActionResult =
 const RUNNING = ['Running', 'Pending', 'ContinuedAsNew', 'Suspended'];
 
 /** Wakes the order's monitor, or starts it again when it is not running any more. */
-async function wakeMonitor(order: OrderDocument, change: string, env: SupportEnvironment): Promise<'woken' | 'started'> {
+async function wakeMonitor(
+  order: OrderDocument,
+  action: SupportActionName,
+  principal: SupportPrincipal,
+  env: SupportEnvironment,
+): Promise<'woken' | 'started'> {
   const status = await env.monitor.status(order.id);
   if (status && RUNNING.includes(status.runtimeStatus)) {
-    await env.monitor.notifyOrderChanged(order.id, { reason: change });
+    await env.monitor.notifyOrderChanged(order.id, { source: 'support', action, by: principal.name });
     return 'woken';
   }
   await env.monitor.start(order.id, { orderId: order.id, correlationId: order.correlationId });
@@ -80,7 +85,7 @@ export async function requestRequeue(orderId: string, principal: SupportPrincipa
   if (!pending) {
     await deps.orders.appendTimeline(orderId, { at, kind: TIMELINE.supportAction, detail: 'requeue', actor: principal.name, service: 'billing' });
   }
-  const monitor = await wakeMonitor(order, `support requeue by ${principal.name}`, env);
+  const monitor = await wakeMonitor(order, 'requeue', principal, env);
   env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'requeue', by: principal.name, alreadyRequested: !!pending });
   return {
     kind: 'accepted',
@@ -110,7 +115,7 @@ export async function requestCompensation(
     order.state === 'cancelled' ||
     (order.state !== 'attention' && (order.state === 'compensating' || snapshot.compensationRequestedBy !== undefined));
   if (already) {
-    const monitor = order.state === 'cancelled' ? 'woken' : await wakeMonitor(order, `support compensate by ${principal.name}`, env);
+    const monitor = order.state === 'cancelled' ? 'untouched' : await wakeMonitor(order, 'compensate', principal, env);
     return {
       kind: 'accepted',
       body: {
@@ -130,7 +135,7 @@ export async function requestCompensation(
     // The monitor ended with the order; it resumes compensation once the order says so again.
     await deps.orders.transitionState(orderId, { from: ['attention'], to: 'compensating' });
   }
-  const monitor = await wakeMonitor(order, `support compensate by ${principal.name}`, env);
+  const monitor = await wakeMonitor(order, 'compensate', principal, env);
   env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'compensate', by: principal.name });
   return {
     kind: 'accepted',

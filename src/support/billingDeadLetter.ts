@@ -85,6 +85,6 @@ export async function recordBillingDeadLetter(
     return 'noted';
   }
   log.warn('billing-deadlettered', { reason });
-  await env.monitor.notifyOrderChanged(order.id, { service: 'billing', status: 'deadlettered', reason });
+  await env.monitor.notifyOrderChanged(order.id, { source: 'deadletter', service: 'billing', status: 'deadlettered', reason });
   return 'recorded';
 }

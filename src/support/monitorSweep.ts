@@ -77,7 +77,7 @@ export async function sweepMonitors(
     if (status && ALIVE.includes(status.runtimeStatus)) continue;
     const previous = status?.runtimeStatus ?? 'missing';
     await env.monitor.start(order.id, { orderId: order.id, correlationId: order.correlationId });
-    await env.monitor.notifyOrderChanged(order.id, { reason: `monitor restarted by the sweeper (was ${previous})` });
+    await env.monitor.notifyOrderChanged(order.id, { source: 'sweeper', reason: `monitor restarted (was ${previous})` });
     env.log.warn('monitor-restarted', { orderId: order.id, correlationId: order.correlationId, previous, state: order.state });
     restarted.push({ orderId: order.id, previous });
   }

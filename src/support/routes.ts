@@ -45,7 +45,8 @@ function actionResponse(result: SupportActionResult, orderId: string): HttpRespo
       return problem(409, 'action-not-applicable', 'The action does not apply to this order now', result.detail, {
         orderId,
         state: result.state,
-        status: result.status,
+        // Not `status`: that member of a problem is the HTTP status code.
+        services: result.status,
       });
   }
 }

@@ -1,0 +1,301 @@
+import { HttpRequest, InvocationContext } from '@azure/functions';
+import type { OrderDocument, ServiceStatus } from '../../src/domain/order';
+import { newOrder } from '../../src/domain/orderState';
+import { createLogger } from '../../src/log';
+import { requestCompensation, requestRequeue } from '../../src/support/actions';
+import { recordBillingDeadLetter } from '../../src/support/billingDeadLetter';
+import type { CompensationFaultStore } from '../../src/support/faults';
+import { sweepMonitors, type ActiveOrder } from '../../src/support/monitorSweep';
+import { authorizeSupport, encodeClientPrincipal, parseClientPrincipal, type SupportPrincipal } from '../../src/support/principal';
+import { handleFaults, handleSupportAction, type SupportHttpEnvironment } from '../../src/support/routes';
+import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
+
+const silent = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
+const ana: SupportPrincipal = { name: 'ana@contoso.com', roles: ['support'], source: 'app-service-auth' };
+
+function seedOrder(deps: MemoryDependencies, over: Partial<OrderDocument> = {}, status: Partial<Record<string, ServiceStatus>> = {}): OrderDocument {
+  const order = {
+    ...newOrder({
+      id: 'order-1',
+      eventId: 'event-1',
+      correlationId: 'corr-1',
+      customerId: 'c-1',
+      items: [{ sku: 'sku-1', quantity: 1, unitPrice: 10 }],
+      total: 10,
+      now: '2026-01-01T00:00:00.000Z',
+    }),
+    ...over,
+  };
+  order.status = { ...order.status, ...status };
+  deps.orders.docs.set(order.id, structuredClone(order));
+  return order;
+}
+
+describe('support principal', () => {
+  it('reads name and roles from an App Service Authentication header', () => {
+    const p = parseClientPrincipal(encodeClientPrincipal('ana@contoso.com', ['support', 'reader']));
+    expect(p).toEqual({ name: 'ana@contoso.com', roles: ['support', 'reader'], source: 'app-service-auth' });
+  });
+
+  it.each([
+    ['a signed-in support user', encodeClientPrincipal('ana@contoso.com', ['support']), undefined, { ok: true }],
+    ['a signed-in user without the role', encodeClientPrincipal('bob@contoso.com', ['reader']), undefined, { ok: false, status: 403 }],
+    ['an unreadable header', 'not-base64-json', undefined, { ok: false, status: 401 }],
+    ['nobody, in Azure (no development principal)', undefined, undefined, { ok: false, status: 401 }],
+    ['nobody, locally with a development principal', undefined, 'support@localhost', { ok: true }],
+    // The header wins over the development principal: a real principal is never upgraded.
+    ['a user without the role, locally', encodeClientPrincipal('bob@contoso.com', []), 'support@localhost', { ok: false, status: 403 }],
+  ])('%s', (_name, header, dev, expected) => {
+    expect(authorizeSupport(header, dev)).toMatchObject(expected);
+  });
+
+  it('acts as the development principal with the support role', () => {
+    expect(authorizeSupport(undefined, 'support@localhost')).toEqual({
+      ok: true,
+      principal: { name: 'support@localhost', roles: ['support'], source: 'development' },
+    });
+  });
+});
+
+describe('requestRequeue', () => {
+  it.each([
+    ['deadlettered', 202],
+    ['processing', 202],
+    ['pending', 202],
+    ['done', 409],
+    ['failed', 409],
+    ['compensated', 409],
+  ] as [ServiceStatus, number][])('billing %s -> %d', async (billing, expected) => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { billing });
+    const result = await requestRequeue('order-1', ana, { deps, monitor, log: silent });
+    expect(result.kind).toBe(expected === 202 ? 'accepted' : 'notApplicable');
+  });
+
+  it.each(['compensating', 'completed', 'cancelled', 'attention'] as const)('a %s order cannot be requeued', async (state) => {
+    const deps = memoryDependencies();
+    seedOrder(deps, { state }, { billing: 'deadlettered' });
+    const result = await requestRequeue('order-1', ana, { deps, monitor: new RecordingMonitor(), log: silent });
+    expect(result).toMatchObject({ kind: 'notApplicable', state });
+  });
+
+  it('records who asked once, wakes the running monitor, and a repeat records nothing new', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    await monitor.start('order-1', { orderId: 'order-1', correlationId: 'corr-1' });
+    seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
+    const first = await requestRequeue('order-1', ana, { deps, monitor, log: silent });
+    const second = await requestRequeue('order-1', { ...ana, name: 'bo@contoso.com' }, { deps, monitor, log: silent });
+    expect(first).toMatchObject({ kind: 'accepted', body: { action: 'requeue', accepted: true, alreadyRequested: false, monitor: 'woken' } });
+    expect(second).toMatchObject({ kind: 'accepted', body: { alreadyRequested: true, requestedBy: 'ana@contoso.com' } });
+    const entries = deps.orders.docs.get('order-1')!.timeline.filter((e) => e.kind === 'support-action');
+    expect(entries).toEqual([expect.objectContaining({ detail: 'requeue', actor: 'ana@contoso.com' })]);
+    expect(monitor.changes).toEqual([
+      { orderId: 'order-1', change: { source: 'support', action: 'requeue', by: 'ana@contoso.com' } },
+      { orderId: 'order-1', change: { source: 'support', action: 'requeue', by: 'bo@contoso.com' } },
+    ]);
+  });
+
+  it('starts the monitor again when it is not running', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
+    const result = await requestRequeue('order-1', ana, { deps, monitor, log: silent });
+    expect(result).toMatchObject({ body: { monitor: 'started' } });
+    expect(monitor.instances.get('order-1')).toEqual({ orderId: 'order-1', correlationId: 'corr-1' });
+  });
+
+  it('an unknown order is not found', async () => {
+    const result = await requestRequeue('nope', ana, { deps: memoryDependencies(), monitor: new RecordingMonitor(), log: silent });
+    expect(result).toEqual({ kind: 'notFound' });
+  });
+});
+
+describe('requestCompensation', () => {
+  it('a completed order is not compensated', async () => {
+    const deps = memoryDependencies();
+    seedOrder(deps, { state: 'completed' }, { inventory: 'done', billing: 'done', notification: 'done' });
+    const result = await requestCompensation('order-1', ana, { deps, monitor: new RecordingMonitor(), log: silent });
+    expect(result).toMatchObject({ kind: 'notApplicable', detail: expect.stringContaining('completed') });
+  });
+
+  it('an order with every service done is about to complete: not compensated', async () => {
+    const deps = memoryDependencies();
+    seedOrder(deps, { state: 'processing' }, { inventory: 'done', billing: 'done', notification: 'done' });
+    const result = await requestCompensation('order-1', ana, { deps, monitor: new RecordingMonitor(), log: silent });
+    expect(result.kind).toBe('notApplicable');
+  });
+
+  it('an active order: recorded once, repeat is a no-op', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    await monitor.start('order-1', { orderId: 'order-1', correlationId: 'corr-1' });
+    seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
+    const first = await requestCompensation('order-1', ana, { deps, monitor, log: silent });
+    const again = await requestCompensation('order-1', ana, { deps, monitor, log: silent });
+    expect(first).toMatchObject({ kind: 'accepted', body: { action: 'compensate', alreadyRequested: false, monitor: 'woken' } });
+    expect(again).toMatchObject({ kind: 'accepted', body: { alreadyRequested: true, requestedBy: 'ana@contoso.com' } });
+    expect(deps.orders.docs.get('order-1')!.timeline.filter((e) => e.kind === 'support-action')).toHaveLength(1);
+  });
+
+  it('a cancelled order: accepted as already done, monitor untouched', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'cancelled' });
+    const result = await requestCompensation('order-1', ana, { deps, monitor, log: silent });
+    expect(result).toMatchObject({ kind: 'accepted', body: { alreadyRequested: true, monitor: 'untouched' } });
+    expect(monitor.instances.size).toBe(0);
+  });
+
+  it('an attention order goes back to compensating and its monitor is started again', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'attention' }, { billing: 'done', inventory: 'compensated' });
+    const result = await requestCompensation('order-1', ana, { deps, monitor, log: silent });
+    expect(result).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false, monitor: 'started' } });
+    expect(deps.orders.docs.get('order-1')!.state).toBe('compensating');
+  });
+});
+
+describe('recordBillingDeadLetter', () => {
+  const body = (orderId: string) => ({
+    specversion: '1.0',
+    id: 'event-1',
+    source: '/order-saga/orders',
+    type: 'OrderCreated',
+    subject: orderId,
+    datacontenttype: 'application/json',
+    time: '2026-01-01T00:00:00.000Z',
+    data: { orderId, customerId: 'c-1', items: [{ sku: 'sku-1', quantity: 1, unitPrice: 10 }], total: 10, currency: 'EUR', correlationId: 'corr-1' },
+  });
+
+  it('marks billing deadlettered with reason and delivery count, wakes the monitor, once per message', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { billing: 'processing' });
+    const message = { body: JSON.stringify(body('order-1')), messageId: 'event-1', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
+    expect(await recordBillingDeadLetter(message, { deps, monitor, log: silent })).toBe('recorded');
+    expect(await recordBillingDeadLetter(message, { deps, monitor, log: silent })).toBe('duplicate');
+    const order = deps.orders.docs.get('order-1')!;
+    expect(order.status.billing).toBe('deadlettered');
+    expect(order.statusReason.billing).toBe('MaxDeliveryCountExceeded');
+    expect(order.timeline.filter((e) => e.kind === 'deadlettered')).toEqual([
+      expect.objectContaining({ service: 'billing', deliveryCount: 3, reason: 'MaxDeliveryCountExceeded' }),
+    ]);
+    expect(monitor.changes).toHaveLength(1);
+  });
+
+  it('a billing already done is only noted, never turned back to deadlettered', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'completed' }, { inventory: 'done', billing: 'done', notification: 'done' });
+    const outcome = await recordBillingDeadLetter({ body: body('order-1'), messageId: 'event-1:billing:1' }, { deps, monitor, log: silent });
+    expect(outcome).toBe('noted');
+    expect(deps.orders.docs.get('order-1')!.status.billing).toBe('done');
+    expect(monitor.changes).toHaveLength(0);
+  });
+
+  it('poison input without an order is logged and let go (nothing to surface)', async () => {
+    const deps = memoryDependencies();
+    const errors: string[] = [];
+    const log = createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(String(line)) });
+    const outcome = await recordBillingDeadLetter({ body: '{not json', messageId: 'm-9' }, { deps, monitor: new RecordingMonitor(), log });
+    expect(outcome).toBe('unknown-order');
+    expect(errors.join()).toContain('m-9');
+  });
+
+  it('a storage outage throws, so the message stays in the dead-letter queue', async () => {
+    const deps = memoryDependencies();
+    seedOrder(deps, {}, { billing: 'processing' });
+    deps.orders.failWith = new Error('cosmos down');
+    await expect(recordBillingDeadLetter({ body: body('order-1'), messageId: 'event-1' }, { deps, monitor: new RecordingMonitor(), log: silent })).rejects.toThrow(
+      'cosmos down',
+    );
+  });
+});
+
+describe('sweepMonitors', () => {
+  const active = (id: string, createdAt: string): ActiveOrder => ({ id, correlationId: `c-${id}`, state: 'processing', createdAt });
+
+  it('restarts missing and failed monitors only, and walks on with a cursor', async () => {
+    const orders = [active('a', '2026-01-01T00:00:01Z'), active('b', '2026-01-01T00:00:02Z'), active('c', '2026-01-01T00:00:03Z')];
+    const statuses: Record<string, string | null> = { a: 'Running', b: 'Failed', c: null };
+    const started: string[] = [];
+    const monitor = {
+      start: async (id: string) => {
+        started.push(id);
+        return 'started' as const;
+      },
+      status: async (id: string) => (statuses[id] ? { runtimeStatus: statuses[id]!, customStatus: null } : null),
+      notifyOrderChanged: async () => undefined,
+    };
+    const calls: [string, string, number][] = [];
+    const source = {
+      activeOrders: async (after: string, before: string, limit: number) => {
+        calls.push([after, before, limit]);
+        return orders.filter((o) => o.createdAt > after).slice(0, limit);
+      },
+    };
+    const now = new Date('2026-01-01T01:00:00Z');
+    const first = await sweepMonitors('', now, { batchSize: 2, graceMs: 30_000 }, { orders: source, monitor, log: silent });
+    expect(first).toEqual({ checked: 2, restarted: [{ orderId: 'b', previous: 'Failed' }], cursor: '2026-01-01T00:00:02Z' });
+    const second = await sweepMonitors(first.cursor, now, { batchSize: 2, graceMs: 30_000 }, { orders: source, monitor, log: silent });
+    expect(second).toEqual({ checked: 1, restarted: [{ orderId: 'c', previous: 'missing' }], cursor: '' });
+    expect(started).toEqual(['b', 'c']);
+    // Orders younger than the grace period are left to the intake.
+    expect(calls[0][1]).toBe('2026-01-01T00:59:30.000Z');
+  });
+});
+
+describe('support HTTP handlers', () => {
+  const noFaults: CompensationFaultStore = { refundFails: async () => false, setRefundFails: async () => undefined };
+  function env(deps: MemoryDependencies, developmentPrincipal?: string): () => SupportHttpEnvironment {
+    return () => ({ deps, monitor: new RecordingMonitor(), compensationFaults: noFaults, developmentPrincipal });
+  }
+  const context = () => new InvocationContext({ functionName: 'test', invocationId: 'i-1', logHandler: () => undefined });
+  const post = (url: string, body: unknown, headers: Record<string, string> = {}, params: Record<string, string> = {}) =>
+    new HttpRequest({ method: 'POST', url, body: { string: JSON.stringify(body) }, headers, params });
+
+  it('401 problem without a principal in Azure, 403 without the role', async () => {
+    const deps = memoryDependencies();
+    seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
+    const anonymous = await handleSupportAction('requeue', post('http://x/api/orders/order-1/requeue', {}, {}, { id: 'order-1' }), context(), env(deps));
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers).toMatchObject({ 'Content-Type': 'application/problem+json' });
+    const reader = await handleSupportAction(
+      'requeue',
+      post('http://x/api/orders/order-1/requeue', {}, { 'x-ms-client-principal': encodeClientPrincipal('bob', ['reader']) }, { id: 'order-1' }),
+      context(),
+      env(deps),
+    );
+    expect(reader.status).toBe(403);
+  });
+
+  it('202 with the action for a support principal, 409 problem when it does not apply, 404 for an unknown order', async () => {
+    const deps = memoryDependencies();
+    seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
+    const ok = await handleSupportAction('requeue', post('http://x/api/orders/order-1/requeue', {}, {}, { id: 'order-1' }), context(), env(deps, 'support@localhost'));
+    expect(ok).toMatchObject({ status: 202, jsonBody: { orderId: 'order-1', action: 'requeue', accepted: true, requestedBy: 'support@localhost' } });
+    deps.orders.docs.get('order-1')!.state = 'completed';
+    const late = await handleSupportAction('compensate', post('http://x/api/orders/order-1/compensate', {}, {}, { id: 'order-1' }), context(), env(deps, 'support@localhost'));
+    expect(late).toMatchObject({ status: 409, jsonBody: { status: 409, state: 'completed', services: { billing: 'deadlettered' } } });
+    const missing = await handleSupportAction('compensate', post('http://x/api/orders/zzz/compensate', {}, {}, { id: 'zzz' }), context(), env(deps, 'support@localhost'));
+    expect(missing.status).toBe(404);
+  });
+
+  it('fault switches: set and read where fault injection is enabled, 404 where it is not, 400 for a bad body', async () => {
+    const deps = memoryDependencies();
+    const set = await handleFaults(post('http://x/api/support/faults', { billingFails: true }), context(), env(deps, 'support@localhost'));
+    expect(set).toMatchObject({ status: 200, jsonBody: { billingFails: true, refundFails: false } });
+    expect(await deps.control.faults()).toEqual({ billingFails: true });
+    const bad = await handleFaults(post('http://x/api/support/faults', { billingFails: 'yes' }), context(), env(deps, 'support@localhost'));
+    expect(bad).toMatchObject({ status: 400, jsonBody: { errors: [expect.objectContaining({ path: 'billingFails' })] } });
+    const disabled = memoryDependencies({ faultInjectionEnabled: false });
+    const off = await handleFaults(post('http://x/api/support/faults', { billingFails: true }), context(), env(disabled, 'support@localhost'));
+    expect(off.status).toBe(404);
+    expect(await disabled.control.faults()).toEqual({ billingFails: false });
+    const anonymous = await handleFaults(new HttpRequest({ method: 'GET', url: 'http://x/api/support/faults' }), context(), env(deps));
+    expect(anonymous.status).toBe(401);
+  });
+});
