@@ -2,7 +2,7 @@
  * Names the order monitor is known by: the intake starts it, consumers and the dead-letter handler
  * raise its event, support actions wake it. Spelled once here; changing one breaks a running app.
  */
-import type { MonitorPolicy, RetryPolicy } from '../src/domain/monitorPolicy';
+import type { MonitorObservations, MonitorPolicy, RetryPolicy } from '../src/domain/monitorPolicy';
 import type { CompensationName } from '../src/domain/saga';
 
 export const ORDER_MONITOR = 'orderMonitor';
@@ -17,6 +17,8 @@ export interface OrderMonitorInput {
   policy?: MonitorPolicy;
   /** Timer wake-ups in a row with nothing to do; drives the poll backoff. */
   quietPolls?: number;
+  /** When the monitor first saw each change, on its own clock (durations are measured from these). */
+  observations?: MonitorObservations;
   /** Executions so far (continue-as-new count), for the custom status. */
   execution?: number;
 }

@@ -7,8 +7,11 @@ import * as df from 'durable-functions';
 import type { OrchestrationContext, OrchestrationHandler, Task, TimerTask } from 'durable-functions';
 import {
   decideNextStep,
+  observe,
+  onMonitorClock,
   phaseOf,
   pollIntervalMs,
+  type MonitorObservations,
   type MonitorPolicy,
   type MonitorSnapshot,
   type Step,
@@ -78,6 +81,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
   const execution = input.execution ?? 0;
   const policy: MonitorPolicy = input.policy ?? (yield context.df.callActivity(ACTIVITY.loadMonitorPolicy));
   let quietPolls = input.quietPolls ?? 0;
+  let observations: MonitorObservations | undefined = input.observations;
   const changes = new ChangeOrTimer(context);
 
   for (let turn = 0; turn < policy.iterationsPerExecution; turn++) {
@@ -90,8 +94,9 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
       context.df.setCustomStatus({ phase: 'done', detail: 'order not found', execution, checkedAt: context.df.currentUtcDateTime.toISOString() });
       return { orderId, outcome: 'missing' } satisfies MonitorResult;
     }
-    const snapshot: MonitorSnapshot = { ...read, quietPolls };
     const now = context.df.currentUtcDateTime;
+    observations = observe(observations, read, now);
+    const snapshot: MonitorSnapshot = { ...onMonitorClock(read, observations), quietPolls };
     const step = decideNextStep(snapshot, policy, now);
     context.df.setCustomStatus({
       phase: phaseOf(step),
@@ -178,7 +183,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
   }
 
   // Keep the history small: carry only what the order document cannot tell the next execution.
-  context.df.continueAsNew({ orderId, correlationId, policy, quietPolls, execution: execution + 1 } satisfies OrderMonitorInput);
+  context.df.continueAsNew({ orderId, correlationId, policy, quietPolls, observations, execution: execution + 1 } satisfies OrderMonitorInput);
   return undefined;
 };
 

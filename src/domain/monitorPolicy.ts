@@ -268,6 +268,46 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
 }
 
 // ---------------------------------------------------------------------------------------------
+// Observations: durations on the monitor's own clock
+
+/** A document timestamp and when the monitor first saw it, on the orchestration clock. */
+export interface Sighting {
+  stamp: string;
+  seenAt: string;
+}
+
+/**
+ * What the monitor has seen so far. Document timestamps are written by other machines (consumers,
+ * the dead-letter handler) whose clocks are not the orchestration's; comparing the two would make
+ * an order look stuck, or a backoff look over, because of clock skew (or a virtual clock in tests).
+ * So the monitor measures every duration from the moment it first saw a change, on its own clock.
+ */
+export interface MonitorObservations {
+  progress: Record<ServiceName, Sighting>;
+  deadLetter?: Sighting;
+}
+
+export function observe(previous: MonitorObservations | undefined, snapshot: MonitorSnapshot, now: Date): MonitorObservations {
+  const seenAt = now.toISOString();
+  const sighting = (before: Sighting | undefined, stamp: string): Sighting =>
+    before && before.stamp === stamp ? before : { stamp, seenAt };
+  const progress = Object.fromEntries(
+    SERVICES.map((s) => [s, sighting(previous?.progress[s], snapshot.lastProgressAt[s])]),
+  ) as Record<ServiceName, Sighting>;
+  const deadLetter = snapshot.billingDeadLetteredAt ? sighting(previous?.deadLetter, snapshot.billingDeadLetteredAt) : undefined;
+  return deadLetter ? { progress, deadLetter } : { progress };
+}
+
+/** The snapshot with its timestamps moved onto the monitor's clock, ready for `decideNextStep`. */
+export function onMonitorClock(snapshot: MonitorSnapshot, observations: MonitorObservations): MonitorSnapshot {
+  return {
+    ...snapshot,
+    lastProgressAt: Object.fromEntries(SERVICES.map((s) => [s, observations.progress[s].seenAt])) as Record<ServiceName, string>,
+    billingDeadLetteredAt: snapshot.billingDeadLetteredAt ? observations.deadLetter?.seenAt : undefined,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Decision
 
 /** The phase the monitor shows in its custom status while carrying out a step. */

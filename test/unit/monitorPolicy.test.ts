@@ -4,6 +4,8 @@ import {
   decideNextStep,
   monitorPolicyFromSettings,
   monitorSnapshotOf,
+  observe,
+  onMonitorClock,
   phaseOf,
   pollIntervalMs,
   requeueDelayMs,
@@ -387,5 +389,42 @@ describe('monitorPolicyFromSettings', () => {
       /MONITOR_POLL_MAX_SECONDS/,
     );
     expect(() => monitorPolicyFromSettings({ MONITOR_COMPENSATION_MAX_ATTEMPTS: '0' })).toThrow(MonitorSettingsError);
+  });
+});
+
+describe('observe / onMonitorClock', () => {
+  const docTime = (s: number) => new Date(Date.parse('2026-05-05T10:00:00.000Z') + s * 1000).toISOString();
+  // The orchestration clock runs years away from the writers' clocks (a virtual clock in tests).
+  const monitorNow = (s: number) => new Date(Date.parse('2030-01-01T00:00:00.000Z') + s * 1000);
+
+  it('measures stuck from when the monitor first saw the last progress, not from the writer clock', () => {
+    const snap = snapshot({ lastProgressAt: { inventory: docTime(0), billing: docTime(0), notification: docTime(0) } });
+    const first = observe(undefined, snap, monitorNow(0));
+    expect(decideNextStep(onMonitorClock(snap, first), policy(), monitorNow(0))).toMatchObject({ kind: 'wait' });
+    const later = observe(first, snap, monitorNow(59));
+    expect(later).toEqual(first);
+    expect(decideNextStep(onMonitorClock(snap, later), policy(), monitorNow(59)).kind).toBe('wait');
+    expect(decideNextStep(onMonitorClock(snap, later), policy(), monitorNow(60))).toMatchObject({ kind: 'republish', service: 'inventory' });
+  });
+
+  it('new progress restarts the stuck clock for that service only', () => {
+    const before = snapshot({ lastProgressAt: { inventory: docTime(0), billing: docTime(0), notification: docTime(0) } });
+    const seen = observe(undefined, before, monitorNow(0));
+    const after = { ...before, lastProgressAt: { ...before.lastProgressAt, billing: docTime(3) } };
+    const next = observe(seen, after, monitorNow(40));
+    expect(next.progress.billing.seenAt).toBe(monitorNow(40).toISOString());
+    expect(next.progress.inventory).toBe(seen.progress.inventory);
+  });
+
+  it('the requeue backoff starts when the monitor saw the dead-letter; a new dead-letter starts it again', () => {
+    const dl = (at: string) =>
+      snapshot({ status: { inventory: 'done', billing: 'deadlettered', notification: 'done' }, billingDeadLetteredAt: at });
+    const seen = observe(undefined, dl(docTime(100)), monitorNow(7));
+    expect(decideNextStep(onMonitorClock(dl(docTime(100)), seen), policy(), monitorNow(7))).toMatchObject({ kind: 'wait', until: monitorNow(12) });
+    expect(decideNextStep(onMonitorClock(dl(docTime(100)), seen), policy(), monitorNow(12))).toMatchObject({ kind: 'requeueBilling' });
+    const again = observe(seen, { ...dl(docTime(200)), billingRequeues: 1 }, monitorNow(30));
+    expect(again.deadLetter).toEqual({ stamp: docTime(200), seenAt: monitorNow(30).toISOString() });
+    const cleared = observe(again, snapshot(), monitorNow(31));
+    expect(cleared.deadLetter).toBeUndefined();
   });
 });
