@@ -37,6 +37,10 @@ export interface DurableEngineLike {
 }
 
 type DurableEngineClass = new (o: DurableEngineOptions) => DurableEngineLike;
+/** The engine module's real types: a change to its contract fails this build, not a run. */
+type DurableModule = typeof import('../durable');
+const contractCheck: (m: DurableModule) => DurableEngineClass = (m) => m.DurableEngine;
+void contractCheck;
 
 const ORCHESTRATION_TRIGGER = 'orchestrationtrigger';
 const ACTIVITY_TRIGGER = 'activitytrigger';

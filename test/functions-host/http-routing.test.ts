@@ -1,0 +1,190 @@
+/**
+ * HTTP triggers through the built host, table-driven: route templates, constraints, precedence,
+ * 404/405, route prefixes, and what reaches the handler (headers, query, body bytes) and the
+ * client (status, headers, cookies, no stack trace on errors).
+ */
+import { startHost, type HostUnderTest } from './host-process';
+
+interface RouteCase {
+  name: string;
+  method?: string;
+  path: string;
+  status: number;
+  fn?: string;
+  params?: Record<string, string>;
+  allow?: string;
+}
+
+const routeCases: RouteCase[] = [
+  { name: 'int constraint', path: '/api/items/42', status: 200, fn: 'itemById', params: { id: '42' } },
+  { name: 'literal beats parameter', path: '/api/items/new', status: 200, fn: 'itemNew', params: {} },
+  { name: 'alpha constraint', path: '/api/items/apple', status: 200, fn: 'itemByName', params: { name: 'apple' } },
+  { name: 'no constraint matches', path: '/api/items/a1', status: 404 },
+  { name: 'literal segments are case-insensitive', path: '/API/Items/NEW', status: 200, fn: 'itemNew' },
+  { name: 'optional parameter absent', path: '/api/opt', status: 200, fn: 'optional', params: {} },
+  { name: 'optional parameter present', path: '/api/opt/x', status: 200, fn: 'optional', params: { value: 'x' } },
+  { name: 'optional parameter: one segment only', path: '/api/opt/x/y', status: 404 },
+  { name: 'catch-all takes the rest, decoded', path: '/api/files/a/b%20c/d.txt', status: 200, fn: 'files', params: { path: 'a/b c/d.txt' } },
+  { name: 'catch-all may be empty', path: '/api/files', status: 200, fn: 'files', params: {} },
+  {
+    name: 'guid constraint',
+    path: '/api/things/0f8fad5b-d9cb-469f-a165-70867728950e',
+    status: 200,
+    fn: 'guid',
+    params: { id: '0f8fad5b-d9cb-469f-a165-70867728950e' },
+  },
+  { name: 'guid constraint rejects', path: '/api/things/not-a-guid', status: 404 },
+  { name: 'range constraint inside', path: '/api/pages/5', status: 200, fn: 'ranged', params: { n: '5' } },
+  { name: 'range constraint outside', path: '/api/pages/6', status: 404 },
+  { name: 'route defaults to the function name', path: '/api/defaultRoute', status: 200, fn: 'defaultRoute' },
+  { name: 'unset methods mean GET and POST', method: 'POST', path: '/api/defaultRoute', status: 200, fn: 'defaultRoute' },
+  { name: 'method not allowed', method: 'DELETE', path: '/api/items/apple', status: 405, allow: 'GET, PUT' },
+  { name: 'second allowed method', method: 'PUT', path: '/api/items/apple', status: 200, fn: 'itemByName' },
+  { name: 'unknown route', path: '/api/nowhere', status: 404 },
+  { name: 'outside the prefix', path: '/items/42', status: 404 },
+  { name: 'trailing slash', path: '/api/items/42/', status: 200, fn: 'itemById' },
+];
+
+describe('HTTP triggers with routePrefix "api"', () => {
+  let host: HostUnderTest;
+  beforeAll(async () => {
+    host = await startHost('http-app', { FIXTURE_OVERRIDDEN: 'from the environment' });
+  });
+  afterAll(async () => {
+    await host?.stop();
+  });
+
+  it.each(routeCases.map((c) => ({ ...c, method: c.method ?? 'GET' })))('$name: $method $path -> $status', async (c) => {
+    const res = await fetch(`${host.url}${c.path}`, { method: c.method });
+    expect(res.status).toBe(c.status);
+    if (c.allow) expect(res.headers.get('allow')).toBe(c.allow);
+    if (c.fn) {
+      const body = (await res.json()) as { function: string; params: Record<string, string> };
+      expect(body.function).toBe(c.fn);
+      if (c.params) expect(body.params).toEqual(c.params);
+    } else {
+      await res.arrayBuffer();
+    }
+  });
+
+  it('hands the handler headers, repeated query values and the exact body bytes', async () => {
+    const bytes = Buffer.from([0, 255, 16, 13, 10, 0x7b]);
+    const res = await fetch(`${host.url}/api/upload?a=1&a=2&b=x%20y`, {
+      method: 'POST',
+      headers: { 'x-custom': 'yes', 'content-type': 'application/octet-stream', cookie: 'c1=v1; c2=v2' },
+      body: bytes,
+    });
+    expect(res.status).toBe(200);
+    const seen = (await res.json()) as {
+      method: string;
+      url: string;
+      query: Record<string, string[]>;
+      headers: Record<string, string>;
+      bodyHex: string;
+    };
+    expect(seen.method).toBe('POST');
+    expect(seen.url).toBe(`${host.url}/api/upload?a=1&a=2&b=x%20y`);
+    expect(seen.query).toEqual({ a: ['1', '2'], b: ['x y'] });
+    expect(seen.headers['x-custom']).toBe('yes');
+    expect(seen.headers['cookie']).toBe('c1=v1; c2=v2');
+    expect(seen.bodyHex).toBe(bytes.toString('hex'));
+  });
+
+  it('returns the status, headers, body and cookies the handler set', async () => {
+    const res = await fetch(`${host.url}/api/teapot`);
+    expect(res.status).toBe(418);
+    expect(res.headers.get('x-kettle')).toBe('on');
+    expect(await res.text()).toBe('short and stout');
+    expect(res.headers.getSetCookie()).toEqual([
+      'session=abc123; Path=/; HttpOnly; SameSite=Strict',
+      'theme=dark; Max-Age=3600',
+    ]);
+  });
+
+  it('returns binary bodies byte for byte', async () => {
+    const res = await fetch(`${host.url}/api/binary`);
+    expect(Buffer.from(await res.arrayBuffer()).toString('hex')).toBe('000102fdfeff');
+  });
+
+  it('answers a thrown error with 500 and no stack trace, and logs the error', async () => {
+    const res = await fetch(`${host.url}/api/boom`);
+    expect(res.status).toBe(500);
+    const body = await res.text();
+    expect(body).not.toContain('kaboom');
+    expect(body).not.toContain('.js');
+    expect(host.service.output()).toContain('kaboom');
+    // The host keeps serving after a failing function.
+    expect((await fetch(`${host.url}/api/items/1`)).status).toBe(200);
+  });
+
+  it('answers 204 when the handler returns nothing', async () => {
+    const res = await fetch(`${host.url}/api/nothing`);
+    expect(res.status).toBe(204);
+  });
+
+  it('reads local.settings.json Values without overriding the environment', async () => {
+    const res = await fetch(`${host.url}/api/settings`);
+    expect(await res.json()).toEqual({
+      greeting: 'hello from local.settings.json',
+      overridden: 'from the environment',
+    });
+  });
+
+  it('reports its state like the real host', async () => {
+    const res = await fetch(`${host.url}/admin/host/status`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { state: string }).state).toBe('Running');
+  });
+
+  it('fires a non-HTTP function through the admin API with its input', async () => {
+    const res = await fetch(`${host.url}/admin/functions/recordFire`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: '{"orderId":"o-1"}' }),
+    });
+    expect(res.status).toBe(202);
+    const fired = await (async () => {
+      for (let i = 0; i < 100; i++) {
+        const list = (await (await fetch(`${host.url}/api/fired`)).json()) as unknown[];
+        if (list.length > 0) return list;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return [];
+    })();
+    expect(fired).toEqual([{ orderId: 'o-1' }]);
+    expect(host.service.output()).toMatch(/\[recordFire\] fired with \{"orderId":"o-1"\}/);
+  });
+
+  it('answers 404 for an admin invoke of an unknown function', async () => {
+    const res = await fetch(`${host.url}/admin/functions/nope`, { method: 'POST', body: '{}' });
+    expect(res.status).toBe(404);
+  });
+
+  it('logs each invocation with function name, id, outcome and duration', () => {
+    expect(host.service.output()).toMatch(
+      /\[teapot\] Executed 'teapot' \(Succeeded, Id=[0-9a-f-]{36}, Duration=\d+ms/,
+    );
+    expect(host.service.output()).toMatch(/\[boom\] Executed 'boom' \(Failed, Id=[0-9a-f-]{36}, Duration=\d+ms/);
+    expect(host.service.output()).toMatch(/\[teapot\] brewing tea/);
+  });
+});
+
+describe('HTTP triggers with other route prefixes', () => {
+  it.each([
+    { app: 'http-app-noprefix', path: '/hello/ann', status: 200, text: 'hello ann' },
+    { app: 'http-app-noprefix', path: '/hello', status: 200, text: 'hello world' },
+    { app: 'http-app-noprefix', path: '/api/hello', status: 404 },
+    { app: 'http-app-custom-prefix', path: '/v2/public/hello', status: 200, text: 'hello under v2/public' },
+    { app: 'http-app-custom-prefix', path: '/api/hello', status: 404 },
+    { app: 'http-app-custom-prefix', path: '/v2/hello', status: 404 },
+  ])('$app: GET $path -> $status', async ({ app, path, status, text }) => {
+    const host = await startHost(app);
+    try {
+      const res = await fetch(`${host.url}${path}`);
+      expect(res.status).toBe(status);
+      if (text) expect(await res.text()).toBe(text);
+    } finally {
+      await host.stop();
+    }
+  });
+});
