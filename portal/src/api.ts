@@ -166,8 +166,9 @@ export function listOrders(filter: OrderFilter, continuationToken?: string, page
   if (filter.state) query.set('state', filter.state);
   if (filter.billingStatus) query.set('status.billing', filter.billingStatus);
   if (continuationToken) query.set('continuationToken', continuationToken);
-  return call<OrderPage>(`orders?${query}`).then((page) => ({
-    items: Array.isArray(page?.items) ? page.items : [],
+  // The contract names the list `items`; an answer naming it `orders` is read the same way.
+  return call<OrderPage & { orders?: OrderView[] }>(`orders?${query}`).then((page) => ({
+    items: Array.isArray(page?.items) ? page.items : Array.isArray(page?.orders) ? page.orders : [],
     continuationToken: page?.continuationToken ?? null,
   }));
 }

@@ -190,14 +190,10 @@ export class OrderDetail {
 
   private renderMonitor(order: OrderView): void {
     const monitor = order.monitor;
-    const custom = monitor?.customStatus;
     fill(
       byId('detail-monitor'),
       monitor
-        ? [
-            term('Runtime status', monitor.runtimeStatus ?? '–'),
-            term('Custom status', describeCustomStatus(custom)),
-          ]
+        ? [term('Runtime status', monitor.runtimeStatus ?? '–'), ...customStatusTerms(monitor.customStatus)]
         : term('Runtime status', 'No monitor information'),
     );
   }
@@ -280,13 +276,22 @@ function timelineEntry(entry: Partial<TimelineEntry>): HTMLLIElement {
   );
 }
 
-function describeCustomStatus(custom: unknown): string {
-  if (custom === null || custom === undefined || custom === '') return '–';
-  if (typeof custom === 'string') return custom;
-  if (typeof custom === 'object') {
-    return Object.entries(custom as Record<string, unknown>)
-      .map(([key, value]) => `${key}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
-      .join(' · ');
-  }
-  return String(custom);
+/** The monitor's custom status fields worth reading, in reading order; the rest repeats the order. */
+const MONITOR_FIELDS: [key: string, label: string, isTime?: boolean][] = [
+  ['phase', 'Phase'],
+  ['detail', 'Next step'],
+  ['nextCheckAt', 'Next check', true],
+  ['billingRequeues', 'Automatic requeues'],
+  ['checkedAt', 'Last check', true],
+];
+
+function customStatusTerms(custom: unknown): HTMLDivElement[] {
+  if (custom === null || custom === undefined || custom === '') return [];
+  if (typeof custom !== 'object') return [term('Custom status', String(custom))];
+  const fields = custom as Record<string, unknown>;
+  const known = MONITOR_FIELDS.filter(([key]) => fields[key] !== undefined && fields[key] !== null);
+  if (known.length === 0) return [term('Custom status', JSON.stringify(custom))];
+  return known.map(([key, label, isTime]) =>
+    term(label, isTime ? timeElement(String(fields[key]), formatPreciseTime) : String(fields[key])),
+  );
 }

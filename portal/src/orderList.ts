@@ -131,11 +131,15 @@ export class OrderList {
         'th',
         { scope: 'row', 'data-label': 'Order' },
         link,
-        h('span', { class: 'order-customer' }, order.customerId ?? ''),
+        h(
+          'span',
+          { class: 'order-customer' },
+          order.customerId ?? '',
+          order.createdAt ? [' · ', h('time', { datetime: order.createdAt }, formatTime(order.createdAt))] : null,
+        ),
       ),
       stateCell,
       serviceCells,
-      h('td', { 'data-label': 'Created' }, h('time', { datetime: order.createdAt ?? '' }, formatTime(order.createdAt))),
     );
     if (order.id === this.selectedId) element.setAttribute('aria-current', 'true');
     const row: Row = { element, stateCell, serviceCells, signature: '', state: order.state };

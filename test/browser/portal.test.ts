@@ -1,0 +1,281 @@
+/**
+ * The reference demo in a browser: the support portal, served by the app, driving the whole local
+ * system exactly as `npm start` runs it (both emulators and the Functions host, real ports).
+ * Debian's Chromium through playwright-core; no browser download. Needs a build (`npm test`
+ * builds first). Screenshots go to test-artifacts/browser/.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { spawnService, type RunningService } from '../../local/service-process';
+
+const REPO_ROOT = join(__dirname, '..', '..');
+const START = join(REPO_ROOT, 'dist', 'local', 'start.js');
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(REPO_ROOT, 'test-artifacts', 'browser');
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+const SUPPORT_PRINCIPAL = 'support@localhost';
+
+/**
+ * The monitor's timings for this run. The automatic requeue waits long enough that the demo's
+ * "switch off, requeue from the portal" is done by a person first, and gives up after one
+ * requeue so an order whose billing never recovers is cancelled within a minute.
+ */
+const MONITOR_SETTINGS = {
+  MONITOR_MAX_BILLING_REQUEUES: '1',
+  MONITOR_REQUEUE_BACKOFF_SECONDS: '30',
+  MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: '30',
+  MONITOR_POLL_MIN_SECONDS: '1',
+  MONITOR_POLL_MAX_SECONDS: '3',
+  MONITOR_COMPENSATION_FIRST_RETRY_SECONDS: '1',
+  MONITOR_COMPENSATION_MAX_RETRY_SECONDS: '2',
+};
+
+/** Per-order fault injection that outlasts every delivery and the one automatic requeue. */
+const BILLING_NEVER_RECOVERS = '10';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+let system: RunningService | undefined;
+let api = '';
+let context: BrowserContext | undefined;
+let page: Page;
+let scratch = '';
+
+/** Writes a screenshot at both widths; the desktop one is taken last so the page stays at 1280. */
+async function screenshots(name: string): Promise<void> {
+  await page.setViewportSize(PHONE);
+  await page.waitForTimeout(200);
+  await page.screenshot({ path: join(ARTIFACTS, `${name}-phone.png`), fullPage: true });
+  await page.setViewportSize(DESKTOP);
+  await page.waitForTimeout(200);
+  await page.screenshot({ path: join(ARTIFACTS, `${name}-desktop.png`) });
+}
+
+/** Runs a scenario; when it fails, keeps a screenshot and the system's last output with the error. */
+async function scenario(name: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    await page?.screenshot({ path: join(ARTIFACTS, `failed-${name}.png`), fullPage: true }).catch(() => undefined);
+    const output = system?.output().slice(-4000) ?? '';
+    (error as Error).message += `\n--- order system output (last 4000 chars) ---\n${output}`;
+    throw error;
+  }
+}
+
+const lane = (service: string, status: string) =>
+  page.locator(`#detail-lanes .lane[data-service="${service}"][data-status="${status}"]`);
+const focusedId = (): Promise<string> => page.evaluate('document.activeElement ? document.activeElement.id : ""');
+const detailState = (state: string) => page.locator(`#detail-state [data-status="${state}"]`);
+
+/** Places an order from the form and returns its id, read from the link the form shows. */
+async function placeOrderFromPortal(options: { quantity?: number; billingFailures?: string } = {}): Promise<string> {
+  await page.locator('#item-sku-1 option:not([value=""])').first().waitFor({ state: 'attached' });
+  await page.getByLabel('Quantity').first().fill(String(options.quantity ?? 1));
+  if (options.billingFailures !== undefined) {
+    await page.getByLabel('Billing fails on the first attempts (count)').fill(options.billingFailures);
+  }
+  await page.getByRole('button', { name: 'Place order' }).click();
+  const link = page.locator('#order-form-status a');
+  await link.waitFor({ timeout: 15_000 });
+  const href = (await link.getAttribute('href')) ?? '';
+  const orderId = decodeURIComponent(href.replace('#/orders/', ''));
+  expect(orderId).not.toBe('');
+  // The portal shows the new order right away.
+  await page.locator('#detail-heading', { hasText: orderId.slice(0, 8) }).waitFor();
+  return orderId;
+}
+
+async function openOrder(orderId: string): Promise<void> {
+  await page.locator(`#order-rows tr[data-order-id="${orderId}"] a`).click();
+  await page.locator('#detail-heading', { hasText: orderId.slice(0, 8) }).waitFor();
+}
+
+async function timelineText(): Promise<string> {
+  return (await page.locator('#detail-timeline').innerText()).replace(/\s+/g, ' ');
+}
+
+beforeAll(async () => {
+  if (!existsSync(START)) throw new Error(`${START} is missing: build first (npm run build).`);
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium.`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  scratch = mkdtempSync(join(tmpdir(), 'portal-browser-'));
+
+  system = await spawnService({
+    name: 'order system',
+    command: [process.execPath, START],
+    cwd: REPO_ROOT,
+    env: {
+      FUNCTIONS_HTTP_PORT: String(await freePort()),
+      SERVICEBUS_EMULATOR_PORT: String(await freePort()),
+      COSMOS_EMULATOR_PORT: String(await freePort()),
+      DURABLE_DATA_DIR: join(scratch, 'durable'),
+      FAULT_INJECTION_ENABLED: 'true',
+      SUPPORT_DEV_PRINCIPAL: SUPPORT_PRINCIPAL,
+      ...MONITOR_SETTINGS,
+    },
+    readyLine: /Order system ready: (http:\/\/127\.0\.0\.1:\d+\/api)/,
+    timeoutMs: 150_000,
+  });
+  api = system.match[1]!;
+
+  context = await chromium.launchPersistentContext(join(scratch, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: DESKTOP,
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(20_000);
+}, 180_000);
+
+afterAll(async () => {
+  await context?.close().catch(() => undefined);
+  await system?.stop('SIGINT', 20_000);
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+}, 60_000);
+
+describe('support portal (reference demo, end to end)', () => {
+  it('is served by the app: /api/portal leads to the page, unknown and escaping paths are 404', async () => {
+    const bare = await fetch(`${api}/portal`, { redirect: 'manual' });
+    expect([301, 302, 307, 308]).toContain(bare.status);
+    expect(new URL(bare.headers.get('location') ?? '', api).pathname).toBe('/api/portal/');
+
+    const index = await fetch(`${api}/portal/`);
+    expect(index.status).toBe(200);
+    expect(index.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(index.headers.get('cache-control')).toBe('no-cache');
+    const html = await index.text();
+    // Every asset is the app's own, referenced relatively so it works below /api/portal/.
+    expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
+    const script = /src="(app\.js[^"]*)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    const js = await fetch(`${api}/portal/${script}`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
+
+    for (const bad of ['..%2F..%2Fpackage.json', '%2e%2e/%2e%2e/host.json', 'no-such-file.js']) {
+      expect((await fetch(`${api}/portal/${bad}`)).status).toBe(404);
+    }
+  });
+
+  it('places an order that completes, with all three services done', async () => {
+    await scenario('order-completes', async () => {
+      await page.goto(`${api}/portal`);
+      expect(new URL(page.url()).pathname).toBe('/api/portal/');
+      await page.locator('#inventory-rows tr').first().waitFor();
+
+      const orderId = await placeOrderFromPortal();
+      await detailState('completed').waitFor({ timeout: 45_000 });
+      for (const service of ['inventory', 'billing', 'notification']) {
+        await lane(service, 'done').waitFor();
+      }
+      await page.locator('#detail-notifications', { hasText: 'confirmation' }).waitFor();
+      const charged = await page.locator('#detail-payment .term', { hasText: 'Charged' }).locator('dd').innerText();
+      const total = await page.locator('#detail-summary .term', { hasText: 'Total' }).locator('dd').innerText();
+      expect(charged).toBe(total);
+      // The list shows the same outcome at a glance.
+      await page.locator(`#order-rows tr[data-order-id="${orderId}"][data-state="completed"]`).waitFor();
+      await screenshots('1-order-completed');
+    });
+  }, 90_000);
+
+  it('shows an API problem as its detail when the order is refused', async () => {
+    await scenario('problem-shown', async () => {
+      await page.getByLabel('Customer id').fill('   ');
+      await page.getByRole('button', { name: 'Place order' }).click();
+      const alert = page.locator('#order-form-error[role="alert"]');
+      await alert.locator('.problem').waitFor();
+      expect(await alert.innerText()).toMatch(/\(400\)/);
+      expect(await alert.innerText()).toMatch(/customerId/);
+      await page.getByLabel('Customer id').fill('customer-1');
+    });
+  }, 30_000);
+
+  let neverRecovers = '';
+  let deadLettered = '';
+
+  it('with the billing switch on, billing dead-letters while inventory and notification finish; switch off and requeue, and it completes', async () => {
+    await scenario('requeue-recovers', async () => {
+      // An order whose own billing never recovers, placed now so the monitor works on it meanwhile.
+      neverRecovers = await placeOrderFromPortal({ billingFailures: BILLING_NEVER_RECOVERS });
+      await page.getByLabel('Billing fails on the first attempts (count)').fill('0');
+
+      const billingSwitch = page.getByRole('switch', { name: 'Billing fails' });
+      await billingSwitch.click();
+      await page.locator('#billing-switch[aria-checked="true"]').waitFor();
+
+      deadLettered = await placeOrderFromPortal();
+      await lane('billing', 'deadlettered').waitFor({ timeout: 45_000 });
+      await lane('inventory', 'done').waitFor({ timeout: 20_000 });
+      await lane('notification', 'done').waitFor({ timeout: 20_000 });
+      expect(await timelineText()).toMatch(/dead-lettered · billing/);
+
+      // The dead-lettered filter finds it.
+      await page.getByLabel('Billing dead-lettered').check();
+      await page.locator(`#order-rows tr[data-order-id="${deadLettered}"]`).waitFor();
+      await screenshots('2-billing-deadlettered');
+      await page.getByLabel('Billing dead-lettered').uncheck();
+
+      // Compensate asks first; Escape declines and returns focus to the button, nothing is sent.
+      const compensate = page.getByRole('button', { name: 'Compensate' });
+      await compensate.click();
+      await page.locator('#confirm-dialog[open]').waitFor();
+      expect(await focusedId()).toBe('confirm-cancel');
+      await page.keyboard.press('Escape');
+      await page.locator('#confirm-dialog:not([open])').waitFor({ state: 'attached' });
+      expect(await focusedId()).toBe('action-compensate');
+      expect(await page.locator('#action-status').innerText()).toBe('');
+
+      await billingSwitch.click();
+      await page.locator('#billing-switch[aria-checked="false"]').waitFor();
+
+      await page.getByRole('button', { name: 'Requeue' }).click();
+      await page.locator('#confirm-dialog[open]').waitFor();
+      await screenshots('3-requeue-confirmation');
+      await page.locator('#confirm-ok').click();
+      await page.locator('#action-status', { hasText: 'accepted' }).waitFor();
+      expect(await page.locator('#action-error').innerText()).toBe('');
+
+      await detailState('completed').waitFor({ timeout: 45_000 });
+      await lane('billing', 'done').waitFor();
+      const timeline = await timelineText();
+      expect(timeline).toMatch(/requeue/);
+      expect(timeline).toContain(`by ${SUPPORT_PRINCIPAL}`);
+      await screenshots('4-requeued-completed');
+    });
+  }, 150_000);
+
+  it('an order whose billing never recovers ends cancelled, with its compensation shown', async () => {
+    await scenario('never-recovers', async () => {
+      expect(neverRecovers).not.toBe('');
+      await openOrder(neverRecovers);
+      await detailState('cancelled').waitFor({ timeout: 120_000 });
+      await page.locator('#detail-notifications', { hasText: 'cancellation' }).waitFor();
+      const net = await page.locator('#detail-payment .term', { hasText: 'Net' }).locator('dd').innerText();
+      expect(net).toMatch(/^\D*0[.,]00\D*$/);
+      expect(await timelineText()).toMatch(/compensation/);
+      // Cancelled orders are not offered another compensation.
+      expect(await page.getByRole('button', { name: 'Compensate' }).isDisabled()).toBe(true);
+      await screenshots('5-never-recovers-cancelled');
+    });
+  }, 150_000);
+});
