@@ -97,7 +97,13 @@ async function route(
       engine.control(id, seg[2], reason);
       return sendJson(res, 202, null);
     case 'rewind':
-      await engine.rewind(id, reason);
+      try {
+        await engine.rewind(id, reason);
+      } catch (err) {
+        // The extension answers rewind refusals with a bare JSON string, which the client shows as the error.
+        if (err instanceof ClientRequestError) return sendJson(res, err.status, err.message);
+        throw err;
+      }
       return sendJson(res, 202, null);
     default:
       return sendJson(res, 404, null);
