@@ -38,6 +38,8 @@ export class ServiceStartError extends Error {
   constructor(
     message: string,
     readonly output: string,
+    /** The child's exit code when it exited before it was ready (null: killed by a signal). */
+    readonly exitCode?: number | null,
   ) {
     super(message);
     this.name = 'ServiceStartError';
@@ -111,12 +113,12 @@ export function spawnService(spec: ServiceSpec): Promise<RunningService> {
     let pending = '';
     const timeoutMs = spec.timeoutMs ?? 30_000;
 
-    const fail = (why: string): void => {
+    const fail = (why: string, code?: number | null): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       const output = collected();
-      reject(new ServiceStartError(`${spec.name} ${why}. Output:\n${output}`, output));
+      reject(new ServiceStartError(`${spec.name} ${why}. Output:\n${output}`, output, code));
     };
 
     const timer = setTimeout(() => {
@@ -146,7 +148,7 @@ export function spawnService(spec: ServiceSpec): Promise<RunningService> {
     });
 
     // 'close' (not 'exit') so a ready line still in the pipe when the child exits is read first.
-    child.once('close', (code) => fail(`exited (code ${code}) before it was ready`));
+    child.once('close', (code) => fail(`exited (code ${code}) before it was ready`, code));
     child.once('error', () => fail('could not be started'));
   });
 }

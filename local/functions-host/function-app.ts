@@ -125,12 +125,12 @@ export async function loadFunctionApp(core: FunctionsCore, files: string[]): Pro
         'Is a second copy of @azure/functions loaded before the host, or was the app bundled with it resolved at build time?',
     );
   }
-  if (!core.programmingModel) {
+  if (core.functions.size === 0) {
     throw new HostConfigurationError(
-      'the app never set a programming model: it does not use the v4 @azure/functions programming model',
+      `no function was registered by ${files.join(', ')} (v4 apps register with app.http(), app.timer(), ...)`,
     );
   }
-  if (core.functions.size === 0) {
-    throw new HostConfigurationError(`no function was registered by ${files.join(', ')}`);
+  if (!core.programmingModel) {
+    throw new HostConfigurationError('functions were registered but no programming model was set by @azure/functions');
   }
 }
