@@ -1,0 +1,170 @@
+/**
+ * End to end through the local Functions host and the emulators: intake, the three consumers,
+ * completion, idempotency, duplicate events, hostile input and poison messages.
+ */
+import { ServiceBusClient } from '@azure/service-bus';
+import fc from 'fast-check';
+import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
+import type { OrderDocument } from '../../src/domain/order';
+import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS } from '../../src/topology';
+import { startSystem, type RunningSystem } from './system';
+
+jest.setTimeout(120_000);
+
+let system: RunningSystem;
+let serviceBus: ServiceBusClient;
+
+beforeAll(async () => {
+  system = await startSystem();
+  serviceBus = new ServiceBusClient(system.serviceBusConnectionString);
+});
+
+afterAll(async () => {
+  await serviceBus?.close();
+  await system?.stop();
+});
+
+type View = OrderDocument & { monitor: { runtimeStatus: string } | null };
+const order = { customerId: 'e2e-customer', items: [{ sku: 'MOUSE-01', quantity: 2 }, { sku: 'CABLE-USB-C', quantity: 1 }] };
+const allDone = (o: View) => o.state === 'completed';
+
+it('accepts an order with 202 and completes it with all three services done', async () => {
+  const started = Date.now();
+  const res = await system.postOrder(order);
+  expect(res.status).toBe(202);
+  expect(res.headers.get('location')).toBe(`/api/orders/${res.body.orderId}`);
+  expect(res.headers.get('retry-after')).toBeTruthy();
+  expect(res.body).toEqual({ orderId: expect.any(String), state: 'accepted', statusUrl: `/api/orders/${res.body.orderId}` });
+
+  const done = await system.waitForOrder<View>(res.body.orderId, allDone);
+  expect(done.status).toEqual({ inventory: 'done', billing: 'done', notification: 'done' });
+  expect(done.total).toBe(58.95);
+  expect(done.payment).toEqual({ charged: 58.95, refunded: 0 });
+  expect(done.notifications.map((n) => n.kind)).toEqual(['confirmation']);
+  expect(done.items).toEqual([
+    { sku: 'MOUSE-01', quantity: 2, unitPrice: 24.5 },
+    { sku: 'CABLE-USB-C', quantity: 1, unitPrice: 9.95 },
+  ]);
+  expect(done.monitor).not.toBeNull();
+  expect(done.timeline.filter((t) => t.kind === 'delivery').map((t) => t.service).sort()).toEqual(['billing', 'inventory', 'notification']);
+  expect(Date.now() - started).toBeLessThan(20_000);
+
+  const inventory = await system.request('GET', '/api/inventory/MOUSE-01');
+  expect(inventory.status).toBe(200);
+  expect(inventory.body.reserved).toBeGreaterThanOrEqual(2);
+});
+
+it('charges once and confirms once when the same event is delivered twice', async () => {
+  const res = await system.postOrder(order);
+  const first = await system.waitForOrder<View>(res.body.orderId, allDone);
+
+  // The same CloudEvent again under another messageId, so duplicate detection does not drop it.
+  const sender = serviceBus.createSender(ORDERS_TOPIC);
+  const event = buildOrderCreatedEvent(first);
+  await sender.sendMessages({
+    messageId: `${first.eventId}:redelivered`,
+    body: event,
+    contentType: 'application/cloudevents+json',
+    applicationProperties: { event_type: 'OrderCreated', order_id: first.id, correlation_id: first.correlationId },
+  });
+  await sender.close();
+
+  const after = await system.waitForOrder<View>(
+    first.id,
+    (o) => o.timeline.filter((t) => t.kind === 'duplicate-ignored').length === 3,
+  );
+  expect(after.payment).toEqual({ charged: first.total, refunded: 0 });
+  expect(after.notifications).toHaveLength(1);
+  expect(after.state).toBe('completed');
+});
+
+it('gives one order for the same Idempotency-Key sent twice, and 422 for the key with another body', async () => {
+  const key = `e2e-${Date.now()}`;
+  const [a, b] = await Promise.all([system.postOrder(order, { 'Idempotency-Key': key }), system.postOrder(order, { 'Idempotency-Key': key })]);
+  expect([a.status, b.status]).toEqual([202, 202]);
+  expect(b.body.orderId).toBe(a.body.orderId);
+  const other = await system.postOrder({ ...order, customerId: 'someone-else' }, { 'Idempotency-Key': key });
+  expect(other.status).toBe(422);
+  expect(other.headers.get('content-type')).toContain('application/problem+json');
+
+  const list = await system.request('GET', '/api/orders?pageSize=100');
+  expect(list.body.orders.filter((o: { id: string }) => o.id === a.body.orderId)).toHaveLength(1);
+  const done = await system.waitForOrder<View>(a.body.orderId, allDone);
+  expect(done.payment.charged).toBe(done.total);
+});
+
+it('never answers 5xx to 1,000 random bad bodies and headers', async () => {
+  const body = fc.oneof(
+    fc.string(),
+    fc.json(),
+    fc.jsonValue().map((v) => JSON.stringify(v)),
+    fc
+      .record(
+        {
+          customerId: fc.oneof(fc.string(), fc.integer(), fc.constant(null)),
+          items: fc.oneof(
+            fc.array(
+              fc.record(
+                { sku: fc.oneof(fc.string(), fc.constantFrom('MOUSE-01', 'NOPE', '../x', 'a/b?c#d')), quantity: fc.oneof(fc.integer(), fc.double(), fc.string()) },
+                { requiredKeys: [] },
+              ),
+              { maxLength: 60 },
+            ),
+            fc.anything(),
+          ),
+          simulate: fc.anything(),
+        },
+        { requiredKeys: [] },
+      )
+      .map((v) => JSON.stringify(v)),
+  );
+  const headers = fc.record(
+    {
+      'Idempotency-Key': fc.string({ maxLength: 300 }).filter((s) => /^[\x20-\x7e]*$/.test(s) && s.trim() === s && s.length > 0),
+      'content-type': fc.constantFrom('application/json', 'text/plain', 'application/xml', 'multipart/form-data; boundary=x', ''),
+      'x-correlation-id': fc.string({ maxLength: 200 }).filter((s) => /^[\x21-\x7e]*$/.test(s) && s.length > 0),
+    },
+    { requiredKeys: [] },
+  );
+  const seen = new Map<number, number>();
+  await fc.assert(
+    fc.asyncProperty(body, headers, async (b, h) => {
+      const res = await fetch(`${system.baseUrl}/api/orders`, { method: 'POST', body: b, headers: h as Record<string, string> });
+      await res.arrayBuffer();
+      seen.set(res.status, (seen.get(res.status) ?? 0) + 1);
+      return res.status < 500;
+    }),
+    { numRuns: 1000 },
+  );
+  // The generator must mostly produce bad input, or this test proves little.
+  expect([...seen.entries()].filter(([s]) => s === 400).map(([, n]) => n)[0]).toBeGreaterThan(500);
+});
+
+it('dead-letters a poison message after its deliveries, without crashing the host', async () => {
+  const sender = serviceBus.createSender(ORDERS_TOPIC);
+  const messageId = `poison-${Date.now()}`;
+  await sender.sendMessages({
+    messageId,
+    body: '{"specversion":"1.0","type":"OrderCreated", not json',
+    contentType: 'application/cloudevents+json',
+    applicationProperties: { event_type: 'OrderCreated', order_id: 'poison', correlation_id: messageId },
+  });
+  await sender.close();
+
+  // The billing dead-letter queue has its own consumer (the monitor's); inventory's has none.
+  const receiver = serviceBus.createReceiver(deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS.inventory), { receiveMode: 'receiveAndDelete' });
+  const deadline = Date.now() + 30_000;
+  let found: { messageId?: unknown; deadLetterReason?: string } | undefined;
+  while (!found && Date.now() < deadline) {
+    const messages = await receiver.receiveMessages(10, { maxWaitTimeInMs: 500 });
+    found = messages.find((m) => m.messageId === messageId);
+  }
+  await receiver.close();
+  expect(found).toBeDefined();
+  expect(found!.deadLetterReason).toBe('MaxDeliveryCountExceeded');
+
+  // The host is still serving.
+  const res = await system.postOrder(order);
+  expect(res.status).toBe(202);
+  expect(system.host.output()).toContain('poison-message-dead-lettering');
+});
