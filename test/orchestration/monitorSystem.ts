@@ -1,0 +1,168 @@
+/**
+ * The order monitor's world for orchestration tests: the Service Bus emulator and the Cosmos DB
+ * stand-in in this process, the Functions host (the built app in dist/) as a child process whose
+ * durable engine runs on a VIRTUAL clock. Durable timers (poll, requeue backoff, stuck thresholds,
+ * compensation retries) fire only when the test moves time with `advance`; the consumers work in
+ * real time, as they would. The host can be killed and started again on the same task hub.
+ */
+import type { CosmosClient } from '@azure/cosmos';
+import { ServiceBusClient } from '@azure/service-bus';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos-emulator';
+import { startServiceBusEmulator, type RunningServiceBusEmulator } from '../../local/servicebus-emulator';
+import { spawnService, type RunningService } from '../../local/service-process';
+import { createCosmosClient } from '../../src/azure/clients';
+import type { OrderDocument } from '../../src/domain/order';
+import { cosmosTopology } from '../../src/topology';
+
+const REPO_ROOT = resolve(__dirname, '..', '..');
+const HOST_CLI = join(REPO_ROOT, 'dist', 'local', 'functions-host', 'cli.js');
+const READY = /Functions host listening on (http:\/\/127\.0\.0\.1:\d+)/;
+
+export type OrderView = OrderDocument & { monitor: { runtimeStatus: string; customStatus: any } | null };
+
+export interface MonitorWorld {
+  baseUrl: string;
+  cosmos: CosmosClient;
+  serviceBus: ServiceBusClient;
+  request<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
+  order(id: string): Promise<OrderView>;
+  /** Moves the engine's virtual clock forward (timers fire in order) and waits until it is idle. */
+  advance(ms: number): Promise<void>;
+  /** Virtual time of the engine. */
+  clock(): Promise<Date>;
+  /**
+   * Lets the system run until `done(order)`: polls the order in real time and, when nothing
+   * changes, moves virtual time by `stepMs`. Returns the order and the virtual time spent.
+   */
+  runUntil(id: string, done: (o: OrderView) => boolean, options?: { stepMs?: number; maxVirtualMs?: number; realTimeoutMs?: number }): Promise<{ order: OrderView; virtualMs: number }>;
+  /** Kills the host (SIGKILL: no graceful shutdown) and starts it again on the same task hub. */
+  killAndRestartHost(between?: () => Promise<void>): Promise<void>;
+  hostOutput(): string;
+  stop(): Promise<void>;
+}
+
+export async function startMonitorWorld(env: Record<string, string> = {}): Promise<MonitorWorld> {
+  if (!existsSync(HOST_CLI)) throw new Error(`${HOST_CLI} is missing: build first (npx tsc -p tsconfig.json)`);
+  const scratch = mkdtempSync(join(tmpdir(), 'order-monitor-'));
+  const serviceBusEmulator: RunningServiceBusEmulator = await startServiceBusEmulator({ port: 0 });
+  const cosmosEmulator: CosmosEmulator = await startCosmosEmulator({ port: 0, certDir: join(scratch, 'cosmos') });
+  const hostEnv: Record<string, string> = {
+    FUNCTIONS_HTTP_PORT: '0',
+    ServiceBusConnection: serviceBusEmulator.connectionString,
+    CosmosDbConnection__accountEndpoint: cosmosEmulator.endpoint,
+    CosmosDbConnection__accountKey: cosmosEmulator.key,
+    CosmosDbConnection__caCertificateFile: cosmosEmulator.caCertificateFile,
+    DURABLE_DATA_DIR: join(scratch, 'durable'),
+    DURABLE_VIRTUAL_CLOCK: 'true',
+    FAULT_INJECTION_ENABLED: 'true',
+    SEED_CATALOG: 'true',
+    SUPPORT_DEV_PRINCIPAL: 'support@localhost',
+    // The sweeper runs on real time; these tests restart monitors themselves when they mean to.
+    MONITOR_SWEEP_SCHEDULE: '0 0 0 1 1 *',
+    ...env,
+  };
+  const spawnHost = () =>
+    spawnService({
+      name: 'functions-host',
+      command: [process.execPath, HOST_CLI, '--app-dir', REPO_ROOT],
+      cwd: REPO_ROOT,
+      env: hostEnv,
+      readyLine: READY,
+      timeoutMs: 60_000,
+      echo: process.env.ECHO_HOST === '1',
+    });
+  let host: RunningService = await spawnHost();
+  let baseUrl = host.match[1]!;
+  const { client: cosmos, agent } = createCosmosClient({
+    endpoint: cosmosEmulator.endpoint,
+    key: cosmosEmulator.key,
+    caCertificateFile: cosmosEmulator.caCertificateFile,
+  });
+  const serviceBus = new ServiceBusClient(serviceBusEmulator.connectionString);
+
+  const request = async <T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] = 'application/json';
+    }
+    const res = await fetch(`${baseUrl}${path}`, init);
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // not JSON
+    }
+    return { status: res.status, body: parsed as T };
+  };
+
+  const order = async (id: string): Promise<OrderView> => {
+    const res = await request<OrderView>('GET', `/api/orders/${id}`);
+    if (res.status !== 200) throw new Error(`GET order ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  };
+  const advance = async (ms: number) => {
+    const res = await request('POST', `/admin/durable/advance?ms=${ms}`);
+    if (res.status !== 200) throw new Error(`advance: ${res.status} ${JSON.stringify(res.body)}`);
+  };
+  const clock = async () => new Date((await request<{ now: string }>('GET', '/admin/durable/clock')).body.now);
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  const world: MonitorWorld = {
+    get baseUrl() {
+      return baseUrl;
+    },
+    cosmos,
+    serviceBus,
+    request,
+    order,
+    advance,
+    clock,
+    async runUntil(id, done, options = {}) {
+      const stepMs = options.stepMs ?? 1_000;
+      const maxVirtualMs = options.maxVirtualMs ?? 10 * 60_000;
+      const realDeadline = Date.now() + (options.realTimeoutMs ?? 60_000);
+      const started = (await clock()).getTime();
+      let last = '';
+      let quiet = 0;
+      for (;;) {
+        await request('POST', '/admin/durable/idle');
+        const current = await order(id);
+        if (done(current)) return { order: current, virtualMs: (await clock()).getTime() - started };
+        const fingerprint = JSON.stringify([current.state, current.status, current.timeline.length, current.monitor?.customStatus]);
+        // Give the real-time consumers a moment whenever something just changed; move time otherwise.
+        quiet = fingerprint === last ? quiet + 1 : 0;
+        last = fingerprint;
+        const elapsed = (await clock()).getTime() - started;
+        if (elapsed > maxVirtualMs || Date.now() > realDeadline) {
+          throw new Error(`order ${id} did not get there (virtual ${elapsed} ms): ${JSON.stringify(current, null, 1)}`);
+        }
+        if (quiet >= 2) await advance(stepMs);
+        else await pause(60);
+      }
+    },
+    async killAndRestartHost(between) {
+      await host.stop('SIGKILL', 5_000);
+      if (between) await between();
+      host = await spawnHost();
+      baseUrl = host.match[1]!;
+    },
+    hostOutput: () => host.output(),
+    async stop() {
+      await serviceBus.close().catch(() => undefined);
+      cosmos.dispose();
+      agent?.destroy();
+      await host.stop('SIGTERM', 10_000).catch(() => undefined);
+      await cosmosEmulator.stop().catch(() => undefined);
+      await serviceBusEmulator.stop().catch(() => undefined);
+      rmSync(scratch, { recursive: true, force: true });
+    },
+  };
+  return world;
+}
+
+export const ordersContainer = (cosmos: CosmosClient) => cosmos.database(cosmosTopology.databaseName).container('orders');
