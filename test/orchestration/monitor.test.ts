@@ -5,6 +5,7 @@
  */
 import { newOrder } from '../../src/domain/orderState';
 import { buildOrderCreatedEvent, CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED, orderCreatedProperties } from '../../src/domain/orderCreatedEvent';
+import { LOW_STOCK_SKU } from '../../src/domain/catalog';
 import { MAX_DELIVERY_COUNT, ORDERS_TOPIC, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
 import { ordersContainer, startMonitorWorld, type MonitorWorld, type OrderView } from './monitorSystem';
 
@@ -31,37 +32,63 @@ async function placeOrder(body: unknown): Promise<string> {
 }
 
 /**
- * An order whose OrderCreated reached only some consumers (a lost message): written like the
- * intake writes it, its monitor started like the intake starts it, the event sent targeted.
+ * An order whose OrderCreated reaches only the consumers the test sends it to (a lost message, or
+ * a chosen order of events): written like the intake writes it, its monitor started like the
+ * intake starts it; `deliver` sends the event targeted at some consumers.
  */
-async function placeOrderReaching(targets: ServiceName[], items: { sku: string; quantity: number; unitPrice: number }[]): Promise<string> {
+async function writeOrderWithMonitor(items: { sku: string; quantity: number }[]) {
   const id = `order-${Math.random().toString(16).slice(2, 10)}`;
+  const priced = await Promise.all(items.map(async (i) => ({ ...i, unitPrice: (await world.request('GET', `/api/inventory/${i.sku}`)).body.price as number })));
   const order = newOrder({
     id,
     eventId: `${id}-event`,
     correlationId: `${id}-corr`,
     customerId: 'monitor-test',
-    items,
-    total: Math.round(items.reduce((t, i) => t + i.quantity * i.unitPrice, 0) * 100) / 100,
+    items: priced,
+    total: Math.round(priced.reduce((t, i) => t + i.quantity * i.unitPrice, 0) * 100) / 100,
     now: new Date().toISOString(),
   });
   await ordersContainer(world.cosmos).items.create({ ...order, published: true });
   const started = await world.request('POST', `/runtime/webhooks/durabletask/orchestrators/orderMonitor/${id}`, { orderId: id, correlationId: order.correlationId });
   expect(started.status).toBeLessThan(300);
-  const sender = world.serviceBus.createSender(ORDERS_TOPIC);
-  for (const target of targets) {
-    await sender.sendMessages({
-      messageId: `${order.eventId}:${target}:test`,
-      body: buildOrderCreatedEvent(order),
-      contentType: CLOUDEVENTS_CONTENT_TYPE,
-      correlationId: order.correlationId,
-      subject: ORDER_CREATED,
-      applicationProperties: { ...orderCreatedProperties(order), [TARGET_PROPERTY]: target },
-    });
-  }
-  await sender.close();
-  return id;
+  const deliver = async (...targets: ServiceName[]) => {
+    const sender = world.serviceBus.createSender(ORDERS_TOPIC);
+    for (const target of targets) {
+      await sender.sendMessages({
+        messageId: `${order.eventId}:${target}:test`,
+        body: buildOrderCreatedEvent(order),
+        contentType: CLOUDEVENTS_CONTENT_TYPE,
+        correlationId: order.correlationId,
+        subject: ORDER_CREATED,
+        applicationProperties: { ...orderCreatedProperties(order), [TARGET_PROPERTY]: target },
+      });
+    }
+    await sender.close();
+  };
+  return { id, order, deliver };
 }
+
+async function setFaults(faults: { billingFails?: boolean; refundFails?: boolean }) {
+  const res = await world.request('POST', '/api/support/faults', faults);
+  expect(res.status).toBe(200);
+}
+
+async function historyLength(id: string): Promise<number> {
+  const res = await world.request('GET', `/runtime/webhooks/durabletask/instances/${id}?showHistory=true`);
+  return (res.body.historyEvents ?? []).length;
+}
+
+/** Per order: charges - refunds is the total when completed and 0 when cancelled. */
+function expectMoneyConserved(o: OrderView) {
+  const net = Math.round((o.payment.charged - o.payment.refunded) * 100) / 100;
+  expect(net).toBe(o.state === 'completed' ? o.total : 0);
+}
+
+const figures: Record<string, unknown> = {};
+afterAll(() => {
+  // eslint-disable-next-line no-console
+  console.log(`order monitor figures (virtual time, default policy):\n${JSON.stringify(figures, null, 2)}`);
+});
 
 describe('dead-lettered billing', () => {
   it(`billingFailures = maxDeliveryCount (${MAX_DELIVERY_COUNT}): dead-lettered, requeued after the backoff, completed`, async () => {
@@ -90,5 +117,136 @@ describe('dead-lettered billing', () => {
     expect(order.timeline.filter((e) => e.kind === 'delivery' && e.service !== 'billing')).toHaveLength(2);
     expect(order.timeline.filter((e) => e.kind === 'delivery' && e.service === 'billing')).toHaveLength(MAX_DELIVERY_COUNT + 1);
     expect(virtualMs).toBeGreaterThanOrEqual(4_000);
+    figures['dead-letter -> requeue -> completed (virtual ms)'] = virtualMs;
+    figures['monitor history events, requeued order'] = await historyLength(id);
+  });
+
+  it('billing never succeeds (fault switch on): requeues used up, cancelled, stock back, net charge 0, one cancellation', async () => {
+    const before = await Promise.all([stock('MOUSE-01'), stock('CABLE-USB-C')]);
+    await setFaults({ billingFails: true });
+    let id: string;
+    try {
+      id = await placeOrder({ customerId: 'c-never', items: [{ sku: 'MOUSE-01', quantity: 2 }, { sku: 'CABLE-USB-C', quantity: 1 }] });
+      const dl = await world.runUntil(id, (o) => o.status.billing === 'deadlettered', { stepMs: 250 });
+      const { order, virtualMs } = await world.runUntil(id, terminal, { stepMs: 1_000 });
+      figures['first billing dead-letter -> cancelled (virtual ms)'] = virtualMs + dl.virtualMs;
+      figures['monitor history events, cancelled order'] = await historyLength(id);
+
+      expect(order.state).toBe('cancelled');
+      expect(order.status).toEqual({ inventory: 'compensated', billing: 'compensated', notification: 'compensated' });
+      expect(order.timeline.filter((e) => e.kind === 'requeued')).toHaveLength(3);
+      expect(order.timeline.filter((e) => e.kind === 'deadlettered')).toHaveLength(4);
+      expect(order.timeline).toContainEqual(expect.objectContaining({ kind: 'compensation-started', reason: 'billing dead-lettered after 3 requeues' }));
+      expect(order.payment).toEqual({ charged: 0, refunded: 0 });
+      expectMoneyConserved(order);
+      expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+      // Requeues are spaced by the backoff: 5 s, 10 s, 20 s after each dead-letter.
+      expect(virtualMs).toBeGreaterThanOrEqual(35_000);
+    } finally {
+      await setFaults({ billingFails: false });
+    }
+    expect(await Promise.all([stock('MOUSE-01'), stock('CABLE-USB-C')])).toEqual(before);
+  });
+});
+
+describe('saga compensation', () => {
+  it('out of stock after billing charged: compensated at once with a refund, nothing to release', async () => {
+    const before = await stock(LOW_STOCK_SKU);
+    const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: before.available + 1 }]);
+    await deliver('billing');
+    await world.runUntil(id, (o) => o.status.billing === 'done', { stepMs: 250 });
+    await deliver('inventory', 'notification');
+    const { order, virtualMs } = await world.runUntil(id, terminal, { stepMs: 1_000 });
+
+    expect(order.state).toBe('cancelled');
+    expect(order.status.inventory).toBe('failed');
+    expect(order.status.billing).toBe('compensated');
+    expect(order.payment).toEqual({ charged: order.total, refunded: order.total });
+    expectMoneyConserved(order);
+    expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+    expect(order.timeline).toContainEqual(expect.objectContaining({ kind: 'compensation-started', reason: expect.stringContaining('inventory failed: out of stock') }));
+    // "At once": no poll or stuck timer had to pass.
+    expect(virtualMs).toBeLessThan(2_000);
+    expect(await stock(LOW_STOCK_SKU)).toEqual(before);
+  });
+
+  it('a refund that keeps failing ends in attention with the details, not an endless loop; support compensates after the fix', async () => {
+    await setFaults({ refundFails: true });
+    const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: 1_000 }]);
+    try {
+      await deliver('billing');
+      await world.runUntil(id, (o) => o.status.billing === 'done', { stepMs: 250 });
+      await deliver('inventory', 'notification');
+      const { order, virtualMs } = await world.runUntil(id, terminal, { stepMs: 2_000 });
+      figures['refund always failing -> attention (virtual ms)'] = virtualMs;
+
+      expect(order.state).toBe('attention');
+      expect(order.timeline).toContainEqual(
+        expect.objectContaining({ kind: 'compensation-failed', detail: 'refundPayment failed after retries', reason: expect.stringContaining('refund fault switch on') }),
+      );
+      expect(order.timeline).toContainEqual(expect.objectContaining({ kind: 'attention', reason: expect.stringContaining('refundPayment') }));
+      expect(order.payment.refunded).toBe(0);
+      // The other compensations still ran: the customer is told once.
+      expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+      expect(order.monitor?.runtimeStatus).toBe('Completed');
+    } finally {
+      await setFaults({ refundFails: false });
+    }
+
+    const action = await world.request('POST', `/api/orders/${id}/compensate`, {});
+    expect(action.status).toBe(202);
+    expect(action.body).toMatchObject({ orderId: id, action: 'compensate', accepted: true, requestedBy: 'support@localhost', monitor: 'started' });
+    const { order } = await world.runUntil(id, (o) => o.state === 'cancelled' && o.monitor?.runtimeStatus === 'Completed', { stepMs: 1_000 });
+    expect(order.payment).toEqual({ charged: order.total, refunded: order.total });
+    expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+    expect(order.timeline).toContainEqual(expect.objectContaining({ kind: 'support-action', detail: 'compensate', actor: 'support@localhost' }));
+  });
+});
+
+describe('stuck consumers', () => {
+  it('a notification that never arrives: republished to notification only after the threshold, then completed', async () => {
+    const { id, deliver } = await writeOrderWithMonitor([{ sku: 'WEBCAM-01', quantity: 1 }]);
+    await deliver('inventory', 'billing');
+    await world.runUntil(id, (o) => o.status.inventory === 'done' && o.status.billing === 'done', { stepMs: 250 });
+    const { order, virtualMs } = await world.runUntil(id, terminal, { stepMs: 5_000 });
+    figures['stuck notification -> republished -> completed (virtual ms)'] = virtualMs;
+
+    expect(order.state).toBe('completed');
+    const republished = order.timeline.filter((e) => e.kind === 'republished');
+    expect(republished).toEqual([expect.objectContaining({ service: 'notification', reason: expect.stringMatching(/^stuck/) })]);
+    expect(order.notifications.map((n) => n.kind)).toEqual(['confirmation']);
+    expect(order.timeline.filter((e) => e.kind === 'delivery').map((e) => e.service).sort()).toEqual(['billing', 'inventory', 'notification']);
+    // Not before the stuck threshold (60 s by default).
+    expect(virtualMs).toBeGreaterThanOrEqual(55_000);
+  });
+});
+
+describe('host crash', () => {
+  it('killed mid-compensation, the compensation finishes after restart with the invariants intact', async () => {
+    await setFaults({ refundFails: true });
+    const before = await stock('DOCK-01');
+    const { id, deliver } = await writeOrderWithMonitor([{ sku: 'DOCK-01', quantity: 2 }]);
+    await deliver('inventory', 'billing');
+    await world.runUntil(id, (o) => o.status.inventory === 'done' && o.status.billing === 'done', { stepMs: 250 });
+    // Support cancels it; the refund fails (switch on), so compensation is mid-way, retrying.
+    expect((await world.request('POST', `/api/orders/${id}/compensate`, {})).status).toBe(202);
+    await world.runUntil(id, (o) => o.state === 'compensating' && o.monitor?.customStatus?.phase === 'compensating', { stepMs: 250 });
+    await world.advance(1_000);
+
+    await world.killAndRestartHost(async () => {
+      // While the host is down, the gateway recovers.
+      const control = world.cosmos.database('orders-db').container('control');
+      await control.items.upsert({ id: 'compensation-faults', refundFails: false });
+    });
+
+    const { order } = await world.runUntil(id, terminal, { stepMs: 2_000 });
+    expect(order.state).toBe('cancelled');
+    expect(order.payment).toEqual({ charged: order.total, refunded: order.total });
+    expectMoneyConserved(order);
+    expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+    expect(order.status).toMatchObject({ inventory: 'compensated', billing: 'compensated', notification: 'compensated' });
+    expect(await stock('DOCK-01')).toEqual(before);
+    // The stuck notification message never came; compensation settled it without a confirmation.
+    expect(order.notifications.filter((n) => n.kind === 'confirmation')).toHaveLength(0);
   });
 });
