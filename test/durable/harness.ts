@@ -103,3 +103,11 @@ export function durableClientFor(engine: DurableEngine): df.DurableClient {
   context.extraInputs.set(clientInput, engine.clientBindingData());
   return df.getClient(context);
 }
+
+/** The real DurableClient for binding data received from another process (crash tests). */
+export function durableClientForBinding(binding: Record<string, unknown>): df.DurableClient {
+  const clientInput = df.input.durableClient();
+  const context = new InvocationContext({ functionName: 'testClient', options: { extraInputs: [clientInput] } });
+  context.extraInputs.set(clientInput, binding);
+  return df.getClient(context);
+}
