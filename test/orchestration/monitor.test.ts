@@ -86,6 +86,7 @@ function expectMoneyConserved(o: OrderView) {
 
 const figures: Record<string, unknown> = {};
 afterAll(() => {
+  if (Object.keys(figures).length === 0) return;
   // eslint-disable-next-line no-console
   console.log(`order monitor figures (virtual time, default policy):\n${JSON.stringify(figures, null, 2)}`);
 });
@@ -218,6 +219,30 @@ describe('stuck consumers', () => {
     expect(order.timeline.filter((e) => e.kind === 'delivery').map((e) => e.service).sort()).toEqual(['billing', 'inventory', 'notification']);
     // Not before the stuck threshold (60 s by default).
     expect(virtualMs).toBeGreaterThanOrEqual(55_000);
+  });
+});
+
+describe('monitor sweeper', () => {
+  it('restarts a terminated monitor of an active order, which then carries the order to its end', async () => {
+    const id = await placeOrder({ customerId: 'c-sweep', items: [{ sku: 'KEYBOARD-01', quantity: 1 }], simulate: { billingFailures: MAX_DELIVERY_COUNT } });
+    await world.runUntil(id, (o) => o.status.billing === 'deadlettered' && o.monitor?.customStatus?.phase === 'awaiting-requeue', { stepMs: 250 });
+    const terminated = await world.request('POST', `/runtime/webhooks/durabletask/instances/${id}/terminate?reason=operator`);
+    expect(terminated.status).toBe(202);
+    expect((await world.order(id)).monitor?.runtimeStatus).toBe('Terminated');
+
+    // Without a monitor nothing requeues the dead-lettered billing; the sweeper (real time) notices.
+    const deadline = Date.now() + 20_000;
+    let restarted = await world.order(id);
+    while (restarted.monitor?.runtimeStatus === 'Terminated' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      restarted = await world.order(id);
+    }
+    expect(restarted.monitor?.runtimeStatus).not.toBe('Terminated');
+
+    const { order } = await world.runUntil(id, terminal, { stepMs: 1_000 });
+    expect(order.state).toBe('completed');
+    expect(order.payment).toEqual({ charged: order.total, refunded: 0 });
+    expect(order.timeline.filter((e) => e.kind === 'requeued')).toHaveLength(1);
   });
 });
 

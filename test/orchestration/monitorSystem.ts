@@ -60,8 +60,10 @@ export async function startMonitorWorld(env: Record<string, string> = {}): Promi
     FAULT_INJECTION_ENABLED: 'true',
     SEED_CATALOG: 'true',
     SUPPORT_DEV_PRINCIPAL: 'support@localhost',
-    // The sweeper runs on real time; these tests restart monitors themselves when they mean to.
-    MONITOR_SWEEP_SCHEDULE: '0 0 0 1 1 *',
+    // The sweeper runs on real time: often, so a test can watch it restart a monitor. It only
+    // touches active orders whose monitor is missing, failed or terminated.
+    MONITOR_SWEEP_SCHEDULE: '*/2 * * * * *',
+    MONITOR_SWEEP_GRACE_SECONDS: '1',
     ...env,
   };
   const spawnHost = () =>
