@@ -56,8 +56,11 @@ export class OrderDetail {
       this.body.hidden = true;
     }
     if (focus && id) {
-      this.heading.focus();
-      this.heading.scrollIntoView({ block: 'start' });
+      // On a phone the detail sits below the list: bring its top into view. Beside the list
+      // (desktop) it is already visible and the page should not jump.
+      const { top, bottom } = this.heading.getBoundingClientRect();
+      if (top < 0 || bottom > window.innerHeight) this.heading.scrollIntoView({ block: 'start' });
+      this.heading.focus({ preventScroll: true });
     }
   }
 

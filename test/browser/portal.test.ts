@@ -248,6 +248,14 @@ describe('support portal (reference demo, end to end)', () => {
       await billingSwitch.click();
       await page.locator('#billing-switch[aria-checked="false"]').waitFor();
 
+      // What a screen reader hears: the polite live region, recorded from here on.
+      await page.evaluate(`(() => {
+        const region = document.getElementById('announcer');
+        window.announced = [];
+        new MutationObserver(() => window.announced.push(region.textContent))
+          .observe(region, { childList: true, characterData: true, subtree: true });
+      })()`);
+
       await page.getByRole('button', { name: 'Requeue' }).click();
       await page.locator('#confirm-dialog[open]').waitFor();
       await screenshots('3-requeue-confirmation');
@@ -260,6 +268,8 @@ describe('support portal (reference demo, end to end)', () => {
       const timeline = await timelineText();
       expect(timeline).toMatch(/requeue/);
       expect(timeline).toContain(`by ${SUPPORT_PRINCIPAL}`);
+      const announced: string[] = await page.evaluate('window.announced');
+      expect(announced.join(' | ')).toMatch(new RegExp(`${deadLettered.slice(0, 8)}[^|]*completed`));
       await screenshots('4-requeued-completed');
     });
   }, 150_000);
