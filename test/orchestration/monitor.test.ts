@@ -88,7 +88,7 @@ const figures: Record<string, unknown> = {};
 afterAll(() => {
   if (Object.keys(figures).length === 0) return;
   // eslint-disable-next-line no-console
-  console.log(`order monitor figures (virtual time, default policy):\n${JSON.stringify(figures, null, 2)}`);
+  console.log(`order monitor figures (virtual time; default policy except 4 turns per execution):\n${JSON.stringify(figures, null, 2)}`);
 });
 
 describe('dead-lettered billing', () => {
@@ -119,7 +119,7 @@ describe('dead-lettered billing', () => {
     expect(order.timeline.filter((e) => e.kind === 'delivery' && e.service === 'billing')).toHaveLength(MAX_DELIVERY_COUNT + 1);
     expect(virtualMs).toBeGreaterThanOrEqual(4_000);
     figures['dead-letter -> requeue -> completed (virtual ms)'] = virtualMs;
-    figures['monitor history events, requeued order'] = await historyLength(id);
+    figures['monitor history events of the last execution, requeued order'] = await historyLength(id);
   });
 
   it('billing never succeeds (fault switch on): requeues used up, cancelled, stock back, net charge 0, one cancellation', async () => {
@@ -131,7 +131,7 @@ describe('dead-lettered billing', () => {
       const dl = await world.runUntil(id, (o) => o.status.billing === 'deadlettered', { stepMs: 250 });
       const { order, virtualMs } = await world.runUntil(id, terminal, { stepMs: 1_000 });
       figures['first billing dead-letter -> cancelled (virtual ms)'] = virtualMs + dl.virtualMs;
-      figures['monitor history events, cancelled order'] = await historyLength(id);
+      figures['monitor history events of the last execution, cancelled order'] = await historyLength(id);
 
       expect(order.state).toBe('cancelled');
       expect(order.status).toEqual({ inventory: 'compensated', billing: 'compensated', notification: 'compensated' });
@@ -143,10 +143,35 @@ describe('dead-lettered billing', () => {
       expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
       // Requeues are spaced by the backoff: 5 s, 10 s, 20 s after each dead-letter.
       expect(virtualMs).toBeGreaterThanOrEqual(35_000);
+      // Four turns per execution here: the monitor continued as new and kept its bounds across it.
+      expect(order.monitor?.customStatus?.execution).toBeGreaterThan(0);
     } finally {
       await setFaults({ billingFails: false });
     }
     expect(await Promise.all([stock('MOUSE-01'), stock('CABLE-USB-C')])).toEqual(before);
+  });
+});
+
+describe('support requeue', () => {
+  it('requeues a dead-lettered billing at once, recorded with who asked; a second requeue of the completed order is refused', async () => {
+    const id = await placeOrder({ customerId: 'c-support', items: [{ sku: 'MONITOR-27', quantity: 1 }], simulate: { billingFailures: MAX_DELIVERY_COUNT } });
+    await world.runUntil(id, (o) => o.monitor?.customStatus?.phase === 'awaiting-requeue', { stepMs: 250 });
+    const asked = await world.clock();
+
+    const action = await world.request('POST', `/api/orders/${id}/requeue`, {});
+    expect(action.status).toBe(202);
+    expect(action.body).toMatchObject({ orderId: id, action: 'requeue', accepted: true, alreadyRequested: false, monitor: 'woken' });
+    const { order } = await world.runUntil(id, terminal, { stepMs: 250 });
+
+    expect(order.state).toBe('completed');
+    expect(order.timeline.filter((e) => e.kind === 'requeued')).toEqual([expect.objectContaining({ actor: 'support@localhost', service: 'billing' })]);
+    expect(order.timeline).toContainEqual(expect.objectContaining({ kind: 'support-action', detail: 'requeue', actor: 'support@localhost' }));
+    // Without waiting for the 5 s backoff.
+    expect((await world.clock()).getTime() - asked.getTime()).toBeLessThan(5_000);
+
+    const again = await world.request('POST', `/api/orders/${id}/requeue`, {});
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ status: 409, state: 'completed' });
   });
 });
 

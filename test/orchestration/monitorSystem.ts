@@ -64,6 +64,8 @@ export async function startMonitorWorld(env: Record<string, string> = {}): Promi
     // touches active orders whose monitor is missing, failed or terminated.
     MONITOR_SWEEP_SCHEDULE: '*/2 * * * * *',
     MONITOR_SWEEP_GRACE_SECONDS: '1',
+    // Few turns per execution, so every scenario also crosses continue-as-new.
+    MONITOR_ITERATIONS_PER_EXECUTION: '4',
     ...env,
   };
   const spawnHost = () =>
