@@ -54,7 +54,7 @@ export interface MonitorCustomStatus {
   checkedAt: string;
 }
 
-function describe(step: Step): string | undefined {
+function explain(step: Step): string | undefined {
   switch (step.kind) {
     case 'wait':
       return step.why;
@@ -105,7 +105,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
       billingRequeues: snapshot.billingRequeues,
       republishes: snapshot.republishes,
       nextCheckAt: step.kind === 'wait' ? step.until.toISOString() : undefined,
-      detail: describe(step),
+      detail: explain(step),
       execution,
       checkedAt: now.toISOString(),
     } satisfies MonitorCustomStatus);
