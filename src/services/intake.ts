@@ -115,8 +115,10 @@ export async function acceptOrder(
 }
 
 /**
- * Publishes (if not yet published) and starts the monitor. `resumed` means the order existed
- * before this request, so its monitor may already run.
+ * Publishes (if not yet published) and starts the monitor, side by side: neither needs the
+ * other, and the client waits for the slower only. `resumed` means the order existed before this
+ * request, so its monitor may already run. A started monitor also republishes to consumers that
+ * stay pending, so an order whose client never retries is still not stuck.
  */
 export async function completeIntake(
   order: OrderDocument,
@@ -125,24 +127,33 @@ export async function completeIntake(
   deps: OrderSagaDependencies,
   log: Logger,
 ): Promise<void> {
-  if (!order.published) {
-    try {
-      await publishOrderCreated(order, deps);
-    } catch (err) {
-      log.error('order-publish-failed', err);
-      throw new TransientError('the order was recorded but its event could not be published yet; retry with the same Idempotency-Key', {
-        cause: ensureError(err),
-      });
-    }
-  }
-  try {
-    if (!resumed || !(await monitor.status(order.id))) {
-      await monitor.start(order.id, { orderId: order.id, correlationId: order.correlationId });
-    }
-  } catch (err) {
-    log.error('monitor-start-failed', err);
-    throw new TransientError('the order was recorded but its monitor could not be started yet; retry with the same Idempotency-Key', {
-      cause: ensureError(err),
+  const started = performance.now();
+  const timed = async (work: () => Promise<unknown>): Promise<number> => {
+    await work();
+    return Math.round(performance.now() - started);
+  };
+  const [published, monitored] = await Promise.allSettled([
+    timed(async () => {
+      if (!order.published) await publishOrderCreated(order, deps);
+    }),
+    timed(async () => {
+      if (!resumed || !(await monitor.status(order.id))) {
+        await monitor.start(order.id, { orderId: order.id, correlationId: order.correlationId });
+      }
+    }),
+  ]);
+  if (published.status === 'rejected') {
+    log.error('order-publish-failed', published.reason);
+    throw new TransientError('the order was recorded but its event could not be published yet; retry with the same Idempotency-Key', {
+      cause: ensureError(published.reason),
     });
   }
+  if (monitored.status === 'rejected') {
+    log.error('monitor-start-failed', monitored.reason);
+    throw new TransientError('the order was recorded but its monitor could not be started yet; retry with the same Idempotency-Key', {
+      cause: ensureError(monitored.reason),
+    });
+  }
+  // Where intake time goes after the write, per order.
+  log.info('intake-completed', { publishMs: published.value, monitorStartMs: monitored.value });
 }

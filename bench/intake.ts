@@ -1,0 +1,191 @@
+/**
+ * Intake and end-to-end throughput through the local Functions host and emulators:
+ * `node dist/bench/intake.js` (build first). Prints intake latency p50/p95/p99 and accepted
+ * orders/s at concurrency 1, 16 and 64, p99 at a steady 100 orders/s, and completed orders/s.
+ * Options: BENCH_SECONDS (per phase, default 5), BENCH_E2E_ORDERS (default 300).
+ */
+import { CosmosClient } from '@azure/cosmos';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent as HttpAgent, request } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCosmosEmulator } from '../local/cosmos-emulator';
+import { spawnService } from '../local/service-process';
+import { startServiceBusEmulator } from '../local/servicebus-emulator';
+import { SEED_CATALOG } from '../src/domain/catalog';
+import { cosmosTopology } from '../src/topology';
+
+const seconds = Number(process.env['BENCH_SECONDS'] ?? 5);
+const e2eOrders = Number(process.env['BENCH_E2E_ORDERS'] ?? 300);
+const root = join(__dirname, '..', '..');
+const skus = SEED_CATALOG.filter((s) => s.available >= 1000).map((s) => s.id);
+
+interface Sample {
+  ms: number;
+  status: number;
+  orderId?: string;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function postOrder(baseUrl: string, agent: HttpAgent, n: number): Promise<Sample> {
+  const body = JSON.stringify({ customerId: `bench-${n % 97}`, items: [{ sku: skus[n % skus.length], quantity: 1 }] });
+  const url = new URL('/api/orders', baseUrl);
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const req = request(
+      { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          const ms = performance.now() - started;
+          let orderId: string | undefined;
+          try {
+            orderId = (JSON.parse(text) as { orderId?: string }).orderId;
+          } catch {
+            // Not JSON: counted by status.
+          }
+          resolve({ ms, status: res.statusCode ?? 0, ...(orderId ? { orderId } : {}) });
+        });
+      },
+    );
+    req.on('error', () => resolve({ ms: performance.now() - started, status: 0 }));
+    req.end(body);
+  });
+}
+
+let counter = 0;
+
+/** Closed loop: `concurrency` clients, each posting its next order when the last was answered. */
+async function closedLoop(baseUrl: string, concurrency: number, durationMs: number): Promise<Sample[]> {
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: concurrency });
+  const samples: Sample[] = [];
+  const deadline = performance.now() + durationMs;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) samples.push(await postOrder(baseUrl, agent, counter++));
+    }),
+  );
+  agent.destroy();
+  return samples;
+}
+
+/** Open loop at a fixed rate: latency as a steady stream of clients sees it. */
+async function openLoop(baseUrl: string, perSecond: number, durationMs: number): Promise<Sample[]> {
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
+  const inFlight: Promise<Sample>[] = [];
+  const start = performance.now();
+  const total = Math.round((perSecond * durationMs) / 1000);
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / perSecond;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(postOrder(baseUrl, agent, counter++));
+  }
+  const samples = await Promise.all(inFlight);
+  agent.destroy();
+  return samples;
+}
+
+function report(label: string, samples: Sample[], durationMs: number): void {
+  const accepted = samples.filter((s) => s.status === 202);
+  const sorted = accepted.map((s) => s.ms).sort((a, b) => a - b);
+  const others = samples.length - accepted.length;
+  console.log(
+    `${label.padEnd(22)} accepted ${String(accepted.length).padStart(6)}  ${(accepted.length / (durationMs / 1000)).toFixed(0).padStart(5)}/s` +
+      `  p50 ${percentile(sorted, 50).toFixed(1).padStart(6)} ms  p95 ${percentile(sorted, 95).toFixed(1).padStart(6)} ms  p99 ${percentile(sorted, 99).toFixed(1).padStart(6)} ms` +
+      (others ? `  non-202: ${others}` : ''),
+  );
+}
+
+async function main(): Promise<void> {
+  const scratch = mkdtempSync(join(tmpdir(), 'order-saga-bench-'));
+  const serviceBus = await startServiceBusEmulator({ port: 0 });
+  const cosmos = await startCosmosEmulator({ port: 0, certDir: join(scratch, 'cosmos') });
+  const agent = new HttpsAgent({ ca: readFileSync(cosmos.caCertificateFile), keepAlive: true });
+  const cosmosClient = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key, agent });
+  const database = cosmosClient.database(cosmosTopology.databaseName);
+  // Stock for every order the run can place, so the end-to-end figure measures completions.
+  for (const item of SEED_CATALOG) await database.container('inventory').items.upsert({ ...item, available: 10_000_000, reserved: 0, holds: {} });
+
+  const host = await spawnService({
+    name: 'functions-host',
+    command: [process.execPath, join(root, 'dist', 'local', 'functions-host', 'cli.js'), '--app-dir', root],
+    cwd: root,
+    env: {
+      FUNCTIONS_HTTP_PORT: '0',
+      ServiceBusConnection: serviceBus.connectionString,
+      CosmosDbConnection__accountEndpoint: cosmos.endpoint,
+      CosmosDbConnection__accountKey: cosmos.key,
+      CosmosDbConnection__caCertificateFile: cosmos.caCertificateFile,
+      DURABLE_DATA_DIR: join(scratch, 'durable'),
+      FAULT_INJECTION_ENABLED: 'true',
+      SEED_CATALOG: 'true',
+    },
+    readyLine: /Functions host listening on (http:\/\/127\.0\.0\.1:\d+)/,
+    timeoutMs: 60_000,
+  });
+  const baseUrl = host.match[1]!;
+  try {
+    console.log(`intake benchmark: ${seconds} s per phase, host ${baseUrl}`);
+    await closedLoop(baseUrl, 4, 1000); // warm-up: JIT, connections, first monitor starts
+    for (const concurrency of [1, 16, 64]) {
+      report(`concurrency ${concurrency}`, await closedLoop(baseUrl, concurrency, seconds * 1000), seconds * 1000);
+    }
+    report('steady 100 orders/s', await openLoop(baseUrl, 100, seconds * 1000), seconds * 1000);
+
+    // End to end: a burst of orders, timed until every one of them is completed.
+    const orders = database.container('orders');
+    const countCompleted = async (): Promise<number> => {
+      const { resources } = await orders.items.query<number>("SELECT VALUE COUNT(1) FROM c WHERE c.state = 'completed'").fetchAll();
+      return resources[0] ?? 0;
+    };
+    // Let the earlier phases drain first so they do not count here.
+    let before = await countCompleted();
+    for (let stable = 0; stable < 3; ) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const now = await countCompleted();
+      stable = now === before ? stable + 1 : 0;
+      before = now;
+    }
+    const burstAgent = new HttpAgent({ keepAlive: true, maxSockets: 32 });
+    const started = performance.now();
+    const samples: Sample[] = [];
+    await Promise.all(
+      Array.from({ length: 32 }, async (_, lane) => {
+        for (let i = lane; i < e2eOrders; i += 32) samples.push(await postOrder(baseUrl, burstAgent, counter++));
+      }),
+    );
+    burstAgent.destroy();
+    const accepted = samples.filter((s) => s.status === 202).length;
+    const deadline = performance.now() + 180_000;
+    let completed = 0;
+    while (performance.now() < deadline) {
+      completed = (await countCompleted()) - before;
+      if (completed >= accepted) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const elapsed = (performance.now() - started) / 1000;
+    console.log(
+      `end to end             ${accepted} accepted, ${completed} completed in ${elapsed.toFixed(1)} s: ${(completed / elapsed).toFixed(0)} completed orders/s`,
+    );
+  } finally {
+    await host.stop('SIGTERM', 10_000);
+    cosmosClient.dispose();
+    agent.destroy();
+    await cosmos.stop();
+    await serviceBus.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
