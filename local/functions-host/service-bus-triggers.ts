@@ -75,7 +75,7 @@ export class ServiceBusConnections {
   async close(): Promise<void> {
     const clients = [...this.#clients.values()];
     this.#clients.clear();
-    await Promise.allSettled(clients.map((c) => c.close()));
+    await Promise.allSettled(clients.map((c) => withinTime(c.close(), CLOSE_WAIT_MS)));
   }
 }
 
@@ -281,7 +281,7 @@ export class ServiceBusOutputs {
   async close(): Promise<void> {
     const senders = [...this.#senders.values()];
     this.#senders.clear();
-    await Promise.allSettled(senders.map((s) => s.close()));
+    await Promise.allSettled(senders.map((s) => withinTime(s.close(), CLOSE_WAIT_MS)));
   }
 }
 
@@ -291,6 +291,24 @@ interface TriggerListener {
   receiver?: ServiceBusReceiver;
   close?: () => Promise<void>;
   inFlight: Set<Promise<void>>;
+  /** The SDK retries a failing link quickly; say the same thing at most every REPEAT_LOG_MS. */
+  lastError?: { text: string; at: number; repeats: number };
+}
+
+const REPEAT_LOG_MS = 30_000;
+const CLOSE_WAIT_MS = 2000;
+
+/** Waits for `work` but no longer than `ms`; its outcome does not matter to the caller. */
+export async function withinTime(work: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!work) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.catch(() => undefined),
+    new Promise((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 function errorMessage(err: unknown): string {
@@ -362,7 +380,7 @@ export class ServiceBusTriggers {
           ),
         processError: async (args) => {
           if (this.#stopping) return;
-          this.log.host('warning', `Service Bus receiver for ${fn.name} (${listener.entity.display}): ${errorMessage(args.error)}`);
+          this.#receiverError(listener, args.error);
         },
       },
       { autoCompleteMessages: false, maxConcurrentCalls: this.settings.maxConcurrentCalls },
@@ -386,7 +404,7 @@ export class ServiceBusTriggers {
           backoffMs = 500;
         } catch (err) {
           if (this.#stopping) return;
-          this.log.host('warning', `Service Bus receiver for ${fn.name} (${listener.entity.display}): ${errorMessage(err)}`);
+          this.#receiverError(listener, err);
           await new Promise((r) => setTimeout(r, backoffMs));
           backoffMs = Math.min(backoffMs * 2, 30_000);
           continue;
@@ -406,6 +424,19 @@ export class ServiceBusTriggers {
       abort.abort();
       await running;
     };
+  }
+
+  #receiverError(listener: TriggerListener, err: unknown): void {
+    const text = errorMessage(err);
+    const now = Date.now();
+    const last = listener.lastError;
+    if (last && last.text === text && now - last.at < REPEAT_LOG_MS) {
+      last.repeats++;
+      return;
+    }
+    const repeated = last && last.repeats > 0 ? ` (previous error repeated ${last.repeats} more times)` : '';
+    listener.lastError = { text, at: now, repeats: 0 };
+    this.log.host('warning', `Service Bus receiver for ${listener.fn.name} (${listener.entity.display}): ${text}${repeated}; retrying`);
   }
 
   async #process(
@@ -441,16 +472,10 @@ export class ServiceBusTriggers {
   /** Stops receiving, lets running invocations settle their messages (bounded), closes receivers. */
   async stop(graceMs = 10_000): Promise<void> {
     this.#stopping = true;
-    await Promise.allSettled(this.#listeners.map((l) => l.close?.()));
+    // A receiver still retrying a missing entity never finishes closing: do not wait on it forever.
+    await Promise.allSettled(this.#listeners.map((l) => withinTime(l.close?.(), CLOSE_WAIT_MS)));
     const inFlight = this.#listeners.flatMap((l) => [...l.inFlight]);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled(inFlight),
-      new Promise((r) => {
-        timer = setTimeout(r, graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    await Promise.allSettled(this.#listeners.map((l) => l.receiver?.close()));
+    await withinTime(Promise.allSettled(inFlight), graceMs);
+    await Promise.allSettled(this.#listeners.map((l) => withinTime(l.receiver?.close(), CLOSE_WAIT_MS)));
   }
 }

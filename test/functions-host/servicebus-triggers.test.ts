@@ -29,7 +29,14 @@ const subscription = (name: string, maxDeliveryCount: number) => ({
 });
 
 const topology: ServiceBusTopology = {
-  queues: [queue('work'), queue('poison', 3), queue('batch'), queue('raw'), queue('observed')],
+  queues: [
+    queue('work'),
+    queue('poison', 3),
+    queue('batch'),
+    queue('raw'),
+    queue('observed'),
+    { ...queue('slow'), lockDuration: 'PT1S' },
+  ],
   topics: [
     {
       name: 'events',
@@ -161,6 +168,20 @@ describe('Service Bus triggers', () => {
     expect(messages.map((m) => m.n).sort()).toEqual([1, 2, 3]);
     expect(runs.flatMap((r) => r['messageIds'] as string[]).sort()).toEqual(['b-1', 'b-2', 'b-3']);
     expect(runs.flatMap((r) => r['deliveryCounts'] as number[])).toEqual([1, 1, 1]);
+  });
+
+  it('renews the lock of a message whose function outlives the lock duration', async () => {
+    const sender = client.createSender('slow');
+    await sender.sendMessages({ body: 'take your time', messageId: 's-1' });
+    await sender.close();
+    const done = await observe('slow output', (all) => all.find((o) => o.fn === 'slowQueue'));
+    expect(done['deliveryCount']).toBe(1);
+    // Give a lost lock time to show up as a redelivery before checking it did not.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(host.service.output().match(/Executed 'slowQueue'/g)).toHaveLength(1);
+    const peek = client.createReceiver('slow');
+    expect(await peek.peekMessages(10)).toHaveLength(0);
+    await peek.close();
   });
 
   it('passes text bodies as strings and non-UTF-8 bodies as bytes', async () => {
