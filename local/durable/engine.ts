@@ -75,6 +75,9 @@ export class DurableEngine {
   private wakeTimer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
   private idleWaiters: Array<() => void> = [];
+  /** Writes waiting for the next group commit (one transaction for all that finished in the same turn). */
+  private commitQueue: Array<{ write: () => void; after: () => void; done: (err?: unknown) => void }> = [];
+  private commitScheduled = false;
   private lastError: Error | undefined;
 
   constructor(private readonly options: DurableEngineOptions) {
@@ -283,14 +286,16 @@ export class DurableEngine {
     const instance = store.getInstance(id);
     const messages = store.dueMessages(id, now);
     if (messages.length === 0) return;
+    const began = performance.now();
     if (!instance) {
       // Messages for a purged instance.
       store.transaction(() => messages.forEach((m) => store.deleteMessage(m.id)));
       return;
     }
+    const history = this.history(instance);
     const plan = await runEpisode({
       instance,
-      history: this.history(instance),
+      history,
       messages,
       now,
       runner: this.invoker,
@@ -298,9 +303,14 @@ export class DurableEngine {
     });
     // Stopped while the orchestrator ran: leave everything queued; the next start redoes the episode.
     if (!this.running || !this.store) return;
-    this.commit(plan, now);
+    await this.commit(plan, now, history.length);
     if (plan.orchestratorRan) {
-      this.log('debug', 'episode', { instanceId: id, status: plan.instance.status, events: plan.events.length });
+      this.log('debug', 'episode', {
+        instanceId: id,
+        status: plan.instance.status,
+        historyLength: (plan.resetHistory ? 0 : history.length) + plan.events.length,
+        ms: performance.now() - began,
+      });
     }
   }
 
@@ -326,22 +336,69 @@ export class DurableEngine {
     }
   }
 
+  /**
+   * Group commit: writes that finish in the same turn of the event loop share one SQLite
+   * transaction, and their in-memory effects (queues, caches) apply only after it committed.
+   * If the shared transaction fails, each write is retried alone so one bad write fails only itself.
+   */
+  private enqueueCommit(write: () => void, after: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.commitQueue.push({ write, after, done: (err) => (err === undefined ? resolve() : reject(err)) });
+      if (this.commitScheduled) return;
+      this.commitScheduled = true;
+      setImmediate(() => this.flushCommits());
+    });
+  }
+
+  private flushCommits(): void {
+    this.commitScheduled = false;
+    const batch = this.commitQueue.splice(0);
+    if (batch.length === 0) return;
+    const store = this.store;
+    if (!store) {
+      for (const b of batch) b.done(new EngineStateError('The durable engine stopped before the write was committed.'));
+      return;
+    }
+    try {
+      store.transaction(() => batch.forEach((b) => b.write()));
+    } catch {
+      for (const b of batch) {
+        try {
+          store.transaction(b.write);
+          b.after();
+          b.done();
+        } catch (err) {
+          b.done(err);
+        }
+      }
+      return;
+    }
+    for (const b of batch) {
+      try {
+        b.after();
+        b.done();
+      } catch (err) {
+        b.done(err);
+      }
+    }
+  }
+
   /** Writes an episode's outcome in one transaction: history, instance, consumed and new work. */
-  private commit(plan: EpisodePlan, now: number): void {
+  private commit(plan: EpisodePlan, now: number, storedHistoryLength: number): Promise<void> {
     const store = this.db;
     const inst = plan.instance;
     const texts = plan.events.map((e) => JSON.stringify(e));
-    const cached = this.historyCache.get(inst.instance_id);
     const activityIds: number[] = [];
     const activities: NewActivity[] = plan.activities.filter((a) => a.execution_id !== plan.endedExecution);
-    store.transaction(() => {
+    const write = (): void => {
+      activityIds.length = 0;
       for (const m of plan.consumed) store.deleteMessage(m);
       if (!plan.instanceChanged) return;
       if (plan.resetHistory) {
         store.clearHistory(inst.instance_id);
         store.appendHistory(inst.instance_id, 0, texts);
       } else if (texts.length > 0) {
-        store.appendHistory(inst.instance_id, store.historyLength(inst.instance_id), texts);
+        store.appendHistory(inst.instance_id, storedHistoryLength, texts);
       }
       store.putInstance(inst);
       for (const child of plan.children) {
@@ -354,16 +411,20 @@ export class DurableEngine {
         store.insertMessage(m);
       }
       for (const a of activities) activityIds.push(store.insertActivity(a));
-    });
-    if (!plan.instanceChanged) return;
-    // Keep the in-memory history in step with what was just written.
-    if (isTerminal(inst.status)) this.historyCache.delete(inst.instance_id);
-    else if (plan.resetHistory) this.cacheHistory(inst.instance_id, inst.execution_id, texts);
-    else if (cached && cached.executionId === inst.execution_id) cached.events.push(...texts);
-    for (const child of plan.children) this.historyCache.delete(child.instance_id);
-    for (const m of plan.messages) this.noteMessage(m, now);
-    this.activityQueue.push(...activityIds);
-    if (plan.moreWork) this.ready.add(inst.instance_id);
+    };
+    const after = (): void => {
+      if (!plan.instanceChanged) return;
+      // Keep the in-memory history in step with what was just written.
+      const cached = this.historyCache.get(inst.instance_id);
+      if (isTerminal(inst.status)) this.historyCache.delete(inst.instance_id);
+      else if (plan.resetHistory) this.cacheHistory(inst.instance_id, inst.execution_id, texts);
+      else if (cached && cached.executionId === inst.execution_id) cached.events.push(...texts);
+      for (const child of plan.children) this.historyCache.delete(child.instance_id);
+      for (const m of plan.messages) this.noteMessage(m, now);
+      this.activityQueue.push(...activityIds);
+      if (plan.moreWork) this.ready.add(inst.instance_id);
+    };
+    return this.enqueueCommit(write, after);
   }
 
   private startActivity(activityId: number): void {
@@ -412,13 +473,17 @@ export class DurableEngine {
       visible_at: now,
       created_at: now,
     };
-    const recorded = store.transaction(() => {
-      // The work item may be gone (instance terminated or purged): then the result goes nowhere.
-      if (!store.deleteActivity(activityId)) return false;
-      store.insertMessage(message);
-      return true;
-    });
-    if (recorded) this.noteMessage(message, now);
+    let recorded = false;
+    await this.enqueueCommit(
+      () => {
+        // The work item may be gone (instance terminated or purged): then the result goes nowhere.
+        recorded = store.deleteActivity(activityId);
+        if (recorded) store.insertMessage(message);
+      },
+      () => {
+        if (recorded) this.noteMessage(message, now);
+      },
+    );
     this.log('debug', 'activity', { instanceId: row.instance_id, name: row.name, ms: now - startedAt });
   }
 

@@ -145,6 +145,8 @@ export class TaskHubStore {
     // NORMAL in WAL mode survives a process crash (kill -9); only an OS crash may lose the last commits.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    // Fewer, larger checkpoints: each one syncs the database file.
+    this.db.pragma('wal_autocheckpoint = 4000');
     this.db.exec(SCHEMA);
     this.stmts = this.prepare();
   }
