@@ -17,8 +17,10 @@ export function anyOf(field: string, values: readonly string[]): string {
   return `(${values.map((v) => `${field} = '${conditionLiteral(v)}'`).join(' or ')})`;
 }
 
-export function statusCondition(change: Pick<StatusTransition, 'service' | 'from'>): string {
-  return `from c where ${anyOf(`c.status.${conditionLiteral(change.service)}`, change.from)}`;
+export function statusCondition(change: Pick<StatusTransition, 'service' | 'from' | 'whenState'>): string {
+  const parts = [anyOf(`c.status.${conditionLiteral(change.service)}`, change.from)];
+  if (change.whenState) parts.push(anyOf('c.state', change.whenState));
+  return `from c where ${parts.join(' and ')}`;
 }
 
 export function stateCondition(change: Pick<StateTransition, 'from' | 'when'>): string {

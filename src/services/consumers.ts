@@ -105,6 +105,8 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     from: CLAIMABLE_FROM[service],
     to: 'processing',
     countBillingAttempt: service === 'billing',
+    // An order being compensated, cancelled, completed or left for a person takes no new work.
+    whenState: ACTIVE_STATES,
     timeline: { at: now, kind: 'delivery', service, deliveryCount: delivery.deliveryCount },
   });
   if (!claimed) {

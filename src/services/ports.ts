@@ -17,6 +17,8 @@ export interface StatusTransition {
   reason?: string;
   /** Also count one billing attempt (the returned order carries the new count). */
   countBillingAttempt?: boolean;
+  /** Additionally require the order to be in one of these states. */
+  whenState?: readonly OrderState[];
 }
 
 export interface StateTransition {

@@ -96,6 +96,16 @@ describe('orders repository', () => {
     expect(stored.timeline.map((t) => t.kind)).toEqual(['accepted', 'done']);
   });
 
+  it('applies a claim only while the order is in an allowed state', async () => {
+    const order = anOrder();
+    await orders.create({ ...order, state: 'compensating' });
+    const claim = { service: 'inventory' as const, from: ['pending'] as const, to: 'processing' as const, whenState: ['accepted', 'processing'] as const };
+    expect(await orders.transitionStatus(order.id, claim)).toBeUndefined();
+    const active = anOrder();
+    await orders.create(active);
+    expect((await orders.transitionStatus(active.id, claim))!.status.inventory).toBe('processing');
+  });
+
   it('completes only when every service is done, and only once', async () => {
     const order = anOrder();
     await orders.create(order);

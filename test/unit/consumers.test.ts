@@ -167,3 +167,13 @@ describe('compensation operations', () => {
     expect((await deps.orders.get(order.id))!.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
   });
 });
+
+describe('claims on orders that are no longer active', () => {
+  it.each(['compensating', 'attention', 'cancelled'] as const)('ignores a billing delivery while the order is %s, charging nothing', async (state) => {
+    const order = await placeOrder([mouse]);
+    deps.orders.docs.get(order.id)!.state = state;
+    expect(await deliver('billing', order)).toBe('duplicate');
+    expect(await deps.payments.entries(order.id)).toHaveLength(0);
+    expect((await deps.orders.get(order.id))!.status.billing).toBe('pending');
+  });
+});

@@ -60,6 +60,7 @@ export class MemoryOrderStore implements OrderStore {
     this.check();
     const doc = this.docs.get(id);
     if (!doc || !change.from.includes(doc.status[change.service])) return undefined;
+    if (change.whenState && !change.whenState.includes(doc.state)) return undefined;
     doc.status[change.service] = change.to;
     if (change.reason !== undefined) doc.statusReason[change.service] = change.reason;
     if (change.countBillingAttempt) doc.billingAttempts += 1;
