@@ -1,0 +1,147 @@
+/**
+ * What must hold after the fault-injection run, as a pure function of what the API shows at the
+ * end: every order terminal, stock conserved per SKU, money conserved per order, notices sent
+ * exactly as often as the outcome says. Pure so the checker itself is tested on synthetic data.
+ */
+
+/** The parts of `GET /api/orders/{id}` the checks read. */
+export interface ObservedOrder {
+  id: string;
+  state: string;
+  total: number;
+  items: { sku: string; quantity: number }[];
+  status: Record<string, string>;
+  statusReason?: Record<string, string>;
+  payment: { charged: number; refunded: number };
+  notifications: { kind: string; at: string }[];
+}
+
+/** `GET /api/inventory/{sku}`. */
+export interface ObservedStock {
+  sku: string;
+  available: number;
+  reserved: number;
+}
+
+export interface ChaosObservation {
+  /** Stock before the first order. */
+  initialStock: ObservedStock[];
+  /** Stock after the run. */
+  finalStock: ObservedStock[];
+  /** Every order the run accepted, as last read. */
+  orders: ObservedOrder[];
+  /** Orders the run tried to place but never got a 202 for (ids unknown: their idempotency keys). */
+  neverAccepted: string[];
+}
+
+export type ViolationKind =
+  | 'not-accepted'
+  | 'not-terminal'
+  | 'attention'
+  | 'money'
+  | 'confirmation'
+  | 'cancellation-notice'
+  | 'services'
+  | 'stock';
+
+export interface Violation {
+  kind: ViolationKind;
+  /** Order id, SKU or idempotency key the violation is about. */
+  subject: string;
+  detail: string;
+}
+
+export interface StockLine {
+  sku: string;
+  initial: number;
+  available: number;
+  reserved: number;
+  /** Units of this SKU in completed orders: what must be reserved now (on top of what was before). */
+  completedQuantity: number;
+  ok: boolean;
+}
+
+export interface ChaosVerdict {
+  counts: Record<string, number>;
+  stock: StockLine[];
+  violations: Violation[];
+}
+
+const CENT = 0.005;
+const TERMINAL = new Set(['completed', 'cancelled']);
+
+export function checkChaosInvariants(observation: ChaosObservation): ChaosVerdict {
+  const violations: Violation[] = [];
+  const counts: Record<string, number> = { accepted: observation.orders.length, 'never accepted': observation.neverAccepted.length };
+
+  for (const key of observation.neverAccepted) {
+    violations.push({ kind: 'not-accepted', subject: key, detail: 'no 202 for this Idempotency-Key within the time limit' });
+  }
+
+  for (const order of observation.orders) {
+    counts[order.state] = (counts[order.state] ?? 0) + 1;
+    const v = (kind: ViolationKind, detail: string) => violations.push({ kind, subject: order.id, detail });
+    if (order.state === 'attention') {
+      const reasons = Object.entries(order.statusReason ?? {}).map(([s, r]) => `${s}: ${r}`).join('; ');
+      v('attention', `needs a person${reasons ? ` (${reasons})` : ''}; status ${JSON.stringify(order.status)}`);
+      continue;
+    }
+    if (!TERMINAL.has(order.state)) {
+      v('not-terminal', `still ${order.state}; status ${JSON.stringify(order.status)}`);
+      continue;
+    }
+    const net = order.payment.charged - order.payment.refunded;
+    const confirmations = order.notifications.filter((n) => n.kind === 'confirmation').length;
+    const cancellations = order.notifications.filter((n) => n.kind === 'cancellation').length;
+    if (order.state === 'completed') {
+      if (Math.abs(net - order.total) > CENT) v('money', `completed but charged ${order.payment.charged} - refunded ${order.payment.refunded} != total ${order.total}`);
+      if (confirmations !== 1) v('confirmation', `completed with ${confirmations} confirmations (expected exactly 1)`);
+      if (cancellations !== 0) v('cancellation-notice', `completed but sent ${cancellations} cancellation notices`);
+      const notDone = Object.entries(order.status).filter(([, s]) => s !== 'done');
+      if (notDone.length > 0) v('services', `completed with ${notDone.map(([svc, s]) => `${svc} ${s}`).join(', ')}`);
+    } else {
+      if (Math.abs(net) > CENT) v('money', `cancelled but charged ${order.payment.charged} - refunded ${order.payment.refunded} != 0`);
+      if (confirmations > 1) v('confirmation', `cancelled with ${confirmations} confirmations (at most 1)`);
+      if (cancellations !== 1) v('cancellation-notice', `cancelled with ${cancellations} cancellation notices (expected exactly 1)`);
+    }
+  }
+
+  const completedQuantity = new Map<string, number>();
+  for (const order of observation.orders) {
+    if (order.state !== 'completed') continue;
+    for (const item of order.items) completedQuantity.set(item.sku, (completedQuantity.get(item.sku) ?? 0) + item.quantity);
+  }
+  const finalBySku = new Map(observation.finalStock.map((s) => [s.sku, s]));
+  const stock: StockLine[] = observation.initialStock.map((before) => {
+    const after = finalBySku.get(before.sku);
+    const initial = before.available + before.reserved;
+    const line: StockLine = {
+      sku: before.sku,
+      initial,
+      available: after?.available ?? NaN,
+      reserved: after?.reserved ?? NaN,
+      completedQuantity: completedQuantity.get(before.sku) ?? 0,
+      ok: true,
+    };
+    const problems: string[] = [];
+    if (!after) problems.push('missing after the run');
+    else {
+      if (after.available + after.reserved !== initial) problems.push(`available ${after.available} + reserved ${after.reserved} != initial ${initial}`);
+      if (after.reserved - before.reserved !== line.completedQuantity) {
+        problems.push(`reserved ${after.reserved} (was ${before.reserved}) but completed orders hold ${line.completedQuantity}`);
+      }
+      if (after.available < 0) problems.push(`available is negative (${after.available}): oversold`);
+    }
+    if (problems.length > 0) {
+      line.ok = false;
+      violations.push({ kind: 'stock', subject: before.sku, detail: problems.join('; ') });
+    }
+    return line;
+  });
+  for (const sku of completedQuantity.keys()) {
+    if (!observation.initialStock.some((s) => s.sku === sku)) {
+      violations.push({ kind: 'stock', subject: sku, detail: 'completed orders hold a SKU that was not in the catalog before the run' });
+    }
+  }
+  return { counts, stock, violations };
+}

@@ -1,0 +1,399 @@
+/**
+ * The fault-injection run (`npm run chaos`): places N orders with simulated billing failures,
+ * out-of-stock items and a hot SKU while the Functions host is SIGKILLed at random moments and
+ * started again on the same durable task hub; the emulators keep running. Then it checks through
+ * the API that nothing was lost (see chaos-invariants.ts), prints a table, and exits non-zero
+ * naming the orders when anything does not hold.
+ *
+ * Flags: --orders N (500)  --kills N (5)  --seed N (random)  --timeout SECONDS (600)
+ *        --concurrency N (16)  --echo (host output to stderr)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  checkChaosInvariants,
+  type ChaosVerdict,
+  type ObservedOrder,
+  type ObservedStock,
+} from './chaos-invariants';
+import { call, keepAliveAgent, Progress, sleep, type Answer } from './load';
+import { REPO_ROOT, startLocalStack } from './stack';
+
+/**
+ * Monitor policy for the run: requeue, poll and compensation retries in about a second instead of
+ * the production minutes, so recovery is exercised many times within the run. The stuck threshold
+ * stays above the time a killed host's message locks take to expire (one minute), so a message
+ * that is only waiting for its lock is not mistaken for a stuck one too early.
+ */
+export const FAST_MONITOR_SETTINGS: Record<string, string> = {
+  MONITOR_REQUEUE_BACKOFF_SECONDS: '0.5',
+  MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: '2',
+  MONITOR_POLL_MIN_SECONDS: '0.5',
+  MONITOR_POLL_MAX_SECONDS: '3',
+  MONITOR_STUCK_AFTER_SECONDS: '75',
+  MONITOR_COMPENSATION_FIRST_RETRY_SECONDS: '0.5',
+  MONITOR_COMPENSATION_MAX_RETRY_SECONDS: '2',
+  MONITOR_SWEEP_SCHEDULE: '*/5 * * * * *',
+  MONITOR_SWEEP_GRACE_SECONDS: '10',
+};
+
+/** What the run needs from the system under test: an API address and a host it may kill. */
+export interface ChaosTarget {
+  baseUrl: string;
+  killHost(): Promise<void>;
+  startHost(): Promise<void>;
+}
+
+export interface ChaosOptions {
+  orders: number;
+  kills: number;
+  seed: number;
+  /** Wall-clock limit for the whole run, from the first order to the last check. */
+  timeoutMs: number;
+  /** Clients placing orders at the same time. */
+  concurrency: number;
+  progress?: Progress;
+}
+
+export interface PlannedOrder {
+  idempotencyKey: string;
+  body: { customerId: string; items: { sku: string; quantity: number }[]; simulate?: { billingFailures: number } };
+}
+
+export interface KillRecord {
+  at: number;
+  /** Orders accepted when the host was killed. */
+  acceptedSoFar: number;
+  /** Milliseconds until the new host printed its ready line. */
+  restartMs: number;
+}
+
+export interface ChaosResult {
+  options: Omit<ChaosOptions, 'progress'>;
+  plan: { hotSku: string; lowStockSku: string; withBillingFailures: number; withLowStockSku: number; withHotSku: number };
+  kills: KillRecord[];
+  /** POSTs answered with something else than 202 (including no answer while the host was down). */
+  submitRetries: number;
+  /** Seconds from the first order until every order was terminal (or the limit). */
+  elapsedSeconds: number;
+  verdict: ChaosVerdict;
+  /** Orders that were not terminal at the end, as last read (for the report). */
+  unfinished: ObservedOrder[];
+}
+
+/** Deterministic PRNG (mulberry32): the same seed gives the same orders and the same kill moments. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The order mix: a quarter of the orders carry billing failures (1 to 6, so some are dead-lettered
+ * and requeued more than once), about a tenth want the low-stock SKU (most of them cannot get it),
+ * and over a third share one hot SKU, so reservations race on one document.
+ */
+export function planOrders(count: number, random: () => number, catalog: ObservedStock[], runId: string): { orders: PlannedOrder[]; hotSku: string; lowStockSku: string } {
+  const bySupply = [...catalog].sort((a, b) => a.available - b.available || a.sku.localeCompare(b.sku));
+  const lowStockSku = bySupply[0]!.sku;
+  const plentiful = bySupply.filter((s) => s.sku !== lowStockSku).map((s) => s.sku).sort();
+  const hotSku = plentiful[0]!;
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+  const int = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1));
+  const orders: PlannedOrder[] = [];
+  for (let i = 0; i < count; i++) {
+    const items = new Map<string, number>();
+    const roll = random();
+    if (roll < 0.1) items.set(lowStockSku, int(1, 4));
+    else if (roll < 0.5) items.set(hotSku, int(1, 2));
+    for (let extra = int(roll < 0.5 ? 0 : 1, 2); extra > 0; extra--) items.set(pick(plentiful), int(1, 3));
+    const billingFailures = random() < 0.25 ? int(1, 6) : 0;
+    orders.push({
+      idempotencyKey: `chaos-${runId}-${i}`,
+      body: {
+        customerId: `chaos-customer-${i % 37}`,
+        items: [...items].map(([sku, quantity]) => ({ sku, quantity })),
+        ...(billingFailures > 0 ? { simulate: { billingFailures } } : {}),
+      },
+    });
+  }
+  return { orders, hotSku, lowStockSku };
+}
+
+const isTerminal = (o: ObservedOrder): boolean => ['completed', 'cancelled', 'attention'].includes(o.state);
+
+/** Retries a read while the host is down or restarting; undefined when the deadline passes. */
+async function readThroughRestarts<T>(read: () => Promise<Answer<T>>, deadline: number): Promise<Answer<T> | undefined> {
+  for (let delay = 100; Date.now() < deadline; delay = Math.min(delay * 2, 1000)) {
+    const answer = await read();
+    if (answer.status > 0 && answer.status < 500) return answer;
+    await sleep(delay);
+  }
+  return undefined;
+}
+
+export async function runChaos(target: ChaosTarget, options: ChaosOptions): Promise<ChaosResult> {
+  const progress = options.progress ?? new Progress();
+  const random = seededRandom(options.seed);
+  const agent = keepAliveAgent(Math.max(32, options.concurrency * 2));
+  const started = Date.now();
+  const deadline = started + options.timeoutMs;
+  const get = <T>(path: string) => readThroughRestarts(() => call<T>(target.baseUrl, agent, { method: 'GET', path, timeoutMs: 10_000 }), deadline);
+
+  try {
+    const stock = async (): Promise<ObservedStock[]> => {
+      const answer = await get<ObservedStock[] | { items?: ObservedStock[] }>('/api/inventory');
+      if (!answer || answer.status !== 200) throw new Error(`GET /api/inventory answered ${answer?.status}: ${JSON.stringify(answer?.body)}`);
+      const list = Array.isArray(answer.body) ? answer.body : (answer.body.items ?? []);
+      return list.map((s) => ({ sku: s.sku, available: s.available, reserved: s.reserved }));
+    };
+    const initialStock = await stock();
+    const runId = `${options.seed}-${started.toString(36)}`;
+    const plan = planOrders(options.orders, random, initialStock, runId);
+
+    // Kill moments are drawn up front, so the seed alone decides them.
+    const gapsMs = Array.from({ length: options.kills }, () => 1_500 + Math.floor(random() * 4_500));
+    const downMs = Array.from({ length: options.kills }, () => Math.floor(random() * 800));
+
+    const accepted = new Map<number, string>();
+    const rejected: string[] = [];
+    let submitRetries = 0;
+    const kills: KillRecord[] = [];
+    let phase = 'placing orders';
+    const show = () =>
+      progress.update(`chaos: ${phase}; accepted ${accepted.size}/${options.orders}, kills ${kills.length}/${options.kills}, retries ${submitRetries}, ${Math.round((Date.now() - started) / 1000)} s`);
+
+    const killer = (async () => {
+      for (let k = 0; k < options.kills; k++) {
+        await sleep(gapsMs[k]!);
+        await target.killHost();
+        const at = Date.now();
+        await sleep(downMs[k]!);
+        const restarting = Date.now();
+        await target.startHost();
+        kills.push({ at: at - started, acceptedSoFar: accepted.size, restartMs: Date.now() - restarting });
+        show();
+      }
+    })();
+
+    let next = 0;
+    const submitter = Promise.all(
+      Array.from({ length: options.concurrency }, async () => {
+        while (next < plan.orders.length) {
+          const index = next++;
+          const order = plan.orders[index]!;
+          for (let delay = 100; ; delay = Math.min(delay * 2, 1_000)) {
+            if (Date.now() > deadline) {
+              rejected.push(order.idempotencyKey);
+              break;
+            }
+            const answer = await call<{ orderId?: string }>(target.baseUrl, agent, {
+              method: 'POST',
+              path: '/api/orders',
+              body: order.body,
+              headers: { 'Idempotency-Key': order.idempotencyKey },
+              timeoutMs: 15_000,
+            });
+            if (answer.status === 202 && answer.body?.orderId) {
+              accepted.set(index, answer.body.orderId);
+              break;
+            }
+            if (answer.status >= 400 && answer.status < 500) {
+              // A client error for a valid order is not something a retry fixes.
+              rejected.push(`${order.idempotencyKey} (${answer.status} ${JSON.stringify(answer.body)})`);
+              break;
+            }
+            submitRetries++;
+            await sleep(delay);
+          }
+          show();
+        }
+      }),
+    );
+    const ticker = setInterval(show, 1_000);
+    try {
+      await submitter;
+      phase = 'killing the host';
+      await killer;
+    } finally {
+      clearInterval(ticker);
+    }
+    progress.done(`chaos: ${accepted.size} orders accepted, host killed ${kills.length} times, ${submitRetries} POSTs retried`);
+
+    // Wait until every accepted order is terminal (or the limit), reading only the ones still open.
+    const ids = [...accepted.values()];
+    const latest = new Map<string, ObservedOrder>();
+    const readOrders = async (which: string[]): Promise<void> => {
+      let cursor = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (cursor < which.length) {
+            const id = which[cursor++]!;
+            const answer = await get<ObservedOrder>(`/api/orders/${id}`);
+            if (answer?.status === 200) latest.set(id, answer.body);
+          }
+        }),
+      );
+    };
+    let open = ids;
+    while (open.length > 0 && Date.now() < deadline) {
+      await readOrders(open);
+      open = ids.filter((id) => !latest.has(id) || !isTerminal(latest.get(id)!));
+      const states = countStates([...latest.values()]);
+      progress.update(`chaos: waiting for ${open.length} open orders (${states}), ${Math.round((Date.now() - started) / 1000)} s`);
+      if (open.length > 0) await sleep(1_000);
+    }
+    const elapsedSeconds = (Date.now() - started) / 1000;
+    progress.done(`chaos: ${ids.length - open.length}/${ids.length} orders terminal after ${elapsedSeconds.toFixed(0)} s`);
+
+    // Work can still land after an order turns terminal (a superseded delivery giving its stock
+    // back); read everything until two readings a second apart agree, within the limit.
+    let previous = '';
+    let finalStock = await stock();
+    for (let reading = 0; reading < 10; reading++) {
+      await readOrders(ids);
+      finalStock = await stock();
+      const fingerprint = JSON.stringify([finalStock, ids.map((id) => latest.get(id))]);
+      if (fingerprint === previous || Date.now() > deadline) break;
+      previous = fingerprint;
+      await sleep(1_000);
+    }
+
+    const orders = ids.map((id) => latest.get(id)).filter((o): o is ObservedOrder => o !== undefined);
+    const unread = ids.filter((id) => !latest.has(id));
+    const verdict = checkChaosInvariants({ initialStock, finalStock, orders, neverAccepted: rejected });
+    for (const id of unread) verdict.violations.push({ kind: 'not-terminal', subject: id, detail: 'accepted, but GET never answered 200' });
+    return {
+      options: { orders: options.orders, kills: options.kills, seed: options.seed, timeoutMs: options.timeoutMs, concurrency: options.concurrency },
+      plan: {
+        hotSku: plan.hotSku,
+        lowStockSku: plan.lowStockSku,
+        withBillingFailures: plan.orders.filter((o) => o.body.simulate).length,
+        withLowStockSku: plan.orders.filter((o) => o.body.items.some((i) => i.sku === plan.lowStockSku)).length,
+        withHotSku: plan.orders.filter((o) => o.body.items.some((i) => i.sku === plan.hotSku)).length,
+      },
+      kills,
+      submitRetries,
+      elapsedSeconds,
+      verdict,
+      unfinished: orders.filter((o) => !isTerminal(o)),
+    };
+  } finally {
+    agent.destroy();
+  }
+}
+
+function countStates(orders: ObservedOrder[]): string {
+  const counts = new Map<string, number>();
+  for (const o of orders) counts.set(o.state, (counts.get(o.state) ?? 0) + 1);
+  return [...counts].map(([s, n]) => `${s} ${n}`).join(', ') || 'none read yet';
+}
+
+/** The result as the table the run prints. */
+export function formatChaosReport(result: ChaosResult): string {
+  const { verdict } = result;
+  const lines: string[] = [];
+  const row = (label: string, value: string | number, status = '') => lines.push(`  ${label.padEnd(34)} ${String(value).padStart(10)}  ${status}`);
+  const ok = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
+  const byKind = (kind: string) => verdict.violations.filter((v) => v.kind === kind).length;
+  lines.push(`fault-injection run: seed ${result.options.seed}, ${result.options.orders} orders, ${result.kills.length} host kills (SIGKILL), ${result.elapsedSeconds.toFixed(0)} s`);
+  lines.push(
+    `  mix: ${result.plan.withBillingFailures} with billing failures, ${result.plan.withLowStockSku} want low-stock ${result.plan.lowStockSku}, ${result.plan.withHotSku} on hot ${result.plan.hotSku}`,
+  );
+  lines.push(`  kills at ${result.kills.map((k) => `${(k.at / 1000).toFixed(1)} s (${k.acceptedSoFar} accepted, back in ${(k.restartMs / 1000).toFixed(1)} s)`).join(', ') || 'none'}`);
+  lines.push('');
+  lines.push(`  ${'check'.padEnd(34)} ${'value'.padStart(10)}  result`);
+  row('orders accepted (202)', verdict.counts['accepted'] ?? 0, ok(byKind('not-accepted') === 0));
+  row('  completed', verdict.counts['completed'] ?? 0);
+  row('  cancelled', verdict.counts['cancelled'] ?? 0);
+  row('  attention', verdict.counts['attention'] ?? 0, ok(byKind('attention') === 0));
+  row('POST retries with the same key', result.submitRetries);
+  row('host kills', result.kills.length, ok(result.kills.length >= result.options.kills));
+  row('every order terminal (not stuck)', byKind('not-terminal'), ok(byKind('not-terminal') === 0));
+  row('charges - refunds = total / 0', byKind('money'), ok(byKind('money') === 0));
+  row('confirmations (1 / at most 1)', byKind('confirmation'), ok(byKind('confirmation') === 0));
+  row('cancellation notices (0 / 1)', byKind('cancellation-notice'), ok(byKind('cancellation-notice') === 0));
+  row('completed with a service not done', byKind('services'), ok(byKind('services') === 0));
+  row('stock conserved per SKU', byKind('stock'), ok(byKind('stock') === 0));
+  lines.push('');
+  lines.push(`  ${'SKU'.padEnd(18)} ${'initial'.padStart(8)} ${'available'.padStart(9)} ${'reserved'.padStart(8)} ${'in completed'.padStart(12)}  result`);
+  for (const s of verdict.stock) {
+    lines.push(`  ${s.sku.padEnd(18)} ${String(s.initial).padStart(8)} ${String(s.available).padStart(9)} ${String(s.reserved).padStart(8)} ${String(s.completedQuantity).padStart(12)}  ${ok(s.ok)}`);
+  }
+  lines.push('');
+  if (verdict.violations.length === 0) {
+    lines.push('  0 violations');
+  } else {
+    lines.push(`  ${verdict.violations.length} violation(s):`);
+    for (const v of verdict.violations.slice(0, 200)) lines.push(`    ${v.kind.padEnd(20)} ${v.subject}  ${v.detail}`);
+    if (verdict.violations.length > 200) lines.push(`    ... ${verdict.violations.length - 200} more in the JSON result`);
+  }
+  return lines.join('\n');
+}
+
+function parseFlags(argv: string[]): ChaosOptions {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
+    const [name, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+    if (name === 'echo') flags.set(name, 'true');
+    else flags.set(name, inline ?? argv[++i] ?? '');
+  }
+  const known = ['orders', 'kills', 'seed', 'timeout', 'concurrency', 'echo'];
+  for (const name of flags.keys()) if (!known.includes(name)) throw new Error(`unknown flag --${name} (known: ${known.map((k) => `--${k}`).join(' ')})`);
+  const number = (name: string, fallback: number, min: number): number => {
+    const raw = flags.get(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be a whole number >= ${min}, got "${raw}"`);
+    return n;
+  };
+  return {
+    orders: number('orders', 500, 1),
+    kills: number('kills', 5, 0),
+    seed: number('seed', Math.floor(Math.random() * 2 ** 31), 0),
+    timeoutMs: number('timeout', 600, 1) * 1000,
+    concurrency: number('concurrency', 16, 1),
+  };
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const options = parseFlags(argv);
+  const echoHost = argv.includes('--echo');
+  const progress = new Progress();
+  progress.done(`chaos: starting the emulators and the Functions host (seed ${options.seed})`);
+  const stack = await startLocalStack({ hostEnv: FAST_MONITOR_SETTINGS, echoHost });
+  let result: ChaosResult;
+  try {
+    result = await runChaos(stack, { ...options, progress });
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const resultsDir = join(REPO_ROOT, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, `chaos-${stamp}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  if (result.verdict.violations.length > 0) {
+    // Every host's output, killed ones too: the violating order ids can be followed through it.
+    writeFileSync(join(resultsDir, `chaos-${stamp}-host.log`), stack.hostOutputs().map((o, i) => `===== host run ${i + 1}\n${o}`).join('\n'));
+  }
+  await stack.stop();
+  process.stdout.write(`${formatChaosReport(result)}\n`);
+  process.stdout.write(`result: bench/results/chaos-${stamp}.json\n`);
+  if (result.verdict.violations.length > 0 || result.kills.length < options.kills) process.exitCode = 1;
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`\nchaos run failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  });
+}
