@@ -10,7 +10,8 @@ export const CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json';
 export const EVENT_SOURCE = '/order-saga/orders';
 
 export const orderCreatedDataSchema = z.object({
-  orderId: z.string().min(1),
+  // Order ids appear in conditional patches, which only take lower-case word characters.
+  orderId: z.string().regex(/^[a-z0-9-]{1,64}$/),
   customerId: z.string().min(1),
   items: z.array(z.object({ sku: z.string().min(1), quantity: z.number().int().positive(), unitPrice: z.number() })).min(1),
   total: z.number(),
