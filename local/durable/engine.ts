@@ -45,7 +45,8 @@ export interface DurableEngineOptions {
   log?: DurableLog;
 }
 
-const HISTORY_CACHE_LIMIT = 2000;
+/** Bound on cached history events across instances (a few hundred bytes each). */
+const HISTORY_CACHE_EVENTS = 200_000;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 export class DurableEngine {
@@ -68,6 +69,7 @@ export class DurableEngine {
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Current execution's history texts for recently active instances. */
   private readonly historyCache = new Map<string, { executionId: string; events: string[] }>();
+  private cachedEvents = 0;
 
   private timersScannedUpTo = 0;
   private nextTimerAt: number | undefined;
@@ -107,6 +109,10 @@ export class DurableEngine {
   async start(): Promise<void> {
     if (this.running) return;
     this.store = new TaskHubStore(this.databaseFile);
+    this.ready.clear();
+    this.activityQueue.length = 0;
+    this.historyCache.clear();
+    this.cachedEvents = 0;
     const now = this.clock.now();
     if (this.clock instanceof VirtualClock) {
       // Resume virtual time where the previous run left it, so stored timers keep their meaning.
@@ -138,6 +144,7 @@ export class DurableEngine {
     this.store?.close();
     this.store = undefined;
     this.historyCache.clear();
+    this.cachedEvents = 0;
     for (const w of this.idleWaiters.splice(0)) w();
   }
 
@@ -328,11 +335,24 @@ export class DurableEngine {
   }
 
   private cacheHistory(id: string, executionId: string, events: string[]): void {
-    this.historyCache.delete(id);
+    this.forgetHistory(id);
     this.historyCache.set(id, { executionId, events });
-    if (this.historyCache.size > HISTORY_CACHE_LIMIT) {
-      const oldest = this.historyCache.keys().next().value as string;
-      this.historyCache.delete(oldest);
+    this.cachedEvents += events.length;
+    this.trimHistoryCache(id);
+  }
+
+  private forgetHistory(id: string): void {
+    const cached = this.historyCache.get(id);
+    if (!cached) return;
+    this.cachedEvents -= cached.events.length;
+    this.historyCache.delete(id);
+  }
+
+  /** Evicts least recently used histories (never `keep`) until the cache is within bounds. */
+  private trimHistoryCache(keep: string): void {
+    for (const id of this.historyCache.keys()) {
+      if (this.cachedEvents <= HISTORY_CACHE_EVENTS) return;
+      if (id !== keep) this.forgetHistory(id);
     }
   }
 
@@ -416,10 +436,14 @@ export class DurableEngine {
       if (!plan.instanceChanged) return;
       // Keep the in-memory history in step with what was just written.
       const cached = this.historyCache.get(inst.instance_id);
-      if (isTerminal(inst.status)) this.historyCache.delete(inst.instance_id);
+      if (isTerminal(inst.status)) this.forgetHistory(inst.instance_id);
       else if (plan.resetHistory) this.cacheHistory(inst.instance_id, inst.execution_id, texts);
-      else if (cached && cached.executionId === inst.execution_id) cached.events.push(...texts);
-      for (const child of plan.children) this.historyCache.delete(child.instance_id);
+      else if (cached && cached.executionId === inst.execution_id) {
+        cached.events.push(...texts);
+        this.cachedEvents += texts.length;
+        this.trimHistoryCache(inst.instance_id);
+      }
+      for (const child of plan.children) this.forgetHistory(child.instance_id);
       for (const m of plan.messages) this.noteMessage(m, now);
       this.activityQueue.push(...activityIds);
       if (plan.moreWork) this.ready.add(inst.instance_id);
@@ -506,7 +530,7 @@ export class DurableEngine {
   }
 
   private purgeNow(id: string): boolean {
-    this.historyCache.delete(id);
+    this.forgetHistory(id);
     return this.db.transaction(() => this.db.purgeInstance(id));
   }
 
@@ -533,7 +557,7 @@ export class DurableEngine {
         store.putInstance(newInstanceRow(id, name, executionId, inputJson, now));
         store.insertMessage(message);
       });
-      this.historyCache.delete(id);
+      this.forgetHistory(id);
       this.noteMessage(message, now);
       this.pump();
       return id;
@@ -705,7 +729,7 @@ export class DurableEngine {
       for (const m of messages) store.insertMessage(m);
       for (const a of activities) activityIds.push(store.insertActivity(a));
     });
-    this.historyCache.delete(inst.instance_id);
+    this.forgetHistory(inst.instance_id);
     for (const m of messages) this.noteMessage(m, now);
     this.activityQueue.push(...activityIds);
     for (const c of childRewinds) if (c.status === 'Failed') this.rewindNow(c, reason);
