@@ -25,7 +25,11 @@ export class VirtualClock implements EngineClock {
   /** Set by the engine: runs everything due up to `target`, timer by timer. */
   stepper?: (target: number) => Promise<void>;
 
-  constructor(start: number = Date.UTC(2030, 0, 1)) {
+  /**
+   * Starts at the real time so that timestamps written by non-durable code (Date.now() in HTTP or
+   * Service Bus functions) and orchestration time agree until the test moves time forward.
+   */
+  constructor(start: number = Date.now()) {
     this.current = start;
   }
 
