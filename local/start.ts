@@ -3,7 +3,7 @@
  * Cosmos DB stand-in (each its own process), then the Functions host on this repository, wired to
  * the ports the emulators actually took. Ctrl-C stops everything, host first.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { COSMOS_EMULATOR_KEY } from './cosmos-emulator';
@@ -32,6 +32,17 @@ const EMULATOR_STOP_GRACE_MS = 5_000;
 /** Loading the app (and, the first time, the durable store) takes longer than an emulator start. */
 const HOST_START_TIMEOUT_MS = 90_000;
 const EMULATOR_START_TIMEOUT_MS = 30_000;
+
+/**
+ * Each service runs in its own session where the system allows it: a Ctrl-C in the terminal then
+ * reaches only us, so the host is stopped first and every child is signalled exactly once (the host
+ * takes a second signal as "exit now, skip draining"). `setsid` execs in place, so the PID we are
+ * given is the service's own.
+ */
+const SETSID = '/usr/bin/setsid';
+function inOwnSession(command: string[]): string[] {
+  return process.platform === 'linux' && existsSync(SETSID) ? [SETSID, ...command] : command;
+}
 
 /** Something the user must fix before the system can start; printed without a stack trace. */
 class StartupError extends Error {
@@ -177,9 +188,10 @@ class OrderSystem {
 
   /** Idempotent: a service is stopped (and reported) once, however many paths ask for it. */
   private stopOne(entry: StartedService, graceMs: number): Promise<void> {
-    entry.stopped ??= entry.service.stop('SIGINT', graceMs).then(() => {
+    entry.stopped ??= entry.service.stop('SIGINT', graceMs).then(async () => {
+      const code = await entry.service.exited;
       entry.stopFollowing();
-      console.log(`stopped ${entry.name} pid ${entry.service.pid}`);
+      console.log(`stopped ${entry.name} pid ${entry.service.pid} (exit ${code === null ? 'by signal' : `code ${code}`})`);
     });
     return entry.stopped;
   }
@@ -216,6 +228,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The terminal closing: the services are in their own sessions and would not hear of it.
+  process.on('SIGHUP', onSignal);
+  process.on('uncaughtException', (err) => {
+    console.error(`npm start failed: ${err.message}; killing all services.`);
+    system.killAll();
+    process.exit(1);
+  });
 
   try {
     const ports = new Map(PORTS.map((p) => [p, configuredPort(p)] as const));
@@ -226,7 +245,7 @@ async function main(): Promise<void> {
     const [serviceBus, cosmos] = await Promise.all([
       system.start({
         name: 'servicebus-emulator',
-        command: [process.execPath, join(DIST_LOCAL, 'servicebus-emulator', 'cli.js')],
+        command: inOwnSession([process.execPath, join(DIST_LOCAL, 'servicebus-emulator', 'cli.js')]),
         env: { SERVICEBUS_EMULATOR_PORT: String(portOf('SERVICEBUS_EMULATOR_PORT')) },
         cwd: REPO_ROOT,
         readyLine: /Service Bus emulator listening on sb:\/\/127\.0\.0\.1:(\d+)/,
@@ -234,7 +253,7 @@ async function main(): Promise<void> {
       }),
       system.start({
         name: 'cosmos-emulator',
-        command: [process.execPath, join(DIST_LOCAL, 'cosmos-emulator', 'cli.js')],
+        command: inOwnSession([process.execPath, join(DIST_LOCAL, 'cosmos-emulator', 'cli.js')]),
         env: { COSMOS_EMULATOR_PORT: String(portOf('COSMOS_EMULATOR_PORT')) },
         cwd: REPO_ROOT,
         readyLine: /Cosmos DB stand-in listening on (https:\/\/127\.0\.0\.1:\d+\/)/,
@@ -248,7 +267,7 @@ async function main(): Promise<void> {
 
     const host = await system.start({
       name: 'functions-host',
-      command: [process.execPath, join(DIST_LOCAL, 'functions-host', 'cli.js'), '--app-dir', REPO_ROOT],
+      command: inOwnSession([process.execPath, join(DIST_LOCAL, 'functions-host', 'cli.js'), '--app-dir', REPO_ROOT]),
       env: {
         FUNCTIONS_HTTP_PORT: String(portOf('FUNCTIONS_HTTP_PORT')),
         ServiceBusConnection:

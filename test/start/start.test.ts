@@ -4,6 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const REPO_ROOT = join(__dirname, '..', '..');
@@ -39,11 +41,13 @@ interface StartRun {
 
 const runs: StartRun[] = [];
 
-function runStart(env: NodeJS.ProcessEnv): StartRun {
+/** `detached` puts start in its own process group, so the test can Ctrl-C it the way a terminal does. */
+function runStart(env: NodeJS.ProcessEnv, options: { detached?: boolean } = {}): StartRun {
   const child = spawn(process.execPath, [START], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
   });
   let output = '';
   const listeners = new Set<() => void>();
@@ -92,8 +96,17 @@ function runStart(env: NodeJS.ProcessEnv): StartRun {
   return run;
 }
 
+const tempDirs: string[] = [];
+function durableDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'start-durable-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
 async function freePorts(): Promise<NodeJS.ProcessEnv> {
   return {
+    // Its own durable store, so a run beside other suites never shares their SQLite file.
+    DURABLE_DATA_DIR: durableDir(),
     FUNCTIONS_HTTP_PORT: String(await freePort()),
     SERVICEBUS_EMULATOR_PORT: String(await freePort()),
     COSMOS_EMULATOR_PORT: String(await freePort()),
@@ -109,12 +122,13 @@ afterEach(async () => {
       await run.exited;
     }
   }
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('npm start', () => {
   it('starts the emulators and the host, serves the API, and leaves nothing behind on Ctrl-C', async () => {
     const env = await freePorts();
-    const run = runStart(env);
+    const run = runStart(env, { detached: true });
     const [, api, port] = await run.waitFor(READY);
     expect(port).toBe(env.FUNCTIONS_HTTP_PORT);
     expect(run.output()).toContain(`${api}/orders`);
@@ -134,11 +148,14 @@ describe('npm start', () => {
     expect(inventory.status).toBe(200);
     expect(Array.isArray(await inventory.json())).toBe(true);
 
-    run.child.kill('SIGINT');
+    // Ctrl-C in a terminal signals the whole foreground process group.
+    process.kill(-run.child.pid!, 'SIGINT');
     expect(await run.exited).toBe(0);
     for (const [name, pid] of pids) expect({ name, alive: isAlive(pid) }).toEqual({ name, alive: false });
-    // Host first: it still talks to the emulators while it drains.
     const out = run.output();
+    // Each service got one signal and shut down cleanly (a second signal makes the host skip draining).
+    for (const name of CHILDREN) expect(out).toMatch(new RegExp(`^stopped ${name} pid \\d+ \\(exit code 0\\)$`, 'm'));
+    // Host first: it still talks to the emulators while it drains.
     expect(out.indexOf('stopped functions-host')).toBeGreaterThan(-1);
     expect(out.indexOf('stopped functions-host')).toBeLessThan(out.indexOf('stopped servicebus-emulator'));
     expect(out.indexOf('stopped functions-host')).toBeLessThan(out.indexOf('stopped cosmos-emulator'));
