@@ -67,6 +67,41 @@ df.app.orchestration('parentOfFailingChild', function* (context) {
   }
 });
 
+// --- task numbering under load: retries, long timers and plain tasks completing in any order
+const flakyLeft = new Map<string, number>();
+df.app.activity('flakyEcho', {
+  handler: (key: string) => {
+    const left = flakyLeft.get(key) ?? 0;
+    if (left > 0) {
+      flakyLeft.set(key, left - 1);
+      throw new Error(`transient ${key}`);
+    }
+    return `echo ${key}`;
+  },
+});
+df.app.activity('plainEcho', { handler: (key: string) => `plain ${key}` });
+df.app.orchestration('mixedParallel', function* (context) {
+  const retry = new df.RetryOptions(2 * SECOND, 4);
+  const results: unknown[] = yield context.df.Task.all([
+    context.df.callActivityWithRetry('flakyEcho', retry, 'r1'),
+    context.df.callActivity('plainEcho', 'p1'),
+    context.df.callActivityWithRetry('flakyEcho', retry, 'r2'),
+    context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + 7 * DAY)),
+    context.df.callActivityWithRetry('flakyEcho', retry, 'r3'),
+    context.df.callActivity('plainEcho', 'p2'),
+  ]);
+  const race = yield context.df.Task.any([
+    context.df.callActivity('plainEcho', 'fast'),
+    context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + DAY)),
+  ]);
+  const after: string = yield context.df.callActivity('plainEcho', 'after');
+  // Timer results are not strings (a long timer yields its segments' results).
+  return { results: results.filter((r) => typeof r === 'string'), race: race.result, after };
+});
+df.app.orchestration('childWithFixedId', function* (context) {
+  return yield context.df.callSubOrchestratorWithRetry('flakyChild', new df.RetryOptions(SECOND, 3), null, 'fixed-child');
+});
+
 // --- events
 df.app.orchestration('eventsAfterAWhile', function* (context) {
   yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + 60 * SECOND));
@@ -182,6 +217,31 @@ describe('sub-orchestrations', () => {
     const id = await hub.client.startNew('parentOfFailingChild');
     const status = await hub.status(id);
     expect(status.output).toEqual({ caught: expect.stringContaining('negative input -1') });
+  });
+});
+
+describe('task numbering', () => {
+  it('matches every completion to its task when retries, long timers and plain tasks interleave', async () => {
+    flakyLeft.set('r1', 1);
+    flakyLeft.set('r2', 3);
+    flakyLeft.set('r3', 2);
+    const id = await hub.client.startNew('mixedParallel');
+    await hub.advance(8 * DAY);
+    const status = await hub.status(id);
+    expect(status.runtimeStatus).toBe('Completed');
+    expect(status.output).toEqual({
+      results: ['echo r1', 'plain p1', 'echo r2', 'echo r3', 'plain p2'],
+      race: 'plain fast',
+      after: 'plain after',
+    });
+  });
+
+  it('retries a sub-orchestration under the same instance id', async () => {
+    childFailuresLeft.n = 2;
+    const id = await hub.client.startNew('childWithFixedId');
+    await hub.advance(10 * SECOND);
+    expect((await hub.status(id)).output).toBe('child ok');
+    expect((await hub.status('fixed-child')).runtimeStatus).toBe('Completed');
   });
 });
 
