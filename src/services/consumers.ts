@@ -50,8 +50,7 @@ export interface ConsumerEnvironment {
 
 type WorkResult = { status: Extract<ServiceStatus, 'done' | 'failed'>; reason?: string; detail?: string } | { status: 'superseded' };
 
-async function doWork(service: ServiceName, order: OrderDocument, delivery: Delivery, env: ConsumerEnvironment): Promise<WorkResult> {
-  const { deps } = env;
+async function doWork(service: ServiceName, order: OrderDocument, deps: OrderSagaDependencies): Promise<WorkResult> {
   switch (service) {
     case 'inventory': {
       const reservation = await reserveStock(order, deps);
@@ -75,7 +74,6 @@ async function doWork(service: ServiceName, order: OrderDocument, delivery: Deli
       return { status: 'done', detail: 'confirmation sent' };
     }
   }
-  void delivery;
 }
 
 export async function consumeOrderCreated(service: ServiceName, delivery: Delivery, env: ConsumerEnvironment): Promise<ConsumerOutcome> {
@@ -136,7 +134,7 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
 
   let result: WorkResult;
   try {
-    result = await doWork(service, claimed, delivery, env);
+    result = await doWork(service, claimed, deps);
   } catch (err) {
     const error = ensureError(err);
     log.warn('delivery-failed', { error: error.message, willDeadLetter: delivery.deliveryCount >= MAX_DELIVERY_COUNT });
