@@ -105,20 +105,23 @@ function routePrefix(): string {
  * place again by the last text we printed.
  */
 function followOutput(service: RunningService, name: string): () => void {
-  let printed = '';
+  const ANCHOR_LENGTH = 256;
+  let printedLength = 0;
+  let anchor = ''; // the last characters printed, to find our place once the output was trimmed
   let partial = '';
   const prefix = `[${name}] `;
   const flush = (final: boolean): void => {
     const all = service.output();
     let fresh: string;
-    if (all.startsWith(printed)) {
-      fresh = all.slice(printed.length);
+    if (all.length >= printedLength && all.slice(printedLength - anchor.length, printedLength) === anchor) {
+      fresh = all.slice(printedLength);
     } else {
-      const anchor = printed.slice(-256);
       const at = anchor ? all.lastIndexOf(anchor) : -1;
-      fresh = at >= 0 ? all.slice(at + anchor.length) : all;
+      // More than the launcher keeps arrived between two looks: say so rather than splice silently.
+      fresh = at >= 0 ? all.slice(at + anchor.length) : `${partial ? '\n' : ''}... (earlier output skipped)\n${all}`;
     }
-    printed = all;
+    printedLength = all.length;
+    anchor = all.slice(-ANCHOR_LENGTH);
     const lines = (partial + fresh).split('\n');
     partial = lines.pop() ?? '';
     if (final && partial !== '') lines.push(partial);
