@@ -62,6 +62,8 @@ export interface RetryGroup {
   attemptIds: number[];
   /** The retry timer after the last failed attempt; set once the group has failed for good. */
   finalTimerId?: number;
+  /** retryTimeout had passed when an attempt failed: no more real attempts. */
+  expired?: boolean;
 }
 
 interface TaskFailure {
@@ -372,8 +374,10 @@ class Episode {
       const g = this.runtime.groups[tracked.group];
       const e = JSON.parse(m.payload) as HistoryEvent;
       g.lastFailure = { Reason: e.Reason ?? 'failed', Details: e.Details, FailureDetails: e.FailureDetails };
-      // Past retryTimeout the SDK still counts its attempts; the remaining ones fail at once (see activity()).
-      const last = g.attempts >= g.policy.maxNumberOfAttempts || retryExpired(g.policy, g.firstAt, this.now);
+      // DTFx checks retryTimeout when an attempt fails. Past it the SDK still counts its attempts;
+      // the remaining ones fail at once without running (see activity()).
+      if (retryExpired(g.policy, g.firstAt, this.now)) g.expired = true;
+      const last = g.attempts >= g.policy.maxNumberOfAttempts || g.expired === true;
       // After the last attempt the SDK still waits for one retry timer before failing the task;
       // it fires at once so the failure surfaces without an extra delay.
       const fireAt = last ? this.now : this.now + retryDelayMs(g.policy, g.attempts);
@@ -548,8 +552,7 @@ class Episode {
   private retryGroupExpired(id: number): boolean {
     const tracked = this.runtime.tasks[id];
     if (!tracked || tracked.kind !== 'attempt') return false;
-    const g = this.runtime.groups[tracked.group];
-    return g.attempts > 1 && retryExpired(g.policy, g.firstAt, this.now);
+    return this.runtime.groups[tracked.group].expired === true;
   }
 
   /** Past retryTimeout the remaining attempts fail at once with the last failure, as DTFx stops retrying. */

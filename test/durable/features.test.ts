@@ -36,6 +36,16 @@ df.app.orchestration('chargeOrReport', function* (context) {
   }
 });
 
+const bounded = new df.RetryOptions(SECOND, 10);
+bounded.retryTimeoutInMilliseconds = 2500;
+df.app.orchestration('chargeWithinTimeout', function* (context) {
+  try {
+    return yield context.df.callActivityWithRetry('flakyCharge', bounded, context.df.getInput());
+  } catch (err) {
+    return { gaveUpAt: context.df.currentUtcDateTime.toISOString(), error: (err as Error).message };
+  }
+});
+
 // --- sub-orchestrations
 df.app.orchestration('childDoubler', function* (context) {
   const n = context.df.getInput<number>();
@@ -188,6 +198,21 @@ describe('activity retries', () => {
     const status = await hub.status(id);
     expect(attemptsSeen.get('order-b')).toBe(2);
     expect(status.output).toEqual({ caught: 'Error: card declined for order-b' });
+  });
+});
+
+describe('retry timeout', () => {
+  it('stops retrying once retryTimeout has passed since the first attempt, as DTFx does', async () => {
+    failuresLeft.set('order-c', 100);
+    const id = await hub.client.startNew('chargeWithinTimeout', { input: 'order-c' });
+    const started = hub.engine.clock.now();
+    await hub.advance(60 * SECOND);
+    const status = await hub.status(id);
+    // Attempts at 0s, 1s, 2s and 3s: the failure at 3s is past the 2.5s timeout.
+    expect(attemptsSeen.get('order-c')).toBe(4);
+    const out = status.output as { gaveUpAt: string; error: string };
+    expect(out.error).toBe('Error: card declined for order-c');
+    expect(Date.parse(out.gaveUpAt) - started).toBe(3 * SECOND);
   });
 });
 
