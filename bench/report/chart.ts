@@ -20,7 +20,7 @@ interface Panel {
   target?: { value: number; label: string };
 }
 
-const COLORS = { p50: '#4e79a7', p95: '#f28e2b', p99: '#e15759', rate: '#59a14f', sync: '#b07aa1', async: '#4e79a7', host: '#4e79a7', sb: '#f28e2b', cosmos: '#76b7b2' };
+const COLORS = { p50: '#4e79a7', p95: '#f28e2b', p99: '#e15759', rate: '#59a14f', sync: '#b07aa1', host: '#4e79a7', sb: '#f28e2b', cosmos: '#76b7b2' };
 const WIDTH = 560;
 const HEIGHT = 300;
 const MARGIN = { top: 40, right: 16, bottom: 58, left: 58 };
@@ -39,7 +39,8 @@ function panelSvg(panel: Panel, x0: number, y0: number): string {
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const values = panel.groups.flatMap((g) => g.bars.map((b) => b.value)).filter((v) => Number.isFinite(v) && v > 0);
-  const top = niceMax(Math.max(...values, panel.target?.value ?? 0, 1e-9) * 1.1);
+  const highest = Math.max(...values, panel.target?.value ?? 0, 1e-9) * 1.1;
+  const top = panel.log ? 10 ** Math.ceil(Math.log10(highest)) : niceMax(highest);
   const bottom = panel.log ? 10 ** Math.floor(Math.log10(Math.max(Math.min(...values, top), 1e-3))) : 0;
   const y = (v: number): number => {
     if (!Number.isFinite(v) || v <= 0) return plotH;
@@ -119,9 +120,9 @@ export function benchChartSvg(result: BenchResult): string {
       unit: 'ms (log)',
       log: true,
       groups: [
-        { caption: 'sync chain answer', bars: [{ label: 'p50', value: c.synchronous.p50, color: COLORS.sync }, { label: 'p99', value: c.synchronous.p99, color: COLORS.p99 }] },
-        { caption: '202 answer', bars: [{ label: 'p50', value: c.accepted202.p50, color: COLORS.async }, { label: 'p99', value: c.accepted202.p99, color: COLORS.p99 }] },
-        { caption: '202 path completed', bars: [{ label: 'p50', value: c.completion202.p50, color: COLORS.rate }, { label: 'p99', value: c.completion202.p99, color: COLORS.p99 }] },
+        { caption: 'sync chain answer', bars: [{ label: 'p50', value: c.synchronous.p50, color: COLORS.p50 }, { label: 'p99', value: c.synchronous.p99, color: COLORS.p99 }] },
+        { caption: '202 answer', bars: [{ label: 'p50', value: c.accepted202.p50, color: COLORS.p50 }, { label: 'p99', value: c.accepted202.p99, color: COLORS.p99 }] },
+        { caption: '202 path completed', bars: [{ label: 'p50', value: c.completion202.p50, color: COLORS.p50 }, { label: 'p99', value: c.completion202.p99, color: COLORS.p99 }] },
       ],
     });
   }
