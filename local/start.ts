@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { COSMOS_EMULATOR_KEY } from './cosmos-emulator';
+import { COSMOS_EMULATOR_KEY } from './cosmos-emulator/account';
 import { ServiceStartError, spawnService, type RunningService, type ServiceSpec } from './service-process';
 
 const REPO_ROOT = join(__dirname, '..', '..');
@@ -210,9 +210,14 @@ class OrderSystem {
     await Promise.all(emulators.map((s) => this.stopOne(s, EMULATOR_STOP_GRACE_MS)));
   }
 
-  /** Second Ctrl-C: the user does not want to wait. */
-  killAll(): void {
+  /**
+   * Second Ctrl-C: the user does not want to wait. A service still starting has no PID for us yet;
+   * start() kills it the moment its launch settles, so we wait for that rather than orphan it.
+   */
+  async killAll(): Promise<void> {
+    this.shuttingDown = true;
     for (const s of this.started) s.service.kill('SIGKILL');
+    await Promise.allSettled([...this.starting]);
   }
 }
 
@@ -223,8 +228,8 @@ async function main(): Promise<void> {
     signals += 1;
     if (signals > 1) {
       console.error(`${signal} again: killing all services now.`);
-      system.killAll();
-      process.exit(1);
+      void system.killAll().then(() => process.exit(1));
+      return;
     }
     console.log(`${signal} received: stopping the order system.`);
     void system.stopAll().then(() => process.exit(0));
@@ -235,8 +240,7 @@ async function main(): Promise<void> {
   process.on('SIGHUP', onSignal);
   process.on('uncaughtException', (err) => {
     console.error(`npm start failed: ${err.message}; killing all services.`);
-    system.killAll();
-    process.exit(1);
+    void system.killAll().then(() => process.exit(1));
   });
 
   try {
