@@ -59,12 +59,16 @@ async function waitForLine(host: Host, pattern: RegExp, timeoutMs = 15_000): Pro
 const runs = (output: string, activity: string): number =>
   output.split('\n').filter((l) => l.startsWith(`RAN ${activity} `)).length;
 
+const dirs: string[] = [];
 function freshDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'durable-crash-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'durable-crash-'));
+  dirs.push(dir);
+  return dir;
 }
 
 afterEach(async () => {
   for (const s of started.splice(0)) await s.stop('SIGKILL', 0);
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 it('resumes an orchestration killed while it waits on a timer; the timer still fires', async () => {

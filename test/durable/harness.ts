@@ -45,6 +45,7 @@ export interface TestHubOptions extends Partial<Omit<DurableEngineOptions, 'invo
 }
 
 export async function startTestHub(options: TestHubOptions = {}): Promise<TestHub> {
+  const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'durable-test-'));
   let engine: DurableEngine | undefined;
   const server = http.createServer((req, res) => {
@@ -91,6 +92,7 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
       await (engine as DurableEngine).stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
   return hub;
