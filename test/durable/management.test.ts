@@ -76,6 +76,28 @@ describe('start', () => {
     expect(await polled.json()).toMatchObject({ instanceId: id, runtimeStatus: 'Completed', output: 'linked' });
   });
 
+  it('serves the management links: raise an event and terminate through them', async () => {
+    const waiting = await hub.client.startNew('waitForGo');
+    const doomed = await hub.client.startNew('waitForGo');
+    await hub.idle();
+    const links = hub.client.createHttpManagementPayload(waiting) as unknown as Record<string, string>;
+    // getClient points links at localhost:7071 outside Azure; the paths are what the host serves.
+    const local = (url: string): string => url.replace(/^http:\/\/[^/]+/, hub.baseUrl);
+    const raised = await fetch(local(links.sendEventPostUri.replace('{eventName}', 'Go')), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify('via link'),
+    });
+    expect(raised.status).toBe(202);
+    expect((await hub.status(waiting)).output).toEqual({ go: 'via link' });
+    const doomedLinks = hub.client.createHttpManagementPayload(doomed) as unknown as Record<string, string>;
+    const terminated = await fetch(local(doomedLinks.terminatePostUri.replace('{text}', 'by%20link')), { method: 'POST' });
+    expect(terminated.status).toBe(202);
+    const status = await hub.status(doomed);
+    expect(status.runtimeStatus).toBe('Terminated');
+    expect(status.output).toBe('by link');
+  });
+
   it('throws on the status of an unknown instance, like the client does against Azure', async () => {
     await expect(hub.client.getStatus('nobody')).rejects.toThrow(/404/);
   });
