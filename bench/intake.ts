@@ -2,7 +2,8 @@
  * Intake and end-to-end throughput through the local Functions host and emulators:
  * `node dist/bench/intake.js` (build first). Prints intake latency p50/p95/p99 and accepted
  * orders/s at concurrency 1, 16 and 64, p99 at a steady 100 orders/s, and completed orders/s.
- * Options: BENCH_SECONDS (per phase, default 5), BENCH_E2E_ORDERS (default 300).
+ * Options: BENCH_SECONDS (per phase, default 5), BENCH_E2E_ORDERS (default 300),
+ * BENCH_CPU_PROFILE=<dir> (write a V8 CPU profile of the Functions host there).
  */
 import { CosmosClient } from '@azure/cosmos';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { cosmosTopology } from '../src/topology';
 
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 5);
 const e2eOrders = Number(process.env['BENCH_E2E_ORDERS'] ?? 300);
+const profileDir = process.env['BENCH_CPU_PROFILE'];
 const root = join(__dirname, '..', '..');
 const skus = SEED_CATALOG.filter((s) => s.available >= 1000).map((s) => s.id);
 
@@ -116,7 +118,13 @@ async function main(): Promise<void> {
 
   const host = await spawnService({
     name: 'functions-host',
-    command: [process.execPath, join(root, 'dist', 'local', 'functions-host', 'cli.js'), '--app-dir', root],
+    command: [
+      process.execPath,
+      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+      join(root, 'dist', 'local', 'functions-host', 'cli.js'),
+      '--app-dir',
+      root,
+    ],
     cwd: root,
     env: {
       FUNCTIONS_HTTP_PORT: '0',

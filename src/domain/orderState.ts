@@ -3,10 +3,11 @@
  * complete. Pure functions and tables; the repositories turn them into conditional patches.
  *
  * Completion: the consumer that records the LAST `done` moves the order to `completed`. Every
- * consumer, right after its own `processing -> done` patch, tries one conditional patch
- * "state is accepted|processing AND all three statuses are done -> completed". Each `done` is
- * written before its writer's check, so the last writer's check sees all three; concurrent
- * checks race on one conditional patch and exactly one wins. The monitor therefore never has to
+ * consumer's `processing -> done` patch returns the order as it is after that patch; when that
+ * shows all three done, the consumer tries one conditional patch "state is accepted|processing
+ * AND all three statuses are done -> completed". Patches on one document are serialised, so the
+ * last `done` writer always sees all three; when two see it, they race on the conditional patch
+ * and exactly one wins. The monitor therefore never has to
  * complete an order; it owns failures, compensation and the `cancelled`/`attention` outcomes.
  */
 import { SERVICES, type ServiceName } from '../topology';

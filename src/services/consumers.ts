@@ -10,7 +10,7 @@
  */
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import type { OrderDocument, ServiceStatus } from '../domain/order';
-import { ACTIVE_STATES, ALL_DONE, billingMustFail, CLAIMABLE_FROM } from '../domain/orderState';
+import { ACTIVE_STATES, ALL_DONE, billingMustFail, CLAIMABLE_FROM, isReadyToComplete } from '../domain/orderState';
 import { ensureError, PoisonMessageError, TransientError } from '../errors';
 import type { Logger } from '../log';
 import { MAX_DELIVERY_COUNT, type ServiceName } from '../topology';
@@ -180,7 +180,9 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
   }
   log.info('delivery-recorded', { status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
 
-  if (result.status === 'done') {
+  // The patch returns the order as it is now: only a writer that sees all three done needs to
+  // try completing it. The last `done` writer always sees that, so one of them completes it.
+  if (result.status === 'done' && isReadyToComplete(recorded)) {
     const completed = await deps.orders.transitionState(orderId, {
       from: ACTIVE_STATES,
       to: 'completed',
