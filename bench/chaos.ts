@@ -95,12 +95,14 @@ export function seededRandom(seed: number): () => number {
 
 /**
  * The order mix: a quarter of the orders carry billing failures (1 to 6, so some are dead-lettered
- * and requeued more than once), about a tenth want the low-stock SKU (most of them cannot get it),
- * and over a third share one hot SKU, so reservations race on one document.
+ * and requeued more than once); one in twelve wants more of the low-stock SKU than exists and
+ * about a tenth race for its last few units; over a third share one hot SKU, so reservations race
+ * on one document.
  */
 export function planOrders(count: number, random: () => number, catalog: ObservedStock[], runId: string): { orders: PlannedOrder[]; hotSku: string; lowStockSku: string } {
   const bySupply = [...catalog].sort((a, b) => a.available - b.available || a.sku.localeCompare(b.sku));
   const lowStockSku = bySupply[0]!.sku;
+  const lowStockUnits = bySupply[0]!.available + bySupply[0]!.reserved;
   const plentiful = bySupply.filter((s) => s.sku !== lowStockSku).map((s) => s.sku).sort();
   const hotSku = plentiful[0]!;
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
@@ -109,7 +111,9 @@ export function planOrders(count: number, random: () => number, catalog: Observe
   for (let i = 0; i < count; i++) {
     const items = new Map<string, number>();
     const roll = random();
-    if (roll < 0.1) items.set(lowStockSku, int(1, 4));
+    // Every twelfth order wants more of the low-stock SKU than ever existed: always out of stock.
+    if (i % 12 === 5) items.set(lowStockSku, lowStockUnits + 1);
+    else if (roll < 0.1) items.set(lowStockSku, int(1, 2));
     else if (roll < 0.5) items.set(hotSku, int(1, 2));
     for (let extra = int(roll < 0.5 ? 0 : 1, 2); extra > 0; extra--) items.set(pick(plentiful), int(1, 3));
     const billingFailures = random() < 0.25 ? int(1, 6) : 0;

@@ -1,0 +1,140 @@
+/**
+ * The fault-injection run, small: a few dozen orders with billing failures, the low-stock and the
+ * hot SKU while the host is SIGKILLed three times; nothing may be lost. The checker is tested on
+ * synthetic observations first, so a broken checker cannot make the run pass.
+ */
+import { FAST_MONITOR_SETTINGS, formatChaosReport, planOrders, runChaos, seededRandom } from '../../bench/chaos';
+import { checkChaosInvariants, type ChaosObservation, type ObservedOrder } from '../../bench/chaos-invariants';
+import { Progress } from '../../bench/load';
+import { startLocalStack, type LocalStack } from '../../bench/stack';
+
+const at = '2026-01-01T00:00:00.000Z';
+const completed = (id: string, sku: string, quantity: number, total: number): ObservedOrder => ({
+  id,
+  state: 'completed',
+  total,
+  items: [{ sku, quantity }],
+  status: { inventory: 'done', billing: 'done', notification: 'done' },
+  payment: { charged: total, refunded: 0 },
+  notifications: [{ kind: 'confirmation', at }],
+});
+const cancelled = (id: string, sku: string, quantity: number, total: number, charged = 0): ObservedOrder => ({
+  id,
+  state: 'cancelled',
+  total,
+  items: [{ sku, quantity }],
+  status: { inventory: 'compensated', billing: 'compensated', notification: 'compensated' },
+  payment: { charged, refunded: charged },
+  notifications: [{ kind: 'cancellation', at }],
+});
+
+/** Two completed orders (3 + 1 units of A), one cancelled after a refund; stock moved accordingly. */
+function soundObservation(): ChaosObservation {
+  return {
+    initialStock: [
+      { sku: 'A', available: 10, reserved: 0 },
+      { sku: 'B', available: 3, reserved: 0 },
+    ],
+    finalStock: [
+      { sku: 'A', available: 6, reserved: 4 },
+      { sku: 'B', available: 3, reserved: 0 },
+    ],
+    orders: [completed('o1', 'A', 3, 30), completed('o2', 'A', 1, 10), cancelled('o3', 'B', 5, 50, 50)],
+    neverAccepted: [],
+  };
+}
+
+const kinds = (o: ChaosObservation) => checkChaosInvariants(o).violations.map((v) => `${v.kind} ${v.subject}`);
+
+describe('chaos invariant checker', () => {
+  it('finds nothing wrong when every order ended consistently', () => {
+    const verdict = checkChaosInvariants(soundObservation());
+    expect(verdict.violations).toEqual([]);
+    expect(verdict.counts).toMatchObject({ accepted: 3, completed: 2, cancelled: 1 });
+    expect(verdict.stock.map((s) => [s.sku, s.completedQuantity, s.ok])).toEqual([
+      ['A', 4, true],
+      ['B', 0, true],
+    ]);
+  });
+
+  it('flags a second confirmation of a completed order', () => {
+    const o = soundObservation();
+    o.orders[0]!.notifications.push({ kind: 'confirmation', at });
+    expect(kinds(o)).toEqual(['confirmation o1']);
+  });
+
+  it('flags a completed order charged twice and a cancelled order not refunded', () => {
+    const o = soundObservation();
+    o.orders[1]!.payment.charged = 20;
+    o.orders[2]!.payment.refunded = 0;
+    expect(kinds(o)).toEqual(['money o2', 'money o3']);
+  });
+
+  it('flags a cancelled order without its cancellation notice, and one with two confirmations', () => {
+    const o = soundObservation();
+    o.orders[2]!.notifications = [
+      { kind: 'confirmation', at },
+      { kind: 'confirmation', at },
+    ];
+    expect(kinds(o)).toEqual(['confirmation o3', 'cancellation-notice o3']);
+  });
+
+  it('flags stock that leaked (still reserved for a cancelled order) and oversold stock', () => {
+    const leaked = soundObservation();
+    leaked.finalStock[1] = { sku: 'B', available: 1, reserved: 2 };
+    expect(kinds(leaked)).toEqual(['stock B']);
+    const oversold = soundObservation();
+    oversold.finalStock[0] = { sku: 'A', available: -1, reserved: 11 };
+    expect(checkChaosInvariants(oversold).violations[0]!.detail).toContain('oversold');
+  });
+
+  it('flags orders that are stuck, need a person, or were never accepted', () => {
+    const o = soundObservation();
+    o.orders.push({ ...completed('o4', 'A', 1, 10), state: 'processing', status: { inventory: 'done', billing: 'deadlettered', notification: 'done' } });
+    o.orders.push({ ...cancelled('o5', 'B', 1, 10), state: 'attention', statusReason: { billing: 'refund failed' } });
+    o.neverAccepted.push('chaos-key-7');
+    expect(kinds(o).sort()).toEqual(['attention o5', 'not-accepted chaos-key-7', 'not-terminal o4']);
+  });
+
+  it('plans the same orders for the same seed, with every kind of trouble in the mix', () => {
+    const catalog = [
+      { sku: 'LOW', available: 3, reserved: 0 },
+      { sku: 'HOT', available: 1000, reserved: 0 },
+      { sku: 'OTHER', available: 1000, reserved: 0 },
+    ];
+    const a = planOrders(200, seededRandom(7), catalog, 'x');
+    const b = planOrders(200, seededRandom(7), catalog, 'x');
+    expect(a).toEqual(b);
+    expect(a.lowStockSku).toBe('LOW');
+    expect(a.hotSku).toBe('HOT');
+    const failures = a.orders.map((o) => o.body.simulate?.billingFailures ?? 0);
+    expect(Math.max(...failures)).toBe(6);
+    expect(failures.filter((n) => n > 0).length).toBeGreaterThan(20);
+    // Some orders want more of the low-stock SKU than exists: they must end cancelled.
+    const impossible = a.orders.filter((o) => o.body.items.some((i) => i.sku === 'LOW' && i.quantity > 3));
+    expect(impossible.length).toBeGreaterThanOrEqual(16);
+    expect(a.orders.filter((o) => o.body.items.some((i) => i.sku === 'HOT')).length).toBeGreaterThan(60);
+    expect(new Set(a.orders.map((o) => o.idempotencyKey)).size).toBe(200);
+  });
+});
+
+describe('fault-injection run (small)', () => {
+  let stack: LocalStack | undefined;
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('loses nothing when the host is SIGKILLed 3 times while 36 orders are placed and processed', async () => {
+    stack = await startLocalStack({ hostEnv: FAST_MONITOR_SETTINGS });
+    const result = await runChaos(stack, { orders: 36, kills: 3, seed: 20261126, timeoutMs: 120_000, concurrency: 8, progress: new Progress() });
+    const report = formatChaosReport(result);
+    // The table is the failure message: it names every violating order.
+    expect({ violations: result.verdict.violations, report }).toEqual({ violations: [], report });
+    expect(result.kills).toHaveLength(3);
+    expect(result.verdict.counts['accepted']).toBe(36);
+    // The mix really produced both outcomes, so both sets of rules were checked.
+    expect(result.verdict.counts['completed']).toBeGreaterThan(0);
+    expect(result.verdict.counts['cancelled']).toBeGreaterThanOrEqual(3);
+  }, 200_000);
+});
