@@ -1,0 +1,167 @@
+/**
+ * Malformed messages on the `orders` topic, generated with fast-check: random bytes, text that is
+ * not JSON, JSON of any shape, CloudEvents of unknown types, OrderCreated events with broken or
+ * missing fields, events for orders that do not exist, missing or mistyped application
+ * properties, and AMQP value/sequence bodies. Each one must end in the dead-letter queue of every
+ * subscription with a reason (billing's is consumed by the app, which logs it), and the host keeps
+ * serving and completing real orders.
+ */
+import { ServiceBusClient, type AmqpAnnotatedMessage, type ServiceBusMessage } from '@azure/service-bus';
+import fc from 'fast-check';
+import { randomUUID } from 'node:crypto';
+import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS } from '../../src/topology';
+import { startSystem, type RunningSystem } from '../e2e/system';
+
+jest.setTimeout(120_000);
+
+let system: RunningSystem;
+let serviceBus: ServiceBusClient;
+
+beforeAll(async () => {
+  system = await startSystem();
+  serviceBus = new ServiceBusClient(system.serviceBusConnectionString);
+});
+
+afterAll(async () => {
+  await serviceBus?.close();
+  await system?.stop();
+});
+
+/** A well-formed OrderCreated for an order id that was never accepted. */
+const orderCreatedFor = (orderId: string) => ({
+  specversion: '1.0',
+  id: randomUUID(),
+  source: '/order-saga/orders',
+  type: 'OrderCreated',
+  subject: orderId,
+  datacontenttype: 'application/json',
+  time: new Date().toISOString(),
+  data: { orderId, customerId: 'nobody', items: [{ sku: 'MOUSE-01', quantity: 1, unitPrice: 24.5 }], total: 24.5, currency: 'EUR', correlationId: 'poison' },
+});
+
+type Poison = { shape: string; message: Omit<ServiceBusMessage, 'messageId'> } | { shape: string; annotated: Omit<AmqpAnnotatedMessage, 'properties'> };
+
+const properties = fc.option(
+  fc.record(
+    {
+      event_type: fc.oneof(fc.constant('OrderCreated'), fc.string({ maxLength: 20 }), fc.integer(), fc.boolean()),
+      order_id: fc.oneof(fc.uuid(), fc.string({ maxLength: 70 }), fc.integer()),
+      correlation_id: fc.oneof(fc.string({ maxLength: 40 }), fc.integer(), fc.constant(0.5)),
+    },
+    { requiredKeys: [] },
+  ),
+  { nil: undefined },
+);
+
+const poison: fc.Arbitrary<Poison> = fc.oneof(
+  fc.tuple(fc.uint8Array({ minLength: 0, maxLength: 300 }), properties).map(([bytes, props]) => ({
+    shape: 'random bytes',
+    message: { body: Buffer.from(bytes), contentType: 'application/octet-stream', ...(props ? { applicationProperties: props } : {}) },
+  })),
+  fc.tuple(fc.string({ maxLength: 200 }).filter((s) => { try { JSON.parse(s); return false; } catch { return true; } }), properties).map(([text, props]) => ({
+    shape: 'text that is not JSON',
+    message: { body: Buffer.from(text, 'utf8'), contentType: 'application/cloudevents+json', ...(props ? { applicationProperties: props } : {}) },
+  })),
+  fc.tuple(fc.jsonValue({ maxDepth: 3 }), properties).map(([value, props]) => ({
+    shape: 'JSON of another shape',
+    message: { body: value, contentType: 'application/json', ...(props ? { applicationProperties: props } : {}) },
+  })),
+  fc.tuple(fc.string({ minLength: 1, maxLength: 30 }).filter((t) => t !== 'OrderCreated'), fc.uuid()).map(([type, id]) => ({
+    shape: 'CloudEvent of an unknown type',
+    message: { body: { ...orderCreatedFor(id), type }, contentType: 'application/cloudevents+json', applicationProperties: { event_type: type, order_id: id } },
+  })),
+  fc
+    .tuple(
+      fc.uuid(),
+      fc.constantFrom('specversion', 'id', 'source', 'subject', 'datacontenttype', 'time', 'data', 'data.orderId', 'data.items', 'data.total', 'data.correlationId'),
+      fc.oneof(fc.constant(undefined), fc.constant(null), fc.integer(), fc.string({ maxLength: 10 }), fc.constant([]), fc.constant('UPPER-CASE-ID')),
+    )
+    .map(([id, field, value]) => {
+      const event: Record<string, any> = orderCreatedFor(id);
+      const [outer, inner] = field.split('.') as [string, string | undefined];
+      const holder = inner ? (event[outer] = { ...event[outer] }) : event;
+      if (value === undefined) delete holder[inner ?? outer];
+      else holder[inner ?? outer] = value;
+      return {
+        shape: `OrderCreated with ${field} ${value === undefined ? 'missing' : `= ${JSON.stringify(value)}`}`,
+        message: { body: event, contentType: 'application/cloudevents+json', applicationProperties: { event_type: 'OrderCreated', order_id: id } },
+      };
+    }),
+  fc.uuid().map((id) => ({
+    shape: 'OrderCreated for an order that does not exist',
+    message: { body: orderCreatedFor(id), contentType: 'application/cloudevents+json', applicationProperties: { event_type: 'OrderCreated', order_id: id, correlation_id: 'poison' } },
+  })),
+  fc.tuple(fc.uuid(), fc.uuid()).map(([id, other]) => ({
+    shape: 'OrderCreated whose subject is another order',
+    message: { body: { ...orderCreatedFor(id), subject: other }, contentType: 'application/cloudevents+json' },
+  })),
+  // AMQP encodes whole numbers as 32-bit or 64-bit integers: larger ones cannot be sent at all.
+  fc
+    .jsonValue({ maxDepth: 2 })
+    .filter((v) => !/\d{10,}|e[+-]?\d/i.test(JSON.stringify(v)))
+    .map((value) => ({ shape: 'AMQP value body', annotated: { body: value, bodyType: 'value' as const, applicationProperties: {} } })),
+  fc.array(fc.array(fc.integer(), { maxLength: 4 }), { minLength: 1, maxLength: 3 }).map((seq) => ({
+    shape: 'AMQP sequence body',
+    annotated: { body: seq, bodyType: 'sequence' as const, applicationProperties: {} },
+  })),
+);
+
+it('dead-letters every malformed message with a reason and keeps serving', async () => {
+  const seed = Date.now() % 2 ** 31;
+  const samples = fc.sample(poison, { numRuns: 40, seed });
+  const run = randomUUID().slice(0, 8);
+  const sent = new Map<string, string>();
+  const sender = serviceBus.createSender(ORDERS_TOPIC);
+  try {
+    for (const [i, p] of samples.entries()) {
+      const messageId = `poison-${run}-${i}`;
+      sent.set(messageId, p.shape);
+      if ('message' in p) await sender.sendMessages({ ...p.message, messageId });
+      else await sender.sendMessages({ ...p.annotated, properties: { messageId } });
+    }
+  } finally {
+    await sender.close();
+  }
+
+  // Inventory's and notification's dead-letter queues have no consumer: every message waits there.
+  const missing: string[] = [];
+  for (const service of ['inventory', 'notification'] as const) {
+    const receiver = serviceBus.createReceiver(deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]), { receiveMode: 'receiveAndDelete' });
+    const found = new Map<string, string | undefined>();
+    const deadline = Date.now() + 60_000;
+    try {
+      while (found.size < sent.size && Date.now() < deadline) {
+        for (const m of await receiver.receiveMessages(50, { maxWaitTimeInMs: 500 })) {
+          if (sent.has(String(m.messageId))) found.set(String(m.messageId), m.deadLetterReason);
+        }
+      }
+    } finally {
+      await receiver.close();
+    }
+    for (const [id, shape] of sent) {
+      if (!found.has(id)) missing.push(`${service}: ${id} (${shape}) not dead-lettered`);
+      else if (!found.get(id)) missing.push(`${service}: ${id} (${shape}) dead-lettered without a reason`);
+    }
+  }
+  // Billing's dead-letter queue is consumed by the app, which logs what it could not attach to an order.
+  const deadline = Date.now() + 30_000;
+  const billingLogged = (id: string) =>
+    system.host
+      .output()
+      .split('\n')
+      .some((line) => line.includes('billing-deadletter-without-order') && line.includes(id) && /"deadLetterReason":"[^"]+"/.test(line));
+  while ([...sent.keys()].some((id) => !billingLogged(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  for (const [id, shape] of sent) if (!billingLogged(id)) missing.push(`billing: ${id} (${shape}) not logged from the dead-letter queue with a reason`);
+  expect({ seed, missing }).toEqual({ seed, missing: [] });
+
+  // Still serving, and the consumers still work.
+  let exited = false;
+  void system.host.exited.then(() => (exited = true));
+  await new Promise((r) => setImmediate(r));
+  expect(exited).toBe(false);
+  const res = await system.postOrder({ customerId: 'after-poison', items: [{ sku: 'WEBCAM-01', quantity: 1 }] });
+  expect(res.status).toBe(202);
+  const done = await system.waitForOrder<{ state: string }>(res.body.orderId, (o) => o.state === 'completed', 30_000);
+  expect(done.state).toBe('completed');
+  expect(system.host.output()).not.toMatch(/Unhandled promise rejection|uncaughtException/);
+});
