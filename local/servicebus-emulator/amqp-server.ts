@@ -23,6 +23,11 @@ const message: any = (rhea as any).message;
 const MAX_MESSAGE_SIZE = 256 * 1024;
 const MANAGEMENT_SUFFIX = '/$management';
 const CBS = '$cbs';
+/**
+ * Transfers arrive with this format instead of 0 so rhea hands over the bytes undecoded: the
+ * broker keeps them as sent, and a malformed message is rejected instead of failing the socket.
+ */
+const RAW_FORMAT = 0x00ff_fe01;
 
 interface ConnectionState {
   /** Authorized entity path prefixes (lower-case) and when each token expires. */
@@ -122,6 +127,13 @@ export class AmqpServer {
       }
     };
     c.on('connection_open', guard('connection_open', (ctx) => {
+      const conn = ctx.connection;
+      const onTransfer = conn.on_transfer;
+      conn.on_transfer = function (frame: any) {
+        const p = frame.performative;
+        if (!p.message_format) p.message_format = RAW_FORMAT;
+        return onTransfer.call(this, frame);
+      };
       this.connections.add(ctx.connection);
       this.states.set(ctx.connection, { tokens: new Map(), replyLinks: new Map(), consumers: new Set() });
     }));
@@ -214,14 +226,14 @@ export class AmqpServer {
   }
 
   /** Resolves an entity path for a link, or closes the link with the reason. */
-  private entityFor(conn: Connection, link: Link, path: string): ResolvedEntity | undefined {
+  private entityFor(conn: Connection, link: Link, path: string, address = path): ResolvedEntity | undefined {
     const entity = this.opts.namespace.resolve(path);
     if (!entity) {
       link.close(errorOf('amqp:not-found', `The messaging entity '${path}' could not be found.`));
       return undefined;
     }
-    if (!this.authorized(conn, path)) {
-      link.close(errorOf('amqp:unauthorized-access', `Unauthorized access to '${path}': put a valid token on $cbs first.`));
+    if (!this.authorized(conn, address)) {
+      link.close(errorOf('amqp:unauthorized-access', `Unauthorized access to '${address}': put a valid token on $cbs first.`));
       return undefined;
     }
     return entity;
@@ -259,7 +271,7 @@ export class AmqpServer {
       return;
     }
     if (address.endsWith(MANAGEMENT_SUFFIX)) {
-      const entity = this.entityFor(conn, link, address.slice(0, -MANAGEMENT_SUFFIX.length));
+      const entity = this.entityFor(conn, link, address.slice(0, -MANAGEMENT_SUFFIX.length), address);
       if (entity) link.role = { kind: 'management', entity };
       return;
     }
@@ -306,8 +318,14 @@ export class AmqpServer {
       delivery.accept();
       return;
     }
+    let request;
+    try {
+      request = Buffer.isBuffer(ctx.message) ? message.decode(ctx.message) : ctx.message;
+    } catch (err) {
+      delivery.reject(errorOf('amqp:decode-error', `malformed request: ${err instanceof Error ? err.message : String(err)}`));
+      return;
+    }
     delivery.accept();
-    const request = Buffer.isBuffer(ctx.message) ? message.decode(ctx.message) : ctx.message;
     if (role.kind === 'cbs') this.onPutToken(ctx.connection, request);
     else this.onManagement(ctx.connection, role.entity, request);
   }

@@ -1,0 +1,194 @@
+/** Auth, unknown entities, many connections, heartbeats, malformed input and the CLI. */
+import { spawn } from 'child_process';
+import { createHmac } from 'crypto';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+import { isServiceBusError, ServiceBusClient } from '@azure/service-bus';
+import rhea from 'rhea';
+import { receiveN, sleep, startHarness, type Harness } from './harness';
+
+let h: Harness;
+beforeEach(async () => {
+  h = await startHarness();
+});
+afterEach(async () => {
+  await h.close();
+});
+
+function sasToken(uri: string, keyName: string, key: string, expirySeconds: number): string {
+  const sr = encodeURIComponent(uri);
+  const sig = createHmac('sha256', key).update(`${sr}\n${expirySeconds}`).digest('base64');
+  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expirySeconds}&skn=${keyName}`;
+}
+
+async function errorOf(p: Promise<unknown>): Promise<unknown> {
+  return p.then(() => undefined, (e: unknown) => e);
+}
+
+describe('authorization', () => {
+  it('refuses a wrong key with an authorization error', async () => {
+    const bad = h.newClient(h.emulator.connectionString.replace('SharedAccessKey=SAS_KEY_VALUE', 'SharedAccessKey=wrong'));
+    const err = await errorOf(bad.createSender('orders').sendMessages({ body: 1 }));
+    expect(isServiceBusError(err) && err.code).toBe('UnauthorizedAccess');
+  });
+
+  it('refuses a wrong key name', async () => {
+    const bad = h.newClient(h.emulator.connectionString.replace('RootManageSharedAccessKey', 'SomeoneElse'));
+    const err = await errorOf(bad.createReceiver('orders', 'billing-sub').receiveMessages(1, { maxWaitTimeInMs: 500 }));
+    expect(isServiceBusError(err) && err.code).toBe('UnauthorizedAccess');
+  });
+
+  it('refuses an expired token and accepts a valid one', async () => {
+    const uri = `sb://127.0.0.1:${h.emulator.port}/orders`;
+    const cs = (token: string) => `Endpoint=sb://127.0.0.1:${h.emulator.port};SharedAccessSignature=${token};UseDevelopmentEmulator=true`;
+    const expired = h.newClient(cs(sasToken(uri, 'RootManageSharedAccessKey', 'SAS_KEY_VALUE', Math.floor(Date.now() / 1000) - 60)));
+    const err = await errorOf(expired.createSender('orders').sendMessages({ body: 1 }));
+    expect(isServiceBusError(err) && err.code).toBe('UnauthorizedAccess');
+    const valid = h.newClient(cs(sasToken(uri, 'RootManageSharedAccessKey', 'SAS_KEY_VALUE', Math.floor(Date.now() / 1000) + 3600)));
+    await valid.createSender('orders').sendMessages({ body: 1 });
+  });
+});
+
+describe('unknown entities', () => {
+  it('fails a send to an unknown topic with MessagingEntityNotFound', async () => {
+    const err = await errorOf(h.client.createSender('no-such-topic').sendMessages({ body: 1 }));
+    expect(isServiceBusError(err) && err.code).toBe('MessagingEntityNotFound');
+  });
+
+  it('fails a receive from an unknown subscription with MessagingEntityNotFound', async () => {
+    const err = await errorOf(h.client.createReceiver('orders', 'no-such-sub').receiveMessages(1, { maxWaitTimeInMs: 500 }));
+    expect(isServiceBusError(err) && err.code).toBe('MessagingEntityNotFound');
+  });
+
+  it('keeps serving the connection after a not-found', async () => {
+    await errorOf(h.client.createSender('nope').sendMessages({ body: 1 }));
+    await h.client.createSender('work').sendMessages({ body: 'still here' });
+    const [m] = await receiveN(h.client.createReceiver('work', { receiveMode: 'receiveAndDelete' }), 1);
+    expect(m.body).toBe('still here');
+  });
+});
+
+describe('many connections', () => {
+  it('serves 40 clients sending and receiving at once', async () => {
+    const n = 40;
+    const clients = [...Array(n)].map(() => h.newClient());
+    await Promise.all(clients.map((c, i) => c.createSender('work').sendMessages({ body: i })));
+    const seen: number[] = [];
+    await Promise.all(
+      clients.map(async (c) => {
+        const r = c.createReceiver('work');
+        const got = await r.receiveMessages(1, { maxWaitTimeInMs: 3000 });
+        for (const m of got) {
+          seen.push(m.body as number);
+          await r.completeMessage(m);
+        }
+      }),
+    );
+    const rest = await receiveN(h.client.createReceiver('work', { receiveMode: 'receiveAndDelete' }), n - seen.length, 3000);
+    const all = [...seen, ...rest.map((m) => m.body as number)];
+    expect(all.sort((a, b) => a - b)).toEqual([...Array(n).keys()]);
+  });
+});
+
+describe('robustness', () => {
+  async function rawExchange(bytes: Buffer): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const socket = net.connect(h.emulator.port, '127.0.0.1', () => socket.write(bytes));
+      socket.on('data', () => undefined);
+      socket.on('error', () => resolve());
+      socket.on('close', () => resolve());
+      setTimeout(() => {
+        socket.destroy();
+        resolve();
+      }, 500);
+    });
+  }
+
+  it('survives garbage, a bad protocol header and a malformed frame, and keeps serving', async () => {
+    await rawExchange(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    await rawExchange(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0x09, 0x09, 0x09, 0x09]));
+    // valid AMQP header, then a frame whose body is not a performative
+    const frame = Buffer.from([0, 0, 0, 16, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    await rawExchange(Buffer.concat([Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0]), frame]));
+    await h.client.createSender('work').sendMessages({ body: 'alive' });
+    const [m] = await receiveN(h.client.createReceiver('work', { receiveMode: 'receiveAndDelete' }), 1);
+    expect(m.body).toBe('alive');
+  });
+
+  it('rejects a transfer that is not an AMQP message without closing the connection', async () => {
+    // The SDK cannot send malformed messages; a raw AMQP client can.
+    const container = rhea.create_container();
+    const conn = container.connect({ port: h.emulator.port, host: '127.0.0.1', reconnect: false });
+    const token = sasToken(`sb://127.0.0.1:${h.emulator.port}/work`, 'RootManageSharedAccessKey', 'SAS_KEY_VALUE', Math.floor(Date.now() / 1000) + 600);
+    const cbs = conn.open_sender('$cbs');
+    conn.open_receiver({ source: { address: '$cbs' }, target: { address: 'cbs-reply' }, name: 'cbs-reply' });
+    await new Promise<void>((resolve) => cbs.once('sendable', () => resolve()));
+    const reply = new Promise<number>((resolve) => conn.once('message', (ctx) => resolve(Number(ctx.message?.application_properties?.['status-code']))));
+    cbs.send({ message_id: 'r1', reply_to: 'cbs-reply', application_properties: { operation: 'put-token', name: 'sb://x/work', type: 'servicebus.windows.net:sastoken' }, body: token });
+    expect(await reply).toBe(202);
+    const sender = conn.open_sender('work');
+    await new Promise<void>((resolve) => sender.once('sendable', () => resolve()));
+    const outcome = new Promise<string>((resolve) => {
+      sender.once('rejected', (ctx) => resolve(`rejected:${ctx.delivery?.remote_state?.error?.condition}`));
+      sender.once('accepted', () => resolve('accepted'));
+    });
+    sender.send(Buffer.from([0xde, 0xad, 0xbe, 0xef]), undefined, 0);
+    expect(await outcome).toBe('rejected:amqp:decode-error');
+    await new Promise<void>((resolve) => {
+      sender.once('accepted', () => resolve());
+      sender.send({ body: 'fine' });
+    });
+    conn.close();
+    const [m] = await receiveN(h.client.createReceiver('work', { receiveMode: 'receiveAndDelete' }), 1);
+    expect(m.body).toBe('fine');
+  });
+
+  it('sends heartbeats so a client with a short idle timeout stays connected', async () => {
+    const container = rhea.create_container();
+    const conn = container.connect({ port: h.emulator.port, host: '127.0.0.1', idle_time_out: 400, reconnect: false });
+    let closed = false;
+    conn.on('disconnected', () => (closed = true));
+    conn.on('connection_close', () => (closed = true));
+    await new Promise<void>((resolve) => conn.once('connection_open', () => resolve()));
+    await sleep(1500);
+    expect(closed).toBe(false);
+    conn.close();
+  });
+});
+
+describe('cli', () => {
+  const cli = path.resolve(__dirname, '../../dist/local/servicebus-emulator/cli.js');
+
+  function run(env: Record<string, string>) {
+    const child = spawn(process.execPath, [cli], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    return { child, exited, out: () => out, err: () => err };
+  }
+
+  async function waitFor(pred: () => boolean, ms = 10_000) {
+    const end = Date.now() + ms;
+    while (!pred() && Date.now() < end) await sleep(20);
+  }
+
+  it('prints where it listens, serves the SDK, stops on SIGTERM, and refuses a taken port', async () => {
+    if (!fs.existsSync(cli)) throw new Error(`build first (npm run build): ${cli} is missing`);
+    const a = run({ SERVICEBUS_EMULATOR_PORT: '0' });
+    await waitFor(() => a.out().includes('\n'));
+    const m = /^Service Bus emulator listening on sb:\/\/127\.0\.0\.1:(\d+)\n$/.exec(a.out());
+    expect(m).not.toBeNull();
+    const port = Number(m![1]);
+    const client = new ServiceBusClient(`Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true`);
+    await client.createSender('orders').sendMessages({ body: 'via cli', messageId: 'cli-1' });
+    const b = run({ SERVICEBUS_EMULATOR_PORT: String(port) });
+    expect(await b.exited).toBe(1);
+    expect(b.err()).toContain(String(port));
+    await client.close();
+    a.child.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+  });
+});
