@@ -28,6 +28,30 @@ export function redactSecrets(text: string): string {
     .replace(/(\/\/[^/\s:@]+):[^/\s@]+@/g, '$1:***@');
 }
 
+/**
+ * Lines written to stdout in one write per event-loop turn: under load, one syscall per log line
+ * costs more than the invocation it describes. Flushed synchronously on exit so nothing is lost.
+ */
+function bufferedStdout(): (line: string) => void {
+  let pending: string[] = [];
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    process.stdout.write(text);
+  };
+  process.on('exit', flush);
+  return (line) => {
+    pending.push(line);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+}
+
 export class HostLog {
   readonly #defaultRank: number;
   readonly #functionRank: number | undefined;
@@ -42,7 +66,7 @@ export class HostLog {
       const rank = levelRank(value);
       if (m && rank !== undefined) this.#perFunction.set(m[1]!, rank);
     }
-    this.#write = write ?? ((line) => process.stdout.write(line));
+    this.#write = write ?? bufferedStdout();
   }
 
   /** Whether a function's logs at this level are shown. */
@@ -63,13 +87,18 @@ export class HostLog {
     if (this.functionEnabled(functionName, level)) this.#line(level, `[${functionName}] ${message}`);
   }
 
+  /** A line the host composed from known-safe parts (names, ids, durations): no redaction pass. */
+  functionSummary(functionName: string, level: RpcLogLevel, message: string): void {
+    if (this.functionEnabled(functionName, level)) this.#line(level, `[${functionName}] ${message}`, false);
+  }
+
   /** Lines that tools wait for (the ready line, the function list): always printed. */
   always(message: string): void {
     this.#write(`${message}\n`);
   }
 
-  #line(level: RpcLogLevel, message: string): void {
+  #line(level: RpcLogLevel, message: string, redact = true): void {
     const tag = level === 'information' ? '' : ` ${level.toUpperCase()}`;
-    this.#write(`[${new Date().toISOString()}]${tag} ${redactSecrets(message)}\n`);
+    this.#write(`[${new Date().toISOString()}]${tag} ${redact ? redactSecrets(message) : message}\n`);
   }
 }

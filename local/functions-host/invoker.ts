@@ -82,7 +82,7 @@ export class FunctionInvoker {
         retryContext: request.retryContext ?? null,
         traceContext: { traceParent: undefined, traceState: undefined, attributes: {} },
       },
-      metadata: { ...fn.metadata, directory: process.cwd(), scriptFile: 'n/a' },
+      metadata: this.#metadata(fn),
       state: undefined,
       log(level: RpcLogLevel, category: RpcLogCategory, message: string) {
         let text = message;
@@ -147,13 +147,25 @@ export class FunctionInvoker {
     } finally {
       const ms = Math.round(performance.now() - started);
       const reason = request.reason ? `, Reason='${request.reason}'` : '';
-      this.log.function(fn.name, 'information', `Executed '${fn.name}' (${outcome}, Id=${invocationId}, Duration=${ms}ms${reason})`);
+      this.log.functionSummary(fn.name, 'information', `Executed '${fn.name}' (${outcome}, Id=${invocationId}, Duration=${ms}ms${reason})`);
       if (--this.#inFlight === 0) {
         const waiters = this.#idleWaiters;
         this.#idleWaiters = [];
         waiters.forEach((w) => w());
       }
     }
+  }
+
+  readonly #metadataCache = new WeakMap<RegisteredFunction, CoreInvocationContext['metadata']>();
+
+  /** What the worker hands the library as RpcFunctionMetadata: computed once per function. */
+  #metadata(fn: RegisteredFunction): CoreInvocationContext['metadata'] {
+    let m = this.#metadataCache.get(fn);
+    if (!m) {
+      m = { ...fn.metadata, directory: process.cwd(), scriptFile: 'n/a' };
+      this.#metadataCache.set(fn, m);
+    }
+    return m;
   }
 
   async #runHooks(

@@ -7,7 +7,9 @@
  */
 import { DefaultAzureCredential } from '@azure/identity';
 import {
+  RetryMode,
   ServiceBusClient,
+  type ServiceBusClientOptions,
   type ServiceBusMessage,
   type ServiceBusReceivedMessage,
   type ServiceBusReceiver,
@@ -51,6 +53,14 @@ function isServiceBusOutput(b: RpcBindingInfo): boolean {
   return b.direction === 'out' && b.type?.toLowerCase() === 'servicebus';
 }
 
+/**
+ * The Functions extension's (.NET SDK) retry defaults: exponential from 0.8 s. The JS SDK's own
+ * default waits a fixed 30 s, which leaves triggers deaf for half a minute after a broker restart.
+ */
+const CLIENT_OPTIONS: ServiceBusClientOptions = {
+  retryOptions: { mode: RetryMode.Exponential, retryDelayInMs: 800, maxRetryDelayInMs: 10_000, maxRetries: 3 },
+};
+
 /** Creates one SDK client per connection setting: a connection string, else managed identity. */
 export class ServiceBusConnections {
   readonly #clients = new Map<string, ServiceBusClient>();
@@ -61,8 +71,8 @@ export class ServiceBusConnections {
     if (client) return client;
     const connectionString = process.env[name];
     const namespace = process.env[`${name}__fullyQualifiedNamespace`];
-    if (connectionString) client = new ServiceBusClient(connectionString);
-    else if (namespace) client = new ServiceBusClient(namespace, new DefaultAzureCredential());
+    if (connectionString) client = new ServiceBusClient(connectionString, CLIENT_OPTIONS);
+    else if (namespace) client = new ServiceBusClient(namespace, new DefaultAzureCredential(), CLIENT_OPTIONS);
     else {
       throw new MissingSettingError(
         `Service Bus connection "${name}": set ${name} (a connection string) or ${name}__fullyQualifiedNamespace`,
