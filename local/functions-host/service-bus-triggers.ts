@@ -358,7 +358,8 @@ export class ServiceBusTriggers {
       const options = {
         receiveMode: 'peekLock' as const,
         subQueueType: listener.entity.deadLetter ? ('deadLetter' as const) : undefined,
-        maxAutoLockRenewalDurationInMs: this.settings.maxAutoLockRenewalDurationMs,
+        // The host renews locks itself, only while the function runs (see #renewLocksWhile).
+        maxAutoLockRenewalDurationInMs: 0,
         skipParsingBodyAsJson: true,
       };
       const receiver = listener.entity.queue
@@ -436,6 +437,48 @@ export class ServiceBusTriggers {
     };
   }
 
+  /**
+   * Keeps the messages' locks while `work` runs, up to maxAutoLockRenewalDuration, and stops when
+   * it ends, like the extension: a message the function leaves unsettled (autoCompleteMessages
+   * off) is redelivered when its lock runs out. The SDK's own renewal would go on after the
+   * function returned, so it is off.
+   */
+  async #renewLocksWhile<T>(
+    fn: RegisteredFunction,
+    receiver: ServiceBusReceiver,
+    messages: ServiceBusReceivedMessage[],
+    work: () => Promise<T>,
+  ): Promise<T> {
+    const deadline = Date.now() + this.settings.maxAutoLockRenewalDurationMs;
+    const timers = new Set<NodeJS.Timeout>();
+    let running = true;
+    const schedule = (message: ServiceBusReceivedMessage): void => {
+      const lockedUntil = message.lockedUntilUtc?.getTime();
+      if (!running || lockedUntil === undefined) return;
+      // Renew halfway through what is left of the lock, so even a 1 s lock is kept.
+      const delay = Math.max(50, (lockedUntil - Date.now()) / 2);
+      if (Date.now() + delay > deadline) return;
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!running) return;
+        receiver.renewMessageLock(message).then(
+          () => schedule(message),
+          (err: unknown) => {
+            if (running) this.log.host('warning', `${fn.name}: could not renew the lock of message ${String(message.messageId)}: ${errorMessage(err)}`);
+          },
+        );
+      }, delay);
+      timers.add(timer);
+    };
+    if (this.settings.maxAutoLockRenewalDurationMs > 0) messages.forEach(schedule);
+    try {
+      return await work();
+    } finally {
+      running = false;
+      timers.forEach(clearTimeout);
+    }
+  }
+
   #receiverError(listener: TriggerListener, err: unknown): void {
     const text = errorMessage(err);
     const now = Date.now();
@@ -458,14 +501,18 @@ export class ServiceBusTriggers {
     const { fn } = listener;
     let ok = true;
     try {
-      await this.invoker.invoke(fn, {
-        ...request,
-        reason: `New ServiceBus message detected on '${listener.entity.display}'`,
-      });
+      await this.#renewLocksWhile(fn, receiver, messages, () =>
+        this.invoker.invoke(fn, {
+          ...request,
+          reason: `New ServiceBus message detected on '${listener.entity.display}'`,
+        }),
+      );
     } catch {
       ok = false;
     }
-    if (!this.settings.autoCompleteMessages) return;
+    // The trigger's own autoCompleteMessages wins over host.json, as in the extension.
+    const own = fn.trigger['autoCompleteMessages'];
+    if (!(typeof own === 'boolean' ? own : this.settings.autoCompleteMessages)) return;
     for (const message of messages) {
       try {
         if (ok) await receiver.completeMessage(message);

@@ -25,7 +25,7 @@ const subscription = (name: string) => ({
   rules: [],
 });
 const topology: ServiceBusTopology = {
-  queues: ['work', 'poison', 'batch', 'raw', 'observed', 'slow'].map(queue),
+  queues: ['work', 'poison', 'batch', 'raw', 'observed', 'slow', 'manual'].map(queue),
   topics: [
     {
       name: 'events',

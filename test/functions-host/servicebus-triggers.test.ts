@@ -36,6 +36,7 @@ const topology: ServiceBusTopology = {
     queue('raw'),
     queue('observed'),
     { ...queue('slow'), lockDuration: 'PT1S' },
+    { ...queue('manual'), lockDuration: 'PT1S' },
   ],
   topics: [
     {
@@ -182,6 +183,19 @@ describe('Service Bus triggers', () => {
     const peek = client.createReceiver('slow');
     expect(await peek.peekMessages(10)).toHaveLength(0);
     await peek.close();
+  });
+
+  it('leaves a message unsettled when the trigger turns autoCompleteMessages off', async () => {
+    const sender = client.createSender('manual');
+    await sender.sendMessages({ body: 'settle me yourself', messageId: 'n-1' });
+    await sender.close();
+    const attempts = await eventually(async () => {
+      const all = (await (await fetch(`${host.url}/api/attempts`)).json()) as { fn: string; deliveryCount: number }[];
+      const mine = all.filter((a) => a.fn === 'noAutoComplete');
+      return mine.length >= 2 ? mine : undefined;
+    }, 10_000, 'a redelivery after the lock ran out');
+    expect(attempts.slice(0, 2).map((a) => a.deliveryCount)).toEqual([1, 2]);
+    expect(host.service.output()).toMatch(/Executed 'noAutoComplete' \(Succeeded/);
   });
 
   it('passes text bodies as strings and non-UTF-8 bodies as bytes', async () => {
