@@ -115,6 +115,9 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
       throw new TransientError(`order ${orderId} not found`);
     }
     log.info('delivery-ignored', { status: order.status[service] });
+    // A delivery that recorded the last `done` and then died before completing the order comes
+    // back here: finish its job.
+    if (isReadyToComplete(order)) await completeOrder(orderId, service, deps, log);
     await deps.orders
       .appendTimeline(orderId, {
         at: now,
@@ -182,15 +185,17 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
 
   // The patch returns the order as it is now: only a writer that sees all three done needs to
   // try completing it. The last `done` writer always sees that, so one of them completes it.
-  if (result.status === 'done' && isReadyToComplete(recorded)) {
-    const completed = await deps.orders.transitionState(orderId, {
-      from: ACTIVE_STATES,
-      to: 'completed',
-      when: ALL_DONE,
-      timeline: { at: deps.now(), kind: 'completed', service },
-    });
-    if (completed) log.info('order-completed');
-  }
+  if (result.status === 'done' && isReadyToComplete(recorded)) await completeOrder(orderId, service, deps, log);
   await monitor.notifyOrderChanged(orderId, { source: 'consumer', service, status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
   return result.status;
+}
+
+async function completeOrder(orderId: string, service: ServiceName, deps: OrderSagaDependencies, log: Logger): Promise<void> {
+  const completed = await deps.orders.transitionState(orderId, {
+    from: ACTIVE_STATES,
+    to: 'completed',
+    when: ALL_DONE,
+    timeline: { at: deps.now(), kind: 'completed', service },
+  });
+  if (completed) log.info('order-completed');
 }

@@ -177,3 +177,16 @@ describe('claims on orders that are no longer active', () => {
     expect((await deps.orders.get(order.id))!.status.billing).toBe('pending');
   });
 });
+
+describe('a delivery that died after its done-patch', () => {
+  it('completes the order when the message comes back', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('inventory', order);
+    await deliver('notification', order);
+    // Billing recorded done, then the host died before the completion patch.
+    await deps.orders.transitionStatus(order.id, { service: 'billing', from: ['pending'], to: 'done' });
+    expect((await deps.orders.get(order.id))!.state).toBe('processing');
+    expect(await deliver('billing', order, 2)).toBe('duplicate');
+    expect((await deps.orders.get(order.id))!.state).toBe('completed');
+  });
+});
