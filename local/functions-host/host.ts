@@ -150,7 +150,8 @@ export class FunctionsHost {
       fireFunction: (name, input) => this.fire(name, input),
       isStopping: () => this.#stopping,
     });
-    this.#timers = new TimerTriggers(this.functions, this.#invoker, this.log);
+    const timerStatus = process.env['TIMER_STATUS_DIR'] || '.data/timers';
+    this.#timers = new TimerTriggers(this.functions, this.#invoker, this.log, resolve(this.appDir, timerStatus));
     this.#serviceBus = new ServiceBusTriggers(
       this.functions,
       this.#invoker,

@@ -3,6 +3,8 @@
  * `{isPastDue, scheduleStatus}` input the real extension sends. One invocation of a timer at a
  * time, like the host's singleton lock: the next occurrence is computed after each run.
  */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { RegisteredFunction } from './core-module';
 import type { HostLog } from './host-log';
 import type { FunctionInvoker } from './invoker';
@@ -51,16 +53,34 @@ interface TimerState {
   last?: Date;
   next: Date;
   running?: Promise<void>;
+  /** Whether the schedule status is kept across restarts (the extension's schedule monitor). */
+  monitored: boolean;
 }
+
+/** What the extension's schedule monitor stores per timer function. */
+interface ScheduleStatus {
+  Last: string;
+  Next: string;
+  LastUpdated: string;
+}
+
+/** The extension does not monitor schedules that fire more often than once a minute. */
+const MONITOR_MIN_INTERVAL_MS = 60_000;
 
 export class TimerTriggers {
   readonly #timers = new Map<string, TimerState>();
   #stopped = false;
 
+  /**
+   * @param statusDir where schedule status is kept between runs of the host (the extension keeps
+   *   it in storage): a timer whose recorded next occurrence passed while the host was down runs
+   *   at start with `isPastDue: true`.
+   */
   constructor(
     functions: RegisteredFunction[],
     private readonly invoker: FunctionInvoker,
     private readonly log: HostLog,
+    private readonly statusDir?: string,
   ) {
     for (const fn of functions) {
       if (fn.trigger.type?.toLowerCase() !== 'timertrigger') continue;
@@ -71,7 +91,11 @@ export class TimerTriggers {
       } catch (err) {
         throw new Error(`timer function ${fn.name}: invalid schedule "${raw}": ${(err as Error).message}`);
       }
-      this.#timers.set(fn.name, { fn, schedule, next: schedule.next(new Date()) });
+      const now = new Date();
+      const next = schedule.next(now);
+      const interval = schedule.next(next).getTime() - next.getTime();
+      const monitored = fn.trigger['useMonitor'] !== false && interval >= MONITOR_MIN_INTERVAL_MS && !!statusDir;
+      this.#timers.set(fn.name, { fn, schedule, next, monitored });
     }
   }
 
@@ -86,8 +110,44 @@ export class TimerTriggers {
 
   start(): void {
     for (const state of this.#timers.values()) {
-      if (state.fn.trigger['runOnStartup'] === true) void this.#run(state, new Date(), false, 'Timer runOnStartup');
-      else this.#arm(state);
+      const status = state.monitored ? this.#readStatus(state.fn.name) : undefined;
+      if (status?.Last) state.last = new Date(status.Last);
+      const missed = status?.Next ? new Date(status.Next) : undefined;
+      if (missed && missed.getTime() < Date.now()) void this.#run(state, missed, true, 'Timer past due');
+      else if (state.fn.trigger['runOnStartup'] === true) void this.#run(state, new Date(), false, 'Timer runOnStartup');
+      else {
+        this.#writeStatus(state);
+        this.#arm(state);
+      }
+    }
+  }
+
+  #statusFile(name: string): string {
+    return join(this.statusDir!, `${name}.json`);
+  }
+
+  #readStatus(name: string): Partial<ScheduleStatus> | undefined {
+    try {
+      return JSON.parse(readFileSync(this.#statusFile(name), 'utf8')) as Partial<ScheduleStatus>;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #writeStatus(state: TimerState): void {
+    if (!state.monitored) return;
+    const status: ScheduleStatus = {
+      Last: (state.last ?? new Date(0)).toISOString(),
+      Next: state.next.toISOString(),
+      LastUpdated: new Date().toISOString(),
+    };
+    try {
+      mkdirSync(this.statusDir!, { recursive: true });
+      const file = this.#statusFile(state.fn.name);
+      writeFileSync(`${file}.tmp`, JSON.stringify(status));
+      renameSync(`${file}.tmp`, file);
+    } catch (err) {
+      this.log.host('warning', `${state.fn.name}: could not record the timer schedule status: ${(err as Error).message}`);
     }
   }
 
@@ -154,6 +214,7 @@ export class TimerTriggers {
     state.last = now;
     if (rearm) {
       state.next = state.schedule.next(new Date());
+      this.#writeStatus(state);
       this.#arm(state);
     }
   }

@@ -1,4 +1,6 @@
 /** Starts the built Functions host (dist/) on a free port for one fixture app, as a user runs it. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnService, type RunningService } from '../../local/service-process';
 
@@ -15,15 +17,36 @@ export interface HostUnderTest {
   stop(): Promise<void>;
 }
 
+/** Host state (timer status, durable store) goes to a fresh directory, never into the fixtures. */
 export async function startHost(app: string, env: NodeJS.ProcessEnv = {}): Promise<HostUnderTest> {
-  const service = await spawnService({
-    name: `functions host (${app})`,
-    command: [process.execPath, HOST_CLI, '--app-dir', fixtureDir(app)],
-    env: { FUNCTIONS_HTTP_PORT: '0', ...env },
-    readyLine: /^Functions host listening on (http:\/\/127\.0\.0\.1:\d+)$/,
-    timeoutMs: 20_000,
-  });
-  return { url: service.match[1]!, service, stop: () => service.stop('SIGINT', 5000) };
+  const stateDir = mkdtempSync(join(tmpdir(), `host-${app}-`));
+  const removeState = (): void => rmSync(stateDir, { recursive: true, force: true });
+  let service: RunningService;
+  try {
+    service = await spawnService({
+      name: `functions host (${app})`,
+      command: [process.execPath, HOST_CLI, '--app-dir', fixtureDir(app)],
+      env: {
+        FUNCTIONS_HTTP_PORT: '0',
+        TIMER_STATUS_DIR: join(stateDir, 'timers'),
+        DURABLE_DATA_DIR: join(stateDir, 'durable'),
+        ...env,
+      },
+      readyLine: /^Functions host listening on (http:\/\/127\.0\.0\.1:\d+)$/,
+      timeoutMs: 20_000,
+    });
+  } catch (err) {
+    removeState();
+    throw err;
+  }
+  return {
+    url: service.match[1]!,
+    service,
+    stop: async () => {
+      await service.stop('SIGINT', 5000);
+      removeState();
+    },
+  };
 }
 
 /** Polls until `probe` returns a value other than undefined, or fails with what it last saw. */

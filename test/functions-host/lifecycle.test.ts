@@ -3,7 +3,10 @@
  * non-zero exit), timers (runOnStartup, NCRONTAB with seconds, %setting% schedules), and a
  * graceful SIGINT that lets a running request finish and exits 0.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { spawnService, ServiceStartError } from '../../local/service-process';
 import { HOST_CLI, eventually, fixtureDir, startHost } from './host-process';
@@ -61,6 +64,7 @@ describe('timer triggers', () => {
       const ticks = await eventually(
         async () => {
           const list = (await (await fetch(`${host.url}/api/ticks`)).json()) as {
+            fn: string;
             at: string;
             isPastDue: boolean;
             scheduleStatus: { last: string; next: string; lastUpdated: string };
@@ -100,6 +104,55 @@ describe('timer triggers', () => {
   });
 });
 
+describe('timer schedule monitor', () => {
+  let statusDir: string;
+  beforeEach(() => {
+    statusDir = mkdtempSync(join(tmpdir(), 'timer-status-'));
+  });
+  afterEach(() => rmSync(statusDir, { recursive: true, force: true }));
+
+  async function ticksOf(url: string, fn: string): Promise<{ isPastDue: boolean; scheduleStatus: { last: string } }[]> {
+    const all = (await (await fetch(`${url}/api/ticks`)).json()) as { fn: string; isPastDue: boolean; scheduleStatus: { last: string } }[];
+    return all.filter((t) => t.fn === fn);
+  }
+
+  it('runs a timer whose occurrence passed while the host was down, with isPastDue true', async () => {
+    const last = '2026-01-01T00:00:00.000Z';
+    writeFileSync(
+      join(statusDir, 'yearly.json'),
+      JSON.stringify({ Last: last, Next: new Date(Date.now() - 3600_000).toISOString(), LastUpdated: last }),
+    );
+    const host = await startHost('timer-app', { TIMER_STATUS_DIR: statusDir, TICK_SCHEDULE: '0 0 0 1 1 *' });
+    try {
+      const [run] = await eventually(async () => {
+        const runs = await ticksOf(host.url, 'yearly');
+        return runs.length > 0 ? runs : undefined;
+      }, 5000, 'the past-due run');
+      expect(run!.isPastDue).toBe(true);
+      expect(run!.scheduleStatus.last).toBe(last);
+      await eventually(async () => {
+        const status = JSON.parse(readFileSync(join(statusDir, 'yearly.json'), 'utf8')) as { Next: string };
+        return new Date(status.Next).getTime() > Date.now() ? status : undefined;
+      }, 5000, 'the recorded next occurrence to move to the future');
+    } finally {
+      await host.stop();
+    }
+  });
+
+  it('records the next occurrence and does not run a timer that is not due', async () => {
+    const host = await startHost('timer-app', { TIMER_STATUS_DIR: statusDir, TICK_SCHEDULE: '0 0 0 1 1 *' });
+    try {
+      await eventually(async () => ((await ticksOf(host.url, 'tick')).length > 0 ? true : undefined), 5000, 'startup');
+      expect(await ticksOf(host.url, 'yearly')).toEqual([]);
+      const status = JSON.parse(readFileSync(join(statusDir, 'yearly.json'), 'utf8')) as { Next: string };
+      expect(new Date(status.Next).getUTCMonth()).toBe(0);
+      expect(new Date(status.Next).getUTCDate()).toBe(1);
+    } finally {
+      await host.stop();
+    }
+  });
+});
+
 describe('shutdown', () => {
   it('on SIGINT finishes the running request, stops, and exits 0', async () => {
     const host = await startHost('timer-app', { TICK_SCHEDULE: '0 0 0 1 1 *' });
@@ -111,5 +164,6 @@ describe('shutdown', () => {
     expect(await slow).toEqual({ status: 200, text: 'slept, 1 finished' });
     expect(code).toBe(0);
     expect(host.service.output()).toContain('Functions host stopped');
+    await host.stop();
   });
 });
