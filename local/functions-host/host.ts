@@ -25,7 +25,7 @@ import { HostLog } from './host-log';
 import { HttpHost } from './http-host';
 import { FunctionInvoker, HostConfigurationError } from './invoker';
 import { ServiceBusConnections, ServiceBusOutputs, ServiceBusTriggers, serviceBusSettings } from './service-bus-triggers';
-import { TimerTriggers } from './timer-triggers';
+import { parseTimeSpan, TimerTriggers } from './timer-triggers';
 
 export interface FunctionsHostOptions {
   appDir: string;
@@ -137,6 +137,13 @@ export class FunctionsHost {
     }
 
     this.#invoker = new FunctionInvoker(core, this.log);
+    if (this.hostJson.functionTimeout && this.hostJson.functionTimeout !== '-1') {
+      const ms = parseTimeSpan(this.hostJson.functionTimeout);
+      if (ms === undefined) {
+        throw new HostConfigurationError(`host.json functionTimeout must be a TimeSpan such as 00:10:00, got "${this.hostJson.functionTimeout}"`);
+      }
+      this.#invoker.timeoutMs = ms;
+    }
     this.#outputs = new ServiceBusOutputs(this.#connections);
     if (this.functions.some((fn) => ServiceBusOutputs.hasOutputs(fn))) {
       this.#invoker.outputSink = (fn, response) => this.#outputs.send(fn, response);

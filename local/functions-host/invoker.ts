@@ -29,6 +29,11 @@ export class HostConfigurationError extends Error {
   override name = 'HostConfigurationError';
 }
 
+/** The invocation ran past host.json `functionTimeout`; like the host, it counts as failed. */
+export class FunctionTimeoutError extends Error {
+  override name = 'FunctionTimeoutError';
+}
+
 function errorText(err: unknown): string {
   if (err instanceof Error) return err.stack ?? `${err.name}: ${err.message}`;
   return String(err);
@@ -43,6 +48,8 @@ export class FunctionInvoker {
   #inFlight = 0;
   extraInputs: ExtraInputs | undefined;
   outputSink: OutputSink | undefined;
+  /** host.json `functionTimeout` in ms (undefined: no limit). */
+  timeoutMs: number | undefined;
   #idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -121,7 +128,7 @@ export class FunctionInvoker {
       let error: unknown;
       coreCtx.state = 'invocation';
       try {
-        result = await invocationModel.invokeFunction(args.context, inputs, callback);
+        result = await this.#withinTimeout(fn, invocationModel.invokeFunction(args.context, inputs, callback));
       } catch (err) {
         error = err;
       } finally {
@@ -154,6 +161,24 @@ export class FunctionInvoker {
         waiters.forEach((w) => w());
       }
     }
+  }
+
+  /**
+   * JavaScript cannot stop a running function: past the timeout the invocation is reported failed
+   * (HTTP 500, message abandoned) while the function's own promise is left to settle.
+   */
+  #withinTimeout<T>(fn: RegisteredFunction, work: Promise<T>): Promise<T> {
+    const ms = this.timeoutMs;
+    if (ms === undefined) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new FunctionTimeoutError(`Timeout value of ${ms} ms (host.json functionTimeout) was exceeded by function '${fn.name}'`)),
+        ms,
+      );
+    });
+    work.catch(() => undefined);
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
 
   readonly #metadataCache = new WeakMap<RegisteredFunction, CoreInvocationContext['metadata']>();

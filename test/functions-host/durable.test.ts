@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, startHost, type HostUnderTest } from './host-process';
+import { eventually, startHost, type HostUnderTest, logShows } from './host-process';
 
 describe('durable functions', () => {
   let host: HostUnderTest;
@@ -45,7 +45,7 @@ describe('durable functions', () => {
     const status = await fetch(check.statusQueryGetUri);
     expect(status.status).toBe(200);
     expect(((await status.json()) as { runtimeStatus: string }).runtimeStatus).toBe('Completed');
-    expect(host.service.output()).toMatch(/Executed 'greet' \(Succeeded/);
+    await logShows(host, /Executed 'greet' \(Succeeded/);
   });
 
   it('answers an unknown instance as not found through the client', async () => {

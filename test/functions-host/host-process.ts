@@ -59,3 +59,8 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Host log lines reach the pipe a moment after the response: wait for one instead of racing it. */
+export async function logShows(host: HostUnderTest, pattern: RegExp, timeoutMs = 5000): Promise<void> {
+  await eventually(async () => (pattern.test(host.service.output()) ? true : undefined), timeoutMs, `a log line matching ${pattern}`);
+}

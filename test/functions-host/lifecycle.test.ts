@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { spawnService, ServiceStartError } from '../../local/service-process';
-import { HOST_CLI, eventually, fixtureDir, startHost } from './host-process';
+import { HOST_CLI, eventually, fixtureDir, startHost, logShows } from './host-process';
 
 async function startupFailure(app: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
   try {
@@ -82,8 +82,8 @@ describe('timer triggers', () => {
       }
       const gaps = ticks.slice(1).map((t, i) => new Date(t.at).getTime() - new Date(ticks[i]!.at).getTime());
       for (const gap of gaps.slice(1)) expect(gap).toBeGreaterThan(500);
-      expect(host.service.output()).toMatch(/\[tick\] Executed 'tick' \(Succeeded.*Reason='Timer runOnStartup'\)/);
-      expect(host.service.output()).toMatch(/\[tick\] Executed 'tick' \(Succeeded.*Reason='Timer fired'\)/);
+      await logShows(host, /\[tick\] Executed 'tick' \(Succeeded.*Reason='Timer runOnStartup'\)/);
+      await logShows(host, /\[tick\] Executed 'tick' \(Succeeded.*Reason='Timer fired'\)/);
     } finally {
       await host.stop();
     }
@@ -97,7 +97,7 @@ describe('timer triggers', () => {
       const res = await fetch(`${host.url}/admin/functions/tick`, { method: 'POST', body: '{}' });
       expect(res.status).toBe(202);
       await eventually(async () => ((await (await fetch(`${host.url}/api/ticks`)).json()) as unknown[]).length === 2 || undefined, 5000, 'manual run');
-      expect(host.service.output()).toMatch(/Reason='Manual invoke'/);
+      await logShows(host, /Reason='Manual invoke'/);
     } finally {
       await host.stop();
     }
@@ -147,6 +147,23 @@ describe('timer schedule monitor', () => {
       const status = JSON.parse(readFileSync(join(statusDir, 'yearly.json'), 'utf8')) as { Next: string };
       expect(new Date(status.Next).getUTCMonth()).toBe(0);
       expect(new Date(status.Next).getUTCDate()).toBe(1);
+    } finally {
+      await host.stop();
+    }
+  });
+});
+
+describe('functionTimeout', () => {
+  it('fails an invocation that runs past host.json functionTimeout with a 500', async () => {
+    const host = await startHost('timer-app', { TICK_SCHEDULE: '0 0 0 1 1 *' });
+    try {
+      const res = await fetch(`${host.url}/api/slow?ms=1500`);
+      expect(res.status).toBe(500);
+      expect(await res.text()).toBe('');
+      const timeoutLine = /FunctionTimeoutError: Timeout value of 1000 ms \(host\.json functionTimeout\) was exceeded by function 'slow'/;
+      await eventually(async () => (timeoutLine.test(host.service.output()) ? true : undefined), 3000, 'the timeout in the log');
+      // A quick invocation of the same function still succeeds.
+      expect((await fetch(`${host.url}/api/slow?ms=10`)).status).toBe(200);
     } finally {
       await host.stop();
     }

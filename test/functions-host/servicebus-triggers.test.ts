@@ -7,7 +7,7 @@
 import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
 import { startServiceBusEmulator, type RunningServiceBusEmulator } from '../../local/servicebus-emulator';
 import type { ServiceBusTopology } from '../../src/topology';
-import { eventually, startHost, type HostUnderTest } from './host-process';
+import { eventually, startHost, type HostUnderTest, logShows } from './host-process';
 
 const queue = (name: string, maxDeliveryCount = 10) => ({
   name,
@@ -121,6 +121,7 @@ describe('Service Bus triggers', () => {
     const peek = client.createReceiver('work');
     expect(await peek.peekMessages(10)).toHaveLength(0);
     await peek.close();
+    await logShows(host, /Executed 'workQueue' \(Succeeded/);
     expect(host.service.output().match(/Executed 'workQueue' \(Succeeded/g)).toHaveLength(1);
   });
 
@@ -179,6 +180,7 @@ describe('Service Bus triggers', () => {
     expect(done['deliveryCount']).toBe(1);
     // Give a lost lock time to show up as a redelivery before checking it did not.
     await new Promise((r) => setTimeout(r, 1500));
+    await logShows(host, /Executed 'slowQueue'/);
     expect(host.service.output().match(/Executed 'slowQueue'/g)).toHaveLength(1);
     const peek = client.createReceiver('slow');
     expect(await peek.peekMessages(10)).toHaveLength(0);
@@ -195,7 +197,7 @@ describe('Service Bus triggers', () => {
       return mine.length >= 2 ? mine : undefined;
     }, 10_000, 'a redelivery after the lock ran out');
     expect(attempts.slice(0, 2).map((a) => a.deliveryCount)).toEqual([1, 2]);
-    expect(host.service.output()).toMatch(/Executed 'noAutoComplete' \(Succeeded/);
+    await logShows(host, /Executed 'noAutoComplete' \(Succeeded/);
   });
 
   it('passes text bodies as strings and non-UTF-8 bodies as bytes', async () => {
