@@ -3,8 +3,7 @@
  * `http` server answering the same bytes, in the same run: `node dist/bench/http-host.js`.
  * Options: BENCH_SECONDS (default 5), BENCH_CONCURRENCY (default 32).
  */
-import { createServer, request, Agent } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { spawnService } from '../local/service-process';
 
@@ -59,24 +58,6 @@ async function load(url: string, durationMs: number): Promise<LoadResult> {
   return { requests: latencies.length, errors, perSecond: latencies.length / elapsed, p50Ms: pct(0.5), p99Ms: pct(0.99) };
 }
 
-async function bareServer(): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = createServer({ keepAlive: true }, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain;charset=UTF-8', 'content-length': '4' });
-    res.end('pong');
-  });
-  server.keepAliveTimeout = 65_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/api/ping`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections();
-      }),
-  };
-}
-
 function line(name: string, r: LoadResult): string {
   return `${name.padEnd(16)} ${r.perSecond.toFixed(0).padStart(8)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  (${r.requests} ok, ${r.errors} errors)`;
 }
@@ -119,7 +100,6 @@ async function main(): Promise<void> {
   }
 }
 
-void bareServer;
 main().catch((err: unknown) => {
   process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);

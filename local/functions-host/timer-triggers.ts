@@ -113,8 +113,8 @@ export class TimerTriggers {
       const status = state.monitored ? this.#readStatus(state.fn.name) : undefined;
       if (status?.Last) state.last = new Date(status.Last);
       const missed = status?.Next ? new Date(status.Next) : undefined;
-      if (missed && missed.getTime() < Date.now()) void this.#run(state, missed, true, 'Timer past due');
-      else if (state.fn.trigger['runOnStartup'] === true) void this.#run(state, new Date(), false, 'Timer runOnStartup');
+      if (missed && missed.getTime() < Date.now()) void this.#run(state, true, 'Timer past due');
+      else if (state.fn.trigger['runOnStartup'] === true) void this.#run(state, false, 'Timer runOnStartup');
       else {
         this.#writeStatus(state);
         this.#arm(state);
@@ -155,7 +155,7 @@ export class TimerTriggers {
   fire(name: string): boolean {
     const state = this.#timers.get(name);
     if (!state) return false;
-    void this.#run(state, new Date(), false, 'Manual invoke', false);
+    void this.#run(state, false, 'Manual invoke', false);
     return true;
   }
 
@@ -175,15 +175,15 @@ export class TimerTriggers {
     }
     state.timer = setTimeout(
       () => {
-        const scheduled = state.next;
-        const late = Date.now() - scheduled.getTime() > PAST_DUE_MS;
-        void this.#run(state, scheduled, late, 'Timer fired');
+        const late = Date.now() - state.next.getTime() > PAST_DUE_MS;
+        void this.#run(state, late, 'Timer fired', true, state.next);
       },
       Math.max(0, delay),
     );
   }
 
-  async #run(state: TimerState, scheduled: Date, isPastDue: boolean, reason: string, rearm = true): Promise<void> {
+  /** @param occurrence the scheduled time being served: the next run comes strictly after it. */
+  async #run(state: TimerState, isPastDue: boolean, reason: string, rearm = true, occurrence?: Date): Promise<void> {
     if (this.#stopped) return;
     while (state.running) await state.running;
     const now = new Date();
@@ -197,7 +197,6 @@ export class TimerTriggers {
       },
       IsPastDue: isPastDue,
     };
-    void scheduled;
     const run = (async () => {
       try {
         await this.invoker.invoke(state.fn, {
@@ -213,7 +212,8 @@ export class TimerTriggers {
     state.running = undefined;
     state.last = now;
     if (rearm) {
-      state.next = state.schedule.next(new Date());
+      // A timer may fire a hair early; never serve the same occurrence twice.
+      state.next = state.schedule.next(new Date(Math.max(Date.now(), occurrence?.getTime() ?? 0)));
       this.#writeStatus(state);
       this.#arm(state);
     }
