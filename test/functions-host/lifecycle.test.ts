@@ -171,12 +171,12 @@ describe('functionTimeout', () => {
 });
 
 describe('shutdown', () => {
-  it('on SIGINT finishes the running request, stops, and exits 0', async () => {
+  it.each(['SIGINT', 'SIGTERM'] as const)('on %s finishes the running request, stops, and exits 0', async (signal) => {
     const host = await startHost('timer-app', { TICK_SCHEDULE: '0 0 0 1 1 *' });
     const slow = fetch(`${host.url}/api/slow?ms=700`).then(async (r) => ({ status: r.status, text: await r.text() }));
     await eventually(async () => (/Executed 'tick'/.test(host.service.output()) ? true : undefined), 5000, 'startup');
     await new Promise((r) => setTimeout(r, 150));
-    host.service.kill('SIGINT');
+    host.service.kill(signal);
     const code = await host.service.exited;
     expect(await slow).toEqual({ status: 200, text: 'slept, 1 finished' });
     expect(code).toBe(0);
