@@ -61,6 +61,8 @@ export class FunctionsCore {
   programmingModel: ProgrammingModel | undefined;
   readonly hooks = new Map<string, HookCallback[]>();
   readonly appHookData: Record<string, unknown> = {};
+  /** The hookData appStart and appTerminate hooks share (the worker's app-level-only hook data). */
+  readonly appLevelHookData: Record<string, unknown> = {};
   startupFinished = false;
   /** Logs the library writes outside an invocation (`coreApi.log`). */
   onLog: (level: RpcLogLevel, category: RpcLogCategory, message: string) => void = () => {};

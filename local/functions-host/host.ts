@@ -114,7 +114,7 @@ export class FunctionsHost {
       );
     }
     for (const hook of core.hooksFor('appStart')) {
-      await hook({ hookData: {}, appHookData: core.appHookData, functionAppDirectory: this.appDir });
+      await hook({ hookData: core.appLevelHookData, appHookData: core.appHookData, functionAppDirectory: this.appDir });
     }
     core.startupFinished = true;
     this.functions = [...core.functions.values()];
@@ -265,7 +265,7 @@ export class FunctionsHost {
     clearTimeout(timer);
     for (const hook of this.#core?.hooksFor('appTerminate') ?? []) {
       try {
-        await hook({ hookData: {}, appHookData: this.#core.appHookData });
+        await hook({ hookData: this.#core.appLevelHookData, appHookData: this.#core.appHookData });
       } catch (err) {
         this.log.host('error', `appTerminate hook failed: ${String(err)}`);
       }

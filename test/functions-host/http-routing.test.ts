@@ -130,6 +130,15 @@ describe('HTTP triggers with routePrefix "api"', () => {
     });
   });
 
+  it('runs appStart and pre/post invocation hooks like the worker', async () => {
+    const res = await fetch(`${host.url}/api/hooked`);
+    expect(await res.json()).toEqual({
+      appStarted: true,
+      wrappedByPreInvocation: true,
+      postSawPre: true,
+    });
+  });
+
   it('reports its state like the real host', async () => {
     const res = await fetch(`${host.url}/admin/host/status`);
     expect(res.status).toBe(200);
