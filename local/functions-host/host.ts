@@ -91,7 +91,13 @@ export class FunctionsHost {
     const hostJson = readHostJson(appDir);
     const host = new FunctionsHost(appDir, options.write, hostJson.logging?.logLevel);
     host.hostJson = hostJson;
-    await host.#start(options);
+    try {
+      await host.#start(options);
+    } catch (err) {
+      // Whatever did start (the HTTP listener, receivers, the engine) must not outlive a failed start.
+      await host.stop(1000).catch(() => undefined);
+      throw err;
+    }
     return host;
   }
 
