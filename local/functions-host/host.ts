@@ -52,6 +52,23 @@ function resolvePort(option: number | undefined, hostPort: number | string | und
   return port;
 }
 
+/** Bindings this host does not serve still load; say so once, at start, rather than fail later. */
+function warnUnsupported(fn: RegisteredFunction, log: HostLog): void {
+  const type = fn.trigger.type?.toLowerCase() ?? '';
+  if (!SUPPORTED_TRIGGERS.has(type) && type !== 'entitytrigger') {
+    log.host('warning', `${fn.name}: trigger type ${fn.trigger.type} is not supported by this host; it only runs via /admin/functions/${fn.name}`);
+  }
+  for (const [name, b] of Object.entries(fn.metadata.bindings)) {
+    const t = b.type?.toLowerCase() ?? '';
+    if (b.direction === 'in' && !/trigger$/.test(t) && t !== 'durableclient' && t !== 'orchestrationclient') {
+      log.host('warning', `${fn.name}: input binding ${name} of type ${b.type} is not supported by this host and will be empty`);
+    }
+    if (b.direction === 'out' && t !== 'http' && t !== 'servicebus' && name !== '$return') {
+      log.host('warning', `${fn.name}: output binding ${name} of type ${b.type} is not supported by this host and is ignored`);
+    }
+  }
+}
+
 function describeFunction(fn: RegisteredFunction): string {
   return fn.trigger.type ?? 'unknown';
 }
@@ -126,21 +143,7 @@ export class FunctionsHost {
     this.functions = [...core.functions.values()];
     this.log.host('information', `Loaded ${this.functions.length} function(s) with ${model.name} ${model.version}`);
 
-    for (const fn of this.functions) {
-      const type = fn.trigger.type?.toLowerCase() ?? '';
-      if (!SUPPORTED_TRIGGERS.has(type) && type !== 'entitytrigger') {
-        this.log.host('warning', `${fn.name}: trigger type ${fn.trigger.type} is not supported by this host; it only runs via /admin/functions/${fn.name}`);
-      }
-      for (const [name, b] of Object.entries(fn.metadata.bindings)) {
-        const t = b.type?.toLowerCase() ?? '';
-        if (b.direction === 'in' && !/trigger$/.test(t) && t !== 'durableclient' && t !== 'orchestrationclient') {
-          this.log.host('warning', `${fn.name}: input binding ${name} of type ${b.type} is not supported by this host and will be empty`);
-        }
-        if (b.direction === 'out' && t !== 'http' && t !== 'servicebus' && name !== '$return') {
-          this.log.host('warning', `${fn.name}: output binding ${name} of type ${b.type} is not supported by this host and is ignored`);
-        }
-      }
-    }
+    this.functions.forEach((fn) => warnUnsupported(fn, this.log));
 
     this.#invoker = new FunctionInvoker(core, this.log);
     if (this.hostJson.functionTimeout && this.hostJson.functionTimeout !== '-1') {
