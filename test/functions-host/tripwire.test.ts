@@ -9,8 +9,20 @@ import { FunctionsCore } from '../../local/functions-host/core-module';
 import type { CoreInvocationContext, RpcInvocationRequest } from '../../local/functions-host/core-types';
 
 const mockCore = new FunctionsCore();
+/** Every member of `@azure/functions-core` the library touched, so a new one cannot go unnoticed. */
+const mockAccessed = new Set<string>();
 // What the Node.js worker provides at run time; here the host's own implementation of it.
-jest.mock('@azure/functions-core', () => mockCore.api, { virtual: true });
+jest.mock(
+  '@azure/functions-core',
+  () =>
+    new Proxy(mockCore.api, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && key !== '__esModule') mockAccessed.add(key);
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    }),
+  { virtual: true },
+);
 
 const ROOT = join(__dirname, '..', '..');
 const PINS = { '@azure/functions': '4.16.5', 'durable-functions': '3.5.0' } as const;
@@ -102,6 +114,16 @@ describe('@azure/functions <-> @azure/functions-core', () => {
     expect(bus.trigger).toMatchObject({ type: 'serviceBusTrigger', queueName: 'q', connection: 'ServiceBusConnection' });
     expect(bus.metadata.bindings['$return']).toMatchObject({ type: 'serviceBus', direction: 'out', queueName: 'out' });
     expect(mockCore.functions.get('tripTimer')!.trigger).toMatchObject({ type: 'timerTrigger', schedule: '*/5 * * * * *' });
+  });
+
+  contract('@azure/functions', 'uses only members of @azure/functions-core that the host provides', async () => {
+    // Exercise the paths that reach the core module beyond registration: hooks and capabilities.
+    const { app } = functions();
+    app.hook.appStart(() => {}).dispose();
+    await mockCore.programmingModel!.getCapabilities!({});
+    expect([...mockAccessed].sort()).toEqual(expect.arrayContaining(['registerFunction', 'setProgrammingModel', 'registerHook']));
+    const provided = new Set(Object.keys(mockCore.api));
+    expect([...mockAccessed].filter((k) => !provided.has(k))).toEqual([]);
   });
 
   contract('@azure/functions', 'the test-mode warning text the host watches for is unchanged', () => {
