@@ -103,8 +103,10 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     from: CLAIMABLE_FROM[service],
     to: 'processing',
     countBillingAttempt: service === 'billing',
-    // An order being compensated, cancelled, completed or left for a person takes no new work.
+    // An order being compensated, cancelled, completed or left for a person takes no new work;
+    // an accepted one is now processing (same patch, so no extra write).
     whenState: ACTIVE_STATES,
+    setState: 'processing',
     timeline: { at: now, kind: 'delivery', service, deliveryCount: delivery.deliveryCount },
   });
   if (!claimed) {
@@ -128,9 +130,6 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
       })
       .catch((err) => log.warn('timeline-append-failed', { error: ensureError(err).message }));
     return 'duplicate';
-  }
-  if (claimed.state === 'accepted') {
-    await deps.orders.transitionState(orderId, { from: ['accepted'], to: 'processing' });
   }
 
   await deps.sleep(deps.settings.latencyMs[service]);

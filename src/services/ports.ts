@@ -19,6 +19,8 @@ export interface StatusTransition {
   countBillingAttempt?: boolean;
   /** Additionally require the order to be in one of these states. */
   whenState?: readonly OrderState[];
+  /** Also set the order's state, in the same atomic patch (only meaningful with `whenState`). */
+  setState?: OrderState;
 }
 
 export interface StateTransition {

@@ -99,11 +99,19 @@ describe('orders repository', () => {
   it('applies a claim only while the order is in an allowed state', async () => {
     const order = anOrder();
     await orders.create({ ...order, state: 'compensating' });
-    const claim = { service: 'inventory' as const, from: ['pending'] as const, to: 'processing' as const, whenState: ['accepted', 'processing'] as const };
+    const claim = {
+      service: 'inventory' as const,
+      from: ['pending'] as const,
+      to: 'processing' as const,
+      whenState: ['accepted', 'processing'] as const,
+      setState: 'processing' as const,
+    };
     expect(await orders.transitionStatus(order.id, claim)).toBeUndefined();
+    expect((await orders.get(order.id))!.state).toBe('compensating');
     const active = anOrder();
     await orders.create(active);
-    expect((await orders.transitionStatus(active.id, claim))!.status.inventory).toBe('processing');
+    const claimed = await orders.transitionStatus(active.id, claim);
+    expect(claimed).toMatchObject({ state: 'processing', status: { inventory: 'processing' } });
   });
 
   it('completes only when every service is done, and only once', async () => {

@@ -64,6 +64,7 @@ export class MemoryOrderStore implements OrderStore {
     doc.status[change.service] = change.to;
     if (change.reason !== undefined) doc.statusReason[change.service] = change.reason;
     if (change.countBillingAttempt) doc.billingAttempts += 1;
+    if (change.setState !== undefined) doc.state = change.setState;
     if (change.timeline) doc.timeline.push(copy(change.timeline));
     doc.updatedAt = new Date().toISOString();
     return copy(doc);
