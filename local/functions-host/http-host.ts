@@ -217,9 +217,15 @@ export class HttpHost {
       const prev = headers[key];
       headers[key] = prev === undefined ? raw[i + 1]! : `${prev}${key === 'cookie' ? '; ' : ', '}${raw[i + 1]}`;
     }
+    const fullUrl = `http://${headers['host'] ?? '127.0.0.1'}${url}`;
+    // A Host header or target no URL parser accepts is the client's error, not the function's.
+    if (!URL.canParse(fullUrl)) {
+      send(res, 400);
+      return;
+    }
     const http: RpcHttpData = {
       method,
-      url: `http://${headers['host'] ?? '127.0.0.1'}${url}`,
+      url: fullUrl,
       headers,
       params,
       body: { bytes: body },

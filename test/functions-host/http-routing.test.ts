@@ -3,7 +3,20 @@
  * 404/405, route prefixes, and what reaches the handler (headers, query, body bytes) and the
  * client (status, headers, cookies, no stack trace on errors).
  */
+import { connect } from 'node:net';
 import { startHost, type HostUnderTest, logShows } from './host-process';
+
+/** Sends raw bytes (no client library to tidy them up) and returns the status line. */
+function rawStatusLine(url: string, raw: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(raw));
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('close', () => resolve(text.split('\r\n')[0] ?? ''));
+    socket.on('error', reject);
+  });
+}
 
 interface RouteCase {
   name: string;
@@ -115,6 +128,13 @@ describe('HTTP triggers with routePrefix "api"', () => {
     await logShows(host, /kaboom/);
     // The host keeps serving after a failing function.
     expect((await fetch(`${host.url}/api/items/1`)).status).toBe(200);
+  });
+
+  it.each([
+    { name: 'a Host header that is no host', raw: 'GET /api/items/5 HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n' },
+    { name: 'a broken percent-encoding', raw: 'GET /api/items/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' },
+  ])('answers $name with 400, not 500', async ({ raw }) => {
+    expect(await rawStatusLine(host.url, raw)).toBe('HTTP/1.1 400 Bad Request');
   });
 
   it('answers 204 when the handler returns nothing', async () => {
