@@ -126,11 +126,14 @@ export class FunctionInvoker {
 
       let result: unknown;
       let error: unknown;
+      // `throw undefined` is still a failure: track that something was thrown, not just what.
+      let failed = false;
       coreCtx.state = 'invocation';
       try {
         result = await this.#withinTimeout(fn, invocationModel.invokeFunction(args.context, inputs, callback));
       } catch (err) {
         error = err;
+        failed = true;
       } finally {
         coreCtx.state = undefined;
       }
@@ -140,10 +143,12 @@ export class FunctionInvoker {
         const post = { hookData, appHookData, invocationContext: args.context, inputs, result, error };
         await this.#runHooks(coreCtx, 'postInvocationHooks', postHooks, post);
         result = post.result;
+        // A hook may turn a failure into a success by clearing the error, or fail a success.
+        if (post.error !== error) failed = post.error !== undefined && post.error !== null;
         error = post.error;
       }
 
-      if (error !== undefined && error !== null) throw error;
+      if (failed) throw error ?? new Error(`function '${fn.name}' threw ${String(error)}`);
       const response = await invocationModel.getResponse(args.context, result);
       if (this.outputSink) await this.outputSink(fn, response);
       return response;

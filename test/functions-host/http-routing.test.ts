@@ -137,6 +137,12 @@ describe('HTTP triggers with routePrefix "api"', () => {
     expect(await rawStatusLine(host.url, raw)).toBe('HTTP/1.1 400 Bad Request');
   });
 
+  it('treats `throw undefined` as a failure too', async () => {
+    const res = await fetch(`${host.url}/api/throws-undefined`);
+    expect(res.status).toBe(500);
+    await logShows(host, /\[throwsNothing\] Executed 'throwsNothing' \(Failed/);
+  });
+
   it('answers 204 when the handler returns nothing', async () => {
     const res = await fetch(`${host.url}/api/nothing`);
     expect(res.status).toBe(204);
