@@ -12,6 +12,7 @@ const environment =
     monitor: monitorClientFor(context, log),
     compensationFaults: appCompensationFaults(),
     developmentPrincipal: process.env.SUPPORT_DEV_PRINCIPAL,
+    appServiceAuthEnabled: process.env.WEBSITE_AUTH_ENABLED?.toLowerCase() === 'true',
   });
 
 app.http('supportRequeueOrder', {

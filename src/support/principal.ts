@@ -70,11 +70,22 @@ export function parseClientPrincipal(header: string): SupportPrincipal | undefin
 
 /**
  * The support principal of a request, or why there is none.
+ *
+ * The header is believed only where something vouches for it: App Service Authentication, which
+ * strips any incoming `x-ms-client-principal` and sets `WEBSITE_AUTH_ENABLED=True`, or a local run
+ * with a development principal (where anyone is support anyway). Without either, a caller could
+ * forge the header, so it is ignored and the request is unauthenticated.
  * @param header value of `x-ms-client-principal`, if any
  * @param developmentPrincipal SUPPORT_DEV_PRINCIPAL, set only for local runs
+ * @param appServiceAuthEnabled WEBSITE_AUTH_ENABLED is `True` (set by the platform)
  */
-export function authorizeSupport(header: string | null | undefined, developmentPrincipal: string | undefined): Authorization {
-  if (header) {
+export function authorizeSupport(
+  header: string | null | undefined,
+  developmentPrincipal: string | undefined,
+  appServiceAuthEnabled = false,
+): Authorization {
+  const dev = developmentPrincipal?.trim();
+  if (header && (appServiceAuthEnabled || dev)) {
     const principal = parseClientPrincipal(header);
     if (!principal) return { ok: false, status: 401, detail: `${CLIENT_PRINCIPAL_HEADER} is not a readable client principal` };
     if (!principal.roles.includes(SUPPORT_ROLE)) {
@@ -82,8 +93,10 @@ export function authorizeSupport(header: string | null | undefined, developmentP
     }
     return { ok: true, principal };
   }
-  const dev = developmentPrincipal?.trim();
   if (dev) return { ok: true, principal: { name: dev, roles: [SUPPORT_ROLE], source: 'development' } };
+  if (!appServiceAuthEnabled) {
+    return { ok: false, status: 401, detail: 'support actions need App Service Authentication, which is not enabled for this app' };
+  }
   return { ok: false, status: 401, detail: 'sign in with an account that has the support role' };
 }
 

@@ -18,6 +18,8 @@ export interface SupportHttpEnvironment {
   compensationFaults: CompensationFaultStore;
   /** SUPPORT_DEV_PRINCIPAL: set for local runs only. */
   developmentPrincipal?: string;
+  /** WEBSITE_AUTH_ENABLED=True: App Service Authentication vouches for `x-ms-client-principal`. */
+  appServiceAuthEnabled?: boolean;
 }
 
 export type SupportEnvironmentFactory = (log: Logger) => SupportHttpEnvironment;
@@ -26,7 +28,7 @@ const ORDER_ID = /^[A-Za-z0-9-]{1,64}$/;
 const MAX_BODY_BYTES = 4 * 1024;
 
 function authorize(request: HttpRequest, env: SupportHttpEnvironment): SupportPrincipal | HttpResponseInit {
-  const auth = authorizeSupport(request.headers.get(CLIENT_PRINCIPAL_HEADER), env.developmentPrincipal);
+  const auth = authorizeSupport(request.headers.get(CLIENT_PRINCIPAL_HEADER), env.developmentPrincipal, env.appServiceAuthEnabled);
   if (auth.ok) return auth.principal;
   return auth.status === 401
     ? problem(401, 'unauthenticated', 'Sign-in required', auth.detail, {}, { 'WWW-Authenticate': 'Bearer' })

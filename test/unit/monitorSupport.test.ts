@@ -38,15 +38,17 @@ describe('support principal', () => {
   });
 
   it.each([
-    ['a signed-in support user', encodeClientPrincipal('ana@contoso.com', ['support']), undefined, { ok: true }],
-    ['a signed-in user without the role', encodeClientPrincipal('bob@contoso.com', ['reader']), undefined, { ok: false, status: 403 }],
-    ['an unreadable header', 'not-base64-json', undefined, { ok: false, status: 401 }],
-    ['nobody, in Azure (no development principal)', undefined, undefined, { ok: false, status: 401 }],
-    ['nobody, locally with a development principal', undefined, 'support@localhost', { ok: true }],
+    ['a signed-in support user', encodeClientPrincipal('ana@contoso.com', ['support']), undefined, true, { ok: true }],
+    ['a signed-in user without the role', encodeClientPrincipal('bob@contoso.com', ['reader']), undefined, true, { ok: false, status: 403 }],
+    ['an unreadable header', 'not-base64-json', undefined, true, { ok: false, status: 401 }],
+    ['nobody, in Azure (no development principal)', undefined, undefined, true, { ok: false, status: 401 }],
+    ['nobody, locally with a development principal', undefined, 'support@localhost', false, { ok: true }],
     // The header wins over the development principal: a real principal is never upgraded.
-    ['a user without the role, locally', encodeClientPrincipal('bob@contoso.com', []), 'support@localhost', { ok: false, status: 403 }],
-  ])('%s', (_name, header, dev, expected) => {
-    expect(authorizeSupport(header, dev)).toMatchObject(expected);
+    ['a user without the role, locally', encodeClientPrincipal('bob@contoso.com', []), 'support@localhost', false, { ok: false, status: 403 }],
+    // Nothing strips the header without App Service Authentication: a forged support role is refused.
+    ['a forged support header without App Service Authentication', encodeClientPrincipal('eve@example.com', ['support']), undefined, false, { ok: false, status: 401 }],
+  ])('%s', (_name, header, dev, appServiceAuth, expected) => {
+    expect(authorizeSupport(header, dev, appServiceAuth)).toMatchObject(expected);
   });
 
   it('acts as the development principal with the support role', () => {
@@ -251,7 +253,8 @@ describe('sweepMonitors', () => {
 describe('support HTTP handlers', () => {
   const noFaults: CompensationFaultStore = { refundFails: async () => false, setRefundFails: async () => undefined };
   function env(deps: MemoryDependencies, developmentPrincipal?: string): () => SupportHttpEnvironment {
-    return () => ({ deps, monitor: new RecordingMonitor(), compensationFaults: noFaults, developmentPrincipal });
+    // Without a development principal these stand for Azure, where App Service Authentication is on.
+    return () => ({ deps, monitor: new RecordingMonitor(), compensationFaults: noFaults, developmentPrincipal, appServiceAuthEnabled: !developmentPrincipal });
   }
   const context = () => new InvocationContext({ functionName: 'test', invocationId: 'i-1', logHandler: () => undefined });
   const post = (url: string, body: unknown, headers: Record<string, string> = {}, params: Record<string, string> = {}) =>
