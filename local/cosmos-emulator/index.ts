@@ -15,6 +15,8 @@ import { dirname, join } from 'node:path';
 import { cosmosTopology, type CosmosTopology } from '../../src/topology';
 import { COSMOS_EMULATOR_KEY, DEFAULT_COSMOS_PORT } from './account';
 import { ensureCertificate } from './certificate';
+import { installConditionalPatch } from './conditional-patch';
+import { installQueryEngine } from './query-engine';
 
 export {
   COSMOS_CA_LINE_PREFIX,
@@ -59,6 +61,8 @@ export async function startCosmosEmulator(options: CosmosEmulatorOptions = {}): 
   const certDir = options.certDir ?? join(repositoryRoot(), '.data', 'cosmos');
   const topology = options.topology ?? cosmosTopology;
 
+  installQueryEngine();
+  installConditionalPatch();
   const certificate = await ensureCertificate(certDir);
   const server = createHttpsServer({
     cert: certificate.cert,

@@ -1,0 +1,103 @@
+/**
+ * Conditional patch (`{condition: "from c where ...", operations}`) evaluated the way Cosmos DB
+ * does: against the ONE document being patched, with the condition exactly as written.
+ *
+ * @vercel/cosmosdb-server 1.0.1 runs the condition as a query over the whole container (cost grows
+ * with every stored document) and lower-cases it first (`c.state = 'Pending'` never matches).
+ * Here the library's patch entry point is wrapped: the condition is checked on the document, then
+ * the library applies the operations without the condition but guarded by the document's etag, so
+ * no other write can land between the check and the patch (a changed etag means check again).
+ */
+import { createRequire } from 'node:module';
+import { compileQuery } from './query-engine';
+
+interface StoredDocument {
+  _etag: string;
+  [key: string]: unknown;
+}
+
+interface Collection {
+  document(id: string, partitionKey: unknown): { read(): StoredDocument | undefined };
+}
+
+interface PatchInput {
+  id: string;
+  partitionKey: string | undefined;
+  ifMatch?: string;
+  operations: unknown[];
+  condition?: string;
+}
+
+interface PatchResult {
+  statusCode: number;
+  body: unknown;
+}
+
+type PatchOperation = (collection: Collection, input: PatchInput) => PatchResult;
+
+const libraryRequire = createRequire(require.resolve('@vercel/cosmosdb-server'));
+const patchModule = libraryRequire('./handler/_patch-operations') as { patchOperation: PatchOperation };
+const partitionModule = libraryRequire('./utils/get-partition-from-header') as {
+  parsePartitionKey(header: string | undefined, id: string): unknown;
+};
+
+const MAX_ATTEMPTS = 10;
+
+/** The answers Cosmos DB gives (and the library already uses) for a false and an invalid condition. */
+const CONDITION_FAILED: PatchResult = {
+  statusCode: 412,
+  body: { code: 'PreconditionFailed', message: 'Condition specified in the patch request is not satisfied.' },
+};
+const CONDITION_INVALID: PatchResult = {
+  statusCode: 400,
+  body: { code: 'BadRequest', message: 'Invalid condition in patch request.' },
+};
+
+/** `from c where ...` (what the SDKs send), `where ...`, or a whole `select ...`, case kept. */
+export function conditionQuery(condition: string): string {
+  const text = condition.trim();
+  if (/^select\b/i.test(text)) return text;
+  if (/^from\b/i.test(text)) return `SELECT * ${text}`;
+  if (/^where\b/i.test(text)) return `SELECT * FROM c ${text}`;
+  throw new Error(`a patch condition starts with FROM: ${condition}`);
+}
+
+/** True when the condition holds for this document; throws when it is not a valid filter. */
+export function conditionHolds(condition: string, document: StoredDocument): boolean {
+  const { result } = compileQuery(conditionQuery(condition)).exec([document], {}) as { result: unknown[] };
+  return result.length > 0;
+}
+
+let installed = false;
+
+/** Replaces the library's patch entry point (once per process); patches without a condition are untouched. */
+export function installConditionalPatch(): void {
+  if (installed) return;
+  installed = true;
+  const libraryPatch = patchModule.patchOperation;
+  patchModule.patchOperation = function conditionalPatch(collection, input) {
+    if (!input.condition) return libraryPatch(collection, input);
+    let partitionKey: unknown;
+    try {
+      partitionKey = partitionModule.parsePartitionKey(input.partitionKey, input.id);
+    } catch {
+      return libraryPatch(collection, input); // answers a bad header as the library does
+    }
+    const { condition, ...unconditional } = input;
+    for (let attempt = 1; ; attempt++) {
+      const document = collection.document(input.id, partitionKey).read();
+      if (!document) return { statusCode: 404, body: {} };
+      if (input.ifMatch && input.ifMatch !== document._etag) return libraryPatch(collection, unconditional); // its 412
+      let holds: boolean;
+      try {
+        holds = conditionHolds(condition, document);
+      } catch {
+        return CONDITION_INVALID;
+      }
+      if (!holds) return CONDITION_FAILED;
+      const result = libraryPatch(collection, { ...unconditional, ifMatch: document._etag });
+      // 412 here means the document changed since it was checked: check the new version.
+      if (result.statusCode !== 412 || input.ifMatch || attempt >= MAX_ATTEMPTS) return result;
+    }
+  };
+}

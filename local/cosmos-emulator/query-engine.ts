@@ -1,0 +1,151 @@
+/**
+ * The stand-in's SQL engine (@zeit/cosmosdb-query 0.7.2, used by @vercel/cosmosdb-server) without
+ * its quadratic costs; same results, same continuation tokens.
+ *
+ * - The JavaScript it generates gathers rows with `coll.reduce(($, c) => [...$, {c}], [])`: every
+ *   row copies all rows before it, O(n^2) in the container's size (~6 s a query at 20k documents).
+ *   The generated syntax tree is rewritten to push onto the accumulator, which each `reduce`
+ *   creates for itself (`[]`), so nothing else can see the difference.
+ * - `stripUndefined` (applied to every result) copies its array the same way.
+ * - Each execution compiled the generated code again with `new Function`; compiled queries are
+ *   kept by their code.
+ */
+import { createRequire } from 'node:module';
+
+interface Query {
+  ast: unknown;
+  _code: string | null;
+  readonly code: string;
+  exec(collection: unknown[], options: Record<string, unknown>): { result: unknown[]; continuation: unknown };
+}
+
+const queryRequire = createRequire(require.resolve('@zeit/cosmosdb-query'));
+const makeQuery = (queryRequire('@zeit/cosmosdb-query') as { default: (sql: string) => Query }).default;
+const transform = (queryRequire('./transformer') as { default: (ast: unknown) => unknown }).default;
+const generate = (queryRequire('@babel/generator') as { default: (ast: unknown) => { code: string } }).default;
+const executor = queryRequire('./executor') as { default: (collection: unknown[], options: ExecOptions) => unknown };
+const helpers = queryRequire('./helpers') as { stripUndefined: (value: unknown) => unknown };
+
+interface ExecOptions {
+  code: string;
+  parameters?: { name: string; value: unknown }[];
+  udf?: unknown;
+  maxItemCount?: number;
+  continuation?: unknown;
+  compositeIndexes?: unknown;
+}
+
+interface Node {
+  type?: string;
+  [key: string]: unknown;
+}
+
+const isNode = (value: unknown): value is Node => typeof value === 'object' && value !== null;
+const isAccumulator = (node: unknown): boolean => isNode(node) && node.type === 'Identifier' && node['name'] === '$';
+
+/** `[...$, a, ...b]` -> `($.push(a, ...b), $)` wherever `$` is a reduce accumulator. */
+export function pushInsteadOfCopy(root: unknown): unknown {
+  const seen = new Set<object>();
+  const visit = (node: unknown): unknown => {
+    if (!isNode(node) || seen.has(node)) return node;
+    seen.add(node);
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) node[i] = visit(node[i]);
+      return node;
+    }
+    for (const key of Object.keys(node)) node[key] = visit(node[key]);
+    const elements = node.type === 'ArrayExpression' ? (node['elements'] as unknown[]) : undefined;
+    const first = elements?.[0];
+    if (elements && isNode(first) && first.type === 'SpreadElement' && isAccumulator(first['argument'])) {
+      return {
+        type: 'SequenceExpression',
+        expressions: [
+          {
+            type: 'CallExpression',
+            callee: {
+              type: 'MemberExpression',
+              object: { type: 'Identifier', name: '$' },
+              property: { type: 'Identifier', name: 'push' },
+              computed: false,
+            },
+            arguments: elements.slice(1),
+          },
+          { type: 'Identifier', name: '$' },
+        ],
+      };
+    }
+    return node;
+  };
+  return visit(root);
+}
+
+/** The library's `stripUndefined` (drop undefined properties and array items, deeply), in linear time. */
+export function stripUndefined(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    const out: unknown[] = [];
+    for (const item of value) if (typeof item !== 'undefined') out.push(stripUndefined(item));
+    return out;
+  }
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) if (typeof item !== 'undefined') out[key] = stripUndefined(item);
+    return out;
+  }
+  return value;
+}
+
+const COMPILED_MAX = 2_000;
+const compiled = new Map<string, (...args: unknown[]) => unknown>();
+
+function compiledFunction(code: string): (...args: unknown[]) => unknown {
+  let fn = compiled.get(code);
+  if (!fn) {
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval, no-new-func
+    fn = new Function(`"use strict";return (${code})`)() as (...args: unknown[]) => unknown;
+    if (compiled.size >= COMPILED_MAX) compiled.delete(compiled.keys().next().value as string);
+    compiled.set(code, fn);
+  }
+  return fn;
+}
+
+/** The library's executor with the compiled function reused. */
+function execute(collection: unknown[], { code, parameters, udf = {}, maxItemCount, continuation, compositeIndexes }: ExecOptions): unknown {
+  const params: Record<string, unknown> = {};
+  for (const { name, value } of parameters ?? []) params[name.slice(1)] = value;
+  const aggregateFunctions = queryRequire('./aggregate-functions') as unknown;
+  const builtinFunctions = queryRequire('./builtin-functions') as unknown;
+  return compiledFunction(code)(aggregateFunctions, builtinFunctions, collection, helpers, udf, params, maxItemCount, continuation, compositeIndexes);
+}
+
+let installed = false;
+
+/** Installs the linear engine into the library for this process (once). */
+export function installQueryEngine(): void {
+  if (installed) return;
+  installed = true;
+  const prototype = Object.getPrototypeOf(makeQuery('SELECT * FROM c')) as object;
+  Object.defineProperty(prototype, 'code', {
+    configurable: true,
+    get(this: Query): string {
+      if (!this._code) this._code = generate(pushInsteadOfCopy(transform(this.ast))).code;
+      return this._code;
+    },
+  });
+  helpers.stripUndefined = stripUndefined;
+  executor.default = execute;
+}
+
+const PARSED_MAX = 1_000;
+const parsed = new Map<string, Query>();
+
+/** A parsed query, kept by its text (conditions repeat per document shape). */
+export function compileQuery(sql: string): Query {
+  installQueryEngine();
+  let query = parsed.get(sql);
+  if (!query) {
+    query = makeQuery(sql);
+    if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value as string);
+    parsed.set(sql, query);
+  }
+  return query;
+}
