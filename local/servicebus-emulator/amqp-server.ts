@@ -134,6 +134,18 @@ export class AmqpServer {
         if (!p.message_format) p.message_format = RAW_FORMAT;
         return onTransfer.call(this, frame);
       };
+      // rhea writes to the socket after every frame; write once per tick instead (a dispatch round
+      // of a hundred transfers becomes one write).
+      const output = conn.output;
+      let outputScheduled = false;
+      conn.output = function () {
+        if (outputScheduled) return;
+        outputScheduled = true;
+        process.nextTick(() => {
+          outputScheduled = false;
+          output.call(conn);
+        });
+      };
       this.connections.add(ctx.connection);
       this.states.set(ctx.connection, { tokens: new Map(), replyLinks: new Map(), consumers: new Set() });
     }));
@@ -168,7 +180,16 @@ export class AmqpServer {
 
   listen(port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
-      const server: net.Server = this.container.listen({ port, host, idle_time_out: 120_000 });
+      const server: net.Server = this.container.listen({
+        port,
+        host,
+        idle_time_out: 120_000,
+        // rhea leaves Nagle on for accepted sockets; with delayed ACKs that stalls every round trip.
+        tcp_no_delay: true,
+        // Unsettled deliveries a receiver link may have outstanding. rhea frees slots in order, so
+        // one long-held lock keeps every later slot; a large bound keeps such a link flowing.
+        session_buffer_size: { outgoing: 1 << 16 },
+      });
       this.server = server;
       server.once('error', reject);
       server.once('listening', () => {
@@ -398,5 +419,8 @@ export class AmqpServer {
       reply = message.rejected({ error: errorOf(err.condition, err.message) });
     }
     delivery.update(true, reply.described());
+    // In receiver-settle-mode second the peer settles silently once it sees our settlement; mark
+    // it here so rhea can recycle the slot (its outgoing buffer is bounded).
+    delivery.remote_settled = true;
   }
 }

@@ -120,25 +120,15 @@ export function parseMessage(buf: Buffer): MessageContent {
     propertiesBytes = w.toBuffer();
   }
   const bodyBytes = bodyStart >= 0 ? buf.subarray(bodyStart) : Buffer.alloc(0);
-  // Copy out of the (possibly large, shared) transfer buffer so it can be collected.
-  return {
-    header,
-    annotations,
-    properties,
-    applicationProperties,
-    propertiesBytes: Buffer.from(propertiesBytes),
-    applicationPropertiesBytes: Buffer.from(applicationPropertiesBytes),
-    bodyBytes: Buffer.from(bodyBytes),
-    size: buf.length,
-  };
+  // Sections stay views into the transfer's buffer (copied once per transfer by the caller).
+  return { header, annotations, properties, applicationProperties, propertiesBytes, applicationPropertiesBytes, bodyBytes, size: buf.length };
 }
 
 /** The messages in one transfer: one for format 0, each Data section's message for a batch. */
-export function messagesInTransfer(payload: Buffer | Record<string, unknown>, format: number | undefined): MessageContent[] {
-  if (!Buffer.isBuffer(payload)) {
-    // rhea already decoded a format-0 transfer; re-encode it so every path keeps exact sections.
-    return [parseMessage(message.encode(payload))];
-  }
+export function messagesInTransfer(received: Buffer | Record<string, unknown>, format: number | undefined): MessageContent[] {
+  // rhea may hand over a decoded message (format 0); re-encode it so every path keeps exact sections.
+  // Otherwise copy once: messages keep views into this buffer, not into rhea's frame buffers.
+  const payload = Buffer.isBuffer(received) ? Buffer.from(received) : (message.encode(received) as Buffer);
   if (format === BATCH_FORMAT) {
     const reader = new types.Reader(payload);
     const out: MessageContent[] = [];
@@ -176,30 +166,153 @@ export interface DeliveryAnnotations {
   scheduledEnqueueTime?: number;
 }
 
-/** The bytes a receiver gets: header with the delivery count, annotations, then the bare message. */
+const OWN_ANNOTATIONS = new Set([
+  'x-opt-sequence-number',
+  'x-opt-enqueue-sequence-number',
+  'x-opt-enqueued-time',
+  'x-opt-locked-until',
+  'x-opt-deadletter-source',
+  'x-opt-message-state',
+]);
+
+interface EncodedPairs {
+  bytes: Buffer;
+  /** Keys plus values. */
+  count: number;
+}
+
+const senderPairsCache = new WeakMap<MessageContent, EncodedPairs>();
+
+/** The sender's own message annotations as encoded map pairs (once per stored message). */
+function senderPairs(content: MessageContent): EncodedPairs {
+  let cached = senderPairsCache.get(content);
+  if (cached) return cached;
+  const kept: Record<string, unknown> = {};
+  let any = false;
+  for (const [k, v] of Object.entries(content.annotations)) {
+    if (!OWN_ANNOTATIONS.has(k)) {
+      kept[k] = v;
+      any = true;
+    }
+  }
+  if (!any) {
+    cached = { bytes: Buffer.alloc(0), count: 0 };
+  } else {
+    const w = new types.Writer();
+    w.write(types.wrap_symbolic_map(kept));
+    const b: Buffer = w.toBuffer();
+    cached = b[0] === 0xc1 ? { bytes: b.subarray(3), count: b[2] } : { bytes: b.subarray(9), count: b.readUInt32BE(5) };
+  }
+  senderPairsCache.set(content, cached);
+  return cached;
+}
+
+function symbolBytes(name: string): Buffer {
+  return Buffer.concat([Buffer.from([0xa3, name.length]), Buffer.from(name, 'ascii')]);
+}
+const K_SEQUENCE = symbolBytes('x-opt-sequence-number');
+const K_ENQUEUE_SEQUENCE = symbolBytes('x-opt-enqueue-sequence-number');
+const K_ENQUEUED = symbolBytes('x-opt-enqueued-time');
+const K_LOCKED_UNTIL = symbolBytes('x-opt-locked-until');
+const K_DEADLETTER_SOURCE = symbolBytes('x-opt-deadletter-source');
+const K_STATE = symbolBytes('x-opt-message-state');
+const K_SCHEDULED = symbolBytes('x-opt-scheduled-enqueue-time');
+
+/**
+ * The bytes a receiver gets: header with the delivery count, annotations, then the bare message
+ * as sent. Hand-encoded into one buffer: this runs once per delivery.
+ */
 export function encodeForReceiver(content: MessageContent, deliveryCount: number, a: DeliveryAnnotations, ttl?: number): Buffer {
-  const w = new types.Writer();
-  w.write(
-    message
-      .header({
-        durable: content.header.durable,
-        priority: content.header.priority,
-        ttl: ttl ?? content.header.ttl,
-        delivery_count: deliveryCount,
-      })
-      .described(),
-  );
-  const annotations: Record<string, unknown> = { ...content.annotations };
-  annotations['x-opt-sequence-number'] = types.wrap_long(a.sequenceNumber);
-  annotations['x-opt-enqueue-sequence-number'] = types.wrap_long(a.sequenceNumber);
-  annotations['x-opt-enqueued-time'] = types.wrap_timestamp(a.enqueuedTime);
-  if (a.lockedUntil !== undefined) annotations['x-opt-locked-until'] = types.wrap_timestamp(a.lockedUntil);
-  if (a.deadLetterSource !== undefined) annotations['x-opt-deadletter-source'] = a.deadLetterSource;
-  if (a.state !== undefined) annotations['x-opt-message-state'] = types.wrap_int(a.state);
-  if (a.scheduledEnqueueTime !== undefined) annotations['x-opt-scheduled-enqueue-time'] = types.wrap_timestamp(a.scheduledEnqueueTime);
-  w.write(types.described_nc(types.wrap_ulong(MESSAGE_ANNOTATIONS), types.wrap_symbolic_map(annotations)));
-  const head: Buffer = w.toBuffer();
-  return Buffer.concat([head, content.propertiesBytes, content.applicationPropertiesBytes, content.bodyBytes]);
+  const h = content.header;
+  const timeToLive = ttl ?? h.ttl;
+  const hasPriority = h.priority !== undefined && h.priority !== null;
+  const hasTtl = timeToLive !== undefined && timeToLive !== null;
+  // header: described list8 of durable, priority, ttl, first-acquirer, delivery-count
+  const headerFields = 1 + (hasPriority ? 2 : 1) + (hasTtl ? 5 : 1) + 1 + 5;
+  const headerLen = 3 + 3 + headerFields;
+
+  const sender = senderPairs(content);
+  const source = a.deadLetterSource !== undefined ? Buffer.from(a.deadLetterSource, 'utf8') : undefined;
+  let pairsLen = sender.bytes.length;
+  let count = sender.count;
+  pairsLen += K_SEQUENCE.length + 9 + K_ENQUEUE_SEQUENCE.length + 9 + K_ENQUEUED.length + 9;
+  count += 6;
+  if (a.lockedUntil !== undefined) {
+    pairsLen += K_LOCKED_UNTIL.length + 9;
+    count += 2;
+  }
+  if (source) {
+    pairsLen += K_DEADLETTER_SOURCE.length + (source.length <= 255 ? 2 : 5) + source.length;
+    count += 2;
+  }
+  if (a.state !== undefined) {
+    pairsLen += K_STATE.length + 5;
+    count += 2;
+  }
+  if (a.scheduledEnqueueTime !== undefined) {
+    pairsLen += K_SCHEDULED.length + 9;
+    count += 2;
+  }
+  const annotationsLen = 3 + 1 + 8 + pairsLen;
+  const total = headerLen + annotationsLen + content.propertiesBytes.length + content.applicationPropertiesBytes.length + content.bodyBytes.length;
+  const out = Buffer.allocUnsafe(total);
+  let o = 0;
+  out[o++] = 0x00;
+  out[o++] = 0x53;
+  out[o++] = 0x70;
+  out[o++] = 0xc0;
+  out[o++] = headerFields;
+  out[o++] = 5;
+  out[o++] = h.durable ? 0x41 : 0x42;
+  if (hasPriority) {
+    out[o++] = 0x50;
+    out[o++] = h.priority! & 0xff;
+  } else out[o++] = 0x40;
+  if (hasTtl) {
+    out[o++] = 0x70;
+    o = out.writeUInt32BE(Math.min(Math.max(0, Math.floor(timeToLive!)), 0xffffffff), o);
+  } else out[o++] = 0x40;
+  out[o++] = 0x42;
+  out[o++] = 0x70;
+  o = out.writeUInt32BE(deliveryCount >>> 0, o);
+
+  out[o++] = 0x00;
+  out[o++] = 0x53;
+  out[o++] = 0x72;
+  out[o++] = 0xd1;
+  o = out.writeUInt32BE(4 + pairsLen, o);
+  o = out.writeUInt32BE(count, o);
+  o += sender.bytes.copy(out, o);
+  const long = (key: Buffer, code: number, v: number) => {
+    o += key.copy(out, o);
+    out[o++] = code;
+    o = out.writeBigInt64BE(BigInt(Math.trunc(v)), o);
+  };
+  long(K_SEQUENCE, 0x81, a.sequenceNumber);
+  long(K_ENQUEUE_SEQUENCE, 0x81, a.sequenceNumber);
+  long(K_ENQUEUED, 0x83, a.enqueuedTime);
+  if (a.lockedUntil !== undefined) long(K_LOCKED_UNTIL, 0x83, a.lockedUntil);
+  if (source) {
+    o += K_DEADLETTER_SOURCE.copy(out, o);
+    if (source.length <= 255) {
+      out[o++] = 0xa1;
+      out[o++] = source.length;
+    } else {
+      out[o++] = 0xb1;
+      o = out.writeUInt32BE(source.length, o);
+    }
+    o += source.copy(out, o);
+  }
+  if (a.state !== undefined) {
+    o += K_STATE.copy(out, o);
+    out[o++] = 0x71;
+    o = out.writeInt32BE(a.state, o);
+  }
+  if (a.scheduledEnqueueTime !== undefined) long(K_SCHEDULED, 0x83, a.scheduledEnqueueTime);
+  o += content.propertiesBytes.copy(out, o);
+  o += content.applicationPropertiesBytes.copy(out, o);
+  o += content.bodyBytes.copy(out, o);
+  return out;
 }
 
 /**
@@ -222,10 +335,17 @@ export function lockTokenKey(bytes: Buffer): string {
   return bytes.toString('hex');
 }
 
+// Lock tokens only need to be unique: a random per-process prefix and a counter (no CSPRNG call
+// per delivery).
+const lockPrefix = randomBytes(8);
+let lockCounter = 0n;
+
 export function newLockToken(): LockToken {
-  const bytes = randomBytes(16);
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const bytes = Buffer.allocUnsafe(16);
+  lockPrefix.copy(bytes, 0);
+  bytes.writeBigUInt64BE(++lockCounter, 8);
+  bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+  bytes[8] = (bytes[8] & 0x3f) | 0x80; // variant
   return { key: lockTokenKey(bytes), bytes, tag: reorderGuidBytes(bytes) };
 }
 

@@ -153,7 +153,10 @@ describe('robustness', () => {
     await new Promise<void>((resolve) => conn.once('connection_open', () => resolve()));
     await sleep(1500);
     expect(closed).toBe(false);
-    conn.close();
+    await new Promise<void>((resolve) => {
+      conn.once('connection_close', () => resolve());
+      conn.close();
+    });
   });
 });
 

@@ -98,6 +98,7 @@ describe('message fidelity', () => {
         contentType: 'application/json',
         to: 'someone',
         replyTo: 'reply-queue',
+        partitionKey: 'pk-1',
         timeToLive: 60_000,
         applicationProperties: { s: 'str', n: 42, f: 1.5, neg: -7, b: false, d: when },
       },
@@ -115,6 +116,7 @@ describe('message fidelity', () => {
     expect(json.contentType).toBe('application/json');
     expect(json.to).toBe('someone');
     expect(json.replyTo).toBe('reply-queue');
+    expect(json.partitionKey).toBe('pk-1'); // sender annotations pass through
     expect(json.timeToLive).toBe(60_000);
     expect(json.applicationProperties).toEqual({ s: 'str', n: 42, f: 1.5, neg: -7, b: false, d: when });
     expect(str.body).toBe('plain string');
@@ -202,6 +204,21 @@ describe('receiving', () => {
     const got = await receiveN(h.client.createReceiver('work', { receiveMode: 'receiveAndDelete' }), 2);
     expect(got.map((m) => m.body)).toEqual(['a', 'b']);
     expect(await h.client.createReceiver('work').receiveMessages(5, { maxWaitTimeInMs: 200 })).toEqual([]);
+  });
+
+  it('keeps one receiver link flowing past thousands of settled deliveries', async () => {
+    const total = 3000;
+    const sender = h.client.createSender('work');
+    for (let i = 0; i < total; i += 500) await sender.sendMessages([...Array(500).keys()].map((k) => ({ body: i + k })));
+    const r = h.client.createReceiver('work');
+    let done = 0;
+    while (done < total) {
+      const got = await r.receiveMessages(250, { maxWaitTimeInMs: 2000 });
+      expect(got.length).toBeGreaterThan(0);
+      await Promise.all(got.map((m) => r.completeMessage(m)));
+      done += got.length;
+    }
+    expect(done).toBe(total);
   });
 
   it('receives from a queue case-insensitively', async () => {
