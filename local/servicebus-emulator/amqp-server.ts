@@ -157,6 +157,17 @@ export class AmqpServer {
       this.connections.delete(conn);
     };
     c.on('connection_close', guard('connection_close', dropConnection));
+    const dropSession = (ctx: any) => {
+      const state = this.states.get(ctx.connection);
+      if (!state) return;
+      for (const consumer of state.consumers) {
+        if (consumer.link.session !== ctx.session) continue;
+        consumer.queue.removeConsumer(consumer);
+        state.consumers.delete(consumer);
+      }
+    };
+    c.on('session_close', guard('session_close', dropSession));
+    c.on('session_error', guard('session_error', dropSession));
     c.on('disconnected', guard('disconnected', dropConnection));
     c.on('connection_error', () => undefined);
     c.on('error', (err: unknown) => this.opts.log(`amqp error: ${err instanceof Error ? err.message : String(err)}`));
@@ -167,7 +178,6 @@ export class AmqpServer {
     c.on('receiver_close', detach);
     c.on('sender_error', () => undefined);
     c.on('receiver_error', () => undefined);
-    c.on('session_error', () => undefined);
     c.on('message', guard('transfer', (ctx) => this.onMessage(ctx)));
     const flow = guard('flow', (ctx) => ctx.sender?.consumer?.queue.dispatch());
     c.on('sender_flow', flow);
@@ -269,6 +279,11 @@ export class AmqpServer {
       replies.set(link.name, link);
       const target = link.remote.attach.target?.address;
       if (target) replies.set(target, link);
+      return;
+    }
+    const filter = link.remote.attach.source?.filter;
+    if (filter && Object.keys(filter).some((k) => k.startsWith('com.microsoft:session-filter'))) {
+      link.close(errorOf('amqp:not-implemented', 'Sessions are not supported by the emulator (no entity in the topology requires them).'));
       return;
     }
     const entity = this.entityFor(conn, link, address);

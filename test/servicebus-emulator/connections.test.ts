@@ -61,6 +61,10 @@ describe('unknown entities', () => {
     expect(isServiceBusError(err) && err.code).toBe('MessagingEntityNotFound');
   });
 
+  it('refuses a session receiver (no entity requires sessions) with an error, not a hang', async () => {
+    await expect(h.client.acceptNextSession('work', { maxAutoLockRenewalDurationInMs: 0 })).rejects.toThrow(/[Ss]ession/);
+  });
+
   it('keeps serving the connection after a not-found', async () => {
     await errorOf(h.client.createSender('nope').sendMessages({ body: 1 }));
     await h.client.createSender('work').sendMessages({ body: 'still here' });
