@@ -184,12 +184,18 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
 
   // The patch returns the order as it is now: only a writer that sees all three done needs to
   // try completing it. The last `done` writer always sees that, so one of them completes it.
-  if (result.status === 'done' && isReadyToComplete(recorded)) await completeOrder(orderId, service, deps, log);
-  await monitor.notifyOrderChanged(orderId, { source: 'consumer', service, status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
+  const completed = result.status === 'done' && isReadyToComplete(recorded) && (await completeOrder(orderId, service, deps, log));
+  // The monitor is woken only when it has something to do: a business failure to compensate, or
+  // an order to finish watching. A `done` with other services still working changes none of its
+  // decisions; its next poll sees it (each nudge costs the monitor a replay and an order read).
+  if (result.status === 'failed' || completed) {
+    await monitor.notifyOrderChanged(orderId, { source: 'consumer', service, status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
+  }
   return result.status;
 }
 
-async function completeOrder(orderId: string, service: ServiceName, deps: OrderSagaDependencies, log: Logger): Promise<void> {
+/** True when this call moved the order to `completed`. */
+async function completeOrder(orderId: string, service: ServiceName, deps: OrderSagaDependencies, log: Logger): Promise<boolean> {
   const completed = await deps.orders.transitionState(orderId, {
     from: ACTIVE_STATES,
     to: 'completed',
@@ -197,4 +203,5 @@ async function completeOrder(orderId: string, service: ServiceName, deps: OrderS
     timeline: { at: deps.now(), kind: 'completed', service },
   });
   if (completed) log.info('order-completed');
+  return completed !== undefined;
 }
