@@ -3,6 +3,7 @@
  * order, instance id = order id.
  */
 import type { DurableClient } from 'durable-functions';
+import { monitorPolicyFromSettings, type MonitorPolicy } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
 import type { MonitorClient, MonitorStatus, OrderChangeNotice } from '../services/ports';
 
@@ -19,7 +20,7 @@ export class DurableMonitorClient implements MonitorClient {
 
   async start(orderId: string, input: { orderId: string; correlationId: string }): Promise<'started' | 'exists'> {
     try {
-      await this.client.startNew(ORDER_MONITOR_ORCHESTRATION, { instanceId: orderId, input });
+      await this.client.startNew(ORDER_MONITOR_ORCHESTRATION, { instanceId: orderId, input: { ...input, ...policyInput() } });
       return 'started';
     } catch (err) {
       // A retried intake may find the instance already started: that is success.
@@ -47,5 +48,18 @@ export class DurableMonitorClient implements MonitorClient {
       // the monitor also polls the order, so a lost nudge only delays it.
       this.log?.warn('monitor-notify-failed', { orderId, error: err instanceof Error ? err.message : String(err) });
     }
+  }
+}
+
+/**
+ * The monitor's policy (app settings) handed over in its input: the orchestrator cannot read
+ * settings itself, and without it its first step is an activity that does only that. Settings
+ * that do not parse are left to that activity, which fails the monitor with the reason.
+ */
+function policyInput(): { policy?: MonitorPolicy } {
+  try {
+    return { policy: monitorPolicyFromSettings(process.env) };
+  } catch {
+    return {};
   }
 }
