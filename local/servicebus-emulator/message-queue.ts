@@ -83,6 +83,9 @@ export class MessageQueue {
   private nextConsumer = 0;
   private dispatchScheduled = false;
   private lastSweep = 0;
+  /** Whether `messages` iterates in sequence order (true until a lower sequence number is added). */
+  private inSequenceOrder = true;
+  private lastAddedSeq = -Infinity;
 
   constructor(
     /** Entity path as Service Bus names it, e.g. `orders/Subscriptions/billing-sub`. */
@@ -112,6 +115,8 @@ export class MessageQueue {
       deadLetterSource: init.deadLetterSource,
     };
     this.messages.set(seq, message);
+    if (seq < this.lastAddedSeq) this.inSequenceOrder = false;
+    this.lastAddedSeq = seq;
     this.available.push(message);
     // Long TTLs (days, the usual) are caught by the periodic sweep instead, so completed messages
     // are not pinned in the heap until they would have expired.
@@ -314,8 +319,12 @@ export class MessageQueue {
   /** Active and deferred messages from a sequence number on, in order (locked ones included). */
   peek(fromSeq: number, count: number): Buffer[] {
     const found: StoredMessage[] = [];
-    for (const m of this.messages.values()) if (m.seq >= fromSeq) found.push(m);
-    found.sort((a, b) => a.seq - b.seq);
+    for (const m of this.messages.values()) {
+      if (m.seq < fromSeq) continue;
+      found.push(m);
+      if (this.inSequenceOrder && found.length >= count) break; // the usual case: no full scan
+    }
+    if (!this.inSequenceOrder) found.sort((a, b) => a.seq - b.seq);
     return found.slice(0, count).map((m) => this.encode(m, true));
   }
 
