@@ -19,6 +19,7 @@
  *   --compare-concurrency / BENCH_COMPARE_CONCURRENCY  clients per side (1: what one customer waits)
  *   --quick                                   a short run: 2 s phases, checkpoints 300,1000, 3 compared orders
  *   --skip-compare                            leave out the comparison
+ *   --compare-only                            only the comparison
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -43,6 +44,7 @@ interface BenchSettings {
   compareOrders: number;
   compareConcurrency: number;
   skipCompare: boolean;
+  compareOnly: boolean;
 }
 
 const WARMUP_ORDERS = 50;
@@ -55,9 +57,9 @@ function readSettings(argv: string[]): BenchSettings {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
     const [name, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
-    flags.set(name, ['quick', 'skip-compare'].includes(name) ? 'true' : (inline ?? argv[++i] ?? ''));
+    flags.set(name, ['quick', 'skip-compare', 'compare-only'].includes(name) ? 'true' : (inline ?? argv[++i] ?? ''));
   }
-  const known = ['seconds', 'rate', 'open-seconds', 'memory-orders', 'e2e-orders', 'compare-orders', 'compare-concurrency', 'quick', 'skip-compare'];
+  const known = ['seconds', 'rate', 'open-seconds', 'memory-orders', 'e2e-orders', 'compare-orders', 'compare-concurrency', 'quick', 'skip-compare', 'compare-only'];
   for (const name of flags.keys()) if (!known.includes(name)) throw new Error(`unknown flag --${name} (known: ${known.map((k) => `--${k}`).join(' ')})`);
   const quick = flags.has('quick');
   const raw = (flag: string): string | undefined => flags.get(flag) ?? process.env[`BENCH_${flag.toUpperCase().replace(/-/g, '_')}`];
@@ -83,6 +85,7 @@ function readSettings(argv: string[]): BenchSettings {
     compareOrders: Math.round(number('compare-orders', quick ? 3 : 10)),
     compareConcurrency: Math.round(number('compare-concurrency', 1)),
     skipCompare: flags.has('skip-compare'),
+    compareOnly: flags.has('compare-only'),
   };
 }
 
@@ -355,15 +358,15 @@ async function main(): Promise<void> {
   const progress = new Progress();
   const startedAt = new Date().toISOString();
   const machine = { cpus: cpus().length, loadAverageAtStart: loadavg(), node: process.version, platform: process.platform };
-  const measured = await measureMainSystem(settings, progress);
+  const measured = settings.compareOnly ? { intake: [], endToEnd: undefined, memory: [] } : await measureMainSystem(settings, progress);
   const comparison = settings.skipCompare ? undefined : await compareWithSynchronousChain(settings, progress);
   const partial = {
     startedAt,
     finishedAt: new Date().toISOString(),
     machine,
-    settings: { ...settings, memoryOrders: settings.memoryOrders.join(','), skipCompare: String(settings.skipCompare) },
+    settings: { ...settings, memoryOrders: settings.memoryOrders.join(','), skipCompare: String(settings.skipCompare), compareOnly: String(settings.compareOnly) },
     intake: measured.intake,
-    endToEnd: measured.endToEnd,
+    ...(measured.endToEnd ? { endToEnd: measured.endToEnd } : {}),
     ...(comparison ? { comparison } : {}),
     memory: measured.memory,
   };
