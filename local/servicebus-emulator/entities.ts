@@ -10,6 +10,12 @@ import { MessageQueue, type QueueSettings } from './message-queue';
 import type { Predicate } from './sql-filter';
 import type { MessageContent } from './wire';
 
+/**
+ * Bound on remembered message ids per entity. Service Bus keeps every id for the whole window; at
+ * bench rates (thousands/s over 10 minutes) that is millions of ids, so the oldest go first.
+ */
+const MAX_REMEMBERED_IDS = 500_000;
+
 interface Scheduled {
   seq: number;
   content: MessageContent;
@@ -84,6 +90,7 @@ export class SendTarget {
     if (firstSeen !== undefined && now - firstSeen < this.duplicateWindowMs) return true;
     this.seen.delete(key);
     this.seen.set(key, now);
+    if (this.seen.size > MAX_REMEMBERED_IDS) this.seen.delete(this.seen.keys().next().value!);
     return false;
   }
 

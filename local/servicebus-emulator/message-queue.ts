@@ -3,8 +3,8 @@
  * peek-lock locks, delivery counts, deferral, expiry, and dispatch to attached receivers.
  *
  * Cost per message is O(log n): available messages sit in a heap by sequence number, locks in a
- * map plus a FIFO of expiry times (one lock duration per entity, so expiries come in order), and
- * TTL expiries in a heap by due time.
+ * map plus time buckets (one lock duration per entity, so buckets are created in time order and a
+ * settled message leaves its bucket at once), and short TTL expiries in a heap by due time.
  */
 import { MinHeap } from './heap';
 import {
@@ -36,6 +36,8 @@ export interface StoredMessage {
   lockedUntil: number;
   /** The receiver link holding the lock, when it came over a link. */
   holder?: Consumer;
+  /** The lock-expiry bucket the message sits in while locked. */
+  lockBucket?: number;
   deadLetterSource?: string;
 }
 
@@ -64,6 +66,7 @@ const lockLost = () =>
   );
 
 const TTL_HEAP_HORIZON_MS = 10 * 60_000;
+const LOCK_BUCKET_MS = 25;
 const TTL_SWEEP_INTERVAL_MS = 30_000;
 
 export interface DeliveredMessage {
@@ -76,8 +79,9 @@ export class MessageQueue {
   readonly messages = new Map<number, StoredMessage>();
   private readonly available = new MinHeap<StoredMessage>((m) => m.seq);
   private readonly locks = new Map<string, StoredMessage>();
-  private lockExpiries: { message: StoredMessage; until: number; lock: LockToken }[] = [];
-  private lockExpiryHead = 0;
+  private readonly lockBuckets = new Map<number, Set<StoredMessage>>();
+  private lockBucketOrder: number[] = [];
+  private lockBucketHead = 0;
   private readonly ttlExpiries = new MinHeap<StoredMessage>((m) => m.expiresAt);
   private consumers: Consumer[] = [];
   private nextConsumer = 0;
@@ -191,7 +195,7 @@ export class MessageQueue {
     message.lockedUntil = now + this.settings.lockDurationMs;
     message.holder = holder;
     this.locks.set(lock.key, message);
-    this.lockExpiries.push({ message, until: message.lockedUntil, lock });
+    this.addLockExpiry(message);
     return { message, bytes: this.encode(message), lock };
   }
 
@@ -217,7 +221,26 @@ export class MessageQueue {
     return m;
   }
 
+  private addLockExpiry(m: StoredMessage): void {
+    const bucket = Math.ceil(m.lockedUntil / LOCK_BUCKET_MS) * LOCK_BUCKET_MS;
+    let set = this.lockBuckets.get(bucket);
+    if (!set) {
+      set = new Set();
+      this.lockBuckets.set(bucket, set);
+      this.lockBucketOrder.push(bucket);
+    }
+    set.add(m);
+    m.lockBucket = bucket;
+  }
+
+  private removeLockExpiry(m: StoredMessage): void {
+    if (m.lockBucket === undefined) return;
+    this.lockBuckets.get(m.lockBucket)?.delete(m);
+    m.lockBucket = undefined;
+  }
+
   private releaseLock(m: StoredMessage): void {
+    this.removeLockExpiry(m);
     if (m.lock) this.locks.delete(m.lock.key);
     m.lock = undefined;
     m.holder = undefined;
@@ -264,8 +287,9 @@ export class MessageQueue {
 
   renewLock(key: string): number {
     const m = this.locked(key);
+    this.removeLockExpiry(m);
     m.lockedUntil = this.now() + this.settings.lockDurationMs;
-    this.lockExpiries.push({ message: m, until: m.lockedUntil, lock: m.lock! });
+    this.addLockExpiry(m);
     return m.lockedUntil;
   }
 
@@ -346,14 +370,20 @@ export class MessageQueue {
 
   /** Expires locks and messages that are due. Called by the broker clock. */
   tick(now: number): void {
-    const q = this.lockExpiries;
-    while (this.lockExpiryHead < q.length && q[this.lockExpiryHead].until <= now) {
-      const { message, until, lock } = q[this.lockExpiryHead++];
-      if (message.lock === lock && message.lockedUntil === until) this.lockExpired(message);
+    const order = this.lockBucketOrder;
+    while (this.lockBucketHead < order.length && order[this.lockBucketHead] <= now) {
+      const bucket = order[this.lockBucketHead++];
+      const due = this.lockBuckets.get(bucket);
+      this.lockBuckets.delete(bucket);
+      if (!due) continue;
+      for (const m of due) {
+        m.lockBucket = undefined;
+        if (m.lock) this.lockExpired(m);
+      }
     }
-    if (this.lockExpiryHead > 1024 && this.lockExpiryHead * 2 > q.length) {
-      this.lockExpiries = q.slice(this.lockExpiryHead);
-      this.lockExpiryHead = 0;
+    if (this.lockBucketHead > 1024) {
+      this.lockBucketOrder = order.slice(this.lockBucketHead);
+      this.lockBucketHead = 0;
     }
     for (let m = this.ttlExpiries.peek(); m && m.expiresAt <= now; m = this.ttlExpiries.peek()) {
       this.ttlExpiries.pop();
