@@ -343,6 +343,11 @@ export class AmqpServer {
       return;
     }
     if (role.kind === 'send') {
+      const size = Buffer.isBuffer(ctx.message) ? ctx.message.length : 0;
+      if (size > MAX_MESSAGE_SIZE) {
+        delivery.reject(errorOf('amqp:link:message-size-exceeded', `The message (${size} bytes) exceeds the limit of ${MAX_MESSAGE_SIZE} bytes.`));
+        return;
+      }
       let contents;
       try {
         contents = messagesInTransfer(ctx.message, ctx.format ?? delivery.format);

@@ -1,4 +1,5 @@
 /** Sending, fan-out, duplicate detection, receive modes and message fidelity, through the real SDK. */
+import { isServiceBusError } from '@azure/service-bus';
 import { startHarness, receiveN, uniqueId, type Harness } from './harness';
 
 let h: Harness;
@@ -129,6 +130,17 @@ describe('message fidelity', () => {
     expect(new Set(seqs).size).toBe(4);
     expect(json.enqueuedTimeUtc!.getTime()).toBeLessThanOrEqual(before + 50);
     expect(json.enqueuedTimeUtc!.getTime()).toBeGreaterThan(before - 10_000);
+  });
+
+  it('carries a message near the 256 KB limit across frames both ways', async () => {
+    const big = Buffer.alloc(250 * 1024, 7);
+    big[0] = 1;
+    big[big.length - 1] = 2;
+    await h.client.createSender('work').sendMessages({ body: big, messageId: 'big' });
+    const [m] = await receiveN(h.client.createReceiver('work', { receiveMode: 'receiveAndDelete' }), 1);
+    expect(Buffer.compare(m.body as Buffer, big)).toBe(0);
+    const err = await h.client.createSender('work').sendMessages({ body: Buffer.alloc(300 * 1024) }).then(() => undefined, (e: unknown) => e);
+    expect(isServiceBusError(err) && err.code).toBe('MessageSizeExceeded');
   });
 
   it('gives a peek-lock delivery a lock token, locked-until and a zero delivery count', async () => {
