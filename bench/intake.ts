@@ -3,13 +3,14 @@
  * `node dist/bench/intake.js` (build first). Prints intake latency p50/p95/p99 and accepted
  * orders/s at concurrency 1, 16 and 64, p99 at a steady 100 orders/s, and completed orders/s.
  * Options: BENCH_SECONDS (per phase, default 5), BENCH_E2E_ORDERS (default 300),
- * BENCH_CPU_PROFILE=<dir> (write a V8 CPU profile of the Functions host there).
+ * BENCH_CPU_PROFILE=<dir> (write V8 CPU profiles of the Functions host and both emulators there: host-*, cosmos-*, servicebus-*).
+ * CPU time per order (from /proc) is printed too: unlike latency, it holds when other work shares the machine.
  */
 import { CosmosClient } from '@azure/cosmos';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent as HttpAgent, request } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COSMOS_CA_LINE_PREFIX, COSMOS_EMULATOR_KEY, COSMOS_READY_LINE_PREFIX } from '../local/cosmos-emulator';
 import { spawnService } from '../local/service-process';
@@ -27,6 +28,30 @@ interface Sample {
   ms: number;
   status: number;
   orderId?: string;
+}
+
+/** CPU time (user + system) a process has used so far, in ms; NaN where /proc is not available. */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+  } catch {
+    return NaN;
+  }
+}
+
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** V8 CPU profile flags for one process: `<BENCH_CPU_PROFILE>/<name>-*.cpuprofile`. */
+function profileArgs(name: string): string[] {
+  return profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${process.pid}.cpuprofile`] : [];
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -125,14 +150,14 @@ async function main(): Promise<void> {
   // one core and the figures would measure that.
   const serviceBusProcess = await spawnService({
     name: 'servicebus-emulator',
-    command: [process.execPath, join(root, 'dist', 'local', 'servicebus-emulator', 'cli.js')],
+    command: [process.execPath, ...profileArgs('servicebus'), join(root, 'dist', 'local', 'servicebus-emulator', 'cli.js')],
     cwd: root,
     env: { SERVICEBUS_EMULATOR_PORT: '0' },
     readyLine: /Service Bus emulator listening on sb:\/\/127\.0\.0\.1:(\d+)/,
   });
   const cosmosProcess = await spawnService({
     name: 'cosmos-emulator',
-    command: [process.execPath, join(root, 'dist', 'local', 'cosmos-emulator', 'cli.js')],
+    command: [process.execPath, ...profileArgs('cosmos'), join(root, 'dist', 'local', 'cosmos-emulator', 'cli.js')],
     cwd: root,
     env: { COSMOS_EMULATOR_PORT: '0' },
     readyLine: new RegExp(`${COSMOS_READY_LINE_PREFIX}(\\S+)`),
@@ -159,7 +184,7 @@ async function main(): Promise<void> {
     name: 'functions-host',
     command: [
       process.execPath,
-      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+      ...profileArgs('host'),
       join(root, 'dist', 'local', 'functions-host', 'cli.js'),
       '--app-dir',
       root,
@@ -193,6 +218,8 @@ async function main(): Promise<void> {
     await waitUntilQuiet(() => countOrders(" WHERE c.state = 'completed'"));
     const before = await countOrders(" WHERE c.state = 'completed'");
     const burstAgent = new HttpAgent({ keepAlive: true, maxSockets: 32 });
+    const processes = { host: host.pid, cosmos: cosmosProcess.pid, 'service bus': serviceBusProcess.pid };
+    const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuMs(pid)]));
     const started = performance.now();
     const samples: Sample[] = [];
     await Promise.all(
@@ -225,6 +252,11 @@ async function main(): Promise<void> {
     console.log(
       `end to end             ${accepted} accepted, ${completed} completed in ${elapsed.toFixed(1)} s: ${(completed / elapsed).toFixed(0)} completed orders/s`,
     );
+    console.log(
+      `CPU per completed order ${Object.entries(processes)
+        .map(([name, pid]) => `${name} ${((cpuMs(pid) - cpuBefore[name]!) / Math.max(completed, 1)).toFixed(1)} ms`)
+        .join(', ')}  (machine load ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`,
+    );
 
     for (const concurrency of [1, 16, 64]) {
       await waitUntilQuiet(() => countOrders(" WHERE c.state = 'completed'"));
@@ -234,6 +266,7 @@ async function main(): Promise<void> {
     await waitUntilQuiet(() => countOrders(" WHERE c.state = 'completed'"));
     const size = await countOrders();
     report('steady 100 orders/s', await openLoop(baseUrl, 100, seconds * 1000), seconds * 1000, size);
+    console.log(`host RSS ${rssMb(host.pid).toFixed(0)} MB after ${await countOrders()} orders`);
   } finally {
     await host.stop('SIGTERM', 10_000);
     cosmosClient.dispose();
