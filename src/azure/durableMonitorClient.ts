@@ -57,9 +57,15 @@ export class DurableMonitorClient implements MonitorClient {
  * that do not parse are left to that activity, which fails the monitor with the reason.
  */
 function policyInput(): { policy?: MonitorPolicy } {
-  try {
-    return { policy: monitorPolicyFromSettings(process.env) };
-  } catch {
-    return {};
+  // Settings are read once per process, like the rest of the app's configuration.
+  if (!startPolicy) {
+    try {
+      startPolicy = { policy: monitorPolicyFromSettings(process.env) };
+    } catch {
+      startPolicy = {};
+    }
   }
+  return startPolicy;
 }
+
+let startPolicy: { policy?: MonitorPolicy } | undefined;
