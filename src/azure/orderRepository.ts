@@ -83,6 +83,8 @@ export class CosmosOrderRepository implements OrderStore {
     if (change.reason !== undefined) ops.push({ op: 'set', path: `/statusReason/${change.service}`, value: change.reason });
     if (change.countBillingAttempt) ops.push({ op: 'incr', path: '/billingAttempts', value: 1 });
     if (change.setState !== undefined) ops.push({ op: 'set', path: '/state', value: change.setState });
+    if (change.payment?.charged !== undefined) ops.push({ op: 'set', path: '/payment/charged', value: change.payment.charged });
+    if (change.payment?.refunded !== undefined) ops.push({ op: 'set', path: '/payment/refunded', value: change.payment.refunded });
     if (change.timeline) ops.push(timelineOp(change.timeline));
     return this.conditionalPatch(id, statusCondition(change), ops);
   }

@@ -48,7 +48,9 @@ export interface ConsumerEnvironment {
   log: Logger;
 }
 
-type WorkResult = { status: Extract<ServiceStatus, 'done' | 'failed'>; reason?: string; detail?: string } | { status: 'superseded' };
+type WorkResult =
+  | { status: Extract<ServiceStatus, 'done' | 'failed'>; reason?: string; detail?: string; charged?: number }
+  | { status: 'superseded' };
 
 async function doWork(service: ServiceName, order: OrderDocument, deps: OrderSagaDependencies): Promise<WorkResult> {
   switch (service) {
@@ -67,7 +69,7 @@ async function doWork(service: ServiceName, order: OrderDocument, deps: OrderSag
       }
       const charge = await chargePayment(order, deps);
       if (charge.voided) return { status: 'superseded' };
-      return { status: 'done', detail: `charged ${charge.charged.toFixed(2)} ${order.currency} (attempt ${attempt})` };
+      return { status: 'done', detail: `charged ${charge.charged.toFixed(2)} ${order.currency} (attempt ${attempt})`, charged: charge.charged };
     }
     case 'notification': {
       await sendConfirmation(order, deps);
@@ -163,6 +165,8 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     from: ['processing'],
     to: result.status,
     ...(result.reason !== undefined ? { reason: result.reason } : {}),
+    // The charge's mirror on the order rides on the same patch as `done`.
+    ...(result.charged !== undefined ? { payment: { charged: result.charged } } : {}),
     timeline: {
       at: deps.now(),
       kind: result.status,

@@ -18,7 +18,10 @@ export interface ChargeResult {
   voided: boolean;
 }
 
-/** Charges the order total once; a repeat returns the existing charge. */
+/**
+ * Charges the order total once; a repeat returns the existing charge. The order's `payment`
+ * mirror is the caller's to record (billing does it in the patch that marks it done).
+ */
 export async function chargePayment(order: OrderDocument, deps: OrderSagaDependencies = appDependencies()): Promise<ChargeResult> {
   const { created, entry } = await deps.payments.charge({
     id: chargeId(order.id),
@@ -29,7 +32,6 @@ export async function chargePayment(order: OrderDocument, deps: OrderSagaDepende
     at: deps.now(),
   });
   if (entry.voided) return { charged: 0, created: false, voided: true };
-  await deps.orders.recordPayment(order.id, 'charged', entry.amount);
   return { charged: entry.amount, created, voided: false };
 }
 

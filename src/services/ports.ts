@@ -21,6 +21,8 @@ export interface StatusTransition {
   whenState?: readonly OrderState[];
   /** Also set the order's state, in the same atomic patch (only meaningful with `whenState`). */
   setState?: OrderState;
+  /** Also mirror these ledger amounts in the order's `payment`, in the same patch. */
+  payment?: { charged?: number; refunded?: number };
 }
 
 export interface StateTransition {

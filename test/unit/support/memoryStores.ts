@@ -65,6 +65,8 @@ export class MemoryOrderStore implements OrderStore {
     if (change.reason !== undefined) doc.statusReason[change.service] = change.reason;
     if (change.countBillingAttempt) doc.billingAttempts += 1;
     if (change.setState !== undefined) doc.state = change.setState;
+    if (change.payment?.charged !== undefined) doc.payment.charged = change.payment.charged;
+    if (change.payment?.refunded !== undefined) doc.payment.refunded = change.payment.refunded;
     if (change.timeline) doc.timeline.push(copy(change.timeline));
     doc.updatedAt = new Date().toISOString();
     return copy(doc);
