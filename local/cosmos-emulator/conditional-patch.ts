@@ -57,14 +57,58 @@ const CONDITION_INVALID: PatchResult = {
 export function conditionQuery(condition: string): string {
   const text = condition.trim();
   if (/^select\b/i.test(text)) return text;
-  if (/^from\b/i.test(text)) return `SELECT * ${text}`;
-  if (/^where\b/i.test(text)) return `SELECT * FROM c ${text}`;
+  // Only whether a row comes back matters: selecting a constant spares copying the document.
+  if (/^from\b/i.test(text)) return `SELECT VALUE true ${text}`;
+  if (/^where\b/i.test(text)) return `SELECT VALUE true FROM c ${text}`;
   throw new Error(`a patch condition starts with FROM: ${condition}`);
+}
+
+interface Parameterized {
+  query: string;
+  parameters: { name: string; value: string }[];
+}
+
+/**
+ * The query with its plain string literals turned into parameters (`c.holds["<order id>"]` ->
+ * `c.holds[@s0]`), so conditions that differ only in ids share one parsed and compiled query.
+ * Literals with escapes, and text that may hold comments, are left as they are.
+ */
+export function parameterize(query: string): Parameterized {
+  const parameters: Parameterized['parameters'] = [];
+  if (query.includes('--') || query.includes('@')) return { query, parameters };
+  let out = '';
+  let i = 0;
+  while (i < query.length) {
+    const quote = query[i];
+    if (quote !== "'" && quote !== '"') {
+      out += quote;
+      i++;
+      continue;
+    }
+    const end = query.indexOf(quote, i + 1);
+    const literal = end < 0 ? undefined : query.slice(i + 1, end);
+    if (literal === undefined || literal.includes('\\')) return { query, parameters: [] };
+    const name = `@s${parameters.length}`;
+    parameters.push({ name, value: literal });
+    out += name;
+    i = end + 1;
+  }
+  return { query: out, parameters };
 }
 
 /** True when the condition holds for this document; throws when it is not a valid filter. */
 export function conditionHolds(condition: string, document: StoredDocument): boolean {
-  const { result } = compileQuery(conditionQuery(condition)).exec([document], {}) as { result: unknown[] };
+  const query = conditionQuery(condition);
+  const shared = parameterize(query);
+  if (shared.parameters.length > 0) {
+    try {
+      const { result } = compileQuery(shared.query).exec([document], { parameters: shared.parameters });
+      return result.length > 0;
+    } catch {
+      // Not valid with parameters in place of literals: judge the text as written.
+    }
+  }
+  const { result } = compileQuery(query).exec([document], {});
   return result.length > 0;
 }
 

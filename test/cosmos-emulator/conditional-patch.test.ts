@@ -67,6 +67,31 @@ describe('Cosmos DB stand-in: conditional patch', () => {
     expect(after).toEqual(before);
   });
 
+  it('judges each id and literal in a condition on its own, escapes included', async () => {
+    const inventory = container(CONTAINERS.inventory);
+    const id = newId('holds');
+    await inventory.items.create({ id, available: 5, holds: { 'order-a': 1 }, note: "it's" });
+    const reserve = (order: string) =>
+      inventory.item(id, id).patch({
+        condition: `from c where c.available >= 1 and not is_defined(c.holds["${order}"])`,
+        operations: [
+          { op: 'incr', path: '/available', value: -1 },
+          { op: 'set', path: `/holds/${order}`, value: 1 },
+        ],
+      });
+    await expect(reserve('order-a')).rejects.toMatchObject({ code: 412 });
+    await expect(reserve('order-b')).resolves.toBeDefined();
+    await expect(reserve('order-b')).rejects.toMatchObject({ code: 412 });
+    await expect(
+      inventory.item(id, id).patch({ condition: "from c where c.note = 'it\\'s' and c.available = 4", operations: [{ op: 'set', path: '/checked', value: true }] }),
+    ).resolves.toBeDefined();
+    await expect(
+      inventory.item(id, id).patch({ condition: "from c where c.note = 'its'", operations: [{ op: 'set', path: '/checked', value: false }] }),
+    ).rejects.toMatchObject({ code: 412 });
+    const { resource } = await inventory.item(id, id).read();
+    expect(resource).toMatchObject({ available: 4, holds: { 'order-a': 1, 'order-b': 1 }, checked: true });
+  });
+
   it('answers 404 for a missing document and 400 for a condition that is not a filter', async () => {
     const orders = container(CONTAINERS.orders);
     await expect(
