@@ -66,6 +66,8 @@ export interface KillRecord {
   acceptedSoFar: number;
   /** Milliseconds until the new host printed its ready line. */
   restartMs: number;
+  /** False when every order had been placed already: the kill hit processing only. */
+  whilePlacing: boolean;
 }
 
 export interface ChaosResult {
@@ -172,15 +174,21 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     const show = () =>
       progress.update(`chaos: ${phase}; accepted ${accepted.size}/${options.orders}, kills ${kills.length}/${options.kills}, retries ${submitRetries}, ${Math.round((Date.now() - started) / 1000)} s`);
 
+    let placingOver = false;
+    let submissionDone = (): void => undefined;
+    const submitted = new Promise<void>((resolve) => (submissionDone = resolve));
     const killer = (async () => {
       for (let k = 0; k < options.kills; k++) {
+        // The later half of the kills waits until every order is placed, so they hit the
+        // processing alone: requeues, compensations and the backlog, with no intake to mask it.
+        if (k === Math.ceil(options.kills / 2)) await submitted;
         await sleep(gapsMs[k]!);
         await target.killHost();
         const at = Date.now();
         await sleep(downMs[k]!);
         const restarting = Date.now();
         await target.startHost();
-        kills.push({ at: at - started, acceptedSoFar: accepted.size, restartMs: Date.now() - restarting });
+        kills.push({ at: at - started, acceptedSoFar: accepted.size, restartMs: Date.now() - restarting, whilePlacing: !placingOver });
         show();
       }
     })();
@@ -222,6 +230,8 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     const ticker = setInterval(show, 1_000);
     try {
       await submitter;
+      placingOver = true;
+      submissionDone();
       phase = 'killing the host';
       await killer;
     } finally {
@@ -309,7 +319,7 @@ export function formatChaosReport(result: ChaosResult): string {
   lines.push(
     `  mix: ${result.plan.withBillingFailures} with billing failures, ${result.plan.withLowStockSku} want low-stock ${result.plan.lowStockSku}, ${result.plan.withHotSku} on hot ${result.plan.hotSku}`,
   );
-  lines.push(`  kills at ${result.kills.map((k) => `${(k.at / 1000).toFixed(1)} s (${k.acceptedSoFar} accepted, back in ${(k.restartMs / 1000).toFixed(1)} s)`).join(', ') || 'none'}`);
+  lines.push(`  kills at ${result.kills.map((k) => `${(k.at / 1000).toFixed(1)} s (${k.whilePlacing ? `${k.acceptedSoFar} accepted` : 'all placed'}, back in ${(k.restartMs / 1000).toFixed(1)} s)`).join(', ') || 'none'}`);
   lines.push('');
   lines.push(`  ${'check'.padEnd(34)} ${'value'.padStart(10)}  result`);
   row('orders accepted (202)', verdict.counts['accepted'] ?? 0, ok(byKind('not-accepted') === 0));
