@@ -199,9 +199,26 @@ export function messageMetadata(m: ServiceBusReceivedMessage): Record<string, un
   };
 }
 
+const JSON_NUMBER = /^[ \t\n\r]*-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?[ \t\n\r]*$/;
+const JSON_LITERAL = /^[ \t\n\r]*(?:true|false|null)[ \t\n\r]*$/;
+
+/**
+ * True when JSON.parse would surely throw on this string. The library converts `string` typed
+ * data with a try/catch JSON.parse; a string it cannot parse (lock tokens, dates, ids) costs it a
+ * thrown exception. Those are sent as `json` holding the string, which converts to the same value.
+ */
+export function cannotBeJson(text: string): boolean {
+  const first = /[^ \t\n\r]/.exec(text)?.[0];
+  if (first === undefined) return true;
+  if (first === '{' || first === '[' || first === '"') return false;
+  if (first === '-' || (first >= '0' && first <= '9')) return !JSON_NUMBER.test(text);
+  if (first === 't' || first === 'f' || first === 'n') return !JSON_LITERAL.test(text);
+  return true;
+}
+
 function valueTypedData(v: unknown): RpcTypedData | undefined {
   if (v === undefined || v === null) return undefined;
-  if (typeof v === 'string') return { string: v };
+  if (typeof v === 'string') return cannotBeJson(v) ? { json: JSON.stringify(v) } : { string: v };
   if (typeof v === 'number') return Number.isInteger(v) ? { int: v } : { double: v };
   return { json: JSON.stringify(v) };
 }
