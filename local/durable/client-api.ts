@@ -86,7 +86,7 @@ async function route(
   const reason = query.get('reason') ?? undefined;
   if (seg[2] === 'raiseEvent' && seg.length === 4) {
     const body = await readBody(req);
-    engine.raiseEvent(id, seg[3], body.trim() === '' ? undefined : validJson(body));
+    await engine.raiseEvent(id, seg[3], body.trim() === '' ? undefined : validJson(body));
     return sendJson(res, 202, null);
   }
   if (seg.length !== 3) return sendJson(res, 404, null);

@@ -542,7 +542,7 @@ export class DurableEngine {
       throw new ClientRequestError(400, `The function '${name}' doesn't exist, is disabled, or is not an orchestrator function.`);
     }
     const id = instanceId && instanceId.length > 0 ? instanceId : randomUUID().replace(/-/g, '');
-    return this.withInstance(id, () => {
+    return this.withInstance(id, async () => {
       const store = this.db;
       const now = this.clock.now();
       const existing = store.getInstance(id);
@@ -551,15 +551,21 @@ export class DurableEngine {
       }
       const executionId = randomUUID();
       const message = startMessage(id, executionId, name, inputJson, now);
-      store.transaction(() => {
-        // Starting over a finished instance replaces it, history and leftovers included.
-        if (existing) store.purgeInstance(id);
-        store.putInstance(newInstanceRow(id, name, executionId, inputJson, now));
-        store.insertMessage(message);
-      });
-      this.forgetHistory(id);
-      this.noteMessage(message, now);
-      this.pump();
+      // Group commit: starts arriving together share one transaction; the caller's answer still
+      // waits for it, so an acknowledged start survives a crash.
+      await this.enqueueCommit(
+        () => {
+          // Starting over a finished instance replaces it, history and leftovers included.
+          if (existing) store.purgeInstance(id);
+          store.putInstance(newInstanceRow(id, name, executionId, inputJson, now));
+          store.insertMessage(message);
+        },
+        () => {
+          this.forgetHistory(id);
+          this.noteMessage(message, now);
+          this.pump();
+        },
+      );
       return id;
     });
   }
@@ -576,14 +582,22 @@ export class DurableEngine {
     return this.db.listInstances(q, pageSize, token);
   }
 
-  /** 404 when unknown, 410 when finished, else queues the event (delivered even before the orchestrator waits). */
-  raiseEvent(id: string, name: string, inputJson: string | undefined): void {
+  /**
+   * 404 when unknown, 410 when finished, else queues the event (delivered even before the
+   * orchestrator waits). Resolves once the event is committed (group commit, as for starts).
+   */
+  async raiseEvent(id: string, name: string, inputJson: string | undefined): Promise<void> {
     const inst = this.requireActive(id);
     const now = this.clock.now();
     const message = eventMessage(inst.instance_id, name, inputJson, now);
-    this.db.insertMessage(message);
-    this.noteMessage(message, now);
-    this.pump();
+    const store = this.db;
+    await this.enqueueCommit(
+      () => store.insertMessage(message),
+      () => {
+        this.noteMessage(message, now);
+        this.pump();
+      },
+    );
   }
 
   /** Terminate, suspend and resume are queued for the instance's next episode, as on Azure. */
