@@ -103,8 +103,10 @@ it('answers every method on every route, with hostile paths and queries, without
 });
 
 it('answers 404 problem+json for any well-formed id that is no order, and for any unknown SKU', async () => {
+  // `.` and `..` are path steps, resolved by the URL itself before any request is made.
+  const unknownSku = fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/).filter((s) => s !== '.' && s !== '..');
   await fc.assert(
-    fc.asyncProperty(fc.stringMatching(/^[A-Za-z0-9-]{1,64}$/), fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/), async (id, sku) => {
+    fc.asyncProperty(fc.stringMatching(/^[A-Za-z0-9-]{1,64}$/), unknownSku, async (id, sku) => {
       const order = await system.request('GET', `/api/orders/${id}`);
       expect(order.status).toBe(404);
       expect(order.headers.get('content-type')).toContain('application/problem+json');
