@@ -45,8 +45,12 @@ export interface DurableEngineOptions {
   log?: DurableLog;
 }
 
-/** Bound on cached history events across instances (a few hundred bytes each). */
-const HISTORY_CACHE_EVENTS = 200_000;
+/**
+ * Bound on cached history events across instances (a few hundred bytes each, ~20 MB in all).
+ * Enough for thousands of active instances; beyond that an episode reads its history from SQLite
+ * (one indexed query), which is cheaper than the memory a backlog of orders would otherwise hold.
+ */
+const HISTORY_CACHE_EVENTS = 50_000;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 export class DurableEngine {
