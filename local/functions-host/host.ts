@@ -219,11 +219,13 @@ export class FunctionsHost {
       if (names.length > 0) clientInputs.set(fn.name, names);
     }
     if (clientInputs.size > 0) {
+      // The binding data never changes while the host runs: serialized once, not per invocation.
+      let bindingData: string | undefined;
       this.#invoker.extraInputs = (fn): RpcParameterBinding[] => {
         const names = clientInputs.get(fn.name);
         if (!names) return [];
-        const data = { string: JSON.stringify(engine.clientBindingData()) };
-        return names.map((name) => ({ name, data }));
+        bindingData ??= JSON.stringify(engine.clientBindingData());
+        return names.map((name) => ({ name, data: { string: bindingData } }));
       };
     }
     await engine.start();
