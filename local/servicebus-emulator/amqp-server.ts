@@ -52,7 +52,12 @@ class LinkConsumer implements Consumer {
     // Answer a drain with a flow that consumes the remaining credit, once every queued transfer
     // has gone out (rhea only drains when credit is left, which the SDK may not see as such).
     link._get_drain = () => {
-      if (!this.drainPending || this.sent !== link.delivery_count) return false;
+      if (!this.drainPending) return false;
+      if (this.sent !== link.delivery_count) {
+        // Transfers still queued (peer's session window full): answer once they are out.
+        setTimeout(() => this.afterDispatch(), 5).unref();
+        return false;
+      }
       link.delivery_count += link.credit;
       this.sent = link.delivery_count;
       link.credit = 0;
@@ -102,6 +107,7 @@ export class AmqpServer {
   readonly container: any;
   private readonly states = new WeakMap<Connection, ConnectionState>();
   private readonly connections = new Set<Connection>();
+  private readonly sockets = new Set<net.Socket>();
   private server?: net.Server;
 
   constructor(private readonly opts: AmqpServerOptions) {
@@ -135,10 +141,12 @@ export class AmqpServer {
         return onTransfer.call(this, frame);
       };
       // rhea writes to the socket after every frame; write once per tick instead (a dispatch round
-      // of a hundred transfers becomes one write).
+      // of a hundred transfers becomes one write). rhea encodes frames only when writing and
+      // clears the close frame's error right after queueing it, so closing writes at once.
       const output = conn.output;
       let outputScheduled = false;
       conn.output = function () {
+        if (!conn.is_open()) return output.call(conn);
         if (outputScheduled) return;
         outputScheduled = true;
         process.nextTick(() => {
@@ -207,23 +215,31 @@ export class AmqpServer {
         server.on('error', (err) => this.opts.log(`listener error: ${err.message}`));
         resolve((server.address() as net.AddressInfo).port);
       });
-      // A socket error (reset by peer, malformed stream) is that connection's problem only.
-      server.on('connection', (socket: net.Socket) => socket.on('error', () => undefined));
+      server.on('connection', (socket: net.Socket) => {
+        this.sockets.add(socket);
+        socket.on('close', () => this.sockets.delete(socket));
+        // A socket error (reset by peer, malformed stream) is that connection's problem only.
+        socket.on('error', () => undefined);
+      });
     });
   }
 
+  /** Closes every connection (a close frame where the connection is open) and the listener. */
   async close(): Promise<void> {
+    const server = this.server;
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     for (const conn of this.connections) {
       try {
-        conn.close();
-        conn.socket?.destroy();
+        conn.close({ condition: 'amqp:connection:forced', description: 'The Service Bus emulator is stopping.' });
       } catch {
         /* already gone */
       }
     }
     this.connections.clear();
-    const server = this.server;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await new Promise((resolve) => setImmediate(resolve)); // let the close frames go out
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    await closed;
   }
 
   // ---- attach ----------------------------------------------------------------------------------

@@ -148,6 +148,21 @@ describe('robustness', () => {
     expect(m.body).toBe('fine');
   });
 
+  it('stops promptly, telling connected clients why, even with a silent socket open', async () => {
+    const silent = net.connect(h.emulator.port, '127.0.0.1');
+    silent.on('error', () => undefined);
+    await new Promise<void>((resolve) => silent.once('connect', () => resolve()));
+    const conn = rhea.create_container().connect({ port: h.emulator.port, host: '127.0.0.1', reconnect: false });
+    conn.on('connection_error', () => undefined);
+    await new Promise<void>((resolve) => conn.once('connection_open', () => resolve()));
+    const closed = new Promise<string | undefined>((resolve) => conn.once('connection_close', (ctx) => resolve((ctx as { error?: { condition?: string } }).error?.condition)));
+    const t0 = Date.now();
+    await h.emulator.stop();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(await closed).toBe('amqp:connection:forced');
+    silent.destroy();
+  });
+
   it('sends heartbeats so a client with a short idle timeout stays connected', async () => {
     const container = rhea.create_container();
     const conn = container.connect({ port: h.emulator.port, host: '127.0.0.1', idle_time_out: 400, reconnect: false });
