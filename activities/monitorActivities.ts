@@ -15,10 +15,10 @@ import {
   type MonitorSnapshot,
 } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
-import { ACTIVE_STATES, ALL_DONE } from '../src/domain/orderState';
 import { NotFoundError } from '../src/errors';
 import { createLogger } from '../src/log';
 import { appDependencies } from '../src/services/dependencies';
+import { markCompleted } from '../src/services/consumers';
 import { republishToService } from '../src/services/publishing';
 import type { ServiceName } from '../src/topology';
 import { ACTIVITY, type OrderActivityInput } from '../orchestrators/names';
@@ -98,16 +98,9 @@ const republishToStuckService: ActivityHandler = async (input: RepublishInput, c
 };
 
 const markOrderCompleted: ActivityHandler = async (input: OrderActivityInput, context: InvocationContext) => {
-  const deps = appDependencies();
   // The same conditional patch the last consumer makes: whichever comes first wins, once.
-  const updated = await deps.orders.transitionState(input.orderId, {
-    from: ACTIVE_STATES,
-    to: 'completed',
-    when: ALL_DONE,
-    timeline: { at: deps.now(), kind: TIMELINE.completed, actor: MONITOR_ACTOR },
-  });
-  if (updated) logFor(context, input).info('order-completed-by-monitor');
-  return { completed: updated !== undefined };
+  const completed = await markCompleted(input.orderId, { actor: MONITOR_ACTOR }, appDependencies(), logFor(context, input));
+  return { completed };
 };
 
 const markOrderAttention: ActivityHandler = async (input: OrderActivityInput & { reason: string }, context: InvocationContext) => {

@@ -70,6 +70,20 @@ export class CosmosInventoryRepository implements InventoryStore {
     }
   }
 
+  async settle(sku: string, orderId: string): Promise<boolean> {
+    const hold = conditionLiteral(orderId);
+    try {
+      await this.inventory.item(sku, sku).patch({
+        condition: `from c where is_defined(c.holds["${hold}"])`,
+        operations: [{ op: 'remove', path: `/holds/${hold}` }],
+      });
+      return true;
+    } catch (err) {
+      if (isPreconditionFailed(err) || isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
   async ensure(item: CatalogItem): Promise<boolean> {
     try {
       await this.inventory.items.create(item);

@@ -18,7 +18,7 @@ import type { OrderSagaDependencies } from './dependencies';
 import { sendConfirmation } from './notices';
 import { chargePayment } from './payment';
 import type { MonitorClient } from './ports';
-import { reserveStock, returnHeldStock } from './stock';
+import { reserveStock, returnHeldStock, settleStock } from './stock';
 
 export interface Delivery {
   /** The message body as the host hands it over (object, string or bytes). */
@@ -198,14 +198,29 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
   return result.status;
 }
 
-/** True when this call moved the order to `completed`. */
 async function completeOrder(orderId: string, service: ServiceName, deps: OrderSagaDependencies, log: Logger): Promise<boolean> {
+  return markCompleted(orderId, { service }, deps, log);
+}
+
+/**
+ * Moves an order whose three services are done to `completed` (one conditional patch: the last
+ * consumer and the monitor may both try; one wins) and settles its stock holds.
+ * True when this call completed it.
+ */
+export async function markCompleted(
+  orderId: string,
+  by: { service: ServiceName } | { actor: string },
+  deps: OrderSagaDependencies,
+  log: Logger,
+): Promise<boolean> {
   const completed = await deps.orders.transitionState(orderId, {
     from: ACTIVE_STATES,
     to: 'completed',
     when: ALL_DONE,
-    timeline: { at: deps.now(), kind: 'completed', service },
+    timeline: { at: deps.now(), kind: 'completed', ...by },
   });
-  if (completed) log.info('order-completed');
-  return completed !== undefined;
+  if (!completed) return false;
+  log.info('order-completed', by);
+  await settleStock(completed, deps);
+  return true;
 }

@@ -71,6 +71,12 @@ export interface InventoryStore {
   reserve(sku: string, orderId: string, quantity: number): Promise<ReserveResult>;
   /** Returns this order's hold to available; false when there was none. */
   release(sku: string, orderId: string, quantity: number): Promise<boolean>;
+  /**
+   * The order completed: its stock stays reserved for good, so the hold that made reservation and
+   * release idempotent is dropped (a SKU's document would otherwise grow with every order it ever
+   * sold). False when there was no hold.
+   */
+  settle(sku: string, orderId: string): Promise<boolean>;
   /** Create-if-absent (seeding); false when the SKU already existed. */
   ensure(item: CatalogItem): Promise<boolean>;
 }

@@ -35,6 +35,16 @@ export async function returnHeldStock(order: OrderDocument, deps: OrderSagaDepen
 }
 
 /**
+ * A completed order's stock is sold: drop its holds so SKU documents stay small. Safe to repeat.
+ * Runs after the order is `completed`, when no release can come any more (compensation only
+ * applies to orders that are not terminal).
+ */
+export async function settleStock(order: Pick<OrderDocument, 'id' | 'items'>, deps: OrderSagaDependencies = appDependencies()): Promise<number> {
+  const settled = await Promise.all(order.items.map((item) => deps.inventory.settle(item.sku, order.id)));
+  return settled.filter(Boolean).length;
+}
+
+/**
  * Compensation: releases the order's stock and marks `status.inventory` `compensated`, which
  * also stops a late inventory delivery from reserving again. Idempotent.
  * `compensated` is true only for the call that changed the status.

@@ -175,6 +175,17 @@ describe('inventory repository', () => {
     expect(await inventory.reserve('IT-NOPE', orderId, 1)).toBe('unknownSku');
   });
 
+  it('settles a completed order: the stock stays reserved, the hold is dropped once', async () => {
+    await stock('IT-SETTLE', 5);
+    const orderId = nextId();
+    expect(await inventory.reserve('IT-SETTLE', orderId, 2)).toBe('reserved');
+    expect(await inventory.settle('IT-SETTLE', orderId)).toBe(true);
+    expect(await inventory.settle('IT-SETTLE', orderId)).toBe(false);
+    const item = await inventory.get('IT-SETTLE');
+    expect(item).toMatchObject({ available: 3, reserved: 2 });
+    expect(item!.holds[orderId]).toBeUndefined();
+  });
+
   it('reserves a multi-item order all or none', async () => {
     await stock('IT-M1', 10);
     await stock('IT-M2', 1);

@@ -50,7 +50,8 @@ describe('consumeOrderCreated', () => {
     expect(stored.status).toEqual({ inventory: 'done', billing: 'done', notification: 'done' });
     expect(stored.payment).toEqual({ charged: 49, refunded: 0 });
     expect(stored.notifications.map((n) => n.kind)).toEqual(['confirmation']);
-    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 998, reserved: 2 });
+    // Sold for good: the stock stays reserved, the per-order hold is gone (documents stay small).
+    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 998, reserved: 2, holds: {} });
     expect(stored.timeline.filter((t) => t.kind === 'delivery').map((t) => [t.service, t.deliveryCount])).toEqual([
       ['notification', 1],
       ['billing', 1],

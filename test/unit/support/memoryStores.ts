@@ -164,6 +164,13 @@ export class MemoryInventoryStore implements InventoryStore {
     return true;
   }
 
+  async settle(sku: string, orderId: string) {
+    const item = this.items.get(sku);
+    if (!item || item.holds[orderId] === undefined) return false;
+    delete item.holds[orderId];
+    return true;
+  }
+
   async ensure(item: CatalogItem) {
     if (this.items.has(item.id)) return false;
     this.items.set(item.id, copy(item));
