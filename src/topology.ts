@@ -123,6 +123,7 @@ export const CONTAINERS = {
   notifications: 'notifications',
   idempotency: 'idempotency',
   control: 'control',
+  deadLetters: 'deadletters',
 } as const;
 
 export const cosmosTopology: CosmosTopology = {
@@ -135,6 +136,8 @@ export const cosmosTopology: CosmosTopology = {
     { name: CONTAINERS.notifications, partitionKeyPath: '/orderId' },
     { name: CONTAINERS.idempotency, partitionKeyPath: '/id' },
     { name: CONTAINERS.control, partitionKeyPath: '/id' },
+    // Dead-lettered messages that name no order: kept for support rather than dropped.
+    { name: CONTAINERS.deadLetters, partitionKeyPath: '/id' },
   ],
 };
 

@@ -4,6 +4,7 @@
  * implementations of the same ports.
  */
 import { CosmosControlRepository, CosmosIdempotencyRepository } from '../azure/controlRepositories';
+import { CosmosDeadLetterArchive } from '../azure/deadLetterArchive';
 import { CosmosInventoryRepository } from '../azure/inventoryRepository';
 import { CosmosNotificationStore, CosmosPaymentLedger } from '../azure/ledgerRepositories';
 import { ServiceBusEventPublisher } from '../azure/orderEventPublisher';
@@ -11,6 +12,7 @@ import { CosmosOrderRepository } from '../azure/orderRepository';
 import { appConfig, type LatencySettings } from '../config';
 import type {
   ControlStore,
+  DeadLetterArchive,
   EventPublisher,
   IdempotencyStore,
   InventoryStore,
@@ -32,6 +34,7 @@ export interface OrderSagaDependencies {
   notifications: NotificationStore;
   idempotency: IdempotencyStore;
   control: ControlStore;
+  deadLetters: DeadLetterArchive;
   publisher: EventPublisher;
   settings: OrderSagaSettings;
   /** Simulated work time; injectable so unit tests do not wait. */
@@ -55,6 +58,7 @@ export function appDependencies(): OrderSagaDependencies {
       notifications: new CosmosNotificationStore(),
       idempotency: new CosmosIdempotencyRepository(),
       control: new CosmosControlRepository(),
+      deadLetters: new CosmosDeadLetterArchive(),
       publisher: new ServiceBusEventPublisher(),
       settings: { faultInjectionEnabled: config.faultInjectionEnabled, seedCatalog: config.seedCatalog, latencyMs: config.latencyMs },
       sleep: realSleep,

@@ -62,6 +62,24 @@ export interface OrderStore {
   list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }): Promise<OrderPage>;
 }
 
+/** A dead-lettered message that could not be tied to an order, kept as it arrived. */
+export interface ParkedDeadLetter {
+  /** The dead-letter queue it came from, e.g. `orders/Subscriptions/billing-sub/$DeadLetterQueue`. */
+  source: string;
+  messageId?: string;
+  deadLetterReason?: string;
+  deadLetterDescription?: string;
+  correlationId?: string;
+  orderId?: string;
+  body: unknown;
+  parkedAt: string;
+}
+
+export interface DeadLetterArchive {
+  /** Keeps the message (once per source and message id); true when this call stored it. */
+  park(message: ParkedDeadLetter): Promise<boolean>;
+}
+
 export type ReserveResult = 'reserved' | 'alreadyReserved' | 'insufficient' | 'unknownSku';
 
 export interface InventoryStore {

@@ -9,6 +9,11 @@ import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
+import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS } from '../topology';
+
+function pickDefined<T extends Record<string, string | undefined>>(fields: T): Partial<Record<keyof T, string>> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<Record<keyof T, string>>;
+}
 
 export interface DeadLetteredMessage {
   body: unknown;
@@ -29,7 +34,7 @@ export type DeadLetterOutcome =
   | 'duplicate'
   /** Billing had already finished (done/compensated/failed): noted on the timeline only. */
   | 'noted'
-  /** Not an order event, or its order does not exist: logged with its ids. */
+  /** Not an order event, or its order does not exist: kept in the dead-letter archive and logged. */
   | 'unknown-order';
 
 export async function recordBillingDeadLetter(
@@ -49,7 +54,21 @@ export async function recordBillingDeadLetter(
 
   const order = orderId ? await deps.orders.get(orderId) : undefined;
   if (!order) {
-    // Poison input (no order behind it) has nothing to surface; its details stay in the log.
+    // Poison input (no order behind it) has nothing to surface on an order, but the message is
+    // never lost: it is kept before the dead-letter queue lets it go (a failure here throws, and
+    // the message stays in the queue).
+    await deps.deadLetters.park({
+      source: deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS.billing),
+      ...pickDefined({
+        messageId: message.messageId,
+        deadLetterReason: message.deadLetterReason,
+        deadLetterDescription: message.deadLetterDescription,
+        correlationId: message.correlationId,
+        orderId,
+      }),
+      body: message.body,
+      parkedAt: deps.now(),
+    });
     log.error('billing-deadletter-without-order', new Error(parsed.ok ? 'order not found' : parsed.reason), {
       body: typeof message.body === 'string' ? message.body.slice(0, 2000) : message.body,
     });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos-emulator';
 import { createCosmosClient, container } from '../../src/azure/clients';
 import { CosmosControlRepository, CosmosIdempotencyRepository } from '../../src/azure/controlRepositories';
+import { CosmosDeadLetterArchive } from '../../src/azure/deadLetterArchive';
 import { CosmosInventoryRepository } from '../../src/azure/inventoryRepository';
 import { CosmosNotificationStore, CosmosPaymentLedger } from '../../src/azure/ledgerRepositories';
 import { CosmosOrderRepository } from '../../src/azure/orderRepository';
@@ -43,6 +44,7 @@ beforeAll(async () => {
     notifications: new CosmosNotificationStore(container('notifications', client)),
     idempotency: new CosmosIdempotencyRepository(container('idempotency', client)),
     control: new CosmosControlRepository(container('control', client)),
+    deadLetters: new CosmosDeadLetterArchive(container('deadletters', client)),
     publisher: new RecordingPublisher(),
     settings: { faultInjectionEnabled: true, seedCatalog: false, latencyMs: { inventory: 0, billing: 0, notification: 0 } },
     sleep: async () => undefined,
@@ -237,6 +239,14 @@ describe('idempotency keys and fault switches', () => {
     const record = { key: 'a/b?c#d', orderId: 'o-1', eventId: 'e-1', correlationId: 'c-1', fingerprint: 'f', createdAt: 'now' };
     expect(await deps.idempotency.claim(record)).toEqual({ created: true, record });
     expect(await deps.idempotency.claim({ ...record, orderId: 'o-2' })).toEqual({ created: false, record });
+  });
+
+  it('keeps a dead-lettered message once per source and message id, bytes included', async () => {
+    const parked = { source: 'orders/Subscriptions/billing-sub/$DeadLetterQueue', messageId: 'm/1?#', body: Buffer.from([0, 255, 7]), parkedAt: 'now' };
+    expect(await deps.deadLetters.park(parked)).toBe(true);
+    expect(await deps.deadLetters.park(parked)).toBe(false);
+    const { resources } = await container('deadletters', client).items.query('SELECT * FROM c').fetchAll();
+    expect(resources).toEqual([expect.objectContaining({ messageId: 'm/1?#', body: { base64: 'AP8H' } })]);
   });
 
   it('reads the billing fault switch as off until set', async () => {

@@ -198,13 +198,20 @@ describe('recordBillingDeadLetter', () => {
     expect(monitor.changes).toHaveLength(0);
   });
 
-  it('poison input without an order is logged and let go (nothing to surface)', async () => {
+  it('poison input without an order is kept in the dead-letter archive and logged, once', async () => {
     const deps = memoryDependencies();
     const errors: string[] = [];
     const log = createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(String(line)) });
-    const outcome = await recordBillingDeadLetter({ body: '{not json', messageId: 'm-9' }, { deps, monitor: new RecordingMonitor(), log });
+    const poison = { body: '{not json', messageId: 'm-9', deadLetterReason: 'MaxDeliveryCountExceeded' };
+    const outcome = await recordBillingDeadLetter(poison, { deps, monitor: new RecordingMonitor(), log });
     expect(outcome).toBe('unknown-order');
     expect(errors.join()).toContain('m-9');
+    expect([...deps.deadLetters.parked.values()]).toEqual([
+      expect.objectContaining({ source: 'orders/Subscriptions/billing-sub/$DeadLetterQueue', messageId: 'm-9', body: '{not json', deadLetterReason: 'MaxDeliveryCountExceeded' }),
+    ]);
+    // A repeat delivery from the dead-letter queue keeps one copy.
+    await recordBillingDeadLetter(poison, { deps, monitor: new RecordingMonitor(), log });
+    expect(deps.deadLetters.parked.size).toBe(1);
   });
 
   it('a storage outage throws, so the message stays in the dead-letter queue', async () => {

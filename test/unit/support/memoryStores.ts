@@ -9,6 +9,8 @@ import type { NotificationKind, OrderDocument, TimelineEntry } from '../../../sr
 import type { OrderSagaDependencies, OrderSagaSettings } from '../../../src/services/dependencies';
 import type {
   ControlStore,
+  DeadLetterArchive,
+  ParkedDeadLetter,
   EventPublisher,
   FaultSwitches,
   IdempotencyRecord,
@@ -239,6 +241,17 @@ export class MemoryControlStore implements ControlStore {
   }
 }
 
+export class MemoryDeadLetterArchive implements DeadLetterArchive {
+  readonly parked = new Map<string, ParkedDeadLetter>();
+
+  async park(message: ParkedDeadLetter) {
+    const key = `${message.source}|${message.messageId ?? JSON.stringify(message.body)}`;
+    if (this.parked.has(key)) return false;
+    this.parked.set(key, copy(message));
+    return true;
+  }
+}
+
 export class RecordingPublisher implements EventPublisher {
   readonly sent: OutgoingMessage[] = [];
   /** Set to make the next publishes fail like a Service Bus outage. */
@@ -278,6 +291,7 @@ export interface MemoryDependencies extends OrderSagaDependencies {
   notifications: MemoryNotificationStore;
   idempotency: MemoryIdempotencyStore;
   control: MemoryControlStore;
+  deadLetters: MemoryDeadLetterArchive;
   publisher: RecordingPublisher;
 }
 
@@ -290,6 +304,7 @@ export function memoryDependencies(settings: Partial<OrderSagaSettings> = {}): M
     notifications: new MemoryNotificationStore(),
     idempotency: new MemoryIdempotencyStore(),
     control: new MemoryControlStore(),
+    deadLetters: new MemoryDeadLetterArchive(),
     publisher: new RecordingPublisher(),
     settings: {
       faultInjectionEnabled: true,
