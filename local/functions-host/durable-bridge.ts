@@ -5,29 +5,15 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isAbsolute, join, resolve } from 'node:path';
+// Types only: the engine module itself is loaded at run time (loadEngineClass).
+import type { DurableEngineOptions, DurableInvoker } from '../durable';
 import type { RegisteredFunction } from './core-module';
 import type { RpcTypedData } from './core-types';
 import type { HostLog } from './host-log';
 import { FunctionInvoker, HostConfigurationError } from './invoker';
 
-/** What the engine calls back into the host with (its contract; see local/durable/index.ts). */
-export interface DurableInvoker {
-  invokeOrchestrator(name: string, payload: unknown): Promise<unknown>;
-  invokeActivity(name: string, input: unknown, instanceId: string): Promise<unknown>;
-  hasOrchestrator(name: string): boolean;
-  hasActivity(name: string): boolean;
-}
-
-export interface DurableEngineOptions {
-  dataDir: string;
-  hubName: string;
-  invoker: DurableInvoker;
-  baseUrl: string;
-  virtualClock?: boolean;
-  maxConcurrentOrchestrations?: number;
-  maxConcurrentActivities?: number;
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, props?: object) => void;
-}
+/** What the engine calls back into the host with; the engine owns this contract. */
+export type { DurableInvoker };
 
 export interface DurableEngineLike {
   start(): Promise<void>;
