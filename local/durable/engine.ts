@@ -10,8 +10,8 @@ import { handleClientRequest } from './client-api';
 import { SystemClock, VirtualClock, type EngineClock } from './clock';
 import { asError, ClientRequestError, EngineStateError } from './errors';
 import {
-  emptyRuntime,
   eventMessage,
+  newInstanceRow,
   runEpisode,
   startMessage,
   type EpisodePlan,
@@ -832,24 +832,4 @@ export class DurableEngine {
 
 function isFailure(e: HistoryEvent): boolean {
   return e.EventType === HistoryEventType.TaskFailed || e.EventType === HistoryEventType.SubOrchestrationInstanceFailed;
-}
-
-function newInstanceRow(id: string, name: string, executionId: string, inputJson: string | null, now: number): InstanceRow {
-  return {
-    instance_id: id,
-    name,
-    execution_id: executionId,
-    status: 'Pending',
-    input: inputJson,
-    output: null,
-    custom_status: null,
-    failure: null,
-    created_at: now,
-    updated_at: now,
-    completed_at: null,
-    parent_instance_id: null,
-    parent_execution_id: null,
-    parent_task_id: null,
-    runtime: JSON.stringify(emptyRuntime()),
-  };
 }

@@ -83,6 +83,41 @@ export interface ExecutionRuntime {
 
 export const emptyRuntime = (): ExecutionRuntime => ({ nextSeq: 0, steps: [], tasks: {}, groups: {} });
 
+/** The parent a sub-orchestration reports back to: its instance, execution and the task id awaiting it. */
+export interface ParentTask {
+  instanceId: string;
+  executionId: string;
+  taskId: number;
+}
+
+/** A Pending instance row, as written when an orchestration (or a sub-orchestration) is started. */
+export function newInstanceRow(
+  id: string,
+  name: string,
+  executionId: string,
+  inputJson: string | null,
+  now: number,
+  parent?: ParentTask,
+): InstanceRow {
+  return {
+    instance_id: id,
+    name,
+    execution_id: executionId,
+    status: 'Pending',
+    input: inputJson,
+    output: null,
+    custom_status: null,
+    failure: null,
+    created_at: now,
+    updated_at: now,
+    completed_at: null,
+    parent_instance_id: parent?.instanceId ?? null,
+    parent_execution_id: parent?.executionId ?? null,
+    parent_task_id: parent?.taskId ?? null,
+    runtime: JSON.stringify(emptyRuntime()),
+  };
+}
+
 export interface OrchestratorRunner {
   invokeOrchestrator(name: string, payload: unknown): Promise<unknown>;
   hasOrchestrator(name: string): boolean;
@@ -516,23 +551,13 @@ class Episode {
       return;
     }
     const executionId = randomUUID();
-    this.plan.children.push({
-      instance_id: childId,
-      name,
-      execution_id: executionId,
-      status: 'Pending',
-      input: inputJson,
-      output: null,
-      custom_status: null,
-      failure: null,
-      created_at: this.now,
-      updated_at: this.now,
-      completed_at: null,
-      parent_instance_id: this.inst.instance_id,
-      parent_execution_id: this.inst.execution_id,
-      parent_task_id: id,
-      runtime: JSON.stringify(emptyRuntime()),
-    });
+    this.plan.children.push(
+      newInstanceRow(childId, name, executionId, inputJson, this.now, {
+        instanceId: this.inst.instance_id,
+        executionId: this.inst.execution_id,
+        taskId: id,
+      }),
+    );
     this.plan.messages.push(startMessage(childId, executionId, name, inputJson, this.now, this.inst.instance_id, id));
   }
 
