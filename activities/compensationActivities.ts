@@ -6,11 +6,10 @@
 import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
+import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
 import { MONITOR_ACTOR, TIMELINE } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
 import { planCompensation, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
-import { NotFoundError } from '../src/errors';
-import { createLogger } from '../src/log';
 import { appDependencies } from '../src/services/dependencies';
 import { sendCancellation } from '../src/services/notices';
 import { refundPayment } from '../src/services/payment';
@@ -20,15 +19,6 @@ import { ACTIVITY, type OrderActivityInput } from '../orchestrators/names';
 
 type CompensationActivityInput = OrderActivityInput & { reason: string };
 
-const logFor = (context: InvocationContext, input: OrderActivityInput) =>
-  createLogger(context).with({ orderId: input.orderId, correlationId: input.correlationId, activity: context.functionName });
-
-async function orderOrThrow(orderId: string): Promise<OrderDocument> {
-  const order = await appDependencies().orders.get(orderId);
-  if (!order) throw new NotFoundError(`order ${orderId} not found`);
-  return order;
-}
-
 const planOrderCompensation: ActivityHandler = async (input: OrderActivityInput): Promise<CompensationStep[]> =>
   planCompensation(await orderOrThrow(input.orderId));
 
@@ -36,19 +26,19 @@ const refundOrderPayment: ActivityHandler = async (input: CompensationActivityIn
   const deps = appDependencies();
   await assertRefundsWork(deps, appCompensationFaults());
   const result = await refundPayment(await orderOrThrow(input.orderId), deps, MONITOR_ACTOR);
-  logFor(context, input).info('payment-compensated', result);
+  activityLogger(context, input).info('payment-compensated', result);
   return result;
 };
 
 const releaseOrderStock: ActivityHandler = async (input: CompensationActivityInput, context: InvocationContext) => {
   const result = await releaseStock(await orderOrThrow(input.orderId), appDependencies(), MONITOR_ACTOR);
-  logFor(context, input).info('stock-compensated', result);
+  activityLogger(context, input).info('stock-compensated', result);
   return result;
 };
 
 const sendCancellationNotice: ActivityHandler = async (input: CompensationActivityInput, context: InvocationContext) => {
   const result = await sendCancellation(await orderOrThrow(input.orderId), appDependencies(), MONITOR_ACTOR, input.reason);
-  logFor(context, input).info('cancellation-sent', result);
+  activityLogger(context, input).info('cancellation-sent', result);
   return result;
 };
 
@@ -72,7 +62,7 @@ const finishCompensation: ActivityHandler = async (input: CompensationActivityIn
       actor: MONITOR_ACTOR,
     },
   });
-  const log = logFor(context, input);
+  const log = activityLogger(context, input);
   if (input.outcome === 'cancelled') log.info('order-cancelled', { reason: input.reason });
   else log.warn('order-needs-attention', { failures: input.failures });
   return { recorded: updated !== undefined };

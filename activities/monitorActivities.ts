@@ -6,6 +6,7 @@
 import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
+import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
 import {
   MONITOR_ACTOR,
   REPUBLISH_REASON,
@@ -15,22 +16,11 @@ import {
   type MonitorSnapshot,
 } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
-import { NotFoundError } from '../src/errors';
-import { createLogger } from '../src/log';
 import { appDependencies } from '../src/services/dependencies';
 import { markCompleted } from '../src/services/consumers';
 import { republishToService } from '../src/services/publishing';
 import type { ServiceName } from '../src/topology';
 import { ACTIVITY, type OrderActivityInput } from '../orchestrators/names';
-
-const logFor = (context: InvocationContext, input: OrderActivityInput) =>
-  createLogger(context).with({ orderId: input.orderId, correlationId: input.correlationId, activity: context.functionName });
-
-async function orderOrThrow(orderId: string): Promise<OrderDocument> {
-  const order = await appDependencies().orders.get(orderId);
-  if (!order) throw new NotFoundError(`order ${orderId} not found`);
-  return order;
-}
 
 /**
  * Sends the order's event to one consumer again. The message number counts every targeted send
@@ -58,7 +48,7 @@ interface RequeueInput extends OrderActivityInput {
 /** Targeted republish to billing only, after marking the dead-lettered billing `pending` again. */
 const requeueBilling: ActivityHandler = async (input: RequeueInput, context: InvocationContext) => {
   const deps = appDependencies();
-  const log = logFor(context, input);
+  const log = activityLogger(context, input);
   const actor = input.requestedBy ?? MONITOR_ACTOR;
   const detail = `attempt ${input.attempt}`;
   let order = await orderOrThrow(input.orderId);
@@ -93,13 +83,13 @@ const republishToStuckService: ActivityHandler = async (input: RepublishInput, c
   const status = order.status[input.service];
   if (status !== 'pending' && status !== 'processing') return { republished: false, reason: `${input.service} is ${status}` };
   const messageId = await sendAgain(order, input.service, `${REPUBLISH_REASON.stuck} (attempt ${input.attempt}): ${input.reason}`);
-  logFor(context, input).info('stuck-service-republished', { service: input.service, attempt: input.attempt, messageId });
+  activityLogger(context, input).info('stuck-service-republished', { service: input.service, attempt: input.attempt, messageId });
   return { republished: true, messageId };
 };
 
 const markOrderCompleted: ActivityHandler = async (input: OrderActivityInput, context: InvocationContext) => {
   // The same conditional patch the last consumer makes: whichever comes first wins, once.
-  const completed = await markCompleted(input.orderId, { actor: MONITOR_ACTOR }, appDependencies(), logFor(context, input));
+  const completed = await markCompleted(input.orderId, { actor: MONITOR_ACTOR }, appDependencies(), activityLogger(context, input));
   return { completed };
 };
 
@@ -110,7 +100,7 @@ const markOrderAttention: ActivityHandler = async (input: OrderActivityInput & {
     to: 'attention',
     timeline: { at: deps.now(), kind: TIMELINE.attention, reason: input.reason, actor: MONITOR_ACTOR },
   });
-  if (updated) logFor(context, input).warn('order-needs-attention', { reason: input.reason });
+  if (updated) activityLogger(context, input).warn('order-needs-attention', { reason: input.reason });
   return { attention: updated !== undefined };
 };
 
@@ -134,7 +124,7 @@ const beginCompensation: ActivityHandler = async (
     },
   });
   if (!updated) return null;
-  logFor(context, input).warn('compensation-started', { reason: input.reason, run });
+  activityLogger(context, input).warn('compensation-started', { reason: input.reason, run });
   return { run };
 };
 
