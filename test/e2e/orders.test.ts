@@ -2,27 +2,15 @@
  * End to end through the local Functions host and the emulators: intake, the three consumers,
  * completion, idempotency, duplicate events, hostile input and poison messages.
  */
-import { ServiceBusClient } from '@azure/service-bus';
 import fc from 'fast-check';
 import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
 import type { OrderDocument } from '../../src/domain/order';
 import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS } from '../../src/topology';
-import { startSystem, type RunningSystem } from './system';
+import { systemWithServiceBus } from './systemWithServiceBus';
 
 jest.setTimeout(120_000);
 
-let system: RunningSystem;
-let serviceBus: ServiceBusClient;
-
-beforeAll(async () => {
-  system = await startSystem();
-  serviceBus = new ServiceBusClient(system.serviceBusConnectionString);
-});
-
-afterAll(async () => {
-  await serviceBus?.close();
-  await system?.stop();
-});
+const e2e = systemWithServiceBus();
 
 type View = OrderDocument & { monitor: { runtimeStatus: string } | null };
 const order = { customerId: 'e2e-customer', items: [{ sku: 'MOUSE-01', quantity: 2 }, { sku: 'CABLE-USB-C', quantity: 1 }] };
@@ -30,13 +18,13 @@ const allDone = (o: View) => o.state === 'completed';
 
 it('accepts an order with 202 and completes it with all three services done', async () => {
   const started = Date.now();
-  const res = await system.postOrder(order);
+  const res = await e2e.system.postOrder(order);
   expect(res.status).toBe(202);
   expect(res.headers.get('location')).toBe(`/api/orders/${res.body.orderId}`);
   expect(res.headers.get('retry-after')).toBeTruthy();
   expect(res.body).toEqual({ orderId: expect.any(String), state: 'accepted', statusUrl: `/api/orders/${res.body.orderId}` });
 
-  const done = await system.waitForOrder<View>(res.body.orderId, allDone);
+  const done = await e2e.system.waitForOrder<View>(res.body.orderId, allDone);
   expect(done.status).toEqual({ inventory: 'done', billing: 'done', notification: 'done' });
   expect(done.total).toBe(58.95);
   expect(done.payment).toEqual({ charged: 58.95, refunded: 0 });
@@ -49,17 +37,17 @@ it('accepts an order with 202 and completes it with all three services done', as
   expect(done.timeline.filter((t) => t.kind === 'delivery').map((t) => t.service).sort()).toEqual(['billing', 'inventory', 'notification']);
   expect(Date.now() - started).toBeLessThan(20_000);
 
-  const inventory = await system.request('GET', '/api/inventory/MOUSE-01');
+  const inventory = await e2e.system.request('GET', '/api/inventory/MOUSE-01');
   expect(inventory.status).toBe(200);
   expect(inventory.body.reserved).toBeGreaterThanOrEqual(2);
 });
 
 it('charges once and confirms once when the same event is delivered twice', async () => {
-  const res = await system.postOrder(order);
-  const first = await system.waitForOrder<View>(res.body.orderId, allDone);
+  const res = await e2e.system.postOrder(order);
+  const first = await e2e.system.waitForOrder<View>(res.body.orderId, allDone);
 
   // The same CloudEvent again under another messageId, so duplicate detection does not drop it.
-  const sender = serviceBus.createSender(ORDERS_TOPIC);
+  const sender = e2e.serviceBus.createSender(ORDERS_TOPIC);
   const event = buildOrderCreatedEvent(first);
   await sender.sendMessages({
     messageId: `${first.eventId}:redelivered`,
@@ -69,7 +57,7 @@ it('charges once and confirms once when the same event is delivered twice', asyn
   });
   await sender.close();
 
-  const after = await system.waitForOrder<View>(
+  const after = await e2e.system.waitForOrder<View>(
     first.id,
     (o) => o.timeline.filter((t) => t.kind === 'duplicate-ignored').length === 3,
   );
@@ -80,31 +68,31 @@ it('charges once and confirms once when the same event is delivered twice', asyn
 
 it('gives one order for the same Idempotency-Key sent twice, and 422 for the key with another body', async () => {
   const key = `e2e-${Date.now()}`;
-  const [a, b] = await Promise.all([system.postOrder(order, { 'Idempotency-Key': key }), system.postOrder(order, { 'Idempotency-Key': key })]);
+  const [a, b] = await Promise.all([e2e.system.postOrder(order, { 'Idempotency-Key': key }), e2e.system.postOrder(order, { 'Idempotency-Key': key })]);
   expect([a.status, b.status]).toEqual([202, 202]);
   expect(b.body.orderId).toBe(a.body.orderId);
-  const other = await system.postOrder({ ...order, customerId: 'someone-else' }, { 'Idempotency-Key': key });
+  const other = await e2e.system.postOrder({ ...order, customerId: 'someone-else' }, { 'Idempotency-Key': key });
   expect(other.status).toBe(422);
   expect(other.headers.get('content-type')).toContain('application/problem+json');
 
-  const list = await system.request('GET', '/api/orders?pageSize=100');
+  const list = await e2e.system.request('GET', '/api/orders?pageSize=100');
   expect(list.body.orders.filter((o: { id: string }) => o.id === a.body.orderId)).toHaveLength(1);
-  const done = await system.waitForOrder<View>(a.body.orderId, allDone);
+  const done = await e2e.system.waitForOrder<View>(a.body.orderId, allDone);
   expect(done.payment.charged).toBe(done.total);
 });
 
 it('lists orders newest first, filtered by state and status, paged with a continuation token', async () => {
   const ids: string[] = [];
-  for (let i = 0; i < 3; i++) ids.push((await system.postOrder(order)).body.orderId);
-  for (const id of ids) await system.waitForOrder<View>(id, allDone);
-  const first = await system.request('GET', '/api/orders?state=completed&status.billing=done&pageSize=2');
+  for (let i = 0; i < 3; i++) ids.push((await e2e.system.postOrder(order)).body.orderId);
+  for (const id of ids) await e2e.system.waitForOrder<View>(id, allDone);
+  const first = await e2e.system.request('GET', '/api/orders?state=completed&status.billing=done&pageSize=2');
   expect(first.status).toBe(200);
   expect(first.body.orders.map((o: { id: string }) => o.id)).toEqual([ids[2], ids[1]]);
   const token = encodeURIComponent(first.body.continuationToken);
-  const second = await system.request('GET', `/api/orders?state=completed&status.billing=done&pageSize=2&continuationToken=${token}`);
+  const second = await e2e.system.request('GET', `/api/orders?state=completed&status.billing=done&pageSize=2&continuationToken=${token}`);
   expect(second.body.orders[0].id).toBe(ids[0]);
   // A token we never issued is the caller's mistake (400 on Cosmos DB; the stand-in restarts the list).
-  const bad = await system.request('GET', '/api/orders?continuationToken=garbage');
+  const bad = await e2e.system.request('GET', '/api/orders?continuationToken=garbage');
   expect(bad.status).toBeLessThan(500);
 });
 
@@ -144,7 +132,7 @@ it('never answers 5xx to 1,000 random bad bodies and headers', async () => {
   const seen = new Map<number, number>();
   await fc.assert(
     fc.asyncProperty(body, headers, async (b, h) => {
-      const res = await fetch(`${system.baseUrl}/api/orders`, { method: 'POST', body: b, headers: h as Record<string, string> });
+      const res = await fetch(`${e2e.system.baseUrl}/api/orders`, { method: 'POST', body: b, headers: h as Record<string, string> });
       await res.arrayBuffer();
       seen.set(res.status, (seen.get(res.status) ?? 0) + 1);
       return res.status < 500;
@@ -156,7 +144,7 @@ it('never answers 5xx to 1,000 random bad bodies and headers', async () => {
 });
 
 it('dead-letters a poison message after its deliveries, without crashing the host', async () => {
-  const sender = serviceBus.createSender(ORDERS_TOPIC);
+  const sender = e2e.serviceBus.createSender(ORDERS_TOPIC);
   const messageId = `poison-${Date.now()}`;
   await sender.sendMessages({
     messageId,
@@ -167,7 +155,7 @@ it('dead-letters a poison message after its deliveries, without crashing the hos
   await sender.close();
 
   // The billing dead-letter queue has its own consumer (the monitor's); inventory's has none.
-  const receiver = serviceBus.createReceiver(deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS.inventory), { receiveMode: 'receiveAndDelete' });
+  const receiver = e2e.serviceBus.createReceiver(deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS.inventory), { receiveMode: 'receiveAndDelete' });
   const deadline = Date.now() + 30_000;
   let found: { messageId?: unknown; deadLetterReason?: string } | undefined;
   while (!found && Date.now() < deadline) {
@@ -179,7 +167,7 @@ it('dead-letters a poison message after its deliveries, without crashing the hos
   expect(found!.deadLetterReason).toBe('MaxDeliveryCountExceeded');
 
   // The host is still serving.
-  const res = await system.postOrder(order);
+  const res = await e2e.system.postOrder(order);
   expect(res.status).toBe(202);
-  expect(system.host.output()).toContain('poison-message-dead-lettering');
+  expect(e2e.system.host.output()).toContain('poison-message-dead-lettering');
 });

@@ -6,26 +6,15 @@
  * subscription with a reason (billing's is consumed by the app, which logs it), and the host keeps
  * serving and completing real orders.
  */
-import { ServiceBusClient, type AmqpAnnotatedMessage, type ServiceBusMessage } from '@azure/service-bus';
+import type { AmqpAnnotatedMessage, ServiceBusMessage } from '@azure/service-bus';
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS } from '../../src/topology';
-import { startSystem, type RunningSystem } from '../e2e/system';
+import { systemWithServiceBus } from '../e2e/systemWithServiceBus';
 
 jest.setTimeout(120_000);
 
-let system: RunningSystem;
-let serviceBus: ServiceBusClient;
-
-beforeAll(async () => {
-  system = await startSystem();
-  serviceBus = new ServiceBusClient(system.serviceBusConnectionString);
-});
-
-afterAll(async () => {
-  await serviceBus?.close();
-  await system?.stop();
-});
+const e2e = systemWithServiceBus();
 
 /** A well-formed OrderCreated for an order id that was never accepted. */
 const orderCreatedFor = (orderId: string) => ({
@@ -111,7 +100,7 @@ it('dead-letters every malformed message with a reason and keeps serving', async
   const samples = fc.sample(poison, { numRuns: 40, seed });
   const run = randomUUID().slice(0, 8);
   const sent = new Map<string, string>();
-  const sender = serviceBus.createSender(ORDERS_TOPIC);
+  const sender = e2e.serviceBus.createSender(ORDERS_TOPIC);
   try {
     for (const [i, p] of samples.entries()) {
       const messageId = `poison-${run}-${i}`;
@@ -126,7 +115,7 @@ it('dead-letters every malformed message with a reason and keeps serving', async
   // Inventory's and notification's dead-letter queues have no consumer: every message waits there.
   const missing: string[] = [];
   for (const service of ['inventory', 'notification'] as const) {
-    const receiver = serviceBus.createReceiver(deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]), { receiveMode: 'receiveAndDelete' });
+    const receiver = e2e.serviceBus.createReceiver(deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]), { receiveMode: 'receiveAndDelete' });
     const found = new Map<string, string | undefined>();
     const deadline = Date.now() + 60_000;
     try {
@@ -146,7 +135,7 @@ it('dead-letters every malformed message with a reason and keeps serving', async
   // Billing's dead-letter queue is consumed by the app, which logs what it could not attach to an order.
   const deadline = Date.now() + 30_000;
   const billingLogged = (id: string) =>
-    system.host
+    e2e.system.host
       .output()
       .split('\n')
       .some((line) => line.includes('billing-deadletter-without-order') && line.includes(id) && /"deadLetterReason":"[^"]+"/.test(line));
@@ -156,12 +145,12 @@ it('dead-letters every malformed message with a reason and keeps serving', async
 
   // Still serving, and the consumers still work.
   let exited = false;
-  void system.host.exited.then(() => (exited = true));
+  void e2e.system.host.exited.then(() => (exited = true));
   await new Promise((r) => setImmediate(r));
   expect(exited).toBe(false);
-  const res = await system.postOrder({ customerId: 'after-poison', items: [{ sku: 'WEBCAM-01', quantity: 1 }] });
+  const res = await e2e.system.postOrder({ customerId: 'after-poison', items: [{ sku: 'WEBCAM-01', quantity: 1 }] });
   expect(res.status).toBe(202);
-  const done = await system.waitForOrder<{ state: string }>(res.body.orderId, (o) => o.state === 'completed', 30_000);
+  const done = await e2e.system.waitForOrder<{ state: string }>(res.body.orderId, (o) => o.state === 'completed', 30_000);
   expect(done.state).toBe('completed');
-  expect(system.host.output()).not.toMatch(/Unhandled promise rejection|uncaughtException/);
+  expect(e2e.system.host.output()).not.toMatch(/Unhandled promise rejection|uncaughtException/);
 });
