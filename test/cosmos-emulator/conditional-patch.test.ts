@@ -1,32 +1,8 @@
-import { CosmosClient, type Container } from '@azure/cosmos';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos-emulator';
-import { CONTAINERS, cosmosTopology } from '../../src/topology';
+import { CONTAINERS } from '../../src/topology';
+import { emulatorWithClient } from './emulator-with-client';
 
 describe('Cosmos DB stand-in: conditional patch', () => {
-  let certDir: string;
-  let emulator: CosmosEmulator;
-  let agent: Agent;
-  let client: CosmosClient;
-
-  beforeAll(async () => {
-    certDir = mkdtempSync(join(tmpdir(), 'cosmos-patch-'));
-    emulator = await startCosmosEmulator({ port: 0, certDir });
-    agent = new Agent({ ca: readFileSync(emulator.caCertificateFile), keepAlive: true, maxSockets: 64 });
-    client = new CosmosClient({ endpoint: emulator.endpoint, key: emulator.key, agent });
-  });
-
-  afterAll(async () => {
-    client?.dispose();
-    agent?.destroy();
-    await emulator?.stop();
-    rmSync(certDir, { recursive: true, force: true });
-  });
-
-  const container = (name: string): Container => client.database(cosmosTopology.databaseName).container(name);
+  const { container } = emulatorWithClient('cosmos-patch-', { maxSockets: 64 });
   let n = 0;
   const newId = (prefix: string): string => `${prefix}-${Date.now()}-${n++}`;
 

@@ -1,4 +1,3 @@
-import { CosmosClient, type Container } from '@azure/cosmos';
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -8,19 +7,17 @@ import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureCertificate } from '../../local/cosmos-emulator/certificate';
-import {
-  COSMOS_READY_LINE_PREFIX,
-  CosmosPortInUseError,
-  startCosmosEmulator,
-  type CosmosEmulator,
-} from '../../local/cosmos-emulator';
+import { COSMOS_READY_LINE_PREFIX, CosmosPortInUseError, startCosmosEmulator } from '../../local/cosmos-emulator';
 import { CONTAINERS, cosmosTopology } from '../../src/topology';
+import { emulatorWithClient } from './emulator-with-client';
 
 const REPO_ROOT = join(__dirname, '..', '..');
 const CLI = join(REPO_ROOT, 'dist', 'local', 'cosmos-emulator', 'cli.js');
 
+const TEMP_PREFIX = 'cosmos-standin-';
+
 function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'cosmos-standin-'));
+  return mkdtempSync(join(tmpdir(), TEMP_PREFIX));
 }
 
 function get(url: string, agent: Agent): Promise<{ res: IncomingMessage; body: string; reusedSocket: boolean }> {
@@ -37,33 +34,13 @@ function get(url: string, agent: Agent): Promise<{ res: IncomingMessage; body: s
 }
 
 describe('Cosmos DB stand-in', () => {
-  let certDir: string;
-  let emulator: CosmosEmulator;
-  let agent: Agent;
-  let client: CosmosClient;
-
-  beforeAll(async () => {
-    certDir = tempDir();
-    emulator = await startCosmosEmulator({ port: 0, certDir });
-    agent = new Agent({ ca: readFileSync(emulator.caCertificateFile), keepAlive: true });
-    client = new CosmosClient({ endpoint: emulator.endpoint, key: emulator.key, agent });
-  });
-
-  afterAll(async () => {
-    client?.dispose();
-    agent?.destroy();
-    await emulator?.stop();
-    rmSync(certDir, { recursive: true, force: true });
-  });
-
-  function container(name: string): Container {
-    return client.database(cosmosTopology.databaseName).container(name);
-  }
+  const standIn = emulatorWithClient(TEMP_PREFIX);
+  const { container } = standIn;
 
   it('serves https on 127.0.0.1 at the port it reports', () => {
-    expect(emulator.port).toBeGreaterThan(0);
-    expect(emulator.endpoint).toBe(`https://127.0.0.1:${emulator.port}/`);
-    expect(emulator.caCertificateFile).toBe(join(certDir, 'cert.pem'));
+    expect(standIn.emulator.port).toBeGreaterThan(0);
+    expect(standIn.emulator.endpoint).toBe(`https://127.0.0.1:${standIn.emulator.port}/`);
+    expect(standIn.emulator.caCertificateFile).toBe(join(standIn.certDir, 'cert.pem'));
   });
 
   it('has every container of the topology, each with its partition key', async () => {
@@ -119,7 +96,7 @@ describe('Cosmos DB stand-in', () => {
   it('is refused by an https client that does not trust its certificate', async () => {
     const untrusting = new Agent({ keepAlive: false });
     try {
-      await expect(get(emulator.endpoint, untrusting)).rejects.toMatchObject({
+      await expect(get(standIn.emulator.endpoint, untrusting)).rejects.toMatchObject({
         code: expect.stringMatching(/SELF_SIGNED|UNABLE_TO_VERIFY|CERT/),
       });
     } finally {
@@ -128,12 +105,12 @@ describe('Cosmos DB stand-in', () => {
   });
 
   it('keeps connections alive between requests', async () => {
-    const keepAlive = new Agent({ ca: readFileSync(emulator.caCertificateFile), keepAlive: true, maxSockets: 1 });
+    const keepAlive = new Agent({ ca: readFileSync(standIn.emulator.caCertificateFile), keepAlive: true, maxSockets: 1 });
     try {
-      const first = await get(emulator.endpoint, keepAlive);
+      const first = await get(standIn.emulator.endpoint, keepAlive);
       expect(first.res.statusCode).toBe(200);
       expect(first.res.headers.connection).not.toBe('close');
-      const second = await get(emulator.endpoint, keepAlive);
+      const second = await get(standIn.emulator.endpoint, keepAlive);
       expect(second.res.statusCode).toBe(200);
       expect(second.reusedSocket).toBe(true);
     } finally {
@@ -142,10 +119,10 @@ describe('Cosmos DB stand-in', () => {
   });
 
   it('says which port is taken when it cannot listen', async () => {
-    await expect(startCosmosEmulator({ port: emulator.port, certDir })).rejects.toEqual(
-      expect.objectContaining({ name: 'CosmosPortInUseError', port: emulator.port }),
+    await expect(startCosmosEmulator({ port: standIn.emulator.port, certDir: standIn.certDir })).rejects.toEqual(
+      expect.objectContaining({ name: 'CosmosPortInUseError', port: standIn.emulator.port }),
     );
-    await expect(startCosmosEmulator({ port: emulator.port, certDir })).rejects.toBeInstanceOf(CosmosPortInUseError);
+    await expect(startCosmosEmulator({ port: standIn.emulator.port, certDir: standIn.certDir })).rejects.toBeInstanceOf(CosmosPortInUseError);
   });
 });
 
