@@ -14,6 +14,7 @@ import {
   type Step,
 } from '../../src/domain/monitorPolicy';
 import type { OrderDocument, OrderState, ServiceStatus } from '../../src/domain/order';
+import { orderDocument } from './support/orderDocument';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
@@ -257,27 +258,15 @@ describe('decideNextStep: policy cells', () => {
 
 describe('monitorSnapshotOf', () => {
   function order(over: Partial<OrderDocument> = {}): OrderDocument {
-    return {
-      id: 'o-1',
-      customerId: 'c-1',
-      items: [{ sku: 'sku-1', quantity: 1, unitPrice: 10 }],
-      currency: 'EUR',
-      total: 10,
-      state: 'processing',
+    return orderDocument({
       status: { inventory: 'done', billing: 'deadlettered', notification: 'done' },
       statusReason: { billing: 'MaxDeliveryCountExceeded' },
-      payment: { charged: 0, refunded: 0 },
-      notifications: [],
-      timeline: [],
-      correlationId: 'corr-1',
-      eventId: 'e-1',
       createdAt: at(0),
       updatedAt: at(0),
-      published: true,
       billingAttempts: 3,
       notified: { confirmation: true, cancellation: false },
       ...over,
-    };
+    });
   }
 
   it('counts the monitor requeues and dead-letters from the timeline, and last progress per service', () => {

@@ -1,30 +1,12 @@
 import { compensationOutcome, planCompensation } from '../../src/domain/saga';
 import type { OrderDocument, ServiceStatus, TimelineEntry } from '../../src/domain/order';
+import { orderDocument } from './support/orderDocument';
 
 function order(
   status: { inventory: ServiceStatus; billing: ServiceStatus; notification: ServiceStatus },
   timeline: TimelineEntry[] = [],
 ): OrderDocument {
-  return {
-    id: 'o-1',
-    customerId: 'c-1',
-    items: [{ sku: 'sku-1', quantity: 1, unitPrice: 10 }],
-    currency: 'EUR',
-    total: 10,
-    state: 'compensating',
-    status,
-    statusReason: {},
-    payment: { charged: 0, refunded: 0 },
-    notifications: [],
-    timeline,
-    correlationId: 'corr-1',
-    eventId: 'e-1',
-    createdAt: '2026-01-01T00:00:00.000Z',
-    updatedAt: '2026-01-01T00:00:00.000Z',
-    published: true,
-    billingAttempts: 0,
-    notified: { confirmation: false, cancellation: false },
-  };
+  return orderDocument({ state: 'compensating', status, timeline });
 }
 
 const names = (o: OrderDocument) => planCompensation(o).map((s) => s.name);
