@@ -39,6 +39,30 @@ function crc32(data: Buffer): number {
   return ~crc >>> 0;
 }
 
+interface EntryFields {
+  method: number;
+  crc: number;
+  compressedSize: number;
+  size: number;
+  nameLength: number;
+}
+
+/**
+ * The run of fields a local header and its central directory header share, in the same order
+ * (version needed to extract through file name length), written from `at`.
+ */
+function writeEntryFields(b: Buffer, at: number, f: EntryFields): void {
+  b.writeUInt16LE(VERSION_NEEDED, at);
+  b.writeUInt16LE(UTF8_NAMES, at + 2);
+  b.writeUInt16LE(f.method, at + 4);
+  b.writeUInt16LE(DOS_TIME, at + 6);
+  b.writeUInt16LE(DOS_DATE, at + 8);
+  b.writeUInt32LE(f.crc, at + 10);
+  b.writeUInt32LE(f.compressedSize, at + 14);
+  b.writeUInt32LE(f.size, at + 18);
+  b.writeUInt16LE(f.nameLength, at + 22);
+}
+
 export interface ZipSummary {
   entries: number;
   bytes: number;
@@ -66,31 +90,22 @@ export function writeZip(file: string, entries: ZipEntry[]): ZipSummary {
       const body = useDeflate ? deflated : entry.data;
       if (entry.data.length > MAX_SIZE || offset > MAX_SIZE) throw new Error(`${entry.name}: archive too large without ZIP64`);
 
+      const fields: EntryFields = {
+        method: useDeflate ? DEFLATED : STORED,
+        crc,
+        compressedSize: body.length,
+        size: entry.data.length,
+        nameLength: name.length,
+      };
       const local = Buffer.alloc(30);
       local.writeUInt32LE(LOCAL_HEADER, 0);
-      local.writeUInt16LE(VERSION_NEEDED, 4);
-      local.writeUInt16LE(UTF8_NAMES, 6);
-      local.writeUInt16LE(useDeflate ? DEFLATED : STORED, 8);
-      local.writeUInt16LE(DOS_TIME, 10);
-      local.writeUInt16LE(DOS_DATE, 12);
-      local.writeUInt32LE(crc, 14);
-      local.writeUInt32LE(body.length, 18);
-      local.writeUInt32LE(entry.data.length, 22);
-      local.writeUInt16LE(name.length, 26);
+      writeEntryFields(local, 4, fields);
       local.writeUInt16LE(0, 28);
 
       const header = Buffer.alloc(46);
       header.writeUInt32LE(CENTRAL_HEADER, 0);
       header.writeUInt16LE(MADE_BY_UNIX, 4);
-      header.writeUInt16LE(VERSION_NEEDED, 6);
-      header.writeUInt16LE(UTF8_NAMES, 8);
-      header.writeUInt16LE(useDeflate ? DEFLATED : STORED, 10);
-      header.writeUInt16LE(DOS_TIME, 12);
-      header.writeUInt16LE(DOS_DATE, 14);
-      header.writeUInt32LE(crc, 16);
-      header.writeUInt32LE(body.length, 20);
-      header.writeUInt32LE(entry.data.length, 24);
-      header.writeUInt16LE(name.length, 28);
+      writeEntryFields(header, 6, fields);
       header.writeUInt16LE(0, 30); // extra field length
       header.writeUInt16LE(0, 32); // comment length
       header.writeUInt16LE(0, 34); // disk number
