@@ -6,11 +6,20 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { COSMOS_EMULATOR_KEY } from './cosmos-emulator/account';
 import { ServiceStartError, spawnService, type RunningService, type ServiceSpec } from './service-process';
+import {
+  cosmosEmulatorProcess,
+  EMULATOR_STOP_GRACE_MS,
+  emulatorEndpoints,
+  emulatorSettings,
+  functionsHostProcess,
+  HOST_STOP_GRACE_MS,
+  hostPort,
+  REPO_ROOT,
+  serviceBusEmulatorProcess,
+  StartupError,
+} from './stack';
 
-const REPO_ROOT = join(__dirname, '..', '..');
-const DIST_LOCAL = __dirname;
 const HOST = '127.0.0.1';
 
 /** A port we listen on, the variable that moves it, and what it is for (for the "port taken" message). */
@@ -26,13 +35,6 @@ const PORTS: PortSetting[] = [
   { variable: 'COSMOS_EMULATOR_PORT', what: 'the Cosmos DB stand-in (HTTPS)', fallback: 8081 },
 ];
 
-/** Stopping the host lets in-flight invocations finish; emulators stop at once. */
-const HOST_STOP_GRACE_MS = 10_000;
-const EMULATOR_STOP_GRACE_MS = 5_000;
-/** Loading the app (and, the first time, the durable store) takes longer than an emulator start. */
-const HOST_START_TIMEOUT_MS = 90_000;
-const EMULATOR_START_TIMEOUT_MS = 30_000;
-
 /**
  * Each service runs in its own session where the system allows it: a Ctrl-C in the terminal then
  * reaches only us, so the host is stopped first and every child is signalled exactly once (the host
@@ -40,16 +42,9 @@ const EMULATOR_START_TIMEOUT_MS = 30_000;
  * given is the service's own.
  */
 const SETSID = '/usr/bin/setsid';
-function inOwnSession(command: string[]): string[] {
-  return process.platform === 'linux' && existsSync(SETSID) ? [SETSID, ...command] : command;
-}
-
-/** Something the user must fix before the system can start; printed without a stack trace. */
-class StartupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StartupError';
-  }
+function inOwnSession(spec: ServiceSpec): ServiceSpec {
+  const ownSession = process.platform === 'linux' && existsSync(SETSID);
+  return ownSession ? { ...spec, command: [SETSID, ...spec.command] } : spec;
 }
 
 function configuredPort(setting: PortSetting): number {
@@ -250,45 +245,16 @@ async function main(): Promise<void> {
       ports.get(PORTS.find((p) => p.variable === variable)!)!;
 
     const [serviceBus, cosmos] = await Promise.all([
-      system.start({
-        name: 'servicebus-emulator',
-        command: inOwnSession([process.execPath, join(DIST_LOCAL, 'servicebus-emulator', 'cli.js')]),
-        env: { SERVICEBUS_EMULATOR_PORT: String(portOf('SERVICEBUS_EMULATOR_PORT')) },
-        cwd: REPO_ROOT,
-        readyLine: /Service Bus emulator listening on sb:\/\/127\.0\.0\.1:(\d+)/,
-        timeoutMs: EMULATOR_START_TIMEOUT_MS,
-      }),
-      system.start({
-        name: 'cosmos-emulator',
-        command: inOwnSession([process.execPath, join(DIST_LOCAL, 'cosmos-emulator', 'cli.js')]),
-        env: { COSMOS_EMULATOR_PORT: String(portOf('COSMOS_EMULATOR_PORT')) },
-        cwd: REPO_ROOT,
-        readyLine: /Cosmos DB stand-in listening on (https:\/\/127\.0\.0\.1:\d+\/)/,
-        timeoutMs: EMULATOR_START_TIMEOUT_MS,
-      }),
+      system.start(inOwnSession(serviceBusEmulatorProcess({ port: portOf('SERVICEBUS_EMULATOR_PORT') }))),
+      system.start(inOwnSession(cosmosEmulatorProcess({ port: portOf('COSMOS_EMULATOR_PORT') }))),
     ]);
-    const serviceBusPort = Number(serviceBus.match[1]);
-    const cosmosEndpoint = cosmos.match[1];
-    const caCertificateFile = /Cosmos DB stand-in CA certificate: (.+)/.exec(cosmos.output())?.[1]?.trim();
-    if (!caCertificateFile) throw new StartupError('the Cosmos DB stand-in did not say which certificate it serves');
-
-    const host = await system.start({
-      name: 'functions-host',
-      command: inOwnSession([process.execPath, join(DIST_LOCAL, 'functions-host', 'cli.js'), '--app-dir', REPO_ROOT]),
-      env: {
-        FUNCTIONS_HTTP_PORT: String(portOf('FUNCTIONS_HTTP_PORT')),
-        ServiceBusConnection:
-          `Endpoint=sb://127.0.0.1:${serviceBusPort};SharedAccessKeyName=RootManageSharedAccessKey;` +
-          'SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true',
-        CosmosDbConnection__accountEndpoint: cosmosEndpoint,
-        CosmosDbConnection__accountKey: COSMOS_EMULATOR_KEY,
-        CosmosDbConnection__caCertificateFile: caCertificateFile,
-      },
-      cwd: REPO_ROOT,
-      readyLine: /Functions host listening on http:\/\/127\.0\.0\.1:(\d+)/,
-      timeoutMs: HOST_START_TIMEOUT_MS,
-    });
-    const api = `http://127.0.0.1:${host.match[1]}/${routePrefix()}`.replace(/\/$/, '');
+    const endpoints = emulatorEndpoints(serviceBus, cosmos);
+    const host = await system.start(
+      inOwnSession(functionsHostProcess({ FUNCTIONS_HTTP_PORT: String(portOf('FUNCTIONS_HTTP_PORT')), ...emulatorSettings(endpoints) })),
+    );
+    const api = `http://127.0.0.1:${hostPort(host)}/${routePrefix()}`.replace(/\/$/, '');
+    const serviceBusPort = serviceBus.match[1];
+    const { endpoint: cosmosEndpoint, caCertificateFile } = endpoints.cosmos;
 
     console.log('');
     console.log(`  API                 ${api}/orders`);
