@@ -10,6 +10,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { REPO_ROOT, startLocalStack } from '../local/stack';
 import {
   checkChaosInvariants,
   type ChaosVerdict,
@@ -17,7 +18,6 @@ import {
   type ObservedStock,
 } from './chaos-invariants';
 import { call, keepAliveAgent, Progress, sleep, type Answer } from './load';
-import { REPO_ROOT, startLocalStack } from './stack';
 
 /**
  * Monitor policy for the run: requeue, poll and compensation retries in about a second instead of

@@ -7,21 +7,18 @@
  * CPU time per order (from /proc) is printed too: unlike latency, it holds when other work shares the machine.
  */
 import { CosmosClient } from '@azure/cosmos';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { COSMOS_CA_LINE_PREFIX, COSMOS_EMULATOR_KEY, COSMOS_READY_LINE_PREFIX } from '../local/cosmos-emulator';
-import { spawnService } from '../local/service-process';
-import { DEFAULT_KEY, DEFAULT_KEY_NAME } from '../local/servicebus-emulator';
+import { cpus, loadavg } from 'node:os';
+import { startLocalStack } from '../local/stack';
 import { SEED_CATALOG } from '../src/domain/catalog';
 import { cosmosTopology } from '../src/topology';
+import { residentMegabytes } from './process-usage';
 
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 5);
 const e2eOrders = Number(process.env['BENCH_E2E_ORDERS'] ?? 300);
 const profileDir = process.env['BENCH_CPU_PROFILE'];
-const root = join(__dirname, '..', '..');
 const skus = SEED_CATALOG.filter((s) => s.available >= 1000).map((s) => s.id);
 
 interface Sample {
@@ -35,15 +32,6 @@ function cpuMs(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
-  } catch {
-    return NaN;
-  }
-}
-
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
   } catch {
     return NaN;
   }
@@ -145,65 +133,24 @@ function report(label: string, samples: Sample[], durationMs: number, ordersBefo
 }
 
 async function main(): Promise<void> {
-  const scratch = mkdtempSync(join(tmpdir(), 'order-saga-bench-'));
+  let cosmosClient: CosmosClient | undefined;
+  let agent: HttpsAgent | undefined;
   // Each emulator in its own process, as `npm start` runs them: in one process they would share
   // one core and the figures would measure that.
-  const serviceBusProcess = await spawnService({
-    name: 'servicebus-emulator',
-    command: [process.execPath, ...profileArgs('servicebus'), join(root, 'dist', 'local', 'servicebus-emulator', 'cli.js')],
-    cwd: root,
-    env: { SERVICEBUS_EMULATOR_PORT: '0' },
-    readyLine: /Service Bus emulator listening on sb:\/\/127\.0\.0\.1:(\d+)/,
-  });
-  const cosmosProcess = await spawnService({
-    name: 'cosmos-emulator',
-    command: [process.execPath, ...profileArgs('cosmos'), join(root, 'dist', 'local', 'cosmos-emulator', 'cli.js')],
-    cwd: root,
-    env: { COSMOS_EMULATOR_PORT: '0' },
-    readyLine: new RegExp(`${COSMOS_READY_LINE_PREFIX}(\\S+)`),
-  });
-  const serviceBus = {
-    connectionString: `Endpoint=sb://127.0.0.1:${serviceBusProcess.match[1]};SharedAccessKeyName=${DEFAULT_KEY_NAME};SharedAccessKey=${DEFAULT_KEY};UseDevelopmentEmulator=true`,
-    stop: () => serviceBusProcess.stop('SIGTERM'),
-  };
-  const caLine = cosmosProcess.output().split('\n').find((l) => l.startsWith(COSMOS_CA_LINE_PREFIX));
-  if (!caLine) throw new Error('the Cosmos DB stand-in did not name its CA certificate');
-  const cosmos = {
-    endpoint: cosmosProcess.match[1]!,
-    key: COSMOS_EMULATOR_KEY,
-    caCertificateFile: caLine.slice(COSMOS_CA_LINE_PREFIX.length).trim(),
-    stop: () => cosmosProcess.stop('SIGTERM'),
-  };
-  const agent = new HttpsAgent({ ca: readFileSync(cosmos.caCertificateFile), keepAlive: true });
-  const cosmosClient = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key, agent });
-  const database = cosmosClient.database(cosmosTopology.databaseName);
-  // Stock for every order the run can place, so the end-to-end figure measures completions.
-  for (const item of SEED_CATALOG) await database.container('inventory').items.upsert({ ...item, available: 10_000_000, reserved: 0, holds: {} });
-
-  const host = await spawnService({
-    name: 'functions-host',
-    command: [
-      process.execPath,
-      ...profileArgs('host'),
-      join(root, 'dist', 'local', 'functions-host', 'cli.js'),
-      '--app-dir',
-      root,
-    ],
-    cwd: root,
-    env: {
-      FUNCTIONS_HTTP_PORT: '0',
-      ServiceBusConnection: serviceBus.connectionString,
-      CosmosDbConnection__accountEndpoint: cosmos.endpoint,
-      CosmosDbConnection__accountKey: cosmos.key,
-      CosmosDbConnection__caCertificateFile: cosmos.caCertificateFile,
-      DURABLE_DATA_DIR: join(scratch, 'durable'),
-      FAULT_INJECTION_ENABLED: 'true',
-      SEED_CATALOG: 'true',
+  const stack = await startLocalStack({
+    nodeArgs: profileArgs,
+    hostTimeoutMs: 60_000,
+    // Stock for every order the run can place, so the end-to-end figure measures completions.
+    async beforeHost({ cosmos }) {
+      agent = new HttpsAgent({ ca: readFileSync(cosmos.caCertificateFile), keepAlive: true });
+      cosmosClient = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key, agent });
+      const inventory = cosmosClient.database(cosmosTopology.databaseName).container('inventory');
+      for (const item of SEED_CATALOG) await inventory.items.upsert({ ...item, available: 10_000_000, reserved: 0, holds: {} });
     },
-    readyLine: /Functions host listening on (http:\/\/127\.0\.0\.1:\d+)/,
-    timeoutMs: 60_000,
   });
-  const baseUrl = host.match[1]!;
+  const database = cosmosClient!.database(cosmosTopology.databaseName);
+  const host = stack.host();
+  const baseUrl = stack.baseUrl;
   const orders = database.container('orders');
   const countOrders = async (where = ''): Promise<number> => {
     const { resources } = await orders.items.query<number>(`SELECT VALUE COUNT(1) FROM c${where}`).fetchAll();
@@ -218,7 +165,7 @@ async function main(): Promise<void> {
     await waitUntilQuiet(() => countOrders(" WHERE c.state = 'completed'"));
     const before = await countOrders(" WHERE c.state = 'completed'");
     const burstAgent = new HttpAgent({ keepAlive: true, maxSockets: 32 });
-    const processes = { host: host.pid, cosmos: cosmosProcess.pid, 'service bus': serviceBusProcess.pid };
+    const processes = { host: host.pid, cosmos: stack.cosmosEmulator.pid, 'service bus': stack.serviceBusEmulator.pid };
     const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuMs(pid)]));
     const started = performance.now();
     const samples: Sample[] = [];
@@ -266,14 +213,11 @@ async function main(): Promise<void> {
     await waitUntilQuiet(() => countOrders(" WHERE c.state = 'completed'"));
     const size = await countOrders();
     report('steady 100 orders/s', await openLoop(baseUrl, 100, seconds * 1000), seconds * 1000, size);
-    console.log(`host RSS ${rssMb(host.pid).toFixed(0)} MB after ${await countOrders()} orders`);
+    console.log(`host RSS ${(await residentMegabytes(host.pid)).toFixed(0)} MB after ${await countOrders()} orders`);
   } finally {
-    await host.stop('SIGTERM', 10_000);
-    cosmosClient.dispose();
-    agent.destroy();
-    await cosmos.stop();
-    await serviceBus.stop();
-    rmSync(scratch, { recursive: true, force: true });
+    cosmosClient!.dispose();
+    agent!.destroy();
+    await stack.stop();
   }
 }
 

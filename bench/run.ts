@@ -24,6 +24,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { REPO_ROOT, startLocalStack, type LocalStack } from '../local/stack';
 import { SEED_CATALOG } from '../src/domain/catalog';
 import type { OrderDocument } from '../src/domain/order';
 import { createCosmosClient } from '../src/azure/clients';
@@ -32,7 +33,7 @@ import { call, closedLoop, keepAliveAgent, openLoop, Progress, sleep, summarize,
 import { benchChartSvg } from './report/chart';
 import type { BenchResult, ChainComparison, EndToEndResult, IntakePhase, MemorySample } from './report/result';
 import { checkTargets, formatBenchSummary } from './report/summary';
-import { REPO_ROOT, residentMegabytes, startLocalStack, type LocalStack } from './stack';
+import { residentMegabytes } from './process-usage';
 import { startSyncChain } from './sync-chain';
 
 interface BenchSettings {

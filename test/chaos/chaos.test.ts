@@ -6,7 +6,7 @@
 import { FAST_MONITOR_SETTINGS, formatChaosReport, planOrders, runChaos, seededRandom } from '../../bench/chaos';
 import { checkChaosInvariants, type ChaosObservation, type ObservedOrder } from '../../bench/chaos-invariants';
 import { Progress } from '../../bench/load';
-import { startLocalStack, type LocalStack } from '../../bench/stack';
+import { startLocalStack, type LocalStack } from '../../local/stack';
 
 const at = '2026-01-01T00:00:00.000Z';
 const completed = (id: string, sku: string, quantity: number, total: number): ObservedOrder => ({
