@@ -4,19 +4,18 @@
  * process wired to them by app settings only. Every port is picked free; stop() ends only what
  * this call started.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos-emulator';
-import { startServiceBusEmulator, type RunningServiceBusEmulator } from '../../local/servicebus-emulator';
-import { spawnService, type RunningService } from '../../local/service-process';
+import { join } from 'node:path';
+import { startCosmosEmulator } from '../../local/cosmos-emulator';
+import { startServiceBusEmulator } from '../../local/servicebus-emulator';
+import type { RunningService } from '../../local/service-process';
+import { disposableSettings, emulatorSettings, startFunctionsHost, type EmulatorEndpoints } from '../../local/stack';
 
-export const REPO_ROOT = resolve(__dirname, '..', '..').replace(/[\\/]dist$/, '');
-const HOST_CLI = join(REPO_ROOT, 'dist', 'local', 'functions-host', 'cli.js');
-const READY = /Functions host listening on (http:\/\/127\.0\.0\.1:\d+)/;
+export { REPO_ROOT } from '../../local/stack';
 
 export interface SystemOptions {
-  /** Extra app settings for the Functions host (override the defaults below). */
+  /** Extra app settings for the Functions host (override the wiring and `disposableSettings`). */
   env?: Record<string, string>;
   /** Echo the host's output to stderr (debugging). */
   echo?: boolean;
@@ -41,8 +40,50 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
+/** Both emulators in this process on free ports; `stop` ends them. */
+export async function startEmulatorsInProcess(certDir: string): Promise<EmulatorEndpoints & { stop(): Promise<void> }> {
+  const serviceBus = await startServiceBusEmulator({ port: 0 });
+  try {
+    const cosmos = await startCosmosEmulator({ port: 0, certDir });
+    return {
+      serviceBusConnectionString: serviceBus.connectionString,
+      cosmos: { endpoint: cosmos.endpoint, key: cosmos.key, caCertificateFile: cosmos.caCertificateFile },
+      async stop() {
+        await cosmos.stop();
+        await serviceBus.stop();
+      },
+    };
+  } catch (err) {
+    await serviceBus.stop();
+    throw err;
+  }
+}
+
+/** One HTTP call to the host; a JSON body is sent and read back as JSON, anything else as text. */
+export async function callHost<T = any>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<HttpAnswer<T>> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(`${baseUrl}${path}`, init);
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    // Not JSON: the raw text is the body.
+  }
+  return { status: res.status, headers: res.headers, body: parsed as T };
+}
+
 export async function startSystem(options: SystemOptions = {}): Promise<RunningSystem> {
-  if (!existsSync(HOST_CLI)) throw new Error(`${HOST_CLI} is missing: build first (npx tsc -p tsconfig.json)`);
   const cleanups: (() => Promise<void> | void)[] = [];
   const stop = async (): Promise<void> => {
     for (const cleanup of cleanups.reverse()) await cleanup();
@@ -51,56 +92,26 @@ export async function startSystem(options: SystemOptions = {}): Promise<RunningS
   try {
     const scratch = mkdtempSync(join(tmpdir(), 'order-saga-e2e-'));
     cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
-    const serviceBus: RunningServiceBusEmulator = await startServiceBusEmulator({ port: 0 });
-    cleanups.push(() => serviceBus.stop());
-    const cosmos: CosmosEmulator = await startCosmosEmulator({ port: 0, certDir: join(scratch, 'cosmos') });
-    cleanups.push(() => cosmos.stop());
+    const emulators = await startEmulatorsInProcess(join(scratch, 'cosmos'));
+    cleanups.push(() => emulators.stop());
 
-    const host = await spawnService({
-      name: 'functions-host',
-      command: [process.execPath, HOST_CLI, '--app-dir', REPO_ROOT],
-      cwd: REPO_ROOT,
-      env: {
-        FUNCTIONS_HTTP_PORT: '0',
-        ServiceBusConnection: serviceBus.connectionString,
-        CosmosDbConnection__accountEndpoint: cosmos.endpoint,
-        CosmosDbConnection__accountKey: cosmos.key,
-        CosmosDbConnection__caCertificateFile: cosmos.caCertificateFile,
-        DURABLE_DATA_DIR: join(scratch, 'durable'),
-        FAULT_INJECTION_ENABLED: 'true',
-        SEED_CATALOG: 'true',
-        ...options.env,
-      },
-      readyLine: READY,
+    const functionsHost = await startFunctionsHost({
+      settings: { ...emulatorSettings(emulators), ...disposableSettings(join(scratch, 'durable')), ...options.env },
       timeoutMs: 60_000,
       echo: options.echo ?? false,
     });
-    cleanups.push(() => host.stop('SIGTERM', 10_000));
-    const baseUrl = host.match[1]!;
+    cleanups.push(() => functionsHost.stop());
+    const host = functionsHost.current();
+    const baseUrl = functionsHost.baseUrl;
 
-    const request = async <T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpAnswer<T>> => {
-      const init: RequestInit = { method, headers: { ...headers } };
-      if (body !== undefined) {
-        init.body = typeof body === 'string' ? body : JSON.stringify(body);
-        (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
-      }
-      const res = await fetch(`${baseUrl}${path}`, init);
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        // Not JSON: the raw text is the body.
-      }
-      return { status: res.status, headers: res.headers, body: parsed as T };
-    };
-
+    const request = <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+      callHost<T>(baseUrl, method, path, body, headers);
     const getOrder = <T>(id: string) => request<T>('GET', `/api/orders/${encodeURIComponent(id)}`);
 
     return {
       baseUrl,
-      serviceBusConnectionString: serviceBus.connectionString,
-      cosmos: { endpoint: cosmos.endpoint, key: cosmos.key, caCertificateFile: cosmos.caCertificateFile },
+      serviceBusConnectionString: emulators.serviceBusConnectionString,
+      cosmos: emulators.cosmos,
       host,
       request,
       postOrder: <T>(body: unknown, headers?: Record<string, string>) => request<T>('POST', '/api/orders', body, headers),

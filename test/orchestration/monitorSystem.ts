@@ -7,19 +7,14 @@
  */
 import type { CosmosClient } from '@azure/cosmos';
 import { ServiceBusClient } from '@azure/service-bus';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos-emulator';
-import { startServiceBusEmulator, type RunningServiceBusEmulator } from '../../local/servicebus-emulator';
-import { spawnService, type RunningService } from '../../local/service-process';
+import { join } from 'node:path';
+import { disposableSettings, emulatorSettings, startFunctionsHost } from '../../local/stack';
 import { createCosmosClient } from '../../src/azure/clients';
 import type { OrderDocument } from '../../src/domain/order';
 import { cosmosTopology } from '../../src/topology';
-
-const REPO_ROOT = resolve(__dirname, '..', '..');
-const HOST_CLI = join(REPO_ROOT, 'dist', 'local', 'functions-host', 'cli.js');
-const READY = /Functions host listening on (http:\/\/127\.0\.0\.1:\d+)/;
+import { callHost, startEmulatorsInProcess } from '../e2e/system';
 
 export type OrderView = OrderDocument & { monitor: { runtimeStatus: string; customStatus: any } | null };
 
@@ -45,64 +40,32 @@ export interface MonitorWorld {
 }
 
 export async function startMonitorWorld(env: Record<string, string> = {}): Promise<MonitorWorld> {
-  if (!existsSync(HOST_CLI)) throw new Error(`${HOST_CLI} is missing: build first (npx tsc -p tsconfig.json)`);
   const scratch = mkdtempSync(join(tmpdir(), 'order-monitor-'));
-  const serviceBusEmulator: RunningServiceBusEmulator = await startServiceBusEmulator({ port: 0 });
-  const cosmosEmulator: CosmosEmulator = await startCosmosEmulator({ port: 0, certDir: join(scratch, 'cosmos') });
-  const hostEnv: Record<string, string> = {
-    FUNCTIONS_HTTP_PORT: '0',
-    ServiceBusConnection: serviceBusEmulator.connectionString,
-    CosmosDbConnection__accountEndpoint: cosmosEmulator.endpoint,
-    CosmosDbConnection__accountKey: cosmosEmulator.key,
-    CosmosDbConnection__caCertificateFile: cosmosEmulator.caCertificateFile,
-    DURABLE_DATA_DIR: join(scratch, 'durable'),
-    DURABLE_VIRTUAL_CLOCK: 'true',
-    FAULT_INJECTION_ENABLED: 'true',
-    SEED_CATALOG: 'true',
-    SUPPORT_DEV_PRINCIPAL: 'support@localhost',
-    // The sweeper runs on real time: often, so a test can watch it restart a monitor. It only
-    // touches active orders whose monitor is missing, failed or terminated.
-    MONITOR_SWEEP_SCHEDULE: '*/2 * * * * *',
-    MONITOR_SWEEP_GRACE_SECONDS: '1',
-    // Few turns per execution, so every scenario also crosses continue-as-new.
-    MONITOR_ITERATIONS_PER_EXECUTION: '4',
-    ...env,
-  };
-  const spawnHost = () =>
-    spawnService({
-      name: 'functions-host',
-      command: [process.execPath, HOST_CLI, '--app-dir', REPO_ROOT],
-      cwd: REPO_ROOT,
-      env: hostEnv,
-      readyLine: READY,
-      timeoutMs: 60_000,
-      echo: process.env.ECHO_HOST === '1',
-    });
-  let host: RunningService = await spawnHost();
-  let baseUrl = host.match[1]!;
-  const { client: cosmos, agent } = createCosmosClient({
-    endpoint: cosmosEmulator.endpoint,
-    key: cosmosEmulator.key,
-    caCertificateFile: cosmosEmulator.caCertificateFile,
+  const emulators = await startEmulatorsInProcess(join(scratch, 'cosmos'));
+  const host = await startFunctionsHost({
+    settings: {
+      ...emulatorSettings(emulators),
+      ...disposableSettings(join(scratch, 'durable')),
+      DURABLE_VIRTUAL_CLOCK: 'true',
+      SUPPORT_DEV_PRINCIPAL: 'support@localhost',
+      // The sweeper runs on real time: often, so a test can watch it restart a monitor. It only
+      // touches active orders whose monitor is missing, failed or terminated.
+      MONITOR_SWEEP_SCHEDULE: '*/2 * * * * *',
+      MONITOR_SWEEP_GRACE_SECONDS: '1',
+      // Few turns per execution, so every scenario also crosses continue-as-new.
+      MONITOR_ITERATIONS_PER_EXECUTION: '4',
+      ...env,
+    },
+    // A restarted host takes a free port again; `baseUrl` follows it.
+    keepPort: false,
+    timeoutMs: 60_000,
+    echo: process.env.ECHO_HOST === '1',
   });
-  const serviceBus = new ServiceBusClient(serviceBusEmulator.connectionString);
+  const { client: cosmos, agent } = createCosmosClient(emulators.cosmos);
+  const serviceBus = new ServiceBusClient(emulators.serviceBusConnectionString);
 
-  const request = async <T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const init: RequestInit = { method, headers: { ...headers } };
-    if (body !== undefined) {
-      init.body = JSON.stringify(body);
-      (init.headers as Record<string, string>)['content-type'] = 'application/json';
-    }
-    const res = await fetch(`${baseUrl}${path}`, init);
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      // not JSON
-    }
-    return { status: res.status, body: parsed as T };
-  };
+  const request = <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+    callHost<T>(host.baseUrl, method, path, body, headers);
 
   const order = async (id: string): Promise<OrderView> => {
     const res = await request<OrderView>('GET', `/api/orders/${id}`);
@@ -118,7 +81,7 @@ export async function startMonitorWorld(env: Record<string, string> = {}): Promi
 
   const world: MonitorWorld = {
     get baseUrl() {
-      return baseUrl;
+      return host.baseUrl;
     },
     cosmos,
     serviceBus,
@@ -150,19 +113,17 @@ export async function startMonitorWorld(env: Record<string, string> = {}): Promi
       }
     },
     async killAndRestartHost(between) {
-      await host.stop('SIGKILL', 5_000);
+      await host.kill();
       if (between) await between();
-      host = await spawnHost();
-      baseUrl = host.match[1]!;
+      await host.restart();
     },
-    hostOutput: () => host.output(),
+    hostOutput: () => host.current().output(),
     async stop() {
       await serviceBus.close().catch(() => undefined);
       cosmos.dispose();
       agent?.destroy();
-      await host.stop('SIGTERM', 10_000).catch(() => undefined);
-      await cosmosEmulator.stop().catch(() => undefined);
-      await serviceBusEmulator.stop().catch(() => undefined);
+      await host.stop().catch(() => undefined);
+      await emulators.stop().catch(() => undefined);
       rmSync(scratch, { recursive: true, force: true });
     },
   };
