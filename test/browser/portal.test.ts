@@ -5,11 +5,11 @@
  * builds first). Screenshots go to test-artifacts/browser/.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { spawnService, type RunningService } from '../../local/service-process';
+import { freeStartPorts } from '../support/ports';
 
 const REPO_ROOT = join(__dirname, '..', '..');
 const START = join(REPO_ROOT, 'dist', 'local', 'start.js');
@@ -36,14 +36,6 @@ const MONITOR_SETTINGS = {
 
 /** Per-order fault injection that outlasts every delivery and the one automatic requeue. */
 const BILLING_NEVER_RECOVERS = '10';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 let system: RunningService | undefined;
 let api = '';
@@ -116,9 +108,7 @@ beforeAll(async () => {
     command: [process.execPath, START],
     cwd: REPO_ROOT,
     env: {
-      FUNCTIONS_HTTP_PORT: String(await freePort()),
-      SERVICEBUS_EMULATOR_PORT: String(await freePort()),
-      COSMOS_EMULATOR_PORT: String(await freePort()),
+      ...(await freeStartPorts()),
       DURABLE_DATA_DIR: join(scratch, 'durable'),
       FAULT_INJECTION_ENABLED: 'true',
       SUPPORT_DEV_PRINCIPAL: SUPPORT_PRINCIPAL,

@@ -7,19 +7,12 @@ import { createServer, type Server } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeStartPorts } from '../support/ports';
 
 const REPO_ROOT = join(__dirname, '..', '..');
 const START = join(REPO_ROOT, 'dist', 'local', 'start.js');
 const READY = /Order system ready: (http:\/\/127\.0\.0\.1:(\d+)\/api)/;
 const CHILDREN = ['servicebus-emulator', 'cosmos-emulator', 'functions-host'];
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function isAlive(pid: number): boolean {
   try {
@@ -107,9 +100,7 @@ async function freePorts(): Promise<NodeJS.ProcessEnv> {
   return {
     // Its own durable store, so a run beside other suites never shares their SQLite file.
     DURABLE_DATA_DIR: durableDir(),
-    FUNCTIONS_HTTP_PORT: String(await freePort()),
-    SERVICEBUS_EMULATOR_PORT: String(await freePort()),
-    COSMOS_EMULATOR_PORT: String(await freePort()),
+    ...(await freeStartPorts()),
   };
 }
 
