@@ -1,4 +1,5 @@
 /** HTTP handlers of the order API: intake, support view, list. Triggers bind them to routes. */
+import { isOrderId } from '../domain/orderId';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { z } from 'zod';
 import type { OrderState, ServiceStatus } from '../domain/order';
@@ -26,7 +27,6 @@ export const POLL_AFTER_SECONDS = '1';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const ORDER_ID = /^[A-Za-z0-9-]{1,64}$/;
 
 export async function handleCreateOrder(request: HttpRequest, context: InvocationContext, environment: EnvironmentFactory): Promise<HttpResponseInit> {
   const log = createLogger(context).with({ invocationId: context.invocationId });
@@ -76,7 +76,7 @@ export async function handleGetOrder(request: HttpRequest, context: InvocationCo
   const log = createLogger(context).with({ invocationId: context.invocationId });
   try {
     const id = request.params.id ?? '';
-    if (!ORDER_ID.test(id)) return notFound(`no order ${JSON.stringify(id)}`);
+    if (!isOrderId(id)) return notFound(`no order ${JSON.stringify(id)}`);
     const env = environment(log);
     const view = await findOrderSupportView(id, env.monitor, env.deps);
     if (!view) return notFound(`no order ${id}`);

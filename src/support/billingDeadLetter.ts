@@ -6,6 +6,7 @@
  */
 import { TIMELINE } from '../domain/monitorPolicy';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
+import { isOrderId } from '../domain/orderId';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
@@ -43,10 +44,12 @@ export async function recordBillingDeadLetter(
 ): Promise<DeadLetterOutcome> {
   const { deps } = env;
   const parsed = parseOrderCreatedEvent(message.body);
-  const orderId = parsed.ok ? parsed.event.data.orderId : message.orderId;
+  const named = parsed.ok ? parsed.event.data.orderId : message.orderId;
+  // A property written by anyone may name no possible order: that is poison, not an outage.
+  const orderId = named !== undefined && isOrderId(named) ? named : undefined;
   const log = env.log.with({
     messageId: message.messageId,
-    ...(orderId ? { orderId } : {}),
+    ...(named ? { orderId: named } : {}),
     correlationId: parsed.ok ? parsed.event.data.correlationId : message.correlationId,
     deadLetterReason: message.deadLetterReason,
     deliveryCount: message.deliveryCount,
@@ -64,7 +67,7 @@ export async function recordBillingDeadLetter(
         deadLetterReason: message.deadLetterReason,
         deadLetterDescription: message.deadLetterDescription,
         correlationId: message.correlationId,
-        orderId,
+        orderId: named,
       }),
       body: message.body,
       parkedAt: deps.now(),

@@ -3,6 +3,7 @@
  * GET|POST /api/support/faults. Every call is authorized first (support role); answers are JSON,
  * errors problem+json.
  */
+import { isOrderId } from '../domain/orderId';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { createLogger, type Logger } from '../log';
 import { notFound, problem, problemFromError } from '../http/problem';
@@ -24,7 +25,6 @@ export interface SupportHttpEnvironment {
 
 export type SupportEnvironmentFactory = (log: Logger) => SupportHttpEnvironment;
 
-const ORDER_ID = /^[A-Za-z0-9-]{1,64}$/;
 const MAX_BODY_BYTES = 4 * 1024;
 
 function authorize(request: HttpRequest, env: SupportHttpEnvironment): SupportPrincipal | HttpResponseInit {
@@ -65,7 +65,7 @@ export async function handleSupportAction(
     const principal = authorize(request, env);
     if (isResponse(principal)) return principal;
     const orderId = request.params.id ?? '';
-    if (!ORDER_ID.test(orderId)) return notFound(`order ${orderId.slice(0, 64)} does not exist`);
+    if (!isOrderId(orderId)) return notFound(`order ${orderId.slice(0, 64)} does not exist`);
     const actionEnv = { deps: env.deps, monitor: env.monitor, log: log.with({ orderId, principal: principal.name }) };
     const result =
       action === 'requeue' ? await requestRequeue(orderId, principal, actionEnv) : await requestCompensation(orderId, principal, actionEnv);

@@ -96,8 +96,14 @@ const poison: fc.Arbitrary<Poison> = fc.oneof(
 );
 
 it('dead-letters every malformed message with a reason and keeps serving', async () => {
-  const seed = Date.now() % 2 ** 31;
-  const samples = fc.sample(poison, { numRuns: 40, seed });
+  // FUZZ_SEED replays a failing run; the seed is part of every failure message.
+  const seed = Number(process.env.FUZZ_SEED) || Date.now() % 2 ** 31;
+  const samples: Poison[] = [
+    ...fc.sample(poison, { numRuns: 40, seed }),
+    // Found by this fuzzer: an id Cosmos DB refuses to even look up once kept billing's dead-letter
+    // trigger failing on the same message forever. Every run now carries one.
+    { shape: 'order_id with characters Cosmos DB refuses', message: { body: 'not an event', applicationProperties: { event_type: 'OrderCreated', order_id: 'a/b\\c#d?' } } },
+  ];
   const run = randomUUID().slice(0, 8);
   const sent = new Map<string, string>();
   const sender = e2e.serviceBus.createSender(ORDERS_TOPIC);
