@@ -26,6 +26,23 @@ export async function sendConfirmation(order: OrderDocument, deps: OrderSagaDepe
 }
 
 /**
+ * What the customer is told about their money, from the order as it is when the notice goes out:
+ * a refund that has not gone through (compensation still retrying, or left for a person) is not
+ * announced as done.
+ */
+export function cancellationMessage(order: Pick<OrderDocument, 'id' | 'currency' | 'payment'>, reason?: string): string {
+  const { charged, refunded } = order.payment;
+  const amount = (n: number) => `${n.toFixed(2)} ${order.currency}`;
+  const money =
+    charged <= 0
+      ? 'You have not been charged.'
+      : refunded >= charged
+        ? `Your payment of ${amount(charged)} has been refunded.`
+        : `A refund of ${amount(charged - refunded)} is on its way; our support team will follow up.`;
+  return `Your order ${order.id} was cancelled${reason ? `: ${reason}` : ''}. ${money}`;
+}
+
+/**
  * Compensation: sends the cancellation notice once and marks `status.notification`
  * `compensated`, so a late notification delivery does not confirm a cancelled order.
  */
@@ -35,8 +52,7 @@ export async function sendCancellation(
   actor = 'monitor',
   reason?: string,
 ): Promise<{ sent: boolean; compensated: boolean }> {
-  const message = `Your order ${order.id} was cancelled${reason ? `: ${reason}` : ''}. Any payment has been refunded.`;
-  const sent = await sendNotice(order, 'cancellation', message, deps);
+  const sent = await sendNotice(order, 'cancellation', cancellationMessage(order, reason), deps);
   const updated = await deps.orders.transitionStatus(order.id, {
     service: 'notification',
     from: COMPENSATABLE_FROM,
