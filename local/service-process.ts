@@ -27,6 +27,8 @@ export interface RunningService {
   match: RegExpMatchArray;
   /** Everything the child wrote to stdout and stderr so far (bounded to the last 1 MB). */
   output(): string;
+  /** Calls `listener` with every chunk the child writes from now on; returns the unsubscribe. */
+  onOutput(listener: (text: string) => void): () => void;
   /** Signal the child, wait up to `graceMs`, then SIGKILL it. Resolves once it has exited. */
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
   kill(signal: NodeJS.Signals): void;
@@ -60,7 +62,13 @@ export function spawnService(spec: ServiceSpec): Promise<RunningService> {
   // Chunks, not one growing string: a chatty child must not cost its parent a 1 MB copy per line.
   const chunks: string[] = [];
   let collectedLength = 0;
+  const listeners = new Set<(text: string) => void>();
+  const onOutput = (listener: (text: string) => void): (() => void) => {
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  };
   const append = (text: string): void => {
+    for (const listener of listeners) listener(text);
     chunks.push(text);
     collectedLength += text.length;
     while (collectedLength - chunks[0]!.length > OUTPUT_LIMIT) collectedLength -= chunks.shift()!.length;
@@ -141,7 +149,7 @@ export function spawnService(spec: ServiceSpec): Promise<RunningService> {
           settled = true;
           clearTimeout(timer);
           pending = '';
-          resolve({ pid: child.pid!, match, output: collected, stop, kill, exited });
+          resolve({ pid: child.pid!, match, output: collected, onOutput, stop, kill, exited });
           return;
         }
       }

@@ -95,44 +95,26 @@ function routePrefix(): string {
 }
 
 /**
- * Copies a service's output to ours, each line prefixed with its name. The launcher only keeps the
- * output as text, so we follow it by position; once it has been trimmed to its limit we find our
- * place again by the last text we printed.
+ * Copies a service's output to ours, each line prefixed with its name: what it printed up to its
+ * ready line, then every chunk as it arrives (no polling, so nothing is lost however much it writes).
+ * The returned function prints a last unterminated line.
  */
 function followOutput(service: RunningService, name: string): () => void {
-  const ANCHOR_LENGTH = 256;
-  let printedLength = 0;
-  let anchor = ''; // the last characters printed, to find our place once the output was trimmed
-  let partial = '';
   const prefix = `[${name}] `;
-  const flush = (final: boolean): void => {
-    const all = service.output();
-    let fresh: string;
-    if (all.length >= printedLength && all.slice(printedLength - anchor.length, printedLength) === anchor) {
-      fresh = all.slice(printedLength);
-    } else {
-      const at = anchor ? all.lastIndexOf(anchor) : -1;
-      // More than the launcher keeps arrived between two looks: say so rather than splice silently.
-      fresh = at >= 0 ? all.slice(at + anchor.length) : `${partial ? '\n' : ''}... (earlier output skipped)\n${all}`;
-    }
-    printedLength = all.length;
-    anchor = all.slice(-ANCHOR_LENGTH);
-    const lines = (partial + fresh).split('\n');
+  let partial = '';
+  const print = (text: string, final: boolean): void => {
+    const lines = (partial + text).split('\n');
     partial = lines.pop() ?? '';
     if (final && partial !== '') lines.push(partial);
-    for (const line of lines) process.stdout.write(`${prefix}${line}\n`);
     if (final) partial = '';
+    for (const line of lines) process.stdout.write(`${prefix}${line}\n`);
   };
-  flush(false); // what it printed up to its ready line, right away
-  const timer = setInterval(() => flush(false), 100);
-  void service.exited.then(() => {
-    clearInterval(timer);
-    flush(true);
-  });
-  return () => {
-    clearInterval(timer);
-    flush(true);
-  };
+  // Synchronous from the read to the subscription: no chunk can fall between them.
+  print(service.output(), false);
+  service.onOutput((text) => print(text, false));
+  const finish = (): void => print('', true);
+  void service.exited.then(finish);
+  return finish;
 }
 
 interface StartedService {
