@@ -10,7 +10,7 @@ import { container } from './clients';
 import { isConflict } from './cosmosErrors';
 
 /** Message ids and bodies may hold characters Cosmos ids forbid: the id is a hash. */
-export function parkedDeadLetterId(message: Pick<ParkedDeadLetter, 'source' | 'messageId' | 'body'>): string {
+function parkedDeadLetterId(message: Pick<ParkedDeadLetter, 'source' | 'messageId' | 'body'>): string {
   const identity = message.messageId ?? JSON.stringify(message.body ?? null);
   return `dl-${createHash('sha256').update(`${message.source}\n${identity}`).digest('hex')}`;
 }

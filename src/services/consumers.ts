@@ -121,7 +121,7 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     log.info('delivery-ignored', { status: order.status[service] });
     // A delivery that recorded the last `done` and then died before completing the order comes
     // back here: finish its job.
-    if (isReadyToComplete(order)) await completeOrder(orderId, service, deps, log);
+    if (isReadyToComplete(order)) await markCompleted(orderId, { service }, deps, log);
     await deps.orders
       .appendTimeline(orderId, {
         at: now,
@@ -188,7 +188,7 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
 
   // The patch returns the order as it is now: only a writer that sees all three done needs to
   // try completing it. The last `done` writer always sees that, so one of them completes it.
-  const completed = result.status === 'done' && isReadyToComplete(recorded) && (await completeOrder(orderId, service, deps, log));
+  const completed = result.status === 'done' && isReadyToComplete(recorded) && (await markCompleted(orderId, { service }, deps, log));
   // The monitor is woken only when it has something to do: a business failure to compensate, or
   // an order to finish watching. A `done` with other services still working changes none of its
   // decisions; its next poll sees it (each nudge costs the monitor a replay and an order read).
@@ -196,10 +196,6 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     await monitor.notifyOrderChanged(orderId, { source: 'consumer', service, status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
   }
   return result.status;
-}
-
-async function completeOrder(orderId: string, service: ServiceName, deps: OrderSagaDependencies, log: Logger): Promise<boolean> {
-  return markCompleted(orderId, { service }, deps, log);
 }
 
 /**

@@ -12,10 +12,6 @@ import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
 import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS } from '../topology';
 
-function pickDefined<T extends Record<string, string | undefined>>(fields: T): Partial<Record<keyof T, string>> {
-  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<Record<keyof T, string>>;
-}
-
 export interface DeadLetteredMessage {
   body: unknown;
   messageId?: string;
@@ -62,13 +58,11 @@ export async function recordBillingDeadLetter(
     // the message stays in the queue).
     await deps.deadLetters.park({
       source: deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS.billing),
-      ...pickDefined({
-        messageId: message.messageId,
-        deadLetterReason: message.deadLetterReason,
-        deadLetterDescription: message.deadLetterDescription,
-        correlationId: message.correlationId,
-        orderId: named,
-      }),
+      messageId: message.messageId,
+      deadLetterReason: message.deadLetterReason,
+      deadLetterDescription: message.deadLetterDescription,
+      correlationId: message.correlationId,
+      orderId: named,
       body: message.body,
       parkedAt: deps.now(),
     });
