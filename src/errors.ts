@@ -10,6 +10,12 @@ export abstract class OrderSagaError extends Error {
   abstract readonly kind: ErrorKind;
   /** True when the caller (client, message) is at fault; false for system faults. */
   abstract readonly isUserError: boolean;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    // Logs and tests read the class name; every subclass gets its own without repeating it.
+    this.name = new.target.name;
+  }
 }
 
 export interface FieldProblem {
@@ -24,7 +30,6 @@ export class ValidationError extends OrderSagaError {
   readonly isUserError = true;
   constructor(message: string, readonly problems: FieldProblem[] = []) {
     super(message);
-    this.name = 'ValidationError';
   }
 }
 
@@ -34,7 +39,6 @@ export class BusinessRuleError extends OrderSagaError {
   readonly isUserError = true;
   constructor(message: string, readonly problems: FieldProblem[] = []) {
     super(message);
-    this.name = 'BusinessRuleError';
   }
 }
 
@@ -42,29 +46,17 @@ export class BusinessRuleError extends OrderSagaError {
 export class ConflictError extends OrderSagaError {
   readonly kind = 'conflict';
   readonly isUserError = true;
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConflictError';
-  }
 }
 
 export class NotFoundError extends OrderSagaError {
   readonly kind = 'notFound';
   readonly isUserError = true;
-  constructor(message: string) {
-    super(message);
-    this.name = 'NotFoundError';
-  }
 }
 
 /** A dependency failed in a way a retry can fix. Thrown so Service Bus (or the client) retries. */
 export class TransientError extends OrderSagaError {
   readonly kind = 'transient';
   readonly isUserError = false;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'TransientError';
-  }
 }
 
 /**
@@ -75,19 +67,11 @@ export class TransientError extends OrderSagaError {
 export class PoisonMessageError extends OrderSagaError {
   readonly kind = 'poison';
   readonly isUserError = true;
-  constructor(message: string) {
-    super(message);
-    this.name = 'PoisonMessageError';
-  }
 }
 
 export class ConfigurationError extends OrderSagaError {
   readonly kind = 'configuration';
   readonly isUserError = false;
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigurationError';
-  }
 }
 
 const SECRET_PATTERNS: [RegExp, string][] = [

@@ -1,6 +1,19 @@
 import { parseConfig } from '../../src/config';
-import { ConfigurationError, ensureError, redactSecrets } from '../../src/errors';
+import { BusinessRuleError, ConfigurationError, ensureError, PoisonMessageError, redactSecrets, TransientError } from '../../src/errors';
 import { createLogger } from '../../src/log';
+
+describe('error kinds', () => {
+  it('name each error by its class, say whose fault it is, and keep a cause', () => {
+    const cause = new Error('socket hang up');
+    const transient = new TransientError('cosmos unavailable', { cause });
+    expect([transient.name, transient.kind, transient.isUserError, transient.cause]).toEqual(['TransientError', 'transient', false, cause]);
+    const poison = new PoisonMessageError('not json');
+    expect([poison.name, poison.kind, poison.isUserError]).toEqual(['PoisonMessageError', 'poison', true]);
+    const rule = new BusinessRuleError('unknown sku', [{ path: 'items/0/sku', message: 'unknown' }]);
+    expect([rule.name, rule.problems]).toEqual(['BusinessRuleError', [{ path: 'items/0/sku', message: 'unknown' }]]);
+    expect(String(new ConfigurationError('missing setting'))).toBe('ConfigurationError: missing setting');
+  });
+});
 
 describe('ensureError / redactSecrets', () => {
   it.each([
