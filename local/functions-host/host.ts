@@ -38,6 +38,12 @@ export interface FunctionsHostOptions {
 const DEFAULT_PORT = 7071;
 const SUPPORTED_TRIGGERS = new Set(['httptrigger', 'timertrigger', 'servicebustrigger', 'orchestrationtrigger', 'activitytrigger']);
 
+/** `AzureWebJobs.<name>.Disabled` = true or 1, as in Azure: the function is not triggered at all. */
+function isDisabled(name: string): boolean {
+  const value = process.env[`AzureWebJobs.${name}.Disabled`]?.trim().toLowerCase();
+  return value === 'true' || value === '1';
+}
+
 /** Only one app per process: `@azure/functions-core` is process-wide, like in the worker. */
 let coreInUse = false;
 
@@ -140,8 +146,10 @@ export class FunctionsHost {
       await hook({ hookData: core.appLevelHookData, appHookData: core.appHookData, functionAppDirectory: this.appDir });
     }
     core.startupFinished = true;
-    this.functions = [...core.functions.values()];
-    this.log.host('information', `Loaded ${this.functions.length} function(s) with ${model.name} ${model.version}`);
+    const all = [...core.functions.values()];
+    this.functions = all.filter((fn) => !isDisabled(fn.name));
+    this.log.host('information', `Loaded ${all.length} function(s) with ${model.name} ${model.version}`);
+    for (const fn of all) if (isDisabled(fn.name)) this.log.always(`  ${fn.name}: disabled (AzureWebJobs.${fn.name}.Disabled)`);
 
     this.functions.forEach((fn) => warnUnsupported(fn, this.log));
 

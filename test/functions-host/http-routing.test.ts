@@ -221,3 +221,16 @@ describe('HTTP triggers with other route prefixes', () => {
     }
   });
 });
+
+describe('AzureWebJobs.<function>.Disabled', () => {
+  it('leaves a disabled function untriggered and says so at start; other values keep it on', async () => {
+    const host = await startHost('http-app', { 'AzureWebJobs.defaultRoute.Disabled': 'true', 'AzureWebJobs.itemById.Disabled': 'false' });
+    try {
+      await logShows(host, /defaultRoute: disabled \(AzureWebJobs\.defaultRoute\.Disabled\)/);
+      expect((await fetch(`${host.url}/api/defaultRoute`)).status).toBe(404);
+      expect((await fetch(`${host.url}/api/items/42`)).status).toBe(200);
+    } finally {
+      await host.stop();
+    }
+  });
+});
