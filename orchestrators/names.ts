@@ -2,7 +2,7 @@
  * Names the order monitor is known by: the intake starts it, consumers and the dead-letter handler
  * raise its event, support actions wake it. Spelled once here; changing one breaks a running app.
  */
-import type { MonitorObservations, MonitorPolicy, RetryPolicy } from '../src/domain/monitorPolicy';
+import type { MonitorObservations, MonitorPolicy, MonitorSnapshot, RetryPolicy } from '../src/domain/monitorPolicy';
 import type { CompensationName } from '../src/domain/saga';
 
 export const ORDER_MONITOR = 'orderMonitor';
@@ -21,13 +21,23 @@ export interface OrderMonitorInput {
   observations?: MonitorObservations;
   /** Executions so far (continue-as-new count), for the custom status. */
   execution?: number;
+  /**
+   * The order as its starter last saw it (the intake, which has just written it): the first turn
+   * decides from this instead of reading the order again. Never carried across continue-as-new.
+   */
+  snapshot?: MonitorSnapshot;
 }
 
-/** Payload of `OrderChanged`: what changed, for the monitor's log; the monitor re-reads the order. */
+/**
+ * Payload of `OrderChanged`: what changed, for the monitor's log; the monitor re-reads the order,
+ * except after a consumer reports that it completed it (`completed` is terminal).
+ */
 export interface OrderChange {
   source: 'consumer' | 'deadletter' | 'support' | 'sweeper';
   service?: string;
   status?: string;
+  /** The order's state after the change, when the sender changed it. */
+  state?: string;
   action?: string;
   by?: string;
 }

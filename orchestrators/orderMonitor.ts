@@ -23,6 +23,7 @@ import {
   ORDER_CHANGED_EVENT,
   ORDER_MONITOR,
   type CompensationInput,
+  type OrderChange,
   type OrderMonitorInput,
 } from './names';
 
@@ -82,13 +83,14 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
   const policy: MonitorPolicy = input.policy ?? (yield context.df.callActivity(ACTIVITY.loadMonitorPolicy));
   let quietPolls = input.quietPolls ?? 0;
   let observations: MonitorObservations | undefined = input.observations;
+  // The starter's view of the order serves the first turn only; every later turn reads.
+  let handedOver: MonitorSnapshot | undefined = input.snapshot;
   const changes = new ChangeOrTimer(context);
 
   for (let turn = 0; turn < policy.iterationsPerExecution; turn++) {
-    const read: MonitorSnapshot | null = yield context.df.callActivityWithRetry(ACTIVITY.readMonitorSnapshot, ACTION_RETRY, {
-      orderId,
-      correlationId,
-    });
+    const read: MonitorSnapshot | null =
+      handedOver ?? (yield context.df.callActivityWithRetry(ACTIVITY.readMonitorSnapshot, ACTION_RETRY, { orderId, correlationId }));
+    handedOver = undefined;
     if (!read) {
       // The intake writes the order before it starts the monitor: no order means nothing to watch.
       context.df.setCustomStatus({ phase: 'done', detail: 'order not found', execution, checkedAt: context.df.currentUtcDateTime.toISOString() });
@@ -117,8 +119,20 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
           return { orderId, outcome: step.outcome } satisfies MonitorResult;
 
         case 'wait': {
-          const woken: boolean = yield* changes.wait(step.until);
-          quietPolls = woken ? 0 : quietPolls + 1;
+          const change: OrderChange | undefined | false = yield* changes.wait(step.until);
+          if (change && change.source === 'consumer' && change.state === 'completed') {
+            // The consumer that recorded the last `done` completed the order with a conditional
+            // patch, and `completed` is terminal: nothing is left to watch, nor to read.
+            context.df.setCustomStatus({
+              phase: 'done',
+              orderState: 'completed',
+              detail: `completed (reported by ${change.service ?? 'a consumer'})`,
+              execution,
+              checkedAt: context.df.currentUtcDateTime.toISOString(),
+            } satisfies MonitorCustomStatus);
+            return { orderId, outcome: 'completed' } satisfies MonitorResult;
+          }
+          quietPolls = change === false ? quietPolls + 1 : 0;
           continue;
         }
 
@@ -197,15 +211,16 @@ class ChangeOrTimer {
 
   constructor(private readonly context: OrchestrationContext) {}
 
-  /** True when woken by an event, false when the time came. */
-  *wait(until: Date): Generator<Task, boolean, unknown> {
+  /** The event's payload (undefined when it had none) when woken by an event; false when the time came. */
+  *wait(until: Date): Generator<Task, OrderChange | undefined | false, unknown> {
     this.changed ??= this.context.df.waitForExternalEvent(ORDER_CHANGED_EVENT);
     const timer: TimerTask = this.context.df.createTimer(until);
     const winner = yield this.context.df.Task.any([timer, this.changed]);
     if (winner === timer) return false;
     timer.cancel();
+    const change = this.changed.result as OrderChange | null | undefined;
     this.changed = undefined;
-    return true;
+    return change && typeof change === 'object' ? change : undefined;
   }
 }
 

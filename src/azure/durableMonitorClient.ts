@@ -18,7 +18,7 @@ export class DurableMonitorClient implements MonitorClient {
     private readonly log?: Logger,
   ) {}
 
-  async start(orderId: string, input: { orderId: string; correlationId: string }): Promise<'started' | 'exists'> {
+  async start(orderId: string, input: Parameters<MonitorClient['start']>[1]): Promise<'started' | 'exists'> {
     try {
       await this.client.startNew(ORDER_MONITOR_ORCHESTRATION, { instanceId: orderId, input: { ...input, ...policyInput() } });
       return 'started';

@@ -37,6 +37,13 @@ function timelineOp(entry: TimelineEntry): PatchOperation {
   return { op: 'add', path: '/timeline/-', value: JSON.parse(JSON.stringify(entry)) };
 }
 
+function noticeOps(kind: NotificationKind, at: string): PatchOperation[] {
+  return [
+    { op: 'set', path: `/notified/${kind}`, value: true },
+    { op: 'add', path: '/notifications/-', value: { kind, at } },
+  ];
+}
+
 const PAGE_MAX = 100;
 
 export class CosmosOrderRepository implements OrderStore {
@@ -85,6 +92,7 @@ export class CosmosOrderRepository implements OrderStore {
     if (change.setState !== undefined) ops.push({ op: 'set', path: '/state', value: change.setState });
     if (change.payment?.charged !== undefined) ops.push({ op: 'set', path: '/payment/charged', value: change.payment.charged });
     if (change.payment?.refunded !== undefined) ops.push({ op: 'set', path: '/payment/refunded', value: change.payment.refunded });
+    if (change.notice) ops.push(...noticeOps(change.notice.kind, change.notice.at));
     if (change.timeline) ops.push(timelineOp(change.timeline));
     return this.conditionalPatch(id, statusCondition(change), ops);
   }
@@ -115,8 +123,7 @@ export class CosmosOrderRepository implements OrderStore {
 
   async recordNotification(id: string, kind: NotificationKind, at: string): Promise<boolean> {
     const updated = await this.conditionalPatch(id, `from c where c.notified.${conditionLiteral(kind)} = false`, [
-      { op: 'set', path: `/notified/${kind}`, value: true },
-      { op: 'add', path: '/notifications/-', value: { kind, at } },
+      ...noticeOps(kind, at),
       { op: 'set', path: '/updatedAt', value: at },
     ]);
     return updated !== undefined;

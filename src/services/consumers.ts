@@ -9,7 +9,7 @@
  * Bus redelivers and, after maxDeliveryCount, dead-letters.
  */
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
-import type { OrderDocument, ServiceStatus } from '../domain/order';
+import type { NotificationKind, OrderDocument, ServiceStatus } from '../domain/order';
 import { ACTIVE_STATES, ALL_DONE, billingMustFail, CLAIMABLE_FROM, isReadyToComplete } from '../domain/orderState';
 import { ensureError, PoisonMessageError, TransientError } from '../errors';
 import type { Logger } from '../log';
@@ -49,7 +49,14 @@ export interface ConsumerEnvironment {
 }
 
 type WorkResult =
-  | { status: Extract<ServiceStatus, 'done' | 'failed'>; reason?: string; detail?: string; charged?: number }
+  | {
+      status: Extract<ServiceStatus, 'done' | 'failed'>;
+      reason?: string;
+      detail?: string;
+      charged?: number;
+      /** A notice sent by this work, for the order's `notifications` (recorded with `done`). */
+      notice?: { kind: NotificationKind; at: string };
+    }
   | { status: 'superseded' };
 
 async function doWork(service: ServiceName, order: OrderDocument, deps: OrderSagaDependencies): Promise<WorkResult> {
@@ -72,8 +79,8 @@ async function doWork(service: ServiceName, order: OrderDocument, deps: OrderSag
       return { status: 'done', detail: `charged ${charge.charged.toFixed(2)} ${order.currency} (attempt ${attempt})`, charged: charge.charged };
     }
     case 'notification': {
-      await sendConfirmation(order, deps);
-      return { status: 'done', detail: 'confirmation sent' };
+      const { at } = await sendConfirmation(order, deps, { mirror: false });
+      return { status: 'done', detail: 'confirmation sent', notice: { kind: 'confirmation', at } };
     }
   }
 }
@@ -167,6 +174,8 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     ...(result.reason !== undefined ? { reason: result.reason } : {}),
     // The charge's mirror on the order rides on the same patch as `done`.
     ...(result.charged !== undefined ? { payment: { charged: result.charged } } : {}),
+    // So does the confirmation's: `processing -> done` happens once, so it is recorded once.
+    ...(result.notice ? { notice: result.notice } : {}),
     timeline: {
       at: deps.now(),
       kind: result.status,
@@ -181,6 +190,8 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     // the order was compensated (give back the stock this delivery may have reserved).
     const current = await deps.orders.get(orderId);
     if (service === 'inventory' && current?.status.inventory === 'compensated') await returnHeldStock(claimed, deps);
+    // A notice this delivery sent is on the order all the same (once: the flag guards the append).
+    if (result.notice) await deps.orders.recordNotification(orderId, result.notice.kind, result.notice.at);
     log.info('delivery-superseded', { status: current?.status[service] });
     return 'superseded';
   }
@@ -193,7 +204,13 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
   // an order to finish watching. A `done` with other services still working changes none of its
   // decisions; its next poll sees it (each nudge costs the monitor a replay and an order read).
   if (result.status === 'failed' || completed) {
-    await monitor.notifyOrderChanged(orderId, { source: 'consumer', service, status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
+    await monitor.notifyOrderChanged(orderId, {
+      source: 'consumer',
+      service,
+      status: result.status,
+      ...(completed ? { state: 'completed' as const } : {}),
+      ...(result.reason ? { reason: result.reason } : {}),
+    });
   }
   return result.status;
 }

@@ -5,6 +5,7 @@
  * gets a TransientError, and a retry with the same key finds the order and completes both.
  */
 import { randomUUID } from 'node:crypto';
+import { monitorSnapshotOf } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
 import { orderRequestFingerprint, type OrderRequest } from '../domain/orderRequest';
 import { newOrder } from '../domain/orderState';
@@ -137,7 +138,10 @@ export async function completeIntake(
       if (!order.published) await publishOrderCreated(order, deps);
     }),
     timed(async () => {
-      if (!resumed || !(await monitor.status(order.id))) {
+      if (!resumed) {
+        // The order was written just now: the monitor's first turn decides from it without reading it again.
+        await monitor.start(order.id, { orderId: order.id, correlationId: order.correlationId, snapshot: monitorSnapshotOf(order) });
+      } else if (!(await monitor.status(order.id))) {
         await monitor.start(order.id, { orderId: order.id, correlationId: order.correlationId });
       }
     }),

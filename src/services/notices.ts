@@ -5,7 +5,13 @@ import { appDependencies, type OrderSagaDependencies } from './dependencies';
 
 export const noticeId = (orderId: string, kind: NotificationKind): string => `${orderId}:${kind}`;
 
-async function sendNotice(order: OrderDocument, kind: NotificationKind, message: string, deps: OrderSagaDependencies): Promise<boolean> {
+/** Sends the notice once (create-if-absent by id). `at` is when it was first sent. */
+async function deliverNotice(
+  order: OrderDocument,
+  kind: NotificationKind,
+  message: string,
+  deps: OrderSagaDependencies,
+): Promise<{ sent: boolean; at: string }> {
   const { created, record } = await deps.notifications.send({
     id: noticeId(order.id, kind),
     orderId: order.id,
@@ -14,15 +20,33 @@ async function sendNotice(order: OrderDocument, kind: NotificationKind, message:
     message,
     at: deps.now(),
   });
-  // The order's `notifications` array gets the entry once, whoever sent it.
-  await deps.orders.recordNotification(order.id, kind, record.at);
-  return created;
+  return { sent: created, at: record.at };
 }
 
-/** Sends the order confirmation once. `sent` is true only for the call that sent it. */
-export async function sendConfirmation(order: OrderDocument, deps: OrderSagaDependencies = appDependencies()): Promise<{ sent: boolean }> {
+async function sendNotice(
+  order: OrderDocument,
+  kind: NotificationKind,
+  message: string,
+  deps: OrderSagaDependencies,
+): Promise<{ sent: boolean; at: string }> {
+  const delivered = await deliverNotice(order, kind, message, deps);
+  // The order's `notifications` array gets the entry once, whoever sent it.
+  await deps.orders.recordNotification(order.id, kind, delivered.at);
+  return delivered;
+}
+
+/**
+ * Sends the order confirmation once. `sent` is true only for the call that sent it. With
+ * `mirror: false` the caller records it on the order itself (the notification consumer does, in
+ * the same patch as its `done`).
+ */
+export async function sendConfirmation(
+  order: OrderDocument,
+  deps: OrderSagaDependencies = appDependencies(),
+  { mirror = true }: { mirror?: boolean } = {},
+): Promise<{ sent: boolean; at: string }> {
   const message = `Your order ${order.id} is confirmed: ${order.total.toFixed(2)} ${order.currency}.`;
-  return { sent: await sendNotice(order, 'confirmation', message, deps) };
+  return (mirror ? sendNotice : deliverNotice)(order, 'confirmation', message, deps);
 }
 
 /**
@@ -52,7 +76,7 @@ export async function sendCancellation(
   actor = 'monitor',
   reason?: string,
 ): Promise<{ sent: boolean; compensated: boolean }> {
-  const sent = await sendNotice(order, 'cancellation', cancellationMessage(order, reason), deps);
+  const { sent } = await sendNotice(order, 'cancellation', cancellationMessage(order, reason), deps);
   const updated = await deps.orders.transitionStatus(order.id, {
     service: 'notification',
     from: COMPENSATABLE_FROM,

@@ -5,6 +5,7 @@
  */
 import type { ServiceName } from '../topology';
 import type { CatalogItem } from '../domain/catalog';
+import type { MonitorSnapshot } from '../domain/monitorPolicy';
 import type { NotificationKind, OrderDocument, OrderState, ServiceStatus, TimelineEntry } from '../domain/order';
 
 export interface StatusTransition {
@@ -23,6 +24,11 @@ export interface StatusTransition {
   setState?: OrderState;
   /** Also mirror these ledger amounts in the order's `payment`, in the same patch. */
   payment?: { charged?: number; refunded?: number };
+  /**
+   * Also record this notice in the order's `notifications` (and its `notified` flag), in the same
+   * patch. Only with a transition that can happen once per order, such as `processing -> done`.
+   */
+  notice?: { kind: NotificationKind; at: string };
 }
 
 export interface StateTransition {
@@ -183,6 +189,8 @@ export interface OrderChangeNotice {
   source?: 'consumer' | 'deadletter' | 'support' | 'sweeper';
   service?: ServiceName;
   status?: string;
+  /** The order's state after the change, when the sender changed it (a consumer that completed it). */
+  state?: OrderState;
   reason?: string;
   action?: string;
   by?: string;
@@ -190,8 +198,11 @@ export interface OrderChangeNotice {
 
 /** The order monitor orchestration, as the intake, the consumers and the support view see it. */
 export interface MonitorClient {
-  /** Starts the order's monitor (instance id = order id); 'exists' when it was already started. */
-  start(orderId: string, input: { orderId: string; correlationId: string }): Promise<'started' | 'exists'>;
+  /**
+   * Starts the order's monitor (instance id = order id); 'exists' when it was already started.
+   * `snapshot`: the order as the caller has just written it, so the monitor's first turn need not read it.
+   */
+  start(orderId: string, input: { orderId: string; correlationId: string; snapshot?: MonitorSnapshot }): Promise<'started' | 'exists'>;
   /** null when there is no such instance. */
   status(orderId: string): Promise<MonitorStatus | null>;
   /** Best effort: raises `OrderChanged` on the monitor; never throws. */

@@ -91,6 +91,36 @@ afterAll(() => {
   console.log(`order monitor figures (virtual time; default policy except 4 turns per execution):\n${JSON.stringify(figures, null, 2)}`);
 });
 
+describe('happy path', () => {
+  it('decides its first turn from the order the intake handed over and ends on the consumer\'s completion report, without reading the order', async () => {
+    const id = await placeOrder({ customerId: 'c-happy', items: [{ sku: 'MOUSE-01', quantity: 1 }] });
+    const { order } = await world.runUntil(id, terminal, { stepMs: 250 });
+    expect(order.state).toBe('completed');
+    expect(order.notifications.map((n) => n.kind)).toEqual(['confirmation']);
+    expect(order.monitor?.customStatus).toMatchObject({ phase: 'done', orderState: 'completed', detail: expect.stringMatching(/^completed \(reported by (inventory|billing|notification)\)$/) });
+
+    const res = await world.request('GET', `/runtime/webhooks/durabletask/instances/${id}?showHistory=true&showHistoryOutput=true`);
+    const history = res.body.historyEvents as { EventType: string; FunctionName?: string; Input?: unknown }[];
+    expect(history[0]).toMatchObject({ EventType: 'ExecutionStarted', Input: expect.objectContaining({ snapshot: expect.objectContaining({ orderId: id, state: 'accepted' }) }) });
+    // No activity at all: no read at the start (the intake's snapshot), none at the end (the report).
+    expect(history.filter((e) => e.EventType === 'TaskCompleted' || e.EventType === 'TaskFailed')).toEqual([]);
+    expect(history.filter((e) => e.EventType === 'EventRaised')).toHaveLength(1);
+    expect(res.body.output).toEqual({ orderId: id, outcome: 'completed' });
+  });
+
+  it('a monitor started without a snapshot (the sweeper, a retried intake) reads the order first', async () => {
+    const { id, deliver } = await writeOrderWithMonitor([{ sku: 'MOUSE-01', quantity: 1 }]);
+    await deliver('inventory', 'billing', 'notification');
+    const { order } = await world.runUntil(id, terminal, { stepMs: 250 });
+    expect(order.state).toBe('completed');
+    const res = await world.request('GET', `/runtime/webhooks/durabletask/instances/${id}?showHistory=true`);
+    const reads = (res.body.historyEvents as { EventType: string; FunctionName?: string }[]).filter(
+      (e) => e.EventType === 'TaskCompleted' && e.FunctionName === 'readMonitorSnapshot',
+    );
+    expect(reads.length).toBeGreaterThanOrEqual(1);
+  });
+});
+
 describe('dead-lettered billing', () => {
   it(`billingFailures = maxDeliveryCount (${MAX_DELIVERY_COUNT}): dead-lettered, requeued after the backoff, completed`, async () => {
     const id = await placeOrder({ customerId: 'c-dl', items: [{ sku: 'MOUSE-01', quantity: 1 }], simulate: { billingFailures: MAX_DELIVERY_COUNT } });

@@ -57,8 +57,41 @@ describe('consumeOrderCreated', () => {
       ['billing', 1],
       ['inventory', 1],
     ]);
-    // The monitor is woken once, by the delivery that completed the order.
-    expect(monitor.changes.map((c) => c.change.service)).toEqual(['inventory']);
+    // The monitor is woken once, by the delivery that completed the order, and told so.
+    expect(monitor.changes.map((c) => c.change)).toEqual([{ source: 'consumer', service: 'inventory', status: 'done', state: 'completed' }]);
+  });
+
+  it('records the confirmation on the order in the same patch as the notification `done`', async () => {
+    const order = await placeOrder([mouse]);
+    let patches = 0;
+    const transition = deps.orders.transitionStatus.bind(deps.orders);
+    deps.orders.transitionStatus = (id, change) => (patches++, transition(id, change));
+    const record = jest.spyOn(deps.orders, 'recordNotification');
+    expect(await deliver('notification', order)).toBe('done');
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.notifications).toEqual([{ kind: 'confirmation', at: expect.any(String) }]);
+    expect(stored.notified.confirmation).toBe(true);
+    expect(patches).toBe(2); // the claim and the `done`, nothing else
+    expect(record).not.toHaveBeenCalled();
+    // A redelivery changes nothing.
+    expect(await deliver('notification', order, 2)).toBe('duplicate');
+    expect((await deps.orders.get(order.id))!.notifications).toHaveLength(1);
+  });
+
+  it('still records a confirmation sent by a delivery that compensation overtook, once', async () => {
+    const order = await placeOrder([mouse]);
+    // Compensation runs while the notification delivery sleeps in its simulated work.
+    deps.sleep = async () => {
+      await sendCancellation(order, deps);
+    };
+    expect(await deliver('notification', order)).toBe('superseded');
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.status.notification).toBe('compensated');
+    // The confirmation did go out (the ledger says so): the order shows it, next to the cancellation.
+    expect(stored.notifications.map((n) => n.kind).sort()).toEqual(['cancellation', 'confirmation']);
+    deps.sleep = async () => undefined;
+    expect(await deliver('notification', order, 2)).toBe('duplicate');
+    expect((await deps.orders.get(order.id))!.notifications).toHaveLength(2);
   });
 
   it('treats a redelivery after success as a no-op: one charge, one confirmation, one reservation', async () => {

@@ -51,7 +51,12 @@ describe('POST /api/orders', () => {
       contentType: 'application/cloudevents+json',
       applicationProperties: { event_type: 'OrderCreated', order_id: orderId, correlation_id: stored.correlationId },
     });
-    expect(monitor.instances.get(orderId)).toEqual({ orderId, correlationId: stored.correlationId });
+    // The monitor gets the order as it was written, so its first turn does not read it again.
+    expect(monitor.instances.get(orderId)).toEqual({
+      orderId,
+      correlationId: stored.correlationId,
+      snapshot: expect.objectContaining({ orderId, state: 'accepted', status: stored.status }),
+    });
   });
 
   it('gives the same order for the same Idempotency-Key and body, with no second order or event', async () => {

@@ -69,6 +69,10 @@ export class MemoryOrderStore implements OrderStore {
     if (change.setState !== undefined) doc.state = change.setState;
     if (change.payment?.charged !== undefined) doc.payment.charged = change.payment.charged;
     if (change.payment?.refunded !== undefined) doc.payment.refunded = change.payment.refunded;
+    if (change.notice) {
+      doc.notified[change.notice.kind] = true;
+      doc.notifications.push({ ...change.notice });
+    }
     if (change.timeline) doc.timeline.push(copy(change.timeline));
     doc.updatedAt = new Date().toISOString();
     return copy(doc);
