@@ -37,11 +37,31 @@ export class CosmosIdempotencyRepository implements IdempotencyStore {
 }
 
 const FAULTS_ID = 'faults';
+/**
+ * How long an instance keeps the switches it read. Every billing delivery asks, so without it each
+ * order paid a read; a switch flipped through this instance applies at once, on the others within this.
+ */
+export const FAULTS_CACHE_MS = 1_000;
 
 export class CosmosControlRepository implements ControlStore {
+  #cached: { value: Promise<FaultSwitches>; until: number } | undefined;
+
   constructor(private readonly control: Container = container('control')) {}
 
-  async faults(): Promise<FaultSwitches> {
+  faults(): Promise<FaultSwitches> {
+    const now = Date.now();
+    if (this.#cached && this.#cached.until > now) return this.#cached.value;
+    const value = this.#read();
+    const entry = { value, until: now + FAULTS_CACHE_MS };
+    this.#cached = entry;
+    // A failed read is not kept: the next caller tries again.
+    value.catch(() => {
+      if (this.#cached === entry) this.#cached = undefined;
+    });
+    return value;
+  }
+
+  async #read(): Promise<FaultSwitches> {
     try {
       const { resource } = await this.control.item(FAULTS_ID, FAULTS_ID).read<FaultSwitches & { id: string }>();
       return { billingFails: resource?.billingFails === true };
@@ -52,6 +72,8 @@ export class CosmosControlRepository implements ControlStore {
   }
 
   async setFaults(faults: FaultSwitches): Promise<void> {
+    this.#cached = undefined;
     await this.control.items.upsert({ id: FAULTS_ID, billingFails: faults.billingFails });
+    this.#cached = { value: Promise.resolve({ billingFails: faults.billingFails }), until: Date.now() + FAULTS_CACHE_MS };
   }
 }

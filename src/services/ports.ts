@@ -162,6 +162,7 @@ export interface FaultSwitches {
 }
 
 export interface ControlStore {
+  /** May answer from a read up to a second old (`FAULTS_CACHE_MS`); a switch set through the same store applies at once. */
   faults(): Promise<FaultSwitches>;
   setFaults(faults: FaultSwitches): Promise<void>;
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos-emulator';
 import { createCosmosClient, container } from '../../src/azure/clients';
-import { CosmosControlRepository, CosmosIdempotencyRepository } from '../../src/azure/controlRepositories';
+import { CosmosControlRepository, CosmosIdempotencyRepository, FAULTS_CACHE_MS } from '../../src/azure/controlRepositories';
 import { CosmosDeadLetterArchive } from '../../src/azure/deadLetterArchive';
 import { CosmosInventoryRepository } from '../../src/azure/inventoryRepository';
 import { CosmosNotificationStore, CosmosPaymentLedger } from '../../src/azure/ledgerRepositories';
@@ -254,5 +254,25 @@ describe('idempotency keys and fault switches', () => {
     await deps.control.setFaults({ billingFails: true });
     expect(await deps.control.faults()).toEqual({ billingFails: true });
     await deps.control.setFaults({ billingFails: false });
+  });
+
+  it('keeps the switches it read for FAULTS_CACHE_MS: a flip through another instance shows after that, through this one at once', async () => {
+    const here = new CosmosControlRepository(container('control', client));
+    const there = new CosmosControlRepository(container('control', client));
+    const start = Date.now();
+    const clock = jest.spyOn(Date, 'now').mockReturnValue(start);
+    try {
+      expect(await here.faults()).toEqual({ billingFails: false });
+      await there.setFaults({ billingFails: true });
+      expect(await there.faults()).toEqual({ billingFails: true });
+      // Still within the window: `here` answers from what it read, without asking Cosmos again.
+      const [a, b] = await Promise.all([here.faults(), here.faults()]);
+      expect([a, b]).toEqual([{ billingFails: false }, { billingFails: false }]);
+      clock.mockReturnValue(start + FAULTS_CACHE_MS + 1);
+      expect(await here.faults()).toEqual({ billingFails: true });
+    } finally {
+      clock.mockRestore();
+      await there.setFaults({ billingFails: false });
+    }
   });
 });
