@@ -90,6 +90,7 @@ export class CosmosOrderRepository implements OrderStore {
     if (change.reason !== undefined) ops.push({ op: 'set', path: `/statusReason/${change.service}`, value: change.reason });
     if (change.countBillingAttempt) ops.push({ op: 'incr', path: '/billingAttempts', value: 1 });
     if (change.setState !== undefined) ops.push({ op: 'set', path: '/state', value: change.setState });
+    if (change.published) ops.push({ op: 'set', path: '/published', value: true });
     if (change.payment?.charged !== undefined) ops.push({ op: 'set', path: '/payment/charged', value: change.payment.charged });
     if (change.payment?.refunded !== undefined) ops.push({ op: 'set', path: '/payment/refunded', value: change.payment.refunded });
     if (change.notice) ops.push(...noticeOps(change.notice.kind, change.notice.at));
@@ -108,10 +109,6 @@ export class CosmosOrderRepository implements OrderStore {
 
   async appendTimeline(id: string, entry: TimelineEntry): Promise<void> {
     await this.orders.item(id, id).patch([timelineOp(entry)]);
-  }
-
-  async markPublished(id: string): Promise<void> {
-    await this.orders.item(id, id).patch([{ op: 'set', path: '/published', value: true }]);
   }
 
   async recordPayment(id: string, field: 'charged' | 'refunded', amount: number): Promise<void> {

@@ -53,7 +53,11 @@ export interface OrderDocument {
   updatedAt: string;
   simulate?: { billingFailures?: number };
   idempotencyKey?: string;
-  /** Set only after OrderCreated was accepted by Service Bus (outbox marker; a retry republishes). */
+  /**
+   * Outbox marker: true once a consumer has received OrderCreated (set by the first claim, in the
+   * same patch). Until then a retried request (same Idempotency-Key) publishes again, with the same
+   * messageId, so Service Bus duplicate detection drops a repeat of a send that did go through.
+   */
   published: boolean;
   /** Billing attempts counted across deliveries and requeues (drives `simulate.billingFailures`). */
   billingAttempts: number;

@@ -116,6 +116,8 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     // an accepted one is now processing (same patch, so no extra write).
     whenState: ACTIVE_STATES,
     setState: 'processing',
+    // The event evidently went out: the outbox marker rides on the claim.
+    published: true,
     timeline: { at: now, kind: 'delivery', service, deliveryCount: delivery.deliveryCount },
   });
   if (!claimed) {

@@ -22,6 +22,8 @@ export interface StatusTransition {
   whenState?: readonly OrderState[];
   /** Also set the order's state, in the same atomic patch (only meaningful with `whenState`). */
   setState?: OrderState;
+  /** Also record that OrderCreated reached a consumer (the outbox marker `published`). */
+  published?: true;
   /** Also mirror these ledger amounts in the order's `payment`, in the same patch. */
   payment?: { charged?: number; refunded?: number };
   /**
@@ -58,8 +60,6 @@ export interface OrderStore {
   /** Conditional patch of `/state`; undefined when the condition did not hold (no-op). */
   transitionState(id: string, change: StateTransition): Promise<OrderDocument | undefined>;
   appendTimeline(id: string, entry: TimelineEntry): Promise<void>;
-  /** Outbox marker: set after the event was accepted by Service Bus. */
-  markPublished(id: string): Promise<void>;
   /** Sets `payment.charged` / `payment.refunded` (absolute amounts: repeating is harmless). */
   recordPayment(id: string, field: 'charged' | 'refunded', amount: number): Promise<void>;
   /** Appends to `notifications` once per kind; false when it was already recorded. */

@@ -8,7 +8,10 @@ import type { OrderDocument } from '../domain/order';
 import { TARGET_PROPERTY, type ServiceName } from '../topology';
 import { appDependencies, type OrderSagaDependencies } from './dependencies';
 
-/** Publishes the order's OrderCreated event and then records `published: true` on the order. */
+/**
+ * Publishes the order's OrderCreated event. Nothing is written to the order here: the first
+ * consumer to receive the event records `published` in its claim, which costs no extra write.
+ */
 export async function publishOrderCreated(order: OrderDocument, deps: OrderSagaDependencies = appDependencies()): Promise<void> {
   await deps.publisher.publish({
     messageId: order.eventId,
@@ -18,7 +21,6 @@ export async function publishOrderCreated(order: OrderDocument, deps: OrderSagaD
     subject: ORDER_CREATED,
     applicationProperties: orderCreatedProperties(order),
   });
-  if (!order.published) await deps.orders.markPublished(order.id);
 }
 
 export function republishMessageId(order: Pick<OrderDocument, 'eventId'>, service: ServiceName, attempt: number): string {

@@ -65,7 +65,8 @@ it('publishes OrderCreated once to each of the three subscriptions with the cont
     expect(m!.applicationProperties).toMatchObject({ event_type: 'OrderCreated', order_id: order.id, correlation_id: order.correlationId });
     expect(m!.body).toMatchObject({ specversion: '1.0', id: order.eventId, type: 'OrderCreated', subject: order.id });
   }
-  expect((await deps.orders.get(order.id))!.published).toBe(true);
+  // Publishing writes nothing to the order: the first consumer's claim records `published`.
+  expect((await deps.orders.get(order.id))!.published).toBe(false);
 });
 
 it('republishes to one service only, with a fresh messageId per attempt', async () => {

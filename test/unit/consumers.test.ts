@@ -61,6 +61,15 @@ describe('consumeOrderCreated', () => {
     expect(monitor.changes.map((c) => c.change)).toEqual([{ source: 'consumer', service: 'inventory', status: 'done', state: 'completed' }]);
   });
 
+  it('records on its claim that the event was published (the outbox marker costs no write of its own)', async () => {
+    const id = '00000000-0000-4000-8000-00000000ffff';
+    const order = newOrder({ id, eventId: `ev-${id}`, correlationId: `corr-${id}`, customerId: 'c-1', items: [mouse], total: 49, now: deps.now() });
+    await deps.orders.create(order); // as the intake writes it
+    expect((await deps.orders.get(id))!.published).toBe(false);
+    expect(await deliver('billing', order)).toBe('done');
+    expect((await deps.orders.get(id))!.published).toBe(true);
+  });
+
   it('records the confirmation on the order in the same patch as the notification `done`', async () => {
     const order = await placeOrder([mouse]);
     let patches = 0;

@@ -67,6 +67,7 @@ export class MemoryOrderStore implements OrderStore {
     if (change.reason !== undefined) doc.statusReason[change.service] = change.reason;
     if (change.countBillingAttempt) doc.billingAttempts += 1;
     if (change.setState !== undefined) doc.state = change.setState;
+    if (change.published) doc.published = true;
     if (change.payment?.charged !== undefined) doc.payment.charged = change.payment.charged;
     if (change.payment?.refunded !== undefined) doc.payment.refunded = change.payment.refunded;
     if (change.notice) {
@@ -94,11 +95,6 @@ export class MemoryOrderStore implements OrderStore {
   async appendTimeline(id: string, entry: TimelineEntry) {
     this.check();
     this.mustGet(id).timeline.push(copy(entry));
-  }
-
-  async markPublished(id: string) {
-    this.check();
-    this.mustGet(id).published = true;
   }
 
   async recordPayment(id: string, field: 'charged' | 'refunded', amount: number) {
@@ -256,14 +252,19 @@ export class MemoryDeadLetterArchive implements DeadLetterArchive {
   }
 }
 
+/** The `orders` topic as publishers see it, with its duplicate detection (by messageId). */
 export class RecordingPublisher implements EventPublisher {
+  /** What the topic accepted. */
   readonly sent: OutgoingMessage[] = [];
+  /** Sends the topic dropped as duplicates (a messageId it had already accepted). */
+  readonly duplicates: OutgoingMessage[] = [];
   /** Set to make the next publishes fail like a Service Bus outage. */
   failWith?: Error;
 
   async publish(message: OutgoingMessage) {
     if (this.failWith) throw this.failWith;
-    this.sent.push(copy(message));
+    const seen = this.sent.some((m) => m.messageId === message.messageId);
+    (seen ? this.duplicates : this.sent).push(copy(message));
   }
 }
 
