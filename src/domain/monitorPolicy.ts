@@ -60,7 +60,12 @@ export interface MonitorPolicy {
   stuckAfterMs: Record<ServiceName, number>;
   /** Targeted republishes to one stuck service before the order is compensated. */
   maxRepublishes: number;
-  /** Poll interval with backoff while nothing happens: min * 2^quietPolls, capped at max. */
+  /**
+   * Poll interval with backoff while nothing happens: min * 2^quietPolls, capped at max. Consumers,
+   * the dead-letter handler and support actions wake the monitor with OrderChanged for everything
+   * it acts on; polls only catch a wake-up that was lost (a host that died in between), so they
+   * need not be frequent: each one costs the task hub a timer, an episode and an order read.
+   */
   pollMinMs: number;
   pollMaxMs: number;
   /** Each compensation activity is retried with this policy; then the order needs attention. */
@@ -77,7 +82,7 @@ export const DEFAULT_MONITOR_POLICY: MonitorPolicy = {
   requeueBackoffMaxMs: 60_000,
   stuckAfterMs: { inventory: 60_000, billing: 60_000, notification: 60_000 },
   maxRepublishes: 2,
-  pollMinMs: 2_000,
+  pollMinMs: 10_000,
   pollMaxMs: 60_000,
   compensationRetry: { maxAttempts: 5, firstRetryIntervalMs: 2_000, backoffCoefficient: 2, maxRetryIntervalMs: 30_000 },
   maxCompensationRuns: 3,

@@ -209,20 +209,26 @@ describe('decideNextStep: policy cells', () => {
     expect(decideNextStep(snap, policy(), now(120))).toMatchObject({ kind: 'republish', service: 'notification', attempt: 2 });
   });
 
-  it('polls with backoff from 2 s up to 60 s, but wakes for the next stuck deadline first', () => {
+  it('polls with backoff from the minimum up to the maximum, but wakes for the next stuck deadline first', () => {
     const fresh = (n: number) => snapshot({ quietPolls: n });
-    expect(decideNextStep(fresh(0), policy(), now(0))).toMatchObject({ kind: 'wait', phase: 'watching', until: now(2), why: 'poll' });
-    expect(decideNextStep(fresh(3), policy(), now(0))).toMatchObject({ kind: 'wait', until: now(16), why: 'poll' });
+    const fast = policy({ pollMinMs: 2_000 });
+    expect(decideNextStep(fresh(0), fast, now(0))).toMatchObject({ kind: 'wait', phase: 'watching', until: now(2), why: 'poll' });
+    expect(decideNextStep(fresh(3), fast, now(0))).toMatchObject({ kind: 'wait', until: now(16), why: 'poll' });
     // 2 * 2^5 = 64 s would pass the 60 s stuck deadline of the in-flight services: that comes first.
-    expect(decideNextStep(fresh(5), policy({ pollMaxMs: 120_000 }), now(0))).toMatchObject({
+    expect(decideNextStep(fresh(5), policy({ pollMinMs: 2_000, pollMaxMs: 120_000 }), now(0))).toMatchObject({
       kind: 'wait',
       until: now(60),
       why: 'inventory stuck check',
     });
-    expect(pollIntervalMs(policy(), 0)).toBe(2_000);
-    expect(pollIntervalMs(policy(), 4)).toBe(32_000);
-    expect(pollIntervalMs(policy(), 5)).toBe(60_000);
-    expect(pollIntervalMs(policy(), 500)).toBe(60_000);
+    expect(pollIntervalMs(fast, 0)).toBe(2_000);
+    expect(pollIntervalMs(fast, 4)).toBe(32_000);
+    expect(pollIntervalMs(fast, 5)).toBe(60_000);
+    expect(pollIntervalMs(fast, 500)).toBe(60_000);
+  });
+
+  it('by default looks again after 10 s, then 20 s, 40 s and every 60 s: events wake it for every change it acts on', () => {
+    expect([0, 1, 2, 3, 9].map((n) => pollIntervalMs(policy(), n))).toEqual([10_000, 20_000, 40_000, 60_000, 60_000]);
+    expect(decideNextStep(snapshot({ quietPolls: 0 }), policy(), now(0))).toMatchObject({ kind: 'wait', until: now(10), why: 'poll' });
   });
 
   it('services that are done or dead-lettered are never reported stuck', () => {
