@@ -14,7 +14,7 @@ import { cpus, loadavg } from 'node:os';
 import { startLocalStack } from '../local/stack';
 import { SEED_CATALOG } from '../src/domain/catalog';
 import { cosmosTopology } from '../src/topology';
-import { residentMegabytes } from './process-usage';
+import { cpuMilliseconds, residentMegabytes } from './process-usage';
 
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 5);
 const e2eOrders = Number(process.env['BENCH_E2E_ORDERS'] ?? 300);
@@ -25,16 +25,6 @@ interface Sample {
   ms: number;
   status: number;
   orderId?: string;
-}
-
-/** CPU time (user + system) a process has used so far, in ms; NaN where /proc is not available. */
-function cpuMs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
-  } catch {
-    return NaN;
-  }
 }
 
 /** V8 CPU profile flags for one process: `<BENCH_CPU_PROFILE>/<name>-*.cpuprofile`. */
@@ -160,13 +150,12 @@ async function main(): Promise<void> {
     console.log(`intake benchmark: ${seconds} s per phase, host ${baseUrl}`);
     await closedLoop(baseUrl, 4, 1000); // warm-up: JIT, connections, first monitor starts
 
-    // End to end first, while the orders container is small: the stand-in evaluates every
-    // conditional patch with a scan of the whole container, so later phases would measure that.
+    // End to end first, on a quiet system.
     await waitUntilQuiet(() => countOrders(" WHERE c.state = 'completed'"));
     const before = await countOrders(" WHERE c.state = 'completed'");
     const burstAgent = new HttpAgent({ keepAlive: true, maxSockets: 32 });
     const processes = { host: host.pid, cosmos: stack.cosmosEmulator.pid, 'service bus': stack.serviceBusEmulator.pid };
-    const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuMs(pid)]));
+    const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuMilliseconds(pid)]));
     const started = performance.now();
     const samples: Sample[] = [];
     await Promise.all(
@@ -201,7 +190,7 @@ async function main(): Promise<void> {
     );
     console.log(
       `CPU per completed order ${Object.entries(processes)
-        .map(([name, pid]) => `${name} ${((cpuMs(pid) - cpuBefore[name]!) / Math.max(completed, 1)).toFixed(1)} ms`)
+        .map(([name, pid]) => `${name} ${((cpuMilliseconds(pid) - cpuBefore[name]!) / Math.max(completed, 1)).toFixed(1)} ms`)
         .join(', ')}  (machine load ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`,
     );
 

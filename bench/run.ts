@@ -33,7 +33,7 @@ import { call, closedLoop, keepAliveAgent, openLoop, Progress, sleep, summarize,
 import { benchChartSvg } from './report/chart';
 import type { BenchResult, ChainComparison, EndToEndResult, IntakePhase, MemorySample } from './report/result';
 import { checkTargets, formatBenchSummary } from './report/summary';
-import { residentMegabytes } from './process-usage';
+import { cpuMilliseconds, residentMegabytes } from './process-usage';
 import { startSyncChain } from './sync-chain';
 
 interface BenchSettings {
@@ -100,6 +100,11 @@ async function stockUp(stack: LocalStack): Promise<void> {
     client.dispose();
     agent?.destroy();
   }
+}
+
+function cpuPerOrder<K extends string>(before: Record<K, number>, after: Record<K, number>, orders: number): Record<K | 'total', number> {
+  const per = Object.fromEntries(Object.keys(before).map((k) => [k, (after[k as K] - before[k as K]) / Math.max(orders, 1)])) as Record<K, number>;
+  return { ...per, total: Object.values<number>(per).reduce((a, b) => a + b, 0) };
 }
 
 /** Places orders and remembers every accepted id, in the order they were accepted. */
@@ -217,11 +222,20 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
 
     // End to end: a burst, timed from the first acceptance to the last completion.
     const burstStart = placer.accepted.length;
+    const pids = { host: stack.host().pid, serviceBusEmulator: stack.serviceBusEmulator.pid, cosmosEmulator: stack.cosmosEmulator.pid };
+    const cpuAt = () => ({
+      host: cpuMilliseconds(pids.host),
+      serviceBusEmulator: cpuMilliseconds(pids.serviceBusEmulator),
+      cosmosEmulator: cpuMilliseconds(pids.cosmosEmulator),
+      loadGenerator: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
+    });
+    const cpuBefore = cpuAt();
     const burstTicker = setInterval(() => progress.update(`end to end: ${placer.accepted.length - burstStart}/${settings.e2eOrders} orders placed`), 250);
     const burst = await closedLoop(32, { limit: settings.e2eOrders }, () => placer.place());
     clearInterval(burstTicker);
     const burstIds = placer.accepted.slice(burstStart);
     const finished = await drain(placer, burstIds, progress, 'end to end');
+    const cpuAfter = cpuAt();
     const orders = burstIds.map((id) => finished.get(id)).filter((o): o is OrderView => o !== undefined);
     const completed = orders.filter((o) => o.state === 'completed' && completedAt(o) !== undefined);
     const otherStates: Record<string, number> = {};
@@ -240,6 +254,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       seconds,
       completedPerSecond: completed.length / seconds,
       latencyMs: summarize(completed.map((o) => completedAt(o)! - Date.parse(o.createdAt))),
+      cpuMsPerOrder: cpuPerOrder(cpuBefore, cpuAfter, completed.length),
     };
     progress.done(`end to end: ${endToEnd.completed}/${endToEnd.accepted} completed in ${seconds.toFixed(1)} s (${endToEnd.completedPerSecond.toFixed(0)}/s)`);
     await takeCheckpoints();

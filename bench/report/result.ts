@@ -28,6 +28,11 @@ export interface EndToEndResult {
   completedPerSecond: number;
   /** Per order: `createdAt` to the `completed` timeline entry. */
   latencyMs: LatencySummary;
+  /**
+   * CPU time (user + system) each process spent during the burst, divided by the orders completed:
+   * what one order costs the machine. `cores * 1000 / total` bounds the completions per second.
+   */
+  cpuMsPerOrder?: { host: number; serviceBusEmulator: number; cosmosEmulator: number; loadGenerator: number; total: number };
 }
 
 export interface ChainComparison {

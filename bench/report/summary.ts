@@ -61,6 +61,15 @@ export function formatBenchSummary(result: BenchResult): string {
       `  end to end: ${e.completed}/${e.accepted} completed in ${e.seconds.toFixed(1)} s = ${e.completedPerSecond.toFixed(0)} completed/s; ` +
         `accept-to-complete p50 ${ms(e.latencyMs.p50)}, p95 ${ms(e.latencyMs.p95)}, p99 ${ms(e.latencyMs.p99)}${others ? `; not completed: ${others}` : ''}`,
     );
+    const c = e.cpuMsPerOrder;
+    if (c && Number.isFinite(c.total)) {
+      const cores = result.machine.cpus;
+      lines.push(
+        `  CPU per completed order: host ${c.host.toFixed(1)} ms, Service Bus emulator ${c.serviceBusEmulator.toFixed(1)} ms, ` +
+          `Cosmos stand-in ${c.cosmosEmulator.toFixed(1)} ms, load generator ${c.loadGenerator.toFixed(1)} ms = ${c.total.toFixed(1)} ms: ` +
+          `${cores} cores complete at most ${((cores * 1000) / c.total).toFixed(0)} orders/s`,
+      );
+    }
   }
   if (result.comparison) {
     const c = result.comparison;

@@ -1,0 +1,51 @@
+/** The benchmark's printed summary and target checks, from a result with known figures. */
+import type { BenchResult } from '../../bench/report/result';
+import { checkTargets, formatBenchSummary } from '../../bench/report/summary';
+
+const latency = (p50: number, p99: number) => ({ count: 100, p50, p95: p99, p99, max: p99, mean: p50 });
+
+function result(over: Partial<BenchResult> = {}): BenchResult {
+  const partial: Omit<BenchResult, 'targets'> = {
+    startedAt: '2026-11-27T00:00:00.000Z',
+    finishedAt: '2026-11-27T00:01:00.000Z',
+    machine: { cpus: 2, loadAverageAtStart: [0.1, 0.1, 0.1], node: 'v20', platform: 'linux' },
+    settings: {},
+    intake: [
+      { label: 'concurrency 64', kind: 'closed', concurrency: 64, seconds: 5, requests: 1000, accepted: 1000, otherStatuses: {}, acceptedPerSecond: 200, latencyMs: latency(200, 900) },
+      { label: 'open 100/s', kind: 'open', ratePerSecond: 100, seconds: 10, requests: 1000, accepted: 1000, otherStatuses: {}, acceptedPerSecond: 100, latencyMs: latency(20, 45) },
+    ],
+    endToEnd: {
+      orders: 950,
+      accepted: 950,
+      completed: 950,
+      otherStates: {},
+      seconds: 10,
+      completedPerSecond: 95,
+      latencyMs: latency(5000, 6000),
+      cpuMsPerOrder: { host: 15, serviceBusEmulator: 1.5, cosmosEmulator: 3.5, loadGenerator: 0.5, total: 20.5 },
+    },
+    memory: [],
+    ...over,
+  };
+  return { ...partial, targets: checkTargets(partial) };
+}
+
+describe('bench summary', () => {
+  it('prints the CPU one completed order costs each process, and the completions per second the cores allow', () => {
+    const text = formatBenchSummary(result());
+    expect(text).toContain(
+      'CPU per completed order: host 15.0 ms, Service Bus emulator 1.5 ms, Cosmos stand-in 3.5 ms, load generator 0.5 ms = 20.5 ms: 2 cores complete at most 98 orders/s',
+    );
+  });
+
+  it('checks each target against its figure', () => {
+    const byName = Object.fromEntries(result().targets.map((t) => [t.name, t.pass]));
+    expect(byName).toEqual({
+      'intake p99 at 100 orders/s': true,
+      'accepted orders/s (best of the sweep)': false,
+      'completed orders/s (end to end)': false,
+      '202 path vs synchronous chain (p50)': null,
+      'host RSS after 10,000 orders': null,
+    });
+  });
+});
