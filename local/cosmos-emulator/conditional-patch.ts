@@ -1,45 +1,30 @@
 /**
- * Conditional patch (`{condition: "from c where ...", operations}`) evaluated the way Cosmos DB
+ * The library's patch entry point, replaced: every patch applies its operations to one copy of the
+ * document (patch-operations.ts; the library copies the whole document once per operation), and a
+ * conditional patch (`{condition: "from c where ...", operations}`) is evaluated the way Cosmos DB
  * does: against the ONE document being patched, with the condition exactly as written.
  *
  * @vercel/cosmosdb-server 1.0.1 runs the condition as a query over the whole container (cost grows
  * with every stored document) and lower-cases it first (`c.state = 'Pending'` never matches).
- * Here the library's patch entry point is wrapped: the condition is checked on the document, then
- * the library applies the operations without the condition but guarded by the document's etag, so
- * no other write can land between the check and the patch (a changed etag means check again).
+ * Here the condition is checked on the document, then the operations are applied without the
+ * condition but guarded by the document's etag, so no other write can land between the check and
+ * the patch (a changed etag means check again).
  */
 import { createRequire } from 'node:module';
+import {
+  patchDocument,
+  partitionModule,
+  type Collection,
+  type PatchInput,
+  type PatchResult,
+  type StoredDocument,
+} from './patch-operations';
 import { compileQuery } from './query-engine';
 
-interface StoredDocument {
-  _etag: string;
-  [key: string]: unknown;
-}
-
-interface Collection {
-  document(id: string, partitionKey: unknown): { read(): StoredDocument | undefined };
-}
-
-interface PatchInput {
-  id: string;
-  partitionKey: string | undefined;
-  ifMatch?: string;
-  operations: unknown[];
-  condition?: string;
-}
-
-interface PatchResult {
-  statusCode: number;
-  body: unknown;
-}
-
-type PatchOperation = (collection: Collection, input: PatchInput) => PatchResult;
+type PatchOperation = (collection: Collection, input: PatchInput & { condition?: string }) => PatchResult;
 
 const libraryRequire = createRequire(require.resolve('@vercel/cosmosdb-server'));
 const patchModule = libraryRequire('./handler/_patch-operations') as { patchOperation: PatchOperation };
-const partitionModule = libraryRequire('./utils/get-partition-from-header') as {
-  parsePartitionKey(header: string | undefined, id: string): unknown;
-};
 
 const MAX_ATTEMPTS = 10;
 
@@ -114,24 +99,23 @@ export function conditionHolds(condition: string, document: StoredDocument): boo
 
 let installed = false;
 
-/** Replaces the library's patch entry point (once per process); patches without a condition are untouched. */
+/** Replaces the library's patch entry point (once per process). */
 export function installConditionalPatch(): void {
   if (installed) return;
   installed = true;
-  const libraryPatch = patchModule.patchOperation;
   patchModule.patchOperation = function conditionalPatch(collection, input) {
-    if (!input.condition) return libraryPatch(collection, input);
+    const { condition, ...unconditional } = input;
+    if (!condition) return patchDocument(collection, unconditional);
     let partitionKey: unknown;
     try {
       partitionKey = partitionModule.parsePartitionKey(input.partitionKey, input.id);
     } catch {
-      return libraryPatch(collection, input); // answers a bad header as the library does
+      return patchDocument(collection, unconditional); // answers a bad header as the library does
     }
-    const { condition, ...unconditional } = input;
     for (let attempt = 1; ; attempt++) {
       const document = collection.document(input.id, partitionKey).read();
       if (!document) return { statusCode: 404, body: {} };
-      if (input.ifMatch && input.ifMatch !== document._etag) return libraryPatch(collection, unconditional); // its 412
+      if (input.ifMatch && input.ifMatch !== document._etag) return patchDocument(collection, unconditional); // its 412
       let holds: boolean;
       try {
         holds = conditionHolds(condition, document);
@@ -139,7 +123,7 @@ export function installConditionalPatch(): void {
         return CONDITION_INVALID;
       }
       if (!holds) return CONDITION_FAILED;
-      const result = libraryPatch(collection, { ...unconditional, ifMatch: document._etag });
+      const result = patchDocument(collection, { ...unconditional, ifMatch: document._etag });
       // 412 here means the document changed since it was checked: check the new version.
       if (result.statusCode !== 412 || input.ifMatch || attempt >= MAX_ATTEMPTS) return result;
     }
