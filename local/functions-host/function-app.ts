@@ -30,6 +30,8 @@ export interface HostJson {
     };
   };
   functionTimeout?: string;
+  /** Dynamic concurrency (applied to Service Bus triggers). */
+  concurrency?: { dynamicConcurrencyEnabled?: boolean; maximumFunctionConcurrency?: number };
 }
 
 export interface LocalSettings {

@@ -3,6 +3,7 @@
  * Service Bus, timer, durable). Used by cli.ts and, in-process, by anything that wants a host.
  */
 import { resolve } from 'node:path';
+import { ConcurrencyManager } from './concurrency';
 import { FunctionsCore, type RegisteredFunction } from './core-module';
 import type { RpcParameterBinding } from './core-types';
 import {
@@ -82,6 +83,7 @@ function describeFunction(fn: RegisteredFunction): string {
 export class FunctionsHost {
   readonly log: HostLog;
   #stopping = false;
+  #concurrency: ConcurrencyManager | undefined;
   #stopped: Promise<void> | undefined;
   #http!: HttpHost;
   #timers!: TimerTriggers;
@@ -176,12 +178,21 @@ export class FunctionsHost {
     });
     const timerStatus = process.env['TIMER_STATUS_DIR'] || '.data/timers';
     this.#timers = new TimerTriggers(this.functions, this.#invoker, this.log, resolve(this.appDir, timerStatus));
+    const concurrency = this.hostJson.concurrency;
+    if (concurrency?.dynamicConcurrencyEnabled === true) {
+      const maximum = concurrency.maximumFunctionConcurrency;
+      if (maximum !== undefined && !(Number.isInteger(maximum) && maximum >= 1)) {
+        throw new HostConfigurationError(`host.json concurrency.maximumFunctionConcurrency must be a whole number >= 1, got ${JSON.stringify(maximum)}`);
+      }
+      this.#concurrency = new ConcurrencyManager({ maximumFunctionConcurrency: maximum });
+    }
     this.#serviceBus = new ServiceBusTriggers(
       this.functions,
       this.#invoker,
       this.#connections,
       serviceBusSettings(this.hostJson),
       this.log,
+      this.#concurrency,
     );
 
     try {
@@ -196,8 +207,10 @@ export class FunctionsHost {
 
     if (usesDurable(this.functions)) await this.#startDurable();
 
+    this.#concurrency?.start();
     this.#serviceBus.start();
     this.#timers.start();
+    if (this.#concurrency) this.log.always('Dynamic concurrency is on for Service Bus triggers (host.json concurrency.dynamicConcurrencyEnabled)');
 
     this.log.always(`Functions host listening on ${this.baseUrl}`);
     const routes = this.#http.describeRoutes(this.baseUrl);
@@ -267,6 +280,7 @@ export class FunctionsHost {
     const httpClosed = this.#http?.close();
     await this.#timers?.stop();
     await this.#serviceBus?.stop(graceMs);
+    this.#concurrency?.stop();
     if (this.#engine) {
       try {
         await this.#engine.stop();

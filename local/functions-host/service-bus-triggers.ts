@@ -22,6 +22,7 @@ import type { HostLog } from './host-log';
 import { type FunctionInvoker, HostConfigurationError } from './invoker';
 import { MissingSettingError, resolveSettingExpression } from './settings';
 import { parseTimeSpan } from './timer-triggers';
+import type { ConcurrencyManager } from './concurrency';
 
 const DEFAULT_CONNECTION = 'AzureWebJobsServiceBus';
 const DEAD_LETTER_SUFFIX = /\/\$DeadLetterQueue$/i;
@@ -352,6 +353,8 @@ export class ServiceBusTriggers {
     private readonly connections: ServiceBusConnections,
     private readonly settings: ServiceBusSettings,
     private readonly log: HostLog,
+    /** Dynamic concurrency; without it each trigger runs up to maxConcurrentCalls at once. */
+    private readonly concurrency?: ConcurrencyManager,
   ) {
     for (const fn of functions) {
       if (!isServiceBusTrigger(fn)) continue;
@@ -517,13 +520,20 @@ export class ServiceBusTriggers {
   ): Promise<void> {
     const { fn } = listener;
     let ok = true;
+    const slots = this.concurrency?.forFunction(fn.name, this.settings.maxConcurrentCalls);
     try {
-      await this.#renewLocksWhile(fn, receiver, messages, () =>
-        this.invoker.invoke(fn, {
-          ...request,
-          reason: `New ServiceBus message detected on '${listener.entity.display}'`,
-        }),
-      );
+      // Locks are renewed while a message waits for a slot, too.
+      await this.#renewLocksWhile(fn, receiver, messages, async () => {
+        const release = await slots?.acquire();
+        try {
+          return await this.invoker.invoke(fn, {
+            ...request,
+            reason: `New ServiceBus message detected on '${listener.entity.display}'`,
+          });
+        } finally {
+          release?.();
+        }
+      });
     } catch {
       ok = false;
     }

@@ -1,0 +1,88 @@
+/** Dynamic concurrency: slots per function, halved when the host lags, one more when healthy and full. */
+import { ConcurrencyManager, FunctionConcurrency } from '../../local/functions-host/concurrency';
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+describe('FunctionConcurrency', () => {
+  it('starts at one invocation; a second waits until the first is released', async () => {
+    const f = new FunctionConcurrency('consumer', 16);
+    const first = await f.acquire();
+    let secondStarted = false;
+    const second = f.acquire().then((release) => ((secondStarted = true), release));
+    await flush();
+    expect(secondStarted).toBe(false);
+    expect([f.running, f.waiting]).toEqual([1, 1]);
+    first();
+    first(); // releasing twice frees one slot only
+    (await second)();
+    expect(secondStarted).toBe(true);
+    expect([f.running, f.waiting]).toEqual([0, 0]);
+  });
+
+  it('grows by one per healthy adjustment only while every slot is used, up to its cap', async () => {
+    const f = new FunctionConcurrency('consumer', 3);
+    f.adjust(false);
+    expect(f.limit).toBe(1); // nothing ran: no reason to grow
+    const releases = [await f.acquire()];
+    const waiting = [f.acquire(), f.acquire(), f.acquire()];
+    f.adjust(false);
+    expect(f.limit).toBe(2);
+    releases.push(await waiting[0]!);
+    expect(f.running).toBe(2);
+    f.adjust(false);
+    f.adjust(false);
+    expect(f.limit).toBe(3); // the cap
+    releases.push(await waiting[1]!);
+    expect([f.running, f.waiting]).toEqual([3, 1]);
+    releases.forEach((r) => r());
+    (await waiting[2]!)();
+  });
+
+  it('halves when the host is overloaded, never below one; running invocations finish, new ones wait', async () => {
+    const f = new FunctionConcurrency('consumer', 16);
+    const held: (() => void)[] = [];
+    for (let i = 0; i < 8; i++) {
+      const next = f.acquire();
+      f.adjust(false);
+      held.push(await next);
+    }
+    expect(f.limit).toBe(9);
+    f.adjust(true);
+    expect(f.limit).toBe(4);
+    const late = f.acquire();
+    let started = false;
+    void late.then(() => (started = true));
+    held.splice(0, 4).forEach((r) => r());
+    await flush();
+    expect(started).toBe(false); // 4 still run, the limit is 4
+    held.shift()!();
+    await flush();
+    expect(started).toBe(true);
+    f.adjust(true);
+    f.adjust(true);
+    f.adjust(true);
+    expect(f.limit).toBe(1);
+  });
+});
+
+describe('ConcurrencyManager', () => {
+  it('applies one lag reading to every function, and caps each by its own bound and the host maximum', async () => {
+    let lag = 0;
+    const manager = new ConcurrencyManager({ maximumFunctionConcurrency: 4, lagThresholdMs: 1, sampleLag: () => lag });
+    const a = manager.forFunction('a', 16);
+    const b = manager.forFunction('b', 2);
+    expect(manager.forFunction('a')).toBe(a);
+    const held = [await a.acquire(), await b.acquire()];
+    const more = [a.acquire(), a.acquire(), a.acquire(), a.acquire(), b.acquire(), b.acquire()];
+    for (let i = 0; i < 6; i++) {
+      manager.adjust();
+      await flush();
+    }
+    expect(manager.snapshot()).toEqual({ a: { limit: 4, running: 4, waiting: 1 }, b: { limit: 2, running: 2, waiting: 1 } });
+    lag = 1.5;
+    manager.adjust();
+    expect([a.limit, b.limit]).toEqual([2, 1]);
+    held.forEach((r) => r());
+    for (const p of more) void p.then((r) => r());
+  });
+});
