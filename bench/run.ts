@@ -2,6 +2,8 @@
  * `npm run bench`: measures the order system through the local Functions host and emulators and
  * writes bench/results/bench-<timestamp>.json and .svg, then prints the figures against the targets.
  *
+ *  0. warm-up: orders until the code paths are optimized (the first thousand cost the host about
+ *     1.5x the CPU of later ones while V8 compiles them), then the system drains;
  *  1. end to end: a burst of orders timed from acceptance to completion (server timestamps);
  *  2. intake: closed loops at concurrency 1, 16 and 64, and an open loop at a fixed rate;
  *  3. memory (VmRSS) of the host and each emulator after 1,000 and 10,000 orders;
@@ -14,10 +16,11 @@
  *   --rate / BENCH_RATE                       open-loop arrival rate, orders/s (100)
  *   --open-seconds / BENCH_OPEN_SECONDS       open-loop length (10)
  *   --memory-orders / BENCH_MEMORY_ORDERS     memory checkpoints, comma-separated (1000,10000)
- *   --e2e-orders / BENCH_E2E_ORDERS           end-to-end burst (up to the first checkpoint: 950)
+ *   --warmup-orders / BENCH_WARMUP_ORDERS     warm-up orders before anything is measured (1000)
+ *   --e2e-orders / BENCH_E2E_ORDERS           end-to-end burst (1000)
  *   --compare-orders / BENCH_COMPARE_ORDERS   orders per side of the comparison (10)
  *   --compare-concurrency / BENCH_COMPARE_CONCURRENCY  clients per side (1: what one customer waits)
- *   --quick                                   a short run: 2 s phases, checkpoints 300,1000, 3 compared orders
+ *   --quick                                   a short run: 2 s phases, 300 warm-up and 300 burst orders, checkpoints 300,1000, 3 compared orders
  *   --skip-compare                            leave out the comparison
  *   --compare-only                            only the comparison
  */
@@ -41,6 +44,7 @@ interface BenchSettings {
   rate: number;
   openSeconds: number;
   memoryOrders: number[];
+  warmupOrders: number;
   e2eOrders: number;
   compareOrders: number;
   compareConcurrency: number;
@@ -48,7 +52,6 @@ interface BenchSettings {
   compareOnly: boolean;
 }
 
-const WARMUP_ORDERS = 50;
 const TERMINAL = ['completed', 'cancelled', 'attention'];
 type OrderView = OrderDocument;
 
@@ -60,7 +63,7 @@ function readSettings(argv: string[]): BenchSettings {
     const [name, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
     flags.set(name, ['quick', 'skip-compare', 'compare-only'].includes(name) ? 'true' : (inline ?? argv[++i] ?? ''));
   }
-  const known = ['seconds', 'rate', 'open-seconds', 'memory-orders', 'e2e-orders', 'compare-orders', 'compare-concurrency', 'quick', 'skip-compare', 'compare-only'];
+  const known = ['seconds', 'rate', 'open-seconds', 'memory-orders', 'warmup-orders', 'e2e-orders', 'compare-orders', 'compare-concurrency', 'quick', 'skip-compare', 'compare-only'];
   for (const name of flags.keys()) if (!known.includes(name)) throw new Error(`unknown flag --${name} (known: ${known.map((k) => `--${k}`).join(' ')})`);
   const quick = flags.has('quick');
   const raw = (flag: string): string | undefined => flags.get(flag) ?? process.env[`BENCH_${flag.toUpperCase().replace(/-/g, '_')}`];
@@ -76,13 +79,13 @@ function readSettings(argv: string[]): BenchSettings {
     .map((s) => Number(s.trim()))
     .filter((n) => Number.isInteger(n) && n > 0)
     .sort((a, b) => a - b);
-  const firstCheckpoint = memoryOrders[0] ?? 1000;
   return {
     seconds: number('seconds', quick ? 2 : 5),
     rate: number('rate', 100),
     openSeconds: number('open-seconds', quick ? 3 : 10),
     memoryOrders,
-    e2eOrders: Math.round(number('e2e-orders', Math.max(100, firstCheckpoint - WARMUP_ORDERS))),
+    warmupOrders: Math.round(number('warmup-orders', quick ? 300 : 1000)),
+    e2eOrders: Math.round(number('e2e-orders', quick ? 300 : 1000)),
     compareOrders: Math.round(number('compare-orders', quick ? 3 : 10)),
     compareConcurrency: Math.round(number('compare-concurrency', 1)),
     skipCompare: flags.has('skip-compare'),
@@ -217,8 +220,11 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
   };
   try {
     await stockUp(stack);
-    await closedLoop(4, { limit: WARMUP_ORDERS }, () => placer.place());
+    const warmupTicker = setInterval(() => progress.update(`warm-up: ${placer.accepted.length}/${settings.warmupOrders} orders placed`), 250);
+    await closedLoop(32, { limit: settings.warmupOrders }, () => placer.place());
+    clearInterval(warmupTicker);
     await drain(placer, placer.accepted, progress, 'warm-up');
+    await takeCheckpoints();
 
     // End to end: a burst, timed from the first acceptance to the last completion.
     const burstStart = placer.accepted.length;
