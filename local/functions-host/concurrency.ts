@@ -1,11 +1,11 @@
 /**
- * Dynamic concurrency (host.json `concurrency.dynamicConcurrencyEnabled`), as the Functions host
- * does it for Service Bus triggers: each function starts at one invocation at a time; while the
- * host is healthy and a function uses all it may, it may run one more; when the host is
- * overloaded, every function runs half as many. Here "overloaded" is the host's event loop running
- * its callbacks late (mean lag over the last 100 ms above `lagThresholdMs`): that loop also answers
- * HTTP, so background triggers give way before the API slows down, and messages wait in Service
- * Bus instead. Work that mostly waits (I/O) leaves the loop free, so it climbs to the cap.
+ * Dynamic concurrency (host.json `concurrency.dynamicConcurrencyEnabled`) for Service Bus
+ * triggers, after the Functions host's: each function starts at one invocation at a time; while
+ * the host is healthy and a function uses all it may, it may run one more; when the host is
+ * overloaded, every function runs half as many. Here "overloaded" means HTTP function requests are
+ * being served and the event loop that serves them runs its callbacks late (mean lag over the last
+ * 100 ms above `lagThresholdMs`): background triggers give way before the API slows down, and their
+ * messages wait in Service Bus instead. While no API request is being served, they double.
  *
  * Unlike Azure, where `maxConcurrentCalls` is ignored once this is on, it stays the upper bound:
  * it is also how many messages a receiver takes ahead (they wait here with their locks renewed).
@@ -21,6 +21,11 @@ export interface DynamicConcurrencyOptions {
   lagThresholdMs?: number;
   /** Mean event-loop lag (ms) since the previous call; defaults to Node's event-loop delay monitor. */
   sampleLag?: () => number;
+  /**
+   * API requests being served right now. When given, triggers give way only while some are (the
+   * loop's lag is then the API's wait), and double each round while none are.
+   */
+  httpInFlight?: () => number;
 }
 
 /** The invocation slots of one function. */
@@ -62,12 +67,15 @@ export class FunctionConcurrency {
     };
   }
 
-  /** One adjustment: half when the host is overloaded, one more when healthy and every slot was used. */
-  adjust(overloaded: boolean): void {
+  /**
+   * One adjustment: half when the host is overloaded; when healthy and every slot was used, one
+   * more (twice as many when `unhindered`: no API request is waiting on the host).
+   */
+  adjust(overloaded: boolean, unhindered = false): void {
     const saturated = this.#peak >= this.#limit || this.#waiting.length > 0;
     this.#peak = this.#running;
     if (overloaded) this.#limit = Math.max(1, Math.floor(this.#limit / 2));
-    else if (saturated) this.#limit = Math.min(this.cap, this.#limit + 1);
+    else if (saturated) this.#limit = Math.min(this.cap, unhindered ? this.#limit * 2 : this.#limit + 1);
     this.#admit();
   }
 
@@ -85,6 +93,7 @@ export class ConcurrencyManager {
   readonly #intervalMs: number;
   readonly #threshold: number;
   readonly #sampleLag: () => number;
+  readonly #httpInFlight: (() => number) | undefined;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: DynamicConcurrencyOptions = {}) {
@@ -92,6 +101,7 @@ export class ConcurrencyManager {
     this.#intervalMs = options.adjustIntervalMs ?? 100;
     this.#threshold = options.lagThresholdMs ?? 1;
     this.#sampleLag = options.sampleLag ?? eventLoopLag();
+    this.#httpInFlight = options.httpInFlight;
   }
 
   /** The slots of one function, created at its first use; `cap` bounds it below the host-wide maximum. */
@@ -104,8 +114,9 @@ export class ConcurrencyManager {
   /** One round of adjustments (the timer calls this; tests call it directly). */
   adjust(): void {
     const lag = this.#sampleLag();
-    const overloaded = lag > this.#threshold;
-    for (const f of this.#functions.values()) f.adjust(overloaded);
+    const serving = this.#httpInFlight ? this.#httpInFlight() > 0 : true;
+    const overloaded = serving && lag > this.#threshold;
+    for (const f of this.#functions.values()) f.adjust(overloaded, !serving);
   }
 
   start(): void {

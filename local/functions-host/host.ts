@@ -184,7 +184,8 @@ export class FunctionsHost {
       if (maximum !== undefined && !(Number.isInteger(maximum) && maximum >= 1)) {
         throw new HostConfigurationError(`host.json concurrency.maximumFunctionConcurrency must be a whole number >= 1, got ${JSON.stringify(maximum)}`);
       }
-      this.#concurrency = new ConcurrencyManager({ maximumFunctionConcurrency: maximum });
+      const http = this.#http;
+      this.#concurrency = new ConcurrencyManager({ maximumFunctionConcurrency: maximum, httpInFlight: () => http.functionRequestsInFlight });
     }
     this.#serviceBus = new ServiceBusTriggers(
       this.functions,

@@ -113,6 +113,13 @@ export class HttpHost {
     this.server.keepAliveTimeout = 65_000;
   }
 
+  #inFlight = 0;
+
+  /** HTTP function requests being served now (not the admin or durable endpoints). */
+  get functionRequestsInFlight(): number {
+    return this.#inFlight;
+  }
+
   /** Something with its own paths (the durable engine): asked before the app routes. */
   addEndpoint(handler: HttpEndpointHandler): void {
     this.#endpoints.push(handler);
@@ -197,8 +204,13 @@ export class HttpHost {
       send(res, 405, undefined, { allow: found.allow.join(', ') });
       return;
     }
-    const body = await readBody(req);
-    await this.#invoke(req, res, url, method, found.route.target, found.params, body);
+    this.#inFlight++;
+    try {
+      const body = await readBody(req);
+      await this.#invoke(req, res, url, method, found.route.target, found.params, body);
+    } finally {
+      this.#inFlight--;
+    }
   }
 
   async #invoke(

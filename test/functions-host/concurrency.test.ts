@@ -86,3 +86,29 @@ describe('ConcurrencyManager', () => {
     for (const p of more) void p.then((r) => r());
   });
 });
+
+describe('ConcurrencyManager with the API in view', () => {
+  it('gives way only while API requests are being served; with none, lets triggers double', async () => {
+    let lag = 5;
+    let inFlight = 0;
+    const manager = new ConcurrencyManager({ lagThresholdMs: 1, sampleLag: () => lag, httpInFlight: () => inFlight });
+    const f = manager.forFunction('consumer', 16);
+    const held = [await f.acquire()];
+    const waiting = Array.from({ length: 20 }, () => f.acquire());
+    manager.adjust(); // lagging, but no API request waits: 1 -> 2
+    manager.adjust(); // 2 -> 4
+    expect(f.limit).toBe(4);
+    inFlight = 2;
+    manager.adjust(); // lagging while serving: halve
+    expect(f.limit).toBe(2);
+    lag = 0;
+    manager.adjust(); // serving but on time: one more
+    expect(f.limit).toBe(3);
+    held.forEach((r) => r());
+    inFlight = 0;
+    for (let i = 0; i < 4; i++) manager.adjust();
+    expect(f.limit).toBe(16);
+    for (const w of waiting) (await w)();
+    expect([f.running, f.waiting]).toEqual([0, 0]);
+  });
+});
