@@ -15,7 +15,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 export interface DynamicConcurrencyOptions {
   /** Upper bound per function (host.json `concurrency.maximumFunctionConcurrency`, default 500). */
   maximumFunctionConcurrency?: number;
-  /** How often limits are adjusted (default 500 ms). */
+  /** How often limits are adjusted (default 100 ms). */
   adjustIntervalMs?: number;
   /** Mean event-loop lag (ms) above which the host counts as overloaded (default 1). */
   lagThresholdMs?: number;
@@ -93,6 +93,7 @@ export class ConcurrencyManager {
   readonly #intervalMs: number;
   readonly #threshold: number;
   readonly #sampleLag: () => number;
+  readonly #stopSampling: () => void = () => undefined;
   readonly #httpInFlight: (() => number) | undefined;
   #timer: NodeJS.Timeout | undefined;
 
@@ -100,7 +101,8 @@ export class ConcurrencyManager {
     this.#maximum = Math.max(1, options.maximumFunctionConcurrency ?? 500);
     this.#intervalMs = options.adjustIntervalMs ?? 100;
     this.#threshold = options.lagThresholdMs ?? 1;
-    this.#sampleLag = options.sampleLag ?? eventLoopLag();
+    if (options.sampleLag) this.#sampleLag = options.sampleLag;
+    else ({ sample: this.#sampleLag, stop: this.#stopSampling } = eventLoopLag());
     this.#httpInFlight = options.httpInFlight;
   }
 
@@ -127,22 +129,26 @@ export class ConcurrencyManager {
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#stopSampling();
   }
 
-  /** Current limits, for the host's status. */
+  /** Current limits, running and waiting invocations per function. */
   snapshot(): Record<string, { limit: number; running: number; waiting: number }> {
     return Object.fromEntries([...this.#functions].map(([name, f]) => [name, { limit: f.limit, running: f.running, waiting: f.waiting }]));
   }
 }
 
 /** How late (ms, mean) this process's event loop ran its callbacks since the previous call. */
-function eventLoopLag(): () => number {
+function eventLoopLag(): { sample: () => number; stop: () => void } {
   const histogram = monitorEventLoopDelay({ resolution: 5 });
   histogram.enable();
-  return () => {
-    // The histogram reports nanoseconds; the timer's own resolution is not lag.
-    const lag = Math.max(0, histogram.mean / 1e6 - 5);
-    histogram.reset();
-    return Number.isFinite(lag) ? lag : 0;
+  return {
+    sample: () => {
+      // The histogram reports nanoseconds; the timer's own resolution is not lag.
+      const lag = Math.max(0, histogram.mean / 1e6 - 5);
+      histogram.reset();
+      return Number.isFinite(lag) ? lag : 0;
+    },
+    stop: () => histogram.disable(),
   };
 }
