@@ -131,11 +131,6 @@ export class ConcurrencyManager {
     this.#timer = undefined;
     this.#stopSampling();
   }
-
-  /** Current limits, running and waiting invocations per function. */
-  snapshot(): Record<string, { limit: number; running: number; waiting: number }> {
-    return Object.fromEntries([...this.#functions].map(([name, f]) => [name, { limit: f.limit, running: f.running, waiting: f.waiting }]));
-  }
 }
 
 /** How late (ms, mean) this process's event loop ran its callbacks since the previous call. */

@@ -149,9 +149,10 @@ export class FunctionsHost {
     }
     core.startupFinished = true;
     const all = [...core.functions.values()];
-    this.functions = all.filter((fn) => !isDisabled(fn.name));
+    const disabled = all.filter((fn) => isDisabled(fn.name));
+    this.functions = all.filter((fn) => !disabled.includes(fn));
     this.log.host('information', `Loaded ${all.length} function(s) with ${model.name} ${model.version}`);
-    for (const fn of all) if (isDisabled(fn.name)) this.log.always(`  ${fn.name}: disabled (AzureWebJobs.${fn.name}.Disabled)`);
+    for (const fn of disabled) this.log.always(`  ${fn.name}: disabled (AzureWebJobs.${fn.name}.Disabled)`);
 
     this.functions.forEach((fn) => warnUnsupported(fn, this.log));
 

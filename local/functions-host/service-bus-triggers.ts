@@ -15,6 +15,7 @@ import {
   type ServiceBusReceiver,
   type ServiceBusSender,
 } from '@azure/service-bus';
+import type { ConcurrencyManager } from './concurrency';
 import type { RegisteredFunction } from './core-module';
 import type { RpcBindingInfo, RpcInvocationResponse, RpcTypedData } from './core-types';
 import type { HostJson } from './function-app';
@@ -22,7 +23,6 @@ import type { HostLog } from './host-log';
 import { type FunctionInvoker, HostConfigurationError } from './invoker';
 import { MissingSettingError, resolveSettingExpression } from './settings';
 import { parseTimeSpan } from './timer-triggers';
-import type { ConcurrencyManager } from './concurrency';
 
 const DEFAULT_CONNECTION = 'AzureWebJobsServiceBus';
 const DEAD_LETTER_SUFFIX = /\/\$DeadLetterQueue$/i;
