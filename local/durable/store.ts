@@ -7,6 +7,7 @@
 import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 
 export type RuntimeStatus =
   | 'Pending'
@@ -134,9 +135,53 @@ CREATE TABLE IF NOT EXISTS activities (
 CREATE INDEX IF NOT EXISTS activities_instance ON activities(instance_id);
 `;
 
+/** WAL size (4 KB pages) at which a commit checkpoints itself: only when the checkpoint thread lags far behind. */
+const BACKSTOP_CHECKPOINT_PAGES = 40_000;
+/** After the WAL restarts, its file is cut back to this size. */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+const CHECKPOINT_INTERVAL_MS = 100;
+
+/**
+ * The checkpoint thread: its own connection runs a PASSIVE checkpoint every CHECKPOINT_INTERVAL_MS
+ * (it never waits for, nor blocks, the writer). Once the WAL is fully copied, the next commit
+ * starts it over from the beginning. Ends on any message; never keeps the process alive.
+ */
+const CHECKPOINTER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true });
+db.pragma('synchronous = NORMAL');
+const timer = setInterval(() => {
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+  } catch {
+    // Busy or closing: the next round tries again.
+  }
+}, workerData.intervalMs);
+parentPort.once('message', () => {
+  clearInterval(timer);
+  db.close();
+  parentPort.close();
+});
+`;
+
+function startCheckpointer(file: string): Worker {
+  const worker = new Worker(CHECKPOINTER_SOURCE, {
+    eval: true,
+    workerData: { file, driver: require.resolve('better-sqlite3'), intervalMs: CHECKPOINT_INTERVAL_MS },
+    // A few MB: it holds one connection and a timer.
+    resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+  });
+  worker.unref();
+  // A failed checkpoint thread leaves checkpoints to the backstop: the store keeps working.
+  worker.on('error', () => undefined);
+  return worker;
+}
+
 export class TaskHubStore {
   readonly db: Database.Database;
   private readonly stmts: ReturnType<TaskHubStore['prepare']>;
+  private checkpointer: Worker | undefined;
 
   constructor(readonly file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -145,10 +190,14 @@ export class TaskHubStore {
     // NORMAL in WAL mode survives a process crash (kill -9); only an OS crash may lose the last commits.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    // Fewer, larger checkpoints: each one syncs the database file.
-    this.db.pragma('wal_autocheckpoint = 4000');
     this.db.exec(SCHEMA);
     this.stmts = this.prepare();
+    // Checkpoints (copying the WAL into the database file, then syncing it) block the thread that
+    // runs them for tens of ms, so a thread of their own runs them. Commits here only append to
+    // the WAL; this connection checkpoints only if that thread falls far behind.
+    this.db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
+    this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+    this.checkpointer = startCheckpointer(file);
   }
 
   private prepare() {
@@ -199,6 +248,8 @@ export class TaskHubStore {
   }
 
   close(): void {
+    this.checkpointer?.postMessage('stop');
+    this.checkpointer = undefined;
     if (this.db.open) this.db.close();
   }
 
