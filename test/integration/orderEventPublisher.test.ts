@@ -79,3 +79,23 @@ it('republishes to one service only, with a fresh messageId per attempt', async 
   expect(await receiveAll(SUBSCRIPTIONS.notification, 0)).toHaveLength(0);
   expect((await deps.orders.get(order.id))!.timeline.filter((t) => t.kind === 'republished')).toHaveLength(2);
 });
+
+it('a burst of concurrent publishes goes out in batches: every event reaches every subscription once, repeats included', async () => {
+  const burst = Array.from({ length: 40 }, (_, n) =>
+    newOrder({
+      id: `0000cccc-0000-4000-8000-${String(n).padStart(12, '0')}`,
+      eventId: `event-0000cccc-${n}`,
+      correlationId: `corr-0000cccc-${n}`,
+      customerId: 'c-2',
+      items: [{ sku: 'MOUSE-01', quantity: 1, unitPrice: 24.5 }],
+      total: 24.5,
+      now: '2026-01-01T00:00:00.000Z',
+    }),
+  );
+  // Two retried intakes publish again in the same turn: same messageIds, dropped by duplicate detection.
+  await Promise.all([...burst, burst[3]!, burst[17]!].map((o) => publishOrderCreated(o, deps)));
+  for (const subscription of Object.values(SUBSCRIPTIONS)) {
+    const messages = await receiveAll(subscription, burst.length);
+    expect(messages.map((m) => m.messageId).sort()).toEqual(burst.map((o) => o.eventId).sort());
+  }
+});

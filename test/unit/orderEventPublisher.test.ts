@@ -1,0 +1,84 @@
+/**
+ * Batching in the Service Bus publisher: publishes of one event-loop turn share a send, batches are
+ * bounded, and a failed batch falls back to one send per message so each caller gets its own outcome.
+ * (The real SDK against the emulator: test/integration/orderEventPublisher.test.ts.)
+ */
+import type { ServiceBusMessage, ServiceBusSender } from '@azure/service-bus';
+import { MAX_BATCH_MESSAGES, ServiceBusEventPublisher } from '../../src/azure/orderEventPublisher';
+import type { OutgoingMessage } from '../../src/services/ports';
+
+type Sent = ServiceBusMessage | ServiceBusMessage[];
+
+function fakeSender(fail: (sent: Sent) => boolean = () => false): { sender: ServiceBusSender; calls: Sent[] } {
+  const calls: Sent[] = [];
+  const sender = {
+    async sendMessages(sent: Sent): Promise<void> {
+      calls.push(sent);
+      await new Promise((r) => setImmediate(r));
+      if (fail(sent)) throw new Error(`refused ${Array.isArray(sent) ? `a batch of ${sent.length}` : sent.messageId}`);
+    },
+  } as unknown as ServiceBusSender;
+  return { sender, calls };
+}
+
+function message(n: number): OutgoingMessage {
+  return {
+    messageId: `event-${n}`,
+    body: { n },
+    contentType: 'application/cloudevents+json',
+    correlationId: `corr-${n}`,
+    subject: 'OrderCreated',
+    applicationProperties: { order_id: `order-${n}` },
+  };
+}
+
+const ids = (sent: Sent): string[] => (Array.isArray(sent) ? sent : [sent]).map((m) => String(m.messageId));
+
+it('sends the publishes of one turn as one batch, in order, with every field', async () => {
+  const { sender, calls } = fakeSender();
+  const publisher = new ServiceBusEventPublisher(() => sender);
+  await Promise.all([1, 2, 3].map((n) => publisher.publish(message(n))));
+  expect(calls).toHaveLength(1);
+  expect(ids(calls[0]!)).toEqual(['event-1', 'event-2', 'event-3']);
+  expect((calls[0] as ServiceBusMessage[])[1]).toEqual({
+    messageId: 'event-2',
+    body: { n: 2 },
+    contentType: 'application/cloudevents+json',
+    correlationId: 'corr-2',
+    subject: 'OrderCreated',
+    applicationProperties: { order_id: 'order-2' },
+  });
+
+  // A publish of a later turn is a send of its own, and a lone message is not wrapped in a batch.
+  await publisher.publish(message(4));
+  expect(calls).toHaveLength(2);
+  expect(Array.isArray(calls[1])).toBe(false);
+  expect(ids(calls[1]!)).toEqual(['event-4']);
+});
+
+it(`splits a larger burst into batches of at most ${MAX_BATCH_MESSAGES}`, async () => {
+  const { sender, calls } = fakeSender();
+  const publisher = new ServiceBusEventPublisher(() => sender);
+  const total = MAX_BATCH_MESSAGES * 2 + 6;
+  await Promise.all(Array.from({ length: total }, (_, n) => publisher.publish(message(n))));
+  expect(calls.map((c) => ids(c).length)).toEqual([MAX_BATCH_MESSAGES, MAX_BATCH_MESSAGES, 6]);
+  expect(calls.flatMap(ids)).toEqual(Array.from({ length: total }, (_, n) => `event-${n}`));
+});
+
+it('resends a failed batch one message at a time: only the message that fails again fails its caller', async () => {
+  // Batches fail; alone, only event-2 does.
+  const { sender, calls } = fakeSender((sent) => Array.isArray(sent) || sent.messageId === 'event-2');
+  const publisher = new ServiceBusEventPublisher(() => sender);
+  const outcomes = await Promise.allSettled([1, 2, 3].map((n) => publisher.publish(message(n))));
+  expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+  expect((outcomes[1] as PromiseRejectedResult).reason.message).toBe('refused event-2');
+  expect(calls.map(ids)).toEqual([['event-1', 'event-2', 'event-3'], ['event-1'], ['event-2'], ['event-3']]);
+});
+
+it('rejects every caller when there is no sender to send with', async () => {
+  const publisher = new ServiceBusEventPublisher(() => {
+    throw new Error('ServiceBusConnection is not set');
+  });
+  const outcomes = await Promise.allSettled([1, 2].map((n) => publisher.publish(message(n))));
+  expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+});
