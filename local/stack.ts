@@ -6,7 +6,7 @@
  *
  * Loads neither emulator: `npm start` imports this only to start them as processes.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { COSMOS_CA_LINE_PREFIX, COSMOS_EMULATOR_KEY, COSMOS_READY_LINE_PREFIX } from './cosmos-emulator/account';
@@ -107,11 +107,37 @@ export interface HostProcessOptions {
   echo?: boolean;
 }
 
+/** The app setting whose Node flags the Functions host starts its Node worker with (e.g. a heap limit). */
+export const WORKER_ARGUMENTS_SETTING = 'languageWorkers__node__arguments';
+
+/**
+ * The Node flags the app asks its worker to run with: `languageWorkers__node__arguments` from
+ * these settings, else the environment, else local.settings.json. The local host is the worker
+ * too, so it is started with them, as the Functions host starts the Node worker on Azure.
+ */
+export function workerArguments(settings: Record<string, string>): string[] {
+  let value: string | undefined = settings[WORKER_ARGUMENTS_SETTING] ?? process.env[WORKER_ARGUMENTS_SETTING];
+  if (value === undefined) {
+    const file = join(REPO_ROOT, 'local.settings.json');
+    if (existsSync(file)) {
+      try {
+        value = (JSON.parse(readFileSync(file, 'utf8')) as { Values?: Record<string, string> }).Values?.[WORKER_ARGUMENTS_SETTING];
+      } catch {
+        // An unreadable local.settings.json is reported by the host itself, with the reason.
+      }
+    }
+  }
+  const args = (value ?? '').split(/\s+/).filter((a) => a !== '');
+  const notFlag = args.find((a) => !a.startsWith('--'));
+  if (notFlag !== undefined) throw new StartupError(`${WORKER_ARGUMENTS_SETTING} takes Node flags only (each starting with --), got "${notFlag}"`);
+  return args;
+}
+
 /** The Functions host serving this repository's app with these app settings (FUNCTIONS_HTTP_PORT among them). */
 export function functionsHostProcess(settings: Record<string, string>, options: HostProcessOptions = {}): ServiceSpec {
   return {
     name: 'functions-host',
-    command: [process.execPath, ...(options.nodeArgs ?? []), FUNCTIONS_HOST_CLI, '--app-dir', REPO_ROOT],
+    command: [process.execPath, ...workerArguments(settings), ...(options.nodeArgs ?? []), FUNCTIONS_HOST_CLI, '--app-dir', REPO_ROOT],
     cwd: REPO_ROOT,
     env: settings,
     readyLine: HOST_READY,

@@ -11,6 +11,7 @@ import {
   type OrderSagaStackProps,
 } from '../../infra/stack';
 import { cosmosTopology, serviceBusTopology, type ServiceBusTopology } from '../../src/topology';
+import localSettings from '../../local.settings.json';
 
 Testing.setupJest();
 
@@ -121,6 +122,8 @@ describe('resources at the default parameters', () => {
   it('configures the app with identity-based connections and fault injection off', () => {
     expect(app.app_settings).toMatchObject({
       FUNCTIONS_WORKER_RUNTIME: 'node',
+      // The Node worker runs with the flags it runs with locally.
+      languageWorkers__node__arguments: localSettings.Values.languageWorkers__node__arguments,
       ServiceBusConnection__fullyQualifiedNamespace: `${ref(defaults.tf, 'azurerm_servicebus_namespace', 'name')}.servicebus.windows.net`,
       CosmosDbConnection__accountEndpoint: ref(defaults.tf, 'azurerm_cosmosdb_account', 'endpoint'),
       FAULT_INJECTION_ENABLED: 'false',
