@@ -14,7 +14,7 @@ afterEach(() => {
 it("starts the host with local.settings.json's worker flags, before the script and any tool's flags", () => {
   delete process.env[WORKER_ARGUMENTS_SETTING];
   const flags = localSettings.Values.languageWorkers__node__arguments.split(' ');
-  expect(flags).toContain('--max-old-space-size=1536');
+  expect(flags).toContain('--heap-growing-percent=150');
   const { command } = functionsHostProcess({}, { nodeArgs: ['--cpu-prof'] });
   expect(command.slice(1, flags.length + 2)).toEqual([...flags, '--cpu-prof']);
   expect(command[flags.length + 2]).toMatch(/functions-host[\\/]cli\.js$/);
