@@ -69,7 +69,14 @@ export interface TargetCheck {
 export interface BenchResult {
   startedAt: string;
   finishedAt: string;
-  machine: { cpus: number; loadAverageAtStart: number[]; node: string; platform: string };
+  machine: {
+    cpus: number;
+    loadAverageAtStart: number[];
+    node: string;
+    platform: string;
+    /** referenceLoopMilliseconds() before and after the run (absent in older results). */
+    referenceLoopMs?: { start: number; end: number };
+  };
   settings: Record<string, number | string>;
   intake: IntakePhase[];
   endToEnd?: EndToEndResult;
