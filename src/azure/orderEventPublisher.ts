@@ -53,15 +53,8 @@ export class ServiceBusEventPublisher implements EventPublisher {
   }
 
   async #send(batch: Pending[]): Promise<void> {
-    let sender: ServiceBusSender;
     try {
-      sender = this.sender();
-      if (batch.length === 1) {
-        await sender.sendMessages(batch[0]!.message);
-        batch[0]!.resolve();
-        return;
-      }
-      await sender.sendMessages(batch.map((p) => p.message));
+      await this.sender().sendMessages(batch.length === 1 ? batch[0]!.message : batch.map((p) => p.message));
     } catch (err) {
       if (batch.length === 1) batch[0]!.reject(err);
       else await Promise.all(batch.map((p) => this.#send([p])));
