@@ -22,17 +22,3 @@ export function cpuMilliseconds(pid: number): number {
     return NaN;
   }
 }
-
-/**
- * Milliseconds a fixed, allocation-free CPU loop takes in this process: how fast the machine runs
- * right now. On a shared virtual machine the same loop varies by 15-30% from minute to minute, and
- * every figure of a run moves with it; a run whose loop was slower ran on a slower machine.
- */
-export function referenceLoopMilliseconds(): number {
-  const started = performance.now();
-  let sum = 0;
-  for (let i = 0; i < 200_000_000; i++) sum += i % 7;
-  const elapsed = performance.now() - started;
-  // Uses the sum, so the loop cannot be optimized away.
-  return sum < 0 ? NaN : elapsed;
-}

@@ -36,7 +36,7 @@ import { call, closedLoop, keepAliveAgent, openLoop, Progress, sleep, summarize,
 import { benchChartSvg } from './report/chart';
 import type { BenchResult, ChainComparison, EndToEndResult, IntakePhase, MemorySample } from './report/result';
 import { checkTargets, formatBenchSummary } from './report/summary';
-import { cpuMilliseconds, referenceLoopMilliseconds, residentMegabytes } from './process-usage';
+import { cpuMilliseconds, residentMegabytes } from './process-usage';
 import { startSyncChain } from './sync-chain';
 
 interface BenchSettings {
@@ -385,14 +385,13 @@ async function main(): Promise<void> {
   const settings = readSettings(process.argv.slice(2));
   const progress = new Progress();
   const startedAt = new Date().toISOString();
-  const loopAtStart = referenceLoopMilliseconds();
   const machine = { cpus: cpus().length, loadAverageAtStart: loadavg(), node: process.version, platform: process.platform };
   const measured = settings.compareOnly ? { intake: [], endToEnd: undefined, memory: [] } : await measureMainSystem(settings, progress);
   const comparison = settings.skipCompare ? undefined : await compareWithSynchronousChain(settings, progress);
   const partial = {
     startedAt,
     finishedAt: new Date().toISOString(),
-    machine: { ...machine, referenceLoopMs: { start: loopAtStart, end: referenceLoopMilliseconds() } },
+    machine,
     settings: { ...settings, memoryOrders: settings.memoryOrders.join(','), skipCompare: String(settings.skipCompare), compareOnly: String(settings.compareOnly) },
     intake: measured.intake,
     ...(measured.endToEnd ? { endToEnd: measured.endToEnd } : {}),

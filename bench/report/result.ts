@@ -69,14 +69,7 @@ export interface TargetCheck {
 export interface BenchResult {
   startedAt: string;
   finishedAt: string;
-  machine: {
-    cpus: number;
-    loadAverageAtStart: number[];
-    node: string;
-    platform: string;
-    /** referenceLoopMilliseconds() before and after the run (absent in older results). */
-    referenceLoopMs?: { start: number; end: number };
-  };
+  machine: { cpus: number; loadAverageAtStart: number[]; node: string; platform: string };
   settings: Record<string, number | string>;
   intake: IntakePhase[];
   endToEnd?: EndToEndResult;

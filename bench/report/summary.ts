@@ -46,8 +46,6 @@ export function checkTargets(result: Omit<BenchResult, 'targets'>): TargetCheck[
 export function formatBenchSummary(result: BenchResult): string {
   const lines: string[] = [];
   lines.push(`order saga benchmark ${result.startedAt} (${result.machine.cpus} CPUs, load average at start ${result.machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')})`);
-  const loop = result.machine.referenceLoopMs;
-  if (loop) lines.push(`reference CPU loop ${loop.start.toFixed(0)} ms at the start, ${loop.end.toFixed(0)} ms at the end (one thread on an idle machine: a slower loop means a slower machine, though a busy second core can slow a run without slowing the loop)`);
   if (result.intake.length > 0) lines.push('', `  ${'intake'.padEnd(22)} ${'accepted'.padStart(8)} ${'orders/s'.padStart(9)} ${'p50'.padStart(9)} ${'p95'.padStart(9)} ${'p99'.padStart(9)}  other answers`);
   for (const p of result.intake) {
     const others = Object.entries(p.otherStatuses).map(([s, n]) => `${s}: ${n}`).join(', ');

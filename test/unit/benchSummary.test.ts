@@ -38,12 +38,6 @@ describe('bench summary', () => {
     );
   });
 
-  it("prints how long the reference CPU loop took, when the result has it, so runs on a slower machine show", () => {
-    expect(formatBenchSummary(result())).not.toContain('reference CPU loop');
-    const timed = result({ machine: { cpus: 2, loadAverageAtStart: [0.1, 0.1, 0.1], node: 'v20', platform: 'linux', referenceLoopMs: { start: 612.4, end: 655.6 } } });
-    expect(formatBenchSummary(timed)).toContain('reference CPU loop 612 ms at the start, 656 ms at the end');
-  });
-
   it('checks each target against its figure', () => {
     const byName = Object.fromEntries(result().targets.map((t) => [t.name, t.pass]));
     expect(byName).toEqual({
