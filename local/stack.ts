@@ -6,10 +6,11 @@
  *
  * Loads neither emulator: `npm start` imports this only to start them as processes.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { COSMOS_CA_LINE_PREFIX, COSMOS_EMULATOR_KEY, COSMOS_READY_LINE_PREFIX } from './cosmos-emulator/account';
+import { readLocalSettings } from './functions-host/function-app';
 import { spawnService, type RunningService, type ServiceSpec } from './service-process';
 
 /** The repository root, whether this runs from local/ (ts-jest) or dist/local/ (node). */
@@ -116,17 +117,8 @@ export const WORKER_ARGUMENTS_SETTING = 'languageWorkers__node__arguments';
  * too, so it is started with them, as the Functions host starts the Node worker on Azure.
  */
 export function workerArguments(settings: Record<string, string>): string[] {
-  let value: string | undefined = settings[WORKER_ARGUMENTS_SETTING] ?? process.env[WORKER_ARGUMENTS_SETTING];
-  if (value === undefined) {
-    const file = join(REPO_ROOT, 'local.settings.json');
-    if (existsSync(file)) {
-      try {
-        value = (JSON.parse(readFileSync(file, 'utf8')) as { Values?: Record<string, string> }).Values?.[WORKER_ARGUMENTS_SETTING];
-      } catch {
-        // An unreadable local.settings.json is reported by the host itself, with the reason.
-      }
-    }
-  }
+  const value =
+    settings[WORKER_ARGUMENTS_SETTING] ?? process.env[WORKER_ARGUMENTS_SETTING] ?? readLocalSettings(REPO_ROOT).Values?.[WORKER_ARGUMENTS_SETTING];
   const args = (value ?? '').split(/\s+/).filter((a) => a !== '');
   const notFlag = args.find((a) => !a.startsWith('--'));
   if (notFlag !== undefined) throw new StartupError(`${WORKER_ARGUMENTS_SETTING} takes Node flags only (each starting with --), got "${notFlag}"`);

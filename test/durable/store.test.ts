@@ -1,6 +1,6 @@
 /**
  * The task hub store's checkpoint thread: commits on the engine's thread only append to the WAL,
- * and the WAL is copied into the database file (and started over) without that thread's help.
+ * and the WAL is copied into the database file without that thread's help.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
