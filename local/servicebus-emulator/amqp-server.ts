@@ -237,7 +237,10 @@ export class AmqpServer {
     }
     this.connections.clear();
     await new Promise((resolve) => setImmediate(resolve)); // let the close frames go out
-    for (const socket of this.sockets) socket.destroy();
+    // With an error: rhea clears a connection's heartbeat timers when its socket errors or ends, not
+    // when it is only destroyed, and those timers would keep this process alive for minutes.
+    const stopping = new Error('The Service Bus emulator is stopping.');
+    for (const socket of this.sockets) socket.destroy(stopping);
     this.sockets.clear();
     await closed;
   }

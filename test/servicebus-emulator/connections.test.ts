@@ -177,6 +177,28 @@ describe('robustness', () => {
       conn.close();
     });
   });
+
+  it('clears its idle-timeout timers when it stops with clients still connected', async () => {
+    // The emulator's side of a connection re-arms a timer of twice its idle timeout (4 minutes)
+    // on every frame it reads; one left behind keeps the process alive that long.
+    const armed = jest.spyOn(global, 'setTimeout');
+    const cleared = jest.spyOn(global, 'clearTimeout');
+    try {
+      const container = rhea.create_container();
+      const conn = container.connect({ port: h.emulator.port, host: '127.0.0.1', reconnect: false });
+      await new Promise<void>((resolve) => conn.once('connection_open', () => resolve()));
+      const gone = new Promise<void>((resolve) => conn.once('disconnected', () => resolve()));
+      await h.emulator.stop();
+      await gone;
+      const idleTimers = armed.mock.results.filter((_, i) => armed.mock.calls[i]![1] === 240_000).map((r) => r.value);
+      const clearedTimers = new Set(cleared.mock.calls.map((call) => call[0]));
+      expect(idleTimers.length).toBeGreaterThan(0);
+      expect(idleTimers.filter((t) => !clearedTimers.has(t))).toEqual([]);
+    } finally {
+      armed.mockRestore();
+      cleared.mockRestore();
+    }
+  });
 });
 
 describe('cli', () => {
