@@ -140,42 +140,71 @@ class OrderPlacer {
     return call<OrderView>(this.baseUrl, this.agent, { method: 'GET', path: `/api/orders/${id}` });
   }
 
+  /**
+   * Ids of the orders in a state that is not terminal, from the orders list. Asked state by state
+   * in the order orders move through them, so an order that stays open is always caught in one.
+   * Undefined when the list does not answer.
+   */
+  async openOrderIds(): Promise<Set<string> | undefined> {
+    const ids = new Set<string>();
+    for (const state of OPEN_STATES) {
+      let token: string | undefined;
+      do {
+        const query = new URLSearchParams({ state, pageSize: '100', ...(token ? { continuationToken: token } : {}) });
+        const answer = await call<{ orders: { id: string }[]; continuationToken?: string }>(this.baseUrl, this.agent, { method: 'GET', path: `/api/orders?${query}` });
+        if (answer.status !== 200 || !Array.isArray(answer.body?.orders)) return undefined;
+        for (const order of answer.body.orders) ids.add(order.id);
+        token = answer.body.continuationToken;
+      } while (token);
+    }
+    return ids;
+  }
+
   close(): void {
     this.agent.destroy();
   }
 }
 
+const OPEN_STATES = ['accepted', 'processing', 'compensating'];
+
 /**
- * Waits until the given orders are all terminal. Watching only the newest open ones keeps the
- * polling from loading the host while it works (orders finish roughly in the order they came);
- * when those are done, every open one is read. Returns the orders as last read.
+ * Waits until the given orders are all terminal, loading the host it measures as little as it can:
+ * it reads only the newest few open orders (orders finish roughly in the order they came) and,
+ * once those are done, asks the orders list which orders are still open (a query per open state,
+ * not a read per order). Gives up after `timeoutMs`.
  */
-async function drain(placer: OrderPlacer, ids: string[], progress: Progress, label: string, timeoutMs = 600_000): Promise<Map<string, OrderView>> {
-  const latest = new Map<string, OrderView>();
+async function waitUntilTerminal(placer: OrderPlacer, ids: string[], progress: Progress, label: string, timeoutMs = 600_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const open = () => ids.filter((id) => !TERMINAL.includes(latest.get(id)?.state ?? ''));
-  const read = async (which: string[]): Promise<void> => {
-    let cursor = 0;
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        while (cursor < which.length) {
-          const id = which[cursor++]!;
-          const answer = await placer.order(id);
-          if (answer.status === 200) latest.set(id, answer.body);
-        }
-      }),
-    );
-  };
+  let open = ids.slice();
   while (Date.now() < deadline) {
-    const remaining = open();
-    if (remaining.length === 0) break;
-    progress.update(`${label}: waiting for the newest of ${remaining.length} unconfirmed orders (${ids.length - remaining.length}/${ids.length} seen finished), ${Math.round((timeoutMs - (deadline - Date.now())) / 1000)} s`);
-    const newest = remaining.slice(-10);
-    await read(newest);
-    if (newest.every((id) => TERMINAL.includes(latest.get(id)?.state ?? ''))) await read(open());
-    else await sleep(250);
+    if (open.length === 0) return;
+    progress.update(`${label}: waiting for the newest of ${open.length} unconfirmed orders (${ids.length - open.length}/${ids.length} seen finished), ${Math.round((timeoutMs - (deadline - Date.now())) / 1000)} s`);
+    const newest = open.slice(-5);
+    const states = await Promise.all(newest.map(async (id) => (await placer.order(id)).body?.state));
+    if (states.every((state) => TERMINAL.includes(state ?? ''))) {
+      const stillOpen = await placer.openOrderIds();
+      // The list unreadable (an error answer): keep watching every order not seen finished.
+      open = stillOpen ? open.filter((id) => stillOpen.has(id)) : open.filter((id) => !newest.includes(id));
+    } else {
+      await sleep(250);
+    }
   }
-  return latest;
+}
+
+/** Every order as it is now (4 reads at a time). */
+async function readOrders(placer: OrderPlacer, ids: string[]): Promise<Map<string, OrderView>> {
+  const orders = new Map<string, OrderView>();
+  let cursor = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (cursor < ids.length) {
+        const id = ids[cursor++]!;
+        const answer = await placer.order(id);
+        if (answer.status === 200) orders.set(id, answer.body);
+      }
+    }),
+  );
+  return orders;
 }
 
 function intakePhase(label: string, kind: 'closed' | 'open', samples: Answer[], seconds: number, extra: { concurrency?: number; ratePerSecond?: number }): IntakePhase {
@@ -229,7 +258,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
     const warmupTicker = setInterval(() => progress.update(`warm-up: ${placer.accepted.length}/${settings.warmupOrders} orders placed`), 250);
     await closedLoop(32, { limit: settings.warmupOrders }, () => placer.place());
     clearInterval(warmupTicker);
-    await drain(placer, placer.accepted, progress, 'warm-up');
+    await waitUntilTerminal(placer, placer.accepted, progress, 'warm-up');
     await takeCheckpoints();
 
     // End to end: a burst, timed from the first acceptance to the last completion.
@@ -246,8 +275,10 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
     const burst = await closedLoop(32, { limit: settings.e2eOrders }, () => placer.place());
     clearInterval(burstTicker);
     const burstIds = placer.accepted.slice(burstStart);
-    const finished = await drain(placer, burstIds, progress, 'end to end');
+    // CPU up to the last completion: reading every order's details afterwards is the bench's work.
+    await waitUntilTerminal(placer, burstIds, progress, 'end to end');
     const cpuAfter = cpuAt();
+    const finished = await readOrders(placer, burstIds);
     const orders = burstIds.map((id) => finished.get(id)).filter((o): o is OrderView => o !== undefined);
     const completed = orders.filter((o) => o.state === 'completed' && completedAt(o) !== undefined);
     const otherStates: Record<string, number> = {};
@@ -282,7 +313,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       clearInterval(ticker);
       intake.push(phase);
       progress.done(`intake ${label}: ${phase.acceptedPerSecond.toFixed(0)} accepted/s, p99 ${phase.latencyMs.p99.toFixed(1)} ms`);
-      await drain(placer, placer.accepted.slice(before), progress, `draining after ${label}`);
+      await waitUntilTerminal(placer, placer.accepted.slice(before), progress, `draining after ${label}`);
       await takeCheckpoints();
     }
     {
@@ -297,7 +328,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       const phase = intakePhase(label, 'open', samples, (performance.now() - started) / 1000, { ratePerSecond: settings.rate });
       intake.push(phase);
       progress.done(`intake ${label}: p50 ${phase.latencyMs.p50.toFixed(1)} ms, p99 ${phase.latencyMs.p99.toFixed(1)} ms`);
-      await drain(placer, placer.accepted.slice(before), progress, `draining after ${label}`);
+      await waitUntilTerminal(placer, placer.accepted.slice(before), progress, `draining after ${label}`);
       await takeCheckpoints();
     }
 
@@ -308,7 +339,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       const ticker = setInterval(() => progress.update(`memory: ${placer.accepted.length}/${target} orders placed`), 250);
       await closedLoop(32, { limit: Math.max(0, target - before) }, () => placer.place());
       clearInterval(ticker);
-      await drain(placer, placer.accepted.slice(before), progress, `memory: finishing orders up to ${target}`);
+      await waitUntilTerminal(placer, placer.accepted.slice(before), progress, `memory: finishing orders up to ${target}`);
       if (placer.accepted.length < target) {
         progress.done(`memory: only ${placer.accepted.length} of ${target} orders were accepted`);
         checkpoints[0] = placer.accepted.length;
@@ -354,7 +385,8 @@ async function compareWithSynchronousChain(settings: BenchSettings, progress: Pr
     const before = placer.accepted.length;
     const async202 = await closedLoop(settings.compareConcurrency, { limit: settings.compareOrders }, () => placer.place());
     const ids = placer.accepted.slice(before);
-    const finished = await drain(placer, ids, progress, 'comparison: 202 path orders', 120_000);
+    await waitUntilTerminal(placer, ids, progress, 'comparison: 202 path orders', 120_000);
+    const finished = await readOrders(placer, ids);
     const completions = ids
       .map((id) => finished.get(id))
       .filter((o): o is OrderView => o !== undefined && completedAt(o) !== undefined)
