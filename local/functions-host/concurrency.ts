@@ -2,10 +2,12 @@
  * Dynamic concurrency (host.json `concurrency.dynamicConcurrencyEnabled`) for Service Bus
  * triggers, after the Functions host's: each function starts at one invocation at a time; while
  * the host is healthy and a function uses all it may, it may run one more; when the host is
- * overloaded, every function runs half as many. Here "overloaded" means HTTP function requests are
+ * overloaded, every function drops back to one. Here "overloaded" means HTTP function requests are
  * being served and the event loop that serves them runs its callbacks late (mean lag over the last
  * 100 ms above `lagThresholdMs`): background triggers give way before the API slows down, and their
- * messages wait in Service Bus instead. While no API request is being served, they double.
+ * messages wait in Service Bus instead. While no API request is being served, they double; when
+ * API traffic then starts, they are back to one at the first sign of overload, not after several
+ * rounds of halving, so the first API requests do not wait behind a burst of background work.
  *
  * Unlike Azure, where `maxConcurrentCalls` is ignored once this is on, it stays the upper bound:
  * it is also how many messages a receiver takes ahead (they wait here with their locks renewed).
@@ -68,13 +70,13 @@ export class FunctionConcurrency {
   }
 
   /**
-   * One adjustment: half when the host is overloaded; when healthy and every slot was used, one
-   * more (twice as many when `unhindered`: no API request is waiting on the host).
+   * One adjustment: back to one when the host is overloaded; when healthy and every slot was used,
+   * one more (twice as many when `unhindered`: no API request is waiting on the host).
    */
   adjust(overloaded: boolean, unhindered = false): void {
     const saturated = this.#peak >= this.#limit || this.#waiting.length > 0;
     this.#peak = this.#running;
-    if (overloaded) this.#limit = Math.max(1, Math.floor(this.#limit / 2));
+    if (overloaded) this.#limit = 1;
     else if (saturated) this.#limit = Math.min(this.cap, unhindered ? this.#limit * 2 : this.#limit + 1);
     this.#admit();
   }

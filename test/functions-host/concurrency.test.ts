@@ -1,4 +1,4 @@
-/** Dynamic concurrency: slots per function, halved when the host lags, one more when healthy and full. */
+/** Dynamic concurrency: slots per function, back to one when the host lags, one more when healthy and full. */
 import { ConcurrencyManager, FunctionConcurrency } from '../../local/functions-host/concurrency';
 
 const flush = () => new Promise((r) => setImmediate(r));
@@ -38,7 +38,7 @@ describe('FunctionConcurrency', () => {
     (await waiting[2]!)();
   });
 
-  it('halves when the host is overloaded, never below one; running invocations finish, new ones wait', async () => {
+  it('drops to one when the host is overloaded; running invocations finish, new ones wait', async () => {
     const f = new FunctionConcurrency('consumer', 16);
     const held: (() => void)[] = [];
     for (let i = 0; i < 8; i++) {
@@ -48,20 +48,18 @@ describe('FunctionConcurrency', () => {
     }
     expect(f.limit).toBe(9);
     f.adjust(true);
-    expect(f.limit).toBe(4);
+    expect(f.limit).toBe(1);
     const late = f.acquire();
     let started = false;
     void late.then(() => (started = true));
-    held.splice(0, 4).forEach((r) => r());
+    held.splice(0, 7).forEach((r) => r());
     await flush();
-    expect(started).toBe(false); // 4 still run, the limit is 4
+    expect(started).toBe(false); // 1 still runs, the limit is 1
     held.shift()!();
     await flush();
     expect(started).toBe(true);
     f.adjust(true);
-    f.adjust(true);
-    f.adjust(true);
-    expect(f.limit).toBe(1);
+    expect(f.limit).toBe(1); // never below one
   });
 });
 
@@ -82,7 +80,7 @@ describe('ConcurrencyManager', () => {
     expect([b.limit, b.running, b.waiting]).toEqual([2, 2, 1]);
     lag = 1.5;
     manager.adjust();
-    expect([a.limit, b.limit]).toEqual([2, 1]);
+    expect([a.limit, b.limit]).toEqual([1, 1]);
     held.forEach((r) => r());
     for (const p of more) void p.then((r) => r());
   });
@@ -100,11 +98,11 @@ describe('ConcurrencyManager with the API in view', () => {
     manager.adjust(); // 2 -> 4
     expect(f.limit).toBe(4);
     inFlight = 2;
-    manager.adjust(); // lagging while serving: halve
-    expect(f.limit).toBe(2);
+    manager.adjust(); // lagging while serving: back to one
+    expect(f.limit).toBe(1);
     lag = 0;
     manager.adjust(); // serving but on time: one more
-    expect(f.limit).toBe(3);
+    expect(f.limit).toBe(2);
     held.forEach((r) => r());
     inFlight = 0;
     for (let i = 0; i < 4; i++) manager.adjust();
