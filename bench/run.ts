@@ -29,7 +29,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, startLocalStack, type LocalStack } from '../local/stack';
 import { SEED_CATALOG } from '../src/domain/catalog';
-import type { OrderDocument } from '../src/domain/order';
+import { TERMINAL_STATES, type OrderDocument, type OrderState } from '../src/domain/order';
 import { createCosmosClient } from '../src/azure/clients';
 import { cosmosTopology } from '../src/topology';
 import { call, closedLoop, keepAliveAgent, openLoop, Progress, sleep, summarize, type Answer } from './load';
@@ -52,7 +52,8 @@ interface BenchSettings {
   compareOnly: boolean;
 }
 
-const TERMINAL = ['completed', 'cancelled', 'attention'];
+/** The states an order passes through before a terminal one, in the order it moves through them. */
+const OPEN_STATES: readonly OrderState[] = ['accepted', 'processing', 'compensating'];
 type OrderView = OrderDocument;
 
 function readSettings(argv: string[]): BenchSettings {
@@ -165,8 +166,6 @@ class OrderPlacer {
   }
 }
 
-const OPEN_STATES = ['accepted', 'processing', 'compensating'];
-
 /**
  * Waits until the given orders are all terminal, loading the host it measures as little as it can:
  * it reads only the newest few open orders (orders finish roughly in the order they came) and,
@@ -181,7 +180,7 @@ async function waitUntilTerminal(placer: OrderPlacer, ids: string[], progress: P
     progress.update(`${label}: waiting for the newest of ${open.length} unconfirmed orders (${ids.length - open.length}/${ids.length} seen finished), ${Math.round((timeoutMs - (deadline - Date.now())) / 1000)} s`);
     const newest = open.slice(-5);
     const states = await Promise.all(newest.map(async (id) => (await placer.order(id)).body?.state));
-    if (states.every((state) => TERMINAL.includes(state ?? ''))) {
+    if (states.every((state) => state !== undefined && TERMINAL_STATES.includes(state))) {
       const stillOpen = await placer.openOrderIds();
       // The list unreadable (an error answer): keep watching every order not seen finished.
       open = stillOpen ? open.filter((id) => stillOpen.has(id)) : open.filter((id) => !newest.includes(id));
