@@ -36,8 +36,13 @@ export interface DurableEngineOptions {
   dataDir: string;
   hubName: string;
   invoker: DurableInvoker;
-  /** http://127.0.0.1:<port> of the host serving handleHttp. */
+  /** http://127.0.0.1:<port> of the host serving handleHttp: the management webhooks' base. */
   baseUrl: string;
+  /**
+   * Where the client API (`/durabletask/`) is served when that is not the host's port, as the
+   * extension serves it on a local port of its own; default `<baseUrl>/durabletask/`.
+   */
+  rpcBaseUrl?: string;
   virtualClock?: boolean;
   maxConcurrentOrchestrations?: number;
   maxConcurrentActivities?: number;
@@ -808,7 +813,7 @@ export class DurableEngine {
       },
       baseUrl: webhooks,
       requiredQueryStringParameters: query,
-      rpcBaseUrl: `${base}/durabletask/`,
+      rpcBaseUrl: this.options.rpcBaseUrl ?? `${base}/durabletask/`,
       httpBaseUrl: webhooks,
       maxGrpcMessageSizeInBytes: 0,
       grpcHttpClientTimeout: '00:01:40',

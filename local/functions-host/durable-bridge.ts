@@ -1,19 +1,16 @@
 /**
- * Connects durable-functions apps to the local durable engine (local/durable): the engine asks this
- * host to run orchestrator and activity functions (DurableInvoker), this host gives client
- * functions the engine's binding data and routes the engine's HTTP paths to it.
+ * Connects durable-functions apps to the local durable engine (local/durable), which runs in a
+ * thread of its own (durable-thread.ts): the engine asks this host to run orchestrator and activity
+ * functions (DurableFunctionInvoker), this host gives client functions the engine's binding data
+ * and passes the engine's paths on its port through to it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isAbsolute, join, resolve } from 'node:path';
-// Types only: the engine module itself is loaded at run time (loadEngineClass).
-import type { DurableEngineOptions, DurableInvoker } from '../durable';
+import { isAbsolute, resolve } from 'node:path';
 import type { RegisteredFunction } from './core-module';
 import type { RpcTypedData } from './core-types';
+import { DurableThread, type DurableFunctionRunner, type InvocationResult } from './durable-thread';
 import type { HostLog } from './host-log';
 import { FunctionInvoker, HostConfigurationError } from './invoker';
-
-/** What the engine calls back into the host with; the engine owns this contract. */
-export type { DurableInvoker };
 
 export interface DurableEngineLike {
   start(): Promise<void>;
@@ -21,12 +18,6 @@ export interface DurableEngineLike {
   clientBindingData(): Record<string, unknown>;
   handleHttp(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean>;
 }
-
-type DurableEngineClass = new (o: DurableEngineOptions) => DurableEngineLike;
-/** The engine module's real types: a change to its contract fails this build, not a run. */
-type DurableModule = typeof import('../durable');
-const contractCheck: (m: DurableModule) => DurableEngineClass = (m) => m.DurableEngine;
-void contractCheck;
 
 const ORCHESTRATION_TRIGGER = 'orchestrationtrigger';
 const ACTIVITY_TRIGGER = 'activitytrigger';
@@ -54,12 +45,8 @@ export function usesDurable(functions: Iterable<RegisteredFunction>): boolean {
   return false;
 }
 
-function toTypedJson(value: unknown): RpcTypedData | undefined {
-  return value === undefined ? undefined : { json: JSON.stringify(value) };
-}
-
 /** The library's typed data back to a JS value (what the extension would deserialize). */
-export function fromTypedData(data: RpcTypedData | null | undefined): unknown {
+function fromTypedData(data: RpcTypedData | null | undefined): unknown {
   if (!data) return undefined;
   if (data.json !== undefined && data.json !== null) return JSON.parse(data.json);
   if (data.string !== undefined && data.string !== null) {
@@ -75,7 +62,8 @@ export function fromTypedData(data: RpcTypedData | null | undefined): unknown {
   return undefined;
 }
 
-export class DurableFunctionInvoker implements DurableInvoker {
+/** Runs the app's orchestrator and activity functions for the engine, through the invoker. */
+export class DurableFunctionInvoker implements DurableFunctionRunner {
   readonly #orchestrators = new Map<string, RegisteredFunction>();
   readonly #activities = new Map<string, RegisteredFunction>();
 
@@ -91,79 +79,64 @@ export class DurableFunctionInvoker implements DurableInvoker {
     }
   }
 
-  hasOrchestrator(name: string): boolean {
-    return this.#orchestrators.has(name.toLowerCase());
+  get orchestratorNames(): string[] {
+    return [...this.#orchestrators.keys()];
   }
 
-  hasActivity(name: string): boolean {
-    return this.#activities.has(name.toLowerCase());
+  get activityNames(): string[] {
+    return [...this.#activities.keys()];
   }
 
-  /** Resolves with the OrchestratorState; an orchestrator failure rejects with the library's error as-is. */
-  async invokeOrchestrator(name: string, payload: unknown): Promise<unknown> {
-    const fn = this.#orchestrators.get(name.toLowerCase());
-    if (!fn) throw new HostConfigurationError(`no orchestrator function named ${name}`);
-    const response = await this.invoker.invoke(fn, {
-      inputData: [{ name: fn.triggerName, data: toTypedJson(payload) }],
-      reason: 'Orchestration episode',
-    });
-    return fromTypedData(response.returnValue);
+  /**
+   * The orchestrator's OrchestratorState or the activity's result; a function's failure comes back
+   * as the library's error (name, message, stack as thrown). Never rejects.
+   */
+  async run(kind: 'orchestrator' | 'activity', name: string, inputJson: string | undefined, instanceId?: string): Promise<InvocationResult> {
+    try {
+      const fn = (kind === 'orchestrator' ? this.#orchestrators : this.#activities).get(name.toLowerCase());
+      if (!fn) throw new HostConfigurationError(`no ${kind} function named ${name}`);
+      const response = await this.invoker.invoke(fn, {
+        inputData: [{ name: fn.triggerName, data: inputJson === undefined ? undefined : { json: inputJson } }],
+        ...(kind === 'activity'
+          ? { triggerMetadata: { instanceId: { string: instanceId ?? '' } }, reason: `Activity for ${instanceId}` }
+          : { reason: 'Orchestration episode' }),
+      });
+      const data = response.returnValue;
+      // JSON stays text to the engine's thread, which parses it there.
+      if (data?.json !== undefined && data.json !== null) return { ok: true, json: data.json };
+      return { ok: true, value: fromTypedData(data) };
+    } catch (thrown) {
+      const err = thrown instanceof Error ? thrown : new Error(String(thrown));
+      return { ok: false, error: { name: err.name, message: err.message, ...(err.stack !== undefined ? { stack: err.stack } : {}) } };
+    }
   }
-
-  async invokeActivity(name: string, input: unknown, instanceId: string): Promise<unknown> {
-    const fn = this.#activities.get(name.toLowerCase());
-    if (!fn) throw new HostConfigurationError(`no activity function named ${name}`);
-    const response = await this.invoker.invoke(fn, {
-      inputData: [{ name: fn.triggerName, data: toTypedJson(input) }],
-      triggerMetadata: { instanceId: { string: instanceId } },
-      reason: `Activity for ${instanceId}`,
-    });
-    return fromTypedData(response.returnValue);
-  }
-}
-
-function loadEngineClass(): DurableEngineClass {
-  // Resolved at run time so the host builds and runs apps without durable functions even where the
-  // engine is absent; an app that needs it gets a clear error instead.
-  const modulePath = join(__dirname, '..', 'durable');
-  let mod: { DurableEngine?: DurableEngineClass };
-  try {
-    mod = require(modulePath) as { DurableEngine?: DurableEngineClass };
-  } catch (err) {
-    throw new HostConfigurationError(
-      `the app uses durable functions but the durable engine could not be loaded from ${modulePath}: ${(err as Error).message}`,
-    );
-  }
-  if (typeof mod.DurableEngine !== 'function') {
-    throw new HostConfigurationError(`${modulePath} does not export DurableEngine`);
-  }
-  return mod.DurableEngine;
 }
 
 export interface DurableSetup {
   appDir: string;
   hubName: string | undefined;
   baseUrl: string;
-  invoker: DurableInvoker;
+  functions: DurableFunctionInvoker;
   log: HostLog;
   maxConcurrentOrchestrations?: number;
   maxConcurrentActivities?: number;
 }
 
 export function createDurableEngine(setup: DurableSetup): DurableEngineLike {
-  const Engine = loadEngineClass();
   const dataSetting = process.env['DURABLE_DATA_DIR'] || '.data/durable';
   const dataDir = isAbsolute(dataSetting) ? dataSetting : resolve(setup.appDir, dataSetting);
-  const levels = { debug: 'debug', info: 'information', warn: 'warning', error: 'error' } as const;
-  return new Engine({
-    dataDir,
-    hubName: setup.hubName || 'TestHubName',
-    invoker: setup.invoker,
-    baseUrl: setup.baseUrl,
-    virtualClock: process.env['DURABLE_VIRTUAL_CLOCK'] === 'true',
-    maxConcurrentOrchestrations: setup.maxConcurrentOrchestrations,
-    maxConcurrentActivities: setup.maxConcurrentActivities,
-    log: (level, msg, props) =>
-      setup.log.host(levels[level], props ? `[durable] ${msg} ${JSON.stringify(props)}` : `[durable] ${msg}`),
-  });
+  return new DurableThread(
+    {
+      dataDir,
+      hubName: setup.hubName || 'TestHubName',
+      baseUrl: setup.baseUrl,
+      virtualClock: process.env['DURABLE_VIRTUAL_CLOCK'] === 'true',
+      ...(setup.maxConcurrentOrchestrations !== undefined ? { maxConcurrentOrchestrations: setup.maxConcurrentOrchestrations } : {}),
+      ...(setup.maxConcurrentActivities !== undefined ? { maxConcurrentActivities: setup.maxConcurrentActivities } : {}),
+      orchestrators: setup.functions.orchestratorNames,
+      activities: setup.functions.activityNames,
+    },
+    setup.functions,
+    (level, text) => setup.log.host(level, text),
+  );
 }

@@ -229,7 +229,7 @@ export class FunctionsHost {
       appDir: this.appDir,
       hubName: durableTask?.hubName,
       baseUrl: this.baseUrl,
-      invoker: durableInvoker,
+      functions: durableInvoker,
       log: this.log,
       maxConcurrentOrchestrations: durableTask?.maxConcurrentOrchestratorFunctions,
       maxConcurrentActivities: durableTask?.maxConcurrentActivityFunctions,

@@ -10,6 +10,6 @@
 export { FunctionsHost, type FunctionsHostOptions } from './host';
 export { FunctionsCore, type RegisteredFunction, CORE_MODULE_NAME } from './core-module';
 export { FunctionInvoker, HostConfigurationError, type InvocationRequest } from './invoker';
-export { DurableFunctionInvoker, type DurableInvoker } from './durable-bridge';
+export { DurableFunctionInvoker } from './durable-bridge';
 export { RouteTable, RouteTemplate, RouteTemplateError } from './http-routes';
 export { CronSchedule, CronExpressionError } from './ncrontab';

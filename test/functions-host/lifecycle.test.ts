@@ -45,6 +45,18 @@ describe('apps the host refuses', () => {
     }
   });
 
+  it('exits non-zero, naming the cause, when the durable engine cannot open its store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'durable-blocked-'));
+    const file = join(dir, 'not-a-directory');
+    writeFileSync(file, '');
+    try {
+      const output = await startupFailure('durable-app', { DURABLE_DATA_DIR: join(file, 'durable') });
+      expect(output).toMatch(/Functions host failed to start: .*ENOTDIR/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses an app dir without host.json', async () => {
     const err = await spawnService({
       name: 'host without app',

@@ -1,0 +1,153 @@
+/**
+ * The host's side of the durable engine's thread (durable-worker.ts): starts it, runs the
+ * orchestrator and activity functions it asks for on this thread (where the app is loaded),
+ * forwards its log lines, and passes the management webhooks and virtual-clock admin paths that
+ * arrive on the host's port through to it. The app's durable client talks to the thread's own port
+ * directly (the binding's rpcBaseUrl), so client calls cost this thread only the client's side.
+ */
+import { request, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+/** What the engine thread is started with. */
+export interface EngineThreadSettings {
+  dataDir: string;
+  hubName: string;
+  /** The host's http://127.0.0.1:<port>: base of the management webhooks. */
+  baseUrl: string;
+  virtualClock: boolean;
+  maxConcurrentOrchestrations?: number;
+  maxConcurrentActivities?: number;
+  /** Lower-cased names of the app's orchestrator and activity functions. */
+  orchestrators: string[];
+  activities: string[];
+}
+
+/** A function's result as the engine thread gets it: JSON text when the library returned JSON. */
+export type InvocationResult =
+  | { ok: true; json?: string; value?: unknown }
+  | { ok: false; error: { name: string; message: string; stack?: string } };
+
+export type ToEngineThread = { type: 'result'; id: number; result: InvocationResult } | { type: 'stop'; graceMs?: number };
+
+export type FromEngineThread =
+  | { type: 'ready'; rpcPort: number; bindingData: Record<string, unknown> }
+  | { type: 'startFailed'; message: string }
+  | { type: 'invoke'; id: number; kind: 'orchestrator' | 'activity'; name: string; inputJson?: string; instanceId?: string }
+  | { type: 'log'; level: 'debug' | 'information' | 'warning' | 'error'; text: string }
+  | { type: 'stopped'; error?: string };
+
+/** Runs the app's durable functions on this thread. */
+export interface DurableFunctionRunner {
+  run(kind: 'orchestrator' | 'activity', name: string, inputJson: string | undefined, instanceId?: string): Promise<InvocationResult>;
+}
+
+/** Paths the engine serves on the host's port (the rest of the engine's API is on its own port). */
+const WEBHOOKS = '/runtime/webhooks/durabletask';
+const RPC = '/durabletask';
+const ADMIN_PREFIX = '/admin/durable/';
+
+export class DurableThread {
+  #worker: Worker | undefined;
+  #rpcPort = 0;
+  #bindingData: Record<string, unknown> | undefined;
+  #stopped: Promise<void> | undefined;
+  #onStopped: ((error?: string) => void) | undefined;
+  readonly #agent = new Agent({ keepAlive: true });
+
+  constructor(
+    private readonly settings: EngineThreadSettings,
+    private readonly runner: DurableFunctionRunner,
+    private readonly log: (level: 'debug' | 'information' | 'warning' | 'error', text: string) => void,
+  ) {}
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(join(__dirname, 'durable-worker.js'), { workerData: this.settings });
+      this.#worker = worker;
+      let started = false;
+      worker.on('message', (message: FromEngineThread) => {
+        switch (message.type) {
+          case 'invoke':
+            void this.runner
+              .run(message.kind, message.name, message.inputJson, message.instanceId)
+              .then((result) => this.#post({ type: 'result', id: message.id, result }));
+            break;
+          case 'log':
+            this.log(message.level, message.text);
+            break;
+          case 'ready':
+            started = true;
+            this.#rpcPort = message.rpcPort;
+            this.#bindingData = message.bindingData;
+            resolve();
+            break;
+          case 'startFailed':
+            reject(new Error(message.message));
+            break;
+          case 'stopped':
+            if (message.error !== undefined) this.log('error', `durable engine did not stop cleanly: ${message.error}`);
+            this.#onStopped?.(message.error);
+            break;
+        }
+      });
+      worker.on('error', (err) => {
+        if (!started) return reject(err);
+        // The engine failing is the host failing, as it was when the engine ran on this thread.
+        setImmediate(() => {
+          throw err;
+        });
+      });
+      worker.on('exit', (code) => {
+        if (!started) reject(new Error(`the durable engine's thread exited with code ${code} before it was ready`));
+        this.#onStopped?.();
+      });
+    });
+  }
+
+  #post(message: ToEngineThread): void {
+    this.#worker?.postMessage(message);
+  }
+
+  /** The durableClient binding's data; its rpcBaseUrl is the engine thread's port. */
+  clientBindingData(): Record<string, unknown> {
+    if (!this.#bindingData) throw new Error('the durable engine has not started yet');
+    return this.#bindingData;
+  }
+
+  /** Stops the engine (work in flight finishes or stays for the next start), then its thread. */
+  stop(graceMs?: number): Promise<void> {
+    this.#stopped ??= new Promise<void>((resolve) => {
+      if (!this.#worker) return resolve();
+      this.#onStopped = () => resolve();
+      this.#post({ type: 'stop', ...(graceMs !== undefined ? { graceMs } : {}) });
+    }).finally(() => this.#agent.destroy());
+    return this.#stopped;
+  }
+
+  /** Passes the engine's paths on the host's port through to its thread. */
+  handleHttp(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean> {
+    const own =
+      pathname === WEBHOOKS ||
+      pathname.startsWith(`${WEBHOOKS}/`) ||
+      pathname === RPC ||
+      pathname.startsWith(`${RPC}/`) ||
+      (this.settings.virtualClock && pathname.startsWith(ADMIN_PREFIX));
+    if (!own || !this.#rpcPort) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const upstream = request(
+        { host: '127.0.0.1', port: this.#rpcPort, method: req.method, path: req.url, headers: req.headers, agent: this.#agent },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      upstream.on('error', (err) => {
+        if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end(`durable engine unreachable: ${err.message}`);
+        else res.destroy(err);
+      });
+      res.on('close', () => resolve(true));
+      req.pipe(upstream);
+    });
+  }
+}
