@@ -46,6 +46,12 @@ export interface DurableFunctionRunner {
 const WEBHOOKS = '/runtime/webhooks/durabletask';
 const RPC = '/durabletask';
 const ADMIN_PREFIX = '/admin/durable/';
+/**
+ * The thread's young generation. V8 grows it to its default ceiling (tens of MB) under the engine's
+ * steady stream of short-lived objects: the host held ~272 MB after 6,000 orders with it, 248 MB
+ * with 6 MB (3 MB: no less), at no CPU cost measurable per order.
+ */
+const ENGINE_YOUNG_GENERATION_MB = 6;
 
 export class DurableThread {
   #worker: Worker | undefined;
@@ -63,7 +69,10 @@ export class DurableThread {
 
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(join(__dirname, 'durable-worker.js'), { workerData: this.settings });
+      const worker = new Worker(join(__dirname, 'durable-worker.js'), {
+        workerData: this.settings,
+        resourceLimits: { maxYoungGenerationSizeMb: ENGINE_YOUNG_GENERATION_MB },
+      });
       this.#worker = worker;
       let started = false;
       worker.on('message', (message: FromEngineThread) => {
