@@ -22,3 +22,45 @@ export function cpuMilliseconds(pid: number): number {
     return NaN;
   }
 }
+
+/** What the machine did to this process while a phase ran. */
+export interface MachinePauses {
+  /** Longest time this process's event loop stood still beyond its 10 ms tick. */
+  longestPauseMs: number;
+  pausesOver100Ms: number;
+  /** CPU time the hypervisor gave to others while this machine's CPUs wanted to run (all CPUs, from /proc/stat). */
+  stealMs: number;
+}
+
+function stealMilliseconds(): number {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+    return (Number(cpu[8]) * 1000) / 100; // steal, in clock ticks of 10 ms
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Starts watching for machine pauses: a load generator that itself stands still for a few hundred
+ * ms (every process on a shared virtual machine does at once) shows that a latency tail measured
+ * then belongs to the machine. Call the returned function to stop and read the figures.
+ */
+export function watchMachinePauses(): () => MachinePauses {
+  const TICK_MS = 10;
+  const stealBefore = stealMilliseconds();
+  let last = performance.now();
+  let longest = 0;
+  let over100 = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const pause = now - last - TICK_MS;
+    if (pause > longest) longest = pause;
+    if (pause > 100) over100++;
+    last = now;
+  }, TICK_MS);
+  return () => {
+    clearInterval(timer);
+    return { longestPauseMs: Math.max(0, longest), pausesOver100Ms: over100, stealMs: stealMilliseconds() - stealBefore };
+  };
+}

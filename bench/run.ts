@@ -36,7 +36,7 @@ import { call, closedLoop, keepAliveAgent, openLoop, Progress, sleep, summarize,
 import { benchChartSvg } from './report/chart';
 import type { BenchResult, ChainComparison, EndToEndResult, IntakePhase, MemorySample } from './report/result';
 import { checkTargets, formatBenchSummary } from './report/summary';
-import { cpuMilliseconds, residentMegabytes } from './process-usage';
+import { cpuMilliseconds, residentMegabytes, watchMachinePauses, type MachinePauses } from './process-usage';
 import { startSyncChain } from './sync-chain';
 
 interface BenchSettings {
@@ -206,7 +206,13 @@ async function readOrders(placer: OrderPlacer, ids: string[]): Promise<Map<strin
   return orders;
 }
 
-function intakePhase(label: string, kind: 'closed' | 'open', samples: Answer[], seconds: number, extra: { concurrency?: number; ratePerSecond?: number }): IntakePhase {
+function intakePhase(
+  label: string,
+  kind: 'closed' | 'open',
+  samples: Answer[],
+  seconds: number,
+  extra: { concurrency?: number; ratePerSecond?: number; machine: MachinePauses },
+): IntakePhase {
   const accepted = samples.filter((s) => s.status === 202);
   const otherStatuses: Record<string, number> = {};
   for (const s of samples) if (s.status !== 202) otherStatuses[String(s.status)] = (otherStatuses[String(s.status)] ?? 0) + 1;
@@ -307,8 +313,9 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       const before = placer.accepted.length;
       const ticker = setInterval(() => progress.update(`intake ${label}: ${placer.accepted.length - before} accepted`), 250);
       const started = performance.now();
+      const pauses = watchMachinePauses();
       const samples = await closedLoop(concurrency, { durationMs: settings.seconds * 1000 }, () => placer.place());
-      const phase = intakePhase(label, 'closed', samples, (performance.now() - started) / 1000, { concurrency });
+      const phase = intakePhase(label, 'closed', samples, (performance.now() - started) / 1000, { concurrency, machine: pauses() });
       clearInterval(ticker);
       intake.push(phase);
       progress.done(`intake ${label}: ${phase.acceptedPerSecond.toFixed(0)} accepted/s, p99 ${phase.latencyMs.p99.toFixed(1)} ms`);
@@ -321,10 +328,11 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       const total = Math.round(settings.rate * settings.openSeconds);
       const ticker = setInterval(() => progress.update(`intake ${label}: ${placer.accepted.length - before}/${total} accepted`), 250);
       const started = performance.now();
+      const pauses = watchMachinePauses();
       const samples = await openLoop(settings.rate, total, () => placer.place());
       clearInterval(ticker);
       // Until the last answer: a server that falls behind the arrival rate shows a lower figure.
-      const phase = intakePhase(label, 'open', samples, (performance.now() - started) / 1000, { ratePerSecond: settings.rate });
+      const phase = intakePhase(label, 'open', samples, (performance.now() - started) / 1000, { ratePerSecond: settings.rate, machine: pauses() });
       intake.push(phase);
       progress.done(`intake ${label}: p50 ${phase.latencyMs.p50.toFixed(1)} ms, p99 ${phase.latencyMs.p99.toFixed(1)} ms`);
       await waitUntilTerminal(placer, placer.accepted.slice(before), progress, `draining after ${label}`);

@@ -1,3 +1,4 @@
+import type { MachinePauses } from '../process-usage';
 /** The shape of `bench/results/bench-<timestamp>.json`: every figure the run measured, and its targets. */
 import type { LatencySummary } from '../load';
 
@@ -15,6 +16,8 @@ export interface IntakePhase {
   acceptedPerSecond: number;
   /** Latency of accepted orders, client side, until the last byte of the 202. */
   latencyMs: LatencySummary;
+  /** Pauses of the whole machine seen from the load generator while the phase ran. */
+  machine?: MachinePauses;
 }
 
 export interface EndToEndResult {

@@ -2,6 +2,8 @@
 import type { BenchResult, TargetCheck } from './result';
 
 const ms = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : 'n/a');
+/** A pause of the load generator this long is the machine's, not its own (its work per tick is tiny). */
+const MACHINE_PAUSE_MS = 100;
 const perSecond = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(0)}/s` : 'n/a');
 
 export function checkTargets(result: Omit<BenchResult, 'targets'>): TargetCheck[] {
@@ -51,6 +53,15 @@ export function formatBenchSummary(result: BenchResult): string {
     const others = Object.entries(p.otherStatuses).map(([s, n]) => `${s}: ${n}`).join(', ');
     lines.push(
       `  ${p.label.padEnd(22)} ${String(p.accepted).padStart(8)} ${p.acceptedPerSecond.toFixed(0).padStart(9)} ${ms(p.latencyMs.p50).padStart(9)} ${ms(p.latencyMs.p95).padStart(9)} ${ms(p.latencyMs.p99).padStart(9)}  ${others || '-'}`,
+    );
+  }
+  for (const p of result.intake) {
+    const m = p.machine;
+    if (!m || m.longestPauseMs < MACHINE_PAUSE_MS) continue;
+    const steal = Number.isFinite(m.stealMs) ? `, CPU steal ${m.stealMs.toFixed(0)} ms` : '';
+    lines.push(
+      `  ${p.label}: the load generator itself stood still for up to ${m.longestPauseMs.toFixed(0)} ms ` +
+        `(${m.pausesOver100Ms} pause${m.pausesOver100Ms === 1 ? '' : 's'} over 100 ms${steal}); requests in flight then waited for the machine`,
     );
   }
   if (result.endToEnd) {

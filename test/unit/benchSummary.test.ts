@@ -48,4 +48,21 @@ describe('bench summary', () => {
       'host RSS after 10,000 orders': null,
     });
   });
+
+  it('names a phase during which the machine paused the load generator, and only that one', () => {
+    const base = result();
+    const [closed, open] = base.intake as [BenchResult['intake'][number], BenchResult['intake'][number]];
+    const text = formatBenchSummary(
+      result({
+        intake: [
+          { ...closed, machine: { longestPauseMs: 40, pausesOver100Ms: 0, stealMs: 0 } },
+          { ...open, machine: { longestPauseMs: 968.4, pausesOver100Ms: 1, stealMs: 1210 } },
+        ],
+      }),
+    );
+    expect(text).toContain(
+      'open 100/s: the load generator itself stood still for up to 968 ms (1 pause over 100 ms, CPU steal 1210 ms); requests in flight then waited for the machine',
+    );
+    expect(text).not.toContain('concurrency 64: the load generator');
+  });
 });
