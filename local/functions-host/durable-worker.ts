@@ -5,7 +5,7 @@
  * (the binding's rpcBaseUrl) on a port of its own, as the extension does, and asks the host's main
  * thread to run orchestrator and activity functions (the app's code lives there).
  *
- * Started by DurableThread (durable-thread.ts), which owns the message contract below.
+ * Started by DurableThread (durable-thread.ts), which owns the messages exchanged with it.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -75,7 +75,13 @@ async function start(): Promise<void> {
   server = createServer((req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    void engine!.handleHttp(req, res, q >= 0 ? url.slice(0, q) : url).then((handled) => {
+    if (!engine) {
+      // Nobody has the port before the engine is ready; answer anything early all the same.
+      req.resume();
+      res.writeHead(503).end();
+      return;
+    }
+    void engine.handleHttp(req, res, q >= 0 ? url.slice(0, q) : url).then((handled) => {
       if (!handled) {
         req.resume();
         res.writeHead(404).end();
