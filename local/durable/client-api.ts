@@ -14,6 +14,11 @@ import type { InstanceQuery, InstanceRow, RuntimeStatus } from './store';
 const RPC_PREFIX = '/durabletask/';
 const WEBHOOK_PREFIX = '/runtime/webhooks/durabletask/';
 const ADMIN_PREFIX = '/admin/durable/';
+
+/** The path prefixes handleClientRequest serves: `/admin/durable/` only on a virtual clock. */
+export function clientApiPrefixes(virtualClock: boolean): string[] {
+  return virtualClock ? [RPC_PREFIX, WEBHOOK_PREFIX, ADMIN_PREFIX] : [RPC_PREFIX, WEBHOOK_PREFIX];
+}
 const DEFAULT_PAGE_SIZE = 100;
 const RUNTIME_STATUSES: readonly RuntimeStatus[] = [
   'Pending',

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as path from 'node:path';
-import { handleClientRequest } from './client-api';
+import { clientApiPrefixes, handleClientRequest } from './client-api';
 import { SystemClock, VirtualClock, type EngineClock } from './clock';
 import { asError, ClientRequestError, EngineStateError } from './errors';
 import {
@@ -818,6 +818,11 @@ export class DurableEngine {
       maxGrpcMessageSizeInBytes: 0,
       grpcHttpClientTimeout: '00:01:40',
     };
+  }
+
+  /** The path prefixes handleHttp serves, for a server that passes requests on to it. */
+  httpPrefixes(): string[] {
+    return clientApiPrefixes(this.usesVirtualClock);
   }
 
   /** Serves /durabletask/ (rpcBaseUrl), /runtime/webhooks/durabletask/ and, on a virtual clock, /admin/durable/. */

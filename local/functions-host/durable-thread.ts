@@ -31,7 +31,7 @@ export type InvocationResult =
 export type ToEngineThread = { type: 'result'; id: number; result: InvocationResult } | { type: 'stop'; graceMs?: number };
 
 export type FromEngineThread =
-  | { type: 'ready'; rpcPort: number; bindingData: Record<string, unknown> }
+  | { type: 'ready'; rpcPort: number; bindingData: Record<string, unknown>; httpPrefixes: string[] }
   | { type: 'startFailed'; message: string }
   | { type: 'invoke'; id: number; kind: 'orchestrator' | 'activity'; name: string; inputJson?: string; instanceId?: string }
   | { type: 'log'; level: 'debug' | 'information' | 'warning' | 'error'; text: string }
@@ -42,10 +42,6 @@ export interface DurableFunctionRunner {
   run(kind: 'orchestrator' | 'activity', name: string, inputJson: string | undefined, instanceId?: string): Promise<InvocationResult>;
 }
 
-/** Paths the engine serves on the host's port (the rest of the engine's API is on its own port). */
-const WEBHOOKS = '/runtime/webhooks/durabletask';
-const RPC = '/durabletask';
-const ADMIN_PREFIX = '/admin/durable/';
 /**
  * The thread's young generation. V8 grows it to its default ceiling (tens of MB) under the engine's
  * steady stream of short-lived objects: the host held ~272 MB after 6,000 orders with it, 248 MB
@@ -57,8 +53,10 @@ export class DurableThread {
   #worker: Worker | undefined;
   #rpcPort = 0;
   #bindingData: Record<string, unknown> | undefined;
+  /** The engine's own path prefixes (it says which when ready): passed through from the host's port. */
+  #httpPrefixes: string[] = [];
   #stopped: Promise<void> | undefined;
-  #onStopped: ((error?: string) => void) | undefined;
+  #onStopped: (() => void) | undefined;
   readonly #agent = new Agent({ keepAlive: true });
 
   constructor(
@@ -89,6 +87,7 @@ export class DurableThread {
             started = true;
             this.#rpcPort = message.rpcPort;
             this.#bindingData = message.bindingData;
+            this.#httpPrefixes = message.httpPrefixes;
             resolve();
             break;
           case 'startFailed':
@@ -96,7 +95,7 @@ export class DurableThread {
             break;
           case 'stopped':
             if (message.error !== undefined) this.log('error', `durable engine did not stop cleanly: ${message.error}`);
-            this.#onStopped?.(message.error);
+            this.#onStopped?.();
             break;
         }
       });
@@ -128,7 +127,7 @@ export class DurableThread {
   stop(graceMs?: number): Promise<void> {
     this.#stopped ??= new Promise<void>((resolve) => {
       if (!this.#worker) return resolve();
-      this.#onStopped = () => resolve();
+      this.#onStopped = resolve;
       this.#post({ type: 'stop', ...(graceMs !== undefined ? { graceMs } : {}) });
     }).finally(() => this.#agent.destroy());
     return this.#stopped;
@@ -136,12 +135,8 @@ export class DurableThread {
 
   /** Passes the engine's paths on the host's port through to its thread. */
   handleHttp(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean> {
-    const own =
-      pathname === WEBHOOKS ||
-      pathname.startsWith(`${WEBHOOKS}/`) ||
-      pathname === RPC ||
-      pathname.startsWith(`${RPC}/`) ||
-      (this.settings.virtualClock && pathname.startsWith(ADMIN_PREFIX));
+    // Each prefix ends in a slash; the path without it is the engine's too.
+    const own = this.#httpPrefixes.some((prefix) => pathname.startsWith(prefix) || pathname === prefix.slice(0, -1));
     if (!own || !this.#rpcPort) return Promise.resolve(false);
     return new Promise((resolve) => {
       const upstream = request(

@@ -108,7 +108,7 @@ async function start(): Promise<void> {
       post({ type: 'log', level: LEVELS[level], text: props ? `[durable] ${msg} ${JSON.stringify(props)}` : `[durable] ${msg}` }),
   });
   await engine.start();
-  post({ type: 'ready', rpcPort, bindingData: engine.clientBindingData() });
+  post({ type: 'ready', rpcPort, bindingData: engine.clientBindingData(), httpPrefixes: engine.httpPrefixes() });
 }
 
 async function stop(graceMs: number | undefined): Promise<void> {
