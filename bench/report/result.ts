@@ -1,6 +1,6 @@
-import type { MachinePauses } from '../process-usage';
 /** The shape of `bench/results/bench-<timestamp>.json`: every figure the run measured, and its targets. */
 import type { LatencySummary } from '../load';
+import type { MachinePauses } from '../process-usage';
 
 export interface IntakePhase {
   label: string;
