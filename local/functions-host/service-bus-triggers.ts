@@ -5,7 +5,6 @@
  * delivery and dead-letters after maxDeliveryCount), lock renewal, cardinality one and many, and
  * the PascalCase trigger metadata the library camel-cases.
  */
-import { DefaultAzureCredential } from '@azure/identity';
 import {
   RetryMode,
   ServiceBusClient,
@@ -73,8 +72,13 @@ export class ServiceBusConnections {
     const connectionString = process.env[name];
     const namespace = process.env[`${name}__fullyQualifiedNamespace`];
     if (connectionString) client = new ServiceBusClient(connectionString, CLIENT_OPTIONS);
-    else if (namespace) client = new ServiceBusClient(namespace, new DefaultAzureCredential(), CLIENT_OPTIONS);
-    else {
+    else if (namespace) {
+      // Loaded only for an identity-based connection: it is the heaviest module the host could
+      // load (MSAL), and connection strings never need it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const identity = require('@azure/identity') as typeof import('@azure/identity');
+      client = new ServiceBusClient(namespace, new identity.DefaultAzureCredential(), CLIENT_OPTIONS);
+    } else {
       throw new MissingSettingError(
         `Service Bus connection "${name}": set ${name} (a connection string) or ${name}__fullyQualifiedNamespace`,
       );
