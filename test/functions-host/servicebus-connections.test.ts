@@ -3,8 +3,14 @@ import { join } from 'node:path';
 
 const compiled = join(__dirname, '..', '..', 'dist', 'local', 'functions-host', 'service-bus-triggers.js');
 
+interface Connected {
+  namespace?: string;
+  identityLoaded: boolean;
+  error?: string;
+}
+
 /** Builds the host's client for one connection setting in a fresh process; reports what it loaded. */
-function connect(env: Record<string, string>): { namespace?: string; identityLoaded: boolean; error?: string } {
+function connect(env: Record<string, string>): Connected {
   const script = `
     const { ServiceBusConnections } = require(${JSON.stringify(compiled)});
     const out = {};
@@ -18,11 +24,7 @@ function connect(env: Record<string, string>): { namespace?: string; identityLoa
     process.stdout.write(JSON.stringify(out));
   `;
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SB'))) as Record<string, string>;
-  return JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...clean, ...env }, encoding: 'utf8' })) as {
-    namespace?: string;
-    identityLoaded: boolean;
-    error?: string;
-  };
+  return JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...clean, ...env }, encoding: 'utf8' })) as Connected;
 }
 
 describe('Service Bus connections of the host', () => {
