@@ -5,6 +5,7 @@
  */
 import type { Container, PatchOperation } from '@azure/cosmos';
 import type { NotificationKind, OrderDocument, TimelineEntry } from '../domain/order';
+import { ACTIVE_STATES, ALL_DONE } from '../domain/orderState';
 import type { OrderFilter, OrderPage, OrderStore, StateTransition, StatusTransition } from '../services/ports';
 import { statusCodeOf, ValidationError } from '../errors';
 import { SERVICES, type ServiceName } from '../topology';
@@ -17,9 +18,13 @@ export function anyOf(field: string, values: readonly string[]): string {
   return `(${values.map((v) => `${field} = '${conditionLiteral(v)}'`).join(' or ')})`;
 }
 
-export function statusCondition(change: Pick<StatusTransition, 'service' | 'from' | 'whenState'>): string {
+export function statusCondition(change: Pick<StatusTransition, 'service' | 'from' | 'whenState' | 'completes'>): string {
   const parts = [anyOf(`c.status.${conditionLiteral(change.service)}`, change.from)];
   if (change.whenState) parts.push(anyOf('c.state', change.whenState));
+  if (change.completes) {
+    parts.push(anyOf('c.state', ACTIVE_STATES));
+    for (const other of SERVICES) if (other !== change.service) parts.push(anyOf(`c.status.${other}`, ALL_DONE[other]));
+  }
   return `from c where ${parts.join(' and ')}`;
 }
 
@@ -95,6 +100,7 @@ export class CosmosOrderRepository implements OrderStore {
     if (change.payment?.refunded !== undefined) ops.push({ op: 'set', path: '/payment/refunded', value: change.payment.refunded });
     if (change.notice) ops.push(...noticeOps(change.notice.kind, change.notice.at));
     if (change.timeline) ops.push(timelineOp(change.timeline));
+    if (change.completes) ops.push({ op: 'set', path: '/state', value: 'completed' }, timelineOp(change.completes));
     return this.conditionalPatch(id, statusCondition(change), ops);
   }
 

@@ -7,7 +7,10 @@
  * shows all three done, the consumer tries one conditional patch "state is accepted|processing
  * AND all three statuses are done -> completed". Patches on one document are serialised, so the
  * last `done` writer always sees all three; when two see it, they race on the conditional patch
- * and exactly one wins. The monitor therefore never has to
+ * and exactly one wins. A consumer whose claim already showed the other two done makes its `done`
+ * patch the completing one: it also requires them done and the order active, and sets `completed`
+ * (one write instead of two; the usual case, as the last service rarely starts before the others
+ * finish). The monitor therefore never has to
  * complete an order; it owns failures, compensation and the `cancelled`/`attention` outcomes.
  */
 import { SERVICES, type ServiceName } from '../topology';

@@ -13,11 +13,11 @@ import type { NotificationKind, OrderDocument, ServiceStatus } from '../domain/o
 import { ACTIVE_STATES, ALL_DONE, billingMustFail, CLAIMABLE_FROM, isReadyToComplete } from '../domain/orderState';
 import { ensureError, PoisonMessageError, TransientError } from '../errors';
 import type { Logger } from '../log';
-import { MAX_DELIVERY_COUNT, type ServiceName } from '../topology';
+import { MAX_DELIVERY_COUNT, SERVICES, type ServiceName } from '../topology';
 import type { OrderSagaDependencies } from './dependencies';
 import { sendConfirmation } from './notices';
 import { chargePayment } from './payment';
-import type { MonitorClient } from './ports';
+import type { MonitorClient, StatusTransition } from './ports';
 import { reserveStock, returnHeldStock, settleStock } from './stock';
 
 export interface Delivery {
@@ -169,7 +169,7 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     return 'superseded';
   }
 
-  const recorded = await deps.orders.transitionStatus(orderId, {
+  const recording: StatusTransition = {
     service,
     from: ['processing'],
     to: result.status,
@@ -186,7 +186,18 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
       ...(result.reason !== undefined ? { reason: result.reason } : {}),
       ...(result.detail !== undefined ? { detail: result.detail } : {}),
     },
-  });
+  };
+  // When the claim already showed the other two services done, this `done` is the last one: the
+  // same patch completes the order (one write instead of two). Its condition also requires them
+  // still done and the order still active; if that no longer holds (compensation began), the
+  // plain `done` below is recorded as it would have been without it.
+  let completedByDone = false;
+  let recorded: OrderDocument | undefined;
+  if (result.status === 'done' && othersDone(claimed, service)) {
+    recorded = await deps.orders.transitionStatus(orderId, { ...recording, completes: { at: deps.now(), kind: 'completed', service } });
+    completedByDone = recorded !== undefined;
+  }
+  recorded ??= await deps.orders.transitionStatus(orderId, recording);
   if (!recorded) {
     // The status moved while we worked: a parallel duplicate finished first (nothing to undo), or
     // the order was compensated (give back the stock this delivery may have reserved).
@@ -201,7 +212,9 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
 
   // The patch returns the order as it is now: only a writer that sees all three done needs to
   // try completing it. The last `done` writer always sees that, so one of them completes it.
-  const completed = result.status === 'done' && isReadyToComplete(recorded) && (await markCompleted(orderId, { service }, deps, log));
+  let completed = completedByDone;
+  if (completedByDone) await settleCompleted(recorded, { service }, deps, log);
+  else if (result.status === 'done' && isReadyToComplete(recorded)) completed = await markCompleted(orderId, { service }, deps, log);
   // The monitor is woken only when it has something to do: a business failure to compensate, or
   // an order to finish watching. A `done` with other services still working changes none of its
   // decisions; its next poll sees it (each nudge costs the monitor a replay and an order read).
@@ -235,7 +248,22 @@ export async function markCompleted(
     timeline: { at: deps.now(), kind: 'completed', ...by },
   });
   if (!completed) return false;
-  log.info('order-completed', by);
-  await settleStock(completed, deps);
+  await settleCompleted(completed, by, deps, log);
   return true;
+}
+
+/** What follows an order's move to `completed`, whichever patch made it. */
+async function settleCompleted(
+  order: OrderDocument,
+  by: { service: ServiceName } | { actor: string },
+  deps: OrderSagaDependencies,
+  log: Logger,
+): Promise<void> {
+  log.info('order-completed', by);
+  await settleStock(order, deps);
+}
+
+/** Whether every service but this one is `done` in an order that is still active. */
+function othersDone(order: OrderDocument, service: ServiceName): boolean {
+  return ACTIVE_STATES.includes(order.state) && SERVICES.every((s) => s === service || order.status[s] === 'done');
 }

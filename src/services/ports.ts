@@ -31,6 +31,12 @@ export interface StatusTransition {
    * patch. Only with a transition that can happen once per order, such as `processing -> done`.
    */
   notice?: { kind: NotificationKind; at: string };
+  /**
+   * Also complete the order in the same patch, with this timeline entry after `timeline`: the
+   * patch then additionally requires the order to be active and every other service `done`, and
+   * sets the state to `completed`. For the `done` that a consumer knows to be the last one.
+   */
+  completes?: TimelineEntry;
 }
 
 export interface StateTransition {

@@ -128,6 +128,30 @@ describe('orders repository', () => {
     expect((await orders.get(order.id))!.state).toBe('completed');
   });
 
+  it('completes in the last `done` patch only while the other services are done and the order is active', async () => {
+    const at = new Date().toISOString();
+    const lastDone = {
+      service: 'notification' as const,
+      from: ['processing'] as const,
+      to: 'done' as const,
+      timeline: { at, kind: 'done' as const, service: 'notification' as const },
+      completes: { at, kind: 'completed' as const, service: 'notification' as const },
+    };
+    const order = anOrder();
+    await orders.create({ ...order, state: 'processing', status: { inventory: 'done', billing: 'processing', notification: 'processing' } });
+    // Billing is not done yet: nothing changes.
+    expect(await orders.transitionStatus(order.id, lastDone)).toBeUndefined();
+    await orders.transitionStatus(order.id, { service: 'billing', from: ['processing'], to: 'done' });
+    const completed = await orders.transitionStatus(order.id, lastDone);
+    expect(completed).toMatchObject({ state: 'completed', status: { inventory: 'done', billing: 'done', notification: 'done' } });
+    expect(completed!.timeline.map((t) => t.kind)).toEqual(['accepted', 'done', 'completed']);
+
+    const compensating = anOrder();
+    await orders.create({ ...compensating, state: 'compensating', status: { inventory: 'done', billing: 'done', notification: 'processing' } });
+    expect(await orders.transitionStatus(compensating.id, lastDone)).toBeUndefined();
+    expect((await orders.get(compensating.id))!).toMatchObject({ state: 'compensating', status: { notification: 'processing' } });
+  });
+
   it('records a notification once and payments as absolute amounts', async () => {
     const order = anOrder();
     await orders.create(order);

@@ -234,3 +234,46 @@ describe('a delivery that died after its done-patch', () => {
     expect((await deps.orders.get(order.id))!.state).toBe('completed');
   });
 });
+
+describe('the last `done`', () => {
+  it('completes the order in its own patch when the claim already showed the other two done', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('inventory', order);
+    await deliver('billing', order);
+    const before = deps.orders.transitions;
+    expect(await deliver('notification', order)).toBe('done');
+
+    // The claim and the completing `done`: two writes to the order, not three.
+    expect(deps.orders.transitions - before).toBe(2);
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.state).toBe('completed');
+    expect(stored.status).toEqual({ inventory: 'done', billing: 'done', notification: 'done' });
+    expect(stored.notifications.map((n) => n.kind)).toEqual(['confirmation']);
+    expect(stored.timeline.slice(-2).map((t) => [t.kind, t.service])).toEqual([
+      ['done', 'notification'],
+      ['completed', 'notification'],
+    ]);
+    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 998, reserved: 2, holds: {} });
+    expect(monitor.changes.map((c) => c.change)).toEqual([{ source: 'consumer', service: 'notification', status: 'done', state: 'completed' }]);
+  });
+
+  it('records a plain `done` when compensation began between its claim and its `done`', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('inventory', order);
+    await deliver('notification', order);
+    // The monitor starts compensating while billing works: the order is no longer active.
+    deps.sleep = async () => {
+      deps.orders.docs.get(order.id)!.state = 'compensating';
+    };
+    expect(await deliver('billing', order)).toBe('done');
+
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.state).toBe('compensating');
+    expect(stored.status.billing).toBe('done');
+    expect(stored.payment.charged).toBe(49);
+    expect(stored.timeline.map((t) => t.kind)).not.toContain('completed');
+    // Still held: compensation, not settlement, decides what happens to the stock.
+    expect(Object.keys((await deps.inventory.get('MOUSE-01'))!.holds ?? {})).toEqual([order.id]);
+    expect(monitor.changes).toEqual([]);
+  });
+});

@@ -31,12 +31,15 @@ import type {
   StateTransition,
   StatusTransition,
 } from '../../../src/services/ports';
+import { ACTIVE_STATES } from '../../../src/domain/orderState';
 import { SERVICES } from '../../../src/topology';
 
 const copy = <T>(value: T): T => structuredClone(value);
 
 export class MemoryOrderStore implements OrderStore {
   readonly docs = new Map<string, OrderDocument>();
+  /** Status and state transitions that applied (each one a write in Cosmos DB). */
+  transitions = 0;
   /** Set to make every call fail like an outage. */
   failWith?: Error;
 
@@ -63,6 +66,10 @@ export class MemoryOrderStore implements OrderStore {
     const doc = this.docs.get(id);
     if (!doc || !change.from.includes(doc.status[change.service])) return undefined;
     if (change.whenState && !change.whenState.includes(doc.state)) return undefined;
+    if (change.completes && (!ACTIVE_STATES.includes(doc.state) || SERVICES.some((s) => s !== change.service && doc.status[s] !== 'done'))) {
+      return undefined;
+    }
+    this.transitions++;
     doc.status[change.service] = change.to;
     if (change.reason !== undefined) doc.statusReason[change.service] = change.reason;
     if (change.countBillingAttempt) doc.billingAttempts += 1;
@@ -75,6 +82,10 @@ export class MemoryOrderStore implements OrderStore {
       doc.notifications.push({ ...change.notice });
     }
     if (change.timeline) doc.timeline.push(copy(change.timeline));
+    if (change.completes) {
+      doc.state = 'completed';
+      doc.timeline.push(copy(change.completes));
+    }
     doc.updatedAt = new Date().toISOString();
     return copy(doc);
   }
@@ -87,6 +98,7 @@ export class MemoryOrderStore implements OrderStore {
       const allowed = change.when?.[service];
       if (allowed && !allowed.includes(doc.status[service])) return undefined;
     }
+    this.transitions++;
     doc.state = change.to;
     if (change.timeline) doc.timeline.push(copy(change.timeline));
     return copy(doc);
