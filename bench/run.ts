@@ -168,9 +168,10 @@ class OrderPlacer {
 
 /**
  * Waits until the given orders are all terminal, loading the host it measures as little as it can:
- * it reads only the newest few open orders (orders finish roughly in the order they came) and,
- * once those are done, asks the orders list which orders are still open (a query per open state,
- * not a read per order). Gives up after `timeoutMs`.
+ * it reads only the newest open order, four times a second (orders finish roughly in the order they
+ * came; each read also asks the monitor's status), and once that one is done, asks the orders list
+ * which orders are still open (a query per open state, not a read per order). Gives up after
+ * `timeoutMs`.
  */
 async function waitUntilTerminal(placer: OrderPlacer, ids: string[], progress: Progress, label: string, timeoutMs = 600_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -178,7 +179,7 @@ async function waitUntilTerminal(placer: OrderPlacer, ids: string[], progress: P
   while (Date.now() < deadline) {
     if (open.length === 0) return;
     progress.update(`${label}: waiting for the newest of ${open.length} unconfirmed orders (${ids.length - open.length}/${ids.length} seen finished), ${Math.round((timeoutMs - (deadline - Date.now())) / 1000)} s`);
-    const newest = open.slice(-5);
+    const newest = open.slice(-1);
     const states = await Promise.all(newest.map(async (id) => (await placer.order(id)).body?.state));
     if (states.every((state) => state !== undefined && TERMINAL_STATES.includes(state))) {
       const stillOpen = await placer.openOrderIds();
