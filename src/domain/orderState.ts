@@ -9,9 +9,9 @@
  * last `done` writer always sees all three; when two see it, they race on the conditional patch
  * and exactly one wins. A consumer whose claim already showed the other two done makes its `done`
  * patch the completing one: it also requires them done and the order active, and sets `completed`
- * (one write instead of two; the usual case, as the last service rarely starts before the others
- * finish). The monitor therefore never has to
- * complete an order; it owns failures, compensation and the `cancelled`/`attention` outcomes.
+ * (one write instead of two; under load the last service nearly always starts after the other two
+ * finished). The monitor therefore never has to complete an order; it owns failures, compensation
+ * and the `cancelled`/`attention` outcomes.
  */
 import { SERVICES, type ServiceName } from '../topology';
 import { CURRENCY } from './pricing';

@@ -3,10 +3,11 @@
  * host's message to a `Delivery` and call `consumeOrderCreated`.
  *
  * Per delivery: claim (`pending|processing -> processing`, conditional, with a timeline entry),
- * simulated work, then `processing -> done|failed` (conditional). A duplicate or late delivery
- * finds its status already moved and changes nothing. A business failure (out of stock) is
- * recorded as `failed`; a system failure (and a simulated billing failure) is thrown so Service
- * Bus redelivers and, after maxDeliveryCount, dead-letters.
+ * simulated work, then `processing -> done|failed` (conditional; the last `done` also completes the
+ * order, see domain/orderState.ts). A duplicate or late delivery finds its status already moved
+ * and changes nothing. A business failure (out of stock) is recorded as `failed`; a system failure
+ * (and a simulated billing failure) is thrown so Service Bus redelivers and, after
+ * maxDeliveryCount, dead-letters.
  */
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import type { NotificationKind, OrderDocument, ServiceStatus } from '../domain/order';
