@@ -43,7 +43,12 @@ export function isTerminal(state: OrderState): boolean {
 
 /** True when the order has every service done but has not been marked completed yet. */
 export function isReadyToComplete(order: Pick<OrderDocument, 'state' | 'status'>): boolean {
-  return ACTIVE_STATES.includes(order.state) && SERVICES.every((s) => order.status[s] === 'done');
+  return othersDone(order, undefined);
+}
+
+/** True when the order is active and every service but `service` is done: its `done` is the last. */
+export function othersDone(order: Pick<OrderDocument, 'state' | 'status'>, service: ServiceName | undefined): boolean {
+  return ACTIVE_STATES.includes(order.state) && SERVICES.every((s) => s === service || order.status[s] === 'done');
 }
 
 export interface NewOrderInput {

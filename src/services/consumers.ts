@@ -11,10 +11,10 @@
  */
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import type { NotificationKind, OrderDocument, ServiceStatus } from '../domain/order';
-import { ACTIVE_STATES, ALL_DONE, billingMustFail, CLAIMABLE_FROM, isReadyToComplete } from '../domain/orderState';
+import { ACTIVE_STATES, ALL_DONE, billingMustFail, CLAIMABLE_FROM, isReadyToComplete, othersDone } from '../domain/orderState';
 import { ensureError, PoisonMessageError, TransientError } from '../errors';
 import type { Logger } from '../log';
-import { MAX_DELIVERY_COUNT, SERVICES, type ServiceName } from '../topology';
+import { MAX_DELIVERY_COUNT, type ServiceName } from '../topology';
 import type { OrderSagaDependencies } from './dependencies';
 import { sendConfirmation } from './notices';
 import { chargePayment } from './payment';
@@ -262,9 +262,4 @@ async function settleCompleted(
 ): Promise<void> {
   log.info('order-completed', by);
   await settleStock(order, deps);
-}
-
-/** Whether every service but this one is `done` in an order that is still active. */
-function othersDone(order: OrderDocument, service: ServiceName): boolean {
-  return ACTIVE_STATES.includes(order.state) && SERVICES.every((s) => s === service || order.status[s] === 'done');
 }

@@ -31,7 +31,7 @@ import type {
   StateTransition,
   StatusTransition,
 } from '../../../src/services/ports';
-import { ACTIVE_STATES } from '../../../src/domain/orderState';
+import { othersDone } from '../../../src/domain/orderState';
 import { SERVICES } from '../../../src/topology';
 
 const copy = <T>(value: T): T => structuredClone(value);
@@ -66,9 +66,7 @@ export class MemoryOrderStore implements OrderStore {
     const doc = this.docs.get(id);
     if (!doc || !change.from.includes(doc.status[change.service])) return undefined;
     if (change.whenState && !change.whenState.includes(doc.state)) return undefined;
-    if (change.completes && (!ACTIVE_STATES.includes(doc.state) || SERVICES.some((s) => s !== change.service && doc.status[s] !== 'done'))) {
-      return undefined;
-    }
+    if (change.completes && !othersDone(doc, change.service)) return undefined;
     this.transitions++;
     doc.status[change.service] = change.to;
     if (change.reason !== undefined) doc.statusReason[change.service] = change.reason;
