@@ -72,15 +72,13 @@ describe('consumeOrderCreated', () => {
 
   it('records the confirmation on the order in the same patch as the notification `done`', async () => {
     const order = await placeOrder([mouse]);
-    let patches = 0;
-    const transition = deps.orders.transitionStatus.bind(deps.orders);
-    deps.orders.transitionStatus = (id, change) => (patches++, transition(id, change));
+    const before = deps.orders.transitions;
     const record = jest.spyOn(deps.orders, 'recordNotification');
     expect(await deliver('notification', order)).toBe('done');
     const stored = (await deps.orders.get(order.id))!;
     expect(stored.notifications).toEqual([{ kind: 'confirmation', at: expect.any(String) }]);
     expect(stored.notified.confirmation).toBe(true);
-    expect(patches).toBe(2); // the claim and the `done`, nothing else
+    expect(deps.orders.transitions - before).toBe(2); // the claim and the `done`, nothing else
     expect(record).not.toHaveBeenCalled();
     // A redelivery changes nothing.
     expect(await deliver('notification', order, 2)).toBe('duplicate');
@@ -243,7 +241,7 @@ describe('the last `done`', () => {
     const before = deps.orders.transitions;
     expect(await deliver('notification', order)).toBe('done');
 
-    // The claim and the completing `done`: two writes to the order, not three.
+    // The claim and the completing `done`: two round trips to the order, not three.
     expect(deps.orders.transitions - before).toBe(2);
     const stored = (await deps.orders.get(order.id))!;
     expect(stored.state).toBe('completed');

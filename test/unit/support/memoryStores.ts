@@ -38,7 +38,7 @@ const copy = <T>(value: T): T => structuredClone(value);
 
 export class MemoryOrderStore implements OrderStore {
   readonly docs = new Map<string, OrderDocument>();
-  /** Status and state transitions that applied (each one a write in Cosmos DB). */
+  /** Status and state transitions asked for, applied or not: each one is a round trip to Cosmos DB. */
   transitions = 0;
   /** Set to make every call fail like an outage. */
   failWith?: Error;
@@ -63,11 +63,11 @@ export class MemoryOrderStore implements OrderStore {
 
   async transitionStatus(id: string, change: StatusTransition) {
     this.check();
+    this.transitions++;
     const doc = this.docs.get(id);
     if (!doc || !change.from.includes(doc.status[change.service])) return undefined;
     if (change.whenState && !change.whenState.includes(doc.state)) return undefined;
     if (change.completes && !othersDone(doc, change.service)) return undefined;
-    this.transitions++;
     doc.status[change.service] = change.to;
     if (change.reason !== undefined) doc.statusReason[change.service] = change.reason;
     if (change.countBillingAttempt) doc.billingAttempts += 1;
@@ -90,13 +90,13 @@ export class MemoryOrderStore implements OrderStore {
 
   async transitionState(id: string, change: StateTransition) {
     this.check();
+    this.transitions++;
     const doc = this.docs.get(id);
     if (!doc || !change.from.includes(doc.state)) return undefined;
     for (const service of SERVICES) {
       const allowed = change.when?.[service];
       if (allowed && !allowed.includes(doc.status[service])) return undefined;
     }
-    this.transitions++;
     doc.state = change.to;
     if (change.timeline) doc.timeline.push(copy(change.timeline));
     return copy(doc);
