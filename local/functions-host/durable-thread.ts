@@ -135,8 +135,11 @@ export class DurableThread {
 
   /** Passes the engine's paths on the host's port through to its thread. */
   handleHttp(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean> {
-    // Each prefix ends in a slash; the path without it is the engine's too.
-    const own = this.#httpPrefixes.some((prefix) => pathname.startsWith(prefix) || pathname === prefix.slice(0, -1));
+    // Each prefix ends in a slash; the path without it is the engine's too (compared without
+    // building a string: every API request of the host passes through here).
+    const own = this.#httpPrefixes.some(
+      (prefix) => pathname.startsWith(prefix) || (pathname.length === prefix.length - 1 && prefix.startsWith(pathname)),
+    );
     if (!own || !this.#rpcPort) return Promise.resolve(false);
     return new Promise((resolve) => {
       const upstream = request(
