@@ -57,6 +57,14 @@ export class DurableThread {
   #httpPrefixes: string[] = [];
   #stopped: Promise<void> | undefined;
   #onStopped: (() => void) | undefined;
+  #markExited!: () => void;
+  /**
+   * Resolves once the thread has ended, for whatever reason. A thread that failed to start ends on
+   * its own, possibly before anyone asks it to stop: stop() must not wait for an answer then.
+   */
+  readonly exited = new Promise<void>((resolve) => {
+    this.#markExited = resolve;
+  });
   readonly #agent = new Agent({ keepAlive: true });
 
   constructor(
@@ -108,7 +116,7 @@ export class DurableThread {
       });
       worker.on('exit', (code) => {
         if (!started) reject(new Error(`the durable engine's thread exited with code ${code} before it was ready`));
-        this.#onStopped?.();
+        this.#markExited();
       });
     });
   }
@@ -128,6 +136,7 @@ export class DurableThread {
     this.#stopped ??= new Promise<void>((resolve) => {
       if (!this.#worker) return resolve();
       this.#onStopped = resolve;
+      void this.exited.then(resolve);
       this.#post({ type: 'stop', ...(graceMs !== undefined ? { graceMs } : {}) });
     }).finally(() => this.#agent.destroy());
     return this.#stopped;
