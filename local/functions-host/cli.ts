@@ -64,7 +64,26 @@ process.on('unhandledRejection', (reason) => {
   process.stderr.write(`Unhandled promise rejection: ${redactSecrets(text)}\n`);
 });
 
-main().catch((err: unknown) => {
+// A start that neither succeeds nor fails (a promise nobody will settle) would otherwise end the
+// process with code 0 once nothing is left to run: a failure that looks like success.
+let starting = true;
+process.on('beforeExit', () => {
+  if (!starting) return;
+  process.stderr.write('Functions host failed to start: it stopped before it was ready, without an error\n');
+  process.exit(1);
+});
+
+main().then(
+  () => {
+    starting = false;
+  },
+  (err: unknown) => {
+    starting = false;
+    reportStartFailure(err);
+  },
+);
+
+function reportStartFailure(err: unknown): never {
   const text =
     err instanceof Error
       ? CONFIGURATION_ERRORS.has(err.name)
@@ -73,4 +92,4 @@ main().catch((err: unknown) => {
       : String(err);
   process.stderr.write(`Functions host failed to start: ${redactSecrets(text)}\n`);
   process.exit(1);
-});
+}
