@@ -4,6 +4,7 @@
  * runs and unrelated processes are never touched.
  */
 import { spawn } from 'node:child_process';
+import { LAUNCHER_PID_VARIABLE } from './launcher';
 
 export interface ServiceSpec {
   /** Shown in errors and in `output()` consumers' messages. */
@@ -55,7 +56,8 @@ export function spawnService(spec: ServiceSpec): Promise<RunningService> {
   if (!file) throw new Error(`${spec.name}: empty command`);
   const child = spawn(file, args, {
     cwd: spec.cwd,
-    env: { ...process.env, ...spec.env },
+    // The service stops by itself if this process dies without stopping it (launcher.ts).
+    env: { ...process.env, ...spec.env, [LAUNCHER_PID_VARIABLE]: String(process.pid) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { stopWhenLauncherGone } from './launcher';
 import { ServiceStartError, spawnService, type RunningService, type ServiceSpec } from './service-process';
 import {
   cosmosEmulatorProcess,
@@ -215,6 +216,12 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   // The terminal closing: the services are in their own sessions and would not hear of it.
   process.on('SIGHUP', onSignal);
+  // npm stopped (it signals only the shell of the script) or whatever started this is gone.
+  stopWhenLauncherGone((why) => {
+    console.log(`${why}: stopping the order system.`);
+    signals += 1;
+    void system.stopAll().then(() => process.exit(0));
+  });
   process.on('uncaughtException', (err) => {
     console.error(`npm start failed: ${err.message}; killing all services.`);
     void system.killAll().then(() => process.exit(1));

@@ -9,6 +9,7 @@ import {
   DEFAULT_COSMOS_PORT,
   startCosmosEmulator,
 } from './index';
+import { stopWhenLauncherGone } from '../launcher';
 
 
 function portFromEnvironment(): number {
@@ -47,6 +48,10 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+  stopWhenLauncherGone((why) => {
+    console.error(`Cosmos DB stand-in: ${why}: stopping`);
+    shutdown();
+  });
 }
 
 void main();

@@ -3,6 +3,7 @@
  * like `func start` does. Exits non-zero with a clear message when the app cannot be served.
  */
 import { resolve } from 'node:path';
+import { stopWhenLauncherGone } from '../launcher';
 import { redactSecrets } from './host-log';
 import { FunctionsHost } from './host';
 
@@ -47,6 +48,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  stopWhenLauncherGone((why) => {
+    process.stderr.write(`${why}: stopping the Functions host\n`);
+    onSignal('SIGTERM');
+  });
 }
 
 /** Errors that are the app's configuration: the message says it all, a stack would only distract. */

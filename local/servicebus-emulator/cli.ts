@@ -1,4 +1,5 @@
 /** `npm run servicebus-emulator`: runs the emulator until SIGINT/SIGTERM. */
+import { stopWhenLauncherGone } from '../launcher';
 import { DEFAULT_KEY, DEFAULT_KEY_NAME, DEFAULT_PORT, startServiceBusEmulator } from './index';
 
 async function main(): Promise<void> {
@@ -30,6 +31,10 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  stopWhenLauncherGone((why) => {
+    console.error(`[servicebus-emulator] ${why}: stopping`);
+    stop();
+  });
 }
 
 void main();
