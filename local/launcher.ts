@@ -13,19 +13,29 @@ export const LAUNCHER_PID_VARIABLE = 'LOCAL_LAUNCHER_PID';
 const CHECK_INTERVAL_MS = 1000;
 
 /**
+ * The parent as this module loads, early in the process's start: read later (once the service
+ * listens), a launcher that died in between would already have been replaced by init.
+ */
+const parentAtStart = process.ppid;
+
+/**
  * Calls `onGone` once when this process's parent goes away, if the parent is one to follow: the
  * launcher named in LOCAL_LAUNCHER_PID, or the shell of an npm script. A process started any other
  * way (by hand, in the background on purpose) is left alone. The check never keeps the process up.
  */
 export function stopWhenLauncherGone(onGone: (why: string) => void): void {
-  const parent = process.ppid;
+  const parent = parentAtStart;
   const named = process.env[LAUNCHER_PID_VARIABLE] === String(parent);
   const npmScript = process.env['npm_lifecycle_event'] !== undefined;
   if (!named && !npmScript) return;
-  const timer = setInterval(() => {
-    if (process.ppid === parent) return;
-    clearInterval(timer);
+  const check = (): boolean => {
+    if (process.ppid === parent) return false;
     onGone(`the process that started this one (pid ${parent}) is gone`);
+    return true;
+  };
+  if (check()) return;
+  const timer = setInterval(() => {
+    if (check()) clearInterval(timer);
   }, CHECK_INTERVAL_MS);
   timer.unref();
 }

@@ -2,6 +2,8 @@
  * `npm run cosmos-emulator`: the Cosmos DB stand-in as its own process. Prints one ready line once
  * the topology is bootstrapped; `npm start` waits for exactly that line.
  */
+// First: it notes the parent before the heavy imports below load (launcher.ts).
+import { stopWhenLauncherGone } from '../launcher';
 import {
   COSMOS_CA_LINE_PREFIX,
   COSMOS_READY_LINE_PREFIX,
@@ -9,7 +11,6 @@ import {
   DEFAULT_COSMOS_PORT,
   startCosmosEmulator,
 } from './index';
-import { stopWhenLauncherGone } from '../launcher';
 
 
 function portFromEnvironment(): number {
