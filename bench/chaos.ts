@@ -83,6 +83,24 @@ export interface ChaosResult {
   unfinished: ObservedOrder[];
 }
 
+/**
+ * How many orders are accepted before each of the kills that fall while placing: distinct, rising,
+ * drawn between 10% and 90% of the orders. The last stays more than twice `concurrency` short of
+ * all of them: at most `concurrency` orders are under way beside those accepted, and a few more may
+ * start while the kill is being sent, so orders are still unsent when it lands and it surely meets
+ * the placing.
+ */
+export function killPointsWhilePlacing(kills: number, orders: number, concurrency: number, random: () => number): number[] {
+  const low = Math.max(1, Math.floor(orders * 0.1));
+  const high = Math.max(low, Math.min(Math.floor(orders * 0.9), orders - 2 * concurrency - 1));
+  const points = new Set<number>();
+  for (let tries = 0; points.size < kills && tries < kills * 100; tries++) points.add(low + Math.floor(random() * (high - low + 1)));
+  // Fewer distinct points than kills (a tiny run): the rest repeat the highest.
+  const sorted = [...points].sort((a, b) => a - b);
+  while (sorted.length < kills) sorted.push(sorted[sorted.length - 1] ?? low);
+  return sorted;
+}
+
 /** Deterministic PRNG (mulberry32): the same seed gives the same orders and the same kill moments. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -162,7 +180,11 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     const runId = `${options.seed}-${started.toString(36)}`;
     const plan = planOrders(options.orders, random, initialStock, runId);
 
-    // Kill moments are drawn up front, so the seed alone decides them.
+    // Kill moments are drawn up front, so the seed alone decides them. The first half of the kills
+    // falls at drawn points of the placing (after so many orders were accepted), not after drawn
+    // times: on a fast machine every order may be placed before a timed kill comes.
+    const whilePlacingKills = Math.ceil(options.kills / 2);
+    const acceptedBeforeKill = killPointsWhilePlacing(whilePlacingKills, options.orders, options.concurrency, random);
     const gapsMs = Array.from({ length: options.kills }, () => 1_500 + Math.floor(random() * 4_500));
     const downMs = Array.from({ length: options.kills }, () => Math.floor(random() * 800));
 
@@ -177,12 +199,26 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     let placingOver = false;
     let submissionDone = (): void => undefined;
     const submitted = new Promise<void>((resolve) => (submissionDone = resolve));
+    // Resolved by the submitter once that many orders are accepted (or all are placed).
+    let acceptedWaiter: { count: number; resolve: () => void } | undefined;
+    const acceptedReach = (count: number): Promise<void> =>
+      accepted.size >= count || placingOver ? Promise.resolve() : new Promise((resolve) => (acceptedWaiter = { count, resolve }));
+    const noteAccepted = (): void => {
+      if (acceptedWaiter && accepted.size >= acceptedWaiter.count) {
+        acceptedWaiter.resolve();
+        acceptedWaiter = undefined;
+      }
+    };
     const killer = (async () => {
       for (let k = 0; k < options.kills; k++) {
-        // The later half of the kills waits until every order is placed, so they hit the
-        // processing alone: requeues, compensations and the backlog, with no intake to mask it.
-        if (k === Math.ceil(options.kills / 2)) await submitted;
-        await sleep(gapsMs[k]!);
+        if (k < whilePlacingKills) {
+          await Promise.race([acceptedReach(acceptedBeforeKill[k]!), submitted]);
+        } else {
+          // The later half waits until every order is placed, so they hit the processing alone:
+          // requeues, compensations and the backlog, with no intake to mask it.
+          await submitted;
+          await sleep(gapsMs[k]!);
+        }
         await target.killHost();
         const at = Date.now();
         await sleep(downMs[k]!);
@@ -213,6 +249,7 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
             });
             if (answer.status === 202 && answer.body?.orderId) {
               accepted.set(index, answer.body.orderId);
+              noteAccepted();
               break;
             }
             if (answer.status >= 400 && answer.status < 500) {

@@ -3,7 +3,7 @@
  * hot SKU while the host is SIGKILLed three times; nothing may be lost. The checker is tested on
  * synthetic observations first, so a broken checker cannot make the run pass.
  */
-import { FAST_MONITOR_SETTINGS, formatChaosReport, planOrders, runChaos, seededRandom } from '../../bench/chaos';
+import { FAST_MONITOR_SETTINGS, formatChaosReport, killPointsWhilePlacing, planOrders, runChaos, seededRandom } from '../../bench/chaos';
 import { checkChaosInvariants, type ChaosObservation, type ObservedOrder } from '../../bench/chaos-invariants';
 import { Progress } from '../../bench/load';
 import { startLocalStack, type LocalStack } from '../../local/stack';
@@ -118,6 +118,30 @@ describe('chaos invariant checker', () => {
   });
 });
 
+describe('kill points while placing', () => {
+  it('are distinct, rising, and leave more than twice the concurrency unplaced', () => {
+    for (let seed = 1; seed <= 50; seed++) {
+      const points = killPointsWhilePlacing(3, 500, 16, seededRandom(seed));
+      expect(points).toHaveLength(3);
+      expect(new Set(points).size).toBe(3);
+      expect([...points].sort((a, b) => a - b)).toEqual(points);
+      for (const p of points) {
+        expect(p).toBeGreaterThanOrEqual(50);
+        expect(p).toBeLessThanOrEqual(450);
+      }
+      for (const p of killPointsWhilePlacing(2, 36, 8, seededRandom(seed))) {
+        expect(p).toBeGreaterThanOrEqual(3);
+        expect(p).toBeLessThanOrEqual(36 - 2 * 8 - 1);
+      }
+    }
+  });
+
+  it('come from the seed alone, and still give one point per kill in a tiny run', () => {
+    expect(killPointsWhilePlacing(3, 500, 16, seededRandom(7))).toEqual(killPointsWhilePlacing(3, 500, 16, seededRandom(7)));
+    expect(killPointsWhilePlacing(3, 4, 8, seededRandom(7))).toEqual([1, 1, 1]);
+  });
+});
+
 describe('fault-injection run (small)', () => {
   let stack: LocalStack | undefined;
 
@@ -132,6 +156,8 @@ describe('fault-injection run (small)', () => {
     // The table is the failure message: it names every violating order.
     expect({ violations: result.verdict.violations, report }).toEqual({ violations: [], report });
     expect(result.kills).toHaveLength(3);
+    // Two of them while orders were still being placed (their POSTs retried with their keys).
+    expect(result.kills.filter((k) => k.whilePlacing)).toHaveLength(2);
     expect(result.verdict.counts['accepted']).toBe(36);
     // The mix really produced both outcomes, so both sets of rules were checked.
     expect(result.verdict.counts['completed']).toBeGreaterThan(0);
