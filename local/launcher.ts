@@ -24,13 +24,12 @@ const parentAtStart = process.ppid;
  * way (by hand, in the background on purpose) is left alone. The check never keeps the process up.
  */
 export function stopWhenLauncherGone(onGone: (why: string) => void): void {
-  const parent = parentAtStart;
-  const named = process.env[LAUNCHER_PID_VARIABLE] === String(parent);
+  const named = process.env[LAUNCHER_PID_VARIABLE] === String(parentAtStart);
   const npmScript = process.env['npm_lifecycle_event'] !== undefined;
   if (!named && !npmScript) return;
   const check = (): boolean => {
-    if (process.ppid === parent) return false;
-    onGone(`the process that started this one (pid ${parent}) is gone`);
+    if (process.ppid === parentAtStart) return false;
+    onGone(`the process that started this one (pid ${parentAtStart}) is gone`);
     return true;
   };
   if (check()) return;

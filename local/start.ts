@@ -202,6 +202,10 @@ class OrderSystem {
 async function main(): Promise<void> {
   const system = new OrderSystem();
   let signals = 0;
+  const stopGracefully = (why: string): void => {
+    console.log(`${why}: stopping the order system.`);
+    void system.stopAll().then(() => process.exit(0));
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;
     if (signals > 1) {
@@ -209,18 +213,17 @@ async function main(): Promise<void> {
       void system.killAll().then(() => process.exit(1));
       return;
     }
-    console.log(`${signal} received: stopping the order system.`);
-    void system.stopAll().then(() => process.exit(0));
+    stopGracefully(`${signal} received`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   // The terminal closing: the services are in their own sessions and would not hear of it.
   process.on('SIGHUP', onSignal);
   // npm stopped (it signals only the shell of the script) or whatever started this is gone.
+  // Counted like a signal: a Ctrl-C after it kills, and after a Ctrl-C it has nothing to add.
   stopWhenLauncherGone((why) => {
-    console.log(`${why}: stopping the order system.`);
     signals += 1;
-    void system.stopAll().then(() => process.exit(0));
+    if (signals === 1) stopGracefully(why);
   });
   process.on('uncaughtException', (err) => {
     console.error(`npm start failed: ${err.message}; killing all services.`);

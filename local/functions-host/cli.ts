@@ -78,15 +78,10 @@ process.on('beforeExit', () => {
   process.exit(1);
 });
 
-main().then(
-  () => {
-    starting = false;
-  },
-  (err: unknown) => {
-    starting = false;
-    reportStartFailure(err);
-  },
-);
+// A failure exits at once (reportStartFailure): only success has to end the watch above.
+main().then(() => {
+  starting = false;
+}, reportStartFailure);
 
 function reportStartFailure(err: unknown): never {
   const text =
