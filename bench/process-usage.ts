@@ -13,10 +13,14 @@ export async function residentMegabytes(pid: number): Promise<number> {
   }
 }
 
-/** CPU time (user + system) a process has used so far, in ms (10 ms resolution); NaN where /proc is not available. */
-export function cpuMilliseconds(pid: number): number {
+/**
+ * CPU time (user + system) a process has used so far, in ms (10 ms resolution); with `thread`, that
+ * thread's only (a process's main thread has the process's id). NaN where /proc is not available.
+ */
+export function cpuMilliseconds(pid: number, thread?: number): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const path = thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`;
+    const fields = readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
   } catch {
     return NaN;

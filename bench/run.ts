@@ -112,6 +112,13 @@ function ownCpuMilliseconds(): number {
   return (user + system) / 1000;
 }
 
+/** Starts timing a process's main thread; the returned function gives the share of the time since that it ran. */
+function watchMainThread(pid: number): () => number {
+  const cpuBefore = cpuMilliseconds(pid, pid);
+  const started = performance.now();
+  return () => (cpuMilliseconds(pid, pid) - cpuBefore) / (performance.now() - started);
+}
+
 function cpuPerOrder<K extends string>(before: Record<K, number>, after: Record<K, number>, orders: number): Record<K | 'total', number> {
   const per = Object.fromEntries(Object.keys(before).map((k) => [k, (after[k as K] - before[k as K]) / Math.max(orders, 1)])) as Record<K, number>;
   return { ...per, total: Object.values<number>(per).reduce((a, b) => a + b, 0) };
@@ -212,7 +219,7 @@ function intakePhase(
   kind: 'closed' | 'open',
   samples: Answer[],
   seconds: number,
-  extra: { concurrency?: number; ratePerSecond?: number; machine: MachinePauses },
+  extra: { concurrency?: number; ratePerSecond?: number; machine: MachinePauses; hostMainThreadBusy?: number },
 ): IntakePhase {
   const accepted = samples.filter((s) => s.status === 202);
   const otherStatuses: Record<string, number> = {};
@@ -277,6 +284,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       loadGenerator: ownCpuMilliseconds(),
     });
     const cpuBefore = cpuAt();
+    const mainThreadBefore = cpuMilliseconds(pids.host, pids.host);
     const burstTicker = setInterval(() => progress.update(`end to end: ${placer.accepted.length - burstStart}/${settings.e2eOrders} orders placed`), 250);
     const burst = await closedLoop(32, { limit: settings.e2eOrders }, () => placer.place());
     clearInterval(burstTicker);
@@ -284,6 +292,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
     // CPU up to the last completion: reading every order's details afterwards is the bench's work.
     await waitUntilTerminal(placer, burstIds, progress, 'end to end');
     const cpuAfter = cpuAt();
+    const mainThreadMs = cpuMilliseconds(pids.host, pids.host) - mainThreadBefore;
     const finished = await readOrders(placer, burstIds);
     const orders = burstIds.map((id) => finished.get(id)).filter((o): o is OrderView => o !== undefined);
     const completed = orders.filter((o) => o.state === 'completed' && completedAt(o) !== undefined);
@@ -304,6 +313,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       completedPerSecond: completed.length / seconds,
       latencyMs: summarize(completed.map((o) => completedAt(o)! - Date.parse(o.createdAt))),
       cpuMsPerOrder: cpuPerOrder(cpuBefore, cpuAfter, completed.length),
+      hostMainThreadCpuMsPerOrder: mainThreadMs / Math.max(completed.length, 1),
     };
     progress.done(`end to end: ${endToEnd.completed}/${endToEnd.accepted} completed in ${seconds.toFixed(1)} s (${endToEnd.completedPerSecond.toFixed(0)}/s)`);
     await takeCheckpoints();
@@ -315,8 +325,9 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       const ticker = setInterval(() => progress.update(`intake ${label}: ${placer.accepted.length - before} accepted`), 250);
       const started = performance.now();
       const pauses = watchMachinePauses();
+      const mainThread = watchMainThread(stack.host().pid);
       const samples = await closedLoop(concurrency, { durationMs: settings.seconds * 1000 }, () => placer.place());
-      const phase = intakePhase(label, 'closed', samples, (performance.now() - started) / 1000, { concurrency, machine: pauses() });
+      const phase = intakePhase(label, 'closed', samples, (performance.now() - started) / 1000, { concurrency, machine: pauses(), hostMainThreadBusy: mainThread() });
       clearInterval(ticker);
       intake.push(phase);
       progress.done(`intake ${label}: ${phase.acceptedPerSecond.toFixed(0)} accepted/s, p99 ${phase.latencyMs.p99.toFixed(1)} ms`);
@@ -330,10 +341,15 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       const ticker = setInterval(() => progress.update(`intake ${label}: ${placer.accepted.length - before}/${total} accepted`), 250);
       const started = performance.now();
       const pauses = watchMachinePauses();
+      const mainThread = watchMainThread(stack.host().pid);
       const samples = await openLoop(settings.rate, total, () => placer.place());
       clearInterval(ticker);
       // Until the last answer: a server that falls behind the arrival rate shows a lower figure.
-      const phase = intakePhase(label, 'open', samples, (performance.now() - started) / 1000, { ratePerSecond: settings.rate, machine: pauses() });
+      const phase = intakePhase(label, 'open', samples, (performance.now() - started) / 1000, {
+        ratePerSecond: settings.rate,
+        machine: pauses(),
+        hostMainThreadBusy: mainThread(),
+      });
       intake.push(phase);
       progress.done(`intake ${label}: p50 ${phase.latencyMs.p50.toFixed(1)} ms, p99 ${phase.latencyMs.p99.toFixed(1)} ms`);
       await waitUntilTerminal(placer, placer.accepted.slice(before), progress, `draining after ${label}`);

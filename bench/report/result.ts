@@ -18,6 +18,11 @@ export interface IntakePhase {
   latencyMs: LatencySummary;
   /** Pauses of the whole machine seen from the load generator while the phase ran. */
   machine?: MachinePauses;
+  /**
+   * Share of the phase the host's main thread was running (0-1): the event loop that serves the API
+   * and runs every function. The closer to 1, the longer a request waits for it.
+   */
+  hostMainThreadBusy?: number;
 }
 
 export interface EndToEndResult {
@@ -36,6 +41,8 @@ export interface EndToEndResult {
    * what one order costs the machine. `cores * 1000 / total` bounds the completions per second.
    */
   cpuMsPerOrder?: { host: number; serviceBusEmulator: number; cosmosEmulator: number; loadGenerator: number; total: number };
+  /** The part of `cpuMsPerOrder.host` its main thread spent (the rest: the durable engine's thread, GC helpers). */
+  hostMainThreadCpuMsPerOrder?: number;
 }
 
 export interface ChainComparison {

@@ -48,12 +48,21 @@ export function checkTargets(result: Omit<BenchResult, 'targets'>): TargetCheck[
 export function formatBenchSummary(result: BenchResult): string {
   const lines: string[] = [];
   lines.push(`order saga benchmark ${result.startedAt} (${result.machine.cpus} CPUs, load average at start ${result.machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')})`);
-  if (result.intake.length > 0) lines.push('', `  ${'intake'.padEnd(22)} ${'accepted'.padStart(8)} ${'orders/s'.padStart(9)} ${'p50'.padStart(9)} ${'p95'.padStart(9)} ${'p99'.padStart(9)}  other answers`);
+  if (result.intake.length > 0) {
+    lines.push(
+      '',
+      `  ${'intake'.padEnd(22)} ${'accepted'.padStart(8)} ${'orders/s'.padStart(9)} ${'p50'.padStart(9)} ${'p95'.padStart(9)} ${'p99'.padStart(9)} ${'host loop busy'.padStart(15)}  other answers`,
+    );
+  }
   for (const p of result.intake) {
     const others = Object.entries(p.otherStatuses).map(([s, n]) => `${s}: ${n}`).join(', ');
+    const busy = p.hostMainThreadBusy !== undefined && Number.isFinite(p.hostMainThreadBusy) ? `${(p.hostMainThreadBusy * 100).toFixed(0)}%` : 'n/a';
     lines.push(
-      `  ${p.label.padEnd(22)} ${String(p.accepted).padStart(8)} ${p.acceptedPerSecond.toFixed(0).padStart(9)} ${ms(p.latencyMs.p50).padStart(9)} ${ms(p.latencyMs.p95).padStart(9)} ${ms(p.latencyMs.p99).padStart(9)}  ${others || '-'}`,
+      `  ${p.label.padEnd(22)} ${String(p.accepted).padStart(8)} ${p.acceptedPerSecond.toFixed(0).padStart(9)} ${ms(p.latencyMs.p50).padStart(9)} ${ms(p.latencyMs.p95).padStart(9)} ${ms(p.latencyMs.p99).padStart(9)} ${busy.padStart(15)}  ${others || '-'}`,
     );
+  }
+  if (result.intake.some((p) => p.hostMainThreadBusy !== undefined)) {
+    lines.push(`  host loop busy: the share of the phase the host's main thread ran (it serves the API and runs every function)`);
   }
   for (const p of result.intake) {
     const m = p.machine;
@@ -75,8 +84,9 @@ export function formatBenchSummary(result: BenchResult): string {
     const c = e.cpuMsPerOrder;
     if (c && Number.isFinite(c.total)) {
       const cores = result.machine.cpus;
+      const mainThread = e.hostMainThreadCpuMsPerOrder !== undefined && Number.isFinite(e.hostMainThreadCpuMsPerOrder) ? ` (main thread ${e.hostMainThreadCpuMsPerOrder.toFixed(1)} ms)` : '';
       lines.push(
-        `  CPU per completed order: host ${c.host.toFixed(1)} ms, Service Bus emulator ${c.serviceBusEmulator.toFixed(1)} ms, ` +
+        `  CPU per completed order: host ${c.host.toFixed(1)} ms${mainThread}, Service Bus emulator ${c.serviceBusEmulator.toFixed(1)} ms, ` +
           `Cosmos stand-in ${c.cosmosEmulator.toFixed(1)} ms, load generator ${c.loadGenerator.toFixed(1)} ms = ${c.total.toFixed(1)} ms: ` +
           `${cores} cores complete at most ${((cores * 1000) / c.total).toFixed(0)} orders/s`,
       );

@@ -38,6 +38,22 @@ describe('bench summary', () => {
     );
   });
 
+  it("prints how busy the host's main thread was in each intake phase and its share of an order's CPU", () => {
+    const base = result();
+    const [closed, open] = base.intake as [BenchResult['intake'][number], BenchResult['intake'][number]];
+    const text = formatBenchSummary(
+      result({
+        intake: [closed, { ...open, hostMainThreadBusy: 0.784 }],
+        endToEnd: { ...base.endToEnd!, hostMainThreadCpuMsPerOrder: 8.06 },
+      }),
+    );
+    const lines = text.split('\n');
+    expect(lines.find((l) => l.includes('open 100/s'))).toMatch(/45\.0 ms\s+78%\s+-$/);
+    // A phase measured without the figure says so rather than showing a number.
+    expect(lines.find((l) => l.includes('concurrency 64'))).toMatch(/900\.0 ms\s+n\/a\s+-$/);
+    expect(text).toContain('CPU per completed order: host 15.0 ms (main thread 8.1 ms), Service Bus emulator 1.5 ms');
+  });
+
   it('checks each target against its figure', () => {
     const byName = Object.fromEntries(result().targets.map((t) => [t.name, t.pass]));
     expect(byName).toEqual({
