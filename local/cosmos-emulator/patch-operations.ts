@@ -1,17 +1,23 @@
 /**
- * Patch (`set`, `add`, `replace`, `remove`, `incr`, `move`) applied to ONE copy of the document per
- * request.
+ * Patch (`set`, `add`, `replace`, `remove`, `incr`, `move`) applied without copying the whole
+ * document.
  *
  * @vercel/cosmosdb-server 1.0.1 deep-copies the whole stored document (`JSON.parse(JSON.stringify())`)
  * once per operation, so an order of a few KB patched with 3-6 operations is copied 3-6 times per
- * request. Here the same rules, error messages and answers as the library's `patchOperation`, but
- * the document is copied once and each operation changes that copy in place.
+ * request. Here the same rules, error messages and answers as the library's `patchOperation`, but an
+ * operation copies only the objects and arrays on its path (each once per request, shallowly) and
+ * changes those copies; the rest of the new version is shared with the stored one, which is never
+ * changed. A stored document is what JSON carries (it came from a request body), so the library's
+ * copy would change nothing in it.
  *
  * What the library's copy between operations also does, turning the document into exactly what JSON
  * can carry, is kept: a value an operation stores is itself copied through JSON when more
  * operations follow, and after an operation that may leave something JSON would change (a number
  * that is not finite or -0, `undefined`, a path through `__proto__`) the whole document is copied
- * again before the next operation, at the point where the library copies it.
+ * through JSON before the next operation, at the point where the library copies it. A path through
+ * anything but an object's own property or an array's element (an inherited name, a missing node,
+ * `__proto__`) takes that whole copy too, so the library's walk answers it exactly; so does the next
+ * patch of a document such a patch stored.
  */
 import { createRequire } from 'node:module';
 
@@ -48,22 +54,81 @@ const CANT_CREATE_RECURSIVELY =
 const OUT_OF_BOUNDS = 'Index to operate on is out of array bounds.';
 
 /**
- * The document being patched. `root` is not yet a private copy, or may hold something JSON would
- * change, while `stale` is set; `more` says whether operations follow the current one.
+ * The document being patched. `root` may hold something JSON would change while `stale` is set.
+ * `own` holds the objects and arrays this patch copied (it may change them); null once the whole
+ * document is this patch's own copy. `more` says whether operations follow the current one.
  */
 interface Draft {
   root: unknown;
   stale: boolean;
+  own: WeakSet<object> | null;
   more: boolean;
 }
 
-/** The document as the library's operation sees it after its own `JSON.parse(JSON.stringify())`. */
+/**
+ * The document as the library's operation sees it after its own `JSON.parse(JSON.stringify())`,
+ * all of it this patch's own copy.
+ */
 function copied(draft: Draft): unknown {
-  if (draft.stale) {
+  if (draft.stale || draft.own !== null) {
     draft.root = JSON.parse(JSON.stringify(draft.root));
     draft.stale = false;
+    draft.own = null;
   }
   return draft.root;
+}
+
+const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
+
+/** An object as JSON.parse makes it: its prototype is an `Object.prototype` (of any realm). */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const prototype = Object.getPrototypeOf(value) as object | null;
+  return prototype !== null && Object.getPrototypeOf(prototype) === null;
+}
+
+/**
+ * The node at `pathSegments`, with it and every node above it this patch's own (copied on the way
+ * where they were not yet), when each segment names an own property of a plain object or an
+ * element of an array and leads to an object or an array; undefined otherwise, with nothing
+ * changed that the document shows (only nodes on the path were swapped for copies).
+ */
+function ownNodeAt(draft: Draft, pathSegments: string[]): unknown {
+  if (draft.stale) return undefined;
+  let current = draft.root;
+  for (const segment of pathSegments) {
+    if (segment === '__proto__') return undefined;
+    let child: unknown;
+    let key: string | number;
+    if (Array.isArray(current)) {
+      if (!ARRAY_INDEX.test(segment)) return undefined;
+      key = Number(segment);
+      if (key >= current.length) return undefined;
+      child = current[key];
+    } else if (isPlainObject(current) && Object.hasOwn(current, segment)) {
+      key = segment;
+      child = current[segment];
+    } else {
+      return undefined;
+    }
+    if (!Array.isArray(child) && !isPlainObject(child)) return undefined;
+    if (draft.own !== null && !draft.own.has(child)) {
+      const copy: unknown[] | Record<string, unknown> = Array.isArray(child) ? child.slice() : { ...child };
+      draft.own.add(copy);
+      (current as Record<string | number, unknown>)[key] = copy;
+      child = copy;
+    }
+    current = child;
+  }
+  return current;
+}
+
+/**
+ * The parent an operation changes, as the library's walk on its copy finds it: without copying the
+ * document where the path is plain (above), else on a whole copy.
+ */
+function parentOf(draft: Draft, parentSegments: string[], createPath = false): unknown {
+  return ownNodeAt(draft, parentSegments) ?? getValueAtPath(copied(draft), parentSegments, createPath);
 }
 
 /** A value JSON carries unchanged. */
@@ -78,7 +143,12 @@ function isJsonPrimitive(value: unknown): boolean {
  * operation's value is stored as given, as the library does.
  */
 function stored(draft: Draft, value: unknown): unknown {
-  if (!draft.more || isJsonPrimitive(value)) return value;
+  if (isJsonPrimitive(value)) return value;
+  if (!draft.more) {
+    // Stored as it is; if JSON would change it, the document's next patch starts from its JSON copy.
+    if (!isJsonValue(value)) draft.stale = true;
+    return value;
+  }
   if (typeof value === 'object' && value !== null) {
     try {
       const text = JSON.stringify(value);
@@ -89,6 +159,21 @@ function stored(draft: Draft, value: unknown): unknown {
   }
   draft.stale = true;
   return value;
+}
+
+/** A value JSON carries unchanged, all the way down (what a request body's values always are). */
+function isJsonValue(value: unknown): boolean {
+  if (isJsonPrimitive(value)) return true;
+  if (Array.isArray(value)) {
+    // Element by element: a hole (which `every` skips) is undefined here, and JSON makes it null.
+    for (let i = 0; i < value.length; i++) if (!isJsonValue(value[i])) return false;
+    return true;
+  }
+  if (!isPlainObject(value)) return false;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key) || !isJsonValue(value[key])) return false;
+  }
+  return true;
 }
 
 /** An object or an array (arrays are always told apart first, as in the library). */
@@ -123,9 +208,8 @@ function getValueAtPath(obj: unknown, pathSegments: string[], createPath = false
   return current;
 }
 
-function removeAt(root: unknown, pathSegments: string[]): void {
-  if (pathSegments.length === 0) throw new Error('Cannot remove root document.');
-  const parent = getValueAtPath(root, pathSegments.slice(0, -1));
+/** Removes the last segment's node from its parent (found by the caller). */
+function removeFrom(parent: unknown, pathSegments: string[]): void {
   const key = pathSegments[pathSegments.length - 1]!;
   if (Array.isArray(parent)) {
     const index = parseInt(key, 10);
@@ -139,14 +223,19 @@ function removeAt(root: unknown, pathSegments: string[]): void {
   }
 }
 
+function removeAt(root: unknown, pathSegments: string[]): void {
+  if (pathSegments.length === 0) throw new Error('Cannot remove root document.');
+  removeFrom(getValueAtPath(root, pathSegments.slice(0, -1)), pathSegments);
+}
+
 function remove(draft: Draft, pathSegments: string[]): void {
   if (pathSegments.length === 0) throw new Error('Cannot remove root document.');
-  removeAt(copied(draft), pathSegments);
+  removeFrom(parentOf(draft, pathSegments.slice(0, -1)), pathSegments);
 }
 
 function replace(draft: Draft, pathSegments: string[], value: unknown): void {
   if (pathSegments.length === 0) throw new Error('Cannot replace root document.');
-  const parent = getValueAtPath(copied(draft), pathSegments.slice(0, -1));
+  const parent = parentOf(draft, pathSegments.slice(0, -1));
   const key = pathSegments[pathSegments.length - 1]!;
   if (Array.isArray(parent)) {
     const index = parseInt(key, 10);
@@ -162,7 +251,7 @@ function replace(draft: Draft, pathSegments: string[], value: unknown): void {
 
 function set(draft: Draft, pathSegments: string[], value: unknown): void {
   if (pathSegments.length === 0) throw new Error('Cannot set root document.');
-  const parent = getValueAtPath(copied(draft), pathSegments.slice(0, -1), true);
+  const parent = parentOf(draft, pathSegments.slice(0, -1), true);
   const key = pathSegments[pathSegments.length - 1]!;
   if (Array.isArray(parent)) {
     const index = parseInt(key, 10);
@@ -176,10 +265,8 @@ function set(draft: Draft, pathSegments: string[], value: unknown): void {
   }
 }
 
-/** `add` on a document that is already the operation's copy (the second half of `move` too). */
-function addAt(draft: Draft, root: unknown, pathSegments: string[], value: unknown): void {
-  if (pathSegments.length === 0) throw new Error('Cannot add root document.');
-  const parent = getValueAtPath(root, pathSegments.slice(0, -1), true);
+/** `add` of a value under its parent (found by the caller; the second half of `move` too). */
+function addTo(parent: unknown, pathSegments: string[], value: unknown): void {
   const key = pathSegments[pathSegments.length - 1]!;
   if (Array.isArray(parent)) {
     if (key === '-') {
@@ -199,15 +286,15 @@ function addAt(draft: Draft, root: unknown, pathSegments: string[], value: unkno
 
 function add(draft: Draft, pathSegments: string[], value: unknown): void {
   if (pathSegments.length === 0) throw new Error('Cannot add root document.');
-  const root = copied(draft);
+  const parent = parentOf(draft, pathSegments.slice(0, -1), true);
   // The value is settled before it is placed; placing can still fail, and then nothing is stored.
-  addAt(draft, root, pathSegments, stored(draft, value));
+  addTo(parent, pathSegments, stored(draft, value));
 }
 
 function incr(draft: Draft, pathSegments: string[], value: unknown): void {
   if (pathSegments.length === 0) throw new Error('Cannot increment root document.');
   if (typeof value !== 'number') throw new Error('Increment value must be a number.');
-  const parent = getValueAtPath(copied(draft), pathSegments.slice(0, -1), true);
+  const parent = parentOf(draft, pathSegments.slice(0, -1), true);
   const key = pathSegments[pathSegments.length - 1]!;
   let slot: Record<string, unknown> | unknown[];
   let at: string | number;
@@ -255,7 +342,8 @@ function move(draft: Draft, pathSegments: string[], from: unknown): void {
   // The library takes the value from one copy and removes and adds it on later copies; here the
   // value leaves the document before it is added back, so it is never held twice.
   removeAt(root, fromSegments);
-  addAt(draft, root, pathSegments, sourceValue);
+  if (pathSegments.length === 0) throw new Error('Cannot add root document.');
+  addTo(getValueAtPath(root, pathSegments.slice(0, -1), true), pathSegments, sourceValue);
   // A value found through an inherited name (a function, or a prototype through `__proto__`) is
   // not JSON: the library's next copy turns it into what JSON makes of it.
   if (!isJsonPrimitive(sourceValue) && !isNode(sourceValue)) draft.stale = true;
@@ -304,16 +392,25 @@ function applySinglePatchOperation(draft: Draft, operation: Operation): void {
   if (pathSegments.includes('__proto__')) draft.stale = true;
 }
 
+export interface PatchedDocument {
+  document: unknown;
+  /** It may hold something JSON would change (the library stores such a value as the last operation left it). */
+  notJson: boolean;
+}
+
 /**
  * The document with every operation applied, as the library's applyPatchOperations computes it;
- * throws `For Operation(i): ...` for the first operation that fails. `document` itself is not
- * changed: the first operation works on a copy.
+ * throws `For Operation(i): ...` for the first operation that fails. `document` itself, and every
+ * object and array in it, is not changed. `asJson`: `document` is what JSON carries (a stored
+ * document is, unless a patch left a value JSON would change); otherwise the first operation
+ * works on a copy through JSON, as the library's does.
  */
-export function applyPatchOperations(document: object, operations: unknown[]): unknown {
+export function applyPatchOperations(document: object, operations: unknown[], asJson = false): PatchedDocument {
   if (operations.length > MAX_OPERATIONS) {
     throw new Error("The number of patch operations can't exceed 10.");
   }
-  const draft: Draft = { root: document, stale: true, more: false };
+  const root = Array.isArray(document) ? document.slice() : { ...document };
+  const draft: Draft = { root, stale: !asJson, own: new WeakSet([root]), more: false };
   for (let i = 0; i < operations.length; i += 1) {
     const operation = operations[i] as Operation;
     draft.more = i < operations.length - 1;
@@ -323,8 +420,11 @@ export function applyPatchOperations(document: object, operations: unknown[]): u
       throw new Error(`For Operation(${i}): ${(error as Error).message}`);
     }
   }
-  return draft.root;
+  return { document: draft.root, notJson: draft.stale };
 }
+
+/** Stored documents a patch left holding something JSON would change: their next patch copies them through JSON first. */
+const notJsonDocuments = new WeakSet<object>();
 
 /**
  * The library's `patchOperation` for a patch without a condition (conditions are judged in
@@ -343,14 +443,15 @@ export function patchDocument(collection: Collection, input: PatchInput): PatchR
       },
     };
   }
-  let patchedData: unknown;
+  let patched: PatchedDocument;
   try {
-    patchedData = applyPatchOperations({ ...data }, input.operations);
+    patched = applyPatchOperations(data, input.operations, !notJsonDocuments.has(data));
   } catch (error) {
     return { statusCode: 400, body: { code: 'BadRequest', message: (error as Error).message } };
   }
   try {
-    const body = collection.documents.replace(patchedData as object, data);
+    const body = collection.documents.replace(patched.document as object, data);
+    if (patched.notJson && typeof body === 'object' && body !== null) notJsonDocuments.add(body);
     return { statusCode: 200, body };
   } catch (error) {
     const failure = error as Error & { badRequest?: boolean; conflict?: boolean };
