@@ -101,13 +101,11 @@ async function main(): Promise<void> {
     const bareUrl = `http://127.0.0.1:${bare.match[1]}/api/ping`;
     const hostUrl = `${host.match[1]}/api/ping`;
     // Warm both up (JIT, connections) before measuring.
-    const barePid = bare.pid;
-    const hostPid = host.pid;
-    await load(bareUrl, 500, barePid);
-    await load(hostUrl, 500, hostPid);
+    await load(bareUrl, 500, bare.pid);
+    await load(hostUrl, 500, host.pid);
     const ms = seconds * 1000;
-    const bareResult = await load(bareUrl, ms, barePid);
-    const hostResult = await load(hostUrl, ms, hostPid);
+    const bareResult = await load(bareUrl, ms, bare.pid);
+    const hostResult = await load(hostUrl, ms, host.pid);
     const ratio = hostResult.perSecond / bareResult.perSecond;
     process.stdout.write(`HTTP benchmark: ${seconds} s each, ${concurrency} concurrent keep-alive connections\n`);
     process.stdout.write(`${line('bare node http', bareResult)}\n`);

@@ -112,11 +112,14 @@ function ownCpuMilliseconds(): number {
   return (user + system) / 1000;
 }
 
-/** Starts timing a process's main thread; the returned function gives the share of the time since that it ran. */
-function watchMainThread(pid: number): () => number {
+/** Starts timing a process's main thread; the returned function gives its CPU ms since, and the share of the time it ran. */
+function watchMainThread(pid: number): () => { cpuMs: number; busy: number } {
   const cpuBefore = cpuMilliseconds(pid, pid);
   const started = performance.now();
-  return () => (cpuMilliseconds(pid, pid) - cpuBefore) / (performance.now() - started);
+  return () => {
+    const cpuMs = cpuMilliseconds(pid, pid) - cpuBefore;
+    return { cpuMs, busy: cpuMs / (performance.now() - started) };
+  };
 }
 
 function cpuPerOrder<K extends string>(before: Record<K, number>, after: Record<K, number>, orders: number): Record<K | 'total', number> {
@@ -284,7 +287,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       loadGenerator: ownCpuMilliseconds(),
     });
     const cpuBefore = cpuAt();
-    const mainThreadBefore = cpuMilliseconds(pids.host, pids.host);
+    const burstMainThread = watchMainThread(pids.host);
     const burstTicker = setInterval(() => progress.update(`end to end: ${placer.accepted.length - burstStart}/${settings.e2eOrders} orders placed`), 250);
     const burst = await closedLoop(32, { limit: settings.e2eOrders }, () => placer.place());
     clearInterval(burstTicker);
@@ -292,7 +295,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
     // CPU up to the last completion: reading every order's details afterwards is the bench's work.
     await waitUntilTerminal(placer, burstIds, progress, 'end to end');
     const cpuAfter = cpuAt();
-    const mainThreadMs = cpuMilliseconds(pids.host, pids.host) - mainThreadBefore;
+    const mainThreadMs = burstMainThread().cpuMs;
     const finished = await readOrders(placer, burstIds);
     const orders = burstIds.map((id) => finished.get(id)).filter((o): o is OrderView => o !== undefined);
     const completed = orders.filter((o) => o.state === 'completed' && completedAt(o) !== undefined);
@@ -327,7 +330,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       const pauses = watchMachinePauses();
       const mainThread = watchMainThread(stack.host().pid);
       const samples = await closedLoop(concurrency, { durationMs: settings.seconds * 1000 }, () => placer.place());
-      const phase = intakePhase(label, 'closed', samples, (performance.now() - started) / 1000, { concurrency, machine: pauses(), hostMainThreadBusy: mainThread() });
+      const phase = intakePhase(label, 'closed', samples, (performance.now() - started) / 1000, { concurrency, machine: pauses(), hostMainThreadBusy: mainThread().busy });
       clearInterval(ticker);
       intake.push(phase);
       progress.done(`intake ${label}: ${phase.acceptedPerSecond.toFixed(0)} accepted/s, p99 ${phase.latencyMs.p99.toFixed(1)} ms`);
@@ -348,7 +351,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       const phase = intakePhase(label, 'open', samples, (performance.now() - started) / 1000, {
         ratePerSecond: settings.rate,
         machine: pauses(),
-        hostMainThreadBusy: mainThread(),
+        hostMainThreadBusy: mainThread().busy,
       });
       intake.push(phase);
       progress.done(`intake ${label}: p50 ${phase.latencyMs.p50.toFixed(1)} ms, p99 ${phase.latencyMs.p99.toFixed(1)} ms`);
