@@ -1,7 +1,7 @@
 /** The body of `POST /api/orders`, validated with every bad field reported at once. */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { FieldProblem } from '../errors';
+import { validate, type Validated } from './validation';
 
 export const MAX_ITEMS = 50;
 export const MAX_QUANTITY = 1000;
@@ -31,30 +31,15 @@ export const orderRequestSchema = z.strictObject({
 
 export type OrderRequest = z.infer<typeof orderRequestSchema>;
 
-export type OrderRequestResult = { ok: true; value: OrderRequest } | { ok: false; problems: FieldProblem[] };
-
-/** Paths are slash-separated like JSON pointers without the leading slash: `items/0/quantity`. */
-export function problemsOf(error: z.ZodError): FieldProblem[] {
-  const problems = error.issues.flatMap((issue) => {
-    const base = issue.path.map(String).join('/');
-    if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => ({ path: base ? `${base}/${key}` : key, message: 'is not a known field' }));
-    }
-    return [{ path: base || '(body)', message: issue.message }];
-  });
-  // One entry per field: an empty SKU breaks two rules but is one mistake.
-  return problems.filter((p, i) => problems.findIndex((q) => q.path === p.path) === i);
-}
-
-export function parseOrderRequest(body: unknown, options: { faultInjectionEnabled: boolean }): OrderRequestResult {
-  const parsed = orderRequestSchema.safeParse(body);
-  const problems = parsed.success ? [] : problemsOf(parsed.error);
+export function parseOrderRequest(body: unknown, options: { faultInjectionEnabled: boolean }): Validated<OrderRequest> {
+  const parsed = validate(orderRequestSchema, body);
+  const problems = parsed.ok ? [] : [...parsed.problems];
   const simulate = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).simulate : undefined;
   if (simulate !== undefined && !options.faultInjectionEnabled) {
     problems.push({ path: 'simulate', message: 'fault injection is not enabled on this deployment' });
   }
-  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
-  return { ok: true, value: parsed.data };
+  if (problems.length > 0 || !parsed.ok) return { ok: false, problems };
+  return parsed;
 }
 
 /**

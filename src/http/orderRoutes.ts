@@ -3,7 +3,8 @@ import { isOrderId } from '../domain/orderId';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { z } from 'zod';
 import type { OrderState, ServiceStatus } from '../domain/order';
-import { parseOrderRequest, problemsOf } from '../domain/orderRequest';
+import { parseOrderRequest } from '../domain/orderRequest';
+import { validate } from '../domain/validation';
 import { ValidationError } from '../errors';
 import { createLogger, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
@@ -102,9 +103,9 @@ export async function handleListOrders(request: HttpRequest, context: Invocation
   const log = createLogger(context).with({ invocationId: context.invocationId });
   try {
     const query = Object.fromEntries(request.query.entries());
-    const parsed = listQuerySchema.safeParse(query);
-    if (!parsed.success) throw new ValidationError('invalid query parameters', problemsOf(parsed.error));
-    const q = parsed.data;
+    const parsed = validate(listQuerySchema, query);
+    if (!parsed.ok) throw new ValidationError('invalid query parameters', parsed.problems);
+    const q = parsed.value;
     const page = await listOrders(
       {
         ...(q.state ? { state: q.state } : {}),

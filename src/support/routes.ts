@@ -4,6 +4,7 @@
  * errors problem+json.
  */
 import { isOrderId } from '../domain/orderId';
+import { validate } from '../domain/validation';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { createLogger, type Logger } from '../log';
 import { notFound, problem, problemFromError } from '../http/problem';
@@ -94,16 +95,14 @@ export async function handleFaults(request: HttpRequest, context: InvocationCont
       body = JSON.parse(text);
     } catch {
       return problem(400, 'invalid-request', 'The request is not valid', 'the body is not JSON', {
-        errors: [{ path: '', message: 'expected {"billingFails": boolean}' }],
+        errors: [{ path: '(body)', message: 'must be a JSON object such as {"billingFails": true}' }],
       });
     }
-    const parsed = faultChangeSchema.safeParse(body);
-    if (!parsed.success) {
-      return problem(400, 'invalid-request', 'The request is not valid', 'the fault switches are not valid', {
-        errors: parsed.error.issues.map((i) => ({ path: i.path.join('/'), message: i.message })),
-      });
+    const parsed = validate(faultChangeSchema, body);
+    if (!parsed.ok) {
+      return problem(400, 'invalid-request', 'The request is not valid', 'the fault switches are not valid', { errors: parsed.problems });
     }
-    const faults = await changeFaults(parsed.data, env.deps, env.compensationFaults);
+    const faults = await changeFaults(parsed.value, env.deps, env.compensationFaults);
     log.warn('fault-switches-changed', { by: principal.name, ...faults });
     return { status: 200, jsonBody: faults };
   } catch (err) {

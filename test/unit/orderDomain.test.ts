@@ -11,22 +11,31 @@ describe('parseOrderRequest', () => {
   });
 
   it.each([
-    ['a missing customerId', { items: valid.items }, ['customerId']],
-    ['an empty customerId', { ...valid, customerId: '   ' }, ['customerId']],
-    ['no items', { ...valid, items: [] }, ['items']],
-    ['items that are not an array', { ...valid, items: 'x' }, ['items']],
-    ['a zero quantity', { ...valid, items: [{ sku: 'A', quantity: 0 }] }, ['items/0/quantity']],
-    ['a fractional quantity', { ...valid, items: [{ sku: 'A', quantity: 1.5 }] }, ['items/0/quantity']],
-    ['a quantity given as a string', { ...valid, items: [{ sku: 'A', quantity: '2' }] }, ['items/0/quantity']],
-    ['a sku with a slash', { ...valid, items: [{ sku: 'a/b', quantity: 1 }] }, ['items/0/sku']],
-    ['an unknown field', { ...valid, coupon: 'FREE' }, ['coupon']],
-    ['billingFailures above 10', { ...valid, simulate: { billingFailures: 11 } }, ['simulate/billingFailures']],
-    ['a body that is not an object', 42, ['(body)']],
-    ['null', null, ['(body)']],
-  ])('rejects %s, naming the field', (_label, body, paths) => {
+    ['a missing customerId', { items: valid.items }, { customerId: 'is required' }],
+    ['an empty customerId', { ...valid, customerId: '   ' }, { customerId: 'must be a non-empty string' }],
+    ['a customerId that is a number', { ...valid, customerId: 7 }, { customerId: 'must be a string' }],
+    ['a customerId over 128 characters', { ...valid, customerId: 'c'.repeat(129) }, { customerId: 'must be at most 128 characters long' }],
+    ['no items', { ...valid, items: [] }, { items: 'must list at least one item' }],
+    ['items that are not an array', { ...valid, items: 'x' }, { items: 'must be an array' }],
+    ['51 items', { ...valid, items: Array.from({ length: 51 }, (_, i) => ({ sku: `S${i}`, quantity: 1 })) }, { items: 'must list at most 50 items' }],
+    ['a zero quantity', { ...valid, items: [{ sku: 'A', quantity: 0 }] }, { 'items/0/quantity': 'must be at least 1' }],
+    ['a quantity over 1000', { ...valid, items: [{ sku: 'A', quantity: 1001 }] }, { 'items/0/quantity': 'must be at most 1000' }],
+    ['a fractional quantity', { ...valid, items: [{ sku: 'A', quantity: 1.5 }] }, { 'items/0/quantity': 'must be a whole number' }],
+    ['a quantity given as a string', { ...valid, items: [{ sku: 'A', quantity: '2' }] }, { 'items/0/quantity': 'must be a number' }],
+    ['an item without a quantity', { ...valid, items: [{ sku: 'A' }] }, { 'items/0/quantity': 'is required' }],
+    ['a sku with a slash', { ...valid, items: [{ sku: 'a/b', quantity: 1 }] }, { 'items/0/sku': 'may contain only letters, digits, dot, underscore and dash' }],
+    ['a sku over 64 characters', { ...valid, items: [{ sku: 'S'.repeat(65), quantity: 1 }] }, { 'items/0/sku': 'must be at most 64 characters long' }],
+    ['an item that is not an object', { ...valid, items: ['A'] }, { 'items/0': 'must be a JSON object' }],
+    ['an unknown field', { ...valid, coupon: 'FREE' }, { coupon: 'is not a known field' }],
+    ['billingFailures above 10', { ...valid, simulate: { billingFailures: 11 } }, { 'simulate/billingFailures': 'must be at most 10' }],
+    ['negative billingFailures', { ...valid, simulate: { billingFailures: -1 } }, { 'simulate/billingFailures': 'must be at least 0' }],
+    ['fractional billingFailures', { ...valid, simulate: { billingFailures: 0.5 } }, { 'simulate/billingFailures': 'must be a whole number' }],
+    ['a body that is not an object', 42, { '(body)': 'must be a JSON object' }],
+    ['null', null, { '(body)': 'must be a JSON object' }],
+  ])('rejects %s, naming the field in plain words', (_label, body, problems) => {
     const result = parseOrderRequest(body, { faultInjectionEnabled: true });
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.problems.map((p) => p.path)).toEqual(paths);
+    if (!result.ok) expect(result.problems).toEqual(Object.entries(problems).map(([path, message]) => ({ path, message })));
   });
 
   it('names every bad field at once', () => {

@@ -214,10 +214,16 @@ describe('GET /api/orders', () => {
     expect(json(await list({ state: 'completed' })).orders).toEqual([]);
   });
 
-  it('answers 400 for an unknown filter value', async () => {
-    const res = await list({ state: 'shipped' });
+  it('answers 400 naming each bad query parameter in plain words', async () => {
+    const res = await list({ state: 'shipped', pageSize: 'ten', 'status.billing': 'paid', sort: 'asc' });
     expect(res.status).toBe(400);
-    expect(json(res).errors[0].path).toBe('state');
+    expect(json(res).errors).toEqual([
+      { path: 'state', message: 'must be one of: accepted, processing, completed, compensating, cancelled, attention' },
+      { path: 'status.billing', message: 'must be one of: pending, processing, done, failed, deadlettered, compensated' },
+      { path: 'pageSize', message: 'must be a number' },
+      { path: 'sort', message: 'is not a known field' },
+    ]);
+    expect(json(await list({ pageSize: '101' })).errors).toEqual([{ path: 'pageSize', message: 'must be at most 100' }]);
   });
 });
 

@@ -1,0 +1,74 @@
+/**
+ * Validation of what clients send (bodies, query strings), with every bad field reported at once
+ * and in the API's own words: "must be at most 1000", not the schema library's wording.
+ */
+import { z } from 'zod';
+import type { FieldProblem } from '../errors';
+
+export type Validated<T> = { ok: true; value: T } | { ok: false; problems: FieldProblem[] };
+
+const TYPE_NOUNS: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  array: 'an array',
+  object: 'a JSON object',
+};
+
+function bound(side: 'most' | 'least', origin: string, limit: number | bigint, inclusive: boolean | undefined): string | undefined {
+  const n = Number(limit);
+  switch (origin) {
+    case 'string':
+      if (side === 'least' && n === 1) return 'must not be empty';
+      return `must be at ${side} ${n} characters long`;
+    case 'array':
+    case 'set':
+      return `must list at ${side} ${n} item${n === 1 ? '' : 's'}`;
+    case 'number':
+    case 'int':
+    case 'bigint':
+      if (inclusive === false) return `must be ${side === 'most' ? 'less' : 'greater'} than ${n}`;
+      return `must be at ${side} ${n}`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The message for an issue whose rule did not set one of its own (a rule's own message wins: it
+ * is the schema's, this is only the fallback of one parse).
+ */
+export function fieldMessage(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required';
+      return `must be ${TYPE_NOUNS[issue.expected] ?? issue.expected}`;
+    case 'too_big':
+      return bound('most', issue.origin, issue.maximum, issue.inclusive);
+    case 'too_small':
+      return bound('least', issue.origin, issue.minimum, issue.inclusive);
+    case 'invalid_value':
+      return `must be one of: ${issue.values.map(String).join(', ')}`;
+    default:
+      return undefined;
+  }
+}
+
+/** Paths are slash-separated like JSON pointers without the leading slash: `items/0/quantity`. */
+export function problemsOf(error: z.ZodError): FieldProblem[] {
+  const problems = error.issues.flatMap((issue) => {
+    const base = issue.path.map(String).join('/');
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ path: base ? `${base}/${key}` : key, message: 'is not a known field' }));
+    }
+    return [{ path: base || '(body)', message: issue.message }];
+  });
+  // One entry per field: an empty SKU breaks two rules but is one mistake.
+  return problems.filter((p, i) => problems.findIndex((q) => q.path === p.path) === i);
+}
+
+export function validate<T extends z.ZodType>(schema: T, input: unknown): Validated<z.output<T>> {
+  const parsed = schema.safeParse(input, { error: fieldMessage });
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, problems: problemsOf(parsed.error) };
+}
