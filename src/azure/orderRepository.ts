@@ -139,6 +139,10 @@ export class CosmosOrderRepository implements OrderStore {
       where.push('c.state = @state');
       parameters.push({ name: '@state', value: filter.state });
     }
+    if (filter.customerId) {
+      where.push('c.customerId = @customerId');
+      parameters.push({ name: '@customerId', value: filter.customerId });
+    }
     for (const service of SERVICES as readonly ServiceName[]) {
       const status = filter.status?.[service];
       if (status) {

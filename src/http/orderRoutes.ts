@@ -92,6 +92,7 @@ const STATUSES: [ServiceStatus, ...ServiceStatus[]] = ['pending', 'processing', 
 
 const listQuerySchema = z.strictObject({
   state: z.enum(STATES).optional(),
+  customerId: z.string().trim().min(1).max(128).optional(),
   'status.inventory': z.enum(STATUSES).optional(),
   'status.billing': z.enum(STATUSES).optional(),
   'status.notification': z.enum(STATUSES).optional(),
@@ -109,6 +110,7 @@ export async function handleListOrders(request: HttpRequest, context: Invocation
     const page = await listOrders(
       {
         ...(q.state ? { state: q.state } : {}),
+        ...(q.customerId ? { customerId: q.customerId } : {}),
         status: {
           ...(q['status.inventory'] ? { inventory: q['status.inventory'] } : {}),
           ...(q['status.billing'] ? { billing: q['status.billing'] } : {}),

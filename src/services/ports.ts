@@ -49,6 +49,8 @@ export interface StateTransition {
 
 export interface OrderFilter {
   state?: OrderState;
+  /** Exact match: the orders of one customer. */
+  customerId?: string;
   status?: Partial<Record<ServiceName, ServiceStatus>>;
 }
 

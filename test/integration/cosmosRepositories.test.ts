@@ -178,6 +178,22 @@ describe('orders repository', () => {
     expect(second.orders.map((o) => o.id)).toEqual([created[1], created[0]]);
     expect(second.continuationToken).toBeUndefined();
   });
+
+  it("lists one customer's orders, alone or with a state", async () => {
+    const customerId = `cust-${nextId()}`;
+    const theirs: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const order = { ...anOrder(undefined, `2031-02-0${i + 1}T00:00:00.000Z`), customerId };
+      await orders.create(i === 0 ? { ...order, state: 'cancelled' } : order);
+      theirs.push(order.id);
+    }
+    await orders.create(anOrder(undefined, '2031-02-09T00:00:00.000Z'));
+    const all = await orders.list({ customerId }, { pageSize: 10 });
+    expect(all.orders.map((o) => o.id)).toEqual([theirs[2], theirs[1], theirs[0]]);
+    const cancelled = await orders.list({ customerId, state: 'cancelled' }, { pageSize: 10 });
+    expect(cancelled.orders.map((o) => o.id)).toEqual([theirs[0]]);
+    expect((await orders.list({ customerId: 'nobody' }, { pageSize: 10 })).orders).toEqual([]);
+  });
 });
 
 describe('inventory repository', () => {

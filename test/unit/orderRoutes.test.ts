@@ -214,6 +214,15 @@ describe('GET /api/orders', () => {
     expect(json(await list({ state: 'completed' })).orders).toEqual([]);
   });
 
+  it("lists one customer's orders", async () => {
+    const mine = json(await create({ ...order, customerId: 'customer-find-me' })).orderId;
+    await create(order);
+    const found = json(await list({ customerId: ' customer-find-me ' }));
+    expect(found.orders).toEqual([expect.objectContaining({ id: mine, customerId: 'customer-find-me' })]);
+    expect(json(await list({ customerId: 'nobody' })).orders).toEqual([]);
+    expect(json(await list({ customerId: '' })).errors).toEqual([{ path: 'customerId', message: 'must not be empty' }]);
+  });
+
   it('answers 400 naming each bad query parameter in plain words', async () => {
     const res = await list({ state: 'shipped', pageSize: 'ten', 'status.billing': 'paid', sort: 'asc' });
     expect(res.status).toBe(400);

@@ -125,6 +125,7 @@ export class MemoryOrderStore implements OrderStore {
     this.check();
     const all = [...this.docs.values()]
       .filter((o) => !filter.state || o.state === filter.state)
+      .filter((o) => !filter.customerId || o.customerId === filter.customerId)
       .filter((o) => SERVICES.every((s) => !filter.status?.[s] || o.status[s] === filter.status[s]))
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
     const start = page.continuationToken ? Number(page.continuationToken) : 0;
