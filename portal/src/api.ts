@@ -53,6 +53,7 @@ export interface InventoryItem {
 export interface OrderFilter {
   state?: string;
   billingStatus?: string;
+  customerId?: string;
 }
 
 export interface NewOrder {
@@ -165,6 +166,7 @@ export function listOrders(filter: OrderFilter, continuationToken?: string, page
   const query = new URLSearchParams({ pageSize: String(pageSize) });
   if (filter.state) query.set('state', filter.state);
   if (filter.billingStatus) query.set('status.billing', filter.billingStatus);
+  if (filter.customerId) query.set('customerId', filter.customerId);
   if (continuationToken) query.set('continuationToken', continuationToken);
   // The contract names the list `items`; an answer naming it `orders` is read the same way.
   return call<OrderPage & { orders?: OrderView[] }>(`orders?${query}`).then((page) => ({

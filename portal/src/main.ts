@@ -1,5 +1,6 @@
 /** The support portal: wires the panels together, follows the URL hash, and keeps data live. */
 import { BillingSwitch } from './billingSwitch';
+import { FindBox } from './findOrders';
 import { InventoryTable } from './inventory';
 import { Announcer, ConnectionLine, Poller } from './live';
 import { OrderDetail } from './orderDetail';
@@ -34,6 +35,12 @@ function start(): void {
   });
 
   const orderList = new OrderList(announce, () => poller.now());
+  new FindBox(
+    (orderId) => {
+      location.hash = `#/orders/${encodeURIComponent(orderId)}`;
+    },
+    (customerId) => orderList.showCustomer(customerId),
+  );
   const orderDetail = new OrderDetail(announce, () => poller.now());
   const placeForm = new PlaceOrderForm((orderId) => {
     // Show the new order without moving focus away from the form the user is typing in.

@@ -29,6 +29,8 @@ export class OrderList {
   private readonly more = byId<HTMLButtonElement>('orders-more');
   private pagesShown = 1;
   private selectedId: string | undefined;
+  /** Set by the find box: only this customer's orders are listed. */
+  private customerId: string | undefined;
   /** Bumped on every filter change so an answer to an older query is dropped. */
   private generation = 0;
 
@@ -36,13 +38,7 @@ export class OrderList {
     private readonly announce: Announce,
     private readonly onFiltersChanged: () => void,
   ) {
-    const changed = (): void => {
-      this.stateFilter.disabled = this.attentionFilter.checked;
-      this.pagesShown = 1;
-      this.generation += 1;
-      this.clear();
-      this.onFiltersChanged();
-    };
+    const changed = (): void => this.filtersChanged();
     this.stateFilter.addEventListener('change', changed);
     this.deadLetteredFilter.addEventListener('change', changed);
     this.attentionFilter.addEventListener('change', changed);
@@ -56,7 +52,23 @@ export class OrderList {
     return {
       state: this.attentionFilter.checked ? 'attention' : this.stateFilter.value || undefined,
       billingStatus: this.deadLetteredFilter.checked ? 'deadlettered' : undefined,
+      customerId: this.customerId,
     };
+  }
+
+  /** Lists only this customer's orders (undefined: every customer's). */
+  showCustomer(customerId: string | undefined): void {
+    if (customerId === this.customerId) return;
+    this.customerId = customerId;
+    this.filtersChanged();
+  }
+
+  private filtersChanged(): void {
+    this.stateFilter.disabled = this.attentionFilter.checked;
+    this.pagesShown = 1;
+    this.generation += 1;
+    this.clear();
+    this.onFiltersChanged();
   }
 
   select(id: string | undefined): void {
@@ -111,8 +123,8 @@ export class OrderList {
     this.more.hidden = !hasMore;
     const filtered = Boolean(this.filter.state || this.filter.billingStatus);
     this.summary.textContent = `${shown.size}${hasMore ? '+' : ''} ${shown.size === 1 ? 'order' : 'orders'}${
-      filtered ? ' match the filters' : ''
-    }, newest first.`;
+      this.customerId ? ` of ${this.customerId}` : ''
+    }${filtered ? ' match the filters' : ''}, newest first.`;
   }
 
   private createRow(order: OrderView): Row {

@@ -200,6 +200,42 @@ describe('support portal (reference demo, end to end)', () => {
     });
   }, 30_000);
 
+  it("finds an order by its id, and lists one customer's orders", async () => {
+    await scenario('find', async () => {
+      const place = async (customerId: string): Promise<string> => {
+        const res = await fetch(`${api}/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ customerId, items: [{ sku: 'MOUSE-01', quantity: 1 }] }),
+        });
+        expect(res.status).toBe(202);
+        return ((await res.json()) as { orderId: string }).orderId;
+      };
+      const customer = `customer-find-${Date.now()}`;
+      const theirs = [await place(customer), await place(customer)];
+      const other = await place('customer-someone-else');
+      await page.goto(`${api}/portal/`);
+
+      const find = page.getByLabel('Find an order or a customer');
+      await find.fill(customer);
+      await find.press('Enter');
+      await page.locator('#orders-summary', { hasText: `2 orders of ${customer}` }).waitFor();
+      const listed = await page.locator('#order-rows tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-order-id')));
+      expect(listed).toEqual([theirs[1], theirs[0]]);
+      await screenshots('6-find-customer');
+
+      // An order id opens the order, whoever's it is.
+      await find.fill(other);
+      await page.getByRole('button', { name: 'Find', exact: true }).click();
+      await page.locator('#detail-heading', { hasText: other.slice(0, 8) }).waitFor();
+      expect(new URL(page.url()).hash).toBe(`#/orders/${other}`);
+
+      await page.getByRole('button', { name: 'All customers' }).click();
+      await page.locator(`#order-rows tr[data-order-id="${other}"]`).waitFor();
+      expect(await page.locator('#orders-summary').innerText()).not.toContain(' of ');
+    });
+  }, 60_000);
+
   let neverRecovers = '';
   let deadLettered = '';
 
