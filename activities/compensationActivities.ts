@@ -10,6 +10,7 @@ import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
 import { MONITOR_ACTOR, TIMELINE } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
 import { planCompensation, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
+import { ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
 import { appDependencies } from '../src/services/dependencies';
 import { sendCancellation } from '../src/services/notices';
 import { refundPayment } from '../src/services/payment';
@@ -64,7 +65,7 @@ const finishCompensation: ActivityHandler = async (input: CompensationActivityIn
   });
   const log = activityLogger(context, input);
   if (input.outcome === 'cancelled') log.info('order-cancelled', { reason: input.reason });
-  else log.warn('order-needs-attention', { failures: input.failures });
+  else log.warn(ORDER_NEEDS_ATTENTION_EVENT, { failures: input.failures });
   return { recorded: updated !== undefined };
 };
 

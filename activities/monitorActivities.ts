@@ -16,6 +16,7 @@ import {
   type MonitorSnapshot,
 } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
+import { ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
 import { appDependencies } from '../src/services/dependencies';
 import { markCompleted } from '../src/services/consumers';
 import { republishToService } from '../src/services/publishing';
@@ -100,7 +101,7 @@ const markOrderAttention: ActivityHandler = async (input: OrderActivityInput & {
     to: 'attention',
     timeline: { at: deps.now(), kind: TIMELINE.attention, reason: input.reason, actor: MONITOR_ACTOR },
   });
-  if (updated) activityLogger(context, input).warn('order-needs-attention', { reason: input.reason });
+  if (updated) activityLogger(context, input).warn(ORDER_NEEDS_ATTENTION_EVENT, { reason: input.reason });
   return { attention: updated !== undefined };
 };
 

@@ -36,6 +36,8 @@ export interface StackParameters {
   seedCatalog: boolean;
   /** Terraform state in an Azure blob container; absent = a local state file. */
   stateBackend?: StateBackend;
+  /** Who the alerts email (an action group); empty = the alerts fire in Azure Monitor only. */
+  alertEmails: string[];
 }
 
 /** An existing blob container for Terraform state, reached with the deployer's Entra login. */
@@ -63,6 +65,7 @@ export const PARAMETER_DEFAULTS = {
   ORDERS_STATE_STORAGE_ACCOUNT: '',
   ORDERS_STATE_RESOURCE_GROUP: '',
   ORDERS_STATE_CONTAINER: 'tfstate',
+  ORDERS_ALERT_EMAILS: '',
 } as const;
 
 export class ParameterError extends Error {
@@ -95,6 +98,17 @@ function matching(name: string, value: string, pattern: RegExp, what: string): s
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const EMAIL = /^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$/;
+
+/** A comma-separated list of email addresses (empty: none). */
+function emails(name: string, value: string): string[] {
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const address of list) matching(name, address, EMAIL, 'comma-separated email addresses');
+  return list;
+}
 
 /** Parameters from `env` (normally `process.env`); unset or empty variables take their default. */
 export function readParameters(env: Record<string, string | undefined>): StackParameters {
@@ -151,5 +165,6 @@ export function readParameters(env: Record<string, string | undefined>): StackPa
     stateBackend: stateAccount
       ? { resourceGroupName: stateGroup, storageAccountName: stateAccount, containerName: get('ORDERS_STATE_CONTAINER') }
       : undefined,
+    alertEmails: emails('ORDERS_ALERT_EMAILS', get('ORDERS_ALERT_EMAILS')),
   };
 }

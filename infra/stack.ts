@@ -25,6 +25,10 @@ import { CosmosdbSqlRoleAssignment } from '@cdktf/provider-azurerm/lib/cosmosdb-
 import { ServicePlan } from '@cdktf/provider-azurerm/lib/service-plan';
 import { LinuxFunctionApp, LinuxFunctionAppAuthSettingsV2 } from '@cdktf/provider-azurerm/lib/linux-function-app';
 import { RoleAssignment } from '@cdktf/provider-azurerm/lib/role-assignment';
+import { MonitorActionGroup } from '@cdktf/provider-azurerm/lib/monitor-action-group';
+import { MonitorMetricAlert } from '@cdktf/provider-azurerm/lib/monitor-metric-alert';
+import { MonitorScheduledQueryRulesAlertV2 } from '@cdktf/provider-azurerm/lib/monitor-scheduled-query-rules-alert-v2';
+import { ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
 import {
   cosmosTopology as defaultCosmosTopology,
   serviceBusTopology as defaultServiceBusTopology,
@@ -58,6 +62,21 @@ export const MONITORING_ROLE = 'Monitoring Metrics Publisher';
  */
 export const NODE_WORKER_ARGUMENTS = '--heap-growing-percent=150';
 
+/**
+ * The orders that ended in `attention`, one row per log line: the app logs the event with the
+ * order's id (activities/), and its log lines reach Application Insights as `traces` messages.
+ */
+export const ATTENTION_ALERT_QUERY = [
+  'traces',
+  `| where message has "${ORDER_NEEDS_ATTENTION_EVENT}"`,
+  '| extend line = parse_json(message)',
+  `| where tostring(line.event) == "${ORDER_NEEDS_ATTENTION_EVENT}"`,
+  '| project timestamp, orderId = tostring(line.orderId), correlationId = tostring(line.correlationId)',
+].join('\n');
+
+/** More answers of 500-599 than this in five minutes means the order API is failing its callers. */
+export const API_5XX_ALERT_THRESHOLD = 5;
+
 export interface OrderSagaStackProps {
   parameters: StackParameters;
   /** Defaults to src/topology.ts; tests pass variants to show the stack follows the topology. */
@@ -74,6 +93,7 @@ export interface ResourceNames {
   cosmosAccount: string;
   plan: string;
   functionApp: string;
+  actionGroup: string;
 }
 
 /** Names follow the Azure abbreviations (rg-, sb-, func-...); storage allows only 3-24 [a-z0-9]. */
@@ -88,6 +108,7 @@ export function resourceNames(p: Pick<StackParameters, 'baseName' | 'environment
     cosmosAccount: `cosmos-${suffix}`,
     plan: `plan-${suffix}`,
     functionApp: `func-${suffix}`,
+    actionGroup: `ag-${suffix}`,
   };
 }
 
@@ -348,6 +369,87 @@ export class OrderSagaStack extends TerraformStack {
       roleDefinitionId: `${cosmos.id}/sqlRoleDefinitions/${COSMOS_DATA_CONTRIBUTOR_ROLE_ID}`,
       principalId,
       scope: cosmos.id,
+    });
+
+    // --- Alerts ---------------------------------------------------------------------------------
+    // What someone must hear about: an order left for a person, an API that fails its callers, and
+    // messages no consumer could process. Without email addresses they still fire in Azure Monitor.
+    const actionGroup = p.alertEmails.length
+      ? new MonitorActionGroup(this, 'alert-action-group', {
+          name: names.actionGroup,
+          resourceGroupName: group.name,
+          shortName: 'orders',
+          emailReceiver: p.alertEmails.map((emailAddress, i) => ({ name: `email-${i + 1}`, emailAddress, useCommonAlertSchema: true })),
+          tags,
+        })
+      : undefined;
+    new MonitorScheduledQueryRulesAlertV2(this, 'alert-orders-need-attention', {
+      ...placed,
+      name: 'orders-need-attention',
+      displayName: 'Orders need a person',
+      description:
+        'An order ended in attention: automatic recovery and compensation could not finish. ' +
+        'Open it in the support portal (/api/portal/#/orders/<orderId>), see its timeline, and act. One alert per order.',
+      scopes: [insights.id],
+      severity: 1,
+      evaluationFrequency: 'PT5M',
+      // Wider than the frequency: a log line that arrives late is still seen. The alert is stateful
+      // (auto-mitigated), so an order stays one alert however many windows it appears in.
+      windowDuration: 'PT15M',
+      autoMitigationEnabled: true,
+      criteria: [
+        {
+          query: ATTENTION_ALERT_QUERY,
+          timeAggregationMethod: 'Count',
+          operator: 'GreaterThan',
+          threshold: 0,
+          dimension: [{ name: 'orderId', operator: 'Include', values: ['*'] }],
+          failingPeriods: { minimumFailingPeriodsToTriggerAlert: 1, numberOfEvaluationPeriods: 1 },
+        },
+      ],
+      action: actionGroup ? { actionGroups: [actionGroup.id] } : undefined,
+    });
+    const metricAction = actionGroup ? [{ actionGroupId: actionGroup.id }] : undefined;
+    new MonitorMetricAlert(this, 'alert-api-5xx', {
+      name: 'order-api-failing',
+      resourceGroupName: group.name,
+      description:
+        `The function app answered more than ${API_5XX_ALERT_THRESHOLD} requests with 5xx in five minutes. ` +
+        'Bad input gets 4xx, so this is the app or a dependency (Cosmos DB, Service Bus) failing: see failures in Application Insights.',
+      scopes: [app.id],
+      severity: 1,
+      frequency: 'PT1M',
+      windowSize: 'PT5M',
+      criteria: [
+        { metricNamespace: 'Microsoft.Web/sites', metricName: 'Http5xx', aggregation: 'Total', operator: 'GreaterThan', threshold: API_5XX_ALERT_THRESHOLD },
+      ],
+      action: metricAction,
+      tags,
+    });
+    new MonitorMetricAlert(this, 'alert-dead-letters', {
+      name: 'dead-letters-waiting',
+      resourceGroupName: group.name,
+      description:
+        'Messages have stayed in a dead-letter queue for 30 minutes. Billing\'s is drained by the billingDeadLetter function, ' +
+        'so one that stays means that function is failing; the others hold messages no consumer could process: ' +
+        'inspect them (Service Bus Explorer), then resubmit or purge.',
+      scopes: [namespace.id],
+      severity: 2,
+      frequency: 'PT5M',
+      windowSize: 'PT30M',
+      criteria: [
+        {
+          metricNamespace: 'Microsoft.ServiceBus/namespaces',
+          metricName: 'DeadletteredMessages',
+          // The fewest seen in the window: a billing message waiting seconds for its drain never counts.
+          aggregation: 'Minimum',
+          operator: 'GreaterThan',
+          threshold: 0,
+          dimension: [{ name: 'EntityName', operator: 'Include', values: ['*'] }],
+        },
+      ],
+      action: metricAction,
+      tags,
     });
 
     // --- Outputs --------------------------------------------------------------------------------

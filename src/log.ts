@@ -11,6 +11,12 @@ export interface LogSink {
   error(...args: unknown[]): void;
 }
 
+/**
+ * The event logged when an order ends in `attention` (a person must act). The deployment's alert
+ * rule searches the logs for it (infra/stack.ts): one name for both.
+ */
+export const ORDER_NEEDS_ATTENTION_EVENT = 'order-needs-attention';
+
 export interface LogFields {
   correlationId?: string;
   orderId?: string;

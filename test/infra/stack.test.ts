@@ -6,10 +6,13 @@ import { LinuxFunctionApp } from '@cdktf/provider-azurerm/lib/linux-function-app
 import { ServicePlan } from '@cdktf/provider-azurerm/lib/service-plan';
 import { readParameters, ParameterError } from '../../infra/parameters';
 import {
+  API_5XX_ALERT_THRESHOLD,
+  ATTENTION_ALERT_QUERY,
   COSMOS_DATA_CONTRIBUTOR_ROLE_ID,
   OrderSagaStack,
   type OrderSagaStackProps,
 } from '../../infra/stack';
+import { createLogger, ORDER_NEEDS_ATTENTION_EVENT } from '../../src/log';
 import { cosmosTopology, serviceBusTopology, type ServiceBusTopology } from '../../src/topology';
 import localSettings from '../../local.settings.json';
 
@@ -176,6 +179,94 @@ describe('resources at the default parameters', () => {
 
   it('pins the azurerm provider version the TypeScript bindings were generated for', () => {
     expect(defaults.tf.terraform.required_providers.azurerm).toEqual({ source: 'azurerm', version: '4.55.0' });
+  });
+});
+
+describe('alerts', () => {
+  const metricAlert = (tf: Synthesized, name: string): Block => {
+    const found = all(tf, 'azurerm_monitor_metric_alert').filter((a) => a.name === name);
+    expect(found).toHaveLength(1);
+    return found[0];
+  };
+
+  it('raises one alert per order that ends in attention, from the event the app logs', () => {
+    const rule = one(defaults.tf, 'azurerm_monitor_scheduled_query_rules_alert_v2');
+    expect(rule).toMatchObject({
+      name: 'orders-need-attention',
+      scopes: [ref(defaults.tf, 'azurerm_application_insights', 'id')],
+      severity: 1,
+      evaluation_frequency: 'PT5M',
+      window_duration: 'PT15M',
+      auto_mitigation_enabled: true,
+    });
+    expect(rule.criteria).toEqual([
+      expect.objectContaining({
+        query: ATTENTION_ALERT_QUERY,
+        time_aggregation_method: 'Count',
+        operator: 'GreaterThan',
+        threshold: 0,
+        dimension: [{ name: 'orderId', operator: 'Include', values: ['*'] }],
+      }),
+    ]);
+    // The query looks for the line the activities write: its event name and its orderId field.
+    const lines: string[] = [];
+    createLogger({ info: () => undefined, warn: (line) => lines.push(String(line)), error: () => undefined })
+      .with({ orderId: 'order-1', correlationId: 'c-1' })
+      .warn(ORDER_NEEDS_ATTENTION_EVENT, { reason: 'compensation could not finish' });
+    const line = JSON.parse(lines[0]!);
+    expect(ATTENTION_ALERT_QUERY).toContain(`message has "${line.event}"`);
+    expect(ATTENTION_ALERT_QUERY).toContain(`tostring(line.event) == "${line.event}"`);
+    expect(line.orderId).toBe('order-1');
+    expect(ATTENTION_ALERT_QUERY).toContain('orderId = tostring(line.orderId)');
+  });
+
+  it('alerts when the API answers 5xx, and when messages stay dead-lettered', () => {
+    expect(metricAlert(defaults.tf, 'order-api-failing')).toMatchObject({
+      scopes: [ref(defaults.tf, 'azurerm_linux_function_app', 'id')],
+      severity: 1,
+      window_size: 'PT5M',
+      criteria: [
+        {
+          metric_namespace: 'Microsoft.Web/sites',
+          metric_name: 'Http5xx',
+          aggregation: 'Total',
+          operator: 'GreaterThan',
+          threshold: API_5XX_ALERT_THRESHOLD,
+        },
+      ],
+    });
+    expect(metricAlert(defaults.tf, 'dead-letters-waiting')).toMatchObject({
+      scopes: [ref(defaults.tf, 'azurerm_servicebus_namespace', 'id')],
+      window_size: 'PT30M',
+      criteria: [
+        {
+          metric_namespace: 'Microsoft.ServiceBus/namespaces',
+          metric_name: 'DeadletteredMessages',
+          aggregation: 'Minimum',
+          operator: 'GreaterThan',
+          threshold: 0,
+          dimension: [{ name: 'EntityName', operator: 'Include', values: ['*'] }],
+        },
+      ],
+    });
+  });
+
+  it('emails nobody by default: no action group, the alerts fire in Azure Monitor only', () => {
+    expect(all(defaults.tf, 'azurerm_monitor_action_group')).toEqual([]);
+    expect(one(defaults.tf, 'azurerm_monitor_scheduled_query_rules_alert_v2').action).toBeUndefined();
+    for (const alert of all(defaults.tf, 'azurerm_monitor_metric_alert')) expect(alert.action).toBeUndefined();
+  });
+
+  it('emails every address given, from every alert', () => {
+    const { tf } = synth({ ORDERS_ALERT_EMAILS: 'ops@contoso.com, support-lead@contoso.com' });
+    const group = one(tf, 'azurerm_monitor_action_group');
+    expect(group).toMatchObject({ name: 'ag-ordersaga-dev', short_name: 'orders' });
+    expect(group.email_receiver.map((r: Block) => r.email_address)).toEqual(['ops@contoso.com', 'support-lead@contoso.com']);
+    const groupId = ref(tf, 'azurerm_monitor_action_group', 'id');
+    expect(one(tf, 'azurerm_monitor_scheduled_query_rules_alert_v2').action).toEqual({ action_groups: [groupId] });
+    const metricAlerts = all(tf, 'azurerm_monitor_metric_alert');
+    expect(metricAlerts).toHaveLength(2);
+    for (const alert of metricAlerts) expect(alert.action).toEqual([expect.objectContaining({ action_group_id: groupId })]);
   });
 });
 
@@ -442,6 +533,7 @@ describe('parameters', () => {
     [{ ORDERS_AUTH_CLIENT_ID: '11111111-2222-3333-4444-555555555555' }, /set both or neither/],
     [{ ORDERS_ENV: 'Prod_1' }, /ORDERS_ENV=Prod_1/],
     [{ ORDERS_SEED_CATALOG: 'yes' }, /ORDERS_SEED_CATALOG=yes/],
+    [{ ORDERS_ALERT_EMAILS: 'ops@contoso.com, nobody' }, /ORDERS_ALERT_EMAILS=nobody: expected comma-separated email addresses/],
   ])('rejects %j', (env, message) => {
     expect(() => readParameters(env)).toThrow(ParameterError);
     expect(() => readParameters(env)).toThrow(message);
