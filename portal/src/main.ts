@@ -1,4 +1,5 @@
 /** The support portal: wires the panels together, follows the URL hash, and keeps data live. */
+import { AttentionCount } from './attentionCount';
 import { BillingSwitch } from './billingSwitch';
 import { FindBox } from './findOrders';
 import { InventoryTable } from './inventory';
@@ -11,6 +12,7 @@ const ORDER_HASH = /^#\/orders\/(.+)$/;
 /** Slower-moving data is refreshed every few ticks rather than every 1.5 s. */
 const INVENTORY_EVERY = 3;
 const FAULTS_EVERY = 4;
+const ATTENTION_EVERY = 2;
 
 function orderIdFromHash(): string | undefined {
   const match = ORDER_HASH.exec(location.hash);
@@ -26,6 +28,7 @@ function start(): void {
     const everyTime = [orderList.refresh(), orderDetail.refresh()];
     const sometimes = [
       ticks % INVENTORY_EVERY === 0 ? inventory.refresh() : Promise.resolve(),
+      ticks % ATTENTION_EVERY === 0 ? attention.refresh() : Promise.resolve(),
       ticks % FAULTS_EVERY === 0 ? billingSwitch.refresh() : Promise.resolve(),
     ];
     ticks += 1;
@@ -47,6 +50,7 @@ function start(): void {
     history.replaceState(null, '', `#/orders/${encodeURIComponent(orderId)}`);
     select(orderId, false);
   });
+  const attention = new AttentionCount(announce, () => orderList.showNeedingAttention());
   const inventory = new InventoryTable((items) => placeForm.setInventory(items));
   const billingSwitch = new BillingSwitch(announce, (available) => placeForm.setSimulationAvailable(available));
 

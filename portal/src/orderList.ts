@@ -56,6 +56,15 @@ export class OrderList {
     };
   }
 
+  /** Lists the orders that need a person and takes focus to the list. */
+  showNeedingAttention(): void {
+    if (!this.attentionFilter.checked) {
+      this.attentionFilter.checked = true;
+      this.filtersChanged();
+    }
+    byId('orders-heading').focus();
+  }
+
   /** Lists only this customer's orders (undefined: every customer's). */
   showCustomer(customerId: string | undefined): void {
     if (customerId === this.customerId) return;

@@ -34,6 +34,12 @@ const MONITOR_SETTINGS = {
   MONITOR_COMPENSATION_MAX_RETRY_SECONDS: '2',
 };
 
+/**
+ * Inventory takes a second, so billing has charged before an out-of-stock order's inventory fails
+ * and compensation has a payment to refund.
+ */
+const INVENTORY_LATENCY_MS = '1000';
+
 /** Per-order fault injection that outlasts every delivery and the one automatic requeue. */
 const BILLING_NEVER_RECOVERS = '10';
 
@@ -113,6 +119,7 @@ beforeAll(async () => {
       FAULT_INJECTION_ENABLED: 'true',
       SUPPORT_DEV_PRINCIPAL: SUPPORT_PRINCIPAL,
       ...MONITOR_SETTINGS,
+      INVENTORY_LATENCY_MS,
     },
     readyLine: /Order system ready: (http:\/\/127\.0\.0\.1:\d+\/api)/,
     timeoutMs: 150_000,
@@ -314,4 +321,42 @@ describe('support portal (reference demo, end to end)', () => {
       await screenshots('5-never-recovers-cancelled');
     });
   }, 150_000);
+
+  it('says in the header how many orders need a person, and lists them on a click', async () => {
+    await scenario('attention', async () => {
+      const faults = (body: unknown) =>
+        fetch(`${api}/support/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect((await faults({ refundFails: true })).status).toBe(200);
+      let orderId = '';
+      try {
+        // Out of stock after billing charged: compensation must refund, and the refund keeps failing.
+        const placed = await fetch(`${api}/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ customerId: 'customer-attention', items: [{ sku: 'LIMITED-EDITION', quantity: 1000 }] }),
+        });
+        expect(placed.status).toBe(202);
+        orderId = ((await placed.json()) as { orderId: string }).orderId;
+        const deadline = Date.now() + 60_000;
+        let state = '';
+        while (Date.now() < deadline && !['attention', 'cancelled', 'completed'].includes(state)) {
+          await new Promise((r) => setTimeout(r, 500));
+          state = ((await (await fetch(`${api}/orders/${orderId}`)).json()) as { state: string }).state;
+        }
+        expect(state).toBe('attention');
+      } finally {
+        await faults({ refundFails: false });
+      }
+
+      await page.goto(`${api}/portal/`);
+      const count = page.locator('#attention-count');
+      await count.filter({ hasText: '1 order needs attention' }).waitFor();
+      await screenshots('7-attention-count');
+      await count.click();
+      expect(await page.getByLabel('Needs attention').isChecked()).toBe(true);
+      expect(await focusedId()).toBe('orders-heading');
+      await page.locator(`#order-rows tr[data-order-id="${orderId}"][data-state="attention"]`).waitFor();
+      expect(await page.locator('#order-rows tr').count()).toBe(1);
+    });
+  }, 120_000);
 });
