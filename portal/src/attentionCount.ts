@@ -7,8 +7,8 @@ import { listOrders } from './api';
 import { byId } from './dom';
 import type { Announce } from './orderList';
 
-/** Counted up to one page: beyond that the header says "100+". */
-const COUNT_PAGE = 100;
+/** Counted up to one page (each open portal reads it every few seconds): beyond that the header says "50+". */
+const COUNT_PAGE = 50;
 
 export class AttentionCount {
   private readonly button = byId<HTMLButtonElement>('attention-count');
