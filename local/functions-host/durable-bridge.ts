@@ -4,7 +4,6 @@
  * functions (DurableFunctionInvoker), this host gives client functions the engine's binding data
  * and passes the engine's paths on its port through to it.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isAbsolute, resolve } from 'node:path';
 import type { RegisteredFunction } from './core-module';
 import type { RpcTypedData } from './core-types';
@@ -16,7 +15,8 @@ export interface DurableEngineLike {
   start(): Promise<void>;
   stop(): Promise<void>;
   clientBindingData(): Record<string, unknown>;
-  handleHttp(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean>;
+  /** The engine's paths on the host's port and the port that serves them (known once started). */
+  passThrough(): { port: number; prefixes: string[] };
 }
 
 const ORCHESTRATION_TRIGGER = 'orchestrationtrigger';

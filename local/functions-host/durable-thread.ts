@@ -1,13 +1,14 @@
 /**
  * The host's side of the durable engine's thread (durable-worker.ts): starts it, runs the
  * orchestrator and activity functions it asks for on this thread (where the app is loaded),
- * forwards its log lines, and passes the management webhooks and virtual-clock admin paths that
- * arrive on the host's port through to it. The app's durable client talks to the thread's own port
- * directly (the binding's rpcBaseUrl), so client calls cost this thread only the client's side.
+ * forwards its log lines, and names the management webhooks and virtual-clock admin paths that
+ * the HTTP front end (http-front.ts) passes through to it from the host's port. The app's durable
+ * client talks to the thread's own port directly (the binding's rpcBaseUrl), so client calls cost
+ * this thread only the client's side.
  */
-import { request, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { failWithHost } from './host-thread';
 
 /** What the engine thread is started with. */
 export interface EngineThreadSettings {
@@ -65,7 +66,6 @@ export class DurableThread {
   readonly exited = new Promise<void>((resolve) => {
     this.#markExited = resolve;
   });
-  readonly #agent = new Agent({ keepAlive: true });
 
   constructor(
     private readonly settings: EngineThreadSettings,
@@ -107,16 +107,10 @@ export class DurableThread {
             break;
         }
       });
-      worker.on('error', (err) => {
-        if (!started) return reject(err);
-        // The engine failing is the host failing, as it was when the engine ran on this thread.
-        setImmediate(() => {
-          throw err;
-        });
-      });
-      worker.on('exit', (code) => {
-        if (!started) reject(new Error(`the durable engine's thread exited with code ${code} before it was ready`));
-        this.#markExited();
+      failWithHost(worker, "the durable engine's thread", {
+        ready: () => started,
+        failStart: reject,
+        exited: () => this.#markExited(),
       });
     });
   }
@@ -138,32 +132,12 @@ export class DurableThread {
       this.#onStopped = resolve;
       void this.exited.then(resolve);
       this.#post({ type: 'stop', ...(graceMs !== undefined ? { graceMs } : {}) });
-    }).finally(() => this.#agent.destroy());
+    });
     return this.#stopped;
   }
 
-  /** Passes the engine's paths on the host's port through to its thread. */
-  handleHttp(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean> {
-    // Each prefix ends in a slash; the path without it is the engine's too (compared without
-    // building a string: every API request of the host passes through here).
-    const own = this.#httpPrefixes.some(
-      (prefix) => pathname.startsWith(prefix) || (pathname.length === prefix.length - 1 && prefix.startsWith(pathname)),
-    );
-    if (!own || !this.#rpcPort) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const upstream = request(
-        { host: '127.0.0.1', port: this.#rpcPort, method: req.method, path: req.url, headers: req.headers, agent: this.#agent },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      upstream.on('error', (err) => {
-        if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end(`durable engine unreachable: ${err.message}`);
-        else res.destroy(err);
-      });
-      res.on('close', () => resolve(true));
-      req.pipe(upstream);
-    });
+  /** The engine's own paths, which arrive on the host's port, and the port of its thread that serves them. */
+  passThrough(): { port: number; prefixes: string[] } {
+    return { port: this.#rpcPort, prefixes: this.#httpPrefixes };
   }
 }

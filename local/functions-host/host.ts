@@ -235,7 +235,6 @@ export class FunctionsHost {
       maxConcurrentActivities: durableTask?.maxConcurrentActivityFunctions,
     });
     this.#engine = engine;
-    this.#http.addEndpoint(engine);
     const clientInputs = new Map<string, string[]>();
     for (const fn of this.functions) {
       const names = durableClientBindings(fn);
@@ -252,6 +251,8 @@ export class FunctionsHost {
       };
     }
     await engine.start();
+    const { port, prefixes } = engine.passThrough();
+    this.#http.passThrough(port, prefixes);
   }
 
   /** Fires a non-HTTP function by hand, like the real host's admin API. False if there is none. */
@@ -278,6 +279,7 @@ export class FunctionsHost {
 
   async #stop(graceMs: number): Promise<void> {
     this.#stopping = true;
+    this.#http?.stopping();
     this.log.host('information', 'Stopping the Functions host');
     const httpClosed = this.#http?.close();
     await this.#timers?.stop();

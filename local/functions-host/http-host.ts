@@ -1,20 +1,19 @@
 /**
- * The HTTP side of the host: app routes under the routePrefix, the admin endpoints the real host
- * exposes (`/admin/host/status`, `/admin/functions/{name}`), and the durable engine's endpoints.
- * Requests and responses go through the library's own HTTP conversions (RpcHttpData).
+ * The HTTP side of the host: app routes under the routePrefix and the admin endpoints the real
+ * host exposes (`/admin/host/status`, `/admin/functions/{name}`). The sockets are the front end's
+ * (http-front.ts, its own thread, which also passes the durable engine's paths through); this
+ * thread, where the app runs, gets each request as a message and answers with one. Requests and
+ * responses go through the library's own HTTP conversions (RpcHttpData).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { RegisteredFunction } from './core-module';
 import type { RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcTypedData } from './core-types';
 import type { HostLog } from './host-log';
+import { failWithHost } from './host-thread';
+import type { FromHttpFront, FrontRequest, FrontResponse, HttpFrontSettings, ToHttpFront } from './http-front-protocol';
 import { RouteTable } from './http-routes';
 import type { FunctionInvoker } from './invoker';
-
-export interface HttpEndpointHandler {
-  /** Serves the request and returns true when the path is its own. */
-  handleHttp(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean>;
-}
 
 export interface HttpHostOptions {
   routePrefix: string;
@@ -26,27 +25,19 @@ export interface HttpHostOptions {
   isStopping(): boolean;
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
+/**
+ * The front end thread's young generation: it only holds requests on their way, and V8's default
+ * ceiling would let it grow by tens of MB of garbage under load.
+ */
+const FRONT_YOUNG_GENERATION_MB = 4;
 
-function send(res: ServerResponse, status: number, body?: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
+function answer(status: number, body?: string, headers: Record<string, string> = {}): FrontResponse {
   const payload = body === undefined ? undefined : Buffer.from(body);
-  res.writeHead(status, { ...headers, 'content-length': String(payload?.length ?? 0) });
-  res.end(payload);
+  return { status, headers: { ...headers, 'content-length': String(payload?.length ?? 0) }, ...(payload ? { body: payload } : {}) };
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  send(res, status, JSON.stringify(value), { 'content-type': 'application/json; charset=utf-8' });
+function answerJson(status: number, value: unknown): FrontResponse {
+  return answer(status, JSON.stringify(value), { 'content-type': 'application/json; charset=utf-8' });
 }
 
 export function serializeCookie(c: RpcHttpCookie): string {
@@ -87,10 +78,10 @@ function normalizePrefix(prefix: string): string {
 }
 
 export class HttpHost {
-  readonly server: Server;
   readonly #routes = new RouteTable<HttpFunction>();
   readonly #prefixSegments: string[];
-  readonly #endpoints: HttpEndpointHandler[] = [];
+  #front: Worker | undefined;
+  #closed: (() => void) | undefined;
 
   constructor(private readonly options: HttpHostOptions) {
     const prefix = normalizePrefix(options.routePrefix);
@@ -104,13 +95,6 @@ export class HttpHost {
       )?.[0];
       this.#routes.add(route, methods, { fn, outputName });
     }
-    this.server = createServer({ keepAlive: true }, (req, res) => {
-      this.#handle(req, res).catch((err: unknown) => {
-        options.log.host('error', `HTTP ${req.method} ${req.url} failed in the host: ${String(err)}`);
-        send(res, 500);
-      });
-    });
-    this.server.keepAliveTimeout = 65_000;
   }
 
   #inFlight = 0;
@@ -120,9 +104,14 @@ export class HttpHost {
     return this.#inFlight;
   }
 
-  /** Something with its own paths (the durable engine): asked before the app routes. */
-  addEndpoint(handler: HttpEndpointHandler): void {
-    this.#endpoints.push(handler);
+  /** Paths of the durable engine (served on its own thread's port): the front end passes them through. */
+  passThrough(port: number, prefixes: string[]): void {
+    this.#post({ type: 'passThrough', port, prefixes });
+  }
+
+  /** Answers carry `connection: close` from now on. */
+  stopping(): void {
+    this.#post({ type: 'stopping' });
   }
 
   /** The URLs of the HTTP functions, for the start-up listing. */
@@ -137,40 +126,77 @@ export class HttpHost {
     return out;
   }
 
+  #post(message: ToHttpFront): void {
+    this.#front?.postMessage(message);
+  }
+
+  /** Starts the front end's thread listening; resolves with the port it took. */
   listen(port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen(port, '127.0.0.1', () => {
-        this.server.off('error', onError);
-        resolve((this.server.address() as AddressInfo).port);
+      const front = new Worker(join(__dirname, 'http-front.js'), {
+        workerData: { port } satisfies HttpFrontSettings,
+        resourceLimits: { maxYoungGenerationSizeMb: FRONT_YOUNG_GENERATION_MB },
+      });
+      this.#front = front;
+      let listening = false;
+      front.on('message', (message: FromHttpFront) => {
+        switch (message.type) {
+          case 'request':
+            this.#serve(message.id, message);
+            break;
+          case 'listening':
+            listening = true;
+            resolve(message.port);
+            break;
+          case 'listenFailed':
+            reject(Object.assign(new Error(message.message), { code: message.code }));
+            break;
+          case 'closed':
+            this.#closed?.();
+            break;
+        }
+      });
+      failWithHost(front, "the HTTP front end's thread", {
+        ready: () => listening,
+        failStart: reject,
+        exited: () => this.#closed?.(),
       });
     });
   }
 
   /** Stops accepting connections; idle keep-alive connections are closed now, busy ones after their response. */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
+    const front = this.#front;
+    if (!front) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#closed = resolve;
+      this.#post({ type: 'close' });
+    }).then(async () => {
+      await front.terminate();
     });
   }
 
   closeAllConnections(): void {
-    this.server.closeAllConnections();
+    this.#post({ type: 'closeAll' });
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = req.url ?? '/';
+  #serve(id: number, request: FrontRequest): void {
+    void this.#handle(request)
+      .catch((err: unknown) => {
+        this.options.log.host('error', `HTTP ${request.method} ${request.url} failed in the host: ${String(err)}`);
+        return answer(500);
+      })
+      .then((response) => this.#post({ type: 'reply', id, ...response }));
+  }
+
+  async #handle(req: FrontRequest): Promise<FrontResponse> {
+    const url = req.url;
     const q = url.indexOf('?');
     const pathname = q >= 0 ? url.slice(0, q) : url;
-    if (this.options.isStopping()) res.setHeader('connection', 'close');
 
     if (pathname.startsWith('/admin/')) {
-      if (await this.#handleAdmin(req, res, pathname)) return;
-    }
-    for (const endpoint of this.#endpoints) {
-      if (await endpoint.handleHttp(req, res, pathname)) return;
+      const admin = this.#handleAdmin(req, pathname);
+      if (admin) return admin;
     }
 
     let segments: string[];
@@ -180,48 +206,27 @@ export class HttpHost {
         .slice(1)
         .map((s) => decodeURIComponent(s));
     } catch {
-      send(res, 400);
-      return;
+      return answer(400);
     }
     if (segments.length > 0 && segments[segments.length - 1] === '') segments.pop();
     const prefix = this.#prefixSegments;
     for (let i = 0; i < prefix.length; i++) {
-      if (segments[i]?.toLowerCase() !== prefix[i]) {
-        req.resume();
-        send(res, 404);
-        return;
-      }
+      if (segments[i]?.toLowerCase() !== prefix[i]) return answer(404);
     }
-    const method = (req.method ?? 'GET').toUpperCase();
+    const method = req.method.toUpperCase();
     const found = this.#routes.resolve(method, prefix.length > 0 ? segments.slice(prefix.length) : segments);
-    if (found.kind === 'notFound') {
-      req.resume();
-      send(res, 404);
-      return;
-    }
-    if (found.kind === 'methodNotAllowed') {
-      req.resume();
-      send(res, 405, undefined, { allow: found.allow.join(', ') });
-      return;
-    }
+    if (found.kind === 'notFound') return answer(404);
+    if (found.kind === 'methodNotAllowed') return answer(405, undefined, { allow: found.allow.join(', ') });
     this.#inFlight++;
     try {
-      const body = await readBody(req);
-      await this.#invoke(req, res, url, method, found.route.target, found.params, body);
+      return await this.#invoke(req, method, found.route.target, found.params);
     } finally {
       this.#inFlight--;
     }
   }
 
-  async #invoke(
-    req: IncomingMessage,
-    res: ServerResponse,
-    url: string,
-    method: string,
-    target: HttpFunction,
-    params: Record<string, string>,
-    body: Buffer,
-  ): Promise<void> {
+  async #invoke(req: FrontRequest, method: string, target: HttpFunction, params: Record<string, string>): Promise<FrontResponse> {
+    const url = req.url;
     const headers: Record<string, string> = {};
     const raw = req.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
@@ -231,16 +236,13 @@ export class HttpHost {
     }
     const fullUrl = `http://${headers['host'] ?? '127.0.0.1'}${url}`;
     // A Host header or target no URL parser accepts is the client's error, not the function's.
-    if (!URL.canParse(fullUrl)) {
-      send(res, 400);
-      return;
-    }
+    if (!URL.canParse(fullUrl)) return answer(400);
     const http: RpcHttpData = {
       method,
       url: fullUrl,
       headers,
       params,
-      body: { bytes: body },
+      body: { bytes: req.body },
     };
     const { fn, outputName } = target;
     let response: RpcInvocationResponse;
@@ -251,8 +253,7 @@ export class HttpHost {
       });
     } catch {
       // The error is in the host log; the caller gets no stack trace, like on Azure.
-      send(res, 500);
-      return;
+      return answer(500);
     }
     const out =
       outputName === undefined
@@ -261,10 +262,7 @@ export class HttpHost {
           ? response.returnValue
           : response.outputData?.find((o) => o.name === outputName)?.data;
     const httpOut = out?.http;
-    if (!httpOut) {
-      send(res, 204);
-      return;
-    }
+    if (!httpOut) return answer(204);
     const status = Number(httpOut.statusCode ?? 200) || 200;
     const bytes = typedDataBytes(httpOut.body);
     const outHeaders: Record<string, string | string[]> = { ...(httpOut.headers ?? {}) };
@@ -276,41 +274,28 @@ export class HttpHost {
     const noBody = status === 204 || status === 304 || method === 'HEAD';
     outHeaders['content-length'] = String(noBody ? 0 : (bytes?.length ?? 0));
     delete outHeaders['transfer-encoding'];
-    res.writeHead(status, outHeaders);
-    res.end(noBody ? undefined : bytes);
+    return { status, headers: outHeaders, ...(noBody || !bytes ? {} : { body: bytes }) };
   }
 
-  async #handleAdmin(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean> {
+  #handleAdmin(req: FrontRequest, pathname: string): FrontResponse | undefined {
     if (pathname === '/admin/host/status') {
-      req.resume();
-      sendJson(res, 200, { state: this.options.isStopping() ? 'Stopping' : 'Running', version: '4.x-local' });
-      return true;
+      return answerJson(200, { state: this.options.isStopping() ? 'Stopping' : 'Running', version: '4.x-local' });
     }
     const m = /^\/admin\/functions\/([^/]+)$/.exec(pathname);
-    if (!m) return false;
+    if (!m) return undefined;
     const name = decodeURIComponent(m[1]!);
-    if (req.method !== 'POST') {
-      req.resume();
-      send(res, 405, undefined, { allow: 'POST' });
-      return true;
-    }
-    const body = await readBody(req);
+    if (req.method !== 'POST') return answer(405, undefined, { allow: 'POST' });
     let input: string | undefined;
-    if (body.length > 0) {
+    if (req.body.length > 0) {
       try {
-        const parsed = JSON.parse(body.toString('utf8')) as { input?: unknown };
-        input =
-          parsed.input === undefined || typeof parsed.input === 'string' ? parsed.input : JSON.stringify(parsed.input);
+        const text = Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength).toString('utf8');
+        const parsed = JSON.parse(text) as { input?: unknown };
+        input = parsed.input === undefined || typeof parsed.input === 'string' ? parsed.input : JSON.stringify(parsed.input);
       } catch {
-        sendJson(res, 400, { error: 'body must be JSON: {"input": "..."}' });
-        return true;
+        return answerJson(400, { error: 'body must be JSON: {"input": "..."}' });
       }
     }
-    if (!this.options.fireFunction(name, input)) {
-      sendJson(res, 404, { error: `no non-HTTP function named ${name}` });
-      return true;
-    }
-    send(res, 202);
-    return true;
+    if (!this.options.fireFunction(name, input)) return answerJson(404, { error: `no non-HTTP function named ${name}` });
+    return answer(202);
   }
 }

@@ -1,0 +1,107 @@
+/**
+ * The host's HTTP front end, in a thread of its own (started by http-host.ts): it accepts
+ * connections, reads requests and writes answers, and hands each request to the host's main
+ * thread as one message, as the Functions host's web server hands requests to the language worker
+ * on Azure. The app's event loop then never accepts a connection: libuv accepts one connection
+ * per turn of a loop, so a busy app loop took a second or more to take in a burst of 64 new
+ * connections. The durable engine's paths are passed straight through to the engine's thread.
+ */
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { FromHttpFront, HttpFrontSettings, ToHttpFront } from './http-front-protocol';
+
+const port = parentPort!;
+const settings = workerData as HttpFrontSettings;
+const post = (message: FromHttpFront): void => port.postMessage(message);
+
+const pending = new Map<number, ServerResponse>();
+let nextId = 1;
+let stopping = false;
+let passThrough: { port: number; prefixes: string[] } | undefined;
+const engineAgent = new Agent({ keepAlive: true });
+
+function isEnginePath(pathname: string): boolean {
+  // Each prefix ends in a slash; the path without it is the engine's too.
+  return (
+    passThrough !== undefined &&
+    passThrough.prefixes.some((p) => pathname.startsWith(p) || (pathname.length === p.length - 1 && p.startsWith(pathname)))
+  );
+}
+
+function toEngine(req: IncomingMessage, res: ServerResponse, enginePort: number): void {
+  const upstream = httpRequest(
+    { host: '127.0.0.1', port: enginePort, method: req.method, path: req.url, headers: req.headers, agent: engineAgent },
+    (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  upstream.on('error', (err) => {
+    if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end(`durable engine unreachable: ${err.message}`);
+    else res.destroy(err);
+  });
+  req.on('error', () => upstream.destroy());
+  req.pipe(upstream);
+}
+
+const server = createServer({ keepAlive: true }, (req, res) => {
+  const url = req.url ?? '/';
+  if (stopping) res.setHeader('connection', 'close');
+  const q = url.indexOf('?');
+  if (passThrough && isEnginePath(q >= 0 ? url.slice(0, q) : url)) {
+    toEngine(req, res, passThrough.port);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  // A client that goes away while sending its body: there is no one to answer.
+  req.on('error', () => res.destroy());
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const id = nextId++;
+    pending.set(id, res);
+    res.on('close', () => pending.delete(id));
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    post({ type: 'request', id, method: req.method ?? 'GET', url, rawHeaders: req.rawHeaders, body });
+  });
+});
+server.keepAliveTimeout = 65_000;
+
+server.once('error', (err: NodeJS.ErrnoException) => post({ type: 'listenFailed', code: err.code, message: err.message }));
+server.listen(settings.port, '127.0.0.1', () => {
+  post({ type: 'listening', port: (server.address() as AddressInfo).port });
+});
+
+port.on('message', (message: ToHttpFront) => {
+  switch (message.type) {
+    case 'reply': {
+      const res = pending.get(message.id);
+      if (!res) break;
+      pending.delete(message.id);
+      if (res.headersSent) {
+        res.end();
+        break;
+      }
+      res.writeHead(message.status, message.headers);
+      res.end(message.body);
+      break;
+    }
+    case 'passThrough':
+      passThrough = { port: message.port, prefixes: message.prefixes };
+      break;
+    case 'stopping':
+      stopping = true;
+      break;
+    case 'close':
+      stopping = true;
+      server.close(() => {
+        engineAgent.destroy();
+        post({ type: 'closed' });
+      });
+      server.closeIdleConnections();
+      break;
+    case 'closeAll':
+      server.closeAllConnections();
+      break;
+  }
+});
