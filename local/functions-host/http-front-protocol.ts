@@ -33,5 +33,7 @@ export type ToHttpFront =
 export type FromHttpFront =
   | { type: 'listening'; port: number }
   | { type: 'listenFailed'; code?: string; message: string }
+  /** The server reported an error after it started listening. */
+  | { type: 'error'; message: string }
   | ({ type: 'request'; id: number } & FrontRequest)
   | { type: 'closed' };

@@ -67,8 +67,14 @@ const server = createServer({ keepAlive: true }, (req, res) => {
 });
 server.keepAliveTimeout = 65_000;
 
-server.once('error', (err: NodeJS.ErrnoException) => post({ type: 'listenFailed', code: err.code, message: err.message }));
+let listening = false;
+server.on('error', (err: NodeJS.ErrnoException) => {
+  // After the start (a failed accept, say) the server keeps listening: say so, do not fail the host.
+  if (listening) post({ type: 'error', message: err.message });
+  else post({ type: 'listenFailed', code: err.code, message: err.message });
+});
 server.listen(settings.port, '127.0.0.1', () => {
+  listening = true;
   post({ type: 'listening', port: (server.address() as AddressInfo).port });
 });
 

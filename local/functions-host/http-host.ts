@@ -151,6 +151,9 @@ export class HttpHost {
           case 'listenFailed':
             reject(Object.assign(new Error(message.message), { code: message.code }));
             break;
+          case 'error':
+            this.options.log.host('error', `HTTP front end: ${message.message}`);
+            break;
           case 'closed':
             this.#closed?.();
             break;
