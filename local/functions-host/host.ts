@@ -279,7 +279,6 @@ export class FunctionsHost {
 
   async #stop(graceMs: number): Promise<void> {
     this.#stopping = true;
-    this.#http?.stopping();
     this.log.host('information', 'Stopping the Functions host');
     const httpClosed = this.#http?.close();
     await this.#timers?.stop();

@@ -24,9 +24,10 @@ export type ToHttpFront =
   | ({ type: 'reply'; id: number } & FrontResponse)
   /** The durable engine's paths and the port of its thread, passed through without the main thread. */
   | { type: 'passThrough'; port: number; prefixes: string[] }
-  /** Answers carry `connection: close` from now on. */
-  | { type: 'stopping' }
-  /** Stop accepting connections and close the idle ones; `closed` once the last one is gone. */
+  /**
+   * Stop accepting connections and close the idle ones; answers carry `connection: close` from now
+   * on. `closed` once the last connection is gone.
+   */
   | { type: 'close' }
   | { type: 'closeAll' };
 

@@ -21,12 +21,11 @@ let stopping = false;
 let passThrough: { port: number; prefixes: string[] } | undefined;
 const engineAgent = new Agent({ keepAlive: true });
 
-function isEnginePath(pathname: string): boolean {
-  // Each prefix ends in a slash; the path without it is the engine's too.
-  return (
-    passThrough !== undefined &&
-    passThrough.prefixes.some((p) => pathname.startsWith(p) || (pathname.length === p.length - 1 && p.startsWith(pathname)))
-  );
+/** The engine's port when the path is its own (each prefix ends in a slash; the path without it is the engine's too). */
+function enginePortFor(pathname: string): number | undefined {
+  if (!passThrough) return undefined;
+  const own = passThrough.prefixes.some((p) => pathname.startsWith(p) || (pathname.length === p.length - 1 && p.startsWith(pathname)));
+  return own ? passThrough.port : undefined;
 }
 
 function toEngine(req: IncomingMessage, res: ServerResponse, enginePort: number): void {
@@ -49,8 +48,9 @@ const server = createServer({ keepAlive: true }, (req, res) => {
   const url = req.url ?? '/';
   if (stopping) res.setHeader('connection', 'close');
   const q = url.indexOf('?');
-  if (passThrough && isEnginePath(q >= 0 ? url.slice(0, q) : url)) {
-    toEngine(req, res, passThrough.port);
+  const enginePort = enginePortFor(q >= 0 ? url.slice(0, q) : url);
+  if (enginePort !== undefined) {
+    toEngine(req, res, enginePort);
     return;
   }
   const chunks: Buffer[] = [];
@@ -94,9 +94,6 @@ port.on('message', (message: ToHttpFront) => {
     }
     case 'passThrough':
       passThrough = { port: message.port, prefixes: message.prefixes };
-      break;
-    case 'stopping':
-      stopping = true;
       break;
     case 'close':
       stopping = true;

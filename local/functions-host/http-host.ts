@@ -109,11 +109,6 @@ export class HttpHost {
     this.#post({ type: 'passThrough', port, prefixes });
   }
 
-  /** Answers carry `connection: close` from now on. */
-  stopping(): void {
-    this.#post({ type: 'stopping' });
-  }
-
   /** The URLs of the HTTP functions, for the start-up listing. */
   describeRoutes(baseUrl: string): Map<string, string> {
     const out = new Map<string, string>();
