@@ -145,9 +145,9 @@ export function readParameters(env: Record<string, string | undefined>): StackPa
 
   return {
     // Short and plain: the environment ends up inside 24-character storage account names.
-    environment: matching('ORDERS_ENV', get('ORDERS_ENV'), /^[a-z][a-z0-9]{0,7}$/, '1-8 lower-case letters or digits'),
+    environment: matching('ORDERS_ENV', get('ORDERS_ENV'), /^[a-z][a-z0-9]{0,7}$/, '1-8 lower-case letters or digits, starting with a letter'),
     location: matching('ORDERS_LOCATION', get('ORDERS_LOCATION'), /^[a-z][a-z0-9]+$/, 'an Azure region name such as westeurope'),
-    baseName: matching('ORDERS_NAME', get('ORDERS_NAME'), /^[a-z][a-z0-9]{2,13}$/, '3-14 lower-case letters or digits'),
+    baseName: matching('ORDERS_NAME', get('ORDERS_NAME'), /^[a-z][a-z0-9]{2,13}$/, '3-14 lower-case letters or digits, starting with a letter'),
     planSku: oneOf('ORDERS_PLAN_SKU', get('ORDERS_PLAN_SKU'), ['EP1', 'EP2', 'EP3'] as const),
     alwaysReadyInstances,
     preWarmedInstances,
