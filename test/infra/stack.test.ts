@@ -532,7 +532,7 @@ describe('parameters', () => {
     [{ ORDERS_COSMOS_MAX_THROUGHPUT: '1500' }, /multiple of 1000/],
     [{ ORDERS_AUTH_CLIENT_ID: '11111111-2222-3333-4444-555555555555' }, /set both or neither/],
     [{ ORDERS_ENV: 'Prod_1' }, /ORDERS_ENV=Prod_1/],
-    // Azure names built from them must start with a letter (storage accounts: `st<name><env>`).
+    // A leading digit is refused, and the message says so.
     [{ ORDERS_ENV: '1dev' }, /ORDERS_ENV=1dev: expected 1-8 lower-case letters or digits, starting with a letter/],
     [{ ORDERS_NAME: '9orders' }, /ORDERS_NAME=9orders: expected 3-14 lower-case letters or digits, starting with a letter/],
     [{ ORDERS_SEED_CATALOG: 'yes' }, /ORDERS_SEED_CATALOG=yes/],
