@@ -50,7 +50,9 @@ export class OrderDetail {
       this.actionStatus.textContent = '';
       this.actionError.replaceChildren();
       this.loadError.replaceChildren();
-      this.heading.textContent = id ? `Order ${shortId(id)}` : 'Order detail';
+      // Only the id is set in the monospace face the list uses for ids; the words stay in the page's.
+      if (id) fill(this.heading, 'Order ', h('span', { class: 'order-id' }, shortId(id)));
+      else this.heading.textContent = 'Order detail';
       this.headingState.replaceChildren();
       this.placeholder.hidden = Boolean(id);
       this.body.hidden = true;
