@@ -83,7 +83,7 @@ async function lock(dir: string): Promise<() => void> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    let age: number | undefined;
+    let age: number;
     try {
       age = Date.now() - statSync(dir).mtimeMs;
     } catch {
