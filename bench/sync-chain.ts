@@ -15,7 +15,7 @@ import type { OrderSagaDependencies } from '../src/services/dependencies';
 import { catalogPrices } from '../src/services/intake';
 import { sendConfirmation } from '../src/services/notices';
 import { chargePayment } from '../src/services/payment';
-import { reserveStock } from '../src/services/stock';
+import { reconcileHolds, reserveStock } from '../src/services/stock';
 import type { ServiceName } from '../src/topology';
 
 export interface SyncChainServer {
@@ -39,7 +39,10 @@ async function placeOrderSynchronously(body: unknown, deps: OrderSagaDependencie
     await deps.orders.transitionStatus(id, { service, from: ['processing'], to: ok ? 'done' : 'failed' });
     return ok;
   };
-  if (!(await step('inventory', async () => (await reserveStock(order, deps)).ok))) return { status: 409, json: { orderId: id, state: 'failed' } };
+  if (!(await step('inventory', async () => (await reserveStock(order, id, deps)).ok))) {
+    await reconcileHolds((await deps.orders.get(id))!, deps);
+    return { status: 409, json: { orderId: id, state: 'failed' } };
+  }
   await step('billing', async () => !(await chargePayment(order, deps)).voided);
   await step('notification', async () => (await sendConfirmation(order, deps), true));
   await deps.orders.transitionState(id, { from: ['accepted'], to: 'completed' });

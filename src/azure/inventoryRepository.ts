@@ -1,11 +1,12 @@
 /**
  * Catalog and stock in Cosmos DB (container `inventory`, id = SKU). A reservation is one
  * conditional patch: "enough available AND this order holds nothing yet" -> move stock from
- * available to reserved and record the hold. Stock never goes below zero under concurrency, and a
- * redelivered reservation (or release) for the same order changes nothing.
+ * available to reserved and record the hold, with the delivery that took it. Stock never goes below
+ * zero under concurrency, and a redelivered reservation (or release) for the same order changes
+ * nothing.
  */
-import type { Container } from '@azure/cosmos';
-import type { CatalogItem } from '../domain/catalog';
+import type { Container, PatchOperation } from '@azure/cosmos';
+import { readHold, type CatalogItem, type StockHold } from '../domain/catalog';
 import type { InventoryStore, ReserveResult } from '../services/ports';
 import { container } from './clients';
 import { conditionLiteral, isConflict, isNotFound, isPreconditionFailed, stripSystemProperties } from './cosmosErrors';
@@ -28,7 +29,7 @@ export class CosmosInventoryRepository implements InventoryStore {
     return resources.map(stripSystemProperties);
   }
 
-  async reserve(sku: string, orderId: string, quantity: number): Promise<ReserveResult> {
+  async reserve(sku: string, orderId: string, quantity: number, delivery: string): Promise<ReserveResult> {
     const hold = conditionLiteral(orderId);
     assertQuantity(quantity);
     try {
@@ -37,7 +38,7 @@ export class CosmosInventoryRepository implements InventoryStore {
         operations: [
           { op: 'incr', path: '/available', value: -quantity },
           { op: 'incr', path: '/reserved', value: quantity },
-          { op: 'set', path: `/holds/${hold}`, value: quantity },
+          { op: 'set', path: `/holds/${hold}`, value: { quantity, delivery } satisfies StockHold },
         ],
       });
       return 'reserved';
@@ -51,31 +52,30 @@ export class CosmosInventoryRepository implements InventoryStore {
     }
   }
 
-  async release(sku: string, orderId: string, quantity: number): Promise<boolean> {
-    const hold = conditionLiteral(orderId);
-    assertQuantity(quantity);
-    try {
-      await this.inventory.item(sku, sku).patch({
-        condition: `from c where is_defined(c.holds["${hold}"])`,
-        operations: [
-          { op: 'incr', path: '/available', value: quantity },
-          { op: 'incr', path: '/reserved', value: -quantity },
-          { op: 'remove', path: `/holds/${hold}` },
-        ],
-      });
-      return true;
-    } catch (err) {
-      if (isPreconditionFailed(err) || isNotFound(err)) return false;
-      throw err;
-    }
+  async hold(sku: string, orderId: string): Promise<{ quantity: number; delivery?: string } | undefined> {
+    return readHold((await this.get(sku))?.holds?.[orderId]);
   }
 
-  async settle(sku: string, orderId: string): Promise<boolean> {
+  async release(sku: string, orderId: string, quantity: number, delivery?: string): Promise<boolean> {
+    assertQuantity(quantity);
+    return this.#dropHold(sku, orderId, delivery, [
+      { op: 'incr', path: '/available', value: quantity },
+      { op: 'incr', path: '/reserved', value: -quantity },
+    ]);
+  }
+
+  async settle(sku: string, orderId: string, delivery?: string): Promise<boolean> {
+    return this.#dropHold(sku, orderId, delivery, []);
+  }
+
+  /** Removes the order's hold (only `delivery`'s, when given) with these operations; false when there was none. */
+  async #dropHold(sku: string, orderId: string, delivery: string | undefined, operations: PatchOperation[]): Promise<boolean> {
     const hold = conditionLiteral(orderId);
+    const owner = delivery === undefined ? '' : ` and c.holds["${hold}"].delivery = "${conditionLiteral(delivery)}"`;
     try {
       await this.inventory.item(sku, sku).patch({
-        condition: `from c where is_defined(c.holds["${hold}"])`,
-        operations: [{ op: 'remove', path: `/holds/${hold}` }],
+        condition: `from c where is_defined(c.holds["${hold}"])${owner}`,
+        operations: [...operations, { op: 'remove', path: `/holds/${hold}` }],
       });
       return true;
     } catch (err) {

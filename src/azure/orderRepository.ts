@@ -101,6 +101,7 @@ export class CosmosOrderRepository implements OrderStore {
     if (change.notice) ops.push(...noticeOps(change.notice.kind, change.notice.at));
     if (change.timeline) ops.push(timelineOp(change.timeline));
     if (change.completes) ops.push({ op: 'set', path: '/state', value: 'completed' }, timelineOp(change.completes));
+    if (change.stockHeldBy) ops.push({ op: 'set', path: '/stockHeldBy', value: change.stockHeldBy });
     return this.conditionalPatch(id, statusCondition(change), ops);
   }
 

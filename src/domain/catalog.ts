@@ -7,8 +7,24 @@ export interface CatalogItem {
   price: number;
   available: number;
   reserved: number;
-  /** Quantity held per order id: makes a reservation and its release exactly-once per order. */
-  holds: Record<string, number>;
+  /**
+   * Holds per order id: make a reservation and its release exactly-once per order. A plain number
+   * is a hold written before holds named the delivery that took them.
+   */
+  holds: Record<string, StockHold | number>;
+}
+
+/** One order's hold on a SKU: the quantity, and the inventory delivery that took it. */
+export interface StockHold {
+  quantity: number;
+  /** The id of the delivery that reserved it (see `OrderDocument.stockHeldBy`). */
+  delivery: string;
+}
+
+/** A hold as stored, read the same way whichever form it was written in. */
+export function readHold(hold: StockHold | number | undefined): { quantity: number; delivery?: string } | undefined {
+  if (hold === undefined) return undefined;
+  return typeof hold === 'number' ? { quantity: hold } : { quantity: hold.quantity, delivery: hold.delivery };
 }
 
 export interface InventoryView {
@@ -21,6 +37,16 @@ export interface InventoryView {
 
 export function inventoryView(item: CatalogItem): InventoryView {
   return { sku: item.id, name: item.name, price: item.price, available: item.available, reserved: item.reserved };
+}
+
+/** One SKU for support: the stock, and the orders holding part of `reserved` right now (not yet settled). */
+export interface InventoryItemView extends InventoryView {
+  holds: { orderId: string; quantity: number }[];
+}
+
+export function inventoryItemView(item: CatalogItem): InventoryItemView {
+  const holds = Object.entries(item.holds ?? {}).map(([orderId, hold]) => ({ orderId, quantity: readHold(hold)!.quantity }));
+  return { ...inventoryView(item), holds };
 }
 
 export const LOW_STOCK_SKU = 'LIMITED-EDITION';

@@ -63,4 +63,9 @@ export interface OrderDocument {
   billingAttempts: number;
   /** One flag per notice, flipped by the same conditional patch that appends to `notifications`. */
   notified: Record<NotificationKind, boolean>;
+  /**
+   * Per SKU, the inventory delivery whose hold the recorded inventory `done` relies on (set by that
+   * patch). Any other hold of this order is one a delivery that lost a race took, and is given back.
+   */
+  stockHeldBy?: Record<string, string>;
 }

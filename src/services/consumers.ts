@@ -9,6 +9,7 @@
  * (and a simulated billing failure) is thrown so Service Bus redelivers and, after
  * maxDeliveryCount, dead-letters.
  */
+import { randomUUID } from 'node:crypto';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import type { NotificationKind, OrderDocument, ServiceStatus } from '../domain/order';
 import { ACTIVE_STATES, ALL_DONE, billingMustFail, CLAIMABLE_FROM, isReadyToComplete, othersDone } from '../domain/orderState';
@@ -19,7 +20,7 @@ import type { OrderSagaDependencies } from './dependencies';
 import { sendConfirmation } from './notices';
 import { chargePayment } from './payment';
 import type { MonitorClient, StatusTransition } from './ports';
-import { reserveStock, returnHeldStock, settleStock } from './stock';
+import { reconcileHolds, reserveStock, settleStock } from './stock';
 
 export interface Delivery {
   /** The message body as the host hands it over (object, string or bytes). */
@@ -57,14 +58,17 @@ type WorkResult =
       charged?: number;
       /** A notice sent by this work, for the order's `notifications` (recorded with `done`). */
       notice?: { kind: NotificationKind; at: string };
+      /** The deliveries whose stock holds this work relies on, per SKU (recorded with `done`). */
+      heldBy?: Record<string, string>;
     }
   | { status: 'superseded' };
 
 async function doWork(service: ServiceName, order: OrderDocument, deps: OrderSagaDependencies): Promise<WorkResult> {
   switch (service) {
     case 'inventory': {
-      const reservation = await reserveStock(order, deps);
-      return reservation.ok ? { status: 'done', detail: 'stock reserved' } : { status: 'failed', reason: reservation.reason };
+      // Holds name the delivery that took them, so one that loses a race can tell its own apart.
+      const reservation = await reserveStock(order, randomUUID(), deps);
+      return reservation.ok ? { status: 'done', detail: 'stock reserved', heldBy: reservation.heldBy } : { status: 'failed', reason: reservation.reason };
     }
     case 'billing': {
       const attempt = order.billingAttempts;
@@ -132,6 +136,9 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     // A delivery that recorded the last `done` and then died before completing the order comes
     // back here: finish its job.
     if (isReadyToComplete(order)) await markCompleted(orderId, { service }, deps, log);
+    // So does one whose predecessor died after reserving stock that compensation or completion had
+    // already dealt with: that hold goes back (or, for a completed order, is settled).
+    if (service === 'inventory') await reconcileHolds(order, deps);
     await deps.orders
       .appendTimeline(orderId, {
         at: now,
@@ -179,6 +186,7 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     ...(result.charged !== undefined ? { payment: { charged: result.charged } } : {}),
     // So does the confirmation's: `processing -> done` happens once, so it is recorded once.
     ...(result.notice ? { notice: result.notice } : {}),
+    ...(result.heldBy ? { stockHeldBy: result.heldBy } : {}),
     timeline: {
       at: deps.now(),
       kind: result.status,
@@ -200,16 +208,21 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
   }
   recorded ??= await deps.orders.transitionStatus(orderId, recording);
   if (!recorded) {
-    // The status moved while we worked: a parallel duplicate finished first (nothing to undo), or
-    // the order was compensated (give back the stock this delivery may have reserved).
+    // The status moved while we worked: a parallel duplicate finished first, or the order was
+    // compensated. Stock this delivery reserved that the recorded outcome does not rely on (taken
+    // after compensation released the order's holds, or after the order completed and settled
+    // them) goes back.
     const current = await deps.orders.get(orderId);
-    if (service === 'inventory' && current?.status.inventory === 'compensated') await returnHeldStock(claimed, deps);
+    if (service === 'inventory' && current) await reconcileHolds(current, deps);
     // A notice this delivery sent is on the order all the same (once: the flag guards the append).
     if (result.notice) await deps.orders.recordNotification(orderId, result.notice.kind, result.notice.at);
     log.info('delivery-superseded', { status: current?.status[service] });
     return 'superseded';
   }
   log.info('delivery-recorded', { status: result.status, ...(result.reason ? { reason: result.reason } : {}) });
+  // Out of stock: with `failed` recorded, no delivery can record `done` any more, so whatever
+  // the order holds goes back (its own holds and any another delivery took).
+  if (service === 'inventory' && result.status === 'failed') await reconcileHolds(recorded, deps);
 
   // The patch returns the order as it is now: only a writer that sees all three done needs to
   // try completing it. The last `done` writer always sees that, so one of them completes it.
@@ -248,7 +261,13 @@ export async function markCompleted(
     when: ALL_DONE,
     timeline: { at: deps.now(), kind: 'completed', ...by },
   });
-  if (!completed) return false;
+  if (!completed) {
+    // Completed already: by a writer that settled its stock, or one that died before it did (an
+    // activity retried after a crash comes back here). Settling again is a no-op.
+    const current = await deps.orders.get(orderId);
+    if (current?.state === 'completed') await reconcileHolds(current, deps);
+    return false;
+  }
   await settleCompleted(completed, by, deps, log);
   return true;
 }

@@ -37,6 +37,8 @@ export interface StatusTransition {
    * sets the state to `completed`. For the `done` that a consumer knows to be the last one.
    */
   completes?: TimelineEntry;
+  /** Also record the deliveries whose holds this `done` relies on, per SKU (`stockHeldBy`). */
+  stockHeldBy?: Record<string, string>;
 }
 
 export interface StateTransition {
@@ -99,16 +101,24 @@ export type ReserveResult = 'reserved' | 'alreadyReserved' | 'insufficient' | 'u
 export interface InventoryStore {
   get(sku: string): Promise<CatalogItem | undefined>;
   list(): Promise<CatalogItem[]>;
-  /** Moves `quantity` from available to reserved for this order, at most once per (sku, order). */
-  reserve(sku: string, orderId: string, quantity: number): Promise<ReserveResult>;
-  /** Returns this order's hold to available; false when there was none. */
-  release(sku: string, orderId: string, quantity: number): Promise<boolean>;
+  /**
+   * Moves `quantity` from available to reserved for this order, at most once per (sku, order); the
+   * hold records `delivery`, the delivery that took it.
+   */
+  reserve(sku: string, orderId: string, quantity: number, delivery: string): Promise<ReserveResult>;
+  /** This order's hold on the SKU, if it has one (`delivery` is absent on a hold written without it). */
+  hold(sku: string, orderId: string): Promise<{ quantity: number; delivery?: string } | undefined>;
+  /**
+   * Returns this order's hold to available; false when there was none. With `delivery`, only a hold
+   * that delivery took.
+   */
+  release(sku: string, orderId: string, quantity: number, delivery?: string): Promise<boolean>;
   /**
    * The order completed: its stock stays reserved for good, so the hold that made reservation and
    * release idempotent is dropped (a SKU's document would otherwise grow with every order it ever
-   * sold). False when there was no hold.
+   * sold). False when there was no hold. With `delivery`, only a hold that delivery took.
    */
-  settle(sku: string, orderId: string): Promise<boolean>;
+  settle(sku: string, orderId: string, delivery?: string): Promise<boolean>;
   /** Create-if-absent (seeding); false when the SKU already existed. */
   ensure(item: CatalogItem): Promise<boolean>;
 }

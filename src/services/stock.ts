@@ -3,28 +3,61 @@ import type { OrderDocument } from '../domain/order';
 import { COMPENSATABLE_FROM } from '../domain/orderState';
 import { appDependencies, type OrderSagaDependencies } from './dependencies';
 
-export type ReservationOutcome = { ok: true } | { ok: false; reason: string };
+export type ReservationOutcome = { ok: true; heldBy: Record<string, string> } | { ok: false; reason: string };
 
 /**
- * Reserves every item or none. Items are taken in SKU order; when one cannot be reserved the ones
- * already held for this order are released again. Safe to repeat: holds are per order.
+ * Reserves every item, as `delivery`, in SKU order, stopping at the first that cannot be had. Safe
+ * to repeat: holds are per order, and a hold another delivery of the same order took is used as it
+ * is. `heldBy` names, per SKU, the delivery whose hold the order now has (recorded with `done`).
+ *
+ * On failure nothing is released here: the caller records `failed` first and then puts the holds
+ * right with `reconcileHolds`. Released before the outcome is recorded, a hold that another
+ * delivery of the order is about to record `done` with (or one a delivery that died left, which
+ * this one used) would go back while the order still counts on it, or stay taken for an order
+ * that never completes.
  */
-export async function reserveStock(order: OrderDocument, deps: OrderSagaDependencies = appDependencies()): Promise<ReservationOutcome> {
+export async function reserveStock(order: OrderDocument, delivery: string, deps: OrderSagaDependencies = appDependencies()): Promise<ReservationOutcome> {
   const items = [...order.items].sort((a, b) => a.sku.localeCompare(b.sku));
-  const held: typeof items = [];
+  const heldBy: Record<string, string> = {};
   for (const item of items) {
-    const result = await deps.inventory.reserve(item.sku, order.id, item.quantity);
-    if (result === 'reserved' || result === 'alreadyReserved') {
-      held.push(item);
-      continue;
+    const result = await deps.inventory.reserve(item.sku, order.id, item.quantity, delivery);
+    if (result === 'reserved') {
+      heldBy[item.sku] = delivery;
+    } else if (result === 'alreadyReserved') {
+      const holder = (await deps.inventory.hold(item.sku, order.id))?.delivery;
+      if (holder !== undefined) heldBy[item.sku] = holder;
+    } else {
+      return {
+        ok: false,
+        reason: result === 'insufficient' ? `out of stock: ${item.sku} (requested ${item.quantity})` : `unknown sku: ${item.sku}`,
+      };
     }
-    for (const h of held.reverse()) await deps.inventory.release(h.sku, order.id, h.quantity);
-    return {
-      ok: false,
-      reason: result === 'insufficient' ? `out of stock: ${item.sku} (requested ${item.quantity})` : `unknown sku: ${item.sku}`,
-    };
   }
-  return { ok: true };
+  return { ok: true, heldBy };
+}
+
+/**
+ * Puts right the holds of an order whose inventory status has moved on (`done`, `failed`,
+ * `compensated`): after a `failed` is recorded, for a delivery that lost a race to another
+ * delivery or to compensation, or for one whose predecessor died. A hold that the recorded `done`
+ * does not rely on (`stockHeldBy`; none does after `failed` or `compensated`) is given back, and
+ * on a completed order the one it relies on is settled if that has not happened yet. While the
+ * status is `pending` or `processing`, a delivery in flight owns the holds and nothing is touched.
+ * Costs one read per item.
+ */
+export async function reconcileHolds(order: OrderDocument, deps: OrderSagaDependencies = appDependencies()): Promise<{ released: number; settled: number }> {
+  const outcome = { released: 0, settled: 0 };
+  const status = order.status.inventory;
+  if (status === 'pending' || status === 'processing') return outcome;
+  const reliedOn = status === 'done' ? (order.stockHeldBy ?? {}) : undefined;
+  for (const item of order.items) {
+    const hold = await deps.inventory.hold(item.sku, order.id);
+    if (!hold) continue;
+    if (reliedOn && hold.delivery === reliedOn[item.sku]) {
+      if (order.state === 'completed' && (await deps.inventory.settle(item.sku, order.id, hold.delivery))) outcome.settled++;
+    } else if (await deps.inventory.release(item.sku, order.id, item.quantity, hold.delivery)) outcome.released++;
+  }
+  return outcome;
 }
 
 /** Returns every hold of this order to stock, without touching the order's status. */

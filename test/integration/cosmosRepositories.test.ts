@@ -17,7 +17,7 @@ import { CosmosOrderRepository } from '../../src/azure/orderRepository';
 import { newOrder } from '../../src/domain/orderState';
 import type { OrderSagaDependencies } from '../../src/services/dependencies';
 import { chargePayment, refundPayment } from '../../src/services/payment';
-import { reserveStock } from '../../src/services/stock';
+import { reconcileHolds, reserveStock } from '../../src/services/stock';
 import { RecordingPublisher } from '../unit/support/memoryStores';
 
 let emulator: CosmosEmulator;
@@ -199,7 +199,7 @@ describe('orders repository', () => {
 describe('inventory repository', () => {
   it('reserves exactly the stock under 50 concurrent reservations, never below zero', async () => {
     await stock('IT-RACE', 10);
-    const results = await Promise.all(Array.from({ length: 50 }, () => inventory.reserve('IT-RACE', nextId(), 1)));
+    const results = await Promise.all(Array.from({ length: 50 }, () => inventory.reserve('IT-RACE', nextId(), 1, 'delivery-1')));
     expect(results.filter((r) => r === 'reserved')).toHaveLength(10);
     expect(results.filter((r) => r === 'insufficient')).toHaveLength(40);
     expect(await inventory.get('IT-RACE')).toMatchObject({ available: 0, reserved: 10 });
@@ -208,19 +208,20 @@ describe('inventory repository', () => {
   it('reserves and releases once per order', async () => {
     await stock('IT-ONCE', 5);
     const orderId = nextId();
-    expect(await inventory.reserve('IT-ONCE', orderId, 2)).toBe('reserved');
-    expect(await inventory.reserve('IT-ONCE', orderId, 2)).toBe('alreadyReserved');
+    expect(await inventory.reserve('IT-ONCE', orderId, 2, 'delivery-1')).toBe('reserved');
+    expect(await inventory.reserve('IT-ONCE', orderId, 2, 'delivery-2')).toBe('alreadyReserved');
+    expect(await inventory.hold('IT-ONCE', orderId)).toEqual({ quantity: 2, delivery: 'delivery-1' });
     expect(await inventory.get('IT-ONCE')).toMatchObject({ available: 3, reserved: 2 });
     expect(await inventory.release('IT-ONCE', orderId, 2)).toBe(true);
     expect(await inventory.release('IT-ONCE', orderId, 2)).toBe(false);
     expect(await inventory.get('IT-ONCE')).toMatchObject({ available: 5, reserved: 0 });
-    expect(await inventory.reserve('IT-NOPE', orderId, 1)).toBe('unknownSku');
+    expect(await inventory.reserve('IT-NOPE', orderId, 1, 'delivery-1')).toBe('unknownSku');
   });
 
   it('settles a completed order: the stock stays reserved, the hold is dropped once', async () => {
     await stock('IT-SETTLE', 5);
     const orderId = nextId();
-    expect(await inventory.reserve('IT-SETTLE', orderId, 2)).toBe('reserved');
+    expect(await inventory.reserve('IT-SETTLE', orderId, 2, 'delivery-1')).toBe('reserved');
     expect(await inventory.settle('IT-SETTLE', orderId)).toBe(true);
     expect(await inventory.settle('IT-SETTLE', orderId)).toBe(false);
     const item = await inventory.get('IT-SETTLE');
@@ -228,21 +229,52 @@ describe('inventory repository', () => {
     expect(item!.holds[orderId]).toBeUndefined();
   });
 
-  it('reserves a multi-item order all or none', async () => {
+  it("releases or settles a delivery's hold only for that delivery when one is named", async () => {
+    await stock('IT-OWNER', 5);
+    const orderId = nextId();
+    expect(await inventory.reserve('IT-OWNER', orderId, 2, 'delivery-1')).toBe('reserved');
+    expect(await inventory.release('IT-OWNER', orderId, 2, 'delivery-2')).toBe(false);
+    expect(await inventory.settle('IT-OWNER', orderId, 'delivery-2')).toBe(false);
+    expect(await inventory.get('IT-OWNER')).toMatchObject({ available: 3, reserved: 2 });
+    expect(await inventory.release('IT-OWNER', orderId, 2, 'delivery-1')).toBe(true);
+    expect(await inventory.get('IT-OWNER')).toMatchObject({ available: 5, reserved: 0, holds: {} });
+    expect(await inventory.hold('IT-OWNER', orderId)).toBeUndefined();
+    expect(await inventory.reserve('IT-OWNER', orderId, 1, 'delivery-3')).toBe('reserved');
+    expect(await inventory.settle('IT-OWNER', orderId, 'delivery-3')).toBe(true);
+    expect(await inventory.get('IT-OWNER')).toMatchObject({ available: 4, reserved: 1 });
+    expect(await inventory.hold('IT-OWNER', orderId)).toBeUndefined();
+  });
+
+  it('reads and releases a hold written as a plain quantity, as holds were before they named a delivery', async () => {
+    const orderId = nextId();
+    await inventory.ensure({ id: 'IT-LEGACY', name: 'IT-LEGACY', price: 10, available: 3, reserved: 2, holds: { [orderId]: 2 } });
+    expect(await inventory.hold('IT-LEGACY', orderId)).toEqual({ quantity: 2 });
+    expect(await inventory.reserve('IT-LEGACY', orderId, 2, 'delivery-1')).toBe('alreadyReserved');
+    expect(await inventory.release('IT-LEGACY', orderId, 2, 'delivery-1')).toBe(false);
+    expect(await inventory.release('IT-LEGACY', orderId, 2)).toBe(true);
+    expect(await inventory.get('IT-LEGACY')).toMatchObject({ available: 5, reserved: 0 });
+  });
+
+  it('reserves a multi-item order all or none (the rest goes back once the failure is recorded)', async () => {
     await stock('IT-M1', 10);
     await stock('IT-M2', 1);
     const tooMuch = anOrder([
       { sku: 'IT-M1', quantity: 3, unitPrice: 10 },
       { sku: 'IT-M2', quantity: 2, unitPrice: 10 },
     ]);
-    expect(await reserveStock(tooMuch, deps)).toEqual({ ok: false, reason: 'out of stock: IT-M2 (requested 2)' });
-    expect(await inventory.get('IT-M1')).toMatchObject({ available: 10, reserved: 0 });
+    expect(await reserveStock(tooMuch, 'delivery-1', deps)).toEqual({ ok: false, reason: 'out of stock: IT-M2 (requested 2)' });
+    // Held until the failure is recorded; then everything the order holds goes back.
+    expect(await inventory.get('IT-M1')).toMatchObject({ available: 7, reserved: 3 });
+    const failed = { ...tooMuch, status: { ...tooMuch.status, inventory: 'failed' as const } };
+    expect(await reconcileHolds(failed, deps)).toEqual({ released: 1, settled: 0 });
+    expect(await inventory.get('IT-M1')).toMatchObject({ available: 10, reserved: 0, holds: {} });
     const fits = anOrder([
       { sku: 'IT-M1', quantity: 3, unitPrice: 10 },
       { sku: 'IT-M2', quantity: 1, unitPrice: 10 },
     ]);
-    expect(await reserveStock(fits, deps)).toEqual({ ok: true });
-    expect(await reserveStock(fits, deps)).toEqual({ ok: true });
+    expect(await reserveStock(fits, 'delivery-1', deps)).toEqual({ ok: true, heldBy: { 'IT-M1': 'delivery-1', 'IT-M2': 'delivery-1' } });
+    // A second delivery uses the holds the first one took.
+    expect(await reserveStock(fits, 'delivery-2', deps)).toEqual({ ok: true, heldBy: { 'IT-M1': 'delivery-1', 'IT-M2': 'delivery-1' } });
     expect(await inventory.get('IT-M1')).toMatchObject({ available: 7, reserved: 3 });
     expect(await inventory.get('IT-M2')).toMatchObject({ available: 0, reserved: 1 });
   });

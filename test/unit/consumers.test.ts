@@ -2,7 +2,7 @@ import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
 import { newOrder } from '../../src/domain/orderState';
 import { PoisonMessageError, TransientError } from '../../src/errors';
 import { createLogger } from '../../src/log';
-import { consumeOrderCreated, type Delivery } from '../../src/services/consumers';
+import { consumeOrderCreated, markCompleted, type Delivery } from '../../src/services/consumers';
 import { sendCancellation } from '../../src/services/notices';
 import { refundPayment } from '../../src/services/payment';
 import { releaseStock } from '../../src/services/stock';
@@ -36,6 +36,12 @@ function deliver(service: ServiceName, order: ReturnType<typeof newOrder>, deliv
 
 const mouse = { sku: 'MOUSE-01', quantity: 2, unitPrice: 24.5 };
 
+/** A SKU's stock and its holds, compared whole (toMatchObject would accept any holds for `{}`). */
+async function stockOf(sku: string) {
+  const { available, reserved, holds } = (await deps.inventory.get(sku))!;
+  return { available, reserved, holds };
+}
+
 describe('consumeOrderCreated', () => {
   it('completes the order when the last of the three services is done, whatever the order of arrival', async () => {
     const order = await placeOrder([mouse]);
@@ -51,7 +57,7 @@ describe('consumeOrderCreated', () => {
     expect(stored.payment).toEqual({ charged: 49, refunded: 0 });
     expect(stored.notifications.map((n) => n.kind)).toEqual(['confirmation']);
     // Sold for good: the stock stays reserved, the per-order hold is gone (documents stay small).
-    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 998, reserved: 2, holds: {} });
+    expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: {} });
     expect(stored.timeline.filter((t) => t.kind === 'delivery').map((t) => [t.service, t.deliveryCount])).toEqual([
       ['notification', 1],
       ['billing', 1],
@@ -251,7 +257,7 @@ describe('the last `done`', () => {
       ['done', 'notification'],
       ['completed', 'notification'],
     ]);
-    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 998, reserved: 2, holds: {} });
+    expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: {} });
     expect(monitor.changes.map((c) => c.change)).toEqual([{ source: 'consumer', service: 'notification', status: 'done', state: 'completed' }]);
   });
 
@@ -273,5 +279,89 @@ describe('the last `done`', () => {
     // Still held: compensation, not settlement, decides what happens to the stock.
     expect(Object.keys((await deps.inventory.get('MOUSE-01'))!.holds ?? {})).toEqual([order.id]);
     expect(monitor.changes).toEqual([]);
+  });
+});
+
+describe('stock held by inventory deliveries that lost a race', () => {
+  it('a delivery that reserved after compensation and died before giving it back: its redelivery gives it back', async () => {
+    const order = await placeOrder([mouse]);
+    // Compensation runs while the first delivery sleeps in its simulated work...
+    deps.sleep = async () => {
+      deps.sleep = async () => undefined;
+      await releaseStock(order, deps);
+    };
+    // ...which then reserves, and the host dies before its `done` patch.
+    const transition = deps.orders.transitionStatus.bind(deps.orders);
+    jest.spyOn(deps.orders, 'transitionStatus').mockImplementation(async (id, change) => {
+      if (change.service === 'inventory' && change.to === 'done') throw new Error('host killed');
+      return transition(id, change);
+    });
+    await expect(deliver('inventory', order)).rejects.toThrow('host killed');
+    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 998, reserved: 2 });
+    jest.restoreAllMocks();
+
+    expect(await deliver('inventory', order, 2)).toBe('duplicate');
+    expect(await stockOf('MOUSE-01')).toEqual({ available: 1000, reserved: 0, holds: {} });
+  });
+
+  it('a duplicate delivery that reserves after the order completed and its stock was settled takes nothing', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('billing', order);
+    await deliver('notification', order);
+    // A second delivery of the event claims first; while it sleeps, the first one does everything.
+    deps.sleep = async () => {
+      deps.sleep = async () => undefined;
+      expect(await deliver('inventory', order)).toBe('done');
+      expect((await deps.orders.get(order.id))!.state).toBe('completed');
+    };
+    expect(await deliver('inventory', order)).toBe('superseded');
+    expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: {} });
+  });
+
+  it('records with `done` whose holds the order relies on, and a redelivery leaves them alone', async () => {
+    const order = await placeOrder([mouse]);
+    expect(await deliver('inventory', order)).toBe('done');
+    const { holds } = await stockOf('MOUSE-01');
+    const delivery = (holds[order.id] as { delivery: string }).delivery;
+    expect(holds).toEqual({ [order.id]: { quantity: 2, delivery } });
+    expect((await deps.orders.get(order.id))!.stockHeldBy).toEqual({ 'MOUSE-01': delivery });
+    expect(await deliver('inventory', order, 2)).toBe('duplicate');
+    expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: { [order.id]: { quantity: 2, delivery } } });
+  });
+
+  it('a delivery that completed the order and died before settling its stock: its redelivery settles it', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('billing', order);
+    await deliver('notification', order);
+    const settle = jest.spyOn(deps.inventory, 'settle').mockRejectedValueOnce(new Error('host killed'));
+    await expect(deliver('inventory', order)).rejects.toThrow('host killed');
+    expect((await deps.orders.get(order.id))!.state).toBe('completed');
+    expect(Object.keys((await stockOf('MOUSE-01')).holds)).toEqual([order.id]);
+    settle.mockRestore();
+
+    expect(await deliver('inventory', order, 2)).toBe('duplicate');
+    expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: {} });
+  });
+
+  it('the monitor completing an order whose completer died before settling settles its stock', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('billing', order);
+    await deliver('notification', order);
+    jest.spyOn(deps.inventory, 'settle').mockRejectedValueOnce(new Error('host killed'));
+    await expect(deliver('inventory', order)).rejects.toThrow('host killed');
+    jest.restoreAllMocks();
+    expect(await markCompleted(order.id, { actor: 'monitor' }, deps, log)).toBe(false);
+    expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: {} });
+  });
+
+  it('an out-of-stock delivery that used the hold of a predecessor that died gives it back once `failed` is recorded', async () => {
+    const order = await placeOrder([mouse, { sku: 'LIMITED-EDITION', quantity: 5, unitPrice: 19.99 }]);
+    // The first delivery reserved the mouse, and the host died before it got to the desk mat.
+    expect(await deps.inventory.reserve('MOUSE-01', order.id, 2, 'dead-delivery')).toBe('reserved');
+    await deps.orders.transitionStatus(order.id, { service: 'inventory', from: ['pending'], to: 'processing' });
+    // Its redelivery uses that hold, finds the desk mat short, records `failed` and gives back all.
+    expect(await deliver('inventory', order, 2)).toBe('failed');
+    expect(await stockOf('MOUSE-01')).toEqual({ available: 1000, reserved: 0, holds: {} });
+    expect(await stockOf('LIMITED-EDITION')).toEqual({ available: 3, reserved: 0, holds: {} });
   });
 });

@@ -4,7 +4,7 @@
  * operations and handlers. Documents are deep-copied in and out, as a database would.
  */
 import type { CatalogItem } from '../../../src/domain/catalog';
-import { SEED_CATALOG } from '../../../src/domain/catalog';
+import { readHold, SEED_CATALOG } from '../../../src/domain/catalog';
 import type { NotificationKind, OrderDocument, TimelineEntry } from '../../../src/domain/order';
 import type { OrderSagaDependencies, OrderSagaSettings } from '../../../src/services/dependencies';
 import type {
@@ -84,6 +84,7 @@ export class MemoryOrderStore implements OrderStore {
       doc.state = 'completed';
       doc.timeline.push(copy(change.completes));
     }
+    if (change.stockHeldBy) doc.stockHeldBy = copy(change.stockHeldBy);
     doc.updatedAt = new Date().toISOString();
     return copy(doc);
   }
@@ -157,29 +158,40 @@ export class MemoryInventoryStore implements InventoryStore {
     return copy([...this.items.values()]);
   }
 
-  async reserve(sku: string, orderId: string, quantity: number): Promise<ReserveResult> {
+  async reserve(sku: string, orderId: string, quantity: number, delivery: string): Promise<ReserveResult> {
     const item = this.items.get(sku);
     if (!item) return 'unknownSku';
     if (item.holds[orderId] !== undefined) return 'alreadyReserved';
     if (item.available < quantity) return 'insufficient';
     item.available -= quantity;
     item.reserved += quantity;
-    item.holds[orderId] = quantity;
+    item.holds[orderId] = { quantity, delivery };
     return 'reserved';
   }
 
-  async release(sku: string, orderId: string, quantity: number) {
+  async hold(sku: string, orderId: string) {
+    return readHold(this.items.get(sku)?.holds[orderId]);
+  }
+
+  /** The order's hold, when there is one and (with `delivery`) that delivery took it. */
+  #heldBy(sku: string, orderId: string, delivery: string | undefined) {
     const item = this.items.get(sku);
-    if (!item || item.holds[orderId] === undefined) return false;
+    const hold = readHold(item?.holds[orderId]);
+    return item && hold && (delivery === undefined || hold.delivery === delivery) ? item : undefined;
+  }
+
+  async release(sku: string, orderId: string, quantity: number, delivery?: string) {
+    const item = this.#heldBy(sku, orderId, delivery);
+    if (!item) return false;
     item.available += quantity;
     item.reserved -= quantity;
     delete item.holds[orderId];
     return true;
   }
 
-  async settle(sku: string, orderId: string) {
-    const item = this.items.get(sku);
-    if (!item || item.holds[orderId] === undefined) return false;
+  async settle(sku: string, orderId: string, delivery?: string) {
+    const item = this.#heldBy(sku, orderId, delivery);
+    if (!item) return false;
     delete item.holds[orderId];
     return true;
   }
