@@ -319,6 +319,17 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     const unread = ids.filter((id) => !latest.has(id));
     const verdict = checkChaosInvariants({ initialStock, finalStock, orders, neverAccepted: rejected });
     for (const id of unread) verdict.violations.push({ kind: 'not-terminal', subject: id, detail: 'accepted, but GET never answered 200' });
+    // Where stock went astray, name the orders still holding some of it, and where they ended.
+    for (const violation of verdict.violations.filter((v) => v.kind === 'stock')) {
+      const answer = await get<{ holds?: { orderId: string; quantity: number }[] }>(`/api/inventory/${encodeURIComponent(violation.subject)}`);
+      const holds = answer?.status === 200 ? (answer.body.holds ?? []) : [];
+      if (holds.length === 0) continue;
+      const described = holds.map((h) => {
+        const order = latest.get(h.orderId);
+        return `${h.orderId} x${h.quantity} (${order ? `${order.state}, inventory ${order.status['inventory']}` : 'not an order of this run'})`;
+      });
+      violation.detail += `; holds left: ${described.join(', ')}`;
+    }
     return {
       options: { orders: options.orders, kills: options.kills, seed: options.seed, timeoutMs: options.timeoutMs, concurrency: options.concurrency },
       plan: {

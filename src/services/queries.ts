@@ -1,5 +1,5 @@
 /** Read models: the support view of one order, the orders list, and the inventory views. */
-import { inventoryView, type InventoryView } from '../domain/catalog';
+import { inventoryItemView, inventoryView, type InventoryItemView, type InventoryView } from '../domain/catalog';
 import type { OrderDocument } from '../domain/order';
 import type { OrderSagaDependencies } from './dependencies';
 import type { MonitorClient, MonitorStatus, OrderFilter } from './ports';
@@ -95,7 +95,7 @@ export async function listInventory(deps: OrderSagaDependencies): Promise<Invent
   return (await deps.inventory.list()).map(inventoryView);
 }
 
-export async function findInventoryItem(sku: string, deps: OrderSagaDependencies): Promise<InventoryView | undefined> {
+export async function findInventoryItem(sku: string, deps: OrderSagaDependencies): Promise<InventoryItemView | undefined> {
   const item = await deps.inventory.get(sku);
-  return item ? inventoryView(item) : undefined;
+  return item ? inventoryItemView(item) : undefined;
 }

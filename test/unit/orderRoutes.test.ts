@@ -241,8 +241,18 @@ describe('inventory routes', () => {
     const all = await handleListInventory(new HttpRequest({ method: 'GET', url: `${BASE}/inventory` }), context(), () => deps);
     expect((all.jsonBody as unknown[]).length).toBe(8);
     const one = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/MOUSE-01`, params: { sku: 'MOUSE-01' } }), context(), () => deps);
-    expect(one.jsonBody).toEqual({ sku: 'MOUSE-01', name: 'Wireless mouse', price: 24.5, available: 1000, reserved: 0 });
+    expect(one.jsonBody).toEqual({ sku: 'MOUSE-01', name: 'Wireless mouse', price: 24.5, available: 1000, reserved: 0, holds: [] });
     const missing = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/NOPE`, params: { sku: 'NOPE' } }), context(), () => deps);
     expect(missing.status).toBe(404);
+  });
+
+  it('shows which orders hold part of a SKU\'s reserved stock, whichever form their hold was written in', async () => {
+    await deps.inventory.reserve('MOUSE-01', 'order-a', 2, 'delivery-1');
+    deps.inventory.items.get('MOUSE-01')!.holds['order-b'] = 3;
+    const one = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/MOUSE-01`, params: { sku: 'MOUSE-01' } }), context(), () => deps);
+    expect(json(one).holds).toEqual([
+      { orderId: 'order-a', quantity: 2 },
+      { orderId: 'order-b', quantity: 3 },
+    ]);
   });
 });
