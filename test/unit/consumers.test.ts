@@ -329,27 +329,27 @@ describe('stock held by inventory deliveries that lost a race', () => {
     expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: { [order.id]: { quantity: 2, delivery } } });
   });
 
-  it('a delivery that completed the order and died before settling its stock: its redelivery settles it', async () => {
+  /** An order the inventory delivery completed, whose host died before it settled the stock. */
+  async function completedButNotSettled() {
     const order = await placeOrder([mouse]);
     await deliver('billing', order);
     await deliver('notification', order);
     const settle = jest.spyOn(deps.inventory, 'settle').mockRejectedValueOnce(new Error('host killed'));
     await expect(deliver('inventory', order)).rejects.toThrow('host killed');
+    settle.mockRestore();
     expect((await deps.orders.get(order.id))!.state).toBe('completed');
     expect(Object.keys((await stockOf('MOUSE-01')).holds)).toEqual([order.id]);
-    settle.mockRestore();
+    return order;
+  }
 
+  it('a delivery that completed the order and died before settling its stock: its redelivery settles it', async () => {
+    const order = await completedButNotSettled();
     expect(await deliver('inventory', order, 2)).toBe('duplicate');
     expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: {} });
   });
 
   it('the monitor completing an order whose completer died before settling settles its stock', async () => {
-    const order = await placeOrder([mouse]);
-    await deliver('billing', order);
-    await deliver('notification', order);
-    jest.spyOn(deps.inventory, 'settle').mockRejectedValueOnce(new Error('host killed'));
-    await expect(deliver('inventory', order)).rejects.toThrow('host killed');
-    jest.restoreAllMocks();
+    const order = await completedButNotSettled();
     expect(await markCompleted(order.id, { actor: 'monitor' }, deps, log)).toBe(false);
     expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: {} });
   });
