@@ -21,6 +21,8 @@ export interface ObservedStock {
   sku: string;
   available: number;
   reserved: number;
+  /** Orders holding part of `reserved` (`GET /api/inventory/{sku}`; read for the final stock). */
+  holds?: { orderId: string; quantity: number }[];
 }
 
 export interface ChaosObservation {
@@ -42,7 +44,8 @@ export type ViolationKind =
   | 'confirmation'
   | 'cancellation-notice'
   | 'services'
-  | 'stock';
+  | 'stock'
+  | 'hold';
 
 export interface Violation {
   kind: ViolationKind;
@@ -112,6 +115,8 @@ export function checkChaosInvariants(observation: ChaosObservation): ChaosVerdic
     for (const item of order.items) completedQuantity.set(item.sku, (completedQuantity.get(item.sku) ?? 0) + item.quantity);
   }
   const finalBySku = new Map(observation.finalStock.map((s) => [s.sku, s]));
+  const byId = new Map(observation.orders.map((o) => [o.id, o]));
+  const describe = (order: ObservedOrder | undefined) => (order ? `${order.state}, inventory ${order.status['inventory']}` : 'not an order of this run');
   const stock: StockLine[] = observation.initialStock.map((before) => {
     const after = finalBySku.get(before.sku);
     const initial = before.available + before.reserved;
@@ -134,7 +139,17 @@ export function checkChaosInvariants(observation: ChaosObservation): ChaosVerdic
     }
     if (problems.length > 0) {
       line.ok = false;
+      // Name the orders still holding some of it, and where they ended.
+      const holds = (after?.holds ?? []).map((h) => `${h.orderId} x${h.quantity} (${describe(byId.get(h.orderId))})`);
+      if (holds.length > 0) problems.push(`holds left: ${holds.join(', ')}`);
       violations.push({ kind: 'stock', subject: before.sku, detail: problems.join('; ') });
+    }
+    // A finished order holds nothing: a completed one's hold is settled, a cancelled one's released.
+    for (const h of after?.holds ?? []) {
+      const order = byId.get(h.orderId);
+      if (order && TERMINAL.has(order.state)) {
+        violations.push({ kind: 'hold', subject: before.sku, detail: `${h.orderId} x${h.quantity} still held by a ${describe(order)} order` });
+      }
     }
     return line;
   });

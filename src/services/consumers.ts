@@ -137,8 +137,9 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     // back here: finish its job.
     if (isReadyToComplete(order)) await markCompleted(orderId, { service }, deps, log);
     // So does one whose predecessor died after reserving stock that compensation or completion had
-    // already dealt with: that hold goes back (or, for a completed order, is settled).
-    if (service === 'inventory') await reconcileHolds(order, deps);
+    // already dealt with (that hold goes back), or after completing the order but before settling
+    // its stock (whichever service completed it: the holds are settled).
+    if (service === 'inventory' || order.state === 'completed') await reconcileHolds(order, deps);
     await deps.orders
       .appendTimeline(orderId, {
         at: now,

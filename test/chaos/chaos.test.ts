@@ -88,6 +88,22 @@ describe('chaos invariant checker', () => {
     expect(checkChaosInvariants(oversold).violations[0]!.detail).toContain('oversold');
   });
 
+  it('flags stock still held by a finished order, and names the orders holding a short SKU', () => {
+    const o = soundObservation();
+    // o1 completed but its hold was never settled: the counts are right, the hold is not.
+    o.finalStock[0] = { sku: 'A', available: 6, reserved: 4, holds: [{ orderId: 'o1', quantity: 3 }] };
+    // o3 was cancelled but still holds 2 of B.
+    o.finalStock[1] = { sku: 'B', available: 1, reserved: 2, holds: [{ orderId: 'o3', quantity: 2 }] };
+    const verdict = checkChaosInvariants(o);
+    expect(kinds(o)).toEqual(['hold A', 'stock B', 'hold B']);
+    expect(verdict.violations.find((v) => v.kind === 'stock')!.detail).toContain('holds left: o3 x2 (cancelled, inventory compensated)');
+    // An order still on its way may hold stock.
+    const inFlight = soundObservation();
+    inFlight.orders.push({ ...completed('o4', 'A', 1, 10), state: 'processing' });
+    inFlight.finalStock[0] = { sku: 'A', available: 5, reserved: 5, holds: [{ orderId: 'o4', quantity: 1 }] };
+    expect(kinds(inFlight)).toEqual(['not-terminal o4', 'stock A']);
+  });
+
   it('flags orders that are stuck, need a person, or were never accepted', () => {
     const o = soundObservation();
     o.orders.push({ ...completed('o4', 'A', 1, 10), state: 'processing', status: { inventory: 'done', billing: 'deadlettered', notification: 'done' } });

@@ -329,22 +329,21 @@ describe('stock held by inventory deliveries that lost a race', () => {
     expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: { [order.id]: { quantity: 2, delivery } } });
   });
 
-  /** An order the inventory delivery completed, whose host died before it settled the stock. */
-  async function completedButNotSettled() {
+  /** An order the `last` delivery completed, whose host died before it settled the stock. */
+  async function completedButNotSettled(last: ServiceName = 'inventory') {
     const order = await placeOrder([mouse]);
-    await deliver('billing', order);
-    await deliver('notification', order);
+    for (const service of (['inventory', 'billing', 'notification'] as const).filter((s) => s !== last)) await deliver(service, order);
     const settle = jest.spyOn(deps.inventory, 'settle').mockRejectedValueOnce(new Error('host killed'));
-    await expect(deliver('inventory', order)).rejects.toThrow('host killed');
+    await expect(deliver(last, order)).rejects.toThrow('host killed');
     settle.mockRestore();
     expect((await deps.orders.get(order.id))!.state).toBe('completed');
     expect(Object.keys((await stockOf('MOUSE-01')).holds)).toEqual([order.id]);
     return order;
   }
 
-  it('a delivery that completed the order and died before settling its stock: its redelivery settles it', async () => {
-    const order = await completedButNotSettled();
-    expect(await deliver('inventory', order, 2)).toBe('duplicate');
+  it.each(['inventory', 'billing'] as const)('a %s delivery that completed the order and died before settling its stock: its redelivery settles it', async (last) => {
+    const order = await completedButNotSettled(last);
+    expect(await deliver(last, order, 2)).toBe('duplicate');
     expect(await stockOf('MOUSE-01')).toEqual({ available: 998, reserved: 2, holds: {} });
   });
 
