@@ -116,6 +116,12 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
     try {
       switch (step.kind) {
         case 'done':
+          if (step.outcome === 'completed') {
+            // Completed, and no consumer reported it: the one that completed it may have died
+            // before settling its stock, with its message gone to the dead-letter queue instead
+            // of coming back. The same activity settles the holds of an order already completed.
+            yield context.df.callActivityWithRetry(ACTIVITY.markOrderCompleted, ACTION_RETRY, order);
+          }
           return { orderId, outcome: step.outcome } satisfies MonitorResult;
 
         case 'wait': {

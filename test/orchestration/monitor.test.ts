@@ -6,7 +6,7 @@
 import { newOrder } from '../../src/domain/orderState';
 import { buildOrderCreatedEvent, CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED, orderCreatedProperties } from '../../src/domain/orderCreatedEvent';
 import { LOW_STOCK_SKU } from '../../src/domain/catalog';
-import { MAX_DELIVERY_COUNT, ORDERS_TOPIC, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
+import { cosmosTopology, MAX_DELIVERY_COUNT, ORDERS_TOPIC, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
 import { ordersContainer, startMonitorWorld, type MonitorWorld, type OrderView } from './monitorSystem';
 
 jest.setTimeout(180_000);
@@ -274,6 +274,34 @@ describe('stuck consumers', () => {
     expect(order.timeline.filter((e) => e.kind === 'delivery').map((e) => e.service).sort()).toEqual(['billing', 'inventory', 'notification']);
     // Not before the stuck threshold (60 s by default).
     expect(virtualMs).toBeGreaterThanOrEqual(55_000);
+  });
+});
+
+describe('stock left unsettled', () => {
+  it('settles the stock of an order it finds completed with no report (its completer died before settling and never came back)', async () => {
+    const { id } = await writeOrderWithMonitor([{ sku: 'KEYBOARD-01', quantity: 1 }]);
+    const before = await stock('KEYBOARD-01');
+    // What such a completer leaves: the order completed, its hold on the stock, and no report
+    // (its message went to the dead-letter queue on its last delivery instead of coming back).
+    const inventory = world.cosmos.database(cosmosTopology.databaseName).container('inventory');
+    await inventory.item('KEYBOARD-01', 'KEYBOARD-01').patch([
+      { op: 'incr', path: '/available', value: -1 },
+      { op: 'incr', path: '/reserved', value: 1 },
+      { op: 'set', path: `/holds/${id}`, value: { quantity: 1, delivery: 'died' } },
+    ]);
+    await ordersContainer(world.cosmos).item(id, id).patch([
+      { op: 'set', path: '/status', value: { inventory: 'done', billing: 'done', notification: 'done' } },
+      { op: 'set', path: '/stockHeldBy', value: { 'KEYBOARD-01': 'died' } },
+      { op: 'set', path: '/state', value: 'completed' },
+    ]);
+    expect((await world.request('GET', '/api/inventory/KEYBOARD-01')).body.holds).toContainEqual({ orderId: id, quantity: 1 });
+
+    const { order } = await world.runUntil(id, terminal, { stepMs: 5_000 });
+    expect(order.state).toBe('completed');
+    const after = (await world.request('GET', '/api/inventory/KEYBOARD-01')).body;
+    expect(after.holds.map((h: { orderId: string }) => h.orderId)).not.toContain(id);
+    // Settled, not released: the unit stays sold.
+    expect({ available: after.available, reserved: after.reserved }).toEqual({ available: before.available - 1, reserved: before.reserved + 1 });
   });
 });
 
