@@ -73,6 +73,20 @@ export interface ChaosVerdict {
 const CENT = 0.005;
 const TERMINAL = new Set(['completed', 'cancelled']);
 
+/**
+ * The holds on a SKU of orders that finished (completed or cancelled), with their order: there
+ * should be none (a completed order's hold is settled, a cancelled one's given back).
+ */
+export function holdsOfFinishedOrders(
+  line: ObservedStock,
+  orders: ReadonlyMap<string, ObservedOrder>,
+): { hold: NonNullable<ObservedStock['holds']>[number]; order: ObservedOrder }[] {
+  return (line.holds ?? []).flatMap((hold) => {
+    const order = orders.get(hold.orderId);
+    return order && TERMINAL.has(order.state) ? [{ hold, order }] : [];
+  });
+}
+
 export function checkChaosInvariants(observation: ChaosObservation): ChaosVerdict {
   const violations: Violation[] = [];
   const counts: Record<string, number> = { accepted: observation.orders.length, 'never accepted': observation.neverAccepted.length };
@@ -144,12 +158,8 @@ export function checkChaosInvariants(observation: ChaosObservation): ChaosVerdic
       if (holds.length > 0) problems.push(`holds left: ${holds.join(', ')}`);
       violations.push({ kind: 'stock', subject: before.sku, detail: problems.join('; ') });
     }
-    // A finished order holds nothing: a completed one's hold is settled, a cancelled one's released.
-    for (const h of after?.holds ?? []) {
-      const order = byId.get(h.orderId);
-      if (order && TERMINAL.has(order.state)) {
-        violations.push({ kind: 'hold', subject: before.sku, detail: `${h.orderId} x${h.quantity} still held by a ${describe(order)} order` });
-      }
+    for (const { hold, order } of after ? holdsOfFinishedOrders(after, byId) : []) {
+      violations.push({ kind: 'hold', subject: before.sku, detail: `${hold.orderId} x${hold.quantity} still held by a ${describe(order)} order` });
     }
     return line;
   });

@@ -14,6 +14,7 @@ import { REPO_ROOT, startLocalStack } from '../local/stack';
 import { durationMs, serviceBusTopology } from '../src/topology';
 import {
   checkChaosInvariants,
+  holdsOfFinishedOrders,
   type ChaosVerdict,
   type ObservedOrder,
   type ObservedStock,
@@ -331,13 +332,12 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
       }
       return lines;
     };
-    const heldByFinished = (lines: ObservedStock[]): number =>
-      lines.reduce((n, line) => n + (line.holds ?? []).filter((h) => ['completed', 'cancelled'].includes(latest.get(h.orderId)?.state ?? '')).length, 0);
+    const heldByFinished = (lines: ObservedStock[]): number => lines.reduce((n, line) => n + holdsOfFinishedOrders(line, latest).length, 0);
     const lastKill = started + (kills.at(-1)?.at ?? 0);
     const redeliveredBy = Math.min(deadline, lastKill + LONGEST_LOCK_MS + 15_000);
     finalStock = await withHolds();
-    while (heldByFinished(finalStock) > 0 && Date.now() < redeliveredBy) {
-      progress.update(`chaos: ${heldByFinished(finalStock)} holds of finished orders, waiting for redeliveries (up to ${Math.ceil((redeliveredBy - Date.now()) / 1000)} s)`);
+    for (let held = heldByFinished(finalStock); held > 0 && Date.now() < redeliveredBy; held = heldByFinished(finalStock)) {
+      progress.update(`chaos: ${held} holds of finished orders, waiting for redeliveries (up to ${Math.ceil((redeliveredBy - Date.now()) / 1000)} s)`);
       await sleep(2_000);
       finalStock = await withHolds();
     }
