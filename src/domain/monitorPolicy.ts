@@ -197,6 +197,11 @@ export interface MonitorSnapshot {
   lastProgressAt: Record<ServiceName, string>;
   /** When billing was last dead-lettered, while it is. */
   billingDeadLetteredAt?: string;
+  /**
+   * Inventory or notification, still in flight, whose latest progress is a dead-letter: its message
+   * is gone, so nothing will come unless the monitor republishes. (Billing's shows in its status.)
+   */
+  deadLettered?: ServiceName[];
   /** Requeues of billing the monitor made on its own (support requeues are not counted). */
   billingRequeues: number;
   /** Targeted republishes the monitor made to each stuck service. */
@@ -213,6 +218,8 @@ export interface MonitorSnapshot {
   quietPolls: number;
 }
 
+const IN_FLIGHT: readonly ServiceStatus[] = ['pending', 'processing'];
+
 const byTime = (a: TimelineEntry, b: TimelineEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0);
 
 /** Reads the monitor's view out of an order document; `quietPolls` is the monitor's own count. */
@@ -226,8 +233,10 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   let compensationRequestedBy: string | undefined;
   let compensationReason: string | undefined;
   let compensationRuns = 0;
+  const lastKind: Partial<Record<ServiceName, string>> = {};
 
   for (const entry of timeline) {
+    if (entry.service) lastKind[entry.service] = entry.kind;
     if (entry.service && entry.at > lastProgressAt[entry.service]) lastProgressAt[entry.service] = entry.at;
     switch (entry.kind) {
       case TIMELINE.deadLettered:
@@ -255,6 +264,9 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     }
   }
 
+  const deadLettered = SERVICES.filter(
+    (s) => s !== 'billing' && lastKind[s] === TIMELINE.deadLettered && IN_FLIGHT.includes(order.status[s]),
+  );
   return {
     orderId: order.id,
     state: order.state,
@@ -262,6 +274,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     statusReason: { ...(order.statusReason ?? {}) },
     lastProgressAt,
     billingDeadLetteredAt: order.status.billing === 'deadlettered' ? billingDeadLetteredAt ?? order.updatedAt : undefined,
+    ...(deadLettered.length ? { deadLettered } : {}),
     billingRequeues,
     republishes,
     requeueRequestedBy: pendingRequeue?.by,
@@ -359,7 +372,6 @@ export function phaseOf(step: Step): MonitorPhase {
   }
 }
 
-const IN_FLIGHT: readonly ServiceStatus[] = ['pending', 'processing'];
 const ms = (iso: string) => Date.parse(iso);
 
 /**
@@ -372,9 +384,11 @@ const ms = (iso: string) => Date.parse(iso);
  * 6. billing dead-lettered -> requeue after backoff (at once when support asked), compensate
  *    when the requeues are used up;
  * 7. support asked to requeue a billing still in flight -> requeue;
- * 8. a service stuck past its threshold -> targeted republish, compensate when republishes are
+ * 8. inventory or notification dead-lettered -> targeted republish at once, compensate when
+ *    republishes are used up;
+ * 9. a service stuck past its threshold -> targeted republish, compensate when republishes are
  *    used up;
- * 9. otherwise wait for the next poll or the next stuck deadline, whichever is first.
+ * 10. otherwise wait for the next poll or the next stuck deadline, whichever is first.
  */
 export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy, now: Date): Step {
   const { state, status } = snapshot;
@@ -433,6 +447,19 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
 
   if (snapshot.requeueRequestedBy && IN_FLIGHT.includes(status.billing)) {
     return { kind: 'requeueBilling', attempt: snapshot.billingRequeues + 1, requestedBy: snapshot.requeueRequestedBy };
+  }
+
+  // Snapshots written before this field existed (an orchestration's history) have none.
+  for (const service of snapshot.deadLettered ?? []) {
+    if (!IN_FLIGHT.includes(status[service])) continue;
+    const attempt = snapshot.republishes[service] + 1;
+    if (attempt > policy.maxRepublishes) {
+      return {
+        kind: 'compensate',
+        reason: `${service} dead-lettered after ${snapshot.republishes[service]} republish${snapshot.republishes[service] === 1 ? '' : 'es'}`,
+      };
+    }
+    return { kind: 'republish', service, attempt, why: `${service} dead-lettered` };
   }
 
   let nextDeadline = nowMs + pollIntervalMs(policy, snapshot.quietPolls);

@@ -277,6 +277,35 @@ describe('stuck consumers', () => {
   });
 });
 
+describe('dead-lettered inventory', () => {
+  it("a corrupt copy of an order's event dead-letters on inventory: surfaced on the order and republished at once, not after the stuck threshold", async () => {
+    const { id, order: written, deliver } = await writeOrderWithMonitor([{ sku: 'WEBCAM-01', quantity: 1 }]);
+    await deliver('billing', 'notification');
+    // Unreadable, but its application properties name the order: inventory's consumer refuses it
+    // on every delivery, so Service Bus dead-letters it, and the dead-letter trigger finds the order.
+    const sender = world.serviceBus.createSender(ORDERS_TOPIC);
+    await sender.sendMessages({
+      messageId: `${written.eventId}:inventory:corrupt`,
+      body: Buffer.from('{"specversion":"1.0","data":{"orderId":'),
+      contentType: CLOUDEVENTS_CONTENT_TYPE,
+      applicationProperties: { ...orderCreatedProperties(written), [TARGET_PROPERTY]: 'inventory' },
+    });
+    await sender.close();
+
+    const { order, virtualMs } = await world.runUntil(id, terminal, { stepMs: 1_000 });
+    figures['inventory dead-lettered -> republished -> completed (virtual ms)'] = virtualMs;
+    expect(order.state).toBe('completed');
+    expect(order.timeline.filter((e) => e.kind === 'deadlettered')).toEqual([
+      expect.objectContaining({ service: 'inventory', deliveryCount: MAX_DELIVERY_COUNT, reason: expect.stringContaining('MaxDeliveryCountExceeded') }),
+    ]);
+    expect(order.timeline.filter((e) => e.kind === 'republished')).toEqual([
+      expect.objectContaining({ service: 'inventory', reason: expect.stringContaining('inventory dead-lettered') }),
+    ]);
+    // The stuck threshold is 60 s: the dead-letter did not wait for it.
+    expect(virtualMs).toBeLessThan(30_000);
+  });
+});
+
 describe('stock left unsettled', () => {
   it('settles the stock of an order it finds completed with no report (its completer died before settling and never came back)', async () => {
     const { id } = await writeOrderWithMonitor([{ sku: 'KEYBOARD-01', quantity: 1 }]);

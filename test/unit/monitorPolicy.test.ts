@@ -79,6 +79,18 @@ const situations: Record<string, { snap: Partial<MonitorSnapshot>; atSeconds: nu
     },
     atSeconds: 61,
   },
+  'inventory just dead-lettered': {
+    snap: { status: { inventory: 'processing', billing: 'done', notification: 'done' }, deadLettered: ['inventory'] },
+    atSeconds: 1,
+  },
+  'notification dead-lettered, republishes used up': {
+    snap: {
+      status: { inventory: 'done', billing: 'done', notification: 'pending' },
+      deadLettered: ['notification'],
+      republishes: { inventory: 0, billing: 0, notification: 2 },
+    },
+    atSeconds: 1,
+  },
   'support asked to requeue a dead-lettered billing': {
     snap: {
       status: { inventory: 'done', billing: 'deadlettered', notification: 'done' },
@@ -107,6 +119,9 @@ const activeExpectations: Record<string, Partial<Step>> = {
     kind: 'compensate',
     reason: 'notification stuck pending after 2 republishes',
   },
+  // Not stuck yet by the clock, but its message is gone: nothing comes unless the monitor sends one.
+  'inventory just dead-lettered': { kind: 'republish', service: 'inventory', attempt: 1, why: 'inventory dead-lettered' },
+  'notification dead-lettered, republishes used up': { kind: 'compensate', reason: 'notification dead-lettered after 2 republishes' },
   'support asked to requeue a dead-lettered billing': { kind: 'requeueBilling', attempt: 1, requestedBy: 'ana@contoso' },
   'support asked to compensate': { kind: 'compensate', requestedBy: 'ana@contoso' },
 };
@@ -344,6 +359,28 @@ describe('monitorSnapshotOf', () => {
     );
     expect(snap.compensationRuns).toBe(0);
     expect(decideNextStep(snap, policy(), now(10))).toEqual({ kind: 'compensate', reason: 'billing failed' });
+  });
+
+  it('an inventory or notification in flight whose latest progress is a dead-letter is read as dead-lettered, until a republish or a delivery follows', () => {
+    const inFlight = { inventory: 'processing', billing: 'done', notification: 'pending' } as const;
+    const deadLetters = [
+      { at: at(1), kind: 'delivery', service: 'inventory', deliveryCount: 3 },
+      { at: at(3), kind: 'deadlettered', service: 'inventory', deliveryCount: 3 },
+      { at: at(4), kind: 'deadlettered', service: 'notification', deliveryCount: 3 },
+    ];
+    expect(monitorSnapshotOf(order({ status: inFlight, timeline: deadLetters })).deadLettered).toEqual(['inventory', 'notification']);
+    const followed = order({
+      status: inFlight,
+      timeline: [
+        ...deadLetters,
+        { at: at(5), kind: 'republished', service: 'inventory', actor: 'monitor', reason: 'stuck (attempt 1): inventory dead-lettered' },
+        { at: at(6), kind: 'delivery', service: 'notification', deliveryCount: 1 },
+      ],
+    });
+    expect(monitorSnapshotOf(followed).deadLettered).toBeUndefined();
+    // Finished since (the record came after the outcome, as a late note): nothing to republish.
+    const finished = order({ status: { inventory: 'done', billing: 'done', notification: 'done' }, timeline: deadLetters });
+    expect(monitorSnapshotOf(finished).deadLettered).toBeUndefined();
   });
 
   it('reads a billing that is no longer dead-lettered as such', () => {

@@ -3,7 +3,7 @@ import type { OrderDocument, ServiceStatus } from '../../src/domain/order';
 import { newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
 import { requestCompensation, requestRequeue } from '../../src/support/actions';
-import { recordBillingDeadLetter } from '../../src/support/billingDeadLetter';
+import { recordDeadLetter } from '../../src/support/deadLetters';
 import type { CompensationFaultStore } from '../../src/support/faults';
 import { sweepMonitors, type ActiveOrder } from '../../src/support/monitorSweep';
 import { authorizeSupport, encodeClientPrincipal, parseClientPrincipal, type SupportPrincipal } from '../../src/support/principal';
@@ -160,7 +160,7 @@ describe('requestCompensation', () => {
   });
 });
 
-describe('recordBillingDeadLetter', () => {
+describe('recordDeadLetter', () => {
   const body = (orderId: string) => ({
     specversion: '1.0',
     id: 'event-1',
@@ -177,8 +177,8 @@ describe('recordBillingDeadLetter', () => {
     const monitor = new RecordingMonitor();
     seedOrder(deps, { state: 'processing' }, { billing: 'processing' });
     const message = { body: JSON.stringify(body('order-1')), messageId: 'event-1', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
-    expect(await recordBillingDeadLetter(message, { deps, monitor, log: silent })).toBe('recorded');
-    expect(await recordBillingDeadLetter(message, { deps, monitor, log: silent })).toBe('duplicate');
+    expect(await recordDeadLetter('billing', message, { deps, monitor, log: silent })).toBe('recorded');
+    expect(await recordDeadLetter('billing', message, { deps, monitor, log: silent })).toBe('duplicate');
     const order = deps.orders.docs.get('order-1')!;
     expect(order.status.billing).toBe('deadlettered');
     expect(order.statusReason.billing).toBe('MaxDeliveryCountExceeded');
@@ -192,7 +192,7 @@ describe('recordBillingDeadLetter', () => {
     const deps = memoryDependencies();
     const monitor = new RecordingMonitor();
     seedOrder(deps, { state: 'completed' }, { inventory: 'done', billing: 'done', notification: 'done' });
-    const outcome = await recordBillingDeadLetter({ body: body('order-1'), messageId: 'event-1:billing:1' }, { deps, monitor, log: silent });
+    const outcome = await recordDeadLetter('billing', { body: body('order-1'), messageId: 'event-1:billing:1' }, { deps, monitor, log: silent });
     expect(outcome).toBe('noted');
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('done');
     expect(monitor.changes).toHaveLength(0);
@@ -203,22 +203,77 @@ describe('recordBillingDeadLetter', () => {
     const errors: string[] = [];
     const log = createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(String(line)) });
     const poison = { body: '{not json', messageId: 'm-9', deadLetterReason: 'MaxDeliveryCountExceeded' };
-    const outcome = await recordBillingDeadLetter(poison, { deps, monitor: new RecordingMonitor(), log });
+    const outcome = await recordDeadLetter('billing', poison, { deps, monitor: new RecordingMonitor(), log });
     expect(outcome).toBe('unknown-order');
     expect(errors.join()).toContain('m-9');
     expect([...deps.deadLetters.parked.values()]).toEqual([
       expect.objectContaining({ source: 'orders/Subscriptions/billing-sub/$DeadLetterQueue', messageId: 'm-9', body: '{not json', deadLetterReason: 'MaxDeliveryCountExceeded' }),
     ]);
     // A repeat delivery from the dead-letter queue keeps one copy.
-    await recordBillingDeadLetter(poison, { deps, monitor: new RecordingMonitor(), log });
+    await recordDeadLetter('billing', poison, { deps, monitor: new RecordingMonitor(), log });
     expect(deps.deadLetters.parked.size).toBe(1);
+  });
+
+  it.each(['inventory', 'notification'] as const)(
+    '%s: recorded on the timeline with its status left for the republish to claim, monitor woken, once per message',
+    async (service) => {
+      const deps = memoryDependencies();
+      const monitor = new RecordingMonitor();
+      seedOrder(deps, { state: 'processing' }, { [service]: 'processing', billing: 'done' });
+      const message = { body: body('order-1'), messageId: 'event-1', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
+      expect(await recordDeadLetter(service, message, { deps, monitor, log: silent })).toBe('recorded');
+      expect(await recordDeadLetter(service, message, { deps, monitor, log: silent })).toBe('duplicate');
+      const order = deps.orders.docs.get('order-1')!;
+      expect(order.status).toEqual({ inventory: 'pending', billing: 'done', notification: 'pending', [service]: 'processing' });
+      expect(order.timeline.filter((e) => e.kind === 'deadlettered')).toEqual([
+        expect.objectContaining({ service, deliveryCount: 3, reason: 'MaxDeliveryCountExceeded' }),
+      ]);
+      expect(monitor.changes).toEqual([expect.objectContaining({ orderId: 'order-1', change: expect.objectContaining({ source: 'deadletter', service }) })]);
+    },
+  );
+
+  it('the same message dead-lettered by two subscriptions is recorded once for each service', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { inventory: 'processing', billing: 'processing' });
+    const message = { body: body('order-1'), messageId: 'event-1', deadLetterReason: 'MaxDeliveryCountExceeded' };
+    expect(await recordDeadLetter('inventory', message, { deps, monitor, log: silent })).toBe('recorded');
+    expect(await recordDeadLetter('billing', message, { deps, monitor, log: silent })).toBe('recorded');
+    const order = deps.orders.docs.get('order-1')!;
+    expect(order.timeline.filter((e) => e.kind === 'deadlettered').map((e) => e.service)).toEqual(['inventory', 'billing']);
+    expect(order.status.billing).toBe('deadlettered');
+  });
+
+  it.each([
+    ['a notification already done', { state: 'processing' as const }, { notification: 'done' as const }],
+    ['an order being compensated', { state: 'compensating' as const }, { notification: 'pending' as const }],
+  ])('%s: only noted, the monitor is not woken', async (_name, over, status) => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, over, status);
+    expect(await recordDeadLetter('notification', { body: body('order-1'), messageId: 'event-1' }, { deps, monitor, log: silent })).toBe('noted');
+    const order = deps.orders.docs.get('order-1')!;
+    expect(order.status.notification).toBe(status.notification);
+    expect(order.timeline.filter((e) => e.kind === 'deadlettered')).toEqual([expect.objectContaining({ service: 'notification' })]);
+    expect(monitor.changes).toHaveLength(0);
+  });
+
+  it("inventory's poison input is kept under inventory's dead-letter queue", async () => {
+    const deps = memoryDependencies();
+    const errors: string[] = [];
+    const log = createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(String(line)) });
+    expect(await recordDeadLetter('inventory', { body: 'x', messageId: 'm-1' }, { deps, monitor: new RecordingMonitor(), log })).toBe('unknown-order');
+    expect(errors.join()).toContain('inventory-deadletter-without-order');
+    expect([...deps.deadLetters.parked.values()]).toEqual([
+      expect.objectContaining({ source: 'orders/Subscriptions/inventory-sub/$DeadLetterQueue', messageId: 'm-1', body: 'x' }),
+    ]);
   });
 
   it('a storage outage throws, so the message stays in the dead-letter queue', async () => {
     const deps = memoryDependencies();
     seedOrder(deps, {}, { billing: 'processing' });
     deps.orders.failWith = new Error('cosmos down');
-    await expect(recordBillingDeadLetter({ body: body('order-1'), messageId: 'event-1' }, { deps, monitor: new RecordingMonitor(), log: silent })).rejects.toThrow(
+    await expect(recordDeadLetter('billing', { body: body('order-1'), messageId: 'event-1' }, { deps, monitor: new RecordingMonitor(), log: silent })).rejects.toThrow(
       'cosmos down',
     );
   });

@@ -1,16 +1,23 @@
 /**
- * Surfaces a billing message that Service Bus dead-lettered: the order shows `status.billing =
- * deadlettered` with the reason and delivery count, the timeline says so, and the monitor is
- * woken to requeue or compensate. The trigger completes the dead-letter message only after this
- * returns; anything thrown leaves it in the dead-letter queue for another try.
+ * Surfaces a message that Service Bus dead-lettered from a consumer's subscription, on its order's
+ * timeline with the reason and delivery count, and wakes the monitor:
+ * - billing shows `status.billing = deadlettered`; the monitor requeues it after a backoff, then
+ *   compensates;
+ * - inventory and notification keep their status (`pending`/`processing`, so the next delivery
+ *   claims as usual); the monitor republishes to that service at once instead of waiting for it to
+ *   look stuck, then compensates when its republishes are used up.
+ * The trigger completes the dead-letter message only after this returns; anything thrown leaves it
+ * in the dead-letter queue for another try.
  */
 import { TIMELINE } from '../domain/monitorPolicy';
+import type { ServiceStatus } from '../domain/order';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
+import { ACTIVE_STATES } from '../domain/orderState';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
-import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS } from '../topology';
+import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
 
 export interface DeadLetteredMessage {
   body: unknown;
@@ -25,16 +32,19 @@ export interface DeadLetteredMessage {
 }
 
 export type DeadLetterOutcome =
-  /** The order now shows its billing dead-lettered. */
+  /** The order now shows the service's message dead-lettered, and its monitor was woken. */
   | 'recorded'
   /** This message was already recorded (a repeat delivery from the dead-letter queue). */
   | 'duplicate'
-  /** Billing had already finished (done/compensated/failed): noted on the timeline only. */
+  /** The service had already finished (done/compensated/failed), or the order: noted on the timeline only. */
   | 'noted'
   /** Not an order event, or its order does not exist: kept in the dead-letter archive and logged. */
   | 'unknown-order';
 
-export async function recordBillingDeadLetter(
+const IN_FLIGHT: readonly ServiceStatus[] = ['pending', 'processing'];
+
+export async function recordDeadLetter(
+  service: ServiceName,
   message: DeadLetteredMessage,
   env: { deps: OrderSagaDependencies; monitor: MonitorClient; log: Logger },
 ): Promise<DeadLetterOutcome> {
@@ -57,7 +67,7 @@ export async function recordBillingDeadLetter(
     // never lost: it is kept before the dead-letter queue lets it go (a failure here throws, and
     // the message stays in the queue).
     await deps.deadLetters.park({
-      source: deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS.billing),
+      source: deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]),
       messageId: message.messageId,
       deadLetterReason: message.deadLetterReason,
       deadLetterDescription: message.deadLetterDescription,
@@ -66,15 +76,16 @@ export async function recordBillingDeadLetter(
       body: message.body,
       parkedAt: deps.now(),
     });
-    log.error('billing-deadletter-without-order', new Error(parsed.ok ? 'order not found' : parsed.reason), {
+    log.error(`${service}-deadletter-without-order`, new Error(parsed.ok ? 'order not found' : parsed.reason), {
       body: typeof message.body === 'string' ? message.body.slice(0, 2000) : message.body,
     });
     return 'unknown-order';
   }
 
+  // The three subscriptions get the same message (same id): a marker is one service's.
   const marker = `message ${message.messageId ?? 'without id'}`;
-  if (order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.detail?.startsWith(marker))) {
-    log.info('billing-deadletter-duplicate');
+  if (order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && e.detail?.startsWith(marker))) {
+    log.info(`${service}-deadletter-duplicate`);
     return 'duplicate';
   }
 
@@ -82,25 +93,29 @@ export async function recordBillingDeadLetter(
   const entry = {
     at: deps.now(),
     kind: TIMELINE.deadLettered,
-    service: 'billing' as const,
+    service,
     ...(message.deliveryCount !== undefined ? { deliveryCount: message.deliveryCount } : {}),
     reason,
     detail: marker,
   };
-  const updated = await deps.orders.transitionStatus(order.id, {
-    service: 'billing',
-    from: ['pending', 'processing'],
-    to: 'deadlettered',
-    reason,
-    timeline: entry,
-  });
+  const current = order.status[service];
+  const updated = !IN_FLIGHT.includes(current)
+    ? undefined
+    : service === 'billing'
+      ? await deps.orders.transitionStatus(order.id, { service, from: IN_FLIGHT, to: 'deadlettered', reason, timeline: entry })
+      : // The status stays, so the monitor's republish is claimed like any delivery; the patch
+        // only holds while the service and the order have not moved on since the read.
+        ACTIVE_STATES.includes(order.state)
+        ? await deps.orders.transitionStatus(order.id, { service, from: [current], to: current, timeline: entry, whenState: ACTIVE_STATES })
+        : undefined;
   if (!updated) {
-    // Billing finished meanwhile (a requeue succeeded) or was compensated: keep the record only.
-    await deps.orders.appendTimeline(order.id, { ...entry, detail: `${marker}; billing already ${order.status.billing}` });
-    log.info('billing-deadletter-noted', { status: order.status.billing });
+    // The service finished meanwhile (a requeue or a republish succeeded), or the order was
+    // compensated: keep the record only.
+    await deps.orders.appendTimeline(order.id, { ...entry, detail: `${marker}; ${service} already ${current}, order ${order.state}` });
+    log.info(`${service}-deadletter-noted`, { status: current, state: order.state });
     return 'noted';
   }
-  log.warn('billing-deadlettered', { reason });
-  await env.monitor.notifyOrderChanged(order.id, { source: 'deadletter', service: 'billing', status: 'deadlettered', reason });
+  log.warn(`${service}-deadlettered`, { reason });
+  await env.monitor.notifyOrderChanged(order.id, { source: 'deadletter', service, status: updated.status[service], reason });
   return 'recorded';
 }
