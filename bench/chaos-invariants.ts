@@ -14,6 +14,8 @@ export interface ObservedOrder {
   statusReason?: Record<string, string>;
   payment: { charged: number; refunded: number };
   notifications: { kind: string; at: string }[];
+  /** What happened to the order, as `GET /api/orders/{id}` lists it (only read for the report). */
+  timeline?: { kind: string; service?: string }[];
 }
 
 /** `GET /api/inventory/{sku}`. */

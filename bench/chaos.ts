@@ -11,7 +11,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, startLocalStack } from '../local/stack';
-import { durationMs, serviceBusTopology } from '../src/topology';
+import { durationMs, serviceBusTopology, SERVICES } from '../src/topology';
 import {
   checkChaosInvariants,
   holdsOfFinishedOrders,
@@ -84,6 +84,8 @@ export interface ChaosResult {
   /** Seconds from the first order until every order was terminal (or the limit). */
   elapsedSeconds: number;
   verdict: ChaosVerdict;
+  /** Dead-letters recorded on the orders' timelines, per service (each one a message Service Bus gave up on). */
+  deadLetters: Record<string, number>;
   /** Orders that were not terminal at the end, as last read (for the report). */
   unfinished: ObservedOrder[];
 }
@@ -358,11 +360,20 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
       submitRetries,
       elapsedSeconds,
       verdict,
+      deadLetters: deadLettersByService(orders),
       unfinished: orders.filter((o) => !isTerminal(o)),
     };
   } finally {
     agent.destroy();
   }
+}
+
+export function deadLettersByService(orders: ObservedOrder[]): Record<string, number> {
+  const counts: Record<string, number> = Object.fromEntries(SERVICES.map((s) => [s, 0]));
+  for (const o of orders) {
+    for (const e of o.timeline ?? []) if (e.kind === 'deadlettered' && e.service) counts[e.service] = (counts[e.service] ?? 0) + 1;
+  }
+  return counts;
 }
 
 function countStates(orders: ObservedOrder[]): string {
@@ -390,6 +401,8 @@ export function formatChaosReport(result: ChaosResult): string {
   row('  cancelled', verdict.counts['cancelled'] ?? 0);
   row('  attention', verdict.counts['attention'] ?? 0, ok(byKind('attention') === 0));
   row('POST retries with the same key', result.submitRetries);
+  // Older results have no count.
+  if (result.deadLetters) row(`dead-letters (${SERVICES.join(' / ')})`, SERVICES.map((s) => result.deadLetters[s] ?? 0).join(' / '));
   row('host kills', result.kills.length, ok(result.kills.length >= result.options.kills));
   row('every order terminal (not stuck)', byKind('not-terminal'), ok(byKind('not-terminal') === 0));
   row('charges - refunds = total / 0', byKind('money'), ok(byKind('money') === 0));

@@ -178,5 +178,9 @@ describe('fault-injection run (small)', () => {
     // The mix really produced both outcomes, so both sets of rules were checked.
     expect(result.verdict.counts['completed']).toBeGreaterThan(0);
     expect(result.verdict.counts['cancelled']).toBeGreaterThanOrEqual(3);
+    // Billing failures of up to 6 (past maxDeliveryCount) dead-letter some billing; the report
+    // counts the dead-letters the orders' timelines recorded.
+    expect(result.deadLetters['billing']).toBeGreaterThan(0);
+    expect(report).toContain(`dead-letters (inventory / billing / notification)`);
   }, 200_000);
 });
