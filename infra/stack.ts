@@ -28,7 +28,7 @@ import { RoleAssignment } from '@cdktf/provider-azurerm/lib/role-assignment';
 import { MonitorActionGroup } from '@cdktf/provider-azurerm/lib/monitor-action-group';
 import { MonitorMetricAlert } from '@cdktf/provider-azurerm/lib/monitor-metric-alert';
 import { MonitorScheduledQueryRulesAlertV2 } from '@cdktf/provider-azurerm/lib/monitor-scheduled-query-rules-alert-v2';
-import { ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
+import { DEAD_LETTER_WITHOUT_ORDER_EVENT, ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
 import {
   cosmosTopology as defaultCosmosTopology,
   serviceBusTopology as defaultServiceBusTopology,
@@ -72,6 +72,15 @@ export const ATTENTION_ALERT_QUERY = [
   '| extend line = parse_json(message)',
   `| where tostring(line.event) == "${ORDER_NEEDS_ATTENTION_EVENT}"`,
   '| project timestamp, orderId = tostring(line.orderId), correlationId = tostring(line.correlationId)',
+].join('\n');
+
+/** Dead-lettered messages that named no order, kept in the dead-letter archive: one alert per queue. */
+export const PARKED_DEAD_LETTER_ALERT_QUERY = [
+  'traces',
+  `| where message has "${DEAD_LETTER_WITHOUT_ORDER_EVENT}"`,
+  '| extend line = parse_json(message)',
+  `| where tostring(line.event) endswith "-${DEAD_LETTER_WITHOUT_ORDER_EVENT}"`,
+  '| project timestamp, event = tostring(line.event), messageId = tostring(line.messageId)',
 ].join('\n');
 
 /** More answers of 500-599 than this in five minutes means the order API is failing its callers. */
@@ -373,7 +382,8 @@ export class OrderSagaStack extends TerraformStack {
 
     // --- Alerts ---------------------------------------------------------------------------------
     // What someone must hear about: an order left for a person, an API that fails its callers, and
-    // messages no consumer could process. Without email addresses they still fire in Azure Monitor.
+    // messages left dead-lettered or naming no order. Without email addresses they still fire in
+    // Azure Monitor.
     const actionGroup = p.alertEmails.length
       ? new MonitorActionGroup(this, 'alert-action-group', {
           name: names.actionGroup,
@@ -409,6 +419,30 @@ export class OrderSagaStack extends TerraformStack {
       ],
       action: actionGroup ? { actionGroups: [actionGroup.id] } : undefined,
     });
+    new MonitorScheduledQueryRulesAlertV2(this, 'alert-dead-letters-parked', {
+      ...placed,
+      name: 'dead-letters-parked',
+      displayName: 'Dead-lettered messages that name no order',
+      description:
+        'A consumer\'s dead-letter queue held a message that names no order (malformed, or for an order that does not exist). ' +
+        'It was kept in the Cosmos DB container deadletters (source, messageId, reason, body): find out who sent it. One alert per queue.',
+      scopes: [insights.id],
+      severity: 2,
+      evaluationFrequency: 'PT5M',
+      windowDuration: 'PT15M',
+      autoMitigationEnabled: true,
+      criteria: [
+        {
+          query: PARKED_DEAD_LETTER_ALERT_QUERY,
+          timeAggregationMethod: 'Count',
+          operator: 'GreaterThan',
+          threshold: 0,
+          dimension: [{ name: 'event', operator: 'Include', values: ['*'] }],
+          failingPeriods: { minimumFailingPeriodsToTriggerAlert: 1, numberOfEvaluationPeriods: 1 },
+        },
+      ],
+      action: actionGroup ? { actionGroups: [actionGroup.id] } : undefined,
+    });
     const metricAction = actionGroup ? [{ actionGroupId: actionGroup.id }] : undefined;
     new MonitorMetricAlert(this, 'alert-api-5xx', {
       name: 'order-api-failing',
@@ -430,9 +464,9 @@ export class OrderSagaStack extends TerraformStack {
       name: 'dead-letters-waiting',
       resourceGroupName: group.name,
       description:
-        'Messages have stayed in a dead-letter queue for 30 minutes. Billing\'s is drained by the billingDeadLetter function, ' +
-        'so one that stays means that function is failing; the others hold messages no consumer could process: ' +
-        'inspect them (Service Bus Explorer), then resubmit or purge.',
+        'Messages have stayed in a dead-letter queue for 30 minutes. The consumers\' queues are drained within seconds by the ' +
+        'inventoryDeadLetter, billingDeadLetter and notificationDeadLetter functions, so one that stays means that function is failing ' +
+        '(see its logs); any other holds messages nothing processes: inspect them (Service Bus Explorer), then resubmit or purge.',
       scopes: [namespace.id],
       severity: 2,
       frequency: 'PT5M',

@@ -17,6 +17,13 @@ export interface LogSink {
  */
 export const ORDER_NEEDS_ATTENTION_EVENT = 'order-needs-attention';
 
+/**
+ * The end of the event logged, as `<service>-deadletter-without-order`, when a dead-lettered
+ * message names no order: it is kept in the dead-letter archive for a person to look at. The
+ * deployment's alert rule searches the logs for it too.
+ */
+export const DEAD_LETTER_WITHOUT_ORDER_EVENT = 'deadletter-without-order';
+
 export interface LogFields {
   correlationId?: string;
   orderId?: string;

@@ -14,7 +14,7 @@ import type { ServiceStatus } from '../domain/order';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
 import { ACTIVE_STATES } from '../domain/orderState';
-import type { Logger } from '../log';
+import { DEAD_LETTER_WITHOUT_ORDER_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
 import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
@@ -76,7 +76,7 @@ export async function recordDeadLetter(
       body: message.body,
       parkedAt: deps.now(),
     });
-    log.error(`${service}-deadletter-without-order`, new Error(parsed.ok ? 'order not found' : parsed.reason), {
+    log.error(`${service}-${DEAD_LETTER_WITHOUT_ORDER_EVENT}`, new Error(parsed.ok ? 'order not found' : parsed.reason), {
       body: typeof message.body === 'string' ? message.body.slice(0, 2000) : message.body,
     });
     return 'unknown-order';

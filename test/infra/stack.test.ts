@@ -8,12 +8,13 @@ import { readParameters, ParameterError } from '../../infra/parameters';
 import {
   API_5XX_ALERT_THRESHOLD,
   ATTENTION_ALERT_QUERY,
+  PARKED_DEAD_LETTER_ALERT_QUERY,
   COSMOS_DATA_CONTRIBUTOR_ROLE_ID,
   OrderSagaStack,
   type OrderSagaStackProps,
 } from '../../infra/stack';
-import { createLogger, ORDER_NEEDS_ATTENTION_EVENT } from '../../src/log';
-import { cosmosTopology, serviceBusTopology, type ServiceBusTopology } from '../../src/topology';
+import { createLogger, DEAD_LETTER_WITHOUT_ORDER_EVENT, ORDER_NEEDS_ATTENTION_EVENT } from '../../src/log';
+import { cosmosTopology, serviceBusTopology, SERVICES, type ServiceBusTopology } from '../../src/topology';
 import localSettings from '../../local.settings.json';
 
 Testing.setupJest();
@@ -189,8 +190,14 @@ describe('alerts', () => {
     return found[0];
   };
 
+  const queryAlert = (tf: Synthesized, name: string): Block => {
+    const found = all(tf, 'azurerm_monitor_scheduled_query_rules_alert_v2').filter((a) => a.name === name);
+    expect(found).toHaveLength(1);
+    return found[0];
+  };
+
   it('raises one alert per order that ends in attention, from the event the app logs', () => {
-    const rule = one(defaults.tf, 'azurerm_monitor_scheduled_query_rules_alert_v2');
+    const rule = queryAlert(defaults.tf, 'orders-need-attention');
     expect(rule).toMatchObject({
       name: 'orders-need-attention',
       scopes: [ref(defaults.tf, 'azurerm_application_insights', 'id')],
@@ -218,6 +225,41 @@ describe('alerts', () => {
     expect(ATTENTION_ALERT_QUERY).toContain(`tostring(line.event) == "${line.event}"`);
     expect(line.orderId).toBe('order-1');
     expect(ATTENTION_ALERT_QUERY).toContain('orderId = tostring(line.orderId)');
+  });
+
+  it('raises one alert per dead-letter queue that held a message naming no order, from the event the app logs', () => {
+    const rule = queryAlert(defaults.tf, 'dead-letters-parked');
+    expect(rule).toMatchObject({
+      scopes: [ref(defaults.tf, 'azurerm_application_insights', 'id')],
+      severity: 2,
+      evaluation_frequency: 'PT5M',
+      window_duration: 'PT15M',
+      auto_mitigation_enabled: true,
+    });
+    expect(rule.criteria).toEqual([
+      expect.objectContaining({
+        query: PARKED_DEAD_LETTER_ALERT_QUERY,
+        time_aggregation_method: 'Count',
+        operator: 'GreaterThan',
+        threshold: 0,
+        dimension: [{ name: 'event', operator: 'Include', values: ['*'] }],
+      }),
+    ]);
+    // The query looks for the line the dead-letter triggers write, for every consumer's queue.
+    for (const service of SERVICES) {
+      const lines: string[] = [];
+      createLogger({ info: () => undefined, warn: () => undefined, error: (line) => lines.push(String(line)) }).error(
+        `${service}-${DEAD_LETTER_WITHOUT_ORDER_EVENT}`,
+        new Error('order not found'),
+        { messageId: 'm-1' },
+      );
+      const line = JSON.parse(lines[0]!);
+      expect(line.event).toBe(`${service}-deadletter-without-order`);
+      expect(PARKED_DEAD_LETTER_ALERT_QUERY).toContain(`message has "${DEAD_LETTER_WITHOUT_ORDER_EVENT}"`);
+      expect(line.event.endsWith(`-${DEAD_LETTER_WITHOUT_ORDER_EVENT}`)).toBe(true);
+      expect(PARKED_DEAD_LETTER_ALERT_QUERY).toContain(`tostring(line.event) endswith "-${DEAD_LETTER_WITHOUT_ORDER_EVENT}"`);
+      expect(line.messageId).toBe('m-1');
+    }
   });
 
   it('alerts when the API answers 5xx, and when messages stay dead-lettered', () => {
@@ -253,7 +295,7 @@ describe('alerts', () => {
 
   it('emails nobody by default: no action group, the alerts fire in Azure Monitor only', () => {
     expect(all(defaults.tf, 'azurerm_monitor_action_group')).toEqual([]);
-    expect(one(defaults.tf, 'azurerm_monitor_scheduled_query_rules_alert_v2').action).toBeUndefined();
+    for (const alert of all(defaults.tf, 'azurerm_monitor_scheduled_query_rules_alert_v2')) expect(alert.action).toBeUndefined();
     for (const alert of all(defaults.tf, 'azurerm_monitor_metric_alert')) expect(alert.action).toBeUndefined();
   });
 
@@ -263,7 +305,9 @@ describe('alerts', () => {
     expect(group).toMatchObject({ name: 'ag-ordersaga-dev', short_name: 'orders' });
     expect(group.email_receiver.map((r: Block) => r.email_address)).toEqual(['ops@contoso.com', 'support-lead@contoso.com']);
     const groupId = ref(tf, 'azurerm_monitor_action_group', 'id');
-    expect(one(tf, 'azurerm_monitor_scheduled_query_rules_alert_v2').action).toEqual({ action_groups: [groupId] });
+    const queryAlerts = all(tf, 'azurerm_monitor_scheduled_query_rules_alert_v2');
+    expect(queryAlerts.map((a) => a.name).sort()).toEqual(['dead-letters-parked', 'orders-need-attention']);
+    for (const alert of queryAlerts) expect(alert.action).toEqual({ action_groups: [groupId] });
     const metricAlerts = all(tf, 'azurerm_monitor_metric_alert');
     expect(metricAlerts).toHaveLength(2);
     for (const alert of metricAlerts) expect(alert.action).toEqual([expect.objectContaining({ action_group_id: groupId })]);
