@@ -402,7 +402,7 @@ export function formatChaosReport(result: ChaosResult): string {
   row('  attention', verdict.counts['attention'] ?? 0, ok(byKind('attention') === 0));
   row('POST retries with the same key', result.submitRetries);
   // Older results have no count.
-  if (result.deadLetters) row(`dead-letters (${SERVICES.join(' / ')})`, SERVICES.map((s) => result.deadLetters[s] ?? 0).join(' / '));
+  if (result.deadLetters) row('dead-letters inv / bill / notif', SERVICES.map((s) => result.deadLetters[s] ?? 0).join(' / '));
   row('host kills', result.kills.length, ok(result.kills.length >= result.options.kills));
   row('every order terminal (not stuck)', byKind('not-terminal'), ok(byKind('not-terminal') === 0));
   row('charges - refunds = total / 0', byKind('money'), ok(byKind('money') === 0));
