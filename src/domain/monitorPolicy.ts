@@ -384,11 +384,10 @@ const ms = (iso: string) => Date.parse(iso);
  * 6. billing dead-lettered -> requeue after backoff (at once when support asked), compensate
  *    when the requeues are used up;
  * 7. support asked to requeue a billing still in flight -> requeue;
- * 8. inventory or notification dead-lettered -> targeted republish at once, compensate when
- *    republishes are used up;
- * 9. a service stuck past its threshold -> targeted republish, compensate when republishes are
- *    used up;
- * 10. otherwise wait for the next poll or the next stuck deadline, whichever is first.
+ * 8. a service stuck past its threshold -> targeted republish, compensate when republishes are
+ *    used up; an inventory or notification whose message was dead-lettered gets its first
+ *    republish after the requeue backoff instead of the stuck threshold;
+ * 9. otherwise wait for the next poll or the next stuck deadline, whichever is first.
  */
 export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy, now: Date): Step {
   const { state, status } = snapshot;
@@ -449,37 +448,30 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     return { kind: 'requeueBilling', attempt: snapshot.billingRequeues + 1, requestedBy: snapshot.requeueRequestedBy };
   }
 
-  // Snapshots written before this field existed (an orchestration's history) have none.
-  for (const service of snapshot.deadLettered ?? []) {
-    if (!IN_FLIGHT.includes(status[service])) continue;
-    const attempt = snapshot.republishes[service] + 1;
-    if (attempt > policy.maxRepublishes) {
-      return {
-        kind: 'compensate',
-        reason: `${service} dead-lettered after ${snapshot.republishes[service]} republish${snapshot.republishes[service] === 1 ? '' : 'es'}`,
-      };
-    }
-    return { kind: 'republish', service, attempt, why: `${service} dead-lettered` };
-  }
-
   let nextDeadline = nowMs + pollIntervalMs(policy, snapshot.quietPolls);
   let nextWhy = 'poll';
   for (const service of SERVICES) {
     if (!IN_FLIGHT.includes(status[service])) continue;
-    const stuckAt = ms(snapshot.lastProgressAt[service]) + policy.stuckAfterMs[service];
-    if (nowMs >= stuckAt) {
-      const attempt = snapshot.republishes[service] + 1;
+    // Snapshots written before this field existed (an orchestration's history) have none.
+    const deadLettered = snapshot.deadLettered?.includes(service) ?? false;
+    const republishes = snapshot.republishes[service];
+    // A message dead-lettered gets its first republish after the short requeue backoff (a host
+    // that died with it on every delivery); later ones wait as long as for a stuck consumer, so an
+    // outage that dead-letters messages is ridden out before the order is compensated.
+    const patience = deadLettered && republishes === 0 ? Math.min(policy.requeueBackoffBaseMs, policy.stuckAfterMs[service]) : policy.stuckAfterMs[service];
+    const dueAt = ms(snapshot.lastProgressAt[service]) + patience;
+    const what = deadLettered ? `${service} dead-lettered` : `${service} stuck ${status[service]}`;
+    if (nowMs >= dueAt) {
+      const attempt = republishes + 1;
       if (attempt > policy.maxRepublishes) {
-        return {
-          kind: 'compensate',
-          reason: `${service} stuck ${status[service]} after ${snapshot.republishes[service]} republish${snapshot.republishes[service] === 1 ? '' : 'es'}`,
-        };
+        return { kind: 'compensate', reason: `${what} after ${republishes} republish${republishes === 1 ? '' : 'es'}` };
       }
-      return { kind: 'republish', service, attempt, why: `${service} ${status[service]} for ${Math.round((nowMs - ms(snapshot.lastProgressAt[service])) / 1000)} s` };
+      const waited = Math.round((nowMs - ms(snapshot.lastProgressAt[service])) / 1000);
+      return { kind: 'republish', service, attempt, why: deadLettered ? `${what} ${waited} s ago` : `${service} ${status[service]} for ${waited} s` };
     }
-    if (stuckAt < nextDeadline) {
-      nextDeadline = stuckAt;
-      nextWhy = `${service} stuck check`;
+    if (dueAt < nextDeadline) {
+      nextDeadline = dueAt;
+      nextWhy = deadLettered ? `${what}: republish` : `${service} stuck check`;
     }
   }
 

@@ -4,8 +4,8 @@
  * - billing shows `status.billing = deadlettered`; the monitor requeues it after a backoff, then
  *   compensates;
  * - inventory and notification keep their status (`pending`/`processing`, so the next delivery
- *   claims as usual); the monitor republishes to that service at once instead of waiting for it to
- *   look stuck, then compensates when its republishes are used up.
+ *   claims as usual); the monitor republishes to that service after the requeue backoff instead of
+ *   waiting for it to look stuck, and compensates when its republishes are used up.
  * The trigger completes the dead-letter message only after this returns; anything thrown leaves it
  * in the dead-letter queue for another try.
  */

@@ -83,13 +83,17 @@ const situations: Record<string, { snap: Partial<MonitorSnapshot>; atSeconds: nu
     snap: { status: { inventory: 'processing', billing: 'done', notification: 'done' }, deadLettered: ['inventory'] },
     atSeconds: 1,
   },
-  'notification dead-lettered, republishes used up': {
+  'inventory dead-lettered, backoff over': {
+    snap: { status: { inventory: 'processing', billing: 'done', notification: 'done' }, deadLettered: ['inventory'] },
+    atSeconds: 5,
+  },
+  'notification dead-lettered again, republishes used up': {
     snap: {
       status: { inventory: 'done', billing: 'done', notification: 'pending' },
       deadLettered: ['notification'],
       republishes: { inventory: 0, billing: 0, notification: 2 },
     },
-    atSeconds: 1,
+    atSeconds: 60,
   },
   'support asked to requeue a dead-lettered billing': {
     snap: {
@@ -119,9 +123,10 @@ const activeExpectations: Record<string, Partial<Step>> = {
     kind: 'compensate',
     reason: 'notification stuck pending after 2 republishes',
   },
-  // Not stuck yet by the clock, but its message is gone: nothing comes unless the monitor sends one.
-  'inventory just dead-lettered': { kind: 'republish', service: 'inventory', attempt: 1, why: 'inventory dead-lettered' },
-  'notification dead-lettered, republishes used up': { kind: 'compensate', reason: 'notification dead-lettered after 2 republishes' },
+  'inventory just dead-lettered': { kind: 'wait', why: 'inventory dead-lettered: republish' },
+  // Not stuck by the clock, but its message is gone: nothing comes unless the monitor sends one.
+  'inventory dead-lettered, backoff over': { kind: 'republish', service: 'inventory', attempt: 1, why: 'inventory dead-lettered 5 s ago' },
+  'notification dead-lettered again, republishes used up': { kind: 'compensate', reason: 'notification dead-lettered after 2 republishes' },
   'support asked to requeue a dead-lettered billing': { kind: 'requeueBilling', attempt: 1, requestedBy: 'ana@contoso' },
   'support asked to compensate': { kind: 'compensate', requestedBy: 'ana@contoso' },
 };
@@ -203,6 +208,28 @@ describe('decideNextStep: policy cells', () => {
       kind: 'compensate',
       reason: 'inventory stuck processing after 0 republishes',
     });
+  });
+
+  it('republishes a dead-lettered inventory or notification after the requeue backoff once, then only after the stuck threshold', () => {
+    // Polls far apart, so each wait shows the republish deadline.
+    const p = policy({ pollMinMs: 600_000, pollMaxMs: 600_000 });
+    const deadLettered = (republishes: number) =>
+      snapshot({
+        status: { inventory: 'done', billing: 'done', notification: 'processing' },
+        deadLettered: ['notification'],
+        republishes: { inventory: 0, billing: 0, notification: republishes },
+        lastProgressAt: { inventory: at(0), billing: at(0), notification: at(100) },
+      });
+    expect(decideNextStep(deadLettered(0), p, now(101))).toMatchObject({ kind: 'wait', until: new Date(Date.parse(at(105))) });
+    expect(decideNextStep(deadLettered(0), p, now(105))).toMatchObject({ kind: 'republish', service: 'notification', attempt: 1 });
+    // Dead-lettered again after the first republish: an outage, perhaps; as patient as for a stuck one.
+    expect(decideNextStep(deadLettered(1), p, now(105))).toMatchObject({ kind: 'wait', until: new Date(Date.parse(at(160))) });
+    expect(decideNextStep(deadLettered(1), p, now(160))).toMatchObject({ kind: 'republish', service: 'notification', attempt: 2 });
+    expect(decideNextStep(deadLettered(2), p, now(159))).toMatchObject({ kind: 'wait' });
+    expect(decideNextStep(deadLettered(2), p, now(160))).toEqual({ kind: 'compensate', reason: 'notification dead-lettered after 2 republishes' });
+    // A stuck threshold shorter than the backoff wins.
+    const quick = policy({ pollMinMs: 600_000, pollMaxMs: 600_000, stuckAfterMs: { inventory: 60_000, billing: 60_000, notification: 2_000 } });
+    expect(decideNextStep(deadLettered(0), quick, now(102))).toMatchObject({ kind: 'republish', service: 'notification' });
   });
 
   it('uses the stuck threshold of each service', () => {
