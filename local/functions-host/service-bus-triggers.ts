@@ -317,12 +317,54 @@ export class ServiceBusOutputs {
   }
 }
 
+/**
+ * Keeps settlements of different kinds on one receiver out of the same event-loop turn.
+ *
+ * rhea (the AMQP library under @azure/service-bus; 3.0.5 here) writes the settlements a link
+ * made in one turn as ranges of consecutive delivery ids, one outcome per range, and when a range
+ * holds only its first delivery it adds the next one without comparing their outcomes
+ * (`write_dispositions` in rhea/lib/session.js). A complete of delivery n and an abandon of
+ * delivery n + 1 in the same turn then both reach Service Bus as completes: a failed message is
+ * removed instead of coming back. Invocations that end together do that, and a fault-injection run
+ * lost about one poison message in ten to it. The SDK's settle call resolves once Service Bus has
+ * answered, so its disposition is on the wire by then: a settlement of another kind waits until
+ * the ones in flight are answered; settlements of the same kind still go out together.
+ */
+export class SettlementOrder {
+  /** Runs of one kind, in arrival order; the first is settling, the others wait their turn. */
+  readonly #runs: { kind: string; unfinished: number; begin: () => void; begun: Promise<void> }[] = [];
+
+  async run<T>(kind: string, settle: () => Promise<T>): Promise<T> {
+    // Join the newest run when it is of this kind; otherwise queue a new one behind it, so a
+    // stream of completes cannot keep an abandon waiting.
+    let run = this.#runs.at(-1);
+    if (!run || run.kind !== kind) {
+      let begin = (): void => undefined;
+      const begun = new Promise<void>((resolve) => (begin = resolve));
+      run = { kind, unfinished: 0, begin, begun };
+      this.#runs.push(run);
+      if (this.#runs.length === 1) run.begin();
+    }
+    run.unfinished++;
+    await run.begun;
+    try {
+      return await settle();
+    } finally {
+      if (--run.unfinished === 0) {
+        this.#runs.shift();
+        this.#runs[0]?.begin();
+      }
+    }
+  }
+}
+
 interface TriggerListener {
   fn: RegisteredFunction;
   entity: EntityPath;
   receiver?: ServiceBusReceiver;
   close?: () => Promise<void>;
   inFlight: Set<Promise<void>>;
+  settlements: SettlementOrder;
   /** The SDK retries a failing link quickly; say the same thing at most every REPEAT_LOG_MS. */
   lastError?: { text: string; at: number; repeats: number };
 }
@@ -365,7 +407,7 @@ export class ServiceBusTriggers {
       if (fn.trigger['isSessionsEnabled'] === true) {
         throw new HostConfigurationError(`${fn.name}: session-enabled Service Bus triggers are not supported by this host`);
       }
-      this.#listeners.push({ fn, entity: triggerEntity(fn.trigger), inFlight: new Set() });
+      this.#listeners.push({ fn, entity: triggerEntity(fn.trigger), inFlight: new Set(), settlements: new SettlementOrder() });
     }
   }
 
@@ -546,8 +588,8 @@ export class ServiceBusTriggers {
     if (!(typeof own === 'boolean' ? own : this.settings.autoCompleteMessages)) return;
     for (const message of messages) {
       try {
-        if (ok) await receiver.completeMessage(message);
-        else await receiver.abandonMessage(message);
+        if (ok) await listener.settlements.run('complete', () => receiver.completeMessage(message));
+        else await listener.settlements.run('abandon', () => receiver.abandonMessage(message));
       } catch (err) {
         this.log.host(
           'warning',
