@@ -14,8 +14,8 @@ export interface ObservedOrder {
   statusReason?: Record<string, string>;
   payment: { charged: number; refunded: number };
   notifications: { kind: string; at: string }[];
-  /** What happened to the order, as `GET /api/orders/{id}` lists it (only read for the report). */
-  timeline?: { kind: string; service?: string }[];
+  /** What happened to the order, as `GET /api/orders/{id}` lists it. */
+  timeline?: { kind: string; service?: string; detail?: string }[];
 }
 
 /** `GET /api/inventory/{sku}`. */
@@ -36,6 +36,19 @@ export interface ChaosObservation {
   orders: ObservedOrder[];
   /** Orders the run tried to place but never got a 202 for (ids unknown: their idempotency keys). */
   neverAccepted: string[];
+  /** Unreadable copies of orders' events the run sent to one consumer each (they must dead-letter). */
+  corruptCopies?: CorruptCopy[];
+}
+
+export interface CorruptCopy {
+  orderId: string;
+  service: string;
+  messageId: string;
+}
+
+/** Whether the order's timeline shows this copy dead-lettered (the dead-letter trigger records its message id). */
+export function corruptCopySurfaced(copy: CorruptCopy, order: ObservedOrder | undefined): boolean {
+  return (order?.timeline ?? []).some((e) => e.kind === 'deadlettered' && e.service === copy.service && (e.detail ?? '').startsWith(`message ${copy.messageId}`));
 }
 
 export type ViolationKind =
@@ -47,7 +60,8 @@ export type ViolationKind =
   | 'cancellation-notice'
   | 'services'
   | 'stock'
-  | 'hold';
+  | 'hold'
+  | 'dead-letter';
 
 export interface Violation {
   kind: ViolationKind;
@@ -125,13 +139,19 @@ export function checkChaosInvariants(observation: ChaosObservation): ChaosVerdic
     }
   }
 
+  const ordersById = new Map(observation.orders.map((o) => [o.id, o]));
+  for (const copy of observation.corruptCopies ?? []) {
+    if (!corruptCopySurfaced(copy, ordersById.get(copy.orderId))) {
+      violations.push({ kind: 'dead-letter', subject: copy.orderId, detail: `unreadable copy ${copy.messageId} sent to ${copy.service} is not on the order's timeline as dead-lettered` });
+    }
+  }
+
   const completedQuantity = new Map<string, number>();
   for (const order of observation.orders) {
     if (order.state !== 'completed') continue;
     for (const item of order.items) completedQuantity.set(item.sku, (completedQuantity.get(item.sku) ?? 0) + item.quantity);
   }
   const finalBySku = new Map(observation.finalStock.map((s) => [s.sku, s]));
-  const byId = new Map(observation.orders.map((o) => [o.id, o]));
   const describe = (order: ObservedOrder | undefined) => (order ? `${order.state}, inventory ${order.status['inventory']}` : 'not an order of this run');
   const stock: StockLine[] = observation.initialStock.map((before) => {
     const after = finalBySku.get(before.sku);
@@ -156,11 +176,11 @@ export function checkChaosInvariants(observation: ChaosObservation): ChaosVerdic
     if (problems.length > 0) {
       line.ok = false;
       // Name the orders still holding some of it, and where they ended.
-      const holds = (after?.holds ?? []).map((h) => `${h.orderId} x${h.quantity} (${describe(byId.get(h.orderId))})`);
+      const holds = (after?.holds ?? []).map((h) => `${h.orderId} x${h.quantity} (${describe(ordersById.get(h.orderId))})`);
       if (holds.length > 0) problems.push(`holds left: ${holds.join(', ')}`);
       violations.push({ kind: 'stock', subject: before.sku, detail: problems.join('; ') });
     }
-    for (const { hold, order } of after ? holdsOfFinishedOrders(after, byId) : []) {
+    for (const { hold, order } of after ? holdsOfFinishedOrders(after, ordersById) : []) {
       violations.push({ kind: 'hold', subject: before.sku, detail: `${hold.orderId} x${hold.quantity} still held by a ${describe(order)} order` });
     }
     return line;

@@ -11,10 +11,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, startLocalStack } from '../local/stack';
-import { durationMs, serviceBusTopology, SERVICES } from '../src/topology';
+import { ServiceBusClient } from '@azure/service-bus';
+import { CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED } from '../src/domain/orderCreatedEvent';
+import { durationMs, ORDERS_TOPIC, serviceBusTopology, SERVICES, TARGET_PROPERTY, type ServiceName } from '../src/topology';
 import {
   checkChaosInvariants,
+  corruptCopySurfaced,
   holdsOfFinishedOrders,
+  type CorruptCopy,
   type ChaosVerdict,
   type ObservedOrder,
   type ObservedStock,
@@ -47,7 +51,17 @@ export interface ChaosTarget {
   baseUrl: string;
   killHost(): Promise<void>;
   startHost(): Promise<void>;
+  /** When given, the run also sends unreadable copies of some orders' events (see `planOrders`). */
+  serviceBusConnectionString?: string;
 }
+
+/** The consumers that get an unreadable copy of an order's event, by the order's place in the plan. */
+export function corruptCopyTarget(index: number): ServiceName | undefined {
+  return index % 20 === 7 ? 'inventory' : index % 20 === 17 ? 'notification' : undefined;
+}
+
+/** Cut short, so no consumer can read it; its application properties still name the order. */
+const UNREADABLE_EVENT = Buffer.from('{"specversion":"1.0","type":"OrderCreated","data":{"orderId":');
 
 export interface ChaosOptions {
   orders: number;
@@ -84,6 +98,8 @@ export interface ChaosResult {
   /** Seconds from the first order until every order was terminal (or the limit). */
   elapsedSeconds: number;
   verdict: ChaosVerdict;
+  /** Unreadable copies of orders' events sent to inventory or notification (0 without a Service Bus connection). */
+  corruptCopies: number;
   /** Dead-letters recorded on the orders' timelines, per service (each one a message Service Bus gave up on). */
   deadLetters: Record<string, number>;
   /** Orders that were not terminal at the end, as last read (for the report). */
@@ -124,7 +140,10 @@ export function seededRandom(seed: number): () => number {
  * The order mix: a quarter of the orders carry billing failures (1 to 6, so some are dead-lettered
  * and requeued more than once); one in twelve wants more of the low-stock SKU than exists and
  * about a tenth race for its last few units; over a third share one hot SKU, so reservations race
- * on one document.
+ * on one document. Besides, one order in ten gets an unreadable copy of its event sent to inventory
+ * or notification (`corruptCopyTarget`, by place, so the random draws and the plans of earlier
+ * seeds stay as they were): the copy must dead-letter and show on the order, which must still end
+ * well.
  */
 export function planOrders(count: number, random: () => number, catalog: ObservedStock[], runId: string): { orders: PlannedOrder[]; hotSku: string; lowStockSku: string } {
   const bySupply = [...catalog].sort((a, b) => a.available - b.available || a.sku.localeCompare(b.sku));
@@ -175,6 +194,7 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
   const started = Date.now();
   const deadline = started + options.timeoutMs;
   const get = <T>(path: string) => readThroughRestarts(() => call<T>(target.baseUrl, agent, { method: 'GET', path, timeoutMs: 10_000 }), deadline);
+  const serviceBus = target.serviceBusConnectionString ? new ServiceBusClient(target.serviceBusConnectionString) : undefined;
 
   try {
     const stock = async (): Promise<ObservedStock[]> => {
@@ -197,6 +217,27 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
 
     const accepted = new Map<number, string>();
     const rejected: string[] = [];
+    const corruptCopies: CorruptCopy[] = [];
+    const sender = serviceBus?.createSender(ORDERS_TOPIC);
+    const sendCorruptCopy = async (orderId: string, service: ServiceName): Promise<void> => {
+      const messageId = `${orderId}:unreadable:${service}`;
+      // Duplicate detection drops a second send of the same id, so a retry after an error is safe.
+      for (let delay = 100; ; delay = Math.min(delay * 2, 1_000)) {
+        try {
+          await sender!.sendMessages({
+            messageId,
+            body: UNREADABLE_EVENT,
+            contentType: CLOUDEVENTS_CONTENT_TYPE,
+            applicationProperties: { event_type: ORDER_CREATED, order_id: orderId, correlation_id: `chaos-unreadable-${orderId}`, [TARGET_PROPERTY]: service },
+          });
+          corruptCopies.push({ orderId, service, messageId });
+          return;
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+          await sleep(delay);
+        }
+      }
+    };
     let submitRetries = 0;
     const kills: KillRecord[] = [];
     let phase = 'placing orders';
@@ -257,6 +298,8 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
             if (answer.status === 202 && answer.body?.orderId) {
               accepted.set(index, answer.body.orderId);
               noteAccepted();
+              const copyTo = corruptCopyTarget(index);
+              if (sender && copyTo) await sendCorruptCopy(answer.body.orderId, copyTo);
               break;
             }
             if (answer.status >= 400 && answer.status < 500) {
@@ -343,9 +386,17 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
       await sleep(2_000);
       finalStock = await withHolds();
     }
+    // An unreadable copy reaches its order's timeline once it has failed its deliveries and the
+    // dead-letter trigger has taken it; a kill on the way costs a lock's expiry: wait (bounded).
+    const unsurfaced = () => corruptCopies.filter((c) => !corruptCopySurfaced(c, latest.get(c.orderId)));
+    for (let left = unsurfaced(); left.length > 0 && Date.now() < redeliveredBy; left = unsurfaced()) {
+      progress.update(`chaos: ${left.length} unreadable copies not on their orders yet, waiting for their dead-letters (up to ${Math.ceil((redeliveredBy - Date.now()) / 1000)} s)`);
+      await sleep(2_000);
+      await readOrders([...new Set(left.map((c) => c.orderId))]);
+    }
     const orders = ids.map((id) => latest.get(id)).filter((o): o is ObservedOrder => o !== undefined);
     const unread = ids.filter((id) => !latest.has(id));
-    const verdict = checkChaosInvariants({ initialStock, finalStock, orders, neverAccepted: rejected });
+    const verdict = checkChaosInvariants({ initialStock, finalStock, orders, neverAccepted: rejected, corruptCopies });
     for (const id of unread) verdict.violations.push({ kind: 'not-terminal', subject: id, detail: 'accepted, but GET never answered 200' });
     return {
       options: { orders: options.orders, kills: options.kills, seed: options.seed, timeoutMs: options.timeoutMs, concurrency: options.concurrency },
@@ -360,11 +411,13 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
       submitRetries,
       elapsedSeconds,
       verdict,
+      corruptCopies: corruptCopies.length,
       deadLetters: deadLettersByService(orders),
       unfinished: orders.filter((o) => !isTerminal(o)),
     };
   } finally {
     agent.destroy();
+    await serviceBus?.close();
   }
 }
 
@@ -403,6 +456,7 @@ export function formatChaosReport(result: ChaosResult): string {
   row('POST retries with the same key', result.submitRetries);
   // Older results have no count.
   if (result.deadLetters) row('dead-letters inv / bill / notif', SERVICES.map((s) => result.deadLetters[s] ?? 0).join(' / '));
+  if (result.corruptCopies !== undefined) row('unreadable copies on their orders', `${result.corruptCopies - byKind('dead-letter')}/${result.corruptCopies}`, ok(byKind('dead-letter') === 0));
   row('host kills', result.kills.length, ok(result.kills.length >= result.options.kills));
   row('every order terminal (not stuck)', byKind('not-terminal'), ok(byKind('not-terminal') === 0));
   row('charges - refunds = total / 0', byKind('money'), ok(byKind('money') === 0));

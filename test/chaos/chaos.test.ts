@@ -3,7 +3,7 @@
  * hot SKU while the host is SIGKILLed three times; nothing may be lost. The checker is tested on
  * synthetic observations first, so a broken checker cannot make the run pass.
  */
-import { FAST_MONITOR_SETTINGS, formatChaosReport, killPointsWhilePlacing, planOrders, runChaos, seededRandom } from '../../bench/chaos';
+import { corruptCopyTarget, FAST_MONITOR_SETTINGS, formatChaosReport, killPointsWhilePlacing, planOrders, runChaos, seededRandom } from '../../bench/chaos';
 import { checkChaosInvariants, type ChaosObservation, type ObservedOrder } from '../../bench/chaos-invariants';
 import { Progress } from '../../bench/load';
 import { startLocalStack, type LocalStack } from '../../local/stack';
@@ -112,6 +112,28 @@ describe('chaos invariant checker', () => {
     expect(kinds(o).sort()).toEqual(['attention o5', 'not-accepted chaos-key-7', 'not-terminal o4']);
   });
 
+  it('flags an unreadable copy that never showed on its order as dead-lettered by the service it was sent to', () => {
+    const o = soundObservation();
+    o.orders[0]!.timeline = [{ kind: 'deadlettered', service: 'inventory', detail: 'message o1:unreadable:inventory' }];
+    // Recorded as noted (the service had finished), the detail goes on after the message id.
+    o.orders[1]!.timeline = [{ kind: 'deadlettered', service: 'notification', detail: 'message o2:unreadable:notification; notification already done, order completed' }];
+    // A dead-letter of billing's copy is not this copy's.
+    o.orders[2]!.timeline = [{ kind: 'deadlettered', service: 'billing', detail: 'message o3:unreadable:inventory' }];
+    o.corruptCopies = [
+      { orderId: 'o1', service: 'inventory', messageId: 'o1:unreadable:inventory' },
+      { orderId: 'o2', service: 'notification', messageId: 'o2:unreadable:notification' },
+      { orderId: 'o3', service: 'inventory', messageId: 'o3:unreadable:inventory' },
+      { orderId: 'o9', service: 'inventory', messageId: 'o9:unreadable:inventory' },
+    ];
+    expect(kinds(o)).toEqual(['dead-letter o3', 'dead-letter o9']);
+  });
+
+  it('sends an unreadable copy for one order in ten, to inventory and notification by turns, by place alone', () => {
+    const targets = Array.from({ length: 40 }, (_, i) => corruptCopyTarget(i));
+    expect(targets.filter(Boolean)).toEqual(['inventory', 'notification', 'inventory', 'notification']);
+    expect([7, 17, 27, 37].map(corruptCopyTarget)).toEqual(['inventory', 'notification', 'inventory', 'notification']);
+  });
+
   it('plans the same orders for the same seed, with every kind of trouble in the mix', () => {
     const catalog = [
       { sku: 'LOW', available: 3, reserved: 0 },
@@ -182,5 +204,10 @@ describe('fault-injection run (small)', () => {
     // counts the dead-letters the orders' timelines recorded.
     expect(result.deadLetters['billing']).toBeGreaterThan(0);
     expect(report).toMatch(new RegExp(`dead-letters inv / bill / notif +\\d+ / ${result.deadLetters['billing']} / \\d+`));
+    // Orders 7, 17 and 27 got an unreadable copy of their event (inventory, notification,
+    // inventory): each dead-lettered and showed on its order (or the violations above name it).
+    expect(result.corruptCopies).toBe(3);
+    expect(result.deadLetters['inventory']).toBeGreaterThanOrEqual(2);
+    expect(result.deadLetters['notification']).toBeGreaterThanOrEqual(1);
   }, 200_000);
 });
