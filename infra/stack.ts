@@ -393,55 +393,51 @@ export class OrderSagaStack extends TerraformStack {
           tags,
         })
       : undefined;
-    new MonitorScheduledQueryRulesAlertV2(this, 'alert-orders-need-attention', {
-      ...placed,
+    // A log search over the app's log lines, every 5 minutes over the last 15 (a line that arrives
+    // late is still seen); stateful (auto-mitigated), so one subject stays one alert however many
+    // windows it appears in.
+    const logAlert = (id: string, alert: { name: string; displayName: string; description: string; severity: number; query: string; per: string }) =>
+      new MonitorScheduledQueryRulesAlertV2(this, id, {
+        ...placed,
+        name: alert.name,
+        displayName: alert.displayName,
+        description: alert.description,
+        scopes: [insights.id],
+        severity: alert.severity,
+        evaluationFrequency: 'PT5M',
+        windowDuration: 'PT15M',
+        autoMitigationEnabled: true,
+        criteria: [
+          {
+            query: alert.query,
+            timeAggregationMethod: 'Count',
+            operator: 'GreaterThan',
+            threshold: 0,
+            dimension: [{ name: alert.per, operator: 'Include', values: ['*'] }],
+            failingPeriods: { minimumFailingPeriodsToTriggerAlert: 1, numberOfEvaluationPeriods: 1 },
+          },
+        ],
+        action: actionGroup ? { actionGroups: [actionGroup.id] } : undefined,
+      });
+    logAlert('alert-orders-need-attention', {
       name: 'orders-need-attention',
       displayName: 'Orders need a person',
       description:
         'An order ended in attention: automatic recovery and compensation could not finish. ' +
         'Open it in the support portal (/api/portal/#/orders/<orderId>), see its timeline, and act. One alert per order.',
-      scopes: [insights.id],
       severity: 1,
-      evaluationFrequency: 'PT5M',
-      // Wider than the frequency: a log line that arrives late is still seen. The alert is stateful
-      // (auto-mitigated), so an order stays one alert however many windows it appears in.
-      windowDuration: 'PT15M',
-      autoMitigationEnabled: true,
-      criteria: [
-        {
-          query: ATTENTION_ALERT_QUERY,
-          timeAggregationMethod: 'Count',
-          operator: 'GreaterThan',
-          threshold: 0,
-          dimension: [{ name: 'orderId', operator: 'Include', values: ['*'] }],
-          failingPeriods: { minimumFailingPeriodsToTriggerAlert: 1, numberOfEvaluationPeriods: 1 },
-        },
-      ],
-      action: actionGroup ? { actionGroups: [actionGroup.id] } : undefined,
+      query: ATTENTION_ALERT_QUERY,
+      per: 'orderId',
     });
-    new MonitorScheduledQueryRulesAlertV2(this, 'alert-dead-letters-parked', {
-      ...placed,
+    logAlert('alert-dead-letters-parked', {
       name: 'dead-letters-parked',
       displayName: 'Dead-lettered messages that name no order',
       description:
         'A consumer\'s dead-letter queue held a message that names no order (malformed, or for an order that does not exist). ' +
         'It was kept in the Cosmos DB container deadletters (source, messageId, reason, body): find out who sent it. One alert per queue.',
-      scopes: [insights.id],
       severity: 2,
-      evaluationFrequency: 'PT5M',
-      windowDuration: 'PT15M',
-      autoMitigationEnabled: true,
-      criteria: [
-        {
-          query: PARKED_DEAD_LETTER_ALERT_QUERY,
-          timeAggregationMethod: 'Count',
-          operator: 'GreaterThan',
-          threshold: 0,
-          dimension: [{ name: 'event', operator: 'Include', values: ['*'] }],
-          failingPeriods: { minimumFailingPeriodsToTriggerAlert: 1, numberOfEvaluationPeriods: 1 },
-        },
-      ],
-      action: actionGroup ? { actionGroups: [actionGroup.id] } : undefined,
+      query: PARKED_DEAD_LETTER_ALERT_QUERY,
+      per: 'event',
     });
     const metricAction = actionGroup ? [{ actionGroupId: actionGroup.id }] : undefined;
     new MonitorMetricAlert(this, 'alert-api-5xx', {

@@ -196,25 +196,29 @@ describe('alerts', () => {
     return found[0];
   };
 
-  it('raises one alert per order that ends in attention, from the event the app logs', () => {
-    const rule = queryAlert(defaults.tf, 'orders-need-attention');
+  /** A log search every 5 minutes over the last 15 that fires per `per` whenever `query` finds a line. */
+  const expectLogAlert = (name: string, severity: number, query: string, per: string) => {
+    const rule = queryAlert(defaults.tf, name);
     expect(rule).toMatchObject({
-      name: 'orders-need-attention',
       scopes: [ref(defaults.tf, 'azurerm_application_insights', 'id')],
-      severity: 1,
+      severity,
       evaluation_frequency: 'PT5M',
       window_duration: 'PT15M',
       auto_mitigation_enabled: true,
     });
     expect(rule.criteria).toEqual([
       expect.objectContaining({
-        query: ATTENTION_ALERT_QUERY,
+        query,
         time_aggregation_method: 'Count',
         operator: 'GreaterThan',
         threshold: 0,
-        dimension: [{ name: 'orderId', operator: 'Include', values: ['*'] }],
+        dimension: [{ name: per, operator: 'Include', values: ['*'] }],
       }),
     ]);
+  };
+
+  it('raises one alert per order that ends in attention, from the event the app logs', () => {
+    expectLogAlert('orders-need-attention', 1, ATTENTION_ALERT_QUERY, 'orderId');
     // The query looks for the line the activities write: its event name and its orderId field.
     const lines: string[] = [];
     createLogger({ info: () => undefined, warn: (line) => lines.push(String(line)), error: () => undefined })
@@ -228,23 +232,7 @@ describe('alerts', () => {
   });
 
   it('raises one alert per dead-letter queue that held a message naming no order, from the event the app logs', () => {
-    const rule = queryAlert(defaults.tf, 'dead-letters-parked');
-    expect(rule).toMatchObject({
-      scopes: [ref(defaults.tf, 'azurerm_application_insights', 'id')],
-      severity: 2,
-      evaluation_frequency: 'PT5M',
-      window_duration: 'PT15M',
-      auto_mitigation_enabled: true,
-    });
-    expect(rule.criteria).toEqual([
-      expect.objectContaining({
-        query: PARKED_DEAD_LETTER_ALERT_QUERY,
-        time_aggregation_method: 'Count',
-        operator: 'GreaterThan',
-        threshold: 0,
-        dimension: [{ name: 'event', operator: 'Include', values: ['*'] }],
-      }),
-    ]);
+    expectLogAlert('dead-letters-parked', 2, PARKED_DEAD_LETTER_ALERT_QUERY, 'event');
     // The query looks for the line the dead-letter triggers write, for every consumer's queue.
     for (const service of SERVICES) {
       const lines: string[] = [];
