@@ -64,3 +64,14 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
 export async function logShows(host: HostUnderTest, pattern: RegExp, timeoutMs = 5000): Promise<void> {
   await eventually(async () => (pattern.test(host.service.output()) ? true : undefined), timeoutMs, `a log line matching ${pattern}`);
 }
+
+/** A queue for the emulator's topology in these tests: 30 s locks, a day's TTL, no duplicate detection. */
+export const testQueue = (name: string, maxDeliveryCount = 10) => ({
+  name,
+  maxDeliveryCount,
+  lockDuration: 'PT30S',
+  defaultMessageTimeToLive: 'P1D',
+  deadLetteringOnMessageExpiration: false,
+  requiresDuplicateDetection: false,
+  duplicateDetectionHistoryTimeWindow: 'PT10M',
+});

@@ -5,17 +5,8 @@
 import { ServiceBusClient } from '@azure/service-bus';
 import { startServiceBusEmulator, type RunningServiceBusEmulator } from '../../local/servicebus-emulator';
 import type { ServiceBusTopology } from '../../src/topology';
-import { eventually, startHost, type HostUnderTest } from './host-process';
+import { eventually, startHost, testQueue, type HostUnderTest } from './host-process';
 
-const queue = (name: string) => ({
-  name,
-  maxDeliveryCount: 10,
-  lockDuration: 'PT30S',
-  defaultMessageTimeToLive: 'P1D',
-  deadLetteringOnMessageExpiration: false,
-  requiresDuplicateDetection: false,
-  duplicateDetectionHistoryTimeWindow: 'PT10M',
-});
 const subscription = (name: string) => ({
   name,
   maxDeliveryCount: 2,
@@ -25,7 +16,7 @@ const subscription = (name: string) => ({
   rules: [],
 });
 const topology: ServiceBusTopology = {
-  queues: ['work', 'poison', 'batch', 'raw', 'observed', 'slow', 'manual'].map(queue),
+  queues: ['work', 'poison', 'batch', 'raw', 'observed', 'slow', 'manual'].map((name) => testQueue(name)),
   topics: [
     {
       name: 'events',

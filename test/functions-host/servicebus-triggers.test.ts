@@ -7,17 +7,8 @@
 import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
 import { startServiceBusEmulator, type RunningServiceBusEmulator } from '../../local/servicebus-emulator';
 import type { ServiceBusTopology } from '../../src/topology';
-import { eventually, startHost, type HostUnderTest, logShows } from './host-process';
+import { eventually, startHost, testQueue, type HostUnderTest, logShows } from './host-process';
 
-const queue = (name: string, maxDeliveryCount = 10) => ({
-  name,
-  maxDeliveryCount,
-  lockDuration: 'PT30S',
-  defaultMessageTimeToLive: 'P1D',
-  deadLetteringOnMessageExpiration: false,
-  requiresDuplicateDetection: false,
-  duplicateDetectionHistoryTimeWindow: 'PT10M',
-});
 
 const subscription = (name: string, maxDeliveryCount: number) => ({
   name,
@@ -30,13 +21,13 @@ const subscription = (name: string, maxDeliveryCount: number) => ({
 
 const topology: ServiceBusTopology = {
   queues: [
-    queue('work'),
-    queue('poison', 3),
-    queue('batch'),
-    queue('raw'),
-    queue('observed'),
-    { ...queue('slow'), lockDuration: 'PT1S' },
-    { ...queue('manual'), lockDuration: 'PT1S' },
+    testQueue('work'),
+    testQueue('poison', 3),
+    testQueue('batch'),
+    testQueue('raw'),
+    testQueue('observed'),
+    { ...testQueue('slow'), lockDuration: 'PT1S' },
+    { ...testQueue('manual'), lockDuration: 'PT1S' },
   ],
   topics: [
     {

@@ -7,21 +7,13 @@
 import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
 import { SettlementOrder } from '../../local/functions-host/service-bus-triggers';
 import { startServiceBusEmulator, type RunningServiceBusEmulator } from '../../local/servicebus-emulator';
+import { testQueue } from './host-process';
 
 let emulator: RunningServiceBusEmulator;
 let client: ServiceBusClient;
 
 beforeAll(async () => {
-  const queue = (name: string) => ({
-    name,
-    maxDeliveryCount: 10,
-    lockDuration: 'PT30S',
-    defaultMessageTimeToLive: 'P1D',
-    deadLetteringOnMessageExpiration: false,
-    requiresDuplicateDetection: false,
-    duplicateDetectionHistoryTimeWindow: 'PT10M',
-  });
-  emulator = await startServiceBusEmulator({ port: 0, topology: { queues: [queue('plain'), queue('ordered')], topics: [] } });
+  emulator = await startServiceBusEmulator({ port: 0, topology: { queues: [testQueue('plain'), testQueue('ordered')], topics: [] } });
   client = new ServiceBusClient(emulator.connectionString);
 });
 
