@@ -1,17 +1,18 @@
 /**
  * The fault-injection run (`npm run chaos`): places N orders with simulated billing failures,
- * out-of-stock items and a hot SKU while the Functions host is SIGKILLed at random moments and
- * started again on the same durable task hub; the emulators keep running. Then it checks through
+ * out-of-stock items, a hot SKU and unreadable copies of some orders' events, while the Functions
+ * host is SIGKILLed at random moments and started again on the same durable task hub; the
+ * emulators keep running. Then it checks through
  * the API that nothing was lost (see chaos-invariants.ts), prints a table, and exits non-zero
  * naming the orders when anything does not hold.
  *
  * Flags: --orders N (500)  --kills N (5)  --seed N (random)  --timeout SECONDS (600)
  *        --concurrency N (16)  --echo (host output to stderr)
  */
+import { ServiceBusClient } from '@azure/service-bus';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, startLocalStack } from '../local/stack';
-import { ServiceBusClient } from '@azure/service-bus';
 import { CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED } from '../src/domain/orderCreatedEvent';
 import { durationMs, ORDERS_TOPIC, serviceBusTopology, SERVICES, TARGET_PROPERTY, type ServiceName } from '../src/topology';
 import {
