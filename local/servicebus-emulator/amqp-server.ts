@@ -104,6 +104,8 @@ export interface AmqpServerOptions {
 }
 
 export class AmqpServer {
+  /** Settlement answers written in the current turn, per session (see `answer`). */
+  private readonly answerTurns = new WeakMap<object, { kind: string; later: (() => void)[] }>();
   readonly container: any;
   private readonly states = new WeakMap<Connection, ConnectionState>();
   private readonly connections = new Set<Connection>();
@@ -431,7 +433,7 @@ export class AmqpServer {
     const delivery: Delivery = ctx.delivery;
     const consumer: LinkConsumer | undefined = ctx.sender?.consumer;
     const key: string | undefined = delivery.lockKey;
-    if (!consumer || !key || delivery.settled) return;
+    if (!consumer || !key || delivery.settled || delivery.answering) return;
     const state = delivery.remote_state ?? {};
     let reply;
     try {
@@ -457,7 +459,42 @@ export class AmqpServer {
       if (!(err instanceof SettlementError)) throw err;
       reply = message.rejected({ error: errorOf(err.condition, err.message) });
     }
-    delivery.update(true, reply.described());
+    this.answer(delivery, reply);
+  }
+
+  /**
+   * Answers a settlement, one kind of answer per session and turn. rhea writes a turn's answers as
+   * ranges of consecutive deliveries with one outcome each, and when a range holds only its first
+   * delivery it adds the next without comparing outcomes (`write_dispositions`, rhea 3.0.5): a
+   * completion and a lock lost next to it would both be answered as completed. An answer of
+   * another kind than those already written this turn waits for the next turn.
+   */
+  private answer(delivery: Delivery, reply: any): void {
+    const session = delivery.link.session;
+    const described = reply.described();
+    // The outcome's descriptor and its fields (a rejection's error): what rhea would take from the first.
+    const kind = `${JSON.stringify(described.descriptor)} ${JSON.stringify(described.value ?? null)}`;
+    let turn = this.answerTurns.get(session);
+    if (!turn) {
+      turn = { kind, later: [] };
+      this.answerTurns.set(session, turn);
+      // Runs before rhea writes this turn's dispositions (its own tick is queued by the first
+      // update below); what waits goes out in a later turn, after that write.
+      process.nextTick(() => {
+        const ended = this.answerTurns.get(session);
+        this.answerTurns.delete(session);
+        if (ended?.later.length) setImmediate(() => ended.later.forEach((send) => send()));
+      });
+    }
+    if (turn.kind !== kind || turn.later.length > 0) {
+      delivery.answering = true;
+      turn.later.push(() => {
+        delivery.answering = false;
+        if (!delivery.settled && delivery.link.is_open()) this.answer(delivery, reply);
+      });
+      return;
+    }
+    delivery.update(true, described);
     // In receiver-settle-mode second the peer settles silently once it sees our settlement; mark
     // it here so rhea can recycle the slot (its outgoing buffer is bounded).
     delivery.remote_settled = true;
