@@ -16,6 +16,7 @@ import {
   type MonitorSnapshot,
 } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
+import { IN_FLIGHT } from '../src/domain/orderState';
 import { ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
 import { appDependencies } from '../src/services/dependencies';
 import { markCompleted } from '../src/services/consumers';
@@ -62,7 +63,7 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
       const updated = await deps.orders.transitionStatus(order.id, { service: 'billing', from: ['deadlettered'], to: 'pending', timeline: entry });
       if (!updated) return { requeued: false, reason: 'billing moved on' };
       order = updated;
-    } else if (input.requestedBy && (order.status.billing === 'pending' || order.status.billing === 'processing')) {
+    } else if (input.requestedBy && IN_FLIGHT.includes(order.status.billing)) {
       await deps.orders.appendTimeline(order.id, entry);
     } else {
       return { requeued: false, reason: `billing is ${order.status.billing}` };
@@ -82,7 +83,7 @@ interface RepublishInput extends OrderActivityInput {
 const republishToStuckService: ActivityHandler = async (input: RepublishInput, context: InvocationContext) => {
   const order = await orderOrThrow(input.orderId);
   const status = order.status[input.service];
-  if (status !== 'pending' && status !== 'processing') return { republished: false, reason: `${input.service} is ${status}` };
+  if (!IN_FLIGHT.includes(status)) return { republished: false, reason: `${input.service} is ${status}` };
   const messageId = await sendAgain(order, input.service, `${REPUBLISH_REASON.stuck} (attempt ${input.attempt}): ${input.reason}`);
   activityLogger(context, input).info('stuck-service-republished', { service: input.service, attempt: input.attempt, messageId });
   return { republished: true, messageId };

@@ -14,6 +14,7 @@ import {
   type ServiceStatus,
   type TimelineEntry,
 } from './order';
+import { IN_FLIGHT } from './orderState';
 
 /** Timeline kinds the monitor writes and reads back; consumers write `delivery`, `done`, `failed`. */
 export const TIMELINE = {
@@ -217,8 +218,6 @@ export interface MonitorSnapshot {
   /** Timer wake-ups in a row with nothing to do (the monitor's own memory; drives poll backoff). */
   quietPolls: number;
 }
-
-const IN_FLIGHT: readonly ServiceStatus[] = ['pending', 'processing'];
 
 const byTime = (a: TimelineEntry, b: TimelineEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0);
 

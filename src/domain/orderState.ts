@@ -25,6 +25,9 @@ export const CLAIMABLE_FROM: Record<ServiceName, readonly ServiceStatus[]> = {
   notification: ['pending', 'processing'],
 };
 
+/** A service still on its way: no outcome recorded, nothing dead-lettered. */
+export const IN_FLIGHT: readonly ServiceStatus[] = ['pending', 'processing'];
+
 /** Order states in which consumers still make progress and completion is possible. */
 export const ACTIVE_STATES: readonly OrderState[] = ['accepted', 'processing'];
 

@@ -1,6 +1,6 @@
 /** Stock reservation for an order (all items or none) and its compensation. */
 import type { OrderDocument } from '../domain/order';
-import { COMPENSATABLE_FROM } from '../domain/orderState';
+import { COMPENSATABLE_FROM, IN_FLIGHT } from '../domain/orderState';
 import { appDependencies, type OrderSagaDependencies } from './dependencies';
 
 export type ReservationOutcome = { ok: true; heldBy: Record<string, string> } | { ok: false; reason: string };
@@ -48,7 +48,7 @@ export async function reserveStock(order: OrderDocument, delivery: string, deps:
 export async function reconcileHolds(order: OrderDocument, deps: OrderSagaDependencies = appDependencies()): Promise<{ released: number; settled: number }> {
   const outcome = { released: 0, settled: 0 };
   const status = order.status.inventory;
-  if (status === 'pending' || status === 'processing') return outcome;
+  if (IN_FLIGHT.includes(status)) return outcome;
   const reliedOn = status === 'done' ? (order.stockHeldBy ?? {}) : undefined;
   for (const item of order.items) {
     const hold = await deps.inventory.hold(item.sku, order.id);

@@ -10,10 +10,10 @@
  * in the dead-letter queue for another try.
  */
 import { TIMELINE } from '../domain/monitorPolicy';
-import type { ServiceStatus } from '../domain/order';
+import type { OrderDocument } from '../domain/order';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
-import { ACTIVE_STATES } from '../domain/orderState';
+import { ACTIVE_STATES, IN_FLIGHT } from '../domain/orderState';
 import { DEAD_LETTER_WITHOUT_ORDER_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
@@ -40,8 +40,6 @@ export type DeadLetterOutcome =
   | 'noted'
   /** Not an order event, or its order does not exist: kept in the dead-letter archive and logged. */
   | 'unknown-order';
-
-const IN_FLIGHT: readonly ServiceStatus[] = ['pending', 'processing'];
 
 export async function recordDeadLetter(
   service: ServiceName,
@@ -99,15 +97,15 @@ export async function recordDeadLetter(
     detail: marker,
   };
   const current = order.status[service];
-  const updated = !IN_FLIGHT.includes(current)
-    ? undefined
-    : service === 'billing'
-      ? await deps.orders.transitionStatus(order.id, { service, from: IN_FLIGHT, to: 'deadlettered', reason, timeline: entry })
-      : // The status stays, so the monitor's republish is claimed like any delivery; the patch
-        // only holds while the service and the order have not moved on since the read.
-        ACTIVE_STATES.includes(order.state)
-        ? await deps.orders.transitionStatus(order.id, { service, from: [current], to: current, timeline: entry, whenState: ACTIVE_STATES })
-        : undefined;
+  let updated: OrderDocument | undefined;
+  if (IN_FLIGHT.includes(current)) {
+    updated =
+      service === 'billing'
+        ? await deps.orders.transitionStatus(order.id, { service, from: IN_FLIGHT, to: 'deadlettered', reason, timeline: entry })
+        : // The status stays, so the monitor's republish is claimed like any delivery; the patch
+          // only holds while the service and the order have not moved on since the read.
+          await deps.orders.transitionStatus(order.id, { service, from: [current], to: current, timeline: entry, whenState: ACTIVE_STATES });
+  }
   if (!updated) {
     // The service finished meanwhile (a requeue or a republish succeeded), or the order was
     // compensated: keep the record only.
