@@ -360,34 +360,34 @@ export class AmqpServer {
     const delivery: Delivery = ctx.delivery;
     const role = link.role;
     if (!role) {
-      delivery.reject(errorOf('amqp:not-allowed', 'link is not attached to an entity'));
+      this.answer(delivery, message.rejected({ error: errorOf('amqp:not-allowed', 'link is not attached to an entity') }));
       return;
     }
     if (role.kind === 'send') {
       const size = Buffer.isBuffer(ctx.message) ? ctx.message.length : 0;
       if (size > MAX_MESSAGE_SIZE) {
-        delivery.reject(errorOf('amqp:link:message-size-exceeded', `The message (${size} bytes) exceeds the limit of ${MAX_MESSAGE_SIZE} bytes.`));
+        this.answer(delivery, message.rejected({ error: errorOf('amqp:link:message-size-exceeded', `The message (${size} bytes) exceeds the limit of ${MAX_MESSAGE_SIZE} bytes.`) }));
         return;
       }
       let contents;
       try {
         contents = messagesInTransfer(ctx.message, ctx.format ?? delivery.format);
       } catch (err) {
-        delivery.reject(errorOf('amqp:decode-error', `malformed message: ${err instanceof Error ? err.message : String(err)}`));
+        this.answer(delivery, message.rejected({ error: errorOf('amqp:decode-error', `malformed message: ${err instanceof Error ? err.message : String(err)}`) }));
         return;
       }
       role.entity.target.send(contents);
-      delivery.accept();
+      this.answer(delivery, message.accepted());
       return;
     }
     let request;
     try {
       request = Buffer.isBuffer(ctx.message) ? message.decode(ctx.message) : ctx.message;
     } catch (err) {
-      delivery.reject(errorOf('amqp:decode-error', `malformed request: ${err instanceof Error ? err.message : String(err)}`));
+      this.answer(delivery, message.rejected({ error: errorOf('amqp:decode-error', `malformed request: ${err instanceof Error ? err.message : String(err)}`) }));
       return;
     }
-    delivery.accept();
+    this.answer(delivery, message.accepted());
     if (role.kind === 'cbs') this.onPutToken(ctx.connection, request);
     else this.onManagement(ctx.connection, role.entity, request);
   }
@@ -463,11 +463,12 @@ export class AmqpServer {
   }
 
   /**
-   * Answers a settlement, one kind of answer per session and turn. rhea writes a turn's answers as
-   * ranges of consecutive deliveries with one outcome each, and when a range holds only its first
-   * delivery it adds the next without comparing outcomes (`write_dispositions`, rhea 3.0.5): a
-   * completion and a lock lost next to it would both be answered as completed. An answer of
-   * another kind than those already written this turn waits for the next turn.
+   * Answers a settlement or a transfer, one kind of answer per session and turn. rhea writes a
+   * turn's answers as ranges of consecutive deliveries with one outcome each, and when a range
+   * holds only its first delivery it adds the next without comparing outcomes
+   * (`write_dispositions`, rhea 3.0.5): a completion and a lock lost next to it would both be
+   * answered as completed, a good message sent next to an unreadable one would be refused with it.
+   * An answer of another kind than those already written this turn waits for the next turn.
    */
   private answer(delivery: Delivery, reply: any): void {
     const session = delivery.link.session;

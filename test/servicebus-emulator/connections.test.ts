@@ -1,12 +1,11 @@
 /** Auth, unknown entities, many connections, heartbeats, malformed input and the CLI. */
 import { spawn } from 'child_process';
-import { createHmac } from 'crypto';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { isServiceBusError, ServiceBusClient } from '@azure/service-bus';
 import rhea from 'rhea';
-import { receiveN, sleep, startHarness, type Harness } from './harness';
+import { rawSender, receiveN, sasToken, sleep, startHarness, type Harness } from './harness';
 
 let h: Harness;
 beforeEach(async () => {
@@ -15,12 +14,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await h.close();
 });
-
-function sasToken(uri: string, keyName: string, key: string, expirySeconds: number): string {
-  const sr = encodeURIComponent(uri);
-  const sig = createHmac('sha256', key).update(`${sr}\n${expirySeconds}`).digest('base64');
-  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expirySeconds}&skn=${keyName}`;
-}
 
 async function errorOf(p: Promise<unknown>): Promise<unknown> {
   return p.then(() => undefined, (e: unknown) => e);
@@ -122,17 +115,7 @@ describe('robustness', () => {
 
   it('rejects a transfer that is not an AMQP message without closing the connection', async () => {
     // The SDK cannot send malformed messages; a raw AMQP client can.
-    const container = rhea.create_container();
-    const conn = container.connect({ port: h.emulator.port, host: '127.0.0.1', reconnect: false });
-    const token = sasToken(`sb://127.0.0.1:${h.emulator.port}/work`, 'RootManageSharedAccessKey', 'SAS_KEY_VALUE', Math.floor(Date.now() / 1000) + 600);
-    const cbs = conn.open_sender('$cbs');
-    conn.open_receiver({ source: { address: '$cbs' }, target: { address: 'cbs-reply' }, name: 'cbs-reply' });
-    await new Promise<void>((resolve) => cbs.once('sendable', () => resolve()));
-    const reply = new Promise<number>((resolve) => conn.once('message', (ctx) => resolve(Number(ctx.message?.application_properties?.['status-code']))));
-    cbs.send({ message_id: 'r1', reply_to: 'cbs-reply', application_properties: { operation: 'put-token', name: 'sb://x/work', type: 'servicebus.windows.net:sastoken' }, body: token });
-    expect(await reply).toBe(202);
-    const sender = conn.open_sender('work');
-    await new Promise<void>((resolve) => sender.once('sendable', () => resolve()));
+    const { conn, sender } = await rawSender(h, 'work');
     const outcome = new Promise<string>((resolve) => {
       sender.once('rejected', (ctx) => resolve(`rejected:${ctx.delivery?.remote_state?.error?.condition}`));
       sender.once('accepted', () => resolve('accepted'));

@@ -2,7 +2,9 @@
  * Starts the emulator in-process on a free port with a test topology (short locks, small delivery
  * counts), and hands out real @azure/service-bus clients that are closed after each suite.
  */
+import { createHmac } from 'crypto';
 import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
+import rhea, { type Connection, type Sender } from 'rhea';
 import { startServiceBusEmulator, type RunningServiceBusEmulator } from '../../local/servicebus-emulator';
 import type { ServiceBusTopology, SubscriptionTopology } from '../../src/topology';
 
@@ -106,3 +108,29 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let counter = 0;
 /** A message id unique across the run (duplicate detection is on for `orders`). */
 export const uniqueId = (prefix = 'm') => `${prefix}-${process.pid}-${Date.now()}-${++counter}`;
+
+/** A Service Bus SAS token for `uri`, as the SDK builds one from a connection string. */
+export function sasToken(uri: string, keyName: string, key: string, expirySeconds: number): string {
+  const sr = encodeURIComponent(uri);
+  const sig = createHmac('sha256', key).update(`${sr}\n${expirySeconds}`).digest('base64');
+  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${expirySeconds}&skn=${keyName}`;
+}
+
+/**
+ * A raw AMQP sender to `entity`, authorized with a SAS token: it can send what the SDK refuses to
+ * (malformed or too-large messages), and several transfers in one turn.
+ */
+export async function rawSender(h: Harness, entity: string): Promise<{ conn: Connection; sender: Sender }> {
+  const conn = rhea.create_container().connect({ port: h.emulator.port, host: '127.0.0.1', reconnect: false });
+  const token = sasToken(`sb://127.0.0.1:${h.emulator.port}/${entity}`, 'RootManageSharedAccessKey', 'SAS_KEY_VALUE', Math.floor(Date.now() / 1000) + 600);
+  const cbs = conn.open_sender('$cbs');
+  conn.open_receiver({ source: { address: '$cbs' }, target: { address: 'cbs-reply' }, name: 'cbs-reply' });
+  await new Promise<void>((resolve) => cbs.once('sendable', () => resolve()));
+  const reply = new Promise<number>((resolve) => conn.once('message', (ctx) => resolve(Number(ctx.message?.application_properties?.['status-code']))));
+  cbs.send({ message_id: 'r1', reply_to: 'cbs-reply', application_properties: { operation: 'put-token', name: `sb://x/${entity}`, type: 'servicebus.windows.net:sastoken' }, body: token });
+  const status = await reply;
+  if (status !== 202) throw new Error(`put-token answered ${status}`);
+  const sender = conn.open_sender(entity);
+  await new Promise<void>((resolve) => sender.once('sendable', () => resolve()));
+  return { conn, sender };
+}
