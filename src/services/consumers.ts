@@ -134,12 +134,13 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     }
     log.info('delivery-ignored', { status: order.status[service] });
     // A delivery that recorded the last `done` and then died before completing the order comes
-    // back here: finish its job.
+    // back here: finish its job (completing settles the holds; losing that race puts them right
+    // from the order as it is then, so the order read here has nothing left to do).
     if (isReadyToComplete(order)) await markCompleted(orderId, { service }, deps, log);
     // So does one whose predecessor died after reserving stock that compensation or completion had
     // already dealt with (that hold goes back), or after completing the order but before settling
     // its stock (whichever service completed it: the holds are settled).
-    if (service === 'inventory' || order.state === 'completed') await reconcileHolds(order, deps);
+    else if (service === 'inventory' || order.state === 'completed') await reconcileHolds(order, deps);
     await deps.orders
       .appendTimeline(orderId, {
         at: now,

@@ -237,6 +237,23 @@ describe('a delivery that died after its done-patch', () => {
     expect(await deliver('billing', order, 2)).toBe('duplicate');
     expect((await deps.orders.get(order.id))!.state).toBe('completed');
   });
+
+  it('an inventory redelivery that completes the order settles its stock without reading its holds again', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('billing', order);
+    await deliver('notification', order);
+    // Inventory reserved and recorded done (with its hold), then the host died before completing.
+    const claimed = (await deps.orders.transitionStatus(order.id, { service: 'inventory', from: ['pending'], to: 'processing' }))!;
+    await deps.inventory.reserve(mouse.sku, order.id, mouse.quantity, 'first');
+    await deps.orders.transitionStatus(claimed.id, { service: 'inventory', from: ['processing'], to: 'done', stockHeldBy: { [mouse.sku]: 'first' } });
+    const holdReads = jest.spyOn(deps.inventory, 'hold');
+
+    expect(await deliver('inventory', order, 2)).toBe('duplicate');
+    expect((await deps.orders.get(order.id))!.state).toBe('completed');
+    expect(await stockOf(mouse.sku)).toEqual({ available: 998, reserved: 2, holds: {} });
+    // Completing settled the hold; the order read before completing has nothing more to put right.
+    expect(holdReads).toHaveBeenCalledTimes(0);
+  });
 });
 
 describe('the last `done`', () => {
