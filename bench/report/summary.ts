@@ -51,18 +51,22 @@ export function formatBenchSummary(result: BenchResult): string {
   if (result.intake.length > 0) {
     lines.push(
       '',
-      `  ${'intake'.padEnd(22)} ${'accepted'.padStart(8)} ${'orders/s'.padStart(9)} ${'p50'.padStart(9)} ${'p95'.padStart(9)} ${'p99'.padStart(9)} ${'host loop busy'.padStart(15)}  other answers`,
+      `  ${'intake'.padEnd(22)} ${'accepted'.padStart(8)} ${'orders/s'.padStart(9)} ${'p50'.padStart(9)} ${'p95'.padStart(9)} ${'p99'.padStart(9)} ${'host loop busy'.padStart(15)} ${'CPU steal'.padStart(10)}  other answers`,
     );
   }
   for (const p of result.intake) {
     const others = Object.entries(p.otherStatuses).map(([s, n]) => `${s}: ${n}`).join(', ');
     const busy = p.hostMainThreadBusy !== undefined && Number.isFinite(p.hostMainThreadBusy) ? `${(p.hostMainThreadBusy * 100).toFixed(0)}%` : 'n/a';
+    const steal = p.machine && Number.isFinite(p.machine.stealMs) ? `${p.machine.stealMs.toFixed(0)} ms` : 'n/a';
     lines.push(
-      `  ${p.label.padEnd(22)} ${String(p.accepted).padStart(8)} ${p.acceptedPerSecond.toFixed(0).padStart(9)} ${ms(p.latencyMs.p50).padStart(9)} ${ms(p.latencyMs.p95).padStart(9)} ${ms(p.latencyMs.p99).padStart(9)} ${busy.padStart(15)}  ${others || '-'}`,
+      `  ${p.label.padEnd(22)} ${String(p.accepted).padStart(8)} ${p.acceptedPerSecond.toFixed(0).padStart(9)} ${ms(p.latencyMs.p50).padStart(9)} ${ms(p.latencyMs.p95).padStart(9)} ${ms(p.latencyMs.p99).padStart(9)} ${busy.padStart(15)} ${steal.padStart(10)}  ${others || '-'}`,
     );
   }
   if (result.intake.some((p) => p.hostMainThreadBusy !== undefined)) {
     lines.push(`  host loop busy: the share of the phase the host's main thread ran (it serves the API and runs every function)`);
+  }
+  if (result.intake.some((p) => p.machine !== undefined)) {
+    lines.push(`  CPU steal: CPU time the hypervisor gave to other machines during the phase, all CPUs together (/proc/stat)`);
   }
   for (const p of result.intake) {
     const m = p.machine;
