@@ -381,20 +381,24 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     const heldByFinished = (lines: ObservedStock[]): number => lines.reduce((n, line) => n + holdsOfFinishedOrders(line, latest).length, 0);
     const lastKill = started + (kills.at(-1)?.at ?? 0);
     const redeliveredBy = Math.min(deadline, lastKill + LONGEST_LOCK_MS + 15_000);
+    // Looks again every 2 s while `left` counts something still to come, until redeliveries are due.
+    const waitFor = async (left: () => number, what: string, reread: () => Promise<void>): Promise<void> => {
+      for (let n = left(); n > 0 && Date.now() < redeliveredBy; n = left()) {
+        progress.update(`chaos: ${n} ${what} (up to ${Math.ceil((redeliveredBy - Date.now()) / 1000)} s)`);
+        await sleep(2_000);
+        await reread();
+      }
+    };
     finalStock = await withHolds();
-    for (let held = heldByFinished(finalStock); held > 0 && Date.now() < redeliveredBy; held = heldByFinished(finalStock)) {
-      progress.update(`chaos: ${held} holds of finished orders, waiting for redeliveries (up to ${Math.ceil((redeliveredBy - Date.now()) / 1000)} s)`);
-      await sleep(2_000);
+    await waitFor(() => heldByFinished(finalStock), 'holds of finished orders, waiting for redeliveries', async () => {
       finalStock = await withHolds();
-    }
+    });
     // An unreadable copy reaches its order's timeline once it has failed its deliveries and the
     // dead-letter trigger has taken it; a kill on the way costs a lock's expiry: wait (bounded).
     const unsurfaced = () => corruptCopies.filter((c) => !corruptCopySurfaced(c, latest.get(c.orderId)));
-    for (let left = unsurfaced(); left.length > 0 && Date.now() < redeliveredBy; left = unsurfaced()) {
-      progress.update(`chaos: ${left.length} unreadable copies not on their orders yet, waiting for their dead-letters (up to ${Math.ceil((redeliveredBy - Date.now()) / 1000)} s)`);
-      await sleep(2_000);
-      await readOrders([...new Set(left.map((c) => c.orderId))]);
-    }
+    await waitFor(() => unsurfaced().length, 'unreadable copies not on their orders yet, waiting for their dead-letters', () =>
+      readOrders([...new Set(unsurfaced().map((c) => c.orderId))]),
+    );
     const orders = ids.map((id) => latest.get(id)).filter((o): o is ObservedOrder => o !== undefined);
     const unread = ids.filter((id) => !latest.has(id));
     const verdict = checkChaosInvariants({ initialStock, finalStock, orders, neverAccepted: rejected, corruptCopies });
