@@ -185,8 +185,12 @@ describe('zip writer', () => {
 });
 
 describe('packaging refuses an app that would not run', () => {
+  const fixtures: string[] = [];
+  afterAll(() => fixtures.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+
   function fixture(files: Record<string, string>): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'order-saga-fixture-'));
+    fixtures.push(dir);
     const base: Record<string, string> = {
       'host.json': '{"version":"2.0"}',
       'package.json': JSON.stringify({

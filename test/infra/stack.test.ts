@@ -1,6 +1,9 @@
 // The synthesized Terraform for the order saga: what gets deployed, with which settings, and that
 // the messaging and storage layout is exactly src/topology.ts.
 import { Testing } from 'cdktf';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import 'cdktf/lib/testing/adapters/jest';
 import { LinuxFunctionApp } from '@cdktf/provider-azurerm/lib/linux-function-app';
 import { ServicePlan } from '@cdktf/provider-azurerm/lib/service-plan';
@@ -19,6 +22,12 @@ import localSettings from '../../local.settings.json';
 
 Testing.setupJest();
 
+// `Testing.app()` makes a temporary output directory per app and never removes it: give every app
+// one under a directory this file removes.
+const outdirs = fs.mkdtempSync(path.join(os.tmpdir(), 'order-saga-stack-test-'));
+afterAll(() => fs.rmSync(outdirs, { recursive: true, force: true }));
+let apps = 0;
+
 type Block = Record<string, any>;
 interface Synthesized {
   terraform: Block;
@@ -28,7 +37,7 @@ interface Synthesized {
 }
 
 function synth(env: Record<string, string> = {}, topology: Partial<OrderSagaStackProps> = {}) {
-  const stack = new OrderSagaStack(Testing.app(), 'order-saga-test', {
+  const stack = new OrderSagaStack(Testing.app({ outdir: path.join(outdirs, String(++apps)) }), 'order-saga-test', {
     parameters: readParameters(env),
     ...topology,
   });
