@@ -5,7 +5,7 @@
  */
 import type { Container, PatchOperation } from '@azure/cosmos';
 import type { NotificationKind, OrderDocument, TimelineEntry } from '../domain/order';
-import { ACTIVE_STATES, ALL_DONE } from '../domain/orderState';
+import { ACTIVE_STATES, ALL_DONE, statusReasonAfter } from '../domain/orderState';
 import type { OrderFilter, OrderPage, OrderStore, StateTransition, StatusTransition } from '../services/ports';
 import { statusCodeOf, ValidationError } from '../errors';
 import { SERVICES, type ServiceName } from '../topology';
@@ -92,7 +92,8 @@ export class CosmosOrderRepository implements OrderStore {
       { op: 'set', path: `/status/${change.service}`, value: change.to },
       { op: 'set', path: '/updatedAt', value: now },
     ];
-    if (change.reason !== undefined) ops.push({ op: 'set', path: `/statusReason/${change.service}`, value: change.reason });
+    const reason = statusReasonAfter(change.to, change.reason);
+    if (reason !== undefined) ops.push({ op: 'set', path: `/statusReason/${change.service}`, value: reason });
     if (change.countBillingAttempt) ops.push({ op: 'incr', path: '/billingAttempts', value: 1 });
     if (change.setState !== undefined) ops.push({ op: 'set', path: '/state', value: change.setState });
     if (change.published) ops.push({ op: 'set', path: '/published', value: true });

@@ -14,7 +14,7 @@ import {
   type ServiceStatus,
   type TimelineEntry,
 } from './order';
-import { IN_FLIGHT } from './orderState';
+import { currentReasons, IN_FLIGHT } from './orderState';
 
 /** Timeline kinds the monitor writes and reads back; consumers write `delivery`, `done`, `failed`. */
 export const TIMELINE = {
@@ -270,7 +270,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     orderId: order.id,
     state: order.state,
     status: { ...order.status },
-    statusReason: { ...(order.statusReason ?? {}) },
+    statusReason: currentReasons(order.statusReason),
     lastProgressAt,
     billingDeadLetteredAt: order.status.billing === 'deadlettered' ? billingDeadLetteredAt ?? order.updatedAt : undefined,
     ...(deadLettered.length ? { deadLettered } : {}),

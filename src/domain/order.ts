@@ -41,8 +41,11 @@ export interface OrderDocument {
   total: number;
   state: OrderState;
   status: Record<ServiceName, ServiceStatus>;
-  /** Why a service failed or was dead-lettered, when it did. */
-  statusReason: Partial<Record<ServiceName, string>>;
+  /**
+   * Why a service failed or was dead-lettered, when it did. Null once the service moved on to a
+   * status no reason describes (see `statusReasonAfter`); read it through `currentReasons`.
+   */
+  statusReason: Partial<Record<ServiceName, string | null>>;
   payment: { charged: number; refunded: number };
   notifications: { kind: NotificationKind; at: string }[];
   timeline: TimelineEntry[];

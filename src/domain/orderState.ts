@@ -34,6 +34,28 @@ export const ACTIVE_STATES: readonly OrderState[] = ['accepted', 'processing'];
 /** Every status but `compensated` can be compensated; compensating twice is a no-op. */
 export const COMPENSATABLE_FROM: readonly ServiceStatus[] = ['pending', 'processing', 'done', 'failed', 'deadlettered'];
 
+/**
+ * What a status change writes to `statusReason[service]`: its own reason when it has one; null
+ * when the new status is one no reason describes (`pending`, `processing`, `done`: a requeued
+ * billing is no longer dead-lettered, and the dead-letter's reason would say it still is);
+ * otherwise nothing (a compensated service keeps the reason it failed or was dead-lettered for).
+ * Null rather than removed: a patch cannot remove a path that may not be there.
+ */
+export function statusReasonAfter(to: ServiceStatus, reason: string | undefined): string | null | undefined {
+  if (reason !== undefined) return reason;
+  return to === 'pending' || to === 'processing' || to === 'done' ? null : undefined;
+}
+
+/** The reasons that still describe their service's status. */
+export function currentReasons(reasons: OrderDocument['statusReason'] | undefined): Partial<Record<ServiceName, string>> {
+  const current: Partial<Record<ServiceName, string>> = {};
+  for (const service of SERVICES) {
+    const reason = reasons?.[service];
+    if (typeof reason === 'string') current[service] = reason;
+  }
+  return current;
+}
+
 export const ALL_DONE: Record<ServiceName, readonly ServiceStatus[]> = {
   inventory: ['done'],
   billing: ['done'],

@@ -1,6 +1,8 @@
 /** Read models: the support view of one order, the orders list, and the inventory views. */
 import { inventoryItemView, inventoryView, type InventoryItemView, type InventoryView } from '../domain/catalog';
 import type { OrderDocument } from '../domain/order';
+import { currentReasons } from '../domain/orderState';
+import type { ServiceName } from '../topology';
 import type { OrderSagaDependencies } from './dependencies';
 import type { MonitorClient, MonitorStatus, OrderFilter } from './ports';
 
@@ -12,7 +14,8 @@ export interface OrderSupportView {
   total: number;
   state: OrderDocument['state'];
   status: OrderDocument['status'];
-  statusReason: OrderDocument['statusReason'];
+  /** Only reasons that still describe their service's status. */
+  statusReason: Partial<Record<ServiceName, string>>;
   payment: OrderDocument['payment'];
   notifications: OrderDocument['notifications'];
   timeline: OrderDocument['timeline'];
@@ -35,7 +38,7 @@ export function orderSupportView(order: OrderDocument, monitor: MonitorStatus | 
     total: order.total,
     state: order.state,
     status: order.status,
-    statusReason: order.statusReason ?? {},
+    statusReason: currentReasons(order.statusReason),
     payment: order.payment,
     notifications: order.notifications,
     timeline: order.timeline,

@@ -14,7 +14,7 @@ import { CosmosDeadLetterArchive } from '../../src/azure/deadLetterArchive';
 import { CosmosInventoryRepository } from '../../src/azure/inventoryRepository';
 import { CosmosNotificationStore, CosmosPaymentLedger } from '../../src/azure/ledgerRepositories';
 import { CosmosOrderRepository } from '../../src/azure/orderRepository';
-import { newOrder } from '../../src/domain/orderState';
+import { currentReasons, newOrder } from '../../src/domain/orderState';
 import type { OrderSagaDependencies } from '../../src/services/dependencies';
 import { chargePayment, refundPayment } from '../../src/services/payment';
 import { reconcileHolds, reserveStock } from '../../src/services/stock';
@@ -96,6 +96,20 @@ describe('orders repository', () => {
     expect(stored.status).toEqual({ inventory: 'pending', billing: 'done', notification: 'pending' });
     expect(stored.billingAttempts).toBe(1);
     expect(stored.timeline.map((t) => t.kind)).toEqual(['accepted', 'done']);
+  });
+
+  it("clears a service's reason when it moves to a status no reason describes, and keeps it through compensation", async () => {
+    const order = anOrder();
+    await orders.create(order);
+    const deadLettered = await orders.transitionStatus(order.id, { service: 'billing', from: ['pending'], to: 'deadlettered', reason: 'MaxDeliveryCountExceeded' });
+    expect(deadLettered!.statusReason).toEqual({ billing: 'MaxDeliveryCountExceeded' });
+    const requeued = await orders.transitionStatus(order.id, { service: 'billing', from: ['deadlettered'], to: 'pending' });
+    expect(requeued!.statusReason).toEqual({ billing: null });
+    await orders.transitionStatus(order.id, { service: 'inventory', from: ['pending'], to: 'failed', reason: 'out of stock: sku-1' });
+    await orders.transitionStatus(order.id, { service: 'inventory', from: ['failed'], to: 'compensated' });
+    const stored = (await orders.get(order.id))!;
+    expect(stored.statusReason).toEqual({ billing: null, inventory: 'out of stock: sku-1' });
+    expect(currentReasons(stored.statusReason)).toEqual({ inventory: 'out of stock: sku-1' });
   });
 
   it('applies a claim only while the order is in an allowed state', async () => {

@@ -4,6 +4,9 @@ import { PoisonMessageError, TransientError } from '../../src/errors';
 import { createLogger } from '../../src/log';
 import { consumeOrderCreated, markCompleted, type Delivery } from '../../src/services/consumers';
 import { sendCancellation } from '../../src/services/notices';
+import { orderSupportView } from '../../src/services/queries';
+import { recordDeadLetter } from '../../src/support/deadLetters';
+import { monitorSnapshotOf } from '../../src/domain/monitorPolicy';
 import { refundPayment } from '../../src/services/payment';
 import { releaseStock } from '../../src/services/stock';
 import type { ServiceName } from '../../src/topology';
@@ -131,6 +134,25 @@ describe('consumeOrderCreated', () => {
     expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 1000, reserved: 0 });
     expect((await deps.inventory.get('LIMITED-EDITION'))!).toMatchObject({ available: 3, reserved: 0 });
     expect(monitor.changes.at(-1)!.change).toMatchObject({ service: 'inventory', status: 'failed' });
+  });
+
+  it('a reason lasts as long as the status it explains: gone once a dead-lettered billing is done, kept by a failed service compensated', async () => {
+    const order = await placeOrder([mouse, { sku: 'LIMITED-EDITION', quantity: 4, unitPrice: 19.99 }], { billingFailures: 3 });
+    for (let attempt = 1; attempt <= 3; attempt++) await expect(deliver('billing', order, attempt)).rejects.toThrow(TransientError);
+    const deadLetter = { body: buildOrderCreatedEvent(order), messageId: order.eventId, deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
+    expect(await recordDeadLetter('billing', deadLetter, { deps, monitor, log })).toBe('recorded');
+    expect((await deps.orders.get(order.id))!.statusReason.billing).toBe('MaxDeliveryCountExceeded');
+    // The requeued message's delivery claims from `deadlettered` and records `done`.
+    expect(await deliver('billing', order)).toBe('done');
+    expect(await deliver('inventory', order)).toBe('failed');
+    await releaseStock((await deps.orders.get(order.id))!, deps);
+
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.status).toMatchObject({ billing: 'done', inventory: 'compensated' });
+    expect(stored.statusReason.billing).toBeNull();
+    const view = orderSupportView(stored, null);
+    expect(view.statusReason).toEqual({ inventory: expect.stringContaining('out of stock: LIMITED-EDITION') });
+    expect(monitorSnapshotOf(stored).statusReason).toEqual(view.statusReason);
   });
 
   it('throws for the first N billing attempts of simulate.billingFailures, counting across deliveries, then charges once', async () => {

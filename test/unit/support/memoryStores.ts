@@ -31,7 +31,7 @@ import type {
   StateTransition,
   StatusTransition,
 } from '../../../src/services/ports';
-import { othersDone } from '../../../src/domain/orderState';
+import { othersDone, statusReasonAfter } from '../../../src/domain/orderState';
 import { SERVICES } from '../../../src/topology';
 
 const copy = <T>(value: T): T => structuredClone(value);
@@ -69,7 +69,8 @@ export class MemoryOrderStore implements OrderStore {
     if (change.whenState && !change.whenState.includes(doc.state)) return undefined;
     if (change.completes && !othersDone(doc, change.service)) return undefined;
     doc.status[change.service] = change.to;
-    if (change.reason !== undefined) doc.statusReason[change.service] = change.reason;
+    const reason = statusReasonAfter(change.to, change.reason);
+    if (reason !== undefined) doc.statusReason[change.service] = reason;
     if (change.countBillingAttempt) doc.billingAttempts += 1;
     if (change.setState !== undefined) doc.state = change.setState;
     if (change.published) doc.published = true;
