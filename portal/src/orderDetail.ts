@@ -152,7 +152,9 @@ export class OrderDetail {
         const status = order.status?.[service];
         const events = timeline.filter((e) => e.service === service);
         const last = events[events.length - 1];
-        const deliveries = events.reduce((max, e) => Math.max(max, e.deliveryCount ?? 0), 0);
+        // Every delivery leaves one entry: `delivery` when it claimed, `duplicate-ignored` when the
+        // status had moved on. (A message's own delivery count starts again with each requeue.)
+        const deliveries = events.filter((e) => e.kind === 'delivery' || e.kind === 'duplicate-ignored').length;
         const reason = order.statusReason?.[service];
         return h(
           'li',

@@ -298,6 +298,11 @@ describe('support portal (reference demo, end to end)', () => {
 
       await detailState('completed').waitFor({ timeout: 45_000 });
       await lane('billing', 'done').waitFor();
+      // Done: the dead-letter's reason no longer applies, and the count covers every message's
+      // deliveries (three before the dead-letter, at least one after the requeue).
+      const billingLane = await lane('billing', 'done').innerText();
+      expect(billingLane).not.toMatch(/Reason/);
+      expect(Number(/Deliveries: (\d+)/.exec(billingLane)?.[1])).toBeGreaterThanOrEqual(4);
       const timeline = await timelineText();
       expect(timeline).toMatch(/requeue/);
       expect(timeline).toContain(`by ${SUPPORT_PRINCIPAL}`);
