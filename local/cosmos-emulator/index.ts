@@ -16,6 +16,7 @@ import { cosmosTopology, type CosmosTopology } from '../../src/topology';
 import { COSMOS_EMULATOR_KEY, DEFAULT_COSMOS_PORT } from './account';
 import { ensureCertificate } from './certificate';
 import { installConditionalPatch } from './conditional-patch';
+import { installContinuationCheck } from './continuation';
 import { installQueryEngine } from './query-engine';
 
 export {
@@ -63,6 +64,7 @@ export async function startCosmosEmulator(options: CosmosEmulatorOptions = {}): 
 
   installQueryEngine();
   installConditionalPatch();
+  installContinuationCheck();
   const certificate = await ensureCertificate(certDir);
   const server = createHttpsServer({
     cert: certificate.cert,

@@ -72,6 +72,30 @@ describe('Cosmos DB stand-in', () => {
     expect(missing.statusCode).toBe(404);
   });
 
+  it('pages a query with the tokens it issued, and refuses any other token with 400 as Cosmos DB does', async () => {
+    const ledger = container(CONTAINERS.payments);
+    const orderId = `paged-${Date.now()}`;
+    for (let i = 0; i < 5; i++) await ledger.items.create({ id: `${orderId}:${i}`, orderId, kind: 'charge', amount: i });
+    const query = { query: 'SELECT * FROM c WHERE c.orderId = @o ORDER BY c.id', parameters: [{ name: '@o', value: orderId }] };
+    const seen: number[] = [];
+    let token: string | undefined;
+    do {
+      const page = await ledger.items.query<{ amount: number }>(query, { maxItemCount: 2, ...(token ? { continuationToken: token } : {}) }).fetchNext();
+      seen.push(...page.resources.map((r) => r.amount));
+      token = page.continuationToken;
+    } while (token && seen.length < 10);
+    expect(seen).toEqual([0, 1, 2, 3, 4]);
+
+    // Each of these brought the first page back before.
+    for (const bad of ['xyz', 'null', '{"token":"abc"}', '{"token":"+RID:x#RT:one#TRC:1"}']) {
+      const error = await ledger.items
+        .query(query, { maxItemCount: 2, continuationToken: bad })
+        .fetchNext()
+        .then(() => undefined, (err: { code?: number; message?: string }) => err);
+      expect({ bad, code: error?.code, message: error?.message }).toEqual({ bad, code: 400, message: expect.stringContaining('Invalid Continuation Token') });
+    }
+  });
+
   it('applies a conditional patch when its lower-case condition holds and answers 412 when it does not', async () => {
     const orders = container(CONTAINERS.orders);
     const id = `order-cond-${Date.now()}`;
