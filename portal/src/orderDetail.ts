@@ -8,11 +8,9 @@ import { badge } from './badge';
 import { confirmAction } from './confirmDialog';
 import { byId, fill, h } from './dom';
 import { capitalize, formatDateTime, formatMoney, formatPreciseTime, humanizeKind, shortId, statusLabel } from './format';
+import { compensateRefusal, requeueRefusal } from './actionRules';
 import { showProblem } from './problem';
 import type { Announce } from './orderList';
-
-const REQUEUE_WHEN: readonly string[] = ['deadlettered', 'failed'];
-const COMPENSATE_IN: readonly string[] = ['accepted', 'processing', 'attention'];
 
 export class OrderDetail {
   private readonly heading = byId('detail-heading');
@@ -133,14 +131,13 @@ export class OrderDetail {
   }
 
   private renderActions(order: OrderView): void {
-    const statuses = SERVICE_NAMES.map((s) => order.status?.[s] ?? '');
-    const canRequeue = statuses.some((s) => REQUEUE_WHEN.includes(s)) || order.state === 'attention';
-    const canCompensate = !order.state || COMPENSATE_IN.includes(order.state);
-    this.requeueButton.disabled = !canRequeue;
-    this.compensateButton.disabled = !canCompensate;
+    const noRequeue = requeueRefusal(order);
+    const noCompensate = compensateRefusal(order);
+    this.requeueButton.disabled = noRequeue !== undefined;
+    this.compensateButton.disabled = noCompensate !== undefined;
     const hints: string[] = [];
-    if (!canRequeue) hints.push('Requeue: no service is dead-lettered or failed.');
-    if (!canCompensate) hints.push(`Compensate: the order is ${statusLabel(order.state)}.`);
+    if (noRequeue) hints.push(`Requeue: ${noRequeue}.`);
+    if (noCompensate) hints.push(`Compensate: ${noCompensate}.`);
     this.actionHint.textContent = hints.join(' ');
   }
 

@@ -321,8 +321,10 @@ describe('support portal (reference demo, end to end)', () => {
       const net = await page.locator('#detail-payment .term', { hasText: 'Net' }).locator('dd').innerText();
       expect(net).toMatch(/^\D*0[.,]00\D*$/);
       expect(await timelineText()).toMatch(/compensation/);
-      // Cancelled orders are not offered another compensation.
+      // Cancelled orders are offered neither action, and the hint says why.
       expect(await page.getByRole('button', { name: 'Compensate' }).isDisabled()).toBe(true);
+      expect(await page.getByRole('button', { name: 'Requeue' }).isDisabled()).toBe(true);
+      expect(await page.locator('#action-hint').innerText()).toBe('Requeue: the order is cancelled. Compensate: the order is cancelled.');
       await screenshots('5-never-recovers-cancelled');
     });
   }, 150_000);

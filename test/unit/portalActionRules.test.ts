@@ -1,0 +1,53 @@
+// The portal offers Requeue and Compensate exactly when the API would accept them: for every order
+// state and every combination of service statuses, its rule and the API's give the same answer.
+import { compensateRefusal, requeueRefusal } from '../../portal/src/actionRules';
+import type { OrderState, ServiceStatus } from '../../src/domain/order';
+import { newOrder } from '../../src/domain/orderState';
+import { createLogger } from '../../src/log';
+import { requestCompensation, requestRequeue } from '../../src/support/actions';
+import type { SupportPrincipal } from '../../src/support/principal';
+import { memoryDependencies, RecordingMonitor } from './support/memoryStores';
+
+const STATES: OrderState[] = ['accepted', 'processing', 'completed', 'compensating', 'cancelled', 'attention'];
+const STATUSES: ServiceStatus[] = ['pending', 'processing', 'done', 'failed', 'deadlettered', 'compensated'];
+const silent = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
+const ana: SupportPrincipal = { name: 'ana@contoso.com', roles: ['support'], source: 'app-service-auth' };
+
+/** Whether the API accepts the action on this order, as a fresh store holds it. */
+async function apiAccepts(action: 'requeue' | 'compensate', state: OrderState, status: Record<'inventory' | 'billing' | 'notification', ServiceStatus>) {
+  const deps = memoryDependencies();
+  const order = newOrder({ id: 'o-1', eventId: 'e-1', correlationId: 'c-1', customerId: 'cu-1', items: [{ sku: 'MOUSE-01', quantity: 1, unitPrice: 24.5 }], total: 24.5, now: deps.now() });
+  deps.orders.docs.set(order.id, { ...order, state, status });
+  const env = { deps, monitor: new RecordingMonitor(), log: silent };
+  const result = action === 'requeue' ? await requestRequeue(order.id, ana, env) : await requestCompensation(order.id, ana, env);
+  return result.kind === 'accepted' && !result.body.alreadyRequested;
+}
+
+it('offers each action on exactly the orders the API accepts it for, and says why not otherwise', async () => {
+  let offered = 0;
+  let refused = 0;
+  for (const state of STATES) {
+    for (const inventory of STATUSES) {
+      for (const billing of STATUSES) {
+        for (const notification of STATUSES) {
+          const status = { inventory, billing, notification };
+          for (const [action, refusal] of [
+            ['requeue', requeueRefusal({ state, status })],
+            ['compensate', compensateRefusal({ state, status })],
+          ] as const) {
+            const accepted = await apiAccepts(action, state, status);
+            expect({ action, state, status, portalOffers: refusal === undefined }).toEqual({ action, state, status, portalOffers: accepted });
+            if (refusal === undefined) offered++;
+            else {
+              refused++;
+              expect(refusal).toMatch(/^(the order is|billing|every service)/);
+            }
+          }
+        }
+      }
+    }
+  }
+  // Both answers occur for both actions (a rule that always says the same would pass nothing).
+  expect(offered).toBeGreaterThan(100);
+  expect(refused).toBeGreaterThan(100);
+});
