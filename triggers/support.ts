@@ -1,9 +1,12 @@
-/** Support API: requeue or compensate one order, and the fault switches (where fault injection is on). */
+/**
+ * Support API: requeue or compensate one order, the fault switches (where fault injection is on),
+ * and the dead-lettered messages that named no order.
+ */
 import { app, type InvocationContext } from '@azure/functions';
 import { durableClientInput, monitorClientFor } from '../src/bindings/durableBinding';
 import { appDependencies } from '../src/services/dependencies';
 import { appCompensationFaults } from '../src/support/faults';
-import { handleFaults, handleSupportAction, type SupportEnvironmentFactory } from '../src/support/routes';
+import { handleFaults, handleParkedDeadLetters, handleSupportAction, type SupportEnvironmentFactory } from '../src/support/routes';
 
 const environment =
   (context: InvocationContext): SupportEnvironmentFactory =>
@@ -38,4 +41,13 @@ app.http('supportFaults', {
   // Not used by the switches, but the shared environment always carries a monitor client.
   extraInputs: [durableClientInput],
   handler: (request, context) => handleFaults(request, context, environment(context)),
+});
+
+app.http('supportDeadLetters', {
+  route: 'support/deadletters',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  // Not used by the listing either, for the same reason.
+  extraInputs: [durableClientInput],
+  handler: (request, context) => handleParkedDeadLetters(request, context, environment(context)),
 });

@@ -5,6 +5,7 @@
  * app uses.
  */
 import type { NotificationKind, OrderState, ServiceStatus, TimelineEntry } from '../../src/domain/order';
+import type { StoredDeadLetter } from '../../src/services/ports';
 import type { ServiceName } from '../../src/topology';
 
 export type { OrderState, ServiceName, ServiceStatus, TimelineEntry };
@@ -187,5 +188,14 @@ export const listInventory = (): Promise<InventoryItem[]> =>
   call<InventoryItem[]>('inventory').then((items) => (Array.isArray(items) ? items : []));
 
 export const getFaults = (): Promise<Faults> => call<Faults>('support/faults');
+
+/** A kept dead letter (GET /api/support/deadletters), read as loosely as an order. */
+export type ParkedMessage = Partial<StoredDeadLetter>;
+
+export const listParkedMessages = (pageSize: number): Promise<{ deadLetters: ParkedMessage[]; continuationToken?: string }> =>
+  call<{ deadLetters?: ParkedMessage[]; continuationToken?: string }>(`support/deadletters?pageSize=${pageSize}`).then((page) => ({
+    deadLetters: Array.isArray(page?.deadLetters) ? page.deadLetters : [],
+    ...(page?.continuationToken ? { continuationToken: page.continuationToken } : {}),
+  }));
 
 export const setFaults = (faults: Faults): Promise<Faults> => postJson<Faults>('support/faults', faults);

@@ -6,6 +6,7 @@ import { InventoryTable } from './inventory';
 import { Announcer, ConnectionLine, Poller } from './live';
 import { OrderDetail } from './orderDetail';
 import { OrderList } from './orderList';
+import { ParkedMessages } from './parkedMessages';
 import { PlaceOrderForm } from './placeOrder';
 
 const ORDER_HASH = /^#\/orders\/(.+)$/;
@@ -13,6 +14,7 @@ const ORDER_HASH = /^#\/orders\/(.+)$/;
 const INVENTORY_EVERY = 3;
 const FAULTS_EVERY = 4;
 const ATTENTION_EVERY = 2;
+const PARKED_EVERY = 4;
 
 function orderIdFromHash(): string | undefined {
   const match = ORDER_HASH.exec(location.hash);
@@ -30,6 +32,7 @@ function start(): void {
       ticks % INVENTORY_EVERY === 0 ? inventory.refresh() : Promise.resolve(),
       ticks % ATTENTION_EVERY === 0 ? attention.refresh() : Promise.resolve(),
       ticks % FAULTS_EVERY === 0 ? billingSwitch.refresh() : Promise.resolve(),
+      ticks % PARKED_EVERY === 0 ? parked.refresh() : Promise.resolve(),
     ];
     ticks += 1;
     const results = await Promise.allSettled([...everyTime, ...sometimes]);
@@ -53,6 +56,7 @@ function start(): void {
   const attention = new AttentionCount(announce, () => orderList.showNeedingAttention());
   const inventory = new InventoryTable((items) => placeForm.setInventory(items));
   const billingSwitch = new BillingSwitch(announce, (available) => placeForm.setSimulationAvailable(available));
+  const parked = new ParkedMessages();
 
   function select(orderId: string | undefined, focus: boolean): void {
     orderList.select(orderId);

@@ -1,5 +1,6 @@
 /** Recognising the Cosmos DB answers the repositories turn into domain outcomes. */
-import { statusCodeOf } from '../errors';
+import type { FeedResponse } from '@azure/cosmos';
+import { statusCodeOf, ValidationError } from '../errors';
 
 export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
 export const isNotFound = (err: unknown): boolean => statusCodeOf(err) === 404;
@@ -23,4 +24,28 @@ export function stripSystemProperties<T extends object>(doc: T): T {
   void _attachments;
   void _ts;
   return rest as T;
+}
+
+/** Most items a listing returns in one page, whatever the caller asks for. */
+export const PAGE_MAX = 100;
+
+/**
+ * One page of a query. A continuation token Cosmos DB refuses (400, or one the SDK cannot read)
+ * is the caller's mistake, not an outage.
+ */
+export async function fetchPage<T>(
+  query: { fetchNext(): Promise<FeedResponse<T>> },
+  continuationToken: string | undefined,
+): Promise<{ items: T[]; continuationToken?: string }> {
+  let result: FeedResponse<T>;
+  try {
+    result = await query.fetchNext();
+  } catch (err) {
+    const code = statusCodeOf(err);
+    if (continuationToken && (code === undefined || code === 400)) {
+      throw new ValidationError('invalid continuationToken', [{ path: 'continuationToken', message: 'is not a token this API issued' }]);
+    }
+    throw err;
+  }
+  return { items: result.resources, ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}) };
 }

@@ -7,10 +7,9 @@ import type { Container, PatchOperation } from '@azure/cosmos';
 import type { NotificationKind, OrderDocument, TimelineEntry } from '../domain/order';
 import { ACTIVE_STATES, ALL_DONE, statusReasonAfter } from '../domain/orderState';
 import type { OrderFilter, OrderPage, OrderStore, StateTransition, StatusTransition } from '../services/ports';
-import { statusCodeOf, ValidationError } from '../errors';
 import { SERVICES, type ServiceName } from '../topology';
 import { container } from './clients';
-import { conditionLiteral, isConflict, isNotFound, isPreconditionFailed, stripSystemProperties } from './cosmosErrors';
+import { conditionLiteral, fetchPage, isConflict, isNotFound, isPreconditionFailed, PAGE_MAX, stripSystemProperties } from './cosmosErrors';
 
 /** `(c.status.billing = 'pending' or c.status.billing = 'processing')` */
 export function anyOf(field: string, values: readonly string[]): string {
@@ -48,8 +47,6 @@ function noticeOps(kind: NotificationKind, at: string): PatchOperation[] {
     { op: 'add', path: '/notifications/-', value: { kind, at } },
   ];
 }
-
-const PAGE_MAX = 100;
 
 export class CosmosOrderRepository implements OrderStore {
   constructor(private readonly orders: Container = container('orders')) {}
@@ -157,20 +154,7 @@ export class CosmosOrderRepository implements OrderStore {
       { query, parameters },
       { maxItemCount: Math.min(Math.max(page.pageSize, 1), PAGE_MAX), continuationToken: page.continuationToken },
     );
-    let result;
-    try {
-      result = await iterator.fetchNext();
-    } catch (err) {
-      // A token we did not issue (or one mangled in transit) is the caller's mistake, not an outage.
-      const code = statusCodeOf(err);
-      if (page.continuationToken && (code === undefined || code === 400)) {
-        throw new ValidationError('invalid continuationToken', [{ path: 'continuationToken', message: 'is not a token this API issued' }]);
-      }
-      throw err;
-    }
-    return {
-      orders: result.resources.map(stripSystemProperties),
-      ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}),
-    };
+    const { items, continuationToken } = await fetchPage(iterator, page.continuationToken);
+    return { orders: items.map(stripSystemProperties), ...(continuationToken ? { continuationToken } : {}) };
   }
 }

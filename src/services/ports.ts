@@ -87,13 +87,22 @@ export interface ParkedDeadLetter {
   deadLetterDescription?: string;
   correlationId?: string;
   orderId?: string;
+  /** Why the app could not put it on an order: what its body lacks, or that its order does not exist. */
+  problem?: string;
   body: unknown;
   parkedAt: string;
+}
+
+/** A kept message as support reads it back; a body that arrived as bytes reads `{base64}`. */
+export interface StoredDeadLetter extends ParkedDeadLetter {
+  id: string;
 }
 
 export interface DeadLetterArchive {
   /** Keeps the message (once per source and message id); true when this call stored it. */
   park(message: ParkedDeadLetter): Promise<boolean>;
+  /** The kept messages, the most recently kept first, a page at a time. */
+  list(page: { pageSize: number; continuationToken?: string }): Promise<{ deadLetters: StoredDeadLetter[]; continuationToken?: string }>;
 }
 
 export type ReserveResult = 'reserved' | 'alreadyReserved' | 'insufficient' | 'unknownSku';

@@ -71,6 +71,7 @@ export async function recordDeadLetter(
       deadLetterDescription: message.deadLetterDescription,
       correlationId: message.correlationId,
       orderId: named,
+      problem: parsed.ok ? `order ${named} does not exist` : parsed.reason,
       body: message.body,
       parkedAt: deps.now(),
     });

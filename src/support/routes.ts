@@ -1,10 +1,12 @@
 /**
  * HTTP handlers of the support API: POST /api/orders/{id}/requeue, POST /api/orders/{id}/compensate,
- * GET|POST /api/support/faults. Every call is authorized first (support role); answers are JSON,
- * errors problem+json.
+ * GET|POST /api/support/faults, GET /api/support/deadletters. Every call is authorized first
+ * (support role); answers are JSON, errors problem+json.
  */
+import { z } from 'zod';
 import { isOrderId } from '../domain/orderId';
 import { validate } from '../domain/validation';
+import { ValidationError } from '../errors';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { createLogger, type Logger } from '../log';
 import { notFound, problem, problemFromError } from '../http/problem';
@@ -105,6 +107,36 @@ export async function handleFaults(request: HttpRequest, context: InvocationCont
     const faults = await changeFaults(parsed.value, env.deps, env.compensationFaults);
     log.warn('fault-switches-changed', { by: principal.name, ...faults });
     return { status: 200, jsonBody: faults };
+  } catch (err) {
+    return problemFromError(err, log);
+  }
+}
+
+const deadLetterQuerySchema = z.strictObject({
+  pageSize: z.coerce.number().int().min(1).max(100).default(20),
+  continuationToken: z.string().min(1).max(4096).optional(),
+});
+
+/**
+ * The dead-lettered messages that named no order (malformed, or for an order that does not exist),
+ * kept in the dead-letter archive: what the `dead-letters-parked` alert points at. The most
+ * recently kept first, paged like the orders list.
+ */
+export async function handleParkedDeadLetters(
+  request: HttpRequest,
+  context: InvocationContext,
+  environment: SupportEnvironmentFactory,
+): Promise<HttpResponseInit> {
+  const log = createLogger(context).with({ invocationId: context.invocationId });
+  try {
+    const env = environment(log);
+    const principal = authorize(request, env);
+    if (isResponse(principal)) return principal;
+    const parsed = validate(deadLetterQuerySchema, Object.fromEntries(request.query.entries()));
+    if (!parsed.ok) throw new ValidationError('invalid query parameters', parsed.problems);
+    const { pageSize, continuationToken } = parsed.value;
+    const page = await env.deps.deadLetters.list({ pageSize, ...(continuationToken ? { continuationToken } : {}) });
+    return { status: 200, jsonBody: page };
   } catch (err) {
     return problemFromError(err, log);
   }

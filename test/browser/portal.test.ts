@@ -8,7 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { ServiceBusClient } from '@azure/service-bus';
 import { spawnService, type RunningService } from '../../local/service-process';
+import { serviceBusConnectionString } from '../../local/stack';
+import { ORDERS_TOPIC } from '../../src/topology';
 import { freeStartPorts } from '../support/ports';
 
 const REPO_ROOT = join(__dirname, '..', '..');
@@ -48,6 +51,7 @@ let api = '';
 let context: BrowserContext | undefined;
 let page: Page;
 let scratch = '';
+let serviceBusPort = '';
 
 /** Writes a screenshot at both widths; the desktop one is taken last so the page stays at 1280. */
 async function screenshots(name: string): Promise<void> {
@@ -108,13 +112,14 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium.`);
   mkdirSync(ARTIFACTS, { recursive: true });
   scratch = mkdtempSync(join(tmpdir(), 'portal-browser-'));
+  let ports: Awaited<ReturnType<typeof freeStartPorts>>;
 
   system = await spawnService({
     name: 'order system',
     command: [process.execPath, START],
     cwd: REPO_ROOT,
     env: {
-      ...(await freeStartPorts()),
+      ...(ports = await freeStartPorts()),
       DURABLE_DATA_DIR: join(scratch, 'durable'),
       FAULT_INJECTION_ENABLED: 'true',
       SUPPORT_DEV_PRINCIPAL: SUPPORT_PRINCIPAL,
@@ -125,6 +130,7 @@ beforeAll(async () => {
     timeoutMs: 150_000,
   });
   api = system.match[1]!;
+  serviceBusPort = ports!.SERVICEBUS_EMULATOR_PORT;
 
   context = await chromium.launchPersistentContext(join(scratch, 'chromium-profile'), {
     executablePath: CHROMIUM,
@@ -328,6 +334,30 @@ describe('support portal (reference demo, end to end)', () => {
       await screenshots('5-never-recovers-cancelled');
     });
   }, 150_000);
+
+  it('lists a message the consumers could not read, once per subscription, with why', async () => {
+    await scenario('unreadable-message', async () => {
+      const messageId = `unreadable-${Date.now()}`;
+      const client = new ServiceBusClient(serviceBusConnectionString(serviceBusPort));
+      try {
+        const sender = client.createSender(ORDERS_TOPIC);
+        await sender.sendMessages({ body: '{"specversion": "1.0", "type": "OrderCreated", "data": {', messageId, contentType: 'application/json' });
+        await sender.close();
+      } finally {
+        await client.close();
+      }
+      await page.goto(`${api}/portal/`);
+      const entries = page.locator(`#parked-rows li[data-message-id="${messageId}"]`);
+      // Each of the three subscriptions dead-letters its copy after its deliveries.
+      await entries.nth(2).waitFor({ timeout: 60_000 });
+      expect(await entries.count()).toBe(3);
+      const text = (await entries.allInnerTexts()).join('\n');
+      for (const subscription of ['inventory-sub', 'billing-sub', 'notification-sub']) expect(text).toContain(subscription);
+      expect(text).toMatch(/Unreadable: .*JSON/i);
+      expect(text).toMatch(/Dead-lettered: MaxDeliveryCountExceeded/);
+      await screenshots('6-unreadable-message');
+    });
+  }, 90_000);
 
   it('says in the header how many orders need a person, and lists them on a click', async () => {
     await scenario('attention', async () => {

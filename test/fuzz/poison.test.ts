@@ -156,6 +156,24 @@ it('dead-letters every malformed message with a reason and keeps serving', async
     left = await leftInQueues();
   }
   missing.push(...left);
+  // Support reads every kept message back through the API, once per dead-letter queue.
+  const listed = new Map<string, number>();
+  let token: string | undefined;
+  do {
+    const page = await e2e.system.request('GET', `/api/support/deadletters?pageSize=100${token ? `&continuationToken=${encodeURIComponent(token)}` : ''}`);
+    expect(page.status).toBe(200);
+    for (const d of page.body.deadLetters as { source: string; messageId?: string }[]) {
+      const key = `${d.source} ${d.messageId}`;
+      listed.set(key, (listed.get(key) ?? 0) + 1);
+    }
+    token = page.body.continuationToken;
+  } while (token);
+  for (const service of SERVICES) {
+    for (const [id, shape] of sent) {
+      const times = listed.get(`${deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service])} ${id}`) ?? 0;
+      if (times !== 1) missing.push(`${service}: ${id} (${shape}) listed by GET /api/support/deadletters ${times} times`);
+    }
+  }
   expect({ seed, missing }).toEqual({ seed, missing: [] });
 
   // Still serving, and the consumers still work.

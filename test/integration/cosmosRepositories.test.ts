@@ -335,6 +335,24 @@ describe('idempotency keys and fault switches', () => {
     expect(resources).toEqual([expect.objectContaining({ messageId: 'm/1?#', body: { base64: 'AP8H' } })]);
   });
 
+  it('lists the kept dead letters newest first, a page at a time, and refuses a token it did not issue', async () => {
+    const source = 'orders/Subscriptions/notification-sub/$DeadLetterQueue';
+    for (let i = 1; i <= 5; i++) await deps.deadLetters.park({ source, messageId: `listed-${i}`, body: `{${i}`, parkedAt: `2030-01-01T00:00:0${i}.000Z` });
+    const seen: string[] = [];
+    let continuationToken: string | undefined;
+    do {
+      const page = await deps.deadLetters.list({ pageSize: 2, ...(continuationToken ? { continuationToken } : {}) });
+      expect(page.deadLetters.length).toBeLessThanOrEqual(2);
+      seen.push(...page.deadLetters.map((d) => d.messageId ?? ''));
+      continuationToken = page.continuationToken;
+    } while (continuationToken && seen.length < 20);
+    // Newest first; the earlier test's message (parkedAt "now", after every date) comes first.
+    expect(seen).toEqual(['m/1?#', 'listed-5', 'listed-4', 'listed-3', 'listed-2', 'listed-1']);
+    const [first] = (await deps.deadLetters.list({ pageSize: 1 })).deadLetters;
+    expect(first).toEqual({ id: expect.stringMatching(/^dl-/), source: 'orders/Subscriptions/billing-sub/$DeadLetterQueue', messageId: 'm/1?#', body: { base64: 'AP8H' }, parkedAt: 'now' });
+    await expect(deps.deadLetters.list({ pageSize: 2, continuationToken: 'garbage' })).rejects.toMatchObject({ kind: 'validation' });
+  });
+
   it('reads the billing fault switch as off until set', async () => {
     expect(await deps.control.faults()).toEqual({ billingFails: false });
     await deps.control.setFaults({ billingFails: true });

@@ -7,7 +7,7 @@ import { recordDeadLetter } from '../../src/support/deadLetters';
 import type { CompensationFaultStore } from '../../src/support/faults';
 import { sweepMonitors, type ActiveOrder } from '../../src/support/monitorSweep';
 import { authorizeSupport, encodeClientPrincipal, parseClientPrincipal, type SupportPrincipal } from '../../src/support/principal';
-import { handleFaults, handleSupportAction, type SupportHttpEnvironment } from '../../src/support/routes';
+import { handleFaults, handleParkedDeadLetters, handleSupportAction, type SupportHttpEnvironment } from '../../src/support/routes';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 const silent = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
@@ -269,6 +269,16 @@ describe('recordDeadLetter', () => {
     ]);
   });
 
+  it('keeps why each message could not be put on an order', async () => {
+    const deps = memoryDependencies();
+    const env = { deps, monitor: new RecordingMonitor(), log: silent };
+    const missingOrder = '00000000-0000-4000-8000-00000000abcd';
+    expect(await recordDeadLetter('billing', { body: body(missingOrder), messageId: 'm-gone' }, env)).toBe('unknown-order');
+    expect(await recordDeadLetter('billing', { body: '{"specversion":', messageId: 'm-cut' }, env)).toBe('unknown-order');
+    const problems = Object.fromEntries([...deps.deadLetters.parked.values()].map((p) => [p.messageId, p.problem]));
+    expect(problems).toEqual({ 'm-gone': `order ${missingOrder} does not exist`, 'm-cut': expect.stringMatching(/json/i) });
+  });
+
   it('a storage outage throws, so the message stays in the dead-letter queue', async () => {
     const deps = memoryDependencies();
     seedOrder(deps, {}, { billing: 'processing' });
@@ -347,6 +357,31 @@ describe('support HTTP handlers', () => {
     expect(late).toMatchObject({ status: 409, jsonBody: { status: 409, state: 'completed', services: { billing: 'deadlettered' } } });
     const missing = await handleSupportAction('compensate', post('http://x/api/orders/zzz/compensate', {}, {}, { id: 'zzz' }), context(), env(deps, 'support@localhost'));
     expect(missing.status).toBe(404);
+  });
+
+  it('lists the parked dead letters to support only, newest first, a page at a time', async () => {
+    const deps = memoryDependencies();
+    const source = 'orders/Subscriptions/billing-sub/$DeadLetterQueue';
+    for (const [messageId, parkedAt] of [['m-1', '2026-01-01T00:00:01.000Z'], ['m-2', '2026-01-01T00:00:03.000Z'], ['m-3', '2026-01-01T00:00:02.000Z']]) {
+      await deps.deadLetters.park({ source, messageId, deadLetterReason: 'MaxDeliveryCountExceeded', body: `{bad ${messageId}`, parkedAt });
+    }
+    const get = (query: string, headers: Record<string, string> = {}) =>
+      new HttpRequest({ method: 'GET', url: `http://x/api/support/deadletters${query}`, headers });
+
+    expect((await handleParkedDeadLetters(get(''), context(), env(deps))).status).toBe(401);
+    const reader = { 'x-ms-client-principal': encodeClientPrincipal('bob', ['reader']) };
+    expect((await handleParkedDeadLetters(get('', reader), context(), env(deps))).status).toBe(403);
+
+    const first = await handleParkedDeadLetters(get('?pageSize=2'), context(), env(deps, 'support@localhost'));
+    expect(first).toMatchObject({ status: 200 });
+    const firstPage = first.jsonBody as { deadLetters: { messageId: string; body: unknown; source: string }[]; continuationToken?: string };
+    expect(firstPage.deadLetters.map((d) => d.messageId)).toEqual(['m-2', 'm-3']);
+    expect(firstPage.deadLetters[0]).toMatchObject({ source, body: '{bad m-2', deadLetterReason: 'MaxDeliveryCountExceeded' });
+    const second = await handleParkedDeadLetters(get(`?pageSize=2&continuationToken=${firstPage.continuationToken}`), context(), env(deps, 'support@localhost'));
+    expect(second.jsonBody).toEqual({ deadLetters: [expect.objectContaining({ messageId: 'm-1' })] });
+
+    const bad = await handleParkedDeadLetters(get('?pageSize=0&x=1'), context(), env(deps, 'support@localhost'));
+    expect(bad).toMatchObject({ status: 400, jsonBody: { errors: expect.arrayContaining([expect.objectContaining({ path: 'pageSize' })]) } });
   });
 
   it('fault switches: set and read where fault injection is enabled, 404 where it is not, 400 for a bad body', async () => {

@@ -274,6 +274,15 @@ export class MemoryDeadLetterArchive implements DeadLetterArchive {
     this.parked.set(key, copy(message));
     return true;
   }
+
+  async list(page: { pageSize: number; continuationToken?: string }) {
+    const all = [...this.parked.entries()]
+      .map(([id, message]) => ({ id, ...copy(message) }))
+      .sort((a, b) => b.parkedAt.localeCompare(a.parkedAt));
+    const start = page.continuationToken ? Number(page.continuationToken) : 0;
+    const next = start + page.pageSize;
+    return { deadLetters: all.slice(start, next), ...(next < all.length ? { continuationToken: String(next) } : {}) };
+  }
 }
 
 /** The `orders` topic as publishers see it, with its duplicate detection (by messageId). */

@@ -1,0 +1,72 @@
+/**
+ * Unreadable messages: what the consumers dead-lettered that names no order, kept by the app
+ * instead of being put on an order (GET /api/support/deadletters). What the `dead-letters-parked`
+ * alert points at; the newest few are shown, with the subscription, the reason and the body.
+ */
+import { listParkedMessages, ParkedMessage } from './api';
+import { byId, fill, h } from './dom';
+import { formatDateTime } from './format';
+import { describeError } from './problem';
+
+const SHOWN = 20;
+const BODY_PREVIEW = 400;
+
+/** `orders/Subscriptions/billing-sub/$DeadLetterQueue` → `billing-sub`. */
+function subscriptionOf(source: string | undefined): string {
+  const match = /\/Subscriptions\/([^/]+)\//i.exec(source ?? '');
+  return match ? match[1]! : (source ?? 'unknown queue');
+}
+
+function bodyText(body: unknown): string {
+  const text = typeof body === 'string' ? body : JSON.stringify(body ?? null);
+  return text.length > BODY_PREVIEW ? `${text.slice(0, BODY_PREVIEW)}…` : text;
+}
+
+export class ParkedMessages {
+  private readonly rows = byId('parked-rows');
+  private readonly summary = byId('parked-summary');
+  private readonly error = byId('parked-error');
+  private signature = '';
+
+  async refresh(): Promise<void> {
+    let page: { deadLetters: ParkedMessage[]; continuationToken?: string };
+    try {
+      page = await listParkedMessages(SHOWN);
+    } catch (error) {
+      // Support role missing, or the API down: say so here, keep what was shown.
+      this.error.textContent = `Could not load the unreadable messages: ${describeError(error).detail}`;
+      return;
+    }
+    this.error.textContent = '';
+    const signature = JSON.stringify(page);
+    if (signature === this.signature) return;
+    this.signature = signature;
+    const messages = page.deadLetters;
+    this.summary.textContent =
+      messages.length === 0
+        ? 'None: every dead-lettered message named an order.'
+        : page.continuationToken
+          ? `The newest ${messages.length} are shown.`
+          : `${messages.length} kept.`;
+    fill(
+      this.rows,
+      messages.map((m) =>
+        h(
+          'li',
+          { class: 'parked', 'data-message-id': m.messageId ?? '' },
+          h(
+            'div',
+            { class: 'parked__head' },
+            h('strong', {}, subscriptionOf(m.source)),
+            h('span', {}, formatDateTime(m.parkedAt)),
+            h('span', {}, 'message ', h('code', {}, m.messageId ?? 'without id')),
+            m.orderId ? h('span', {}, 'names order ', h('code', {}, m.orderId)) : null,
+          ),
+          m.problem ? h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, 'Unreadable: '), m.problem) : null,
+          h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, 'Dead-lettered: '), [m.deadLetterReason, m.deadLetterDescription].filter(Boolean).join(': ') || 'no reason given'),
+          h('code', { class: 'parked__body' }, bodyText(m.body)),
+        ),
+      ),
+    );
+  }
+}
