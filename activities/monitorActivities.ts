@@ -22,7 +22,7 @@ import { appDependencies } from '../src/services/dependencies';
 import { markCompleted } from '../src/services/consumers';
 import { republishToService } from '../src/services/publishing';
 import type { ServiceName } from '../src/topology';
-import { ACTIVITY, type OrderActivityInput } from '../orchestrators/names';
+import { ACTIVITY, type CompensationStart, type OrderActivityInput } from '../orchestrators/names';
 
 /**
  * Sends the order's event to one consumer again. The message number counts every targeted send
@@ -106,14 +106,20 @@ const markOrderAttention: ActivityHandler = async (input: OrderActivityInput & {
   return { attention: updated !== undefined };
 };
 
-/** Moves the order to `compensating` and counts the run; null when the order finished meanwhile. */
+/**
+ * Moves the order to `compensating` and counts the run; null when the order finished meanwhile.
+ * `run` counts the runs since compensation was last asked for (a person asking again after
+ * `attention` gets fresh runs); `attempt` counts every run the order ever had, and names the run's
+ * sub-orchestration, so a later run never reuses (and replaces) an earlier run's instance.
+ */
 const beginCompensation: ActivityHandler = async (
   input: OrderActivityInput & { reason: string; requestedBy?: string },
   context: InvocationContext,
-): Promise<{ run: number } | null> => {
+): Promise<CompensationStart | null> => {
   const deps = appDependencies();
   const order = await orderOrThrow(input.orderId);
   const run = monitorSnapshotOf(order).compensationRuns + 1;
+  const attempt = order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).length + 1;
   const updated = await deps.orders.transitionState(input.orderId, {
     from: ['accepted', 'processing', 'compensating'],
     to: 'compensating',
@@ -126,8 +132,8 @@ const beginCompensation: ActivityHandler = async (
     },
   });
   if (!updated) return null;
-  activityLogger(context, input).warn('compensation-started', { reason: input.reason, run });
-  return { run };
+  activityLogger(context, input).warn('compensation-started', { reason: input.reason, run, attempt });
+  return { run, attempt };
 };
 
 df.app.activity(ACTIVITY.loadMonitorPolicy, { handler: loadMonitorPolicy });

@@ -49,6 +49,19 @@ export interface CompensationInput {
   retry: RetryPolicy;
 }
 
+/** What `beginCompensation` hands the monitor for a run it started. */
+export interface CompensationStart {
+  /** Runs since compensation was last asked for (bounded by the policy). */
+  run: number;
+  /** Runs the order ever had: names the run's sub-orchestration. Absent from histories written before it existed. */
+  attempt?: number;
+}
+
+/** The instance id of a compensation run's sub-orchestration. */
+export function compensationInstanceId(orderId: string, started: CompensationStart): string {
+  return `${orderId}:compensation:${started.attempt ?? started.run}`;
+}
+
 /** Activities of the monitor and the compensation; each is a thin call into src/services. */
 export const ACTIVITY = {
   loadMonitorPolicy: 'loadMonitorPolicy',

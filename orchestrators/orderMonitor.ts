@@ -22,7 +22,9 @@ import {
   COMPENSATE_ORDER,
   ORDER_CHANGED_EVENT,
   ORDER_MONITOR,
+  compensationInstanceId,
   type CompensationInput,
+  type CompensationStart,
   type OrderChange,
   type OrderMonitorInput,
 } from './names';
@@ -168,7 +170,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
           break;
 
         case 'compensate': {
-          const started: { run: number } | null = yield context.df.callActivityWithRetry(ACTIVITY.beginCompensation, ACTION_RETRY, {
+          const started: CompensationStart | null = yield context.df.callActivityWithRetry(ACTIVITY.beginCompensation, ACTION_RETRY, {
             ...order,
             reason: step.reason,
             requestedBy: step.requestedBy,
@@ -176,11 +178,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
           // null: the order finished in the meantime (e.g. the last consumer completed it).
           if (started) {
             const compensation: CompensationInput = { ...order, reason: step.reason, retry: policy.compensationRetry };
-            const outcome: CompensationOutcome = yield context.df.callSubOrchestrator(
-              COMPENSATE_ORDER,
-              compensation,
-              `${orderId}:compensation:${started.run}`,
-            );
+            const outcome: CompensationOutcome = yield context.df.callSubOrchestrator(COMPENSATE_ORDER, compensation, compensationInstanceId(orderId, started));
             if (!context.df.isReplaying) {
               context.log(JSON.stringify({ level: 'info', event: 'compensation.finished', orderId, correlationId, ...outcome }));
             }

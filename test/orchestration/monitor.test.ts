@@ -256,6 +256,16 @@ describe('saga compensation', () => {
     expect(order.payment).toEqual({ charged: order.total, refunded: order.total });
     expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
     expect(order.timeline).toContainEqual(expect.objectContaining({ kind: 'support-action', detail: 'compensate', actor: 'support@localhost' }));
+    // Each run has a sub-orchestration of its own: the failed run's record is kept, not replaced.
+    const runs = [];
+    for (const n of [1, 2]) {
+      const res = await world.request('GET', `/runtime/webhooks/durabletask/instances/${encodeURIComponent(`${id}:compensation:${n}`)}`);
+      runs.push({ status: res.status, runtimeStatus: res.body?.runtimeStatus, output: res.body?.output });
+    }
+    expect(runs).toEqual([
+      { status: 200, runtimeStatus: 'Completed', output: { outcome: 'attention', failures: [expect.objectContaining({ name: 'refundPayment' })] } },
+      { status: 200, runtimeStatus: 'Completed', output: { outcome: 'cancelled', failures: [] } },
+    ]);
   });
 });
 
