@@ -8,7 +8,8 @@
  * with every stored document) and lower-cases it first (`c.state = 'Pending'` never matches).
  * Here the condition is checked on the document, then the operations are applied without the
  * condition but guarded by the document's etag, so no other write can land between the check and
- * the patch (a changed etag means check again).
+ * the patch (a changed etag means check again). A patch of more than 10 operations is refused, as
+ * Cosmos DB refuses it.
  */
 import { createRequire } from 'node:module';
 import {
@@ -36,6 +37,13 @@ const CONDITION_FAILED: PatchResult = {
 const CONDITION_INVALID: PatchResult = {
   statusCode: 400,
   body: { code: 'BadRequest', message: 'Invalid condition in patch request.' },
+};
+
+/** Cosmos DB takes at most 10 operations in one patch; the library takes any number. */
+export const MAX_PATCH_OPERATIONS = 10;
+const TOO_MANY_OPERATIONS: PatchResult = {
+  statusCode: 400,
+  body: { code: 'BadRequest', message: `A patch request can have at most ${MAX_PATCH_OPERATIONS} operations.` },
 };
 
 /** `from c where ...` (what the SDKs send), `where ...`, or a whole `select ...`, case kept. */
@@ -104,6 +112,7 @@ export function installConditionalPatch(): void {
   if (installed) return;
   installed = true;
   patchModule.patchOperation = function conditionalPatch(collection, input) {
+    if (Array.isArray(input.operations) && input.operations.length > MAX_PATCH_OPERATIONS) return TOO_MANY_OPERATIONS;
     const { condition, ...unconditional } = input;
     if (!condition) return patchDocument(collection, unconditional);
     let partitionKey: unknown;

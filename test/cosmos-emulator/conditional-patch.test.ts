@@ -82,6 +82,19 @@ describe('Cosmos DB stand-in: conditional patch', () => {
     expect(resource.a).toBe(1);
   });
 
+  it('takes at most 10 operations in one patch, as Cosmos DB does, with or without a condition', async () => {
+    const orders = container(CONTAINERS.orders);
+    const id = newId('ops-limit');
+    await orders.items.create({ id, a: 1 });
+    const ops = (n: number) => Array.from({ length: n }, (_, i) => ({ op: 'set' as const, path: `/f${i}`, value: i }));
+    await expect(orders.item(id, id).patch(ops(11))).rejects.toMatchObject({ code: 400, message: expect.stringContaining('at most 10 operations') });
+    await expect(orders.item(id, id).patch({ condition: 'from c where c.a = 1', operations: ops(11) })).rejects.toMatchObject({ code: 400 });
+    const { resource: unchanged } = await orders.item(id, id).read();
+    expect(unchanged.f0).toBeUndefined();
+    const { resource } = await orders.item(id, id).patch({ condition: 'from c where c.a = 1', operations: ops(10) });
+    expect(resource.f9).toBe(9);
+  });
+
   it('still honours If-Match alongside the condition', async () => {
     const orders = container(CONTAINERS.orders);
     const id = newId('if-match');
