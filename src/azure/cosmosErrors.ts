@@ -1,5 +1,5 @@
 /** Recognising the Cosmos DB answers the repositories turn into domain outcomes. */
-import type { FeedResponse } from '@azure/cosmos';
+import type { FeedResponse, Items, SqlQuerySpec } from '@azure/cosmos';
 import { statusCodeOf, ValidationError } from '../errors';
 
 export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
@@ -30,16 +30,18 @@ export function stripSystemProperties<T extends object>(doc: T): T {
 export const PAGE_MAX = 100;
 
 /**
- * One page of a query. A continuation token Cosmos DB refuses (400, or one the SDK cannot read)
- * is the caller's mistake, not an outage.
+ * One page of a query, its system properties stripped, at most PAGE_MAX items. A continuation
+ * token Cosmos DB refuses (400, or one the SDK cannot read) is the caller's mistake, not an outage.
  */
-export async function fetchPage<T>(
-  query: { fetchNext(): Promise<FeedResponse<T>> },
-  continuationToken: string | undefined,
+export async function fetchPage<T extends object>(
+  items: Items,
+  query: string | SqlQuerySpec,
+  page: { pageSize: number; continuationToken?: string },
 ): Promise<{ items: T[]; continuationToken?: string }> {
+  const { continuationToken } = page;
   let result: FeedResponse<T>;
   try {
-    result = await query.fetchNext();
+    result = await items.query<T>(query, { maxItemCount: Math.min(Math.max(page.pageSize, 1), PAGE_MAX), continuationToken }).fetchNext();
   } catch (err) {
     const code = statusCodeOf(err);
     if (continuationToken && (code === undefined || code === 400)) {
@@ -47,5 +49,8 @@ export async function fetchPage<T>(
     }
     throw err;
   }
-  return { items: result.resources, ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}) };
+  return {
+    items: result.resources.map(stripSystemProperties),
+    ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}),
+  };
 }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { DeadLetterArchive, ParkedDeadLetter, StoredDeadLetter } from '../services/ports';
 import { CONTAINERS } from '../topology';
 import { container } from './clients';
-import { fetchPage, isConflict, PAGE_MAX, stripSystemProperties } from './cosmosErrors';
+import { fetchPage, isConflict } from './cosmosErrors';
 
 /** Message ids and bodies may hold characters Cosmos ids forbid: the id is a hash. */
 function parkedDeadLetterId(message: Pick<ParkedDeadLetter, 'source' | 'messageId' | 'body'>): string {
@@ -30,11 +30,7 @@ export class CosmosDeadLetterArchive implements DeadLetterArchive {
   }
 
   async list(page: { pageSize: number; continuationToken?: string }): Promise<{ deadLetters: StoredDeadLetter[]; continuationToken?: string }> {
-    const query = this.deadLetters.items.query<StoredDeadLetter>('SELECT * FROM c ORDER BY c.parkedAt DESC', {
-      maxItemCount: Math.min(Math.max(page.pageSize, 1), PAGE_MAX),
-      continuationToken: page.continuationToken,
-    });
-    const { items, continuationToken } = await fetchPage(query, page.continuationToken);
-    return { deadLetters: items.map(stripSystemProperties), ...(continuationToken ? { continuationToken } : {}) };
+    const { items, continuationToken } = await fetchPage<StoredDeadLetter>(this.deadLetters.items, 'SELECT * FROM c ORDER BY c.parkedAt DESC', page);
+    return { deadLetters: items, ...(continuationToken ? { continuationToken } : {}) };
   }
 }

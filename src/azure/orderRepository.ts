@@ -9,7 +9,7 @@ import { ACTIVE_STATES, ALL_DONE, statusReasonAfter } from '../domain/orderState
 import type { OrderFilter, OrderPage, OrderStore, StateTransition, StatusTransition } from '../services/ports';
 import { SERVICES, type ServiceName } from '../topology';
 import { container } from './clients';
-import { conditionLiteral, fetchPage, isConflict, isNotFound, isPreconditionFailed, PAGE_MAX, stripSystemProperties } from './cosmosErrors';
+import { conditionLiteral, fetchPage, isConflict, isNotFound, isPreconditionFailed, stripSystemProperties } from './cosmosErrors';
 
 /** `(c.status.billing = 'pending' or c.status.billing = 'processing')` */
 export function anyOf(field: string, values: readonly string[]): string {
@@ -150,11 +150,7 @@ export class CosmosOrderRepository implements OrderStore {
       }
     }
     const query = `SELECT * FROM c${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY c.createdAt DESC`;
-    const iterator = this.orders.items.query<OrderDocument>(
-      { query, parameters },
-      { maxItemCount: Math.min(Math.max(page.pageSize, 1), PAGE_MAX), continuationToken: page.continuationToken },
-    );
-    const { items, continuationToken } = await fetchPage(iterator, page.continuationToken);
-    return { orders: items.map(stripSystemProperties), ...(continuationToken ? { continuationToken } : {}) };
+    const { items, continuationToken } = await fetchPage<OrderDocument>(this.orders.items, { query, parameters }, page);
+    return { orders: items, ...(continuationToken ? { continuationToken } : {}) };
   }
 }

@@ -72,3 +72,9 @@ export function validate<T extends z.ZodType>(schema: T, input: unknown): Valida
   const parsed = schema.safeParse(input, { error: fieldMessage });
   return parsed.success ? { ok: true, value: parsed.data } : { ok: false, problems: problemsOf(parsed.error) };
 }
+
+/** The paging parameters of every listing: `pageSize` (1-100, 20 when absent) and `continuationToken`. */
+export const pageQueryFields = {
+  pageSize: z.coerce.number().int().min(1).max(100).default(20),
+  continuationToken: z.string().min(1).max(4096).optional(),
+};

@@ -4,7 +4,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { z } from 'zod';
 import type { OrderState, ServiceStatus } from '../domain/order';
 import { parseOrderRequest } from '../domain/orderRequest';
-import { validate } from '../domain/validation';
+import { pageQueryFields, validate } from '../domain/validation';
 import { ValidationError } from '../errors';
 import { createLogger, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
@@ -96,8 +96,7 @@ const listQuerySchema = z.strictObject({
   'status.inventory': z.enum(STATUSES).optional(),
   'status.billing': z.enum(STATUSES).optional(),
   'status.notification': z.enum(STATUSES).optional(),
-  pageSize: z.coerce.number().int().min(1).max(100).default(20),
-  continuationToken: z.string().min(1).max(4096).optional(),
+  ...pageQueryFields,
 });
 
 export async function handleListOrders(request: HttpRequest, context: InvocationContext, dependencies: () => OrderSagaDependencies): Promise<HttpResponseInit> {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { isOrderId } from '../domain/orderId';
-import { validate } from '../domain/validation';
+import { pageQueryFields, validate } from '../domain/validation';
 import { ValidationError } from '../errors';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { createLogger, type Logger } from '../log';
@@ -112,10 +112,7 @@ export async function handleFaults(request: HttpRequest, context: InvocationCont
   }
 }
 
-const deadLetterQuerySchema = z.strictObject({
-  pageSize: z.coerce.number().int().min(1).max(100).default(20),
-  continuationToken: z.string().min(1).max(4096).optional(),
-});
+const deadLetterQuerySchema = z.strictObject(pageQueryFields);
 
 /**
  * The dead-lettered messages that named no order (malformed, or for an order that does not exist),

@@ -130,10 +130,8 @@ export class MemoryOrderStore implements OrderStore {
       .filter((o) => !filter.customerId || o.customerId === filter.customerId)
       .filter((o) => SERVICES.every((s) => !filter.status?.[s] || o.status[s] === filter.status[s]))
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-    const start = page.continuationToken ? Number(page.continuationToken) : 0;
-    const slice = all.slice(start, start + page.pageSize);
-    const next = start + page.pageSize;
-    return { orders: copy(slice), ...(next < all.length ? { continuationToken: String(next) } : {}) };
+    const { items, continuationToken } = pageOf(all, page);
+    return { orders: copy(items), ...(continuationToken ? { continuationToken } : {}) };
   }
 
   private mustGet(id: string): OrderDocument {
@@ -265,6 +263,13 @@ export class MemoryControlStore implements ControlStore {
   }
 }
 
+/** One page of a listing; the token is the index of the next page's first item. */
+function pageOf<T>(all: T[], page: { pageSize: number; continuationToken?: string }): { items: T[]; continuationToken?: string } {
+  const start = page.continuationToken ? Number(page.continuationToken) : 0;
+  const next = start + page.pageSize;
+  return { items: all.slice(start, next), ...(next < all.length ? { continuationToken: String(next) } : {}) };
+}
+
 export class MemoryDeadLetterArchive implements DeadLetterArchive {
   readonly parked = new Map<string, ParkedDeadLetter>();
 
@@ -279,9 +284,8 @@ export class MemoryDeadLetterArchive implements DeadLetterArchive {
     const all = [...this.parked.entries()]
       .map(([id, message]) => ({ id, ...copy(message) }))
       .sort((a, b) => b.parkedAt.localeCompare(a.parkedAt));
-    const start = page.continuationToken ? Number(page.continuationToken) : 0;
-    const next = start + page.pageSize;
-    return { deadLetters: all.slice(start, next), ...(next < all.length ? { continuationToken: String(next) } : {}) };
+    const { items, continuationToken } = pageOf(all, page);
+    return { deadLetters: items, ...(continuationToken ? { continuationToken } : {}) };
   }
 }
 
