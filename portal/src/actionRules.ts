@@ -4,24 +4,26 @@
  * compensation runs, or once the order is cancelled, is accepted there as a no-op: not offered
  * here. test/unit/portalActionRules.test.ts holds both to the same answers.
  */
+import { ACTIVE_STATES, REQUEUE_BILLING_FROM } from '../../src/domain/orderState';
+import { SERVICES, type ServiceName } from '../../src/topology';
 import { statusLabel } from './format';
 
-const SERVICES = ['inventory', 'billing', 'notification'] as const;
-const ACTIVE_STATES: readonly string[] = ['accepted', 'processing'];
-const REQUEUE_BILLING_FROM: readonly string[] = ['pending', 'processing', 'deadlettered'];
-const COMPENSATE_IN: readonly string[] = ['accepted', 'processing', 'attention'];
+// The portal reads states and statuses as plain strings (an answer may carry one it does not know).
+const ACTIVE: readonly string[] = ACTIVE_STATES;
+const REQUEUE_FROM: readonly string[] = REQUEUE_BILLING_FROM;
+const COMPENSATE_IN: readonly string[] = [...ACTIVE_STATES, 'attention'];
 
 export interface ActionSubject {
   state?: string;
-  status?: Partial<Record<(typeof SERVICES)[number], string>> | null;
+  status?: Partial<Record<ServiceName, string>> | null;
 }
 
 /** Why requeue does not apply now, or undefined when it does. */
 export function requeueRefusal(order: ActionSubject): string | undefined {
-  if (!order.state || !ACTIVE_STATES.includes(order.state)) return `the order is ${statusLabel(order.state)}`;
+  if (!order.state || !ACTIVE.includes(order.state)) return `the order is ${statusLabel(order.state)}`;
   const billing = order.status?.billing ?? '';
   if (billing === 'failed') return 'billing failed for a business reason; compensate instead';
-  if (!REQUEUE_BILLING_FROM.includes(billing)) return `billing is ${statusLabel(billing)}`;
+  if (!REQUEUE_FROM.includes(billing)) return `billing is ${statusLabel(billing)}`;
   return undefined;
 }
 

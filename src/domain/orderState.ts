@@ -31,6 +31,12 @@ export const IN_FLIGHT: readonly ServiceStatus[] = ['pending', 'processing'];
 /** Order states in which consumers still make progress and completion is possible. */
 export const ACTIVE_STATES: readonly OrderState[] = ['accepted', 'processing'];
 
+/** Billing statuses from which support may requeue billing (on an active order): not finished yet. */
+export const REQUEUE_BILLING_FROM: readonly ServiceStatus[] = [...IN_FLIGHT, 'deadlettered'];
+
+/** Statuses no reason describes: a service that moves to one loses the reason it had. */
+const REASONLESS: readonly ServiceStatus[] = [...IN_FLIGHT, 'done'];
+
 /** Every status but `compensated` can be compensated; compensating twice is a no-op. */
 export const COMPENSATABLE_FROM: readonly ServiceStatus[] = ['pending', 'processing', 'done', 'failed', 'deadlettered'];
 
@@ -43,7 +49,7 @@ export const COMPENSATABLE_FROM: readonly ServiceStatus[] = ['pending', 'process
  */
 export function statusReasonAfter(to: ServiceStatus, reason: string | undefined): string | null | undefined {
   if (reason !== undefined) return reason;
-  return to === 'pending' || to === 'processing' || to === 'done' ? null : undefined;
+  return REASONLESS.includes(to) ? null : undefined;
 }
 
 /** The reasons that still describe their service's status. */

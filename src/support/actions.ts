@@ -14,6 +14,7 @@
  *   compensation again: a person fixed what failed, every step is idempotent.
  */
 import type { OrderDocument } from '../domain/order';
+import { ACTIVE_STATES, REQUEUE_BILLING_FROM } from '../domain/orderState';
 import { MONITOR_ACTOR, monitorSnapshotOf, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
@@ -71,11 +72,11 @@ export async function requestRequeue(orderId: string, principal: SupportPrincipa
   const { deps } = env;
   const order = await deps.orders.get(orderId);
   if (!order) return { kind: 'notFound' };
-  if (order.state !== 'accepted' && order.state !== 'processing') {
+  if (!ACTIVE_STATES.includes(order.state)) {
     return notApplicable(order, `the order is ${order.state}; only an active order can be requeued`);
   }
   const billing = order.status.billing;
-  if (billing !== 'pending' && billing !== 'processing' && billing !== 'deadlettered') {
+  if (!REQUEUE_BILLING_FROM.includes(billing)) {
     const why = billing === 'failed' ? 'failed for a business reason; compensate the order instead' : `is already ${billing}`;
     return notApplicable(order, `billing ${why}`);
   }
