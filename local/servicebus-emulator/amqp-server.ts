@@ -360,20 +360,20 @@ export class AmqpServer {
     const delivery: Delivery = ctx.delivery;
     const role = link.role;
     if (!role) {
-      this.answer(delivery, message.rejected({ error: errorOf('amqp:not-allowed', 'link is not attached to an entity') }));
+      this.refuse(delivery, 'amqp:not-allowed', 'link is not attached to an entity');
       return;
     }
     if (role.kind === 'send') {
       const size = Buffer.isBuffer(ctx.message) ? ctx.message.length : 0;
       if (size > MAX_MESSAGE_SIZE) {
-        this.answer(delivery, message.rejected({ error: errorOf('amqp:link:message-size-exceeded', `The message (${size} bytes) exceeds the limit of ${MAX_MESSAGE_SIZE} bytes.`) }));
+        this.refuse(delivery, 'amqp:link:message-size-exceeded', `The message (${size} bytes) exceeds the limit of ${MAX_MESSAGE_SIZE} bytes.`);
         return;
       }
       let contents;
       try {
         contents = messagesInTransfer(ctx.message, ctx.format ?? delivery.format);
       } catch (err) {
-        this.answer(delivery, message.rejected({ error: errorOf('amqp:decode-error', `malformed message: ${err instanceof Error ? err.message : String(err)}`) }));
+        this.refuse(delivery, 'amqp:decode-error', `malformed message: ${err instanceof Error ? err.message : String(err)}`);
         return;
       }
       role.entity.target.send(contents);
@@ -384,7 +384,7 @@ export class AmqpServer {
     try {
       request = Buffer.isBuffer(ctx.message) ? message.decode(ctx.message) : ctx.message;
     } catch (err) {
-      this.answer(delivery, message.rejected({ error: errorOf('amqp:decode-error', `malformed request: ${err instanceof Error ? err.message : String(err)}`) }));
+      this.refuse(delivery, 'amqp:decode-error', `malformed request: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
     this.answer(delivery, message.accepted());
@@ -460,6 +460,11 @@ export class AmqpServer {
       reply = message.rejected({ error: errorOf(err.condition, err.message) });
     }
     this.answer(delivery, reply);
+  }
+
+  /** Rejects a transfer with an AMQP error, through `answer` like every other answer. */
+  private refuse(delivery: Delivery, condition: string, description: string): void {
+    this.answer(delivery, message.rejected({ error: errorOf(condition, description) }));
   }
 
   /**
