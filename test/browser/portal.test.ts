@@ -112,14 +112,15 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium.`);
   mkdirSync(ARTIFACTS, { recursive: true });
   scratch = mkdtempSync(join(tmpdir(), 'portal-browser-'));
-  let ports: Awaited<ReturnType<typeof freeStartPorts>>;
+  const ports = await freeStartPorts();
+  serviceBusPort = ports.SERVICEBUS_EMULATOR_PORT;
 
   system = await spawnService({
     name: 'order system',
     command: [process.execPath, START],
     cwd: REPO_ROOT,
     env: {
-      ...(ports = await freeStartPorts()),
+      ...ports,
       DURABLE_DATA_DIR: join(scratch, 'durable'),
       FAULT_INJECTION_ENABLED: 'true',
       SUPPORT_DEV_PRINCIPAL: SUPPORT_PRINCIPAL,
@@ -130,7 +131,6 @@ beforeAll(async () => {
     timeoutMs: 150_000,
   });
   api = system.match[1]!;
-  serviceBusPort = ports!.SERVICEBUS_EMULATOR_PORT;
 
   context = await chromium.launchPersistentContext(join(scratch, 'chromium-profile'), {
     executablePath: CHROMIUM,
