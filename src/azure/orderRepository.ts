@@ -89,7 +89,7 @@ export class CosmosOrderRepository implements OrderStore {
       { op: 'set', path: `/status/${change.service}`, value: change.to },
       { op: 'set', path: '/updatedAt', value: now },
     ];
-    const reason = statusReasonAfter(change.to, change.reason);
+    const reason = statusReasonAfter(change);
     if (reason !== undefined) ops.push({ op: 'set', path: `/statusReason/${change.service}`, value: reason });
     if (change.countBillingAttempt) ops.push({ op: 'incr', path: '/billingAttempts', value: 1 });
     if (change.setState !== undefined) ops.push({ op: 'set', path: '/state', value: change.setState });

@@ -36,20 +36,23 @@ export const REQUEUE_BILLING_FROM: readonly ServiceStatus[] = [...IN_FLIGHT, 'de
 
 /** Statuses no reason describes: a service that moves to one loses the reason it had. */
 const REASONLESS: readonly ServiceStatus[] = [...IN_FLIGHT, 'done'];
+/** Statuses recorded with a reason (a business failure, a dead-letter). */
+const REASONED: readonly ServiceStatus[] = ['failed', 'deadlettered'];
 
 /** Every status but `compensated` can be compensated; compensating twice is a no-op. */
 export const COMPENSATABLE_FROM: readonly ServiceStatus[] = ['pending', 'processing', 'done', 'failed', 'deadlettered'];
 
 /**
  * What a status change writes to `statusReason[service]`: its own reason when it has one; null
- * when the new status is one no reason describes (`pending`, `processing`, `done`: a requeued
- * billing is no longer dead-lettered, and the dead-letter's reason would say it still is);
- * otherwise nothing (a compensated service keeps the reason it failed or was dead-lettered for).
+ * when it may leave a status recorded with a reason for one no reason describes (`pending`,
+ * `processing`, `done`: a requeued billing is no longer dead-lettered, and the dead-letter's reason
+ * would say it still is); otherwise nothing (a change that cannot leave such a status has no
+ * reason to clear, and a compensated service keeps the reason it failed or was dead-lettered for).
  * Null rather than removed: a patch cannot remove a path that may not be there.
  */
-export function statusReasonAfter(to: ServiceStatus, reason: string | undefined): string | null | undefined {
-  if (reason !== undefined) return reason;
-  return REASONLESS.includes(to) ? null : undefined;
+export function statusReasonAfter(change: { from: readonly ServiceStatus[]; to: ServiceStatus; reason?: string }): string | null | undefined {
+  if (change.reason !== undefined) return change.reason;
+  return REASONLESS.includes(change.to) && change.from.some((s) => REASONED.includes(s)) ? null : undefined;
 }
 
 /** The reasons that still describe their service's status. */

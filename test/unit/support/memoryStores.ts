@@ -69,7 +69,7 @@ export class MemoryOrderStore implements OrderStore {
     if (change.whenState && !change.whenState.includes(doc.state)) return undefined;
     if (change.completes && !othersDone(doc, change.service)) return undefined;
     doc.status[change.service] = change.to;
-    const reason = statusReasonAfter(change.to, change.reason);
+    const reason = statusReasonAfter(change);
     if (reason !== undefined) doc.statusReason[change.service] = reason;
     if (change.countBillingAttempt) doc.billingAttempts += 1;
     if (change.setState !== undefined) doc.state = change.setState;
