@@ -41,8 +41,9 @@ export class FindBox {
     }
     if (isOrderId(value)) {
       try {
-        await getOrder(value);
-        this.openOrder(value);
+        // The order as stored: an id pasted in capitals opens under its own id.
+        const order = await getOrder(value);
+        this.openOrder(order.id);
         return;
       } catch (error) {
         // Not an order: a customer id, most likely. Anything else is worth saying.

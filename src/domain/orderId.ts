@@ -4,7 +4,19 @@
  * anything else is "no such order", never an error.
  */
 const ORDER_ID = /^[A-Za-z0-9-]{1,64}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function isOrderId(value: unknown): boolean {
   return typeof value === 'string' && ORDER_ID.test(value);
+}
+
+/**
+ * The stored id an id from outside names, or undefined when it cannot name an order. Orders get
+ * lower-case UUIDs, and a UUID is case-insensitive on input (RFC 9562): one pasted in capitals,
+ * as some tools and e-mail clients show them, names the same order. Other ids are kept as they are.
+ */
+export function orderIdFrom(value: unknown): string | undefined {
+  if (!isOrderId(value)) return undefined;
+  const id = value as string;
+  return UUID.test(id) ? id.toLowerCase() : id;
 }

@@ -1,5 +1,5 @@
 /** HTTP handlers of the order API: intake, support view, list. Triggers bind them to routes. */
-import { isOrderId } from '../domain/orderId';
+import { orderIdFrom } from '../domain/orderId';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { z } from 'zod';
 import type { OrderState, ServiceStatus } from '../domain/order';
@@ -76,8 +76,9 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
 export async function handleGetOrder(request: HttpRequest, context: InvocationContext, environment: EnvironmentFactory): Promise<HttpResponseInit> {
   const log = createLogger(context).with({ invocationId: context.invocationId });
   try {
-    const id = request.params.id ?? '';
-    if (!isOrderId(id)) return notFound(`no order ${JSON.stringify(id)}`);
+    const asked = request.params.id ?? '';
+    const id = orderIdFrom(asked);
+    if (id === undefined) return notFound(`no order ${JSON.stringify(asked)}`);
     const env = environment(log);
     const view = await findOrderSupportView(id, env.monitor, env.deps);
     if (!view) return notFound(`no order ${id}`);

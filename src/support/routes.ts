@@ -4,7 +4,7 @@
  * (support role); answers are JSON, errors problem+json.
  */
 import { z } from 'zod';
-import { isOrderId } from '../domain/orderId';
+import { orderIdFrom } from '../domain/orderId';
 import { pageQueryFields, validate } from '../domain/validation';
 import { ValidationError } from '../errors';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
@@ -67,8 +67,9 @@ export async function handleSupportAction(
     const env = environment(log);
     const principal = authorize(request, env);
     if (isResponse(principal)) return principal;
-    const orderId = request.params.id ?? '';
-    if (!isOrderId(orderId)) return notFound(`order ${orderId.slice(0, 64)} does not exist`);
+    const asked = request.params.id ?? '';
+    const orderId = orderIdFrom(asked);
+    if (orderId === undefined) return notFound(`order ${asked.slice(0, 64)} does not exist`);
     const actionEnv = { deps: env.deps, monitor: env.monitor, log: log.with({ orderId, principal: principal.name }) };
     const result =
       action === 'requeue' ? await requestRequeue(orderId, principal, actionEnv) : await requestCompensation(orderId, principal, actionEnv);

@@ -243,6 +243,12 @@ describe('support portal (reference demo, end to end)', () => {
       await page.locator('#detail-heading', { hasText: other.slice(0, 8) }).waitFor();
       expect(new URL(page.url()).hash).toBe(`#/orders/${other}`);
 
+      // Pasted in capitals (as some mail clients show ids), it opens the same order under its own id.
+      await find.fill(theirs[0]!.toUpperCase());
+      await find.press('Enter');
+      await page.locator('#detail-heading', { hasText: theirs[0]!.slice(0, 8) }).waitFor();
+      expect(new URL(page.url()).hash).toBe(`#/orders/${theirs[0]}`);
+
       await page.getByRole('button', { name: 'All customers' }).click();
       await page.locator(`#order-rows tr[data-order-id="${other}"]`).waitFor();
       expect(await page.locator('#orders-summary').innerText()).not.toContain(' of ');

@@ -1,5 +1,6 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import type { OrderDocument, ServiceStatus } from '../../src/domain/order';
+import { TIMELINE } from '../../src/domain/monitorPolicy';
 import { newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
 import { requestCompensation, requestRequeue } from '../../src/support/actions';
@@ -357,6 +358,16 @@ describe('support HTTP handlers', () => {
     expect(late).toMatchObject({ status: 409, jsonBody: { status: 409, state: 'completed', services: { billing: 'deadlettered' } } });
     const missing = await handleSupportAction('compensate', post('http://x/api/orders/zzz/compensate', {}, {}, { id: 'zzz' }), context(), env(deps, 'support@localhost'));
     expect(missing.status).toBe(404);
+  });
+
+  it('acts on an order named by its UUID in capitals, under the id as stored', async () => {
+    const deps = memoryDependencies();
+    const id = '5f0c1e8a-93b2-4c7d-a1e6-0b9d2c4f7a31';
+    seedOrder(deps, { id, state: 'processing' }, { billing: 'deadlettered' });
+    const upper = id.toUpperCase();
+    const ok = await handleSupportAction('requeue', post(`http://x/api/orders/${upper}/requeue`, {}, {}, { id: upper }), context(), env(deps, 'support@localhost'));
+    expect(ok).toMatchObject({ status: 202, jsonBody: { orderId: id, action: 'requeue', accepted: true } });
+    expect(deps.orders.docs.get(id)!.timeline.at(-1)).toMatchObject({ kind: TIMELINE.supportAction, detail: 'requeue', actor: 'support@localhost' });
   });
 
   it('lists the parked dead letters to support only, newest first, a page at a time', async () => {

@@ -1,4 +1,5 @@
 import { buildOrderCreatedEvent, CLOUDEVENTS_CONTENT_TYPE, orderCreatedProperties, parseOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
+import { orderIdFrom } from '../../src/domain/orderId';
 import { orderRequestFingerprint, parseOrderRequest } from '../../src/domain/orderRequest';
 import { billingMustFail, isReadyToComplete, newOrder } from '../../src/domain/orderState';
 import { mergeLines, priceLines } from '../../src/domain/pricing';
@@ -161,5 +162,17 @@ describe('order state rules', () => {
     [5, 0, true, true],
   ])('billing attempt %d with billingFailures %s and switch %s fails: %s', (attempt, failures, switchOn, expected) => {
     expect(billingMustFail(attempt, { simulate: failures === undefined ? undefined : { billingFailures: failures } }, switchOn)).toBe(expected);
+  });
+});
+
+describe('orderIdFrom', () => {
+  it('reads a UUID in any case as the lower-case id orders get, and keeps other ids as they are', () => {
+    expect(orderIdFrom('5F0C1E8A-93B2-4C7D-A1E6-0B9D2C4F7A31')).toBe('5f0c1e8a-93b2-4c7d-a1e6-0b9d2c4f7a31');
+    expect(orderIdFrom('5f0c1e8a-93b2-4c7d-a1e6-0b9d2c4f7a31')).toBe('5f0c1e8a-93b2-4c7d-a1e6-0b9d2c4f7a31');
+    expect(orderIdFrom('Order-1')).toBe('Order-1');
+  });
+
+  it.each(['', 'a/b', 'id?x', 'x'.repeat(65), 42, undefined])('names no order for %p', (value) => {
+    expect(orderIdFrom(value)).toBeUndefined();
   });
 });

@@ -182,6 +182,13 @@ describe('GET /api/orders/{id}', () => {
     expect(json(res).timeline[0]).toMatchObject({ kind: 'accepted' });
   });
 
+  it('finds an order by its id pasted in capitals, and answers with the id as stored', async () => {
+    const { orderId } = json(await create(order));
+    const res = await get(orderId.toUpperCase());
+    expect(res.status).toBe(200);
+    expect(json(res).id).toBe(orderId);
+  });
+
   it('shows monitor null when there is no instance', async () => {
     const { orderId } = json(await create(order));
     monitor.instances.clear();
