@@ -127,7 +127,9 @@ const beginCompensation: ActivityHandler = async (
       at: deps.now(),
       kind: TIMELINE.compensationStarted,
       reason: input.reason,
-      detail: `run ${run}`,
+      // Numbered as the order had them, like the runs' sub-orchestrations: support reads run 2
+      // after asking again, not a second run 1.
+      detail: `run ${attempt}`,
       actor: input.requestedBy ?? MONITOR_ACTOR,
     },
   });

@@ -4,7 +4,7 @@
  * compensation runs, or once the order is cancelled, is accepted there as a no-op: not offered
  * here. test/unit/portalActionRules.test.ts holds both to the same answers.
  */
-import { ACTIVE_STATES, REQUEUE_BILLING_FROM } from '../../src/domain/orderState';
+import { ACTIVE_STATES, REQUEUE_BILLING_FROM, theOrderIs } from '../../src/domain/orderState';
 import { SERVICES, type ServiceName } from '../../src/topology';
 import { statusLabel } from './format';
 
@@ -20,7 +20,7 @@ export interface ActionSubject {
 
 /** Why requeue does not apply now, or undefined when it does. */
 export function requeueRefusal(order: ActionSubject): string | undefined {
-  if (!order.state || !ACTIVE.includes(order.state)) return `the order is ${statusLabel(order.state)}`;
+  if (!order.state || !ACTIVE.includes(order.state)) return theOrderIs(order.state);
   const billing = order.status?.billing ?? '';
   if (billing === 'failed') return 'billing failed for a business reason; compensate instead';
   if (!REQUEUE_FROM.includes(billing)) return `billing is ${statusLabel(billing)}`;
@@ -29,7 +29,7 @@ export function requeueRefusal(order: ActionSubject): string | undefined {
 
 /** Why compensate does not apply now, or undefined when it does. */
 export function compensateRefusal(order: ActionSubject): string | undefined {
-  if (order.state && !COMPENSATE_IN.includes(order.state)) return `the order is ${statusLabel(order.state)}`;
+  if (order.state && !COMPENSATE_IN.includes(order.state)) return theOrderIs(order.state);
   if (SERVICES.every((s) => order.status?.[s] === 'done')) return 'every service is done; the order is completing';
   return undefined;
 }

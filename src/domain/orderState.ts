@@ -31,6 +31,14 @@ export const IN_FLIGHT: readonly ServiceStatus[] = ['pending', 'processing'];
 /** Order states in which consumers still make progress and completion is possible. */
 export const ACTIVE_STATES: readonly OrderState[] = ['accepted', 'processing'];
 
+/**
+ * The order's state in words, for the reasons support reads: "the order is cancelled", and for
+ * `attention` "the order needs attention". A state the reader does not know is said as it came.
+ */
+export function theOrderIs(state: string | undefined): string {
+  return state === 'attention' ? 'the order needs attention' : `the order is ${state ?? 'unknown'}`;
+}
+
 /** Billing statuses from which support may requeue billing (on an active order): not finished yet. */
 export const REQUEUE_BILLING_FROM: readonly ServiceStatus[] = [...IN_FLIGHT, 'deadlettered'];
 

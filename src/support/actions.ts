@@ -14,7 +14,7 @@
  *   compensation again: a person fixed what failed, every step is idempotent.
  */
 import type { OrderDocument } from '../domain/order';
-import { ACTIVE_STATES, REQUEUE_BILLING_FROM } from '../domain/orderState';
+import { ACTIVE_STATES, REQUEUE_BILLING_FROM, theOrderIs } from '../domain/orderState';
 import { MONITOR_ACTOR, monitorSnapshotOf, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
@@ -73,7 +73,7 @@ export async function requestRequeue(orderId: string, principal: SupportPrincipa
   const order = await deps.orders.get(orderId);
   if (!order) return { kind: 'notFound' };
   if (!ACTIVE_STATES.includes(order.state)) {
-    return notApplicable(order, `the order is ${order.state}; only an active order can be requeued`);
+    return notApplicable(order, `${theOrderIs(order.state)}; only an active order can be requeued`);
   }
   const billing = order.status.billing;
   if (!REQUEUE_BILLING_FROM.includes(billing)) {

@@ -256,6 +256,8 @@ describe('saga compensation', () => {
     expect(order.payment).toEqual({ charged: order.total, refunded: order.total });
     expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
     expect(order.timeline).toContainEqual(expect.objectContaining({ kind: 'support-action', detail: 'compensate', actor: 'support@localhost' }));
+    // The timeline numbers the runs as the order had them, as their sub-orchestrations are named.
+    expect(order.timeline.filter((e) => e.kind === 'compensation-started').map((e) => e.detail)).toEqual(['run 1', 'run 2']);
     // Each run has a sub-orchestration of its own: the failed run's record is kept, not replaced.
     const runs = [];
     for (const n of [1, 2]) {

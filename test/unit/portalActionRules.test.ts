@@ -40,7 +40,7 @@ it('offers each action on exactly the orders the API accepts it for, and says wh
             if (refusal === undefined) offered++;
             else {
               refused++;
-              expect(refusal).toMatch(/^(the order is|billing|every service)/);
+              expect(refusal).toMatch(/^(the order is|the order needs attention|billing|every service)/);
             }
           }
         }
@@ -50,4 +50,15 @@ it('offers each action on exactly the orders the API accepts it for, and says wh
   // Both answers occur for both actions (a rule that always says the same would pass nothing).
   expect(offered).toBeGreaterThan(100);
   expect(refused).toBeGreaterThan(100);
+});
+
+it('says an order that needs attention in words, in the portal and in the API', async () => {
+  const status = { inventory: 'failed', billing: 'done', notification: 'compensated' } as const;
+  expect(requeueRefusal({ state: 'attention', status })).toBe('the order needs attention');
+  expect(requeueRefusal({ state: 'cancelled', status })).toBe('the order is cancelled');
+  const deps = memoryDependencies();
+  const order = newOrder({ id: 'o-1', eventId: 'e-1', correlationId: 'c-1', customerId: 'cu-1', items: [{ sku: 'MOUSE-01', quantity: 1, unitPrice: 24.5 }], total: 24.5, now: deps.now() });
+  deps.orders.docs.set(order.id, { ...order, state: 'attention', status: { ...status } });
+  const result = await requestRequeue(order.id, ana, { deps, monitor: new RecordingMonitor(), log: silent });
+  expect(result).toMatchObject({ kind: 'notApplicable', detail: 'the order needs attention; only an active order can be requeued' });
 });
