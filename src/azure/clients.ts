@@ -46,6 +46,12 @@ export function createCosmosClient(config: AppConfig['cosmos']): { client: Cosmo
     ...(agent ? { agent } : {}),
     connectionPolicy: {
       requestTimeout: 10_000,
+      // The account has one region (infra/stack.ts): there is nothing to discover or fail over to.
+      // With discovery on, the SDK (4.9) retries a read that timed out up to 120 times against that
+      // same region, so while Cosmos DB does not answer (a network black hole, SNAT exhaustion) a
+      // request would hang for up to 20 minutes instead of failing after its 10 s timeout and
+      // being retried by its caller (the client with its Idempotency-Key, Service Bus, the monitor).
+      enableEndpointDiscovery: false,
       // Throttling (429) is retried by the SDK; bounded so a request never outlives its caller.
       retryOptions: { maxRetryAttemptCount: 9, fixedRetryIntervalInMilliseconds: 0, maxWaitTimeInSeconds: 20 },
     },
