@@ -110,6 +110,9 @@ describe('resources at the default parameters', () => {
     expect(cosmos.capabilities).toEqual([{ name: 'EnableServerless' }]);
     expect(cosmos.local_authentication_disabled).toBe(true);
     expect(one(defaults.tf, 'azurerm_cosmosdb_sql_database').autoscale_settings).toBeUndefined();
+    // One region: the app's Cosmos client runs without endpoint discovery (src/azure/clients.ts),
+    // which a second region would want back.
+    expect(cosmos.geo_location).toEqual([expect.objectContaining({ failover_priority: 0 })]);
   });
 
   it('runs on a Linux Elastic Premium EP1 plan with one always-ready instance and a burst of 20', () => {
