@@ -4,7 +4,7 @@
  * (The real SDK against the emulator: test/integration/orderEventPublisher.test.ts.)
  */
 import type { ServiceBusMessage, ServiceBusSender } from '@azure/service-bus';
-import { MAX_BATCH_MESSAGES, ServiceBusEventPublisher } from '../../src/azure/orderEventPublisher';
+import { isServiceUnavailable, MAX_BATCH_MESSAGES, ServiceBusEventPublisher } from '../../src/azure/orderEventPublisher';
 import type { OutgoingMessage } from '../../src/services/ports';
 
 type Sent = ServiceBusMessage | ServiceBusMessage[];
@@ -73,6 +73,32 @@ it('resends a failed batch one message at a time: only the message that fails ag
   expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
   expect((outcomes[1] as PromiseRejectedResult).reason.message).toBe('refused event-2');
   expect(calls.map(ids)).toEqual([['event-1', 'event-2', 'event-3'], ['event-1'], ['event-2'], ['event-3']]);
+});
+
+it('does not send a batch again one by one when Service Bus itself was unavailable: every caller hears at once', async () => {
+  // What the SDK throws once its retries are used up on timeouts.
+  const timedOut = () => Object.assign(new Error('was not able to send the message'), { name: 'ServiceBusError', code: 'ServiceTimeout', retryable: true });
+  const calls: Sent[] = [];
+  const sender = {
+    async sendMessages(sent: Sent): Promise<void> {
+      calls.push(sent);
+      throw new AggregateError([timedOut(), timedOut()]);
+    },
+  } as unknown as ServiceBusSender;
+  const publisher = new ServiceBusEventPublisher(() => sender);
+  const outcomes = await Promise.allSettled([1, 2, 3].map((n) => publisher.publish(message(n))));
+  expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+  expect(calls.map(ids)).toEqual([['event-1', 'event-2', 'event-3']]);
+});
+
+it('tells a Service Bus outage from a refused message', () => {
+  const retryable = { name: 'ServiceBusError', retryable: true };
+  expect(isServiceUnavailable(new AggregateError([retryable, retryable]))).toBe(true);
+  expect(isServiceUnavailable(retryable)).toBe(true);
+  expect(isServiceUnavailable(new AggregateError([retryable, { name: 'ServiceBusError', code: 'MessageSizeExceeded', retryable: false }]))).toBe(false);
+  expect(isServiceUnavailable(new AggregateError([]))).toBe(false);
+  expect(isServiceUnavailable(new Error('refused'))).toBe(false);
+  expect(isServiceUnavailable(undefined)).toBe(false);
 });
 
 it('rejects every caller when there is no sender to send with', async () => {
