@@ -8,10 +8,24 @@ export class InventoryTable {
   private readonly empty = byId('inventory-empty');
   private signature = '';
 
-  constructor(private readonly onItems: (items: InventoryItem[]) => void) {}
+  constructor(
+    private readonly onItems: (items: InventoryItem[]) => void,
+    private readonly onNotLoaded: () => void,
+  ) {}
 
   async refresh(): Promise<void> {
-    const items = await listInventory();
+    let items: InventoryItem[];
+    try {
+      items = await listInventory();
+    } catch (error) {
+      // Never loaded: say so instead of an empty table (the header says why).
+      if (!this.signature) {
+        this.empty.textContent = 'The stock could not be loaded yet; trying again.';
+        this.empty.hidden = false;
+        this.onNotLoaded();
+      }
+      throw error;
+    }
     const signature = JSON.stringify(items);
     if (signature === this.signature) return;
     this.signature = signature;
@@ -29,6 +43,7 @@ export class InventoryTable {
         ),
       ),
     );
+    this.empty.textContent = 'No products in the catalog.';
     this.empty.hidden = items.length > 0;
     this.onItems(sorted);
   }

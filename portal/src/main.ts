@@ -54,7 +54,10 @@ function start(): void {
     select(orderId, false);
   });
   const attention = new AttentionCount(announce, () => orderList.showNeedingAttention());
-  const inventory = new InventoryTable((items) => placeForm.setInventory(items));
+  const inventory = new InventoryTable(
+    (items) => placeForm.setInventory(items),
+    () => placeForm.setInventoryNotLoaded(),
+  );
   const billingSwitch = new BillingSwitch(announce, (available) => placeForm.setSimulationAvailable(available));
   const parked = new ParkedMessages();
 

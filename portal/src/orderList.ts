@@ -33,6 +33,8 @@ export class OrderList {
   private customerId: string | undefined;
   /** Bumped on every filter change so an answer to an older query is dropped. */
   private generation = 0;
+  /** Whether the current filters' orders have been shown once (else the summary says "Loading"). */
+  private shown = false;
 
   constructor(
     private readonly announce: Announce,
@@ -95,12 +97,18 @@ export class OrderList {
     const orders: OrderView[] = [];
     let token: string | undefined;
     let hasMore = false;
-    for (let page = 0; page < this.pagesShown; page += 1) {
-      const result = await listOrders(filter, token);
-      orders.push(...result.items);
-      token = result.continuationToken ?? undefined;
-      hasMore = Boolean(token);
-      if (!token) break;
+    try {
+      for (let page = 0; page < this.pagesShown; page += 1) {
+        const result = await listOrders(filter, token);
+        orders.push(...result.items);
+        token = result.continuationToken ?? undefined;
+        hasMore = Boolean(token);
+        if (!token) break;
+      }
+    } catch (error) {
+      // Rows already shown stay (the header says they are not updating); nothing shown yet is said so.
+      if (generation === this.generation && !this.shown) this.summary.textContent = 'The orders could not be loaded yet; trying again.';
+      throw error;
     }
     if (generation !== this.generation) return;
     this.render(orders, hasMore);
@@ -110,9 +118,11 @@ export class OrderList {
     this.rows.clear();
     this.body.replaceChildren();
     this.summary.textContent = 'Loading orders…';
+    this.shown = false;
   }
 
   private render(orders: OrderView[], hasMore: boolean): void {
+    this.shown = true;
     const shown = new Map<string, OrderView>();
     for (const order of orders) if (order?.id && !shown.has(order.id)) shown.set(order.id, order);
     for (const [id, row] of this.rows) {

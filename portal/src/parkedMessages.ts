@@ -35,6 +35,7 @@ export class ParkedMessages {
     } catch (error) {
       // Support role missing, or the API down: say so here, keep what was shown.
       this.error.textContent = `Could not load the unreadable messages: ${describeError(error).detail}`;
+      if (!this.signature) this.summary.textContent = '';
       return;
     }
     this.error.textContent = '';

@@ -18,6 +18,7 @@ export class PlaceOrderForm {
   private readonly status = byId('order-form-status');
   private readonly error = byId('order-form-error');
   private inventory: InventoryItem[] = [];
+  private inventoryNotLoaded = false;
   private nextRowId = 1;
   /**
    * One key per draft: a double submit of the same order is answered with the same order, while
@@ -40,6 +41,13 @@ export class PlaceOrderForm {
 
   setInventory(items: InventoryItem[]): void {
     this.inventory = items;
+    this.inventoryNotLoaded = false;
+    for (const select of this.itemList.querySelectorAll('select')) this.fillOptions(select);
+  }
+
+  /** The products could not be read (yet): the empty list says so rather than "Loading". */
+  setInventoryNotLoaded(): void {
+    this.inventoryNotLoaded = true;
     for (const select of this.itemList.querySelectorAll('select')) this.fillOptions(select);
   }
 
@@ -89,7 +97,7 @@ export class PlaceOrderForm {
     const chosen = select.value;
     fill(
       select,
-      this.inventory.length === 0 ? h('option', { value: '' }, 'Loading products…') : null,
+      this.inventory.length === 0 ? h('option', { value: '' }, this.inventoryNotLoaded ? 'Products could not be loaded yet' : 'Loading products…') : null,
       this.inventory.map((item) =>
         h(
           'option',
