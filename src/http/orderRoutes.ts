@@ -69,7 +69,7 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
       headers: { Location: statusUrl, 'Retry-After': POLL_AFTER_SECONDS, 'x-correlation-id': accepted.correlationId },
     };
   } catch (err) {
-    return problemFromError(err, log);
+    return problemFromError(err, log, 'with the same Idempotency-Key');
   }
 }
 

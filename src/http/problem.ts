@@ -39,8 +39,12 @@ export function notFound(detail: string): HttpResponseInit {
   return problem(404, 'not-found', 'Not found', detail);
 }
 
-/** Maps anything thrown to a problem response, logging system faults (credentials stripped). */
-export function problemFromError(err: unknown, log: Logger): HttpResponseInit {
+/**
+ * Maps anything thrown to a problem response, logging system faults (credentials stripped).
+ * `retryHint` says how to retry a request the service could not serve (placing an order: with
+ * the same Idempotency-Key).
+ */
+export function problemFromError(err: unknown, log: Logger, retryHint?: string): HttpResponseInit {
   if (err instanceof OrderSagaError) {
     switch (err.kind) {
       case 'validation':
@@ -63,6 +67,6 @@ export function problemFromError(err: unknown, log: Logger): HttpResponseInit {
   const detail =
     err instanceof OrderSagaError && err.kind === 'transient'
       ? error.message
-      : 'a service this API depends on is unavailable; retry later (with the same Idempotency-Key for orders)';
+      : `a service this API depends on is unavailable; retry later${retryHint ? ` ${retryHint}` : ''}`;
   return problem(503, 'service-unavailable', 'Service temporarily unavailable', detail, {}, { 'Retry-After': '2' });
 }

@@ -149,6 +149,15 @@ describe('POST /api/orders', () => {
     expect(header(res, 'Retry-After')).toBeDefined();
   });
 
+  it('answers 503 when the order store is unavailable, saying to retry with the same Idempotency-Key', async () => {
+    deps.orders.create = async () => {
+      throw new Error('connect ECONNREFUSED');
+    };
+    const res = await create(order, { 'Idempotency-Key': 'k-5' });
+    expect(res.status).toBe(503);
+    expect(json(res).detail).toBe('a service this API depends on is unavailable; retry later with the same Idempotency-Key');
+  });
+
   it('answers 503 when the monitor cannot be started, and the retry starts it', async () => {
     monitor.failWith = new Error('durable backend unavailable');
     const failed = await create(order, { 'Idempotency-Key': 'k-4' });
@@ -187,6 +196,16 @@ describe('GET /api/orders/{id}', () => {
     const res = await get(orderId.toUpperCase());
     expect(res.status).toBe(200);
     expect(json(res).id).toBe(orderId);
+  });
+
+  it('answers 503 when the order store is unavailable, with no word of idempotency keys', async () => {
+    const { orderId } = json(await create(order));
+    deps.orders.get = async () => {
+      throw new Error('connect ECONNREFUSED');
+    };
+    const res = await get(orderId);
+    expect(res.status).toBe(503);
+    expect(json(res).detail).toBe('a service this API depends on is unavailable; retry later');
   });
 
   it('shows monitor null when there is no instance', async () => {
