@@ -4,7 +4,7 @@
  * Debian's Chromium through playwright-core; no browser download. Needs a build (`npm test`
  * builds first). Screenshots go to test-artifacts/browser/.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -13,6 +13,7 @@ import { spawnService, type RunningService } from '../../local/service-process';
 import { serviceBusConnectionString } from '../../local/stack';
 import { ORDERS_TOPIC } from '../../src/topology';
 import { freeStartPorts } from '../support/ports';
+import { commandLine, descendantPids, whileStopped } from '../support/processes';
 
 const REPO_ROOT = join(__dirname, '..', '..');
 const START = join(REPO_ROOT, 'dist', 'local', 'start.js');
@@ -406,10 +407,9 @@ describe('support portal (reference demo, end to end)', () => {
   it('while Cosmos DB does not answer, says what could not be loaded instead of "Loading", and recovers by itself', async () => {
     await scenario('cosmos-outage', async () => {
       // The stand-in `npm start` runs, stopped (SIGSTOP): connections stay open and nothing answers.
-      const cosmos = descendants(system!.pid).find((pid) => commandLine(pid).includes('cosmos-emulator'));
+      const cosmos = descendantPids(system!.pid).find((pid) => commandLine(pid).includes('cosmos-emulator'));
       expect(cosmos).toBeDefined();
-      process.kill(cosmos!, 'SIGSTOP');
-      try {
+      await whileStopped(cosmos!, async () => {
         await page.goto(`${api}/portal/`);
         await page.locator('#connection', { hasText: 'Not updating' }).waitFor({ timeout: 40_000 });
         await page.locator('#orders-summary', { hasText: 'The orders could not be loaded yet; trying again.' }).waitFor();
@@ -419,9 +419,7 @@ describe('support portal (reference demo, end to end)', () => {
         expect(await page.locator('#parked-summary').innerText()).toBe('');
         expect(await page.locator('#connection-error').innerText()).toContain('Orders are not updating');
         await screenshots('8-cosmos-not-answering');
-      } finally {
-        process.kill(cosmos!, 'SIGCONT');
-      }
+      });
       await page.locator('#connection', { hasText: 'Live' }).waitFor({ timeout: 30_000 });
       await page.locator('#orders-summary', { hasText: 'newest first' }).waitFor();
       await page.locator('#item-sku-1 option:not([value=""])').first().waitFor({ state: 'attached' });
@@ -430,12 +428,3 @@ describe('support portal (reference demo, end to end)', () => {
   }, 120_000);
 });
 
-/** The processes below `pid`, children first. */
-function descendants(pid: number): number[] {
-  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  return children.flatMap((child) => [child, ...descendants(child)]);
-}
-
-function commandLine(pid: number): string {
-  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-}

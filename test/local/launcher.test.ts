@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { childPids } from '../support/processes';
 
 const ROOT = join(__dirname, '..', '..');
 const EMULATOR_CLI = join(ROOT, 'dist', 'local', 'servicebus-emulator', 'cli.js');
@@ -73,7 +74,7 @@ async function emulatorUnderShell(env: NodeJS.ProcessEnv): Promise<{ shell: Chil
   });
   started.push(shell.pid!);
   await lineOf(shell, /listening on sb:\/\/127\.0\.0\.1:\d+/);
-  const children = readFileSync(`/proc/${shell.pid}/task/${shell.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  const children = childPids(shell.pid!);
   expect(children).toHaveLength(1);
   started.push(children[0]!);
   return { shell, emulatorPid: children[0]! };
