@@ -1,5 +1,6 @@
 /** Recognising the Cosmos DB answers the repositories turn into domain outcomes. */
 import type { FeedResponse, Items, SqlQuerySpec } from '@azure/cosmos';
+import { PAGE_MAX } from '../domain/validation';
 import { statusCodeOf, ValidationError } from '../errors';
 
 export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
@@ -25,9 +26,6 @@ export function stripSystemProperties<T extends object>(doc: T): T {
   void _ts;
   return rest as T;
 }
-
-/** Most items a listing returns in one page, whatever the caller asks for. */
-export const PAGE_MAX = 100;
 
 /**
  * One page of a query, its system properties stripped, at most PAGE_MAX items. A continuation

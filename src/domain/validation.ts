@@ -73,8 +73,11 @@ export function validate<T extends z.ZodType>(schema: T, input: unknown): Valida
   return parsed.success ? { ok: true, value: parsed.data } : { ok: false, problems: problemsOf(parsed.error) };
 }
 
-/** The paging parameters of every listing: `pageSize` (1-100, 20 when absent) and `continuationToken`. */
+/** Most items a listing returns in one page, whatever the caller asks for. */
+export const PAGE_MAX = 100;
+
+/** The paging parameters of every listing: `pageSize` (1-PAGE_MAX, 20 when absent) and `continuationToken`. */
 export const pageQueryFields = {
-  pageSize: z.coerce.number().int().min(1).max(100).default(20),
+  pageSize: z.coerce.number().int().min(1).max(PAGE_MAX).default(20),
   continuationToken: z.string().min(1).max(4096).optional(),
 };
