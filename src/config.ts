@@ -38,6 +38,7 @@ const settingsSchema = z
     INVENTORY_LATENCY_MS: millis,
     BILLING_LATENCY_MS: millis,
     NOTIFICATION_LATENCY_MS: millis,
+    INTAKE_WAIT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
   })
   .refine((s) => s.ServiceBusConnection || s.ServiceBusConnection__fullyQualifiedNamespace, {
     message: 'set ServiceBusConnection (connection string) or ServiceBusConnection__fullyQualifiedNamespace',
@@ -69,7 +70,18 @@ export interface AppConfig {
   seedCatalog: boolean;
   /** Simulated work time of each downstream service, per message. */
   latencyMs: LatencySettings;
+  /**
+   * How long `POST /api/orders`, once the order is written, waits for Service Bus to take its event
+   * and for its monitor to start before answering 503 (both go on after the answer).
+   */
+  intakeWaitMs: number;
 }
+
+/**
+ * Service Bus gives up on a send after its retries (10 s a try, 3 retries: 42 s), longer than many
+ * clients wait for an answer; a healthy publish takes milliseconds.
+ */
+export const DEFAULT_INTAKE_WAIT_MS = 5_000;
 
 /** Small by default so tests and benchmarks measure the system, not the sleep. */
 const DEFAULT_LATENCY: LatencySettings = { inventory: 5, billing: 10, notification: 5 };
@@ -100,6 +112,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): AppConfig {
       billing: s.BILLING_LATENCY_MS ?? base.billing,
       notification: s.NOTIFICATION_LATENCY_MS ?? base.notification,
     },
+    intakeWaitMs: s.INTAKE_WAIT_MS ?? DEFAULT_INTAKE_WAIT_MS,
   };
 }
 

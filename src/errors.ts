@@ -60,6 +60,17 @@ export class TransientError extends OrderSagaError {
 }
 
 /**
+ * The order was written, but publishing its event or starting its monitor did not finish in time.
+ * The caller may retry; the answer names the order so that a caller without an Idempotency-Key
+ * can follow it instead of placing it again.
+ */
+export class OrderRecordedError extends TransientError {
+  constructor(message: string, readonly orderId: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
  * A message that can never be processed (bad JSON, wrong schema, unknown type). Thrown on every
  * delivery so Service Bus dead-letters it after maxDeliveryCount; Node functions cannot
  * dead-letter explicitly.

@@ -89,6 +89,8 @@ export class ApiProblem extends Error {
     readonly detail: string,
     /** Field-level messages for a 400, flattened to readable lines. */
     readonly fieldErrors: string[] = [],
+    /** The order a failed request still recorded (a 503 after the order was written). */
+    readonly orderId?: string,
   ) {
     super(detail || title);
     this.name = 'ApiProblem';
@@ -132,7 +134,8 @@ async function problemFrom(response: Response): Promise<ApiProblem> {
       : text && !body
         ? text.slice(0, 300)
         : `${response.status} ${title}`;
-  return new ApiProblem(response.status, title, detail, flattenFieldErrors(body?.errors));
+  const orderId = typeof body?.orderId === 'string' && body.orderId ? body.orderId : undefined;
+  return new ApiProblem(response.status, title, detail, flattenFieldErrors(body?.errors), orderId);
 }
 
 function apiUrl(relative: string): string {

@@ -2,8 +2,8 @@
  * The form that places an order: customer, one or more items picked from the inventory, and,
  * where fault injection is enabled, how many billing attempts should fail for this order.
  */
-import { InventoryItem, NewOrder, placeOrder } from './api';
-import { byId, fill, h } from './dom';
+import { ApiProblem, InventoryItem, NewOrder, placeOrder } from './api';
+import { append, byId, fill, h } from './dom';
 import { formatMoney, shortId } from './format';
 import { showProblem } from './problem';
 
@@ -137,7 +137,16 @@ export class PlaceOrderForm {
       this.onPlaced(accepted.orderId);
     } catch (error) {
       this.status.textContent = '';
-      showProblem(this.error, error, 'The order was not placed');
+      if (error instanceof ApiProblem && error.orderId) {
+        // The order was written and goes on; the key is kept, so placing again retries this order.
+        const id = error.orderId;
+        showProblem(this.error, error, `Order ${shortId(id)} was recorded but not all of it went through yet`);
+        const follow = h('a', { href: `#/orders/${encodeURIComponent(id)}` }, `Show order ${shortId(id)}`);
+        append(this.error, [h('p', {}, follow, '. Place order again retries this order; it does not place a second one.')]);
+        this.onPlaced(id);
+      } else {
+        showProblem(this.error, error, 'The order was not placed');
+      }
     } finally {
       this.submit.disabled = false;
     }

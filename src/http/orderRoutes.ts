@@ -5,13 +5,13 @@ import { z } from 'zod';
 import type { OrderState, ServiceStatus } from '../domain/order';
 import { parseOrderRequest } from '../domain/orderRequest';
 import { pageQueryFields, validate } from '../domain/validation';
-import { ValidationError } from '../errors';
+import { OrderRecordedError, ValidationError } from '../errors';
 import { createLogger, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import { acceptOrder } from '../services/intake';
 import type { MonitorClient } from '../services/ports';
 import { findOrderSupportView, listOrders } from '../services/queries';
-import { notFound, problem, problemFromError } from './problem';
+import { notFound, problem, problemFromError, type ProblemDetails } from './problem';
 
 export interface HttpEnvironment {
   deps: OrderSagaDependencies;
@@ -69,7 +69,12 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
       headers: { Location: statusUrl, 'Retry-After': POLL_AFTER_SECONDS, 'x-correlation-id': accepted.correlationId },
     };
   } catch (err) {
-    return problemFromError(err, log, 'with the same Idempotency-Key');
+    const answer = problemFromError(err, log, 'with the same Idempotency-Key');
+    // The order exists whatever the client does next: say which it is and where to follow it.
+    if (err instanceof OrderRecordedError) {
+      answer.jsonBody = { ...(answer.jsonBody as ProblemDetails), orderId: err.orderId, statusUrl: `${ORDERS_PATH}/${err.orderId}` };
+    }
+    return answer;
   }
 }
 

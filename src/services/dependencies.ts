@@ -25,6 +25,8 @@ export interface OrderSagaSettings {
   faultInjectionEnabled: boolean;
   seedCatalog: boolean;
   latencyMs: LatencySettings;
+  /** See AppConfig.intakeWaitMs; DEFAULT_INTAKE_WAIT_MS when absent. */
+  intakeWaitMs?: number;
 }
 
 export interface OrderSagaDependencies {
@@ -60,7 +62,7 @@ export function appDependencies(): OrderSagaDependencies {
       control: new CosmosControlRepository(),
       deadLetters: new CosmosDeadLetterArchive(),
       publisher: new ServiceBusEventPublisher(),
-      settings: { faultInjectionEnabled: config.faultInjectionEnabled, seedCatalog: config.seedCatalog, latencyMs: config.latencyMs },
+      settings: { faultInjectionEnabled: config.faultInjectionEnabled, seedCatalog: config.seedCatalog, latencyMs: config.latencyMs, intakeWaitMs: config.intakeWaitMs },
       sleep: realSleep,
       now: () => new Date().toISOString(),
     };

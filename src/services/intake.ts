@@ -1,8 +1,9 @@
 /**
  * Order intake: price from the catalog, honour the Idempotency-Key, write the order, publish
  * OrderCreated, start the order's monitor. Outbox rule: the order is written before publishing
- * and marked `published` only after; when publishing or starting the monitor fails the caller
- * gets a TransientError, and a retry with the same key finds the order and completes both.
+ * and marked `published` only after; when publishing or starting the monitor fails (or overruns
+ * `intakeWaitMs`) the caller gets an OrderRecordedError naming the order, and a retry with the
+ * same key finds the order and completes both.
  */
 import { randomUUID } from 'node:crypto';
 import { monitorSnapshotOf } from '../domain/monitorPolicy';
@@ -10,7 +11,8 @@ import type { OrderDocument } from '../domain/order';
 import { orderRequestFingerprint, type OrderRequest } from '../domain/orderRequest';
 import { newOrder } from '../domain/orderState';
 import { mergeLines, priceLines } from '../domain/pricing';
-import { BusinessRuleError, ConflictError, ensureError, type FieldProblem, TransientError } from '../errors';
+import { DEFAULT_INTAKE_WAIT_MS } from '../config';
+import { BusinessRuleError, ConflictError, ensureError, type FieldProblem, OrderRecordedError, TransientError } from '../errors';
 import type { Logger } from '../log';
 import { ensureCatalogSeeded } from './catalogSeed';
 import type { OrderSagaDependencies } from './dependencies';
@@ -117,9 +119,11 @@ export async function acceptOrder(
 
 /**
  * Publishes (if not yet published) and starts the monitor, side by side: neither needs the
- * other, and the client waits for the slower only. `resumed` means the order existed before this
- * request, so its monitor may already run. A started monitor also republishes to consumers that
- * stay pending, so an order whose client never retries is still not stuck.
+ * other, and the client waits for the slower only, and for at most `intakeWaitMs` (Service Bus
+ * retries a send for up to 42 s, longer than many clients wait): a step still running then goes
+ * on, and only its outcome is logged. `resumed` means the order existed before this request, so
+ * its monitor may already run. A started monitor also republishes to consumers that stay pending,
+ * so an order whose client never retries is still not stuck.
  */
 export async function completeIntake(
   order: OrderDocument,
@@ -129,15 +133,16 @@ export async function completeIntake(
   log: Logger,
 ): Promise<void> {
   const started = performance.now();
-  const timed = async (work: () => Promise<unknown>): Promise<number> => {
-    await work();
+  const waitMs = deps.settings.intakeWaitMs ?? DEFAULT_INTAKE_WAIT_MS;
+  const timed = async (step: IntakeStep, work: () => Promise<unknown>): Promise<number> => {
+    await withinDeadline(work(), waitMs, step, log);
     return Math.round(performance.now() - started);
   };
   const [published, monitored] = await Promise.allSettled([
-    timed(async () => {
+    timed('publish', async () => {
       if (!order.published) await publishOrderCreated(order, deps);
     }),
-    timed(async () => {
+    timed('monitor-start', async () => {
       if (!resumed) {
         // The order was written just now: the monitor's first turn decides from it without reading it again.
         await monitor.start(order.id, { orderId: order.id, correlationId: order.correlationId, snapshot: monitorSnapshotOf(order) });
@@ -146,18 +151,42 @@ export async function completeIntake(
       }
     }),
   ]);
+  // Either way the order is kept, and its monitor (or, failing that, the sweeper) sees it through.
+  const then = order.idempotencyKey !== undefined ? 'retry with the same Idempotency-Key' : 'follow it at its statusUrl rather than placing it again';
   if (published.status === 'rejected') {
     log.error('order-publish-failed', published.reason);
-    throw new TransientError('the order was recorded but its event could not be published yet; retry with the same Idempotency-Key', {
+    throw new OrderRecordedError(`order ${order.id} was recorded but its event could not be published yet; ${then}`, order.id, {
       cause: ensureError(published.reason),
     });
   }
   if (monitored.status === 'rejected') {
     log.error('monitor-start-failed', monitored.reason);
-    throw new TransientError('the order was recorded but its monitor could not be started yet; retry with the same Idempotency-Key', {
+    throw new OrderRecordedError(`order ${order.id} was recorded but its monitor could not be started yet; ${then}`, order.id, {
       cause: ensureError(monitored.reason),
     });
   }
   // Where intake time goes after the write, per order.
   log.info('intake-completed', { publishMs: published.value, monitorStartMs: monitored.value });
+}
+
+type IntakeStep = 'publish' | 'monitor-start';
+
+/** `work`'s outcome, or a TransientError once `ms` have passed; what `work` does after that is logged. */
+async function withinDeadline<T>(work: Promise<T>, ms: number, step: IntakeStep, log: Logger): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      work.then(
+        () => log.warn('intake-step-finished-late', { step, afterMs: ms }),
+        (err: unknown) => log.warn('intake-step-failed-late', { step, error: ensureError(err).message }),
+      );
+      const what = step === 'publish' ? 'Service Bus did not take the event' : 'the monitor did not start';
+      reject(new TransientError(`${what} within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

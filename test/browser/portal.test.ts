@@ -426,5 +426,40 @@ describe('support portal (reference demo, end to end)', () => {
       expect(await page.locator('#inventory-empty').isHidden()).toBe(true);
     });
   }, 120_000);
-});
 
+  it('while Service Bus does not answer, an order placed is shown as recorded, and placing it again retries that order', async () => {
+    await scenario('servicebus-outage', async () => {
+      await page.goto(`${api}/portal/`);
+      await page.locator('#inventory-rows tr').first().waitFor();
+      await page.locator('#item-sku-1 option:not([value=""])').first().waitFor({ state: 'attached' });
+      await page.getByLabel('Customer id').fill('customer-sb-outage');
+      await page.getByLabel('Quantity').first().fill('1');
+      const serviceBus = descendantPids(system!.pid).find((pid) => commandLine(pid).includes('servicebus-emulator'));
+      expect(serviceBus).toBeDefined();
+      const alert = page.locator('#order-form-error[role="alert"]');
+      const orderId = await whileStopped(serviceBus!, async () => {
+        await page.getByRole('button', { name: 'Place order' }).click();
+        await alert.locator('.problem').waitFor({ timeout: 20_000 });
+        const text = (await alert.innerText()).replace(/\s+/g, ' ');
+        expect(text).toMatch(/was recorded but not all of it went through yet \(503\)/);
+        expect(text).toContain('Place order again retries this order');
+        const href = (await alert.locator('a').getAttribute('href')) ?? '';
+        const id = decodeURIComponent(href.replace('#/orders/', ''));
+        expect(text).toContain(`Show order ${id.slice(0, 8)}`);
+        // The recorded order is shown at once.
+        await page.locator('#detail-heading', { hasText: id.slice(0, 8) }).waitFor();
+        await screenshots('9-servicebus-not-answering');
+        return id;
+      });
+      // Service Bus answers again: placing again answers with the same order, which completes.
+      await page.getByRole('button', { name: 'Place order' }).click();
+      const link = page.locator('#order-form-status a');
+      await link.waitFor({ timeout: 15_000 });
+      expect(decodeURIComponent(((await link.getAttribute('href')) ?? '').replace('#/orders/', ''))).toBe(orderId);
+      expect(await alert.innerText()).toBe('');
+      await detailState('completed').waitFor({ timeout: 45_000 });
+      const placed = await (await fetch(`${api}/orders?customerId=customer-sb-outage`)).json();
+      expect(placed.orders.map((o: { id: string }) => o.id)).toEqual([orderId]);
+    });
+  }, 120_000);
+});

@@ -66,6 +66,12 @@ describe('parseConfig', () => {
     expect(config.faultInjectionEnabled).toBe(true);
   });
 
+  it('waits 5 s at the intake for Service Bus and the monitor unless INTAKE_WAIT_MS says otherwise', () => {
+    expect(parseConfig(base).intakeWaitMs).toBe(5_000);
+    expect(parseConfig({ ...base, INTAKE_WAIT_MS: '2500' }).intakeWaitMs).toBe(2_500);
+    expect(() => parseConfig({ ...base, INTAKE_WAIT_MS: '0' })).toThrow(/INTAKE_WAIT_MS/);
+  });
+
   it('names a missing or bad setting without echoing secret values', () => {
     expect(() => parseConfig({ CosmosDbConnection__accountEndpoint: 'https://x/' })).toThrow(/ServiceBusConnection/);
     expect(() => parseConfig({ ...base, BILLING_LATENCY_MS: '-5' })).toThrow(ConfigurationError);

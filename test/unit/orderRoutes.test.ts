@@ -133,6 +133,8 @@ describe('POST /api/orders', () => {
     expect(JSON.stringify(failed.jsonBody)).not.toContain('secret');
     const [stored] = [...deps.orders.docs.values()];
     expect(stored!.published).toBe(false);
+    // The order exists whatever the client does next: the answer names it.
+    expect(json(failed)).toMatchObject({ status: 503, orderId: stored!.id, statusUrl: `/api/orders/${stored!.id}` });
 
     deps.publisher.failWith = undefined;
     const retried = await create(order, { 'Idempotency-Key': 'k-3' });
@@ -140,6 +142,46 @@ describe('POST /api/orders', () => {
     expect(json(retried).orderId).toBe(stored!.id);
     expect(deps.publisher.sent.map((m) => m.messageId)).toEqual([stored!.eventId]);
     expect(monitor.instances.has(stored!.id)).toBe(true);
+  });
+
+  it('answers 503 naming the order when Service Bus does not answer within intakeWaitMs; the send goes on, and the retry adds no event', async () => {
+    deps.settings.intakeWaitMs = 100;
+    let answer!: () => void;
+    deps.publisher.holdUntil = new Promise<void>((resolve) => (answer = resolve));
+    const logged: string[] = [];
+    const capturing = new InvocationContext({ functionName: 'test', invocationId: 'inv-2', logHandler: (_level, ...args) => logged.push(args.join(' ')) });
+    const started = performance.now();
+    const late = await handleCreateOrder(post(JSON.stringify(order), { 'Idempotency-Key': 'k-6' }), capturing, env);
+    const waited = performance.now() - started;
+    expect(late.status).toBe(503);
+    expect(waited).toBeGreaterThanOrEqual(90);
+    const [stored] = [...deps.orders.docs.values()];
+    expect(json(late)).toMatchObject({ orderId: stored!.id, statusUrl: `/api/orders/${stored!.id}` });
+    expect(json(late).detail).toBe(`order ${stored!.id} was recorded but its event could not be published yet; retry with the same Idempotency-Key`);
+    expect(deps.publisher.sent).toHaveLength(0);
+    // The monitor started meanwhile; it resends the event to services that stay pending.
+    expect(monitor.instances.has(stored!.id)).toBe(true);
+
+    deps.publisher.holdUntil = undefined;
+    answer();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(deps.publisher.sent.map((m) => m.messageId)).toEqual([stored!.eventId]);
+    expect(logged.some((line) => line.includes('intake-step-finished-late'))).toBe(true);
+
+    const retried = await create(order, { 'Idempotency-Key': 'k-6' });
+    expect(retried.status).toBe(202);
+    expect(json(retried).orderId).toBe(stored!.id);
+    expect(deps.publisher.sent).toHaveLength(1);
+    expect(deps.publisher.duplicates.map((m) => m.messageId)).toEqual([stored!.eventId]);
+  });
+
+  it('tells a client without an Idempotency-Key to follow the recorded order rather than place it again', async () => {
+    deps.publisher.failWith = new Error('amqp:connection:forced');
+    const failed = await create(order);
+    expect(failed.status).toBe(503);
+    const [stored] = [...deps.orders.docs.values()];
+    expect(json(failed).detail).toBe(`order ${stored!.id} was recorded but its event could not be published yet; follow it at its statusUrl rather than placing it again`);
+    expect(json(failed).statusUrl).toBe(`/api/orders/${stored!.id}`);
   });
 
   it('answers 503 (not 500) when the database is down', async () => {
@@ -162,6 +204,8 @@ describe('POST /api/orders', () => {
     monitor.failWith = new Error('durable backend unavailable');
     const failed = await create(order, { 'Idempotency-Key': 'k-4' });
     expect(failed.status).toBe(503);
+    expect(json(failed).detail).toContain('its monitor could not be started yet; retry with the same Idempotency-Key');
+    expect(json(failed).orderId).toBe([...deps.orders.docs.keys()][0]);
     monitor.failWith = undefined;
     const retried = await create(order, { 'Idempotency-Key': 'k-4' });
     expect(retried.status).toBe(202);

@@ -297,8 +297,11 @@ export class RecordingPublisher implements EventPublisher {
   readonly duplicates: OutgoingMessage[] = [];
   /** Set to make the next publishes fail like a Service Bus outage. */
   failWith?: Error;
+  /** Set to make publishes wait for it before the topic answers, like a broker that stopped answering. */
+  holdUntil?: Promise<void>;
 
   async publish(message: OutgoingMessage) {
+    if (this.holdUntil) await this.holdUntil;
     if (this.failWith) throw this.failWith;
     const seen = this.sent.some((m) => m.messageId === message.messageId);
     (seen ? this.duplicates : this.sent).push(copy(message));
