@@ -155,6 +155,15 @@ export async function completeIntake(
   const then = order.idempotencyKey !== undefined ? 'retry with the same Idempotency-Key' : 'follow it at its statusUrl rather than placing it again';
   if (published.status === 'rejected') {
     log.error('order-publish-failed', published.reason);
+    // For support: why nothing moves yet, on the order itself.
+    await deps.orders
+      .appendTimeline(order.id, {
+        at: deps.now(),
+        kind: 'publish-failed',
+        reason: ensureError(published.reason).message,
+        detail: 'its monitor sends the event again to services that stay pending',
+      })
+      .catch((err) => log.warn('timeline-append-failed', { error: ensureError(err).message }));
     throw new OrderRecordedError(`order ${order.id} was recorded but its event could not be published yet; ${then}`, order.id, {
       cause: ensureError(published.reason),
     });

@@ -448,6 +448,7 @@ describe('support portal (reference demo, end to end)', () => {
         expect(text).toContain(`Show order ${id.slice(0, 8)}`);
         // The recorded order is shown at once.
         await page.locator('#detail-heading', { hasText: id.slice(0, 8) }).waitFor();
+        await page.locator('#detail-timeline', { hasText: 'publish failed' }).waitFor();
         await screenshots('9-servicebus-not-answering');
         return id;
       });

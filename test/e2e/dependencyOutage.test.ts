@@ -79,6 +79,7 @@ it('answers 503 naming the recorded order once Service Bus has not answered for 
   } while (seen.state !== 'completed' && Date.now() < deadline);
   expect(seen).toMatchObject({ state: 'completed', payment: { charged: 89.9, refunded: 0 } });
   expect(seen.notifications.map((n: { kind: string }) => n.kind)).toEqual(['confirmation']);
+  expect(seen.timeline.find((e: { kind: string }) => e.kind === 'publish-failed')).toMatchObject({ reason: `Service Bus did not take the event within ${INTAKE_WAIT_MS} ms` });
 
   // A retry after all that gets the same order.
   const retried = await timed('POST', '/api/orders', order, 'sb-outage-1');

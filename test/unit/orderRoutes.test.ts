@@ -161,6 +161,12 @@ describe('POST /api/orders', () => {
     expect(deps.publisher.sent).toHaveLength(0);
     // The monitor started meanwhile; it resends the event to services that stay pending.
     expect(monitor.instances.has(stored!.id)).toBe(true);
+    // Support sees why nothing moves yet.
+    expect((await deps.orders.get(stored!.id))!.timeline.at(-1)).toMatchObject({
+      kind: 'publish-failed',
+      reason: 'Service Bus did not take the event within 100 ms',
+      detail: expect.stringContaining('monitor sends the event again'),
+    });
 
     deps.publisher.holdUntil = undefined;
     answer();
