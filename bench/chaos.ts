@@ -6,13 +6,18 @@
  * the API that nothing was lost (see chaos-invariants.ts), prints a table, and exits non-zero
  * naming the orders when anything does not hold.
  *
+ * With `--fault cosmos` or `--fault servicebus` the same run stalls that emulator instead (SIGSTOP
+ * for `--stall-seconds`, then SIGCONT: connections stay open and nothing answers, as in a network
+ * black hole), the host keeps running, and the same checks apply.
+ *
  * Flags: --orders N (500)  --kills N (5)  --seed N (random)  --timeout SECONDS (600)
- *        --concurrency N (16)  --echo (host output to stderr)
+ *        --concurrency N (16)  --fault host|cosmos|servicebus (host)  --stall-seconds N (30)
+ *        --echo (host output to stderr)
  */
 import { ServiceBusClient } from '@azure/service-bus';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, startLocalStack } from '../local/stack';
+import { REPO_ROOT, startLocalStack, type LocalStack } from '../local/stack';
 import { CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED } from '../src/domain/orderCreatedEvent';
 import { durationMs, ORDERS_TOPIC, serviceBusTopology, SERVICES, TARGET_PROPERTY, type ServiceName } from '../src/topology';
 import {
@@ -64,9 +69,23 @@ export function corruptCopyTarget(index: number): ServiceName | undefined {
 /** Cut short, so no consumer can read it; its application properties still name the order. */
 const UNREADABLE_EVENT = Buffer.from('{"specversion":"1.0","type":"OrderCreated","data":{"orderId":');
 
+/** What is done to the system at each of the run's fault moments. */
+export type ChaosFault = { kind: 'host' } | { kind: 'cosmos' | 'servicebus'; stallSeconds: number };
+
+const STALLED = { cosmos: 'the Cosmos DB stand-in', servicebus: 'the Service Bus emulator' } as const;
+
+/** "5 host kills (SIGKILL)", "2 stalls of the Service Bus emulator (SIGSTOP, 30 s each)". */
+export function describeFaults(fault: ChaosFault | undefined, count: number): string {
+  if (!fault || fault.kind === 'host') return `${count} host kill${count === 1 ? '' : 's'} (SIGKILL)`;
+  return `${count} stall${count === 1 ? '' : 's'} of ${STALLED[fault.kind]} (SIGSTOP, ${fault.stallSeconds} s each)`;
+}
+
 export interface ChaosOptions {
   orders: number;
+  /** Fault moments: host kills, or stalls with `fault`. */
   kills: number;
+  /** Absent: the host is killed. */
+  fault?: ChaosFault;
   seed: number;
   /** Wall-clock limit for the whole run, from the first order to the last check. */
   timeoutMs: number;
@@ -243,7 +262,7 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     const kills: KillRecord[] = [];
     let phase = 'placing orders';
     const show = () =>
-      progress.update(`chaos: ${phase}; accepted ${accepted.size}/${options.orders}, kills ${kills.length}/${options.kills}, retries ${submitRetries}, ${Math.round((Date.now() - started) / 1000)} s`);
+      progress.update(`chaos: ${phase}; accepted ${accepted.size}/${options.orders}, faults ${kills.length}/${options.kills}, retries ${submitRetries}, ${Math.round((Date.now() - started) / 1000)} s`);
 
     let placingOver = false;
     let submissionDone = (): void => undefined;
@@ -325,7 +344,7 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     } finally {
       clearInterval(ticker);
     }
-    progress.done(`chaos: ${accepted.size} orders accepted, host killed ${kills.length} times, ${submitRetries} POSTs retried`);
+    progress.done(`chaos: ${accepted.size} orders accepted, ${describeFaults(options.fault, kills.length)}, ${submitRetries} POSTs retried`);
 
     // Wait until every accepted order is terminal (or the limit), reading only the ones still open.
     const ids = [...accepted.values()];
@@ -404,7 +423,14 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     const verdict = checkChaosInvariants({ initialStock, finalStock, orders, neverAccepted: rejected, corruptCopies });
     for (const id of unread) verdict.violations.push({ kind: 'not-terminal', subject: id, detail: 'accepted, but GET never answered 200' });
     return {
-      options: { orders: options.orders, kills: options.kills, seed: options.seed, timeoutMs: options.timeoutMs, concurrency: options.concurrency },
+      options: {
+        orders: options.orders,
+        kills: options.kills,
+        ...(options.fault ? { fault: options.fault } : {}),
+        seed: options.seed,
+        timeoutMs: options.timeoutMs,
+        concurrency: options.concurrency,
+      },
       plan: {
         hotSku: plan.hotSku,
         lowStockSku: plan.lowStockSku,
@@ -447,11 +473,14 @@ export function formatChaosReport(result: ChaosResult): string {
   const row = (label: string, value: string | number, status = '') => lines.push(`  ${label.padEnd(34)} ${String(value).padStart(10)}  ${status}`);
   const ok = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
   const byKind = (kind: string) => verdict.violations.filter((v) => v.kind === kind).length;
-  lines.push(`fault-injection run: seed ${result.options.seed}, ${result.options.orders} orders, ${result.kills.length} host kills (SIGKILL), ${result.elapsedSeconds.toFixed(0)} s`);
+  const stalls = result.options.fault !== undefined && result.options.fault.kind !== 'host';
+  lines.push(`fault-injection run: seed ${result.options.seed}, ${result.options.orders} orders, ${describeFaults(result.options.fault, result.kills.length)}, ${result.elapsedSeconds.toFixed(0)} s`);
   lines.push(
     `  mix: ${result.plan.withBillingFailures} with billing failures, ${result.plan.withLowStockSku} want low-stock ${result.plan.lowStockSku}, ${result.plan.withHotSku} on hot ${result.plan.hotSku}`,
   );
-  lines.push(`  kills at ${result.kills.map((k) => `${(k.at / 1000).toFixed(1)} s (${k.whilePlacing ? `${k.acceptedSoFar} accepted` : 'all placed'}, back in ${(k.restartMs / 1000).toFixed(1)} s)`).join(', ') || 'none'}`);
+  lines.push(
+    `  ${stalls ? 'stalls' : 'kills'} at ${result.kills.map((k) => `${(k.at / 1000).toFixed(1)} s (${k.whilePlacing ? `${k.acceptedSoFar} accepted` : 'all placed'}, ${stalls ? 'answering again after' : 'back in'} ${(k.restartMs / 1000).toFixed(1)} s)`).join(', ') || 'none'}`,
+  );
   lines.push('');
   lines.push(`  ${'check'.padEnd(34)} ${'value'.padStart(10)}  result`);
   row('orders accepted (202)', verdict.counts['accepted'] ?? 0, ok(byKind('not-accepted') === 0));
@@ -462,7 +491,7 @@ export function formatChaosReport(result: ChaosResult): string {
   // Older results have no count.
   if (result.deadLetters) row('dead-letters inv / bill / notif', SERVICES.map((s) => result.deadLetters[s] ?? 0).join(' / '));
   if (result.corruptCopies !== undefined) row('unreadable copies on their orders', `${result.corruptCopies - byKind('dead-letter')}/${result.corruptCopies}`, ok(byKind('dead-letter') === 0));
-  row('host kills', result.kills.length, ok(result.kills.length >= result.options.kills));
+  row(stalls ? 'stalls' : 'host kills', result.kills.length, ok(result.kills.length >= result.options.kills));
   row('every order terminal (not stuck)', byKind('not-terminal'), ok(byKind('not-terminal') === 0));
   row('charges - refunds = total / 0', byKind('money'), ok(byKind('money') === 0));
   row('confirmations (1 / at most 1)', byKind('confirmation'), ok(byKind('confirmation') === 0));
@@ -495,7 +524,7 @@ function parseFlags(argv: string[]): ChaosOptions {
     if (name === 'echo') flags.set(name, 'true');
     else flags.set(name, inline ?? argv[++i] ?? '');
   }
-  const known = ['orders', 'kills', 'seed', 'timeout', 'concurrency', 'echo'];
+  const known = ['orders', 'kills', 'seed', 'timeout', 'concurrency', 'fault', 'stall-seconds', 'echo'];
   for (const name of flags.keys()) if (!known.includes(name)) throw new Error(`unknown flag --${name} (known: ${known.map((k) => `--${k}`).join(' ')})`);
   const number = (name: string, fallback: number, min: number): number => {
     const raw = flags.get(name);
@@ -504,12 +533,42 @@ function parseFlags(argv: string[]): ChaosOptions {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be a whole number >= ${min}, got "${raw}"`);
     return n;
   };
+  const faultKind = flags.get('fault') ?? 'host';
+  if (faultKind !== 'host' && faultKind !== 'cosmos' && faultKind !== 'servicebus') {
+    throw new Error(`--fault must be host, cosmos or servicebus, got "${faultKind}"`);
+  }
+  if (faultKind === 'host' && flags.has('stall-seconds')) throw new Error('--stall-seconds goes with --fault cosmos or --fault servicebus');
+  const fault: ChaosFault = faultKind === 'host' ? { kind: 'host' } : { kind: faultKind, stallSeconds: number('stall-seconds', 30, 1) };
   return {
     orders: number('orders', 500, 1),
     kills: number('kills', 5, 0),
+    fault,
     seed: number('seed', Math.floor(Math.random() * 2 ** 31), 0),
     timeoutMs: number('timeout', 600, 1) * 1000,
     concurrency: number('concurrency', 16, 1),
+  };
+}
+
+/** The stack as a chaos target whose faults stall one emulator (SIGSTOP, then SIGCONT) while the host runs on. */
+function stallingTarget(stack: LocalStack, fault: { kind: 'cosmos' | 'servicebus'; stallSeconds: number }): ChaosTarget & { release(): void } {
+  const pid = fault.kind === 'cosmos' ? stack.cosmosEmulator.pid : stack.serviceBusEmulator.pid;
+  let stopped = false;
+  const release = (): void => {
+    if (stopped) process.kill(pid, 'SIGCONT');
+    stopped = false;
+  };
+  return {
+    baseUrl: stack.baseUrl,
+    serviceBusConnectionString: stack.serviceBusConnectionString,
+    killHost: async () => {
+      process.kill(pid, 'SIGSTOP');
+      stopped = true;
+    },
+    startHost: async () => {
+      await sleep(fault.stallSeconds * 1000);
+      release();
+    },
+    release,
   };
 }
 
@@ -518,12 +577,14 @@ async function main(): Promise<void> {
   const options = parseFlags(argv);
   const echoHost = argv.includes('--echo');
   const progress = new Progress();
-  progress.done(`chaos: starting the emulators and the Functions host (seed ${options.seed})`);
+  progress.done(`chaos: starting the emulators and the Functions host (seed ${options.seed}; ${describeFaults(options.fault, options.kills)})`);
   const stack = await startLocalStack({ hostEnv: FAST_MONITOR_SETTINGS, echoHost });
+  const target = options.fault?.kind === 'cosmos' || options.fault?.kind === 'servicebus' ? stallingTarget(stack, options.fault) : { ...stack, release: () => undefined };
   let result: ChaosResult;
   try {
-    result = await runChaos(stack, { ...options, progress });
+    result = await runChaos(target, { ...options, progress });
   } catch (err) {
+    target.release();
     await stack.stop();
     throw err;
   }

@@ -3,7 +3,7 @@
  * hot SKU while the host is SIGKILLed three times; nothing may be lost. The checker is tested on
  * synthetic observations first, so a broken checker cannot make the run pass.
  */
-import { corruptCopyTarget, FAST_MONITOR_SETTINGS, formatChaosReport, killPointsWhilePlacing, planOrders, runChaos, seededRandom } from '../../bench/chaos';
+import { corruptCopyTarget, describeFaults, FAST_MONITOR_SETTINGS, formatChaosReport, killPointsWhilePlacing, planOrders, runChaos, seededRandom } from '../../bench/chaos';
 import { checkChaosInvariants, type ChaosObservation, type ObservedOrder } from '../../bench/chaos-invariants';
 import { Progress } from '../../bench/load';
 import { startLocalStack, type LocalStack } from '../../local/stack';
@@ -177,6 +177,15 @@ describe('kill points while placing', () => {
   it('come from the seed alone, and still give one point per kill in a tiny run', () => {
     expect(killPointsWhilePlacing(3, 500, 16, seededRandom(7))).toEqual(killPointsWhilePlacing(3, 500, 16, seededRandom(7)));
     expect(killPointsWhilePlacing(3, 4, 8, seededRandom(7))).toEqual([1, 1, 1]);
+  });
+});
+
+describe('the faults a run injects', () => {
+  it('are host kills unless a dependency is stalled instead', () => {
+    expect(describeFaults(undefined, 5)).toBe('5 host kills (SIGKILL)');
+    expect(describeFaults({ kind: 'host' }, 1)).toBe('1 host kill (SIGKILL)');
+    expect(describeFaults({ kind: 'servicebus', stallSeconds: 30 }, 2)).toBe('2 stalls of the Service Bus emulator (SIGSTOP, 30 s each)');
+    expect(describeFaults({ kind: 'cosmos', stallSeconds: 40 }, 1)).toBe('1 stall of the Cosmos DB stand-in (SIGSTOP, 40 s each)');
   });
 });
 
