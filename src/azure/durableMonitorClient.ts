@@ -3,6 +3,7 @@
  * order, instance id = order id.
  */
 import type { DurableClient } from 'durable-functions';
+import { withinDeadline } from '../deadline';
 import { monitorPolicyFromSettings, type MonitorPolicy } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
 import type { MonitorClient, MonitorStatus, OrderChangeNotice } from '../services/ports';
@@ -12,10 +13,18 @@ export const ORDER_MONITOR_ORCHESTRATION = 'orderMonitor';
 /** External event raised on the monitor whenever a consumer records an outcome. */
 export const ORDER_CHANGED_EVENT = 'OrderChanged';
 
+/**
+ * How long a nudge may take. The durable client's HTTP calls have no timeout of their own, and a
+ * nudge is best effort (the monitor also polls the order): a consumer or a support action must not
+ * wait on a durable backend that stopped answering.
+ */
+export const NOTIFY_TIMEOUT_MS = 5_000;
+
 export class DurableMonitorClient implements MonitorClient {
   constructor(
     private readonly client: DurableClient,
     private readonly log?: Logger,
+    private readonly notifyTimeoutMs = NOTIFY_TIMEOUT_MS,
   ) {}
 
   async start(orderId: string, input: Parameters<MonitorClient['start']>[1]): Promise<'started' | 'exists'> {
@@ -42,7 +51,14 @@ export class DurableMonitorClient implements MonitorClient {
 
   async notifyOrderChanged(orderId: string, change: OrderChangeNotice): Promise<void> {
     try {
-      await this.client.raiseEvent(orderId, ORDER_CHANGED_EVENT, change);
+      await withinDeadline(
+        this.client.raiseEvent(orderId, ORDER_CHANGED_EVENT, change),
+        this.notifyTimeoutMs,
+        () => new Error(`the durable backend did not answer within ${this.notifyTimeoutMs} ms`),
+        (late) => {
+          if (!late.ok) this.log?.warn('monitor-notify-failed-late', { orderId, error: late.error.message });
+        },
+      );
     } catch (err) {
       // Best effort: a monitor that is gone (404) or finished (410) does not need the nudge, and
       // the monitor also polls the order, so a lost nudge only delays it.

@@ -12,6 +12,7 @@ import { orderRequestFingerprint, type OrderRequest } from '../domain/orderReque
 import { newOrder } from '../domain/orderState';
 import { mergeLines, priceLines } from '../domain/pricing';
 import { DEFAULT_INTAKE_WAIT_MS } from '../config';
+import { withinDeadline } from '../deadline';
 import { BusinessRuleError, ConflictError, ensureError, type FieldProblem, OrderRecordedError, TransientError } from '../errors';
 import type { Logger } from '../log';
 import { ensureCatalogSeeded } from './catalogSeed';
@@ -135,7 +136,7 @@ export async function completeIntake(
   const started = performance.now();
   const waitMs = deps.settings.intakeWaitMs ?? DEFAULT_INTAKE_WAIT_MS;
   const timed = async (step: IntakeStep, work: () => Promise<unknown>): Promise<number> => {
-    await withinDeadline(work(), waitMs, step, log);
+    await stepWithinDeadline(work(), waitMs, step, log);
     return Math.round(performance.now() - started);
   };
   const [published, monitored] = await Promise.allSettled([
@@ -181,21 +182,15 @@ export async function completeIntake(
 type IntakeStep = 'publish' | 'monitor-start';
 
 /** `work`'s outcome, or a TransientError once `ms` have passed; what `work` does after that is logged. */
-async function withinDeadline<T>(work: Promise<T>, ms: number, step: IntakeStep, log: Logger): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      work.then(
-        () => log.warn('intake-step-finished-late', { step, afterMs: ms }),
-        (err: unknown) => log.warn('intake-step-failed-late', { step, error: ensureError(err).message }),
-      );
-      const what = step === 'publish' ? 'Service Bus did not take the event' : 'the monitor did not start';
-      reject(new TransientError(`${what} within ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+function stepWithinDeadline<T>(work: Promise<T>, ms: number, step: IntakeStep, log: Logger): Promise<T> {
+  const what = step === 'publish' ? 'Service Bus did not take the event' : 'the monitor did not start';
+  return withinDeadline(
+    work,
+    ms,
+    () => new TransientError(`${what} within ${ms} ms`),
+    (outcome) =>
+      outcome.ok
+        ? log.warn('intake-step-finished-late', { step, afterMs: ms })
+        : log.warn('intake-step-failed-late', { step, error: outcome.error.message }),
+  );
 }
