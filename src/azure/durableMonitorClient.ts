@@ -4,6 +4,7 @@
  */
 import type { DurableClient } from 'durable-functions';
 import { withinDeadline } from '../deadline';
+import { ensureError, TransientError } from '../errors';
 import { monitorPolicyFromSettings, type MonitorPolicy } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
 import type { MonitorClient, MonitorStatus, OrderChangeNotice } from '../services/ports';
@@ -14,17 +15,17 @@ export const ORDER_MONITOR_ORCHESTRATION = 'orderMonitor';
 export const ORDER_CHANGED_EVENT = 'OrderChanged';
 
 /**
- * How long a nudge may take. The durable client's HTTP calls have no timeout of their own, and a
- * nudge is best effort (the monitor also polls the order): a consumer or a support action must not
- * wait on a durable backend that stopped answering.
+ * How long a status read or a nudge may take. The durable client's HTTP calls have no timeout of
+ * their own: a support view, a consumer or a support action must not wait on a durable backend
+ * that stopped answering. A nudge is best effort (the monitor also polls the order).
  */
-export const NOTIFY_TIMEOUT_MS = 5_000;
+export const MONITOR_CALL_TIMEOUT_MS = 5_000;
 
 export class DurableMonitorClient implements MonitorClient {
   constructor(
     private readonly client: DurableClient,
     private readonly log?: Logger,
-    private readonly notifyTimeoutMs = NOTIFY_TIMEOUT_MS,
+    private readonly callTimeoutMs = MONITOR_CALL_TIMEOUT_MS,
   ) {}
 
   async start(orderId: string, input: Parameters<MonitorClient['start']>[1]): Promise<'started' | 'exists'> {
@@ -33,28 +34,38 @@ export class DurableMonitorClient implements MonitorClient {
       return 'started';
     } catch (err) {
       // A retried intake may find the instance already started: that is success.
-      if (await this.status(orderId)) return 'exists';
+      if (await this.status(orderId).catch(() => null)) return 'exists';
       throw err;
     }
   }
 
+  /**
+   * The instance's status; null when there is no such instance. A backend that answers with an
+   * error, or not within the timeout, is an error: "no monitor" would make callers start one.
+   */
   async status(orderId: string): Promise<MonitorStatus | null> {
+    let status: Awaited<ReturnType<DurableClient['getStatus']>>;
     try {
-      const status = await this.client.getStatus(orderId, { showInput: false });
-      if (!status || !status.runtimeStatus) return null;
-      return { runtimeStatus: String(status.runtimeStatus), customStatus: status.customStatus ?? null };
-    } catch {
-      // getStatus throws for an unknown instance (404).
-      return null;
+      status = await withinDeadline(
+        this.client.getStatus(orderId, { showInput: false }),
+        this.callTimeoutMs,
+        () => new TransientError(`the durable backend did not answer within ${this.callTimeoutMs} ms`),
+      );
+    } catch (err) {
+      // getStatus throws for an unknown instance with the extension's 404 in its message.
+      if (err instanceof Error && /\bHTTP 404\b/.test(err.message)) return null;
+      throw err instanceof TransientError ? err : new TransientError(`the monitor's status could not be read: ${ensureError(err).message}`, { cause: err });
     }
+    if (!status || !status.runtimeStatus) return null;
+    return { runtimeStatus: String(status.runtimeStatus), customStatus: status.customStatus ?? null };
   }
 
   async notifyOrderChanged(orderId: string, change: OrderChangeNotice): Promise<void> {
     try {
       await withinDeadline(
         this.client.raiseEvent(orderId, ORDER_CHANGED_EVENT, change),
-        this.notifyTimeoutMs,
-        () => new Error(`the durable backend did not answer within ${this.notifyTimeoutMs} ms`),
+        this.callTimeoutMs,
+        () => new Error(`the durable backend did not answer within ${this.callTimeoutMs} ms`),
         (late) => {
           if (!late.ok) this.log?.warn('monitor-notify-failed-late', { orderId, error: late.error.message });
         },

@@ -58,7 +58,8 @@ export async function findOrderSupportView(
   monitor: MonitorClient,
   deps: OrderSagaDependencies,
 ): Promise<OrderSupportView | undefined> {
-  const [order, status] = await Promise.all([deps.orders.get(orderId), monitor.status(orderId)]);
+  // The order is the answer; a monitor status that cannot be read leaves only that part out.
+  const [order, status] = await Promise.all([deps.orders.get(orderId), monitor.status(orderId).catch(() => null)]);
   return order ? orderSupportView(order, status) : undefined;
 }
 

@@ -9,6 +9,29 @@ function recording() {
 }
 
 const client = (raiseEvent: () => Promise<void>) => ({ raiseEvent }) as unknown as DurableClient;
+const statusClient = (getStatus: () => Promise<unknown>) => ({ getStatus }) as unknown as DurableClient;
+
+describe('DurableMonitorClient.status', () => {
+  it("maps a status, and reads an unknown instance (the extension's 404) as no monitor", async () => {
+    const running = new DurableMonitorClient(statusClient(async () => ({ runtimeStatus: 'Running', customStatus: { phase: 'watching' } })), undefined, 50);
+    expect(await running.status('o-1')).toEqual({ runtimeStatus: 'Running', customStatus: { phase: 'watching' } });
+    const unknown = new DurableMonitorClient(
+      statusClient(() => Promise.reject(new Error('DurableClient error: Durable Functions extension replied with HTTP 404 response. This usually means ...'))),
+      undefined,
+      50,
+    );
+    expect(await unknown.status('o-2')).toBeNull();
+  });
+
+  it('fails, rather than report no monitor, when the backend errs or does not answer in time', async () => {
+    const failing = new DurableMonitorClient(statusClient(() => Promise.reject(new Error('The operation failed with an unexpected status code: 500'))), undefined, 50);
+    await expect(failing.status('o-3')).rejects.toThrow(/could not be read: .*500/);
+    const silent = new DurableMonitorClient(statusClient(() => new Promise(() => undefined)), undefined, 50);
+    const started = performance.now();
+    await expect(silent.status('o-4')).rejects.toThrow('the durable backend did not answer within 50 ms');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+  });
+});
 
 describe('DurableMonitorClient.notifyOrderChanged (a best-effort nudge)', () => {
   it('gives up after its timeout when the durable backend does not answer, and says so', async () => {

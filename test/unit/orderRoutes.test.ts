@@ -241,6 +241,14 @@ describe('GET /api/orders/{id}', () => {
     expect(json(res).timeline[0]).toMatchObject({ kind: 'accepted' });
   });
 
+  it('still answers with the order when the monitor status cannot be read, leaving the monitor out', async () => {
+    const { orderId } = json(await create(order));
+    monitor.statusFailWith = new Error('the durable backend did not answer within 5000 ms');
+    const res = await get(orderId);
+    expect(res.status).toBe(200);
+    expect(json(res)).toMatchObject({ id: orderId, state: 'accepted', monitor: null });
+  });
+
   it('finds an order by its id pasted in capitals, and answers with the id as stored', async () => {
     const { orderId } = json(await create(order));
     const res = await get(orderId.toUpperCase());

@@ -320,7 +320,11 @@ export class RecordingMonitor implements MonitorClient {
     return 'started' as const;
   }
 
+  /** Set to make status reads fail like a durable backend that does not answer. */
+  statusFailWith?: Error;
+
   async status(orderId: string): Promise<MonitorStatus | null> {
+    if (this.statusFailWith) throw this.statusFailWith;
     return this.instances.has(orderId) ? { runtimeStatus: 'Running', customStatus: { phase: 'watching' } } : null;
   }
 
