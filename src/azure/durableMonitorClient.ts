@@ -3,7 +3,7 @@
  * order, instance id = order id.
  */
 import type { DurableClient } from 'durable-functions';
-import { withinDeadline } from '../deadline';
+import { withinDeadline, type LateOutcome } from '../deadline';
 import { ensureError, TransientError } from '../errors';
 import { monitorPolicyFromSettings, type MonitorPolicy } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
@@ -46,11 +46,7 @@ export class DurableMonitorClient implements MonitorClient {
   async status(orderId: string): Promise<MonitorStatus | null> {
     let status: Awaited<ReturnType<DurableClient['getStatus']>>;
     try {
-      status = await withinDeadline(
-        this.client.getStatus(orderId, { showInput: false }),
-        this.callTimeoutMs,
-        () => new TransientError(`the durable backend did not answer within ${this.callTimeoutMs} ms`),
-      );
+      status = await this.#bounded(this.client.getStatus(orderId, { showInput: false }));
     } catch (err) {
       // getStatus throws for an unknown instance with the extension's 404 in its message.
       if (err instanceof Error && /\bHTTP 404\b/.test(err.message)) return null;
@@ -60,16 +56,16 @@ export class DurableMonitorClient implements MonitorClient {
     return { runtimeStatus: String(status.runtimeStatus), customStatus: status.customStatus ?? null };
   }
 
+  /** A durable client call, given up after `callTimeoutMs`. */
+  #bounded<T>(call: Promise<T>, late?: (outcome: LateOutcome) => void): Promise<T> {
+    return withinDeadline(call, this.callTimeoutMs, () => new TransientError(`the durable backend did not answer within ${this.callTimeoutMs} ms`), late);
+  }
+
   async notifyOrderChanged(orderId: string, change: OrderChangeNotice): Promise<void> {
     try {
-      await withinDeadline(
-        this.client.raiseEvent(orderId, ORDER_CHANGED_EVENT, change),
-        this.callTimeoutMs,
-        () => new Error(`the durable backend did not answer within ${this.callTimeoutMs} ms`),
-        (late) => {
-          if (!late.ok) this.log?.warn('monitor-notify-failed-late', { orderId, error: late.error.message });
-        },
-      );
+      await this.#bounded(this.client.raiseEvent(orderId, ORDER_CHANGED_EVENT, change), (late) => {
+        if (!late.ok) this.log?.warn('monitor-notify-failed-late', { orderId, error: late.error.message });
+      });
     } catch (err) {
       // Best effort: a monitor that is gone (404) or finished (410) does not need the nudge, and
       // the monitor also polls the order, so a lost nudge only delays it.

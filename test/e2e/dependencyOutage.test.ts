@@ -5,6 +5,7 @@
  */
 import { startLocalStack, type LocalStack } from '../../local/stack';
 import { whileStopped } from '../support/processes';
+import { waitForOrder } from './system';
 
 /** The Cosmos client's request timeout (src/azure/clients.ts) and a margin for the machine. */
 const ANSWER_WITHIN_MS = 10_000 + 8_000;
@@ -71,12 +72,7 @@ it('answers 503 naming the recorded order once Service Bus has not answered for 
   expect(detail).toContain('retry with the same Idempotency-Key');
 
   // Nobody retries: the send that went on lands once Service Bus answers, and the order completes.
-  let seen: any;
-  const deadline = Date.now() + 30_000;
-  do {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    seen = (await timed('GET', statusUrl)).body;
-  } while (seen.state !== 'completed' && Date.now() < deadline);
+  const seen = await waitForOrder(stack.baseUrl, orderId, (o) => o.state === 'completed', 30_000, 250);
   expect(seen).toMatchObject({ state: 'completed', payment: { charged: 89.9, refunded: 0 } });
   expect(seen.notifications.map((n: { kind: string }) => n.kind)).toEqual(['confirmation']);
   expect(seen.timeline.find((e: { kind: string }) => e.kind === 'publish-failed')).toMatchObject({ reason: `Service Bus did not take the event within ${INTAKE_WAIT_MS} ms` });

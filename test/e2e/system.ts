@@ -83,6 +83,18 @@ export async function callHost<T = any>(
   return { status: res.status, headers: res.headers, body: parsed as T };
 }
 
+/** Polls GET /api/orders/{id} on the host every `intervalMs` until `done(order)` or the timeout. */
+export async function waitForOrder<T = any>(baseUrl: string, id: string, done: (order: T) => boolean, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: HttpAnswer<T> | undefined;
+  while (Date.now() < deadline) {
+    last = await callHost<T>(baseUrl, 'GET', `/api/orders/${encodeURIComponent(id)}`);
+    if (last.status === 200 && done(last.body)) return last.body;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`order ${id} did not reach the expected state in ${timeoutMs} ms; last answer ${last?.status}: ${JSON.stringify(last?.body)}`);
+}
+
 export async function startSystem(options: SystemOptions = {}): Promise<RunningSystem> {
   const cleanups: (() => Promise<void> | void)[] = [];
   const stop = async (): Promise<void> => {
@@ -116,16 +128,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<RunningS
       request,
       postOrder: <T>(body: unknown, headers?: Record<string, string>) => request<T>('POST', '/api/orders', body, headers),
       getOrder,
-      async waitForOrder<T>(id: string, done: (order: T) => boolean, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
-        const deadline = Date.now() + timeoutMs;
-        let last: HttpAnswer<T> | undefined;
-        while (Date.now() < deadline) {
-          last = await getOrder<T>(id);
-          if (last.status === 200 && done(last.body)) return last.body;
-          await new Promise((r) => setTimeout(r, intervalMs));
-        }
-        throw new Error(`order ${id} did not reach the expected state in ${timeoutMs} ms; last answer ${last?.status}: ${JSON.stringify(last?.body)}`);
-      },
+      waitForOrder: <T>(id: string, done: (order: T) => boolean, timeoutMs?: number, intervalMs?: number) => waitForOrder<T>(baseUrl, id, done, timeoutMs, intervalMs),
       stop,
     };
   } catch (err) {
