@@ -15,9 +15,10 @@ export const ORDER_MONITOR_ORCHESTRATION = 'orderMonitor';
 export const ORDER_CHANGED_EVENT = 'OrderChanged';
 
 /**
- * How long a status read or a nudge may take. The durable client's HTTP calls have no timeout of
- * their own: a support view, a consumer or a support action must not wait on a durable backend
- * that stopped answering. A nudge is best effort (the monitor also polls the order).
+ * How long a start, a status read or a nudge may take. The durable client's HTTP calls have no
+ * timeout of their own: an intake, a support view, a consumer, a support action or the sweeper
+ * must not wait on a durable backend that stopped answering. A nudge is best effort (the monitor
+ * also polls the order).
  */
 export const MONITOR_CALL_TIMEOUT_MS = 5_000;
 
@@ -28,9 +29,17 @@ export class DurableMonitorClient implements MonitorClient {
     private readonly callTimeoutMs = MONITOR_CALL_TIMEOUT_MS,
   ) {}
 
+  /**
+   * Starts the order's monitor. A start the backend has not confirmed within the timeout fails
+   * (its caller retries: the client, the sweeper's next run, support); should it take effect
+   * later, the retry finds the monitor there.
+   */
   async start(orderId: string, input: Parameters<MonitorClient['start']>[1]): Promise<'started' | 'exists'> {
     try {
-      await this.client.startNew(ORDER_MONITOR_ORCHESTRATION, { instanceId: orderId, input: { ...input, ...policyInput() } });
+      await this.#bounded(this.client.startNew(ORDER_MONITOR_ORCHESTRATION, { instanceId: orderId, input: { ...input, ...policyInput() } }), (late) => {
+        if (late.ok) this.log?.info('monitor-started-late', { orderId });
+        else this.log?.warn('monitor-start-failed-late', { orderId, error: late.error.message });
+      });
       return 'started';
     } catch (err) {
       // A retried intake may find the instance already started: that is success.

@@ -33,6 +33,31 @@ describe('DurableMonitorClient.status', () => {
   });
 });
 
+describe('DurableMonitorClient.start', () => {
+  const notFound = () => Promise.reject(new Error('Durable Functions extension replied with HTTP 404 response'));
+
+  it('fails with a transient error when the backend does not confirm the start in time, and logs how the start ended', async () => {
+    const { lines, log } = recording();
+    let confirm!: () => void;
+    const startNew = () => new Promise<string>((resolve) => (confirm = () => resolve('o-5')));
+    const monitor = new DurableMonitorClient({ startNew, getStatus: notFound } as unknown as DurableClient, log, 50);
+    const started = performance.now();
+    await expect(monitor.start('o-5', { orderId: 'o-5', correlationId: 'c-5' })).rejects.toThrow('the durable backend did not answer within 50 ms');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+    confirm();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('monitor-started-late');
+  });
+
+  it('reads a start that failed on an instance already there as success', async () => {
+    const startNew = () => Promise.reject(new Error('An instance with ID o-6 already exists'));
+    const getStatus = async () => ({ runtimeStatus: 'Running' });
+    const monitor = new DurableMonitorClient({ startNew, getStatus } as unknown as DurableClient, undefined, 50);
+    expect(await monitor.start('o-6', { orderId: 'o-6', correlationId: 'c-6' })).toBe('exists');
+  });
+});
+
 describe('DurableMonitorClient.notifyOrderChanged (a best-effort nudge)', () => {
   it('gives up after its timeout when the durable backend does not answer, and says so', async () => {
     const { lines, log } = recording();
