@@ -47,16 +47,25 @@ interface RequeueInput extends OrderActivityInput {
   requestedBy?: string;
 }
 
-/** Targeted republish to billing only, after marking the dead-lettered billing `pending` again. */
+/**
+ * Targeted republish to billing only, after marking the dead-lettered billing `pending` again.
+ * Recorded once per requeue: the monitor's by its own count (`attempt`), a person's by the request
+ * it answers (a `requeued` entry after the request clears it). The entry's number counts every
+ * requeue billing had, whoever asked.
+ */
 const requeueBilling: ActivityHandler = async (input: RequeueInput, context: InvocationContext) => {
   const deps = appDependencies();
   const log = activityLogger(context, input);
   const actor = input.requestedBy ?? MONITOR_ACTOR;
-  const detail = `attempt ${input.attempt}`;
   let order = await orderOrThrow(input.orderId);
-  const recorded = order.timeline.some((e) => e.kind === TIMELINE.requeued && e.detail === detail && e.actor === actor);
+  const requeues = order.timeline.filter((e) => e.kind === TIMELINE.requeued);
+  const recorded = input.requestedBy
+    ? !monitorSnapshotOf(order).requeueRequestedBy
+    : requeues.filter((e) => e.actor === MONITOR_ACTOR).length >= input.attempt;
+  let number = requeues.length;
   if (!recorded) {
-    const entry = { at: deps.now(), kind: TIMELINE.requeued, service: 'billing' as const, actor, detail };
+    number += 1;
+    const entry = { at: deps.now(), kind: TIMELINE.requeued, service: 'billing' as const, actor, detail: `attempt ${number}` };
     if (order.status.billing === 'deadlettered') {
       // Status first, then the message: a requeued delivery that fails again must find `pending`
       // to dead-letter from, never have its new dead-letter overwritten by this patch.
@@ -69,8 +78,8 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
       return { requeued: false, reason: `billing is ${order.status.billing}` };
     }
   }
-  const messageId = await sendAgain(order, 'billing', `${REPUBLISH_REASON.requeue} ${input.attempt}${input.requestedBy ? ` by ${input.requestedBy}` : ''}`);
-  log.info('billing-requeued', { attempt: input.attempt, messageId, actor });
+  const messageId = await sendAgain(order, 'billing', `${REPUBLISH_REASON.requeue} ${number}${input.requestedBy ? ` by ${input.requestedBy}` : ''}`);
+  log.info('billing-requeued', { attempt: number, messageId, actor });
   return { requeued: true, messageId };
 };
 

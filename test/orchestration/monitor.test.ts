@@ -203,6 +203,51 @@ describe('support requeue', () => {
     expect(again.status).toBe(409);
     expect(again.body).toMatchObject({ status: 409, state: 'completed' });
   });
+
+  it('a person asking again after their requeue dead-lettered again is carried out once more, and then the backoff resumes', async () => {
+    await setFaults({ billingFails: true });
+    let id = '';
+    const requeues = (o: OrderView) => o.timeline.filter((e) => e.kind === 'requeued');
+    const billingSends = (o: OrderView) => o.timeline.filter((e) => e.kind === 'republished' && e.service === 'billing');
+    const deadLetters = (o: OrderView) => o.timeline.filter((e) => e.kind === 'deadlettered' && e.service === 'billing');
+    /** Real time only: the virtual clock stands still, so no backoff or poll timer fires meanwhile. */
+    const settled = async (count: number) => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const o = await world.order(id);
+        if (deadLetters(o).length >= count && o.status.billing === 'deadlettered' && o.monitor?.customStatus?.phase === 'awaiting-requeue') return o;
+        if (Date.now() > deadline) throw new Error(`billing did not dead-letter ${count} times: ${JSON.stringify(o.monitor?.customStatus)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    try {
+      id = await placeOrder({ customerId: 'c-support-twice', items: [{ sku: 'MOUSE-01', quantity: 1 }] });
+      await world.runUntil(id, (o) => o.status.billing === 'deadlettered' && o.monitor?.customStatus?.phase === 'awaiting-requeue', { stepMs: 250 });
+      expect((await world.request('POST', `/api/orders/${id}/requeue`, {})).body).toMatchObject({ alreadyRequested: false });
+      await settled(2);
+      // The gateway is still down; the same person asks again before the monitor's backoff is over.
+      expect((await world.request('POST', `/api/orders/${id}/requeue`, {})).body).toMatchObject({ alreadyRequested: false, monitor: 'woken' });
+      const after = await settled(3);
+      // Before: the second request matched the first one's record, was never recorded, and its
+      // message was sent again on every turn (about 20 a second) until billing got through.
+      expect(requeues(after).map((e) => [e.actor, e.detail])).toEqual([
+        ['support@localhost', 'attempt 1'],
+        ['support@localhost', 'attempt 2'],
+      ]);
+      expect(billingSends(after)).toHaveLength(2);
+      expect(after.monitor?.customStatus).toMatchObject({ detail: 'requeue 1 of 3 after backoff', billingRequeues: 0 });
+    } finally {
+      await setFaults({ billingFails: false });
+    }
+    const { order } = await world.runUntil(id, terminal, { stepMs: 1_000 });
+    expect(order.state).toBe('completed');
+    expect(order.payment).toEqual({ charged: order.total, refunded: 0 });
+    expect(requeues(order).map((e) => [e.actor, e.detail])).toEqual([
+      ['support@localhost', 'attempt 1'],
+      ['support@localhost', 'attempt 2'],
+      ['monitor', 'attempt 3'],
+    ]);
+  });
 });
 
 describe('saga compensation', () => {
