@@ -43,10 +43,24 @@ const sendCancellationNotice: ActivityHandler = async (input: CompensationActivi
   return result;
 };
 
-/** Records how compensation ended: `cancelled`, or `attention` with what kept failing. */
-const finishCompensation: ActivityHandler = async (input: CompensationActivityInput & CompensationOutcome, context: InvocationContext) => {
+/**
+ * Records how compensation ended: `cancelled`, or `attention` with what kept failing. Only the
+ * order's latest run records: an earlier one still running when a restarted monitor began the
+ * next (each step is idempotent, so both may work at once) must not end the order in `attention`
+ * while the later run can still finish it.
+ */
+const finishCompensation: ActivityHandler = async (
+  input: CompensationActivityInput & CompensationOutcome & { attempt?: number },
+  context: InvocationContext,
+) => {
   const deps = appDependencies();
   const order = await orderOrThrow(input.orderId);
+  const log = activityLogger(context, input);
+  const runs = order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).length;
+  if (input.attempt !== undefined && input.attempt < runs) {
+    log.info('compensation-superseded', { attempt: input.attempt, latest: runs, outcome: input.outcome });
+    return { recorded: false, superseded: true };
+  }
   const at = deps.now();
   for (const failure of input.failures) {
     const detail = `${failure.name} failed after retries`;
@@ -63,7 +77,6 @@ const finishCompensation: ActivityHandler = async (input: CompensationActivityIn
       actor: MONITOR_ACTOR,
     },
   });
-  const log = activityLogger(context, input);
   if (input.outcome === 'cancelled') log.info('order-cancelled', { reason: input.reason });
   else log.warn(ORDER_NEEDS_ATTENTION_EVENT, { failures: input.failures });
   return { recorded: updated !== undefined };

@@ -47,7 +47,7 @@ const compensateOrder: OrchestrationHandler = function* (context: OrchestrationC
 
   const outcome = compensationOutcome(failures);
   context.df.setCustomStatus({ phase: outcome.outcome, reason: input.reason, done, failures });
-  yield context.df.callActivityWithRetry(ACTIVITY.finishCompensation, retry, { ...order, reason: input.reason, ...outcome });
+  yield context.df.callActivityWithRetry(ACTIVITY.finishCompensation, retry, { ...order, reason: input.reason, attempt: input.attempt, ...outcome });
   return outcome;
 };
 

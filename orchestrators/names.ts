@@ -47,6 +47,11 @@ export interface CompensationInput {
   correlationId: string;
   reason: string;
   retry: RetryPolicy;
+  /**
+   * Which of the order's runs this is (`CompensationStart.attempt`): a run that a later one
+   * superseded (its monitor was terminated and restarted meanwhile) does not record its outcome.
+   */
+  attempt?: number;
 }
 
 /** What `beginCompensation` hands the monitor for a run it started. */

@@ -314,6 +314,46 @@ describe('saga compensation', () => {
       { status: 200, runtimeStatus: 'Completed', output: { outcome: 'cancelled', failures: [] } },
     ]);
   });
+
+  it('a monitor restarted while its compensation runs: the earlier run, superseded, does not end the order in attention', async () => {
+    await setFaults({ refundFails: true });
+    const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: 1_000 }]);
+    const run = async (n: number) =>
+      (await world.request('GET', `/runtime/webhooks/durabletask/instances/${encodeURIComponent(`${id}:compensation:${n}`)}`)).body?.runtimeStatus as string | undefined;
+    try {
+      await deliver('billing');
+      await world.runUntil(id, (o) => o.status.billing === 'done', { stepMs: 250 });
+      await deliver('inventory', 'notification');
+      await world.runUntil(id, (o) => o.state === 'compensating' && o.monitor?.customStatus?.phase === 'compensating', { stepMs: 250 });
+      await world.advance(1_000);
+      expect(await run(1)).toBe('Running');
+
+      // An operator terminates the monitor; its compensation run goes on, and the sweeper restarts
+      // the monitor, which begins run 2 beside it.
+      expect((await world.request('POST', `/runtime/webhooks/durabletask/instances/${id}/terminate?reason=operator`)).status).toBe(202);
+      const deadline = Date.now() + 30_000;
+      while ((await run(2)) === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect(await run(2)).toBe('Running');
+
+      // Run 1 uses up its refund retries first (the switch is still on).
+      while ((await run(1)) === 'Running' && (await run(2)) === 'Running') {
+        await world.advance(250);
+        await world.request('POST', '/admin/durable/idle');
+      }
+      expect([await run(1), await run(2)]).toEqual(['Completed', 'Running']);
+      const meanwhile = await world.order(id);
+      // Before: run 1 recorded `attention` here, and run 2's `cancelled` was then thrown away.
+      expect(meanwhile.state).toBe('compensating');
+      expect(meanwhile.timeline.filter((e) => e.kind === 'attention' || e.kind === 'compensation-failed')).toEqual([]);
+    } finally {
+      await setFaults({ refundFails: false });
+    }
+    const { order } = await world.runUntil(id, terminal, { stepMs: 1_000 });
+    expect(order.state).toBe('cancelled');
+    expect(order.payment).toEqual({ charged: order.total, refunded: order.total });
+    expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+    expect(order.timeline.filter((e) => e.kind === 'attention')).toEqual([]);
+  });
 });
 
 describe('stuck consumers', () => {
