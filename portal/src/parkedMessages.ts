@@ -1,6 +1,6 @@
 /**
- * Unreadable messages: what the consumers dead-lettered that names no order, kept by the app
- * instead of being put on an order (GET /api/support/deadletters). What the `dead-letters-parked`
+ * Unreadable messages: what the consumers dead-lettered that they could not read or that names no
+ * order, kept by the app with its body (GET /api/support/deadletters). What the `dead-letters-parked`
  * alert points at; the newest few are shown, with the subscription, the reason and the body.
  */
 import { listParkedMessages, ParkedMessage } from './api';

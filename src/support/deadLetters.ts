@@ -6,8 +6,11 @@
  * - inventory and notification keep their status (`pending`/`processing`, so the next delivery
  *   claims as usual); the monitor republishes to that service after the requeue backoff instead of
  *   waiting for it to look stuck, and compensates when its republishes are used up.
- * The trigger completes the dead-letter message only after this returns; anything thrown leaves it
- * in the dead-letter queue for another try.
+ * A message the app cannot read (its body is not an order event) is kept in the dead-letter
+ * archive with why; when its `order_id` property names an order, it is also surfaced on that order
+ * as above (it may have been the order's own event, corrupted). The trigger completes the
+ * dead-letter message only after this returns; anything thrown leaves it in the dead-letter queue
+ * for another try.
  */
 import { TIMELINE } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
@@ -60,10 +63,9 @@ export async function recordDeadLetter(
   });
 
   const order = orderId ? await deps.orders.get(orderId) : undefined;
-  if (!order) {
-    // Poison input (no order behind it) has nothing to surface on an order, but the message is
-    // never lost: it is kept before the dead-letter queue lets it go (a failure here throws, and
-    // the message stays in the queue).
+  if (!order || !parsed.ok) {
+    // Never lost: the body and why it could not be read are kept before the dead-letter queue lets
+    // the message go (a failure here throws, and the message stays in the queue).
     await deps.deadLetters.park({
       source: deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]),
       messageId: message.messageId,
@@ -75,6 +77,9 @@ export async function recordDeadLetter(
       body: message.body,
       parkedAt: deps.now(),
     });
+  }
+  if (!order) {
+    // Poison input: nothing to surface on an order.
     log.error(`${service}-${DEAD_LETTER_WITHOUT_ORDER_EVENT}`, new Error(parsed.ok ? 'order not found' : parsed.reason), {
       body: typeof message.body === 'string' ? message.body.slice(0, 2000) : message.body,
     });
@@ -88,7 +93,9 @@ export async function recordDeadLetter(
     return 'duplicate';
   }
 
-  const reason = [message.deadLetterReason, message.deadLetterDescription].filter(Boolean).join(': ') || 'dead-lettered';
+  const broker = [message.deadLetterReason, message.deadLetterDescription].filter(Boolean).join(': ') || 'dead-lettered';
+  // Why no delivery could go through, when it was the body (kept under the unreadable messages).
+  const reason = parsed.ok ? broker : `${broker} (unreadable: ${parsed.reason})`;
   const entry = {
     at: deps.now(),
     kind: TIMELINE.deadLettered,

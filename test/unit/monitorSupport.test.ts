@@ -280,6 +280,24 @@ describe('recordDeadLetter', () => {
     expect(problems).toEqual({ 'm-gone': `order ${missingOrder} does not exist`, 'm-cut': expect.stringMatching(/json/i) });
   });
 
+  it('an unreadable message naming an order is surfaced on it with why, and its body is kept', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { inventory: 'processing', billing: 'done' });
+    const message = { body: '{"truncated":', messageId: 'm-cut', orderId: 'order-1', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
+    expect(await recordDeadLetter('inventory', message, { deps, monitor, log: silent })).toBe('recorded');
+    expect(await recordDeadLetter('inventory', message, { deps, monitor, log: silent })).toBe('duplicate');
+    const order = deps.orders.docs.get('order-1')!;
+    expect(order.timeline.filter((e) => e.kind === 'deadlettered')).toEqual([
+      expect.objectContaining({ service: 'inventory', reason: 'MaxDeliveryCountExceeded (unreadable: body is not JSON)' }),
+    ]);
+    expect(monitor.changes).toHaveLength(1);
+    // Before, only the broker's reason reached the order, and the body was gone with the message.
+    expect([...deps.deadLetters.parked.values()]).toEqual([
+      expect.objectContaining({ messageId: 'm-cut', orderId: 'order-1', problem: 'body is not JSON', body: '{"truncated":' }),
+    ]);
+  });
+
   it('a storage outage throws, so the message stays in the dead-letter queue', async () => {
     const deps = memoryDependencies();
     seedOrder(deps, {}, { billing: 'processing' });
