@@ -112,8 +112,14 @@ export class CosmosOrderRepository implements OrderStore {
     return this.conditionalPatch(id, stateCondition(change), ops);
   }
 
-  async appendTimeline(id: string, entry: TimelineEntry): Promise<void> {
-    await this.orders.item(id, id).patch([timelineOp(entry)]);
+  async appendTimeline(id: string, entry: TimelineEntry, options: { whenTimelineLength?: number } = {}): Promise<boolean> {
+    const { whenTimelineLength: length } = options;
+    if (length === undefined) {
+      await this.orders.item(id, id).patch([timelineOp(entry)]);
+      return true;
+    }
+    if (!Number.isSafeInteger(length) || length < 0) throw new Error(`not a timeline length: ${length}`);
+    return (await this.conditionalPatch(id, `from c where ARRAY_LENGTH(c.timeline) = ${length}`, [timelineOp(entry)])) !== undefined;
   }
 
   async recordPayment(id: string, field: 'charged' | 'refunded', amount: number): Promise<void> {

@@ -69,7 +69,11 @@ export interface OrderStore {
   transitionStatus(id: string, change: StatusTransition): Promise<OrderDocument | undefined>;
   /** Conditional patch of `/state`; undefined when the condition did not hold (no-op). */
   transitionState(id: string, change: StateTransition): Promise<OrderDocument | undefined>;
-  appendTimeline(id: string, entry: TimelineEntry): Promise<void>;
+  /**
+   * Appends to the timeline; with `whenTimelineLength`, only while the timeline still has that many
+   * entries (nothing was recorded since it was read): false when it had more, or no such order.
+   */
+  appendTimeline(id: string, entry: TimelineEntry, options?: { whenTimelineLength?: number }): Promise<boolean>;
   /** Sets `payment.charged` / `payment.refunded` (absolute amounts: repeating is harmless). */
   recordPayment(id: string, field: 'charged' | 'refunded', amount: number): Promise<void>;
   /** Appends to `notifications` once per kind; false when it was already recorded. */

@@ -13,7 +13,7 @@
  *   running, or once the order is `cancelled`, is a no-op. On an `attention` order it runs the
  *   compensation again: a person fixed what failed, every step is idempotent.
  */
-import type { OrderDocument } from '../domain/order';
+import type { OrderDocument, TimelineEntry } from '../domain/order';
 import { ACTIVE_STATES, REQUEUE_BILLING_FROM, theOrderIs } from '../domain/orderState';
 import { MONITOR_ACTOR, monitorSnapshotOf, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
@@ -68,30 +68,46 @@ function notApplicable(order: OrderDocument, detail: string): SupportActionResul
   return { kind: 'notApplicable', detail, state: order.state, status: order.status };
 }
 
+/**
+ * Tries to record a support request on the order as it was read: false when anything was recorded
+ * on the timeline since (another request, say, from a double click), so the caller reads the order
+ * again and decides anew. After a few such races the request is recorded regardless.
+ */
+async function recordRequest(env: SupportEnvironment, order: OrderDocument, entry: TimelineEntry, attempt: number): Promise<boolean> {
+  const condition = attempt < RECORD_ATTEMPTS ? { whenTimelineLength: order.timeline.length } : {};
+  return env.deps.orders.appendTimeline(order.id, entry, condition);
+}
+
+/** How many times an action reads the order again when its record raced another write. */
+const RECORD_ATTEMPTS = 5;
+
 export async function requestRequeue(orderId: string, principal: SupportPrincipal, env: SupportEnvironment): Promise<SupportActionResult> {
   const { deps } = env;
-  const order = await deps.orders.get(orderId);
-  if (!order) return { kind: 'notFound' };
-  if (!ACTIVE_STATES.includes(order.state)) {
-    return notApplicable(order, `${theOrderIs(order.state)}; only an active order can be requeued`);
-  }
-  const billing = order.status.billing;
-  if (!REQUEUE_BILLING_FROM.includes(billing)) {
-    const why = billing === 'failed' ? 'failed for a business reason; compensate the order instead' : `is already ${billing}`;
-    return notApplicable(order, `billing ${why}`);
-  }
+  for (let attempt = 1; ; attempt++) {
+    const order = await deps.orders.get(orderId);
+    if (!order) return { kind: 'notFound' };
+    if (!ACTIVE_STATES.includes(order.state)) {
+      return notApplicable(order, `${theOrderIs(order.state)}; only an active order can be requeued`);
+    }
+    const billing = order.status.billing;
+    if (!REQUEUE_BILLING_FROM.includes(billing)) {
+      const why = billing === 'failed' ? 'failed for a business reason; compensate the order instead' : `is already ${billing}`;
+      return notApplicable(order, `billing ${why}`);
+    }
 
-  const pending = monitorSnapshotOf(order).requeueRequestedBy;
-  const at = deps.now();
-  if (!pending) {
-    await deps.orders.appendTimeline(orderId, { at, kind: TIMELINE.supportAction, detail: 'requeue', actor: principal.name, service: 'billing' });
+    const pending = monitorSnapshotOf(order).requeueRequestedBy;
+    const at = deps.now();
+    if (!pending) {
+      const entry = { at, kind: TIMELINE.supportAction, detail: 'requeue', actor: principal.name, service: 'billing' as const };
+      if (!(await recordRequest(env, order, entry, attempt))) continue;
+    }
+    const monitor = await wakeMonitor(order, 'requeue', principal, env);
+    env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'requeue', by: principal.name, alreadyRequested: !!pending });
+    return {
+      kind: 'accepted',
+      body: { orderId, action: 'requeue', accepted: true, alreadyRequested: !!pending, requestedBy: pending ?? principal.name, requestedAt: at, monitor },
+    };
   }
-  const monitor = await wakeMonitor(order, 'requeue', principal, env);
-  env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'requeue', by: principal.name, alreadyRequested: !!pending });
-  return {
-    kind: 'accepted',
-    body: { orderId, action: 'requeue', accepted: true, alreadyRequested: !!pending, requestedBy: pending ?? principal.name, requestedAt: at, monitor },
-  };
 }
 
 export async function requestCompensation(
@@ -100,46 +116,48 @@ export async function requestCompensation(
   env: SupportEnvironment,
 ): Promise<SupportActionResult> {
   const { deps } = env;
-  const order = await deps.orders.get(orderId);
-  if (!order) return { kind: 'notFound' };
-  if (order.state === 'completed') {
-    return notApplicable(order, 'the order is completed; compensation undoes unfinished orders only');
-  }
-  if (order.state !== 'cancelled' && order.state !== 'compensating' && SERVICES.every((s) => order.status[s] === 'done')) {
-    return notApplicable(order, 'every service is done; the order is completing');
-  }
+  for (let attempt = 1; ; attempt++) {
+    const order = await deps.orders.get(orderId);
+    if (!order) return { kind: 'notFound' };
+    if (order.state === 'completed') {
+      return notApplicable(order, 'the order is completed; compensation undoes unfinished orders only');
+    }
+    if (order.state !== 'cancelled' && order.state !== 'compensating' && SERVICES.every((s) => order.status[s] === 'done')) {
+      return notApplicable(order, 'every service is done; the order is completing');
+    }
 
-  const at = deps.now();
-  const snapshot = monitorSnapshotOf(order);
-  // Nothing new to do: already cancelled, or compensation already asked for / running.
-  const already =
-    order.state === 'cancelled' ||
-    (order.state !== 'attention' && (order.state === 'compensating' || snapshot.compensationRequestedBy !== undefined));
-  if (already) {
-    const monitor = order.state === 'cancelled' ? 'untouched' : await wakeMonitor(order, 'compensate', principal, env);
+    const at = deps.now();
+    const snapshot = monitorSnapshotOf(order);
+    // Nothing new to do: already cancelled, or compensation already asked for / running.
+    const already =
+      order.state === 'cancelled' ||
+      (order.state !== 'attention' && (order.state === 'compensating' || snapshot.compensationRequestedBy !== undefined));
+    if (already) {
+      const monitor = order.state === 'cancelled' ? 'untouched' : await wakeMonitor(order, 'compensate', principal, env);
+      return {
+        kind: 'accepted',
+        body: {
+          orderId,
+          action: 'compensate',
+          accepted: true,
+          alreadyRequested: true,
+          requestedBy: snapshot.compensationRequestedBy ?? MONITOR_ACTOR,
+          requestedAt: at,
+          monitor,
+        },
+      };
+    }
+
+    if (!(await recordRequest(env, order, { at, kind: TIMELINE.supportAction, detail: 'compensate', actor: principal.name }, attempt))) continue;
+    if (order.state === 'attention') {
+      // The monitor ended with the order; it resumes compensation once the order says so again.
+      await deps.orders.transitionState(orderId, { from: ['attention'], to: 'compensating' });
+    }
+    const monitor = await wakeMonitor(order, 'compensate', principal, env);
+    env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'compensate', by: principal.name });
     return {
       kind: 'accepted',
-      body: {
-        orderId,
-        action: 'compensate',
-        accepted: true,
-        alreadyRequested: true,
-        requestedBy: snapshot.compensationRequestedBy ?? MONITOR_ACTOR,
-        requestedAt: at,
-        monitor,
-      },
+      body: { orderId, action: 'compensate', accepted: true, alreadyRequested: false, requestedBy: principal.name, requestedAt: at, monitor },
     };
   }
-
-  await deps.orders.appendTimeline(orderId, { at, kind: TIMELINE.supportAction, detail: 'compensate', actor: principal.name });
-  if (order.state === 'attention') {
-    // The monitor ended with the order; it resumes compensation once the order says so again.
-    await deps.orders.transitionState(orderId, { from: ['attention'], to: 'compensating' });
-  }
-  const monitor = await wakeMonitor(order, 'compensate', principal, env);
-  env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'compensate', by: principal.name });
-  return {
-    kind: 'accepted',
-    body: { orderId, action: 'compensate', accepted: true, alreadyRequested: false, requestedBy: principal.name, requestedAt: at, monitor },
-  };
 }

@@ -98,6 +98,19 @@ describe('orders repository', () => {
     expect(stored.timeline.map((t) => t.kind)).toEqual(['accepted', 'done']);
   });
 
+  it('appends to the timeline only while it has as many entries as when it was read, if asked to', async () => {
+    const order = anOrder();
+    await orders.create(order);
+    const entry = (detail: string) => ({ at: new Date().toISOString(), kind: 'support-action', detail, actor: 'ana' });
+    const read = (await orders.get(order.id))!;
+    expect(await orders.appendTimeline(order.id, entry('first'), { whenTimelineLength: read.timeline.length })).toBe(true);
+    // A second writer that read the same version loses; an unconditional append still lands.
+    expect(await orders.appendTimeline(order.id, entry('second'), { whenTimelineLength: read.timeline.length })).toBe(false);
+    expect(await orders.appendTimeline(order.id, entry('third'))).toBe(true);
+    expect((await orders.get(order.id))!.timeline.map((e) => e.detail ?? e.kind)).toEqual([...read.timeline.map((e) => e.detail ?? e.kind), 'first', 'third']);
+    expect(await orders.appendTimeline('no-such-order', entry('x'), { whenTimelineLength: 0 })).toBe(false);
+  });
+
   it("clears a service's reason when it moves to a status no reason describes, and keeps it through compensation", async () => {
     const order = anOrder();
     await orders.create(order);

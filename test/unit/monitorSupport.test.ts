@@ -100,6 +100,16 @@ describe('requestRequeue', () => {
     ]);
   });
 
+  it('requests sent at once (a double click) are recorded once: one is new, the others find it pending', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    await monitor.start('order-1', { orderId: 'order-1', correlationId: 'corr-1' });
+    seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
+    const results = await Promise.all(Array.from({ length: 5 }, () => requestRequeue('order-1', ana, { deps, monitor, log: silent })));
+    expect(results.map((r) => r.kind === 'accepted' && r.body.alreadyRequested).sort()).toEqual([false, true, true, true, true]);
+    expect(deps.orders.docs.get('order-1')!.timeline.filter((e) => e.kind === 'support-action')).toHaveLength(1);
+  });
+
   it('starts the monitor again when it is not running', async () => {
     const deps = memoryDependencies();
     const monitor = new RecordingMonitor();
@@ -140,6 +150,17 @@ describe('requestCompensation', () => {
     expect(first).toMatchObject({ kind: 'accepted', body: { action: 'compensate', alreadyRequested: false, monitor: 'woken' } });
     expect(again).toMatchObject({ kind: 'accepted', body: { alreadyRequested: true, requestedBy: 'ana@contoso.com' } });
     expect(deps.orders.docs.get('order-1')!.timeline.filter((e) => e.kind === 'support-action')).toHaveLength(1);
+  });
+
+  it('requests sent at once are recorded once, and an attention order is moved back once', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'attention' }, { billing: 'done', inventory: 'compensated' });
+    const results = await Promise.all(Array.from({ length: 5 }, () => requestCompensation('order-1', ana, { deps, monitor, log: silent })));
+    expect(results.map((r) => r.kind === 'accepted' && r.body.alreadyRequested).sort()).toEqual([false, true, true, true, true]);
+    const order = deps.orders.docs.get('order-1')!;
+    expect(order.timeline.filter((e) => e.kind === 'support-action')).toHaveLength(1);
+    expect(order.state).toBe('compensating');
   });
 
   it('a cancelled order: accepted as already done, monitor untouched', async () => {

@@ -104,9 +104,12 @@ export class MemoryOrderStore implements OrderStore {
     return copy(doc);
   }
 
-  async appendTimeline(id: string, entry: TimelineEntry) {
+  async appendTimeline(id: string, entry: TimelineEntry, options: { whenTimelineLength?: number } = {}) {
     this.check();
-    this.mustGet(id).timeline.push(copy(entry));
+    const doc = this.mustGet(id);
+    if (options.whenTimelineLength !== undefined && doc.timeline.length !== options.whenTimelineLength) return false;
+    doc.timeline.push(copy(entry));
+    return true;
   }
 
   async recordPayment(id: string, field: 'charged' | 'refunded', amount: number) {
