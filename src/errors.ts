@@ -65,7 +65,12 @@ export class TransientError extends OrderSagaError {
  * can follow it instead of placing it again.
  */
 export class OrderRecordedError extends TransientError {
-  constructor(message: string, readonly orderId: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly orderId: string,
+    readonly correlationId: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }

@@ -69,21 +69,22 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
       headers: { Location: statusUrl, 'Retry-After': POLL_AFTER_SECONDS, 'x-correlation-id': accepted.correlationId },
     };
   } catch (err) {
-    const answer = problemFromError(err, log, 'with the same Idempotency-Key');
+    if (!(err instanceof OrderRecordedError)) return problemFromError(err, log, 'with the same Idempotency-Key');
     // The order exists whatever the client does next: say which it is and where to follow it.
-    if (err instanceof OrderRecordedError) {
-      answer.jsonBody = { ...(answer.jsonBody as ProblemDetails), orderId: err.orderId, statusUrl: `${ORDERS_PATH}/${err.orderId}` };
-    }
+    const answer = problemFromError(err, log.with({ orderId: err.orderId, correlationId: err.correlationId }));
+    answer.jsonBody = { ...(answer.jsonBody as ProblemDetails), orderId: err.orderId, statusUrl: `${ORDERS_PATH}/${err.orderId}` };
+    answer.headers = { ...(answer.headers as Record<string, string>), 'x-correlation-id': err.correlationId };
     return answer;
   }
 }
 
 export async function handleGetOrder(request: HttpRequest, context: InvocationContext, environment: EnvironmentFactory): Promise<HttpResponseInit> {
-  const log = createLogger(context).with({ invocationId: context.invocationId });
+  let log = createLogger(context).with({ invocationId: context.invocationId });
   try {
     const asked = request.params.id ?? '';
     const id = orderIdFrom(asked);
     if (id === undefined) return notFound(`no order ${JSON.stringify(asked)}`);
+    log = log.with({ orderId: id });
     const env = environment(log);
     const view = await findOrderSupportView(id, env.monitor, env.deps);
     if (!view) return notFound(`no order ${id}`);

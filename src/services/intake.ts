@@ -165,13 +165,13 @@ export async function completeIntake(
         detail: 'its monitor sends the event again to services that stay pending',
       })
       .catch((err) => log.warn('timeline-append-failed', { error: ensureError(err).message }));
-    throw new OrderRecordedError(`order ${order.id} was recorded but its event could not be published yet; ${then}`, order.id, {
+    throw new OrderRecordedError(`order ${order.id} was recorded but its event could not be published yet; ${then}`, order.id, order.correlationId, {
       cause: ensureError(published.reason),
     });
   }
   if (monitored.status === 'rejected') {
     log.error('monitor-start-failed', monitored.reason);
-    throw new OrderRecordedError(`order ${order.id} was recorded but its monitor could not be started yet; ${then}`, order.id, {
+    throw new OrderRecordedError(`order ${order.id} was recorded but its monitor could not be started yet; ${then}`, order.id, order.correlationId, {
       cause: ensureError(monitored.reason),
     });
   }

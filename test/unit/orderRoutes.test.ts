@@ -124,6 +124,19 @@ describe('POST /api/orders', () => {
     expect((await deps.orders.get(json(res).orderId))!.simulate).toEqual({ billingFailures: 2 });
   });
 
+  it("logs a 503 given after the write with the order's ids, and answers with its correlation id", async () => {
+    deps.publisher.failWith = new Error('amqp:connection:forced');
+    const lines: string[] = [];
+    const logging = new InvocationContext({ functionName: 'test', invocationId: 'inv-2', logHandler: (_level, ...args) => lines.push(args.join(' ')) });
+    const failed = await handleCreateOrder(post(JSON.stringify(order), { 'x-correlation-id': 'corr-503' }), logging, env);
+    expect(failed.status).toBe(503);
+    const [stored] = [...deps.orders.docs.values()];
+    expect(header(failed, 'x-correlation-id')).toBe('corr-503');
+    const failure = lines.find((line) => line.includes('"request-failed"'));
+    expect(failure).toContain(`"orderId":"${stored!.id}"`);
+    expect(failure).toContain('"correlationId":"corr-503"');
+  });
+
   it('answers 503 when publishing fails after the write, and a retry with the same key publishes the same event', async () => {
     deps.publisher.failWith = new Error('amqp:connection:forced SharedAccessKey=secret');
     const failed = await create(order, { 'Idempotency-Key': 'k-3' });
