@@ -75,10 +75,14 @@ export interface ActionResult {
   orderId?: string;
   action?: string;
   accepted?: boolean;
+  /** An identical request was already pending or done: nothing new was recorded. */
+  alreadyRequested?: boolean;
+  requestedBy?: string;
 }
 
 export interface Faults {
   billingFails: boolean;
+  refundFails: boolean;
 }
 
 /** An error answer from the API, carrying what its problem+json said (RFC 9457). */
@@ -201,4 +205,4 @@ export const listParkedMessages = (pageSize: number): Promise<{ deadLetters: Par
     ...(page?.continuationToken ? { continuationToken: page.continuationToken } : {}),
   }));
 
-export const setFaults = (faults: Faults): Promise<Faults> => postJson<Faults>('support/faults', faults);
+export const setFaults = (faults: Partial<Faults>): Promise<Faults> => postJson<Faults>('support/faults', faults);

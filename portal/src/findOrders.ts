@@ -7,15 +7,22 @@ import { ApiProblem, getOrder } from './api';
 import { byId, fill } from './dom';
 import { showProblem } from './problem';
 
+/** Every order id is a UUID; the portal shows its first 8 characters as the order's short id. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const SHORT_ID = /^[0-9a-f]{8}$/i;
+
 export class FindBox {
   private readonly form = byId<HTMLFormElement>('find-form');
   private readonly input = byId<HTMLInputElement>('find-input');
   private readonly clearButton = byId<HTMLButtonElement>('find-clear');
+  private readonly note = byId('find-note');
   private readonly error = byId('find-error');
 
   constructor(
     private readonly openOrder: (orderId: string) => void,
     private readonly showCustomer: (customerId: string | undefined) => void,
+    /** The ids of the orders listed now that start with a short id. */
+    private readonly listedIdsStartingWith: (prefix: string) => string[],
   ) {
     this.form.addEventListener('submit', (event) => {
       event.preventDefault();
@@ -26,15 +33,21 @@ export class FindBox {
       if (!this.input.value.trim()) this.listAll();
     });
     this.clearButton.addEventListener('click', () => {
-      this.input.value = '';
+      this.clear();
       this.input.focus();
-      this.listAll();
     });
+  }
+
+  /** Empties the box and lists every customer's orders again. */
+  clear(): void {
+    this.input.value = '';
+    this.listAll();
   }
 
   private async find(): Promise<void> {
     const value = this.input.value.trim();
     fill(this.error);
+    fill(this.note);
     if (!value) {
       this.listAll();
       return;
@@ -43,7 +56,7 @@ export class FindBox {
       try {
         // The order as stored: an id pasted in capitals opens under its own id.
         const order = await getOrder(value);
-        this.openOrder(order.id);
+        this.open(order.id);
         return;
       } catch (error) {
         // Not an order: a customer id, most likely. Anything else is worth saying.
@@ -53,12 +66,32 @@ export class FindBox {
         }
       }
     }
+    if (SHORT_ID.test(value)) {
+      const listed = this.listedIdsStartingWith(value);
+      if (listed.length === 1) {
+        this.open(listed[0]!);
+        return;
+      }
+    }
     this.clearButton.hidden = false;
     this.showCustomer(value);
+    // Say what was not found, rather than leave an empty customer list to explain it.
+    if (UUID.test(value)) {
+      this.note.textContent = `No order has the id ${value}; below are the orders of a customer with that id, if any.`;
+    } else if (SHORT_ID.test(value)) {
+      this.note.textContent = `${value} may be the short id of an order not listed here: paste the order's whole id to open it. Below are the orders of a customer with that id, if any.`;
+    }
+  }
+
+  private open(orderId: string): void {
+    // The order may be anyone's: stop listing the customer asked for before.
+    this.listAll();
+    this.openOrder(orderId);
   }
 
   private listAll(): void {
     fill(this.error);
+    fill(this.note);
     this.clearButton.hidden = true;
     this.showCustomer(undefined);
   }

@@ -1,6 +1,7 @@
 /** The stock table: what each SKU costs, and how much is available and reserved right now. */
 import { InventoryItem, listInventory } from './api';
 import { byId, fill, h } from './dom';
+import { CURRENCY } from '../../src/domain/pricing';
 import { formatMoney } from './format';
 
 export class InventoryTable {
@@ -37,7 +38,7 @@ export class InventoryTable {
           'tr',
           { 'data-sku': item.sku },
           h('th', { scope: 'row', 'data-label': 'SKU' }, h('code', {}, item.sku), item.name ? h('span', { class: 'inventory-name' }, item.name) : null),
-          h('td', { 'data-label': 'Price', class: 'number' }, formatMoney(item.price, undefined)),
+          h('td', { 'data-label': 'Price', class: 'number' }, formatMoney(item.price, CURRENCY)),
           h('td', { 'data-label': 'Available', class: 'number' }, count(item.available)),
           h('td', { 'data-label': 'Reserved', class: 'number' }, count(item.reserved)),
         ),

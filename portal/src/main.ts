@@ -1,6 +1,6 @@
 /** The support portal: wires the panels together, follows the URL hash, and keeps data live. */
 import { AttentionCount } from './attentionCount';
-import { BillingSwitch } from './billingSwitch';
+import { FaultSwitches } from './faultSwitches';
 import { FindBox } from './findOrders';
 import { InventoryTable } from './inventory';
 import { Announcer, ConnectionLine, Poller } from './live';
@@ -31,7 +31,7 @@ function start(): void {
     const sometimes = [
       ticks % INVENTORY_EVERY === 0 ? inventory.refresh() : Promise.resolve(),
       ticks % ATTENTION_EVERY === 0 ? attention.refresh() : Promise.resolve(),
-      ticks % FAULTS_EVERY === 0 ? billingSwitch.refresh() : Promise.resolve(),
+      ticks % FAULTS_EVERY === 0 ? faultSwitches.refresh() : Promise.resolve(),
       ticks % PARKED_EVERY === 0 ? parked.refresh() : Promise.resolve(),
     ];
     ticks += 1;
@@ -41,11 +41,12 @@ function start(): void {
   });
 
   const orderList = new OrderList(announce, () => poller.now());
-  new FindBox(
+  const findBox = new FindBox(
     (orderId) => {
       location.hash = `#/orders/${encodeURIComponent(orderId)}`;
     },
     (customerId) => orderList.showCustomer(customerId),
+    (prefix) => orderList.listedIdsStartingWith(prefix),
   );
   const orderDetail = new OrderDetail(announce, () => poller.now());
   const placeForm = new PlaceOrderForm((orderId) => {
@@ -53,12 +54,16 @@ function start(): void {
     history.replaceState(null, '', `#/orders/${encodeURIComponent(orderId)}`);
     select(orderId, false);
   });
-  const attention = new AttentionCount(announce, () => orderList.showNeedingAttention());
+  // Every customer's: the count in the header is everyone's, whatever the find box holds.
+  const attention = new AttentionCount(announce, () => {
+    findBox.clear();
+    orderList.showNeedingAttention();
+  });
   const inventory = new InventoryTable(
     (items) => placeForm.setInventory(items),
     () => placeForm.setInventoryNotLoaded(),
   );
-  const billingSwitch = new BillingSwitch(announce, (available) => placeForm.setSimulationAvailable(available));
+  const faultSwitches = new FaultSwitches(announce, (available) => placeForm.setSimulationAvailable(available));
   const parked = new ParkedMessages();
 
   function select(orderId: string | undefined, focus: boolean): void {

@@ -133,6 +133,11 @@ export class OrderDetail {
   private renderActions(order: OrderView): void {
     const noRequeue = requeueRefusal(order);
     const noCompensate = compensateRefusal(order);
+    // A disabled button loses keyboard focus to the page: keep it next to the actions instead.
+    const focused = document.activeElement;
+    if ((focused === this.requeueButton && noRequeue) || (focused === this.compensateButton && noCompensate)) {
+      this.actionStatus.focus({ preventScroll: true });
+    }
     this.requeueButton.disabled = noRequeue !== undefined;
     this.compensateButton.disabled = noCompensate !== undefined;
     const hints: string[] = [];
@@ -222,13 +227,21 @@ export class OrderDetail {
             message: 'The dead-lettered or failed step is sent back to its service to try again.',
             confirmLabel: 'Requeue',
           }
-        : {
-            title: `Compensate order ${shortId(id)}?`,
-            message:
-              'The order is cancelled: reserved stock is released, any charge is refunded and the customer gets a cancellation notice. This cannot be undone.',
-            confirmLabel: 'Compensate',
-            destructive: true,
-          },
+        : this.order?.state === 'attention'
+          ? {
+              title: `Compensate order ${shortId(id)} again?`,
+              message:
+                'Its compensation runs again once you have fixed what failed: the steps that did not finish are retried, and those already done are not repeated.',
+              confirmLabel: 'Compensate',
+              destructive: true,
+            }
+          : {
+              title: `Compensate order ${shortId(id)}?`,
+              message:
+                'The order is cancelled: reserved stock is released, any charge is refunded and the customer gets a cancellation notice. This cannot be undone.',
+              confirmLabel: 'Compensate',
+              destructive: true,
+            },
     );
     if (!confirmed) return;
     this.actionStatus.textContent = `${capitalize(action)} sent…`;
@@ -237,9 +250,12 @@ export class OrderDetail {
       const result = await runSupportAction(id, action);
       if (id !== this.orderId) return;
       const accepted = result?.accepted !== false;
-      this.actionStatus.textContent = accepted
-        ? `${capitalize(result?.action ?? action)} accepted for order ${shortId(id)}. Watch the lanes and timeline below.`
-        : `${capitalize(result?.action ?? action)} was not accepted for order ${shortId(id)}.`;
+      const name = capitalize(result?.action ?? action);
+      this.actionStatus.textContent = !accepted
+        ? `${name} was not accepted for order ${shortId(id)}.`
+        : result?.alreadyRequested
+          ? `${name} was already asked for${result.requestedBy ? ` by ${result.requestedBy}` : ''} on order ${shortId(id)}: nothing new was recorded.`
+          : `${name} accepted for order ${shortId(id)}. Watch the lanes and timeline below.`;
     } catch (error) {
       if (id !== this.orderId) return;
       this.actionStatus.textContent = '';
@@ -283,7 +299,7 @@ function timelineEntry(entry: Partial<TimelineEntry>): HTMLLIElement {
 /** The monitor's custom status fields worth reading, in reading order; the rest repeats the order. */
 const MONITOR_FIELDS: [key: string, label: string, isTime?: boolean][] = [
   ['phase', 'Phase'],
-  ['detail', 'Next step'],
+  ['detail', 'Detail'],
   ['nextCheckAt', 'Next check', true],
   ['billingRequeues', 'Automatic requeues'],
   ['checkedAt', 'Last check', true],

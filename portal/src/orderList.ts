@@ -67,6 +67,12 @@ export class OrderList {
     byId('orders-heading').focus();
   }
 
+  /** The ids of the orders listed now that start with `prefix` (the short id the portal shows). */
+  listedIdsStartingWith(prefix: string): string[] {
+    const wanted = prefix.toLowerCase();
+    return [...this.rows.keys()].filter((id) => id.toLowerCase().startsWith(wanted));
+  }
+
   /** Lists only this customer's orders (undefined: every customer's). */
   showCustomer(customerId: string | undefined): void {
     if (customerId === this.customerId) return;
@@ -143,7 +149,7 @@ export class OrderList {
     const filtered = Boolean(this.filter.state || this.filter.billingStatus);
     this.summary.textContent = `${shown.size}${hasMore ? '+' : ''} ${shown.size === 1 ? 'order' : 'orders'}${
       this.customerId ? ` of ${this.customerId}` : ''
-    }${filtered ? ' match the filters' : ''}, newest first.`;
+    }${filtered ? (shown.size === 1 && !hasMore ? ' matches the filters' : ' match the filters') : ''}, newest first.`;
   }
 
   private createRow(order: OrderView): Row {

@@ -4,6 +4,7 @@
  */
 import { ApiProblem, InventoryItem, NewOrder, placeOrder } from './api';
 import { append, byId, fill, h } from './dom';
+import { CURRENCY } from '../../src/domain/pricing';
 import { formatMoney, shortId } from './format';
 import { showProblem } from './problem';
 
@@ -102,7 +103,7 @@ export class PlaceOrderForm {
         h(
           'option',
           { value: item.sku },
-          `${item.name ? `${item.name} (${item.sku})` : item.sku} · ${formatMoney(item.price, undefined)} · ${
+          `${item.name ? `${item.name} (${item.sku})` : item.sku} · ${formatMoney(item.price, CURRENCY)} · ${
             typeof item.available === 'number' ? `${item.available} available` : 'stock unknown'
           }`,
         ),

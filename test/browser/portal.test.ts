@@ -250,9 +250,31 @@ describe('support portal (reference demo, end to end)', () => {
       await page.locator('#detail-heading', { hasText: theirs[0]!.slice(0, 8) }).waitFor();
       expect(new URL(page.url()).hash).toBe(`#/orders/${theirs[0]}`);
 
-      await page.getByRole('button', { name: 'All customers' }).click();
+      // Opening an order by its id stops listing the customer asked for before.
       await page.locator(`#order-rows tr[data-order-id="${other}"]`).waitFor();
       expect(await page.locator('#orders-summary').innerText()).not.toContain(' of ');
+      expect(await page.getByRole('button', { name: 'All customers' }).isHidden()).toBe(true);
+
+      // The short id the portal shows opens a listed order.
+      await find.fill(theirs[1]!.slice(0, 8));
+      await find.press('Enter');
+      await page.locator('#detail-heading', { hasText: theirs[1]!.slice(0, 8) }).waitFor();
+      expect(new URL(page.url()).hash).toBe(`#/orders/${theirs[1]}`);
+
+      // An id that names no order says so, instead of an unexplained empty customer list.
+      const unknown = '00000000-0000-4000-8000-000000000000';
+      await find.fill(unknown);
+      await find.press('Enter');
+      await page.locator('#find-note', { hasText: `No order has the id ${unknown}` }).waitFor();
+      await page.locator('#orders-summary', { hasText: `0 orders of ${unknown}` }).waitFor();
+
+      // And after an id that named no order, too.
+      await find.fill(other);
+      await find.press('Enter');
+      await page.locator('#detail-heading', { hasText: other.slice(0, 8) }).waitFor();
+      await page.locator(`#order-rows tr[data-order-id="${theirs[0]}"]`).waitFor();
+      expect(await page.locator('#orders-summary').innerText()).not.toContain(' of ');
+      expect(await page.locator('#find-note').innerText()).toBe('');
     });
   }, 60_000);
 
@@ -311,6 +333,9 @@ describe('support portal (reference demo, end to end)', () => {
 
       await detailState('completed').waitFor({ timeout: 45_000 });
       await lane('billing', 'done').waitFor();
+      // The Requeue button had focus back from the dialog; disabled now, it hands focus to the
+      // action's result rather than lose it to the page.
+      expect(await focusedId()).toBe('action-status');
       // Done: the dead-letter's reason no longer applies, and the count covers every message's
       // deliveries (three before the dead-letter, at least one after the requeue).
       const billingLane = await lane('billing', 'done').innerText();
@@ -366,11 +391,13 @@ describe('support portal (reference demo, end to end)', () => {
     });
   }, 90_000);
 
-  it('says in the header how many orders need a person, and lists them on a click', async () => {
+  it('says in the header how many orders need a person and lists them on a click; with the refunds fixed, compensating again cancels the order', async () => {
     await scenario('attention', async () => {
-      const faults = (body: unknown) =>
-        fetch(`${api}/support/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      expect((await faults({ refundFails: true })).status).toBe(200);
+      await page.goto(`${api}/portal/`);
+      const refundSwitch = page.getByRole('switch', { name: 'Refunds fail' });
+      await refundSwitch.click();
+      await page.locator('#refund-switch[aria-checked="true"]').waitFor();
+      expect(await page.locator('#refund-switch-note').innerText()).toContain('Every refund throws');
       let orderId = '';
       try {
         // Out of stock after billing charged: compensation must refund, and the refund keeps failing.
@@ -388,11 +415,16 @@ describe('support portal (reference demo, end to end)', () => {
           state = ((await (await fetch(`${api}/orders/${orderId}`)).json()) as { state: string }).state;
         }
         expect(state).toBe('attention');
-      } finally {
-        await faults({ refundFails: false });
+      } catch (error) {
+        await fetch(`${api}/support/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"refundFails":false}' });
+        throw error;
       }
 
-      await page.goto(`${api}/portal/`);
+      // Someone else's orders are listed when the count is clicked: it lists every customer's.
+      const find = page.getByLabel('Find an order or a customer');
+      await find.fill('customer-someone-else');
+      await find.press('Enter');
+      await page.locator('#orders-summary', { hasText: 'of customer-someone-else' }).waitFor();
       const count = page.locator('#attention-count');
       await count.filter({ hasText: '1 order needs attention' }).waitFor();
       await screenshots('7-attention-count');
@@ -401,8 +433,22 @@ describe('support portal (reference demo, end to end)', () => {
       expect(await focusedId()).toBe('orders-heading');
       await page.locator(`#order-rows tr[data-order-id="${orderId}"][data-state="attention"]`).waitFor();
       expect(await page.locator('#order-rows tr').count()).toBe(1);
+      expect(await find.inputValue()).toBe('');
+
+      // The cause fixed, support compensates again: the dialog says what that does now.
+      await refundSwitch.click();
+      await page.locator('#refund-switch[aria-checked="false"]').waitFor();
+      await openOrder(orderId);
+      await page.getByRole('button', { name: 'Compensate' }).click();
+      await page.locator('#confirm-dialog[open]').waitFor();
+      expect(await page.locator('#confirm-title').innerText()).toBe(`Compensate order ${orderId.slice(0, 8)} again?`);
+      expect(await page.locator('#confirm-message').innerText()).toContain('those already done are not repeated');
+      await page.locator('#confirm-ok').click();
+      await detailState('cancelled').waitFor({ timeout: 60_000 });
+      const refunded = await page.locator('#detail-payment .term', { hasText: 'Refunded' }).locator('dd').innerText();
+      expect(refunded).not.toMatch(/^\D*0[.,]00\D*$/);
     });
-  }, 120_000);
+  }, 150_000);
 
   it('while Cosmos DB does not answer, says what could not be loaded instead of "Loading", and recovers by itself', async () => {
     await scenario('cosmos-outage', async () => {

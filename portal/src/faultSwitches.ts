@@ -1,0 +1,108 @@
+/**
+ * The fault switches in the header: "billing fails" (the reference demo's: every billing attempt
+ * throws, so new orders' billing dead-letters) and "refunds fail" (every refund throws, so a
+ * compensation that must refund ends in `attention`, for a person to fix and compensate again).
+ * Available only where fault injection is enabled; elsewhere they stay disabled and say why (the
+ * API's own words).
+ */
+import { type Faults, getFaults, setFaults } from './api';
+import { byId } from './dom';
+import { describeError, showProblem } from './problem';
+import type { Announce } from './orderList';
+
+type Fault = keyof Faults;
+
+const SWITCHES: Record<Fault, { id: string; name: string; on: string; off: string }> = {
+  billingFails: {
+    id: 'billing-switch',
+    name: 'Billing fails',
+    on: 'Every billing attempt throws: new orders dead-letter in billing.',
+    off: 'Billing works normally.',
+  },
+  refundFails: {
+    id: 'refund-switch',
+    name: 'Refunds fail',
+    on: 'Every refund throws: an order whose compensation must refund ends in attention.',
+    off: 'Refunds work normally.',
+  },
+};
+
+class FaultSwitch {
+  private readonly button: HTMLButtonElement;
+  private readonly text: HTMLElement;
+  private readonly note: HTMLElement;
+  private readonly error: HTMLElement;
+  private readonly words: (typeof SWITCHES)[Fault];
+  busy = false;
+  private on = false;
+
+  constructor(
+    private readonly fault: Fault,
+    private readonly announce: Announce,
+  ) {
+    this.words = SWITCHES[fault];
+    this.button = byId<HTMLButtonElement>(this.words.id);
+    this.text = byId(`${this.words.id}-text`);
+    this.note = byId(`${this.words.id}-note`);
+    this.error = byId(`${this.words.id}-error`);
+    this.button.addEventListener('click', () => void this.toggle());
+  }
+
+  render(on: boolean): void {
+    this.on = on;
+    this.button.disabled = false;
+    this.button.setAttribute('aria-checked', String(on));
+    this.text.textContent = on ? 'On' : 'Off';
+    this.note.textContent = on ? this.words.on : this.words.off;
+  }
+
+  unavailable(why: string): void {
+    this.button.disabled = true;
+    this.note.textContent = `Fault injection unavailable: ${why}`;
+  }
+
+  private async toggle(): Promise<void> {
+    if (this.busy) return;
+    const wanted = !this.on;
+    this.busy = true;
+    this.button.setAttribute('aria-busy', 'true');
+    this.error.replaceChildren();
+    try {
+      const answer = await setFaults({ [this.fault]: wanted });
+      const now = answer?.[this.fault];
+      this.render(typeof now === 'boolean' ? now : wanted);
+      this.announce(`${this.words.name} switched ${this.on ? 'on' : 'off'}.`);
+    } catch (error) {
+      showProblem(this.error, error, `Could not switch "${this.words.name.toLowerCase()}"`);
+    } finally {
+      this.busy = false;
+      this.button.removeAttribute('aria-busy');
+    }
+  }
+}
+
+export class FaultSwitches {
+  private readonly switches: FaultSwitch[];
+
+  constructor(
+    announce: Announce,
+    /** Told whether fault injection answers here, so the order form can offer `simulate`. */
+    private readonly onAvailability: (available: boolean) => void,
+  ) {
+    this.switches = (Object.keys(SWITCHES) as Fault[]).map((fault) => new FaultSwitch(fault, announce));
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      const faults = await getFaults();
+      (Object.keys(SWITCHES) as Fault[]).forEach((fault, i) => {
+        // A switch being flipped shows its own answer.
+        if (!this.switches[i]!.busy) this.switches[i]!.render(Boolean(faults?.[fault]));
+      });
+      this.onAvailability(true);
+    } catch (error) {
+      for (const s of this.switches) s.unavailable(describeError(error).detail);
+      this.onAvailability(false);
+    }
+  }
+}
