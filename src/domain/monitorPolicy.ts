@@ -141,6 +141,8 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
     throw new MonitorSettingsError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const s = parsed.data;
+  // A bound left unset follows its base up: setting only a base above the default bound means it.
+  const bound = (name: keyof typeof s, base: number, value: number) => (name in blankAsUnset ? value : Math.max(value, base));
   const stuck = (specific: number | undefined, service: ServiceName) =>
     Math.round(
       (specific ?? s.MONITOR_STUCK_AFTER_SECONDS ?? d.stuckAfterMs[service] / 1000) * 1000,
@@ -148,7 +150,7 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
   const policy: MonitorPolicy = {
     maxBillingRequeues: s.MONITOR_MAX_BILLING_REQUEUES,
     requeueBackoffBaseMs: s.MONITOR_REQUEUE_BACKOFF_SECONDS,
-    requeueBackoffMaxMs: s.MONITOR_REQUEUE_BACKOFF_MAX_SECONDS,
+    requeueBackoffMaxMs: bound('MONITOR_REQUEUE_BACKOFF_MAX_SECONDS', s.MONITOR_REQUEUE_BACKOFF_SECONDS, s.MONITOR_REQUEUE_BACKOFF_MAX_SECONDS),
     stuckAfterMs: {
       inventory: stuck(s.MONITOR_STUCK_AFTER_SECONDS_INVENTORY, 'inventory'),
       billing: stuck(s.MONITOR_STUCK_AFTER_SECONDS_BILLING, 'billing'),
@@ -156,12 +158,15 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
     },
     maxRepublishes: s.MONITOR_MAX_REPUBLISHES,
     pollMinMs: Math.max(1, s.MONITOR_POLL_MIN_SECONDS),
-    pollMaxMs: Math.max(1, s.MONITOR_POLL_MAX_SECONDS),
+    pollMaxMs: Math.max(1, bound('MONITOR_POLL_MAX_SECONDS', s.MONITOR_POLL_MIN_SECONDS, s.MONITOR_POLL_MAX_SECONDS)),
     compensationRetry: {
       maxAttempts: s.MONITOR_COMPENSATION_MAX_ATTEMPTS,
       firstRetryIntervalMs: Math.max(1, s.MONITOR_COMPENSATION_FIRST_RETRY_SECONDS),
       backoffCoefficient: d.compensationRetry.backoffCoefficient,
-      maxRetryIntervalMs: Math.max(1, s.MONITOR_COMPENSATION_MAX_RETRY_SECONDS),
+      maxRetryIntervalMs: Math.max(
+        1,
+        bound('MONITOR_COMPENSATION_MAX_RETRY_SECONDS', s.MONITOR_COMPENSATION_FIRST_RETRY_SECONDS, s.MONITOR_COMPENSATION_MAX_RETRY_SECONDS),
+      ),
     },
     maxCompensationRuns: s.MONITOR_MAX_COMPENSATION_RUNS,
     iterationsPerExecution: s.MONITOR_ITERATIONS_PER_EXECUTION,
@@ -171,6 +176,9 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
   }
   if (policy.requeueBackoffMaxMs < policy.requeueBackoffBaseMs) {
     throw new MonitorSettingsError(['MONITOR_REQUEUE_BACKOFF_MAX_SECONDS must not be below MONITOR_REQUEUE_BACKOFF_SECONDS']);
+  }
+  if (policy.compensationRetry.maxRetryIntervalMs < policy.compensationRetry.firstRetryIntervalMs) {
+    throw new MonitorSettingsError(['MONITOR_COMPENSATION_MAX_RETRY_SECONDS must not be below MONITOR_COMPENSATION_FIRST_RETRY_SECONDS']);
   }
   return policy;
 }

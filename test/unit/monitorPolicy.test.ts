@@ -441,6 +441,24 @@ describe('monitorPolicyFromSettings', () => {
     expect(p.compensationRetry.maxAttempts).toBe(2);
   });
 
+  it('a base set above its default bound raises the bound with it; both set, they must agree', () => {
+    // Before, setting only the base failed every monitor ("must not be below"), although nothing was wrong.
+    const p = monitorPolicyFromSettings({ MONITOR_REQUEUE_BACKOFF_SECONDS: '90', MONITOR_POLL_MIN_SECONDS: '120', MONITOR_COMPENSATION_FIRST_RETRY_SECONDS: '45' });
+    expect(p.requeueBackoffBaseMs).toBe(90_000);
+    expect(p.requeueBackoffMaxMs).toBe(90_000);
+    expect(p.pollMinMs).toBe(120_000);
+    expect(p.pollMaxMs).toBe(120_000);
+    expect(p.compensationRetry).toMatchObject({ firstRetryIntervalMs: 45_000, maxRetryIntervalMs: 45_000 });
+    // A bound set on purpose is kept, and one below its base is still refused.
+    expect(monitorPolicyFromSettings({ MONITOR_REQUEUE_BACKOFF_SECONDS: '1', MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: '2' }).requeueBackoffMaxMs).toBe(2_000);
+    expect(() => monitorPolicyFromSettings({ MONITOR_REQUEUE_BACKOFF_SECONDS: '90', MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: '60' })).toThrow(
+      /MONITOR_REQUEUE_BACKOFF_MAX_SECONDS/,
+    );
+    expect(() =>
+      monitorPolicyFromSettings({ MONITOR_COMPENSATION_FIRST_RETRY_SECONDS: '10', MONITOR_COMPENSATION_MAX_RETRY_SECONDS: '5' }),
+    ).toThrow(/MONITOR_COMPENSATION_MAX_RETRY_SECONDS/);
+  });
+
   it('names a bad setting and never guesses', () => {
     expect(() => monitorPolicyFromSettings({ MONITOR_MAX_BILLING_REQUEUES: 'three' })).toThrow(MonitorSettingsError);
     expect(() => monitorPolicyFromSettings({ MONITOR_MAX_BILLING_REQUEUES: 'three' })).toThrow(/MONITOR_MAX_BILLING_REQUEUES/);
