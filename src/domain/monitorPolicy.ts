@@ -221,6 +221,8 @@ export interface MonitorSnapshot {
   compensationRequestedBy?: string;
   /** Why compensation started, once it has. */
   compensationReason?: string;
+  /** Who asked for compensation since its last run began (e.g. again after `attention`): the next run is theirs. */
+  compensationAskedAgainBy?: string;
   /** How many times compensation has started since the last support request for it. */
   compensationRuns: number;
   /** Timer wake-ups in a row with nothing to do (the monitor's own memory; drives poll backoff). */
@@ -239,6 +241,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   let pendingRequeue: { by: string; at: string } | undefined;
   let compensationRequestedBy: string | undefined;
   let compensationReason: string | undefined;
+  let compensationAskedAgainBy: string | undefined;
   let compensationRuns = 0;
   const lastKind: Partial<Record<ServiceName, string>> = {};
 
@@ -260,6 +263,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
         if (entry.detail === 'requeue') pendingRequeue = { by: entry.actor ?? 'support', at: entry.at };
         if (entry.detail === 'compensate') {
           compensationRequestedBy ??= entry.actor ?? 'support';
+          compensationAskedAgainBy = entry.actor ?? 'support';
           // A person asking again (e.g. after `attention`) gets fresh compensation runs.
           compensationRuns = 0;
         }
@@ -267,6 +271,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
       case TIMELINE.compensationStarted:
         compensationRuns += 1;
         compensationReason ??= entry.reason;
+        compensationAskedAgainBy = undefined;
         break;
     }
   }
@@ -287,6 +292,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     requeueRequestedBy: pendingRequeue?.by,
     compensationRequestedBy,
     compensationReason,
+    ...(compensationAskedAgainBy && compensationRuns === 0 && order.state === 'compensating' ? { compensationAskedAgainBy } : {}),
     compensationRuns,
     quietPolls,
   };
@@ -411,6 +417,8 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
         reason: `compensation did not finish after ${snapshot.compensationRuns} runs`,
       };
     }
+    const again = snapshot.compensationAskedAgainBy;
+    if (again) return { kind: 'compensate', reason: `requested again by ${again}`, requestedBy: again };
     return { kind: 'compensate', reason: snapshot.compensationReason ?? 'compensation in progress' };
   }
 

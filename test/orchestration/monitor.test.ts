@@ -303,6 +303,11 @@ describe('saga compensation', () => {
     expect(order.timeline).toContainEqual(expect.objectContaining({ kind: 'support-action', detail: 'compensate', actor: 'support@localhost' }));
     // The timeline numbers the runs as the order had them, as their sub-orchestrations are named.
     expect(order.timeline.filter((e) => e.kind === 'compensation-started').map((e) => e.detail)).toEqual(['run 1', 'run 2']);
+    // The second run is the person's, and says so.
+    expect(order.timeline.filter((e) => e.kind === 'compensation-started').map((e) => [e.actor, e.reason])).toEqual([
+      ['monitor', expect.stringContaining('inventory failed')],
+      ['support@localhost', 'requested again by support@localhost'],
+    ]);
     // Each run has a sub-orchestration of its own: the failed run's record is kept, not replaced.
     const runs = [];
     for (const n of [1, 2]) {

@@ -385,7 +385,21 @@ describe('monitorSnapshotOf', () => {
       }),
     );
     expect(snap.compensationRuns).toBe(0);
-    expect(decideNextStep(snap, policy(), now(10))).toEqual({ kind: 'compensate', reason: 'billing failed' });
+    // The next run is the person's: recorded as theirs, not as the monitor's first reason again.
+    expect(decideNextStep(snap, policy(), now(10))).toEqual({ kind: 'compensate', reason: 'requested again by ana@contoso', requestedBy: 'ana@contoso' });
+    // Once that run has begun, a restarted monitor goes on with it under the original reason.
+    const begun = monitorSnapshotOf(
+      order({
+        state: 'compensating',
+        timeline: [
+          { at: at(1), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
+          { at: at(9), kind: 'support-action', actor: 'ana@contoso', detail: 'compensate' },
+          { at: at(10), kind: 'compensation-started', reason: 'requested again by ana@contoso', actor: 'ana@contoso' },
+        ],
+      }),
+    );
+    expect(begun.compensationAskedAgainBy).toBeUndefined();
+    expect(decideNextStep(begun, policy(), now(11))).toEqual({ kind: 'compensate', reason: 'billing failed' });
   });
 
   it('an inventory or notification in flight whose latest progress is a dead-letter is read as dead-lettered, until a republish or a delivery follows', () => {
