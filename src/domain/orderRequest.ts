@@ -7,8 +7,15 @@ export const MAX_ITEMS = 50;
 export const MAX_QUANTITY = 1000;
 export const MAX_BILLING_FAILURES = 10;
 
+/**
+ * A customer id is what support types to find the customer's orders: control characters and
+ * halves of a character (unpaired surrogates) can be neither typed, shown nor searched for.
+ */
+export const searchableText = <T extends z.ZodString>(schema: T) =>
+  schema.refine((text) => !/[\p{Cc}\p{Cs}]/u.test(text), 'must not contain control characters or broken characters');
+
 export const orderRequestSchema = z.strictObject({
-  customerId: z.string().trim().min(1, 'must be a non-empty string').max(128),
+  customerId: searchableText(z.string().trim().min(1, 'must be a non-empty string').max(128)),
   items: z
     .array(
       z.strictObject({

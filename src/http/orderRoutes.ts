@@ -3,7 +3,7 @@ import { orderIdFrom } from '../domain/orderId';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { z } from 'zod';
 import type { OrderState, ServiceStatus } from '../domain/order';
-import { parseOrderRequest } from '../domain/orderRequest';
+import { parseOrderRequest, searchableText } from '../domain/orderRequest';
 import { pageQueryFields, validate } from '../domain/validation';
 import { OrderRecordedError, ValidationError } from '../errors';
 import { createLogger, type Logger } from '../log';
@@ -99,7 +99,7 @@ const STATUSES: [ServiceStatus, ...ServiceStatus[]] = ['pending', 'processing', 
 
 const listQuerySchema = z.strictObject({
   state: z.enum(STATES).optional(),
-  customerId: z.string().trim().min(1).max(128).optional(),
+  customerId: searchableText(z.string().trim().min(1).max(128)).optional(),
   'status.inventory': z.enum(STATUSES).optional(),
   'status.billing': z.enum(STATUSES).optional(),
   'status.notification': z.enum(STATUSES).optional(),

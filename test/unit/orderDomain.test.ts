@@ -47,6 +47,21 @@ describe('parseOrderRequest', () => {
     }
   });
 
+  it.each([
+    ['a control character', 'cust\u0000omer'],
+    ['a line break', 'cust\nomer'],
+    ['half of a character', 'x\ud800y'],
+  ])('refuses a customer id with %s, which could not be typed or searched for', (_what, customerId) => {
+    const result = parseOrderRequest({ ...valid, customerId }, { faultInjectionEnabled: false });
+    expect(result).toEqual({ ok: false, problems: [{ path: 'customerId', message: 'must not contain control characters or broken characters' }] });
+  });
+
+  it('takes a customer id in any script, emoji included', () => {
+    for (const customerId of ['Jürgen Groß', '顧客-42', 'ana 👩‍💻']) {
+      expect(parseOrderRequest({ ...valid, customerId }, { faultInjectionEnabled: false })).toMatchObject({ ok: true });
+    }
+  });
+
   it('refuses simulate where fault injection is disabled and accepts it where enabled', () => {
     const body = { ...valid, simulate: { billingFailures: 2 } };
     const off = parseOrderRequest(body, { faultInjectionEnabled: false });
