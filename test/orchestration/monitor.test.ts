@@ -337,7 +337,8 @@ describe('saga compensation', () => {
       // the monitor, which begins run 2 beside it.
       expect((await world.request('POST', `/runtime/webhooks/durabletask/instances/${id}/terminate?reason=operator`)).status).toBe(202);
       const deadline = Date.now() + 30_000;
-      while ((await run(2)) === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      // (Scheduled, a sub-orchestration reads Pending until its first episode has run.)
+      while ((await run(2)) !== 'Running' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
       expect(await run(2)).toBe('Running');
 
       // Run 1 uses up its refund retries first (the switch is still on).
