@@ -19,11 +19,21 @@ export function formatPreciseTime(iso: string | undefined): string {
   return `${formatTime(iso)}.${String(date.getMilliseconds()).padStart(3, '0')}`;
 }
 
+/** With the time zone: support staff compare it with logs and with customers elsewhere. */
 export function formatDateTime(iso: string | undefined): string {
   if (!iso) return '–';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium', hour12: false });
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'long', hour12: false });
+}
+
+/** The time alone for today's moments, with the day for older ones (a list spans days). */
+export function formatWhen(iso: string | undefined, now = new Date()): string {
+  if (!iso) return '–';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  if (date.toDateString() === now.toDateString()) return formatTime(iso);
+  return date.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false });
 }
 
 export function formatMoney(amount: number | undefined, currency: string | undefined): string {

@@ -6,7 +6,7 @@
 import { listOrders, OrderFilter, OrderView, SERVICE_NAMES } from './api';
 import { badge } from './badge';
 import { byId, fill, h } from './dom';
-import { capitalize, formatTime, shortId, statusLabel } from './format';
+import { capitalize, formatDateTime, formatWhen, shortId, statusLabel } from './format';
 
 interface Row {
   element: HTMLTableRowElement;
@@ -172,7 +172,7 @@ export class OrderList {
           'span',
           { class: 'order-customer' },
           order.customerId ?? '',
-          order.createdAt ? [' · ', h('time', { datetime: order.createdAt }, formatTime(order.createdAt))] : null,
+          order.createdAt ? [' · ', h('time', { datetime: order.createdAt, title: formatDateTime(order.createdAt) }, formatWhen(order.createdAt))] : null,
         ),
       ),
       stateCell,

@@ -1,0 +1,26 @@
+// How the portal writes times: the list spans days, and support compares times with logs.
+import { formatDateTime, formatTime, formatWhen } from '../../portal/src/format';
+
+describe('portal time formats', () => {
+  const now = new Date(2026, 10, 28, 15, 0, 0);
+
+  it("shows a moment of today by its time alone, and an older one with its day", () => {
+    const today = new Date(2026, 10, 28, 9, 5, 7).toISOString();
+    const yesterday = new Date(2026, 10, 27, 23, 14, 0).toISOString();
+    expect(formatWhen(today, now)).toBe(formatTime(today));
+    expect(formatWhen(yesterday, now)).not.toBe(formatTime(yesterday));
+    expect(formatWhen(yesterday, now)).toMatch(/27/);
+    expect(formatWhen(yesterday, now)).toMatch(/23:14/);
+  });
+
+  it('names the time zone of a full date and time', () => {
+    const text = formatDateTime('2026-11-28T07:14:03.000Z');
+    const zone = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' }).formatToParts(new Date('2026-11-28T07:14:03.000Z')).find((p) => p.type === 'timeZoneName')!.value;
+    expect(text).toContain(zone);
+  });
+
+  it('keeps what it cannot read as it came', () => {
+    expect(formatWhen(undefined)).toBe('–');
+    expect(formatWhen('not a time')).toBe('not a time');
+  });
+});
