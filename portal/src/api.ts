@@ -7,6 +7,7 @@
 import type { NotificationKind, OrderState, ServiceStatus, TimelineEntry } from '../../src/domain/order';
 import type { StoredDeadLetter } from '../../src/services/ports';
 import type { ServiceName } from '../../src/topology';
+import { readableFieldPath } from './format';
 
 export type { OrderState, ServiceName, ServiceStatus, TimelineEntry };
 
@@ -107,8 +108,8 @@ function describeFieldError(entry: unknown, key?: string): string {
     const e = entry as Record<string, unknown>;
     const where = e.path ?? e.field ?? e.pointer ?? e.name ?? key;
     const what = e.message ?? e.detail ?? e.title ?? JSON.stringify(entry);
-    const place = Array.isArray(where) ? where.join('.') : where;
-    return place !== undefined && place !== '' ? `${String(place)}: ${String(what)}` : String(what);
+    const place = Array.isArray(where) ? where.join('/') : where;
+    return place !== undefined && place !== '' ? `${readableFieldPath(String(place))}: ${String(what)}` : String(what);
   }
   return String(entry);
 }

@@ -95,3 +95,20 @@ export function humanizeKind(kind: string | undefined): string {
 export function capitalize(word: string): string {
   return word.charAt(0).toUpperCase() + word.slice(1);
 }
+
+/** The order form's own words for the fields an API error names by path. */
+const FIELD_NAMES: Record<string, string> = {
+  customerId: 'Customer id',
+  items: 'Items',
+  sku: 'product',
+  quantity: 'quantity',
+  'simulate/billingFailures': 'Billing fails on the first attempts',
+  'headers/Idempotency-Key': 'Idempotency-Key',
+};
+
+/** `items/0/quantity` → `Item 1 quantity`, as the form numbers its rows; unknown paths as they are. */
+export function readableFieldPath(path: string): string {
+  const item = /^items\/(\d+)(?:\/(\w+))?$/.exec(path);
+  if (item) return `Item ${Number(item[1]) + 1}${item[2] ? ` ${FIELD_NAMES[item[2]] ?? item[2]}` : ''}`;
+  return FIELD_NAMES[path] ?? path;
+}

@@ -209,7 +209,8 @@ describe('support portal (reference demo, end to end)', () => {
       const alert = page.locator('#order-form-error[role="alert"]');
       await alert.locator('.problem').waitFor();
       expect(await alert.innerText()).toMatch(/\(400\)/);
-      expect(await alert.innerText()).toMatch(/customerId/);
+      // The field in the form's own words, not the API's path.
+      expect(await alert.innerText()).toMatch(/Customer id: must be a non-empty string/);
       await page.getByLabel('Customer id').fill('customer-1');
     });
   }, 30_000);

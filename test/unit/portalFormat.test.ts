@@ -1,5 +1,5 @@
 // How the portal writes times: the list spans days, and support compares times with logs.
-import { formatDateTime, formatTime, formatWhen } from '../../portal/src/format';
+import { formatDateTime, formatTime, formatWhen, readableFieldPath } from '../../portal/src/format';
 
 describe('portal time formats', () => {
   const now = new Date(2026, 10, 28, 15, 0, 0);
@@ -22,5 +22,16 @@ describe('portal time formats', () => {
   it('keeps what it cannot read as it came', () => {
     expect(formatWhen(undefined)).toBe('–');
     expect(formatWhen('not a time')).toBe('not a time');
+  });
+});
+
+describe('field paths in API errors', () => {
+  it("reads them in the order form's words, numbering items as the form does", () => {
+    expect(readableFieldPath('items/0/quantity')).toBe('Item 1 quantity');
+    expect(readableFieldPath('items/2/sku')).toBe('Item 3 product');
+    expect(readableFieldPath('items/1')).toBe('Item 2');
+    expect(readableFieldPath('customerId')).toBe('Customer id');
+    expect(readableFieldPath('simulate/billingFailures')).toBe('Billing fails on the first attempts');
+    expect(readableFieldPath('(body)')).toBe('(body)');
   });
 });
