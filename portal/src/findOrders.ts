@@ -2,13 +2,12 @@
  * The find box above the order list. What support staff are given on a call is an order id or a
  * customer id: an id of an existing order opens it, anything else lists that customer's orders.
  */
-import { isOrderId } from '../../src/domain/orderId';
+import { isOrderId, isUuid } from '../../src/domain/orderId';
 import { ApiProblem, getOrder } from './api';
 import { byId, fill } from './dom';
 import { showProblem } from './problem';
 
-/** Every order id is a UUID; the portal shows its first 8 characters as the order's short id. */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The portal shows an order by the first 8 characters of its id (a UUID). */
 const SHORT_ID = /^[0-9a-f]{8}$/i;
 
 export class FindBox {
@@ -76,7 +75,7 @@ export class FindBox {
     this.clearButton.hidden = false;
     this.showCustomer(value);
     // Say what was not found, rather than leave an empty customer list to explain it.
-    if (UUID.test(value)) {
+    if (isUuid(value)) {
       this.note.textContent = `No order has the id ${value}; below are the orders of a customer with that id, if any.`;
     } else if (SHORT_ID.test(value)) {
       this.note.textContent = `${value} may be the short id of an order not listed here: paste the order's whole id to open it. Below are the orders of a customer with that id, if any.`;

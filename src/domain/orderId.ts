@@ -10,6 +10,11 @@ export function isOrderId(value: unknown): boolean {
   return typeof value === 'string' && ORDER_ID.test(value);
 }
 
+/** Whether it has the form of the ids orders get (a UUID, in any case). */
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
+
 /**
  * The stored id an id from outside names, or undefined when it cannot name an order. Orders get
  * lower-case UUIDs, and a UUID is case-insensitive on input (RFC 9562): one pasted in capitals,
@@ -18,5 +23,5 @@ export function isOrderId(value: unknown): boolean {
 export function orderIdFrom(value: unknown): string | undefined {
   if (!isOrderId(value)) return undefined;
   const id = value as string;
-  return UUID.test(id) ? id.toLowerCase() : id;
+  return isUuid(id) ? id.toLowerCase() : id;
 }
