@@ -41,6 +41,12 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
     const suppliedCorrelation = request.headers.get('x-correlation-id') ?? undefined;
     const correlationId = suppliedCorrelation !== undefined && CORRELATION_ID.test(suppliedCorrelation) ? suppliedCorrelation : undefined;
 
+    // A compressed body would otherwise read as "not valid JSON", which sends the client looking
+    // in the wrong place.
+    const encoding = request.headers.get('content-encoding')?.trim().toLowerCase();
+    if (encoding && encoding !== 'identity') {
+      return problem(415, 'unsupported-content-encoding', 'Content-Encoding not supported', `the body must be sent uncompressed, not as ${encoding}`);
+    }
     const raw = await request.text();
     if (Buffer.byteLength(raw, 'utf8') > MAX_BODY_BYTES) {
       return problem(413, 'body-too-large', 'Request body too large', `the body must be at most ${MAX_BODY_BYTES} bytes`);

@@ -117,6 +117,14 @@ describe('POST /api/orders', () => {
     expect(json(res).errors[0].path).toBe('headers/Idempotency-Key');
   });
 
+  it('answers 415 naming the encoding for a compressed body, and stores nothing', async () => {
+    const res = await create(order, { 'Content-Encoding': 'gzip' });
+    expect(res.status).toBe(415);
+    expect(json(res)).toMatchObject({ status: 415, detail: 'the body must be sent uncompressed, not as gzip' });
+    expect(deps.orders.docs.size).toBe(0);
+    expect((await create(order, { 'Content-Encoding': 'identity' })).status).toBe(202);
+  });
+
   it('accepts simulate where fault injection is enabled', async () => {
     deps.settings.faultInjectionEnabled = true;
     const res = await create({ ...order, simulate: { billingFailures: 2 } });
