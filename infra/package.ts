@@ -1,6 +1,7 @@
 /**
- * `npm run package`: builds dist-package/order-saga.zip, the artifact for
- * `az functionapp deployment source config-zip`. Run after the build (the npm script does both).
+ * `npm run package`: builds dist-package/order-saga.zip, the package the Function App runs from once
+ * uploaded to its storage account's `deployments` container (infra/README.md). Run after the build
+ * (the npm script does both).
  */
 import * as path from 'node:path';
 import { buildDeploymentPackage, PackagingError } from './deployment-package';

@@ -13,6 +13,7 @@ import { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group';
 import { LogAnalyticsWorkspace } from '@cdktf/provider-azurerm/lib/log-analytics-workspace';
 import { ApplicationInsights } from '@cdktf/provider-azurerm/lib/application-insights';
 import { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account';
+import { StorageContainer } from '@cdktf/provider-azurerm/lib/storage-container';
 import { ServicebusNamespace } from '@cdktf/provider-azurerm/lib/servicebus-namespace';
 import { ServicebusTopic } from '@cdktf/provider-azurerm/lib/servicebus-topic';
 import { ServicebusSubscription } from '@cdktf/provider-azurerm/lib/servicebus-subscription';
@@ -43,7 +44,16 @@ import { httpRoutePrefix } from './repository';
 export const COSMOS_DATA_CONTRIBUTOR_ROLE_ID = '00000000-0000-0000-0000-000000000002';
 
 /** Azure RBAC roles the function app's identity needs, per resource it talks to. */
-export const SERVICE_BUS_ROLES = ['Azure Service Bus Data Sender', 'Azure Service Bus Data Receiver'] as const;
+// Data Owner rather than Data Receiver: the Service Bus extension reads each subscription's message
+// count (a management read) to scale the app on its backlog; receiving alone cannot.
+export const SERVICE_BUS_ROLES = ['Azure Service Bus Data Sender', 'Azure Service Bus Data Owner'] as const;
+/**
+ * Where the app's package lives: a private blob the app reads with its identity. Without an Azure
+ * Files content share (it takes only an account key), Functions runs an app from an external
+ * package URL.
+ */
+export const DEPLOYMENT_CONTAINER = 'deployments';
+export const PACKAGE_BLOB = 'order-saga.zip';
 // Blob: host leases and the durable task hub's large messages; Queue: durable work items;
 // Table: durable history and instances.
 export const STORAGE_ROLES = [
@@ -217,6 +227,13 @@ export class OrderSagaStack extends TerraformStack {
       sharedAccessKeyEnabled: false,
       defaultToOauthAuthentication: true,
     });
+    // Created through the management plane (the account takes no keys); read by the app's identity
+    // through Storage Blob Data Owner below.
+    const deployments = new StorageContainer(this, 'deployments', {
+      name: DEPLOYMENT_CONTAINER,
+      storageAccountId: storage.id,
+      containerAccessType: 'private',
+    });
 
     // --- Service Bus ----------------------------------------------------------------------------
     const namespace = new ServicebusNamespace(this, 'servicebus', {
@@ -326,8 +343,8 @@ export class OrderSagaStack extends TerraformStack {
       // app_settings on read, so it must not be repeated there).
       storageAccountName: storage.name,
       storageUsesManagedIdentity: true,
-      // No Azure Files content share: it only takes an account key. The app runs from the deployed
-      // package instead (WEBSITE_RUN_FROM_PACKAGE below).
+      // No Azure Files content share: it only takes an account key. The app runs from its package in
+      // blob storage instead (WEBSITE_RUN_FROM_PACKAGE below).
       contentShareForceDisabled: true,
       httpsOnly: true,
       ftpPublishBasicAuthenticationEnabled: false,
@@ -347,8 +364,9 @@ export class OrderSagaStack extends TerraformStack {
       appSettings: {
         FUNCTIONS_WORKER_RUNTIME: 'node',
         languageWorkers__node__arguments: NODE_WORKER_ARGUMENTS,
-        // The package is built with its production node_modules; no build on the server.
-        WEBSITE_RUN_FROM_PACKAGE: '1',
+        // The package is built with its production node_modules; no build on the server. Fetched
+        // with the app's system-assigned identity (the default for a blob URL).
+        WEBSITE_RUN_FROM_PACKAGE: `https://${storage.name}.blob.core.windows.net/${deployments.name}/${PACKAGE_BLOB}`,
         SCM_DO_BUILD_DURING_DEPLOYMENT: 'false',
         // Identity-based connections: the system-assigned identity is the default credential on
         // Azure, so no `__credential` / `__clientId` settings are needed.
@@ -487,7 +505,8 @@ export class OrderSagaStack extends TerraformStack {
       value: `https://${app.defaultHostname}/${httpRoutePrefix()}`,
       description: 'Base URL of the order API (POST /orders, GET /orders/{id}, the portal at /portal)',
     });
-    new TerraformOutput(this, 'function_app_name', { value: app.name, description: 'Target of the zip deployment' });
+    new TerraformOutput(this, 'function_app_name', { value: app.name });
+    new TerraformOutput(this, 'storage_account_name', { value: storage.name, description: `Its ${DEPLOYMENT_CONTAINER} container holds the app's package` });
     new TerraformOutput(this, 'resource_group_name', { value: group.name });
     new TerraformOutput(this, 'servicebus_namespace_fqdn', {
       value: `${namespace.name}.servicebus.windows.net`,

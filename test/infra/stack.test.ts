@@ -13,7 +13,9 @@ import {
   ATTENTION_ALERT_QUERY,
   PARKED_DEAD_LETTER_ALERT_QUERY,
   COSMOS_DATA_CONTRIBUTOR_ROLE_ID,
+  DEPLOYMENT_CONTAINER,
   OrderSagaStack,
+  PACKAGE_BLOB,
   type OrderSagaStackProps,
 } from '../../infra/stack';
 import { createLogger, DEAD_LETTER_WITHOUT_ORDER_EVENT, ORDER_NEEDS_ATTENTION_EVENT } from '../../src/log';
@@ -97,6 +99,14 @@ describe('resources at the default parameters', () => {
     expect(app.storage_uses_managed_identity).toBe(true);
     expect(app.storage_account_access_key).toBeUndefined();
     expect(app.content_share_force_disabled).toBe(true);
+    // Without the content share the app runs from its package in a private blob container, which
+    // it reads with its identity (Storage Blob Data Owner on the account, below).
+    const container = one(defaults.tf, 'azurerm_storage_container');
+    expect(container).toMatchObject({ name: DEPLOYMENT_CONTAINER, container_access_type: 'private', storage_account_id: ref(defaults.tf, 'azurerm_storage_account', 'id') });
+    expect(app.app_settings.WEBSITE_RUN_FROM_PACKAGE).toBe(
+      `https://${ref(defaults.tf, 'azurerm_storage_account', 'name')}.blob.core.windows.net/${ref(defaults.tf, 'azurerm_storage_container', 'name')}/${PACKAGE_BLOB}`,
+    );
+    expect(defaults.tf.output.storage_account_name.value).toBe(ref(defaults.tf, 'azurerm_storage_account', 'name'));
     // ...and the provider must itself reach the keyless account with Entra ID.
     expect(defaults.tf.provider.azurerm[0].storage_use_azuread).toBe(true);
   });
@@ -161,7 +171,8 @@ describe('resources at the default parameters', () => {
     expect(new Map(assignments.map((r) => [r.role_definition_name, r.scope]))).toEqual(
       new Map([
         ['Azure Service Bus Data Sender', ref(defaults.tf, 'azurerm_servicebus_namespace', 'id')],
-        ['Azure Service Bus Data Receiver', ref(defaults.tf, 'azurerm_servicebus_namespace', 'id')],
+        // Owner, not only Receiver: the trigger reads its subscriptions' message counts to scale.
+        ['Azure Service Bus Data Owner', ref(defaults.tf, 'azurerm_servicebus_namespace', 'id')],
         ['Storage Blob Data Owner', ref(defaults.tf, 'azurerm_storage_account', 'id')],
         ['Storage Queue Data Contributor', ref(defaults.tf, 'azurerm_storage_account', 'id')],
         ['Storage Table Data Contributor', ref(defaults.tf, 'azurerm_storage_account', 'id')],
@@ -228,6 +239,13 @@ describe('alerts', () => {
       }),
     ]);
   };
+
+  it('keeps every trace its log alerts search: host.json samples no traces', () => {
+    expect(ATTENTION_ALERT_QUERY).toMatch(/^traces\b/);
+    expect(PARKED_DEAD_LETTER_ALERT_QUERY).toMatch(/^traces\b/);
+    const sampling = require('../../host.json').logging.applicationInsights.samplingSettings;
+    expect(sampling.isEnabled === false || String(sampling.excludedTypes).split(';').includes('Trace')).toBe(true);
+  });
 
   it('raises one alert per order that ends in attention, from the event the app logs', () => {
     expectLogAlert('orders-need-attention', 1, ATTENTION_ALERT_QUERY, 'orderId');
