@@ -6,7 +6,7 @@
  * API's own words).
  */
 import { type Faults, getFaults, setFaults } from './api';
-import { byId } from './dom';
+import { byId, h } from './dom';
 import { describeError, showProblem } from './problem';
 import type { Announce } from './orderList';
 
@@ -39,12 +39,23 @@ class FaultSwitch {
   constructor(
     private readonly fault: Fault,
     private readonly announce: Announce,
+    container: HTMLElement,
   ) {
     this.words = SWITCHES[fault];
-    this.button = byId<HTMLButtonElement>(this.words.id);
-    this.text = byId(`${this.words.id}-text`);
-    this.note = byId(`${this.words.id}-note`);
-    this.error = byId(`${this.words.id}-error`);
+    const id = this.words.id;
+    this.text = h('span', { id: `${id}-text`, class: 'switch__text', 'aria-hidden': 'true' }, 'Off');
+    // Disabled until fault injection answers: where it is off, the switch says why.
+    this.button = h(
+      'button',
+      { type: 'button', id, class: 'switch', role: 'switch', 'aria-checked': 'false', 'aria-labelledby': `${id}-label`, 'aria-describedby': `${id}-note`, disabled: true },
+      h('span', { class: 'switch__track', 'aria-hidden': 'true' }, h('span', { class: 'switch__thumb' })),
+      this.text,
+    );
+    this.note = h('p', { id: `${id}-note`, class: 'fault-switch__note' }, 'Checking fault injection…');
+    this.error = h('div', { id: `${id}-error`, class: 'fault-switch__error', role: 'alert' });
+    container.append(
+      h('div', { class: 'fault-switch' }, h('span', { id: `${id}-label`, class: 'fault-switch__label' }, this.words.name), this.button, this.note, this.error),
+    );
     this.button.addEventListener('click', () => void this.toggle());
   }
 
@@ -89,7 +100,8 @@ export class FaultSwitches {
     /** Told whether fault injection answers here, so the order form can offer `simulate`. */
     private readonly onAvailability: (available: boolean) => void,
   ) {
-    this.switches = (Object.keys(SWITCHES) as Fault[]).map((fault) => new FaultSwitch(fault, announce));
+    const container = byId('fault-switches');
+    this.switches = (Object.keys(SWITCHES) as Fault[]).map((fault) => new FaultSwitch(fault, announce, container));
   }
 
   async refresh(): Promise<void> {

@@ -358,46 +358,34 @@ describe('monitorSnapshotOf', () => {
     expect(monitorSnapshotOf(carriedOut)).toMatchObject({ requeueRequestedBy: undefined, billingRequeues: 0 });
   });
 
+  /** The snapshot of a compensating order with this timeline. */
+  const compensating = (timeline: OrderDocument['timeline']) => monitorSnapshotOf(order({ state: 'compensating', timeline }));
+
   it('remembers who asked for compensation, why it started and how often', () => {
-    const snap = monitorSnapshotOf(
-      order({
-        state: 'compensating',
-        timeline: [
-          { at: at(5), kind: 'support-action', actor: 'ana@contoso', detail: 'compensate' },
-          { at: at(6), kind: 'compensation-started', reason: 'requested by ana@contoso', actor: 'monitor' },
-          { at: at(9), kind: 'compensation-started', reason: 'requested by ana@contoso', actor: 'monitor' },
-        ],
-      }),
-    );
+    const snap = compensating([
+      { at: at(5), kind: 'support-action', actor: 'ana@contoso', detail: 'compensate' },
+      { at: at(6), kind: 'compensation-started', reason: 'requested by ana@contoso', actor: 'monitor' },
+      { at: at(9), kind: 'compensation-started', reason: 'requested by ana@contoso', actor: 'monitor' },
+    ]);
     expect(snap).toMatchObject({ compensationRequestedBy: 'ana@contoso', compensationReason: 'requested by ana@contoso', compensationRuns: 2 });
   });
 
   it('a support request to compensate again starts the run count afresh (retry after attention)', () => {
-    const snap = monitorSnapshotOf(
-      order({
-        state: 'compensating',
-        timeline: [
-          { at: at(1), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
-          { at: at(2), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
-          { at: at(3), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
-          { at: at(9), kind: 'support-action', actor: 'ana@contoso', detail: 'compensate' },
-        ],
-      }),
-    );
+    const snap = compensating([
+      { at: at(1), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
+      { at: at(2), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
+      { at: at(3), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
+      { at: at(9), kind: 'support-action', actor: 'ana@contoso', detail: 'compensate' },
+    ]);
     expect(snap.compensationRuns).toBe(0);
     // The next run is the person's: recorded as theirs, not as the monitor's first reason again.
     expect(decideNextStep(snap, policy(), now(10))).toEqual({ kind: 'compensate', reason: 'requested again by ana@contoso', requestedBy: 'ana@contoso' });
     // Once that run has begun, a restarted monitor goes on with it under the original reason.
-    const begun = monitorSnapshotOf(
-      order({
-        state: 'compensating',
-        timeline: [
-          { at: at(1), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
-          { at: at(9), kind: 'support-action', actor: 'ana@contoso', detail: 'compensate' },
-          { at: at(10), kind: 'compensation-started', reason: 'requested again by ana@contoso', actor: 'ana@contoso' },
-        ],
-      }),
-    );
+    const begun = compensating([
+      { at: at(1), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor' },
+      { at: at(9), kind: 'support-action', actor: 'ana@contoso', detail: 'compensate' },
+      { at: at(10), kind: 'compensation-started', reason: 'requested again by ana@contoso', actor: 'ana@contoso' },
+    ]);
     expect(begun.compensationAskedAgainBy).toBeUndefined();
     expect(decideNextStep(begun, policy(), now(11))).toEqual({ kind: 'compensate', reason: 'billing failed' });
   });
