@@ -6,6 +6,7 @@
 export type PremiumPlanSku = 'EP1' | 'EP2' | 'EP3';
 export type ServiceBusSku = 'Standard' | 'Premium';
 export type CosmosCapacity = 'serverless' | 'provisioned';
+export type NodeVersion = '20' | '22';
 
 /** Entra ID app registration that App Service Authentication validates tokens for. */
 export interface EntraAuth {
@@ -30,6 +31,11 @@ export interface StackParameters {
   /** Autoscale ceiling in RU/s for the shared database throughput (provisioned only). */
   cosmosMaxThroughput: number;
   serviceBusSku: ServiceBusSku;
+  /**
+   * The Node.js major the app runs on. 20 is the one the tests run on here; upstream it reached
+   * end of life on 2026-04-30, and 22 is the other major Azure Functions v4 runs Node apps on.
+   */
+  nodeVersion: NodeVersion;
   /** App Service Authentication for the support routes; absent = off. */
   auth?: EntraAuth;
   /** Seed the demo catalog into the inventory container at start-up (existing SKUs are kept). */
@@ -59,6 +65,7 @@ export const PARAMETER_DEFAULTS = {
   ORDERS_COSMOS_CAPACITY: 'serverless',
   ORDERS_COSMOS_MAX_THROUGHPUT: '1000',
   ORDERS_SERVICEBUS_SKU: 'Standard',
+  ORDERS_NODE_VERSION: '20',
   ORDERS_AUTH_CLIENT_ID: '',
   ORDERS_AUTH_TENANT_ID: '',
   ORDERS_SEED_CATALOG: 'false',
@@ -155,6 +162,7 @@ export function readParameters(env: Record<string, string | undefined>): StackPa
     cosmosCapacity: oneOf('ORDERS_COSMOS_CAPACITY', get('ORDERS_COSMOS_CAPACITY'), ['serverless', 'provisioned'] as const),
     cosmosMaxThroughput,
     serviceBusSku: oneOf('ORDERS_SERVICEBUS_SKU', get('ORDERS_SERVICEBUS_SKU'), ['Standard', 'Premium'] as const),
+    nodeVersion: oneOf('ORDERS_NODE_VERSION', get('ORDERS_NODE_VERSION'), ['20', '22'] as const),
     auth: clientId
       ? {
           clientId: matching('ORDERS_AUTH_CLIENT_ID', clientId, GUID, 'an application (client) id GUID'),

@@ -350,7 +350,7 @@ export class OrderSagaStack extends TerraformStack {
       ftpPublishBasicAuthenticationEnabled: false,
       webdeployPublishBasicAuthenticationEnabled: false,
       siteConfig: {
-        applicationStack: { nodeVersion: '20' },
+        applicationStack: { nodeVersion: p.nodeVersion },
         // Not a credential (ingestion needs an Entra token, see localAuthenticationDisabled); the
         // provider keeps it here and writes APPLICATIONINSIGHTS_CONNECTION_STRING itself.
         applicationInsightsConnectionString: insights.connectionString,

@@ -538,6 +538,11 @@ describe('parameters', () => {
     expect(one(tf, 'azurerm_servicebus_namespace')).toMatchObject({ sku: 'Premium', capacity: 1, premium_messaging_partitions: 1, local_auth_enabled: false });
   });
 
+  it('runs the app on Node 22 when asked, and on no other major', () => {
+    expect(one(synth({ ORDERS_NODE_VERSION: '22' }).tf, 'azurerm_linux_function_app').site_config.application_stack).toEqual({ node_version: '22' });
+    expect(() => readParameters({ ORDERS_NODE_VERSION: '18' })).toThrow(/ORDERS_NODE_VERSION=18/);
+  });
+
   it('seeds the demo catalog only when asked', () => {
     expect(one(synth({ ORDERS_SEED_CATALOG: 'true' }).tf, 'azurerm_linux_function_app').app_settings.SEED_CATALOG).toBe('true');
   });
