@@ -79,5 +79,5 @@ export const PAGE_MAX = 100;
 /** The paging parameters of every listing: `pageSize` (1-PAGE_MAX, 20 when absent) and `continuationToken`. */
 export const pageQueryFields = {
   pageSize: z.coerce.number().int().min(1).max(PAGE_MAX).default(20),
-  continuationToken: z.string().min(1).max(4096).optional(),
+  continuationToken: z.string().min(1).max(8192).optional(),
 };

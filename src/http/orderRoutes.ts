@@ -11,6 +11,7 @@ import type { OrderSagaDependencies } from '../services/dependencies';
 import { acceptOrder } from '../services/intake';
 import type { MonitorClient } from '../services/ports';
 import { findOrderSupportView, listOrders } from '../services/queries';
+import { issuePageToken, readPageToken } from './pageToken';
 import { notFound, problem, problemFromError, type ProblemDetails } from './problem';
 
 export interface HttpEnvironment {
@@ -119,20 +120,21 @@ export async function handleListOrders(request: HttpRequest, context: Invocation
     const parsed = validate(listQuerySchema, query);
     if (!parsed.ok) throw new ValidationError('invalid query parameters', parsed.problems);
     const q = parsed.value;
-    const page = await listOrders(
-      {
-        ...(q.state ? { state: q.state } : {}),
-        ...(q.customerId ? { customerId: q.customerId } : {}),
-        status: {
-          ...(q['status.inventory'] ? { inventory: q['status.inventory'] } : {}),
-          ...(q['status.billing'] ? { billing: q['status.billing'] } : {}),
-          ...(q['status.notification'] ? { notification: q['status.notification'] } : {}),
-        },
+    const filter = {
+      ...(q.state ? { state: q.state } : {}),
+      ...(q.customerId ? { customerId: q.customerId } : {}),
+      status: {
+        ...(q['status.inventory'] ? { inventory: q['status.inventory'] } : {}),
+        ...(q['status.billing'] ? { billing: q['status.billing'] } : {}),
+        ...(q['status.notification'] ? { notification: q['status.notification'] } : {}),
       },
-      { pageSize: q.pageSize, ...(q.continuationToken ? { continuationToken: q.continuationToken } : {}) },
-      dependencies(),
-    );
-    return { status: 200, jsonBody: page };
+    };
+    const continuationToken = q.continuationToken ? readPageToken(filter, q.continuationToken) : undefined;
+    const page = await listOrders(filter, { pageSize: q.pageSize, ...(continuationToken ? { continuationToken } : {}) }, dependencies());
+    return {
+      status: 200,
+      jsonBody: { ...page, ...(page.continuationToken ? { continuationToken: issuePageToken(filter, page.continuationToken) } : {}) },
+    };
   } catch (err) {
     return problemFromError(err, log);
   }

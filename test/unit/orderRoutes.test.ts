@@ -319,6 +319,20 @@ describe('GET /api/orders', () => {
     expect(json(await list({ state: 'completed' })).orders).toEqual([]);
   });
 
+  it('refuses a continuation token sent with other filters than it was issued for, or not one of its own', async () => {
+    for (let i = 0; i < 3; i++) await create({ ...order, customerId: 'pager' });
+    const first = json(await list({ customerId: 'pager', pageSize: '1' }));
+    expect(first.continuationToken).toEqual(expect.any(String));
+    // Same filters (page size may change): the next page.
+    expect((await list({ customerId: 'pager', pageSize: '2', continuationToken: first.continuationToken })).status).toBe(200);
+    const other = await list({ customerId: 'someone-else', continuationToken: first.continuationToken });
+    expect(other.status).toBe(400);
+    expect(json(other).errors).toEqual([
+      { path: 'continuationToken', message: 'was issued for other filters; ask for the first page again without it' },
+    ]);
+    expect(json(await list({ continuationToken: 'garbage' })).errors).toEqual([{ path: 'continuationToken', message: 'is not a token this API issued' }]);
+  });
+
   it("lists one customer's orders", async () => {
     const mine = json(await create({ ...order, customerId: 'customer-find-me' })).orderId;
     await create(order);
