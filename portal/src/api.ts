@@ -200,8 +200,10 @@ export const getFaults = (): Promise<Faults> => call<Faults>('support/faults');
 /** A kept dead letter (GET /api/support/deadletters), read as loosely as an order. */
 export type ParkedMessage = Partial<StoredDeadLetter>;
 
-export const listParkedMessages = (pageSize: number): Promise<{ deadLetters: ParkedMessage[]; continuationToken?: string }> =>
-  call<{ deadLetters?: ParkedMessage[]; continuationToken?: string }>(`support/deadletters?pageSize=${pageSize}`).then((page) => ({
+export const listParkedMessages = (pageSize: number, continuationToken?: string): Promise<{ deadLetters: ParkedMessage[]; continuationToken?: string }> =>
+  call<{ deadLetters?: ParkedMessage[]; continuationToken?: string }>(
+    `support/deadletters?pageSize=${pageSize}${continuationToken ? `&continuationToken=${encodeURIComponent(continuationToken)}` : ''}`,
+  ).then((page) => ({
     deadLetters: Array.isArray(page?.deadLetters) ? page.deadLetters : [],
     ...(page?.continuationToken ? { continuationToken: page.continuationToken } : {}),
   }));

@@ -64,7 +64,7 @@ function start(): void {
     () => placeForm.setInventoryNotLoaded(),
   );
   const faultSwitches = new FaultSwitches(announce, (available) => placeForm.setSimulationAvailable(available));
-  const parked = new ParkedMessages();
+  const parked = new ParkedMessages(() => poller.now());
 
   function select(orderId: string | undefined, focus: boolean): void {
     orderList.select(orderId);

@@ -8,7 +8,8 @@ import { byId, fill, h } from './dom';
 import { formatDateTime } from './format';
 import { describeError } from './problem';
 
-const SHOWN = 20;
+/** Messages shown at first, and added by each "Show more". */
+const STEP = 20;
 const BODY_PREVIEW = 400;
 
 /** `orders/Subscriptions/billing-sub/$DeadLetterQueue` → `billing-sub`. */
@@ -26,12 +27,21 @@ export class ParkedMessages {
   private readonly rows = byId('parked-rows');
   private readonly summary = byId('parked-summary');
   private readonly error = byId('parked-error');
+  private readonly more = byId<HTMLButtonElement>('parked-more');
   private signature = '';
+  private shown = STEP;
+
+  constructor(onMore: () => void) {
+    this.more.addEventListener('click', () => {
+      this.shown += STEP;
+      onMore();
+    });
+  }
 
   async refresh(): Promise<void> {
     let page: { deadLetters: ParkedMessage[]; continuationToken?: string };
     try {
-      page = await listParkedMessages(SHOWN);
+      page = await this.fetchShown();
     } catch (error) {
       // Support role missing, or the API down: say so here, keep what was shown.
       this.error.textContent = `Could not load the unreadable messages: ${describeError(error).detail}`;
@@ -49,6 +59,7 @@ export class ParkedMessages {
         : page.continuationToken
           ? `The newest ${messages.length} are shown.`
           : `${messages.length} kept.`;
+    this.more.hidden = !page.continuationToken;
     fill(
       this.rows,
       messages.map((m) =>
@@ -69,5 +80,17 @@ export class ParkedMessages {
         ),
       ),
     );
+  }
+
+  /** The newest `shown` messages, page after page, and whether there are more. */
+  private async fetchShown(): Promise<{ deadLetters: ParkedMessage[]; continuationToken?: string }> {
+    const deadLetters: ParkedMessage[] = [];
+    let token: string | undefined;
+    do {
+      const page = await listParkedMessages(Math.min(this.shown - deadLetters.length, STEP), token);
+      deadLetters.push(...page.deadLetters);
+      token = page.continuationToken;
+    } while (token && deadLetters.length < this.shown);
+    return { deadLetters, ...(token ? { continuationToken: token } : {}) };
   }
 }

@@ -374,6 +374,8 @@ describe('support portal (reference demo, end to end)', () => {
       const client = new ServiceBusClient(serviceBusConnectionString(serviceBusPort));
       try {
         const sender = client.createSender(ORDERS_TOPIC);
+        // Eight more first, so that with three copies each there are more than one screenful.
+        for (let i = 0; i < 8; i++) await sender.sendMessages({ body: `not json ${i}`, messageId: `${messageId}-extra-${i}` });
         await sender.sendMessages({ body: '{"specversion": "1.0", "type": "OrderCreated", "data": {', messageId, contentType: 'application/json' });
         await sender.close();
       } finally {
@@ -389,6 +391,13 @@ describe('support portal (reference demo, end to end)', () => {
       expect(text).toMatch(/Unreadable: .*JSON/i);
       expect(text).toMatch(/Dead-lettered: MaxDeliveryCountExceeded/);
       await screenshots('6-unreadable-message');
+
+      // The newest 20 are shown; the older ones are a click away.
+      await page.locator('#parked-summary', { hasText: 'The newest 20 are shown.' }).waitFor({ timeout: 60_000 });
+      await page.getByRole('button', { name: 'Show more' }).click();
+      await page.locator('#parked-summary', { hasText: '27 kept.' }).waitFor({ timeout: 30_000 });
+      expect(await page.locator('#parked-rows li').count()).toBe(27);
+      expect(await page.getByRole('button', { name: 'Show more' }).isHidden()).toBe(true);
     });
   }, 90_000);
 
