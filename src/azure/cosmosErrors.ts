@@ -27,6 +27,9 @@ export function stripSystemProperties<T extends object>(doc: T): T {
   return rest as T;
 }
 
+/** Reads of a page that came back empty while the query went on, before an empty page is answered. */
+const MAX_EMPTY_READS = 20;
+
 /**
  * One page of a query, its system properties stripped, at most PAGE_MAX items. A continuation
  * token Cosmos DB refuses (400, or one the SDK cannot read) is the caller's mistake, not an outage.
@@ -37,9 +40,19 @@ export async function fetchPage<T extends object>(
   page: { pageSize: number; continuationToken?: string },
 ): Promise<{ items: T[]; continuationToken?: string }> {
   const { continuationToken } = page;
+  // A cross-partition ORDER BY is not served by Cosmos DB's gateway: the SDK runs it per partition
+  // range itself, and gives a continuation token (or takes one) only with query control on. Then
+  // a page may come back short, or empty while ranges are still being read: read on until it
+  // holds something or the query is done.
+  const iterator = items.query<T>(query, { maxItemCount: Math.min(Math.max(page.pageSize, 1), PAGE_MAX), continuationToken, enableQueryControl: true });
+  const found: T[] = [];
   let result: FeedResponse<T>;
+  let reads = 0;
   try {
-    result = await items.query<T>(query, { maxItemCount: Math.min(Math.max(page.pageSize, 1), PAGE_MAX), continuationToken }).fetchNext();
+    do {
+      result = await iterator.fetchNext();
+      found.push(...result.resources);
+    } while (found.length === 0 && result.hasMoreResults && result.continuationToken && ++reads < MAX_EMPTY_READS);
   } catch (err) {
     const code = statusCodeOf(err);
     if (continuationToken && (code === undefined || code === 400)) {
@@ -48,7 +61,7 @@ export async function fetchPage<T extends object>(
     throw err;
   }
   return {
-    items: result.resources.map(stripSystemProperties),
+    items: found.map(stripSystemProperties),
     ...(result.continuationToken ? { continuationToken: result.continuationToken } : {}),
   };
 }
