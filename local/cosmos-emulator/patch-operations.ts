@@ -181,7 +181,8 @@ function isNode(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
 }
 
-// Same walk as the library's getValueAtPath, including its use of `in` (inherited names count).
+// The library's getValueAtPath walk, including its use of `in` (inherited names count), except that
+// a missing parent is refused at any depth.
 function getValueAtPath(obj: unknown, pathSegments: string[], createPath = false): unknown {
   let current = obj;
   for (let i = 0; i < pathSegments.length; i += 1) {
@@ -194,10 +195,9 @@ function getValueAtPath(obj: unknown, pathSegments: string[], createPath = false
       }
       current = current[index];
     } else if (isNode(current)) {
-      if (createPath && !(segment in current)) {
-        if (i === pathSegments.length - 1) return current;
-        throw new Error(CANT_CREATE_RECURSIVELY);
-      }
+      // The library returns the grandparent when only the last parent is missing, so `set
+      // /holds/x` on a document without `holds` wrote `x` at the top level. Cosmos DB refuses it.
+      if (createPath && !(segment in current)) throw new Error(CANT_CREATE_RECURSIVELY);
       current = current[segment];
     } else {
       if (createPath) throw new Error(CANT_CREATE_RECURSIVELY);
