@@ -20,10 +20,18 @@ export const MAX_BATCH_MESSAGES = 32;
 /**
  * Whether a send failed for want of Service Bus rather than for its messages: the SDK marks those
  * errors retryable, and once its retries are used up it throws them together in an AggregateError.
+ * A batch too big to send is the messages' doing, although the SDK's error for it (thrown before
+ * anything is sent) says retryable too: its messages are sent one by one.
  */
 export function isServiceUnavailable(err: unknown): boolean {
   const errors: unknown[] = err instanceof AggregateError ? err.errors : [err];
-  return errors.length > 0 && errors.every((e) => (e as { retryable?: unknown } | null)?.retryable === true);
+  return (
+    errors.length > 0 &&
+    errors.every((e) => {
+      const error = e as { retryable?: unknown; code?: unknown } | null;
+      return error?.retryable === true && error.code !== 'MessageSizeExceeded';
+    })
+  );
 }
 
 interface Pending {

@@ -96,6 +96,8 @@ it('tells a Service Bus outage from a refused message', () => {
   expect(isServiceUnavailable(new AggregateError([retryable, retryable]))).toBe(true);
   expect(isServiceUnavailable(retryable)).toBe(true);
   expect(isServiceUnavailable(new AggregateError([retryable, { name: 'ServiceBusError', code: 'MessageSizeExceeded', retryable: false }]))).toBe(false);
+  // The SDK's own "too big for one batch", thrown before sending, says retryable as well.
+  expect(isServiceUnavailable({ name: 'ServiceBusError', code: 'MessageSizeExceeded', retryable: true })).toBe(false);
   expect(isServiceUnavailable(new AggregateError([]))).toBe(false);
   expect(isServiceUnavailable(new Error('refused'))).toBe(false);
   expect(isServiceUnavailable(undefined)).toBe(false);
