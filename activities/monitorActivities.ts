@@ -58,11 +58,10 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
   const log = activityLogger(context, input);
   const actor = input.requestedBy ?? MONITOR_ACTOR;
   let order = await orderOrThrow(input.orderId);
-  const requeues = order.timeline.filter((e) => e.kind === TIMELINE.requeued);
-  const recorded = input.requestedBy
-    ? !monitorSnapshotOf(order).requeueRequestedBy
-    : requeues.filter((e) => e.actor === MONITOR_ACTOR).length >= input.attempt;
-  let number = requeues.length;
+  // Read as the monitor reads the order: its requeues counted, a person's request pending until done.
+  const snapshot = monitorSnapshotOf(order);
+  const recorded = input.requestedBy ? !snapshot.requeueRequestedBy : snapshot.billingRequeues >= input.attempt;
+  let number = order.timeline.filter((e) => e.kind === TIMELINE.requeued).length;
   if (!recorded) {
     number += 1;
     const entry = { at: deps.now(), kind: TIMELINE.requeued, service: 'billing' as const, actor, detail: `attempt ${number}` };
