@@ -7,7 +7,7 @@ import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
-import { MONITOR_ACTOR, TIMELINE } from '../src/domain/monitorPolicy';
+import { compensationRunsStarted, MONITOR_ACTOR, TIMELINE } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
 import { planCompensation, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
 import { ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
@@ -56,7 +56,7 @@ const finishCompensation: ActivityHandler = async (
   const deps = appDependencies();
   const order = await orderOrThrow(input.orderId);
   const log = activityLogger(context, input);
-  const runs = order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).length;
+  const runs = compensationRunsStarted(order);
   if (input.attempt !== undefined && input.attempt < runs) {
     log.info('compensation-superseded', { attempt: input.attempt, latest: runs, outcome: input.outcome });
     return { recorded: false, superseded: true };

@@ -8,6 +8,7 @@ import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
 import {
+  compensationRunsStarted,
   MONITOR_ACTOR,
   REPUBLISH_REASON,
   TIMELINE,
@@ -127,7 +128,7 @@ const beginCompensation: ActivityHandler = async (
   const deps = appDependencies();
   const order = await orderOrThrow(input.orderId);
   const run = monitorSnapshotOf(order).compensationRuns + 1;
-  const attempt = order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).length + 1;
+  const attempt = compensationRunsStarted(order) + 1;
   const updated = await deps.orders.transitionState(input.orderId, {
     from: ['accepted', 'processing', 'compensating'],
     to: 'compensating',

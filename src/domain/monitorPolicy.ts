@@ -231,6 +231,14 @@ export interface MonitorSnapshot {
 
 const byTime = (a: TimelineEntry, b: TimelineEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0);
 
+/**
+ * How many compensation runs the order ever had. A run is numbered by it when it begins (its
+ * sub-orchestration's name), and a run whose number is below it was superseded.
+ */
+export function compensationRunsStarted(order: OrderDocument): number {
+  return order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).length;
+}
+
 /** Reads the monitor's view out of an order document; `quietPolls` is the monitor's own count. */
 export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): MonitorSnapshot {
   const timeline = [...(order.timeline ?? [])].sort(byTime);
