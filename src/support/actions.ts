@@ -68,24 +68,35 @@ function notApplicable(order: OrderDocument, detail: string): SupportActionResul
   return { kind: 'notApplicable', detail, state: order.state, status: order.status };
 }
 
-/**
- * Tries to record a support request on the order as it was read: false when anything was recorded
- * on the timeline since (another request, say, from a double click), so the caller reads the order
- * again and decides anew. After a few such races the request is recorded regardless.
- */
-async function recordRequest(env: SupportEnvironment, order: OrderDocument, entry: TimelineEntry, attempt: number): Promise<boolean> {
-  const condition = attempt < RECORD_ATTEMPTS ? { whenTimelineLength: order.timeline.length } : {};
-  return env.deps.orders.appendTimeline(order.id, entry, condition);
-}
+/** What a decision returns when its request lost the race to be recorded: decide again. */
+const RACED = Symbol('raced');
 
 /** How many times an action reads the order again when its record raced another write. */
 const RECORD_ATTEMPTS = 5;
 
-export async function requestRequeue(orderId: string, principal: SupportPrincipal, env: SupportEnvironment): Promise<SupportActionResult> {
-  const { deps } = env;
+/**
+ * Reads the order and lets `decide` act on it. `record` appends a support request to the timeline
+ * as it was read: false when anything was recorded since (another request, say, from a double
+ * click), and `decide` then returns RACED to decide anew on a fresh read. After a few such races
+ * the request is recorded regardless.
+ */
+async function decideOnFreshOrder(
+  orderId: string,
+  env: SupportEnvironment,
+  decide: (order: OrderDocument, record: (entry: TimelineEntry) => Promise<boolean>) => Promise<SupportActionResult | typeof RACED>,
+): Promise<SupportActionResult> {
   for (let attempt = 1; ; attempt++) {
-    const order = await deps.orders.get(orderId);
+    const order = await env.deps.orders.get(orderId);
     if (!order) return { kind: 'notFound' };
+    const unchanged = attempt < RECORD_ATTEMPTS ? { whenTimelineLength: order.timeline.length } : {};
+    const result = await decide(order, (entry) => env.deps.orders.appendTimeline(order.id, entry, unchanged));
+    if (result !== RACED) return result;
+  }
+}
+
+export function requestRequeue(orderId: string, principal: SupportPrincipal, env: SupportEnvironment): Promise<SupportActionResult> {
+  const { deps } = env;
+  return decideOnFreshOrder(orderId, env, async (order, record) => {
     if (!ACTIVE_STATES.includes(order.state)) {
       return notApplicable(order, `${theOrderIs(order.state)}; only an active order can be requeued`);
     }
@@ -98,8 +109,8 @@ export async function requestRequeue(orderId: string, principal: SupportPrincipa
     const pending = monitorSnapshotOf(order).requeueRequestedBy;
     const at = deps.now();
     if (!pending) {
-      const entry = { at, kind: TIMELINE.supportAction, detail: 'requeue', actor: principal.name, service: 'billing' as const };
-      if (!(await recordRequest(env, order, entry, attempt))) continue;
+      const recorded = await record({ at, kind: TIMELINE.supportAction, detail: 'requeue', actor: principal.name, service: 'billing' });
+      if (!recorded) return RACED;
     }
     const monitor = await wakeMonitor(order, 'requeue', principal, env);
     env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'requeue', by: principal.name, alreadyRequested: !!pending });
@@ -107,18 +118,12 @@ export async function requestRequeue(orderId: string, principal: SupportPrincipa
       kind: 'accepted',
       body: { orderId, action: 'requeue', accepted: true, alreadyRequested: !!pending, requestedBy: pending ?? principal.name, requestedAt: at, monitor },
     };
-  }
+  });
 }
 
-export async function requestCompensation(
-  orderId: string,
-  principal: SupportPrincipal,
-  env: SupportEnvironment,
-): Promise<SupportActionResult> {
+export function requestCompensation(orderId: string, principal: SupportPrincipal, env: SupportEnvironment): Promise<SupportActionResult> {
   const { deps } = env;
-  for (let attempt = 1; ; attempt++) {
-    const order = await deps.orders.get(orderId);
-    if (!order) return { kind: 'notFound' };
+  return decideOnFreshOrder(orderId, env, async (order, record) => {
     if (order.state === 'completed') {
       return notApplicable(order, 'the order is completed; compensation undoes unfinished orders only');
     }
@@ -148,7 +153,7 @@ export async function requestCompensation(
       };
     }
 
-    if (!(await recordRequest(env, order, { at, kind: TIMELINE.supportAction, detail: 'compensate', actor: principal.name }, attempt))) continue;
+    if (!(await record({ at, kind: TIMELINE.supportAction, detail: 'compensate', actor: principal.name }))) return RACED;
     if (order.state === 'attention') {
       // The monitor ended with the order; it resumes compensation once the order says so again.
       await deps.orders.transitionState(orderId, { from: ['attention'], to: 'compensating' });
@@ -159,5 +164,5 @@ export async function requestCompensation(
       kind: 'accepted',
       body: { orderId, action: 'compensate', accepted: true, alreadyRequested: false, requestedBy: principal.name, requestedAt: at, monitor },
     };
-  }
+  });
 }
