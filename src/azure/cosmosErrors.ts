@@ -1,7 +1,7 @@
 /** Recognising the Cosmos DB answers the repositories turn into domain outcomes. */
 import type { FeedResponse, Items, SqlQuerySpec } from '@azure/cosmos';
-import { PAGE_MAX } from '../domain/validation';
-import { statusCodeOf, ValidationError } from '../errors';
+import { invalidContinuationToken, PAGE_MAX } from '../domain/validation';
+import { statusCodeOf } from '../errors';
 
 export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
 export const isNotFound = (err: unknown): boolean => statusCodeOf(err) === 404;
@@ -56,7 +56,7 @@ export async function fetchPage<T extends object>(
   } catch (err) {
     const code = statusCodeOf(err);
     if (continuationToken && (code === undefined || code === 400)) {
-      throw new ValidationError('invalid continuationToken', [{ path: 'continuationToken', message: 'is not a token this API issued' }]);
+      throw invalidContinuationToken();
     }
     throw err;
   }

@@ -3,7 +3,7 @@
  * and in the API's own words: "must be at most 1000", not the schema library's wording.
  */
 import { z } from 'zod';
-import type { FieldProblem } from '../errors';
+import { type FieldProblem, ValidationError } from '../errors';
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; problems: FieldProblem[] };
 
@@ -81,3 +81,8 @@ export const pageQueryFields = {
   pageSize: z.coerce.number().int().min(1).max(PAGE_MAX).default(20),
   continuationToken: z.string().min(1).max(8192).optional(),
 };
+
+/** The 400 for a `continuationToken` a listing cannot go on from, saying why. */
+export function invalidContinuationToken(why = 'is not a token this API issued'): ValidationError {
+  return new ValidationError('invalid continuationToken', [{ path: 'continuationToken', message: why }]);
+}

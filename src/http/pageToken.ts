@@ -4,7 +4,7 @@
  * refused by the store as malformed); bound, the API says what went wrong.
  */
 import { createHash } from 'node:crypto';
-import { ValidationError } from '../errors';
+import { invalidContinuationToken } from '../domain/validation';
 
 const VERSION = 'p1';
 
@@ -21,12 +21,10 @@ export function issuePageToken(filters: unknown, storeToken: string): string {
 export function readPageToken(filters: unknown, token: string): string {
   const [version, issuedFor, inner, ...rest] = token.split('.');
   if (version !== VERSION || !issuedFor || !inner || rest.length > 0 || !/^[A-Za-z0-9_-]+$/.test(inner)) {
-    throw new ValidationError('invalid continuationToken', [{ path: 'continuationToken', message: 'is not a token this API issued' }]);
+    throw invalidContinuationToken();
   }
   if (issuedFor !== fingerprint(filters)) {
-    throw new ValidationError('invalid continuationToken', [
-      { path: 'continuationToken', message: 'was issued for other filters; ask for the first page again without it' },
-    ]);
+    throw invalidContinuationToken('was issued for other filters; ask for the first page again without it');
   }
   return Buffer.from(inner, 'base64url').toString('utf8');
 }
