@@ -46,7 +46,7 @@ export interface CorruptCopy {
   messageId: string;
 }
 
-/** Whether the order's timeline shows this copy dead-lettered (the dead-letter trigger records its message id). */
+/** Whether the order's timeline shows this copy dead-lettered (its record of the dead-letter carries the message id). */
 export function corruptCopySurfaced(copy: CorruptCopy, order: ObservedOrder | undefined): boolean {
   return (order?.timeline ?? []).some((e) => e.kind === 'deadlettered' && e.service === copy.service && (e.detail ?? '').startsWith(`message ${copy.messageId}`));
 }

@@ -478,9 +478,10 @@ export class OrderSagaStack extends TerraformStack {
       name: 'dead-letters-waiting',
       resourceGroupName: group.name,
       description:
-        'Messages have stayed in a dead-letter queue for 30 minutes. The consumers\' queues are drained within seconds by the ' +
-        'inventoryDeadLetter, billingDeadLetter and notificationDeadLetter functions, so one that stays means that function is failing ' +
-        '(see its logs); any other holds messages nothing processes: inspect them (Service Bus Explorer), then resubmit or purge.',
+        'Messages have stayed in a dead-letter queue for 30 minutes. In a consumer\'s queue the deadLetterSweeper function takes a ' +
+        'message out once its order is completed or cancelled; what stays is poison (listed under Unreadable messages in the support ' +
+        'portal: find who sent it, then purge it with Service Bus Explorer) or the message of an order in attention (act on the order), ' +
+        'or that function is failing (see its logs). Any other queue holds messages nothing processes: inspect them, then resubmit or purge.',
       scopes: [namespace.id],
       severity: 2,
       frequency: 'PT5M',
@@ -489,7 +490,7 @@ export class OrderSagaStack extends TerraformStack {
         {
           metricNamespace: 'Microsoft.ServiceBus/namespaces',
           metricName: 'DeadletteredMessages',
-          // The fewest seen in the window: a billing message waiting seconds for its drain never counts.
+          // The fewest seen in the window: a billing message waiting out its order's requeues never counts.
           aggregation: 'Minimum',
           operator: 'GreaterThan',
           threshold: 0,

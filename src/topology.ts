@@ -71,6 +71,8 @@ export const ORDERS_TOPIC = 'orders';
 /** Application property a targeted republish carries; subscription rules route on it. */
 export const TARGET_PROPERTY = 'target';
 export const MAX_DELIVERY_COUNT = 3;
+/** The reason Service Bus gives a message it dead-lettered after `MAX_DELIVERY_COUNT` deliveries. */
+export const MAX_DELIVERY_COUNT_EXCEEDED = 'MaxDeliveryCountExceeded';
 
 export const SUBSCRIPTIONS: Record<ServiceName, string> = {
   inventory: 'inventory-sub',

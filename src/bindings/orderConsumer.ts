@@ -1,10 +1,10 @@
 /**
  * One registration shape for the three consumers: a topic trigger on the service's subscription
- * that adapts the message and calls `consumeOrderCreated`.
+ * that adapts the message and calls `consumeDelivery`.
  */
 import { app, type InvocationContext } from '@azure/functions';
 import { createLogger } from '../log';
-import { consumeOrderCreated } from '../services/consumers';
+import { consumeDelivery } from '../services/consumers';
 import { appDependencies } from '../services/dependencies';
 import { ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
 import { durableClientInput, monitorClientFor } from './durableBinding';
@@ -21,7 +21,7 @@ export function registerOrderConsumer(functionName: string, service: ServiceName
     extraInputs: [durableClientInput],
     handler: async (message: unknown, context: InvocationContext): Promise<void> => {
       const log = createLogger(context).with({ invocationId: context.invocationId });
-      await consumeOrderCreated(service, deliveryFrom(message, context), {
+      await consumeDelivery(service, deliveryFrom(message, context), {
         deps: appDependencies(),
         monitor: monitorClientFor(context, log),
         log,

@@ -15,7 +15,8 @@ import type { NotificationKind, OrderDocument, ServiceStatus } from '../domain/o
 import { ACTIVE_STATES, ALL_DONE, billingMustFail, CLAIMABLE_FROM, isReadyToComplete, othersDone } from '../domain/orderState';
 import { ensureError, PoisonMessageError, TransientError } from '../errors';
 import type { Logger } from '../log';
-import { MAX_DELIVERY_COUNT, type ServiceName } from '../topology';
+import { recordDeadLetter } from '../support/deadLetters';
+import { MAX_DELIVERY_COUNT, MAX_DELIVERY_COUNT_EXCEEDED, type ServiceName } from '../topology';
 import type { OrderSagaDependencies } from './dependencies';
 import { sendConfirmation } from './notices';
 import { chargePayment } from './payment';
@@ -87,6 +88,32 @@ async function doWork(service: ServiceName, order: OrderDocument, deps: OrderSag
       const { at } = await sendConfirmation(order, deps, { mirror: false });
       return { status: 'done', detail: 'confirmation sent', notice: { kind: 'confirmation', at } };
     }
+  }
+}
+
+/**
+ * `consumeOrderCreated`, and when the last delivery Service Bus allows fails, the dead-letter it
+ * then makes is recorded at once (on the order, or in the dead-letter archive for poison), without
+ * waiting for the dead-letter sweep to find the message. The sweep still finds it, and what it
+ * finds without this (a host that died during that delivery, an expired message) it records itself.
+ */
+export async function consumeDelivery(service: ServiceName, delivery: Delivery, env: ConsumerEnvironment): Promise<ConsumerOutcome> {
+  try {
+    return await consumeOrderCreated(service, delivery, env);
+  } catch (err) {
+    if (delivery.deliveryCount >= MAX_DELIVERY_COUNT) {
+      const message = {
+        body: delivery.body,
+        messageId: delivery.messageId,
+        deliveryCount: delivery.deliveryCount,
+        deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED,
+        deadLetterDescription: ensureError(err).message,
+        orderId: delivery.orderId,
+        correlationId: delivery.correlationId,
+      };
+      await recordDeadLetter(service, message, env).catch((e) => env.log.warn(`${service}-deadletter-record-failed`, { messageId: delivery.messageId, error: ensureError(e).message }));
+    }
+    throw err;
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * Surfaces a message that Service Bus dead-lettered from a consumer's subscription, on its order's
- * timeline with the reason and delivery count, and wakes the monitor:
+ * Surfaces a message that Service Bus dead-lettered from a consumer's subscription (found by the
+ * dead-letter sweep, `deadLetterSweep.ts`), on its order's timeline with the reason and delivery
+ * count, and wakes the monitor:
  * - billing shows `status.billing = deadlettered`; the monitor requeues it after a backoff, then
  *   compensates;
  * - inventory and notification keep their status (`pending`/`processing`, so the next delivery
@@ -8,9 +9,9 @@
  *   waiting for it to look stuck, and compensates when its republishes are used up.
  * A message the app cannot read (its body is not an order event) is kept in the dead-letter
  * archive with why; when its `order_id` property names an order, it is also surfaced on that order
- * as above (it may have been the order's own event, corrupted). The trigger completes the
- * dead-letter message only after this returns; anything thrown leaves it in the dead-letter queue
- * for another try.
+ * as above (it may have been the order's own event, corrupted). Recording is idempotent: the sweep
+ * sees a message again after a restart. Anything thrown leaves the message unrecorded for the next
+ * sweep; the message itself stays in its dead-letter queue either way.
  */
 import { TIMELINE } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
@@ -44,11 +45,20 @@ export type DeadLetterOutcome =
   /** Not an order event, or its order does not exist: kept in the dead-letter archive and logged. */
   | 'unknown-order';
 
+export interface DeadLetterRecord {
+  outcome: DeadLetterOutcome;
+  /**
+   * The order whose readable event this is. Such a message may leave its dead-letter queue once
+   * the order is completed or cancelled; poison (unreadable, or for no order) has none and stays.
+   */
+  orderId?: string;
+}
+
 export async function recordDeadLetter(
   service: ServiceName,
   message: DeadLetteredMessage,
   env: { deps: OrderSagaDependencies; monitor: MonitorClient; log: Logger },
-): Promise<DeadLetterOutcome> {
+): Promise<DeadLetterRecord> {
   const { deps } = env;
   const parsed = parseOrderCreatedEvent(message.body);
   const named = parsed.ok ? parsed.event.data.orderId : message.orderId;
@@ -63,10 +73,10 @@ export async function recordDeadLetter(
   });
 
   const order = orderId ? await deps.orders.get(orderId) : undefined;
+  let parkedNow = false;
   if (!order || !parsed.ok) {
-    // Never lost: the body and why it could not be read are kept before the dead-letter queue lets
-    // the message go (a failure here throws, and the message stays in the queue).
-    await deps.deadLetters.park({
+    // Kept where support reads it (the portal, the API), with why it could not be read.
+    parkedNow = await deps.deadLetters.park({
       source: deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]),
       messageId: message.messageId,
       deadLetterReason: message.deadLetterReason,
@@ -79,18 +89,19 @@ export async function recordDeadLetter(
     });
   }
   if (!order) {
-    // Poison input: nothing to surface on an order.
+    // Poison input: nothing to surface on an order. Logged once, when it is first kept.
+    if (!parkedNow) return { outcome: 'unknown-order' };
     log.error(`${service}-${DEAD_LETTER_WITHOUT_ORDER_EVENT}`, new Error(parsed.ok ? 'order not found' : parsed.reason), {
       body: typeof message.body === 'string' ? message.body.slice(0, 2000) : message.body,
     });
-    return 'unknown-order';
+    return { outcome: 'unknown-order' };
   }
+  const belongs = parsed.ok ? { orderId: order.id } : {};
 
   // The three subscriptions get the same message (same id): a marker is one service's.
   const marker = `message ${message.messageId ?? 'without id'}`;
   if (order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && e.detail?.startsWith(marker))) {
-    log.info(`${service}-deadletter-duplicate`);
-    return 'duplicate';
+    return { outcome: 'duplicate', ...belongs };
   }
 
   const broker = [message.deadLetterReason, message.deadLetterDescription].filter(Boolean).join(': ') || 'dead-lettered';
@@ -119,9 +130,9 @@ export async function recordDeadLetter(
     // compensated: keep the record only.
     await deps.orders.appendTimeline(order.id, { ...entry, detail: `${marker}; ${service} already ${current}, order ${order.state}` });
     log.info(`${service}-deadletter-noted`, { status: current, state: order.state });
-    return 'noted';
+    return { outcome: 'noted', ...belongs };
   }
   log.warn(`${service}-deadlettered`, { reason });
   await env.monitor.notifyOrderChanged(order.id, { source: 'deadletter', service, status: updated.status[service], reason });
-  return 'recorded';
+  return { outcome: 'recorded', ...belongs };
 }

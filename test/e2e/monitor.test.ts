@@ -3,8 +3,10 @@
  * the emulators: a dead-lettered billing that a requeue fixes, and a billing that never succeeds.
  * Prints the figures: dead-letter -> requeue, dead-letter -> cancelled, monitor history length.
  */
+import { ServiceBusClient } from '@azure/service-bus';
+import Long from 'long';
 import type { OrderDocument, TimelineEntry } from '../../src/domain/order';
-import { MAX_DELIVERY_COUNT } from '../../src/topology';
+import { deadLetterPath, MAX_DELIVERY_COUNT, ORDERS_TOPIC, SUBSCRIPTIONS } from '../../src/topology';
 import { startSystem, type RunningSystem } from './system';
 
 jest.setTimeout(180_000);
@@ -33,10 +35,35 @@ async function historyLength(id: string): Promise<number> {
   return (res.body.historyEvents ?? []).length;
 }
 
+/** The messages of this order in billing's dead-letter queue (peeked: nothing is taken or locked). */
+async function inBillingDeadLetters(orderId: string) {
+  const serviceBus = new ServiceBusClient(system.serviceBusConnectionString);
+  try {
+    const receiver = serviceBus.createReceiver(deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS.billing));
+    return (await receiver.peekMessages(500, { fromSequenceNumber: Long.ZERO })).filter((m) => m.applicationProperties?.order_id === orderId);
+  } finally {
+    await serviceBus.close();
+  }
+}
+
+async function until<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let value = await read(); ; value = await read()) {
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 it('a billing dead-lettered after maxDeliveryCount failures is requeued to billing only and the order completes', async () => {
   const res = await system.postOrder({ customerId: 'e2e-monitor', items: [{ sku: 'HEADSET-01', quantity: 1 }], simulate: { billingFailures: MAX_DELIVERY_COUNT } });
   expect(res.status).toBe(202);
-  const order = await system.waitForOrder<View>(res.body.orderId, finished, 30_000, 100);
+  const id: string = res.body.orderId;
+  // The message waits in billing's dead-letter queue, with Service Bus's reason, while the order is open.
+  await system.waitForOrder<View>(id, (o) => o.status.billing === 'deadlettered', 30_000, 100);
+  const waiting = await until('no message in the dead-letter queue', () => inBillingDeadLetters(id), (m) => m.length === 1, 5_000);
+  expect(waiting[0]).toMatchObject({ deadLetterReason: 'MaxDeliveryCountExceeded', deliveryCount: MAX_DELIVERY_COUNT });
+  const order = await system.waitForOrder<View>(id, finished, 30_000, 100);
 
   expect(order.state).toBe('completed');
   expect(order.status).toEqual({ inventory: 'done', billing: 'done', notification: 'done' });
@@ -52,6 +79,10 @@ it('a billing dead-lettered after maxDeliveryCount failures is requeued to billi
 
   figures['dead-letter -> requeue (ms)'] = ms(deadLetter, requeue);
   figures['dead-letter -> completed (ms)'] = ms(deadLetter, first(order, 'completed'));
+  // Completed, the order is the whole story: the dead-letter sweep takes its message out.
+  const gone = Date.now();
+  await until('the completed order\'s message is still in the dead-letter queue', () => inBillingDeadLetters(id), (m) => m.length === 0, 15_000);
+  figures['completed -> taken out of the dead-letter queue (ms, real)'] = Date.now() - gone;
   figures['monitor history events (completed after a requeue)'] = await historyLength(order.id);
 });
 

@@ -3,9 +3,10 @@
  * completion, idempotency, duplicate events, hostile input and poison messages.
  */
 import fc from 'fast-check';
+import Long from 'long';
 import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
 import type { OrderDocument } from '../../src/domain/order';
-import { ORDERS_TOPIC, SERVICES } from '../../src/topology';
+import { deadLetterPath, ORDERS_TOPIC, SERVICES, SUBSCRIPTIONS, type ServiceName } from '../../src/topology';
 import { systemWithServiceBus } from './systemWithServiceBus';
 
 jest.setTimeout(120_000);
@@ -155,8 +156,7 @@ it('dead-letters a poison message after its deliveries, without crashing the hos
   });
   await sender.close();
 
-  // Each consumer's dead-letter queue is drained by the app: what names no order is kept in the
-  // dead-letter archive and logged with the reason Service Bus gave.
+  // What names no order is kept in the dead-letter archive and logged with the dead-letter reason.
   const deadline = Date.now() + 30_000;
   const parked = (service: string) =>
     e2e.system.host
@@ -165,6 +165,20 @@ it('dead-letters a poison message after its deliveries, without crashing the hos
       .some((line) => line.includes(`${service}-deadletter-without-order`) && line.includes(messageId) && line.includes('"deadLetterReason":"MaxDeliveryCountExceeded"'));
   while (!SERVICES.every(parked) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
   expect(SERVICES.filter((s) => !parked(s))).toEqual([]);
+  // The message itself stays in each consumer's dead-letter queue, with the reason Service Bus gave.
+  const inQueue = async (service: ServiceName) => {
+    const receiver = e2e.serviceBus.createReceiver(deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]));
+    try {
+      return (await receiver.peekMessages(100, { fromSequenceNumber: Long.ZERO })).find((m) => m.messageId === messageId);
+    } finally {
+      await receiver.close();
+    }
+  };
+  for (const service of SERVICES) {
+    let found = await inQueue(service);
+    while (!found && Date.now() < deadline) found = await new Promise((r) => setTimeout(r, 250)).then(() => inQueue(service));
+    expect([service, found?.deadLetterReason]).toEqual([service, 'MaxDeliveryCountExceeded']);
+  }
 
   // The host is still serving.
   const res = await e2e.system.postOrder(order);

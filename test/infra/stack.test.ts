@@ -263,7 +263,7 @@ describe('alerts', () => {
 
   it('raises one alert per dead-letter queue that held a message naming no order, from the event the app logs', () => {
     expectLogAlert('dead-letters-parked', 2, PARKED_DEAD_LETTER_ALERT_QUERY, 'event');
-    // The query looks for the line the dead-letter triggers write, for every consumer's queue.
+    // The query looks for the line written when poison is first kept, for every consumer's queue.
     for (const service of SERVICES) {
       const lines: string[] = [];
       createLogger({ info: () => undefined, warn: () => undefined, error: (line) => lines.push(String(line)) }).error(

@@ -385,7 +385,7 @@ describe('dead-lettered inventory', () => {
     const { id, order: written, deliver } = await writeOrderWithMonitor([{ sku: 'WEBCAM-01', quantity: 1 }]);
     await deliver('billing', 'notification');
     // Unreadable, but its application properties name the order: inventory's consumer refuses it
-    // on every delivery, so Service Bus dead-letters it, and the dead-letter trigger finds the order.
+    // on every delivery, so Service Bus dead-letters it, and the order is found from the dead-letter.
     const sender = world.serviceBus.createSender(ORDERS_TOPIC);
     await sender.sendMessages({
       messageId: `${written.eventId}:inventory:corrupt`,

@@ -2,7 +2,7 @@ import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
 import { newOrder } from '../../src/domain/orderState';
 import { PoisonMessageError, TransientError } from '../../src/errors';
 import { createLogger } from '../../src/log';
-import { consumeOrderCreated, markCompleted, type Delivery } from '../../src/services/consumers';
+import { consumeDelivery, consumeOrderCreated, markCompleted, type Delivery } from '../../src/services/consumers';
 import { sendCancellation } from '../../src/services/notices';
 import { orderSupportView } from '../../src/services/queries';
 import { recordDeadLetter } from '../../src/support/deadLetters';
@@ -44,6 +44,47 @@ async function stockOf(sku: string) {
   const { available, reserved, holds } = (await deps.inventory.get(sku))!;
   return { available, reserved, holds };
 }
+
+describe('consumeDelivery: the last delivery that fails', () => {
+  const attempt = (service: ServiceName, order: ReturnType<typeof newOrder>, deliveryCount: number, body: unknown = buildOrderCreatedEvent(order)) =>
+    consumeDelivery(service, { body, messageId: order.eventId, deliveryCount }, { deps, monitor, log });
+
+  it('records the dead-letter Service Bus makes of it at once, with the last error, and still throws', async () => {
+    const order = await placeOrder([mouse], { billingFailures: 3 });
+    for (const n of [1, 2]) await expect(attempt('billing', order, n)).rejects.toThrow(TransientError);
+    // Not before the last delivery: Service Bus will deliver it again.
+    expect((await deps.orders.get(order.id))!.status.billing).toBe('processing');
+    expect(monitor.changes.filter((c) => c.change.source === 'deadletter')).toHaveLength(0);
+
+    await expect(attempt('billing', order, 3)).rejects.toThrow('simulated failure 3 of 3');
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.status.billing).toBe('deadlettered');
+    expect(stored.statusReason.billing).toBe('MaxDeliveryCountExceeded: payment gateway unavailable (simulated failure 3 of 3)');
+    expect(stored.timeline.filter((e) => e.kind === 'deadlettered')).toEqual([expect.objectContaining({ service: 'billing', deliveryCount: 3, detail: `message ${order.eventId}` })]);
+    expect(monitor.changes.filter((c) => c.change.source === 'deadletter')).toHaveLength(1);
+    // The sweep that later finds the message in the dead-letter queue records nothing new.
+    const found = { body: buildOrderCreatedEvent(order), messageId: order.eventId, deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
+    expect(await recordDeadLetter('billing', found, { deps, monitor, log })).toEqual({ outcome: 'duplicate', orderId: order.id });
+  });
+
+  it('keeps poison in the dead-letter archive on its last delivery', async () => {
+    const order = await placeOrder([mouse]);
+    await expect(attempt('notification', order, 3, '{"cut":')).rejects.toThrow(PoisonMessageError);
+    expect([...deps.deadLetters.parked.values()]).toEqual([
+      expect.objectContaining({ source: 'orders/Subscriptions/notification-sub/$DeadLetterQueue', messageId: order.eventId, problem: 'body is not JSON', deadLetterReason: 'MaxDeliveryCountExceeded' }),
+    ]);
+  });
+
+  it('a failure to record leaves the error of the delivery, which is what decides the dead-letter', async () => {
+    const warnings: string[] = [];
+    const watched = createLogger({ info: () => undefined, warn: (line: unknown) => warnings.push(String(line)), error: () => undefined });
+    deps.deadLetters.park = async () => {
+      throw new Error('archive down');
+    };
+    await expect(consumeDelivery('billing', { body: '{"cut":', messageId: 'm-1', deliveryCount: 3 }, { deps, monitor, log: watched })).rejects.toThrow(PoisonMessageError);
+    expect(warnings.join()).toContain('billing-deadletter-record-failed');
+  });
+});
 
 describe('consumeOrderCreated', () => {
   it('completes the order when the last of the three services is done, whatever the order of arrival', async () => {
@@ -140,7 +181,7 @@ describe('consumeOrderCreated', () => {
     const order = await placeOrder([mouse, { sku: 'LIMITED-EDITION', quantity: 4, unitPrice: 19.99 }], { billingFailures: 3 });
     for (let attempt = 1; attempt <= 3; attempt++) await expect(deliver('billing', order, attempt)).rejects.toThrow(TransientError);
     const deadLetter = { body: buildOrderCreatedEvent(order), messageId: order.eventId, deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
-    expect(await recordDeadLetter('billing', deadLetter, { deps, monitor, log })).toBe('recorded');
+    expect((await recordDeadLetter('billing', deadLetter, { deps, monitor, log })).outcome).toBe('recorded');
     expect((await deps.orders.get(order.id))!.statusReason.billing).toBe('MaxDeliveryCountExceeded');
     // The requeued message's delivery claims from `deadlettered` and records `done`.
     expect(await deliver('billing', order)).toBe('done');

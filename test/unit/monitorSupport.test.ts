@@ -199,8 +199,8 @@ describe('recordDeadLetter', () => {
     const monitor = new RecordingMonitor();
     seedOrder(deps, { state: 'processing' }, { billing: 'processing' });
     const message = { body: JSON.stringify(body('order-1')), messageId: 'event-1', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
-    expect(await recordDeadLetter('billing', message, { deps, monitor, log: silent })).toBe('recorded');
-    expect(await recordDeadLetter('billing', message, { deps, monitor, log: silent })).toBe('duplicate');
+    expect((await recordDeadLetter('billing', message, { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect((await recordDeadLetter('billing', message, { deps, monitor, log: silent })).outcome).toBe('duplicate');
     const order = deps.orders.docs.get('order-1')!;
     expect(order.status.billing).toBe('deadlettered');
     expect(order.statusReason.billing).toBe('MaxDeliveryCountExceeded');
@@ -215,7 +215,7 @@ describe('recordDeadLetter', () => {
     const monitor = new RecordingMonitor();
     seedOrder(deps, { state: 'completed' }, { inventory: 'done', billing: 'done', notification: 'done' });
     const outcome = await recordDeadLetter('billing', { body: body('order-1'), messageId: 'event-1:billing:1' }, { deps, monitor, log: silent });
-    expect(outcome).toBe('noted');
+    expect(outcome.outcome).toBe('noted');
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('done');
     expect(monitor.changes).toHaveLength(0);
   });
@@ -226,7 +226,7 @@ describe('recordDeadLetter', () => {
     const log = createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(String(line)) });
     const poison = { body: '{not json', messageId: 'm-9', deadLetterReason: 'MaxDeliveryCountExceeded' };
     const outcome = await recordDeadLetter('billing', poison, { deps, monitor: new RecordingMonitor(), log });
-    expect(outcome).toBe('unknown-order');
+    expect(outcome.outcome).toBe('unknown-order');
     expect(errors.join()).toContain('m-9');
     expect([...deps.deadLetters.parked.values()]).toEqual([
       expect.objectContaining({ source: 'orders/Subscriptions/billing-sub/$DeadLetterQueue', messageId: 'm-9', body: '{not json', deadLetterReason: 'MaxDeliveryCountExceeded' }),
@@ -243,8 +243,8 @@ describe('recordDeadLetter', () => {
       const monitor = new RecordingMonitor();
       seedOrder(deps, { state: 'processing' }, { [service]: 'processing', billing: 'done' });
       const message = { body: body('order-1'), messageId: 'event-1', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
-      expect(await recordDeadLetter(service, message, { deps, monitor, log: silent })).toBe('recorded');
-      expect(await recordDeadLetter(service, message, { deps, monitor, log: silent })).toBe('duplicate');
+      expect((await recordDeadLetter(service, message, { deps, monitor, log: silent })).outcome).toBe('recorded');
+      expect((await recordDeadLetter(service, message, { deps, monitor, log: silent })).outcome).toBe('duplicate');
       const order = deps.orders.docs.get('order-1')!;
       expect(order.status).toEqual({ inventory: 'pending', billing: 'done', notification: 'pending', [service]: 'processing' });
       expect(order.timeline.filter((e) => e.kind === 'deadlettered')).toEqual([
@@ -259,8 +259,8 @@ describe('recordDeadLetter', () => {
     const monitor = new RecordingMonitor();
     seedOrder(deps, { state: 'processing' }, { inventory: 'processing', billing: 'processing' });
     const message = { body: body('order-1'), messageId: 'event-1', deadLetterReason: 'MaxDeliveryCountExceeded' };
-    expect(await recordDeadLetter('inventory', message, { deps, monitor, log: silent })).toBe('recorded');
-    expect(await recordDeadLetter('billing', message, { deps, monitor, log: silent })).toBe('recorded');
+    expect((await recordDeadLetter('inventory', message, { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect((await recordDeadLetter('billing', message, { deps, monitor, log: silent })).outcome).toBe('recorded');
     const order = deps.orders.docs.get('order-1')!;
     expect(order.timeline.filter((e) => e.kind === 'deadlettered').map((e) => e.service)).toEqual(['inventory', 'billing']);
     expect(order.status.billing).toBe('deadlettered');
@@ -273,7 +273,7 @@ describe('recordDeadLetter', () => {
     const deps = memoryDependencies();
     const monitor = new RecordingMonitor();
     seedOrder(deps, over, status);
-    expect(await recordDeadLetter('notification', { body: body('order-1'), messageId: 'event-1' }, { deps, monitor, log: silent })).toBe('noted');
+    expect((await recordDeadLetter('notification', { body: body('order-1'), messageId: 'event-1' }, { deps, monitor, log: silent })).outcome).toBe('noted');
     const order = deps.orders.docs.get('order-1')!;
     expect(order.status.notification).toBe(status.notification);
     expect(order.timeline.filter((e) => e.kind === 'deadlettered')).toEqual([expect.objectContaining({ service: 'notification' })]);
@@ -284,7 +284,7 @@ describe('recordDeadLetter', () => {
     const deps = memoryDependencies();
     const errors: string[] = [];
     const log = createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(String(line)) });
-    expect(await recordDeadLetter('inventory', { body: 'x', messageId: 'm-1' }, { deps, monitor: new RecordingMonitor(), log })).toBe('unknown-order');
+    expect((await recordDeadLetter('inventory', { body: 'x', messageId: 'm-1' }, { deps, monitor: new RecordingMonitor(), log })).outcome).toBe('unknown-order');
     expect(errors.join()).toContain('inventory-deadletter-without-order');
     expect([...deps.deadLetters.parked.values()]).toEqual([
       expect.objectContaining({ source: 'orders/Subscriptions/inventory-sub/$DeadLetterQueue', messageId: 'm-1', body: 'x' }),
@@ -295,8 +295,8 @@ describe('recordDeadLetter', () => {
     const deps = memoryDependencies();
     const env = { deps, monitor: new RecordingMonitor(), log: silent };
     const missingOrder = '00000000-0000-4000-8000-00000000abcd';
-    expect(await recordDeadLetter('billing', { body: body(missingOrder), messageId: 'm-gone' }, env)).toBe('unknown-order');
-    expect(await recordDeadLetter('billing', { body: '{"specversion":', messageId: 'm-cut' }, env)).toBe('unknown-order');
+    expect((await recordDeadLetter('billing', { body: body(missingOrder), messageId: 'm-gone' }, env)).outcome).toBe('unknown-order');
+    expect((await recordDeadLetter('billing', { body: '{"specversion":', messageId: 'm-cut' }, env)).outcome).toBe('unknown-order');
     const problems = Object.fromEntries([...deps.deadLetters.parked.values()].map((p) => [p.messageId, p.problem]));
     expect(problems).toEqual({ 'm-gone': `order ${missingOrder} does not exist`, 'm-cut': expect.stringMatching(/json/i) });
   });
@@ -306,8 +306,8 @@ describe('recordDeadLetter', () => {
     const monitor = new RecordingMonitor();
     seedOrder(deps, { state: 'processing' }, { inventory: 'processing', billing: 'done' });
     const message = { body: '{"truncated":', messageId: 'm-cut', orderId: 'order-1', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
-    expect(await recordDeadLetter('inventory', message, { deps, monitor, log: silent })).toBe('recorded');
-    expect(await recordDeadLetter('inventory', message, { deps, monitor, log: silent })).toBe('duplicate');
+    expect((await recordDeadLetter('inventory', message, { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect((await recordDeadLetter('inventory', message, { deps, monitor, log: silent })).outcome).toBe('duplicate');
     const order = deps.orders.docs.get('order-1')!;
     expect(order.timeline.filter((e) => e.kind === 'deadlettered')).toEqual([
       expect.objectContaining({ service: 'inventory', reason: 'MaxDeliveryCountExceeded (unreadable: body is not JSON)' }),
