@@ -38,6 +38,15 @@ export interface ChaosObservation {
   neverAccepted: string[];
   /** Unreadable copies of orders' events the run sent to one consumer each (they must dead-letter). */
   corruptCopies?: CorruptCopy[];
+  /** What the consumers' dead-letter queues held at the end (peeked). */
+  deadLetterQueues?: QueuedDeadLetter[];
+}
+
+export interface QueuedDeadLetter {
+  service: string;
+  messageId: string;
+  /** Its `order_id` application property. */
+  orderId?: string;
 }
 
 export interface CorruptCopy {
@@ -61,7 +70,8 @@ export type ViolationKind =
   | 'services'
   | 'stock'
   | 'hold'
-  | 'dead-letter';
+  | 'dead-letter'
+  | 'dead-letter-queue';
 
 export interface Violation {
   kind: ViolationKind;
@@ -143,6 +153,23 @@ export function checkChaosInvariants(observation: ChaosObservation): ChaosVerdic
   for (const copy of observation.corruptCopies ?? []) {
     if (!corruptCopySurfaced(copy, ordersById.get(copy.orderId))) {
       violations.push({ kind: 'dead-letter', subject: copy.orderId, detail: `unreadable copy ${copy.messageId} sent to ${copy.service} is not on the order's timeline as dead-lettered` });
+    }
+  }
+
+  // Poison stays in its dead-letter queue; a finished order's own messages are taken out.
+  if (observation.deadLetterQueues) {
+    const queued = new Set(observation.deadLetterQueues.map((m) => `${m.service} ${m.messageId}`));
+    const copies = new Set((observation.corruptCopies ?? []).map((c) => c.messageId));
+    for (const copy of observation.corruptCopies ?? []) {
+      if (!queued.has(`${copy.service} ${copy.messageId}`)) {
+        violations.push({ kind: 'dead-letter-queue', subject: copy.orderId, detail: `unreadable copy ${copy.messageId} is not in ${copy.service}'s dead-letter queue` });
+      }
+    }
+    for (const m of observation.deadLetterQueues) {
+      const state = m.orderId ? ordersById.get(m.orderId)?.state : undefined;
+      if (!copies.has(m.messageId) && (state === 'completed' || state === 'cancelled')) {
+        violations.push({ kind: 'dead-letter-queue', subject: m.orderId!, detail: `${state} order's message ${m.messageId} is still in ${m.service}'s dead-letter queue` });
+      }
     }
   }
 

@@ -15,11 +15,12 @@
  *        --echo (host output to stderr)
  */
 import { ServiceBusClient } from '@azure/service-bus';
+import Long from 'long';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, startLocalStack, type LocalStack } from '../local/stack';
 import { CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED } from '../src/domain/orderCreatedEvent';
-import { durationMs, ORDERS_TOPIC, serviceBusTopology, SERVICES, TARGET_PROPERTY, type ServiceName } from '../src/topology';
+import { durationMs, ORDERS_TOPIC, serviceBusTopology, SERVICES, SUBSCRIPTIONS, TARGET_PROPERTY, type ServiceName } from '../src/topology';
 import {
   checkChaosInvariants,
   corruptCopySurfaced,
@@ -28,6 +29,7 @@ import {
   type ChaosVerdict,
   type ObservedOrder,
   type ObservedStock,
+  type QueuedDeadLetter,
 } from './chaos-invariants';
 import { call, keepAliveAgent, Progress, sleep, type Answer } from './load';
 
@@ -122,6 +124,8 @@ export interface ChaosResult {
   corruptCopies: number;
   /** Dead-letters recorded on the orders' timelines, per service (each one a message Service Bus gave up on). */
   deadLetters: Record<string, number>;
+  /** Whether the dead-letter queues were read at the end (needs a Service Bus connection). */
+  deadLetterQueueChecked?: boolean;
   /** Orders that were not terminal at the end, as last read (for the report). */
   unfinished: ObservedOrder[];
 }
@@ -419,8 +423,22 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
       readOrders([...new Set(unsurfaced().map((c) => c.orderId))]),
     );
     const orders = ids.map((id) => latest.get(id)).filter((o): o is ObservedOrder => o !== undefined);
+    // The dead-letter sweep takes a finished order's messages out within a run or two (5 s each).
+    let deadLetterQueues: QueuedDeadLetter[] | undefined;
+    if (serviceBus) {
+      const copyIds = new Set(corruptCopies.map((c) => c.messageId));
+      const finished = (m: QueuedDeadLetter) => m.orderId !== undefined && ['completed', 'cancelled'].includes(latest.get(m.orderId)?.state ?? '') && !copyIds.has(m.messageId);
+      const sweptBy = Date.now() + 30_000;
+      for (;;) {
+        deadLetterQueues = await peekDeadLetterQueues(serviceBus);
+        const left = deadLetterQueues.filter(finished).length;
+        if (left === 0 || Date.now() > sweptBy) break;
+        progress.update(`chaos: ${left} messages of finished orders still in dead-letter queues`);
+        await sleep(2_000);
+      }
+    }
     const unread = ids.filter((id) => !latest.has(id));
-    const verdict = checkChaosInvariants({ initialStock, finalStock, orders, neverAccepted: rejected, corruptCopies });
+    const verdict = checkChaosInvariants({ initialStock, finalStock, orders, neverAccepted: rejected, corruptCopies, ...(deadLetterQueues ? { deadLetterQueues } : {}) });
     for (const id of unread) verdict.violations.push({ kind: 'not-terminal', subject: id, detail: 'accepted, but GET never answered 200' });
     return {
       options: {
@@ -444,12 +462,35 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
       verdict,
       corruptCopies: corruptCopies.length,
       deadLetters: deadLettersByService(orders),
+      deadLetterQueueChecked: deadLetterQueues !== undefined,
       unfinished: orders.filter((o) => !isTerminal(o)),
     };
   } finally {
     agent.destroy();
     await serviceBus?.close();
   }
+}
+
+/** Everything in the consumers' dead-letter queues, peeked from the head (nothing is locked). */
+async function peekDeadLetterQueues(serviceBus: ServiceBusClient): Promise<QueuedDeadLetter[]> {
+  const out: QueuedDeadLetter[] = [];
+  for (const service of SERVICES) {
+    const receiver = serviceBus.createReceiver(ORDERS_TOPIC, SUBSCRIPTIONS[service], { subQueueType: 'deadLetter' });
+    try {
+      for (let from = Long.ZERO; ; ) {
+        const page = await receiver.peekMessages(100, { fromSequenceNumber: from });
+        if (page.length === 0) break;
+        for (const m of page) {
+          const orderId = m.applicationProperties?.['order_id'];
+          out.push({ service, messageId: String(m.messageId), ...(typeof orderId === 'string' ? { orderId } : {}) });
+        }
+        from = page.at(-1)!.sequenceNumber!.add(1);
+      }
+    } finally {
+      await receiver.close();
+    }
+  }
+  return out;
 }
 
 export function deadLettersByService(orders: ObservedOrder[]): Record<string, number> {
@@ -491,6 +532,8 @@ export function formatChaosReport(result: ChaosResult): string {
   // Older results have no count.
   if (result.deadLetters) row('dead-letters inv / bill / notif', SERVICES.map((s) => result.deadLetters[s] ?? 0).join(' / '));
   if (result.corruptCopies !== undefined) row('unreadable copies on their orders', `${result.corruptCopies - byKind('dead-letter')}/${result.corruptCopies}`, ok(byKind('dead-letter') === 0));
+  // Older results have no such check.
+  if (result.deadLetterQueueChecked) row('dead-letter queues kept, cleared', byKind('dead-letter-queue'), ok(byKind('dead-letter-queue') === 0));
   row(stalls ? 'stalls' : 'host kills', result.kills.length, ok(result.kills.length >= result.options.kills));
   row('every order terminal (not stuck)', byKind('not-terminal'), ok(byKind('not-terminal') === 0));
   row('charges - refunds = total / 0', byKind('money'), ok(byKind('money') === 0));

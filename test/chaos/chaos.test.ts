@@ -128,6 +128,30 @@ describe('chaos invariant checker', () => {
     expect(kinds(o)).toEqual(['dead-letter o3', 'dead-letter o9']);
   });
 
+  it("flags poison gone from its dead-letter queue, and a finished order's message left in one", () => {
+    const o = soundObservation();
+    o.corruptCopies = [
+      { orderId: 'o1', service: 'inventory', messageId: 'o1:unreadable:inventory' },
+      { orderId: 'o2', service: 'notification', messageId: 'o2:unreadable:notification' },
+    ];
+    o.orders[0]!.timeline = [{ kind: 'deadlettered', service: 'inventory', detail: 'message o1:unreadable:inventory' }];
+    o.orders[1]!.timeline = [{ kind: 'deadlettered', service: 'notification', detail: 'message o2:unreadable:notification' }];
+    o.orders.push({ ...completed('o4', 'A', 0, 0), state: 'attention' });
+    o.deadLetterQueues = [
+      { service: 'inventory', messageId: 'o1:unreadable:inventory', orderId: 'o1' },
+      // o2's copy is in the wrong queue, so not where it was dead-lettered.
+      { service: 'inventory', messageId: 'o2:unreadable:notification', orderId: 'o2' },
+      // A cancelled order's billing message should have been taken out; one of an order left for a
+      // person, and one naming no order of this run, stay.
+      { service: 'billing', messageId: 'ev-o3:billing:1', orderId: 'o3' },
+      { service: 'billing', messageId: 'ev-o4', orderId: 'o4' },
+      { service: 'billing', messageId: 'stranger' },
+    ];
+    expect(kinds(o).filter((k) => k.startsWith('dead-letter-queue'))).toEqual(['dead-letter-queue o2', 'dead-letter-queue o3']);
+    o.deadLetterQueues = o.deadLetterQueues.filter((m) => m.orderId !== 'o3').concat({ service: 'notification', messageId: 'o2:unreadable:notification', orderId: 'o2' });
+    expect(kinds(o).filter((k) => k.startsWith('dead-letter-queue'))).toEqual([]);
+  });
+
   it('sends an unreadable copy for one order in ten, to inventory and notification by turns, by place alone', () => {
     const targets = Array.from({ length: 40 }, (_, i) => corruptCopyTarget(i));
     expect(targets.filter(Boolean)).toEqual(['inventory', 'notification', 'inventory', 'notification']);
@@ -218,5 +242,8 @@ describe('fault-injection run (small)', () => {
     expect(result.corruptCopies).toBe(3);
     expect(result.deadLetters['inventory']).toBeGreaterThanOrEqual(2);
     expect(result.deadLetters['notification']).toBeGreaterThanOrEqual(1);
+    // The dead-letter queues were read at the end: the copies stayed, finished orders' messages were taken out.
+    expect(result.deadLetterQueueChecked).toBe(true);
+    expect(report).toMatch(/dead-letter queues kept, cleared +0  PASS/);
   }, 200_000);
 });
