@@ -1,7 +1,7 @@
 /**
- * Surfaces a message that Service Bus dead-lettered from a consumer's subscription (found by the
- * dead-letter sweep, `deadLetterSweep.ts`), on its order's timeline with the reason and delivery
- * count, and wakes the monitor:
+ * Surfaces a message that Service Bus dead-lettered from a consumer's subscription (recorded by the
+ * consumer whose last delivery failed, or found by the dead-letter sweep, `deadLetterSweep.ts`), on
+ * its order's timeline with the reason and delivery count, and wakes the monitor:
  * - billing shows `status.billing = deadlettered`; the monitor requeues it after a backoff, then
  *   compensates;
  * - inventory and notification keep their status (`pending`/`processing`, so the next delivery
@@ -10,8 +10,8 @@
  * A message the app cannot read (its body is not an order event) is kept in the dead-letter
  * archive with why; when its `order_id` property names an order, it is also surfaced on that order
  * as above (it may have been the order's own event, corrupted). Recording is idempotent: the sweep
- * sees a message again after a restart. Anything thrown leaves the message unrecorded for the next
- * sweep; the message itself stays in its dead-letter queue either way.
+ * finds what the consumer recorded, and sees it again after a restart. Anything thrown leaves the
+ * message unrecorded for the next sweep; the message itself stays in its dead-letter queue.
  */
 import { TIMELINE } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
