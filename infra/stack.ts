@@ -29,7 +29,7 @@ import { RoleAssignment } from '@cdktf/provider-azurerm/lib/role-assignment';
 import { MonitorActionGroup } from '@cdktf/provider-azurerm/lib/monitor-action-group';
 import { MonitorMetricAlert } from '@cdktf/provider-azurerm/lib/monitor-metric-alert';
 import { MonitorScheduledQueryRulesAlertV2 } from '@cdktf/provider-azurerm/lib/monitor-scheduled-query-rules-alert-v2';
-import { DEAD_LETTER_WITHOUT_ORDER_EVENT, ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
+import { DEAD_LETTER_SWEEP_FAILED_EVENT, DEAD_LETTER_WITHOUT_ORDER_EVENT, ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
 import {
   cosmosTopology as defaultCosmosTopology,
   serviceBusTopology as defaultServiceBusTopology,
@@ -91,6 +91,15 @@ export const PARKED_DEAD_LETTER_ALERT_QUERY = [
   '| extend line = parse_json(message)',
   `| where tostring(line.event) endswith "-${DEAD_LETTER_WITHOUT_ORDER_EVENT}"`,
   '| project timestamp, event = tostring(line.event), messageId = tostring(line.messageId)',
+].join('\n');
+
+/** The dead-letter sweep could not read a queue or record a message in it: one alert per queue. */
+export const DEAD_LETTER_SWEEP_ALERT_QUERY = [
+  'traces',
+  `| where message has "${DEAD_LETTER_SWEEP_FAILED_EVENT}"`,
+  '| extend line = parse_json(message)',
+  `| where tostring(line.event) endswith "-${DEAD_LETTER_SWEEP_FAILED_EVENT}"`,
+  '| project timestamp, event = tostring(line.event), error = tostring(line.error)',
 ].join('\n');
 
 /** More answers of 500-599 than this in five minutes means the order API is failing its callers. */
@@ -455,6 +464,17 @@ export class OrderSagaStack extends TerraformStack {
         'It was kept in the Cosmos DB container deadletters (source, messageId, reason, body): find out who sent it. One alert per queue.',
       severity: 2,
       query: PARKED_DEAD_LETTER_ALERT_QUERY,
+      per: 'event',
+    });
+    logAlert('alert-dead-letter-sweep-failing', {
+      name: 'dead-letter-sweep-failing',
+      displayName: 'Dead-letter queues not read',
+      description:
+        'The deadLetterSweeper function could not read a consumer\'s dead-letter queue, or could not record a message in it (the log line ' +
+        'names the error, and the message by sequence number and id). Until it can, what Service Bus dead-lettered may be on no order, ' +
+        'and finished orders\' messages stay in the queue. One alert per queue.',
+      severity: 2,
+      query: DEAD_LETTER_SWEEP_ALERT_QUERY,
       per: 'event',
     });
     const metricAction = actionGroup ? [{ actionGroupId: actionGroup.id }] : undefined;

@@ -24,6 +24,13 @@ export const ORDER_NEEDS_ATTENTION_EVENT = 'order-needs-attention';
  */
 export const DEAD_LETTER_WITHOUT_ORDER_EVENT = 'deadletter-without-order';
 
+/**
+ * The end of the event logged, as `<service>-deadletter-sweep-failed`, when the dead-letter sweep
+ * cannot read a queue or record a message in it: what Service Bus dead-lettered may then be on no
+ * order, and finished orders' messages stay. The deployment's alert rule searches for it.
+ */
+export const DEAD_LETTER_SWEEP_FAILED_EVENT = 'deadletter-sweep-failed';
+
 export interface LogFields {
   correlationId?: string;
   orderId?: string;

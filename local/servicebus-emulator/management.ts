@@ -77,7 +77,8 @@ function handle(entity: ResolvedEntity, operation: string, body: Record<string, 
       const queue = receivable(entity);
       const from = toNumber(body['from-sequence-number'] ?? 0);
       const count = toNumber(body['message-count'] ?? 1);
-      const messages = queue.peek(from, count).map((message) => ({ message }));
+      // The SDK's `omitMessageBody`: everything but the body.
+      const messages = queue.peek(from, count, body['omit-message-body'] === true).map((message) => ({ message }));
       if (messages.length === 0) return { statusCode: 204, statusDescription: 'No messages' };
       return { statusCode: 200, body: { messages } };
     }

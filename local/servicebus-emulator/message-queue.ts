@@ -15,6 +15,8 @@ import {
   type MessageContent,
 } from './wire';
 
+const EMPTY_BODY = Buffer.alloc(0);
+
 export interface QueueSettings {
   lockDurationMs: number;
   maxDeliveryCount: number;
@@ -199,8 +201,9 @@ export class MessageQueue {
     return { message, bytes: this.encode(message), lock };
   }
 
-  encode(message: StoredMessage, forPeek = false): Buffer {
-    return encodeForReceiver(message.content, message.deliveryCount, {
+  encode(message: StoredMessage, forPeek = false, omitBody = false): Buffer {
+    const content = omitBody ? { ...message.content, bodyBytes: EMPTY_BODY } : message.content;
+    return encodeForReceiver(content, message.deliveryCount, {
       sequenceNumber: message.seq,
       enqueuedTime: message.enqueuedAt,
       lockedUntil: message.lock && !forPeek ? message.lockedUntil : undefined,
@@ -341,7 +344,7 @@ export class MessageQueue {
   // ---- by sequence number (management) -------------------------------------------------------
 
   /** Active and deferred messages from a sequence number on, in order (locked ones included). */
-  peek(fromSeq: number, count: number): Buffer[] {
+  peek(fromSeq: number, count: number, omitBody = false): Buffer[] {
     const found: StoredMessage[] = [];
     for (const m of this.messages.values()) {
       if (m.seq < fromSeq) continue;
@@ -349,7 +352,7 @@ export class MessageQueue {
       if (this.inSequenceOrder && found.length >= count) break; // the usual case: no full scan
     }
     if (!this.inSequenceOrder) found.sort((a, b) => a.seq - b.seq);
-    return found.slice(0, count).map((m) => this.encode(m, true));
+    return found.slice(0, count).map((m) => this.encode(m, true, omitBody));
   }
 
   /** Locks (or removes) deferred messages by sequence number; unknown or not deferred throws. */

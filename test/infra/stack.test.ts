@@ -12,13 +12,14 @@ import {
   API_5XX_ALERT_THRESHOLD,
   ATTENTION_ALERT_QUERY,
   PARKED_DEAD_LETTER_ALERT_QUERY,
+  DEAD_LETTER_SWEEP_ALERT_QUERY,
   COSMOS_DATA_CONTRIBUTOR_ROLE_ID,
   DEPLOYMENT_CONTAINER,
   OrderSagaStack,
   PACKAGE_BLOB,
   type OrderSagaStackProps,
 } from '../../infra/stack';
-import { createLogger, DEAD_LETTER_WITHOUT_ORDER_EVENT, ORDER_NEEDS_ATTENTION_EVENT } from '../../src/log';
+import { createLogger, DEAD_LETTER_SWEEP_FAILED_EVENT, DEAD_LETTER_WITHOUT_ORDER_EVENT, ORDER_NEEDS_ATTENTION_EVENT } from '../../src/log';
 import { cosmosTopology, serviceBusTopology, SERVICES, type ServiceBusTopology } from '../../src/topology';
 import localSettings from '../../local.settings.json';
 
@@ -243,6 +244,7 @@ describe('alerts', () => {
   it('keeps every trace its log alerts search: host.json samples no traces', () => {
     expect(ATTENTION_ALERT_QUERY).toMatch(/^traces\b/);
     expect(PARKED_DEAD_LETTER_ALERT_QUERY).toMatch(/^traces\b/);
+    expect(DEAD_LETTER_SWEEP_ALERT_QUERY).toMatch(/^traces\b/);
     const sampling = require('../../host.json').logging.applicationInsights.samplingSettings;
     expect(sampling.isEnabled === false || String(sampling.excludedTypes).split(';').includes('Trace')).toBe(true);
   });
@@ -277,6 +279,24 @@ describe('alerts', () => {
       expect(line.event.endsWith(`-${DEAD_LETTER_WITHOUT_ORDER_EVENT}`)).toBe(true);
       expect(PARKED_DEAD_LETTER_ALERT_QUERY).toContain(`tostring(line.event) endswith "-${DEAD_LETTER_WITHOUT_ORDER_EVENT}"`);
       expect(line.messageId).toBe('m-1');
+    }
+  });
+
+  it('raises one alert per dead-letter queue the sweep cannot read or record from, from the event it logs', () => {
+    expectLogAlert('dead-letter-sweep-failing', 2, DEAD_LETTER_SWEEP_ALERT_QUERY, 'event');
+    for (const service of SERVICES) {
+      const lines: string[] = [];
+      createLogger({ info: () => undefined, warn: () => undefined, error: (line) => lines.push(String(line)) }).error(
+        `${service}-${DEAD_LETTER_SWEEP_FAILED_EVENT}`,
+        new Error('Request size is too large'),
+        { sequence: '12' },
+      );
+      const line = JSON.parse(lines[0]!);
+      expect(line.event).toBe(`${service}-deadletter-sweep-failed`);
+      expect(DEAD_LETTER_SWEEP_ALERT_QUERY).toContain(`message has "${DEAD_LETTER_SWEEP_FAILED_EVENT}"`);
+      expect(DEAD_LETTER_SWEEP_ALERT_QUERY).toContain(`tostring(line.event) endswith "-${DEAD_LETTER_SWEEP_FAILED_EVENT}"`);
+      expect(DEAD_LETTER_SWEEP_ALERT_QUERY).toContain('error = tostring(line.error)');
+      expect(line.error).toBe('Request size is too large');
     }
   });
 
@@ -324,7 +344,7 @@ describe('alerts', () => {
     expect(group.email_receiver.map((r: Block) => r.email_address)).toEqual(['ops@contoso.com', 'support-lead@contoso.com']);
     const groupId = ref(tf, 'azurerm_monitor_action_group', 'id');
     const queryAlerts = all(tf, 'azurerm_monitor_scheduled_query_rules_alert_v2');
-    expect(queryAlerts.map((a) => a.name).sort()).toEqual(['dead-letters-parked', 'orders-need-attention']);
+    expect(queryAlerts.map((a) => a.name).sort()).toEqual(['dead-letter-sweep-failing', 'dead-letters-parked', 'orders-need-attention']);
     for (const alert of queryAlerts) expect(alert.action).toEqual({ action_groups: [groupId] });
     const metricAlerts = all(tf, 'azurerm_monitor_metric_alert');
     expect(metricAlerts).toHaveLength(2);

@@ -32,6 +32,16 @@ describe('peekMessages', () => {
     expect(await r.peekMessages(5, { fromSequenceNumber: Long.fromNumber(1000) })).toEqual([]);
   });
 
+  it('leaves the body out when asked (omitMessageBody), and nothing else', async () => {
+    await h.client.createSender('work').sendMessages({ body: 'x'.repeat(1000), messageId: 'm-1', applicationProperties: { order_id: 'o-1' } });
+    const r = h.client.createReceiver('work');
+    const [bare] = await r.peekMessages(1, { fromSequenceNumber: Long.ZERO, omitMessageBody: true });
+    const [whole] = await r.peekMessages(1, { fromSequenceNumber: Long.ZERO });
+    expect(bare!.body).toBeUndefined();
+    expect(whole!.body).toBe('x'.repeat(1000));
+    expect([bare!.messageId, bare!.applicationProperties, bare!.sequenceNumber!.toString()]).toEqual([whole!.messageId, whole!.applicationProperties, whole!.sequenceNumber!.toString()]);
+  });
+
   it('peeks the dead-letter queue', async () => {
     await h.client.createSender('work').sendMessages({ body: 'x' });
     const r = h.client.createReceiver('work');

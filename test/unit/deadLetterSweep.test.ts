@@ -2,7 +2,7 @@ import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
 import type { OrderState } from '../../src/domain/order';
 import { newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
-import { DeadLetterSweep, type DeadLetterQueue, type PeekedDeadLetter } from '../../src/support/deadLetterSweep';
+import { DEFAULT_DEAD_LETTER_SWEEP, DeadLetterSweep, type DeadLetterQueue, type PeekedDeadLetter, type RemovalLimits, type RemovalTarget } from '../../src/support/deadLetterSweep';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 const log = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
@@ -10,23 +10,49 @@ const log = createLogger({ info: () => undefined, warn: () => undefined, error: 
 /** A dead-letter queue in memory: messages in sequence order, and what was asked of it. */
 class MemoryDeadLetterQueue implements DeadLetterQueue {
   readonly messages: PeekedDeadLetter[] = [];
-  peeks: { from: bigint; max: number }[] = [];
+  peeks: { from: bigint; max: number; bodies: boolean }[] = [];
 
   add(message: Omit<PeekedDeadLetter, 'sequence'>, sequence: bigint): void {
     this.messages.push({ ...message, sequence });
     this.messages.sort((a, b) => (a.sequence < b.sequence ? -1 : 1));
   }
 
-  async peek(from: bigint, max: number): Promise<PeekedDeadLetter[]> {
-    this.peeks.push({ from, max });
-    return this.messages.filter((m) => m.sequence >= from).slice(0, max);
+  async peek(from: bigint, max: number, { bodies }: { bodies: boolean }): Promise<PeekedDeadLetter[]> {
+    this.peeks.push({ from, max, bodies });
+    return this.messages
+      .filter((m) => m.sequence >= from)
+      .slice(0, max)
+      .map((m) => ({ ...m, ...(bodies ? {} : { body: undefined }), ...(this.deferredSequences.has(m.sequence) ? { deferred: true } : {}) }));
   }
 
-  async remove(sequences: bigint[], maxLocks: number): Promise<bigint[]> {
-    // Locks from the head, as a receive does.
-    const reachable = this.messages.slice(0, maxLocks).filter((m) => sequences.includes(m.sequence));
-    for (const m of reachable) this.messages.splice(this.messages.indexOf(m), 1);
-    return reachable.map((m) => m.sequence);
+  /** Where the scans of the queue (peeks without bodies) started. */
+  scans(): bigint[] {
+    return this.peeks.filter((p) => !p.bodies).map((p) => p.from);
+  }
+
+  /** Enqueued times (ms) of messages that are not brand new. */
+  readonly enqueuedAt = new Map<bigint, number>();
+  readonly deferredSequences = new Set<bigint>();
+
+  async remove(targets: RemovalTarget[], { maxLocks, deferEnqueuedBefore }: RemovalLimits): Promise<bigint[]> {
+    const removed: bigint[] = [];
+    const take = (sequence: bigint) => {
+      this.messages.splice(this.messages.findIndex((m) => m.sequence === sequence), 1);
+      this.deferredSequences.delete(sequence);
+      removed.push(sequence);
+    };
+    for (const t of targets) if (t.deferred && this.deferredSequences.has(t.sequence)) take(t.sequence);
+    // Locks from the head, as a receive does: deferred messages are not received.
+    const wanted = new Set(targets.filter((t) => !t.deferred).map((t) => t.sequence));
+    let locked = 0;
+    for (const m of [...this.messages]) {
+      if (wanted.size === 0 || locked >= maxLocks) break;
+      if (this.deferredSequences.has(m.sequence)) continue;
+      locked++;
+      if (wanted.delete(m.sequence)) take(m.sequence);
+      else if ((this.enqueuedAt.get(m.sequence) ?? Date.now()) < deferEnqueuedBefore.getTime()) this.deferredSequences.add(m.sequence);
+    }
+    return removed;
   }
 
   sequences(): bigint[] {
@@ -94,30 +120,90 @@ describe('DeadLetterSweep', () => {
   });
 
   it('reads a long queue a page per run and starts over at the end, so a message dead-lettered behind it is found', async () => {
-    const sweep = new DeadLetterSweep({ pageSize: 2, maxLocks: 100 });
+    const sweep = new DeadLetterSweep({ ...DEFAULT_DEAD_LETTER_SWEEP, pageSize: 2 });
     for (const s of [1n, 2n, 3n, 4n, 5n]) queue.add(poison(`p-${s}`), s);
     const recorded: number[] = [];
     for (let run = 0; run < 3; run++) recorded.push((await sweep.sweep('inventory', queue, env())).recorded);
     expect(recorded).toEqual([2, 2, 1]);
-    expect(queue.peeks.map((p) => p.from)).toEqual([0n, 3n, 5n]);
+    expect(queue.scans()).toEqual([0n, 3n, 5n]);
     // A dead-lettered message may keep the sequence number it had in the subscription.
     queue.add(poison('late'), 0n);
     expect(await sweep.sweep('inventory', queue, env())).toMatchObject({ peeked: 2, recorded: 1 });
     expect(deps.deadLetters.parked.size).toBe(6);
   });
 
-  it('an outage stops the run without losing its place: the same page is recorded next run', async () => {
-    const sweep = new DeadLetterSweep({ pageSize: 2, maxLocks: 100 });
-    const order = storedOrder('processing');
+  it('a message that cannot be recorded holds up nothing else, is logged once, and is tried again each pass', async () => {
+    const sweep = new DeadLetterSweep();
+    const cancelled = storedOrder('cancelled');
+    const open = storedOrder('processing');
+    queue.add(billingDeadLetter(cancelled), 1n);
+    queue.add(poison('too-big'), 2n);
+    queue.add(billingDeadLetter(open), 3n);
+    // A body Cosmos DB refuses every time, say.
+    let refuse = true;
+    const park = deps.deadLetters.park.bind(deps.deadLetters);
+    deps.deadLetters.park = async (m) => {
+      if (refuse && m.messageId === 'too-big') throw new Error('Request size is too large');
+      return park(m);
+    };
+    const errors: string[] = [];
+    const watched = { deps, monitor, log: createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(String(line)) }) };
+    const runs = [];
+    for (let run = 0; run < 3; run++) runs.push(await sweep.sweep('billing', queue, watched));
+    expect(runs.map((r) => [r.recorded, r.removed, r.unrecorded])).toEqual([
+      [2, 1, 1],
+      [0, 0, 1],
+      [0, 0, 1],
+    ]);
+    // Before, the whole page stopped at the message: the open order was never surfaced and the
+    // cancelled order's message never taken out.
+    expect(deps.orders.docs.get(open.id)!.status.billing).toBe('deadlettered');
+    expect(queue.sequences()).toEqual([2n, 3n]);
+    expect(errors).toHaveLength(1);
+    expect(JSON.parse(errors[0]!)).toMatchObject({ event: 'billing-deadletter-sweep-failed', messageId: 'too-big', failures: 1, error: 'Request size is too large' });
+    refuse = false;
+    expect(await sweep.sweep('billing', queue, watched)).toMatchObject({ recorded: 1 });
+    expect(deps.deadLetters.parked.size).toBe(1);
+  });
+
+  it('a queue that cannot be read is reported and logged, and read again next run', async () => {
+    const sweep = new DeadLetterSweep();
+    queue.add(poison('p-1'), 1n);
+    const peek = queue.peek.bind(queue);
+    queue.peek = async () => {
+      throw new Error('namespace unreachable');
+    };
+    const errors: string[] = [];
+    const watched = { deps, monitor, log: createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(String(line)) }) };
+    expect(await sweep.sweep('inventory', queue, watched)).toMatchObject({ recorded: 0, failed: 'namespace unreachable' });
+    expect(errors.map((e) => JSON.parse(e).event)).toEqual(['inventory-deadletter-sweep-failed']);
+    queue.peek = peek;
+    expect(await sweep.sweep('inventory', queue, watched)).toMatchObject({ recorded: 1 });
+  });
+
+  it('reads bodies once, and a kept order every run while fresh, then every recheckMs', async () => {
+    let now = 0;
+    const sweep = new DeadLetterSweep({ ...DEFAULT_DEAD_LETTER_SWEEP, freshMs: 120_000, recheckMs: 30_000 }, () => now);
+    const order = storedOrder('attention');
     queue.add(billingDeadLetter(order), 1n);
     queue.add(poison('p-2'), 2n);
-    queue.add(poison('p-3'), 3n);
-    deps.orders.failWith = new Error('cosmos down');
-    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ peeked: 2, recorded: 0, failed: 'cosmos down' });
-    deps.orders.failWith = undefined;
-    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ peeked: 2, recorded: 2 });
-    expect(queue.peeks.map((p) => p.from)).toEqual([0n, 0n]);
-    expect(deps.orders.docs.get(order.id)!.status.billing).toBe('deadlettered');
+    let reads = 0;
+    const get = deps.orders.get.bind(deps.orders);
+    deps.orders.get = async (id) => {
+      reads++;
+      return get(id);
+    };
+    const readsAt: Record<number, number> = {};
+    for (const t of [0, 5_000, 125_000, 130_000, 155_000]) {
+      now = t;
+      reads = 0;
+      await sweep.sweep('billing', queue, env());
+      readsAt[t] = reads;
+    }
+    // The first run reads the order to record its message, and again to see whether it finished.
+    expect(readsAt).toEqual({ 0: 2, 5_000: 1, 125_000: 1, 130_000: 0, 155_000: 1 });
+    expect(queue.peeks.filter((p) => p.bodies)).toEqual([{ from: 1n, max: 2, bodies: true }]);
+    expect(queue.scans()).toHaveLength(5);
   });
 
   it('a process that starts again records again without doubling anything', async () => {
@@ -135,12 +221,52 @@ describe('DeadLetterSweep', () => {
     expect(errors).toEqual([]);
   });
 
-  it('locks no more than maxLocks messages a run: a message behind more poison than that stays', async () => {
-    const sweep = new DeadLetterSweep({ pageSize: 10, maxLocks: 2 });
-    for (const s of [1n, 2n]) queue.add(poison(`p-${s}`), s);
+  it('gets past kept messages that waited long by deferring them: they stay in the queue, out of the way', async () => {
+    const hour = 3_600_000;
+    let now = 10 * hour;
+    const sweep = new DeadLetterSweep({ ...DEFAULT_DEAD_LETTER_SWEEP, maxLocks: 2, deferAfterMs: hour }, () => now);
+    for (const s of [1n, 2n]) {
+      queue.add(poison(`p-${s}`), s);
+      queue.enqueuedAt.set(s, 0);
+    }
+    queue.add(poison('p-young'), 3n);
+    queue.enqueuedAt.set(3n, now);
     const order = storedOrder('cancelled');
-    queue.add(billingDeadLetter(order), 3n);
-    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ recorded: 3, removed: 0 });
+    queue.add(billingDeadLetter(order), 4n);
+    queue.add(billingDeadLetter(storedOrder('cancelled')), 5n);
+    // Within its two locks the first removal meets the two old ones and sets them aside.
+    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ recorded: 5, removed: 0 });
+    expect([...queue.deferredSequences]).toEqual([1n, 2n]);
+    // The next gets past them: the young one is put back, the order's message taken out; then the next.
+    now += 5_000;
+    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ removed: 1 });
+    now += 5_000;
+    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ removed: 1 });
     expect(queue.sequences()).toEqual([1n, 2n, 3n]);
+    // Set aside, still there for anyone who peeks.
+    expect((await queue.peek(0n, 10, { bodies: false })).map((m) => [m.sequence, m.deferred ?? false])).toEqual([
+      [1n, true],
+      [2n, true],
+      [3n, false],
+    ]);
+  });
+
+  it('takes out a deferred message of an order that finished later, by its sequence number', async () => {
+    let now = 10 * 3_600_000;
+    const sweep = new DeadLetterSweep({ ...DEFAULT_DEAD_LETTER_SWEEP, maxLocks: 1 }, () => now);
+    const order = storedOrder('attention');
+    queue.add(billingDeadLetter(order), 1n);
+    queue.enqueuedAt.set(1n, 0);
+    queue.add(billingDeadLetter(storedOrder('completed')), 2n);
+    // The attention order's message is old and in the way of the completed one's: deferred.
+    await sweep.sweep('billing', queue, env());
+    expect([...queue.deferredSequences]).toEqual([1n]);
+    await sweep.sweep('billing', queue, env());
+    expect(queue.sequences()).toEqual([1n]);
+    // A person compensates it; the deferred message goes once its order is cancelled.
+    setState(order.id, 'cancelled');
+    now += 60_000;
+    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ removed: 1 });
+    expect(queue.sequences()).toEqual([]);
   });
 });
