@@ -500,7 +500,8 @@ export class OrderSagaStack extends TerraformStack {
       description:
         'Messages have stayed in a dead-letter queue for 30 minutes. In a consumer\'s queue the deadLetterSweeper function takes a ' +
         'message out once its order is completed or cancelled; what stays is poison (listed under Unreadable messages in the support ' +
-        'portal: find who sent it, then purge it with Service Bus Explorer) or the message of an order in attention (act on the order), ' +
+        'portal: find who sent it, then purge it with Service Bus Explorer; one enqueued over an hour ago may be deferred, received by ' +
+        'its sequence number) or the message of an order in attention (act on the order), ' +
         'or that function is failing (see its logs). Any other queue holds messages nothing processes: inspect them, then resubmit or purge.',
       scopes: [namespace.id],
       severity: 2,

@@ -1,11 +1,11 @@
 /**
  * A consumer's dead-letter queue read through `@azure/service-bus`: peeked page by page (nothing is
  * locked; bodies only when asked for), and messages taken out by receiving in peek-lock mode from
- * the head, completing the wanted ones, deferring kept ones that have waited long (so that a pile of
+ * the head, completing the wanted ones, deferring kept ones enqueued long ago (so that a pile of
  * them cannot hide what lies behind), and abandoning the rest (in a dead-letter queue an abandon
  * only puts the message back). A deferred message is taken by its sequence number.
  */
-import { isServiceBusError, type PeekMessagesOptions, type ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver } from '@azure/service-bus';
+import type { PeekMessagesOptions, ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver } from '@azure/service-bus';
 import Long from 'long';
 import type { DeadLetterQueue, PeekedDeadLetter, RemovalLimits, RemovalTarget } from '../support/deadLetterSweep';
 import { ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
@@ -78,41 +78,46 @@ export class ServiceBusDeadLetterQueue implements DeadLetterQueue {
   async remove(targets: RemovalTarget[], { maxLocks, deferEnqueuedBefore }: RemovalLimits): Promise<bigint[]> {
     const removed: bigint[] = [];
     return this.#with(async (receiver) => {
-      // Set aside earlier: taken by sequence number, one at a time (one that is gone fails alone).
+      // Set aside earlier: taken by sequence number, one at a time. One that cannot be taken (gone
+      // meanwhile: MessageNotFound, or on Azure a 500 "one or more sequence numbers missing") is left
+      // for the next run and holds up nothing else.
       for (const { sequence } of targets.filter((t) => t.deferred)) {
-        const [message] = await receiver.receiveDeferredMessages(Long.fromString(sequence.toString())).catch((err: unknown) => {
-          if (isServiceBusError(err) && err.code === 'MessageNotFound') return [];
-          throw err;
-        });
-        if (!message) continue;
-        await receiver.completeMessage(message);
-        removed.push(sequence);
+        try {
+          const [message] = await receiver.receiveDeferredMessages(Long.fromString(sequence.toString()));
+          if (!message) continue;
+          await receiver.completeMessage(message);
+          removed.push(sequence);
+        } catch {
+          continue;
+        }
       }
       const wanted = new Set(targets.filter((t) => !t.deferred).map((t) => t.sequence));
-      const held: ServiceBusReceivedMessage[] = [];
+      // Every message locked and not yet settled: put back at the end, whatever happens meanwhile.
+      const held = new Set<ServiceBusReceivedMessage>();
       let locked = 0;
       try {
         while (wanted.size > 0 && locked < maxLocks) {
           const batch = await receiver.receiveMessages(Math.min(RECEIVE_CHUNK, maxLocks - locked), { maxWaitTimeInMs: RECEIVE_WAIT_MS });
           if (batch.length === 0) break;
           locked += batch.length;
+          for (const message of batch) held.add(message);
           for (const message of batch) {
             const sequence = sequenceOf(message);
             if (wanted.delete(sequence)) {
               await receiver.completeMessage(message);
+              held.delete(message);
               removed.push(sequence);
             } else if (message.enqueuedTimeUtc && message.enqueuedTimeUtc < deferEnqueuedBefore) {
-              // Kept a long while already: set aside, so what comes after it can be reached. It stays
-              // in the queue, and a peek still shows it.
+              // Enqueued long ago: set aside, so what comes after it can be reached. It stays in the
+              // queue, and a peek still shows it.
               await receiver.deferMessage(message);
-            } else {
-              held.push(message);
+              held.delete(message);
             }
           }
         }
       } finally {
         // Put back everything else at once; a lock that cannot be released expires by itself.
-        await Promise.all(held.map((message) => receiver.abandonMessage(message).catch(() => undefined)));
+        await Promise.all([...held].map((message) => receiver.abandonMessage(message).catch(() => undefined)));
       }
       return removed;
     });

@@ -8,7 +8,7 @@
  * - a readable event of an existing order leaves the queue once that order is completed or
  *   cancelled: the order's own record is then the whole story;
  * - poison (unreadable, or for no order) and the messages of orders still open or in `attention`
- *   stay in the queue. Poison stays until someone purges it. One that has waited an hour is
+ *   stay in the queue. Poison stays until someone purges it. One enqueued more than an hour ago is
  *   deferred when a removal has to get past it (still in the queue, still shown by a peek, but no
  *   longer in the way of receives).
  *
@@ -20,6 +20,7 @@
  * idempotent. Each message is recorded on its own, so one that keeps failing holds up nothing else.
  * The orders of kept messages are read every run while fresh, then every `recheckMs`.
  */
+import type { OrderDocument } from '../domain/order';
 import { DEAD_LETTER_SWEEP_FAILED_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
@@ -29,7 +30,7 @@ import { recordDeadLetter, type DeadLetteredMessage } from './deadLetters';
 export interface PeekedDeadLetter extends DeadLetteredMessage {
   /** The message's sequence number in its dead-letter queue. */
   sequence: bigint;
-  /** Set aside by an earlier removal (it waited long): taken by sequence number, not from the head. */
+  /** Set aside by an earlier removal (enqueued long ago): taken by sequence number, not from the head. */
   deferred?: boolean;
 }
 
@@ -63,8 +64,9 @@ export interface DeadLetterSweepSettings {
   /** Messages a run may lock in one queue to reach those it takes out. */
   maxLocks: number;
   /**
-   * A kept message enqueued longer ago than this is deferred when a removal meets it, so that kept
-   * messages at the head never hide for long those behind them that can go.
+   * A kept message enqueued longer ago than this (its original enqueue time: a dead-lettered
+   * message keeps it) is deferred when a removal meets it, so that kept messages at the head never
+   * hide for long those behind them that can go.
    */
   deferAfterMs: number;
   /** A message recorded this recently has its order read every run (it is likely to finish soon)... */
@@ -91,7 +93,7 @@ export interface DeadLetterSweepReport {
   recorded: number;
   /** Messages taken out because their order is completed or cancelled. */
   removed: number;
-  /** Messages that could not be recorded (tried again next pass; the others went on). */
+  /** Messages that could not be recorded, or whose order could not be read (tried again; the others went on). */
   unrecorded?: number;
   /** Why this queue's run stopped (its messages are taken up again next run). */
   failed?: string;
@@ -109,7 +111,7 @@ interface Known {
 class QueueMemory {
   cursor = 0n;
   readonly known = new Map<bigint, Known>();
-  /** Failed attempts to record a message, by sequence number. */
+  /** Failed attempts to record a message or read its order, by sequence number. */
   readonly failures = new Map<bigint, number>();
 }
 
@@ -152,8 +154,16 @@ export class DeadLetterSweep {
         });
       const finished: RemovalTarget[] = [];
       await inBatches(due, this.settings.readConcurrency, async ({ message, known }) => {
-        const order = await env.deps.orders.get(known.orderId);
+        let order: OrderDocument | undefined;
+        try {
+          order = await env.deps.orders.get(known.orderId);
+        } catch (err) {
+          // Read again next run; the others go on.
+          this.#failed(service, memory, message, err, env, report);
+          return;
+        }
         known.checkedAt = now;
+        memory.failures.delete(message.sequence);
         // `attention` keeps its messages: a person still has to act on that order.
         if (order?.state === 'completed' || order?.state === 'cancelled') finished.push({ sequence: message.sequence, deferred: message.deferred });
       });
@@ -177,7 +187,7 @@ export class DeadLetterSweep {
   async #recordNew(service: ServiceName, page: PeekedDeadLetter[], queue: DeadLetterQueue, memory: QueueMemory, env: SweepEnvironment, report: DeadLetterSweepReport): Promise<void> {
     const unknown = page.filter((m) => !memory.known.has(m.sequence));
     for (const stretch of stretchesOf(page, unknown)) {
-      const whole = new Map((await queue.peek(stretch[0]!.sequence, stretch.length, { bodies: true })).map((m) => [m.sequence, m]));
+      const whole = await this.#withBodies(queue, stretch);
       for (const { sequence } of stretch) {
         const message = whole.get(sequence);
         if (!message) continue; // taken out or purged since the page was read
@@ -188,15 +198,39 @@ export class DeadLetterSweep {
           memory.failures.delete(sequence);
           report.recorded++;
         } catch (err) {
-          const failures = (memory.failures.get(sequence) ?? 0) + 1;
-          memory.failures.set(sequence, failures);
-          report.unrecorded = (report.unrecorded ?? 0) + 1;
-          // The first failure, then every tenfold: a message that never goes through is not a log flood.
-          if (Number.isInteger(Math.log10(failures))) {
-            env.log.error(`${service}-${DEAD_LETTER_SWEEP_FAILED_EVENT}`, err, { sequence: sequence.toString(), messageId: message.messageId, failures });
-          }
+          this.#failed(service, memory, message, err, env, report);
         }
       }
+    }
+  }
+
+  /**
+   * The stretch's messages with their bodies. Read from its first sequence number until past its
+   * last: a message dead-lettered meanwhile may have landed in between (it may keep its number).
+   */
+  async #withBodies(queue: DeadLetterQueue, stretch: PeekedDeadLetter[]): Promise<Map<bigint, PeekedDeadLetter>> {
+    const last = stretch.at(-1)!.sequence;
+    const whole = new Map<bigint, PeekedDeadLetter>();
+    for (let from = stretch[0]!.sequence; from <= last; ) {
+      const chunk = await queue.peek(from, stretch.length, { bodies: true });
+      if (chunk.length === 0) break;
+      for (const m of chunk) whole.set(m.sequence, m);
+      from = chunk.at(-1)!.sequence + 1n;
+    }
+    return whole;
+  }
+
+  /**
+   * A message that could not be recorded, or whose order could not be read: tried again next
+   * time, and logged on its 1st and 10th failure and every 100th after, so that a message that
+   * never goes through keeps its alert (15-minute window) without flooding the logs.
+   */
+  #failed(service: ServiceName, memory: QueueMemory, message: PeekedDeadLetter, err: unknown, env: SweepEnvironment, report: DeadLetterSweepReport): void {
+    const failures = (memory.failures.get(message.sequence) ?? 0) + 1;
+    memory.failures.set(message.sequence, failures);
+    report.unrecorded = (report.unrecorded ?? 0) + 1;
+    if (failures === 1 || failures === 10 || failures % 100 === 0) {
+      env.log.error(`${service}-${DEAD_LETTER_SWEEP_FAILED_EVENT}`, err, { sequence: message.sequence.toString(), messageId: message.messageId, failures });
     }
   }
 

@@ -166,6 +166,69 @@ describe('DeadLetterSweep', () => {
     expect(deps.deadLetters.parked.size).toBe(1);
   });
 
+  it("an order that cannot be read holds up nothing else, and is read again next run", async () => {
+    let now = 0;
+    const sweep = new DeadLetterSweep(DEFAULT_DEAD_LETTER_SWEEP, () => now);
+    const flaky = storedOrder('processing');
+    const done = storedOrder('processing');
+    queue.add(billingDeadLetter(flaky), 1n);
+    queue.add(billingDeadLetter(done), 2n);
+    await sweep.sweep('billing', queue, env());
+    // Both past their first two minutes: read every 30 s from now on.
+    now = 180_000;
+    setState(done.id, 'completed');
+    setState(flaky.id, 'cancelled');
+    let failing = true;
+    const get = deps.orders.get.bind(deps.orders);
+    deps.orders.get = async (id) => {
+      if (failing && id === flaky.id) throw new Error('429 too many requests');
+      return get(id);
+    };
+    // Before, the failed read dropped the whole run's removals, every run.
+    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ removed: 1, unrecorded: 1 });
+    expect(queue.sequences()).toEqual([1n]);
+    failing = false;
+    now += 5_000;
+    // Not marked as read when the read failed: read again at once.
+    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ removed: 1 });
+    expect(queue.sequences()).toEqual([]);
+  });
+
+  it('reads bodies until past the last new message, when one landed between them meanwhile', async () => {
+    const sweep = new DeadLetterSweep();
+    const [a, b, c, late] = [storedOrder('processing'), storedOrder('processing'), storedOrder('processing'), storedOrder('processing')];
+    queue.add(billingDeadLetter(a), 10n);
+    queue.add(billingDeadLetter(b), 20n);
+    queue.add(billingDeadLetter(c), 30n);
+    const peek = queue.peek.bind(queue);
+    queue.peek = async (from, max, options) => {
+      if (options.bodies && !queue.messages.some((m) => m.sequence === 15n)) queue.add(billingDeadLetter(late), 15n);
+      return peek(from, max, options);
+    };
+    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ peeked: 3, recorded: 3 });
+    expect([a, b, c].map((o) => deps.orders.docs.get(o.id)!.status.billing)).toEqual(['deadlettered', 'deadlettered', 'deadlettered']);
+    // The one that landed meanwhile is recorded on the next pass.
+    expect(await sweep.sweep('billing', queue, env())).toMatchObject({ recorded: 1 });
+  });
+
+  it('logs a message that never goes through on its 1st and 10th failure, then every 100th: within every alert window', async () => {
+    const sweep = new DeadLetterSweep();
+    queue.add(poison('p-1'), 1n);
+    deps.deadLetters.park = async () => {
+      throw new Error('Request size is too large');
+    };
+    const errors: string[] = [];
+    const watched = { deps, monitor, log: createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(String(line)) }) };
+    const loggedAt: number[] = [];
+    for (let run = 1; run <= 400; run++) {
+      const before = errors.length;
+      await sweep.sweep('billing', queue, watched);
+      if (errors.length > before) loggedAt.push(run);
+    }
+    // At 5 s a run, 100 runs are 8 minutes: the 15-minute alert window always holds a line.
+    expect(loggedAt).toEqual([1, 10, 100, 200, 300, 400]);
+  });
+
   it('a queue that cannot be read is reported and logged, and read again next run', async () => {
     const sweep = new DeadLetterSweep();
     queue.add(poison('p-1'), 1n);
@@ -221,7 +284,7 @@ describe('DeadLetterSweep', () => {
     expect(errors).toEqual([]);
   });
 
-  it('gets past kept messages that waited long by deferring them: they stay in the queue, out of the way', async () => {
+  it('gets past kept messages enqueued long ago by deferring them: they stay in the queue, out of the way', async () => {
     const hour = 3_600_000;
     let now = 10 * hour;
     const sweep = new DeadLetterSweep({ ...DEFAULT_DEAD_LETTER_SWEEP, maxLocks: 2, deferAfterMs: hour }, () => now);
