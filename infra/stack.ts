@@ -84,23 +84,25 @@ export const ATTENTION_ALERT_QUERY = [
   '| project timestamp, orderId = tostring(line.orderId), correlationId = tostring(line.correlationId)',
 ].join('\n');
 
+/**
+ * The app's log lines whose event is `<service>-<suffix>` (one per consumer's queue), with the
+ * event and one more field to show; the alert counts them per event, so per queue.
+ */
+function perQueueEventQuery(suffix: string, field: string): string {
+  return [
+    'traces',
+    `| where message has "${suffix}"`,
+    '| extend line = parse_json(message)',
+    `| where tostring(line.event) endswith "-${suffix}"`,
+    `| project timestamp, event = tostring(line.event), ${field} = tostring(line.${field})`,
+  ].join('\n');
+}
+
 /** Dead-lettered messages that named no order, kept in the dead-letter archive: one alert per queue. */
-export const PARKED_DEAD_LETTER_ALERT_QUERY = [
-  'traces',
-  `| where message has "${DEAD_LETTER_WITHOUT_ORDER_EVENT}"`,
-  '| extend line = parse_json(message)',
-  `| where tostring(line.event) endswith "-${DEAD_LETTER_WITHOUT_ORDER_EVENT}"`,
-  '| project timestamp, event = tostring(line.event), messageId = tostring(line.messageId)',
-].join('\n');
+export const PARKED_DEAD_LETTER_ALERT_QUERY = perQueueEventQuery(DEAD_LETTER_WITHOUT_ORDER_EVENT, 'messageId');
 
 /** The dead-letter sweep could not read a queue or record a message in it: one alert per queue. */
-export const DEAD_LETTER_SWEEP_ALERT_QUERY = [
-  'traces',
-  `| where message has "${DEAD_LETTER_SWEEP_FAILED_EVENT}"`,
-  '| extend line = parse_json(message)',
-  `| where tostring(line.event) endswith "-${DEAD_LETTER_SWEEP_FAILED_EVENT}"`,
-  '| project timestamp, event = tostring(line.event), error = tostring(line.error)',
-].join('\n');
+export const DEAD_LETTER_SWEEP_ALERT_QUERY = perQueueEventQuery(DEAD_LETTER_SWEEP_FAILED_EVENT, 'error');
 
 /** More answers of 500-599 than this in five minutes means the order API is failing its callers. */
 export const API_5XX_ALERT_THRESHOLD = 5;

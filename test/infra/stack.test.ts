@@ -263,41 +263,33 @@ describe('alerts', () => {
     expect(ATTENTION_ALERT_QUERY).toContain('orderId = tostring(line.orderId)');
   });
 
-  it('raises one alert per dead-letter queue that held a message naming no order, from the event the app logs', () => {
-    expectLogAlert('dead-letters-parked', 2, PARKED_DEAD_LETTER_ALERT_QUERY, 'event');
-    // The query looks for the line written when poison is first kept, for every consumer's queue.
+  /** The query finds the line the app logs as `<service>-<suffix>` for every consumer's queue, and shows `field`. */
+  const expectPerQueueEvent = (query: string, suffix: string, field: string, value: string) => {
     for (const service of SERVICES) {
       const lines: string[] = [];
-      createLogger({ info: () => undefined, warn: () => undefined, error: (line) => lines.push(String(line)) }).error(
-        `${service}-${DEAD_LETTER_WITHOUT_ORDER_EVENT}`,
-        new Error('order not found'),
-        { messageId: 'm-1' },
-      );
+      createLogger({ info: () => undefined, warn: () => undefined, error: (line) => lines.push(String(line)) }).error(`${service}-${suffix}`, new Error(value), {
+        messageId: value,
+      });
       const line = JSON.parse(lines[0]!);
-      expect(line.event).toBe(`${service}-deadletter-without-order`);
-      expect(PARKED_DEAD_LETTER_ALERT_QUERY).toContain(`message has "${DEAD_LETTER_WITHOUT_ORDER_EVENT}"`);
-      expect(line.event.endsWith(`-${DEAD_LETTER_WITHOUT_ORDER_EVENT}`)).toBe(true);
-      expect(PARKED_DEAD_LETTER_ALERT_QUERY).toContain(`tostring(line.event) endswith "-${DEAD_LETTER_WITHOUT_ORDER_EVENT}"`);
-      expect(line.messageId).toBe('m-1');
+      expect(line.event).toBe(`${service}-${suffix}`);
+      expect(query).toContain(`message has "${suffix}"`);
+      expect(query).toContain(`tostring(line.event) endswith "-${suffix}"`);
+      expect(query).toContain(`${field} = tostring(line.${field})`);
+      expect(line[field]).toBe(value);
     }
+  };
+
+  it('raises one alert per dead-letter queue that held a message naming no order, from the event the app logs', () => {
+    expectLogAlert('dead-letters-parked', 2, PARKED_DEAD_LETTER_ALERT_QUERY, 'event');
+    // Logged when poison is first kept.
+    expect(DEAD_LETTER_WITHOUT_ORDER_EVENT).toBe('deadletter-without-order');
+    expectPerQueueEvent(PARKED_DEAD_LETTER_ALERT_QUERY, DEAD_LETTER_WITHOUT_ORDER_EVENT, 'messageId', 'm-1');
   });
 
   it('raises one alert per dead-letter queue the sweep cannot read or record from, from the event it logs', () => {
     expectLogAlert('dead-letter-sweep-failing', 2, DEAD_LETTER_SWEEP_ALERT_QUERY, 'event');
-    for (const service of SERVICES) {
-      const lines: string[] = [];
-      createLogger({ info: () => undefined, warn: () => undefined, error: (line) => lines.push(String(line)) }).error(
-        `${service}-${DEAD_LETTER_SWEEP_FAILED_EVENT}`,
-        new Error('Request size is too large'),
-        { sequence: '12' },
-      );
-      const line = JSON.parse(lines[0]!);
-      expect(line.event).toBe(`${service}-deadletter-sweep-failed`);
-      expect(DEAD_LETTER_SWEEP_ALERT_QUERY).toContain(`message has "${DEAD_LETTER_SWEEP_FAILED_EVENT}"`);
-      expect(DEAD_LETTER_SWEEP_ALERT_QUERY).toContain(`tostring(line.event) endswith "-${DEAD_LETTER_SWEEP_FAILED_EVENT}"`);
-      expect(DEAD_LETTER_SWEEP_ALERT_QUERY).toContain('error = tostring(line.error)');
-      expect(line.error).toBe('Request size is too large');
-    }
+    expect(DEAD_LETTER_SWEEP_FAILED_EVENT).toBe('deadletter-sweep-failed');
+    expectPerQueueEvent(DEAD_LETTER_SWEEP_ALERT_QUERY, DEAD_LETTER_SWEEP_FAILED_EVENT, 'error', 'Request size is too large');
   });
 
   it('alerts when the API answers 5xx, and when messages stay dead-lettered', () => {
