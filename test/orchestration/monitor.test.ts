@@ -180,6 +180,16 @@ describe('dead-lettered billing', () => {
     }
     expect(await Promise.all([stock('MOUSE-01'), stock('CABLE-USB-C')])).toEqual(before);
   });
+
+  it('billingFailures past every requeue (1,000): the same end without the fault switch, cancelled with net charge 0', async () => {
+    const id = await placeOrder({ customerId: 'c-many', items: [{ sku: 'KEYBOARD-01', quantity: 1 }], simulate: { billingFailures: 1_000 } });
+    const { order } = await world.runUntil(id, terminal, { stepMs: 1_000 });
+    expect(order.state).toBe('cancelled');
+    expect(order.timeline.filter((e) => e.kind === 'requeued')).toHaveLength(3);
+    expect(order.timeline.filter((e) => e.kind === 'deadlettered' && e.service === 'billing')).toHaveLength(4);
+    expect(order.payment).toEqual({ charged: 0, refunded: 0 });
+    expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+  });
 });
 
 describe('support requeue', () => {
