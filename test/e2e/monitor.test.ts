@@ -4,10 +4,10 @@
  * Prints the figures: dead-letter -> requeue, dead-letter -> cancelled, monitor history length.
  */
 import { ServiceBusClient } from '@azure/service-bus';
-import Long from 'long';
 import type { OrderDocument, TimelineEntry } from '../../src/domain/order';
 import { deadLetterPath, MAX_DELIVERY_COUNT, ORDERS_TOPIC, SUBSCRIPTIONS } from '../../src/topology';
 import { startSystem, type RunningSystem } from './system';
+import { peekFromHead } from './systemWithServiceBus';
 
 jest.setTimeout(180_000);
 
@@ -39,8 +39,7 @@ async function historyLength(id: string): Promise<number> {
 async function inBillingDeadLetters(orderId: string) {
   const serviceBus = new ServiceBusClient(system.serviceBusConnectionString);
   try {
-    const receiver = serviceBus.createReceiver(deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS.billing));
-    return (await receiver.peekMessages(500, { fromSequenceNumber: Long.ZERO })).filter((m) => m.applicationProperties?.order_id === orderId);
+    return (await peekFromHead(serviceBus, deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS.billing))).filter((m) => m.applicationProperties?.order_id === orderId);
   } finally {
     await serviceBus.close();
   }

@@ -3,11 +3,10 @@
  * completion, idempotency, duplicate events, hostile input and poison messages.
  */
 import fc from 'fast-check';
-import Long from 'long';
 import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
 import type { OrderDocument } from '../../src/domain/order';
 import { deadLetterPath, ORDERS_TOPIC, SERVICES, SUBSCRIPTIONS, type ServiceName } from '../../src/topology';
-import { systemWithServiceBus } from './systemWithServiceBus';
+import { peekFromHead, systemWithServiceBus } from './systemWithServiceBus';
 
 jest.setTimeout(120_000);
 
@@ -166,14 +165,8 @@ it('dead-letters a poison message after its deliveries, without crashing the hos
   while (!SERVICES.every(parked) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
   expect(SERVICES.filter((s) => !parked(s))).toEqual([]);
   // The message itself stays in each consumer's dead-letter queue, with the reason Service Bus gave.
-  const inQueue = async (service: ServiceName) => {
-    const receiver = e2e.serviceBus.createReceiver(deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]));
-    try {
-      return (await receiver.peekMessages(100, { fromSequenceNumber: Long.ZERO })).find((m) => m.messageId === messageId);
-    } finally {
-      await receiver.close();
-    }
-  };
+  const inQueue = async (service: ServiceName) =>
+    (await peekFromHead(e2e.serviceBus, deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]), 100)).find((m) => m.messageId === messageId);
   for (const service of SERVICES) {
     let found = await inQueue(service);
     while (!found && Date.now() < deadline) found = await new Promise((r) => setTimeout(r, 250)).then(() => inQueue(service));

@@ -2,7 +2,8 @@
  * One running system per test file, with a Service Bus client on its emulator for tests that put
  * messages on the topic or read dead-letter queues: started before the file's tests, stopped after.
  */
-import { ServiceBusClient } from '@azure/service-bus';
+import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
+import Long from 'long';
 import { startSystem, type RunningSystem } from './system';
 
 export interface SystemWithServiceBus {
@@ -21,4 +22,18 @@ export function systemWithServiceBus(): SystemWithServiceBus {
     await running.system?.stop();
   });
   return running;
+}
+
+/**
+ * Up to `max` messages of an entity (a dead-letter queue, say), peeked from its head: nothing is
+ * taken or locked. From the head every time: without it the SDK goes on after the last message
+ * it peeked on that entity.
+ */
+export async function peekFromHead(serviceBus: ServiceBusClient, entity: string, max = 500): Promise<ServiceBusReceivedMessage[]> {
+  const receiver = serviceBus.createReceiver(entity);
+  try {
+    return await receiver.peekMessages(max, { fromSequenceNumber: Long.ZERO });
+  } finally {
+    await receiver.close();
+  }
 }
