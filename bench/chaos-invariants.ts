@@ -60,6 +60,22 @@ export function corruptCopySurfaced(copy: CorruptCopy, order: ObservedOrder | un
   return (order?.timeline ?? []).some((e) => e.kind === 'deadlettered' && e.service === copy.service && (e.detail ?? '').startsWith(`message ${copy.messageId}`));
 }
 
+/**
+ * The queued messages the dead-letter sweep takes out: those of a completed or cancelled order,
+ * except the unreadable copies the run sent (poison stays).
+ */
+export function messagesOfFinishedOrders(
+  queued: QueuedDeadLetter[],
+  stateOf: (orderId: string) => string | undefined,
+  corruptCopies: CorruptCopy[],
+): QueuedDeadLetter[] {
+  const copies = new Set(corruptCopies.map((c) => c.messageId));
+  return queued.filter((m) => {
+    const state = m.orderId !== undefined ? stateOf(m.orderId) : undefined;
+    return !copies.has(m.messageId) && (state === 'completed' || state === 'cancelled');
+  });
+}
+
 export type ViolationKind =
   | 'not-accepted'
   | 'not-terminal'
@@ -159,17 +175,14 @@ export function checkChaosInvariants(observation: ChaosObservation): ChaosVerdic
   // Poison stays in its dead-letter queue; a finished order's own messages are taken out.
   if (observation.deadLetterQueues) {
     const queued = new Set(observation.deadLetterQueues.map((m) => `${m.service} ${m.messageId}`));
-    const copies = new Set((observation.corruptCopies ?? []).map((c) => c.messageId));
     for (const copy of observation.corruptCopies ?? []) {
       if (!queued.has(`${copy.service} ${copy.messageId}`)) {
         violations.push({ kind: 'dead-letter-queue', subject: copy.orderId, detail: `unreadable copy ${copy.messageId} is not in ${copy.service}'s dead-letter queue` });
       }
     }
-    for (const m of observation.deadLetterQueues) {
-      const state = m.orderId ? ordersById.get(m.orderId)?.state : undefined;
-      if (!copies.has(m.messageId) && (state === 'completed' || state === 'cancelled')) {
-        violations.push({ kind: 'dead-letter-queue', subject: m.orderId!, detail: `${state} order's message ${m.messageId} is still in ${m.service}'s dead-letter queue` });
-      }
+    for (const m of messagesOfFinishedOrders(observation.deadLetterQueues, (id) => ordersById.get(id)?.state, observation.corruptCopies ?? [])) {
+      const state = ordersById.get(m.orderId!)?.state;
+      violations.push({ kind: 'dead-letter-queue', subject: m.orderId!, detail: `${state} order's message ${m.messageId} is still in ${m.service}'s dead-letter queue` });
     }
   }
 

@@ -25,6 +25,7 @@ import {
   checkChaosInvariants,
   corruptCopySurfaced,
   holdsOfFinishedOrders,
+  messagesOfFinishedOrders,
   type CorruptCopy,
   type ChaosVerdict,
   type ObservedOrder,
@@ -426,12 +427,10 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     // The dead-letter sweep takes a finished order's messages out within a run or two (5 s each).
     let deadLetterQueues: QueuedDeadLetter[] | undefined;
     if (serviceBus) {
-      const copyIds = new Set(corruptCopies.map((c) => c.messageId));
-      const finished = (m: QueuedDeadLetter) => m.orderId !== undefined && ['completed', 'cancelled'].includes(latest.get(m.orderId)?.state ?? '') && !copyIds.has(m.messageId);
       const sweptBy = Date.now() + 30_000;
       for (;;) {
         deadLetterQueues = await peekDeadLetterQueues(serviceBus);
-        const left = deadLetterQueues.filter(finished).length;
+        const left = messagesOfFinishedOrders(deadLetterQueues, (id) => latest.get(id)?.state, corruptCopies).length;
         if (left === 0 || Date.now() > sweptBy) break;
         progress.update(`chaos: ${left} messages of finished orders still in dead-letter queues`);
         await sleep(2_000);
