@@ -37,7 +37,7 @@ class FaultSwitch {
   private on = false;
 
   constructor(
-    private readonly fault: Fault,
+    readonly fault: Fault,
     private readonly announce: Announce,
     container: HTMLElement,
   ) {
@@ -107,10 +107,8 @@ export class FaultSwitches {
   async refresh(): Promise<void> {
     try {
       const faults = await getFaults();
-      (Object.keys(SWITCHES) as Fault[]).forEach((fault, i) => {
-        // A switch being flipped shows its own answer.
-        if (!this.switches[i]!.busy) this.switches[i]!.render(Boolean(faults?.[fault]));
-      });
+      // A switch being flipped shows its own answer.
+      for (const s of this.switches) if (!s.busy) s.render(Boolean(faults?.[s.fault]));
       this.onAvailability(true);
     } catch (error) {
       for (const s of this.switches) s.unavailable(describeError(error).detail);

@@ -26,7 +26,7 @@ const omitBody = (omit: boolean): PeekMessagesOptions => ({ omitMessageBody: omi
 const text = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value : undefined);
 
 /** Bytes that are UTF-8 text read as that text (how they were most likely sent); other bytes stay bytes. */
-export function bodyAsArrived(body: unknown): unknown {
+function bodyAsArrived(body: unknown): unknown {
   if (!Buffer.isBuffer(body)) return body;
   const asText = body.toString('utf8');
   return Buffer.from(asText, 'utf8').equals(body) ? asText : body;
@@ -37,7 +37,7 @@ function sequenceOf(message: ServiceBusReceivedMessage): bigint {
   return BigInt(message.sequenceNumber.toString());
 }
 
-export function peekedDeadLetter(message: ServiceBusReceivedMessage): PeekedDeadLetter {
+function peekedDeadLetter(message: ServiceBusReceivedMessage): PeekedDeadLetter {
   const props = message.applicationProperties ?? {};
   return {
     sequence: sequenceOf(message),
