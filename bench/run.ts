@@ -318,7 +318,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       cpuMsPerOrder: cpuPerOrder(cpuBefore, cpuAfter, completed.length),
       hostMainThreadCpuMsPerOrder: mainThreadMs / Math.max(completed.length, 1),
     };
-    progress.done(`end to end: ${endToEnd.completed}/${endToEnd.accepted} completed in ${seconds.toFixed(1)} s (${endToEnd.completedPerSecond.toFixed(0)}/s)`);
+    progress.done(`end to end: ${endToEnd.completed}/${endToEnd.accepted} completed in ${seconds.toFixed(1)} s (${endToEnd.completedPerSecond.toFixed(1)}/s)`);
     await takeCheckpoints();
 
     // Intake: each phase starts on a drained system, so the last phase's backlog does not count.

@@ -4,7 +4,8 @@ import type { BenchResult, TargetCheck } from './result';
 const ms = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : 'n/a');
 /** A pause of the load generator this long is the machine's, not its own (its work per tick is tiny). */
 const MACHINE_PAUSE_MS = 100;
-const perSecond = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(0)}/s` : 'n/a');
+/** One decimal: a rate just under its target (99.7/s) must not print as the target itself. */
+const perSecond = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(1)}/s` : 'n/a');
 
 export function checkTargets(result: Omit<BenchResult, 'targets'>): TargetCheck[] {
   const steady = result.intake.find((p) => p.kind === 'open');
@@ -82,7 +83,7 @@ export function formatBenchSummary(result: BenchResult): string {
     const others = Object.entries(e.otherStates).map(([s, n]) => `${s}: ${n}`).join(', ');
     lines.push('');
     lines.push(
-      `  end to end: ${e.completed}/${e.accepted} completed in ${e.seconds.toFixed(1)} s = ${e.completedPerSecond.toFixed(0)} completed/s; ` +
+      `  end to end: ${e.completed}/${e.accepted} completed in ${e.seconds.toFixed(1)} s = ${e.completedPerSecond.toFixed(1)} completed/s; ` +
         `accept-to-complete p50 ${ms(e.latencyMs.p50)}, p95 ${ms(e.latencyMs.p95)}, p99 ${ms(e.latencyMs.p99)}${others ? `; not completed: ${others}` : ''}`,
     );
     const c = e.cpuMsPerOrder;

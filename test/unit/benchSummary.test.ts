@@ -86,4 +86,13 @@ describe('bench summary', () => {
     expect(lines.find((l) => l.startsWith('  open 100/s'))).toMatch(/45\.0 ms\s+n\/a\s+1210 ms\s+-$/);
     expect(lines.find((l) => l.startsWith('  concurrency 64'))).toMatch(/900\.0 ms\s+n\/a\s+0 ms\s+-$/);
   });
+
+  it('prints a rate just under its target with a decimal, so a miss never reads as the target', () => {
+    const base = result();
+    const checks = checkTargets({ ...base, endToEnd: { ...base.endToEnd!, accepted: 1000, completed: 1000, completedPerSecond: 99.72 } });
+    const completed = checks.find((c) => c.name.startsWith('completed orders/s'))!;
+    expect(completed).toMatchObject({ measured: '99.7/s (1000/1000)', pass: false });
+    const text = formatBenchSummary(result({ endToEnd: { ...base.endToEnd!, completedPerSecond: 99.72 } }));
+    expect(text).toContain('= 99.7 completed/s;');
+  });
 });
