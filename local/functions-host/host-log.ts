@@ -1,6 +1,9 @@
 /**
  * Host log lines: one clear text line per event, timestamped, with secrets stripped. Levels follow
- * host.json `logging.logLevel` (`default`, `Function`, `Function.<name>`) like the real host.
+ * host.json `logging.logLevel` like the real host: the most specific category configured wins. A
+ * function's own log lines are `Function.<name>.User`, the host's lines about it (`Executed ...`)
+ * `Function.<name>`, then `Function`, then `default`; so `"Function.<name>": "Warning"` with
+ * `"Function.<name>.User": "Information"` quiets a frequent timer's invocation lines and keeps what it says.
  */
 import type { RpcLogLevel } from './core-types';
 
@@ -54,24 +57,24 @@ function bufferedStdout(): (line: string) => void {
 
 export class HostLog {
   readonly #defaultRank: number;
-  readonly #functionRank: number | undefined;
-  readonly #perFunction = new Map<string, number>();
+  /** host.json levels by category, e.g. `Function`, `Function.billingConsumer.User`. */
+  readonly #ranks = new Map<string, number>();
   readonly #write: (line: string) => void;
 
   constructor(logLevel: Record<string, string> = {}, write?: (line: string) => void) {
     this.#defaultRank = levelRank(logLevel['default']) ?? LEVELS.information!;
-    this.#functionRank = levelRank(logLevel['Function']);
     for (const [key, value] of Object.entries(logLevel)) {
-      const m = /^Function\.(.+)$/.exec(key);
       const rank = levelRank(value);
-      if (m && rank !== undefined) this.#perFunction.set(m[1]!, rank);
+      if (rank !== undefined && (key === 'Function' || key.startsWith('Function.'))) this.#ranks.set(key, rank);
     }
     this.#write = write ?? bufferedStdout();
   }
 
-  /** Whether a function's logs at this level are shown. */
-  functionEnabled(functionName: string, level: RpcLogLevel): boolean {
-    const min = this.#perFunction.get(functionName) ?? this.#functionRank ?? this.#defaultRank;
+  /** Whether a function's log lines at this level are shown: its own (`user`) or the host's about it. */
+  functionEnabled(functionName: string, level: RpcLogLevel, source: 'user' | 'host' = 'user'): boolean {
+    const category = `Function.${functionName}`;
+    const min =
+      (source === 'user' ? this.#ranks.get(`${category}.User`) : undefined) ?? this.#ranks.get(category) ?? this.#ranks.get('Function') ?? this.#defaultRank;
     return (LEVELS[level] ?? LEVELS.information!) >= min;
   }
 
@@ -83,13 +86,19 @@ export class HostLog {
     if (this.hostEnabled(level) || level === 'error' || level === 'critical') this.#line(level, message);
   }
 
+  /** A line the function (or the worker, on its behalf) logged. */
   function(functionName: string, level: RpcLogLevel, message: string): void {
     if (this.functionEnabled(functionName, level)) this.#line(level, `[${functionName}] ${message}`);
   }
 
-  /** A line the host composed from known-safe parts (names, ids, durations): no redaction pass. */
+  /** The host's line about a function, e.g. why an invocation failed. */
+  functionHost(functionName: string, level: RpcLogLevel, message: string): void {
+    if (this.functionEnabled(functionName, level, 'host')) this.#line(level, `[${functionName}] ${message}`);
+  }
+
+  /** A host line composed from known-safe parts (names, ids, durations): no redaction pass. */
   functionSummary(functionName: string, level: RpcLogLevel, message: string): void {
-    if (this.functionEnabled(functionName, level)) this.#line(level, `[${functionName}] ${message}`, false);
+    if (this.functionEnabled(functionName, level, 'host')) this.#line(level, `[${functionName}] ${message}`, false);
   }
 
   /** Lines that tools wait for (the ready line, the function list): always printed. */

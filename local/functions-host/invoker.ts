@@ -154,7 +154,7 @@ export class FunctionInvoker {
       return response;
     } catch (err) {
       outcome = 'Failed';
-      this.log.function(fn.name, 'error', `Exception while executing '${fn.name}' (Id=${invocationId}): ${errorText(err)}`);
+      this.log.functionHost(fn.name, 'error', `Exception while executing '${fn.name}' (Id=${invocationId}): ${errorText(err)}`);
       throw err;
     } finally {
       const ms = Math.round(performance.now() - started);

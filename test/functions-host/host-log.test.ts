@@ -1,0 +1,32 @@
+/** host.json log levels: the most specific category wins, as in the Functions host. */
+import { HostLog } from '../../local/functions-host/host-log';
+
+function logWith(logLevel: Record<string, string>): { log: HostLog; lines: string[] } {
+  const lines: string[] = [];
+  return { log: new HostLog(logLevel, (line) => lines.push(line)), lines };
+}
+
+describe('host log levels', () => {
+  it("quiets a function's invocation lines with Function.<name> and keeps its own lines with Function.<name>.User", () => {
+    const { log, lines } = logWith({ default: 'Information', 'Function.sweeper': 'Warning', 'Function.sweeper.User': 'Information' });
+    log.functionSummary('sweeper', 'information', "Executed 'sweeper' (Succeeded)");
+    log.function('sweeper', 'information', 'deadletter-sweep');
+    log.functionHost('sweeper', 'error', "Exception while executing 'sweeper'");
+    log.functionSummary('orders', 'information', "Executed 'orders' (Succeeded)");
+    expect(lines.map((l) => l.replace(/^\S+ /, '').trim())).toEqual([
+      expect.stringContaining('[sweeper] deadletter-sweep'),
+      expect.stringContaining("[sweeper] Exception while executing 'sweeper'"),
+      expect.stringContaining("[orders] Executed 'orders' (Succeeded)"),
+    ]);
+  });
+
+  it('falls back from Function.<name> to Function to default', () => {
+    const { log } = logWith({ default: 'Warning', Function: 'Error', 'Function.orders': 'Information' });
+    expect(log.functionEnabled('orders', 'information')).toBe(true);
+    expect(log.functionEnabled('orders', 'information', 'host')).toBe(true);
+    expect(log.functionEnabled('billing', 'warning')).toBe(false);
+    expect(log.functionEnabled('billing', 'error', 'host')).toBe(true);
+    expect(logWith({ default: 'Warning' }).log.functionEnabled('billing', 'information')).toBe(false);
+    expect(logWith({}).log.functionEnabled('billing', 'information')).toBe(true);
+  });
+});
