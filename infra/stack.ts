@@ -50,12 +50,13 @@ export const SERVICE_BUS_ROLES = ['Azure Service Bus Data Sender', 'Azure Servic
 /**
  * Where the app's package lives: a private blob the app reads with its identity. Without an Azure
  * Files content share (it takes only an account key), Functions runs an app from an external
- * package URL.
+ * package URL. It has a storage account of its own, which the app may only read: the host's account
+ * needs Storage Blob Data Owner, and in it the app's own code could replace its package.
  */
 export const DEPLOYMENT_CONTAINER = 'deployments';
 export const PACKAGE_BLOB = 'order-saga.zip';
 // Blob: host leases and the durable task hub's large messages; Queue: durable work items;
-// Table: durable history and instances.
+// Table: durable history and instances. On the host's account only.
 export const STORAGE_ROLES = [
   'Storage Blob Data Owner',
   'Storage Queue Data Contributor',
@@ -63,6 +64,8 @@ export const STORAGE_ROLES = [
 ] as const;
 /** Lets the identity send telemetry to an Application Insights resource that refuses keys. */
 export const MONITORING_ROLE = 'Monitoring Metrics Publisher';
+/** What the app may do with its package's account: read the package, nothing more. */
+export const PACKAGE_ROLE = 'Storage Blob Data Reader';
 /**
  * The Node worker's flags, the same as local.settings.json's. By default V8 lets the old generation
  * grow to up to 4x what survived the last full collection, so after a burst the host held ~190 MB
@@ -119,6 +122,8 @@ export interface ResourceNames {
   logAnalytics: string;
   applicationInsights: string;
   storageAccount: string;
+  /** The package's account; `sp` (storage, package) keeps it within storage's 24 characters as `st` does. */
+  packageStorageAccount: string;
   serviceBusNamespace: string;
   cosmosAccount: string;
   plan: string;
@@ -134,6 +139,7 @@ export function resourceNames(p: Pick<StackParameters, 'baseName' | 'environment
     logAnalytics: `log-${suffix}`,
     applicationInsights: `appi-${suffix}`,
     storageAccount: `st${p.baseName}${p.environment}`,
+    packageStorageAccount: `sp${p.baseName}${p.environment}`,
     serviceBusNamespace: `sb-${suffix}`,
     cosmosAccount: `cosmos-${suffix}`,
     plan: `plan-${suffix}`,
@@ -226,9 +232,8 @@ export class OrderSagaStack extends TerraformStack {
     });
 
     // --- Storage for the Functions host and the durable task hub ---------------------------------
-    const storage = new StorageAccount(this, 'storage', {
+    const keylessStorage = {
       ...placed,
-      name: names.storageAccount,
       accountKind: 'StorageV2',
       accountTier: 'Standard',
       accountReplicationType: 'LRS',
@@ -237,12 +242,16 @@ export class OrderSagaStack extends TerraformStack {
       allowNestedItemsToBePublic: false,
       sharedAccessKeyEnabled: false,
       defaultToOauthAuthentication: true,
-    });
+    };
+    const storage = new StorageAccount(this, 'storage', { ...keylessStorage, name: names.storageAccount });
+
+    // --- The app's package: an account of its own that the app can read and not write ---------
+    const packageStorage = new StorageAccount(this, 'package-storage', { ...keylessStorage, name: names.packageStorageAccount });
     // Created through the management plane (the account takes no keys); read by the app's identity
-    // through Storage Blob Data Owner below.
+    // through Storage Blob Data Reader below.
     const deployments = new StorageContainer(this, 'deployments', {
       name: DEPLOYMENT_CONTAINER,
-      storageAccountId: storage.id,
+      storageAccountId: packageStorage.id,
       containerAccessType: 'private',
     });
 
@@ -307,7 +316,10 @@ export class OrderSagaStack extends TerraformStack {
       name: names.cosmosAccount,
       offerType: 'Standard',
       kind: 'GlobalDocumentDB',
-      // Session is what the app's read-your-own-write order status relies on.
+      // Session: each instance's client reads its own writes. Another instance (a GET of the
+      // statusUrl that lands elsewhere, a monitor activity) may for a moment read a replica
+      // behind the write; every write the app makes is conditional or idempotent and is decided
+      // by the partition's primary, so such a read costs at most a 404 or a retry, never a lost update.
       consistencyPolicy: { consistencyLevel: 'Session' },
       geoLocation: [{ location: group.location, failoverPriority: 0 }],
       capabilities: serverless ? [{ name: 'EnableServerless' }] : [],
@@ -377,7 +389,7 @@ export class OrderSagaStack extends TerraformStack {
         languageWorkers__node__arguments: NODE_WORKER_ARGUMENTS,
         // The package is built with its production node_modules; no build on the server. Fetched
         // with the app's system-assigned identity (the default for a blob URL).
-        WEBSITE_RUN_FROM_PACKAGE: `https://${storage.name}.blob.core.windows.net/${deployments.name}/${PACKAGE_BLOB}`,
+        WEBSITE_RUN_FROM_PACKAGE: `https://${packageStorage.name}.blob.core.windows.net/${deployments.name}/${PACKAGE_BLOB}`,
         SCM_DO_BUILD_DURING_DEPLOYMENT: 'false',
         // Identity-based connections: the system-assigned identity is the default credential on
         // Azure, so no `__credential` / `__clientId` settings are needed.
@@ -398,6 +410,7 @@ export class OrderSagaStack extends TerraformStack {
       new RoleAssignment(this, id, { scope, roleDefinitionName, principalId, principalType: 'ServicePrincipal' });
     for (const role of SERVICE_BUS_ROLES) grant(constructId('role', role), namespace.id, role);
     for (const role of STORAGE_ROLES) grant(constructId('role', role), storage.id, role);
+    grant(constructId('role', 'package', PACKAGE_ROLE), packageStorage.id, PACKAGE_ROLE);
     grant(constructId('role', MONITORING_ROLE), insights.id, MONITORING_ROLE);
 
     // Cosmos data-plane RBAC is separate from Azure RBAC and has its own assignment resource.
@@ -530,7 +543,11 @@ export class OrderSagaStack extends TerraformStack {
       description: 'Base URL of the order API (POST /orders, GET /orders/{id}, the portal at /portal)',
     });
     new TerraformOutput(this, 'function_app_name', { value: app.name });
-    new TerraformOutput(this, 'storage_account_name', { value: storage.name, description: `Its ${DEPLOYMENT_CONTAINER} container holds the app's package` });
+    new TerraformOutput(this, 'storage_account_name', { value: storage.name, description: "The Functions host's and the durable task hub's storage" });
+    new TerraformOutput(this, 'package_storage_account_name', {
+      value: packageStorage.name,
+      description: `Its ${DEPLOYMENT_CONTAINER} container holds the app's package (WEBSITE_RUN_FROM_PACKAGE)`,
+    });
     new TerraformOutput(this, 'resource_group_name', { value: group.name });
     new TerraformOutput(this, 'servicebus_namespace_fqdn', {
       value: `${namespace.name}.servicebus.windows.net`,

@@ -60,6 +60,11 @@ const ref = (tf: Synthesized, type: string, attribute: string) => {
   expect(ids).toHaveLength(1);
   return `\${${type}.${ids[0]}.${attribute}}`;
 };
+/** `${azurerm_x.<id>.attr}` for a resource of a type that has several. */
+const refTo = (tf: Synthesized, type: string, id: string, attribute: string) => {
+  expect(tf.resource[type]?.[id]).toBeDefined();
+  return `\${${type}.${id}.${attribute}}`;
+};
 /** Resolves a `${type.id.attr}` reference to the resource block it points at. */
 const target = (tf: Synthesized, reference: string): Block => {
   const m = /^\$\{([a-z_]+)\.([^.]+)\.[a-z_]+\}$/.exec(reference);
@@ -91,23 +96,31 @@ describe('resources at the default parameters', () => {
     expect(app.app_settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING).toBe('Authorization=AAD');
   });
 
-  it('keeps host and durable task hub storage without shared keys', () => {
-    const storage = one(defaults.tf, 'azurerm_storage_account');
-    expect(storage).toMatchObject({ shared_access_key_enabled: false, default_to_oauth_authentication: true, min_tls_version: 'TLS1_2' });
-    expect(storage.name).toMatch(/^[a-z0-9]{3,24}$/);
+  it('keeps host and durable task hub storage, and the package in an account of its own, without shared keys', () => {
+    const accounts = defaults.tf.resource.azurerm_storage_account;
+    expect(Object.keys(accounts).sort()).toEqual(['package-storage', 'storage']);
+    for (const storage of Object.values(accounts)) {
+      expect(storage).toMatchObject({ shared_access_key_enabled: false, default_to_oauth_authentication: true, min_tls_version: 'TLS1_2', allow_nested_items_to_be_public: false });
+      expect(storage.name).toMatch(/^[a-z0-9]{3,24}$/);
+    }
     // The provider turns these into AzureWebJobsStorage__accountName (identity form).
-    expect(app.storage_account_name).toBe(ref(defaults.tf, 'azurerm_storage_account', 'name'));
+    expect(app.storage_account_name).toBe(refTo(defaults.tf, 'azurerm_storage_account', 'storage', 'name'));
     expect(app.storage_uses_managed_identity).toBe(true);
     expect(app.storage_account_access_key).toBeUndefined();
     expect(app.content_share_force_disabled).toBe(true);
     // Without the content share the app runs from its package in a private blob container, which
-    // it reads with its identity (Storage Blob Data Owner on the account, below).
+    // it reads with its identity (Storage Blob Data Reader on the package's account, below).
     const container = one(defaults.tf, 'azurerm_storage_container');
-    expect(container).toMatchObject({ name: DEPLOYMENT_CONTAINER, container_access_type: 'private', storage_account_id: ref(defaults.tf, 'azurerm_storage_account', 'id') });
+    expect(container).toMatchObject({
+      name: DEPLOYMENT_CONTAINER,
+      container_access_type: 'private',
+      storage_account_id: refTo(defaults.tf, 'azurerm_storage_account', 'package-storage', 'id'),
+    });
     expect(app.app_settings.WEBSITE_RUN_FROM_PACKAGE).toBe(
-      `https://${ref(defaults.tf, 'azurerm_storage_account', 'name')}.blob.core.windows.net/${ref(defaults.tf, 'azurerm_storage_container', 'name')}/${PACKAGE_BLOB}`,
+      `https://${refTo(defaults.tf, 'azurerm_storage_account', 'package-storage', 'name')}.blob.core.windows.net/${ref(defaults.tf, 'azurerm_storage_container', 'name')}/${PACKAGE_BLOB}`,
     );
-    expect(defaults.tf.output.storage_account_name.value).toBe(ref(defaults.tf, 'azurerm_storage_account', 'name'));
+    expect(defaults.tf.output.storage_account_name.value).toBe(refTo(defaults.tf, 'azurerm_storage_account', 'storage', 'name'));
+    expect(defaults.tf.output.package_storage_account_name.value).toBe(refTo(defaults.tf, 'azurerm_storage_account', 'package-storage', 'name'));
     // ...and the provider must itself reach the keyless account with Entra ID.
     expect(defaults.tf.provider.azurerm[0].storage_use_azuread).toBe(true);
   });
@@ -167,16 +180,19 @@ describe('resources at the default parameters', () => {
   it("grants the app's identity the data roles it needs, each on the resource it uses", () => {
     const principal = `\${azurerm_linux_function_app.${Object.keys(defaults.tf.resource.azurerm_linux_function_app)[0]}.identity[0].principal_id}`;
     const assignments = all(defaults.tf, 'azurerm_role_assignment');
-    expect(assignments).toHaveLength(6);
+    expect(assignments).toHaveLength(7);
     for (const r of assignments) expect(r).toMatchObject({ principal_id: principal, principal_type: 'ServicePrincipal' });
+    const hostStorage = refTo(defaults.tf, 'azurerm_storage_account', 'storage', 'id');
     expect(new Map(assignments.map((r) => [r.role_definition_name, r.scope]))).toEqual(
       new Map([
         ['Azure Service Bus Data Sender', ref(defaults.tf, 'azurerm_servicebus_namespace', 'id')],
         // Owner, not only Receiver: the trigger reads its subscriptions' message counts to scale.
         ['Azure Service Bus Data Owner', ref(defaults.tf, 'azurerm_servicebus_namespace', 'id')],
-        ['Storage Blob Data Owner', ref(defaults.tf, 'azurerm_storage_account', 'id')],
-        ['Storage Queue Data Contributor', ref(defaults.tf, 'azurerm_storage_account', 'id')],
-        ['Storage Table Data Contributor', ref(defaults.tf, 'azurerm_storage_account', 'id')],
+        ['Storage Blob Data Owner', hostStorage],
+        ['Storage Queue Data Contributor', hostStorage],
+        ['Storage Table Data Contributor', hostStorage],
+        // Its package: read, never write (the host's account, where it is Owner, holds no code).
+        ['Storage Blob Data Reader', refTo(defaults.tf, 'azurerm_storage_account', 'package-storage', 'id')],
         ['Monitoring Metrics Publisher', ref(defaults.tf, 'azurerm_application_insights', 'id')],
       ]),
     );
@@ -584,9 +600,12 @@ describe('parameters', () => {
     const { tf } = synth({ ORDERS_ENV: 'prod', ORDERS_NAME: 'contosoorders', ORDERS_LOCATION: 'swedencentral' });
     expect(one(tf, 'azurerm_resource_group')).toMatchObject({ name: 'rg-contosoorders-prod', location: 'swedencentral' });
     expect(one(tf, 'azurerm_linux_function_app').name).toBe('func-contosoorders-prod');
-    expect(one(tf, 'azurerm_storage_account').name).toBe('stcontosoordersprod');
+    expect(tf.resource.azurerm_storage_account.storage.name).toBe('stcontosoordersprod');
+    expect(tf.resource.azurerm_storage_account['package-storage'].name).toBe('spcontosoordersprod');
     const longest = readParameters({ ORDERS_ENV: 'abcdefgh', ORDERS_NAME: 'abcdefghijklmn' });
-    expect(one(synth({ ORDERS_ENV: longest.environment, ORDERS_NAME: longest.baseName }).tf, 'azurerm_storage_account').name.length).toBeLessThanOrEqual(24);
+    for (const account of Object.values(synth({ ORDERS_ENV: longest.environment, ORDERS_NAME: longest.baseName }).tf.resource.azurerm_storage_account)) {
+      expect(account.name.length).toBeLessThanOrEqual(24);
+    }
   });
 
   it('keeps local state outside cdktf.out by default and uses a blob container when asked', () => {
