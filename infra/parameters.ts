@@ -32,8 +32,8 @@ export interface StackParameters {
   cosmosMaxThroughput: number;
   serviceBusSku: ServiceBusSku;
   /**
-   * The Node.js major the app runs on. 20 is the one the tests run on here; upstream it reached
-   * end of life on 2026-04-30, and 22 is the other major Azure Functions v4 runs Node apps on.
+   * The Node.js major the app runs on: 22 by default. 20 reached its upstream end of life on
+   * 2026-04-30 and stays selectable; the test suite passes on both.
    */
   nodeVersion: NodeVersion;
   /** App Service Authentication for the support routes; absent = off. */
@@ -65,7 +65,7 @@ export const PARAMETER_DEFAULTS = {
   ORDERS_COSMOS_CAPACITY: 'serverless',
   ORDERS_COSMOS_MAX_THROUGHPUT: '1000',
   ORDERS_SERVICEBUS_SKU: 'Standard',
-  ORDERS_NODE_VERSION: '20',
+  ORDERS_NODE_VERSION: '22',
   ORDERS_AUTH_CLIENT_ID: '',
   ORDERS_AUTH_TENANT_ID: '',
   ORDERS_SEED_CATALOG: 'false',

@@ -150,12 +150,12 @@ describe('resources at the default parameters', () => {
     expect(app.site_config).toMatchObject({ elastic_instance_minimum: 1, pre_warmed_instance_count: 1, app_scale_limit: 20 });
   });
 
-  it('runs the app on Functions v4, Node 20, with a system-assigned identity and HTTPS only', () => {
+  it('runs the app on Functions v4, Node 22, with a system-assigned identity and HTTPS only', () => {
     expect(defaults.json).toHaveResourceWithProperties(LinuxFunctionApp, {
       functions_extension_version: '~4',
       https_only: true,
       identity: { type: 'SystemAssigned' },
-      site_config: expect.objectContaining({ application_stack: { node_version: '20' } }),
+      site_config: expect.objectContaining({ application_stack: { node_version: '22' } }),
     });
   });
 
@@ -566,8 +566,8 @@ describe('parameters', () => {
     expect(one(tf, 'azurerm_servicebus_namespace')).toMatchObject({ sku: 'Premium', capacity: 1, premium_messaging_partitions: 1, local_auth_enabled: false });
   });
 
-  it('runs the app on Node 22 when asked, and on no other major', () => {
-    expect(one(synth({ ORDERS_NODE_VERSION: '22' }).tf, 'azurerm_linux_function_app').site_config.application_stack).toEqual({ node_version: '22' });
+  it('runs the app on Node 20 when asked, and on no other major', () => {
+    expect(one(synth({ ORDERS_NODE_VERSION: '20' }).tf, 'azurerm_linux_function_app').site_config.application_stack).toEqual({ node_version: '20' });
     expect(() => readParameters({ ORDERS_NODE_VERSION: '18' })).toThrow(/ORDERS_NODE_VERSION=18/);
   });
 
