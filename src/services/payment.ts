@@ -44,6 +44,8 @@ export async function refundPayment(
   order: OrderDocument,
   deps: OrderSagaDependencies = appDependencies(),
   actor = 'monitor',
+  /** Runs only when there is a charge to refund, before the refund is asked for (the gateway's say). */
+  beforeRefund?: () => Promise<void>,
 ): Promise<{ refunded: number; compensated: boolean }> {
   const now = deps.now();
   const { entry: charge } = await deps.payments.charge({
@@ -57,6 +59,7 @@ export async function refundPayment(
   });
   let refunded = 0;
   if (!charge.voided && charge.amount > 0) {
+    await beforeRefund?.();
     const { entry } = await deps.payments.refund({
       id: refundId(order.id),
       orderId: order.id,

@@ -281,6 +281,24 @@ describe('saga compensation', () => {
     expect(await stock(LOW_STOCK_SKU)).toEqual(before);
   });
 
+  it('with refunds failing, an order that was never charged still ends cancelled: there is nothing to refund', async () => {
+    await setFaults({ refundFails: true });
+    try {
+      const before = await stock(LOW_STOCK_SKU);
+      const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: before.available + 1 }]);
+      await deliver('inventory', 'notification');
+      const { order } = await world.runUntil(id, terminal, { stepMs: 1_000 });
+
+      expect(order.state).toBe('cancelled');
+      expect(order.status.billing).toBe('compensated');
+      expect(order.payment).toEqual({ charged: 0, refunded: 0 });
+      expect(order.timeline).toContainEqual(expect.objectContaining({ kind: 'compensation', service: 'billing', detail: 'nothing charged; charge voided' }));
+      expect(order.timeline.filter((e) => e.kind === 'compensation-failed' || e.kind === 'attention')).toEqual([]);
+    } finally {
+      await setFaults({ refundFails: false });
+    }
+  });
+
   it('a refund that keeps failing ends in attention with the details, not an endless loop; support compensates after the fix', async () => {
     await setFaults({ refundFails: true });
     const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: 1_000 }]);
