@@ -4,7 +4,8 @@
  * compensation runs, or once the order is cancelled, is accepted there as a no-op: not offered
  * here. test/unit/portalActionRules.test.ts holds both to the same answers.
  */
-import { ACTIVE_STATES, REQUEUE_BILLING_FROM, theOrderIs } from '../../src/domain/orderState';
+import type { TimelineEntry } from '../../src/domain/order';
+import { ACTIVE_STATES, compensationPendingReason, latestSupportRequest, REQUEUE_BILLING_FROM, theOrderIs } from '../../src/domain/orderState';
 import { SERVICES, type ServiceName } from '../../src/topology';
 import { statusLabel } from './format';
 
@@ -16,6 +17,13 @@ const COMPENSATE_IN: readonly string[] = [...ACTIVE_STATES, 'attention'];
 export interface ActionSubject {
   state?: string;
   status?: Partial<Record<ServiceName, string>> | null;
+  timeline?: readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[] | null;
+}
+
+/** A compensate request an active order has not begun to carry out. */
+function pendingCompensation(order: ActionSubject): string | undefined {
+  const request = order.state && ACTIVE.includes(order.state) ? latestSupportRequest(order.timeline ?? undefined, 'compensate') : undefined;
+  return request && compensationPendingReason(request);
 }
 
 /** Why requeue does not apply now, or undefined when it does. */
@@ -24,12 +32,12 @@ export function requeueRefusal(order: ActionSubject): string | undefined {
   const billing = order.status?.billing ?? '';
   if (billing === 'failed') return 'billing failed for a business reason; compensate instead';
   if (!REQUEUE_FROM.includes(billing)) return `billing is ${statusLabel(billing)}`;
-  return undefined;
+  return pendingCompensation(order);
 }
 
 /** Why compensate does not apply now, or undefined when it does. */
 export function compensateRefusal(order: ActionSubject): string | undefined {
   if (order.state && !COMPENSATE_IN.includes(order.state)) return theOrderIs(order.state);
   if (SERVICES.every((s) => order.status?.[s] === 'done')) return 'every service is done; the order is completing';
-  return undefined;
+  return pendingCompensation(order);
 }

@@ -14,14 +14,14 @@ import {
   type ServiceStatus,
   type TimelineEntry,
 } from './order';
-import { currentReasons, IN_FLIGHT } from './orderState';
+import { currentReasons, IN_FLIGHT, SUPPORT_ACTION_KIND } from './orderState';
 
 /** Timeline kinds the monitor writes and reads back; consumers write `delivery`, `done`, `failed`. */
 export const TIMELINE = {
   deadLettered: 'deadlettered',
   requeued: 'requeued',
   republished: 'republished',
-  supportAction: 'support-action',
+  supportAction: SUPPORT_ACTION_KIND,
   compensationStarted: 'compensation-started',
   compensation: 'compensation',
   compensationFailed: 'compensation-failed',

@@ -42,6 +42,31 @@ export function theOrderIs(state: string | undefined): string {
 /** Billing statuses from which support may requeue billing (on an active order): not finished yet. */
 export const REQUEUE_BILLING_FROM: readonly ServiceStatus[] = [...IN_FLIGHT, 'deadlettered'];
 
+/** The timeline kind of a person's request (its `detail` names the action, its `actor` the person). */
+export const SUPPORT_ACTION_KIND = 'support-action';
+
+/**
+ * The latest request for this support action on the timeline: who asked and when. On an active
+ * order a compensate request is still pending (compensation moves the order out of the active
+ * states), so support asks nothing else of it.
+ */
+export function latestSupportRequest(
+  timeline: readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[] | undefined,
+  action: 'requeue' | 'compensate',
+): { by: string; at: string } | undefined {
+  let latest: { by: string; at: string } | undefined;
+  for (const entry of timeline ?? []) {
+    if (entry.kind !== SUPPORT_ACTION_KIND || entry.detail !== action || entry.at === undefined) continue;
+    if (!latest || entry.at >= latest.at) latest = { by: entry.actor ?? 'support', at: entry.at };
+  }
+  return latest;
+}
+
+/** Why requeue cannot apply while compensation is asked for, in the words support reads. */
+export function compensationPendingReason(request: { by: string }): string {
+  return `compensation was asked for by ${request.by}; the order is being cancelled`;
+}
+
 /** Statuses no reason describes: a service that moves to one loses the reason it had. */
 const REASONLESS: readonly ServiceStatus[] = [...IN_FLIGHT, 'done'];
 /** Statuses recorded with a reason (a business failure, a dead-letter). */

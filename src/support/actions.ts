@@ -7,14 +7,17 @@
  * When an action applies:
  * - requeue: the order is active (accepted/processing) and billing is not finished: `pending`,
  *   `processing` or `deadlettered`. Not for `done`, `compensated`, or `failed` (a business
- *   failure a retry will not fix: compensate instead), nor while compensating or once terminal.
+ *   failure a retry will not fix: compensate instead), nor once compensation is asked for or
+ *   running, nor once terminal.
+ *
+ * A repeated request is answered with the pending request's person and time, not the repeat's.
  * - compensate: any order that is not `completed` and whose services are not all `done` (an
  *   order about to complete is not cancelled). Repeating it while compensation is requested or
  *   running, or once the order is `cancelled`, is a no-op. On an `attention` order it runs the
  *   compensation again: a person fixed what failed, every step is idempotent.
  */
 import type { OrderDocument, TimelineEntry } from '../domain/order';
-import { ACTIVE_STATES, REQUEUE_BILLING_FROM, theOrderIs } from '../domain/orderState';
+import { ACTIVE_STATES, compensationPendingReason, latestSupportRequest, REQUEUE_BILLING_FROM, theOrderIs } from '../domain/orderState';
 import { MONITOR_ACTOR, monitorSnapshotOf, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
@@ -106,7 +109,11 @@ export function requestRequeue(orderId: string, principal: SupportPrincipal, env
       return notApplicable(order, `billing ${why}`);
     }
 
-    const pending = monitorSnapshotOf(order).requeueRequestedBy;
+    // Compensation asked for and not begun yet: billing is about to be refunded, not retried.
+    const compensation = latestSupportRequest(order.timeline, 'compensate');
+    if (compensation) return notApplicable(order, compensationPendingReason(compensation));
+
+    const pending = monitorSnapshotOf(order).requeueRequestedBy !== undefined ? latestSupportRequest(order.timeline, 'requeue') : undefined;
     const at = deps.now();
     if (!pending) {
       const recorded = await record({ at, kind: TIMELINE.supportAction, detail: 'requeue', actor: principal.name, service: 'billing' });
@@ -114,9 +121,10 @@ export function requestRequeue(orderId: string, principal: SupportPrincipal, env
     }
     const monitor = await wakeMonitor(order, 'requeue', principal, env);
     env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'requeue', by: principal.name, alreadyRequested: !!pending });
+    const request = pending ?? { by: principal.name, at };
     return {
       kind: 'accepted',
-      body: { orderId, action: 'requeue', accepted: true, alreadyRequested: !!pending, requestedBy: pending ?? principal.name, requestedAt: at, monitor },
+      body: { orderId, action: 'requeue', accepted: true, alreadyRequested: !!pending, requestedBy: request.by, requestedAt: request.at, monitor },
     };
   });
 }
@@ -139,17 +147,14 @@ export function requestCompensation(orderId: string, principal: SupportPrincipal
       (order.state !== 'attention' && (order.state === 'compensating' || snapshot.compensationRequestedBy !== undefined));
     if (already) {
       const monitor = order.state === 'cancelled' ? 'untouched' : await wakeMonitor(order, 'compensate', principal, env);
+      // The latest person's request, or the monitor's own start when nobody asked.
+      const request = latestSupportRequest(order.timeline, 'compensate') ?? {
+        by: MONITOR_ACTOR,
+        at: order.timeline.find((e) => e.kind === TIMELINE.compensationStarted)?.at ?? at,
+      };
       return {
         kind: 'accepted',
-        body: {
-          orderId,
-          action: 'compensate',
-          accepted: true,
-          alreadyRequested: true,
-          requestedBy: snapshot.compensationRequestedBy ?? MONITOR_ACTOR,
-          requestedAt: at,
-          monitor,
-        },
+        body: { orderId, action: 'compensate', accepted: true, alreadyRequested: true, requestedBy: request.by, requestedAt: request.at, monitor },
       };
     }
 

@@ -100,6 +100,27 @@ describe('requestRequeue', () => {
     ]);
   });
 
+  it('a repeat is answered with the pending request: its person and its time, not the repeat\'s', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
+    const first = await requestRequeue('order-1', ana, { deps, monitor, log: silent });
+    const again = await requestRequeue('order-1', { ...ana, name: 'bo@contoso.com' }, { deps, monitor, log: silent });
+    if (first.kind !== 'accepted' || again.kind !== 'accepted') throw new Error('both accepted');
+    expect(again.body).toMatchObject({ alreadyRequested: true, requestedBy: 'ana@contoso.com', requestedAt: first.body.requestedAt });
+  });
+
+  it('is refused once compensation is asked for: billing is about to be refunded, not retried', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
+    expect(await requestCompensation('order-1', { ...ana, name: 'bo@contoso.com' }, { deps, monitor, log: silent })).toMatchObject({ kind: 'accepted' });
+    const result = await requestRequeue('order-1', ana, { deps, monitor, log: silent });
+    expect(result).toMatchObject({ kind: 'notApplicable', detail: 'compensation was asked for by bo@contoso.com; the order is being cancelled' });
+    const requests = deps.orders.docs.get('order-1')!.timeline.filter((e) => e.kind === 'support-action');
+    expect(requests.map((e) => e.detail)).toEqual(['compensate']);
+  });
+
   it('requests sent at once (a double click) are recorded once: one is new, the others find it pending', async () => {
     const deps = memoryDependencies();
     const monitor = new RecordingMonitor();
@@ -161,6 +182,34 @@ describe('requestCompensation', () => {
     const order = deps.orders.docs.get('order-1')!;
     expect(order.timeline.filter((e) => e.kind === 'support-action')).toHaveLength(1);
     expect(order.state).toBe('compensating');
+  });
+
+  it('a repeat while a later request runs names that request, with its time', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    const asked = (at: string, actor: string) => ({ at, kind: TIMELINE.supportAction, detail: 'compensate', actor });
+    // Alice's compensation ended in attention; Bob asked again and it runs.
+    seedOrder(deps, {
+      state: 'compensating',
+      timeline: [
+        asked('2026-01-01T00:00:01.000Z', 'alice@contoso.com'),
+        { at: '2026-01-01T00:00:02.000Z', kind: TIMELINE.compensationStarted, actor: 'alice@contoso.com', detail: 'run 1' },
+        { at: '2026-01-01T00:00:03.000Z', kind: TIMELINE.attention, reason: 'compensation could not finish: refundPayment' },
+        asked('2026-01-01T00:00:04.000Z', 'bob@contoso.com'),
+      ],
+    }, { billing: 'deadlettered' });
+    const carol = await requestCompensation('order-1', { ...ana, name: 'carol@contoso.com' }, { deps, monitor, log: silent });
+    expect(carol).toMatchObject({ kind: 'accepted', body: { alreadyRequested: true, requestedBy: 'bob@contoso.com', requestedAt: '2026-01-01T00:00:04.000Z' } });
+  });
+
+  it("a repeat on the monitor's own compensation says the monitor began it, and when", async () => {
+    const deps = memoryDependencies();
+    seedOrder(deps, {
+      state: 'cancelled',
+      timeline: [{ at: '2026-01-01T00:00:02.000Z', kind: TIMELINE.compensationStarted, actor: 'monitor', detail: 'run 1' }],
+    });
+    const result = await requestCompensation('order-1', ana, { deps, monitor: new RecordingMonitor(), log: silent });
+    expect(result).toMatchObject({ kind: 'accepted', body: { alreadyRequested: true, requestedBy: 'monitor', requestedAt: '2026-01-01T00:00:02.000Z' } });
   });
 
   it('a cancelled order: accepted as already done, monitor untouched', async () => {

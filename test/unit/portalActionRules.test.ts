@@ -1,7 +1,7 @@
 // The portal offers Requeue and Compensate exactly when the API would accept them: for every order
 // state and every combination of service statuses, its rule and the API's give the same answer.
 import { compensateRefusal, requeueRefusal } from '../../portal/src/actionRules';
-import type { OrderState, ServiceStatus } from '../../src/domain/order';
+import type { OrderState, ServiceStatus, TimelineEntry } from '../../src/domain/order';
 import { newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
 import { requestCompensation, requestRequeue } from '../../src/support/actions';
@@ -13,17 +13,28 @@ const STATUSES: ServiceStatus[] = ['pending', 'processing', 'done', 'failed', 'd
 const silent = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
 const ana: SupportPrincipal = { name: 'ana@contoso.com', roles: ['support'], source: 'app-service-auth' };
 
+/** A person asked for compensation, and the order has not begun it. */
+const COMPENSATE_ASKED: TimelineEntry[] = [{ at: '2026-11-28T10:00:00.000Z', kind: 'support-action', detail: 'compensate', actor: 'bo@contoso.com' }];
+
 /** Whether the API accepts the action on this order, as a fresh store holds it. */
-async function apiAccepts(action: 'requeue' | 'compensate', state: OrderState, status: Record<'inventory' | 'billing' | 'notification', ServiceStatus>) {
+async function apiAccepts(
+  action: 'requeue' | 'compensate',
+  state: OrderState,
+  status: Record<'inventory' | 'billing' | 'notification', ServiceStatus>,
+  timeline: TimelineEntry[] = [],
+) {
   const deps = memoryDependencies();
   const order = newOrder({ id: 'o-1', eventId: 'e-1', correlationId: 'c-1', customerId: 'cu-1', items: [{ sku: 'MOUSE-01', quantity: 1, unitPrice: 24.5 }], total: 24.5, now: deps.now() });
-  deps.orders.docs.set(order.id, { ...order, state, status });
+  deps.orders.docs.set(order.id, { ...order, state, status, timeline: [...order.timeline, ...timeline] });
   const env = { deps, monitor: new RecordingMonitor(), log: silent };
   const result = action === 'requeue' ? await requestRequeue(order.id, ana, env) : await requestCompensation(order.id, ana, env);
   return result.kind === 'accepted' && !result.body.alreadyRequested;
 }
 
-it('offers each action on exactly the orders the API accepts it for, and says why not otherwise', async () => {
+it.each([
+  ['no request', []],
+  ['compensation asked for', COMPENSATE_ASKED],
+])('offers each action on exactly the orders the API accepts it for, and says why not otherwise (%s)', async (_, timeline: TimelineEntry[]) => {
   let offered = 0;
   let refused = 0;
   for (const state of STATES) {
@@ -32,15 +43,15 @@ it('offers each action on exactly the orders the API accepts it for, and says wh
         for (const notification of STATUSES) {
           const status = { inventory, billing, notification };
           for (const [action, refusal] of [
-            ['requeue', requeueRefusal({ state, status })],
-            ['compensate', compensateRefusal({ state, status })],
+            ['requeue', requeueRefusal({ state, status, timeline })],
+            ['compensate', compensateRefusal({ state, status, timeline })],
           ] as const) {
-            const accepted = await apiAccepts(action, state, status);
+            const accepted = await apiAccepts(action, state, status, timeline);
             expect({ action, state, status, portalOffers: refusal === undefined }).toEqual({ action, state, status, portalOffers: accepted });
             if (refusal === undefined) offered++;
             else {
               refused++;
-              expect(refusal).toMatch(/^(the order is|the order needs attention|billing|every service)/);
+              expect(refusal).toMatch(/^(the order is|the order needs attention|billing|every service|compensation was asked for by bo@contoso.com)/);
             }
           }
         }
