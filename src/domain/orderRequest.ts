@@ -13,6 +13,16 @@ export const MAX_QUANTITY = 1000;
 export const searchableText = <T extends z.ZodString>(schema: T) =>
   schema.refine((text) => !/[\p{Cc}\p{Cs}]/u.test(text), 'must not contain control characters or broken characters');
 
+/**
+ * A whole number up to `max`. One beyond 2^53 - 1, where JSON numbers stop being exact, fails the
+ * whole-number check too: it is said to be too large, not "not whole".
+ */
+const wholeNumber = (max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .number()
+    .int({ error: (issue) => (issue.code === 'too_big' ? `must be at most ${max}` : 'must be a whole number') })
+    .max(max, `must be at most ${max}`);
+
 export const orderRequestSchema = z.strictObject({
   customerId: searchableText(z.string().trim().min(1, 'must be a non-empty string').max(128)),
   items: z
@@ -23,7 +33,7 @@ export const orderRequestSchema = z.strictObject({
           .min(1, 'must be a non-empty string')
           .max(64)
           .regex(/^[A-Za-z0-9._-]+$/, 'may contain only letters, digits, dot, underscore and dash'),
-        quantity: z.number().int('must be a whole number').positive('must be at least 1').max(MAX_QUANTITY),
+        quantity: wholeNumber(MAX_QUANTITY).positive('must be at least 1'),
       }),
     )
     .min(1, 'must list at least one item')
@@ -31,7 +41,7 @@ export const orderRequestSchema = z.strictObject({
   simulate: z
     .strictObject({
       // No upper bound: a count past every delivery and requeue makes billing never succeed.
-      billingFailures: z.number().int('must be a whole number').min(0).optional(),
+      billingFailures: wholeNumber().min(0).optional(),
     })
     .optional(),
 });

@@ -30,6 +30,8 @@ describe('parseOrderRequest', () => {
     ['an unknown field', { ...valid, coupon: 'FREE' }, { coupon: 'is not a known field' }],
     ['negative billingFailures', { ...valid, simulate: { billingFailures: -1 } }, { 'simulate/billingFailures': 'must be at least 0' }],
     ['fractional billingFailures', { ...valid, simulate: { billingFailures: 0.5 } }, { 'simulate/billingFailures': 'must be a whole number' }],
+    ['billingFailures past exact JSON numbers', { ...valid, simulate: { billingFailures: 1e20 } }, { 'simulate/billingFailures': 'must be at most 9007199254740991' }],
+    ['a quantity past exact JSON numbers', { ...valid, items: [{ sku: 'A', quantity: 9007199254740993 }] }, { 'items/0/quantity': 'must be at most 1000' }],
     ['a body that is not an object', 42, { '(body)': 'must be a JSON object' }],
     ['null', null, { '(body)': 'must be a JSON object' }],
   ])('rejects %s, naming the field in plain words', (_label, body, problems) => {
