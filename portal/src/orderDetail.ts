@@ -224,7 +224,7 @@ export class OrderDetail {
       action === 'requeue'
         ? {
             title: `Requeue order ${shortId(id)}?`,
-            message: 'The dead-lettered or failed step is sent back to its service to try again.',
+            message: 'The order is sent to billing again, to try the payment once more.',
             confirmLabel: 'Requeue',
           }
         : this.order?.state === 'attention'
