@@ -158,11 +158,14 @@ export function requestCompensation(orderId: string, principal: SupportPrincipal
       };
     }
 
-    if (!(await record({ at, kind: TIMELINE.supportAction, detail: 'compensate', actor: principal.name }))) return RACED;
+    const request: TimelineEntry = { at, kind: TIMELINE.supportAction, detail: 'compensate', actor: principal.name };
     if (order.state === 'attention') {
       // The monitor ended with the order; it resumes compensation once the order says so again.
-      await deps.orders.transitionState(orderId, { from: ['attention'], to: 'compensating' });
-    }
+      // The request and that state go in one patch: a crash between two writes would keep a request
+      // that nothing carries out (the monitor sweeper looks after compensating orders, not attention).
+      const moved = await deps.orders.transitionState(orderId, { from: ['attention'], to: 'compensating', timeline: request });
+      if (!moved) return RACED;
+    } else if (!(await record(request))) return RACED;
     const monitor = await wakeMonitor(order, 'compensate', principal, env);
     env.log.info('support-action', { orderId, correlationId: order.correlationId, action: 'compensate', by: principal.name });
     return {

@@ -184,6 +184,27 @@ describe('requestCompensation', () => {
     expect(order.state).toBe('compensating');
   });
 
+  it('an attention order: the request and the state that lets the monitor act on it are one write, so a crash keeps both or neither', async () => {
+    const deps = memoryDependencies();
+    seedOrder(deps, { state: 'attention' }, { billing: 'done', inventory: 'compensated' });
+    // The host dies right after its first write to the order: every later call fails.
+    const orders = deps.orders;
+    const crashAfter = <A extends unknown[], R>(write: (...args: A) => Promise<R>) =>
+      async (...args: A): Promise<R> => {
+        const result = await write.apply(orders, args);
+        orders.failWith = new Error('host killed');
+        return result;
+      };
+    orders.appendTimeline = crashAfter(orders.appendTimeline);
+    orders.transitionState = crashAfter(orders.transitionState);
+    await requestCompensation('order-1', ana, { deps, monitor: new RecordingMonitor(), log: silent }).catch(() => undefined);
+    orders.failWith = undefined;
+    const order = orders.docs.get('order-1')!;
+    const asked = order.timeline.some((e) => e.kind === TIMELINE.supportAction && e.detail === 'compensate');
+    // Recorded and left in attention, nothing would ever carry the request out.
+    expect({ asked, state: order.state }).toEqual({ asked: true, state: 'compensating' });
+  });
+
   it('a repeat while a later request runs names that request, with its time', async () => {
     const deps = memoryDependencies();
     const monitor = new RecordingMonitor();
