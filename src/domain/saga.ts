@@ -22,6 +22,12 @@ export interface CompensationStep {
  *
  * A step that ended in `failed` is a business failure that took no effect (inventory reserves
  * all or none; a declined charge charges nothing) and one already `compensated` is undone.
+ *
+ * Stock is the exception: its status is written before its holds are back. Compensation marks
+ * inventory `compensated` first (so a delivery still in flight gives back what it reserved), and
+ * the out-of-stock path records `failed` first; a run or a delivery that died in between leaves
+ * holds that nothing else returns. Returning holds that are gone is a no-op, so stock is always
+ * released, whatever its status says.
  */
 const UNDO: Partial<Record<ServiceName, CompensationName>> = {
   billing: 'refundPayment',
@@ -41,7 +47,7 @@ function completedAt(order: OrderDocument, service: ServiceName): string {
 export function planCompensation(order: OrderDocument): CompensationStep[] {
   const undoable = (Object.keys(UNDO) as ServiceName[]).filter((service) => {
     const status = order.status[service];
-    return status !== 'failed' && status !== 'compensated';
+    return service === 'inventory' || (status !== 'failed' && status !== 'compensated');
   });
   const reversed = undoable.sort((a, b) => {
     const ta = completedAt(order, a);

@@ -89,7 +89,8 @@ export async function releaseStock(
 ): Promise<{ compensated: boolean; itemsReleased: number }> {
   const updated = await deps.orders.transitionStatus(order.id, {
     service: 'inventory',
-    from: COMPENSATABLE_FROM,
+    // An out-of-stock `failed` stays what support reads; its holds are still given back below.
+    from: COMPENSATABLE_FROM.filter((status) => status !== 'failed'),
     to: 'compensated',
     timeline: { at: deps.now(), kind: 'compensation', service: 'inventory', detail: 'stock released', actor },
   });

@@ -9,6 +9,7 @@ import { recordDeadLetter } from '../../src/support/deadLetters';
 import { monitorSnapshotOf } from '../../src/domain/monitorPolicy';
 import { refundPayment } from '../../src/services/payment';
 import { releaseStock } from '../../src/services/stock';
+import { planCompensation } from '../../src/domain/saga';
 import type { ServiceName } from '../../src/topology';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
@@ -177,7 +178,7 @@ describe('consumeOrderCreated', () => {
     expect(monitor.changes.at(-1)!.change).toMatchObject({ service: 'inventory', status: 'failed' });
   });
 
-  it('a reason lasts as long as the status it explains: gone once a dead-lettered billing is done, kept by a failed service compensated', async () => {
+  it('a reason lasts as long as the status it explains: gone once a dead-lettered billing is done, kept by a failed service through compensation', async () => {
     const order = await placeOrder([mouse, { sku: 'LIMITED-EDITION', quantity: 4, unitPrice: 19.99 }], { billingFailures: 3 });
     for (let attempt = 1; attempt <= 3; attempt++) await expect(deliver('billing', order, attempt)).rejects.toThrow(TransientError);
     const deadLetter = { body: buildOrderCreatedEvent(order), messageId: order.eventId, deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
@@ -189,7 +190,8 @@ describe('consumeOrderCreated', () => {
     await releaseStock((await deps.orders.get(order.id))!, deps);
 
     const stored = (await deps.orders.get(order.id))!;
-    expect(stored.status).toMatchObject({ billing: 'done', inventory: 'compensated' });
+    // Compensation gives back what the failing delivery may have left held, and `failed` stays what support reads.
+    expect(stored.status).toMatchObject({ billing: 'done', inventory: 'failed' });
     expect(stored.statusReason.billing).toBeNull();
     const view = orderSupportView(stored, null);
     expect(view.statusReason).toEqual({ inventory: expect.stringContaining('out of stock: LIMITED-EDITION') });
@@ -276,6 +278,36 @@ describe('compensation operations', () => {
     expect((await sendCancellation(order, deps)).sent).toBe(true);
     expect((await sendCancellation(order, deps)).sent).toBe(false);
     expect((await deps.orders.get(order.id))!.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+  });
+
+  it('a release whose first run died after marking inventory compensated still gives the holds back', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('inventory', order);
+    // The first run: the status patch went through, then the host died before the holds were returned.
+    const release = deps.inventory.release.bind(deps.inventory);
+    deps.inventory.release = async () => {
+      throw new Error('host killed');
+    };
+    await expect(releaseStock(order, deps)).rejects.toThrow('host killed');
+    deps.inventory.release = release;
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.status.inventory).toBe('compensated');
+    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ reserved: mouse.quantity });
+    // The next run plans the release again and returns the hold; the status is left as it is.
+    expect(planCompensation(stored).map((s) => s.name)).toContain('releaseStock');
+    expect(await releaseStock(stored, deps)).toEqual({ compensated: false, itemsReleased: 1 });
+    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 1000, reserved: 0 });
+  });
+
+  it('an out-of-stock order keeps inventory failed when compensation gives back what a dying delivery left held', async () => {
+    const order = await placeOrder([mouse]);
+    await deliver('inventory', order);
+    await deps.orders.transitionStatus(order.id, { service: 'inventory', from: ['done'], to: 'failed' });
+    const stored = (await deps.orders.get(order.id))!;
+    expect(planCompensation(stored).map((s) => s.name)).toContain('releaseStock');
+    expect(await releaseStock(stored, deps)).toEqual({ compensated: false, itemsReleased: 1 });
+    expect((await deps.orders.get(order.id))!.status.inventory).toBe('failed');
+    expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 1000, reserved: 0 });
   });
 });
 

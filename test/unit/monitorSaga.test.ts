@@ -28,9 +28,14 @@ describe('planCompensation', () => {
     expect(names(o)).toEqual(['releaseStock', 'refundPayment', 'sendCancellation']);
   });
 
-  it('out of stock after a charge: refund only, then the notice (nothing was reserved)', () => {
+  it('out of stock after a charge: refund, the holds given back (none, unless the failing delivery died before returning them), then the notice', () => {
     const o = order({ inventory: 'failed', billing: 'done', notification: 'done' });
-    expect(names(o)).toEqual(['refundPayment', 'sendCancellation']);
+    expect(names(o)).toEqual(['refundPayment', 'releaseStock', 'sendCancellation']);
+  });
+
+  it('releases stock again on a second run even when inventory says compensated: the first may have died before its holds were back', () => {
+    const o = order({ inventory: 'compensated', billing: 'compensated', notification: 'done' });
+    expect(names(o)).toEqual(['releaseStock', 'sendCancellation']);
   });
 
   it('a dead-lettered billing may still have charged: it is refunded (a no-op when nothing was charged)', () => {
