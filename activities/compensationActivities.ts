@@ -7,7 +7,7 @@ import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
-import { compensationRunsStarted, MONITOR_ACTOR, TIMELINE } from '../src/domain/monitorPolicy';
+import { compensationAskedSinceLastRun, compensationRunsStarted, MONITOR_ACTOR, TIMELINE } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
 import { planCompensation, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
 import { ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
@@ -25,8 +25,10 @@ const planOrderCompensation: ActivityHandler = async (input: OrderActivityInput)
 
 const refundOrderPayment: ActivityHandler = async (input: CompensationActivityInput, context: InvocationContext) => {
   const deps = appDependencies();
-  // The refund switch fails refunds, not compensations: an order never charged has nothing to refund.
-  const result = await refundPayment(await orderOrThrow(input.orderId), deps, MONITOR_ACTOR, () => assertRefundsWork(deps, appCompensationFaults()));
+  // The refund switch fails refunds, not compensations: an order never charged, or refunded by an
+  // earlier run, has nothing to ask of the gateway.
+  const refunded = async () => (await deps.payments.entries(input.orderId)).some((e) => e.kind === 'refund');
+  const result = await refundPayment(await orderOrThrow(input.orderId), deps, MONITOR_ACTOR, () => assertRefundsWork(deps, appCompensationFaults(), refunded));
   activityLogger(context, input).info('payment-compensated', result);
   return result;
 };
@@ -47,7 +49,10 @@ const sendCancellationNotice: ActivityHandler = async (input: CompensationActivi
  * Records how compensation ended: `cancelled`, or `attention` with what kept failing. Only the
  * order's latest run records: an earlier one still running when a restarted monitor began the
  * next (each step is idempotent, so both may work at once) must not end the order in `attention`
- * while the later run can still finish it.
+ * while the later run can still finish it. Nor may a run whose outcome a person has since answered:
+ * an `attention` recorded, the host killed before the engine heard of it, support asking to
+ * compensate again, and this activity run once more would put the order back in `attention`
+ * before the next run has begun, and the person's request would never be carried out.
  */
 const finishCompensation: ActivityHandler = async (
   input: CompensationActivityInput & CompensationOutcome & { attempt?: number },
@@ -57,8 +62,9 @@ const finishCompensation: ActivityHandler = async (
   const order = await orderOrThrow(input.orderId);
   const log = activityLogger(context, input);
   const runs = compensationRunsStarted(order);
-  if (input.attempt !== undefined && input.attempt < runs) {
-    log.info('compensation-superseded', { attempt: input.attempt, latest: runs, outcome: input.outcome });
+  const askedSince = compensationAskedSinceLastRun(order);
+  if ((input.attempt !== undefined && input.attempt < runs) || askedSince !== undefined) {
+    log.info('compensation-superseded', { attempt: input.attempt, latest: runs, outcome: input.outcome, askedBy: askedSince?.by });
     return { recorded: false, superseded: true };
   }
   const at = deps.now();

@@ -8,6 +8,7 @@ import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
 import {
+  compensationAskedSinceLastRun,
   compensationRunsStarted,
   MONITOR_ACTOR,
   REPUBLISH_REASON,
@@ -106,6 +107,12 @@ const markOrderCompleted: ActivityHandler = async (input: OrderActivityInput, co
 
 const markOrderAttention: ActivityHandler = async (input: OrderActivityInput & { reason: string }, context: InvocationContext) => {
   const deps = appDependencies();
+  // Run again after a restart, this may come after a person asked to compensate anew: theirs is next.
+  const askedSince = compensationAskedSinceLastRun(await orderOrThrow(input.orderId));
+  if (askedSince) {
+    activityLogger(context, input).info('attention-superseded', { askedBy: askedSince.by });
+    return { attention: false };
+  }
   const updated = await deps.orders.transitionState(input.orderId, {
     from: ['accepted', 'processing', 'compensating'],
     to: 'attention',

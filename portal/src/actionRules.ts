@@ -1,11 +1,20 @@
 /**
  * When each support action applies: the API's rules (src/support/actions.ts), so the portal offers
- * a button only when the API would accept it, and says why not otherwise. Compensating again while
- * compensation runs, or once the order is cancelled, is accepted there as a no-op: not offered
- * here. test/unit/portalActionRules.test.ts holds both to the same answers.
+ * a button only when the API would accept it, and says why not otherwise. Asking again while the
+ * same request is pending (a requeue the monitor has not carried out, a compensation asked for or
+ * running) or compensating a cancelled order is accepted there as a no-op: not offered here.
+ * test/unit/portalActionRules.test.ts holds both to the same answers.
  */
 import type { TimelineEntry } from '../../src/domain/order';
-import { ACTIVE_STATES, compensationPendingReason, latestSupportRequest, REQUEUE_BILLING_FROM, theOrderIs } from '../../src/domain/orderState';
+import {
+  ACTIVE_STATES,
+  compensationPendingReason,
+  latestSupportRequest,
+  pendingRequeueRequest,
+  REQUEUE_BILLING_FROM,
+  requeuePendingReason,
+  theOrderIs,
+} from '../../src/domain/orderState';
 import { SERVICES, type ServiceName } from '../../src/topology';
 import { statusLabel } from './format';
 
@@ -32,7 +41,8 @@ export function requeueRefusal(order: ActionSubject): string | undefined {
   const billing = order.status?.billing ?? '';
   if (billing === 'failed') return 'billing failed for a business reason; compensate instead';
   if (!REQUEUE_FROM.includes(billing)) return `billing is ${statusLabel(billing)}`;
-  return pendingCompensation(order);
+  const requeue = pendingRequeueRequest(order.timeline ?? undefined);
+  return pendingCompensation(order) ?? (requeue && requeuePendingReason(requeue));
 }
 
 /** Why compensate does not apply now, or undefined when it does. */

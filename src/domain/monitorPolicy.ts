@@ -14,12 +14,12 @@ import {
   type ServiceStatus,
   type TimelineEntry,
 } from './order';
-import { currentReasons, IN_FLIGHT, SUPPORT_ACTION_KIND } from './orderState';
+import { currentReasons, IN_FLIGHT, latestSupportRequest, REQUEUED_KIND, SUPPORT_ACTION_KIND } from './orderState';
 
 /** Timeline kinds the monitor writes and reads back; consumers write `delivery`, `done`, `failed`. */
 export const TIMELINE = {
   deadLettered: 'deadlettered',
-  requeued: 'requeued',
+  requeued: REQUEUED_KIND,
   republished: 'republished',
   supportAction: SUPPORT_ACTION_KIND,
   compensationStarted: 'compensation-started',
@@ -237,6 +237,18 @@ const byTime = (a: TimelineEntry, b: TimelineEntry) => (a.at < b.at ? -1 : a.at 
  */
 export function compensationRunsStarted(order: OrderDocument): number {
   return order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).length;
+}
+
+/**
+ * A person's compensate request that no run has begun to carry out yet (asked after the last
+ * `compensation-started`). An activity of an earlier run, run once more after a host restart, must
+ * then not end the order: the next run is the person's.
+ */
+export function compensationAskedSinceLastRun(order: OrderDocument): { by: string; at: string } | undefined {
+  const asked = latestSupportRequest(order.timeline, 'compensate');
+  if (!asked) return undefined;
+  const lastStart = order.timeline.reduce((latest, e) => (e.kind === TIMELINE.compensationStarted && e.at > latest ? e.at : latest), '');
+  return asked.at > lastStart ? asked : undefined;
 }
 
 /** Reads the monitor's view out of an order document; `quietPolls` is the monitor's own count. */

@@ -44,6 +44,8 @@ export const REQUEUE_BILLING_FROM: readonly ServiceStatus[] = [...IN_FLIGHT, 'de
 
 /** The timeline kind of a person's request (its `detail` names the action, its `actor` the person). */
 export const SUPPORT_ACTION_KIND = 'support-action';
+/** The timeline kind of a billing requeue carried out (by the monitor, for itself or for a person). */
+export const REQUEUED_KIND = 'requeued';
 
 /**
  * The latest request for this support action on the timeline: who asked and when. On an active
@@ -60,6 +62,20 @@ export function latestSupportRequest(
     if (!latest || entry.at >= latest.at) latest = { by: entry.actor ?? 'support', at: entry.at };
   }
   return latest;
+}
+
+/** A person's requeue request the monitor has not carried out yet (no `requeued` entry since). */
+export function pendingRequeueRequest(
+  timeline: readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[] | undefined,
+): { by: string; at: string } | undefined {
+  const request = latestSupportRequest(timeline, 'requeue');
+  if (!request) return undefined;
+  return (timeline ?? []).some((e) => e.kind === REQUEUED_KIND && e.at !== undefined && e.at >= request.at) ? undefined : request;
+}
+
+/** Why a requeue asked for again records nothing, in the words support reads. */
+export function requeuePendingReason(request: { by: string }): string {
+  return `a requeue was asked for by ${request.by}; the monitor carries it out`;
 }
 
 /** Why requeue cannot apply while compensation is asked for, in the words support reads. */

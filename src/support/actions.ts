@@ -9,15 +9,15 @@
  *   `processing` or `deadlettered`. Not for `done`, `compensated`, or `failed` (a business
  *   failure a retry will not fix: compensate instead), nor once compensation is asked for or
  *   running, nor once terminal.
- *
- * A repeated request is answered with the pending request's person and time, not the repeat's.
  * - compensate: any order that is not `completed` and whose services are not all `done` (an
  *   order about to complete is not cancelled). Repeating it while compensation is requested or
  *   running, or once the order is `cancelled`, is a no-op. On an `attention` order it runs the
  *   compensation again: a person fixed what failed, every step is idempotent.
+ *
+ * A repeated request is answered with the pending request's person and time, not the repeat's.
  */
 import type { OrderDocument, TimelineEntry } from '../domain/order';
-import { ACTIVE_STATES, compensationPendingReason, latestSupportRequest, REQUEUE_BILLING_FROM, theOrderIs } from '../domain/orderState';
+import { ACTIVE_STATES, compensationPendingReason, latestSupportRequest, pendingRequeueRequest, REQUEUE_BILLING_FROM, theOrderIs } from '../domain/orderState';
 import { MONITOR_ACTOR, monitorSnapshotOf, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
@@ -113,7 +113,7 @@ export function requestRequeue(orderId: string, principal: SupportPrincipal, env
     const compensation = latestSupportRequest(order.timeline, 'compensate');
     if (compensation) return notApplicable(order, compensationPendingReason(compensation));
 
-    const pending = monitorSnapshotOf(order).requeueRequestedBy !== undefined ? latestSupportRequest(order.timeline, 'requeue') : undefined;
+    const pending = pendingRequeueRequest(order.timeline);
     const at = deps.now();
     if (!pending) {
       const recorded = await record({ at, kind: TIMELINE.supportAction, detail: 'requeue', actor: principal.name, service: 'billing' });

@@ -1,4 +1,6 @@
 import {
+  compensationAskedSinceLastRun,
+  TIMELINE,
   DEFAULT_MONITOR_POLICY,
   MonitorSettingsError,
   decideNextStep,
@@ -505,5 +507,25 @@ describe('observe / onMonitorClock', () => {
     expect(again.deadLetter).toEqual({ stamp: docTime(200), seenAt: monitorNow(30).toISOString() });
     const cleared = observe(again, snapshot(), monitorNow(31));
     expect(cleared.deadLetter).toBeUndefined();
+  });
+});
+
+describe('compensationAskedSinceLastRun', () => {
+  const at = (s: number) => `2026-01-01T00:00:${String(s).padStart(2, '0')}.000Z`;
+  const asked = (s: number, actor: string) => ({ at: at(s), kind: TIMELINE.supportAction, detail: 'compensate', actor });
+  const started = (s: number, run: number) => ({ at: at(s), kind: TIMELINE.compensationStarted, detail: `run ${run}`, actor: 'monitor' });
+
+  it("is the person's request no run has begun yet, so an earlier run's late activity leaves the order to the next run", () => {
+    const order = orderDocument({
+      state: 'compensating',
+      timeline: [started(1, 1), { at: at(2), kind: TIMELINE.attention, reason: 'compensation could not finish: refundPayment' }, asked(3, 'bo@contoso.com')],
+    });
+    expect(compensationAskedSinceLastRun(order)).toEqual({ by: 'bo@contoso.com', at: at(3) });
+  });
+
+  it('is nothing once a run began after the request, or when nobody asked', () => {
+    expect(compensationAskedSinceLastRun(orderDocument({ timeline: [asked(1, 'bo@contoso.com'), started(2, 1)] }))).toBeUndefined();
+    expect(compensationAskedSinceLastRun(orderDocument({ timeline: [started(1, 1), asked(2, 'bo@contoso.com'), started(3, 2)] }))).toBeUndefined();
+    expect(compensationAskedSinceLastRun(orderDocument({ timeline: [started(1, 1)] }))).toBeUndefined();
   });
 });

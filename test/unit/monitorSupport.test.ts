@@ -5,7 +5,7 @@ import { newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
 import { requestCompensation, requestRequeue } from '../../src/support/actions';
 import { recordDeadLetter } from '../../src/support/deadLetters';
-import type { CompensationFaultStore } from '../../src/support/faults';
+import { assertRefundsWork, type CompensationFaultStore } from '../../src/support/faults';
 import { sweepMonitors, type ActiveOrder } from '../../src/support/monitorSweep';
 import { authorizeSupport, encodeClientPrincipal, parseClientPrincipal, type SupportPrincipal } from '../../src/support/principal';
 import { handleFaults, handleParkedDeadLetters, handleSupportAction, type SupportHttpEnvironment } from '../../src/support/routes';
@@ -249,6 +249,16 @@ describe('requestCompensation', () => {
     const result = await requestCompensation('order-1', ana, { deps, monitor, log: silent });
     expect(result).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false, monitor: 'started' } });
     expect(deps.orders.docs.get('order-1')!.state).toBe('compensating');
+  });
+});
+
+describe('the refund fault switch', () => {
+  const on: CompensationFaultStore = { refundFails: async () => true, setRefundFails: async () => undefined };
+  it('fails a refund the gateway would be asked for, and not one an earlier run already made', async () => {
+    const deps = memoryDependencies();
+    await expect(assertRefundsWork(deps, on)).rejects.toThrow('refund fault switch on');
+    await expect(assertRefundsWork(deps, on, async () => false)).rejects.toThrow('refund fault switch on');
+    await expect(assertRefundsWork(deps, on, async () => true)).resolves.toBeUndefined();
   });
 });
 

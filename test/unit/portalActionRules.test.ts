@@ -31,9 +31,16 @@ async function apiAccepts(
   return result.kind === 'accepted' && !result.body.alreadyRequested;
 }
 
+/** A person asked for a requeue, and the monitor has not carried it out. */
+const REQUEUE_ASKED: TimelineEntry[] = [{ at: '2026-11-28T10:00:00.000Z', kind: 'support-action', detail: 'requeue', actor: 'bo@contoso.com', service: 'billing' }];
+/** ...and once it has. */
+const REQUEUE_DONE: TimelineEntry[] = [...REQUEUE_ASKED, { at: '2026-11-28T10:00:01.000Z', kind: 'requeued', service: 'billing', actor: 'monitor', detail: 'attempt 1' }];
+
 it.each([
   ['no request', []],
   ['compensation asked for', COMPENSATE_ASKED],
+  ['a requeue asked for', REQUEUE_ASKED],
+  ['a requeue carried out', REQUEUE_DONE],
 ])('offers each action on exactly the orders the API accepts it for, and says why not otherwise (%s)', async (_, timeline: TimelineEntry[]) => {
   let offered = 0;
   let refused = 0;
@@ -51,7 +58,7 @@ it.each([
             if (refusal === undefined) offered++;
             else {
               refused++;
-              expect(refusal).toMatch(/^(the order is|the order needs attention|billing|every service|compensation was asked for by bo@contoso.com)/);
+              expect(refusal).toMatch(/^(the order is|the order needs attention|billing|every service|compensation was asked for by bo@contoso.com|a requeue was asked for by bo@contoso.com)/);
             }
           }
         }
