@@ -25,9 +25,10 @@ export interface CompensationStep {
  *
  * Stock is the exception: its status is written before its holds are back. Compensation marks
  * inventory `compensated` first (so a delivery still in flight gives back what it reserved), and
- * the out-of-stock path records `failed` first; a run or a delivery that died in between leaves
- * holds that nothing else returns. Returning holds that are gone is a no-op, so stock is always
- * released, whatever its status says.
+ * the out-of-stock path records `failed` first. A run or a delivery that died in between leaves
+ * holds behind: an inventory redelivery gives them back, but not when the dying delivery was the
+ * last Service Bus allows, nor for a compensation run. Returning holds that are gone is a no-op,
+ * so stock is always released, whatever its status says.
  */
 const UNDO: Partial<Record<ServiceName, CompensationName>> = {
   billing: 'refundPayment',

@@ -97,5 +97,15 @@ export async function releaseStock(
   // Release after the status change: a delivery still in flight then sees `compensated` at its
   // final patch and gives back what it reserved itself.
   const itemsReleased = await returnHeldStock(order, deps);
+  if (!updated && itemsReleased > 0) {
+    // Holds a run or delivery left when it died after the status was written: support sees them return.
+    await deps.orders.appendTimeline(order.id, {
+      at: deps.now(),
+      kind: 'compensation',
+      service: 'inventory',
+      detail: `stock released: ${itemsReleased} ${itemsReleased === 1 ? 'hold' : 'holds'} left by an earlier attempt`,
+      actor,
+    });
+  }
   return { compensated: updated !== undefined, itemsReleased };
 }

@@ -297,6 +297,10 @@ describe('compensation operations', () => {
     expect(planCompensation(stored).map((s) => s.name)).toContain('releaseStock');
     expect(await releaseStock(stored, deps)).toEqual({ compensated: false, itemsReleased: 1 });
     expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 1000, reserved: 0 });
+    expect((await deps.orders.get(order.id))!.timeline.filter((e) => e.kind === 'compensation').map((e) => e.detail)).toEqual([
+      'stock released',
+      'stock released: 1 hold left by an earlier attempt',
+    ]);
   });
 
   it('an out-of-stock order keeps inventory failed when compensation gives back what a dying delivery left held', async () => {

@@ -28,7 +28,7 @@ describe('planCompensation', () => {
     expect(names(o)).toEqual(['releaseStock', 'refundPayment', 'sendCancellation']);
   });
 
-  it('out of stock after a charge: refund, the holds given back (none, unless the failing delivery died before returning them), then the notice', () => {
+  it('out of stock after a charge: the refund, the holds given back (none, unless the failing delivery died before returning them) and the notice', () => {
     const o = order({ inventory: 'failed', billing: 'done', notification: 'done' });
     expect(names(o)).toEqual(['refundPayment', 'releaseStock', 'sendCancellation']);
   });
