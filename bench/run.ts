@@ -35,7 +35,7 @@ import { cosmosTopology } from '../src/topology';
 import { call, closedLoop, keepAliveAgent, openLoop, Progress, sleep, summarize, type Answer } from './load';
 import { benchChartSvg } from './report/chart';
 import type { BenchResult, ChainComparison, EndToEndResult, IntakePhase, MemorySample } from './report/result';
-import { checkTargets, formatBenchSummary } from './report/summary';
+import { checkTargets, formatBenchSummary, perSecondFigure } from './report/summary';
 import { cpuMilliseconds, residentMegabytes, watchMachinePauses, type MachinePauses } from './process-usage';
 import { startSyncChain } from './sync-chain';
 
@@ -318,7 +318,7 @@ async function measureMainSystem(settings: BenchSettings, progress: Progress): P
       cpuMsPerOrder: cpuPerOrder(cpuBefore, cpuAfter, completed.length),
       hostMainThreadCpuMsPerOrder: mainThreadMs / Math.max(completed.length, 1),
     };
-    progress.done(`end to end: ${endToEnd.completed}/${endToEnd.accepted} completed in ${seconds.toFixed(1)} s (${endToEnd.completedPerSecond.toFixed(1)}/s)`);
+    progress.done(`end to end: ${endToEnd.completed}/${endToEnd.accepted} completed in ${seconds.toFixed(1)} s (${perSecondFigure(endToEnd.completedPerSecond)}/s)`);
     await takeCheckpoints();
 
     // Intake: each phase starts on a drained system, so the last phase's backlog does not count.

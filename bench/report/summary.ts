@@ -4,8 +4,9 @@ import type { BenchResult, TargetCheck } from './result';
 const ms = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : 'n/a');
 /** A pause of the load generator this long is the machine's, not its own (its work per tick is tiny). */
 const MACHINE_PAUSE_MS = 100;
-/** One decimal: a rate just under its target (99.7/s) must not print as the target itself. */
-const perSecond = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(1)}/s` : 'n/a');
+/** One decimal, rounded down: a rate just under its target (99.97/s) must not print as the target itself. */
+export const perSecondFigure = (v: number): string => (Math.floor(v * 10) / 10).toFixed(1);
+const perSecond = (v: number): string => (Number.isFinite(v) ? `${perSecondFigure(v)}/s` : 'n/a');
 
 export function checkTargets(result: Omit<BenchResult, 'targets'>): TargetCheck[] {
   const steady = result.intake.find((p) => p.kind === 'open');
@@ -83,7 +84,7 @@ export function formatBenchSummary(result: BenchResult): string {
     const others = Object.entries(e.otherStates).map(([s, n]) => `${s}: ${n}`).join(', ');
     lines.push('');
     lines.push(
-      `  end to end: ${e.completed}/${e.accepted} completed in ${e.seconds.toFixed(1)} s = ${e.completedPerSecond.toFixed(1)} completed/s; ` +
+      `  end to end: ${e.completed}/${e.accepted} completed in ${e.seconds.toFixed(1)} s = ${perSecondFigure(e.completedPerSecond)} completed/s; ` +
         `accept-to-complete p50 ${ms(e.latencyMs.p50)}, p95 ${ms(e.latencyMs.p95)}, p99 ${ms(e.latencyMs.p99)}${others ? `; not completed: ${others}` : ''}`,
     );
     const c = e.cpuMsPerOrder;
