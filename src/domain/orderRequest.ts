@@ -14,13 +14,16 @@ export const searchableText = <T extends z.ZodString>(schema: T) =>
   schema.refine((text) => !/[\p{Cc}\p{Cs}]/u.test(text), 'must not contain control characters or broken characters');
 
 /**
- * A whole number up to `max`. One beyond 2^53 - 1, where JSON numbers stop being exact, fails the
- * whole-number check too: it is said to be too large, not "not whole".
+ * A whole number from `min` to `max`. One beyond ±(2^53 - 1), where JSON numbers stop being exact,
+ * fails the whole-number check too: it is said to be out of range, not "not whole".
  */
-const wholeNumber = (max = Number.MAX_SAFE_INTEGER) =>
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
     .number()
-    .int({ error: (issue) => (issue.code === 'too_big' ? `must be at most ${max}` : 'must be a whole number') })
+    .int({
+      error: (issue) => (issue.code === 'too_big' ? `must be at most ${max}` : issue.code === 'too_small' ? `must be at least ${min}` : 'must be a whole number'),
+    })
+    .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
 
 export const orderRequestSchema = z.strictObject({
@@ -33,7 +36,7 @@ export const orderRequestSchema = z.strictObject({
           .min(1, 'must be a non-empty string')
           .max(64)
           .regex(/^[A-Za-z0-9._-]+$/, 'may contain only letters, digits, dot, underscore and dash'),
-        quantity: wholeNumber(MAX_QUANTITY).positive('must be at least 1'),
+        quantity: wholeNumber(1, MAX_QUANTITY),
       }),
     )
     .min(1, 'must list at least one item')
@@ -41,7 +44,7 @@ export const orderRequestSchema = z.strictObject({
   simulate: z
     .strictObject({
       // No upper bound: a count past every delivery and requeue makes billing never succeed.
-      billingFailures: wholeNumber().min(0).optional(),
+      billingFailures: wholeNumber(0).optional(),
     })
     .optional(),
 });

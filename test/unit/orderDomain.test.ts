@@ -32,6 +32,8 @@ describe('parseOrderRequest', () => {
     ['fractional billingFailures', { ...valid, simulate: { billingFailures: 0.5 } }, { 'simulate/billingFailures': 'must be a whole number' }],
     ['billingFailures past exact JSON numbers', { ...valid, simulate: { billingFailures: 1e20 } }, { 'simulate/billingFailures': 'must be at most 9007199254740991' }],
     ['a quantity past exact JSON numbers', { ...valid, items: [{ sku: 'A', quantity: 9007199254740993 }] }, { 'items/0/quantity': 'must be at most 1000' }],
+    ['a quantity far below zero', { ...valid, items: [{ sku: 'A', quantity: -1e20 }] }, { 'items/0/quantity': 'must be at least 1' }],
+    ['billingFailures far below zero', { ...valid, simulate: { billingFailures: -1e20 } }, { 'simulate/billingFailures': 'must be at least 0' }],
     ['a body that is not an object', 42, { '(body)': 'must be a JSON object' }],
     ['null', null, { '(body)': 'must be a JSON object' }],
   ])('rejects %s, naming the field in plain words', (_label, body, problems) => {
