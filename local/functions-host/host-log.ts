@@ -65,16 +65,18 @@ export class HostLog {
     this.#defaultRank = levelRank(logLevel['default']) ?? LEVELS.information!;
     for (const [key, value] of Object.entries(logLevel)) {
       const rank = levelRank(value);
-      if (rank !== undefined && (key === 'Function' || key.startsWith('Function.'))) this.#ranks.set(key, rank);
+      // Category names match whatever their case, as in the Functions host.
+      const category = key.toLowerCase();
+      if (rank !== undefined && (category === 'function' || category.startsWith('function.'))) this.#ranks.set(category, rank);
     }
     this.#write = write ?? bufferedStdout();
   }
 
   /** Whether a function's log lines at this level are shown: its own (`user`) or the host's about it. */
   functionEnabled(functionName: string, level: RpcLogLevel, source: 'user' | 'host' = 'user'): boolean {
-    const category = `Function.${functionName}`;
+    const category = `function.${functionName.toLowerCase()}`;
     const min =
-      (source === 'user' ? this.#ranks.get(`${category}.User`) : undefined) ?? this.#ranks.get(category) ?? this.#ranks.get('Function') ?? this.#defaultRank;
+      (source === 'user' ? this.#ranks.get(`${category}.user`) : undefined) ?? this.#ranks.get(category) ?? this.#ranks.get('function') ?? this.#defaultRank;
     return (LEVELS[level] ?? LEVELS.information!) >= min;
   }
 

@@ -28,5 +28,7 @@ describe('host log levels', () => {
     expect(log.functionEnabled('billing', 'error', 'host')).toBe(true);
     expect(logWith({ default: 'Warning' }).log.functionEnabled('billing', 'information')).toBe(false);
     expect(logWith({}).log.functionEnabled('billing', 'information')).toBe(true);
+    // Category names match whatever their case, as in the Functions host.
+    expect(logWith({ 'function.ORDERS.user': 'Error' }).log.functionEnabled('orders', 'warning')).toBe(false);
   });
 });
