@@ -39,6 +39,22 @@ export interface FunctionsHostOptions {
 const DEFAULT_PORT = 7071;
 const SUPPORTED_TRIGGERS = new Set(['httptrigger', 'timertrigger', 'servicebustrigger', 'orchestrationtrigger', 'activitytrigger']);
 
+const LOG_LEVEL_OVERRIDE = /^AzureFunctionsJobHost__logging__logLevel__(.+)$/i;
+
+/**
+ * host.json log levels an app setting overrides, as on Azure:
+ * `AzureFunctionsJobHost__logging__logLevel__<category>` (e.g. `..._Function.deadLetterSweeper`),
+ * so an operator can hear more from one function without a new package.
+ */
+export function logLevelOverrides(env: NodeJS.ProcessEnv): Record<string, string> {
+  const levels: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    const m = LOG_LEVEL_OVERRIDE.exec(key);
+    if (m && value) levels[m[1]!] = value;
+  }
+  return levels;
+}
+
 /** `AzureWebJobs.<name>.Disabled` = true or 1, as in Azure: the function is not triggered at all. */
 function isDisabled(name: string): boolean {
   const value = process.env[`AzureWebJobs.${name}.Disabled`]?.trim().toLowerCase();
@@ -114,7 +130,7 @@ export class FunctionsHost {
     coreInUse = true;
     const appDir = resolve(options.appDir);
     const hostJson = readHostJson(appDir);
-    const host = new FunctionsHost(appDir, options.write, hostJson.logging?.logLevel);
+    const host = new FunctionsHost(appDir, options.write, { ...hostJson.logging?.logLevel, ...logLevelOverrides(process.env) });
     host.hostJson = hostJson;
     try {
       await host.#start(options);

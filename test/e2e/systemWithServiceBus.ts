@@ -11,10 +11,11 @@ export interface SystemWithServiceBus {
   readonly serviceBus: ServiceBusClient;
 }
 
-export function systemWithServiceBus(): SystemWithServiceBus {
+/** `env`: app settings for the host on top of the system's own. */
+export function systemWithServiceBus(env: Record<string, string> = {}): SystemWithServiceBus {
   const running = {} as { system: RunningSystem; serviceBus: ServiceBusClient };
   beforeAll(async () => {
-    running.system = await startSystem();
+    running.system = await startSystem({ env });
     running.serviceBus = new ServiceBusClient(running.system.serviceBusConnectionString);
   });
   afterAll(async () => {

@@ -1,5 +1,6 @@
 /** host.json log levels: the most specific category wins, as in the Functions host. */
 import { HostLog } from '../../local/functions-host/host-log';
+import { logLevelOverrides } from '../../local/functions-host/host';
 
 function logWith(logLevel: Record<string, string>): { log: HostLog; lines: string[] } {
   const lines: string[] = [];
@@ -30,5 +31,18 @@ describe('host log levels', () => {
     expect(logWith({}).log.functionEnabled('billing', 'information')).toBe(true);
     // Category names match whatever their case, as in the Functions host.
     expect(logWith({ 'function.ORDERS.user': 'Error' }).log.functionEnabled('orders', 'warning')).toBe(false);
+  });
+});
+
+describe('log levels from app settings', () => {
+  it('reads AzureFunctionsJobHost__logging__logLevel__<category> over host.json, as on Azure', () => {
+    expect(
+      logLevelOverrides({
+        'AzureFunctionsJobHost__logging__logLevel__Function.deadLetterSweeper': 'Information',
+        AzureFunctionsJobHost__logging__logLevel__default: 'Warning',
+        AzureFunctionsJobHost__extensions__http__routePrefix: 'x',
+        OTHER: 'y',
+      }),
+    ).toEqual({ 'Function.deadLetterSweeper': 'Information', default: 'Warning' });
   });
 });
