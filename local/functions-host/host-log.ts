@@ -62,13 +62,16 @@ export class HostLog {
   readonly #write: (line: string) => void;
 
   constructor(logLevel: Record<string, string> = {}, write?: (line: string) => void) {
-    this.#defaultRank = levelRank(logLevel['default']) ?? LEVELS.information!;
+    let defaultRank: number | undefined;
+    // Category names match whatever their case, as in the Functions host; of two spellings, the later wins.
     for (const [key, value] of Object.entries(logLevel)) {
       const rank = levelRank(value);
-      // Category names match whatever their case, as in the Functions host.
       const category = key.toLowerCase();
-      if (rank !== undefined && (category === 'function' || category.startsWith('function.'))) this.#ranks.set(category, rank);
+      if (rank === undefined) continue;
+      if (category === 'default') defaultRank = rank;
+      else if (category === 'function' || category.startsWith('function.')) this.#ranks.set(category, rank);
     }
+    this.#defaultRank = defaultRank ?? LEVELS.information!;
     this.#write = write ?? bufferedStdout();
   }
 

@@ -14,7 +14,7 @@ import {
   type ServiceStatus,
   type TimelineEntry,
 } from './order';
-import { currentReasons, IN_FLIGHT, latestSupportRequest, REQUEUED_KIND, SUPPORT_ACTION_KIND } from './orderState';
+import { currentReasons, IN_FLIGHT, REQUEUED_KIND, SUPPORT_ACTION_KIND } from './orderState';
 
 /** Timeline kinds the monitor writes and reads back; consumers write `delivery`, `done`, `failed`. */
 export const TIMELINE = {
@@ -240,15 +240,23 @@ export function compensationRunsStarted(order: OrderDocument): number {
 }
 
 /**
- * A person's compensate request that no run has begun to carry out yet (asked after the last
+ * A person's compensate request that no run has begun to carry out yet (written after the last
  * `compensation-started`). An activity of an earlier run, run once more after a host restart, must
- * then not end the order: the next run is the person's.
+ * then not end the order: the next run is the person's. Decided by the entries' places, not their
+ * times: the timeline is only appended to, one patch at a time, so its order is the order of the
+ * writes, while the request's time is the API's clock and the run's another machine's.
  */
 export function compensationAskedSinceLastRun(order: OrderDocument): { by: string; at: string } | undefined {
-  const asked = latestSupportRequest(order.timeline, 'compensate');
-  if (!asked) return undefined;
-  const lastStart = order.timeline.reduce((latest, e) => (e.kind === TIMELINE.compensationStarted && e.at > latest ? e.at : latest), '');
-  return asked.at > lastStart ? asked : undefined;
+  const timeline = order.timeline ?? [];
+  let lastStart = -1;
+  let lastAsk = -1;
+  timeline.forEach((e, i) => {
+    if (e.kind === TIMELINE.compensationStarted) lastStart = i;
+    else if (e.kind === TIMELINE.supportAction && e.detail === 'compensate') lastAsk = i;
+  });
+  if (lastAsk <= lastStart) return undefined;
+  const asked = timeline[lastAsk]!;
+  return { by: asked.actor ?? 'support', at: asked.at };
 }
 
 /** Reads the monitor's view out of an order document; `quietPolls` is the monitor's own count. */

@@ -56,21 +56,27 @@ export function latestSupportRequest(
   timeline: readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[] | undefined,
   action: 'requeue' | 'compensate',
 ): { by: string; at: string } | undefined {
+  // The last written: the timeline is only appended to, so its order is the order of the writes.
   let latest: { by: string; at: string } | undefined;
   for (const entry of timeline ?? []) {
-    if (entry.kind !== SUPPORT_ACTION_KIND || entry.detail !== action || entry.at === undefined) continue;
-    if (!latest || entry.at >= latest.at) latest = { by: entry.actor ?? 'support', at: entry.at };
+    if (entry.kind === SUPPORT_ACTION_KIND && entry.detail === action && entry.at !== undefined) latest = { by: entry.actor ?? 'support', at: entry.at };
   }
   return latest;
 }
 
-/** A person's requeue request the monitor has not carried out yet (no `requeued` entry since). */
+/**
+ * A person's requeue request the monitor has not carried out yet: no `requeued` entry written
+ * after it. By the entries' places (the order of the writes), not the clocks that stamped them.
+ */
 export function pendingRequeueRequest(
   timeline: readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[] | undefined,
 ): { by: string; at: string } | undefined {
-  const request = latestSupportRequest(timeline, 'requeue');
-  if (!request) return undefined;
-  return (timeline ?? []).some((e) => e.kind === REQUEUED_KIND && e.at !== undefined && e.at >= request.at) ? undefined : request;
+  let pending: { by: string; at: string } | undefined;
+  for (const entry of timeline ?? []) {
+    if (entry.kind === REQUEUED_KIND) pending = undefined;
+    else if (entry.kind === SUPPORT_ACTION_KIND && entry.detail === 'requeue' && entry.at !== undefined) pending = { by: entry.actor ?? 'support', at: entry.at };
+  }
+  return pending;
 }
 
 /** Why a requeue asked for again records nothing, in the words support reads. */

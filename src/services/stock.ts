@@ -78,9 +78,9 @@ export async function settleStock(order: Pick<OrderDocument, 'id' | 'items'>, de
 }
 
 /**
- * Compensation: releases the order's stock and marks `status.inventory` `compensated`, which
- * also stops a late inventory delivery from reserving again. Idempotent.
- * `compensated` is true only for the call that changed the status.
+ * Compensation: releases the order's stock and marks `status.inventory` `compensated` (unless it
+ * is `failed`, which stays what support reads), which also stops a late inventory delivery from
+ * reserving again. Idempotent. `compensated` is true only for the call that changed the status.
  */
 export async function releaseStock(
   order: OrderDocument,
@@ -98,12 +98,13 @@ export async function releaseStock(
   // final patch and gives back what it reserved itself.
   const itemsReleased = await returnHeldStock(order, deps);
   if (!updated && itemsReleased > 0) {
-    // Holds a run or delivery left when it died after the status was written: support sees them return.
+    // Holds still there after the status was written (a run or delivery that died, or one still
+    // finishing): support sees them return.
     await deps.orders.appendTimeline(order.id, {
       at: deps.now(),
       kind: 'compensation',
       service: 'inventory',
-      detail: `stock released: ${itemsReleased} ${itemsReleased === 1 ? 'hold' : 'holds'} left by an earlier attempt`,
+      detail: `stock released: ${itemsReleased} ${itemsReleased === 1 ? 'hold' : 'holds'} still held, given back`,
       actor,
     });
   }

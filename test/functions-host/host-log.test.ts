@@ -31,6 +31,8 @@ describe('host log levels', () => {
     expect(logWith({}).log.functionEnabled('billing', 'information')).toBe(true);
     // Category names match whatever their case, as in the Functions host.
     expect(logWith({ 'function.ORDERS.user': 'Error' }).log.functionEnabled('orders', 'warning')).toBe(false);
+    // An app setting spelt Default overrides host.json's default (it comes later).
+    expect(logWith({ default: 'Information', Default: 'Warning' }).log.hostEnabled('information')).toBe(false);
   });
 });
 

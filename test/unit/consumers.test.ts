@@ -299,7 +299,7 @@ describe('compensation operations', () => {
     expect((await deps.inventory.get('MOUSE-01'))!).toMatchObject({ available: 1000, reserved: 0 });
     expect((await deps.orders.get(order.id))!.timeline.filter((e) => e.kind === 'compensation').map((e) => e.detail)).toEqual([
       'stock released',
-      'stock released: 1 hold left by an earlier attempt',
+      'stock released: 1 hold still held, given back',
     ]);
   });
 

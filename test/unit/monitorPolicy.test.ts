@@ -16,6 +16,7 @@ import {
   type Step,
 } from '../../src/domain/monitorPolicy';
 import type { OrderDocument, OrderState, ServiceStatus } from '../../src/domain/order';
+import { pendingRequeueRequest } from '../../src/domain/orderState';
 import { orderDocument } from './support/orderDocument';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
@@ -523,9 +524,36 @@ describe('compensationAskedSinceLastRun', () => {
     expect(compensationAskedSinceLastRun(order)).toEqual({ by: 'bo@contoso.com', at: at(3) });
   });
 
+  it('goes by the order the entries were written, not by clocks of different machines', () => {
+    // Same millisecond, the request written after the run began: the request is still to be carried out.
+    expect(compensationAskedSinceLastRun(orderDocument({ timeline: [started(5, 1), asked(5, 'bo@contoso.com')] }))).toEqual({ by: 'bo@contoso.com', at: at(5) });
+    // The API's clock ahead of the worker's: run 2 began after the request, though stamped before it.
+    expect(compensationAskedSinceLastRun(orderDocument({ timeline: [started(1, 1), asked(9, 'bo@contoso.com'), started(7, 2)] }))).toBeUndefined();
+  });
+
   it('is nothing once a run began after the request, or when nobody asked', () => {
     expect(compensationAskedSinceLastRun(orderDocument({ timeline: [asked(1, 'bo@contoso.com'), started(2, 1)] }))).toBeUndefined();
     expect(compensationAskedSinceLastRun(orderDocument({ timeline: [started(1, 1), asked(2, 'bo@contoso.com'), started(3, 2)] }))).toBeUndefined();
     expect(compensationAskedSinceLastRun(orderDocument({ timeline: [started(1, 1)] }))).toBeUndefined();
+  });
+});
+
+describe('pendingRequeueRequest', () => {
+  const at = (s: number) => `2026-01-01T00:00:${String(s).padStart(2, '0')}.000Z`;
+  const asked = (s: number) => ({ at: at(s), kind: TIMELINE.supportAction, detail: 'requeue', actor: 'bo@contoso.com', service: 'billing' as const });
+  const requeued = (s: number) => ({ at: at(s), kind: TIMELINE.requeued, service: 'billing' as const, actor: 'monitor', detail: 'attempt 1' });
+
+  it.each([
+    ['asked', [asked(1)], true],
+    ['asked, then carried out', [asked(1), requeued(2)], false],
+    ['carried out, then asked again in the same millisecond', [requeued(3), asked(3)], true],
+  ] as const)('agrees with the monitor on whether a requeue is pending: %s', (_, timeline, pending) => {
+    const order = orderDocument({ timeline: [...timeline] });
+    expect(pendingRequeueRequest(order.timeline) !== undefined).toBe(pending);
+    expect(monitorSnapshotOf(order).requeueRequestedBy !== undefined).toBe(pending);
+  });
+
+  it('goes by the order the entries were written: a requeue written after the request carried it out, whatever its clock said', () => {
+    expect(pendingRequeueRequest([asked(9), requeued(7)])).toBeUndefined();
   });
 });
