@@ -7,10 +7,9 @@ import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
-import { compensationAskedSinceLastRun, compensationRunsStarted, MONITOR_ACTOR, TIMELINE } from '../src/domain/monitorPolicy';
-import type { OrderDocument } from '../src/domain/order';
+import { MONITOR_ACTOR } from '../src/domain/monitorPolicy';
 import { planCompensation, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
-import { ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
+import { finishCompensationRun } from '../src/services/compensationOutcome';
 import { appDependencies } from '../src/services/dependencies';
 import { sendCancellation } from '../src/services/notices';
 import { refundPayment } from '../src/services/payment';
@@ -45,53 +44,11 @@ const sendCancellationNotice: ActivityHandler = async (input: CompensationActivi
   return result;
 };
 
-/**
- * Records how compensation ended: `cancelled`, or `attention` with what kept failing. Only the
- * order's latest run records: an earlier one still running when a restarted monitor began the
- * next (each step is idempotent, so both may work at once) must not end the order in `attention`
- * while the later run can still finish it. Nor may a run whose outcome a person has since answered:
- * an `attention` recorded, the host killed before the engine heard of it, support asking to
- * compensate again, and this activity run once more would put the order back in `attention`
- * before the next run has begun, and the person's request would never be carried out.
- */
+/** Records how compensation ended (`src/services/compensationOutcome.ts`), unless a later run or request supersedes it. */
 const finishCompensation: ActivityHandler = async (
   input: CompensationActivityInput & CompensationOutcome & { attempt?: number },
   context: InvocationContext,
-) => {
-  const deps = appDependencies();
-  const order = await orderOrThrow(input.orderId);
-  const log = activityLogger(context, input);
-  const runs = compensationRunsStarted(order);
-  const askedSince = compensationAskedSinceLastRun(order);
-  if ((input.attempt !== undefined && input.attempt < runs) || askedSince !== undefined) {
-    log.info('compensation-superseded', { attempt: input.attempt, latest: runs, outcome: input.outcome, askedBy: askedSince?.by });
-    return { recorded: false, superseded: true };
-  }
-  const at = deps.now();
-  for (const failure of input.failures) {
-    const detail = `${failure.name} failed after retries`;
-    if (order.state === 'compensating' && order.timeline.some((e) => e.kind === TIMELINE.compensationFailed && e.detail === detail && e.at >= lastStart(order))) continue;
-    await deps.orders.appendTimeline(order.id, { at, kind: TIMELINE.compensationFailed, detail, reason: failure.error, actor: MONITOR_ACTOR });
-  }
-  const updated = await deps.orders.transitionState(order.id, {
-    from: ['compensating'],
-    to: input.outcome,
-    timeline: {
-      at,
-      kind: input.outcome === 'cancelled' ? TIMELINE.cancelled : TIMELINE.attention,
-      reason: input.outcome === 'cancelled' ? input.reason : `compensation could not finish: ${input.failures.map((f) => f.name).join(', ')}`,
-      actor: MONITOR_ACTOR,
-    },
-  });
-  if (input.outcome === 'cancelled') log.info('order-cancelled', { reason: input.reason });
-  else log.warn(ORDER_NEEDS_ATTENTION_EVENT, { failures: input.failures });
-  return { recorded: updated !== undefined };
-};
-
-function lastStart(order: OrderDocument): string {
-  const starts = order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).map((e) => e.at);
-  return starts.length ? starts.sort()[starts.length - 1] : '';
-}
+) => finishCompensationRun(await orderOrThrow(input.orderId), input, appDependencies(), activityLogger(context, input));
 
 df.app.activity(ACTIVITY.planOrderCompensation, { handler: planOrderCompensation });
 df.app.activity(ACTIVITY.refundOrderPayment, { handler: refundOrderPayment });

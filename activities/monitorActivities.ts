@@ -8,7 +8,6 @@ import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
 import {
-  compensationAskedSinceLastRun,
   compensationRunsStarted,
   MONITOR_ACTOR,
   REPUBLISH_REASON,
@@ -19,7 +18,7 @@ import {
 } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
 import { IN_FLIGHT } from '../src/domain/orderState';
-import { ORDER_NEEDS_ATTENTION_EVENT } from '../src/log';
+import { markAttention } from '../src/services/compensationOutcome';
 import { appDependencies } from '../src/services/dependencies';
 import { markCompleted } from '../src/services/consumers';
 import { republishToService } from '../src/services/publishing';
@@ -105,22 +104,8 @@ const markOrderCompleted: ActivityHandler = async (input: OrderActivityInput, co
   return { completed };
 };
 
-const markOrderAttention: ActivityHandler = async (input: OrderActivityInput & { reason: string }, context: InvocationContext) => {
-  const deps = appDependencies();
-  // Run again after a restart, this may come after a person asked to compensate anew: theirs is next.
-  const askedSince = compensationAskedSinceLastRun(await orderOrThrow(input.orderId));
-  if (askedSince) {
-    activityLogger(context, input).info('attention-superseded', { askedBy: askedSince.by });
-    return { attention: false };
-  }
-  const updated = await deps.orders.transitionState(input.orderId, {
-    from: ['accepted', 'processing', 'compensating'],
-    to: 'attention',
-    timeline: { at: deps.now(), kind: TIMELINE.attention, reason: input.reason, actor: MONITOR_ACTOR },
-  });
-  if (updated) activityLogger(context, input).warn(ORDER_NEEDS_ATTENTION_EVENT, { reason: input.reason });
-  return { attention: updated !== undefined };
-};
+const markOrderAttention: ActivityHandler = async (input: OrderActivityInput & { reason: string }, context: InvocationContext) =>
+  markAttention(input.orderId, input.reason, appDependencies(), activityLogger(context, input));
 
 /**
  * Moves the order to `compensating` and counts the run; null when the order finished meanwhile.

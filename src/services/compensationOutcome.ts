@@ -1,0 +1,79 @@
+/**
+ * How a compensation run ends on the order: `cancelled`, or `attention` with what kept failing;
+ * and the monitor's `attention` when compensation runs are used up. Both may run again after a
+ * host restart (an activity the engine had not heard finish), so each first checks that its
+ * outcome still stands.
+ */
+import { compensationAskedSinceLastRun, compensationRunsStarted, MONITOR_ACTOR, TIMELINE } from '../domain/monitorPolicy';
+import type { OrderDocument } from '../domain/order';
+import type { CompensationOutcome } from '../domain/saga';
+import { NotFoundError } from '../errors';
+import { ORDER_NEEDS_ATTENTION_EVENT, type Logger } from '../log';
+import type { OrderSagaDependencies } from './dependencies';
+
+export interface FinishedRun extends CompensationOutcome {
+  /** Why compensation began, for the `cancelled` entry. */
+  reason: string;
+  /** The run's number among all the order's runs (its sub-orchestration's). */
+  attempt?: number;
+}
+
+/**
+ * Records the run's outcome, unless a later run or a person's newer request supersedes it: an
+ * earlier run still going when a restarted monitor began the next (each step is idempotent, so
+ * both may work at once) must not end the order in `attention` while the later run can still
+ * finish it; nor may a run whose `attention` a person has since answered by asking to compensate
+ * again, which this run, recorded once more, would otherwise undo.
+ */
+export async function finishCompensationRun(
+  order: OrderDocument,
+  run: FinishedRun,
+  deps: OrderSagaDependencies,
+  log: Logger,
+): Promise<{ recorded: boolean; superseded?: true }> {
+  const runs = compensationRunsStarted(order);
+  const askedSince = compensationAskedSinceLastRun(order);
+  if ((run.attempt !== undefined && run.attempt < runs) || askedSince !== undefined) {
+    log.info('compensation-superseded', { attempt: run.attempt, latest: runs, outcome: run.outcome, askedBy: askedSince?.by });
+    return { recorded: false, superseded: true };
+  }
+  const at = deps.now();
+  // Entries since the run began, by place (the timeline is only appended to).
+  const sinceStart = order.timeline.slice(order.timeline.map((e) => e.kind).lastIndexOf(TIMELINE.compensationStarted) + 1);
+  for (const failure of run.failures) {
+    const detail = `${failure.name} failed after retries`;
+    if (order.state === 'compensating' && sinceStart.some((e) => e.kind === TIMELINE.compensationFailed && e.detail === detail)) continue;
+    await deps.orders.appendTimeline(order.id, { at, kind: TIMELINE.compensationFailed, detail, reason: failure.error, actor: MONITOR_ACTOR });
+  }
+  const updated = await deps.orders.transitionState(order.id, {
+    from: ['compensating'],
+    to: run.outcome,
+    timeline: {
+      at,
+      kind: run.outcome === 'cancelled' ? TIMELINE.cancelled : TIMELINE.attention,
+      reason: run.outcome === 'cancelled' ? run.reason : `compensation could not finish: ${run.failures.map((f) => f.name).join(', ')}`,
+      actor: MONITOR_ACTOR,
+    },
+  });
+  if (run.outcome === 'cancelled') log.info('order-cancelled', { reason: run.reason });
+  else log.warn(ORDER_NEEDS_ATTENTION_EVENT, { failures: run.failures });
+  return { recorded: updated !== undefined };
+}
+
+/** The monitor's `attention` (compensation runs used up), unless a person has asked to compensate since the last run began. */
+export async function markAttention(orderId: string, reason: string, deps: OrderSagaDependencies, log: Logger): Promise<{ attention: boolean }> {
+  const order = await deps.orders.get(orderId);
+  if (!order) throw new NotFoundError(`order ${orderId} not found`);
+  const askedSince = compensationAskedSinceLastRun(order);
+  if (askedSince) {
+    log.info('attention-superseded', { askedBy: askedSince.by });
+    return { attention: false };
+  }
+  const updated = await deps.orders.transitionState(orderId, {
+    from: ['accepted', 'processing', 'compensating'],
+    to: 'attention',
+    timeline: { at: deps.now(), kind: TIMELINE.attention, reason, actor: MONITOR_ACTOR },
+  });
+  if (updated) log.warn(ORDER_NEEDS_ATTENTION_EVENT, { reason });
+  return { attention: updated !== undefined };
+}

@@ -1,0 +1,67 @@
+/** How a compensation run ends on the order, when its activity runs once more after a restart. */
+import { TIMELINE } from '../../src/domain/monitorPolicy';
+import type { OrderDocument, TimelineEntry } from '../../src/domain/order';
+import { newOrder } from '../../src/domain/orderState';
+import { createLogger } from '../../src/log';
+import { finishCompensationRun, markAttention } from '../../src/services/compensationOutcome';
+import { memoryDependencies, type MemoryDependencies } from './support/memoryStores';
+
+const silent = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
+const at = (s: number) => `2026-01-01T00:00:${String(s).padStart(2, '0')}.000Z`;
+const started = (s: number, run: number): TimelineEntry => ({ at: at(s), kind: TIMELINE.compensationStarted, detail: `run ${run}`, actor: 'monitor' });
+const asked = (s: number): TimelineEntry => ({ at: at(s), kind: TIMELINE.supportAction, detail: 'compensate', actor: 'bo@contoso.com' });
+const attention = (s: number): TimelineEntry => ({ at: at(s), kind: TIMELINE.attention, reason: 'compensation could not finish: refundPayment', actor: 'monitor' });
+const refundFailed = { outcome: 'attention' as const, failures: [{ name: 'refundPayment' as const, error: 'gateway down' }], reason: 'billing dead-lettered' };
+
+function seed(deps: MemoryDependencies, state: OrderDocument['state'], timeline: TimelineEntry[]): OrderDocument {
+  const order = {
+    ...newOrder({ id: 'o-1', eventId: 'e-1', correlationId: 'c-1', customerId: 'cu-1', items: [{ sku: 'MOUSE-01', quantity: 1, unitPrice: 24.5 }], total: 24.5, now: at(0) }),
+    state,
+    timeline,
+  };
+  deps.orders.docs.set(order.id, structuredClone(order));
+  return order;
+}
+
+describe('finishCompensationRun', () => {
+  it('records the run: attention with what kept failing, once', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'compensating', [started(1, 1)]);
+    expect(await finishCompensationRun(order, { ...refundFailed, attempt: 1 }, deps, silent)).toEqual({ recorded: true });
+    const stored = deps.orders.docs.get('o-1')!;
+    expect(stored.state).toBe('attention');
+    expect(stored.timeline.filter((e) => e.kind === TIMELINE.compensationFailed)).toHaveLength(1);
+  });
+
+  it('run again after a person asked to compensate anew, leaves the order to the next run', async () => {
+    const deps = memoryDependencies();
+    // Run 1 recorded attention; the host died before the engine heard; a person asked again.
+    const order = seed(deps, 'compensating', [started(1, 1), attention(2), asked(3)]);
+    expect(await finishCompensationRun(order, { ...refundFailed, attempt: 1 }, deps, silent)).toEqual({ recorded: false, superseded: true });
+    expect(deps.orders.docs.get('o-1')!.state).toBe('compensating');
+  });
+
+  it('an earlier run than the latest is superseded too', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'compensating', [started(1, 1), started(2, 2)]);
+    expect(await finishCompensationRun(order, { ...refundFailed, attempt: 1 }, deps, silent)).toEqual({ recorded: false, superseded: true });
+    expect(await finishCompensationRun(order, { outcome: 'cancelled', failures: [], reason: 'billing dead-lettered', attempt: 2 }, deps, silent)).toEqual({ recorded: true });
+    expect(deps.orders.docs.get('o-1')!.state).toBe('cancelled');
+  });
+});
+
+describe('markAttention', () => {
+  it("marks attention when compensation runs are used up", async () => {
+    const deps = memoryDependencies();
+    seed(deps, 'compensating', [started(1, 1), started(2, 2)]);
+    expect(await markAttention('o-1', 'compensation runs used up', deps, silent)).toEqual({ attention: true });
+    expect(deps.orders.docs.get('o-1')!.state).toBe('attention');
+  });
+
+  it('run again after a person asked to compensate anew, leaves the order to the next run', async () => {
+    const deps = memoryDependencies();
+    seed(deps, 'compensating', [started(1, 1), attention(2), asked(3)]);
+    expect(await markAttention('o-1', 'compensation runs used up', deps, silent)).toEqual({ attention: false });
+    expect(deps.orders.docs.get('o-1')!.state).toBe('compensating');
+  });
+});
