@@ -105,7 +105,7 @@ const markOrderCompleted: ActivityHandler = async (input: OrderActivityInput, co
 };
 
 const markOrderAttention: ActivityHandler = async (input: OrderActivityInput & { reason: string }, context: InvocationContext) =>
-  markAttention(input.orderId, input.reason, appDependencies(), activityLogger(context, input));
+  markAttention(await orderOrThrow(input.orderId), input.reason, appDependencies(), activityLogger(context, input));
 
 /**
  * Moves the order to `compensating` and counts the run; null when the order finished meanwhile.

@@ -5,7 +5,6 @@
  * running) or compensating a cancelled order is accepted there as a no-op: not offered here.
  * test/unit/portalActionRules.test.ts holds both to the same answers.
  */
-import type { TimelineEntry } from '../../src/domain/order';
 import {
   ACTIVE_STATES,
   compensationPendingReason,
@@ -14,6 +13,7 @@ import {
   REQUEUE_BILLING_FROM,
   requeuePendingReason,
   theOrderIs,
+  type TimelineLike,
 } from '../../src/domain/orderState';
 import { SERVICES, type ServiceName } from '../../src/topology';
 import { statusLabel } from './format';
@@ -26,7 +26,7 @@ const COMPENSATE_IN: readonly string[] = [...ACTIVE_STATES, 'attention'];
 export interface ActionSubject {
   state?: string;
   status?: Partial<Record<ServiceName, string>> | null;
-  timeline?: readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[] | null;
+  timeline?: TimelineLike | null;
 }
 
 /** A compensate request an active order has not begun to carry out. */

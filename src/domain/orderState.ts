@@ -47,15 +47,15 @@ export const SUPPORT_ACTION_KIND = 'support-action';
 /** The timeline kind of a billing requeue carried out (by the monitor, for itself or for a person). */
 export const REQUEUED_KIND = 'requeued';
 
+/** What the support rules read of a timeline entry (the portal holds entries as the API sent them). */
+export type TimelineLike = readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[];
+
 /**
  * The latest request for this support action on the timeline: who asked and when. On an active
  * order a compensate request is still pending (compensation moves the order out of the active
  * states), so support asks nothing else of it.
  */
-export function latestSupportRequest(
-  timeline: readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[] | undefined,
-  action: 'requeue' | 'compensate',
-): { by: string; at: string } | undefined {
+export function latestSupportRequest(timeline: TimelineLike | undefined, action: 'requeue' | 'compensate'): { by: string; at: string } | undefined {
   // The last written: the timeline is only appended to, so its order is the order of the writes.
   let latest: { by: string; at: string } | undefined;
   for (const entry of timeline ?? []) {
@@ -68,9 +68,7 @@ export function latestSupportRequest(
  * A person's requeue request the monitor has not carried out yet: no `requeued` entry written
  * after it. By the entries' places (the order of the writes), not the clocks that stamped them.
  */
-export function pendingRequeueRequest(
-  timeline: readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[] | undefined,
-): { by: string; at: string } | undefined {
+export function pendingRequeueRequest(timeline: TimelineLike | undefined): { by: string; at: string } | undefined {
   let pending: { by: string; at: string } | undefined;
   for (const entry of timeline ?? []) {
     if (entry.kind === REQUEUED_KIND) pending = undefined;

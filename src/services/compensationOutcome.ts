@@ -7,7 +7,6 @@
 import { compensationAskedSinceLastRun, compensationRunsStarted, MONITOR_ACTOR, TIMELINE } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
 import type { CompensationOutcome } from '../domain/saga';
-import { NotFoundError } from '../errors';
 import { ORDER_NEEDS_ATTENTION_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from './dependencies';
 
@@ -61,15 +60,13 @@ export async function finishCompensationRun(
 }
 
 /** The monitor's `attention` (compensation runs used up), unless a person has asked to compensate since the last run began. */
-export async function markAttention(orderId: string, reason: string, deps: OrderSagaDependencies, log: Logger): Promise<{ attention: boolean }> {
-  const order = await deps.orders.get(orderId);
-  if (!order) throw new NotFoundError(`order ${orderId} not found`);
+export async function markAttention(order: OrderDocument, reason: string, deps: OrderSagaDependencies, log: Logger): Promise<{ attention: boolean }> {
   const askedSince = compensationAskedSinceLastRun(order);
   if (askedSince) {
     log.info('attention-superseded', { askedBy: askedSince.by });
     return { attention: false };
   }
-  const updated = await deps.orders.transitionState(orderId, {
+  const updated = await deps.orders.transitionState(order.id, {
     from: ['accepted', 'processing', 'compensating'],
     to: 'attention',
     timeline: { at: deps.now(), kind: TIMELINE.attention, reason, actor: MONITOR_ACTOR },

@@ -77,6 +77,9 @@ export async function settleStock(order: Pick<OrderDocument, 'id' | 'items'>, de
   return settled.filter(Boolean).length;
 }
 
+/** Inventory statuses a release marks `compensated`: an out-of-stock `failed` stays what support reads. */
+const RELEASE_MARKS_FROM = COMPENSATABLE_FROM.filter((status) => status !== 'failed');
+
 /**
  * Compensation: releases the order's stock and marks `status.inventory` `compensated` (unless it
  * is `failed`, which stays what support reads), which also stops a late inventory delivery from
@@ -89,8 +92,7 @@ export async function releaseStock(
 ): Promise<{ compensated: boolean; itemsReleased: number }> {
   const updated = await deps.orders.transitionStatus(order.id, {
     service: 'inventory',
-    // An out-of-stock `failed` stays what support reads; its holds are still given back below.
-    from: COMPENSATABLE_FROM.filter((status) => status !== 'failed'),
+    from: RELEASE_MARKS_FROM,
     to: 'compensated',
     timeline: { at: deps.now(), kind: 'compensation', service: 'inventory', detail: 'stock released', actor },
   });

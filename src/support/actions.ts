@@ -18,7 +18,7 @@
  */
 import type { OrderDocument, TimelineEntry } from '../domain/order';
 import { ACTIVE_STATES, compensationPendingReason, latestSupportRequest, pendingRequeueRequest, REQUEUE_BILLING_FROM, theOrderIs } from '../domain/orderState';
-import { MONITOR_ACTOR, monitorSnapshotOf, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
+import { MONITOR_ACTOR, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
@@ -140,15 +140,13 @@ export function requestCompensation(orderId: string, principal: SupportPrincipal
     }
 
     const at = deps.now();
-    const snapshot = monitorSnapshotOf(order);
+    const asked = latestSupportRequest(order.timeline, 'compensate');
     // Nothing new to do: already cancelled, or compensation already asked for / running.
-    const already =
-      order.state === 'cancelled' ||
-      (order.state !== 'attention' && (order.state === 'compensating' || snapshot.compensationRequestedBy !== undefined));
+    const already = order.state === 'cancelled' || (order.state !== 'attention' && (order.state === 'compensating' || asked !== undefined));
     if (already) {
       const monitor = order.state === 'cancelled' ? 'untouched' : await wakeMonitor(order, 'compensate', principal, env);
       // The latest person's request, or the monitor's own start when nobody asked.
-      const request = latestSupportRequest(order.timeline, 'compensate') ?? {
+      const request = asked ?? {
         by: MONITOR_ACTOR,
         at: order.timeline.find((e) => e.kind === TIMELINE.compensationStarted)?.at ?? at,
       };

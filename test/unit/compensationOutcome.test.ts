@@ -53,15 +53,15 @@ describe('finishCompensationRun', () => {
 describe('markAttention', () => {
   it("marks attention when compensation runs are used up", async () => {
     const deps = memoryDependencies();
-    seed(deps, 'compensating', [started(1, 1), started(2, 2)]);
-    expect(await markAttention('o-1', 'compensation runs used up', deps, silent)).toEqual({ attention: true });
+    const order = seed(deps, 'compensating', [started(1, 1), started(2, 2)]);
+    expect(await markAttention(order, 'compensation runs used up', deps, silent)).toEqual({ attention: true });
     expect(deps.orders.docs.get('o-1')!.state).toBe('attention');
   });
 
   it('run again after a person asked to compensate anew, leaves the order to the next run', async () => {
     const deps = memoryDependencies();
-    seed(deps, 'compensating', [started(1, 1), attention(2), asked(3)]);
-    expect(await markAttention('o-1', 'compensation runs used up', deps, silent)).toEqual({ attention: false });
+    const order = seed(deps, 'compensating', [started(1, 1), attention(2), asked(3)]);
+    expect(await markAttention(order, 'compensation runs used up', deps, silent)).toEqual({ attention: false });
     expect(deps.orders.docs.get('o-1')!.state).toBe('compensating');
   });
 });
