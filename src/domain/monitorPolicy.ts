@@ -12,9 +12,8 @@ import {
   type OrderDocument,
   type OrderState,
   type ServiceStatus,
-  type TimelineEntry,
 } from './order';
-import { currentReasons, IN_FLIGHT, REQUEUED_KIND, SUPPORT_ACTION_KIND } from './orderState';
+import { currentReasons, IN_FLIGHT, pendingRequeueRequest, REQUEUED_KIND, SUPPORT_ACTION_KIND } from './orderState';
 
 /** Timeline kinds the monitor writes and reads back; consumers write `delivery`, `done`, `failed`. */
 export const TIMELINE = {
@@ -202,7 +201,10 @@ export interface MonitorSnapshot {
   state: OrderState;
   status: Record<ServiceName, ServiceStatus>;
   statusReason: Partial<Record<ServiceName, string>>;
-  /** Last time each service showed any progress (delivery, outcome, dead-letter, republish). */
+  /**
+   * When each service's latest progress (delivery, outcome, dead-letter, republish) was stamped, as
+   * written: a change stamp, which `onMonitorClock` turns into when the monitor saw it.
+   */
   lastProgressAt: Record<ServiceName, string>;
   /** When billing was last dead-lettered, while it is. */
   billingDeadLetteredAt?: string;
@@ -228,8 +230,6 @@ export interface MonitorSnapshot {
   /** Timer wake-ups in a row with nothing to do (the monitor's own memory; drives poll backoff). */
   quietPolls: number;
 }
-
-const byTime = (a: TimelineEntry, b: TimelineEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0);
 
 /**
  * How many compensation runs the order ever had. A run is numbered by it when it begins (its
@@ -259,39 +259,44 @@ export function compensationAskedSinceLastRun(order: OrderDocument): { by: strin
   return { by: asked.actor ?? 'support', at: asked.at };
 }
 
-/** Reads the monitor's view out of an order document; `quietPolls` is the monitor's own count. */
+/**
+ * Reads the monitor's view out of an order document; `quietPolls` is the monitor's own count. The
+ * timeline is read in the order it was written (it is only appended to), as the support rules
+ * read it: its entries are stamped by different machines' clocks, so their times may disagree
+ * with their order. A pending requeue and a compensation asked for again are the very functions
+ * support actions and compensation activities decide by, so the monitor cannot disagree with them.
+ */
 export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): MonitorSnapshot {
-  const timeline = [...(order.timeline ?? [])].sort(byTime);
+  const timeline = order.timeline ?? [];
   const lastProgressAt = Object.fromEntries(SERVICES.map((s) => [s, order.createdAt])) as Record<ServiceName, string>;
   const republishes = Object.fromEntries(SERVICES.map((s) => [s, 0])) as Record<ServiceName, number>;
   let billingRequeues = 0;
   let billingDeadLetteredAt: string | undefined;
-  let pendingRequeue: { by: string; at: string } | undefined;
   let compensationRequestedBy: string | undefined;
   let compensationReason: string | undefined;
-  let compensationAskedAgainBy: string | undefined;
   let compensationRuns = 0;
   const lastKind: Partial<Record<ServiceName, string>> = {};
 
   for (const entry of timeline) {
-    if (entry.service) lastKind[entry.service] = entry.kind;
-    if (entry.service && entry.at > lastProgressAt[entry.service]) lastProgressAt[entry.service] = entry.at;
+    if (entry.service) {
+      lastKind[entry.service] = entry.kind;
+      // The stamp of the latest progress written: the monitor only asks whether it changed, and
+      // measures from when it saw the change on its own clock (`observe`).
+      lastProgressAt[entry.service] = entry.at;
+    }
     switch (entry.kind) {
       case TIMELINE.deadLettered:
         if (entry.service === 'billing') billingDeadLetteredAt = entry.at;
         break;
       case TIMELINE.requeued:
         if (entry.actor === MONITOR_ACTOR) billingRequeues += 1;
-        pendingRequeue = undefined;
         break;
       case TIMELINE.republished:
         if (entry.service && entry.reason?.startsWith(REPUBLISH_REASON.stuck)) republishes[entry.service] += 1;
         break;
       case TIMELINE.supportAction:
-        if (entry.detail === 'requeue') pendingRequeue = { by: entry.actor ?? 'support', at: entry.at };
         if (entry.detail === 'compensate') {
           compensationRequestedBy ??= entry.actor ?? 'support';
-          compensationAskedAgainBy = entry.actor ?? 'support';
           // A person asking again (e.g. after `attention`) gets fresh compensation runs.
           compensationRuns = 0;
         }
@@ -299,7 +304,6 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
       case TIMELINE.compensationStarted:
         compensationRuns += 1;
         compensationReason ??= entry.reason;
-        compensationAskedAgainBy = undefined;
         break;
     }
   }
@@ -307,6 +311,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   const deadLettered = SERVICES.filter(
     (s) => s !== 'billing' && lastKind[s] === TIMELINE.deadLettered && IN_FLIGHT.includes(order.status[s]),
   );
+  const askedAgain = order.state === 'compensating' ? compensationAskedSinceLastRun(order) : undefined;
   return {
     orderId: order.id,
     state: order.state,
@@ -317,10 +322,10 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     ...(deadLettered.length ? { deadLettered } : {}),
     billingRequeues,
     republishes,
-    requeueRequestedBy: pendingRequeue?.by,
+    requeueRequestedBy: pendingRequeueRequest(timeline)?.by,
     compensationRequestedBy,
     compensationReason,
-    ...(compensationAskedAgainBy && compensationRuns === 0 && order.state === 'compensating' ? { compensationAskedAgainBy } : {}),
+    ...(askedAgain ? { compensationAskedAgainBy: askedAgain.by } : {}),
     compensationRuns,
     quietPolls,
   };

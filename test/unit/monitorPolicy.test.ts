@@ -415,6 +415,45 @@ describe('monitorSnapshotOf', () => {
     expect(monitorSnapshotOf(finished).deadLettered).toBeUndefined();
   });
 
+  describe('reads the timeline in the order it was written, as support and compensation do', () => {
+    // Entries written later but stamped earlier: the writer's clock behind the one before it.
+    it('a requeue written after the request carried it out', () => {
+      const timeline = [
+        { at: at(9), kind: 'support-action', actor: 'ana@contoso', detail: 'requeue', service: 'billing' as const },
+        { at: at(7), kind: 'requeued', service: 'billing' as const, actor: 'ana@contoso', detail: 'attempt 1' },
+      ];
+      expect(monitorSnapshotOf(order({ timeline })).requeueRequestedBy).toBeUndefined();
+      expect(pendingRequeueRequest(timeline)).toBeUndefined();
+    });
+
+    it('a run begun after a request to compensate again is that request\'s run', () => {
+      const timeline = [
+        { at: at(1), kind: 'compensation-started', reason: 'billing failed', actor: 'monitor', detail: 'run 1' },
+        { at: at(9), kind: 'support-action', actor: 'ana@contoso', detail: 'compensate' },
+        { at: at(7), kind: 'compensation-started', reason: 'requested again by ana@contoso', actor: 'ana@contoso', detail: 'run 2' },
+      ];
+      const snap = compensating(timeline);
+      expect(snap.compensationRuns).toBe(1);
+      expect(snap.compensationAskedAgainBy).toBeUndefined();
+      expect(compensationAskedSinceLastRun(order({ state: 'compensating', timeline }))).toBeUndefined();
+      expect(decideNextStep(snap, policy(), now(10))).toEqual({ kind: 'compensate', reason: 'billing failed' });
+    });
+
+    it('a delivery written after a dead-letter is the latest progress, and a change the monitor sees', () => {
+      const snap = monitorSnapshotOf(
+        order({
+          status: { inventory: 'processing', billing: 'done', notification: 'done' },
+          timeline: [
+            { at: at(5), kind: 'deadlettered', service: 'inventory', deliveryCount: 3 },
+            { at: at(4), kind: 'delivery', service: 'inventory', deliveryCount: 1 },
+          ],
+        }),
+      );
+      expect(snap.deadLettered).toBeUndefined();
+      expect(snap.lastProgressAt.inventory).toBe(at(4));
+    });
+  });
+
   it('reads a billing that is no longer dead-lettered as such', () => {
     const snap = monitorSnapshotOf(
       order({
