@@ -73,6 +73,23 @@ export function validate<T extends z.ZodType>(schema: T, input: unknown): Valida
   return parsed.success ? { ok: true, value: parsed.data } : { ok: false, problems: problemsOf(parsed.error) };
 }
 
+/**
+ * A query string against its schema. A parameter given more than once is refused, rather than one
+ * of its values silently used: `?state=cancelled&state=attention` is not a filter this API has.
+ */
+export function validateQuery<T extends z.ZodType>(schema: T, query: URLSearchParams): Validated<z.output<T>> {
+  const values = new Map<string, string>();
+  const repeated = new Set<string>();
+  for (const [name, value] of query) {
+    if (values.has(name)) repeated.add(name);
+    else values.set(name, value);
+  }
+  const parsed = validate(schema, Object.fromEntries(values));
+  if (!repeated.size) return parsed;
+  const problems = [...repeated].map((path) => ({ path, message: 'must be given once' }));
+  return { ok: false, problems: [...problems, ...(parsed.ok ? [] : parsed.problems.filter((p) => !repeated.has(p.path)))] };
+}
+
 /** Most items a listing returns in one page, whatever the caller asks for. */
 export const PAGE_MAX = 100;
 

@@ -4,7 +4,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { z } from 'zod';
 import type { OrderState, ServiceStatus } from '../domain/order';
 import { parseOrderRequest, searchableText } from '../domain/orderRequest';
-import { pageQueryFields, validate } from '../domain/validation';
+import { pageQueryFields, validateQuery } from '../domain/validation';
 import { OrderRecordedError, ValidationError } from '../errors';
 import { createLogger, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
@@ -116,8 +116,7 @@ const listQuerySchema = z.strictObject({
 export async function handleListOrders(request: HttpRequest, context: InvocationContext, dependencies: () => OrderSagaDependencies): Promise<HttpResponseInit> {
   const log = createLogger(context).with({ invocationId: context.invocationId });
   try {
-    const query = Object.fromEntries(request.query.entries());
-    const parsed = validate(listQuerySchema, query);
+    const parsed = validateQuery(listQuerySchema, request.query);
     if (!parsed.ok) throw new ValidationError('invalid query parameters', parsed.problems);
     const q = parsed.value;
     const filter = {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { orderIdFrom } from '../domain/orderId';
-import { pageQueryFields, validate } from '../domain/validation';
+import { pageQueryFields, validate, validateQuery } from '../domain/validation';
 import { ValidationError } from '../errors';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { createLogger, type Logger } from '../log';
@@ -130,7 +130,7 @@ export async function handleParkedDeadLetters(
     const env = environment(log);
     const principal = authorize(request, env);
     if (isResponse(principal)) return principal;
-    const parsed = validate(deadLetterQuerySchema, Object.fromEntries(request.query.entries()));
+    const parsed = validateQuery(deadLetterQuerySchema, request.query);
     if (!parsed.ok) throw new ValidationError('invalid query parameters', parsed.problems);
     const { pageSize, continuationToken } = parsed.value;
     const page = await env.deps.deadLetters.list({ pageSize, ...(continuationToken ? { continuationToken } : {}) });

@@ -353,6 +353,16 @@ describe('GET /api/orders', () => {
     ]);
     expect(json(await list({ pageSize: '101' })).errors).toEqual([{ path: 'pageSize', message: 'must be at most 100' }]);
   });
+
+  it('refuses a parameter given more than once rather than use one of its values', async () => {
+    const url = `${BASE}/orders?state=cancelled&state=attention&pageSize=2&pageSize=x&customerId=a`;
+    const res = await handleListOrders(new HttpRequest({ method: 'GET', url }), context(), () => deps);
+    expect(res.status).toBe(400);
+    expect(json(res).errors).toEqual([
+      { path: 'state', message: 'must be given once' },
+      { path: 'pageSize', message: 'must be given once' },
+    ]);
+  });
 });
 
 describe('inventory routes', () => {
