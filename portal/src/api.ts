@@ -177,9 +177,8 @@ export function listOrders(filter: OrderFilter, continuationToken?: string, page
   if (filter.billingStatus) query.set('status.billing', filter.billingStatus);
   if (filter.customerId) query.set('customerId', filter.customerId);
   if (continuationToken) query.set('continuationToken', continuationToken);
-  // The contract names the list `items`; an answer naming it `orders` is read the same way.
-  return call<OrderPage & { orders?: OrderView[] }>(`orders?${query}`).then((page) => ({
-    items: Array.isArray(page?.items) ? page.items : Array.isArray(page?.orders) ? page.orders : [],
+  return call<{ orders?: OrderView[]; continuationToken?: string }>(`orders?${query}`).then((page) => ({
+    items: Array.isArray(page?.orders) ? page.orders : [],
     continuationToken: page?.continuationToken ?? null,
   }));
 }
