@@ -77,7 +77,7 @@ export const NODE_WORKER_ARGUMENTS = '--heap-growing-percent=150';
 
 /**
  * The orders that ended in `attention`, one row per log line: the app logs the event with the
- * order's id (activities/), and its log lines reach Application Insights as `traces` messages.
+ * order's id (`src/services/compensationOutcome.ts`), and its log lines reach Application Insights as `traces` messages.
  */
 export const ATTENTION_ALERT_QUERY = [
   'traces',

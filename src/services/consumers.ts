@@ -1,6 +1,7 @@
 /**
  * What each Service Bus consumer does with one OrderCreated delivery. The triggers only adapt the
- * host's message to a `Delivery` and call `consumeOrderCreated`.
+ * host's message to a `Delivery` and call `consumeDelivery`, which runs `consumeOrderCreated` and,
+ * when the last delivery Service Bus allows fails, records the coming dead-letter.
  *
  * Per delivery: claim (`pending|processing -> processing`, conditional, with a timeline entry),
  * simulated work, then `processing -> done|failed` (conditional; the last `done` also completes the
