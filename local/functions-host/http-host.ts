@@ -199,10 +199,12 @@ export class HttpHost {
 
     let segments: string[];
     try {
+      // Decoded as Kestrel decodes a path: every escape but an encoded slash, which stays as sent
+      // (`orders/a%2Fb` reaches the function with the id `a%2Fb`, not as a path `a/b` no route has).
       segments = pathname
         .split('/')
         .slice(1)
-        .map((s) => decodeURIComponent(s));
+        .map((s) => decodeURIComponent(s.replace(/%2F/gi, (slash) => `%25${slash.slice(1)}`)));
     } catch {
       return answer(400);
     }

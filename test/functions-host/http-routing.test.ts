@@ -38,6 +38,8 @@ const routeCases: RouteCase[] = [
   { name: 'optional parameter present', path: '/api/opt/x', status: 200, fn: 'optional', params: { value: 'x' } },
   { name: 'optional parameter: one segment only', path: '/api/opt/x/y', status: 404 },
   { name: 'catch-all takes the rest, decoded', path: '/api/files/a/b%20c/d.txt', status: 200, fn: 'files', params: { path: 'a/b c/d.txt' } },
+  { name: 'an encoded slash stays encoded, as Kestrel leaves it', path: '/api/opt/a%2Fb', status: 200, fn: 'optional', params: { value: 'a%2Fb' } },
+  { name: 'catch-all keeps an encoded slash within a segment', path: '/api/files/a%2fb/c%20d', status: 200, fn: 'files', params: { path: 'a%2fb/c d' } },
   { name: 'catch-all may be empty', path: '/api/files', status: 200, fn: 'files', params: {} },
   {
     name: 'guid constraint',
