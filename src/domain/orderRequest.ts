@@ -40,7 +40,18 @@ export const orderRequestSchema = z.strictObject({
       }),
     )
     .min(1, 'must list at least one item')
-    .max(MAX_ITEMS),
+    .max(MAX_ITEMS)
+    // Lines of one SKU are reserved as one: together they keep the limit of one line.
+    .superRefine((items, ctx) => {
+      const totals = new Map<string, number>();
+      items.forEach((item, i) => {
+        const before = totals.get(item.sku) ?? 0;
+        totals.set(item.sku, before + item.quantity);
+        if (before <= MAX_QUANTITY && before + item.quantity > MAX_QUANTITY) {
+          ctx.addIssue({ code: 'custom', path: [i, 'quantity'], message: `with the lines before it for ${item.sku}, must be at most ${MAX_QUANTITY} in all` });
+        }
+      });
+    }),
   simulate: z
     .strictObject({
       // No upper bound: a count past every delivery and requeue makes billing never succeed.

@@ -95,7 +95,14 @@ export const PAGE_MAX = 100;
 
 /** The paging parameters of every listing: `pageSize` (1-PAGE_MAX, 20 when absent) and `continuationToken`. */
 export const pageQueryFields = {
-  pageSize: z.coerce.number().int().min(1).max(PAGE_MAX).default(20),
+  // Digits only: a number's other spellings (`0x10`, `1e1`, ` 5`) are not what a page size looks like.
+  pageSize: z
+    .string()
+    .regex(/^[0-9]{1,9}$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().min(1).max(PAGE_MAX))
+    .optional()
+    .transform((n) => n ?? 20),
   continuationToken: z.string().min(1).max(8192).optional(),
 };
 

@@ -24,6 +24,8 @@ export type EnvironmentFactory = (log: Logger) => HttpEnvironment;
 
 export const ORDERS_PATH = '/api/orders';
 export const MAX_BODY_BYTES = 64 * 1024;
+/** Refuses bytes that are not UTF-8 rather than replacing them; a leading BOM is dropped. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 /** Seconds a client should wait before polling the status URL. */
 export const POLL_AFTER_SECONDS = '1';
 
@@ -48,9 +50,16 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
     if (encoding && encoding !== 'identity') {
       return problem(415, 'unsupported-content-encoding', 'Content-Encoding not supported', `the body must be sent uncompressed, not as ${encoding}`);
     }
-    const raw = await request.text();
-    if (Buffer.byteLength(raw, 'utf8') > MAX_BODY_BYTES) {
+    const bytes = await request.arrayBuffer();
+    if (bytes.byteLength > MAX_BODY_BYTES) {
       return problem(413, 'body-too-large', 'Request body too large', `the body must be at most ${MAX_BODY_BYTES} bytes`);
+    }
+    let raw: string;
+    try {
+      // Strict: bytes that are not UTF-8 would otherwise be stored as U+FFFD, silently changed.
+      raw = UTF8.decode(bytes);
+    } catch {
+      throw new ValidationError('the body is not UTF-8', [{ path: '(body)', message: 'must be JSON in UTF-8' }]);
     }
     let body: unknown;
     try {

@@ -34,6 +34,11 @@ describe('parseOrderRequest', () => {
     ['a quantity past exact JSON numbers', { ...valid, items: [{ sku: 'A', quantity: 9007199254740993 }] }, { 'items/0/quantity': 'must be at most 1000' }],
     ['a quantity far below zero', { ...valid, items: [{ sku: 'A', quantity: -1e20 }] }, { 'items/0/quantity': 'must be at least 1' }],
     ['billingFailures far below zero', { ...valid, simulate: { billingFailures: -1e20 } }, { 'simulate/billingFailures': 'must be at least 0' }],
+    [
+      'lines of one SKU above the limit together',
+      { ...valid, items: [{ sku: 'A', quantity: 600 }, { sku: 'B', quantity: 1 }, { sku: 'A', quantity: 400 }, { sku: 'A', quantity: 1 }, { sku: 'A', quantity: 5 }] },
+      { 'items/3/quantity': 'with the lines before it for A, must be at most 1000 in all' },
+    ],
     ['a body that is not an object', 42, { '(body)': 'must be a JSON object' }],
     ['null', null, { '(body)': 'must be a JSON object' }],
   ])('rejects %s, naming the field in plain words', (_label, body, problems) => {

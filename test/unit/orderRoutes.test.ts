@@ -125,6 +125,23 @@ describe('POST /api/orders', () => {
     expect((await create(order, { 'Content-Encoding': 'identity' })).status).toBe(202);
   });
 
+  it('answers 400 for a body that is not UTF-8 rather than store its bytes changed, and stores nothing', async () => {
+    const bytes = (text: string, ...inserted: number[]) => {
+      const [before, after] = text.split('|') as [string, string];
+      return new Uint8Array([...Buffer.from(before), ...inserted, ...Buffer.from(after)]);
+    };
+    const send = (body: Uint8Array) =>
+      handleCreateOrder(new HttpRequest({ method: 'POST', url: `${BASE}/orders`, body: { bytes: body }, headers: { 'content-type': 'application/json' } }), context(), env);
+    const res = await send(bytes('{"customerId":"c|","items":[{"sku":"MOUSE-01","quantity":1}]}', 0xff, 0xfe));
+    expect(res.status).toBe(400);
+    expect(json(res).errors).toEqual([{ path: '(body)', message: 'must be JSON in UTF-8' }]);
+    expect(deps.orders.docs.size).toBe(0);
+    // UTF-8 with a byte order mark, and characters beyond ASCII, are taken as sent.
+    const ok = await send(bytes('|{"customerId":"Zoë","items":[{"sku":"MOUSE-01","quantity":1}]}', 0xef, 0xbb, 0xbf));
+    expect(ok.status).toBe(202);
+    expect((await deps.orders.get(json(ok).orderId))!.customerId).toBe('Zoë');
+  });
+
   it('accepts simulate where fault injection is enabled', async () => {
     deps.settings.faultInjectionEnabled = true;
     const res = await create({ ...order, simulate: { billingFailures: 2 } });
@@ -348,10 +365,16 @@ describe('GET /api/orders', () => {
     expect(json(res).errors).toEqual([
       { path: 'state', message: 'must be one of: accepted, processing, completed, compensating, cancelled, attention' },
       { path: 'status.billing', message: 'must be one of: pending, processing, done, failed, deadlettered, compensated' },
-      { path: 'pageSize', message: 'must be a number' },
+      { path: 'pageSize', message: 'must be a whole number' },
       { path: 'sort', message: 'is not a known field' },
     ]);
     expect(json(await list({ pageSize: '101' })).errors).toEqual([{ path: 'pageSize', message: 'must be at most 100' }]);
+  });
+
+  it.each(['0x10', '1e1', ' 5', '', '2.0', '-1'])('takes a page size in digits only, not %j', async (pageSize) => {
+    const res = await list({ pageSize });
+    expect(res.status).toBe(400);
+    expect(json(res).errors).toEqual([{ path: 'pageSize', message: 'must be a whole number' }]);
   });
 
   it('refuses a parameter given more than once rather than use one of its values', async () => {
