@@ -31,6 +31,8 @@ export interface RpcHttpData {
   params?: Record<string, string> | null;
   statusCode?: string | null;
   query?: Record<string, string> | null;
+  /** What the host sends a worker that advertises `UseNullableValueDictionaryForHttp` (the Node worker does). */
+  nullableQuery?: Record<string, { value?: string | null }> | null;
   enableContentNegotiation?: boolean | null;
   cookies?: RpcHttpCookie[] | null;
 }

@@ -199,8 +199,8 @@ export class HttpHost {
 
     let segments: string[];
     try {
-      // Decoded as Kestrel decodes a path: every escape but an encoded slash, which stays as sent
-      // (`orders/a%2Fb` reaches the function with the id `a%2Fb`, not as a path `a/b` no route has).
+      // An encoded slash stays as sent, as Kestrel leaves it (`orders/a%2Fb` reaches the function
+      // with the id `a%2Fb`, not as a path `a/b` no route has); other escapes are decoded.
       segments = pathname
         .split('/')
         .slice(1)
@@ -242,6 +242,7 @@ export class HttpHost {
       url: fullUrl,
       headers,
       params,
+      nullableQuery: queryAsTheHostSendsIt(new URL(fullUrl).searchParams),
       body: { bytes: req.body },
     };
     const { fn, outputName } = target;
@@ -298,4 +299,23 @@ export class HttpHost {
     if (!this.options.fireFunction(name, input)) return answerJson(404, { error: `no non-HTTP function named ${name}` });
     return answer(202);
   }
+}
+
+/**
+ * The query as the Functions host hands it to the Node worker (`ToRpcHttp`): one entry per name,
+ * names matched in any case as ASP.NET Core's query collection does, and repeated values joined
+ * with a comma (`StringValues.ToString()`), so `request.query` gives `?a=1&a=2` as `a=1,2`. The
+ * request's URL still carries the query string as sent.
+ */
+export function queryAsTheHostSendsIt(search: URLSearchParams): Record<string, { value: string }> {
+  const byName = new Map<string, { name: string; values: string[] }>();
+  for (const [name, value] of search) {
+    const key = name.toLowerCase();
+    const entry = byName.get(key);
+    if (entry) entry.values.push(value);
+    else byName.set(key, { name, values: [value] });
+  }
+  const query: Record<string, { value: string }> = {};
+  for (const { name, values } of byName.values()) query[name] = { value: values.join(',') };
+  return query;
 }

@@ -55,12 +55,15 @@ export function fieldMessage(issue: z.core.$ZodRawIssue): string | undefined {
   }
 }
 
+/** What a field no schema knows is told. */
+export const UNKNOWN_FIELD = 'is not a known field';
+
 /** Paths are slash-separated like JSON pointers without the leading slash: `items/0/quantity`. */
 export function problemsOf(error: z.ZodError): FieldProblem[] {
   const problems = error.issues.flatMap((issue) => {
     const base = issue.path.map(String).join('/');
     if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => ({ path: base ? `${base}/${key}` : key, message: 'is not a known field' }));
+      return issue.keys.map((key) => ({ path: base ? `${base}/${key}` : key, message: UNKNOWN_FIELD }));
     }
     return [{ path: base || '(body)', message: issue.message }];
   });
@@ -74,20 +77,29 @@ export function validate<T extends z.ZodType>(schema: T, input: unknown): Valida
 }
 
 /**
- * A query string against its schema. A parameter given more than once is refused, rather than one
+ * A request URL's query string against its schema. Read from the URL, not from `request.query`:
+ * the Functions host hands the worker one value per name, repeated values joined with a comma, so
+ * only the URL still shows a repeat. A parameter given more than once is refused rather than one
  * of its values silently used: `?state=cancelled&state=attention` is not a filter this API has.
  */
-export function validateQuery<T extends z.ZodType>(schema: T, query: URLSearchParams): Validated<z.output<T>> {
+export function validateQuery<T extends z.ZodType>(schema: T, url: string): Validated<z.output<T>> {
   const values = new Map<string, string>();
   const repeated = new Set<string>();
-  for (const [name, value] of query) {
+  for (const [name, value] of new URL(url).searchParams) {
     if (values.has(name)) repeated.add(name);
     else values.set(name, value);
   }
   const parsed = validate(schema, Object.fromEntries(values));
   if (!repeated.size) return parsed;
-  const problems = [...repeated].map((path) => ({ path, message: 'must be given once' }));
-  return { ok: false, problems: [...problems, ...(parsed.ok ? [] : parsed.problems.filter((p) => !repeated.has(p.path)))] };
+  const problems = parsed.ok ? [] : parsed.problems;
+  // An unknown parameter is said to be unknown, however often it came; a known one, to come once.
+  return {
+    ok: false,
+    problems: [
+      ...[...repeated].filter((name) => !problems.some((p) => p.path === name && p.message === UNKNOWN_FIELD)).map((path) => ({ path, message: 'must be given once' })),
+      ...problems.filter((p) => !repeated.has(p.path) || p.message === UNKNOWN_FIELD),
+    ],
+  };
 }
 
 /** Most items a listing returns in one page, whatever the caller asks for. */

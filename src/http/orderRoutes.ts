@@ -125,7 +125,7 @@ const listQuerySchema = z.strictObject({
 export async function handleListOrders(request: HttpRequest, context: InvocationContext, dependencies: () => OrderSagaDependencies): Promise<HttpResponseInit> {
   const log = createLogger(context).with({ invocationId: context.invocationId });
   try {
-    const parsed = validateQuery(listQuerySchema, request.query);
+    const parsed = validateQuery(listQuerySchema, request.url);
     if (!parsed.ok) throw new ValidationError('invalid query parameters', parsed.problems);
     const q = parsed.value;
     const filter = {

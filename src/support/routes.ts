@@ -130,7 +130,7 @@ export async function handleParkedDeadLetters(
     const env = environment(log);
     const principal = authorize(request, env);
     if (isResponse(principal)) return principal;
-    const parsed = validateQuery(deadLetterQuerySchema, request.query);
+    const parsed = validateQuery(deadLetterQuerySchema, request.url);
     if (!parsed.ok) throw new ValidationError('invalid query parameters', parsed.problems);
     const { pageSize, continuationToken } = parsed.value;
     const page = await env.deps.deadLetters.list({ pageSize, ...(continuationToken ? { continuationToken } : {}) });

@@ -82,9 +82,9 @@ describe('HTTP triggers with routePrefix "api"', () => {
     }
   });
 
-  it('hands the handler headers, repeated query values and the exact body bytes', async () => {
+  it('hands the handler headers, the query as the Functions host does and the exact body bytes', async () => {
     const bytes = Buffer.from([0, 255, 16, 13, 10, 0x7b]);
-    const res = await fetch(`${host.url}/api/upload?a=1&a=2&b=x%20y`, {
+    const res = await fetch(`${host.url}/api/upload?a=1&A=2&b=x%20y&c=`, {
       method: 'POST',
       headers: { 'x-custom': 'yes', 'content-type': 'application/octet-stream', cookie: 'c1=v1; c2=v2' },
       body: bytes,
@@ -98,8 +98,9 @@ describe('HTTP triggers with routePrefix "api"', () => {
       bodyHex: string;
     };
     expect(seen.method).toBe('POST');
-    expect(seen.url).toBe(`${host.url}/api/upload?a=1&a=2&b=x%20y`);
-    expect(seen.query).toEqual({ a: ['1', '2'], b: ['x y'] });
+    expect(seen.url).toBe(`${host.url}/api/upload?a=1&A=2&b=x%20y&c=`);
+    // As the Functions host sends it: a name once in any case, repeated values joined with a comma.
+    expect(seen.query).toEqual({ a: ['1,2'], b: ['x y'], c: [''] });
     expect(seen.headers['x-custom']).toBe('yes');
     expect(seen.headers['cookie']).toBe('c1=v1; c2=v2');
     expect(seen.bodyHex).toBe(bytes.toString('hex'));
