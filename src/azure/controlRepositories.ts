@@ -27,11 +27,23 @@ export class CosmosIdempotencyRepository implements IdempotencyStore {
       return { created: true, record };
     } catch (err) {
       if (!isConflict(err)) throw err;
+      const stored = await this.find(record.key);
+      if (!stored) throw err;
+      return { created: false, record: stored };
+    }
+  }
+
+  async find(key: string): Promise<IdempotencyRecord | undefined> {
+    const id = idempotencyDocumentId(key);
+    try {
       const { resource } = await this.keys.item(id, id).read<IdempotencyDocument>();
-      if (!resource) throw err;
+      if (!resource) return undefined;
       const { id: _id, ...stored } = stripSystemProperties(resource);
       void _id;
-      return { created: false, record: stored };
+      return stored;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
     }
   }
 }

@@ -26,39 +26,52 @@ const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
 
-export const orderRequestSchema = z.strictObject({
-  customerId: searchableText(z.string().trim().min(1, 'must be a non-empty string').max(128)),
-  items: z
-    .array(
-      z.strictObject({
-        sku: z
-          .string()
-          .min(1, 'must be a non-empty string')
-          .max(64)
-          .regex(/^[A-Za-z0-9._-]+$/, 'may contain only letters, digits, dot, underscore and dash'),
-        quantity: wholeNumber(1, MAX_QUANTITY),
-      }),
-    )
-    .min(1, 'must list at least one item')
-    .max(MAX_ITEMS)
-    // Lines of one SKU are reserved as one: together they keep the limit of one line.
-    .superRefine((items, ctx) => {
-      const totals = new Map<string, number>();
-      items.forEach((item, i) => {
-        const before = totals.get(item.sku) ?? 0;
-        totals.set(item.sku, before + item.quantity);
-        if (before <= MAX_QUANTITY && before + item.quantity > MAX_QUANTITY) {
-          ctx.addIssue({ code: 'custom', path: [i, 'quantity'], message: `with the lines before it for ${item.sku}, must be at most ${MAX_QUANTITY} in all` });
-        }
-      });
+const itemsSchema = z
+  .array(
+    z.strictObject({
+      sku: z
+        .string()
+        .min(1, 'must be a non-empty string')
+        .max(64)
+        .regex(/^[A-Za-z0-9._-]+$/, 'may contain only letters, digits, dot, underscore and dash'),
+      quantity: wholeNumber(1, MAX_QUANTITY),
     }),
-  simulate: z
-    .strictObject({
-      // No upper bound: a count past every delivery and requeue makes billing never succeed.
-      billingFailures: wholeNumber(0).optional(),
-    })
-    .optional(),
-});
+  )
+  .min(1, 'must list at least one item')
+  .max(MAX_ITEMS);
+
+/** Lines of one SKU are reserved as one: together they keep the limit of one line. */
+function oneSkuWithinLimit(items: z.output<typeof itemsSchema>, ctx: z.RefinementCtx): void {
+  const totals = new Map<string, number>();
+  items.forEach((item, i) => {
+    const before = totals.get(item.sku) ?? 0;
+    totals.set(item.sku, before + item.quantity);
+    if (before <= MAX_QUANTITY && before + item.quantity > MAX_QUANTITY) {
+      ctx.addIssue({ code: 'custom', path: [i, 'quantity'], message: `with the lines before it for ${item.sku}, must be at most ${MAX_QUANTITY} in all` });
+    }
+  });
+}
+
+const orderRequestShape = (items: z.ZodType<z.output<typeof itemsSchema>>) =>
+  z.strictObject({
+    customerId: searchableText(z.string().trim().min(1, 'must be a non-empty string').max(128)),
+    items,
+    simulate: z
+      .strictObject({
+        // No upper bound: a count past every delivery and requeue makes billing never succeed.
+        billingFailures: wholeNumber(0).optional(),
+      })
+      .optional(),
+  });
+
+export const orderRequestSchema = orderRequestShape(itemsSchema.superRefine(oneSkuWithinLimit));
+
+/**
+ * The rules earlier versions of the API accepted bodies by, looser than today's (one SKU could
+ * pass the line limit over several lines). An order they accepted was recorded, and a retry of it
+ * with its Idempotency-Key is still that order.
+ */
+const recordedOrderRequestSchema = orderRequestShape(itemsSchema);
 
 export type OrderRequest = z.infer<typeof orderRequestSchema>;
 
@@ -71,6 +84,12 @@ export function parseOrderRequest(body: unknown, options: { faultInjectionEnable
   }
   if (problems.length > 0 || !parsed.ok) return { ok: false, problems };
   return parsed;
+}
+
+/** The body as earlier versions read it, when they would have accepted it; see `recordedOrderRequestSchema`. */
+export function parseRecordedOrderRequest(body: unknown): OrderRequest | undefined {
+  const parsed = recordedOrderRequestSchema.safeParse(body);
+  return parsed.success ? parsed.data : undefined;
 }
 
 /**

@@ -3,9 +3,9 @@ import { orderIdFrom } from '../domain/orderId';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { z } from 'zod';
 import type { OrderState, ServiceStatus } from '../domain/order';
-import { parseOrderRequest, searchableText } from '../domain/orderRequest';
+import { type OrderRequest, orderRequestFingerprint, parseOrderRequest, parseRecordedOrderRequest, searchableText } from '../domain/orderRequest';
 import { pageQueryFields, validateQuery } from '../domain/validation';
-import { OrderRecordedError, ValidationError } from '../errors';
+import { type FieldProblem, OrderRecordedError, ValidationError } from '../errors';
 import { createLogger, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import { acceptOrder } from '../services/intake';
@@ -26,6 +26,8 @@ export const ORDERS_PATH = '/api/orders';
 export const MAX_BODY_BYTES = 64 * 1024;
 /** Refuses bytes that are not UTF-8 rather than replacing them; a leading BOM is dropped. */
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
+/** How bodies were read before: bytes that are not UTF-8 replaced with U+FFFD. */
+const LENIENT_UTF8 = new TextDecoder('utf-8');
 /** Seconds a client should wait before polling the status URL. */
 export const POLL_AFTER_SECONDS = '1';
 
@@ -54,25 +56,10 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
     if (bytes.byteLength > MAX_BODY_BYTES) {
       return problem(413, 'body-too-large', 'Request body too large', `the body must be at most ${MAX_BODY_BYTES} bytes`);
     }
-    let raw: string;
-    try {
-      // Strict: bytes that are not UTF-8 would otherwise be stored as U+FFFD, silently changed.
-      raw = UTF8.decode(bytes);
-    } catch {
-      throw new ValidationError('the body is not UTF-8', [{ path: '(body)', message: 'must be JSON in UTF-8' }]);
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(raw);
-    } catch {
-      throw new ValidationError('the body is not valid JSON', [{ path: '(body)', message: 'must be a JSON object' }]);
-    }
     const env = environment(log);
-    const parsed = parseOrderRequest(body, { faultInjectionEnabled: env.deps.settings.faultInjectionEnabled });
-    if (!parsed.ok) throw new ValidationError(`the order is not valid: ${parsed.problems.map((p) => p.path).join(', ')}`, parsed.problems);
-
+    const order = await readOrderRequest(bytes, idempotencyKey, env.deps);
     const accepted = await acceptOrder(
-      parsed.value,
+      order,
       { ...(idempotencyKey !== undefined ? { idempotencyKey } : {}), ...(correlationId !== undefined ? { correlationId } : {}) },
       env.monitor,
       env.deps,
@@ -91,6 +78,46 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
     answer.jsonBody = { ...(answer.jsonBody as ProblemDetails), orderId: err.orderId, statusUrl: `${ORDERS_PATH}/${err.orderId}` };
     answer.headers = { ...(answer.headers as Record<string, string>), 'x-correlation-id': err.correlationId };
     return answer;
+  }
+}
+
+/** The order in a POST body, by today's rules; a `ValidationError` naming each bad field otherwise. */
+async function readOrderRequest(bytes: ArrayBuffer, idempotencyKey: string | undefined, deps: OrderSagaDependencies): Promise<OrderRequest> {
+  let problems: FieldProblem[];
+  let summary: string;
+  try {
+    // Strict: bytes that are not UTF-8 would otherwise be stored as U+FFFD, silently changed.
+    const raw = UTF8.decode(bytes);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      throw new ValidationError('the body is not valid JSON', [{ path: '(body)', message: 'must be a JSON object' }]);
+    }
+    const parsed = parseOrderRequest(body, { faultInjectionEnabled: deps.settings.faultInjectionEnabled });
+    if (parsed.ok) return parsed.value;
+    problems = parsed.problems;
+    summary = `the order is not valid: ${problems.map((p) => p.path).join(', ')}`;
+  } catch (err) {
+    if (err instanceof ValidationError) throw err;
+    problems = [{ path: '(body)', message: 'must be JSON in UTF-8' }];
+    summary = 'the body is not UTF-8';
+  }
+  // A retry, with its Idempotency-Key, of an order earlier versions accepted by looser rules (read
+  // as they read it) is still that order: the client is told so, not that the order is not valid.
+  if (idempotencyKey !== undefined) {
+    const recorded = recordedOrderRequest(bytes);
+    if (recorded && (await deps.idempotency.find(idempotencyKey))?.fingerprint === orderRequestFingerprint(recorded)) return recorded;
+  }
+  throw new ValidationError(summary, problems);
+}
+
+/** The body as earlier versions read it: UTF-8 with bad bytes replaced, and their rules. */
+function recordedOrderRequest(bytes: ArrayBuffer): OrderRequest | undefined {
+  try {
+    return parseRecordedOrderRequest(JSON.parse(LENIENT_UTF8.decode(bytes)));
+  } catch {
+    return undefined;
   }
 }
 

@@ -185,6 +185,8 @@ export interface IdempotencyRecord {
 export interface IdempotencyStore {
   /** Create-if-absent; returns the first record stored under this key. */
   claim(record: IdempotencyRecord): Promise<{ created: boolean; record: IdempotencyRecord }>;
+  /** The record stored under this key, if any; claims nothing. */
+  find(key: string): Promise<IdempotencyRecord | undefined>;
 }
 
 export interface FaultSwitches {

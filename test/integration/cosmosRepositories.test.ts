@@ -338,6 +338,10 @@ describe('idempotency keys and fault switches', () => {
     const record = { key: 'a/b?c#d', orderId: 'o-1', eventId: 'e-1', correlationId: 'c-1', fingerprint: 'f', createdAt: 'now' };
     expect(await deps.idempotency.claim(record)).toEqual({ created: true, record });
     expect(await deps.idempotency.claim({ ...record, orderId: 'o-2' })).toEqual({ created: false, record });
+    // Found without claiming; a key never claimed is not found, and stays unclaimed.
+    expect(await deps.idempotency.find('a/b?c#d')).toEqual(record);
+    expect(await deps.idempotency.find('never-used')).toBeUndefined();
+    expect((await deps.idempotency.claim({ ...record, key: 'never-used' })).created).toBe(true);
   });
 
   it('keeps a dead-lettered message once per source and message id, bytes included', async () => {

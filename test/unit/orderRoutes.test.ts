@@ -1,6 +1,8 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { handleGetInventoryItem, handleListInventory } from '../../src/http/inventoryRoutes';
 import { handleCreateOrder, handleGetOrder, handleListOrders } from '../../src/http/orderRoutes';
+import { createLogger } from '../../src/log';
+import { acceptOrder } from '../../src/services/intake';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 const BASE = 'http://localhost:7071/api';
@@ -140,6 +142,51 @@ describe('POST /api/orders', () => {
     const ok = await send(bytes('|{"customerId":"Zoë","items":[{"sku":"MOUSE-01","quantity":1}]}', 0xef, 0xbb, 0xbf));
     expect(ok.status).toBe(202);
     expect((await deps.orders.get(json(ok).orderId))!.customerId).toBe('Zoë');
+  });
+
+  describe('a retry of an order the API accepted by its earlier, looser rules', () => {
+    /** What earlier versions did with such a body: recorded the order under its key. */
+    const recordedEarlier = (body: Parameters<typeof acceptOrder>[0], idempotencyKey: string) =>
+      acceptOrder(body, { idempotencyKey }, monitor, deps, createLogger(context()));
+    const sendBytes = (body: Uint8Array, idempotencyKey?: string) =>
+      handleCreateOrder(
+        new HttpRequest({
+          method: 'POST',
+          url: `${BASE}/orders`,
+          body: { bytes: body },
+          headers: { 'content-type': 'application/json', ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}) },
+        }),
+        context(),
+        env,
+      );
+
+    it('one SKU past the line limit over several lines: the same key and body find that order; anything else is refused', async () => {
+      const body = { customerId: 'c-1', items: [{ sku: 'MOUSE-01', quantity: 600 }, { sku: 'MOUSE-01', quantity: 401 }] };
+      const earlier = await recordedEarlier(body, 'k-1');
+      expect((await deps.orders.get(earlier.orderId))!.items[0]!.quantity).toBe(1001);
+      const retry = await create(body, { 'Idempotency-Key': 'k-1' });
+      expect(retry.status).toBe(202);
+      expect(json(retry).orderId).toBe(earlier.orderId);
+      // Without the key, with another key, or another body under the key: today's rules.
+      for (const res of [await create(body), await create(body, { 'Idempotency-Key': 'k-2' }), await create({ ...body, customerId: 'c-2' }, { 'Idempotency-Key': 'k-1' })]) {
+        expect(res.status).toBe(400);
+        expect(json(res).errors).toEqual([{ path: 'items/1/quantity', message: 'with the lines before it for MOUSE-01, must be at most 1000 in all' }]);
+      }
+      expect(deps.orders.docs.size).toBe(1);
+      expect(await deps.idempotency.find('k-2')).toBeUndefined();
+    });
+
+    it('bytes that are not UTF-8: the same key and bytes find that order, stored as earlier versions read it', async () => {
+      const bytes = new Uint8Array([...Buffer.from('{"customerId":"c'), 0xff, 0xfe, ...Buffer.from('","items":[{"sku":"MOUSE-01","quantity":1}]}')]);
+      const earlier = await recordedEarlier({ customerId: 'c\ufffd\ufffd', items: [{ sku: 'MOUSE-01', quantity: 1 }] }, 'k-3');
+      const retry = await sendBytes(bytes, 'k-3');
+      expect(retry.status).toBe(202);
+      expect(json(retry).orderId).toBe(earlier.orderId);
+      const fresh = await sendBytes(bytes, 'k-4');
+      expect(fresh.status).toBe(400);
+      expect(json(fresh).errors).toEqual([{ path: '(body)', message: 'must be JSON in UTF-8' }]);
+      expect(deps.orders.docs.size).toBe(1);
+    });
   });
 
   it('accepts simulate where fault injection is enabled', async () => {

@@ -252,6 +252,11 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     this.records.set(record.key, copy(record));
     return { created: true, record: copy(record) };
   }
+
+  async find(key: string) {
+    const existing = this.records.get(key);
+    return existing ? copy(existing) : undefined;
+  }
 }
 
 export class MemoryControlStore implements ControlStore {
