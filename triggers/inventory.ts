@@ -2,17 +2,16 @@
 import { app } from '@azure/functions';
 import { handleGetInventoryItem, handleListInventory } from '../src/http/inventoryRoutes';
 import { appDependencies } from '../src/services/dependencies';
+import { ROUTES } from '../src/http/routes';
 
 app.http('listInventory', {
-  route: 'inventory',
-  methods: ['GET'],
+  ...ROUTES.listInventory,
   authLevel: 'anonymous',
   handler: (request, context) => handleListInventory(request, context, appDependencies),
 });
 
 app.http('getInventoryItem', {
-  route: 'inventory/{sku}',
-  methods: ['GET'],
+  ...ROUTES.getInventoryItem,
   authLevel: 'anonymous',
   handler: (request, context) => handleGetInventoryItem(request, context, appDependencies),
 });

@@ -3,30 +3,28 @@ import { app, type InvocationContext } from '@azure/functions';
 import { durableClientInput, monitorClientFor } from '../src/bindings/durableBinding';
 import { handleCreateOrder, handleGetOrder, handleListOrders, type EnvironmentFactory } from '../src/http/orderRoutes';
 import { appDependencies } from '../src/services/dependencies';
+import { ROUTES } from '../src/http/routes';
 
 const environment =
   (context: InvocationContext): EnvironmentFactory =>
   (log) => ({ deps: appDependencies(), monitor: monitorClientFor(context, log) });
 
 app.http('createOrder', {
-  route: 'orders',
-  methods: ['POST'],
+  ...ROUTES.createOrder,
   authLevel: 'anonymous',
   extraInputs: [durableClientInput],
   handler: (request, context) => handleCreateOrder(request, context, environment(context)),
 });
 
 app.http('getOrder', {
-  route: 'orders/{id}',
-  methods: ['GET'],
+  ...ROUTES.getOrder,
   authLevel: 'anonymous',
   extraInputs: [durableClientInput],
   handler: (request, context) => handleGetOrder(request, context, environment(context)),
 });
 
 app.http('listOrders', {
-  route: 'orders',
-  methods: ['GET'],
+  ...ROUTES.listOrders,
   authLevel: 'anonymous',
   handler: (request, context) => handleListOrders(request, context, appDependencies),
 });

@@ -7,6 +7,7 @@ import { app, HttpRequest, HttpResponseInit } from '@azure/functions';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { ROUTES } from '../src/http/routes';
 
 /** This file compiles to dist/triggers/portal.js; the bundle sits next to it in dist/portal. */
 const PORTAL_ROOT = path.join(__dirname, '..', 'portal');
@@ -98,8 +99,7 @@ export async function servePortal(request: HttpRequest): Promise<HttpResponseIni
 }
 
 app.http('portal', {
-  route: 'portal/{*path}',
-  methods: ['GET'],
+  ...ROUTES.portal,
   authLevel: 'anonymous',
   handler: servePortal,
 });

@@ -7,6 +7,7 @@ import { durableClientInput, monitorClientFor } from '../src/bindings/durableBin
 import { appDependencies } from '../src/services/dependencies';
 import { appCompensationFaults } from '../src/support/faults';
 import { handleFaults, handleParkedDeadLetters, handleSupportAction, type SupportEnvironmentFactory } from '../src/support/routes';
+import { ROUTES } from '../src/http/routes';
 
 const environment =
   (context: InvocationContext): SupportEnvironmentFactory =>
@@ -19,24 +20,21 @@ const environment =
   });
 
 app.http('supportRequeueOrder', {
-  route: 'orders/{id}/requeue',
-  methods: ['POST'],
+  ...ROUTES.supportRequeueOrder,
   authLevel: 'anonymous',
   extraInputs: [durableClientInput],
   handler: (request, context) => handleSupportAction('requeue', request, context, environment(context)),
 });
 
 app.http('supportCompensateOrder', {
-  route: 'orders/{id}/compensate',
-  methods: ['POST'],
+  ...ROUTES.supportCompensateOrder,
   authLevel: 'anonymous',
   extraInputs: [durableClientInput],
   handler: (request, context) => handleSupportAction('compensate', request, context, environment(context)),
 });
 
 app.http('supportFaults', {
-  route: 'support/faults',
-  methods: ['GET', 'POST'],
+  ...ROUTES.supportFaults,
   authLevel: 'anonymous',
   // Not used by the switches, but the shared environment always carries a monitor client.
   extraInputs: [durableClientInput],
@@ -44,8 +42,7 @@ app.http('supportFaults', {
 });
 
 app.http('supportDeadLetters', {
-  route: 'support/deadletters',
-  methods: ['GET'],
+  ...ROUTES.supportDeadLetters,
   authLevel: 'anonymous',
   // Not used by the listing either, for the same reason.
   extraInputs: [durableClientInput],

@@ -216,7 +216,6 @@ export class HttpHost {
     const method = req.method.toUpperCase();
     const found = this.#routes.resolve(method, prefix.length > 0 ? segments.slice(prefix.length) : segments);
     if (found.kind === 'notFound') return answer(404);
-    if (found.kind === 'methodNotAllowed') return answer(405, undefined, { allow: found.allow.join(', ') });
     this.#inFlight++;
     try {
       return await this.#invoke(req, method, found.route.target, found.params);

@@ -278,10 +278,7 @@ export interface HttpRoute<T> {
   target: T;
 }
 
-export type RouteResult<T> =
-  | { kind: 'found'; route: HttpRoute<T>; params: Record<string, string> }
-  | { kind: 'methodNotAllowed'; allow: string[] }
-  | { kind: 'notFound' };
+export type RouteResult<T> = { kind: 'found'; route: HttpRoute<T>; params: Record<string, string> } | { kind: 'notFound' };
 
 /** The app's HTTP routes in precedence order. */
 export class RouteTable<T> {
@@ -296,16 +293,17 @@ export class RouteTable<T> {
     return this.#routes;
   }
 
+  /**
+   * The first route, by precedence, whose template and methods both match. A route whose template
+   * matches but whose methods do not is passed over, as the Functions host's routing does: no
+   * route left is a 404 there too, not a 405 (azure-functions-host#10098).
+   */
   resolve(method: string, pathSegments: string[]): RouteResult<T> {
-    const allow = new Set<string>();
     for (const route of this.#routes) {
+      if (route.methods.length > 0 && !route.methods.includes(method)) continue;
       const m = route.template.match(pathSegments);
-      if (!m) continue;
-      if (route.methods.length === 0 || route.methods.includes(method)) {
-        return { kind: 'found', route, params: m.params };
-      }
-      route.methods.forEach((x) => allow.add(x));
+      if (m) return { kind: 'found', route, params: m.params };
     }
-    return allow.size > 0 ? { kind: 'methodNotAllowed', allow: [...allow] } : { kind: 'notFound' };
+    return { kind: 'notFound' };
   }
 }

@@ -97,6 +97,23 @@ it('lists orders newest first, filtered by state and status, paged with a contin
   expect(bad.body.errors).toEqual([{ path: 'continuationToken', message: 'is not a token this API issued' }]);
 });
 
+it('answers a path no route has with 404, and a method its routes do not take with 405 and Allow, as problem+json', async () => {
+  const wrongMethod = await e2e.system.request('PUT', '/api/orders', order);
+  expect(wrongMethod.status).toBe(405);
+  expect(wrongMethod.headers.get('allow')).toBe('POST, GET');
+  expect(wrongMethod.headers.get('content-type')).toBe('application/problem+json');
+  expect(wrongMethod.body).toMatchObject({ status: 405, detail: '/api/orders takes POST, GET, not PUT' });
+  expect((await e2e.system.request('GET', '/api/orders/some-id/requeue')).headers.get('allow')).toBe('POST');
+  const head = await e2e.system.request('HEAD', '/api/inventory/MOUSE-01');
+  expect([head.status, head.headers.get('allow'), head.body]).toEqual([405, 'GET', undefined]);
+  const nowhere = await e2e.system.request('GET', '/api/ordres');
+  expect(nowhere.status).toBe(404);
+  expect(nowhere.body).toMatchObject({ status: 404, detail: 'no route /api/ordres' });
+  // The routes themselves still answer, whatever their precedence against the catch-all.
+  expect((await e2e.system.request('GET', '/api/inventory/MOUSE-01')).status).toBe(200);
+  expect((await e2e.system.request('GET', '/api/portal/')).status).toBe(200);
+});
+
 it('never answers 5xx to 1,000 random bad bodies and headers', async () => {
   const body = fc.oneof(
     fc.string(),

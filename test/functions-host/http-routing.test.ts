@@ -1,6 +1,6 @@
 /**
  * HTTP triggers through the built host, table-driven: route templates, constraints, precedence,
- * 404/405, route prefixes, and what reaches the handler (headers, query, body bytes) and the
+ * 404 (for a method too, as on Azure), route prefixes, and what reaches the handler (headers, query, body bytes) and the
  * client (status, headers, cookies, no stack trace on errors).
  */
 import { connect } from 'node:net';
@@ -25,7 +25,6 @@ interface RouteCase {
   status: number;
   fn?: string;
   params?: Record<string, string>;
-  allow?: string;
 }
 
 const routeCases: RouteCase[] = [
@@ -53,7 +52,8 @@ const routeCases: RouteCase[] = [
   { name: 'range constraint outside', path: '/api/pages/6', status: 404 },
   { name: 'route defaults to the function name', path: '/api/defaultRoute', status: 200, fn: 'defaultRoute' },
   { name: 'unset methods mean GET and POST', method: 'POST', path: '/api/defaultRoute', status: 200, fn: 'defaultRoute' },
-  { name: 'method not allowed', method: 'DELETE', path: '/api/items/apple', status: 405, allow: 'GET, PUT' },
+  // As on Azure: a route whose methods do not match is no route (azure-functions-host#10098).
+  { name: 'a method no route of the path has', method: 'DELETE', path: '/api/items/apple', status: 404 },
   { name: 'second allowed method', method: 'PUT', path: '/api/items/apple', status: 200, fn: 'itemByName' },
   { name: 'unknown route', path: '/api/nowhere', status: 404 },
   { name: 'outside the prefix', path: '/items/42', status: 404 },
@@ -72,7 +72,6 @@ describe('HTTP triggers with routePrefix "api"', () => {
   it.each(routeCases.map((c) => ({ ...c, method: c.method ?? 'GET' })))('$name: $method $path -> $status', async (c) => {
     const res = await fetch(`${host.url}${c.path}`, { method: c.method });
     expect(res.status).toBe(c.status);
-    if (c.allow) expect(res.headers.get('allow')).toBe(c.allow);
     if (c.fn) {
       const body = (await res.json()) as { function: string; params: Record<string, string> };
       expect(body.function).toBe(c.fn);

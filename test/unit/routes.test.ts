@@ -1,0 +1,44 @@
+import { HttpRequest } from '@azure/functions';
+import { handleUnmatched, methodsAt } from '../../src/http/routes';
+
+describe('the route table', () => {
+  it.each([
+    ['orders', ['POST', 'GET']],
+    ['orders/', ['POST', 'GET']],
+    ['Orders', ['POST', 'GET']],
+    ['orders/any-id', ['GET']],
+    ['orders/any-id/requeue', ['POST']],
+    ['orders/any-id/compensate', ['POST']],
+    ['orders/any-id/cancel', []],
+    ['orders//requeue', []],
+    ['inventory', ['GET']],
+    ['inventory/MOUSE-01', ['GET']],
+    ['inventory/MOUSE-01/x', []],
+    ['support/faults', ['GET', 'POST']],
+    ['support/deadletters', ['GET']],
+    ['portal', ['GET']],
+    ['portal/assets/app.js', ['GET']],
+    ['', []],
+    ['ordres', []],
+  ])('%j takes %j', (path, methods) => {
+    expect(methodsAt(path)).toEqual(methods);
+  });
+
+});
+
+describe('handleUnmatched', () => {
+  const unmatched = (method: string, path: string) =>
+    handleUnmatched(new HttpRequest({ method, url: `http://localhost:7071/api/${path}`, params: path ? { path } : {} }));
+
+  it('answers a method the path does not take with 405 naming the ones it does', () => {
+    const res = unmatched('DELETE', 'orders/abc');
+    expect(res.status).toBe(405);
+    expect(res.headers).toMatchObject({ Allow: 'GET', 'Content-Type': 'application/problem+json' });
+    expect(res.jsonBody).toMatchObject({ status: 405, title: 'Method not allowed', detail: '/api/orders/abc takes GET, not DELETE' });
+  });
+
+  it('answers a path no route has with 404', () => {
+    expect(unmatched('GET', 'nowhere/at/all')).toMatchObject({ status: 404, jsonBody: { detail: 'no route /api/nowhere/at/all' } });
+    expect(unmatched('GET', '')).toMatchObject({ status: 404, jsonBody: { detail: 'no route /api/' } });
+  });
+});

@@ -1,0 +1,12 @@
+/**
+ * GET /api/anything-else and any method a route does not take: a problem+json 404 or 405 (with
+ * `Allow`) instead of the Functions host's empty 404. Its catch-all route ranks below every other.
+ */
+import { app } from '@azure/functions';
+import { handleUnmatched, UNMATCHED_ROUTE } from '../src/http/routes';
+
+app.http('unmatched', {
+  ...UNMATCHED_ROUTE,
+  authLevel: 'anonymous',
+  handler: async (request) => handleUnmatched(request),
+});
