@@ -11,17 +11,20 @@ export interface AppRoute {
   methods: HttpMethod[];
 }
 
+/** What reads a resource: HEAD is GET without the body (the web server drops it), as HTTP asks of every GET. */
+const READ: HttpMethod[] = ['GET', 'HEAD'];
+
 export const ROUTES = {
   createOrder: { route: 'orders', methods: ['POST'] },
-  listOrders: { route: 'orders', methods: ['GET'] },
-  getOrder: { route: 'orders/{id}', methods: ['GET'] },
+  listOrders: { route: 'orders', methods: READ },
+  getOrder: { route: 'orders/{id}', methods: READ },
   supportRequeueOrder: { route: 'orders/{id}/requeue', methods: ['POST'] },
   supportCompensateOrder: { route: 'orders/{id}/compensate', methods: ['POST'] },
-  supportFaults: { route: 'support/faults', methods: ['GET', 'POST'] },
-  supportDeadLetters: { route: 'support/deadletters', methods: ['GET'] },
-  listInventory: { route: 'inventory', methods: ['GET'] },
-  getInventoryItem: { route: 'inventory/{sku}', methods: ['GET'] },
-  portal: { route: 'portal/{*path}', methods: ['GET'] },
+  supportFaults: { route: 'support/faults', methods: [...READ, 'POST'] },
+  supportDeadLetters: { route: 'support/deadletters', methods: READ },
+  listInventory: { route: 'inventory', methods: READ },
+  getInventoryItem: { route: 'inventory/{sku}', methods: READ },
+  portal: { route: 'portal/{*path}', methods: READ },
 } satisfies Record<string, AppRoute>;
 
 /**

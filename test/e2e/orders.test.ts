@@ -100,12 +100,14 @@ it('lists orders newest first, filtered by state and status, paged with a contin
 it('answers a path no route has with 404, and a method its routes do not take with 405 and Allow, as problem+json', async () => {
   const wrongMethod = await e2e.system.request('PUT', '/api/orders', order);
   expect(wrongMethod.status).toBe(405);
-  expect(wrongMethod.headers.get('allow')).toBe('POST, GET');
+  expect(wrongMethod.headers.get('allow')).toBe('POST, GET, HEAD');
   expect(wrongMethod.headers.get('content-type')).toBe('application/problem+json');
-  expect(wrongMethod.body).toMatchObject({ status: 405, detail: '/api/orders takes POST, GET, not PUT' });
+  expect(wrongMethod.body).toMatchObject({ status: 405, detail: '/api/orders takes POST, GET, HEAD, not PUT' });
   expect((await e2e.system.request('GET', '/api/orders/some-id/requeue')).headers.get('allow')).toBe('POST');
+  // HEAD is GET without the body.
   const head = await e2e.system.request('HEAD', '/api/inventory/MOUSE-01');
-  expect([head.status, head.headers.get('allow'), head.body]).toEqual([405, 'GET', undefined]);
+  expect([head.status, head.headers.get('content-type'), head.body]).toEqual([200, 'application/json', undefined]);
+  expect((await e2e.system.request('HEAD', '/api/orders/some-id/compensate')).status).toBe(405);
   const nowhere = await e2e.system.request('GET', '/api/ordres');
   expect(nowhere.status).toBe(404);
   expect(nowhere.body).toMatchObject({ status: 404, detail: 'no route /api/ordres' });

@@ -3,21 +3,21 @@ import { handleUnmatched, methodsAt } from '../../src/http/routes';
 
 describe('the route table', () => {
   it.each([
-    ['orders', ['POST', 'GET']],
-    ['orders/', ['POST', 'GET']],
-    ['Orders', ['POST', 'GET']],
-    ['orders/any-id', ['GET']],
+    ['orders', ['POST', 'GET', 'HEAD']],
+    ['orders/', ['POST', 'GET', 'HEAD']],
+    ['Orders', ['POST', 'GET', 'HEAD']],
+    ['orders/any-id', ['GET', 'HEAD']],
     ['orders/any-id/requeue', ['POST']],
     ['orders/any-id/compensate', ['POST']],
     ['orders/any-id/cancel', []],
     ['orders//requeue', []],
-    ['inventory', ['GET']],
-    ['inventory/MOUSE-01', ['GET']],
+    ['inventory', ['GET', 'HEAD']],
+    ['inventory/MOUSE-01', ['GET', 'HEAD']],
     ['inventory/MOUSE-01/x', []],
-    ['support/faults', ['GET', 'POST']],
-    ['support/deadletters', ['GET']],
-    ['portal', ['GET']],
-    ['portal/assets/app.js', ['GET']],
+    ['support/faults', ['GET', 'HEAD', 'POST']],
+    ['support/deadletters', ['GET', 'HEAD']],
+    ['portal', ['GET', 'HEAD']],
+    ['portal/assets/app.js', ['GET', 'HEAD']],
     ['', []],
     ['ordres', []],
   ])('%j takes %j', (path, methods) => {
@@ -33,8 +33,8 @@ describe('handleUnmatched', () => {
   it('answers a method the path does not take with 405 naming the ones it does', () => {
     const res = unmatched('DELETE', 'orders/abc');
     expect(res.status).toBe(405);
-    expect(res.headers).toMatchObject({ Allow: 'GET', 'Content-Type': 'application/problem+json' });
-    expect(res.jsonBody).toMatchObject({ status: 405, title: 'Method not allowed', detail: '/api/orders/abc takes GET, not DELETE' });
+    expect(res.headers).toMatchObject({ Allow: 'GET, HEAD', 'Content-Type': 'application/problem+json' });
+    expect(res.jsonBody).toMatchObject({ status: 405, title: 'Method not allowed', detail: '/api/orders/abc takes GET, HEAD, not DELETE' });
   });
 
   it('answers a path no route has with 404', () => {
