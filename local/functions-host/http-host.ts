@@ -31,9 +31,12 @@ export interface HttpHostOptions {
  */
 const FRONT_YOUNG_GENERATION_MB = 4;
 
+/** Statuses that never carry a body, nor a Content-Length (RFC 9110 8.6). */
+const BODILESS: readonly number[] = [204, 304];
+
 function answer(status: number, body?: string, headers: Record<string, string> = {}): FrontResponse {
-  const payload = body === undefined ? undefined : Buffer.from(body);
-  return { status, headers: { ...headers, 'content-length': String(payload?.length ?? 0) }, ...(payload ? { body: payload } : {}) };
+  const payload = body === undefined || BODILESS.includes(status) ? undefined : Buffer.from(body);
+  return { status, headers: { ...headers, ...(BODILESS.includes(status) ? {} : { 'content-length': String(payload?.length ?? 0) }) }, ...(payload ? { body: payload } : {}) };
 }
 
 function answerJson(status: number, value: unknown): FrontResponse {
@@ -93,7 +96,7 @@ export class HttpHost {
       const outputName = Object.entries(fn.metadata.bindings).find(
         ([, b]) => b.direction === 'out' && b.type?.toLowerCase() === 'http',
       )?.[0];
-      this.#routes.add(route, methods, { fn, outputName });
+      this.#routes.add(fn.name, route, methods, { fn, outputName });
     }
   }
 
@@ -271,10 +274,13 @@ export class HttpHost {
       const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [existing];
       outHeaders['set-cookie'] = [...list, ...httpOut.cookies.map(serializeCookie)];
     }
-    const noBody = status === 204 || status === 304 || method === 'HEAD';
-    outHeaders['content-length'] = String(noBody ? 0 : (bytes?.length ?? 0));
-    delete outHeaders['transfer-encoding'];
-    return { status, headers: outHeaders, ...(noBody || !bytes ? {} : { body: bytes }) };
+    for (const name of Object.keys(outHeaders)) {
+      if (/^(content-length|transfer-encoding)$/i.test(name)) delete outHeaders[name];
+    }
+    // A HEAD answer says how long the GET answer's body is, and sends none; a 204 or a 304 says nothing of a length.
+    const bodiless = BODILESS.includes(status);
+    if (!bodiless) outHeaders['content-length'] = String(bytes?.length ?? 0);
+    return { status, headers: outHeaders, ...(bodiless || method === 'HEAD' || !bytes ? {} : { body: bytes }) };
   }
 
   #handleAdmin(req: FrontRequest, pathname: string): FrontResponse | undefined {

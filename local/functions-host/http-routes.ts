@@ -1,7 +1,10 @@
 /**
  * ASP.NET-style route templates as the Functions host uses them: `{id}`, `{id?}`, `{*rest}`,
  * defaults (`{page=1}`), inline constraints (`{n:int}`, `{s:minlength(3)}`, `{x:regex(^a+$)}`),
- * literal segments matched case-insensitively and ranked above parameters.
+ * literal segments matched case-insensitively. Routes are tried in the order of their functions'
+ * names, as the Functions host tries them, not by ASP.NET's template precedence
+ * (azure-functions-host#9876, #3153): of `items/{name}` in `itemByName` and `items/new` in
+ * `itemNew`, `itemByName` takes `items/new`.
  */
 
 export class RouteTemplateError extends Error {
@@ -24,8 +27,6 @@ interface Segment {
   /** For a parameter segment: one regexp over the segment with one group per parameter. */
   pattern?: RegExp;
   params: Param[];
-  /** ASP.NET inbound precedence digit: 1 literal, 2 complex, 3 constrained, 4 parameter, 5/6 catch-all. */
-  precedence: number;
 }
 
 const INT = /^-?\d+$/;
@@ -141,18 +142,16 @@ function parseParam(body: string): Param {
 function parseSegment(text: string): Segment {
   if (!text.includes('{')) {
     if (text.includes('}')) throw new RouteTemplateError(`unbalanced } in route segment "${text}"`);
-    return { literal: text.toLowerCase(), params: [], precedence: 1 };
+    return { literal: text.toLowerCase(), params: [] };
   }
   const params: Param[] = [];
   let re = '';
   let i = 0;
-  let literalParts = 0;
   while (i < text.length) {
     if (text[i] === '{') {
       if (text[i + 1] === '{') {
         re += '\\{';
         i += 2;
-        literalParts++;
         continue;
       }
       let depth = 0;
@@ -176,20 +175,13 @@ function parseSegment(text: string): Segment {
         .slice(i, j)
         .replace(/}}/g, '}')
         .replace(/[.*+?^$()|[\]\\{}]/g, '\\$&');
-      literalParts++;
       i = j;
     }
-  }
-  const single = params.length === 1 && literalParts === 0 ? params[0]! : undefined;
-  let precedence = 2;
-  if (single) {
-    if (single.catchAll) precedence = single.constraints.length > 0 ? 5 : 6;
-    else precedence = single.constraints.length > 0 ? 3 : 4;
   }
   if (params.length > 1 && params.some((p) => p.catchAll)) {
     throw new RouteTemplateError(`a catch-all parameter must be alone in its segment: "${text}"`);
   }
-  return { pattern: new RegExp(`^${re}$`, 'i'), params, precedence };
+  return { pattern: new RegExp(`^${re}$`, 'i'), params };
 }
 
 export interface RouteMatch {
@@ -198,8 +190,6 @@ export interface RouteMatch {
 
 export class RouteTemplate {
   readonly segments: Segment[];
-  /** Lexicographic per-segment precedence: lower sorts first (wins). */
-  readonly precedence: number[];
 
   constructor(readonly template: string) {
     const trimmed = template.replace(/^[~/]+/, '').replace(/\/+$/, '');
@@ -211,7 +201,6 @@ export class RouteTemplate {
         throw new RouteTemplateError(`a catch-all parameter must be the last segment: ${template}`);
       }
     });
-    this.precedence = this.segments.map((s) => s.precedence);
   }
 
   /** `pathSegments` are already percent-decoded; the catch-all gets the rest joined with `/`. */
@@ -260,18 +249,9 @@ export class RouteTemplate {
   }
 }
 
-export function comparePrecedence(a: RouteTemplate, b: RouteTemplate): number {
-  const n = Math.max(a.precedence.length, b.precedence.length);
-  for (let i = 0; i < n; i++) {
-    // A shorter template ranks as if it ended in a literal: `a/b` before `a/b/{x?}`.
-    const pa = a.precedence[i] ?? 0;
-    const pb = b.precedence[i] ?? 0;
-    if (pa !== pb) return pa - pb;
-  }
-  return 0;
-}
-
 export interface HttpRoute<T> {
+  /** The function's name: routes are tried in its order. */
+  name: string;
   template: RouteTemplate;
   /** Upper-case methods; empty = any. */
   methods: string[];
@@ -280,13 +260,15 @@ export interface HttpRoute<T> {
 
 export type RouteResult<T> = { kind: 'found'; route: HttpRoute<T>; params: Record<string, string> } | { kind: 'notFound' };
 
-/** The app's HTTP routes in precedence order. */
+/** The app's HTTP routes in the order the Functions host tries them: by function name. */
 export class RouteTable<T> {
   readonly #routes: HttpRoute<T>[] = [];
 
-  add(template: string, methods: string[], target: T): void {
-    this.#routes.push({ template: new RouteTemplate(template), methods: methods.map((m) => m.toUpperCase()), target });
-    this.#routes.sort((a, b) => comparePrecedence(a.template, b.template));
+  add(name: string, template: string, methods: string[], target: T): void {
+    this.#routes.push({ name, template: new RouteTemplate(template), methods: methods.map((m) => m.toUpperCase()), target });
+    // Ordinal, case-insensitive, as the host compares function names.
+    const key = (route: HttpRoute<T>) => route.name.toUpperCase();
+    this.#routes.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   }
 
   get routes(): readonly HttpRoute<T>[] {
@@ -294,7 +276,7 @@ export class RouteTable<T> {
   }
 
   /**
-   * The first route, by precedence, whose template and methods both match. A route whose template
+   * The first route, by function name, whose template and methods both match. A route whose template
    * matches but whose methods do not is passed over, as the Functions host's routing does: no
    * route left is a 404 there too, not a 405 (azure-functions-host#10098).
    */

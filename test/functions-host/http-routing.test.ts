@@ -1,8 +1,10 @@
 /**
- * HTTP triggers through the built host, table-driven: route templates, constraints, precedence,
- * 404 (for a method too, as on Azure), route prefixes, and what reaches the handler (headers, query, body bytes) and the
- * client (status, headers, cookies, no stack trace on errors).
+ * HTTP triggers through the built host, table-driven: route templates, constraints, the order
+ * routes are tried in (by function name, as on Azure), 404 (for a method too, as on Azure), route
+ * prefixes, and what reaches the handler (headers, query, body bytes) and the client (status,
+ * headers, cookies, no stack trace on errors).
  */
+import * as http from 'node:http';
 import { connect } from 'node:net';
 import { startHost, type HostUnderTest, logShows } from './host-process';
 
@@ -29,10 +31,11 @@ interface RouteCase {
 
 const routeCases: RouteCase[] = [
   { name: 'int constraint', path: '/api/items/42', status: 200, fn: 'itemById', params: { id: '42' } },
-  { name: 'literal beats parameter', path: '/api/items/new', status: 200, fn: 'itemNew', params: {} },
+  // As on Azure: routes are tried by function name, not by template precedence (azure-functions-host#9876).
+  { name: 'function-name order: itemByName before itemNew', path: '/api/items/new', status: 200, fn: 'itemByName', params: { name: 'new' } },
   { name: 'alpha constraint', path: '/api/items/apple', status: 200, fn: 'itemByName', params: { name: 'apple' } },
   { name: 'no constraint matches', path: '/api/items/a1', status: 404 },
-  { name: 'literal segments are case-insensitive', path: '/API/Items/NEW', status: 200, fn: 'itemNew' },
+  { name: 'literal segments are case-insensitive', path: '/API/Files/a', status: 200, fn: 'files', params: { path: 'a' } },
   { name: 'optional parameter absent', path: '/api/opt', status: 200, fn: 'optional', params: {} },
   { name: 'optional parameter present', path: '/api/opt/x', status: 200, fn: 'optional', params: { value: 'x' } },
   { name: 'optional parameter: one segment only', path: '/api/opt/x/y', status: 404 },
@@ -145,9 +148,34 @@ describe('HTTP triggers with routePrefix "api"', () => {
     await logShows(host, /\[throwsNothing\] Executed 'throwsNothing' \(Failed/);
   });
 
-  it('answers 204 when the handler returns nothing', async () => {
+  it('answers 204 when the handler returns nothing, with no Content-Length', async () => {
     const res = await fetch(`${host.url}/api/nothing`);
     expect(res.status).toBe(204);
+    expect(res.headers.get('content-length')).toBeNull();
+  });
+
+  it("answers HEAD with the GET answer's headers and length and no body, and the connection goes on", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (method: string) =>
+      new Promise<{ status: number; length: string | undefined; body: Buffer; reused: boolean }>((resolve, reject) => {
+        const req = http.request(`${host.url}/api/binary`, { method, agent }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, length: res.headers['content-length'], body: Buffer.concat(chunks), reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      const head = await send('HEAD');
+      const get = await send('GET');
+      expect(head).toMatchObject({ status: 200, length: '6', reused: false });
+      expect(head.body.length).toBe(0);
+      expect(get).toMatchObject({ status: 200, length: '6', reused: true });
+      expect([...get.body]).toEqual([0, 1, 2, 253, 254, 255]);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('reads local.settings.json Values without overriding the environment', async () => {
