@@ -86,10 +86,10 @@ export function parseOrderRequest(body: unknown, options: { faultInjectionEnable
   return parsed;
 }
 
-/** The body as earlier versions read it, when they would have accepted it; see `recordedOrderRequestSchema`. */
-export function parseRecordedOrderRequest(body: unknown): OrderRequest | undefined {
+/** The body as earlier versions read it, when they would have accepted it here; see `recordedOrderRequestSchema`. */
+export function parseRecordedOrderRequest(body: unknown, options: { faultInjectionEnabled: boolean }): OrderRequest | undefined {
   const parsed = recordedOrderRequestSchema.safeParse(body);
-  return parsed.success ? parsed.data : undefined;
+  return parsed.success && (options.faultInjectionEnabled || parsed.data.simulate === undefined) ? parsed.data : undefined;
 }
 
 /**

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { OrderState, ServiceStatus } from '../domain/order';
 import { type OrderRequest, orderRequestFingerprint, parseOrderRequest, parseRecordedOrderRequest, searchableText } from '../domain/orderRequest';
 import { pageQueryFields, validateQuery } from '../domain/validation';
-import { type FieldProblem, OrderRecordedError, ValidationError } from '../errors';
+import { ensureError, type FieldProblem, OrderRecordedError, ValidationError } from '../errors';
 import { createLogger, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import { acceptOrder } from '../services/intake';
@@ -57,7 +57,7 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
       return problem(413, 'body-too-large', 'Request body too large', `the body must be at most ${MAX_BODY_BYTES} bytes`);
     }
     const env = environment(log);
-    const order = await readOrderRequest(bytes, idempotencyKey, env.deps);
+    const order = await readOrderRequest(bytes, idempotencyKey, env.deps, log);
     const accepted = await acceptOrder(
       order,
       { ...(idempotencyKey !== undefined ? { idempotencyKey } : {}), ...(correlationId !== undefined ? { correlationId } : {}) },
@@ -82,7 +82,7 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
 }
 
 /** The order in a POST body, by today's rules; a `ValidationError` naming each bad field otherwise. */
-async function readOrderRequest(bytes: ArrayBuffer, idempotencyKey: string | undefined, deps: OrderSagaDependencies): Promise<OrderRequest> {
+async function readOrderRequest(bytes: ArrayBuffer, idempotencyKey: string | undefined, deps: OrderSagaDependencies, log: Logger): Promise<OrderRequest> {
   let problems: FieldProblem[];
   let summary: string;
   try {
@@ -106,18 +106,34 @@ async function readOrderRequest(bytes: ArrayBuffer, idempotencyKey: string | und
   // A retry, with its Idempotency-Key, of an order earlier versions accepted by looser rules (read
   // as they read it) is still that order: the client is told so, not that the order is not valid.
   if (idempotencyKey !== undefined) {
-    const recorded = recordedOrderRequest(bytes);
-    if (recorded && (await deps.idempotency.find(idempotencyKey))?.fingerprint === orderRequestFingerprint(recorded)) return recorded;
+    const recorded = recordedOrderRequest(bytes, deps.settings.faultInjectionEnabled);
+    if (recorded && (await isRecordedOrder(idempotencyKey, recorded, deps, log))) return recorded;
   }
   throw new ValidationError(summary, problems);
 }
 
 /** The body as earlier versions read it: UTF-8 with bad bytes replaced, and their rules. */
-function recordedOrderRequest(bytes: ArrayBuffer): OrderRequest | undefined {
+function recordedOrderRequest(bytes: ArrayBuffer, faultInjectionEnabled: boolean): OrderRequest | undefined {
   try {
-    return parseRecordedOrderRequest(JSON.parse(LENIENT_UTF8.decode(bytes)));
+    return parseRecordedOrderRequest(JSON.parse(LENIENT_UTF8.decode(bytes)), { faultInjectionEnabled });
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Whether this key's record is this body's and its order was written: only then is the retry that
+ * order. A key claimed whose order never got written is no order to find, and today's rules apply
+ * to writing it. A store that cannot be read leaves the body judged by today's rules: a 400, never
+ * a 5xx for a body that breaks them.
+ */
+async function isRecordedOrder(idempotencyKey: string, request: OrderRequest, deps: OrderSagaDependencies, log: Logger): Promise<boolean> {
+  try {
+    const record = await deps.idempotency.find(idempotencyKey);
+    return record?.fingerprint === orderRequestFingerprint(request) && (await deps.orders.get(record.orderId)) !== undefined;
+  } catch (err) {
+    log.warn('idempotency-lookup-failed', { error: ensureError(err).message });
+    return false;
   }
 }
 

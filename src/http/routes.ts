@@ -34,7 +34,11 @@ export const ROUTES = {
  */
 export const EVERY_METHOD: HttpMethod[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
 
-/** The route that takes what no other does; it ranks below them all (a catch-all parameter). */
+/**
+ * The route that takes what no other does. The Functions host tries routes in the order of their
+ * functions' names, not by template precedence, so the function on it must be named to sort last
+ * (`unmatched`; a test holds every other HTTP function's name before it).
+ */
 export const UNMATCHED_ROUTE: AppRoute = { route: '{*path}', methods: EVERY_METHOD };
 
 function matches(template: string, segments: string[]): boolean {
@@ -64,7 +68,9 @@ export function handleUnmatched(request: HttpRequest): HttpResponseInit {
   const path = request.params.path ?? '';
   const allow = methodsAt(path);
   const where = `/api/${path}`;
-  if (allow.length > 0) {
+  // A path the table would give this very method is one the routes themselves did not take
+  // (spelled another way, e.g. with an empty segment): no route has it.
+  if (allow.length > 0 && !allow.includes(request.method as HttpMethod)) {
     return problem(405, 'method-not-allowed', 'Method not allowed', `${where} takes ${allow.join(', ')}, not ${request.method}`, {}, { Allow: allow.join(', ') });
   }
   return problem(404, 'not-found', 'Not found', `no route ${where}`);

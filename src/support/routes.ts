@@ -88,7 +88,7 @@ export async function handleFaults(request: HttpRequest, context: InvocationCont
     if (!env.deps.settings.faultInjectionEnabled) {
       return notFound('fault injection is not enabled in this environment');
     }
-    if (request.method === 'GET') {
+    if (request.method === 'GET' || request.method === 'HEAD') {
       return { status: 200, jsonBody: await readFaults(env.deps, env.compensationFaults) };
     }
     const text = await request.text();

@@ -529,5 +529,10 @@ describe('support HTTP handlers', () => {
     expect(await disabled.control.faults()).toEqual({ billingFails: false });
     const anonymous = await handleFaults(new HttpRequest({ method: 'GET', url: 'http://x/api/support/faults' }), context(), env(deps));
     expect(anonymous.status).toBe(401);
+    // HEAD reads as GET does (the web server drops the body); it sets nothing.
+    for (const method of ['GET', 'HEAD']) {
+      const read = await handleFaults(new HttpRequest({ method, url: 'http://x/api/support/faults' }), context(), env(deps, 'support@localhost'));
+      expect(read).toMatchObject({ status: 200, jsonBody: { billingFails: true, refundFails: false } });
+    }
   });
 });

@@ -176,6 +176,35 @@ describe('POST /api/orders', () => {
       expect(await deps.idempotency.find('k-2')).toBeUndefined();
     });
 
+    it('is refused by today\'s rules when its key has no order, the store cannot be read, or it asks for what this deployment refuses', async () => {
+      const body = { customerId: 'c-1', items: [{ sku: 'MOUSE-01', quantity: 600 }, { sku: 'MOUSE-01', quantity: 401 }] };
+      const refused = async (res: HttpResponseInit) => {
+        expect(res.status).toBe(400);
+        expect(json(res).errors).toEqual([{ path: 'items/1/quantity', message: 'with the lines before it for MOUSE-01, must be at most 1000 in all' }]);
+      };
+      // Claimed by an earlier version whose write of the order failed: no order to find.
+      const { orderRequestFingerprint } = await import('../../src/domain/orderRequest');
+      await deps.idempotency.claim({ key: 'k-5', orderId: '00000000-0000-4000-8000-000000000005', eventId: 'e', correlationId: 'c', fingerprint: orderRequestFingerprint(body), createdAt: 't' });
+      await refused(await create(body, { 'Idempotency-Key': 'k-5' }));
+      expect(deps.orders.docs.size).toBe(0);
+      // The key store down: the body's own fault is said, not a 503.
+      await recordedEarlier(body, 'k-6');
+      const find = deps.idempotency.find;
+      deps.idempotency.find = async () => {
+        throw new Error('the store is down');
+      };
+      await refused(await create(body, { 'Idempotency-Key': 'k-6' }));
+      deps.idempotency.find = find;
+      // An order placed with `simulate` where fault injection was on, retried where it is off.
+      deps.settings.faultInjectionEnabled = true;
+      const simulated = { ...body, simulate: { billingFailures: 1 } };
+      await recordedEarlier(simulated, 'k-7');
+      deps.settings.faultInjectionEnabled = false;
+      const res = await create(simulated, { 'Idempotency-Key': 'k-7' });
+      expect(res.status).toBe(400);
+      expect(json(res).errors).toEqual(expect.arrayContaining([{ path: 'simulate', message: 'fault injection is not enabled on this deployment' }]));
+    });
+
     it('bytes that are not UTF-8: the same key and bytes find that order, stored as earlier versions read it', async () => {
       const bytes = new Uint8Array([...Buffer.from('{"customerId":"c'), 0xff, 0xfe, ...Buffer.from('","items":[{"sku":"MOUSE-01","quantity":1}]}')]);
       const earlier = await recordedEarlier({ customerId: 'c\ufffd\ufffd', items: [{ sku: 'MOUSE-01', quantity: 1 }] }, 'k-3');
