@@ -1,5 +1,21 @@
 /** Catalog items (container `inventory`, id = SKU) and the small catalog local runs are seeded with. */
 
+/** The characters a SKU is made of (it is a Cosmos DB id and a URL path segment). */
+export const SKU_CHARACTERS = /^[A-Za-z0-9._-]+$/;
+
+/**
+ * A SKU made of dots alone is none: `.` and `..` are path steps, which a URL resolves away, so
+ * `inventory/..` would be the container itself to Cosmos DB's item URL, and the route another route.
+ */
+export function isOnlyDots(text: string): boolean {
+  return /^\.+$/.test(text);
+}
+
+/** Whether `text` can be a SKU: 1-64 of letters, digits, dot, underscore and dash, not dots alone. */
+export function isSku(text: string): boolean {
+  return text.length >= 1 && text.length <= 64 && SKU_CHARACTERS.test(text) && !isOnlyDots(text);
+}
+
 export interface CatalogItem {
   /** The SKU. */
   id: string;

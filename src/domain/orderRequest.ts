@@ -1,6 +1,7 @@
 /** The body of `POST /api/orders`, validated with every bad field reported at once. */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { isOnlyDots, SKU_CHARACTERS } from './catalog';
 import { validate, type Validated } from './validation';
 
 export const MAX_ITEMS = 50;
@@ -33,7 +34,8 @@ const itemsSchema = z
         .string()
         .min(1, 'must be a non-empty string')
         .max(64)
-        .regex(/^[A-Za-z0-9._-]+$/, 'may contain only letters, digits, dot, underscore and dash'),
+        .regex(SKU_CHARACTERS, 'may contain only letters, digits, dot, underscore and dash')
+        .refine((sku) => !isOnlyDots(sku), 'must not be only dots'),
       quantity: wholeNumber(1, MAX_QUANTITY),
     }),
   )

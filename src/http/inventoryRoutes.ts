@@ -1,12 +1,11 @@
 /** HTTP handlers of the inventory API: every SKU, and one SKU. */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { isSku } from '../domain/catalog';
 import { createLogger } from '../log';
 import { ensureCatalogSeeded } from '../services/catalogSeed';
 import { findInventoryItem, listInventory } from '../services/queries';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import { notFound, problemFromError } from './problem';
-
-const SKU = /^[A-Za-z0-9._-]{1,64}$/;
 
 export async function handleListInventory(_request: HttpRequest, context: InvocationContext, dependencies: () => OrderSagaDependencies): Promise<HttpResponseInit> {
   const log = createLogger(context).with({ invocationId: context.invocationId });
@@ -23,7 +22,7 @@ export async function handleGetInventoryItem(request: HttpRequest, context: Invo
   const log = createLogger(context).with({ invocationId: context.invocationId });
   try {
     const sku = request.params.sku ?? '';
-    if (!SKU.test(sku)) return notFound(`no sku ${JSON.stringify(sku)}`);
+    if (!isSku(sku)) return notFound(`no sku ${JSON.stringify(sku)}`);
     const deps = dependencies();
     await ensureCatalogSeeded(deps, log);
     const item = await findInventoryItem(sku, deps);

@@ -25,6 +25,7 @@ describe('parseOrderRequest', () => {
     ['a quantity given as a string', { ...valid, items: [{ sku: 'A', quantity: '2' }] }, { 'items/0/quantity': 'must be a number' }],
     ['an item without a quantity', { ...valid, items: [{ sku: 'A' }] }, { 'items/0/quantity': 'is required' }],
     ['a sku with a slash', { ...valid, items: [{ sku: 'a/b', quantity: 1 }] }, { 'items/0/sku': 'may contain only letters, digits, dot, underscore and dash' }],
+    ['a sku of dots alone, a path step in a URL', { ...valid, items: [{ sku: '..', quantity: 1 }] }, { 'items/0/sku': 'must not be only dots' }],
     ['a sku over 64 characters', { ...valid, items: [{ sku: 'S'.repeat(65), quantity: 1 }] }, { 'items/0/sku': 'must be at most 64 characters long' }],
     ['an item that is not an object', { ...valid, items: ['A'] }, { 'items/0': 'must be a JSON object' }],
     ['an unknown field', { ...valid, coupon: 'FREE' }, { coupon: 'is not a known field' }],

@@ -476,6 +476,11 @@ describe('inventory routes', () => {
     expect(one.jsonBody).toEqual({ sku: 'MOUSE-01', name: 'Wireless mouse', price: 24.5, available: 1000, reserved: 0, holds: [] });
     const missing = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/NOPE`, params: { sku: 'NOPE' } }), context(), () => deps);
     expect(missing.status).toBe(404);
+    // Dots alone are path steps: read as an item id, `..` is the container itself.
+    for (const sku of ['.', '..']) {
+      const steps = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/x`, params: { sku } }), context(), () => deps);
+      expect(steps).toMatchObject({ status: 404, jsonBody: { detail: `no sku ${JSON.stringify(sku)}` } });
+    }
   });
 
   it('shows which orders hold part of a SKU\'s reserved stock, whichever form their hold was written in', async () => {
