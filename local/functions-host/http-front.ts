@@ -66,6 +66,11 @@ const server = createServer({ keepAlive: true }, (req, res) => {
   });
 });
 server.keepAliveTimeout = 65_000;
+// Node hands CONNECT to this event and, with no listener, drops the connection unanswered; no
+// function can take CONNECT (the library's fetch Request refuses it), so it is the host's 404.
+server.on('connect', (_req, socket) => {
+  socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+});
 
 let listening = false;
 server.on('error', (err: NodeJS.ErrnoException) => {

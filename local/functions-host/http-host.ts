@@ -211,6 +211,9 @@ export class HttpHost {
     } catch {
       return answer(400);
     }
+    // Kestrel removes dot segments once the path is decoded (`%2E%2E` too): `inventory/..` is no
+    // SKU `..` but the path one step up.
+    segments = withoutDotSegments(segments);
     if (segments.length > 0 && segments[segments.length - 1] === '') segments.pop();
     const prefix = this.#prefixSegments;
     for (let i = 0; i < prefix.length; i++) {
@@ -323,4 +326,20 @@ export function queryAsTheHostSendsIt(search: URLSearchParams): Record<string, {
   const query: Record<string, { value: string }> = {};
   for (const { name, values } of byName.values()) query[name] = { value: values.join(',') };
   return query;
+}
+
+/** RFC 3986's remove_dot_segments over decoded segments: `.` goes, `..` takes the one before it. */
+export function withoutDotSegments(segments: string[]): string[] {
+  const out: string[] = [];
+  segments.forEach((segment, i) => {
+    const last = i === segments.length - 1;
+    if (segment === '.' || segment === '..') {
+      if (segment === '..') out.pop();
+      // A step at the end leaves the path ending in a slash, as `a/b/..` is `a/`.
+      if (last) out.push('');
+      return;
+    }
+    out.push(segment);
+  });
+  return out;
 }

@@ -142,10 +142,32 @@ describe('HTTP triggers with routePrefix "api"', () => {
     expect(await rawStatusLine(host.url, raw)).toBe('HTTP/1.1 400 Bad Request');
   });
 
+  it('answers CONNECT, which no function can take, with an empty 404 rather than a dropped connection', async () => {
+    expect(await rawStatusLine(host.url, 'CONNECT /api/items/5 HTTP/1.1\r\nHost: x\r\n\r\n')).toBe('HTTP/1.1 404 Not Found');
+  });
+
   it('treats `throw undefined` as a failure too', async () => {
     const res = await fetch(`${host.url}/api/throws-undefined`);
     expect(res.status).toBe(500);
     await logShows(host, /\[throwsNothing\] Executed 'throwsNothing' \(Failed/);
+  });
+
+  it('removes dot segments once the path is decoded, as Kestrel does, before routing', async () => {
+    // Raw: a URL client would resolve them itself.
+    const raw = (target: string) =>
+      new Promise<string>((resolve, reject) => {
+        const { hostname, port } = new URL(host.url);
+        const socket = connect(Number(port), hostname, () => socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('utf8')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+    const seen = (text: string) => JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { function: string; params: Record<string, string> };
+    expect(seen(await raw('/api/files/a/../b'))).toMatchObject({ function: 'files', params: { path: 'b' } });
+    expect(seen(await raw('/api/files/%2E%2E/opt/x'))).toMatchObject({ function: 'optional', params: { value: 'x' } });
+    expect(seen(await raw('/api/opt/x/.'))).toMatchObject({ function: 'optional', params: { value: 'x' } });
+    expect((await raw('/api/..')).split('\r\n')[0]).toBe('HTTP/1.1 404 Not Found');
   });
 
   it('answers 204 when the handler returns nothing, with no Content-Length', async () => {
