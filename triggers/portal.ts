@@ -7,6 +7,7 @@ import { app, HttpRequest, HttpResponseInit } from '@azure/functions';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { noneMatchHolds } from '../src/http/conditional';
 import { ROUTES } from '../src/http/routes';
 
 /** This file compiles to dist/triggers/portal.js; the bundle sits next to it in dist/portal. */
@@ -94,7 +95,7 @@ export async function servePortal(request: HttpRequest): Promise<HttpResponseIni
     'Cache-Control': cacheControl(file, url),
     ETag: etag,
   };
-  if (request.headers.get('if-none-match') === etag) return { status: 304, headers };
+  if (noneMatchHolds(request.headers.get('if-none-match'), etag)) return { status: 304, headers };
   return { status: 200, headers, body: new Uint8Array(content) };
 }
 

@@ -113,7 +113,11 @@ it('answers a path no route has with 404, and a method its routes do not take wi
   expect(nowhere.body).toMatchObject({ status: 404, detail: 'no route /api/ordres' });
   // The routes themselves still answer, whatever their precedence against the catch-all.
   expect((await e2e.system.request('GET', '/api/inventory/MOUSE-01')).status).toBe(200);
-  expect((await e2e.system.request('GET', '/api/portal/')).status).toBe(200);
+  const portal = await e2e.system.request('GET', '/api/portal/');
+  expect(portal.status).toBe(200);
+  // A cache that keeps the page's tag weakly, or among others, is told it is current.
+  const etag = portal.headers.get('etag')!;
+  expect((await e2e.system.request('GET', '/api/portal/', undefined, { 'If-None-Match': `"old", W/${etag}` })).status).toBe(304);
 });
 
 it('never answers 5xx to 1,000 random bad bodies and headers', async () => {
