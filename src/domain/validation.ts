@@ -110,8 +110,9 @@ export const pageQueryFields = {
   // Digits only: a number's other spellings (`0x10`, `1e1`, ` 5`) are not what a page size looks like.
   pageSize: z
     .string()
-    .regex(/^[0-9]{1,9}$/, 'must be a whole number')
-    .transform(Number)
+    .regex(/^[0-9]+$/, 'must be a whole number')
+    // However many digits: past PAGE_MAX it is said to be too big, not not a number.
+    .transform((digits) => (digits.length > 9 ? Number.MAX_SAFE_INTEGER : Number(digits)))
     .pipe(z.number().min(1).max(PAGE_MAX))
     .optional()
     .transform((n) => n ?? 20),
