@@ -7,7 +7,7 @@
  * connections. The durable engine's paths are passed straight through to the engine's thread.
  */
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromHttpFront, HttpFrontSettings, ToHttpFront } from './http-front-protocol';
 
@@ -68,8 +68,16 @@ const server = createServer({ keepAlive: true }, (req, res) => {
 server.keepAliveTimeout = 65_000;
 // Node hands CONNECT to this event and, with no listener, drops the connection unanswered; no
 // function can take CONNECT (the library's fetch Request refuses it), so it is the host's 404.
-server.on('connect', (_req, socket) => {
-  socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+// The socket comes without the server's error and timeout handling, and outside the connections
+// the server closes: a reset would be an uncaught error, and a client that never closes its side
+// would hold the host's stop. So: errors end it, a quiet one goes after a while, what the client
+// sends is read and dropped, and it is destroyed once the answer is written.
+server.on('connect', (_req, duplex) => {
+  const socket = duplex as Socket;
+  socket.on('error', () => socket.destroy());
+  socket.setTimeout(5_000, () => socket.destroy());
+  socket.resume();
+  socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n', () => socket.destroy());
 });
 
 let listening = false;

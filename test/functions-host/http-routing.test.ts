@@ -142,8 +142,20 @@ describe('HTTP triggers with routePrefix "api"', () => {
     expect(await rawStatusLine(host.url, raw)).toBe('HTTP/1.1 400 Bad Request');
   });
 
-  it('answers CONNECT, which no function can take, with an empty 404 rather than a dropped connection', async () => {
+  it('answers CONNECT, which no function can take, with an empty 404 rather than a dropped connection, and survives its reset', async () => {
     expect(await rawStatusLine(host.url, 'CONNECT /api/items/5 HTTP/1.1\r\nHost: x\r\n\r\n')).toBe('HTTP/1.1 404 Not Found');
+    // A client that resets the connection once answered: the host goes on serving.
+    await new Promise<void>((resolve, reject) => {
+      const { hostname, port } = new URL(host.url);
+      const socket = connect(Number(port), hostname, () => socket.write('CONNECT /api/items/5 HTTP/1.1\r\nHost: x\r\n\r\n'));
+      socket.once('data', () => {
+        socket.resetAndDestroy();
+        resolve();
+      });
+      socket.on('error', reject);
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await fetch(`${host.url}/api/items/42`)).status).toBe(200);
   });
 
   it('treats `throw undefined` as a failure too', async () => {
