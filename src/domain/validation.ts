@@ -112,7 +112,10 @@ export const pageQueryFields = {
     .string()
     .regex(/^[0-9]+$/, 'must be a whole number')
     // However many digits: past PAGE_MAX it is said to be too big, not not a number.
-    .transform((digits) => (digits.length > 9 ? Number.MAX_SAFE_INTEGER : Number(digits)))
+    .transform((digits) => {
+      const significant = digits.replace(/^0+(?=\d)/, '');
+      return significant.length > 9 ? Number.MAX_SAFE_INTEGER : Number(significant);
+    })
     .pipe(z.number().min(1).max(PAGE_MAX))
     .optional()
     .transform((n) => n ?? 20),

@@ -445,6 +445,8 @@ describe('GET /api/orders', () => {
       { path: 'sort', message: 'is not a known field' },
     ]);
     for (const pageSize of ['101', '12345678901234567890']) expect(json(await list({ pageSize })).errors).toEqual([{ path: 'pageSize', message: 'must be at most 100' }]);
+    expect(json(await list({ pageSize: '0000000000' })).errors).toEqual([{ path: 'pageSize', message: 'must be at least 1' }]);
+    expect((await list({ pageSize: '00000000002' })).status).toBe(200);
   });
 
   it.each(['0x10', '1e1', ' 5', '', '2.0', '-1'])('takes a page size in digits only, not %j', async (pageSize) => {
