@@ -87,6 +87,7 @@ export async function acceptOrder(
       key: options.idempotencyKey,
       ...ids,
       fingerprint,
+      strictBody: true,
       createdAt: deps.now(),
     });
     if (!created) {

@@ -179,6 +179,12 @@ export interface IdempotencyRecord {
   correlationId: string;
   /** Fingerprint of the validated body. */
   fingerprint: string;
+  /**
+   * Set on records of bodies checked by the strict rules (UTF-8 only, one SKU within the line
+   * limit across lines). A record without it was written before them: only its retry may be read
+   * by the looser rules it was accepted under.
+   */
+  strictBody?: true;
   createdAt: string;
 }
 

@@ -335,7 +335,7 @@ describe('payment ledger', () => {
 
 describe('idempotency keys and fault switches', () => {
   it('keeps the first record for a key, whatever characters the key has', async () => {
-    const record = { key: 'a/b?c#d', orderId: 'o-1', eventId: 'e-1', correlationId: 'c-1', fingerprint: 'f', createdAt: 'now' };
+    const record = { key: 'a/b?c#d', orderId: 'o-1', eventId: 'e-1', correlationId: 'c-1', fingerprint: 'f', strictBody: true as const, createdAt: 'now' };
     expect(await deps.idempotency.claim(record)).toEqual({ created: true, record });
     expect(await deps.idempotency.claim({ ...record, orderId: 'o-2' })).toEqual({ created: false, record });
     // Found without claiming; a key never claimed is not found, and stays unclaimed.

@@ -145,9 +145,12 @@ describe('POST /api/orders', () => {
   });
 
   describe('a retry of an order the API accepted by its earlier, looser rules', () => {
-    /** What earlier versions did with such a body: recorded the order under its key. */
-    const recordedEarlier = (body: Parameters<typeof acceptOrder>[0], idempotencyKey: string) =>
-      acceptOrder(body, { idempotencyKey }, monitor, deps, createLogger(context()));
+    /** What earlier versions did with such a body: recorded the order under its key, without the strict-rules mark. */
+    const recordedEarlier = async (body: Parameters<typeof acceptOrder>[0], idempotencyKey: string) => {
+      const accepted = await acceptOrder(body, { idempotencyKey }, monitor, deps, createLogger(context()));
+      delete deps.idempotency.records.get(idempotencyKey)!.strictBody;
+      return accepted;
+    };
     const sendBytes = (body: Uint8Array, idempotencyKey?: string) =>
       handleCreateOrder(
         new HttpRequest({
@@ -215,6 +218,13 @@ describe('POST /api/orders', () => {
       expect(fresh.status).toBe(400);
       expect(json(fresh).errors).toEqual([{ path: '(body)', message: 'must be JSON in UTF-8' }]);
       expect(deps.orders.docs.size).toBe(1);
+      // An order placed under the strict rules, its text holding U+FFFD itself: bytes that read
+      // as the same text only with the replacement are not its retry.
+      const placed = await sendBytes(new Uint8Array(Buffer.from('{"customerId":"c\ufffd\ufffd","items":[{"sku":"MOUSE-01","quantity":1}]}')), 'k-8');
+      expect(placed.status).toBe(202);
+      const lookalike = await sendBytes(bytes, 'k-8');
+      expect(lookalike.status).toBe(400);
+      expect(json(lookalike).errors).toEqual([{ path: '(body)', message: 'must be JSON in UTF-8' }]);
     });
   });
 
