@@ -200,17 +200,9 @@ export class HttpHost {
       if (admin) return admin;
     }
 
-    let segments: string[];
-    try {
-      // An encoded slash stays as sent, as Kestrel leaves it (`orders/a%2Fb` reaches the function
-      // with the id `a%2Fb`, not as a path `a/b` no route has); other escapes are decoded.
-      segments = pathname
-        .split('/')
-        .slice(1)
-        .map((s) => decodeURIComponent(s.replace(/%2F/gi, (slash) => `%25${slash.slice(1)}`)));
-    } catch {
-      return answer(400);
-    }
+    let segments = pathname.split('/').slice(1).map(decodePathSegment);
+    // Kestrel refuses a path with a NUL in it, as sent or escaped.
+    if (segments.some((segment) => segment.includes('\0'))) return answer(400);
     // Kestrel removes dot segments once the path is decoded (`%2E%2E` too): `inventory/..` is no
     // SKU `..` but the path one step up.
     segments = withoutDotSegments(segments);
@@ -342,4 +334,43 @@ export function withoutDotSegments(segments: string[]): string[] {
     out.push(segment);
   });
   return out;
+}
+
+/**
+ * A path segment decoded as Kestrel decodes a path: escapes of UTF-8 are decoded, an encoded slash
+ * stays as sent (`orders/a%2Fb` reaches the function with the id `a%2Fb`, not as a path `a/b` no
+ * route has), and an escape that is malformed or no UTF-8 (`%zz`, a lone `%`, `%FF`, an overlong
+ * form) is kept as it came rather than refused: the function, not the host, answers for it.
+ */
+export function decodePathSegment(segment: string): string {
+  return segment.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    const escapes = run.match(/%[0-9A-Fa-f]{2}/g)!;
+    const bytes = escapes.map((e) => parseInt(e.slice(1), 16));
+    let out = '';
+    for (let i = 0; i < bytes.length; ) {
+      const lead = bytes[i]!;
+      const length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+      const char = length > 0 && i + length <= bytes.length ? utf8Char(bytes.slice(i, i + length)) : undefined;
+      if (char === undefined || char === '/') {
+        out += escapes[i];
+        i += 1;
+      } else {
+        out += char;
+        i += length;
+      }
+    }
+    return out;
+  });
+}
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The one character these bytes encode in UTF-8, or undefined (overlong, a surrogate, not one). */
+function utf8Char(bytes: number[]): string | undefined {
+  try {
+    const text = STRICT_UTF8.decode(new Uint8Array(bytes));
+    return [...text].length === 1 ? text : undefined;
+  } catch {
+    return undefined;
+  }
 }

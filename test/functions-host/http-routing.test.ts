@@ -137,7 +137,7 @@ describe('HTTP triggers with routePrefix "api"', () => {
 
   it.each([
     { name: 'a Host header that is no host', raw: 'GET /api/items/5 HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n' },
-    { name: 'a broken percent-encoding', raw: 'GET /api/items/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' },
+    { name: 'an escaped NUL, which Kestrel refuses', raw: 'GET /api/opt/a%00b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' },
   ])('answers $name with 400, not 500', async ({ raw }) => {
     expect(await rawStatusLine(host.url, raw)).toBe('HTTP/1.1 400 Bad Request');
   });
@@ -162,6 +162,16 @@ describe('HTTP triggers with routePrefix "api"', () => {
     const res = await fetch(`${host.url}/api/throws-undefined`);
     expect(res.status).toBe(500);
     await logShows(host, /\[throwsNothing\] Executed 'throwsNothing' \(Failed/);
+  });
+
+  it('keeps an escape that is malformed or no UTF-8 as sent, as Kestrel does, and decodes the rest', async () => {
+    const seen = async (path: string) => ((await (await fetch(`${host.url}${path}`)).json()) as { params: Record<string, string> }).params;
+    expect(await seen('/api/opt/%zz')).toEqual({ value: '%zz' });
+    expect(await seen('/api/opt/a%')).toEqual({ value: 'a%' });
+    expect(await seen('/api/opt/%E0%A4%A')).toEqual({ value: '%E0%A4%A' });
+    expect(await seen('/api/opt/%C0%AFx%FF')).toEqual({ value: '%C0%AFx%FF' });
+    expect(await seen('/api/opt/caf%C3%A9%20%E2%82%AC')).toEqual({ value: 'café €' });
+    expect(await seen('/api/opt/%C3%A9%FF%2f')).toEqual({ value: 'é%FF%2f' });
   });
 
   it('removes dot segments once the path is decoded, as Kestrel does, before routing', async () => {
