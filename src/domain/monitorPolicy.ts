@@ -12,8 +12,9 @@ import {
   type OrderDocument,
   type OrderState,
   type ServiceStatus,
+  type TimelineEntry,
 } from './order';
-import { currentReasons, IN_FLIGHT, pendingRequeueRequest, REQUEUED_KIND, SUPPORT_ACTION_KIND } from './orderState';
+import { currentReasons, IN_FLIGHT, latestSupportRequest, pendingRequeueRequest, REQUEUED_KIND, SUPPORT_ACTION_KIND } from './orderState';
 
 /** Timeline kinds the monitor writes and reads back; consumers write `delivery`, `done`, `failed`. */
 export const TIMELINE = {
@@ -247,16 +248,13 @@ export function compensationRunsStarted(order: OrderDocument): number {
  * writes, while the request's time is the API's clock and the run's another machine's.
  */
 export function compensationAskedSinceLastRun(order: OrderDocument): { by: string; at: string } | undefined {
+  return latestSupportRequest(sinceLastCompensationRun(order), 'compensate');
+}
+
+/** The timeline entries written after the last `compensation-started` (all of them when no run began). */
+export function sinceLastCompensationRun(order: OrderDocument): TimelineEntry[] {
   const timeline = order.timeline ?? [];
-  let lastStart = -1;
-  let lastAsk = -1;
-  timeline.forEach((e, i) => {
-    if (e.kind === TIMELINE.compensationStarted) lastStart = i;
-    else if (e.kind === TIMELINE.supportAction && e.detail === 'compensate') lastAsk = i;
-  });
-  if (lastAsk <= lastStart) return undefined;
-  const asked = timeline[lastAsk]!;
-  return { by: asked.actor ?? 'support', at: asked.at };
+  return timeline.slice(timeline.map((e) => e.kind).lastIndexOf(TIMELINE.compensationStarted) + 1);
 }
 
 /**

@@ -4,7 +4,7 @@
  * host restart (an activity the engine had not heard finish), so each first checks that its
  * outcome still stands.
  */
-import { compensationAskedSinceLastRun, compensationRunsStarted, MONITOR_ACTOR, TIMELINE } from '../domain/monitorPolicy';
+import { compensationAskedSinceLastRun, compensationRunsStarted, MONITOR_ACTOR, sinceLastCompensationRun, TIMELINE } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
 import type { CompensationOutcome } from '../domain/saga';
 import { ORDER_NEEDS_ATTENTION_EVENT, type Logger } from '../log';
@@ -37,8 +37,7 @@ export async function finishCompensationRun(
     return { recorded: false, superseded: true };
   }
   const at = deps.now();
-  // Entries since the run began, by place (the timeline is only appended to).
-  const sinceStart = order.timeline.slice(order.timeline.map((e) => e.kind).lastIndexOf(TIMELINE.compensationStarted) + 1);
+  const sinceStart = sinceLastCompensationRun(order);
   for (const failure of run.failures) {
     const detail = `${failure.name} failed after retries`;
     if (order.state === 'compensating' && sinceStart.some((e) => e.kind === TIMELINE.compensationFailed && e.detail === detail)) continue;
