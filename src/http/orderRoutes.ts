@@ -85,9 +85,11 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
 async function readOrderRequest(bytes: ArrayBuffer, idempotencyKey: string | undefined, deps: OrderSagaDependencies, log: Logger): Promise<OrderRequest> {
   let problems: FieldProblem[];
   let summary: string;
-  try {
-    // Strict: bytes that are not UTF-8 would otherwise be stored as U+FFFD, silently changed.
-    const raw = UTF8.decode(bytes);
+  const raw = strictUtf8(bytes);
+  if (raw === undefined) {
+    problems = [{ path: '(body)', message: 'must be JSON in UTF-8' }];
+    summary = 'the body is not UTF-8';
+  } else {
     let body: unknown;
     try {
       body = JSON.parse(raw);
@@ -98,10 +100,6 @@ async function readOrderRequest(bytes: ArrayBuffer, idempotencyKey: string | und
     if (parsed.ok) return parsed.value;
     problems = parsed.problems;
     summary = `the order is not valid: ${problems.map((p) => p.path).join(', ')}`;
-  } catch (err) {
-    if (err instanceof ValidationError) throw err;
-    problems = [{ path: '(body)', message: 'must be JSON in UTF-8' }];
-    summary = 'the body is not UTF-8';
   }
   // A retry, with its Idempotency-Key, of an order earlier versions accepted by looser rules (read
   // as they read it) is still that order: the client is told so, not that the order is not valid.
@@ -110,6 +108,15 @@ async function readOrderRequest(bytes: ArrayBuffer, idempotencyKey: string | und
     if (recorded && (await isRecordedOrder(idempotencyKey, recorded, deps, log))) return recorded;
   }
   throw new ValidationError(summary, problems);
+}
+
+/** The body's text, or undefined for bytes that are not UTF-8 (which would otherwise be stored as U+FFFD, silently changed). */
+function strictUtf8(bytes: ArrayBuffer): string | undefined {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The body as earlier versions read it: UTF-8 with bad bytes replaced, and their rules. */
