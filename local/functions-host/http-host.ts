@@ -35,8 +35,9 @@ const FRONT_YOUNG_GENERATION_MB = 4;
 const BODILESS: readonly number[] = [204, 304];
 
 function answer(status: number, body?: string, headers: Record<string, string> = {}): FrontResponse {
-  const payload = body === undefined || BODILESS.includes(status) ? undefined : Buffer.from(body);
-  return { status, headers: { ...headers, ...(BODILESS.includes(status) ? {} : { 'content-length': String(payload?.length ?? 0) }) }, ...(payload ? { body: payload } : {}) };
+  if (BODILESS.includes(status)) return { status, headers };
+  const payload = body === undefined ? undefined : Buffer.from(body);
+  return { status, headers: { ...headers, 'content-length': String(payload?.length ?? 0) }, ...(payload ? { body: payload } : {}) };
 }
 
 function answerJson(status: number, value: unknown): FrontResponse {
