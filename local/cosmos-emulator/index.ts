@@ -17,6 +17,7 @@ import { COSMOS_EMULATOR_KEY, DEFAULT_COSMOS_PORT } from './account';
 import { ensureCertificate } from './certificate';
 import { installConditionalPatch } from './conditional-patch';
 import { installContinuationCheck } from './continuation';
+import { installItemSizeLimit } from './item-size';
 import { installQueryEngine } from './query-engine';
 
 export {
@@ -65,6 +66,7 @@ export async function startCosmosEmulator(options: CosmosEmulatorOptions = {}): 
   installQueryEngine();
   installConditionalPatch();
   installContinuationCheck();
+  installItemSizeLimit();
   const certificate = await ensureCertificate(certDir);
   const server = createHttpsServer({
     cert: certificate.cert,

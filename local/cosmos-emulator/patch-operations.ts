@@ -20,6 +20,7 @@
  * patch of a document such a patch stored.
  */
 import { createRequire } from 'node:module';
+import { ITEM_TOO_LARGE, patchedBytes, recordStoredBytes } from './item-size';
 
 export interface StoredDocument {
   _etag: string;
@@ -449,8 +450,11 @@ export function patchDocument(collection: Collection, input: PatchInput): PatchR
   } catch (error) {
     return { statusCode: 400, body: { code: 'BadRequest', message: (error as Error).message } };
   }
+  const bytes = patchedBytes(data, input.operations, patched.document);
+  if (bytes === undefined) return ITEM_TOO_LARGE;
   try {
     const body = collection.documents.replace(patched.document as object, data);
+    recordStoredBytes(body, bytes);
     if (patched.notJson && typeof body === 'object' && body !== null) notJsonDocuments.add(body);
     return { statusCode: 200, body };
   } catch (error) {

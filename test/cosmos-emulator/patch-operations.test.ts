@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
 import { installConditionalPatch } from '../../local/cosmos-emulator/conditional-patch';
+import { recordStoredBytes } from '../../local/cosmos-emulator/item-size';
 import { patchDocument, type Collection, type PatchResult } from '../../local/cosmos-emulator/patch-operations';
 
 type Doc = Record<string, unknown>;
@@ -380,6 +381,8 @@ describe('Cosmos DB stand-in: no copy of the whole document for a plain patch', 
   /** How many times the whole document (the object with the order's id) goes through JSON.stringify. */
   function documentCopies(patch: PatchFn, input: Record<string, unknown>): number {
     const collection = freshCollection();
+    // A document written through the stand-in's API carries its size; one made here is given it.
+    recordStoredBytes(stored(collection, 'o1'), Buffer.byteLength(JSON.stringify(ORDER)));
     const spy = jest.spyOn(JSON, 'stringify');
     try {
       const result = patch(collection, { id: 'o1', partitionKey: '["p1"]', ...input });
