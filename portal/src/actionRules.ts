@@ -12,6 +12,7 @@ import {
   pendingRequeueRequest,
   REQUEUE_BILLING_FROM,
   requeuePendingReason,
+  supportRequestLimitReason,
   theOrderIs,
   type TimelineLike,
 } from '../../src/domain/orderState';
@@ -42,12 +43,12 @@ export function requeueRefusal(order: ActionSubject): string | undefined {
   if (billing === 'failed') return 'billing failed for a business reason; compensate instead';
   if (!REQUEUE_FROM.includes(billing)) return `billing is ${statusLabel(billing)}`;
   const requeue = pendingRequeueRequest(order.timeline ?? undefined);
-  return pendingCompensation(order) ?? (requeue && requeuePendingReason(requeue));
+  return pendingCompensation(order) ?? (requeue ? requeuePendingReason(requeue) : supportRequestLimitReason(order.timeline ?? undefined, 'requeue'));
 }
 
 /** Why compensate does not apply now, or undefined when it does. */
 export function compensateRefusal(order: ActionSubject): string | undefined {
   if (order.state && !COMPENSATE_IN.includes(order.state)) return theOrderIs(order.state);
   if (SERVICES.every((s) => order.status?.[s] === 'done')) return 'every service is done; the order is completing';
-  return pendingCompensation(order);
+  return pendingCompensation(order) ?? supportRequestLimitReason(order.timeline ?? undefined, 'compensate');
 }

@@ -77,6 +77,35 @@ export function pendingRequeueRequest(timeline: TimelineLike | undefined): { by:
   return pending;
 }
 
+/**
+ * Requests a person may make of one order, per action. Every request is recorded on the order's
+ * timeline with what it sets off, and the order is one Cosmos DB item, which may not pass 2 MB: a
+ * requeue of a billing that dead-letters again adds about 1.5 KB, a compensation run that fails
+ * again about 0.6 KB, so a script that asks forever would fill the order in about 1,400 cycles
+ * and stop every write to it. Past these a billing that keeps failing is compensated instead, and
+ * an order whose compensation keeps failing is settled by a person outside this API.
+ */
+export const MAX_SUPPORT_REQUEUES = 10;
+export const MAX_SUPPORT_COMPENSATIONS = 10;
+
+/** How many times a person asked for this action on the order (requests recorded, not repeats). */
+export function supportRequestCount(timeline: TimelineLike | undefined, action: 'requeue' | 'compensate'): number {
+  let count = 0;
+  for (const entry of timeline ?? []) if (entry.kind === SUPPORT_ACTION_KIND && entry.detail === action) count++;
+  return count;
+}
+
+/** Why a new request for this action is refused, in the words support reads; undefined while one may still be made. */
+export function supportRequestLimitReason(timeline: TimelineLike | undefined, action: 'requeue' | 'compensate'): string | undefined {
+  const count = supportRequestCount(timeline, action);
+  if (action === 'requeue') {
+    return count >= MAX_SUPPORT_REQUEUES ? `billing was requeued ${count} times on request, the most an order takes; compensate the order instead` : undefined;
+  }
+  return count >= MAX_SUPPORT_COMPENSATIONS
+    ? `compensation was asked for ${count} times, the most an order takes; settle what failed outside the system (the timeline names it)`
+    : undefined;
+}
+
 /** Why a requeue asked for again records nothing, in the words support reads. */
 export function requeuePendingReason(request: { by: string }): string {
   return `a requeue was asked for by ${request.by}; the monitor carries it out`;

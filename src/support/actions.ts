@@ -15,9 +15,19 @@
  *   compensation again: a person fixed what failed, every step is idempotent.
  *
  * A repeated request is answered with the pending request's person and time, not the repeat's.
+ * Each action may be asked for a bounded number of times per order (`MAX_SUPPORT_REQUEUES`,
+ * `MAX_SUPPORT_COMPENSATIONS`): every request grows the order's document, which Cosmos DB caps.
  */
 import type { OrderDocument, TimelineEntry } from '../domain/order';
-import { ACTIVE_STATES, compensationPendingReason, latestSupportRequest, pendingRequeueRequest, REQUEUE_BILLING_FROM, theOrderIs } from '../domain/orderState';
+import {
+  ACTIVE_STATES,
+  compensationPendingReason,
+  latestSupportRequest,
+  pendingRequeueRequest,
+  REQUEUE_BILLING_FROM,
+  supportRequestLimitReason,
+  theOrderIs,
+} from '../domain/orderState';
 import { MONITOR_ACTOR, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
@@ -114,6 +124,9 @@ export function requestRequeue(orderId: string, principal: SupportPrincipal, env
     if (compensation) return notApplicable(order, compensationPendingReason(compensation));
 
     const pending = pendingRequeueRequest(order.timeline);
+    // A repeat of a pending request records nothing; a new one past the limit is refused.
+    const limit = pending ? undefined : supportRequestLimitReason(order.timeline, 'requeue');
+    if (limit) return notApplicable(order, limit);
     const at = deps.now();
     if (!pending) {
       const recorded = await record({ at, kind: TIMELINE.supportAction, detail: 'requeue', actor: principal.name, service: 'billing' });
@@ -156,6 +169,9 @@ export function requestCompensation(orderId: string, principal: SupportPrincipal
       };
     }
 
+    // Only an order in `attention` can have been asked before: it gets a bounded number of runs more.
+    const limit = supportRequestLimitReason(order.timeline, 'compensate');
+    if (limit) return notApplicable(order, limit);
     const request: TimelineEntry = { at, kind: TIMELINE.supportAction, detail: 'compensate', actor: principal.name };
     if (order.state === 'attention') {
       // The monitor ended with the order; it resumes compensation once the order says so again.

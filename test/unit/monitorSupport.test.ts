@@ -1,7 +1,7 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import type { OrderDocument, ServiceStatus } from '../../src/domain/order';
 import { TIMELINE } from '../../src/domain/monitorPolicy';
-import { newOrder } from '../../src/domain/orderState';
+import { MAX_SUPPORT_COMPENSATIONS, MAX_SUPPORT_REQUEUES, newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
 import { requestCompensation, requestRequeue } from '../../src/support/actions';
 import { recordDeadLetter } from '../../src/support/deadLetters';
@@ -140,6 +140,29 @@ describe('requestRequeue', () => {
     expect(monitor.instances.get('order-1')).toEqual({ orderId: 'order-1', correlationId: 'corr-1' });
   });
 
+  it(`a new request after ${MAX_SUPPORT_REQUEUES} carried out is refused, so a loop of requests cannot grow the order without end; a repeat of a pending one is still answered`, async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
+    for (let n = 1; n <= MAX_SUPPORT_REQUEUES; n++) {
+      // The request, then what the monitor records carrying it out, then billing dead-letters again.
+      expect(await requestRequeue('order-1', ana, { deps, monitor, log: silent })).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+      if (n < MAX_SUPPORT_REQUEUES) deps.orders.docs.get('order-1')!.timeline.push({ at: deps.now(), kind: 'requeued', service: 'billing', actor: ana.name, detail: `attempt ${n}` });
+    }
+    // The last request is still pending: asking again is the same request.
+    expect(await requestRequeue('order-1', ana, { deps, monitor, log: silent })).toMatchObject({ kind: 'accepted', body: { alreadyRequested: true } });
+    deps.orders.docs.get('order-1')!.timeline.push({ at: deps.now(), kind: 'requeued', service: 'billing', actor: ana.name, detail: `attempt ${MAX_SUPPORT_REQUEUES}` });
+    const refused = await requestRequeue('order-1', ana, { deps, monitor, log: silent });
+    expect(refused).toEqual({
+      kind: 'notApplicable',
+      detail: `billing was requeued ${MAX_SUPPORT_REQUEUES} times on request, the most an order takes; compensate the order instead`,
+      state: 'processing',
+      status: { inventory: 'pending', billing: 'deadlettered', notification: 'pending' },
+    });
+    expect(deps.orders.docs.get('order-1')!.timeline.filter((e) => e.kind === 'support-action')).toHaveLength(MAX_SUPPORT_REQUEUES);
+    expect(await requestCompensation('order-1', ana, { deps, monitor, log: silent })).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+  });
+
   it('an unknown order is not found', async () => {
     const result = await requestRequeue('nope', ana, { deps: memoryDependencies(), monitor: new RecordingMonitor(), log: silent });
     expect(result).toEqual({ kind: 'notFound' });
@@ -240,6 +263,27 @@ describe('requestCompensation', () => {
     const result = await requestCompensation('order-1', ana, { deps, monitor, log: silent });
     expect(result).toMatchObject({ kind: 'accepted', body: { alreadyRequested: true, monitor: 'untouched' } });
     expect(monitor.instances.size).toBe(0);
+  });
+
+  it(`an attention order asked to compensate ${MAX_SUPPORT_COMPENSATIONS} times already is refused, and stays in attention`, async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'attention' }, { billing: 'done', inventory: 'compensated' });
+    for (let n = 1; n <= MAX_SUPPORT_COMPENSATIONS; n++) {
+      expect(await requestCompensation('order-1', ana, { deps, monitor, log: silent })).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+      // The run fails again: the order is back in attention.
+      const doc = deps.orders.docs.get('order-1')!;
+      doc.timeline.push({ at: deps.now(), kind: 'compensation-started', detail: `run ${n}`, actor: ana.name }, { at: deps.now(), kind: 'attention', actor: 'monitor' });
+      doc.state = 'attention';
+    }
+    const refused = await requestCompensation('order-1', ana, { deps, monitor, log: silent });
+    expect(refused).toMatchObject({
+      kind: 'notApplicable',
+      detail: `compensation was asked for ${MAX_SUPPORT_COMPENSATIONS} times, the most an order takes; settle what failed outside the system (the timeline names it)`,
+      state: 'attention',
+    });
+    expect(deps.orders.docs.get('order-1')!.state).toBe('attention');
+    expect(deps.orders.docs.get('order-1')!.timeline.filter((e) => e.kind === 'support-action')).toHaveLength(MAX_SUPPORT_COMPENSATIONS);
   });
 
   it('an attention order goes back to compensating and its monitor is started again', async () => {
