@@ -99,8 +99,11 @@ export async function recordDeadLetter(
   const belongs = parsed.ok ? { orderId: order.id } : {};
 
   // The three subscriptions get the same message (same id): a marker is one service's.
+  // The marker is the whole detail, or its start before `; ` (a noted one): one message's id can
+  // be the start of another's (`<event>` of `<event>:billing:1`, which is of `<event>:billing:10`).
   const marker = `message ${message.messageId ?? 'without id'}`;
-  if (order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && e.detail?.startsWith(marker))) {
+  const recorded = (detail: string | undefined) => detail === marker || detail?.startsWith(`${marker}; `);
+  if (order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && recorded(e.detail))) {
     return { outcome: 'duplicate', ...belongs };
   }
 

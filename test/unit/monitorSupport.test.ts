@@ -334,6 +334,21 @@ describe('recordDeadLetter', () => {
     expect(monitor.changes).toHaveLength(1);
   });
 
+  it("records a message whose id is the start of one recorded before, which is not a repeat of it", async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { billing: 'processing' });
+    const message = (messageId: string) => ({ body: JSON.stringify(body('order-1')), messageId, deadLetterReason: 'MaxDeliveryCountExceeded' });
+    // The sweep can come to an older message last: the event itself after a resend of it, say.
+    expect((await recordDeadLetter('billing', message('event-1:billing:10'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'processing' });
+    expect((await recordDeadLetter('billing', message('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'processing' });
+    expect((await recordDeadLetter('billing', message('event-1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect((await recordDeadLetter('billing', message('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('duplicate');
+    expect(deps.orders.docs.get('order-1')!.status.billing).toBe('deadlettered');
+  });
+
   it('a billing already done is only noted, never turned back to deadlettered', async () => {
     const deps = memoryDependencies();
     const monitor = new RecordingMonitor();
