@@ -209,6 +209,9 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
  * Waits for the next `OrderChanged` event or a time, whichever comes first. One event task stays
  * open across waits: the SDK hands an event to the newest open task, so a fresh task per wait
  * would leave older ones to swallow events raised while the monitor was busy acting.
+ * An event that came while the monitor was busy has already completed that task, and the SDK's
+ * Task.any never completes for a task that finished before it was built: such an event is taken
+ * at once, without a timer, or the monitor would sleep through it until the timer fired.
  */
 class ChangeOrTimer {
   private changed: Task | undefined;
@@ -218,10 +221,12 @@ class ChangeOrTimer {
   /** The event's payload (undefined when it had none) when woken by an event; false when the time came. */
   *wait(until: Date): Generator<Task, OrderChange | undefined | false, unknown> {
     this.changed ??= this.context.df.waitForExternalEvent(ORDER_CHANGED_EVENT);
-    const timer: TimerTask = this.context.df.createTimer(until);
-    const winner = yield this.context.df.Task.any([timer, this.changed]);
-    if (winner === timer) return false;
-    timer.cancel();
+    if (!this.changed.isCompleted) {
+      const timer: TimerTask = this.context.df.createTimer(until);
+      const winner = yield this.context.df.Task.any([timer, this.changed]);
+      if (winner === timer) return false;
+      timer.cancel();
+    }
     const change = this.changed.result as OrderChange | null | undefined;
     this.changed = undefined;
     return change && typeof change === 'object' ? change : undefined;
