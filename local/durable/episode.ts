@@ -368,7 +368,7 @@ class Episode {
       }
       this.inst.custom_status = s.customStatus === undefined ? null : JSON.stringify(s.customStatus);
       this.plan.events.push(...scheduled.map(played));
-      if (s.isDone && continueAsNew) this.continueAsNew(continueAsNew, [...old, ...newEvents]);
+      if (s.isDone && continueAsNew) this.continueAsNew(continueAsNew);
       else if (s.isDone) this.complete(s.output);
       else this.plan.events.push(played(historyEvent(HistoryEventType.OrchestratorCompleted, this.now)));
       this.inst.runtime = JSON.stringify(this.runtime);
@@ -640,11 +640,10 @@ class Episode {
     this.notifyParent({ Reason: output, Details: details.StackTrace, FailureDetails: { ...details, ErrorMessage: message } });
   }
 
-  private continueAsNew(action: SdkAction, history: HistoryEvent[]): void {
+  private continueAsNew(action: SdkAction): void {
     const input = decodeProcessedInput(action.input);
     const inputJson = toJsonText(input) ?? null;
     const ended = this.inst.execution_id;
-    const carried = unconsumedEvents(history, this.runtime.steps);
     this.inst.execution_id = randomUUID();
     this.inst.input = inputJson;
     this.inst.status = 'Running';
@@ -655,10 +654,11 @@ class Episode {
       played(historyEvent(HistoryEventType.ExecutionCompleted, this.now, { OrchestrationStatus: 'ContinuedAsNew', Result: inputJson ?? undefined })),
     );
     this.plan.endedExecution = ended;
-    this.plan.messages.push(
-      startMessage(this.inst.instance_id, this.inst.execution_id, this.inst.name, inputJson, this.now),
-      ...carried.map((e) => eventMessage(this.inst.instance_id, e.Name as string, e.Input, this.now)),
-    );
+    // Raised events this execution never waited for end with it. The extension runs a
+    // durable-functions ContinueAsNew action as ContinueAsNew(input), whose
+    // preserveUnprocessedEvents defaults to false (OutOfProcOrchestrationShim), and the JS SDK has
+    // no way to ask otherwise. Events raised after this episode reach the new execution.
+    this.plan.messages.push(startMessage(this.inst.instance_id, this.inst.execution_id, this.inst.name, inputJson, this.now));
   }
 
   private notifyParent(failure: TaskFailure): void {
@@ -709,26 +709,6 @@ function parseOrchestratorFailure(thrown: unknown): {
     }
   }
   return { state: undefined, failure: { message: err.message, details: failureDetailsOf(err) } };
-}
-
-/**
- * Raised events the orchestrator never waited for. The SDK matches events to waits by name, first
- * come first served, so per name the surplus is the latest events.
- */
-function unconsumedEvents(history: HistoryEvent[], steps: string[]): HistoryEvent[] {
-  const waits = new Map<string, number>();
-  for (const s of steps) {
-    const m = /^WaitForExternalEvent '(.*)'$/.exec(s);
-    if (m) waits.set(m[1], (waits.get(m[1]) ?? 0) + 1);
-  }
-  const byName = new Map<string, HistoryEvent[]>();
-  for (const e of history) {
-    if (e.EventType !== HistoryEventType.EventRaised || !e.Name) continue;
-    byName.set(e.Name, [...(byName.get(e.Name) ?? []), e]);
-  }
-  const carried: HistoryEvent[] = [];
-  for (const [name, events] of byName) carried.push(...events.slice(waits.get(name) ?? 0));
-  return carried;
 }
 
 export function startMessage(

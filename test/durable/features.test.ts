@@ -1,6 +1,6 @@
 /**
  * Every action type and failure path the engine interprets: retries with DTFx backoff,
- * sub-orchestrations, events that arrive early, long timers, continue-as-new with pending events,
+ * sub-orchestrations, events that arrive early, long timers, continue-as-new dropping unwaited events,
  * failures with failure details, and nondeterminism detection.
  */
 import * as df from 'durable-functions';
@@ -124,11 +124,21 @@ df.app.orchestration('eventsAfterAWhile', function* (context) {
   return { first, second, both };
 });
 df.app.orchestration('counterEternal', function* (context) {
-  const total = context.df.getInput<number>() ?? 0;
-  const add: number = yield context.df.waitForExternalEvent('Add');
-  if (total + add >= 10) return total + add;
-  context.df.continueAsNew(total + add);
-  return undefined;
+  const carried = context.df.getInput<{ first: number }>();
+  if (!carried) {
+    // First execution: a pause while events arrive, then one of them, then continue-as-new.
+    yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + 10 * SECOND));
+    const first: number = yield context.df.waitForExternalEvent('Add');
+    context.df.continueAsNew({ first });
+    return undefined;
+  }
+  const add = context.df.waitForExternalEvent('Add');
+  const timeout = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + 60 * SECOND));
+  const winner = yield context.df.Task.any([add, timeout]);
+  const leftOver = winner === add ? add.result : 'none';
+  if (winner === add) timeout.cancel();
+  const after: number = yield context.df.waitForExternalEvent('Add');
+  return { ...carried, leftOver, after };
 });
 
 // --- long timers (longer than the 6-day maximum short timer: the SDK splits them)
@@ -286,16 +296,20 @@ describe('external events', () => {
     expect(status.output).toEqual({ first: 1, second: 2, both: ['a', 'b'] });
   });
 
-  it('carries events not yet consumed across continue-as-new', async () => {
-    const id = await hub.client.startNew('counterEternal', { input: 0 });
+  it('drops events an execution never waited for at continue-as-new, as the extension does for durable-functions; later events reach the new execution', async () => {
+    const id = await hub.client.startNew('counterEternal');
     await hub.idle();
-    // Three events at once: the first generation takes one, the rest must reach later generations.
+    // Two events while the first execution pauses: it takes one, then continues as new.
     await hub.client.raiseEvent(id, 'Add', 3);
     await hub.client.raiseEvent(id, 'Add', 4);
+    await hub.advance(10 * SECOND);
+    // The second is gone with the first execution: the new one waits out its minute.
+    await hub.advance(60 * SECOND);
+    expect((await hub.status(id)).runtimeStatus).toBe('Running');
     await hub.client.raiseEvent(id, 'Add', 5);
     const status = await hub.status(id);
     expect(status.runtimeStatus).toBe('Completed');
-    expect(status.output).toBe(12);
+    expect(status.output).toEqual({ first: 3, leftOver: 'none', after: 5 });
   });
 });
 
