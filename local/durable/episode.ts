@@ -350,6 +350,7 @@ class Episode {
     try {
       const steps = state ? flattenActions(state) : [];
       this.checkDeterminism(steps, failure !== undefined);
+      if (state?.customStatus !== undefined && state.customStatus !== null) checkCustomStatusSize(state.customStatus);
       if (failure) {
         this.fail(failure.message, failure.details);
         return;
@@ -677,6 +678,22 @@ class Episode {
       visible_at: this.now,
       created_at: this.now,
     });
+  }
+}
+
+/**
+ * The extension refuses a custom status over 16 KB, counted as UTF-16 (Azure Storage keeps strings
+ * in UTF-16) and rounded down to whole KB: SetCustomStatus throws and the orchestration fails.
+ */
+const MAX_CUSTOM_STATUS_KB = 16;
+function checkCustomStatusSize(customStatus: unknown): void {
+  const json = JSON.stringify(customStatus) ?? '';
+  // A JS string's length counts UTF-16 code units, two bytes each.
+  const sizeKb = Math.floor((json.length * 2) / 1024);
+  if (sizeKb > MAX_CUSTOM_STATUS_KB) {
+    throw new DurableEngineError(
+      `The UTF-16 size of the JSON-serialized payload must not exceed ${MAX_CUSTOM_STATUS_KB} KB. The current payload size is ${sizeKb} KB.`,
+    );
   }
 }
 

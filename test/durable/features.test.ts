@@ -154,6 +154,11 @@ df.app.activity('rejectOrder', {
     throw new TypeError('order 7 has no items');
   },
 });
+df.app.orchestration('statusOfLength', function* (context) {
+  context.df.setCustomStatus('x'.repeat(context.df.getInput<number>()));
+  yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + SECOND));
+  return 'done';
+});
 df.app.orchestration('failingOrder', function* (context) {
   context.df.setCustomStatus('validating');
   yield context.df.callActivity('rejectOrder', 7);
@@ -330,6 +335,19 @@ describe('long timers', () => {
 });
 
 describe('failures', () => {
+  it('fails the instance whose custom status is over 16 KB in UTF-16, as the extension refuses it', async () => {
+    // 8,192 characters and two quotes: 16 KB once rounded down, still allowed.
+    const fits = await hub.client.startNew('statusOfLength', { input: 8192 });
+    const tooBig = await hub.client.startNew('statusOfLength', { input: 8704 });
+    await hub.advance(SECOND);
+    expect((await hub.status(fits)).runtimeStatus).toBe('Completed');
+    const status = await hub.status(tooBig);
+    expect(status.runtimeStatus).toBe('Failed');
+    expect(status.output).toBe(
+      "Orchestrator function 'statusOfLength' failed: The UTF-16 size of the JSON-serialized payload must not exceed 16 KB. The current payload size is 17 KB.",
+    );
+  });
+
   it('fails the instance with Azure-like output and failure details when an activity error is not caught', async () => {
     const id = await hub.client.startNew('failingOrder');
     const status = await hub.status(id, { showHistory: true });
