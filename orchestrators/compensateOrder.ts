@@ -6,7 +6,7 @@
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
-import type { RetryPolicy } from '../src/domain/monitorPolicy';
+import { statusText, type RetryPolicy } from '../src/domain/monitorPolicy';
 import { compensationOutcome, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
 import { ACTIVITY, COMPENSATE_ORDER, COMPENSATION_ACTIVITY, type CompensationInput } from './names';
 
@@ -36,7 +36,7 @@ const compensateOrder: OrchestrationHandler = function* (context: OrchestrationC
   const done: string[] = [];
   const failures: CompensationOutcome['failures'] = [];
   for (const step of plan) {
-    context.df.setCustomStatus({ phase: 'compensating', reason: input.reason, current: step.name, done, failures });
+    context.df.setCustomStatus({ phase: 'compensating', reason: statusText(input.reason), current: step.name, done, failures });
     try {
       yield context.df.callActivityWithRetry(COMPENSATION_ACTIVITY[step.name], retry, { ...order, reason: input.reason });
       done.push(step.name);
@@ -46,7 +46,7 @@ const compensateOrder: OrchestrationHandler = function* (context: OrchestrationC
   }
 
   const outcome = compensationOutcome(failures);
-  context.df.setCustomStatus({ phase: outcome.outcome, reason: input.reason, done, failures });
+  context.df.setCustomStatus({ phase: outcome.outcome, reason: statusText(input.reason), done, failures });
   yield context.df.callActivityWithRetry(ACTIVITY.finishCompensation, retry, { ...order, reason: input.reason, attempt: input.attempt, ...outcome });
   return outcome;
 };

@@ -11,6 +11,7 @@ import {
   onMonitorClock,
   phaseOf,
   pollIntervalMs,
+  statusText,
   type MonitorObservations,
   type MonitorPolicy,
   type MonitorSnapshot,
@@ -109,7 +110,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
       billingRequeues: snapshot.billingRequeues,
       republishes: snapshot.republishes,
       nextCheckAt: step.kind === 'wait' ? step.until.toISOString() : undefined,
-      detail: explain(step),
+      detail: statusText(explain(step)),
       execution,
       checkedAt: now.toISOString(),
     } satisfies MonitorCustomStatus);

@@ -193,6 +193,17 @@ export function pollIntervalMs(policy: MonitorPolicy, quietPolls: number): numbe
   return Math.min(policy.pollMaxMs, policy.pollMinMs * 2 ** Math.min(quietPolls, 30));
 }
 
+/** Longest free text (a reason, an error) an orchestration puts in its custom status. */
+export const STATUS_TEXT_MAX = 1_000;
+
+/**
+ * Free text for a custom status, cut to STATUS_TEXT_MAX. On Azure a custom status over 16 KB
+ * (UTF-16) fails the orchestration, and reasons carry error messages of any length.
+ */
+export function statusText(text: string | undefined): string | undefined {
+  return text !== undefined && text.length > STATUS_TEXT_MAX ? `${text.slice(0, STATUS_TEXT_MAX - 1)}…` : text;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Snapshot
 
