@@ -40,6 +40,27 @@ function authorize(request: HttpRequest, env: SupportHttpEnvironment): SupportPr
 
 const isResponse = (v: SupportPrincipal | HttpResponseInit): v is HttpResponseInit => 'status' in v;
 
+/**
+ * Refuses a support action that a page on another site had the browser send. The sign-in rides on
+ * a cookie, so without this a page a support person merely opens could requeue or compensate
+ * orders in their name: a form posts cross-site without asking, and `fetch` in `no-cors` mode
+ * sends a `text/plain` body as well. A browser says where a request comes from in
+ * `Sec-Fetch-Site`; one too old to say so cannot send `application/json` to another site without
+ * a CORS preflight, which this app never grants. Clients that are not browsers send neither the
+ * header nor a reason to refuse them, only the JSON content type.
+ */
+export function refuseForeignAction(request: HttpRequest): HttpResponseInit | undefined {
+  const site = request.headers.get('sec-fetch-site')?.trim().toLowerCase();
+  if (site && site !== 'same-origin' && site !== 'none') {
+    return problem(403, 'cross-site-request', 'Request from another site', `support actions are taken from the portal's own page, not from a ${site} page`);
+  }
+  const type = request.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') {
+    return problem(415, 'unsupported-media-type', 'Content-Type must be application/json', `a support action is sent as application/json, not ${type || 'without a Content-Type'}`);
+  }
+  return undefined;
+}
+
 function actionResponse(result: SupportActionResult, orderId: string): HttpResponseInit {
   switch (result.kind) {
     case 'accepted':
@@ -67,6 +88,8 @@ export async function handleSupportAction(
     const env = environment(log);
     const principal = authorize(request, env);
     if (isResponse(principal)) return principal;
+    const foreign = refuseForeignAction(request);
+    if (foreign) return foreign;
     const asked = request.params.id ?? '';
     const orderId = orderIdFrom(asked);
     if (orderId === undefined) return notFound(`order ${asked.slice(0, 64)} does not exist`);
@@ -91,6 +114,8 @@ export async function handleFaults(request: HttpRequest, context: InvocationCont
     if (request.method === 'GET' || request.method === 'HEAD') {
       return { status: 200, jsonBody: await readFaults(env.deps, env.compensationFaults) };
     }
+    const foreign = refuseForeignAction(request);
+    if (foreign) return foreign;
     const text = await request.text();
     if (Buffer.byteLength(text) > MAX_BODY_BYTES) return problem(413, 'too-large', 'Body too large', `at most ${MAX_BODY_BYTES} bytes`);
     let body: unknown;
