@@ -3,6 +3,7 @@ import { app } from '@azure/functions';
 import { handleGetInventoryItem, handleListInventory } from '../src/http/inventoryRoutes';
 import { appDependencies } from '../src/services/dependencies';
 import { ROUTES } from '../src/http/routes';
+import { supportAccessFromEnvironment } from '../src/support/principal';
 
 app.http('listInventory', {
   ...ROUTES.listInventory,
@@ -13,5 +14,5 @@ app.http('listInventory', {
 app.http('getInventoryItem', {
   ...ROUTES.getInventoryItem,
   authLevel: 'anonymous',
-  handler: (request, context) => handleGetInventoryItem(request, context, appDependencies),
+  handler: (request, context) => handleGetInventoryItem(request, context, appDependencies, supportAccessFromEnvironment()),
 });

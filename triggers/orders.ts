@@ -4,6 +4,7 @@ import { durableClientInput, monitorClientFor } from '../src/bindings/durableBin
 import { handleCreateOrder, handleGetOrder, handleListOrders, type EnvironmentFactory } from '../src/http/orderRoutes';
 import { appDependencies } from '../src/services/dependencies';
 import { ROUTES } from '../src/http/routes';
+import { supportAccessFromEnvironment } from '../src/support/principal';
 
 const environment =
   (context: InvocationContext): EnvironmentFactory =>
@@ -26,5 +27,5 @@ app.http('getOrder', {
 app.http('listOrders', {
   ...ROUTES.listOrders,
   authLevel: 'anonymous',
-  handler: (request, context) => handleListOrders(request, context, appDependencies),
+  handler: (request, context) => handleListOrders(request, context, appDependencies, supportAccessFromEnvironment()),
 });

@@ -6,6 +6,7 @@ import { app, type InvocationContext } from '@azure/functions';
 import { durableClientInput, monitorClientFor } from '../src/bindings/durableBinding';
 import { appDependencies } from '../src/services/dependencies';
 import { appCompensationFaults } from '../src/support/faults';
+import { supportAccessFromEnvironment } from '../src/support/principal';
 import { handleFaults, handleParkedDeadLetters, handleSupportAction, type SupportEnvironmentFactory } from '../src/support/routes';
 import { ROUTES } from '../src/http/routes';
 
@@ -15,8 +16,7 @@ const environment =
     deps: appDependencies(),
     monitor: monitorClientFor(context, log),
     compensationFaults: appCompensationFaults(),
-    developmentPrincipal: process.env.SUPPORT_DEV_PRINCIPAL,
-    appServiceAuthEnabled: process.env.WEBSITE_AUTH_ENABLED?.toLowerCase() === 'true',
+    ...supportAccessFromEnvironment(),
   });
 
 app.http('supportRequeueOrder', {

@@ -5,6 +5,8 @@ import { createLogger } from '../log';
 import { ensureCatalogSeeded } from '../services/catalogSeed';
 import { findInventoryItem, listInventory } from '../services/queries';
 import type { OrderSagaDependencies } from '../services/dependencies';
+import type { SupportAccess } from '../support/principal';
+import { authorizeSupportRequest, isResponse } from '../support/routes';
 import { notFound, problemFromError } from './problem';
 
 export async function handleListInventory(_request: HttpRequest, context: InvocationContext, dependencies: () => OrderSagaDependencies): Promise<HttpResponseInit> {
@@ -18,7 +20,16 @@ export async function handleListInventory(_request: HttpRequest, context: Invoca
   }
 }
 
-export async function handleGetInventoryItem(request: HttpRequest, context: InvocationContext, dependencies: () => OrderSagaDependencies): Promise<HttpResponseInit> {
+/**
+ * One SKU's stock. The orders holding part of it (`holds`) are shown to support only: their ids
+ * open those orders, customers and all.
+ */
+export async function handleGetInventoryItem(
+  request: HttpRequest,
+  context: InvocationContext,
+  dependencies: () => OrderSagaDependencies,
+  access: SupportAccess,
+): Promise<HttpResponseInit> {
   const log = createLogger(context).with({ invocationId: context.invocationId });
   try {
     const sku = request.params.sku ?? '';
@@ -26,7 +37,12 @@ export async function handleGetInventoryItem(request: HttpRequest, context: Invo
     const deps = dependencies();
     await ensureCatalogSeeded(deps, log);
     const item = await findInventoryItem(sku, deps);
-    return item ? { status: 200, jsonBody: item } : notFound(`no sku ${sku}`);
+    if (!item) return notFound(`no sku ${sku}`);
+    if (isResponse(authorizeSupportRequest(request, access))) {
+      const { holds: _holds, ...stock } = item;
+      return { status: 200, jsonBody: stock };
+    }
+    return { status: 200, jsonBody: item };
   } catch (err) {
     return problemFromError(err, log);
   }

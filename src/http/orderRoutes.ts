@@ -11,6 +11,8 @@ import type { OrderSagaDependencies } from '../services/dependencies';
 import { acceptOrder } from '../services/intake';
 import type { MonitorClient } from '../services/ports';
 import { findOrderSupportView, listOrders } from '../services/queries';
+import type { SupportAccess } from '../support/principal';
+import { authorizeSupportRequest, isResponse } from '../support/routes';
 import { issuePageToken, readPageToken } from './pageToken';
 import { notFound, problem, problemFromError, type ProblemDetails } from './problem';
 
@@ -174,9 +176,21 @@ const listQuerySchema = z.strictObject({
   ...pageQueryFields,
 });
 
-export async function handleListOrders(request: HttpRequest, context: InvocationContext, dependencies: () => OrderSagaDependencies): Promise<HttpResponseInit> {
+/**
+ * The orders list, to support only: it is every customer's orders, and finds them by customer id.
+ * (One order's own view is answered to whoever holds its id, the client that placed it polling
+ * its `statusUrl`.)
+ */
+export async function handleListOrders(
+  request: HttpRequest,
+  context: InvocationContext,
+  dependencies: () => OrderSagaDependencies,
+  access: SupportAccess,
+): Promise<HttpResponseInit> {
   const log = createLogger(context).with({ invocationId: context.invocationId });
   try {
+    const principal = authorizeSupportRequest(request, access);
+    if (isResponse(principal)) return principal;
     const parsed = validateQuery(listQuerySchema, request.url);
     if (!parsed.ok) throw new ValidationError('invalid query parameters', parsed.problems);
     const q = parsed.value;

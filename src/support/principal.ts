@@ -100,6 +100,21 @@ export function authorizeSupport(
   return { ok: false, status: 401, detail: 'sign in with an account that has the support role' };
 }
 
+/** What decides who may call the support routes, read once from the app's settings. */
+export interface SupportAccess {
+  /** SUPPORT_DEV_PRINCIPAL: set for local runs only. */
+  developmentPrincipal?: string;
+  /** WEBSITE_AUTH_ENABLED=True: App Service Authentication vouches for `x-ms-client-principal`. */
+  appServiceAuthEnabled?: boolean;
+}
+
+export function supportAccessFromEnvironment(env: NodeJS.ProcessEnv = process.env): SupportAccess {
+  return {
+    developmentPrincipal: env.SUPPORT_DEV_PRINCIPAL,
+    appServiceAuthEnabled: env.WEBSITE_AUTH_ENABLED?.toLowerCase() === 'true',
+  };
+}
+
 /** Builds a header value, for clients and tests that stand in for App Service Authentication. */
 export function encodeClientPrincipal(name: string, roles: string[]): string {
   const payload: ClientPrincipalPayload = {

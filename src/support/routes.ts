@@ -14,31 +14,28 @@ import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
 import { requestCompensation, requestRequeue, type SupportActionResult } from './actions';
 import { changeFaults, faultChangeSchema, readFaults, type CompensationFaultStore } from './faults';
-import { authorizeSupport, CLIENT_PRINCIPAL_HEADER, type SupportPrincipal } from './principal';
+import { authorizeSupport, CLIENT_PRINCIPAL_HEADER, type SupportAccess, type SupportPrincipal } from './principal';
 
-export interface SupportHttpEnvironment {
+export interface SupportHttpEnvironment extends SupportAccess {
   deps: OrderSagaDependencies;
   monitor: MonitorClient;
   compensationFaults: CompensationFaultStore;
-  /** SUPPORT_DEV_PRINCIPAL: set for local runs only. */
-  developmentPrincipal?: string;
-  /** WEBSITE_AUTH_ENABLED=True: App Service Authentication vouches for `x-ms-client-principal`. */
-  appServiceAuthEnabled?: boolean;
 }
 
 export type SupportEnvironmentFactory = (log: Logger) => SupportHttpEnvironment;
 
 const MAX_BODY_BYTES = 4 * 1024;
 
-function authorize(request: HttpRequest, env: SupportHttpEnvironment): SupportPrincipal | HttpResponseInit {
-  const auth = authorizeSupport(request.headers.get(CLIENT_PRINCIPAL_HEADER), env.developmentPrincipal, env.appServiceAuthEnabled);
+/** The support principal of a request, or the 401/403 problem to answer it with. */
+export function authorizeSupportRequest(request: HttpRequest, access: SupportAccess): SupportPrincipal | HttpResponseInit {
+  const auth = authorizeSupport(request.headers.get(CLIENT_PRINCIPAL_HEADER), access.developmentPrincipal, access.appServiceAuthEnabled);
   if (auth.ok) return auth.principal;
   return auth.status === 401
     ? problem(401, 'unauthenticated', 'Sign-in required', auth.detail, {}, { 'WWW-Authenticate': 'Bearer' })
     : problem(403, 'forbidden', 'Support role required', auth.detail);
 }
 
-const isResponse = (v: SupportPrincipal | HttpResponseInit): v is HttpResponseInit => 'status' in v;
+export const isResponse = (v: SupportPrincipal | HttpResponseInit): v is HttpResponseInit => 'status' in v;
 
 /**
  * Refuses a support action that a page on another site had the browser send. The sign-in rides on
@@ -86,7 +83,7 @@ export async function handleSupportAction(
   const log = createLogger(context).with({ invocationId: context.invocationId, action });
   try {
     const env = environment(log);
-    const principal = authorize(request, env);
+    const principal = authorizeSupportRequest(request, env);
     if (isResponse(principal)) return principal;
     const foreign = refuseForeignAction(request);
     if (foreign) return foreign;
@@ -106,7 +103,7 @@ export async function handleFaults(request: HttpRequest, context: InvocationCont
   const log = createLogger(context).with({ invocationId: context.invocationId });
   try {
     const env = environment(log);
-    const principal = authorize(request, env);
+    const principal = authorizeSupportRequest(request, env);
     if (isResponse(principal)) return principal;
     if (!env.deps.settings.faultInjectionEnabled) {
       return notFound('fault injection is not enabled in this environment');
@@ -153,7 +150,7 @@ export async function handleParkedDeadLetters(
   const log = createLogger(context).with({ invocationId: context.invocationId });
   try {
     const env = environment(log);
-    const principal = authorize(request, env);
+    const principal = authorizeSupportRequest(request, env);
     if (isResponse(principal)) return principal;
     const parsed = validateQuery(deadLetterQuerySchema, request.url);
     if (!parsed.ok) throw new ValidationError('invalid query parameters', parsed.problems);

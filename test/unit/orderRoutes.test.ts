@@ -3,12 +3,18 @@ import { handleGetInventoryItem, handleListInventory } from '../../src/http/inve
 import { handleCreateOrder, handleGetOrder, handleListOrders } from '../../src/http/orderRoutes';
 import { createLogger } from '../../src/log';
 import { acceptOrder } from '../../src/services/intake';
+import { encodeClientPrincipal, type SupportAccess } from '../../src/support/principal';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 const BASE = 'http://localhost:7071/api';
 let deps: MemoryDependencies;
 let monitor: RecordingMonitor;
 const env = () => ({ deps, monitor });
+/** A local run: every caller is support. */
+const LOCAL: SupportAccess = { developmentPrincipal: 'support@localhost' };
+/** Azure: App Service Authentication vouches for the principal header. */
+const AZURE: SupportAccess = { appServiceAuthEnabled: true };
+const signedIn = (roles: string[]) => ({ 'x-ms-client-principal': encodeClientPrincipal('ana@contoso.com', roles) });
 
 function context(): InvocationContext {
   return new InvocationContext({ functionName: 'test', invocationId: 'inv-1', logHandler: () => undefined });
@@ -404,8 +410,20 @@ describe('GET /api/orders/{id}', () => {
 });
 
 describe('GET /api/orders', () => {
-  const list = (query: Record<string, string>) =>
-    handleListOrders(new HttpRequest({ method: 'GET', url: `${BASE}/orders?${new URLSearchParams(query)}`, query }), context(), () => deps);
+  const list = (query: Record<string, string>, access = LOCAL, headers: Record<string, string> = {}) =>
+    handleListOrders(new HttpRequest({ method: 'GET', url: `${BASE}/orders?${new URLSearchParams(query)}`, query, headers }), context(), () => deps, access);
+
+  it("is every customer's orders: support only", async () => {
+    const id = json(await create({ ...order, customerId: 'alice@example.com' })).orderId;
+    const anonymous = await list({ customerId: 'alice@example.com' }, AZURE);
+    expect(anonymous).toMatchObject({ status: 401, jsonBody: { type: '/problems/unauthenticated' } });
+    expect(JSON.stringify(anonymous.jsonBody)).not.toContain(id);
+    expect((await list({}, AZURE, signedIn(['reader']))).status).toBe(403);
+    // Without App Service Authentication nothing vouches for the header: nobody is signed in.
+    expect((await list({}, {}, signedIn(['support']))).status).toBe(401);
+    const support = await list({ customerId: 'alice@example.com' }, AZURE, signedIn(['support']));
+    expect(json(support).orders).toEqual([expect.objectContaining({ id, customerId: 'alice@example.com' })]);
+  });
 
   it('lists newest first, filtered and paged with a continuation token', async () => {
     const ids: string[] = [];
@@ -469,7 +487,7 @@ describe('GET /api/orders', () => {
     const url = `${BASE}/orders?state=cancelled&state=attention&pageSize=2&pageSize=x&customerId=a&customerId=b&sort=a&sort=b`;
     // The Functions host hands the worker one value per name, repeats joined with a comma.
     const query = { state: 'cancelled,attention', pageSize: '2,x', customerId: 'a,b', sort: 'a,b' };
-    const res = await handleListOrders(new HttpRequest({ method: 'GET', url, query }), context(), () => deps);
+    const res = await handleListOrders(new HttpRequest({ method: 'GET', url, query }), context(), () => deps, LOCAL);
     expect(res.status).toBe(400);
     expect(json(res).errors).toEqual([
       { path: 'state', message: 'must be given once' },
@@ -484,13 +502,13 @@ describe('inventory routes', () => {
   it('lists every SKU and returns one, 404 for an unknown one', async () => {
     const all = await handleListInventory(new HttpRequest({ method: 'GET', url: `${BASE}/inventory` }), context(), () => deps);
     expect((all.jsonBody as unknown[]).length).toBe(8);
-    const one = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/MOUSE-01`, params: { sku: 'MOUSE-01' } }), context(), () => deps);
+    const one = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/MOUSE-01`, params: { sku: 'MOUSE-01' } }), context(), () => deps, LOCAL);
     expect(one.jsonBody).toEqual({ sku: 'MOUSE-01', name: 'Wireless mouse', price: 24.5, available: 1000, reserved: 0, holds: [] });
-    const missing = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/NOPE`, params: { sku: 'NOPE' } }), context(), () => deps);
+    const missing = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/NOPE`, params: { sku: 'NOPE' } }), context(), () => deps, AZURE);
     expect(missing.status).toBe(404);
     // Dots alone are path steps: read as an item id, `..` is the container itself.
     for (const sku of ['.', '..']) {
-      const steps = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/x`, params: { sku } }), context(), () => deps);
+      const steps = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/x`, params: { sku } }), context(), () => deps, LOCAL);
       expect(steps).toMatchObject({ status: 404, jsonBody: { detail: `no sku ${JSON.stringify(sku)}` } });
     }
   });
@@ -498,10 +516,19 @@ describe('inventory routes', () => {
   it('shows which orders hold part of a SKU\'s reserved stock, whichever form their hold was written in', async () => {
     await deps.inventory.reserve('MOUSE-01', 'order-a', 2, 'delivery-1');
     deps.inventory.items.get('MOUSE-01')!.holds['order-b'] = 3;
-    const one = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/MOUSE-01`, params: { sku: 'MOUSE-01' } }), context(), () => deps);
-    expect(json(one).holds).toEqual([
-      { orderId: 'order-a', quantity: 2 },
-      { orderId: 'order-b', quantity: 3 },
-    ]);
+    const item = (access: SupportAccess, headers: Record<string, string> = {}) =>
+      handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/MOUSE-01`, params: { sku: 'MOUSE-01' }, headers }), context(), () => deps, access);
+    for (const one of [await item(LOCAL), await item(AZURE, signedIn(['support']))]) {
+      expect(json(one).holds).toEqual([
+        { orderId: 'order-a', quantity: 2 },
+        { orderId: 'order-b', quantity: 3 },
+      ]);
+    }
+    // Anyone else sees the stock, not which orders hold it: an order's id opens that order.
+    for (const one of [await item(AZURE), await item(AZURE, signedIn(['reader'])), await item({}, signedIn(['support']))]) {
+      expect(one).toMatchObject({ status: 200 });
+      expect(Object.keys(one.jsonBody as object).sort()).toEqual(['available', 'name', 'price', 'reserved', 'sku']);
+      expect(JSON.stringify(one.jsonBody)).not.toContain('order-a');
+    }
   });
 });
