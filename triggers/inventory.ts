@@ -2,17 +2,18 @@
 import { app } from '@azure/functions';
 import { handleGetInventoryItem, handleListInventory } from '../src/http/inventoryRoutes';
 import { appDependencies } from '../src/services/dependencies';
+import { withApiHeaders } from '../src/http/apiHeaders';
 import { ROUTES } from '../src/http/routes';
 import { supportAccessFromEnvironment } from '../src/support/principal';
 
 app.http('listInventory', {
   ...ROUTES.listInventory,
   authLevel: 'anonymous',
-  handler: (request, context) => handleListInventory(request, context, appDependencies),
+  handler: withApiHeaders((request, context) => handleListInventory(request, context, appDependencies)),
 });
 
 app.http('getInventoryItem', {
   ...ROUTES.getInventoryItem,
   authLevel: 'anonymous',
-  handler: (request, context) => handleGetInventoryItem(request, context, appDependencies, supportAccessFromEnvironment()),
+  handler: withApiHeaders((request, context) => handleGetInventoryItem(request, context, appDependencies, supportAccessFromEnvironment())),
 });

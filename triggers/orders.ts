@@ -3,6 +3,7 @@ import { app, type InvocationContext } from '@azure/functions';
 import { durableClientInput, monitorClientFor } from '../src/bindings/durableBinding';
 import { handleCreateOrder, handleGetOrder, handleListOrders, type EnvironmentFactory } from '../src/http/orderRoutes';
 import { appDependencies } from '../src/services/dependencies';
+import { withApiHeaders } from '../src/http/apiHeaders';
 import { ROUTES } from '../src/http/routes';
 import { supportAccessFromEnvironment } from '../src/support/principal';
 
@@ -14,18 +15,18 @@ app.http('createOrder', {
   ...ROUTES.createOrder,
   authLevel: 'anonymous',
   extraInputs: [durableClientInput],
-  handler: (request, context) => handleCreateOrder(request, context, environment(context)),
+  handler: withApiHeaders((request, context) => handleCreateOrder(request, context, environment(context))),
 });
 
 app.http('getOrder', {
   ...ROUTES.getOrder,
   authLevel: 'anonymous',
   extraInputs: [durableClientInput],
-  handler: (request, context) => handleGetOrder(request, context, environment(context)),
+  handler: withApiHeaders((request, context) => handleGetOrder(request, context, environment(context))),
 });
 
 app.http('listOrders', {
   ...ROUTES.listOrders,
   authLevel: 'anonymous',
-  handler: (request, context) => handleListOrders(request, context, appDependencies, supportAccessFromEnvironment()),
+  handler: withApiHeaders((request, context) => handleListOrders(request, context, appDependencies, supportAccessFromEnvironment())),
 });

@@ -8,6 +8,7 @@ import { appDependencies } from '../src/services/dependencies';
 import { appCompensationFaults } from '../src/support/faults';
 import { supportAccessFromEnvironment } from '../src/support/principal';
 import { handleFaults, handleParkedDeadLetters, handleSupportAction, type SupportEnvironmentFactory } from '../src/support/routes';
+import { withApiHeaders } from '../src/http/apiHeaders';
 import { ROUTES } from '../src/http/routes';
 
 const environment =
@@ -23,14 +24,14 @@ app.http('supportRequeueOrder', {
   ...ROUTES.supportRequeueOrder,
   authLevel: 'anonymous',
   extraInputs: [durableClientInput],
-  handler: (request, context) => handleSupportAction('requeue', request, context, environment(context)),
+  handler: withApiHeaders((request, context) => handleSupportAction('requeue', request, context, environment(context))),
 });
 
 app.http('supportCompensateOrder', {
   ...ROUTES.supportCompensateOrder,
   authLevel: 'anonymous',
   extraInputs: [durableClientInput],
-  handler: (request, context) => handleSupportAction('compensate', request, context, environment(context)),
+  handler: withApiHeaders((request, context) => handleSupportAction('compensate', request, context, environment(context))),
 });
 
 app.http('supportFaults', {
@@ -38,7 +39,7 @@ app.http('supportFaults', {
   authLevel: 'anonymous',
   // Not used by the switches, but the shared environment always carries a monitor client.
   extraInputs: [durableClientInput],
-  handler: (request, context) => handleFaults(request, context, environment(context)),
+  handler: withApiHeaders((request, context) => handleFaults(request, context, environment(context))),
 });
 
 app.http('supportDeadLetters', {
@@ -46,5 +47,5 @@ app.http('supportDeadLetters', {
   authLevel: 'anonymous',
   // Not used by the listing either, for the same reason.
   extraInputs: [durableClientInput],
-  handler: (request, context) => handleParkedDeadLetters(request, context, environment(context)),
+  handler: withApiHeaders((request, context) => handleParkedDeadLetters(request, context, environment(context))),
 });

@@ -4,10 +4,11 @@
  * functions' names, so this one's name must sort after every other HTTP function's.
  */
 import { app } from '@azure/functions';
+import { withApiHeaders } from '../src/http/apiHeaders';
 import { handleUnmatched, UNMATCHED_ROUTE } from '../src/http/routes';
 
 app.http('unmatched', {
   ...UNMATCHED_ROUTE,
   authLevel: 'anonymous',
-  handler: async (request) => handleUnmatched(request),
+  handler: withApiHeaders(async (request) => handleUnmatched(request)),
 });

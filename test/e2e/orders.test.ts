@@ -120,6 +120,27 @@ it('answers a path no route has with 404, and a method its routes do not take wi
   expect((await e2e.system.request('GET', '/api/portal/', undefined, { 'If-None-Match': `"old", W/${etag}` })).status).toBe(304);
 });
 
+it('answers every API request uncached and with nosniff, support data and echoed input alike', async () => {
+  const placed = await e2e.system.postOrder({ ...order, customerId: '<img src=x onerror=alert(1)>' });
+  const answers = [
+    placed,
+    await e2e.system.getOrder(placed.body.orderId),
+    await e2e.system.request('GET', '/api/orders?pageSize=1'),
+    await e2e.system.request('GET', '/api/orders/%3Cscript%3Ealert(1)%3C%2Fscript%3E'),
+    await e2e.system.request('GET', '/api/%3Cscript%3E'),
+    await e2e.system.request('PUT', '/api/orders', order),
+    await e2e.system.request('GET', '/api/inventory'),
+    await e2e.system.request('HEAD', '/api/inventory/MOUSE-01'),
+    await e2e.system.request('GET', '/api/support/deadletters'),
+    await e2e.system.request('POST', '/api/orders/some-id/compensate', 'x', { 'content-type': 'text/plain' }),
+  ];
+  for (const answer of answers) {
+    expect([answer.status, answer.headers.get('cache-control'), answer.headers.get('x-content-type-options')]).toEqual([answer.status, 'no-store', 'nosniff']);
+  }
+  // The portal's files keep their own caching.
+  expect((await e2e.system.request('GET', '/api/portal/')).headers.get('cache-control')).toBe('no-cache');
+});
+
 it('never answers 5xx to 1,000 random bad bodies and headers', async () => {
   const body = fc.oneof(
     fc.string(),
