@@ -1,8 +1,10 @@
 /**
- * A page on another site that a signed-in support person opens must not act in their name: it
- * tries the two requests a browser sends across sites without a CORS preflight (a `no-cors` fetch
- * with a JSON text body, a form post) against the local system, where every browser is support.
- * The portal's own page still acts. Debian's Chromium through playwright-core; needs a build.
+ * The portal against hostile input, in Debian's Chromium through playwright-core (needs a build).
+ * What a customer sends (a customer id full of markup) is shown as text, never run. A page on
+ * another site that a signed-in support person opens must not act in their name: it tries the two
+ * requests a browser sends across sites without a CORS preflight (a `no-cors` fetch with a JSON
+ * text body, a form post) against the local system, where every browser is support. The portal's
+ * own page still acts.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -67,6 +69,38 @@ afterAll(async () => {
   await system?.stop('SIGINT', 20_000);
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 }, 60_000);
+
+describe('customer data in the portal', () => {
+  it('shows markup, quotes and script URLs a customer put in an order as text, and runs none of it', async () => {
+    const customerId = `<img src=x onerror="document.title='ran'">"' onmouseover=alert(1) javascript:alert(2) <script>alert(3)</script>`;
+    expect(customerId.length).toBeLessThanOrEqual(128);
+    const placed = await json('/orders', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-correlation-id': 'c-1' },
+      body: JSON.stringify({ customerId, items: [{ sku: 'KEYBOARD-01', quantity: 1 }] }),
+    });
+    expect(placed.orderId).toEqual(expect.any(String));
+    const page = await browser!.newPage();
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => void dialog.dismiss().then(() => dialogs.push(dialog.message())));
+    await page.goto(`${api}/portal/#/orders/${placed.orderId}`);
+    await page.locator('#detail-summary .term', { hasText: 'Customer' }).waitFor();
+    expect(await page.locator('#detail-summary .term', { hasText: 'Customer' }).locator('dd').innerText()).toBe(customerId);
+    // The list finds the customer by that id and shows it the same way.
+    await page.locator('#find-input').fill(customerId);
+    await page.locator('#find-form button[type="submit"]').click();
+    await page.locator(`#order-rows tr[data-order-id="${placed.orderId}"]`).waitFor();
+    expect(await page.locator('#order-rows').innerText()).toContain(customerId);
+    // An id in the address that is markup is named in the error as text.
+    await page.goto(`${api}/portal/#/orders/${encodeURIComponent('<img src=x onerror="document.title=\'ran\'">')}`);
+    await page.locator('#detail-error', { hasText: 'no order' }).waitFor();
+    await page.mouse.move(400, 300);
+    expect(await page.locator('img, script:not([src])').count()).toBe(0);
+    expect(await page.title()).toBe('Order support');
+    expect(dialogs).toEqual([]);
+    await page.close();
+  }, 60_000);
+});
 
 describe('support actions from another site', () => {
   it('a page on another site cannot flip the fault switches or compensate an order; the portal can', async () => {
