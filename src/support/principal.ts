@@ -108,9 +108,15 @@ export interface SupportAccess {
   appServiceAuthEnabled?: boolean;
 }
 
+/**
+ * The app's settings as the support routes read them. A development principal makes every caller
+ * support, so it is ignored on App Service (which sets `WEBSITE_INSTANCE_ID` on every instance):
+ * copied there with the rest of local.settings.json (`func azure functionapp publish
+ * --publish-local-settings` does that), it would open the support routes to the internet.
+ */
 export function supportAccessFromEnvironment(env: NodeJS.ProcessEnv = process.env): SupportAccess {
   return {
-    developmentPrincipal: env.SUPPORT_DEV_PRINCIPAL,
+    developmentPrincipal: env.WEBSITE_INSTANCE_ID ? undefined : env.SUPPORT_DEV_PRINCIPAL,
     appServiceAuthEnabled: env.WEBSITE_AUTH_ENABLED?.toLowerCase() === 'true',
   };
 }

@@ -7,7 +7,7 @@ import { requestCompensation, requestRequeue } from '../../src/support/actions';
 import { recordDeadLetter } from '../../src/support/deadLetters';
 import { assertRefundsWork, type CompensationFaultStore } from '../../src/support/faults';
 import { sweepMonitors, type ActiveOrder } from '../../src/support/monitorSweep';
-import { authorizeSupport, encodeClientPrincipal, parseClientPrincipal, type SupportPrincipal } from '../../src/support/principal';
+import { authorizeSupport, encodeClientPrincipal, parseClientPrincipal, supportAccessFromEnvironment, type SupportPrincipal } from '../../src/support/principal';
 import { handleFaults, handleParkedDeadLetters, handleSupportAction, type SupportHttpEnvironment } from '../../src/support/routes';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
@@ -498,6 +498,15 @@ describe('sweepMonitors', () => {
     expect(started).toEqual(['b', 'c']);
     // Orders younger than the grace period are left to the intake.
     expect(calls[0][1]).toBe('2026-01-01T00:59:30.000Z');
+  });
+});
+
+describe('supportAccessFromEnvironment', () => {
+  it('takes the development principal locally, never on App Service, where Easy Auth alone vouches', () => {
+    expect(supportAccessFromEnvironment({ SUPPORT_DEV_PRINCIPAL: 'support@localhost' })).toEqual({ developmentPrincipal: 'support@localhost', appServiceAuthEnabled: false });
+    const azure = supportAccessFromEnvironment({ SUPPORT_DEV_PRINCIPAL: 'support@localhost', WEBSITE_INSTANCE_ID: 'a1b2c3', WEBSITE_AUTH_ENABLED: 'True' });
+    expect(azure).toEqual({ developmentPrincipal: undefined, appServiceAuthEnabled: true });
+    expect(authorizeSupport(undefined, azure.developmentPrincipal, azure.appServiceAuthEnabled)).toMatchObject({ ok: false, status: 401 });
   });
 });
 
