@@ -38,24 +38,31 @@ export function authorizeSupportRequest(request: HttpRequest, access: SupportAcc
 export const isResponse = (v: SupportPrincipal | HttpResponseInit): v is HttpResponseInit => 'status' in v;
 
 /**
- * Refuses a support action that a page on another site had the browser send. The sign-in rides on
+ * Refuses a support action that a page of another site had the browser send. The sign-in rides on
  * a cookie, so without this a page a support person merely opens could requeue or compensate
- * orders in their name: a form posts cross-site without asking, and `fetch` in `no-cors` mode
- * sends a `text/plain` body as well. A browser says where a request comes from in
- * `Sec-Fetch-Site`; one too old to say so cannot send `application/json` to another site without
- * a CORS preflight, which this app never grants. Clients that are not browsers send neither the
- * header nor a reason to refuse them, only the JSON content type.
+ * orders in their name: a form posts across sites without asking, and so does `fetch` in
+ * `no-cors` mode. Every current browser names where a request comes from in `Sec-Fetch-Site`; one
+ * too old to do so still sends `Origin` with a POST to another origin. Clients that are not
+ * browsers (automation, curl) send neither, and need no particular body or Content-Type.
  */
 export function refuseForeignAction(request: HttpRequest): HttpResponseInit | undefined {
   const site = request.headers.get('sec-fetch-site')?.trim().toLowerCase();
-  if (site && site !== 'same-origin' && site !== 'none') {
-    return problem(403, 'cross-site-request', 'Request from another site', `support actions are taken from the portal's own page, not from a ${site} page`);
+  const foreign = site ? (site === 'same-origin' || site === 'none' ? undefined : `a ${site} page`) : foreignOrigin(request);
+  if (!foreign) return undefined;
+  return problem(403, 'cross-site-request', 'Request from another site', `support actions are taken from the portal's own page, not from ${foreign}`);
+}
+
+/** What `Origin` names when it is not the request's own origin; undefined when it is, or when absent. */
+function foreignOrigin(request: HttpRequest): string | undefined {
+  const origin = request.headers.get('origin')?.trim();
+  if (!origin) return undefined;
+  let host: string | undefined;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    // `null` (a sandboxed or opaque page) and anything unreadable are another site.
   }
-  const type = request.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase();
-  if (type !== 'application/json') {
-    return problem(415, 'unsupported-media-type', 'Content-Type must be application/json', `a support action is sent as application/json, not ${type || 'without a Content-Type'}`);
-  }
-  return undefined;
+  return host !== undefined && host === new URL(request.url).host ? undefined : `a page of ${origin.slice(0, 100)}`;
 }
 
 function actionResponse(result: SupportActionResult, orderId: string): HttpResponseInit {
