@@ -96,6 +96,8 @@ export class ApiProblem extends Error {
     readonly fieldErrors: string[] = [],
     /** The order a failed request still recorded (a 503 after the order was written). */
     readonly orderId?: string,
+    /** Where the browser signs in, for a 401 the API can end by a sign-in. */
+    readonly signIn?: string,
   ) {
     super(detail || title);
     this.name = 'ApiProblem';
@@ -124,6 +126,13 @@ function flattenFieldErrors(errors: unknown): string[] {
   return [];
 }
 
+const SIGN_IN = /^\/\.auth\/login\/[a-z0-9]+$/;
+
+/** The sign-in link for a problem that names one, coming back to this page once signed in. */
+export function signInHref(problem: ApiProblem, page: Pick<Location, 'pathname' | 'hash'>): string | undefined {
+  return problem.signIn && `${problem.signIn}?post_login_redirect_uri=${encodeURIComponent(page.pathname + page.hash)}`;
+}
+
 async function problemFrom(response: Response): Promise<ApiProblem> {
   const text = await response.text().catch(() => '');
   let body: Record<string, unknown> | undefined;
@@ -140,7 +149,9 @@ async function problemFrom(response: Response): Promise<ApiProblem> {
         ? text.slice(0, 300)
         : `${response.status} ${title}`;
   const orderId = typeof body?.orderId === 'string' && body.orderId ? body.orderId : undefined;
-  return new ApiProblem(response.status, title, detail, flattenFieldErrors(body?.errors), orderId);
+  // Only App Service Authentication's own sign-in path is followed, never a URL an answer names.
+  const signIn = typeof body?.signIn === 'string' && SIGN_IN.test(body.signIn) ? body.signIn : undefined;
+  return new ApiProblem(response.status, title, detail, flattenFieldErrors(body?.errors), orderId, signIn);
 }
 
 function apiUrl(relative: string): string {

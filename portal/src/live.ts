@@ -2,7 +2,8 @@
  * Live updates: one polling loop (the API has no push channel), a polite screen-reader announcer
  * for changes, and the connection line in the header.
  */
-import { byId } from './dom';
+import { ApiProblem, signInHref } from './api';
+import { byId, fill, h } from './dom';
 import { formatTime } from './format';
 import { describeError } from './problem';
 
@@ -76,11 +77,14 @@ export class ConnectionLine {
       return;
     }
     const detail = describeError(error).detail;
-    this.line.textContent = 'Not updating';
+    const signIn = error instanceof ApiProblem ? signInHref(error, location) : undefined;
+    this.line.textContent = signIn ? 'Signed out' : 'Not updating';
     this.line.dataset.state = 'error';
     // Announce a failure once, not on every retry.
-    if (!this.failing || this.alert.textContent !== `Orders are not updating: ${detail}`) {
-      this.alert.textContent = `Orders are not updating: ${detail}`;
+    const text = `Orders are not updating: ${detail}`;
+    if (!this.failing || this.alert.textContent !== (signIn ? `${text}. Sign in` : text)) {
+      if (signIn) fill(this.alert, `${text}. `, h('a', { href: signIn }, 'Sign in'));
+      else this.alert.textContent = text;
     }
     this.failing = true;
   }

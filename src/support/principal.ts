@@ -42,8 +42,14 @@ const NAME_CLAIM_TYPES = [
 
 export type Authorization =
   | { ok: true; principal: SupportPrincipal }
-  /** 401: nobody is signed in (or the header is unreadable); 403: signed in without the role. */
-  | { ok: false; status: 401 | 403; detail: string };
+  /**
+   * 401: nobody is signed in (or the header is unreadable); 403: signed in without the role.
+   * `signIn`: where a browser signs in, when App Service Authentication is there to sign it in.
+   */
+  | { ok: false; status: 401 | 403; detail: string; signIn?: string };
+
+/** App Service Authentication's sign-in with the Entra ID provider, the one `infra/` configures. */
+export const SIGN_IN_PATH = '/.auth/login/aad';
 
 /** Reads an `x-ms-client-principal` header value; undefined when it is not a principal. */
 export function parseClientPrincipal(header: string): SupportPrincipal | undefined {
@@ -97,7 +103,7 @@ export function authorizeSupport(
   if (!appServiceAuthEnabled) {
     return { ok: false, status: 401, detail: 'support actions need App Service Authentication, which is not enabled for this app' };
   }
-  return { ok: false, status: 401, detail: 'sign in with an account that has the support role' };
+  return { ok: false, status: 401, detail: 'sign in with an account that has the support role', signIn: SIGN_IN_PATH };
 }
 
 /** What decides who may call the support routes, read once from the app's settings. */

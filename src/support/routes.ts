@@ -31,7 +31,7 @@ export function authorizeSupportRequest(request: HttpRequest, access: SupportAcc
   const auth = authorizeSupport(request.headers.get(CLIENT_PRINCIPAL_HEADER), access.developmentPrincipal, access.appServiceAuthEnabled);
   if (auth.ok) return auth.principal;
   return auth.status === 401
-    ? problem(401, 'unauthenticated', 'Sign-in required', auth.detail, {}, { 'WWW-Authenticate': 'Bearer' })
+    ? problem(401, 'unauthenticated', 'Sign-in required', auth.detail, auth.signIn ? { signIn: auth.signIn } : {}, { 'WWW-Authenticate': 'Bearer' })
     : problem(403, 'forbidden', 'Support role required', auth.detail);
 }
 

@@ -7,7 +7,9 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { chromium, type BrowserContext, type Page, type Route } from 'playwright-core';
+import { authorizeSupportRequest } from '../../src/support/routes';
 import { ServiceBusClient } from '@azure/service-bus';
 import { spawnService, type RunningService } from '../../local/service-process';
 import { serviceBusConnectionString } from '../../local/stack';
@@ -459,6 +461,30 @@ describe('support portal (reference demo, end to end)', () => {
       expect(refunded).not.toMatch(/^\D*0[.,]00\D*$/);
     });
   }, 150_000);
+
+  it('signed out where App Service Authentication is on, says so and links to the sign-in that comes back here', async () => {
+    await scenario('signed-out', async () => {
+      // The support routes' own answer to nobody signed in, where App Service Authentication is on.
+      const nobody = authorizeSupportRequest(new HttpRequest({ method: 'GET', url: `${api}/orders` }), { appServiceAuthEnabled: true }) as HttpResponseInit;
+      const signedOut = (route: Route) =>
+        route.fulfill({ status: nobody.status, contentType: 'application/problem+json', body: JSON.stringify(nobody.jsonBody) });
+      await page.route(/\/api\/orders\?/, signedOut);
+      await page.route(/\/api\/support\//, signedOut);
+      try {
+        await page.goto(`${api}/portal/#/orders/abc`);
+        await page.locator('#connection', { hasText: 'Signed out' }).waitFor({ timeout: 20_000 });
+        const link = page.locator('#connection-error a', { hasText: 'Sign in' });
+        expect(await link.getAttribute('href')).toBe(`/.auth/login/aad?post_login_redirect_uri=${encodeURIComponent('/api/portal/#/orders/abc')}`);
+        expect(await page.locator('#connection-error').innerText()).toContain('sign in with an account that has the support role');
+        await screenshots('9-signed-out');
+      } finally {
+        await page.unrouteAll();
+      }
+      await page.goto(`${api}/portal/`);
+      await page.locator('#connection', { hasText: 'Live' }).waitFor({ timeout: 30_000 });
+      expect(await page.locator('#connection-error a').count()).toBe(0);
+    });
+  }, 90_000);
 
   it('while Cosmos DB does not answer, says what could not be loaded instead of "Loading", and recovers by itself', async () => {
     await scenario('cosmos-outage', async () => {

@@ -8,7 +8,7 @@ import { recordDeadLetter } from '../../src/support/deadLetters';
 import { assertRefundsWork, type CompensationFaultStore } from '../../src/support/faults';
 import { sweepMonitors, type ActiveOrder } from '../../src/support/monitorSweep';
 import { authorizeSupport, encodeClientPrincipal, parseClientPrincipal, supportAccessFromEnvironment, type SupportPrincipal } from '../../src/support/principal';
-import { handleFaults, handleParkedDeadLetters, handleSupportAction, type SupportHttpEnvironment } from '../../src/support/routes';
+import { authorizeSupportRequest, handleFaults, handleParkedDeadLetters, handleSupportAction, type SupportHttpEnvironment } from '../../src/support/routes';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 const silent = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
@@ -50,6 +50,22 @@ describe('support principal', () => {
     ['a forged support header without App Service Authentication', encodeClientPrincipal('eve@example.com', ['support']), undefined, false, { ok: false, status: 401 }],
   ])('%s', (_name, header, dev, appServiceAuth, expected) => {
     expect(authorizeSupport(header, dev, appServiceAuth)).toMatchObject(expected);
+  });
+
+  it('tells a browser where to sign in only where App Service Authentication can sign it in', () => {
+    const request = new HttpRequest({ method: 'GET', url: 'http://x/api/support/faults' });
+    expect(authorizeSupportRequest(request, { appServiceAuthEnabled: true })).toMatchObject({
+      status: 401,
+      jsonBody: { type: '/problems/unauthenticated', signIn: '/.auth/login/aad' },
+    });
+    const off = authorizeSupportRequest(request, { appServiceAuthEnabled: false }) as { status: number; jsonBody: Record<string, unknown> };
+    expect(off.status).toBe(401);
+    expect(off.jsonBody).not.toHaveProperty('signIn');
+    // Signed in without the role: signing in again changes nothing.
+    const bob = new HttpRequest({ method: 'GET', url: 'http://x/api/support/faults', headers: { 'x-ms-client-principal': encodeClientPrincipal('bob@contoso.com', []) } });
+    const forbidden = authorizeSupportRequest(bob, { appServiceAuthEnabled: true }) as { status: number; jsonBody: Record<string, unknown> };
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.jsonBody).not.toHaveProperty('signIn');
   });
 
   it('acts as the development principal with the support role', () => {
