@@ -213,14 +213,27 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
  * An event that came while the monitor was busy has already completed that task, and the SDK's
  * Task.any never completes for a task that finished before it was built: such an event is taken
  * at once, without a timer, or the monitor would sleep through it until the timer fired.
+ * The SDK registers a task for an event each time it is yielded, so a task that joined several
+ * waits (the timer won the earlier ones) stays registered after it was taken, and the next event
+ * raised while the monitor is busy ends on it, overwriting its result, instead of waiting for the
+ * next task. Taken tasks are kept with the payload they were taken with: one whose result changed
+ * since received such an event, which is taken like any other.
  */
 class ChangeOrTimer {
   private changed: Task | undefined;
+  /** Event tasks taken in this execution, each with the payload it was taken with. */
+  private readonly taken: { task: Task; result: unknown }[] = [];
 
   constructor(private readonly context: OrchestrationContext) {}
 
   /** The event's payload (undefined when it had none) when woken by an event; false when the time came. */
   *wait(until: Date): Generator<Task, OrderChange | undefined | false, unknown> {
+    // Every OrderChanged carries a payload (a new object each), so a changed result is a new event.
+    const late = this.taken.find((t) => t.task.result !== t.result);
+    if (late) {
+      late.result = late.task.result;
+      return changeOf(late.result);
+    }
     this.changed ??= this.context.df.waitForExternalEvent(ORDER_CHANGED_EVENT);
     if (!this.changed.isCompleted) {
       const timer: TimerTask = this.context.df.createTimer(until);
@@ -228,10 +241,15 @@ class ChangeOrTimer {
       if (winner === timer) return false;
       timer.cancel();
     }
-    const change = this.changed.result as OrderChange | null | undefined;
+    const task = this.changed;
     this.changed = undefined;
-    return change && typeof change === 'object' ? change : undefined;
+    this.taken.push({ task, result: task.result });
+    return changeOf(task.result);
   }
+}
+
+function changeOf(payload: unknown): OrderChange | undefined {
+  return payload && typeof payload === 'object' ? (payload as OrderChange) : undefined;
 }
 
 df.app.orchestration(ORDER_MONITOR, orderMonitor);

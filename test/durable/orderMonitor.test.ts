@@ -43,12 +43,12 @@ beforeAll(async () => {
 });
 afterAll(() => hub.stop());
 
-async function waitForHistory(id: string, eventType: string): Promise<void> {
+async function waitForHistory(id: string, eventType: string, count = 1): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const status = await hub.client.getStatus(id, { showHistory: true });
     const history = (status.history ?? []) as Array<{ EventType: string }>;
-    if (history.some((e) => e.EventType === eventType)) return;
+    if (history.filter((e) => e.EventType === eventType).length >= count) return;
     if (Date.now() > deadline) throw new Error(`no ${eventType} in the history of ${id}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -94,4 +94,33 @@ it('shows a failure reason of any length in its custom status cut short, where A
     .filter((e) => e.EventType === 'TaskCompleted')
     .map((e) => e.FunctionName);
   expect(ran).toEqual([ACTIVITY.beginCompensation, ACTIVITY.readMonitorSnapshot, ACTIVITY.markOrderCompleted]);
+});
+
+it('an event raised while the monitor reads the order, after a wait its poll timer won, still wakes the next wait', async () => {
+  // Its event task stays open across a wait the timer wins and joins the next wait as well: an
+  // event later raised while the monitor is busy must not end on that task, already taken.
+  const id = 'order-busy-2';
+  const input: OrderMonitorInput = { orderId: id, correlationId: 'c-3', policy: DEFAULT_MONITOR_POLICY, snapshot: snapshotOf(id) };
+  await hub.client.startNew(ORDER_MONITOR, { instanceId: id, input });
+  await hub.idle();
+  // The poll timer wins the first wait; the monitor reads the order and waits again.
+  await hub.advance(DEFAULT_MONITOR_POLICY.pollMinMs);
+  expect(reads.filter((r) => r === id)).toHaveLength(1);
+
+  // A support request wakes that wait; the read that follows is held.
+  held.add(id);
+  const entered = new Promise<void>((resolve) => (readEntered = resolve));
+  await hub.client.raiseEvent(id, ORDER_CHANGED_EVENT, { source: 'support', action: 'requeue', by: 'ana' });
+  await entered;
+  // While it reads, the consumer that records the last `done` completes the order.
+  await hub.client.raiseEvent(id, ORDER_CHANGED_EVENT, { source: 'consumer', service: 'billing', status: 'done', state: 'completed' });
+  await waitForHistory(id, 'EventRaised', 2);
+  held.delete(id);
+  releaseRead?.();
+
+  // No time passes: the event wakes the wait that follows the read, not the next poll.
+  const status = await hub.status(id);
+  expect(status.runtimeStatus).toBe('Completed');
+  expect(status.output).toEqual({ orderId: id, outcome: 'completed' });
+  expect(reads.filter((r) => r === id)).toHaveLength(2);
 });
