@@ -129,8 +129,8 @@ function flattenFieldErrors(errors: unknown): string[] {
 const SIGN_IN = /^\/\.auth\/login\/[a-z0-9]+$/;
 
 /** The sign-in link for a problem that names one, coming back to this page once signed in. */
-export function signInHref(problem: ApiProblem, page: Pick<Location, 'pathname' | 'hash'>): string | undefined {
-  return problem.signIn && `${problem.signIn}?post_login_redirect_uri=${encodeURIComponent(page.pathname + page.hash)}`;
+export function signInHref(problem: ApiProblem, page: Pick<Location, 'pathname' | 'search' | 'hash'>): string | undefined {
+  return problem.signIn && `${problem.signIn}?post_login_redirect_uri=${encodeURIComponent(page.pathname + page.search + page.hash)}`;
 }
 
 async function problemFrom(response: Response): Promise<ApiProblem> {

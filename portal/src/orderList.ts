@@ -3,7 +3,7 @@
  * Rows are kept by order id and only their changed cells are rewritten, so a poll never moves
  * keyboard focus or the scroll position.
  */
-import { listOrders, OrderFilter, OrderView, SERVICE_NAMES } from './api';
+import { ApiProblem, listOrders, OrderFilter, OrderView, SERVICE_NAMES, signInHref } from './api';
 import { badge } from './badge';
 import { byId, fill, h } from './dom';
 import { capitalize, formatDateTime, formatWhen, shortId, statusLabel } from './format';
@@ -113,11 +113,24 @@ export class OrderList {
       }
     } catch (error) {
       // Rows already shown stay (the header says they are not updating); nothing shown yet is said so.
-      if (generation === this.generation && !this.shown) this.summary.textContent = 'The orders could not be loaded yet; trying again.';
+      if (generation === this.generation) {
+        if (error instanceof ApiProblem && (error.status === 401 || error.status === 403)) this.showSupportOnly(error);
+        else if (!this.shown) this.summary.textContent = 'The orders could not be loaded yet; trying again.';
+      }
       throw error;
     }
     if (generation !== this.generation) return;
     this.render(orders, hasMore);
+  }
+
+  /**
+   * The list is support's (every customer's orders): not signed in, or signed in without the role.
+   * Trying again does not change that, so say what does: the sign-in the API names, where there
+   * is one (App Service Authentication's), which brings the person back here.
+   */
+  private showSupportOnly(problem: ApiProblem): void {
+    const signIn = signInHref(problem, location);
+    fill(this.summary, `Orders are listed for support staff only: ${problem.detail}. `, signIn ? h('a', { href: signIn }, 'Sign in') : null);
   }
 
   private clear(): void {

@@ -476,6 +476,10 @@ describe('support portal (reference demo, end to end)', () => {
         const link = page.locator('#connection-error a', { hasText: 'Sign in' });
         expect(await link.getAttribute('href')).toBe(`/.auth/login/aad?post_login_redirect_uri=${encodeURIComponent('/api/portal/#/orders/abc')}`);
         expect(await page.locator('#connection-error').innerText()).toContain('sign in with an account that has the support role');
+        // Where the orders would be, the list says whose they are, with the same way in.
+        const listed = page.locator('#orders-summary', { hasText: 'Orders are listed for support staff only' });
+        await listed.waitFor();
+        expect(await listed.locator('a', { hasText: 'Sign in' }).getAttribute('href')).toBe(await link.getAttribute('href'));
         await screenshots('9-signed-out');
       } finally {
         await page.unrouteAll();
