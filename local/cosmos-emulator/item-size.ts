@@ -45,8 +45,9 @@ function exactBytes(value: unknown): number {
 
 /**
  * The size of a body as it came over the wire, or as JSON when it did not (an operation of a batch).
- * JSON.stringify never writes more than a client sent for the same value, but for an exponent it
- * spells out (`1e21` as `1e+21`).
+ * What the SDK sends is JSON.stringify's own output, which the stand-in's writes back at the same
+ * length. A client writing numbers in exponent form sends fewer bytes than are stored (`1e20` is
+ * stored as 21 digits), so its document can pass the limit by that much unnoticed.
  */
 export function bytesOfRequest(value: unknown): number {
   return (typeof value === 'object' && value !== null && requestBytes.get(value)) || exactBytes(value);
@@ -66,7 +67,8 @@ function boundOf(document: object): number {
 export function patchedBytes(previous: object, operations: unknown, patched: unknown): number | undefined {
   const bound = boundOf(previous) + bytesOfRequest(operations);
   if (bound <= MAX_ITEM_BYTES) return bound;
-  const bytes = exactBytes(patched) + SYSTEM_PROPERTY_BYTES;
+  // The patched document still holds the system properties of the one it replaces.
+  const bytes = exactBytes(patched);
   return bytes <= MAX_ITEM_BYTES ? bytes : undefined;
 }
 

@@ -62,6 +62,23 @@ describe('Cosmos DB stand-in: the 2 MB item limit', () => {
     expect(after.state).toBe('x');
   });
 
+  it('takes a patch that leaves a document just under 2 MB, system properties counted once', async () => {
+    const orders = container(CONTAINERS.orders);
+    // What the stored document holds besides the blob: its id, system properties and punctuation.
+    const probe = newId('edge');
+    await orders.items.create({ id: probe, blob: '' });
+    const { resource: stored } = await orders.item(probe, probe).read();
+    const id = newId('edge');
+    const overhead = Buffer.byteLength(JSON.stringify(stored)) - probe.length + id.length;
+    const blob = 'a'.repeat(MAX_ITEM_BYTES - 100 - overhead);
+    await orders.items.create({ id, blob });
+    // The patch carries a whole blob: only the document's exact size can tell it still fits.
+    await orders.item(id, id).patch([{ op: 'set', path: '/blob', value: 'b'.repeat(blob.length) }]);
+    const { resource } = await orders.item(id, id).read();
+    expect(resource.blob).toBe('b'.repeat(blob.length));
+    await expect(orders.item(id, id).patch([{ op: 'set', path: '/more', value: 'c'.repeat(200) }])).rejects.toMatchObject({ code: 413 });
+  });
+
   it('counts the document, not the patches: many small patches of one value leave it writable', async () => {
     const orders = container(CONTAINERS.orders);
     const id = newId('rewritten');
