@@ -8,16 +8,20 @@
  *
  * With `--fault cosmos` or `--fault servicebus` the same run stalls that emulator instead (SIGSTOP
  * for `--stall-seconds`, then SIGCONT: connections stay open and nothing answers, as in a network
- * black hole), the host keeps running, and the same checks apply.
+ * black hole), the host keeps running, and the same checks apply. With `--fault throttle` the
+ * Cosmos DB stand-in answers `--throttle-percent` of the requests on documents with 429
+ * TooManyRequests (`x-ms-retry-after-ms: --retry-after-ms`) for `--stall-seconds` at each fault
+ * moment, as Cosmos DB does when a container's RU/s are used up.
  *
  * Flags: --orders N (500)  --kills N (5)  --seed N (random)  --timeout SECONDS (600)
- *        --concurrency N (16)  --fault host|cosmos|servicebus (host)  --stall-seconds N (30)
- *        --echo (host output to stderr)
+ *        --concurrency N (16)  --fault host|cosmos|servicebus|throttle (host)  --stall-seconds N (30)
+ *        --throttle-percent N (40)  --retry-after-ms N (100)  --echo (host output to stderr)
  */
 import { ServiceBusClient } from '@azure/service-bus';
 import Long from 'long';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { standInThrottle } from '../local/cosmos-emulator/throttle-client';
 import { REPO_ROOT, startLocalStack, type LocalStack } from '../local/stack';
 import { CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED } from '../src/domain/orderCreatedEvent';
 import { durationMs, ORDERS_TOPIC, serviceBusTopology, SERVICES, SUBSCRIPTIONS, TARGET_PROPERTY, type ServiceName } from '../src/topology';
@@ -73,13 +77,20 @@ export function corruptCopyTarget(index: number): ServiceName | undefined {
 const UNREADABLE_EVENT = Buffer.from('{"specversion":"1.0","type":"OrderCreated","data":{"orderId":');
 
 /** What is done to the system at each of the run's fault moments. */
-export type ChaosFault = { kind: 'host' } | { kind: 'cosmos' | 'servicebus'; stallSeconds: number };
+export type ChaosFault =
+  | { kind: 'host' }
+  | { kind: 'cosmos' | 'servicebus'; stallSeconds: number }
+  /** Cosmos DB throttling: `percent` of the requests on documents answered 429 for `stallSeconds`. */
+  | { kind: 'throttle'; stallSeconds: number; percent: number; retryAfterMs: number };
 
 const STALLED = { cosmos: 'the Cosmos DB stand-in', servicebus: 'the Service Bus emulator' } as const;
 
 /** "5 host kills (SIGKILL)", "2 stalls of the Service Bus emulator (SIGSTOP, 30 s each)". */
 export function describeFaults(fault: ChaosFault | undefined, count: number): string {
   if (!fault || fault.kind === 'host') return `${count} host kill${count === 1 ? '' : 's'} (SIGKILL)`;
+  if (fault.kind === 'throttle') {
+    return `${count} stretch${count === 1 ? '' : 'es'} of Cosmos DB throttling (${fault.percent}% of document requests answered 429, retry after ${fault.retryAfterMs} ms, ${fault.stallSeconds} s each)`;
+  }
   return `${count} stall${count === 1 ? '' : 's'} of ${STALLED[fault.kind]} (SIGSTOP, ${fault.stallSeconds} s each)`;
 }
 
@@ -129,6 +140,8 @@ export interface ChaosResult {
   deadLetterQueueChecked?: boolean;
   /** Orders that were not terminal at the end, as last read (for the report). */
   unfinished: ObservedOrder[];
+  /** With `--fault throttle`: the requests the stand-in answered 429, and those it let through. */
+  throttle?: { throttled: number; passed: number };
 }
 
 /**
@@ -514,12 +527,13 @@ export function formatChaosReport(result: ChaosResult): string {
   const ok = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
   const byKind = (kind: string) => verdict.violations.filter((v) => v.kind === kind).length;
   const stalls = result.options.fault !== undefined && result.options.fault.kind !== 'host';
+  const throttling = result.options.fault?.kind === 'throttle';
   lines.push(`fault-injection run: seed ${result.options.seed}, ${result.options.orders} orders, ${describeFaults(result.options.fault, result.kills.length)}, ${result.elapsedSeconds.toFixed(0)} s`);
   lines.push(
     `  mix: ${result.plan.withBillingFailures} with billing failures, ${result.plan.withLowStockSku} want low-stock ${result.plan.lowStockSku}, ${result.plan.withHotSku} on hot ${result.plan.hotSku}`,
   );
   lines.push(
-    `  ${stalls ? 'stalls' : 'kills'} at ${result.kills.map((k) => `${(k.at / 1000).toFixed(1)} s (${k.whilePlacing ? `${k.acceptedSoFar} accepted` : 'all placed'}, ${stalls ? 'answering again after' : 'back in'} ${(k.restartMs / 1000).toFixed(1)} s)`).join(', ') || 'none'}`,
+    `  ${throttling ? 'throttling' : stalls ? 'stalls' : 'kills'} at ${result.kills.map((k) => `${(k.at / 1000).toFixed(1)} s (${k.whilePlacing ? `${k.acceptedSoFar} accepted` : 'all placed'}, ${throttling ? 'off after' : stalls ? 'answering again after' : 'back in'} ${(k.restartMs / 1000).toFixed(1)} s)`).join(', ') || 'none'}`,
   );
   lines.push('');
   lines.push(`  ${'check'.padEnd(34)} ${'value'.padStart(10)}  result`);
@@ -533,7 +547,8 @@ export function formatChaosReport(result: ChaosResult): string {
   if (result.corruptCopies !== undefined) row('unreadable copies on their orders', `${result.corruptCopies - byKind('dead-letter')}/${result.corruptCopies}`, ok(byKind('dead-letter') === 0));
   // Older results have no such check.
   if (result.deadLetterQueueChecked) row('dead-letter queues kept, cleared', byKind('dead-letter-queue'), ok(byKind('dead-letter-queue') === 0));
-  row(stalls ? 'stalls' : 'host kills', result.kills.length, ok(result.kills.length >= result.options.kills));
+  row(throttling ? 'throttled stretches' : stalls ? 'stalls' : 'host kills', result.kills.length, ok(result.kills.length >= result.options.kills));
+  if (result.throttle) row('Cosmos requests answered 429', `${result.throttle.throttled}/${result.throttle.throttled + result.throttle.passed}`);
   row('every order terminal (not stuck)', byKind('not-terminal'), ok(byKind('not-terminal') === 0));
   row('charges - refunds = total / 0', byKind('money'), ok(byKind('money') === 0));
   row('confirmations (1 / at most 1)', byKind('confirmation'), ok(byKind('confirmation') === 0));
@@ -566,7 +581,7 @@ function parseFlags(argv: string[]): ChaosOptions {
     if (name === 'echo') flags.set(name, 'true');
     else flags.set(name, inline ?? argv[++i] ?? '');
   }
-  const known = ['orders', 'kills', 'seed', 'timeout', 'concurrency', 'fault', 'stall-seconds', 'echo'];
+  const known = ['orders', 'kills', 'seed', 'timeout', 'concurrency', 'fault', 'stall-seconds', 'throttle-percent', 'retry-after-ms', 'echo'];
   for (const name of flags.keys()) if (!known.includes(name)) throw new Error(`unknown flag --${name} (known: ${known.map((k) => `--${k}`).join(' ')})`);
   const number = (name: string, fallback: number, min: number): number => {
     const raw = flags.get(name);
@@ -576,11 +591,19 @@ function parseFlags(argv: string[]): ChaosOptions {
     return n;
   };
   const faultKind = flags.get('fault') ?? 'host';
-  if (faultKind !== 'host' && faultKind !== 'cosmos' && faultKind !== 'servicebus') {
-    throw new Error(`--fault must be host, cosmos or servicebus, got "${faultKind}"`);
+  if (faultKind !== 'host' && faultKind !== 'cosmos' && faultKind !== 'servicebus' && faultKind !== 'throttle') {
+    throw new Error(`--fault must be host, cosmos, servicebus or throttle, got "${faultKind}"`);
   }
-  if (faultKind === 'host' && flags.has('stall-seconds')) throw new Error('--stall-seconds goes with --fault cosmos or --fault servicebus');
-  const fault: ChaosFault = faultKind === 'host' ? { kind: 'host' } : { kind: faultKind, stallSeconds: number('stall-seconds', 30, 1) };
+  if (faultKind === 'host' && flags.has('stall-seconds')) throw new Error('--stall-seconds goes with --fault cosmos, servicebus or throttle');
+  for (const name of ['throttle-percent', 'retry-after-ms']) if (faultKind !== 'throttle' && flags.has(name)) throw new Error(`--${name} goes with --fault throttle`);
+  const percent = number('throttle-percent', 40, 1);
+  if (percent > 100) throw new Error(`--throttle-percent must be at most 100, got ${percent}`);
+  const fault: ChaosFault =
+    faultKind === 'host'
+      ? { kind: 'host' }
+      : faultKind === 'throttle'
+        ? { kind: 'throttle', stallSeconds: number('stall-seconds', 30, 1), percent, retryAfterMs: number('retry-after-ms', 100, 0) }
+        : { kind: faultKind, stallSeconds: number('stall-seconds', 30, 1) };
   return {
     orders: number('orders', 500, 1),
     kills: number('kills', 5, 0),
@@ -614,6 +637,23 @@ function stallingTarget(stack: LocalStack, fault: { kind: 'cosmos' | 'servicebus
   };
 }
 
+/** The stack as a chaos target whose faults throttle the Cosmos DB stand-in for a while; nothing is stopped. */
+function throttlingTarget(stack: LocalStack, fault: Extract<ChaosFault, { kind: 'throttle' }>): ChaosTarget & { release(): void } {
+  const set = (share: number) => standInThrottle(stack.cosmos, { share, retryAfterMs: fault.retryAfterMs });
+  return {
+    baseUrl: stack.baseUrl,
+    serviceBusConnectionString: stack.serviceBusConnectionString,
+    killHost: async () => {
+      await set(fault.percent / 100);
+    },
+    startHost: async () => {
+      await sleep(fault.stallSeconds * 1000);
+      await set(0);
+    },
+    release: () => void set(0).catch(() => undefined),
+  };
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const options = parseFlags(argv);
@@ -621,10 +661,19 @@ async function main(): Promise<void> {
   const progress = new Progress();
   progress.done(`chaos: starting the emulators and the Functions host (seed ${options.seed}; ${describeFaults(options.fault, options.kills)})`);
   const stack = await startLocalStack({ hostEnv: FAST_MONITOR_SETTINGS, echoHost });
-  const target = options.fault?.kind === 'cosmos' || options.fault?.kind === 'servicebus' ? stallingTarget(stack, options.fault) : { ...stack, release: () => undefined };
+  const target =
+    options.fault?.kind === 'cosmos' || options.fault?.kind === 'servicebus'
+      ? stallingTarget(stack, options.fault)
+      : options.fault?.kind === 'throttle'
+        ? throttlingTarget(stack, options.fault)
+        : { ...stack, release: () => undefined };
   let result: ChaosResult;
   try {
     result = await runChaos(target, { ...options, progress });
+    if (options.fault?.kind === 'throttle') {
+      const { throttled, passed } = await standInThrottle(stack.cosmos);
+      result.throttle = { throttled, passed };
+    }
   } catch (err) {
     target.release();
     await stack.stop();

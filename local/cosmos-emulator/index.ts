@@ -14,11 +14,13 @@ import type { AddressInfo, Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { cosmosTopology, type CosmosTopology } from '../../src/topology';
 import { COSMOS_EMULATOR_KEY, DEFAULT_COSMOS_PORT } from './account';
+export { setThrottle, throttleState, THROTTLE_CONTROL_PATH, type ThrottleSettings, type ThrottleState } from './throttle';
 import { ensureCertificate } from './certificate';
 import { installConditionalPatch } from './conditional-patch';
 import { installContinuationCheck } from './continuation';
 import { installItemSizeLimit } from './item-size';
 import { installQueryEngine } from './query-engine';
+import { installThrottle } from './throttle';
 
 export {
   COSMOS_CA_LINE_PREFIX,
@@ -67,6 +69,7 @@ export async function startCosmosEmulator(options: CosmosEmulatorOptions = {}): 
   installConditionalPatch();
   installContinuationCheck();
   installItemSizeLimit();
+  installThrottle();
   const certificate = await ensureCertificate(certDir);
   const server = createHttpsServer({
     cert: certificate.cert,
