@@ -82,6 +82,13 @@ export interface AppConfig {
  * clients wait for an answer; a healthy publish takes milliseconds.
  */
 export const DEFAULT_INTAKE_WAIT_MS = 5_000;
+/**
+ * How long `POST /api/orders` waits for Cosmos DB in all (catalog prices, the Idempotency-Key, the
+ * order) before answering 503: the client's request timeout (10 s) bounds one call that gets no
+ * answer, but a throttled call (429) is retried by the SDK for up to 20 s, and the intake makes
+ * several one after another.
+ */
+export const DEFAULT_INTAKE_STORE_WAIT_MS = 10_000;
 
 /** Small by default so tests and benchmarks measure the system, not the sleep. */
 const DEFAULT_LATENCY: LatencySettings = { inventory: 5, billing: 10, notification: 5 };

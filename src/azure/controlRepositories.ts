@@ -4,7 +4,7 @@
  */
 import type { Container } from '@azure/cosmos';
 import { createHash } from 'node:crypto';
-import type { ControlStore, FaultSwitches, IdempotencyRecord, IdempotencyStore } from '../services/ports';
+import type { CallOptions, ControlStore, FaultSwitches, IdempotencyRecord, IdempotencyStore } from '../services/ports';
 import { container } from './clients';
 import { isConflict, isNotFound, stripSystemProperties } from './cosmosErrors';
 
@@ -20,23 +20,23 @@ export function idempotencyDocumentId(key: string): string {
 export class CosmosIdempotencyRepository implements IdempotencyStore {
   constructor(private readonly keys: Container = container('idempotency')) {}
 
-  async claim(record: IdempotencyRecord): Promise<{ created: boolean; record: IdempotencyRecord }> {
+  async claim(record: IdempotencyRecord, options: CallOptions = {}): Promise<{ created: boolean; record: IdempotencyRecord }> {
     const id = idempotencyDocumentId(record.key);
     try {
-      await this.keys.items.create<IdempotencyDocument>({ id, ...record });
+      await this.keys.items.create<IdempotencyDocument>({ id, ...record }, { abortSignal: options.signal });
       return { created: true, record };
     } catch (err) {
       if (!isConflict(err)) throw err;
-      const stored = await this.find(record.key);
+      const stored = await this.find(record.key, options);
       if (!stored) throw err;
       return { created: false, record: stored };
     }
   }
 
-  async find(key: string): Promise<IdempotencyRecord | undefined> {
+  async find(key: string, options: CallOptions = {}): Promise<IdempotencyRecord | undefined> {
     const id = idempotencyDocumentId(key);
     try {
-      const { resource } = await this.keys.item(id, id).read<IdempotencyDocument>();
+      const { resource } = await this.keys.item(id, id).read<IdempotencyDocument>({ abortSignal: options.signal });
       if (!resource) return undefined;
       const { id: _id, ...stored } = stripSystemProperties(resource);
       void _id;

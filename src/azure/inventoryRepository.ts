@@ -7,16 +7,16 @@
  */
 import type { Container, PatchOperation } from '@azure/cosmos';
 import { readHold, type CatalogItem, type StockHold } from '../domain/catalog';
-import type { InventoryStore, ReserveResult } from '../services/ports';
+import type { CallOptions, InventoryStore, ReserveResult } from '../services/ports';
 import { container } from './clients';
 import { conditionLiteral, isConflict, isNotFound, isPreconditionFailed, stripSystemProperties } from './cosmosErrors';
 
 export class CosmosInventoryRepository implements InventoryStore {
   constructor(private readonly inventory: Container = container('inventory')) {}
 
-  async get(sku: string): Promise<CatalogItem | undefined> {
+  async get(sku: string, options: CallOptions = {}): Promise<CatalogItem | undefined> {
     try {
-      const { resource } = await this.inventory.item(sku, sku).read<CatalogItem>();
+      const { resource } = await this.inventory.item(sku, sku).read<CatalogItem>({ abortSignal: options.signal });
       return resource ? stripSystemProperties(resource) : undefined;
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -84,9 +84,9 @@ export class CosmosInventoryRepository implements InventoryStore {
     }
   }
 
-  async ensure(item: CatalogItem): Promise<boolean> {
+  async ensure(item: CatalogItem, options: CallOptions = {}): Promise<boolean> {
     try {
-      await this.inventory.items.create(item);
+      await this.inventory.items.create(item, { abortSignal: options.signal });
       return true;
     } catch (err) {
       if (isConflict(err)) return false;

@@ -6,7 +6,7 @@
 import type { Container, PatchOperation } from '@azure/cosmos';
 import type { NotificationKind, OrderDocument, TimelineEntry } from '../domain/order';
 import { ACTIVE_STATES, ALL_DONE, statusReasonAfter } from '../domain/orderState';
-import type { OrderFilter, OrderPage, OrderStore, StateTransition, StatusTransition } from '../services/ports';
+import type { CallOptions, OrderFilter, OrderPage, OrderStore, StateTransition, StatusTransition } from '../services/ports';
 import { SERVICES, type ServiceName } from '../topology';
 import { container } from './clients';
 import { conditionLiteral, fetchPage, isConflict, isNotFound, isPreconditionFailed, stripSystemProperties } from './cosmosErrors';
@@ -51,21 +51,21 @@ function noticeOps(kind: NotificationKind, at: string): PatchOperation[] {
 export class CosmosOrderRepository implements OrderStore {
   constructor(private readonly orders: Container = container('orders')) {}
 
-  async create(order: OrderDocument): Promise<{ created: boolean; order: OrderDocument }> {
+  async create(order: OrderDocument, options: CallOptions = {}): Promise<{ created: boolean; order: OrderDocument }> {
     try {
-      const { resource } = await this.orders.items.create<OrderDocument>(order);
+      const { resource } = await this.orders.items.create<OrderDocument>(order, { abortSignal: options.signal });
       return { created: true, order: stripSystemProperties(resource ?? order) };
     } catch (err) {
       if (!isConflict(err)) throw err;
-      const existing = await this.get(order.id);
+      const existing = await this.get(order.id, options);
       if (!existing) throw err;
       return { created: false, order: existing };
     }
   }
 
-  async get(id: string): Promise<OrderDocument | undefined> {
+  async get(id: string, options: CallOptions = {}): Promise<OrderDocument | undefined> {
     try {
-      const { resource } = await this.orders.item(id, id).read<OrderDocument>();
+      const { resource } = await this.orders.item(id, id).read<OrderDocument>({ abortSignal: options.signal });
       return resource ? stripSystemProperties(resource) : undefined;
     } catch (err) {
       if (isNotFound(err)) return undefined;

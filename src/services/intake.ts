@@ -3,7 +3,8 @@
  * OrderCreated, start the order's monitor. Outbox rule: the order is written before publishing
  * and marked `published` only after; when publishing or starting the monitor fails (or overruns
  * `intakeWaitMs`) the caller gets an OrderRecordedError naming the order, and a retry with the
- * same key finds the order and completes both.
+ * same key finds the order and completes both. The Cosmos DB steps before that have
+ * `intakeStoreWaitMs` in all: past it the caller gets a TransientError (503) and no later step runs.
  */
 import { randomUUID } from 'node:crypto';
 import { monitorSnapshotOf } from '../domain/monitorPolicy';
@@ -11,13 +12,13 @@ import type { OrderDocument } from '../domain/order';
 import { orderRequestFingerprint, type OrderRequest } from '../domain/orderRequest';
 import { newOrder } from '../domain/orderState';
 import { mergeLines, priceLines } from '../domain/pricing';
-import { DEFAULT_INTAKE_WAIT_MS } from '../config';
+import { DEFAULT_INTAKE_STORE_WAIT_MS, DEFAULT_INTAKE_WAIT_MS } from '../config';
 import { withinDeadline } from '../deadline';
 import { BusinessRuleError, ConflictError, ensureError, type FieldProblem, OrderRecordedError, TransientError } from '../errors';
 import type { Logger } from '../log';
 import { ensureCatalogSeeded } from './catalogSeed';
 import type { OrderSagaDependencies } from './dependencies';
-import type { MonitorClient } from './ports';
+import type { CallOptions, MonitorClient } from './ports';
 import { publishOrderCreated } from './publishing';
 
 export interface AcceptOrderOptions {
@@ -37,7 +38,7 @@ const PRICE_TTL_MS = 30_000;
 const priceCache = new WeakMap<OrderSagaDependencies, Map<string, { price: number; until: number }>>();
 
 /** Unit prices for the given SKUs; unknown SKUs are reported against every item that names them. */
-export async function catalogPrices(request: OrderRequest, deps: OrderSagaDependencies, log?: Logger): Promise<Map<string, number>> {
+export async function catalogPrices(request: OrderRequest, deps: OrderSagaDependencies, log?: Logger, options: CallOptions = {}): Promise<Map<string, number>> {
   await ensureCatalogSeeded(deps, log);
   let cache = priceCache.get(deps);
   if (!cache) priceCache.set(deps, (cache = new Map()));
@@ -51,7 +52,7 @@ export async function catalogPrices(request: OrderRequest, deps: OrderSagaDepend
         prices.set(sku, cached.price);
         return;
       }
-      const item = await deps.inventory.get(sku);
+      const item = await deps.inventory.get(sku, options);
       if (item) {
         prices.set(sku, item.price);
         cache.set(sku, { price: item.price, until: now + PRICE_TTL_MS });
@@ -72,7 +73,52 @@ export async function acceptOrder(
   deps: OrderSagaDependencies,
   log: Logger,
 ): Promise<AcceptedOrder> {
-  const prices = await catalogPrices(request, deps, log);
+  const { order, created, replayed } = await withinStoreWait(deps.settings.intakeStoreWaitMs ?? DEFAULT_INTAKE_STORE_WAIT_MS, log, (signal) =>
+    recordOrder(request, options, deps, log, signal),
+  );
+  const orderLog = log.with({ orderId: order.id, correlationId: order.correlationId });
+  if (created) orderLog.info('order-accepted', { total: order.total, items: order.items.length });
+
+  await completeIntake(order, !created, monitor, deps, orderLog);
+  return { orderId: order.id, correlationId: order.correlationId, replayed: replayed || !created };
+}
+
+/**
+ * The intake's Cosmos DB steps, within `ms` in all. Cosmos DB that throttles (429) is answered,
+ * and the SDK waits out each 429 and tries again, up to 20 s per call: the request timeout alone
+ * does not bound the intake. Past `ms` the caller gets a TransientError (503, no order named), the
+ * call under way is told to stop retrying, and no later step runs, so nothing is written for a
+ * request that was answered as not placed (but a write already on the wire, as with a timeout).
+ */
+async function withinStoreWait<T>(ms: number, log: Logger, steps: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  return withinDeadline(
+    steps(stop.signal),
+    ms,
+    () => {
+      stop.abort();
+      return new TransientError(`Cosmos DB did not answer within ${ms} ms`);
+    },
+    (outcome) =>
+      outcome.ok ? log.warn('intake-store-finished-late', { afterMs: ms }) : log.info('intake-store-stopped', { afterMs: ms, error: outcome.error.message }),
+  );
+}
+
+/** Throws once the intake has stopped waiting for Cosmos DB: a step after that must not start. */
+function stillWaited(signal: AbortSignal): void {
+  if (signal.aborted) throw new TransientError('the intake stopped waiting for Cosmos DB');
+}
+
+/** Prices the order, claims its Idempotency-Key and writes it (or finds the order the key names). */
+async function recordOrder(
+  request: OrderRequest,
+  options: AcceptOrderOptions,
+  deps: OrderSagaDependencies,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<{ order: OrderDocument; created: boolean; replayed: boolean }> {
+  const prices = await catalogPrices(request, deps, log, { signal });
+  stillWaited(signal);
   const { items, total } = priceLines(mergeLines(request.items), prices);
 
   let ids: { orderId: string; eventId: string; correlationId: string } = {
@@ -83,13 +129,17 @@ export async function acceptOrder(
   let replayed = false;
   if (options.idempotencyKey !== undefined) {
     const fingerprint = orderRequestFingerprint(request);
-    const { created, record } = await deps.idempotency.claim({
-      key: options.idempotencyKey,
-      ...ids,
-      fingerprint,
-      strictBody: true,
-      createdAt: deps.now(),
-    });
+    const { created, record } = await deps.idempotency.claim(
+      {
+        key: options.idempotencyKey,
+        ...ids,
+        fingerprint,
+        strictBody: true,
+        createdAt: deps.now(),
+      },
+      { signal },
+    );
+    stillWaited(signal);
     if (!created) {
       if (record.fingerprint !== fingerprint) {
         throw new ConflictError('this Idempotency-Key was already used with a different request body');
@@ -98,8 +148,6 @@ export async function acceptOrder(
       replayed = true;
     }
   }
-  const orderLog = log.with({ orderId: ids.orderId, correlationId: ids.correlationId });
-
   const { created, order } = await deps.orders.create(
     newOrder({
       id: ids.orderId,
@@ -112,11 +160,10 @@ export async function acceptOrder(
       ...(request.simulate ? { simulate: request.simulate } : {}),
       ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
     }),
+    { signal },
   );
-  if (created) orderLog.info('order-accepted', { total, items: items.length });
-
-  await completeIntake(order, !created, monitor, deps, orderLog);
-  return { orderId: order.id, correlationId: order.correlationId, replayed: replayed || !created };
+  // Written, even if just past the wait: its monitor (started by the sweeper, if not here) sees it through.
+  return { order, created, replayed };
 }
 
 /**

@@ -61,10 +61,19 @@ export interface OrderPage {
   continuationToken?: string;
 }
 
+/**
+ * For a call whose caller waits a bounded time (the intake): once `signal` fires the caller has
+ * answered without it, and the call stops retrying (Cosmos DB's SDK waits out throttling, 429,
+ * for up to 20 s per call) rather than land a write nobody waits for.
+ */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
 export interface OrderStore {
   /** Create-if-absent: `created` is false when an order with this id already exists (it is returned). */
-  create(order: OrderDocument): Promise<{ created: boolean; order: OrderDocument }>;
-  get(id: string): Promise<OrderDocument | undefined>;
+  create(order: OrderDocument, options?: CallOptions): Promise<{ created: boolean; order: OrderDocument }>;
+  get(id: string, options?: CallOptions): Promise<OrderDocument | undefined>;
   /** Conditional patch of `/status/<service>`; undefined when the condition did not hold (no-op). */
   transitionStatus(id: string, change: StatusTransition): Promise<OrderDocument | undefined>;
   /** Conditional patch of `/state`; undefined when the condition did not hold (no-op). */
@@ -112,7 +121,7 @@ export interface DeadLetterArchive {
 export type ReserveResult = 'reserved' | 'alreadyReserved' | 'insufficient' | 'unknownSku';
 
 export interface InventoryStore {
-  get(sku: string): Promise<CatalogItem | undefined>;
+  get(sku: string, options?: CallOptions): Promise<CatalogItem | undefined>;
   list(): Promise<CatalogItem[]>;
   /**
    * Moves `quantity` from available to reserved for this order, at most once per (sku, order); the
@@ -133,7 +142,7 @@ export interface InventoryStore {
    */
   settle(sku: string, orderId: string, delivery?: string): Promise<boolean>;
   /** Create-if-absent (seeding); false when the SKU already existed. */
-  ensure(item: CatalogItem): Promise<boolean>;
+  ensure(item: CatalogItem, options?: CallOptions): Promise<boolean>;
 }
 
 export interface LedgerEntry {
@@ -190,9 +199,9 @@ export interface IdempotencyRecord {
 
 export interface IdempotencyStore {
   /** Create-if-absent; returns the first record stored under this key. */
-  claim(record: IdempotencyRecord): Promise<{ created: boolean; record: IdempotencyRecord }>;
+  claim(record: IdempotencyRecord, options?: CallOptions): Promise<{ created: boolean; record: IdempotencyRecord }>;
   /** The record stored under this key, if any; claims nothing. */
-  find(key: string): Promise<IdempotencyRecord | undefined>;
+  find(key: string, options?: CallOptions): Promise<IdempotencyRecord | undefined>;
 }
 
 export interface FaultSwitches {

@@ -320,6 +320,43 @@ describe('POST /api/orders', () => {
     expect(json(failed).statusUrl).toBe(`/api/orders/${stored!.id}`);
   });
 
+  it('answers 503 within the intake\'s Cosmos DB wait while Cosmos DB throttles, stops the call retrying, and places nothing after the answer', async () => {
+    deps.settings.intakeStoreWaitMs = 100;
+    // Cosmos DB answering 429: the SDK waits out the retry-after and tries again, up to 20 s per
+    // call (src/azure/clients.ts), and the intake makes several calls one after another.
+    let throttledUntil!: () => void;
+    const throttled = new Promise<void>((resolve) => (throttledUntil = resolve));
+    const signals: (AbortSignal | undefined)[] = [];
+    const claim = deps.idempotency.claim.bind(deps.idempotency);
+    deps.idempotency.claim = async (record, options) => {
+      signals.push(options?.signal);
+      await throttled;
+      return claim(record);
+    };
+    setTimeout(throttledUntil, 1_500);
+    const started = performance.now();
+    const res = await create(order, { 'Idempotency-Key': 'k-throttled' });
+    const waited = performance.now() - started;
+    expect(res.status).toBe(503);
+    expect(waited).toBeLessThan(1_000);
+    expect(json(res).detail).toBe('Cosmos DB did not answer within 100 ms');
+    expect(json(res).orderId).toBeUndefined();
+    // The call was told the caller stopped waiting (the SDK then stops retrying).
+    expect(signals[0]?.aborted).toBe(true);
+
+    // The claim lands late: nothing follows it, since the client was told nothing was placed.
+    await throttled;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(deps.orders.docs.size).toBe(0);
+    expect(deps.publisher.sent).toHaveLength(0);
+
+    // The client's retry with its key places the order, once.
+    deps.idempotency.claim = claim;
+    const retried = await create(order, { 'Idempotency-Key': 'k-throttled' });
+    expect(retried.status).toBe(202);
+    expect(deps.orders.docs.size).toBe(1);
+  });
+
   it('answers 503 (not 500) when the database is down', async () => {
     deps.orders.failWith = new Error('ECONNREFUSED 127.0.0.1:8081');
     const res = await create(order);
