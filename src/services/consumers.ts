@@ -169,6 +169,9 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     // already dealt with (that hold goes back), or after completing the order but before settling
     // its stock (whichever service completed it: the holds are settled).
     else if (service === 'inventory' || order.state === 'completed') await reconcileHolds(order, deps);
+    // A notification delivery that compensation overtook sent its confirmation, and then could not
+    // record it on the order (Cosmos DB throttling, 429, or the host died): its redelivery does.
+    if (service === 'notification' && !order.notified.confirmation) await recordSentConfirmation(orderId, deps);
     await deps.orders
       .appendTimeline(orderId, {
         at: now,
@@ -272,6 +275,12 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     });
   }
   return result.status;
+}
+
+/** Puts a confirmation that went out (the sender's record says so) on the order, once. */
+async function recordSentConfirmation(orderId: string, deps: OrderSagaDependencies): Promise<void> {
+  const sent = (await deps.notifications.list(orderId)).find((n) => n.kind === 'confirmation');
+  if (sent) await deps.orders.recordNotification(orderId, 'confirmation', sent.at);
 }
 
 /**

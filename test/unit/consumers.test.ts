@@ -152,6 +152,27 @@ describe('consumeOrderCreated', () => {
     expect((await deps.orders.get(order.id))!.notifications).toHaveLength(2);
   });
 
+  it('records a confirmation sent by an overtaken delivery whose record of it failed (Cosmos DB throttling), on the redelivery', async () => {
+    const order = await placeOrder([mouse]);
+    deps.sleep = async () => {
+      await sendCancellation(order, deps);
+    };
+    const recordNotification = deps.orders.recordNotification.bind(deps.orders);
+    deps.orders.recordNotification = async (id, kind, at) => {
+      if (kind === 'confirmation') throw Object.assign(new Error('Request rate is large'), { code: 429 });
+      return recordNotification(id, kind, at);
+    };
+    await expect(deliver('notification', order)).rejects.toThrow('Request rate is large');
+    deps.orders.recordNotification = recordNotification;
+    deps.sleep = async () => undefined;
+    // Service Bus delivers it again: the status moved on, but the confirmation went out.
+    expect(await deliver('notification', order, 2)).toBe('duplicate');
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.notifications.map((n) => n.kind).sort()).toEqual(['cancellation', 'confirmation']);
+    expect(await deliver('notification', order, 3)).toBe('duplicate');
+    expect((await deps.orders.get(order.id))!.notifications).toHaveLength(2);
+  });
+
   it('treats a redelivery after success as a no-op: one charge, one confirmation, one reservation', async () => {
     const order = await placeOrder([mouse]);
     for (const service of ['inventory', 'billing', 'notification'] as const) {
