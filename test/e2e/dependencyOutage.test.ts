@@ -1,8 +1,10 @@
 /**
  * Cosmos DB or Service Bus that stops answering (the emulator's process stopped with SIGSTOP:
- * connections stay open, nothing comes back, as in a network black hole): the API answers 503 in
- * bounded time instead of hanging, and serves again once the dependency answers.
+ * connections stay open, nothing comes back, as in a network black hole), or Cosmos DB that
+ * throttles (429): the API answers 503 in bounded time instead of hanging, and serves again once
+ * the dependency answers.
  */
+import { standInThrottle } from '../../local/cosmos-emulator/throttle-client';
 import { startLocalStack, type LocalStack } from '../../local/stack';
 import { whileStopped } from '../support/processes';
 import { waitForOrder } from './system';
@@ -55,6 +57,33 @@ it('answers 503 within the request timeout while Cosmos DB does not answer, and 
   const again = await timed('POST', '/api/orders', order);
   expect(again.body.orderId).toBe(retried.body.orderId);
   expect((await timed('GET', `/api/orders/${retried.body.orderId}`)).status).toBe(200);
+}, 120_000);
+
+it('answers an order 503 within the request timeout while Cosmos DB throttles every request, places nothing, and places it once on the retry', async () => {
+  const order = { customerId: 'c-throttled', items: [{ sku: 'MOUSE-01', quantity: 1 }] };
+  // Warm, and the catalog's prices cached: the intake's calls are the key's claim and the order's write.
+  expect((await timed('POST', '/api/orders', order, 'throttle-warm')).status).toBe(202);
+
+  // Each 429 says to wait 9 s: the SDK waits them out while it has waited less than 20 s (27 s
+  // per call) before it gives up.
+  await standInThrottle(stack.cosmos, { share: 1, retryAfterMs: 9_000 });
+  let placed: Awaited<ReturnType<typeof timed>>;
+  try {
+    placed = await timed('POST', '/api/orders', order, 'throttled-1');
+  } finally {
+    await standInThrottle(stack.cosmos, { share: 0 });
+  }
+  expect(placed).toMatchObject({ status: 503, body: { status: 503, type: '/problems/service-unavailable' } });
+  expect(placed.ms).toBeLessThan(ANSWER_WITHIN_MS);
+  expect(placed.body.orderId).toBeUndefined();
+
+  // The retry with the key places it once.
+  const retried = await timed('POST', '/api/orders', order, 'throttled-1');
+  expect(retried.status).toBe(202);
+  const again = await timed('POST', '/api/orders', order, 'throttled-1');
+  expect(again.body.orderId).toBe(retried.body.orderId);
+  const seen = await waitForOrder(stack.baseUrl, retried.body.orderId, (o) => o.state === 'completed', 30_000, 250);
+  expect(seen).toMatchObject({ state: 'completed' });
 }, 120_000);
 
 it('answers 503 naming the recorded order once Service Bus has not answered for the intake wait, and the order completes once it does', async () => {
