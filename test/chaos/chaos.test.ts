@@ -210,6 +210,9 @@ describe('the faults a run injects', () => {
     expect(describeFaults({ kind: 'host' }, 1)).toBe('1 host kill (SIGKILL)');
     expect(describeFaults({ kind: 'servicebus', stallSeconds: 30 }, 2)).toBe('2 stalls of the Service Bus emulator (SIGSTOP, 30 s each)');
     expect(describeFaults({ kind: 'cosmos', stallSeconds: 40 }, 1)).toBe('1 stall of the Cosmos DB stand-in (SIGSTOP, 40 s each)');
+    expect(describeFaults({ kind: 'throttle', stallSeconds: 30, percent: 40, retryAfterMs: 100 }, 2)).toBe(
+      '2 stretches of Cosmos DB throttling (40% of document requests answered 429, retry after 100 ms, 30 s each)',
+    );
   });
 });
 
