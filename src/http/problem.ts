@@ -4,7 +4,7 @@
  * retry. Nothing a client sends can produce another 5xx.
  */
 import type { HttpResponseInit } from '@azure/functions';
-import { ensureError, type FieldProblem, OrderSagaError } from '../errors';
+import { ensureError, type FieldProblem, OrderSagaError, statusCodeOf } from '../errors';
 import type { Logger } from '../log';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -64,9 +64,26 @@ export function problemFromError(err: unknown, log: Logger, retryHint?: string):
   // Everything else is ours or a dependency's: the caller can only retry later.
   const error = ensureError(err);
   log.error('request-failed', error);
+  const throttled = throttledFor(err);
   const detail =
     err instanceof OrderSagaError && err.kind === 'transient'
       ? error.message
-      : `a service this API depends on is unavailable; retry later${retryHint ? ` ${retryHint}` : ''}`;
-  return problem(503, 'service-unavailable', 'Service temporarily unavailable', detail, {}, { 'Retry-After': '2' });
+      : throttled !== undefined
+        ? `Cosmos DB is throttling this app's requests; retry in ${throttled} s${retryHint ? ` ${retryHint}` : ''}`
+        : `a service this API depends on is unavailable; retry later${retryHint ? ` ${retryHint}` : ''}`;
+  return problem(503, 'service-unavailable', 'Service temporarily unavailable', detail, {}, { 'Retry-After': String(throttled ?? DEFAULT_RETRY_AFTER_S) });
+}
+
+const DEFAULT_RETRY_AFTER_S = 2;
+const MAX_RETRY_AFTER_S = 60;
+
+/**
+ * For a throttled Cosmos DB call (429, which the SDK gave up retrying): the seconds its last answer
+ * asked to wait (`x-ms-retry-after-ms`), whole and at least 1, so a client does not come back sooner.
+ */
+function throttledFor(err: unknown): number | undefined {
+  if (statusCodeOf(err) !== 429) return undefined;
+  const ms = (err as { retryAfterInMs?: unknown }).retryAfterInMs;
+  const seconds = typeof ms === 'number' && Number.isFinite(ms) ? Math.ceil(ms / 1000) : DEFAULT_RETRY_AFTER_S;
+  return Math.min(Math.max(seconds, 1), MAX_RETRY_AFTER_S);
 }

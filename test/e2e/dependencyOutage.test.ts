@@ -84,6 +84,18 @@ it('answers an order 503 within the request timeout while Cosmos DB throttles ev
   expect(again.body.orderId).toBe(retried.body.orderId);
   const seen = await waitForOrder(stack.baseUrl, retried.body.orderId, (o) => o.state === 'completed', 30_000, 250);
   expect(seen).toMatchObject({ state: 'completed' });
+
+  // A read the SDK gave up retrying is a 503 that asks the client to wait what Cosmos DB asked.
+  await standInThrottle(stack.cosmos, { share: 1, retryAfterMs: 400 });
+  let read: Response;
+  try {
+    read = await fetch(`${stack.baseUrl}/api/orders/${retried.body.orderId}`, { signal: AbortSignal.timeout(60_000) });
+  } finally {
+    await standInThrottle(stack.cosmos, { share: 0 });
+  }
+  expect(read.status).toBe(503);
+  expect(read.headers.get('retry-after')).toBe('1');
+  expect(((await read.json()) as { detail: string }).detail).toContain('throttling');
 }, 120_000);
 
 it('answers 503 naming the recorded order once Service Bus has not answered for the intake wait, and the order completes once it does', async () => {

@@ -390,6 +390,22 @@ describe('POST /api/orders', () => {
 describe('GET /api/orders/{id}', () => {
   const get = (id: string) => handleGetOrder(new HttpRequest({ method: 'GET', url: `${BASE}/orders/${id}`, params: { id } }), context(), env);
 
+  it('answers a read that Cosmos DB kept throttling with 503 and the wait its last answer asked for', async () => {
+    const { orderId } = json(await create(order));
+    // What @azure/cosmos throws once its own retries of a 429 are used up.
+    deps.orders.failWith = Object.assign(new Error('Request rate is large'), { code: 429, retryAfterInMs: 4_200 });
+    const throttled = await get(orderId);
+    expect(throttled.status).toBe(503);
+    expect(header(throttled, 'Retry-After')).toBe('5');
+    expect(json(throttled).detail).toContain('throttling');
+    deps.orders.failWith = Object.assign(new Error('Request rate is large'), { code: 429, retryAfterInMs: 10 });
+    expect(header(await get(orderId), 'Retry-After')).toBe('1');
+    deps.orders.failWith = Object.assign(new Error('Request rate is large'), { code: 429 });
+    expect(header(await get(orderId), 'Retry-After')).toBe('2');
+    deps.orders.failWith = new Error('ECONNRESET');
+    expect(header(await get(orderId), 'Retry-After')).toBe('2');
+  });
+
   it('returns the support view with the monitor status', async () => {
     const { orderId } = json(await create(order));
     const res = await get(orderId);
