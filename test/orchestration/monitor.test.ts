@@ -68,16 +68,6 @@ async function writeOrderWithMonitor(items: { sku: string; quantity: number }[])
   return { id, order, deliver };
 }
 
-async function setFaults(faults: { billingFails?: boolean; refundFails?: boolean }) {
-  const res = await world.request('POST', '/api/support/faults', faults);
-  expect(res.status).toBe(200);
-}
-
-async function historyLength(id: string): Promise<number> {
-  const res = await world.request('GET', `/runtime/webhooks/durabletask/instances/${id}?showHistory=true`);
-  return (res.body.historyEvents ?? []).length;
-}
-
 /** Per order: charges - refunds is the total when completed and 0 when cancelled. */
 function expectMoneyConserved(o: OrderView) {
   const net = Math.round((o.payment.charged - o.payment.refunded) * 100) / 100;
@@ -149,19 +139,19 @@ describe('dead-lettered billing', () => {
     expect(order.timeline.filter((e) => e.kind === 'delivery' && e.service === 'billing')).toHaveLength(MAX_DELIVERY_COUNT + 1);
     expect(virtualMs).toBeGreaterThanOrEqual(4_000);
     figures['dead-letter -> requeue -> completed (virtual ms)'] = virtualMs;
-    figures['monitor history events of the last execution, requeued order'] = await historyLength(id);
+    figures['monitor history events of the last execution, requeued order'] = await world.historyLength(id);
   });
 
   it('billing never succeeds (fault switch on): requeues used up, cancelled, stock back, net charge 0, one cancellation', async () => {
     const before = await Promise.all([stock('MOUSE-01'), stock('CABLE-USB-C')]);
-    await setFaults({ billingFails: true });
+    await world.setFaults({ billingFails: true });
     let id: string;
     try {
       id = await placeOrder({ customerId: 'c-never', items: [{ sku: 'MOUSE-01', quantity: 2 }, { sku: 'CABLE-USB-C', quantity: 1 }] });
       const dl = await world.runUntil(id, (o) => o.status.billing === 'deadlettered', { stepMs: 250 });
       const { order, virtualMs } = await world.runUntil(id, terminal, { stepMs: 1_000 });
       figures['first billing dead-letter -> cancelled (virtual ms)'] = virtualMs + dl.virtualMs;
-      figures['monitor history events of the last execution, cancelled order'] = await historyLength(id);
+      figures['monitor history events of the last execution, cancelled order'] = await world.historyLength(id);
 
       expect(order.state).toBe('cancelled');
       expect(order.status).toEqual({ inventory: 'compensated', billing: 'compensated', notification: 'compensated' });
@@ -176,7 +166,7 @@ describe('dead-lettered billing', () => {
       // Four turns per execution here: the monitor continued as new and kept its bounds across it.
       expect(order.monitor?.customStatus?.execution).toBeGreaterThan(0);
     } finally {
-      await setFaults({ billingFails: false });
+      await world.setFaults({ billingFails: false });
     }
     expect(await Promise.all([stock('MOUSE-01'), stock('CABLE-USB-C')])).toEqual(before);
   });
@@ -215,7 +205,7 @@ describe('support requeue', () => {
   });
 
   it('a person asking again after their requeue dead-lettered again is carried out once more, and then the backoff resumes', async () => {
-    await setFaults({ billingFails: true });
+    await world.setFaults({ billingFails: true });
     let id = '';
     const requeues = (o: OrderView) => o.timeline.filter((e) => e.kind === 'requeued');
     const billingSends = (o: OrderView) => o.timeline.filter((e) => e.kind === 'republished' && e.service === 'billing');
@@ -247,7 +237,7 @@ describe('support requeue', () => {
       expect(billingSends(after)).toHaveLength(2);
       expect(after.monitor?.customStatus).toMatchObject({ detail: 'requeue 1 of 3 after backoff', billingRequeues: 0 });
     } finally {
-      await setFaults({ billingFails: false });
+      await world.setFaults({ billingFails: false });
     }
     const { order } = await world.runUntil(id, terminal, { stepMs: 1_000 });
     expect(order.state).toBe('completed');
@@ -282,7 +272,7 @@ describe('saga compensation', () => {
   });
 
   it('with refunds failing, an order that was never charged still ends cancelled: there is nothing to refund', async () => {
-    await setFaults({ refundFails: true });
+    await world.setFaults({ refundFails: true });
     try {
       const before = await stock(LOW_STOCK_SKU);
       const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: before.available + 1 }]);
@@ -295,12 +285,12 @@ describe('saga compensation', () => {
       expect(order.timeline).toContainEqual(expect.objectContaining({ kind: 'compensation', service: 'billing', detail: 'nothing charged; charge voided' }));
       expect(order.timeline.filter((e) => e.kind === 'compensation-failed' || e.kind === 'attention')).toEqual([]);
     } finally {
-      await setFaults({ refundFails: false });
+      await world.setFaults({ refundFails: false });
     }
   });
 
   it('a refund that keeps failing ends in attention with the details, not an endless loop; support compensates after the fix', async () => {
-    await setFaults({ refundFails: true });
+    await world.setFaults({ refundFails: true });
     const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: 1_000 }]);
     try {
       await deliver('billing');
@@ -319,7 +309,7 @@ describe('saga compensation', () => {
       expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
       expect(order.monitor?.runtimeStatus).toBe('Completed');
     } finally {
-      await setFaults({ refundFails: false });
+      await world.setFaults({ refundFails: false });
     }
 
     const action = await world.request('POST', `/api/orders/${id}/compensate`, {});
@@ -349,7 +339,7 @@ describe('saga compensation', () => {
   });
 
   it('a monitor restarted while its compensation runs: the earlier run, superseded, does not end the order in attention', async () => {
-    await setFaults({ refundFails: true });
+    await world.setFaults({ refundFails: true });
     const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: 1_000 }]);
     const run = async (n: number) =>
       (await world.request('GET', `/runtime/webhooks/durabletask/instances/${encodeURIComponent(`${id}:compensation:${n}`)}`)).body?.runtimeStatus as string | undefined;
@@ -380,7 +370,7 @@ describe('saga compensation', () => {
       expect(meanwhile.state).toBe('compensating');
       expect(meanwhile.timeline.filter((e) => e.kind === 'attention' || e.kind === 'compensation-failed')).toEqual([]);
     } finally {
-      await setFaults({ refundFails: false });
+      await world.setFaults({ refundFails: false });
     }
     const { order } = await world.runUntil(id, terminal, { stepMs: 1_000 });
     expect(order.state).toBe('cancelled');
@@ -493,7 +483,7 @@ describe('monitor sweeper', () => {
 
 describe('host crash', () => {
   it('killed mid-compensation, the compensation finishes after restart with the invariants intact', async () => {
-    await setFaults({ refundFails: true });
+    await world.setFaults({ refundFails: true });
     const before = await stock('DOCK-01');
     const { id, deliver } = await writeOrderWithMonitor([{ sku: 'DOCK-01', quantity: 2 }]);
     await deliver('inventory', 'billing');

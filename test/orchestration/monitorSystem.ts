@@ -28,6 +28,10 @@ export interface MonitorWorld {
   advance(ms: number): Promise<void>;
   /** Virtual time of the engine. */
   clock(): Promise<Date>;
+  /** Flips the fault switches through the support API. */
+  setFaults(faults: { billingFails?: boolean; refundFails?: boolean }): Promise<void>;
+  /** How many events the instance's history holds now. */
+  historyLength(id: string): Promise<number>;
   /**
    * Lets the system run until `done(order)`: polls the order in real time and, when nothing
    * changes, moves virtual time by `stepMs`. Returns the order and the virtual time spent.
@@ -78,6 +82,14 @@ export async function startMonitorWorld(env: Record<string, string> = {}): Promi
   };
   const clock = async () => new Date((await request<{ now: string }>('GET', '/admin/durable/clock')).body.now);
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const setFaults = async (faults: { billingFails?: boolean; refundFails?: boolean }) => {
+    const res = await request('POST', '/api/support/faults', faults);
+    if (res.status !== 200) throw new Error(`faults: ${res.status} ${JSON.stringify(res.body)}`);
+  };
+  const historyLength = async (id: string) => {
+    const res = await request<{ historyEvents?: unknown[] }>('GET', `/runtime/webhooks/durabletask/instances/${id}?showHistory=true`);
+    return (res.body.historyEvents ?? []).length;
+  };
 
   const world: MonitorWorld = {
     get baseUrl() {
@@ -89,6 +101,8 @@ export async function startMonitorWorld(env: Record<string, string> = {}): Promi
     order,
     advance,
     clock,
+    setFaults,
+    historyLength,
     async runUntil(id, done, options = {}) {
       const stepMs = options.stepMs ?? 1_000;
       const maxVirtualMs = options.maxVirtualMs ?? 10 * 60_000;

@@ -27,16 +27,6 @@ afterAll(async () => {
 const bytes = (o: OrderView) => Buffer.byteLength(JSON.stringify({ ...o, monitor: undefined }));
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function setFaults(faults: { billingFails?: boolean; refundFails?: boolean }) {
-  const res = await world.request('POST', '/api/support/faults', faults);
-  expect(res.status).toBe(200);
-}
-
-async function historyLength(id: string): Promise<number> {
-  const res = await world.request('GET', `/runtime/webhooks/durabletask/instances/${id}?showHistory=true`);
-  return (res.body.historyEvents ?? []).length;
-}
-
 /** Real time only (the virtual clock stands still): until `done`, or fails after 30 s. */
 async function until(id: string, done: (o: OrderView) => boolean, what: string): Promise<OrderView> {
   const deadline = Date.now() + 30_000;
@@ -55,7 +45,7 @@ afterAll(() => {
 });
 
 it(`a billing that dead-letters every time, requeued on request again and again: refused after ${MAX_SUPPORT_REQUEUES} requeues, the order stays small`, async () => {
-  await setFaults({ billingFails: true });
+  await world.setFaults({ billingFails: true });
   try {
     const placed = await world.request('POST', '/api/orders', { customerId: 'c-requeue-loop', items: [{ sku: 'MOUSE-01', quantity: 1 }] });
     expect(placed.status).toBe(202);
@@ -71,7 +61,7 @@ it(`a billing that dead-letters every time, requeued on request again and again:
       expect({ cycle, status: asked.status, alreadyRequested: asked.body.alreadyRequested }).toEqual({ cycle, status: 202, alreadyRequested: false });
       const o = await until(id, waiting(cycle + 1), `cycle ${cycle}`);
       sizes.push(bytes(o));
-      histories.push(await historyLength(id));
+      histories.push(await world.historyLength(id));
     }
     const perCycle = sizes.slice(1).map((s, i) => s - sizes[i]!);
     figures['requeue loop: order bytes after each cycle'] = sizes;
@@ -92,12 +82,12 @@ it(`a billing that dead-letters every time, requeued on request again and again:
     expect(Math.max(...histories)).toBeLessThan(200);
     expect(bytes(order)).toBeLessThan(64 * 1024);
   } finally {
-    await setFaults({ billingFails: false });
+    await world.setFaults({ billingFails: false });
   }
 });
 
 it(`an order in attention compensated on request again and again while its refund keeps failing: refused after ${MAX_SUPPORT_COMPENSATIONS} requests`, async () => {
-  await setFaults({ refundFails: true });
+  await world.setFaults({ refundFails: true });
   try {
     const id = `order-${Math.random().toString(16).slice(2, 10)}`;
     const price = (await world.request('GET', `/api/inventory/${LOW_STOCK_SKU}`)).body.price as number;
@@ -152,6 +142,6 @@ it(`an order in attention compensated on request again and again while its refun
     expect(after.timeline.filter((e) => e.kind === 'compensation-started')).toHaveLength(MAX_SUPPORT_COMPENSATIONS + 1);
     expect(bytes(after)).toBeLessThan(64 * 1024);
   } finally {
-    await setFaults({ refundFails: false });
+    await world.setFaults({ refundFails: false });
   }
 });
