@@ -3,11 +3,10 @@
  * Service Bus emulator and the Cosmos DB stand-in: dead-letter and requeue, compensation, stuck
  * consumers, a compensation that keeps failing, and a host killed mid-compensation.
  */
-import { newOrder } from '../../src/domain/orderState';
-import { buildOrderCreatedEvent, CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED, orderCreatedProperties } from '../../src/domain/orderCreatedEvent';
+import { CLOUDEVENTS_CONTENT_TYPE, orderCreatedProperties } from '../../src/domain/orderCreatedEvent';
 import { LOW_STOCK_SKU } from '../../src/domain/catalog';
 import { cosmosTopology, MAX_DELIVERY_COUNT, ORDERS_TOPIC, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
-import { ordersContainer, startMonitorWorld, type MonitorWorld, type OrderView } from './monitorSystem';
+import { ordersContainer, startMonitorWorld, writeOrderWithMonitor, type MonitorWorld, type OrderView } from './monitorSystem';
 
 jest.setTimeout(180_000);
 
@@ -29,43 +28,6 @@ async function placeOrder(body: unknown): Promise<string> {
   const res = await world.request('POST', '/api/orders', body);
   expect(res.status).toBe(202);
   return res.body.orderId as string;
-}
-
-/**
- * An order whose OrderCreated reaches only the consumers the test sends it to (a lost message, or
- * a chosen order of events): written like the intake writes it, its monitor started like the
- * intake starts it; `deliver` sends the event targeted at some consumers.
- */
-async function writeOrderWithMonitor(items: { sku: string; quantity: number }[]) {
-  const id = `order-${Math.random().toString(16).slice(2, 10)}`;
-  const priced = await Promise.all(items.map(async (i) => ({ ...i, unitPrice: (await world.request('GET', `/api/inventory/${i.sku}`)).body.price as number })));
-  const order = newOrder({
-    id,
-    eventId: `${id}-event`,
-    correlationId: `${id}-corr`,
-    customerId: 'monitor-test',
-    items: priced,
-    total: Math.round(priced.reduce((t, i) => t + i.quantity * i.unitPrice, 0) * 100) / 100,
-    now: new Date().toISOString(),
-  });
-  await ordersContainer(world.cosmos).items.create({ ...order, published: true });
-  const started = await world.request('POST', `/runtime/webhooks/durabletask/orchestrators/orderMonitor/${id}`, { orderId: id, correlationId: order.correlationId });
-  expect(started.status).toBeLessThan(300);
-  const deliver = async (...targets: ServiceName[]) => {
-    const sender = world.serviceBus.createSender(ORDERS_TOPIC);
-    for (const target of targets) {
-      await sender.sendMessages({
-        messageId: `${order.eventId}:${target}:test`,
-        body: buildOrderCreatedEvent(order),
-        contentType: CLOUDEVENTS_CONTENT_TYPE,
-        correlationId: order.correlationId,
-        subject: ORDER_CREATED,
-        applicationProperties: { ...orderCreatedProperties(order), [TARGET_PROPERTY]: target },
-      });
-    }
-    await sender.close();
-  };
-  return { id, order, deliver };
 }
 
 /** Per order: charges - refunds is the total when completed and 0 when cancelled. */
@@ -99,7 +61,7 @@ describe('happy path', () => {
   });
 
   it('a monitor started without a snapshot (the sweeper, a retried intake) reads the order first', async () => {
-    const { id, deliver } = await writeOrderWithMonitor([{ sku: 'MOUSE-01', quantity: 1 }]);
+    const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: 'MOUSE-01', quantity: 1 }]);
     await deliver('inventory', 'billing', 'notification');
     const { order } = await world.runUntil(id, terminal, { stepMs: 250 });
     expect(order.state).toBe('completed');
@@ -253,7 +215,7 @@ describe('support requeue', () => {
 describe('saga compensation', () => {
   it('out of stock after billing charged: compensated at once with a refund, nothing to release', async () => {
     const before = await stock(LOW_STOCK_SKU);
-    const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: before.available + 1 }]);
+    const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: LOW_STOCK_SKU, quantity: before.available + 1 }]);
     await deliver('billing');
     await world.runUntil(id, (o) => o.status.billing === 'done', { stepMs: 250 });
     await deliver('inventory', 'notification');
@@ -275,7 +237,7 @@ describe('saga compensation', () => {
     await world.setFaults({ refundFails: true });
     try {
       const before = await stock(LOW_STOCK_SKU);
-      const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: before.available + 1 }]);
+      const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: LOW_STOCK_SKU, quantity: before.available + 1 }]);
       await deliver('inventory', 'notification');
       const { order } = await world.runUntil(id, terminal, { stepMs: 1_000 });
 
@@ -291,7 +253,7 @@ describe('saga compensation', () => {
 
   it('a refund that keeps failing ends in attention with the details, not an endless loop; support compensates after the fix', async () => {
     await world.setFaults({ refundFails: true });
-    const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: 1_000 }]);
+    const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: LOW_STOCK_SKU, quantity: 1_000 }]);
     try {
       await deliver('billing');
       await world.runUntil(id, (o) => o.status.billing === 'done', { stepMs: 250 });
@@ -340,7 +302,7 @@ describe('saga compensation', () => {
 
   it('a monitor restarted while its compensation runs: the earlier run, superseded, does not end the order in attention', async () => {
     await world.setFaults({ refundFails: true });
-    const { id, deliver } = await writeOrderWithMonitor([{ sku: LOW_STOCK_SKU, quantity: 1_000 }]);
+    const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: LOW_STOCK_SKU, quantity: 1_000 }]);
     const run = async (n: number) =>
       (await world.request('GET', `/runtime/webhooks/durabletask/instances/${encodeURIComponent(`${id}:compensation:${n}`)}`)).body?.runtimeStatus as string | undefined;
     try {
@@ -382,7 +344,7 @@ describe('saga compensation', () => {
 
 describe('stuck consumers', () => {
   it('a notification that never arrives: republished to notification only after the threshold, then completed', async () => {
-    const { id, deliver } = await writeOrderWithMonitor([{ sku: 'WEBCAM-01', quantity: 1 }]);
+    const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: 'WEBCAM-01', quantity: 1 }]);
     await deliver('inventory', 'billing');
     await world.runUntil(id, (o) => o.status.inventory === 'done' && o.status.billing === 'done', { stepMs: 250 });
     const { order, virtualMs } = await world.runUntil(id, terminal, { stepMs: 5_000 });
@@ -400,7 +362,7 @@ describe('stuck consumers', () => {
 
 describe('dead-lettered inventory', () => {
   it("a corrupt copy of an order's event dead-letters on inventory: surfaced on the order and republished after the requeue backoff, not the stuck threshold", async () => {
-    const { id, order: written, deliver } = await writeOrderWithMonitor([{ sku: 'WEBCAM-01', quantity: 1 }]);
+    const { id, order: written, deliver } = await writeOrderWithMonitor(world, [{ sku: 'WEBCAM-01', quantity: 1 }]);
     await deliver('billing', 'notification');
     // Unreadable, but its application properties name the order: inventory's consumer refuses it
     // on every delivery, so Service Bus dead-letters it, and the order is found from the dead-letter.
@@ -430,7 +392,7 @@ describe('dead-lettered inventory', () => {
 
 describe('stock left unsettled', () => {
   it('settles the stock of an order it finds completed with no report (its completer died before settling and never came back)', async () => {
-    const { id } = await writeOrderWithMonitor([{ sku: 'KEYBOARD-01', quantity: 1 }]);
+    const { id } = await writeOrderWithMonitor(world, [{ sku: 'KEYBOARD-01', quantity: 1 }]);
     const before = await stock('KEYBOARD-01');
     // What such a completer leaves: the order completed, its hold on the stock, and no report
     // (its message went to the dead-letter queue on its last delivery instead of coming back).
@@ -485,7 +447,7 @@ describe('host crash', () => {
   it('killed mid-compensation, the compensation finishes after restart with the invariants intact', async () => {
     await world.setFaults({ refundFails: true });
     const before = await stock('DOCK-01');
-    const { id, deliver } = await writeOrderWithMonitor([{ sku: 'DOCK-01', quantity: 2 }]);
+    const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: 'DOCK-01', quantity: 2 }]);
     await deliver('inventory', 'billing');
     await world.runUntil(id, (o) => o.status.inventory === 'done' && o.status.billing === 'done', { stepMs: 250 });
     // Support cancels it; the refund fails (switch on), so compensation is mid-way, retrying.

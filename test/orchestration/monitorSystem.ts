@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import { disposableSettings, emulatorSettings, startFunctionsHost } from '../../local/stack';
 import { createCosmosClient } from '../../src/azure/clients';
 import type { OrderDocument } from '../../src/domain/order';
-import { cosmosTopology } from '../../src/topology';
+import { buildOrderCreatedEvent, CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED, orderCreatedProperties } from '../../src/domain/orderCreatedEvent';
+import { newOrder } from '../../src/domain/orderState';
+import { cosmosTopology, ORDERS_TOPIC, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
 import { callHost, startEmulatorsInProcess } from '../e2e/system';
 
 export type OrderView = OrderDocument & { monitor: { runtimeStatus: string; customStatus: any } | null };
@@ -145,3 +147,40 @@ export async function startMonitorWorld(env: Record<string, string> = {}): Promi
 }
 
 export const ordersContainer = (cosmos: CosmosClient) => cosmos.database(cosmosTopology.databaseName).container('orders');
+
+/**
+ * An order whose OrderCreated reaches only the consumers the test sends it to (a lost message, or
+ * a chosen order of events): written like the intake writes it, its monitor started like the
+ * intake starts it; `deliver` sends the event targeted at some consumers.
+ */
+export async function writeOrderWithMonitor(world: MonitorWorld, items: { sku: string; quantity: number }[], customerId = 'monitor-test') {
+  const id = `order-${Math.random().toString(16).slice(2, 10)}`;
+  const priced = await Promise.all(items.map(async (i) => ({ ...i, unitPrice: (await world.request('GET', `/api/inventory/${i.sku}`)).body.price as number })));
+  const order = newOrder({
+    id,
+    eventId: `${id}-event`,
+    correlationId: `${id}-corr`,
+    customerId,
+    items: priced,
+    total: Math.round(priced.reduce((t, i) => t + i.quantity * i.unitPrice, 0) * 100) / 100,
+    now: new Date().toISOString(),
+  });
+  await ordersContainer(world.cosmos).items.create({ ...order, published: true });
+  const started = await world.request('POST', `/runtime/webhooks/durabletask/orchestrators/orderMonitor/${id}`, { orderId: id, correlationId: order.correlationId });
+  if (started.status >= 300) throw new Error(`monitor start: ${started.status} ${JSON.stringify(started.body)}`);
+  const deliver = async (...targets: ServiceName[]) => {
+    const sender = world.serviceBus.createSender(ORDERS_TOPIC);
+    for (const target of targets) {
+      await sender.sendMessages({
+        messageId: `${order.eventId}:${target}:test`,
+        body: buildOrderCreatedEvent(order),
+        contentType: CLOUDEVENTS_CONTENT_TYPE,
+        correlationId: order.correlationId,
+        subject: ORDER_CREATED,
+        applicationProperties: { ...orderCreatedProperties(order), [TARGET_PROPERTY]: target },
+      });
+    }
+    await sender.close();
+  };
+  return { id, order, deliver };
+}

@@ -6,10 +6,8 @@
  * monitor's own backoff never fires: the loop is the support requests' alone.
  */
 import { LOW_STOCK_SKU } from '../../src/domain/catalog';
-import { MAX_SUPPORT_COMPENSATIONS, MAX_SUPPORT_REQUEUES, newOrder } from '../../src/domain/orderState';
-import { buildOrderCreatedEvent, CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED, orderCreatedProperties } from '../../src/domain/orderCreatedEvent';
-import { ORDERS_TOPIC, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
-import { ordersContainer, startMonitorWorld, type MonitorWorld, type OrderView } from './monitorSystem';
+import { MAX_SUPPORT_COMPENSATIONS, MAX_SUPPORT_REQUEUES } from '../../src/domain/orderState';
+import { startMonitorWorld, writeOrderWithMonitor, type MonitorWorld, type OrderView } from './monitorSystem';
 
 jest.setTimeout(300_000);
 
@@ -89,38 +87,11 @@ it(`a billing that dead-letters every time, requeued on request again and again:
 it(`an order in attention compensated on request again and again while its refund keeps failing: refused after ${MAX_SUPPORT_COMPENSATIONS} requests`, async () => {
   await world.setFaults({ refundFails: true });
   try {
-    const id = `order-${Math.random().toString(16).slice(2, 10)}`;
-    const price = (await world.request('GET', `/api/inventory/${LOW_STOCK_SKU}`)).body.price as number;
-    const order = newOrder({
-      id,
-      eventId: `${id}-event`,
-      correlationId: `${id}-corr`,
-      customerId: 'c-compensate-loop',
-      items: [{ sku: LOW_STOCK_SKU, quantity: 1_000, unitPrice: price }],
-      total: Math.round(1_000 * price * 100) / 100,
-      now: new Date().toISOString(),
-    });
-    await ordersContainer(world.cosmos).items.create({ ...order, published: true });
-    const started = await world.request('POST', `/runtime/webhooks/durabletask/orchestrators/orderMonitor/${id}`, { orderId: id, correlationId: order.correlationId });
-    expect(started.status).toBeLessThan(300);
-    const sender = world.serviceBus.createSender(ORDERS_TOPIC);
-    const deliver = async (...targets: ServiceName[]) => {
-      for (const target of targets) {
-        await sender.sendMessages({
-          messageId: `${order.eventId}:${target}:test`,
-          body: buildOrderCreatedEvent(order),
-          contentType: CLOUDEVENTS_CONTENT_TYPE,
-          correlationId: order.correlationId,
-          subject: ORDER_CREATED,
-          applicationProperties: { ...orderCreatedProperties(order), [TARGET_PROPERTY]: target },
-        });
-      }
-    };
+    const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: LOW_STOCK_SKU, quantity: 1_000 }], 'c-compensate-loop');
     // Charged, then out of stock: compensation must refund, and the refund keeps failing.
     await deliver('billing');
     await world.runUntil(id, (o) => o.status.billing === 'done', { stepMs: 250 });
     await deliver('inventory', 'notification');
-    await sender.close();
     const inAttention = (o: OrderView) => o.state === 'attention' && o.monitor?.runtimeStatus === 'Completed';
     await world.runUntil(id, inAttention, { stepMs: 1_000 });
 
