@@ -83,12 +83,12 @@ export interface AppConfig {
  */
 export const DEFAULT_INTAKE_WAIT_MS = 5_000;
 /**
- * How long `POST /api/orders` waits for Cosmos DB in all (catalog prices, the Idempotency-Key, the
- * order) before answering 503: the client's request timeout (10 s) bounds one call that gets no
- * answer, but a throttled call (429) is retried by the SDK for up to 20 s, and the intake makes
- * several one after another.
+ * How long one API request waits for Cosmos DB in all (the intake's catalog prices, Idempotency-Key
+ * and order; an order's read; a page of the list) before answering 503: the client's request
+ * timeout (10 s) bounds one call that gets no answer, but a throttled call (429) is retried by the
+ * SDK for up to 20 s, and the intake makes several one after another.
  */
-export const DEFAULT_INTAKE_STORE_WAIT_MS = 10_000;
+export const DEFAULT_STORE_WAIT_MS = 10_000;
 
 /** Small by default so tests and benchmarks measure the system, not the sleep. */
 const DEFAULT_LATENCY: LatencySettings = { inventory: 5, billing: 10, notification: 5 };

@@ -1,5 +1,5 @@
 /** Bounded waits for calls whose client has no timeout of its own (or one longer than a caller can wait). */
-import { ensureError } from './errors';
+import { ensureError, TransientError } from './errors';
 
 export type LateOutcome = { ok: true } | { ok: false; error: Error };
 
@@ -23,4 +23,28 @@ export async function withinDeadline<T>(work: Promise<T>, ms: number, timedOut: 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Cosmos DB calls of one request, within `ms` in all. Cosmos DB that throttles (429) does answer,
+ * and the SDK waits out each 429 and tries again, up to 20 s per call, so the request timeout alone
+ * does not bound a request. Past `ms` the caller gets a TransientError (503), the call under way is
+ * told (by `signal`) to stop retrying, and a step that checks `stillWaited` starts nothing after.
+ */
+export function withinStoreWait<T>(ms: number, steps: (signal: AbortSignal) => Promise<T>, late?: (outcome: LateOutcome) => void): Promise<T> {
+  const stop = new AbortController();
+  return withinDeadline(
+    steps(stop.signal),
+    ms,
+    () => {
+      stop.abort();
+      return new TransientError(`Cosmos DB did not answer within ${ms} ms`);
+    },
+    late,
+  );
+}
+
+/** Throws once the request has stopped waiting for Cosmos DB: a step after that must not start. */
+export function stillWaited(signal: AbortSignal): void {
+  if (signal.aborted) throw new TransientError('the request stopped waiting for Cosmos DB');
 }

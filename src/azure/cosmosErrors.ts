@@ -2,6 +2,7 @@
 import type { FeedResponse, Items, SqlQuerySpec } from '@azure/cosmos';
 import { invalidContinuationToken, PAGE_MAX } from '../domain/validation';
 import { statusCodeOf } from '../errors';
+import type { CallOptions } from '../services/ports';
 
 export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
 export const isNotFound = (err: unknown): boolean => statusCodeOf(err) === 404;
@@ -38,13 +39,19 @@ export async function fetchPage<T extends object>(
   items: Items,
   query: string | SqlQuerySpec,
   page: { pageSize: number; continuationToken?: string },
+  options: CallOptions = {},
 ): Promise<{ items: T[]; continuationToken?: string }> {
   const { continuationToken } = page;
   // A cross-partition ORDER BY is not served by Cosmos DB's gateway: the SDK runs it per partition
   // range itself, and gives a continuation token (or takes one) only with query control on. Then
   // a page may come back short, or empty while ranges are still being read: read on until it
   // holds something or the query is done.
-  const iterator = items.query<T>(query, { maxItemCount: Math.min(Math.max(page.pageSize, 1), PAGE_MAX), continuationToken, enableQueryControl: true });
+  const iterator = items.query<T>(query, {
+    maxItemCount: Math.min(Math.max(page.pageSize, 1), PAGE_MAX),
+    continuationToken,
+    enableQueryControl: true,
+    ...(options.signal ? { abortSignal: options.signal } : {}),
+  });
   const found: T[] = [];
   let result: FeedResponse<T>;
   let reads = 0;

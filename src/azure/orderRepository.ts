@@ -137,7 +137,7 @@ export class CosmosOrderRepository implements OrderStore {
     return updated !== undefined;
   }
 
-  async list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }): Promise<OrderPage> {
+  async list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }, options: CallOptions = {}): Promise<OrderPage> {
     const where: string[] = [];
     const parameters: { name: string; value: string }[] = [];
     if (filter.state) {
@@ -156,7 +156,7 @@ export class CosmosOrderRepository implements OrderStore {
       }
     }
     const query = `SELECT * FROM c${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY c.createdAt DESC`;
-    const { items, continuationToken } = await fetchPage<OrderDocument>(this.orders.items, { query, parameters }, page);
+    const { items, continuationToken } = await fetchPage<OrderDocument>(this.orders.items, { query, parameters }, page, options);
     return { orders: items, ...(continuationToken ? { continuationToken } : {}) };
   }
 }

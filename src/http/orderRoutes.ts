@@ -6,6 +6,8 @@ import type { OrderState, ServiceStatus } from '../domain/order';
 import { type OrderRequest, orderRequestFingerprint, parseOrderRequest, parseRecordedOrderRequest, searchableText } from '../domain/orderRequest';
 import { pageQueryFields, validateQuery } from '../domain/validation';
 import { ensureError, type FieldProblem, OrderRecordedError, ValidationError } from '../errors';
+import { DEFAULT_STORE_WAIT_MS } from '../config';
+import { withinStoreWait } from '../deadline';
 import { createLogger, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import { acceptOrder } from '../services/intake';
@@ -156,7 +158,7 @@ export async function handleGetOrder(request: HttpRequest, context: InvocationCo
     if (id === undefined) return notFound(`no order ${JSON.stringify(asked)}`);
     log = log.with({ orderId: id });
     const env = environment(log);
-    const view = await findOrderSupportView(id, env.monitor, env.deps);
+    const view = await withinStoreWait(env.deps.settings.storeWaitMs ?? DEFAULT_STORE_WAIT_MS, (signal) => findOrderSupportView(id, env.monitor, env.deps, { signal }));
     if (!view) return notFound(`no order ${id}`);
     return { status: 200, jsonBody: view };
   } catch (err) {
@@ -204,7 +206,10 @@ export async function handleListOrders(
       },
     };
     const continuationToken = q.continuationToken ? readPageToken(filter, q.continuationToken) : undefined;
-    const page = await listOrders(filter, { pageSize: q.pageSize, ...(continuationToken ? { continuationToken } : {}) }, dependencies());
+    const deps = dependencies();
+    const page = await withinStoreWait(deps.settings.storeWaitMs ?? DEFAULT_STORE_WAIT_MS, (signal) =>
+      listOrders(filter, { pageSize: q.pageSize, ...(continuationToken ? { continuationToken } : {}) }, deps, { signal }),
+    );
     return {
       status: 200,
       jsonBody: { ...page, ...(page.continuationToken ? { continuationToken: issuePageToken(filter, page.continuationToken) } : {}) },

@@ -27,8 +27,8 @@ export interface OrderSagaSettings {
   latencyMs: LatencySettings;
   /** See AppConfig.intakeWaitMs; DEFAULT_INTAKE_WAIT_MS when absent. */
   intakeWaitMs?: number;
-  /** How long the intake waits for Cosmos DB in all before answering 503; DEFAULT_INTAKE_STORE_WAIT_MS when absent. */
-  intakeStoreWaitMs?: number;
+  /** How long an API request waits for Cosmos DB in all before answering 503; DEFAULT_STORE_WAIT_MS when absent. */
+  storeWaitMs?: number;
 }
 
 export interface OrderSagaDependencies {

@@ -4,7 +4,7 @@
  * and marked `published` only after; when publishing or starting the monitor fails (or overruns
  * `intakeWaitMs`) the caller gets an OrderRecordedError naming the order, and a retry with the
  * same key finds the order and completes both. The Cosmos DB steps before that have
- * `intakeStoreWaitMs` in all: past it the caller gets a TransientError (503) and no later step runs.
+ * `storeWaitMs` in all: past it the caller gets a TransientError (503) and no later step runs.
  */
 import { randomUUID } from 'node:crypto';
 import { monitorSnapshotOf } from '../domain/monitorPolicy';
@@ -12,8 +12,8 @@ import type { OrderDocument } from '../domain/order';
 import { orderRequestFingerprint, type OrderRequest } from '../domain/orderRequest';
 import { newOrder } from '../domain/orderState';
 import { mergeLines, priceLines } from '../domain/pricing';
-import { DEFAULT_INTAKE_STORE_WAIT_MS, DEFAULT_INTAKE_WAIT_MS } from '../config';
-import { withinDeadline } from '../deadline';
+import { DEFAULT_INTAKE_WAIT_MS, DEFAULT_STORE_WAIT_MS } from '../config';
+import { stillWaited, withinDeadline, withinStoreWait } from '../deadline';
 import { BusinessRuleError, ConflictError, ensureError, type FieldProblem, OrderRecordedError, TransientError } from '../errors';
 import type { Logger } from '../log';
 import { ensureCatalogSeeded } from './catalogSeed';
@@ -73,40 +73,20 @@ export async function acceptOrder(
   deps: OrderSagaDependencies,
   log: Logger,
 ): Promise<AcceptedOrder> {
-  const { order, created, replayed } = await withinStoreWait(deps.settings.intakeStoreWaitMs ?? DEFAULT_INTAKE_STORE_WAIT_MS, log, (signal) =>
-    recordOrder(request, options, deps, log, signal),
+  // Past the wait the client is told the order was not placed: nothing is written after that
+  // (but a write already on the wire, as with a timeout).
+  const waitMs = deps.settings.storeWaitMs ?? DEFAULT_STORE_WAIT_MS;
+  const { order, created, replayed } = await withinStoreWait(
+    waitMs,
+    (signal) => recordOrder(request, options, deps, log, signal),
+    (outcome) =>
+      outcome.ok ? log.warn('intake-store-finished-late', { afterMs: waitMs }) : log.info('intake-store-stopped', { afterMs: waitMs, error: outcome.error.message }),
   );
   const orderLog = log.with({ orderId: order.id, correlationId: order.correlationId });
   if (created) orderLog.info('order-accepted', { total: order.total, items: order.items.length });
 
   await completeIntake(order, !created, monitor, deps, orderLog);
   return { orderId: order.id, correlationId: order.correlationId, replayed: replayed || !created };
-}
-
-/**
- * The intake's Cosmos DB steps, within `ms` in all. Cosmos DB that throttles (429) is answered,
- * and the SDK waits out each 429 and tries again, up to 20 s per call: the request timeout alone
- * does not bound the intake. Past `ms` the caller gets a TransientError (503, no order named), the
- * call under way is told to stop retrying, and no later step runs, so nothing is written for a
- * request that was answered as not placed (but a write already on the wire, as with a timeout).
- */
-async function withinStoreWait<T>(ms: number, log: Logger, steps: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const stop = new AbortController();
-  return withinDeadline(
-    steps(stop.signal),
-    ms,
-    () => {
-      stop.abort();
-      return new TransientError(`Cosmos DB did not answer within ${ms} ms`);
-    },
-    (outcome) =>
-      outcome.ok ? log.warn('intake-store-finished-late', { afterMs: ms }) : log.info('intake-store-stopped', { afterMs: ms, error: outcome.error.message }),
-  );
-}
-
-/** Throws once the intake has stopped waiting for Cosmos DB: a step after that must not start. */
-function stillWaited(signal: AbortSignal): void {
-  if (signal.aborted) throw new TransientError('the intake stopped waiting for Cosmos DB');
 }
 
 /** Prices the order, claims its Idempotency-Key and writes it (or finds the order the key names). */

@@ -88,7 +88,7 @@ export interface OrderStore {
   /** Appends to `notifications` once per kind; false when it was already recorded. */
   recordNotification(id: string, kind: NotificationKind, at: string): Promise<boolean>;
   /** Newest first. */
-  list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }): Promise<OrderPage>;
+  list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }, options?: CallOptions): Promise<OrderPage>;
 }
 
 /** A dead-lettered message that could not be tied to an order, kept as it arrived. */

@@ -4,7 +4,7 @@ import type { OrderDocument } from '../domain/order';
 import { currentReasons } from '../domain/orderState';
 import type { ServiceName } from '../topology';
 import type { OrderSagaDependencies } from './dependencies';
-import type { MonitorClient, MonitorStatus, OrderFilter } from './ports';
+import type { CallOptions, MonitorClient, MonitorStatus, OrderFilter } from './ports';
 
 export interface OrderSupportView {
   id: string;
@@ -57,9 +57,10 @@ export async function findOrderSupportView(
   orderId: string,
   monitor: MonitorClient,
   deps: OrderSagaDependencies,
+  options: CallOptions = {},
 ): Promise<OrderSupportView | undefined> {
   // The order is the answer; a monitor status that cannot be read leaves only that part out.
-  const [order, status] = await Promise.all([deps.orders.get(orderId), monitor.status(orderId).catch(() => null)]);
+  const [order, status] = await Promise.all([deps.orders.get(orderId, options), monitor.status(orderId).catch(() => null)]);
   return order ? orderSupportView(order, status) : undefined;
 }
 
@@ -78,8 +79,9 @@ export async function listOrders(
   filter: OrderFilter,
   page: { pageSize: number; continuationToken?: string },
   deps: OrderSagaDependencies,
+  options: CallOptions = {},
 ): Promise<{ orders: OrderSummary[]; continuationToken?: string }> {
-  const result = await deps.orders.list(filter, page);
+  const result = await deps.orders.list(filter, page, options);
   return {
     orders: result.orders.map((o) => ({
       id: o.id,

@@ -321,7 +321,7 @@ describe('POST /api/orders', () => {
   });
 
   it('answers 503 within the intake\'s Cosmos DB wait while Cosmos DB throttles, stops the call retrying, and places nothing after the answer', async () => {
-    deps.settings.intakeStoreWaitMs = 100;
+    deps.settings.storeWaitMs = 100;
     // Cosmos DB answering 429: the SDK waits out the retry-after and tries again, up to 20 s per
     // call (src/azure/clients.ts), and the intake makes several calls one after another.
     let throttledUntil!: () => void;
@@ -406,6 +406,25 @@ describe('GET /api/orders/{id}', () => {
     expect(header(await get(orderId), 'Retry-After')).toBe('2');
   });
 
+  it("answers 503 within the request's Cosmos DB wait for a read Cosmos DB keeps throttling, and stops the call retrying", async () => {
+    const { orderId } = json(await create(order));
+    deps.settings.storeWaitMs = 100;
+    const signals: (AbortSignal | undefined)[] = [];
+    const get = deps.orders.get.bind(deps.orders);
+    // The SDK waiting out one 429 after another: no answer until the call is told to stop.
+    deps.orders.get = (id, options) => {
+      signals.push(options?.signal);
+      return new Promise((resolve, reject) => options?.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
+    };
+    const started = performance.now();
+    const res = await handleGetOrder(new HttpRequest({ method: 'GET', url: `${BASE}/orders/${orderId}`, params: { id: orderId } }), context(), env);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(res.status).toBe(503);
+    expect(json(res).detail).toBe('Cosmos DB did not answer within 100 ms');
+    expect(signals[0]?.aborted).toBe(true);
+    deps.orders.get = get;
+  });
+
   it('returns the support view with the monitor status', async () => {
     const { orderId } = json(await create(order));
     const res = await get(orderId);
@@ -465,6 +484,19 @@ describe('GET /api/orders/{id}', () => {
 describe('GET /api/orders', () => {
   const list = (query: Record<string, string>, access = LOCAL, headers: Record<string, string> = {}) =>
     handleListOrders(new HttpRequest({ method: 'GET', url: `${BASE}/orders?${new URLSearchParams(query)}`, query, headers }), context(), () => deps, access);
+
+  it("answers 503 within the request's Cosmos DB wait for a page Cosmos DB keeps throttling", async () => {
+    deps.settings.storeWaitMs = 100;
+    const signals: (AbortSignal | undefined)[] = [];
+    deps.orders.list = (_filter, _page, options) => {
+      signals.push(options?.signal);
+      return new Promise((resolve, reject) => options?.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
+    };
+    const res = await list({});
+    expect(res.status).toBe(503);
+    expect(json(res).detail).toBe('Cosmos DB did not answer within 100 ms');
+    expect(signals[0]?.aborted).toBe(true);
+  });
 
   it("is every customer's orders: support only", async () => {
     const id = json(await create({ ...order, customerId: 'alice@example.com' })).orderId;
