@@ -171,7 +171,11 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     else if (service === 'inventory' || order.state === 'completed') await reconcileHolds(order, deps);
     // A notification delivery that compensation overtook sent its confirmation, and then could not
     // record it on the order (Cosmos DB throttling, 429, or the host died): its redelivery does.
-    if (service === 'notification' && !order.notified.confirmation) await recordSentConfirmation(orderId, deps);
+    // Not while the status is still `processing`: the delivery that sent it may be alive and about
+    // to record it with its `done`, a patch the `notified` flag does not guard.
+    if (service === 'notification' && !order.notified.confirmation && order.status.notification !== 'processing') {
+      await recordSentConfirmation(orderId, deps);
+    }
     await deps.orders
       .appendTimeline(orderId, {
         at: now,

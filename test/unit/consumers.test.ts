@@ -173,6 +173,30 @@ describe('consumeOrderCreated', () => {
     expect((await deps.orders.get(order.id))!.notifications).toHaveLength(2);
   });
 
+  it('records one confirmation when a duplicate arrives while compensation runs and the delivery that sent it is still recording it', async () => {
+    const order = await placeOrder([mouse]);
+    // Delivery 1 has sent the confirmation and is about to record `done` (a throttled patch, say).
+    let release!: () => void;
+    const sentAndWaiting = new Promise<void>((resolve) => {
+      const send = deps.notifications.send.bind(deps.notifications);
+      deps.notifications.send = async (record) => {
+        const sent = await send(record);
+        resolve();
+        await new Promise<void>((r) => (release = r));
+        return sent;
+      };
+    });
+    const first = deliver('notification', order);
+    await sentAndWaiting;
+    // Compensation begins (stock ran out), and a duplicate of the event comes in meanwhile.
+    await deps.orders.transitionState(order.id, { from: ['accepted', 'processing'], to: 'compensating' });
+    expect(await deliver('notification', order, 2)).toBe('duplicate');
+    release();
+    await first;
+    const confirmations = (await deps.orders.get(order.id))!.notifications.filter((n) => n.kind === 'confirmation');
+    expect(confirmations).toHaveLength(1);
+  });
+
   it('treats a redelivery after success as a no-op: one charge, one confirmation, one reservation', async () => {
     const order = await placeOrder([mouse]);
     for (const service of ['inventory', 'billing', 'notification'] as const) {
