@@ -1,4 +1,5 @@
 /** Bounded waits for calls whose client has no timeout of its own (or one longer than a caller can wait). */
+import { setMaxListeners } from 'node:events';
 import { ensureError, TransientError } from './errors';
 
 export type LateOutcome = { ok: true } | { ok: false; error: Error };
@@ -28,21 +29,32 @@ export async function withinDeadline<T>(work: Promise<T>, ms: number, timedOut: 
 /**
  * Cosmos DB calls of one request, within `ms` in all. Cosmos DB that throttles (429) does answer,
  * and the SDK waits out each 429 and tries again, up to 20 s per call, so the request timeout alone
- * does not bound a request. Past `ms` the caller gets a TransientError (503), the call under way is
- * told (by `signal`) to stop retrying, and a step that checks `stillWaited` starts nothing after.
+ * does not bound a request. Past `ms` the caller gets `timedOut()`'s error (a TransientError, 503,
+ * by default), the call under way is told (by `signal`) to stop retrying, and a step that checks
+ * `stillWaited` starts nothing after. `late` hears how the steps ended after that.
  */
-export function withinStoreWait<T>(ms: number, steps: (signal: AbortSignal) => Promise<T>, late?: (outcome: LateOutcome) => void): Promise<T> {
+export function withinStoreWait<T>(
+  ms: number,
+  steps: (signal: AbortSignal) => Promise<T>,
+  options: { late?: (outcome: LateOutcome) => void; timedOut?: () => Error } = {},
+): Promise<T> {
   const stop = new AbortController();
+  // The SDK listens on the signal once per call in flight, and the intake reads an order's SKUs
+  // side by side (up to 50): past Node's default of 10 listeners it would warn of a leak.
+  setMaxListeners(STORE_WAIT_LISTENERS, stop.signal);
   return withinDeadline(
     steps(stop.signal),
     ms,
     () => {
       stop.abort();
-      return new TransientError(`Cosmos DB did not answer within ${ms} ms`);
+      return options.timedOut?.() ?? new TransientError(`Cosmos DB did not answer within ${ms} ms`);
     },
-    late,
+    options.late,
   );
 }
+
+/** Calls that may listen on one wait's signal at once: an order's SKUs (at most 50), and a few more. */
+const STORE_WAIT_LISTENERS = 64;
 
 /** Throws once the request has stopped waiting for Cosmos DB: a step after that must not start. */
 export function stillWaited(signal: AbortSignal): void {

@@ -73,15 +73,25 @@ export async function acceptOrder(
   deps: OrderSagaDependencies,
   log: Logger,
 ): Promise<AcceptedOrder> {
-  // Past the wait the client is told the order was not placed: nothing is written after that
-  // (but a write already on the wire, as with a timeout).
+  // Past the wait nothing more is written. Before the order's write was sent, the client is told
+  // it was not placed. Once sent, it may land, as a timed-out write may: the answer names the
+  // order, as after the write, so a client without an Idempotency-Key follows it rather than
+  // placing a second one.
   const waitMs = deps.settings.storeWaitMs ?? DEFAULT_STORE_WAIT_MS;
-  const { order, created, replayed } = await withinStoreWait(
-    waitMs,
-    (signal) => recordOrder(request, options, deps, log, signal),
-    (outcome) =>
+  const writing: { order?: { id: string; correlationId: string } } = {};
+  const { order, created, replayed } = await withinStoreWait(waitMs, (signal) => recordOrder(request, options, deps, log, signal, writing), {
+    late: (outcome) =>
       outcome.ok ? log.warn('intake-store-finished-late', { afterMs: waitMs }) : log.info('intake-store-stopped', { afterMs: waitMs, error: outcome.error.message }),
-  );
+    timedOut: () => {
+      const sent = writing.order;
+      if (!sent) return new TransientError(`Cosmos DB did not answer within ${waitMs} ms`);
+      const then =
+        options.idempotencyKey !== undefined
+          ? 'retry with the same Idempotency-Key'
+          : 'follow it at its statusUrl (a 404 there means it was not placed) rather than placing it again';
+      return new OrderRecordedError(`order ${sent.id} may have been recorded: Cosmos DB did not confirm its write within ${waitMs} ms; ${then}`, sent.id, sent.correlationId);
+    },
+  });
   const orderLog = log.with({ orderId: order.id, correlationId: order.correlationId });
   if (created) orderLog.info('order-accepted', { total: order.total, items: order.items.length });
 
@@ -96,6 +106,7 @@ async function recordOrder(
   deps: OrderSagaDependencies,
   log: Logger,
   signal: AbortSignal,
+  writing: { order?: { id: string; correlationId: string } },
 ): Promise<{ order: OrderDocument; created: boolean; replayed: boolean }> {
   const prices = await catalogPrices(request, deps, log, { signal });
   stillWaited(signal);
@@ -128,6 +139,7 @@ async function recordOrder(
       replayed = true;
     }
   }
+  writing.order = { id: ids.orderId, correlationId: ids.correlationId };
   const { created, order } = await deps.orders.create(
     newOrder({
       id: ids.orderId,

@@ -1,4 +1,5 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { getMaxListeners } from 'node:events';
 import { handleGetInventoryItem, handleListInventory } from '../../src/http/inventoryRoutes';
 import { handleCreateOrder, handleGetOrder, handleListOrders } from '../../src/http/orderRoutes';
 import { createLogger } from '../../src/log';
@@ -355,6 +356,39 @@ describe('POST /api/orders', () => {
     const retried = await create(order, { 'Idempotency-Key': 'k-throttled' });
     expect(retried.status).toBe(202);
     expect(deps.orders.docs.size).toBe(1);
+  });
+
+  it('names the order in a 503 given while its write was on the wire, so a client without a key follows it rather than placing a second', async () => {
+    deps.settings.storeWaitMs = 100;
+    // The write reaches Cosmos DB and is stored; its answer comes back after the intake stopped waiting.
+    const write = deps.orders.create.bind(deps.orders);
+    deps.orders.create = async (placed) => {
+      const done = await write(placed);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return done;
+    };
+    const res = await create(order);
+    expect(res.status).toBe(503);
+    expect(deps.orders.docs.size).toBe(1);
+    const [stored] = [...deps.orders.docs.values()];
+    expect(json(res)).toMatchObject({ orderId: stored!.id, statusUrl: `/api/orders/${stored!.id}` });
+    expect(json(res).detail).toContain('may have been recorded');
+  });
+
+  it('lets every concurrent catalog read listen on the intake\'s abort signal without a listener-leak warning', async () => {
+    // The Cosmos SDK adds an abort listener per call in flight; Node warns of a leak past 10 on one
+    // signal, and an order may name up to 50 SKUs, each read at once.
+    const skus = Array.from({ length: 12 }, (_, i) => `UNKNOWN-${i}`);
+    const limits: number[] = [];
+    const get = deps.inventory.get.bind(deps.inventory);
+    deps.inventory.get = async (sku, options) => {
+      if (options?.signal) limits.push(getMaxListeners(options.signal));
+      return get(sku);
+    };
+    const res = await create({ customerId: 'c-1', items: skus.map((sku) => ({ sku, quantity: 1 })) });
+    expect(res.status).toBe(400);
+    expect(limits).toHaveLength(skus.length);
+    for (const limit of limits) expect(limit === 0 || limit >= 50).toBe(true);
   });
 
   it('answers 503 (not 500) when the database is down', async () => {
