@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { standInThrottle } from '../local/cosmos-emulator/throttle-client';
 import { REPO_ROOT, startLocalStack, type LocalStack } from '../local/stack';
 import { CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED } from '../src/domain/orderCreatedEvent';
+import { DEFAULT_DEAD_LETTER_SWEEP } from '../src/support/deadLetterSweep';
 import { durationMs, ORDERS_TOPIC, serviceBusTopology, SERVICES, SUBSCRIPTIONS, TARGET_PROPERTY, type ServiceName } from '../src/topology';
 import {
   checkChaosInvariants,
@@ -437,10 +438,12 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
       readOrders([...new Set(unsurfaced().map((c) => c.orderId))]),
     );
     const orders = ids.map((id) => latest.get(id)).filter((o): o is ObservedOrder => o !== undefined);
-    // The dead-letter sweep takes a finished order's messages out within a run or two (5 s each).
+    // The dead-letter sweep takes a finished order's messages out on the run after it reads the
+    // order finished: every run (5 s) for a message recorded in the last two minutes, every 30 s
+    // (`recheckMs`) for an older one. So a message may stay that long, and a few runs more.
     let deadLetterQueues: QueuedDeadLetter[] | undefined;
     if (serviceBus) {
-      const sweptBy = Date.now() + 30_000;
+      const sweptBy = Date.now() + DEFAULT_DEAD_LETTER_SWEEP.recheckMs + 15_000;
       for (;;) {
         deadLetterQueues = await peekDeadLetterQueues(serviceBus);
         const left = messagesOfFinishedOrders(deadLetterQueues, (id) => latest.get(id)?.state, corruptCopies).length;
