@@ -4,7 +4,7 @@ import { handleGetInventoryItem, handleListInventory } from '../src/http/invento
 import { appDependencies } from '../src/services/dependencies';
 import { withApiHeaders } from '../src/http/apiHeaders';
 import { ROUTES } from '../src/http/routes';
-import { supportAccessFromEnvironment } from '../src/support/principal';
+import { appSupportAccess } from '../src/support/principal';
 
 app.http('listInventory', {
   ...ROUTES.listInventory,
@@ -15,5 +15,5 @@ app.http('listInventory', {
 app.http('getInventoryItem', {
   ...ROUTES.getInventoryItem,
   authLevel: 'anonymous',
-  handler: withApiHeaders((request, context) => handleGetInventoryItem(request, context, appDependencies, supportAccessFromEnvironment())),
+  handler: withApiHeaders((request, context) => handleGetInventoryItem(request, context, appDependencies, appSupportAccess())),
 });

@@ -5,7 +5,7 @@ import { handleCreateOrder, handleGetOrder, handleListOrders, type EnvironmentFa
 import { appDependencies } from '../src/services/dependencies';
 import { withApiHeaders } from '../src/http/apiHeaders';
 import { ROUTES } from '../src/http/routes';
-import { supportAccessFromEnvironment } from '../src/support/principal';
+import { appSupportAccess } from '../src/support/principal';
 
 const environment =
   (context: InvocationContext): EnvironmentFactory =>
@@ -28,5 +28,5 @@ app.http('getOrder', {
 app.http('listOrders', {
   ...ROUTES.listOrders,
   authLevel: 'anonymous',
-  handler: withApiHeaders((request, context) => handleListOrders(request, context, appDependencies, supportAccessFromEnvironment())),
+  handler: withApiHeaders((request, context) => handleListOrders(request, context, appDependencies, appSupportAccess())),
 });

@@ -6,7 +6,7 @@ import { app, type InvocationContext } from '@azure/functions';
 import { durableClientInput, monitorClientFor } from '../src/bindings/durableBinding';
 import { appDependencies } from '../src/services/dependencies';
 import { appCompensationFaults } from '../src/support/faults';
-import { supportAccessFromEnvironment } from '../src/support/principal';
+import { appSupportAccess } from '../src/support/principal';
 import { handleFaults, handleParkedDeadLetters, handleSupportAction, type SupportEnvironmentFactory } from '../src/support/routes';
 import { withApiHeaders } from '../src/http/apiHeaders';
 import { ROUTES } from '../src/http/routes';
@@ -17,7 +17,7 @@ const environment =
     deps: appDependencies(),
     monitor: monitorClientFor(context, log),
     compensationFaults: appCompensationFaults(),
-    ...supportAccessFromEnvironment(),
+    ...appSupportAccess(),
   });
 
 app.http('supportRequeueOrder', {

@@ -127,6 +127,13 @@ export function supportAccessFromEnvironment(env: NodeJS.ProcessEnv = process.en
   };
 }
 
+let appAccess: SupportAccess | undefined;
+
+/** The app's own `SupportAccess`, read from its settings once per process (the triggers' one). */
+export function appSupportAccess(): SupportAccess {
+  return (appAccess ??= supportAccessFromEnvironment());
+}
+
 /** Builds a header value, for clients and tests that stand in for App Service Authentication. */
 export function encodeClientPrincipal(name: string, roles: string[]): string {
   const payload: ClientPrincipalPayload = {
