@@ -29,14 +29,14 @@ export async function withinDeadline<T>(work: Promise<T>, ms: number, timedOut: 
 /**
  * Cosmos DB calls of one request, within `ms` in all. Cosmos DB that throttles (429) does answer,
  * and the SDK waits out each 429 and tries again, up to 20 s per call, so the request timeout alone
- * does not bound a request. Past `ms` the caller gets `timedOut()`'s error (a TransientError, 503,
- * by default), the call under way is told (by `signal`) to stop retrying, and a step that checks
+ * does not bound a request. Past `ms` the caller gets `timedOut()`'s error, or when it gives none
+ * a TransientError (503), the call under way is told (by `signal`) to stop retrying, and a step that checks
  * `stillWaited` starts nothing after. `late` hears how the steps ended after that.
  */
 export function withinStoreWait<T>(
   ms: number,
   steps: (signal: AbortSignal) => Promise<T>,
-  options: { late?: (outcome: LateOutcome) => void; timedOut?: () => Error } = {},
+  options: { late?: (outcome: LateOutcome) => void; timedOut?: () => Error | undefined } = {},
 ): Promise<T> {
   const stop = new AbortController();
   // The SDK listens on the signal once per call in flight, and the intake reads an order's SKUs

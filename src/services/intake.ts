@@ -84,7 +84,7 @@ export async function acceptOrder(
       outcome.ok ? log.warn('intake-store-finished-late', { afterMs: waitMs }) : log.info('intake-store-stopped', { afterMs: waitMs, error: outcome.error.message }),
     timedOut: () => {
       const sent = writing.order;
-      if (!sent) return new TransientError(`Cosmos DB did not answer within ${waitMs} ms`);
+      if (!sent) return undefined;
       const then =
         options.idempotencyKey !== undefined
           ? 'retry with the same Idempotency-Key'
