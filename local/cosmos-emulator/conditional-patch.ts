@@ -11,7 +11,7 @@
  * the patch (a changed etag means check again). A patch of more than 10 operations is refused, as
  * Cosmos DB refuses it.
  */
-import { createRequire } from 'node:module';
+import { libraryRequire } from './library';
 import {
   patchDocument,
   partitionModule,
@@ -24,7 +24,6 @@ import { compileQuery } from './query-engine';
 
 type PatchOperation = (collection: Collection, input: PatchInput & { condition?: string }) => PatchResult;
 
-const libraryRequire = createRequire(require.resolve('@vercel/cosmosdb-server'));
 const patchModule = libraryRequire('./handler/_patch-operations') as { patchOperation: PatchOperation };
 
 const MAX_ATTEMPTS = 10;

@@ -7,10 +7,10 @@
  */
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { libraryRequire } from './library';
 
 type ReadItems = (req: IncomingMessage, res: ServerResponse, itemsName: string, fn: (options: unknown) => Promise<unknown>) => Promise<unknown>;
 
-const libraryRequire = createRequire(require.resolve('@vercel/cosmosdb-server'));
 const readItemsModule = libraryRequire('./handler/_read-items') as { default: ReadItems };
 const queryRequire = createRequire(libraryRequire.resolve('@zeit/cosmosdb-query'));
 const tokenModule = queryRequire('./continuation-token') as { decode(token: string): Record<string, unknown> };

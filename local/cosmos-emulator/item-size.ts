@@ -9,7 +9,7 @@
  * those of every patch since (a patch adds at most what its request carries). Only a bound over the
  * limit is checked against the document's exact size, which then becomes the bound again.
  */
-import { createRequire } from 'node:module';
+import { libraryRequire, readRawBody } from './library';
 import type { PatchResult } from './patch-operations';
 
 /** The largest item Cosmos DB stores: 2 MB, system properties included. */
@@ -24,9 +24,7 @@ export const ITEM_TOO_LARGE: PatchResult = {
 /** `_rid`, `_self`, `_etag`, `_attachments` and `_ts` as the stand-in writes them, rounded up. */
 const SYSTEM_PROPERTY_BYTES = 200;
 
-const libraryRequire = createRequire(require.resolve('@vercel/cosmosdb-server'));
 const jsonModule = libraryRequire('./json') as { default: (request: unknown) => Promise<unknown> };
-const rawBody = libraryRequire('raw-body') as (request: unknown) => Promise<Buffer>;
 
 type DocumentOperation = (collection: unknown, input: { resourceBody?: unknown }) => PatchResult;
 const documentOperations = libraryRequire('./handler/_document-operations') as Record<
@@ -94,7 +92,7 @@ export function installItemSizeLimit(): void {
   if (installed) return;
   installed = true;
   jsonModule.default = async (request) => {
-    const bytes = await rawBody(request);
+    const bytes = await readRawBody(request);
     const body = JSON.parse(bytes.toString()) as unknown;
     if (typeof body === 'object' && body !== null) {
       requestBytes.set(body, bytes.length);

@@ -19,7 +19,7 @@
  * `__proto__`) takes that whole copy too, so the library's walk answers it exactly; so does the next
  * patch of a document such a patch stored.
  */
-import { createRequire } from 'node:module';
+import { libraryRequire } from './library';
 import { ITEM_TOO_LARGE, patchedBytes, recordStoredBytes } from './item-size';
 
 export interface StoredDocument {
@@ -44,7 +44,6 @@ export interface PatchResult {
   body: unknown;
 }
 
-const libraryRequire = createRequire(require.resolve('@vercel/cosmosdb-server'));
 export const partitionModule = libraryRequire('./utils/get-partition-from-header') as {
   parsePartitionKey(header: string | undefined, id: string): unknown;
 };

@@ -11,8 +11,8 @@
  * Requests for the account, databases, containers and partition key ranges are never throttled:
  * the client's start-up and the bootstrap do not depend on the fault.
  */
-import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { libraryRequire, readRawBody } from './library';
 
 export interface ThrottleSettings {
   /** Share of document requests answered 429, 0 (off) to 1 (every one). */
@@ -40,9 +40,7 @@ const MAX_RETRY_AFTER_MS = 60_000;
 type Handler = (account: unknown, req: IncomingMessage, res: ServerResponse, params: Record<string, string>) => Promise<unknown> | unknown;
 type Route = [Record<string, string>, Handler] | null | undefined;
 
-const libraryRequire = createRequire(require.resolve('@vercel/cosmosdb-server'));
 const routesModule = libraryRequire('./routes') as { default: (req: IncomingMessage) => Route };
-const rawBody = libraryRequire('raw-body') as (request: unknown) => Promise<Buffer>;
 
 const state: ThrottleState = { share: 0, retryAfterMs: DEFAULT_RETRY_AFTER_MS, throttled: 0, passed: 0 };
 
@@ -87,7 +85,7 @@ const throttledAnswer: Handler = (_account, req, res) => {
 const control: Handler = async (_account, req, res) => {
   if (req.method === 'PUT' || req.method === 'POST') {
     try {
-      const body = JSON.parse((await rawBody(req)).toString() || '{}') as Partial<ThrottleSettings>;
+      const body = JSON.parse((await readRawBody(req)).toString() || '{}') as Partial<ThrottleSettings>;
       return setThrottle({ share: body.share, retryAfterMs: body.retryAfterMs });
     } catch (err) {
       res.statusCode = 400;
