@@ -2,6 +2,10 @@
  * Activities of saga compensation: plan, the three compensations, and the outcome. The
  * compensations are thin calls into src/services, where each is idempotent (refund once per
  * order, release per hold, one cancellation notice) and records its own timeline entry.
+ *
+ * Each answers `{storeOutage}` instead of failing when Cosmos DB did not serve it (throttled past
+ * the SDK's retries, unavailable, no answer): the orchestration waits that out rather than count
+ * it as the step failing, so a busy or unreachable database does not end orders in `attention`.
  */
 import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';
@@ -15,14 +19,30 @@ import { sendCancellation } from '../src/services/notices';
 import { refundPayment } from '../src/services/payment';
 import { releaseStock } from '../src/services/stock';
 import { appCompensationFaults, assertRefundsWork } from '../src/support/faults';
-import { ACTIVITY, type OrderActivityInput } from '../orchestrators/names';
+import { ACTIVITY, type OrderActivityInput, type StoreOutageAnswer } from '../orchestrators/names';
+import { isStoreUnavailable } from '../src/azure/cosmosErrors';
+import { ensureError } from '../src/errors';
 
 type CompensationActivityInput = OrderActivityInput & { reason: string };
 
-const planOrderCompensation: ActivityHandler = async (input: OrderActivityInput): Promise<CompensationStep[]> =>
+/** `work`'s result, or what Cosmos DB's failure to serve it was; any other failure is thrown, to be retried as the step's. */
+function servedOrOutage<I extends OrderActivityInput, T>(work: (context: InvocationContext, input: I) => Promise<T>): ActivityHandler {
+  return async (input: I, context: InvocationContext): Promise<T | StoreOutageAnswer> => {
+    try {
+      return await work(context, input);
+    } catch (err) {
+      if (!isStoreUnavailable(err)) throw err;
+      const storeOutage = `Cosmos DB did not serve it: ${ensureError(err).message.split('\n')[0]!.slice(0, 300)}`;
+      activityLogger(context, input).warn('compensation-store-outage', { error: storeOutage });
+      return { storeOutage };
+    }
+  };
+}
+
+const planOrderCompensation = async (_context: InvocationContext, input: OrderActivityInput): Promise<CompensationStep[]> =>
   planCompensation(await orderOrThrow(input.orderId));
 
-const refundOrderPayment: ActivityHandler = async (input: CompensationActivityInput, context: InvocationContext) => {
+const refundOrderPayment = async (context: InvocationContext, input: CompensationActivityInput) => {
   const deps = appDependencies();
   // The refund switch fails refunds, not compensations: an order never charged, or refunded by an
   // earlier run, has nothing to ask of the gateway.
@@ -32,26 +52,24 @@ const refundOrderPayment: ActivityHandler = async (input: CompensationActivityIn
   return result;
 };
 
-const releaseOrderStock: ActivityHandler = async (input: CompensationActivityInput, context: InvocationContext) => {
+const releaseOrderStock = async (context: InvocationContext, input: CompensationActivityInput) => {
   const result = await releaseStock(await orderOrThrow(input.orderId), appDependencies(), MONITOR_ACTOR);
   activityLogger(context, input).info('stock-compensated', result);
   return result;
 };
 
-const sendCancellationNotice: ActivityHandler = async (input: CompensationActivityInput, context: InvocationContext) => {
+const sendCancellationNotice = async (context: InvocationContext, input: CompensationActivityInput) => {
   const result = await sendCancellation(await orderOrThrow(input.orderId), appDependencies(), MONITOR_ACTOR, input.reason);
   activityLogger(context, input).info('cancellation-sent', result);
   return result;
 };
 
 /** Records how compensation ended (`src/services/compensationOutcome.ts`), unless a later run or request supersedes it. */
-const finishCompensation: ActivityHandler = async (
-  input: CompensationActivityInput & CompensationOutcome & { attempt?: number },
-  context: InvocationContext,
-) => finishCompensationRun(await orderOrThrow(input.orderId), input, appDependencies(), activityLogger(context, input));
+const finishCompensation = async (context: InvocationContext, input: CompensationActivityInput & CompensationOutcome & { attempt?: number }) =>
+  finishCompensationRun(await orderOrThrow(input.orderId), input, appDependencies(), activityLogger(context, input));
 
-df.app.activity(ACTIVITY.planOrderCompensation, { handler: planOrderCompensation });
-df.app.activity(ACTIVITY.refundOrderPayment, { handler: refundOrderPayment });
-df.app.activity(ACTIVITY.releaseOrderStock, { handler: releaseOrderStock });
-df.app.activity(ACTIVITY.sendCancellationNotice, { handler: sendCancellationNotice });
-df.app.activity(ACTIVITY.finishCompensation, { handler: finishCompensation });
+df.app.activity(ACTIVITY.planOrderCompensation, { handler: servedOrOutage(planOrderCompensation) });
+df.app.activity(ACTIVITY.refundOrderPayment, { handler: servedOrOutage(refundOrderPayment) });
+df.app.activity(ACTIVITY.releaseOrderStock, { handler: servedOrOutage(releaseOrderStock) });
+df.app.activity(ACTIVITY.sendCancellationNotice, { handler: servedOrOutage(sendCancellationNotice) });
+df.app.activity(ACTIVITY.finishCompensation, { handler: servedOrOutage(finishCompensation) });

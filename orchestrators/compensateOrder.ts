@@ -3,12 +3,16 @@
  * that succeeded, in reverse, then send one cancellation notice. Each compensation is idempotent
  * and retried with backoff; one that still fails does not stop the others, and the order ends in
  * `attention` with the details instead of retrying forever.
+ *
+ * A step Cosmos DB did not serve (its activity answers `{storeOutage}`: throttled, unavailable, no
+ * answer) has not failed: it is called again after a durable timer, with its own longer bound
+ * (`outage`), so an outage of the database does not send every order it touched to a person.
  */
 import * as df from 'durable-functions';
-import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
-import { statusText, type RetryPolicy } from '../src/domain/monitorPolicy';
+import type { OrchestrationContext, OrchestrationHandler, Task } from 'durable-functions';
+import { DEFAULT_MONITOR_POLICY, outageWaitMs, statusText, type OutagePolicy, type RetryPolicy } from '../src/domain/monitorPolicy';
 import { compensationOutcome, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
-import { ACTIVITY, COMPENSATE_ORDER, COMPENSATION_ACTIVITY, type CompensationInput } from './names';
+import { ACTIVITY, COMPENSATE_ORDER, COMPENSATION_ACTIVITY, isStoreOutageAnswer, type CompensationInput } from './names';
 
 function retryOptions(policy: RetryPolicy): df.RetryOptions {
   const retry = new df.RetryOptions(policy.firstRetryIntervalMs, policy.maxAttempts);
@@ -23,6 +27,39 @@ function failureMessage(err: unknown): string {
   return message.split('\n')[0].slice(0, 500);
 }
 
+/**
+ * Calls an activity with `retry`; while it answers that Cosmos DB did not serve it, waits and calls
+ * again. Past `outage.giveUpAfterMs` since its first such answer, it fails as the step would.
+ */
+function* callThroughOutage<T>(
+  context: OrchestrationContext,
+  name: string,
+  input: unknown,
+  retry: df.RetryOptions,
+  outage: OutagePolicy,
+  showWait: (wait: { until: string; why?: string } | undefined) => void,
+): Generator<Task, T, unknown> {
+  let since: number | undefined;
+  for (let waits = 0; ; waits++) {
+    const answer = yield context.df.callActivityWithRetry(name, retry, input);
+    if (!isStoreOutageAnswer(answer)) {
+      if (since !== undefined) showWait(undefined);
+      return answer as T;
+    }
+    const now = context.df.currentUtcDateTime.getTime();
+    since ??= now;
+    if (now - since >= outage.giveUpAfterMs) {
+      throw new Error(`${answer.storeOutage}; still so after ${Math.round((now - since) / 1000)} s`);
+    }
+    const until = new Date(now + outageWaitMs(outage, waits));
+    showWait({ until: until.toISOString(), why: statusText(answer.storeOutage) });
+    if (!context.df.isReplaying) {
+      context.log(JSON.stringify({ level: 'warn', event: 'compensation.store-outage', activity: name, until: until.toISOString(), error: answer.storeOutage }));
+    }
+    yield context.df.createTimer(until);
+  }
+}
+
 const compensateOrder: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput<CompensationInput>();
   if (!input?.orderId || !input.retry) {
@@ -30,15 +67,20 @@ const compensateOrder: OrchestrationHandler = function* (context: OrchestrationC
   }
   const order = { orderId: input.orderId, correlationId: input.correlationId };
   const retry = retryOptions(input.retry);
+  const outage = input.outage ?? DEFAULT_MONITOR_POLICY.compensationOutage;
+  let status: Record<string, unknown> = { phase: 'planning', reason: statusText(input.reason) };
+  const showWait = (waiting: { until: string; why?: string } | undefined) => context.df.setCustomStatus(waiting ? { ...status, waiting } : status);
+  const call = <T>(name: string, activityInput: unknown) => callThroughOutage<T>(context, name, activityInput, retry, outage, showWait);
 
-  const plan: CompensationStep[] = yield context.df.callActivityWithRetry(ACTIVITY.planOrderCompensation, retry, order);
+  const plan = yield* call<CompensationStep[]>(ACTIVITY.planOrderCompensation, order);
 
   const done: string[] = [];
   const failures: CompensationOutcome['failures'] = [];
   for (const step of plan) {
-    context.df.setCustomStatus({ phase: 'compensating', reason: statusText(input.reason), current: step.name, done, failures });
+    status = { phase: 'compensating', reason: statusText(input.reason), current: step.name, done, failures };
+    context.df.setCustomStatus(status);
     try {
-      yield context.df.callActivityWithRetry(COMPENSATION_ACTIVITY[step.name], retry, { ...order, reason: input.reason });
+      yield* call(COMPENSATION_ACTIVITY[step.name], { ...order, reason: input.reason });
       done.push(step.name);
     } catch (err) {
       failures.push({ name: step.name, error: failureMessage(err) });
@@ -46,8 +88,9 @@ const compensateOrder: OrchestrationHandler = function* (context: OrchestrationC
   }
 
   const outcome = compensationOutcome(failures);
-  context.df.setCustomStatus({ phase: outcome.outcome, reason: statusText(input.reason), done, failures });
-  yield context.df.callActivityWithRetry(ACTIVITY.finishCompensation, retry, { ...order, reason: input.reason, attempt: input.attempt, ...outcome });
+  status = { phase: outcome.outcome, reason: statusText(input.reason), done, failures };
+  context.df.setCustomStatus(status);
+  yield* call(ACTIVITY.finishCompensation, { ...order, reason: input.reason, attempt: input.attempt, ...outcome });
   return outcome;
 };
 

@@ -2,7 +2,7 @@
  * Names the order monitor is known by: the intake starts it, consumers and the dead-letter handler
  * raise its event, support actions wake it. Spelled once here; changing one breaks a running app.
  */
-import type { MonitorObservations, MonitorPolicy, MonitorSnapshot, RetryPolicy } from '../src/domain/monitorPolicy';
+import type { MonitorObservations, MonitorPolicy, MonitorSnapshot, OutagePolicy, RetryPolicy } from '../src/domain/monitorPolicy';
 import type { CompensationName } from '../src/domain/saga';
 
 export const ORDER_MONITOR = 'orderMonitor';
@@ -52,6 +52,20 @@ export interface CompensationInput {
    * superseded (its monitor was terminated and restarted meanwhile) does not record its outcome.
    */
   attempt?: number;
+  /** How long a step Cosmos DB does not serve is waited for; runs begun before it existed take the default. */
+  outage?: OutagePolicy;
+}
+
+/**
+ * What a compensation activity answers, instead of failing, when Cosmos DB did not serve it: the
+ * orchestration waits and calls it again, apart from its retries for failures of the step itself.
+ */
+export interface StoreOutageAnswer {
+  storeOutage: string;
+}
+
+export function isStoreOutageAnswer(answer: unknown): answer is StoreOutageAnswer {
+  return typeof answer === 'object' && answer !== null && typeof (answer as { storeOutage?: unknown }).storeOutage === 'string';
 }
 
 /** What `beginCompensation` hands the monitor for a run it started. */

@@ -178,7 +178,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
           });
           // null: the order finished in the meantime (e.g. the last consumer completed it).
           if (started) {
-            const compensation: CompensationInput = { ...order, reason: step.reason, retry: policy.compensationRetry, attempt: started.attempt };
+            const compensation: CompensationInput = { ...order, reason: step.reason, retry: policy.compensationRetry, outage: policy.compensationOutage, attempt: started.attempt };
             const outcome: CompensationOutcome = yield context.df.callSubOrchestrator(COMPENSATE_ORDER, compensation, compensationInstanceId(orderId, started));
             if (!context.df.isReplaying) {
               context.log(JSON.stringify({ level: 'info', event: 'compensation.finished', orderId, correlationId, ...outcome }));

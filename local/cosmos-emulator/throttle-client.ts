@@ -11,6 +11,7 @@ const CONTROL_PATH = '/_emulator/throttle';
 export interface StandInThrottle {
   share: number;
   retryAfterMs: number;
+  containers: string[] | null;
   throttled: number;
   passed: number;
 }
@@ -18,7 +19,7 @@ export interface StandInThrottle {
 /** Sets (with `settings`) or reads the fault; resolves with the stand-in's state after the call. */
 export function standInThrottle(
   cosmos: { endpoint: string; caCertificateFile: string },
-  settings?: { share?: number; retryAfterMs?: number },
+  settings?: { share?: number; retryAfterMs?: number; containers?: string[] | null },
 ): Promise<StandInThrottle> {
   const body = settings === undefined ? undefined : JSON.stringify(settings);
   const url = new URL(CONTROL_PATH, cosmos.endpoint);

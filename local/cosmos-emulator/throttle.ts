@@ -8,6 +8,7 @@
  * Off by default. Switched at run time over the stand-in's own port (the chaos run does):
  *   GET /_emulator/throttle                       -> {share, retryAfterMs, throttled, passed}
  *   PUT /_emulator/throttle {"share": 0.4, "retryAfterMs": 100}   (share 0 turns it off)
+ *   PUT /_emulator/throttle {"share": 1, "containers": ["payments"]}  (only those containers; null: all)
  * Requests for the account, databases, containers and partition key ranges are never throttled:
  * the client's start-up and the bootstrap do not depend on the fault.
  */
@@ -19,6 +20,8 @@ export interface ThrottleSettings {
   share: number;
   /** What `x-ms-retry-after-ms` says; the SDK waits that long before its next try. */
   retryAfterMs: number;
+  /** Only requests on documents of these containers are throttled; null: of every container. */
+  containers: string[] | null;
 }
 
 export interface ThrottleState extends ThrottleSettings {
@@ -42,7 +45,7 @@ type Route = [Record<string, string>, Handler] | null | undefined;
 
 const routesModule = libraryRequire('./routes') as { default: (req: IncomingMessage) => Route };
 
-const state: ThrottleState = { share: 0, retryAfterMs: DEFAULT_RETRY_AFTER_MS, throttled: 0, passed: 0 };
+const state: ThrottleState = { share: 0, retryAfterMs: DEFAULT_RETRY_AFTER_MS, containers: null, throttled: 0, passed: 0 };
 
 /** The body Cosmos DB's gateway sends with a 429. */
 export const TOO_MANY_REQUESTS_BODY = {
@@ -53,24 +56,29 @@ export const TOO_MANY_REQUESTS_BODY = {
 
 /** Validates and applies new settings (unnamed fields keep their value); throws on a bad one. */
 export function setThrottle(settings: Partial<ThrottleSettings>): ThrottleState {
-  const { share, retryAfterMs } = settings;
+  const { share, retryAfterMs, containers } = settings;
   if (share !== undefined && !(typeof share === 'number' && share >= 0 && share <= 1)) throw new Error('share must be a number from 0 to 1');
   if (retryAfterMs !== undefined && !(Number.isInteger(retryAfterMs) && retryAfterMs >= 0 && retryAfterMs <= MAX_RETRY_AFTER_MS)) {
     throw new Error(`retryAfterMs must be a whole number from 0 to ${MAX_RETRY_AFTER_MS}`);
   }
+  if (containers !== undefined && containers !== null && !(Array.isArray(containers) && containers.every((c) => typeof c === 'string' && c !== ''))) {
+    throw new Error('containers must be null or a list of container names');
+  }
   if (share !== undefined) state.share = share;
+  if (containers !== undefined) state.containers = containers === null ? null : [...containers];
   if (retryAfterMs !== undefined) state.retryAfterMs = retryAfterMs;
   return throttleState();
 }
 
 export function throttleState(): ThrottleState {
-  return { ...state };
+  return { ...state, containers: state.containers && [...state.containers] };
 }
 
-/** Documents and queries over them: what a container's RU/s pay for. */
-export function isDocumentRequest(url: string | undefined): boolean {
+/** The container a request on documents (or a query over them: what its RU/s pay for) is for; undefined for any other request. */
+function documentContainer(url: string | undefined): string | undefined {
   const path = (url ?? '').split('?')[0]!;
-  return /^\/dbs\/[^/]+\/colls\/[^/]+\/docs(\/|$)/.test(path);
+  const match = /^\/dbs\/[^/]+\/colls\/([^/]+)\/docs(\/|$)/.exec(path);
+  return match ? decodeURIComponent(match[1]!) : undefined;
 }
 
 const throttledAnswer: Handler = (_account, req, res) => {
@@ -86,7 +94,7 @@ const control: Handler = async (_account, req, res) => {
   if (req.method === 'PUT' || req.method === 'POST') {
     try {
       const body = JSON.parse((await readRawBody(req)).toString() || '{}') as Partial<ThrottleSettings>;
-      return setThrottle({ share: body.share, retryAfterMs: body.retryAfterMs });
+      return setThrottle({ share: body.share, retryAfterMs: body.retryAfterMs, containers: body.containers });
     } catch (err) {
       res.statusCode = 400;
       return { code: 'BadRequest', message: err instanceof Error ? err.message : String(err) };
@@ -107,8 +115,10 @@ export function installThrottle(random: () => number = Math.random): void {
   routesModule.default = (req) => {
     if ((req.url ?? '').split('?')[0] === THROTTLE_CONTROL_PATH) return [{}, control];
     const found = route(req);
-    if (found && isDocumentRequest(req.url)) {
-      if (state.share > 0 && random() < state.share) {
+    const container = found ? documentContainer(req.url) : undefined;
+    if (found && container !== undefined) {
+      const chosen = state.containers === null || state.containers.includes(container);
+      if (chosen && state.share > 0 && random() < state.share) {
         state.throttled++;
         return [found[0], throttledAnswer];
       }

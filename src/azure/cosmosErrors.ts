@@ -8,6 +8,28 @@ export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
 export const isNotFound = (err: unknown): boolean => statusCodeOf(err) === 404;
 export const isPreconditionFailed = (err: unknown): boolean => statusCodeOf(err) === 412;
 
+/** Cosmos DB answers that say "not now" about the service, never about the request. */
+const UNAVAILABLE_STATUS = new Set([
+  408, // request timeout
+  429, // throttled past the SDK's own retries
+  449, // retry with
+  503, // service unavailable
+]);
+/** Where no answer came: the SDK's request timeout, and the connection errors of Node's sockets. */
+const NO_ANSWER_CODES = new Set(['TimeoutError', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
+/**
+ * Cosmos DB did not serve the call: it throttled it, was unavailable, or did not answer. Such a
+ * failure says nothing about the step that made the call, and the same call can succeed once the
+ * service is back; a caller that bounds its retries can wait it out instead of counting it.
+ */
+export function isStoreUnavailable(err: unknown): boolean {
+  const status = statusCodeOf(err);
+  if (status !== undefined) return UNAVAILABLE_STATUS.has(status);
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && NO_ANSWER_CODES.has(code);
+}
+
 /**
  * Values placed inside a patch condition. The stand-in lower-cases whole conditions, and real
  * Cosmos DB has no parameters for patch filters: only lower-case word characters are allowed,

@@ -51,6 +51,12 @@ export interface RetryPolicy {
   maxRetryIntervalMs: number;
 }
 
+export interface OutagePolicy {
+  firstWaitMs: number;
+  maxWaitMs: number;
+  giveUpAfterMs: number;
+}
+
 export interface MonitorPolicy {
   /** Automatic requeues of a dead-lettered billing before the order is compensated. */
   maxBillingRequeues: number;
@@ -71,6 +77,12 @@ export interface MonitorPolicy {
   pollMaxMs: number;
   /** Each compensation activity is retried with this policy; then the order needs attention. */
   compensationRetry: RetryPolicy;
+  /**
+   * A compensation step that Cosmos DB did not serve (throttled, unavailable, no answer) is not
+   * counted against `compensationRetry`: it is called again after these waits, doubling from
+   * `firstWaitMs` up to `maxWaitMs`, until `giveUpAfterMs` have passed since its first such answer.
+   */
+  compensationOutage: OutagePolicy;
   /** Compensation runs (e.g. across host restarts) before the monitor gives up to a person. */
   maxCompensationRuns: number;
   /** Loop iterations per orchestration execution before continue-as-new trims the history. */
@@ -86,6 +98,7 @@ export const DEFAULT_MONITOR_POLICY: MonitorPolicy = {
   pollMinMs: 10_000,
   pollMaxMs: 60_000,
   compensationRetry: { maxAttempts: 5, firstRetryIntervalMs: 2_000, backoffCoefficient: 2, maxRetryIntervalMs: 30_000 },
+  compensationOutage: { firstWaitMs: 15_000, maxWaitMs: 5 * 60_000, giveUpAfterMs: 60 * 60_000 },
   maxCompensationRuns: 3,
   iterationsPerExecution: 20,
 };
@@ -120,6 +133,7 @@ const settingsSchema = z.object({
   MONITOR_COMPENSATION_MAX_ATTEMPTS: count(d.compensationRetry.maxAttempts, 1),
   MONITOR_COMPENSATION_FIRST_RETRY_SECONDS: seconds(d.compensationRetry.firstRetryIntervalMs),
   MONITOR_COMPENSATION_MAX_RETRY_SECONDS: seconds(d.compensationRetry.maxRetryIntervalMs),
+  MONITOR_COMPENSATION_OUTAGE_SECONDS: seconds(d.compensationOutage.giveUpAfterMs),
   MONITOR_MAX_COMPENSATION_RUNS: count(d.maxCompensationRuns, 1),
   MONITOR_ITERATIONS_PER_EXECUTION: count(d.iterationsPerExecution, 1),
 });
@@ -168,6 +182,7 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
         bound('MONITOR_COMPENSATION_MAX_RETRY_SECONDS', s.MONITOR_COMPENSATION_FIRST_RETRY_SECONDS, s.MONITOR_COMPENSATION_MAX_RETRY_SECONDS),
       ),
     },
+    compensationOutage: { ...d.compensationOutage, giveUpAfterMs: s.MONITOR_COMPENSATION_OUTAGE_SECONDS },
     maxCompensationRuns: s.MONITOR_MAX_COMPENSATION_RUNS,
     iterationsPerExecution: s.MONITOR_ITERATIONS_PER_EXECUTION,
   };
@@ -186,6 +201,11 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
 /** Delay between the dead-letter and requeue number `requeuesSoFar + 1`. */
 export function requeueDelayMs(policy: MonitorPolicy, requeuesSoFar: number): number {
   return Math.min(policy.requeueBackoffMaxMs, policy.requeueBackoffBaseMs * 2 ** requeuesSoFar);
+}
+
+/** Wait number `waits` (0-based) before a compensation step Cosmos DB did not serve is called again. */
+export function outageWaitMs(outage: OutagePolicy, waits: number): number {
+  return Math.min(outage.maxWaitMs, outage.firstWaitMs * 2 ** Math.min(waits, 30));
 }
 
 /** Poll interval after `quietPolls` timer wake-ups in a row with nothing to do. */

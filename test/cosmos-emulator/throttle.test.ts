@@ -7,6 +7,9 @@ import { CosmosClient } from '@azure/cosmos';
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { standInThrottle } from '../../local/cosmos-emulator/throttle-client';
+import { createServer, type AddressInfo } from 'node:net';
+import { createCosmosClient } from '../../src/azure/clients';
+import { isStoreUnavailable } from '../../src/azure/cosmosErrors';
 import { statusCodeOf } from '../../src/errors';
 import { cosmosTopology } from '../../src/topology';
 import { emulatorWithClient } from './emulator-with-client';
@@ -16,7 +19,7 @@ describe('Cosmos DB stand-in throttling', () => {
   const cosmos = () => ({ endpoint: standIn.emulator.endpoint, caCertificateFile: standIn.emulator.caCertificateFile });
 
   afterEach(async () => {
-    await standInThrottle(cosmos(), { share: 0 });
+    await standInThrottle(cosmos(), { share: 0, containers: null });
   });
 
   /** A client whose throttle retries are bounded as given. */
@@ -82,6 +85,58 @@ describe('Cosmos DB stand-in throttling', () => {
       close();
     }
     await expect(standInThrottle(cosmos(), { share: 2 })).rejects.toThrow(/share must be/);
+    await expect(standInThrottle(cosmos(), { containers: [''] })).rejects.toThrow(/containers must be/);
     await expect(standInThrottle(cosmos(), { retryAfterMs: -1 })).rejects.toThrow(/retryAfterMs must be/);
+  });
+
+  it('throttles only the containers named, and counts the others as let through', async () => {
+    const { orders, close } = clientWith({ maxRetryAttemptCount: 1, maxWaitTimeInSeconds: 5 });
+    const payments = orders.database.container('payments');
+    try {
+      const before = await standInThrottle(cosmos(), { share: 1, retryAfterMs: 1, containers: ['payments'] });
+      expect(before.containers).toEqual(['payments']);
+      await orders.items.create({ id: 'not-throttled' });
+      const err = await payments.items.create({ id: 'throttled', orderId: 'throttled' }).then(() => undefined, (e: unknown) => e);
+      expect(statusCodeOf(err)).toBe(429);
+      expect(isStoreUnavailable(err)).toBe(true);
+      const after = await standInThrottle(cosmos());
+      expect(after.passed - before.passed).toBe(1);
+      expect(after.throttled - before.throttled).toBe(2);
+    } finally {
+      close();
+    }
+  });
+});
+
+describe('isStoreUnavailable: what Cosmos DB failing to serve a call looks like through the SDK', () => {
+  const standIn = emulatorWithClient('cosmos-unavailable-');
+
+  it('counts a refused connection, but not an answer about the request itself (404, 409)', async () => {
+    // A port that refuses: one the system gave and took back.
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer();
+      server.listen(0, '127.0.0.1', () => {
+        const { port: free } = server.address() as AddressInfo;
+        server.close(() => resolve(free));
+      });
+    });
+    const { client, agent } = createCosmosClient({ endpoint: `https://127.0.0.1:${port}/`, key: standIn.emulator.key, caCertificateFile: standIn.emulator.caCertificateFile });
+    try {
+      const refused = await client.database(cosmosTopology.databaseName).container('orders').items.create({ id: 'nowhere' }).then(() => undefined, (e: unknown) => e);
+      expect(refused).toBeDefined();
+      expect(isStoreUnavailable(refused)).toBe(true);
+    } finally {
+      client.dispose();
+      agent?.destroy();
+    }
+
+    const orders = standIn.container('orders');
+    const missing = await orders.item('absent', 'absent').replace({ id: 'absent' }).then(() => undefined, (e: unknown) => e);
+    expect(statusCodeOf(missing)).toBe(404);
+    expect(isStoreUnavailable(missing)).toBe(false);
+    await orders.items.create({ id: 'twice' });
+    const conflict = await orders.items.create({ id: 'twice' }).then(() => undefined, (e: unknown) => e);
+    expect(statusCodeOf(conflict)).toBe(409);
+    expect(isStoreUnavailable(conflict)).toBe(false);
   });
 });

@@ -342,6 +342,80 @@ describe('saga compensation', () => {
   });
 });
 
+describe('compensation while Cosmos DB throttles', () => {
+  const compensationRun = async (id: string) =>
+    (await world.request('GET', `/runtime/webhooks/durabletask/instances/${encodeURIComponent(`${id}:compensation:1`)}`)).body as
+      | { runtimeStatus?: string; customStatus?: { current?: string; waiting?: { until: string; why?: string } } }
+      | undefined;
+
+  /** An order charged, then out of stock, whose refund meets a payments ledger Cosmos DB throttles every time. */
+  async function compensatingWithRefundThrottled() {
+    const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: LOW_STOCK_SKU, quantity: 1_000 }]);
+    await deliver('billing');
+    await world.runUntil(id, (o) => o.status.billing === 'done', { stepMs: 250 });
+    await world.throttle({ share: 1, retryAfterMs: 1, containers: ['payments'] });
+    await deliver('inventory', 'notification');
+    const deadline = Date.now() + 60_000;
+    let run = await compensationRun(id);
+    while (!run?.customStatus?.waiting && Date.now() < deadline) {
+      await world.advance(1_000);
+      await world.request('POST', '/admin/durable/idle');
+      run = await compensationRun(id);
+    }
+    return { id, run };
+  }
+
+  afterEach(async () => {
+    await world.throttle({ share: 0, containers: null });
+  });
+
+  it('a refund Cosmos DB keeps throttling is waited out, not counted as failing: cancelled with the refund once it stops', async () => {
+    const { id, run } = await compensatingWithRefundThrottled();
+    expect(run).toMatchObject({ runtimeStatus: 'Running', customStatus: { current: 'refundPayment', waiting: { why: expect.stringContaining('Cosmos DB did not serve it') } } });
+
+    // Ten virtual minutes of throttling: the five tries of a failing step took 30 s, and before
+    // this the order was in `attention` by now.
+    for (let i = 0; i < 20; i++) {
+      await world.advance(30_000);
+      await world.request('POST', '/admin/durable/idle');
+    }
+    const meanwhile = await world.order(id);
+    expect(meanwhile.state).toBe('compensating');
+    expect(meanwhile.timeline.filter((e) => e.kind === 'attention' || e.kind === 'compensation-failed')).toEqual([]);
+    expect((await compensationRun(id))?.customStatus).toMatchObject({ current: 'refundPayment', waiting: expect.any(Object) });
+
+    await world.throttle({ share: 0 });
+    const { order, virtualMs } = await world.runUntil(id, terminal, { stepMs: 30_000, maxVirtualMs: 10 * 60_000 });
+    figures['refund throttled for 10 min, then served -> cancelled (virtual ms after throttling stopped)'] = virtualMs;
+    expect(order.state).toBe('cancelled');
+    expect(order.payment).toEqual({ charged: order.total, refunded: order.total });
+    expectMoneyConserved(order);
+    expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+    expect(order.timeline.filter((e) => e.kind === 'attention' || e.kind === 'compensation-failed')).toEqual([]);
+    expect(order.timeline.filter((e) => e.kind === 'compensation-started')).toHaveLength(1);
+    // The wait is shown while it lasts, and gone once the step went through.
+    expect((await compensationRun(id))?.customStatus).not.toHaveProperty('waiting');
+  });
+
+  it('throttling that outlasts the outage bound (an hour) ends in attention naming it, with the other compensations done', async () => {
+    const { id } = await compensatingWithRefundThrottled();
+    const { order, virtualMs } = await world.runUntil(id, terminal, { stepMs: 60_000, maxVirtualMs: 2 * 60 * 60_000, realTimeoutMs: 120_000 });
+    figures['refund throttled throughout -> attention (virtual ms)'] = virtualMs;
+    expect(order.state).toBe('attention');
+    expect(virtualMs).toBeGreaterThanOrEqual(60 * 60_000);
+    expect(order.timeline).toContainEqual(
+      expect.objectContaining({
+        kind: 'compensation-failed',
+        detail: 'refundPayment failed after retries',
+        reason: expect.stringMatching(/Cosmos DB did not serve it: .*still so after \d+ s/),
+      }),
+    );
+    expect(order.payment.refunded).toBe(0);
+    expect(order.notifications.filter((n) => n.kind === 'cancellation')).toHaveLength(1);
+    expect(order.status.inventory).not.toBe('processing');
+  });
+});
+
 describe('stuck consumers', () => {
   it('a notification that never arrives: republished to notification only after the threshold, then completed', async () => {
     const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: 'WEBCAM-01', quantity: 1 }]);

@@ -10,6 +10,7 @@ import { ServiceBusClient } from '@azure/service-bus';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { standInThrottle, type StandInThrottle } from '../../local/cosmos-emulator/throttle-client';
 import { disposableSettings, emulatorSettings, startFunctionsHost } from '../../local/stack';
 import { createCosmosClient } from '../../src/azure/clients';
 import type { OrderDocument } from '../../src/domain/order';
@@ -32,6 +33,8 @@ export interface MonitorWorld {
   clock(): Promise<Date>;
   /** Flips the fault switches through the support API. */
   setFaults(faults: { billingFails?: boolean; refundFails?: boolean }): Promise<void>;
+  /** Switches the Cosmos DB stand-in's throttling fault (local/cosmos-emulator/throttle.ts). */
+  throttle(settings: { share?: number; retryAfterMs?: number; containers?: string[] | null }): Promise<StandInThrottle>;
   /** How many events the instance's history holds now. */
   historyLength(id: string): Promise<number>;
   /**
@@ -104,6 +107,7 @@ export async function startMonitorWorld(env: Record<string, string> = {}): Promi
     advance,
     clock,
     setFaults,
+    throttle: (settings) => standInThrottle(emulators.cosmos, settings),
     historyLength,
     async runUntil(id, done, options = {}) {
       const stepMs = options.stepMs ?? 1_000;

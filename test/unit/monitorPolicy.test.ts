@@ -9,6 +9,7 @@ import {
   observe,
   onMonitorClock,
   phaseOf,
+  outageWaitMs,
   pollIntervalMs,
   requeueDelayMs,
   type MonitorPolicy,
@@ -483,6 +484,14 @@ describe('monitorPolicyFromSettings', () => {
     expect(p.requeueBackoffBaseMs).toBe(500);
     expect(p.stuckAfterMs).toEqual({ inventory: 30_000, billing: 90_000, notification: 30_000 });
     expect(p.compensationRetry.maxAttempts).toBe(2);
+  });
+
+  it('waits out a compensation step Cosmos DB does not serve for MONITOR_COMPENSATION_OUTAGE_SECONDS, doubling from 15 s to 5 min', () => {
+    expect(DEFAULT_MONITOR_POLICY.compensationOutage).toEqual({ firstWaitMs: 15_000, maxWaitMs: 300_000, giveUpAfterMs: 3_600_000 });
+    expect(monitorPolicyFromSettings({ MONITOR_COMPENSATION_OUTAGE_SECONDS: '600' }).compensationOutage.giveUpAfterMs).toBe(600_000);
+    expect(() => monitorPolicyFromSettings({ MONITOR_COMPENSATION_OUTAGE_SECONDS: '-1' })).toThrow(/MONITOR_COMPENSATION_OUTAGE_SECONDS/);
+    const waits = [0, 1, 2, 3, 4, 5, 6, 60].map((n) => outageWaitMs(DEFAULT_MONITOR_POLICY.compensationOutage, n));
+    expect(waits).toEqual([15_000, 30_000, 60_000, 120_000, 240_000, 300_000, 300_000, 300_000]);
   });
 
   it('a base set above its default bound raises the bound with it; both set, they must agree', () => {
