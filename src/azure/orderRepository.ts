@@ -83,7 +83,19 @@ export class CosmosOrderRepository implements OrderStore {
     }
   }
 
-  transitionStatus(id: string, change: StatusTransition): Promise<OrderDocument | undefined> {
+  /**
+   * A notice rides on the transition only while the order does not record it yet: the patch that
+   * carries it also requires its `notified` flag false. Should that alone fail (a redelivery
+   * recorded it meanwhile), the transition is made without it, so the notice is on the order once.
+   */
+  async transitionStatus(id: string, change: StatusTransition): Promise<OrderDocument | undefined> {
+    if (!change.notice) return this.patchStatus(id, change);
+    const kind = conditionLiteral(change.notice.kind);
+    const condition = `${statusCondition(change)} and c.notified.${kind} = false`;
+    return (await this.patchStatus(id, change, condition)) ?? this.patchStatus(id, { ...change, notice: undefined });
+  }
+
+  private patchStatus(id: string, change: StatusTransition, condition = statusCondition(change)): Promise<OrderDocument | undefined> {
     const now = new Date().toISOString();
     const ops: PatchOperation[] = [
       { op: 'set', path: `/status/${change.service}`, value: change.to },
@@ -100,7 +112,7 @@ export class CosmosOrderRepository implements OrderStore {
     if (change.timeline) ops.push(timelineOp(change.timeline));
     if (change.completes) ops.push({ op: 'set', path: '/state', value: 'completed' }, timelineOp(change.completes));
     if (change.stockHeldBy) ops.push({ op: 'set', path: '/stockHeldBy', value: change.stockHeldBy });
-    return this.conditionalPatch(id, statusCondition(change), ops);
+    return this.conditionalPatch(id, condition, ops);
   }
 
   transitionState(id: string, change: StateTransition): Promise<OrderDocument | undefined> {

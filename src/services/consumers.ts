@@ -172,7 +172,8 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     // A notification delivery that compensation overtook sent its confirmation, and then could not
     // record it on the order (Cosmos DB throttling, 429, or the host died): its redelivery does.
     // Not while the status is still `processing`: the delivery that sent it may be alive and about
-    // to record it with its `done`, a patch the `notified` flag does not guard.
+    // to record it with its `done` (that patch leaves out a notice already on the order, so the
+    // two could not record it twice; the order just needs no second write).
     if (service === 'notification' && !order.notified.confirmation && order.status.notification !== 'processing') {
       await recordSentConfirmation(orderId, deps);
     }

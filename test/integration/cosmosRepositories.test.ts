@@ -191,6 +191,27 @@ describe('orders repository', () => {
     expect(stored.payment).toEqual({ charged: 10, refunded: 0 });
   });
 
+  it('a transition carrying a notice already recorded makes the transition and leaves the notice once', async () => {
+    const order = anOrder();
+    await orders.create(order);
+    expect(await orders.transitionStatus(order.id, { service: 'notification', from: ['pending'], to: 'processing' })).toBeDefined();
+    // A redelivery recorded the confirmation the delivery under way sent, before that delivery's `done`.
+    expect(await orders.recordNotification(order.id, 'confirmation', 'recorded')).toBe(true);
+    const done = await orders.transitionStatus(order.id, {
+      service: 'notification',
+      from: ['processing'],
+      to: 'done',
+      notice: { kind: 'confirmation', at: 'sent' },
+      timeline: { at: 'sent', kind: 'done', service: 'notification' },
+    });
+    expect(done?.status.notification).toBe('done');
+    expect(done?.notifications).toEqual([{ kind: 'confirmation', at: 'recorded' }]);
+    expect(done?.timeline.filter((e) => e.kind === 'done')).toHaveLength(1);
+    // Not from `processing` any more: nothing changes, with or without the notice.
+    expect(await orders.transitionStatus(order.id, { service: 'notification', from: ['processing'], to: 'done', notice: { kind: 'confirmation', at: 'again' } })).toBeUndefined();
+    expect((await orders.get(order.id))?.notifications).toHaveLength(1);
+  });
+
   it('lists newest first with a filter and continuation tokens', async () => {
     const created: string[] = [];
     for (let i = 0; i < 5; i++) {

@@ -76,7 +76,7 @@ export class MemoryOrderStore implements OrderStore {
     if (change.published) doc.published = true;
     if (change.payment?.charged !== undefined) doc.payment.charged = change.payment.charged;
     if (change.payment?.refunded !== undefined) doc.payment.refunded = change.payment.refunded;
-    if (change.notice) {
+    if (change.notice && !doc.notified[change.notice.kind]) {
       doc.notified[change.notice.kind] = true;
       doc.notifications.push({ ...change.notice });
     }
