@@ -6,10 +6,9 @@ import type { OrderState, ServiceStatus } from '../domain/order';
 import { type OrderRequest, orderRequestFingerprint, parseOrderRequest, parseRecordedOrderRequest, searchableText } from '../domain/orderRequest';
 import { pageQueryFields, validateQuery } from '../domain/validation';
 import { ensureError, type FieldProblem, OrderRecordedError, ValidationError } from '../errors';
-import { DEFAULT_STORE_WAIT_MS } from '../config';
 import { withinStoreWait } from '../deadline';
 import { createLogger, type Logger } from '../log';
-import type { OrderSagaDependencies } from '../services/dependencies';
+import { storeWaitMs, type OrderSagaDependencies } from '../services/dependencies';
 import { acceptOrder } from '../services/intake';
 import type { MonitorClient } from '../services/ports';
 import { findOrderSupportView, listOrders } from '../services/queries';
@@ -158,7 +157,7 @@ export async function handleGetOrder(request: HttpRequest, context: InvocationCo
     if (id === undefined) return notFound(`no order ${JSON.stringify(asked)}`);
     log = log.with({ orderId: id });
     const env = environment(log);
-    const view = await withinStoreWait(env.deps.settings.storeWaitMs ?? DEFAULT_STORE_WAIT_MS, (signal) => findOrderSupportView(id, env.monitor, env.deps, { signal }));
+    const view = await withinStoreWait(storeWaitMs(env.deps.settings), (signal) => findOrderSupportView(id, env.monitor, env.deps, { signal }));
     if (!view) return notFound(`no order ${id}`);
     return { status: 200, jsonBody: view };
   } catch (err) {
@@ -207,7 +206,7 @@ export async function handleListOrders(
     };
     const continuationToken = q.continuationToken ? readPageToken(filter, q.continuationToken) : undefined;
     const deps = dependencies();
-    const page = await withinStoreWait(deps.settings.storeWaitMs ?? DEFAULT_STORE_WAIT_MS, (signal) =>
+    const page = await withinStoreWait(storeWaitMs(deps.settings), (signal) =>
       listOrders(filter, { pageSize: q.pageSize, ...(continuationToken ? { continuationToken } : {}) }, deps, { signal }),
     );
     return {

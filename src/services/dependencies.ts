@@ -9,7 +9,7 @@ import { CosmosInventoryRepository } from '../azure/inventoryRepository';
 import { CosmosNotificationStore, CosmosPaymentLedger } from '../azure/ledgerRepositories';
 import { ServiceBusEventPublisher } from '../azure/orderEventPublisher';
 import { CosmosOrderRepository } from '../azure/orderRepository';
-import { appConfig, type LatencySettings } from '../config';
+import { appConfig, DEFAULT_STORE_WAIT_MS, type LatencySettings } from '../config';
 import type {
   ControlStore,
   DeadLetterArchive,
@@ -29,6 +29,11 @@ export interface OrderSagaSettings {
   intakeWaitMs?: number;
   /** How long an API request waits for Cosmos DB in all before answering 503; DEFAULT_STORE_WAIT_MS when absent. */
   storeWaitMs?: number;
+}
+
+/** How long an API request waits for Cosmos DB in all (`withinStoreWait`). */
+export function storeWaitMs(settings: OrderSagaSettings): number {
+  return settings.storeWaitMs ?? DEFAULT_STORE_WAIT_MS;
 }
 
 export interface OrderSagaDependencies {

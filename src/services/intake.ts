@@ -12,12 +12,12 @@ import type { OrderDocument } from '../domain/order';
 import { orderRequestFingerprint, type OrderRequest } from '../domain/orderRequest';
 import { newOrder } from '../domain/orderState';
 import { mergeLines, priceLines } from '../domain/pricing';
-import { DEFAULT_INTAKE_WAIT_MS, DEFAULT_STORE_WAIT_MS } from '../config';
+import { DEFAULT_INTAKE_WAIT_MS } from '../config';
 import { stillWaited, withinDeadline, withinStoreWait } from '../deadline';
 import { BusinessRuleError, ConflictError, ensureError, type FieldProblem, OrderRecordedError, TransientError } from '../errors';
 import type { Logger } from '../log';
 import { ensureCatalogSeeded } from './catalogSeed';
-import type { OrderSagaDependencies } from './dependencies';
+import { storeWaitMs, type OrderSagaDependencies } from './dependencies';
 import type { CallOptions, MonitorClient } from './ports';
 import { publishOrderCreated } from './publishing';
 
@@ -77,7 +77,7 @@ export async function acceptOrder(
   // it was not placed. Once sent, it may land, as a timed-out write may: the answer names the
   // order, as after the write, so a client without an Idempotency-Key follows it rather than
   // placing a second one.
-  const waitMs = deps.settings.storeWaitMs ?? DEFAULT_STORE_WAIT_MS;
+  const waitMs = storeWaitMs(deps.settings);
   const writing: { order?: { id: string; correlationId: string } } = {};
   const { order, created, replayed } = await withinStoreWait(waitMs, (signal) => recordOrder(request, options, deps, log, signal, writing), {
     late: (outcome) =>

@@ -29,6 +29,7 @@ import {
   theOrderIs,
 } from '../domain/orderState';
 import { MONITOR_ACTOR, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
+import { stillWaited } from '../deadline';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
@@ -39,6 +40,12 @@ export interface SupportEnvironment {
   deps: OrderSagaDependencies;
   monitor: MonitorClient;
   log: Logger;
+  /**
+   * Aborted once the request stopped waiting for Cosmos DB (`withinStoreWait`): the order's read
+   * stops retrying, and no write starts after. A write already sent may land; the request is a
+   * timeline entry that a repeat finds pending, so asking again is safe.
+   */
+  signal?: AbortSignal;
 }
 
 export interface AcceptedAction {
@@ -98,11 +105,17 @@ async function decideOnFreshOrder(
   env: SupportEnvironment,
   decide: (order: OrderDocument, record: (entry: TimelineEntry) => Promise<boolean>) => Promise<SupportActionResult | typeof RACED>,
 ): Promise<SupportActionResult> {
+  const { signal } = env;
+  const beforeWrite = () => signal && stillWaited(signal);
   for (let attempt = 1; ; attempt++) {
-    const order = await env.deps.orders.get(orderId);
+    beforeWrite();
+    const order = await env.deps.orders.get(orderId, { signal });
     if (!order) return { kind: 'notFound' };
     const unchanged = attempt < RECORD_ATTEMPTS ? { whenTimelineLength: order.timeline.length } : {};
-    const result = await decide(order, (entry) => env.deps.orders.appendTimeline(order.id, entry, unchanged));
+    const result = await decide(order, (entry) => {
+      beforeWrite();
+      return env.deps.orders.appendTimeline(order.id, entry, unchanged);
+    });
     if (result !== RACED) return result;
   }
 }
@@ -177,6 +190,7 @@ export function requestCompensation(orderId: string, principal: SupportPrincipal
       // The monitor ended with the order; it resumes compensation once the order says so again.
       // The request and that state go in one patch: a crash between two writes would keep a request
       // that nothing carries out (the monitor sweeper looks after compensating orders, not attention).
+      if (env.signal) stillWaited(env.signal);
       const moved = await deps.orders.transitionState(orderId, { from: ['attention'], to: 'compensating', timeline: request });
       if (!moved) return RACED;
     } else if (!(await record(request))) return RACED;

@@ -10,7 +10,8 @@ import { ValidationError } from '../errors';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { createLogger, type Logger } from '../log';
 import { notFound, problem, problemFromError } from '../http/problem';
-import type { OrderSagaDependencies } from '../services/dependencies';
+import { withinStoreWait } from '../deadline';
+import { storeWaitMs, type OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
 import { requestCompensation, requestRequeue, type SupportActionResult } from './actions';
 import { changeFaults, faultChangeSchema, readFaults, type CompensationFaultStore } from './faults';
@@ -97,9 +98,15 @@ export async function handleSupportAction(
     const asked = request.params.id ?? '';
     const orderId = orderIdFrom(asked);
     if (orderId === undefined) return notFound(`order ${asked.slice(0, 64)} does not exist`);
-    const actionEnv = { deps: env.deps, monitor: env.monitor, log: log.with({ orderId, principal: principal.name }) };
-    const result =
-      action === 'requeue' ? await requestRequeue(orderId, principal, actionEnv) : await requestCompensation(orderId, principal, actionEnv);
+    const actionLog = log.with({ orderId, principal: principal.name });
+    const result = await withinStoreWait(
+      storeWaitMs(env.deps.settings),
+      (signal) => {
+        const actionEnv = { deps: env.deps, monitor: env.monitor, log: actionLog, signal };
+        return action === 'requeue' ? requestRequeue(orderId, principal, actionEnv) : requestCompensation(orderId, principal, actionEnv);
+      },
+      { late: (outcome) => actionLog.warn('support-action-after-answer', outcome.ok ? { ok: true } : { ok: false, error: outcome.error.message }) },
+    );
     return actionResponse(result, orderId);
   } catch (err) {
     return problemFromError(err, log);

@@ -563,6 +563,33 @@ describe('support HTTP handlers', () => {
     expect(missing.status).toBe(404);
   });
 
+  it('answers 503 once Cosmos DB has not answered within the store wait, and records nothing after it; asking again then acts', async () => {
+    const deps = memoryDependencies();
+    seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
+    deps.settings.storeWaitMs = 100;
+    // A read the SDK keeps retrying through throttling: it ends after the action stopped waiting.
+    const read = deps.orders.get.bind(deps.orders);
+    const signals: (AbortSignal | undefined)[] = [];
+    deps.orders.get = async (id, options) => {
+      signals.push(options?.signal);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return read(id);
+    };
+    const started = Date.now();
+    const res = await handleSupportAction('requeue', post('http://x/api/orders/order-1/requeue', {}, {}, { id: 'order-1' }), context(), env(deps, 'support@localhost'));
+    expect(Date.now() - started).toBeLessThan(290);
+    expect(res).toMatchObject({ status: 503, jsonBody: { status: 503 } });
+    expect(res.headers).toMatchObject({ 'Retry-After': expect.any(String) });
+    // The read was told to stop retrying, and when it came back nothing was written.
+    expect(signals[0]?.aborted).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(deps.orders.docs.get('order-1')!.timeline.filter((e) => e.kind === 'support-action')).toEqual([]);
+
+    deps.orders.get = read;
+    const again = await handleSupportAction('requeue', post('http://x/api/orders/order-1/requeue', {}, {}, { id: 'order-1' }), context(), env(deps, 'support@localhost'));
+    expect(again).toMatchObject({ status: 202, jsonBody: { alreadyRequested: false } });
+  });
+
   it('refuses an action a page on another site had the browser send; the portal and clients that are not browsers act', async () => {
     const deps = memoryDependencies();
     seedOrder(deps, { state: 'processing' }, { billing: 'deadlettered' });
