@@ -358,7 +358,7 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
       await submitter;
       placingOver = true;
       submissionDone();
-      phase = 'killing the host';
+      phase = options.fault === undefined || options.fault.kind === 'host' ? 'killing the host' : 'injecting the remaining faults';
       await killer;
     } finally {
       clearInterval(ticker);
