@@ -134,15 +134,17 @@ function recordedOrderRequest(bytes: ArrayBuffer, faultInjectionEnabled: boolean
 /**
  * Whether this key's record, written before the strict rules, is this body's and its order was
  * written: only then is the retry that order. A key claimed whose order never got written is no order to find, and today's rules apply
- * to writing it. A store that cannot be read leaves the body judged by today's rules: a 400, never
- * a 5xx for a body that breaks them.
+ * to writing it. A store that cannot be read, or not within the store wait (throttling), leaves the
+ * body judged by today's rules: a 400, never a 5xx for a body that breaks them.
  */
 async function isRecordedOrder(idempotencyKey: string, request: OrderRequest, deps: OrderSagaDependencies, log: Logger): Promise<boolean> {
   try {
-    const record = await deps.idempotency.find(idempotencyKey);
-    // Only a record written before the strict rules: a later one's body was held to them.
-    if (!record || record.strictBody || record.fingerprint !== orderRequestFingerprint(request)) return false;
-    return (await deps.orders.get(record.orderId)) !== undefined;
+    return await withinStoreWait(storeWaitMs(deps.settings), async (signal) => {
+      const record = await deps.idempotency.find(idempotencyKey, { signal });
+      // Only a record written before the strict rules: a later one's body was held to them.
+      if (!record || record.strictBody || record.fingerprint !== orderRequestFingerprint(request)) return false;
+      return (await deps.orders.get(record.orderId, { signal })) !== undefined;
+    });
   } catch (err) {
     log.warn('idempotency-lookup-failed', { error: ensureError(err).message });
     return false;

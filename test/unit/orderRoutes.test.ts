@@ -204,7 +204,20 @@ describe('POST /api/orders', () => {
         throw new Error('the store is down');
       };
       await refused(await create(body, { 'Idempotency-Key': 'k-6' }));
+      // Nor a wait longer than the store wait while Cosmos DB throttles the lookup: the read is told to stop.
+      deps.settings.storeWaitMs = 100;
+      let lookup: AbortSignal | undefined;
+      deps.idempotency.find = async (key, options) => {
+        lookup = options?.signal;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return find.call(deps.idempotency, key);
+      };
+      const started = Date.now();
+      await refused(await create(body, { 'Idempotency-Key': 'k-6' }));
+      expect(Date.now() - started).toBeLessThan(290);
+      expect(lookup?.aborted).toBe(true);
       deps.idempotency.find = find;
+      delete deps.settings.storeWaitMs;
       // An order placed with `simulate` where fault injection was on, retried where it is off.
       deps.settings.faultInjectionEnabled = true;
       const simulated = { ...body, simulate: { billingFailures: 1 } };
