@@ -50,6 +50,21 @@ export async function sendConfirmation(
 }
 
 /**
+ * Why the order was cancelled, in words for its customer. Compensation's reason is written for
+ * support (`requested by <support person>`, `billing dead-lettered after 3 requeues`): the customer
+ * learns which item was out of stock, and otherwise only who cancelled it or that it could not be
+ * completed, never a support person's name or the system's internals.
+ */
+export function customerCancellationReason(reason: string | undefined): string {
+  if (reason === undefined) return '';
+  const business = /^inventory failed: (.+)$/s.exec(reason);
+  if (business) return `: ${business[1]!.trim()}`;
+  if (/^requested (again )?by /.test(reason)) return ' by our support team';
+  if (reason.startsWith('billing')) return ': the payment could not be completed';
+  return ': it could not be completed';
+}
+
+/**
  * What the customer is told about their money, from the order as it is when the notice goes out:
  * a refund that has not gone through (compensation still retrying, or left for a person) is not
  * announced as done.
@@ -63,7 +78,7 @@ export function cancellationMessage(order: Pick<OrderDocument, 'id' | 'currency'
       : refunded >= charged
         ? `Your payment of ${amount(charged)} has been refunded.`
         : `A refund of ${amount(charged - refunded)} is on its way; our support team will follow up.`;
-  return `Your order ${order.id} was cancelled${reason ? `: ${reason}` : ''}. ${money}`;
+  return `Your order ${order.id} was cancelled${customerCancellationReason(reason)}. ${money}`;
 }
 
 /**
