@@ -1,4 +1,4 @@
-/** Order API: POST /api/orders (intake), GET /api/orders/{id} (support view), GET /api/orders (list). */
+/** Order API: POST /api/orders (intake), GET /api/orders/{id} (the order; support names to support only), GET /api/orders (list, support only). */
 import { app, type InvocationContext } from '@azure/functions';
 import { durableClientInput, monitorClientFor } from '../src/bindings/durableBinding';
 import { handleCreateOrder, handleGetOrder, handleListOrders, type EnvironmentFactory } from '../src/http/orderRoutes';
@@ -22,7 +22,7 @@ app.http('getOrder', {
   ...ROUTES.getOrder,
   authLevel: 'anonymous',
   extraInputs: [durableClientInput],
-  handler: withApiHeaders((request, context) => handleGetOrder(request, context, environment(context))),
+  handler: withApiHeaders((request, context) => handleGetOrder(request, context, environment(context), appSupportAccess())),
 });
 
 app.http('listOrders', {

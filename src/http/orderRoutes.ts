@@ -11,8 +11,8 @@ import { createLogger, type Logger } from '../log';
 import { storeWaitMs, type OrderSagaDependencies } from '../services/dependencies';
 import { acceptOrder } from '../services/intake';
 import type { MonitorClient } from '../services/ports';
-import { findOrderSupportView, listOrders } from '../services/queries';
-import type { SupportAccess } from '../support/principal';
+import { findOrderSupportView, listOrders, withoutSupportNames } from '../services/queries';
+import { authorizeSupport, CLIENT_PRINCIPAL_HEADER, type SupportAccess } from '../support/principal';
 import { authorizeSupportRequest, isResponse } from '../support/routes';
 import { issuePageToken, readPageToken } from './pageToken';
 import { notFound, problem, problemFromError, type ProblemDetails } from './problem';
@@ -151,7 +151,16 @@ async function isRecordedOrder(idempotencyKey: string, request: OrderRequest, de
   }
 }
 
-export async function handleGetOrder(request: HttpRequest, context: InvocationContext, environment: EnvironmentFactory): Promise<HttpResponseInit> {
+/**
+ * One order, everything about it, to whoever holds its id: the client that placed it polls its
+ * `statusUrl`. Only a caller with the support role also sees which support person did what.
+ */
+export async function handleGetOrder(
+  request: HttpRequest,
+  context: InvocationContext,
+  environment: EnvironmentFactory,
+  access: SupportAccess,
+): Promise<HttpResponseInit> {
   let log = createLogger(context).with({ invocationId: context.invocationId });
   try {
     const asked = request.params.id ?? '';
@@ -161,7 +170,8 @@ export async function handleGetOrder(request: HttpRequest, context: InvocationCo
     const env = environment(log);
     const view = await withinStoreWait(storeWaitMs(env.deps.settings), (signal) => findOrderSupportView(id, env.monitor, env.deps, { signal }));
     if (!view) return notFound(`no order ${id}`);
-    return { status: 200, jsonBody: view };
+    const support = authorizeSupport(request.headers.get(CLIENT_PRINCIPAL_HEADER), access.developmentPrincipal, access.appServiceAuthEnabled).ok;
+    return { status: 200, jsonBody: support ? view : withoutSupportNames(view) };
   } catch (err) {
     return problemFromError(err, log);
   }

@@ -1,6 +1,7 @@
 /** Read models: the support view of one order, the orders list, and the inventory views. */
 import { inventoryItemView, inventoryView, type InventoryItemView, type InventoryView } from '../domain/catalog';
 import type { OrderDocument } from '../domain/order';
+import { MONITOR_ACTOR } from '../domain/monitorPolicy';
 import { currentReasons } from '../domain/orderState';
 import type { ServiceName } from '../topology';
 import type { OrderSagaDependencies } from './dependencies';
@@ -51,6 +52,28 @@ export function orderSupportView(order: OrderDocument, monitor: MonitorStatus | 
     createdAt: order.createdAt,
     updatedAt: order.updatedAt,
   };
+}
+
+/** What a support person's name reads as to a caller without the support role. */
+export const SUPPORT_PERSON = 'support';
+
+/**
+ * The view for a caller without the support role: the client that placed the order, polling its
+ * `statusUrl`. Everything is there but who in support acted: each support person's name (an
+ * actor on the timeline, and wherever a reason or the monitor's status quotes it) reads `support`.
+ */
+export function withoutSupportNames(view: OrderSupportView): OrderSupportView {
+  const names = [...new Set(view.timeline.map((e) => e.actor).filter((a): a is string => typeof a === 'string' && a !== MONITOR_ACTOR && a !== SUPPORT_PERSON))];
+  if (names.length === 0) return view;
+  // Longest first, so a name inside another is not replaced first.
+  const pattern = new RegExp(names.sort((a, b) => b.length - a.length).map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+  const scrub = <T>(value: T): T => {
+    if (typeof value === 'string') return value.replace(pattern, SUPPORT_PERSON) as T;
+    if (Array.isArray(value)) return value.map(scrub) as T;
+    if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrub(v)])) as T;
+    return value;
+  };
+  return { ...view, statusReason: scrub(view.statusReason), timeline: scrub(view.timeline), monitor: scrub(view.monitor) };
 }
 
 export async function findOrderSupportView(

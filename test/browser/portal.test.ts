@@ -545,7 +545,7 @@ describe('support portal (reference demo, end to end)', () => {
       expect(decodeURIComponent(((await link.getAttribute('href')) ?? '').replace('#/orders/', ''))).toBe(orderId);
       expect(await alert.innerText()).toBe('');
       await detailState('completed').waitFor({ timeout: 45_000 });
-      const placed = await (await fetch(`${api}/orders?customerId=customer-sb-outage`)).json();
+      const placed = (await (await fetch(`${api}/orders?customerId=customer-sb-outage`)).json()) as { orders: { id: string }[] };
       expect(placed.orders.map((o: { id: string }) => o.id)).toEqual([orderId]);
     });
   }, 120_000);

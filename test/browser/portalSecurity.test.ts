@@ -129,7 +129,7 @@ describe('support actions from another site', () => {
     // The form's answer replaces the page once the fetch is done.
     await page.waitForURL(`${api}/orders/${orderId}/compensate`);
     await page.screenshot({ path: join(ARTIFACTS, 'cross-site-refused.png') });
-    expect(await page.evaluate(() => document.body.innerText)).toContain('cross-site');
+    expect(await page.innerText('body')).toContain('cross-site');
 
     expect(await json('/support/faults')).toEqual({ billingFails: false, refundFails: false });
     const order = await json(`/orders/${orderId}`);

@@ -94,7 +94,7 @@ function run(patch: PatchFn, testCase: Case): Outcome {
   const collection = freshCollection();
   const before = stored(collection, 'o1')!;
   const beforeContent = snapshot(before);
-  const etag = before._etag;
+  const etag = before._etag as string;
   const operations = structuredClone(testCase.operations); // keeps shared references and odd values
   const ifMatch = testCase.input?.ifMatch === 'current' ? etag : testCase.input?.ifMatch;
   const result = patch(collection, {
@@ -106,7 +106,7 @@ function run(patch: PatchFn, testCase: Case): Outcome {
   return {
     result: { statusCode: result.statusCode, body: comparable(result.body, etag) },
     order: comparable(stored(collection, 'o1'), etag),
-    other: comparable(stored(collection, 'o2'), stored(collection, 'o2')!._etag),
+    other: comparable(stored(collection, 'o2'), stored(collection, 'o2')!._etag as string),
     operationsAfter: operations,
     untouched: stored(collection, 'o1') === before,
     previousVersionIntact: snapshot(before) === beforeContent,
@@ -340,7 +340,7 @@ describe("Cosmos DB stand-in: patch operations match the library's", () => {
       const afterFirst = stored(collection, 'o1')!;
       const afterFirstContent = snapshot(afterFirst);
       const second = patchWith(sequence.second);
-      const etag = afterFirst._etag;
+      const etag = afterFirst._etag as string;
       return {
         statuses: [first.statusCode, second.statusCode],
         second: comparable(second.body, etag),

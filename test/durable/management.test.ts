@@ -169,7 +169,7 @@ describe('list and purge', () => {
     await hub.idle();
     // One raw page of 3 carries a continuation token; the client follows tokens to the end.
     const page = await fetch(`${hub.baseUrl}/durabletask/instances/?instanceIdPrefix=batch-&top=3`);
-    expect((await page.json()).length).toBe(3);
+    expect(((await page.json()) as unknown[]).length).toBe(3);
     expect(page.headers.get('x-ms-continuation-token')).toBeTruthy();
     const all = await hub.client.getStatusBy({ createdTimeFrom: new Date(t0.getTime() + HOUR) });
     expect(all.map((s) => s.instanceId).sort()).toEqual([...Array.from({ length: 7 }, (_, i) => `batch-${i}`), 'batch-waiting'].sort());
@@ -216,7 +216,7 @@ describe('virtual clock controls over HTTP', () => {
     const before = hub.engine.clock.now();
     const res = await fetch(`${hub.baseUrl}/admin/durable/advance?ms=${HOUR}`, { method: 'POST' });
     expect(res.status).toBe(200);
-    expect(Date.parse((await res.json()).now)).toBe(before + HOUR);
+    expect(Date.parse(((await res.json()) as { now: string }).now)).toBe(before + HOUR);
     expect((await fetch(`${hub.baseUrl}/admin/durable/idle`, { method: 'POST' })).status).toBe(200);
   });
 });

@@ -6,7 +6,8 @@
  * subscription with a reason and stay there, be kept by the app in the dead-letter archive (once
  * per queue) and logged, and the host keeps serving and completing real orders.
  */
-import type { AmqpAnnotatedMessage, ServiceBusMessage } from '@azure/service-bus';
+import type { AmqpAnnotatedMessage } from '@azure/core-amqp';
+import type { ServiceBusMessage } from '@azure/service-bus';
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import { deadLetterPath, ORDERS_TOPIC, SERVICES, SUBSCRIPTIONS } from '../../src/topology';

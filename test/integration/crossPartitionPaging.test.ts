@@ -5,7 +5,7 @@
  * answers for the gateway (the query plan; the per-range queries still reach the stand-in). On that
  * path the SDK gives a continuation token, and takes one back, only with query control on.
  */
-import { CosmosClient, type PluginConfig } from '@azure/cosmos';
+import { CosmosClient, type CosmosClientOptions, type PluginConfig } from '@azure/cosmos';
 import { Agent } from 'node:https';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,7 +81,8 @@ beforeAll(async () => {
     agent,
     connectionPolicy: { enableEndpointDiscovery: false },
     plugins: [azureGateway],
-  });
+    // `plugins` is a hidden option of the SDK: not in its published types.
+  } as CosmosClientOptions);
 });
 
 afterAll(async () => {

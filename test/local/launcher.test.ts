@@ -60,7 +60,7 @@ afterEach(() => {
 
 /** The environment without anything that would make the emulator follow its parent. */
 function plainEnvironment(): NodeJS.ProcessEnv {
-  const env = { ...process.env, SERVICEBUS_EMULATOR_PORT: '0' };
+  const env: NodeJS.ProcessEnv = { ...process.env, SERVICEBUS_EMULATOR_PORT: '0' };
   delete env['npm_lifecycle_event'];
   delete env['LOCAL_LAUNCHER_PID'];
   return env;

@@ -1,4 +1,5 @@
 /** $management operations (peek, schedule, cancel) and message expiry, through the real SDK. */
+import type { PeekMessagesOptions } from '@azure/service-bus';
 import Long from 'long';
 import { receiveN, sleep, startHarness, type Harness } from './harness';
 
@@ -35,7 +36,7 @@ describe('peekMessages', () => {
   it('leaves the body out when asked (omitMessageBody), and nothing else', async () => {
     await h.client.createSender('work').sendMessages({ body: 'x'.repeat(1000), messageId: 'm-1', applicationProperties: { order_id: 'o-1' } });
     const r = h.client.createReceiver('work');
-    const [bare] = await r.peekMessages(1, { fromSequenceNumber: Long.ZERO, omitMessageBody: true });
+    const [bare] = await r.peekMessages(1, { fromSequenceNumber: Long.ZERO, omitMessageBody: true } as PeekMessagesOptions);
     const [whole] = await r.peekMessages(1, { fromSequenceNumber: Long.ZERO });
     expect(bare!.body).toBeUndefined();
     expect(whole!.body).toBe('x'.repeat(1000));

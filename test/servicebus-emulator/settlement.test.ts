@@ -144,7 +144,7 @@ describe('dead-letter', () => {
     await sendOrder();
     const r = billing();
     const [m] = await receiveN(r, 1);
-    await r.deadLetterMessage(m, { deadLetterReason: 'x' });
+    await r.deadLetterMessage(m, { deadLetterReason: 'x', deadLetterErrorDescription: 'resubmit test' });
     const dlq = billingDlq();
     const [dead] = await receiveN(dlq, 1);
     await h.client.createSender('orders').sendMessages({ body: dead.body, messageId: uniqueId('resubmit'), applicationProperties: { target: 'billing' } });
@@ -219,7 +219,7 @@ it('DLQ receivers see a message per subscription independently', async () => {
   await h.client.createSender('orders').sendMessages({ body: 1, messageId: id });
   const inv = h.client.createReceiver('orders', 'inventory-sub');
   const [m] = await receiveN(inv, 1);
-  await inv.deadLetterMessage(m, { deadLetterReason: 'inv' });
+  await inv.deadLetterMessage(m, { deadLetterReason: 'inv', deadLetterErrorDescription: 'per-subscription test' });
   expect(await billingDlq().peekMessages(5)).toHaveLength(0);
   const [dead] = await receiveN(h.client.createReceiver('orders', 'inventory-sub', { subQueueType: 'deadLetter' }), 1);
   expect(dead.messageId).toBe(id);

@@ -16,7 +16,7 @@ import {
   type MonitorSnapshot,
   type Step,
 } from '../../src/domain/monitorPolicy';
-import type { OrderDocument, OrderState, ServiceStatus } from '../../src/domain/order';
+import type { OrderDocument, OrderState, ServiceStatus, TimelineEntry } from '../../src/domain/order';
 import { pendingRequeueRequest } from '../../src/domain/orderState';
 import { orderDocument } from './support/orderDocument';
 
@@ -396,7 +396,7 @@ describe('monitorSnapshotOf', () => {
 
   it('an inventory or notification in flight whose latest progress is a dead-letter is read as dead-lettered, until a republish or a delivery follows', () => {
     const inFlight = { inventory: 'processing', billing: 'done', notification: 'pending' } as const;
-    const deadLetters = [
+    const deadLetters: TimelineEntry[] = [
       { at: at(1), kind: 'delivery', service: 'inventory', deliveryCount: 3 },
       { at: at(3), kind: 'deadlettered', service: 'inventory', deliveryCount: 3 },
       { at: at(4), kind: 'deadlettered', service: 'notification', deliveryCount: 3 },

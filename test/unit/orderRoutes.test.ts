@@ -435,7 +435,8 @@ describe('POST /api/orders', () => {
 });
 
 describe('GET /api/orders/{id}', () => {
-  const get = (id: string) => handleGetOrder(new HttpRequest({ method: 'GET', url: `${BASE}/orders/${id}`, params: { id } }), context(), env);
+  const get = (id: string, access: SupportAccess = LOCAL, headers: Record<string, string> = {}) =>
+    handleGetOrder(new HttpRequest({ method: 'GET', url: `${BASE}/orders/${id}`, params: { id }, headers }), context(), env, access);
 
   it('answers a read that Cosmos DB kept throttling with 503 and the wait its last answer asked for', async () => {
     const { orderId } = json(await create(order));
@@ -457,19 +458,19 @@ describe('GET /api/orders/{id}', () => {
     const { orderId } = json(await create(order));
     deps.settings.storeWaitMs = 100;
     const signals: (AbortSignal | undefined)[] = [];
-    const get = deps.orders.get.bind(deps.orders);
+    const read = deps.orders.get.bind(deps.orders);
     // The SDK waiting out one 429 after another: no answer until the call is told to stop.
-    deps.orders.get = (id, options) => {
+    deps.orders.get = (_id, options) => {
       signals.push(options?.signal);
       return new Promise((resolve, reject) => options?.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
     };
     const started = performance.now();
-    const res = await handleGetOrder(new HttpRequest({ method: 'GET', url: `${BASE}/orders/${orderId}`, params: { id: orderId } }), context(), env);
+    const res = await get(orderId);
     expect(performance.now() - started).toBeLessThan(1_000);
     expect(res.status).toBe(503);
     expect(json(res).detail).toBe('Cosmos DB did not answer within 100 ms');
     expect(signals[0]?.aborted).toBe(true);
-    deps.orders.get = get;
+    deps.orders.get = read;
   });
 
   it('returns the support view with the monitor status', async () => {
@@ -488,6 +489,34 @@ describe('GET /api/orders/{id}', () => {
       correlationId: expect.any(String),
     });
     expect(json(res).timeline[0]).toMatchObject({ kind: 'accepted' });
+  });
+
+  it("shows which support person acted to support only: to anyone else with the order's id, each such name reads `support`", async () => {
+    const { orderId } = json(await create(order));
+    const stored = deps.orders.docs.get(orderId)!;
+    stored.timeline.push(
+      { at: '2026-01-01T00:00:01.000Z', kind: 'support-action', detail: 'compensate', actor: 'ana@contoso.com' },
+      { at: '2026-01-01T00:00:02.000Z', kind: 'compensation-started', detail: 'run 1', actor: 'ana@contoso.com', reason: 'requested by ana@contoso.com' },
+      { at: '2026-01-01T00:00:03.000Z', kind: 'compensation', service: 'billing', detail: 'nothing charged; charge voided', actor: 'monitor' },
+    );
+    monitor.status = async () => ({ runtimeStatus: 'Running', customStatus: { phase: 'compensating', detail: 'requested by ana@contoso.com' } });
+    const everyone = [await get(orderId, AZURE), await get(orderId, AZURE, signedIn(['reader']))];
+    for (const res of everyone) {
+      expect(res.status).toBe(200);
+      expect(JSON.stringify(json(res))).not.toContain('ana@contoso.com');
+      expect(json(res).timeline.slice(-3)).toEqual([
+        expect.objectContaining({ kind: 'support-action', actor: 'support' }),
+        expect.objectContaining({ kind: 'compensation-started', actor: 'support', reason: 'requested by support' }),
+        expect.objectContaining({ kind: 'compensation', actor: 'monitor' }),
+      ]);
+      expect(json(res).monitor).toEqual({ runtimeStatus: 'Running', customStatus: { phase: 'compensating', detail: 'requested by support' } });
+      // The rest of the order is the same.
+      expect(json(res)).toMatchObject({ id: orderId, customerId: 'c-1', total: 138.9, state: 'accepted' });
+    }
+    for (const res of [await get(orderId, AZURE, signedIn(['support'])), await get(orderId, LOCAL)]) {
+      expect(json(res).timeline.filter((e: { actor?: string }) => e.actor === 'ana@contoso.com')).toHaveLength(2);
+      expect(json(res).monitor.customStatus.detail).toBe('requested by ana@contoso.com');
+    }
   });
 
   it('still answers with the order when the monitor status cannot be read, leaving the monitor out', async () => {

@@ -8,6 +8,7 @@ import { readHold, SEED_CATALOG } from '../../../src/domain/catalog';
 import type { NotificationKind, OrderDocument, TimelineEntry } from '../../../src/domain/order';
 import type { OrderSagaDependencies, OrderSagaSettings } from '../../../src/services/dependencies';
 import type {
+  CallOptions,
   ControlStore,
   DeadLetterArchive,
   ParkedDeadLetter,
@@ -47,7 +48,7 @@ export class MemoryOrderStore implements OrderStore {
     if (this.failWith) throw this.failWith;
   }
 
-  async create(order: OrderDocument) {
+  async create(order: OrderDocument, _options?: CallOptions) {
     this.check();
     const existing = this.docs.get(order.id);
     if (existing) return { created: false, order: copy(existing) };
@@ -55,7 +56,7 @@ export class MemoryOrderStore implements OrderStore {
     return { created: true, order: copy(order) };
   }
 
-  async get(id: string) {
+  async get(id: string, _options?: CallOptions) {
     this.check();
     const doc = this.docs.get(id);
     return doc ? copy(doc) : undefined;
@@ -126,7 +127,7 @@ export class MemoryOrderStore implements OrderStore {
     return true;
   }
 
-  async list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }): Promise<OrderPage> {
+  async list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }, _options?: CallOptions): Promise<OrderPage> {
     this.check();
     const all = [...this.docs.values()]
       .filter((o) => !filter.state || o.state === filter.state)
@@ -151,7 +152,7 @@ export class MemoryInventoryStore implements InventoryStore {
     for (const item of seed) this.items.set(item.id, { ...item, reserved: 0, holds: {} });
   }
 
-  async get(sku: string) {
+  async get(sku: string, _options?: CallOptions) {
     const item = this.items.get(sku);
     return item ? copy(item) : undefined;
   }
@@ -246,14 +247,14 @@ export class MemoryNotificationStore implements NotificationStore {
 export class MemoryIdempotencyStore implements IdempotencyStore {
   readonly records = new Map<string, IdempotencyRecord>();
 
-  async claim(record: IdempotencyRecord) {
+  async claim(record: IdempotencyRecord, _options?: CallOptions) {
     const existing = this.records.get(record.key);
     if (existing) return { created: false, record: copy(existing) };
     this.records.set(record.key, copy(record));
     return { created: true, record: copy(record) };
   }
 
-  async find(key: string) {
+  async find(key: string, _options?: CallOptions) {
     const existing = this.records.get(key);
     return existing ? copy(existing) : undefined;
   }
