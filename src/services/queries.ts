@@ -57,16 +57,38 @@ export function orderSupportView(order: OrderDocument, monitor: MonitorStatus | 
 /** What a support person's name reads as to a caller without the support role. */
 export const SUPPORT_PERSON = 'support';
 
+/** Where the monitor's texts quote a support person: `requested by <name>`, `requested again by <name>` (the name ends the text). */
+const QUOTED_REQUESTER = /\brequested (?:again )?by (.+)$/s;
+
+/** Every string in a JSON value. */
+function stringsIn(value: unknown, found: string[] = []): string[] {
+  if (typeof value === 'string') found.push(value);
+  else if (Array.isArray(value)) for (const v of value) stringsIn(v, found);
+  else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) stringsIn(v, found);
+  return found;
+}
+
 /**
  * The view for a caller without the support role: the client that placed the order, polling its
  * `statusUrl`. Everything is there but who in support acted: each support person's name (an
  * actor on the timeline, and wherever a reason or the monitor's status quotes it) reads `support`.
+ *
+ * The order and the monitor's status are read side by side, so the status may quote a request
+ * recorded after the order was read: names quoted as requesters count as well as the timeline's
+ * actors. A name is replaced where it stands whole, never inside a longer word (a person called
+ * `Tim` leaves "Timeout" as it is).
  */
 export function withoutSupportNames(view: OrderSupportView): OrderSupportView {
-  const names = [...new Set(view.timeline.map((e) => e.actor).filter((a): a is string => typeof a === 'string' && a !== MONITOR_ACTOR && a !== SUPPORT_PERSON))];
+  const actors = view.timeline.map((e) => e.actor).filter((a): a is string => typeof a === 'string');
+  const quoted = stringsIn([view.statusReason, view.timeline, view.monitor]).flatMap((text) => {
+    const name = QUOTED_REQUESTER.exec(text)?.[1]?.trim();
+    return name ? [name] : [];
+  });
+  const names = [...new Set([...actors, ...quoted])].filter((n) => n !== '' && n !== MONITOR_ACTOR && n !== SUPPORT_PERSON);
   if (names.length === 0) return view;
   // Longest first, so a name inside another is not replaced first.
-  const pattern = new RegExp(names.sort((a, b) => b.length - a.length).map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+  const alternatives = names.sort((a, b) => b.length - a.length).map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const pattern = new RegExp(`(?<![\\p{L}\\p{N}_])(?:${alternatives.join('|')})(?![\\p{L}\\p{N}_])`, 'gu');
   const scrub = <T>(value: T): T => {
     if (typeof value === 'string') return value.replace(pattern, SUPPORT_PERSON) as T;
     if (Array.isArray(value)) return value.map(scrub) as T;

@@ -519,6 +519,38 @@ describe('GET /api/orders/{id}', () => {
     }
   });
 
+  it("hides a name the monitor's status quotes when the order was read before that person's request was recorded", async () => {
+    const { orderId } = json(await create(order));
+    // The two reads run side by side: the order comes back as it was, and meanwhile a support
+    // person asks to compensate and the monitor, woken, says so in its status.
+    monitor.status = async () => {
+      deps.orders.docs.get(orderId)!.timeline.push({ at: '2026-01-01T00:00:01.000Z', kind: 'support-action', detail: 'compensate', actor: 'bob@contoso.com' });
+      return { runtimeStatus: 'Running', customStatus: { phase: 'compensating', detail: 'requested by bob@contoso.com' } };
+    };
+    const res = await get(orderId, AZURE);
+    expect(res.status).toBe(200);
+    expect(JSON.stringify(json(res))).not.toContain('bob@contoso.com');
+    expect(json(res).monitor.customStatus.detail).toBe('requested by support');
+    monitor.status = async () => ({ runtimeStatus: 'Running', customStatus: { phase: 'compensating', detail: 'requeue 2 requested by bob@contoso.com' } });
+    expect(json(await get(orderId, AZURE)).monitor.customStatus.detail).toBe('requeue 2 requested by support');
+  });
+
+  it('replaces a support name only where it stands whole, not inside other words', async () => {
+    const { orderId } = json(await create(order));
+    const outage = 'Cosmos DB did not serve it: Timeout Error! Request took more than 10000 ms; still so after 3600 s';
+    deps.orders.docs.get(orderId)!.timeline.push(
+      { at: '2026-01-01T00:00:01.000Z', kind: 'support-action', detail: 'compensate', actor: 'Tim' },
+      { at: '2026-01-01T00:00:02.000Z', kind: 'compensation-started', detail: 'run 1', actor: 'monitor', reason: 'requested by Tim' },
+      { at: '2026-01-01T00:00:03.000Z', kind: 'compensation-failed', detail: 'refundPayment failed after retries', actor: 'monitor', reason: outage },
+    );
+    const timeline = json(await get(orderId, AZURE)).timeline;
+    expect(timeline.slice(-3)).toEqual([
+      expect.objectContaining({ kind: 'support-action', actor: 'support' }),
+      expect.objectContaining({ kind: 'compensation-started', reason: 'requested by support' }),
+      expect.objectContaining({ kind: 'compensation-failed', reason: outage }),
+    ]);
+  });
+
   it('still answers with the order when the monitor status cannot be read, leaving the monitor out', async () => {
     const { orderId } = json(await create(order));
     monitor.statusFailWith = new Error('the durable backend did not answer within 5000 ms');
