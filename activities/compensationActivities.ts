@@ -3,9 +3,9 @@
  * compensations are thin calls into src/services, where each is idempotent (refund once per
  * order, release per hold, one cancellation notice) and records its own timeline entry.
  *
- * Each answers `{storeOutage}` instead of failing when Cosmos DB did not serve it (throttled past
- * the SDK's retries, unavailable, no answer): the orchestration waits that out rather than count
- * it as the step failing, so a busy or unreachable database does not end orders in `attention`.
+ * Each fails with STORE_OUTAGE_MARK when Cosmos DB did not serve it (throttled past the SDK's
+ * retries, unavailable, no answer): the orchestration waits that out rather than count it as the
+ * step failing, so a busy or unreachable database does not end orders in `attention`.
  */
 import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';
@@ -19,22 +19,22 @@ import { sendCancellation } from '../src/services/notices';
 import { refundPayment } from '../src/services/payment';
 import { releaseStock } from '../src/services/stock';
 import { appCompensationFaults, assertRefundsWork } from '../src/support/faults';
-import { ACTIVITY, type OrderActivityInput, type StoreOutageAnswer } from '../orchestrators/names';
+import { ACTIVITY, STORE_OUTAGE_MARK, type OrderActivityInput } from '../orchestrators/names';
 import { isStoreUnavailable } from '../src/azure/cosmosErrors';
-import { ensureError } from '../src/errors';
+import { ensureError, TransientError } from '../src/errors';
 
 type CompensationActivityInput = OrderActivityInput & { reason: string };
 
-/** `work`'s result, or what Cosmos DB's failure to serve it was; any other failure is thrown, to be retried as the step's. */
-function servedOrOutage<I extends OrderActivityInput, T>(work: (context: InvocationContext, input: I) => Promise<T>): ActivityHandler {
-  return async (input: I, context: InvocationContext): Promise<T | StoreOutageAnswer> => {
+/** `work`, whose failure to be served by Cosmos DB is marked as such (STORE_OUTAGE_MARK). */
+function outageMarked<I extends OrderActivityInput, T>(work: (context: InvocationContext, input: I) => Promise<T>): ActivityHandler {
+  return async (input: I, context: InvocationContext): Promise<T> => {
     try {
       return await work(context, input);
     } catch (err) {
       if (!isStoreUnavailable(err)) throw err;
-      const storeOutage = `Cosmos DB did not serve it: ${ensureError(err).message.split('\n')[0]!.slice(0, 300)}`;
-      activityLogger(context, input).warn('compensation-store-outage', { error: storeOutage });
-      return { storeOutage };
+      const outage = new TransientError(`${STORE_OUTAGE_MARK}: ${ensureError(err).message.split('\n')[0]!.slice(0, 300)}`, { cause: err });
+      activityLogger(context, input).warn('compensation-store-outage', { error: outage.message });
+      throw outage;
     }
   };
 }
@@ -68,8 +68,8 @@ const sendCancellationNotice = async (context: InvocationContext, input: Compens
 const finishCompensation = async (context: InvocationContext, input: CompensationActivityInput & CompensationOutcome & { attempt?: number }) =>
   finishCompensationRun(await orderOrThrow(input.orderId), input, appDependencies(), activityLogger(context, input));
 
-df.app.activity(ACTIVITY.planOrderCompensation, { handler: servedOrOutage(planOrderCompensation) });
-df.app.activity(ACTIVITY.refundOrderPayment, { handler: servedOrOutage(refundOrderPayment) });
-df.app.activity(ACTIVITY.releaseOrderStock, { handler: servedOrOutage(releaseOrderStock) });
-df.app.activity(ACTIVITY.sendCancellationNotice, { handler: servedOrOutage(sendCancellationNotice) });
-df.app.activity(ACTIVITY.finishCompensation, { handler: servedOrOutage(finishCompensation) });
+df.app.activity(ACTIVITY.planOrderCompensation, { handler: outageMarked(planOrderCompensation) });
+df.app.activity(ACTIVITY.refundOrderPayment, { handler: outageMarked(refundOrderPayment) });
+df.app.activity(ACTIVITY.releaseOrderStock, { handler: outageMarked(releaseOrderStock) });
+df.app.activity(ACTIVITY.sendCancellationNotice, { handler: outageMarked(sendCancellationNotice) });
+df.app.activity(ACTIVITY.finishCompensation, { handler: outageMarked(finishCompensation) });

@@ -4,15 +4,16 @@
  * and retried with backoff; one that still fails does not stop the others, and the order ends in
  * `attention` with the details instead of retrying forever.
  *
- * A step Cosmos DB did not serve (its activity answers `{storeOutage}`: throttled, unavailable, no
- * answer) has not failed: it is called again after a durable timer, with its own longer bound
- * (`outage`), so an outage of the database does not send every order it touched to a person.
+ * A step Cosmos DB did not serve (its activity fails with STORE_OUTAGE_MARK: throttled, unavailable,
+ * no answer) has not failed: once its retries are used up it is called again after a durable timer,
+ * with its own longer bound (`outage`), so an outage of the database does not send every order it
+ * touched to a person.
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext, OrchestrationHandler, Task } from 'durable-functions';
 import { DEFAULT_MONITOR_POLICY, outageWaitMs, statusText, type OutagePolicy, type RetryPolicy } from '../src/domain/monitorPolicy';
 import { compensationOutcome, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
-import { ACTIVITY, COMPENSATE_ORDER, COMPENSATION_ACTIVITY, isStoreOutageAnswer, type CompensationInput } from './names';
+import { ACTIVITY, COMPENSATE_ORDER, COMPENSATION_ACTIVITY, isStoreOutageFailure, type CompensationInput } from './names';
 
 function retryOptions(policy: RetryPolicy): df.RetryOptions {
   const retry = new df.RetryOptions(policy.firstRetryIntervalMs, policy.maxAttempts);
@@ -28,8 +29,9 @@ function failureMessage(err: unknown): string {
 }
 
 /**
- * Calls an activity with `retry`; while it answers that Cosmos DB did not serve it, waits and calls
- * again. Past `outage.giveUpAfterMs` since its first such answer, it fails as the step would.
+ * Calls an activity with `retry`; while it still fails because Cosmos DB did not serve it, waits
+ * and calls it again. Past `outage.giveUpAfterMs` since the first such failure, it fails as the
+ * step would.
  */
 function* callThroughOutage<T>(
   context: OrchestrationContext,
@@ -41,20 +43,25 @@ function* callThroughOutage<T>(
 ): Generator<Task, T, unknown> {
   let since: number | undefined;
   for (let waits = 0; ; waits++) {
-    const answer = yield context.df.callActivityWithRetry(name, retry, input);
-    if (!isStoreOutageAnswer(answer)) {
+    let failure: unknown;
+    try {
+      const result = (yield context.df.callActivityWithRetry(name, retry, input)) as T;
       if (since !== undefined) showWait(undefined);
-      return answer as T;
+      return result;
+    } catch (err) {
+      if (!isStoreOutageFailure(err)) throw err;
+      failure = err;
     }
     const now = context.df.currentUtcDateTime.getTime();
     since ??= now;
+    const why = failureMessage(failure);
     if (now - since >= outage.giveUpAfterMs) {
-      throw new Error(`${answer.storeOutage}; still so after ${Math.round((now - since) / 1000)} s`);
+      throw new Error(`${why}; still so after ${Math.round((now - since) / 1000)} s`);
     }
     const until = new Date(now + outageWaitMs(outage, waits));
-    showWait({ until: until.toISOString(), why: statusText(answer.storeOutage) });
+    showWait({ until: until.toISOString(), why: statusText(why) });
     if (!context.df.isReplaying) {
-      context.log(JSON.stringify({ level: 'warn', event: 'compensation.store-outage', activity: name, until: until.toISOString(), error: answer.storeOutage }));
+      context.log(JSON.stringify({ level: 'warn', event: 'compensation.store-outage', activity: name, until: until.toISOString(), error: why }));
     }
     yield context.df.createTimer(until);
   }

@@ -57,15 +57,18 @@ export interface CompensationInput {
 }
 
 /**
- * What a compensation activity answers, instead of failing, when Cosmos DB did not serve it: the
- * orchestration waits and calls it again, apart from its retries for failures of the step itself.
+ * Begins the message of a compensation activity that failed because Cosmos DB did not serve it
+ * (throttled past the SDK's retries, unavailable, no answer). Once the activity's retries are used
+ * up, the orchestration waits such a failure out instead of counting it as the step failing. It is
+ * a failure, not an answer, so whatever does not know the mark (an orchestration of an earlier
+ * version while a deploy rolls out) counts it as the step failing, as before; it never takes it
+ * for the step done.
  */
-export interface StoreOutageAnswer {
-  storeOutage: string;
-}
+export const STORE_OUTAGE_MARK = 'Cosmos DB did not serve it';
 
-export function isStoreOutageAnswer(answer: unknown): answer is StoreOutageAnswer {
-  return typeof answer === 'object' && answer !== null && typeof (answer as { storeOutage?: unknown }).storeOutage === 'string';
+/** A failed activity's error, as the SDK hands it to the orchestration (the activity's message is in it). */
+export function isStoreOutageFailure(err: unknown): boolean {
+  return err instanceof Error && err.message.includes(STORE_OUTAGE_MARK);
 }
 
 /** What `beginCompensation` hands the monitor for a run it started. */

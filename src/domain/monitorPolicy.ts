@@ -78,9 +78,9 @@ export interface MonitorPolicy {
   /** Each compensation activity is retried with this policy; then the order needs attention. */
   compensationRetry: RetryPolicy;
   /**
-   * A compensation step that Cosmos DB did not serve (throttled, unavailable, no answer) is not
-   * counted against `compensationRetry`: it is called again after these waits, doubling from
-   * `firstWaitMs` up to `maxWaitMs`, until `giveUpAfterMs` have passed since its first such answer.
+   * A compensation step that still fails after `compensationRetry` because Cosmos DB did not serve
+   * it (throttled, unavailable, no answer) is called again after these waits, doubling from
+   * `firstWaitMs` up to `maxWaitMs`, until `giveUpAfterMs` have passed since the first such failure.
    */
   compensationOutage: OutagePolicy;
   /** Compensation runs (e.g. across host restarts) before the monitor gives up to a person. */
