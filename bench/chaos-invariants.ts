@@ -15,7 +15,7 @@ export interface ObservedOrder {
   payment: { charged: number; refunded: number };
   notifications: { kind: string; at: string }[];
   /** What happened to the order, as `GET /api/orders/{id}` lists it. */
-  timeline?: { kind: string; service?: string; detail?: string }[];
+  timeline?: { kind: string; service?: string; detail?: string; reason?: string }[];
 }
 
 /** `GET /api/inventory/{sku}`. */
@@ -83,6 +83,7 @@ export type ViolationKind =
   | 'money'
   | 'confirmation'
   | 'cancellation-notice'
+  | 'cancelled-without-cause'
   | 'services'
   | 'stock'
   | 'hold'
@@ -162,6 +163,12 @@ export function checkChaosInvariants(observation: ChaosObservation): ChaosVerdic
       if (Math.abs(net) > CENT) v('money', `cancelled but charged ${order.payment.charged} - refunded ${order.payment.refunded} != 0`);
       if (confirmations > 1) v('confirmation', `cancelled with ${confirmations} confirmations (at most 1)`);
       if (cancellations !== 1) v('cancellation-notice', `cancelled with ${cancellations} cancellation notices (expected exactly 1)`);
+      // Faults must not cost a customer a valid order: only a business failure (out of stock) may
+      // cancel one; the run's billing failures are all fewer than its retries can ride out.
+      if (order.timeline && !order.timeline.some((e) => e.kind === 'failed')) {
+        const why = order.timeline.find((e) => e.kind === 'compensation-started')?.reason ?? 'no compensation reason on the timeline';
+        v('cancelled-without-cause', `cancelled with no business failure on its timeline: ${why}`);
+      }
     }
   }
 

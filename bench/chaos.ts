@@ -543,6 +543,7 @@ export function formatChaosReport(result: ChaosResult): string {
   row('orders accepted (202)', verdict.counts['accepted'] ?? 0, ok(byKind('not-accepted') === 0));
   row('  completed', verdict.counts['completed'] ?? 0);
   row('  cancelled', verdict.counts['cancelled'] ?? 0);
+  row('    with no business failure', byKind('cancelled-without-cause'), ok(byKind('cancelled-without-cause') === 0));
   row('  attention', verdict.counts['attention'] ?? 0, ok(byKind('attention') === 0));
   row('POST retries with the same key', result.submitRetries);
   // Older results have no count.

@@ -57,6 +57,17 @@ describe('chaos invariant checker', () => {
     ]);
   });
 
+  it('flags an order cancelled with no business failure: faults must not cost a customer a valid order', () => {
+    const o = soundObservation();
+    const outOfStock = [{ kind: 'failed', service: 'inventory' }, { kind: 'compensation-started', reason: 'inventory failed: out of stock: B (requested 5)' }];
+    o.orders[2] = { ...o.orders[2]!, timeline: outOfStock };
+    expect(kinds(o)).toEqual([]);
+    o.orders[2] = { ...o.orders[2]!, timeline: [{ kind: 'deadlettered', service: 'billing' }, { kind: 'compensation-started', reason: 'billing dead-lettered after 3 requeues' }] };
+    expect(checkChaosInvariants(o).violations).toEqual([
+      { kind: 'cancelled-without-cause', subject: 'o3', detail: 'cancelled with no business failure on its timeline: billing dead-lettered after 3 requeues' },
+    ]);
+  });
+
   it('flags a second confirmation of a completed order', () => {
     const o = soundObservation();
     o.orders[0]!.notifications.push({ kind: 'confirmation', at });
@@ -118,7 +129,7 @@ describe('chaos invariant checker', () => {
     // Recorded as noted (the service had finished), the detail goes on after the message id.
     o.orders[1]!.timeline = [{ kind: 'deadlettered', service: 'notification', detail: 'message o2:unreadable:notification; notification already done, order completed' }];
     // A dead-letter of billing's copy is not this copy's.
-    o.orders[2]!.timeline = [{ kind: 'deadlettered', service: 'billing', detail: 'message o3:unreadable:inventory' }];
+    o.orders[2]!.timeline = [{ kind: 'failed', service: 'inventory' }, { kind: 'deadlettered', service: 'billing', detail: 'message o3:unreadable:inventory' }];
     o.corruptCopies = [
       { orderId: 'o1', service: 'inventory', messageId: 'o1:unreadable:inventory' },
       { orderId: 'o2', service: 'notification', messageId: 'o2:unreadable:notification' },
