@@ -91,8 +91,28 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
   const changes = new ChangeOrTimer(context);
 
   for (let turn = 0; turn < policy.iterationsPerExecution; turn++) {
-    const read: MonitorSnapshot | null =
-      handedOver ?? (yield context.df.callActivityWithRetry(ACTIVITY.readMonitorSnapshot, ACTION_RETRY, { orderId, correlationId }));
+    let read: MonitorSnapshot | null;
+    try {
+      read = handedOver ?? (yield context.df.callActivityWithRetry(ACTIVITY.readMonitorSnapshot, ACTION_RETRY, { orderId, correlationId }));
+    } catch (err) {
+      // The order could not be read (Cosmos DB throttling or out): look again after a poll. A
+      // monitor that failed here would leave its order to the sweeper, which restarts only active
+      // orders' monitors, so one completed meanwhile would keep holds nobody settles.
+      if (!context.df.isReplaying) {
+        context.log(JSON.stringify({ level: 'warn', event: 'monitor.read-failed', orderId, correlationId, error: String((err as Error)?.message ?? err).slice(0, 500) }));
+      }
+      const retryAt = new Date(context.df.currentUtcDateTime.getTime() + pollIntervalMs(policy, quietPolls));
+      context.df.setCustomStatus({
+        phase: 'watching',
+        nextCheckAt: retryAt.toISOString(),
+        detail: 'the order could not be read; looking again',
+        execution,
+        checkedAt: context.df.currentUtcDateTime.toISOString(),
+      } satisfies MonitorCustomStatus);
+      const change: OrderChange | undefined | false = yield* changes.wait(retryAt);
+      quietPolls = change === false ? quietPolls + 1 : quietPolls;
+      continue;
+    }
     handedOver = undefined;
     if (!read) {
       // The intake writes the order before it starts the monitor: no order means nothing to watch.

@@ -416,6 +416,36 @@ describe('compensation while Cosmos DB throttles', () => {
   });
 });
 
+describe('the monitor while Cosmos DB throttles', () => {
+  afterEach(async () => {
+    await world.throttle({ share: 0, containers: null });
+  });
+
+  it('keeps watching an order it cannot read, and settles it once it can: it does not fail and leave the order to the sweeper', async () => {
+    const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: 'MOUSE-01', quantity: 1 }]);
+    const runtimeStatus = async () => (await world.request('GET', `/runtime/webhooks/durabletask/instances/${id}`)).body?.runtimeStatus as string | undefined;
+    await world.advance(1_000);
+    await world.request('POST', '/admin/durable/idle');
+    // Every read of an order fails, past the read's retries (1 + 2 + 4 s), for two virtual minutes.
+    await world.throttle({ share: 1, retryAfterMs: 1, containers: ['orders'] });
+    for (let i = 0; i < 24; i++) {
+      await world.advance(5_000);
+      await world.request('POST', '/admin/durable/idle');
+    }
+    // Before, the monitor had failed here; the sweeper restarts only an active order's monitor,
+    // and only once it can read the order itself.
+    expect(await runtimeStatus()).toBe('Running');
+    expect(world.hostOutput()).toContain('"event":"monitor.read-failed"');
+
+    await world.throttle({ share: 0 });
+    await deliver('inventory', 'billing', 'notification');
+    const { order } = await world.runUntil(id, terminal, { stepMs: 5_000 });
+    expect(order.state).toBe('completed');
+    const holds = (await world.request('GET', '/api/inventory/MOUSE-01')).body.holds as { orderId: string }[];
+    expect(holds.filter((h) => h.orderId === id)).toEqual([]);
+  });
+});
+
 describe('stuck consumers', () => {
   it('a notification that never arrives: republished to notification only after the threshold, then completed', async () => {
     const { id, deliver } = await writeOrderWithMonitor(world, [{ sku: 'WEBCAM-01', quantity: 1 }]);
