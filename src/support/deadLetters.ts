@@ -14,13 +14,14 @@
  * message unrecorded for the next sweep; the message itself stays in its dead-letter queue.
  */
 import { TIMELINE } from '../domain/monitorPolicy';
-import type { OrderDocument } from '../domain/order';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
+import type { OrderDocument } from '../domain/order';
 import { ACTIVE_STATES, IN_FLIGHT } from '../domain/orderState';
 import { DEAD_LETTER_WITHOUT_ORDER_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
+import { reconcileHolds } from '../services/stock';
 import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
 
 export interface DeadLetteredMessage {
@@ -132,7 +133,11 @@ export async function recordDeadLetter(
     // The service finished meanwhile (a requeue or a republish succeeded), or the order was
     // compensated: keep the record only.
     await deps.orders.appendTimeline(order.id, { ...entry, detail: `${marker}; ${service} already ${current}, order ${order.state}` });
-    log.info(`${service}-deadletter-noted`, { status: current, state: order.state });
+    // A finished order's message that dead-lettered may be its completer's, which failed after
+    // completing the order and before settling its stock (Cosmos DB throttling), or a late
+    // delivery's that could not give back the hold it took: nothing else comes back for those.
+    const holds = order.state === 'completed' || order.state === 'cancelled' ? await reconcileHolds(order, deps) : undefined;
+    log.info(`${service}-deadletter-noted`, { status: current, state: order.state, ...(holds ? { holds } : {}) });
     return { outcome: 'noted', ...belongs };
   }
   log.warn(`${service}-deadlettered`, { reason });

@@ -375,6 +375,33 @@ describe('recordDeadLetter', () => {
     expect(monitor.changes).toHaveLength(0);
   });
 
+  it("settles the stock of a completed order whose completer's message dead-lettered before it could, and gives back a late hold of a cancelled one", async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    const order = seedOrder(deps, { state: 'completed', stockHeldBy: { 'MOUSE-01': 'd-1' }, items: [{ sku: 'MOUSE-01', quantity: 2, unitPrice: 10 }] }, {
+      inventory: 'done',
+      billing: 'done',
+      notification: 'done',
+    });
+    expect(await deps.inventory.reserve('MOUSE-01', order.id, 2, 'd-1')).toBe('reserved');
+    const before = (await deps.inventory.get('MOUSE-01'))!;
+    expect((await recordDeadLetter('inventory', { body: body('order-1'), messageId: 'event-1' }, { deps, monitor, log: silent })).outcome).toBe('noted');
+    const after = (await deps.inventory.get('MOUSE-01'))!;
+    expect(after.holds).toEqual({});
+    // Sold, not given back.
+    expect([after.available, after.reserved]).toEqual([before.available, before.reserved]);
+
+    // A cancelled order: a hold taken after compensation gave its stock back goes back too.
+    deps.orders.docs.get('order-1')!.state = 'cancelled';
+    deps.orders.docs.get('order-1')!.status.inventory = 'compensated';
+    expect(await deps.inventory.reserve('MOUSE-01', order.id, 2, 'd-late')).toBe('reserved');
+    expect((await recordDeadLetter('billing', { body: body('order-1'), messageId: 'event-1' }, { deps, monitor, log: silent })).outcome).toBe('noted');
+    const released = (await deps.inventory.get('MOUSE-01'))!;
+    expect(released.holds).toEqual({});
+    expect([released.available, released.reserved]).toEqual([after.available, after.reserved]);
+    expect(monitor.changes).toHaveLength(0);
+  });
+
   it('poison input without an order is kept in the dead-letter archive and logged, once', async () => {
     const deps = memoryDependencies();
     const errors: string[] = [];
