@@ -260,7 +260,9 @@ export class DurableEngine {
   }
 
   private noteMessage(m: NewMessage, now: number): void {
-    if (m.visible_at <= now) this.ready.add(m.instance_id);
+    // An episode commits with the time it began: the timer scan may have passed its message's time
+    // meanwhile (other work ran while its orchestrator did), and would never come back for it.
+    if (m.visible_at <= now || m.visible_at <= this.timersScannedUpTo) this.ready.add(m.instance_id);
     else if (this.nextTimerAt === undefined || m.visible_at < this.nextTimerAt) this.nextTimerAt = m.visible_at;
   }
 

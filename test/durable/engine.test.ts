@@ -30,6 +30,16 @@ df.app.orchestration('shortNap', function* (context) {
   return 'rested';
 });
 
+df.app.orchestration('slowNap', function* (context) {
+  yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + 30));
+  return 'rested';
+});
+
+df.app.orchestration('ticker', function* (context) {
+  for (let i = 0; i < 60; i++) yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + 5));
+  return 'ticked';
+});
+
 df.app.orchestration('sleepyChild', function* (context) {
   yield context.df.waitForExternalEvent('never');
   return 'woke';
@@ -89,6 +99,49 @@ describe('real clock', () => {
       status = await hub.client.getStatus(id);
     }
     expect(status.output).toBe('rested');
+  });
+
+  it('fires a timer whose time had passed, before its episode committed, while other timers fired', async () => {
+    // The first episode of `slowNap` takes 150 ms; meanwhile `ticker`'s timers fire every 5 ms, so
+    // the engine scans past the time `slowNap`'s timer is set for before that timer is stored.
+    // Before, the scan never came back for it: the orchestration waited for good.
+    const slow = await startTestHub({
+      virtualClock: false,
+      wrapInvoker: (inner) => {
+        let delayed = false;
+        return {
+          ...inner,
+          hasOrchestrator: (name) => inner.hasOrchestrator(name),
+          hasActivity: (name) => inner.hasActivity(name),
+          invokeActivity: (name, input, id) => inner.invokeActivity(name, input, id),
+          invokeOrchestrator: async (name, payload) => {
+            if (name === 'slowNap' && !delayed) {
+              delayed = true;
+              await new Promise((r) => setTimeout(r, 150));
+            }
+            return inner.invokeOrchestrator(name, payload);
+          },
+        };
+      },
+    });
+    try {
+      const ticker = await slow.client.startNew('ticker');
+      await new Promise((r) => setTimeout(r, 20));
+      const id = await slow.client.startNew('slowNap');
+      const finished = async (instance: string) => {
+        const deadline = Date.now() + 3000;
+        let status = await slow.client.getStatus(instance);
+        while (status.runtimeStatus !== 'Completed' && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 20));
+          status = await slow.client.getStatus(instance);
+        }
+        return status.output;
+      };
+      expect(await finished(id)).toBe('rested');
+      expect(await finished(ticker)).toBe('ticked');
+    } finally {
+      await slow.stop();
+    }
   });
 
   it('has no time controls without a virtual clock', async () => {

@@ -42,6 +42,8 @@ export interface TestHub {
 export interface TestHubOptions extends Partial<Omit<DurableEngineOptions, 'invoker' | 'baseUrl'>> {
   /** Reuse a data directory (restart scenarios); a fresh temp dir otherwise. */
   dataDir?: string;
+  /** Stands between the engine and the registered functions (to slow one down, say). */
+  wrapInvoker?: (invoker: DurableEngineOptions['invoker']) => DurableEngineOptions['invoker'];
 }
 
 export async function startTestHub(options: TestHubOptions = {}): Promise<TestHub> {
@@ -65,13 +67,15 @@ export async function startTestHub(options: TestHubOptions = {}): Promise<TestHu
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { wrapInvoker, ...engineOptions } = options;
+  const invoker = coreModule.createInvoker(registry.functions, InvocationContext);
   engine = new DurableEngine({
     hubName: 'TestHub',
     virtualClock: true,
-    ...options,
+    ...engineOptions,
     dataDir,
     baseUrl,
-    invoker: coreModule.createInvoker(registry.functions, InvocationContext),
+    invoker: wrapInvoker ? wrapInvoker(invoker) : invoker,
   });
   await engine.start();
   const client = durableClientFor(engine);
