@@ -132,11 +132,13 @@ export async function recordDeadLetter(
   if (!updated) {
     // The service finished meanwhile (a requeue or a republish succeeded), or the order was
     // compensated: keep the record only.
-    await deps.orders.appendTimeline(order.id, { ...entry, detail: `${marker}; ${service} already ${current}, order ${order.state}` });
     // A finished order's message that dead-lettered may be its completer's, which failed after
     // completing the order and before settling its stock (Cosmos DB throttling), or a late
     // delivery's that could not give back the hold it took: nothing else comes back for those.
+    // Before the note: a noted message is a duplicate to every later sweep, so holds put right
+    // after it would never be tried again if that failed (throttled as the completer was).
     const holds = order.state === 'completed' || order.state === 'cancelled' ? await reconcileHolds(order, deps) : undefined;
+    await deps.orders.appendTimeline(order.id, { ...entry, detail: `${marker}; ${service} already ${current}, order ${order.state}` });
     log.info(`${service}-deadletter-noted`, { status: current, state: order.state, ...(holds ? { holds } : {}) });
     return { outcome: 'noted', ...belongs };
   }

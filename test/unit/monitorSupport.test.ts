@@ -402,6 +402,32 @@ describe('recordDeadLetter', () => {
     expect(monitor.changes).toHaveLength(0);
   });
 
+  it("puts a completed order's holds right on the next sweep when Cosmos DB did not serve that the first time: the noted dead-letter is not taken for done", async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'completed', stockHeldBy: { 'MOUSE-01': 'd-1' }, items: [{ sku: 'MOUSE-01', quantity: 2, unitPrice: 10 }] }, {
+      inventory: 'done',
+      billing: 'done',
+      notification: 'done',
+    });
+    expect(await deps.inventory.reserve('MOUSE-01', 'order-1', 2, 'd-1')).toBe('reserved');
+    const settle = deps.inventory.settle.bind(deps.inventory);
+    let throttled = 1;
+    deps.inventory.settle = async (...args: Parameters<typeof settle>) => {
+      if (throttled-- > 0) throw Object.assign(new Error('Request rate is large'), { code: 429, statusCode: 429 });
+      return settle(...args);
+    };
+    const env = { deps, monitor, log: silent };
+    const message = { body: body('order-1'), messageId: 'event-1' };
+    // The consumer's recording fails (throttled): the message stays for the sweep.
+    await expect(recordDeadLetter('inventory', message, env)).rejects.toThrow('Request rate is large');
+    // The sweep finds it again, and the order's stock gets settled then.
+    await recordDeadLetter('inventory', message, env);
+    expect((await deps.inventory.get('MOUSE-01'))!.holds).toEqual({});
+    // Noted once all the same.
+    expect(deps.orders.docs.get('order-1')!.timeline.filter((e) => e.kind === TIMELINE.deadLettered)).toHaveLength(1);
+  });
+
   it('poison input without an order is kept in the dead-letter archive and logged, once', async () => {
     const deps = memoryDependencies();
     const errors: string[] = [];
