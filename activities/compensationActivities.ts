@@ -10,7 +10,7 @@
 import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
+import { activityLogger, orderOrThrow, outageMarked as markOutage } from '../src/bindings/orderActivity';
 import { MONITOR_ACTOR } from '../src/domain/monitorPolicy';
 import { planCompensation, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
 import { finishCompensationRun } from '../src/services/compensationOutcome';
@@ -20,23 +20,12 @@ import { refundPayment } from '../src/services/payment';
 import { releaseStock } from '../src/services/stock';
 import { appCompensationFaults, assertRefundsWork } from '../src/support/faults';
 import { ACTIVITY, STORE_OUTAGE_MARK, type OrderActivityInput } from '../orchestrators/names';
-import { isStoreUnavailable } from '../src/azure/cosmosErrors';
-import { ensureError, TransientError } from '../src/errors';
 
 type CompensationActivityInput = OrderActivityInput & { reason: string };
 
 /** `work`, whose failure to be served by Cosmos DB is marked as such (STORE_OUTAGE_MARK). */
 function outageMarked<I extends OrderActivityInput, T>(work: (context: InvocationContext, input: I) => Promise<T>): ActivityHandler {
-  return async (input: I, context: InvocationContext): Promise<T> => {
-    try {
-      return await work(context, input);
-    } catch (err) {
-      if (!isStoreUnavailable(err)) throw err;
-      const outage = new TransientError(`${STORE_OUTAGE_MARK}: ${ensureError(err).message.split('\n')[0]!.slice(0, 300)}`, { cause: err });
-      activityLogger(context, input).warn('compensation-store-outage', { error: outage.message });
-      throw outage;
-    }
-  };
+  return markOutage(STORE_OUTAGE_MARK, 'compensation-store-outage', work);
 }
 
 const planOrderCompensation = async (_context: InvocationContext, input: OrderActivityInput): Promise<CompensationStep[]> =>

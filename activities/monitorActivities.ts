@@ -6,7 +6,7 @@
 import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { activityLogger, orderOrThrow } from '../src/bindings/orderActivity';
+import { activityLogger, orderOrThrow, outageMarked } from '../src/bindings/orderActivity';
 import {
   compensationRunsStarted,
   MONITOR_ACTOR,
@@ -23,7 +23,7 @@ import { appDependencies } from '../src/services/dependencies';
 import { markCompleted } from '../src/services/consumers';
 import { republishToService } from '../src/services/publishing';
 import type { ServiceName } from '../src/topology';
-import { ACTIVITY, type CompensationStart, type OrderActivityInput } from '../orchestrators/names';
+import { ACTIVITY, STORE_OUTAGE_MARK, type CompensationStart, type OrderActivityInput } from '../orchestrators/names';
 
 /**
  * Sends the order's event to one consumer again. The message number counts every targeted send
@@ -38,10 +38,15 @@ async function sendAgain(order: OrderDocument, service: ServiceName, reason: str
 
 const loadMonitorPolicy: ActivityHandler = () => monitorPolicyFromSettings(process.env);
 
-const readMonitorSnapshot: ActivityHandler = async (input: OrderActivityInput): Promise<MonitorSnapshot | null> => {
-  const order = await appDependencies().orders.get(input.orderId);
-  return order ? monitorSnapshotOf(order) : null;
-};
+/** A read Cosmos DB did not serve fails with STORE_OUTAGE_MARK: the monitor waits that out; any other failure it does not. */
+const readMonitorSnapshot: ActivityHandler = outageMarked(
+  STORE_OUTAGE_MARK,
+  'monitor-read-store-outage',
+  async (_context: InvocationContext, input: OrderActivityInput): Promise<MonitorSnapshot | null> => {
+    const order = await appDependencies().orders.get(input.orderId);
+    return order ? monitorSnapshotOf(order) : null;
+  },
+);
 
 interface RequeueInput extends OrderActivityInput {
   attempt: number;
