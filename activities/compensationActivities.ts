@@ -10,7 +10,7 @@
 import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
-import { activityLogger, orderOrThrow, outageMarked as markOutage } from '../src/bindings/orderActivity';
+import { activityLogger, orderOrThrow, outageMarked } from '../src/bindings/orderActivity';
 import { MONITOR_ACTOR } from '../src/domain/monitorPolicy';
 import { planCompensation, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
 import { finishCompensationRun } from '../src/services/compensationOutcome';
@@ -24,8 +24,8 @@ import { ACTIVITY, STORE_OUTAGE_MARK, type OrderActivityInput } from '../orchest
 type CompensationActivityInput = OrderActivityInput & { reason: string };
 
 /** `work`, whose failure to be served by Cosmos DB is marked as such (STORE_OUTAGE_MARK). */
-function outageMarked<I extends OrderActivityInput, T>(work: (context: InvocationContext, input: I) => Promise<T>): ActivityHandler {
-  return markOutage(STORE_OUTAGE_MARK, 'compensation-store-outage', work);
+function compensationStep<I extends OrderActivityInput, T>(work: (context: InvocationContext, input: I) => Promise<T>): ActivityHandler {
+  return outageMarked(STORE_OUTAGE_MARK, 'compensation-store-outage', work);
 }
 
 const planOrderCompensation = async (_context: InvocationContext, input: OrderActivityInput): Promise<CompensationStep[]> =>
@@ -57,8 +57,8 @@ const sendCancellationNotice = async (context: InvocationContext, input: Compens
 const finishCompensation = async (context: InvocationContext, input: CompensationActivityInput & CompensationOutcome & { attempt?: number }) =>
   finishCompensationRun(await orderOrThrow(input.orderId), input, appDependencies(), activityLogger(context, input));
 
-df.app.activity(ACTIVITY.planOrderCompensation, { handler: outageMarked(planOrderCompensation) });
-df.app.activity(ACTIVITY.refundOrderPayment, { handler: outageMarked(refundOrderPayment) });
-df.app.activity(ACTIVITY.releaseOrderStock, { handler: outageMarked(releaseOrderStock) });
-df.app.activity(ACTIVITY.sendCancellationNotice, { handler: outageMarked(sendCancellationNotice) });
-df.app.activity(ACTIVITY.finishCompensation, { handler: outageMarked(finishCompensation) });
+df.app.activity(ACTIVITY.planOrderCompensation, { handler: compensationStep(planOrderCompensation) });
+df.app.activity(ACTIVITY.refundOrderPayment, { handler: compensationStep(refundOrderPayment) });
+df.app.activity(ACTIVITY.releaseOrderStock, { handler: compensationStep(releaseOrderStock) });
+df.app.activity(ACTIVITY.sendCancellationNotice, { handler: compensationStep(sendCancellationNotice) });
+df.app.activity(ACTIVITY.finishCompensation, { handler: compensationStep(finishCompensation) });

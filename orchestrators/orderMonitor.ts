@@ -39,12 +39,6 @@ const ACTION_RETRY = (() => {
   return retry;
 })();
 
-/**
- * Reads in a row that failed for a reason other than Cosmos DB not serving them, past the read's
- * retries, before the monitor fails instead of looking again.
- */
-const MAX_UNEXPLAINED_READ_FAILURES = 3;
-
 export interface MonitorResult {
   orderId: string;
   outcome: 'completed' | 'cancelled' | 'attention' | 'missing';
@@ -96,7 +90,6 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
   // The starter's view of the order serves the first turn only; every later turn reads.
   let handedOver: MonitorSnapshot | undefined = input.snapshot;
   const changes = new ChangeOrTimer(context);
-  let unexplainedReadFailures = 0;
 
   for (let turn = 0; turn < policy.iterationsPerExecution; turn++) {
     let read: MonitorSnapshot | null;
@@ -107,15 +100,10 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
       // monitor that failed here would leave its order to the sweeper, which restarts only active
       // orders' monitors, so one completed meanwhile would keep holds nobody settles.
       // Any other failure is the read's own (a bug, a document it cannot take): no poll cures it,
-      // and looking again forever would hide it. A few in a row are looked at again (histories
-      // written before such failures were marked hold unmarked outages), then the monitor fails.
-      const outage = isStoreOutageFailure(err);
-      unexplainedReadFailures = outage ? 0 : unexplainedReadFailures + 1;
-      if (unexplainedReadFailures > MAX_UNEXPLAINED_READ_FAILURES) throw err;
+      // and looking again forever would hide it, so the monitor fails where it can be seen.
+      if (!isStoreOutageFailure(err)) throw err;
       if (!context.df.isReplaying) {
-        context.log(
-          JSON.stringify({ level: 'warn', event: 'monitor.read-failed', orderId, correlationId, outage, error: String((err as Error)?.message ?? err).slice(0, 500) }),
-        );
+        context.log(JSON.stringify({ level: 'warn', event: 'monitor.read-failed', orderId, correlationId, error: String((err as Error)?.message ?? err).slice(0, 500) }));
       }
       const retryAt = new Date(context.df.currentUtcDateTime.getTime() + pollIntervalMs(policy, quietPolls));
       context.df.setCustomStatus({
@@ -130,7 +118,6 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
       continue;
     }
     handedOver = undefined;
-    unexplainedReadFailures = 0;
     if (!read) {
       // The intake writes the order before it starts the monitor: no order means nothing to watch.
       context.df.setCustomStatus({ phase: 'done', detail: 'order not found', execution, checkedAt: context.df.currentUtcDateTime.toISOString() });
