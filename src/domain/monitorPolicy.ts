@@ -36,6 +36,16 @@ export const TIMELINE = {
  */
 export const REPUBLISH_REASON = { requeue: 'requeue', stuck: 'stuck' } as const;
 
+/** The timeline entry a consumer's delivery writes when it takes the order's message (its claim). */
+export const DELIVERY_KIND = 'delivery';
+
+/**
+ * Requeues of billing whose message dead-lettered with no delivery taking it that do not count
+ * against `maxBillingRequeues`; past them they do, so an outage that never ends cannot requeue
+ * (and grow the order) forever.
+ */
+export const UNTRIED_REQUEUES_FREE = 10;
+
 /** Actor recorded on the timeline for what the monitor does on its own. */
 export const MONITOR_ACTOR = 'monitor';
 
@@ -245,8 +255,14 @@ export interface MonitorSnapshot {
    * is gone, so nothing will come unless the monitor republishes. (Billing's shows in its status.)
    */
   deadLettered?: ServiceName[];
-  /** Requeues of billing the monitor made on its own (support requeues are not counted). */
+  /**
+   * Requeues of billing the monitor made on its own (support requeues are not counted), but those
+   * whose message dead-lettered with no billing delivery taking it (Cosmos DB throttling or out):
+   * the payment was not tried, so they do not use up the requeues (up to UNTRIED_REQUEUES_FREE).
+   */
   billingRequeues: number;
+  /** The monitor's requeues of billing that dead-lettered with no delivery taking their message. */
+  billingRequeuesUntried?: number;
   /** Targeted republishes the monitor made to each stuck service. */
   republishes: Record<ServiceName, number>;
   /** Support principal whose requeue request has not been carried out yet. */
@@ -300,6 +316,9 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   const lastProgressAt = Object.fromEntries(SERVICES.map((s) => [s, order.createdAt])) as Record<ServiceName, string>;
   const republishes = Object.fromEntries(SERVICES.map((s) => [s, 0])) as Record<ServiceName, number>;
   let billingRequeues = 0;
+  let billingRequeuesUntried = 0;
+  /** The monitor's latest requeue, while no billing delivery has taken a message since. */
+  let requeueUntaken = false;
   let billingDeadLetteredAt: string | undefined;
   let compensationRequestedBy: string | undefined;
   let compensationReason: string | undefined;
@@ -315,10 +334,23 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     }
     switch (entry.kind) {
       case TIMELINE.deadLettered:
-        if (entry.service === 'billing') billingDeadLetteredAt = entry.at;
+        if (entry.service === 'billing') {
+          billingDeadLetteredAt = entry.at;
+          if (requeueUntaken) {
+            billingRequeues -= 1;
+            billingRequeuesUntried += 1;
+            requeueUntaken = false;
+          }
+        }
         break;
       case TIMELINE.requeued:
-        if (entry.actor === MONITOR_ACTOR) billingRequeues += 1;
+        if (entry.actor === MONITOR_ACTOR) {
+          billingRequeues += 1;
+          requeueUntaken = true;
+        }
+        break;
+      case DELIVERY_KIND:
+        if (entry.service === 'billing') requeueUntaken = false;
         break;
       case TIMELINE.republished:
         if (entry.service && entry.reason?.startsWith(REPUBLISH_REASON.stuck)) republishes[entry.service] += 1;
@@ -349,7 +381,9 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     lastProgressAt,
     billingDeadLetteredAt: order.status.billing === 'deadlettered' ? billingDeadLetteredAt ?? order.updatedAt : undefined,
     ...(deadLettered.length ? { deadLettered } : {}),
-    billingRequeues,
+    // Past the free ones, untried requeues count like the others: the requeues stay bounded.
+    billingRequeues: billingRequeues + Math.max(0, billingRequeuesUntried - UNTRIED_REQUEUES_FREE),
+    ...(billingRequeuesUntried ? { billingRequeuesUntried } : {}),
     republishes,
     requeueRequestedBy: pendingRequeueRequest(timeline)?.by,
     compensationRequestedBy,
@@ -511,7 +545,8 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
       };
     }
     const deadLetteredAt = ms(snapshot.billingDeadLetteredAt ?? snapshot.lastProgressAt.billing);
-    const due = deadLetteredAt + requeueDelayMs(policy, snapshot.billingRequeues);
+    // Untried requeues back off too: the outage that kept their messages from billing may go on.
+    const due = deadLetteredAt + requeueDelayMs(policy, snapshot.billingRequeues + (snapshot.billingRequeuesUntried ?? 0));
     if (nowMs >= due) return { kind: 'requeueBilling', attempt: snapshot.billingRequeues + 1 };
     return {
       kind: 'wait',

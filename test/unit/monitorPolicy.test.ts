@@ -12,6 +12,7 @@ import {
   outageWaitMs,
   pollIntervalMs,
   requeueDelayMs,
+  UNTRIED_REQUEUES_FREE,
   type MonitorPolicy,
   type MonitorSnapshot,
   type Step,
@@ -331,6 +332,7 @@ describe('monitorSnapshotOf', () => {
           { at: at(8), kind: 'requeued', service: 'billing', actor: 'monitor', detail: 'attempt 1' },
           { at: at(8), kind: 'republished', service: 'billing', actor: 'monitor', reason: 'requeue 1: dead-lettered' },
           { at: at(8), kind: 'republished', service: 'notification', actor: 'monitor', reason: 'stuck: pending for 61 s' },
+          { at: at(8), kind: 'delivery', service: 'billing', deliveryCount: 1 },
           { at: at(9), kind: 'deadlettered', service: 'billing', deliveryCount: 3 },
         ],
       }),
@@ -346,6 +348,32 @@ describe('monitorSnapshotOf', () => {
       compensationRuns: 0,
     });
     expect(snap.requeueRequestedBy).toBeUndefined();
+  });
+
+  it('a requeue whose message dead-lettered with no billing delivery taking it (Cosmos DB out) does not use up the requeues, up to a bound', () => {
+    const requeue = (n: number) => [
+      { at: at(n), kind: 'requeued', service: 'billing' as const, actor: 'monitor', detail: `attempt ${n}` },
+      { at: at(n), kind: 'republished', service: 'billing' as const, actor: 'monitor', reason: `requeue ${n}` },
+    ];
+    const tried = (n: number) => [
+      { at: at(n), kind: 'delivery', service: 'billing' as const, deliveryCount: 1 },
+      { at: at(n), kind: 'attempt-failed', service: 'billing' as const, deliveryCount: 1, reason: 'payment gateway unavailable' },
+    ];
+    const deadLettered = (n: number) => ({ at: at(n), kind: 'deadlettered', service: 'billing' as const, deliveryCount: 3 });
+    // Requeue 1 was tried, requeue 2 never reached billing (its deliveries could not claim the order).
+    const snap = monitorSnapshotOf(order({ timeline: [deadLettered(1), ...requeue(2), ...tried(3), deadLettered(4), ...requeue(5), deadLettered(6)] }));
+    expect(snap).toMatchObject({ billingRequeues: 1, billingRequeuesUntried: 1 });
+    // The next requeue is due after the backoff of both, and is requeue 2 of 3, not a compensation.
+    expect(decideNextStep({ ...snap, billingDeadLetteredAt: at(6) }, DEFAULT_MONITOR_POLICY, new Date(at(6)))).toMatchObject({
+      kind: 'wait',
+      phase: 'awaiting-requeue',
+      until: new Date(Date.parse(at(6)) + 20_000),
+    });
+    // A requeue still on its way (no dead-letter after it) counts, so it is not sent twice.
+    expect(monitorSnapshotOf(order({ status: { inventory: 'done', billing: 'pending', notification: 'done' }, timeline: [deadLettered(1), ...requeue(2)] })).billingRequeues).toBe(1);
+    // Past UNTRIED_REQUEUES_FREE, untried requeues count: an outage that never ends cannot requeue forever.
+    const many = Array.from({ length: UNTRIED_REQUEUES_FREE + 2 }, (_, i) => [...requeue(10 + 2 * i), deadLettered(11 + 2 * i)]).flat();
+    expect(monitorSnapshotOf(order({ timeline: [deadLettered(1), ...many] }))).toMatchObject({ billingRequeues: 2, billingRequeuesUntried: UNTRIED_REQUEUES_FREE + 2 });
   });
 
   it('a support requeue is pending until a requeue follows it, and does not count against the bound', () => {
