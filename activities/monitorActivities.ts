@@ -14,6 +14,7 @@ import {
   TIMELINE,
   monitorPolicyFromSettings,
   monitorSnapshotOf,
+  requeueRecorded,
   type MonitorSnapshot,
 } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
@@ -66,7 +67,7 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
   let order = await orderOrThrow(input.orderId);
   // Read as the monitor reads the order: its requeues counted, a person's request pending until done.
   const snapshot = monitorSnapshotOf(order);
-  const recorded = input.requestedBy ? !snapshot.requeueRequestedBy : snapshot.billingRequeues >= input.attempt;
+  const recorded = input.requestedBy ? !snapshot.requeueRequestedBy : requeueRecorded(snapshot, input.attempt);
   let number = order.timeline.filter((e) => e.kind === TIMELINE.requeued).length;
   if (!recorded) {
     number += 1;

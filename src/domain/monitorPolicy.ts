@@ -263,6 +263,12 @@ export interface MonitorSnapshot {
   billingRequeues: number;
   /** The monitor's requeues of billing that dead-lettered with no delivery taking their message. */
   billingRequeuesUntried?: number;
+  /**
+   * Every requeue of billing the monitor wrote, tried or not. Only the monitor's own writes move
+   * it, so it numbers the requeue steps: `requeueBilling` finds a requeue it already wrote by it
+   * even after that requeue's message dead-lettered untaken (which takes it out of `billingRequeues`).
+   */
+  billingRequeuesMade?: number;
   /** Targeted republishes the monitor made to each stuck service. */
   republishes: Record<ServiceName, number>;
   /** Support principal whose requeue request has not been carried out yet. */
@@ -317,8 +323,14 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   const republishes = Object.fromEntries(SERVICES.map((s) => [s, 0])) as Record<ServiceName, number>;
   let billingRequeues = 0;
   let billingRequeuesUntried = 0;
-  /** The monitor's latest requeue, while no billing delivery has taken a message since. */
-  let requeueUntaken = false;
+  let billingRequeuesMade = 0;
+  /**
+   * The monitor's latest requeue, while no billing delivery has taken a message since, with the
+   * messages it sent: only one of those dead-lettering makes it untried. Another billing message's
+   * dead-letter recorded after it (an older message the sweep found late, a stuck republish's)
+   * says nothing of the requeue's message, which is claimed from `deadlettered` and tried.
+   */
+  let requeueUntaken: { messages: string[]; sending: boolean } | undefined;
   let billingDeadLetteredAt: string | undefined;
   let compensationRequestedBy: string | undefined;
   let compensationReason: string | undefined;
@@ -336,24 +348,34 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
       case TIMELINE.deadLettered:
         if (entry.service === 'billing') {
           billingDeadLetteredAt = entry.at;
-          if (requeueUntaken) {
+          const detail = entry.detail;
+          if (requeueUntaken?.messages.some((m) => detail === `message ${m}` || detail?.startsWith(`message ${m}; `))) {
             billingRequeues -= 1;
             billingRequeuesUntried += 1;
-            requeueUntaken = false;
+            requeueUntaken = undefined;
           }
         }
         break;
       case TIMELINE.requeued:
         if (entry.actor === MONITOR_ACTOR) {
           billingRequeues += 1;
-          requeueUntaken = true;
+          billingRequeuesMade += 1;
+          requeueUntaken = { messages: [], sending: true };
+        } else if (requeueUntaken) {
+          // A message sent after a person's requeue is the person's, not the monitor's requeue's.
+          requeueUntaken.sending = false;
         }
         break;
       case DELIVERY_KIND:
-        if (entry.service === 'billing') requeueUntaken = false;
+        if (entry.service === 'billing') requeueUntaken = undefined;
         break;
       case TIMELINE.republished:
         if (entry.service && entry.reason?.startsWith(REPUBLISH_REASON.stuck)) republishes[entry.service] += 1;
+        else if (entry.service === 'billing' && requeueUntaken?.sending && entry.reason?.startsWith(REPUBLISH_REASON.requeue)) {
+          // `attempt <n>, message <id>`, as republishToService writes it.
+          const at = entry.detail?.indexOf(', message ') ?? -1;
+          if (at >= 0 && entry.detail) requeueUntaken.messages.push(entry.detail.slice(at + ', message '.length));
+        }
         break;
       case TIMELINE.supportAction:
         if (entry.detail === 'compensate') {
@@ -384,6 +406,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     // Past the free ones, untried requeues count like the others: the requeues stay bounded.
     billingRequeues: billingRequeues + Math.max(0, billingRequeuesUntried - UNTRIED_REQUEUES_FREE),
     ...(billingRequeuesUntried ? { billingRequeuesUntried } : {}),
+    billingRequeuesMade,
     republishes,
     requeueRequestedBy: pendingRequeueRequest(timeline)?.by,
     compensationRequestedBy,
@@ -392,6 +415,20 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     compensationRuns,
     quietPolls,
   };
+}
+
+/**
+ * Every requeue of billing the monitor wrote, as this snapshot knows it. Snapshots in an
+ * orchestration's history may predate `billingRequeuesMade`: before untried requeues were counted
+ * apart, `billingRequeues` was every one; after, it left out the untried ones up to the free ones.
+ */
+export function billingRequeuesMadeOf(snapshot: MonitorSnapshot): number {
+  return snapshot.billingRequeuesMade ?? snapshot.billingRequeues + Math.min(snapshot.billingRequeuesUntried ?? 0, UNTRIED_REQUEUES_FREE);
+}
+
+/** Whether the monitor's requeue step number `attempt` is already written on the order this snapshot was read from. */
+export function requeueRecorded(snapshot: MonitorSnapshot, attempt: number): boolean {
+  return billingRequeuesMadeOf(snapshot) >= attempt;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -547,7 +584,8 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     const deadLetteredAt = ms(snapshot.billingDeadLetteredAt ?? snapshot.lastProgressAt.billing);
     // Untried requeues back off too: the outage that kept their messages from billing may go on.
     const due = deadLetteredAt + requeueDelayMs(policy, snapshot.billingRequeues + (snapshot.billingRequeuesUntried ?? 0));
-    if (nowMs >= due) return { kind: 'requeueBilling', attempt: snapshot.billingRequeues + 1 };
+    // Numbered by every requeue written, which only this step's own write moves (see requeueRecorded).
+    if (nowMs >= due) return { kind: 'requeueBilling', attempt: billingRequeuesMadeOf(snapshot) + 1 };
     return {
       kind: 'wait',
       until: new Date(due),

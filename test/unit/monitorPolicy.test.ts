@@ -12,6 +12,7 @@ import {
   outageWaitMs,
   pollIntervalMs,
   requeueDelayMs,
+  requeueRecorded,
   UNTRIED_REQUEUES_FREE,
   type MonitorPolicy,
   type MonitorSnapshot,
@@ -353,15 +354,22 @@ describe('monitorSnapshotOf', () => {
   it('a requeue whose message dead-lettered with no billing delivery taking it (Cosmos DB out) does not use up the requeues, up to a bound', () => {
     const requeue = (n: number) => [
       { at: at(n), kind: 'requeued', service: 'billing' as const, actor: 'monitor', detail: `attempt ${n}` },
-      { at: at(n), kind: 'republished', service: 'billing' as const, actor: 'monitor', reason: `requeue ${n}` },
+      { at: at(n), kind: 'republished', service: 'billing' as const, actor: 'monitor', reason: `requeue ${n}`, detail: `attempt ${n}, message e:billing:${n}` },
     ];
     const tried = (n: number) => [
       { at: at(n), kind: 'delivery', service: 'billing' as const, deliveryCount: 1 },
       { at: at(n), kind: 'attempt-failed', service: 'billing' as const, deliveryCount: 1, reason: 'payment gateway unavailable' },
     ];
-    const deadLettered = (n: number) => ({ at: at(n), kind: 'deadlettered', service: 'billing' as const, deliveryCount: 3 });
+    // The dead-letter of requeue n's message (`e:billing:n`), or of the order's first message.
+    const deadLettered = (n: number, requeue?: number) => ({
+      at: at(n),
+      kind: 'deadlettered',
+      service: 'billing' as const,
+      deliveryCount: 3,
+      detail: `message ${requeue === undefined ? 'e' : `e:billing:${requeue}`}`,
+    });
     // Requeue 1 was tried, requeue 2 never reached billing (its deliveries could not claim the order).
-    const snap = monitorSnapshotOf(order({ timeline: [deadLettered(1), ...requeue(2), ...tried(3), deadLettered(4), ...requeue(5), deadLettered(6)] }));
+    const snap = monitorSnapshotOf(order({ timeline: [deadLettered(1), ...requeue(2), ...tried(3), deadLettered(4, 2), ...requeue(5), deadLettered(6, 5)] }));
     expect(snap).toMatchObject({ billingRequeues: 1, billingRequeuesUntried: 1 });
     // The next requeue is due after the backoff of both, and is requeue 2 of 3, not a compensation.
     expect(decideNextStep({ ...snap, billingDeadLetteredAt: at(6) }, DEFAULT_MONITOR_POLICY, new Date(at(6)))).toMatchObject({
@@ -372,8 +380,67 @@ describe('monitorSnapshotOf', () => {
     // A requeue still on its way (no dead-letter after it) counts, so it is not sent twice.
     expect(monitorSnapshotOf(order({ status: { inventory: 'done', billing: 'pending', notification: 'done' }, timeline: [deadLettered(1), ...requeue(2)] })).billingRequeues).toBe(1);
     // Past UNTRIED_REQUEUES_FREE, untried requeues count: an outage that never ends cannot requeue forever.
-    const many = Array.from({ length: UNTRIED_REQUEUES_FREE + 2 }, (_, i) => [...requeue(10 + 2 * i), deadLettered(11 + 2 * i)]).flat();
+    const many = Array.from({ length: UNTRIED_REQUEUES_FREE + 2 }, (_, i) => [...requeue(10 + 2 * i), deadLettered(11 + 2 * i, 10 + 2 * i)]).flat();
     expect(monitorSnapshotOf(order({ timeline: [deadLettered(1), ...many] }))).toMatchObject({ billingRequeues: 2, billingRequeuesUntried: UNTRIED_REQUEUES_FREE + 2 });
+  });
+
+  it('a requeue counts as untried only when its own message dead-lettered untaken, not a late dead-letter of an older message', () => {
+    // Entries as the activities and the dead-letter handler write them: the requeue's message is
+    // named on its `republished` entry, a dead-letter's on its detail.
+    const requeue = (n: number, message: string) => [
+      { at: at(n), kind: 'requeued', service: 'billing' as const, actor: 'monitor', detail: `attempt ${n}` },
+      { at: at(n), kind: 'republished', service: 'billing' as const, actor: 'monitor', reason: `requeue ${n}`, detail: `attempt ${n}, message ${message}` },
+    ];
+    const deadLettered = (n: number, message: string) => ({ at: at(n), kind: 'deadlettered', service: 'billing' as const, deliveryCount: 3, detail: `message ${message}` });
+    const tried = (n: number) => [
+      { at: at(n), kind: 'delivery', service: 'billing' as const, deliveryCount: 1 },
+      { at: at(n), kind: 'attempt-failed', service: 'billing' as const, deliveryCount: 1, reason: 'payment gateway unavailable' },
+    ];
+    // A stuck republish's message (e:billing:1) dead-lettered and was recorded; the requeue sent
+    // e:billing:2; the sweep then recorded the original message's dead-letter (e) late, which moved
+    // billing to deadlettered; the requeue's message was claimed from there and the payment tried.
+    const snap = monitorSnapshotOf(
+      order({ timeline: [deadLettered(1, 'e:billing:1'), ...requeue(2, 'e:billing:2'), deadLettered(3, 'e'), ...tried(4), deadLettered(5, 'e:billing:2')] }),
+    );
+    expect(snap.billingRequeues).toBe(1);
+    expect(snap.billingRequeuesUntried ?? 0).toBe(0);
+    // Its own message dead-lettering untaken still makes it untried.
+    expect(monitorSnapshotOf(order({ timeline: [deadLettered(1, 'e'), ...requeue(2, 'e:billing:1'), deadLettered(3, 'e:billing:1')] }))).toMatchObject({
+      billingRequeues: 0,
+      billingRequeuesUntried: 1,
+    });
+    // A late dead-letter of an older message while the requeue's message is still on its way: the
+    // requeue is not untried (its message will be claimed from deadlettered and tried).
+    expect(monitorSnapshotOf(order({ timeline: [deadLettered(1, 'e:billing:1'), ...requeue(2, 'e:billing:2'), deadLettered(3, 'e')] })).billingRequeues).toBe(1);
+  });
+
+  it('the requeue step is numbered by every requeue the monitor wrote, so a requeue written once stays recorded after its message dead-letters untaken', () => {
+    const requeue = (n: number) => [
+      { at: at(n), kind: 'requeued', service: 'billing' as const, actor: 'monitor', detail: `attempt ${n}` },
+      { at: at(n), kind: 'republished', service: 'billing' as const, actor: 'monitor', reason: `requeue ${n}`, detail: `attempt ${n}, message e:billing:${n}` },
+    ];
+    const deadLettered = (n: number, message: string) => ({ at: at(n), kind: 'deadlettered', service: 'billing' as const, deliveryCount: 3, detail: `message ${message}` });
+    // The monitor decides requeue after one untried requeue.
+    const before = monitorSnapshotOf(order({ timeline: [deadLettered(1, 'e'), ...requeue(2), deadLettered(3, 'e:billing:2')] }));
+    const step = decideNextStep(before, DEFAULT_MONITOR_POLICY, new Date(Date.parse(at(3)) + 3_600_000));
+    expect(step.kind).toBe('requeueBilling');
+    const attempt = (step as Extract<Step, { kind: 'requeueBilling' }>).attempt;
+    // requeueBilling writes it, sends its message, and the message dead-letters untaken (Cosmos DB
+    // throttling) before a rerun of the same activity (its result was lost): the rerun must find
+    // the requeue recorded, or it writes and sends another one at once, with no backoff.
+    const after = monitorSnapshotOf(order({ timeline: [deadLettered(1, 'e'), ...requeue(2), deadLettered(3, 'e:billing:2'), ...requeue(4), deadLettered(5, 'e:billing:4')] }));
+    expect(requeueRecorded(after, attempt)).toBe(true);
+    // And one not written yet is not recorded.
+    expect(requeueRecorded(before, attempt)).toBe(false);
+  });
+
+  it('a requeue step decided from a snapshot recorded before untried requeues were counted apart is numbered as then', () => {
+    // An orchestration's history holds snapshots the earlier code made: billingRequeues counted every monitor requeue.
+    const recorded = snapshot({ status: { inventory: 'done', billing: 'deadlettered', notification: 'done' }, billingRequeues: 2, billingDeadLetteredAt: at(0) });
+    expect(decideNextStep(recorded, DEFAULT_MONITOR_POLICY, now(3600))).toMatchObject({ kind: 'requeueBilling', attempt: 3 });
+    // One made by the reviewed code (untried apart, no count of every requeue): every requeue it wrote.
+    const untried = snapshot({ ...recorded, billingRequeues: 1, billingRequeuesUntried: 2 });
+    expect(decideNextStep(untried, DEFAULT_MONITOR_POLICY, now(3600))).toMatchObject({ kind: 'requeueBilling', attempt: 4 });
   });
 
   it('a support requeue is pending until a requeue follows it, and does not count against the bound', () => {
