@@ -41,7 +41,7 @@ export type DeadLetterOutcome =
   | 'recorded'
   /** This message was already recorded (a repeat delivery from the dead-letter queue). */
   | 'duplicate'
-  /** The service had already finished (done/compensated/failed), or the order: noted on the timeline only. */
+  /** The service had already finished (done/compensated/failed), or the order, or a later send to it is in play: noted on the timeline only. */
   | 'noted'
   /** Not an order event, or its order does not exist: kept in the dead-letter archive and logged. */
   | 'unknown-order';
@@ -53,6 +53,21 @@ export interface DeadLetterRecord {
    * the order is completed or cancelled; poison (unreadable, or for no order) has none and stays.
    */
   orderId?: string;
+}
+
+/**
+ * The number of the latest send of the order's event to `service` when it is later than this
+ * message's: the event itself is send 0, the monitor's n-th targeted send to the service
+ * `<event>:<service>:<n>` (`republishMessageId`, one `republished` entry each). Undefined when this
+ * message is the latest send, or not one of them.
+ */
+function laterSend(order: OrderDocument, service: ServiceName, messageId: string | undefined): number | undefined {
+  if (messageId === undefined) return undefined;
+  const prefix = `${order.eventId}:${service}:`;
+  const own = messageId === order.eventId ? 0 : messageId.startsWith(prefix) && /^[1-9][0-9]*$/.test(messageId.slice(prefix.length)) ? Number(messageId.slice(prefix.length)) : undefined;
+  if (own === undefined) return undefined;
+  const latest = order.timeline.filter((e) => e.kind === TIMELINE.republished && e.service === service).length;
+  return latest > own ? latest : undefined;
 }
 
 export async function recordDeadLetter(
@@ -120,8 +135,12 @@ export async function recordDeadLetter(
     detail: marker,
   };
   const current = order.status[service];
+  // An older send of the order's event to this service, found dead-lettered after the monitor sent
+  // a newer one (the sweep records late): the newer message is in play, and marking the service
+  // dead-lettered would have the monitor requeue or republish again for nothing, using up its bound.
+  const later = parsed.ok ? laterSend(order, service, message.messageId) : undefined;
   let updated: OrderDocument | undefined;
-  if (IN_FLIGHT.includes(current)) {
+  if (IN_FLIGHT.includes(current) && later === undefined) {
     updated =
       service === 'billing'
         ? await deps.orders.transitionStatus(order.id, { service, from: IN_FLIGHT, to: 'deadlettered', reason, timeline: entry })
@@ -138,7 +157,8 @@ export async function recordDeadLetter(
     // Before the note: a noted message is a duplicate to every later sweep, so holds put right
     // after it would never be tried again if that failed (throttled as the completer was).
     const holds = order.state === 'completed' || order.state === 'cancelled' ? await reconcileHolds(order, deps) : undefined;
-    await deps.orders.appendTimeline(order.id, { ...entry, detail: `${marker}; ${service} already ${current}, order ${order.state}` });
+    const why = later !== undefined && IN_FLIGHT.includes(current) ? `send ${later} to ${service} is in play` : `${service} already ${current}, order ${order.state}`;
+    await deps.orders.appendTimeline(order.id, { ...entry, detail: `${marker}; ${why}` });
     log.info(`${service}-deadletter-noted`, { status: current, state: order.state, ...(holds ? { holds } : {}) });
     return { outcome: 'noted', ...belongs };
   }

@@ -365,6 +365,30 @@ describe('recordDeadLetter', () => {
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('deadlettered');
   });
 
+  it("an older send's dead-letter found after the monitor sent a newer one is only noted: the newer message is in play", async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { billing: 'pending' });
+    deps.orders.docs.get('order-1')!.timeline.push({
+      at: '2026-01-01T00:00:05.000Z',
+      kind: 'republished',
+      service: 'billing',
+      actor: 'monitor',
+      reason: 'stuck (attempt 1): billing pending for 61 s',
+      detail: 'attempt 1, message event-1:billing:1',
+    });
+    const deadLetter = (messageId: string) => ({ body: JSON.stringify(body('order-1')), messageId, deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' });
+    // The event itself, recorded late by the sweep: billing stays pending, the monitor is not woken.
+    expect((await recordDeadLetter('billing', deadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
+    expect(deps.orders.docs.get('order-1')!.status.billing).toBe('pending');
+    expect(deps.orders.docs.get('order-1')!.timeline.at(-1)).toMatchObject({ kind: 'deadlettered', detail: 'message event-1; send 1 to billing is in play' });
+    expect(monitor.changes).toHaveLength(0);
+    // The newer send's own dead-letter is the one that counts.
+    expect((await recordDeadLetter('billing', deadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect(deps.orders.docs.get('order-1')!.status.billing).toBe('deadlettered');
+    expect(monitor.changes).toHaveLength(1);
+  });
+
   it('a billing already done is only noted, never turned back to deadlettered', async () => {
     const deps = memoryDependencies();
     const monitor = new RecordingMonitor();
