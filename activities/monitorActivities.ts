@@ -15,6 +15,7 @@ import {
   monitorPolicyFromSettings,
   monitorSnapshotOf,
   requeueRecorded,
+  targetedSends,
   type MonitorSnapshot,
 } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
@@ -32,7 +33,7 @@ import { ACTIVITY, STORE_OUTAGE_MARK, type CompensationStart, type OrderActivity
  * reused one), while a retry of a send whose record was lost reuses its number and is dropped.
  */
 async function sendAgain(order: OrderDocument, service: ServiceName, reason: string): Promise<string> {
-  const sent = order.timeline.filter((e) => e.kind === TIMELINE.republished && e.service === service).length;
+  const sent = targetedSends(order.timeline, service);
   const { messageId } = await republishToService(order, service, sent + 1, reason);
   return messageId;
 }

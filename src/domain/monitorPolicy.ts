@@ -36,6 +36,39 @@ export const TIMELINE = {
  */
 export const REPUBLISH_REASON = { requeue: 'requeue', stuck: 'stuck' } as const;
 
+/**
+ * A `deadlettered` entry's detail names its message: `message <id>`, followed by `; <why>` when it
+ * was only noted. The three subscriptions get the same message (same id), so an entry is one
+ * service's by its `service`.
+ */
+export function deadLetterMarker(messageId: string | undefined): string {
+  return `message ${messageId ?? 'without id'}`;
+}
+
+/** Whether a `deadlettered` entry's detail is this message's: one id can be the start of another's (`<event>` of `<event>:billing:1`, which is of `<event>:billing:10`). */
+export function isDeadLetterOf(detail: string | undefined, messageId: string | undefined): boolean {
+  const marker = deadLetterMarker(messageId);
+  return detail === marker || detail?.startsWith(`${marker}; `) === true;
+}
+
+const REPUBLISHED_MESSAGE = ', message ';
+
+/** A `republished` entry's detail: the targeted send's number and its message id. */
+export function republishedDetail(attempt: number, messageId: string): string {
+  return `attempt ${attempt}${REPUBLISHED_MESSAGE}${messageId}`;
+}
+
+/** The message id a `republished` entry's detail names. */
+export function republishedMessageId(detail: string | undefined): string | undefined {
+  const at = detail?.indexOf(REPUBLISHED_MESSAGE) ?? -1;
+  return detail !== undefined && at >= 0 ? detail.slice(at + REPUBLISHED_MESSAGE.length) : undefined;
+}
+
+/** Targeted sends of the order's event to `service` so far: one `republished` entry each. */
+export function targetedSends(timeline: readonly TimelineEntry[], service: ServiceName): number {
+  return timeline.filter((e) => e.kind === TIMELINE.republished && e.service === service).length;
+}
+
 /** The timeline entry a consumer's delivery writes when it takes the order's message (its claim). */
 export const DELIVERY_KIND = 'delivery';
 
@@ -348,8 +381,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
       case TIMELINE.deadLettered:
         if (entry.service === 'billing') {
           billingDeadLetteredAt = entry.at;
-          const detail = entry.detail;
-          if (requeueUntaken?.messages.some((m) => detail === `message ${m}` || detail?.startsWith(`message ${m}; `))) {
+          if (requeueUntaken?.messages.some((m) => isDeadLetterOf(entry.detail, m))) {
             billingRequeues -= 1;
             billingRequeuesUntried += 1;
             requeueUntaken = undefined;
@@ -372,9 +404,8 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
       case TIMELINE.republished:
         if (entry.service && entry.reason?.startsWith(REPUBLISH_REASON.stuck)) republishes[entry.service] += 1;
         else if (entry.service === 'billing' && requeueUntaken?.sending && entry.reason?.startsWith(REPUBLISH_REASON.requeue)) {
-          // `attempt <n>, message <id>`, as republishToService writes it.
-          const at = entry.detail?.indexOf(', message ') ?? -1;
-          if (at >= 0 && entry.detail) requeueUntaken.messages.push(entry.detail.slice(at + ', message '.length));
+          const sent = republishedMessageId(entry.detail);
+          if (sent !== undefined) requeueUntaken.messages.push(sent);
         }
         break;
       case TIMELINE.supportAction:

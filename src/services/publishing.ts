@@ -4,6 +4,7 @@
  * attempt, application property `target`, original event id and correlation id kept).
  */
 import { buildOrderCreatedEvent, CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED, orderCreatedProperties } from '../domain/orderCreatedEvent';
+import { republishedDetail } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
 import { TARGET_PROPERTY, type ServiceName } from '../topology';
 import { appDependencies, type OrderSagaDependencies } from './dependencies';
@@ -25,6 +26,14 @@ export async function publishOrderCreated(order: OrderDocument, deps: OrderSagaD
 
 export function republishMessageId(order: Pick<OrderDocument, 'eventId'>, service: ServiceName, attempt: number): string {
   return `${order.eventId}:${service}:${attempt}`;
+}
+
+/** Which send of the order's event to `service` a message is: 0 the event itself, n `republishMessageId`'s n-th; undefined for any other id. */
+export function sendNumber(order: Pick<OrderDocument, 'eventId'>, service: ServiceName, messageId: string | undefined): number | undefined {
+  if (messageId === order.eventId) return 0;
+  const prefix = `${order.eventId}:${service}:`;
+  const n = messageId?.startsWith(prefix) ? messageId.slice(prefix.length) : undefined;
+  return n !== undefined && /^[1-9][0-9]*$/.test(n) ? Number(n) : undefined;
 }
 
 /**
@@ -59,7 +68,7 @@ export async function republishToService(
     kind: 'republished',
     service,
     reason,
-    detail: `attempt ${attempt}, message ${messageId}`,
+    detail: republishedDetail(attempt, messageId),
     actor: 'monitor',
   });
   return { messageId };

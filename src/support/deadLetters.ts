@@ -13,7 +13,7 @@
  * finds what the consumer recorded, and sees it again after a restart. Anything thrown leaves the
  * message unrecorded for the next sweep; the message itself stays in its dead-letter queue.
  */
-import { TIMELINE } from '../domain/monitorPolicy';
+import { deadLetterMarker, isDeadLetterOf, targetedSends, TIMELINE } from '../domain/monitorPolicy';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
 import type { OrderDocument } from '../domain/order';
@@ -21,6 +21,7 @@ import { ACTIVE_STATES, IN_FLIGHT } from '../domain/orderState';
 import { DEAD_LETTER_WITHOUT_ORDER_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
+import { sendNumber } from '../services/publishing';
 import { reconcileHolds } from '../services/stock';
 import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
 
@@ -57,17 +58,12 @@ export interface DeadLetterRecord {
 
 /**
  * The number of the latest send of the order's event to `service` when it is later than this
- * message's: the event itself is send 0, the monitor's n-th targeted send to the service
- * `<event>:<service>:<n>` (`republishMessageId`, one `republished` entry each). Undefined when this
- * message is the latest send, or not one of them.
+ * message's (`sendNumber`). Undefined when this message is the latest send, or not one of them.
  */
 function laterSend(order: OrderDocument, service: ServiceName, messageId: string | undefined): number | undefined {
-  if (messageId === undefined) return undefined;
-  const prefix = `${order.eventId}:${service}:`;
-  const own = messageId === order.eventId ? 0 : messageId.startsWith(prefix) && /^[1-9][0-9]*$/.test(messageId.slice(prefix.length)) ? Number(messageId.slice(prefix.length)) : undefined;
-  if (own === undefined) return undefined;
-  const latest = order.timeline.filter((e) => e.kind === TIMELINE.republished && e.service === service).length;
-  return latest > own ? latest : undefined;
+  const own = sendNumber(order, service, messageId);
+  const latest = targetedSends(order.timeline, service);
+  return own !== undefined && latest > own ? latest : undefined;
 }
 
 export async function recordDeadLetter(
@@ -114,12 +110,8 @@ export async function recordDeadLetter(
   }
   const belongs = parsed.ok ? { orderId: order.id } : {};
 
-  // The three subscriptions get the same message (same id): a marker is one service's.
-  // The marker is the whole detail, or its start before `; ` (a noted one): one message's id can
-  // be the start of another's (`<event>` of `<event>:billing:1`, which is of `<event>:billing:10`).
-  const marker = `message ${message.messageId ?? 'without id'}`;
-  const recorded = (detail: string | undefined) => detail === marker || detail?.startsWith(`${marker}; `);
-  if (order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && recorded(e.detail))) {
+  const marker = deadLetterMarker(message.messageId);
+  if (order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && isDeadLetterOf(e.detail, message.messageId))) {
     return { outcome: 'duplicate', ...belongs };
   }
 
