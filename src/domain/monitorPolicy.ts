@@ -241,19 +241,24 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
   return policy;
 }
 
+/** `firstMs` doubled `n` times, at most `maxMs`. */
+function doubledWaitMs(firstMs: number, maxMs: number, n: number): number {
+  return Math.min(maxMs, firstMs * 2 ** Math.min(n, 30));
+}
+
 /** Delay between the dead-letter and requeue number `requeuesSoFar + 1`. */
 export function requeueDelayMs(policy: MonitorPolicy, requeuesSoFar: number): number {
-  return Math.min(policy.requeueBackoffMaxMs, policy.requeueBackoffBaseMs * 2 ** requeuesSoFar);
+  return doubledWaitMs(policy.requeueBackoffBaseMs, policy.requeueBackoffMaxMs, requeuesSoFar);
 }
 
 /** Wait number `waits` (0-based) before a compensation step Cosmos DB did not serve is called again. */
 export function outageWaitMs(outage: OutagePolicy, waits: number): number {
-  return Math.min(outage.maxWaitMs, outage.firstWaitMs * 2 ** Math.min(waits, 30));
+  return doubledWaitMs(outage.firstWaitMs, outage.maxWaitMs, waits);
 }
 
 /** Poll interval after `quietPolls` timer wake-ups in a row with nothing to do. */
 export function pollIntervalMs(policy: MonitorPolicy, quietPolls: number): number {
-  return Math.min(policy.pollMaxMs, policy.pollMinMs * 2 ** Math.min(quietPolls, 30));
+  return doubledWaitMs(policy.pollMinMs, policy.pollMaxMs, quietPolls);
 }
 
 /** Longest free text (a reason, an error) an orchestration puts in its custom status. */
