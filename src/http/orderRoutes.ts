@@ -12,8 +12,8 @@ import { storeWaitMs, type OrderSagaDependencies } from '../services/dependencie
 import { acceptOrder } from '../services/intake';
 import type { MonitorClient } from '../services/ports';
 import { findOrderSupportView, listOrders, withoutSupportNames } from '../services/queries';
-import { authorizeSupport, CLIENT_PRINCIPAL_HEADER, type SupportAccess } from '../support/principal';
-import { authorizeSupportRequest, isResponse } from '../support/routes';
+import type { SupportAccess } from '../support/principal';
+import { authorizeSupportRequest, isResponse, supportAuthorization } from '../support/routes';
 import { issuePageToken, readPageToken } from './pageToken';
 import { notFound, problem, problemFromError, type ProblemDetails } from './problem';
 
@@ -170,7 +170,7 @@ export async function handleGetOrder(
     const env = environment(log);
     const view = await withinStoreWait(storeWaitMs(env.deps.settings), (signal) => findOrderSupportView(id, env.monitor, env.deps, { signal }));
     if (!view) return notFound(`no order ${id}`);
-    const support = authorizeSupport(request.headers.get(CLIENT_PRINCIPAL_HEADER), access.developmentPrincipal, access.appServiceAuthEnabled).ok;
+    const support = supportAuthorization(request, access).ok;
     return { status: 200, jsonBody: support ? view : withoutSupportNames(view) };
   } catch (err) {
     return problemFromError(err, log);

@@ -15,7 +15,7 @@ import { storeWaitMs, type OrderSagaDependencies } from '../services/dependencie
 import type { MonitorClient } from '../services/ports';
 import { requestCompensation, requestRequeue, type SupportActionResult } from './actions';
 import { changeFaults, faultChangeSchema, readFaults, type CompensationFaultStore } from './faults';
-import { authorizeSupport, CLIENT_PRINCIPAL_HEADER, type SupportAccess, type SupportPrincipal } from './principal';
+import { authorizeSupport, CLIENT_PRINCIPAL_HEADER, type Authorization, type SupportAccess, type SupportPrincipal } from './principal';
 
 export interface SupportHttpEnvironment extends SupportAccess {
   deps: OrderSagaDependencies;
@@ -27,9 +27,14 @@ export type SupportEnvironmentFactory = (log: Logger) => SupportHttpEnvironment;
 
 const MAX_BODY_BYTES = 4 * 1024;
 
+/** Whether a request comes from a support principal, and if not, why. */
+export function supportAuthorization(request: HttpRequest, access: SupportAccess): Authorization {
+  return authorizeSupport(request.headers.get(CLIENT_PRINCIPAL_HEADER), access.developmentPrincipal, access.appServiceAuthEnabled);
+}
+
 /** The support principal of a request, or the 401/403 problem to answer it with. */
 export function authorizeSupportRequest(request: HttpRequest, access: SupportAccess): SupportPrincipal | HttpResponseInit {
-  const auth = authorizeSupport(request.headers.get(CLIENT_PRINCIPAL_HEADER), access.developmentPrincipal, access.appServiceAuthEnabled);
+  const auth = supportAuthorization(request, access);
   if (auth.ok) return auth.principal;
   return auth.status === 401
     ? problem(401, 'unauthenticated', 'Sign-in required', auth.detail, auth.signIn ? { signIn: auth.signIn } : {}, { 'WWW-Authenticate': 'Bearer' })
