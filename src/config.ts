@@ -39,6 +39,7 @@ const settingsSchema = z
     BILLING_LATENCY_MS: millis,
     NOTIFICATION_LATENCY_MS: millis,
     INTAKE_WAIT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
+    CONSUMER_OUTAGE_WAIT_MS: z.coerce.number().int().min(0).max(120_000).optional(),
   })
   .refine((s) => s.ServiceBusConnection || s.ServiceBusConnection__fullyQualifiedNamespace, {
     message: 'set ServiceBusConnection (connection string) or ServiceBusConnection__fullyQualifiedNamespace',
@@ -75,6 +76,11 @@ export interface AppConfig {
    * and for its monitor to start before answering 503 (both go on after the answer).
    */
   intakeWaitMs: number;
+  /**
+   * How long a consumer's delivery that Cosmos DB did not serve waits before it fails, doubled on
+   * the next delivery (none after the last: that one is dead-lettered).
+   */
+  consumerOutageWaitMs: number;
 }
 
 /**
@@ -89,6 +95,14 @@ export const DEFAULT_INTAKE_WAIT_MS = 5_000;
  * SDK for up to 20 s, and the intake makes several one after another.
  */
 export const DEFAULT_STORE_WAIT_MS = 10_000;
+
+/**
+ * Service Bus redelivers a failed message at once and dead-letters it after 3 deliveries, so a
+ * consumer that failed because Cosmos DB throttled it or did not answer would use up its
+ * deliveries within seconds, and add its retries to the load of a throttled account. Waiting 10 s,
+ * then 20 s, before failing spreads the three deliveries over half a minute and more.
+ */
+export const DEFAULT_CONSUMER_OUTAGE_WAIT_MS = 10_000;
 
 /** Small by default so tests and benchmarks measure the system, not the sleep. */
 const DEFAULT_LATENCY: LatencySettings = { inventory: 5, billing: 10, notification: 5 };
@@ -120,6 +134,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): AppConfig {
       notification: s.NOTIFICATION_LATENCY_MS ?? base.notification,
     },
     intakeWaitMs: s.INTAKE_WAIT_MS ?? DEFAULT_INTAKE_WAIT_MS,
+    consumerOutageWaitMs: s.CONSUMER_OUTAGE_WAIT_MS ?? DEFAULT_CONSUMER_OUTAGE_WAIT_MS,
   };
 }
 

@@ -11,6 +11,7 @@
  * maxDeliveryCount, dead-letters.
  */
 import { randomUUID } from 'node:crypto';
+import { isStoreUnavailable } from '../azure/cosmosErrors';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import type { NotificationKind, OrderDocument, ServiceStatus } from '../domain/order';
 import { ACTIVE_STATES, ALL_DONE, billingMustFail, CLAIMABLE_FROM, isReadyToComplete, othersDone } from '../domain/orderState';
@@ -18,7 +19,7 @@ import { ensureError, PoisonMessageError, TransientError } from '../errors';
 import type { Logger } from '../log';
 import { recordDeadLetter } from '../support/deadLetters';
 import { MAX_DELIVERY_COUNT, MAX_DELIVERY_COUNT_EXCEEDED, type ServiceName } from '../topology';
-import type { OrderSagaDependencies } from './dependencies';
+import { consumerOutageWaitMs, type OrderSagaDependencies } from './dependencies';
 import { sendConfirmation } from './notices';
 import { chargePayment } from './payment';
 import type { MonitorClient, StatusTransition } from './ports';
@@ -93,8 +94,10 @@ async function doWork(service: ServiceName, order: OrderDocument, deps: OrderSag
 }
 
 /**
- * `consumeOrderCreated`, and when the last delivery Service Bus allows fails, the dead-letter it
- * then makes is recorded at once (on the order, or in the dead-letter archive for poison), without
+ * `consumeOrderCreated`. A delivery that failed because Cosmos DB did not serve it (throttled past
+ * the SDK's retries, unavailable, no answer) waits before it fails (`consumerOutageWaitMs`), unless
+ * it is the last. When the last delivery Service Bus allows fails, the dead-letter it then makes
+ * is recorded at once (on the order, or in the dead-letter archive for poison), without
  * waiting for the dead-letter sweep to find the message. The sweep still finds it, and what it
  * finds without this (a host that died during that delivery, an expired message) it records itself.
  */
@@ -102,6 +105,13 @@ export async function consumeDelivery(service: ServiceName, delivery: Delivery, 
   try {
     return await consumeOrderCreated(service, delivery, env);
   } catch (err) {
+    const outageWaitMs = isStoreUnavailable(err) ? consumerOutageWaitMs(env.deps.settings, delivery.deliveryCount) : 0;
+    if (outageWaitMs > 0) {
+      // Service Bus would deliver it again at once: the redelivery comes after the wait instead,
+      // and the throttled account gets a rest from this message meanwhile.
+      env.log.warn(`${service}-store-unavailable-waiting`, { messageId: delivery.messageId, deliveryCount: delivery.deliveryCount, waitMs: outageWaitMs, error: ensureError(err).message });
+      await env.deps.sleep(outageWaitMs);
+    }
     if (delivery.deliveryCount >= MAX_DELIVERY_COUNT) {
       const message = {
         body: delivery.body,

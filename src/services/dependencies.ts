@@ -9,7 +9,8 @@ import { CosmosInventoryRepository } from '../azure/inventoryRepository';
 import { CosmosNotificationStore, CosmosPaymentLedger } from '../azure/ledgerRepositories';
 import { ServiceBusEventPublisher } from '../azure/orderEventPublisher';
 import { CosmosOrderRepository } from '../azure/orderRepository';
-import { appConfig, DEFAULT_STORE_WAIT_MS, type LatencySettings } from '../config';
+import { MAX_DELIVERY_COUNT } from '../topology';
+import { appConfig, DEFAULT_CONSUMER_OUTAGE_WAIT_MS, DEFAULT_STORE_WAIT_MS, type LatencySettings } from '../config';
 import type {
   ControlStore,
   DeadLetterArchive,
@@ -29,11 +30,24 @@ export interface OrderSagaSettings {
   intakeWaitMs?: number;
   /** How long an API request waits for Cosmos DB in all before answering 503; DEFAULT_STORE_WAIT_MS when absent. */
   storeWaitMs?: number;
+  /** See AppConfig.consumerOutageWaitMs; DEFAULT_CONSUMER_OUTAGE_WAIT_MS when absent. */
+  consumerOutageWaitMs?: number;
 }
 
 /** How long an API request waits for Cosmos DB in all (`withinStoreWait`). */
 export function storeWaitMs(settings: OrderSagaSettings): number {
   return settings.storeWaitMs ?? DEFAULT_STORE_WAIT_MS;
+}
+
+/**
+ * How long delivery number `deliveryCount` of a consumer, failed because Cosmos DB did not serve
+ * it, waits before it fails: the first wait, doubled per delivery; none for the last delivery
+ * Service Bus allows, which is dead-lettered whenever it fails.
+ */
+export function consumerOutageWaitMs(settings: OrderSagaSettings, deliveryCount: number): number {
+  if (deliveryCount >= MAX_DELIVERY_COUNT) return 0;
+  const first = settings.consumerOutageWaitMs ?? DEFAULT_CONSUMER_OUTAGE_WAIT_MS;
+  return first * 2 ** Math.max(0, deliveryCount - 1);
 }
 
 export interface OrderSagaDependencies {
@@ -69,7 +83,13 @@ export function appDependencies(): OrderSagaDependencies {
       control: new CosmosControlRepository(),
       deadLetters: new CosmosDeadLetterArchive(),
       publisher: new ServiceBusEventPublisher(),
-      settings: { faultInjectionEnabled: config.faultInjectionEnabled, seedCatalog: config.seedCatalog, latencyMs: config.latencyMs, intakeWaitMs: config.intakeWaitMs },
+      settings: {
+        faultInjectionEnabled: config.faultInjectionEnabled,
+        seedCatalog: config.seedCatalog,
+        latencyMs: config.latencyMs,
+        intakeWaitMs: config.intakeWaitMs,
+        consumerOutageWaitMs: config.consumerOutageWaitMs,
+      },
       sleep: realSleep,
       now: () => new Date().toISOString(),
     };

@@ -87,6 +87,54 @@ describe('consumeDelivery: the last delivery that fails', () => {
   });
 });
 
+describe('consumeDelivery: Cosmos DB that does not serve it', () => {
+  /** What @azure/cosmos throws once its own retries of a 429 are used up. */
+  const throttled = () => Object.assign(new Error('Request rate is large'), { code: 429, retryAfterInMs: 50 });
+
+  async function waitsOf(order: ReturnType<typeof newOrder>, deliveryCount: number, settings: { consumerOutageWaitMs?: number } = {}) {
+    const waits: number[] = [];
+    deps.sleep = async (ms) => {
+      waits.push(ms);
+    };
+    Object.assign(deps.settings, settings);
+    const delivery = { body: buildOrderCreatedEvent(order), messageId: order.eventId, deliveryCount };
+    const error = await consumeDelivery('inventory', delivery, { deps, monitor, log }).catch((e: unknown) => e);
+    return { waits, error };
+  }
+
+  it('waits before failing, so Service Bus redelivers later rather than at once: 10 s, then 20 s, none on the last delivery', async () => {
+    const order = await placeOrder([mouse]);
+    deps.orders.failWith = throttled();
+    expect(await waitsOf(order, 1)).toEqual({ waits: [10_000], error: deps.orders.failWith });
+    expect((await waitsOf(order, 2)).waits).toEqual([20_000]);
+    // The last delivery is dead-lettered whether it waits or not; its dead-letter is recorded at once.
+    expect((await waitsOf(order, 3)).waits).toEqual([]);
+    // A connection that was refused or reset, and a 503, are waited out too.
+    deps.orders.failWith = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8081'), { code: 'ECONNREFUSED' });
+    expect((await waitsOf(order, 1, { consumerOutageWaitMs: 3_000 })).waits).toEqual([3_000]);
+    deps.orders.failWith = Object.assign(new Error('Service Unavailable'), { code: 503 });
+    expect((await waitsOf(order, 2, { consumerOutageWaitMs: 3_000 })).waits).toEqual([6_000]);
+  });
+
+  it('fails at once when the failure is not the store: a simulated billing failure, an order that is not there, poison', async () => {
+    const order = await placeOrder([mouse], { billingFailures: 1 });
+    const waits: number[] = [];
+    deps.sleep = async (ms) => {
+      // The simulated work's own sleep is 0 here.
+      if (ms > 0) waits.push(ms);
+    };
+    const env = { deps, monitor, log };
+    await expect(consumeDelivery('billing', { body: buildOrderCreatedEvent(order), messageId: order.eventId, deliveryCount: 1 }, env)).rejects.toThrow(TransientError);
+    const missing = { ...order, id: '00000000-0000-4000-8000-999999999999' };
+    await expect(consumeDelivery('inventory', { body: buildOrderCreatedEvent(missing), messageId: 'm-missing', deliveryCount: 1 }, env)).rejects.toThrow('not found');
+    await expect(consumeDelivery('inventory', { body: '{"cut":', messageId: 'm-poison', deliveryCount: 1 }, env)).rejects.toThrow(PoisonMessageError);
+    // A conflict or a refused condition is an answer about the request, not an outage.
+    deps.orders.failWith = Object.assign(new Error('Conflict'), { code: 409 });
+    await expect(consumeDelivery('inventory', { body: buildOrderCreatedEvent(order), messageId: order.eventId, deliveryCount: 1 }, env)).rejects.toThrow('Conflict');
+    expect(waits).toEqual([]);
+  });
+});
+
 describe('consumeOrderCreated', () => {
   it('completes the order when the last of the three services is done, whatever the order of arrival', async () => {
     const order = await placeOrder([mouse]);

@@ -72,6 +72,14 @@ describe('parseConfig', () => {
     expect(() => parseConfig({ ...base, INTAKE_WAIT_MS: '0' })).toThrow(/INTAKE_WAIT_MS/);
   });
 
+  it('has a consumer that Cosmos DB did not serve wait 10 s before failing unless CONSUMER_OUTAGE_WAIT_MS says otherwise (0: not at all)', () => {
+    expect(parseConfig(base).consumerOutageWaitMs).toBe(10_000);
+    expect(parseConfig({ ...base, CONSUMER_OUTAGE_WAIT_MS: '0' }).consumerOutageWaitMs).toBe(0);
+    expect(parseConfig({ ...base, CONSUMER_OUTAGE_WAIT_MS: '2500' }).consumerOutageWaitMs).toBe(2_500);
+    expect(() => parseConfig({ ...base, CONSUMER_OUTAGE_WAIT_MS: '-1' })).toThrow(/CONSUMER_OUTAGE_WAIT_MS/);
+    expect(() => parseConfig({ ...base, CONSUMER_OUTAGE_WAIT_MS: '600000' })).toThrow(/CONSUMER_OUTAGE_WAIT_MS/);
+  });
+
   it('names a missing or bad setting without echoing secret values', () => {
     expect(() => parseConfig({ CosmosDbConnection__accountEndpoint: 'https://x/' })).toThrow(/ServiceBusConnection/);
     expect(() => parseConfig({ ...base, BILLING_LATENCY_MS: '-5' })).toThrow(ConfigurationError);
