@@ -45,10 +45,22 @@ export function deadLetterMarker(messageId: string | undefined): string {
   return `message ${messageId ?? 'without id'}`;
 }
 
+const NOTED = '; ';
+
+/** The detail of a dead-letter only noted on the timeline (the status left as it was), and why. */
+export function notedDeadLetterDetail(messageId: string | undefined, why: string): string {
+  return `${deadLetterMarker(messageId)}${NOTED}${why}`;
+}
+
 /** Whether a `deadlettered` entry's detail is this message's: one id can be the start of another's (`<event>` of `<event>:billing:1`, which is of `<event>:billing:10`). */
 export function isDeadLetterOf(detail: string | undefined, messageId: string | undefined): boolean {
   const marker = deadLetterMarker(messageId);
-  return detail === marker || detail?.startsWith(`${marker}; `) === true;
+  return detail === marker || detail?.startsWith(`${marker}${NOTED}`) === true;
+}
+
+/** Whether a `deadlettered` entry was only noted: the service had finished, or a later send to it was in play. */
+export function isNotedDeadLetter(detail: string | undefined): boolean {
+  return detail?.startsWith(deadLetterMarker('')) === true && detail.includes(NOTED);
 }
 
 const REPUBLISHED_MESSAGE = ', message ';
@@ -377,7 +389,9 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
 
   for (const entry of timeline) {
     if (entry.service) {
-      lastKind[entry.service] = entry.kind;
+      // A dead-letter only noted is of a message no longer in play (a later send is, or the
+      // service finished): it does not make the service read as dead-lettered.
+      if (!(entry.kind === TIMELINE.deadLettered && isNotedDeadLetter(entry.detail))) lastKind[entry.service] = entry.kind;
       // The stamp of the latest progress written: the monitor only asks whether it changed, and
       // measures from when it saw the change on its own clock (`observe`).
       lastProgressAt[entry.service] = entry.at;

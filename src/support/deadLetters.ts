@@ -13,7 +13,7 @@
  * finds what the consumer recorded, and sees it again after a restart. Anything thrown leaves the
  * message unrecorded for the next sweep; the message itself stays in its dead-letter queue.
  */
-import { deadLetterMarker, isDeadLetterOf, targetedSends, TIMELINE } from '../domain/monitorPolicy';
+import { deadLetterMarker, isDeadLetterOf, notedDeadLetterDetail, targetedSends, TIMELINE } from '../domain/monitorPolicy';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
 import type { OrderDocument } from '../domain/order';
@@ -150,7 +150,7 @@ export async function recordDeadLetter(
     // after it would never be tried again if that failed (throttled as the completer was).
     const holds = order.state === 'completed' || order.state === 'cancelled' ? await reconcileHolds(order, deps) : undefined;
     const why = later !== undefined && IN_FLIGHT.includes(current) ? `send ${later} to ${service} is in play` : `${service} already ${current}, order ${order.state}`;
-    await deps.orders.appendTimeline(order.id, { ...entry, detail: `${marker}; ${why}` });
+    await deps.orders.appendTimeline(order.id, { ...entry, detail: notedDeadLetterDetail(message.messageId, why) });
     log.info(`${service}-deadletter-noted`, { status: current, state: order.state, ...(holds ? { holds } : {}) });
     return { outcome: 'noted', ...belongs };
   }

@@ -1,6 +1,6 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import type { OrderDocument, ServiceStatus } from '../../src/domain/order';
-import { TIMELINE } from '../../src/domain/monitorPolicy';
+import { monitorSnapshotOf, TIMELINE } from '../../src/domain/monitorPolicy';
 import { MAX_SUPPORT_COMPENSATIONS, MAX_SUPPORT_REQUEUES, newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
 import { requestCompensation, requestRequeue } from '../../src/support/actions';
@@ -387,6 +387,27 @@ describe('recordDeadLetter', () => {
     expect((await recordDeadLetter('billing', deadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('deadlettered');
     expect(monitor.changes).toHaveLength(1);
+  });
+
+  it("an inventory send's dead-letter only noted does not make inventory read as dead-lettered to the monitor: the newer send is in play", async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { inventory: 'pending' });
+    deps.orders.docs.get('order-1')!.timeline.push({
+      at: '2026-01-01T00:00:05.000Z',
+      kind: 'republished',
+      service: 'inventory',
+      actor: 'monitor',
+      reason: 'stuck (attempt 1): inventory pending for 61 s',
+      detail: 'attempt 1, message event-1:inventory:1',
+    });
+    const deadLetter = (messageId: string) => ({ body: JSON.stringify(body('order-1')), messageId, deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' });
+    expect((await recordDeadLetter('inventory', deadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
+    // Before, the noted entry was the service's latest, and the monitor republished after the
+    // requeue backoff (5 s) rather than the stuck threshold, using up a republish for nothing.
+    expect(monitorSnapshotOf(deps.orders.docs.get('order-1')!).deadLettered).toBeUndefined();
+    expect((await recordDeadLetter('inventory', deadLetter('event-1:inventory:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect(monitorSnapshotOf(deps.orders.docs.get('order-1')!).deadLettered).toEqual(['inventory']);
   });
 
   it('a billing already done is only noted, never turned back to deadlettered', async () => {
