@@ -2,6 +2,7 @@
  * The process's Cosmos DB and Service Bus clients, built once from settings: keys or a connection
  * string when configured (local emulators), otherwise DefaultAzureCredential (managed identity).
  */
+import { createDefaultHttpClient } from '@azure/core-rest-pipeline';
 import { CosmosClient, type Container, type Database } from '@azure/cosmos';
 import { RetryMode, ServiceBusClient, type ServiceBusSender } from '@azure/service-bus';
 import type { TokenCredential } from '@azure/core-auth';
@@ -10,6 +11,7 @@ import { Agent } from 'node:https';
 import { resolve } from 'node:path';
 import { appConfig, type AppConfig } from '../config';
 import { ConfigurationError } from '../errors';
+import { withJsonErrorBodies } from './cosmosErrors';
 import { cosmosTopology, ORDERS_TOPIC, type CONTAINERS } from '../topology';
 
 export type ContainerName = (typeof CONTAINERS)[keyof typeof CONTAINERS];
@@ -42,6 +44,7 @@ export function createCosmosClient(config: AppConfig['cosmos']): { client: Cosmo
   }
   const client = new CosmosClient({
     endpoint: config.endpoint,
+    httpClient: withJsonErrorBodies(createDefaultHttpClient()),
     ...(config.key ? { key: config.key } : { aadCredentials: azureCredential() }),
     ...(agent ? { agent } : {}),
     connectionPolicy: {

@@ -1,4 +1,5 @@
 /** Recognising the Cosmos DB answers the repositories turn into domain outcomes. */
+import type { HttpClient } from '@azure/core-rest-pipeline';
 import type { FeedResponse, Items, SqlQuerySpec } from '@azure/cosmos';
 import { invalidContinuationToken, PAGE_MAX } from '../domain/validation';
 import { statusCodeOf } from '../errors';
@@ -13,7 +14,9 @@ const UNAVAILABLE_STATUS = new Set([
   408, // request timeout
   429, // throttled past the SDK's own retries
   449, // retry with
+  502, // bad gateway: something on the way got no answer from the service
   503, // service unavailable
+  504, // gateway timeout: the same
 ]);
 /** Where no answer came: the SDK's request timeout, and the connection errors of Node's sockets. */
 const NO_ANSWER_CODES = new Set(['TimeoutError', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
@@ -28,6 +31,42 @@ export function isStoreUnavailable(err: unknown): boolean {
   if (status !== undefined) return UNAVAILABLE_STATUS.has(status);
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && NO_ANSWER_CODES.has(code);
+}
+
+/** How much of a body that is not JSON an error's message quotes. */
+const QUOTED_BODY_CHARS = 200;
+
+/**
+ * Cosmos DB's error answers carry a JSON body, and the SDK (4.9) parses every answer's body before
+ * it looks at the status: an error answer whose body is not JSON (a gateway's or a proxy's HTML
+ * page, a 503 with nothing in it) became a SyntaxError or a TypeError with no status, which no
+ * caller can tell from a bug, so an outage was not waited out. This client gives such an answer a
+ * JSON body naming its status, so the SDK raises its usual error with the status (`code`).
+ */
+export function withJsonErrorBodies(inner: HttpClient): HttpClient {
+  return {
+    async sendRequest(request) {
+      const response = await inner.sendRequest(request);
+      if (response.status >= 400 && !isJsonObjectText(response.bodyAsText)) {
+        const body = (response.bodyAsText ?? '').replace(/\s+/g, ' ').trim().slice(0, QUOTED_BODY_CHARS);
+        response.bodyAsText = JSON.stringify({
+          code: String(response.status),
+          message: `Cosmos DB answered ${response.status} with ${body ? `a body that is not JSON: ${body}` : 'no body'}`,
+        });
+      }
+      return response;
+    },
+  };
+}
+
+function isJsonObjectText(text: string | null | undefined): boolean {
+  if (!text) return false;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === 'object' && parsed !== null;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -1,0 +1,71 @@
+/**
+ * An error answer on the way to Cosmos DB whose body is not JSON (a gateway's HTML page, a 503 with
+ * no body): the app's Cosmos client surfaces it with its status, so it is taken for an outage and
+ * waited out, not for a bug.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createCosmosClient } from '../../src/azure/clients';
+import { isStoreUnavailable } from '../../src/azure/cosmosErrors';
+import { statusCodeOf } from '../../src/errors';
+
+let server: Server;
+let answer: { status: number; type: string; body: string } = { status: 503, type: 'text/html', body: '' };
+let endpoint: string;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(answer.status, { 'content-type': answer.type });
+    res.end(answer.body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+});
+
+async function readFailure(): Promise<unknown> {
+  const { client, agent } = createCosmosClient({ endpoint, key: Buffer.from('not-a-real-key').toString('base64') });
+  try {
+    return await client.database('orders-db').container('orders').item('o-1', 'o-1').read().then(
+      () => new Error('the read succeeded'),
+      (e: unknown) => e,
+    );
+  } finally {
+    client.dispose();
+    agent?.destroy();
+  }
+}
+
+it.each([
+  { status: 502, type: 'text/html', body: '<html><body><h1>502 Bad Gateway</h1></body></html>' },
+  { status: 503, type: 'text/html', body: '' },
+  { status: 504, type: 'text/plain', body: 'upstream request timeout' },
+  { status: 503, type: 'application/json', body: '"Service Unavailable"' },
+])('a $status with the body $body is an outage with its status, not a parse error', async (given) => {
+  answer = given;
+  const err = await readFailure();
+  expect(statusCodeOf(err)).toBe(given.status);
+  expect(isStoreUnavailable(err)).toBe(true);
+  expect((err as Error).message).toContain(`Cosmos DB answered ${given.status} with`);
+  if (given.body) expect((err as Error).message).toContain(given.body.slice(0, 20));
+});
+
+it('keeps the JSON Cosmos DB answers errors with as it is', async () => {
+  answer = { status: 400, type: 'application/json', body: JSON.stringify({ code: 'BadRequest', message: 'One of the specified inputs is invalid' }) };
+  const err = await readFailure();
+  expect(statusCodeOf(err)).toBe(400);
+  expect(isStoreUnavailable(err)).toBe(false);
+  expect((err as Error).message).toBe('One of the specified inputs is invalid');
+  expect(err).toMatchObject({ body: { code: 'BadRequest' } });
+});
+
+it('an HTML error page that is not an outage (a 400 from a proxy) keeps its status, and is not waited out', async () => {
+  answer = { status: 400, type: 'text/html', body: '<html>Bad Request</html>' };
+  const err = await readFailure();
+  expect(statusCodeOf(err)).toBe(400);
+  expect(isStoreUnavailable(err)).toBe(false);
+});
