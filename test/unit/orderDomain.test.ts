@@ -79,6 +79,16 @@ describe('parseOrderRequest', () => {
     expect(parseOrderRequest(body, { faultInjectionEnabled: true })).toEqual({ ok: true, value: body });
   });
 
+  it('where fault injection is disabled, names simulate once, whatever its shape', () => {
+    const notEnabled = [{ path: 'simulate', message: 'fault injection is not enabled on this deployment' }];
+    for (const simulate of [null, 'x', [], { billingFailures: -1 }, { billingFailures: 1.5, other: true }]) {
+      expect(parseOrderRequest({ ...valid, simulate }, { faultInjectionEnabled: false })).toEqual({ ok: false, problems: notEnabled });
+    }
+    // The other fields' problems are still all there.
+    const both = parseOrderRequest({ ...valid, customerId: '', simulate: null }, { faultInjectionEnabled: false });
+    expect(both).toEqual({ ok: false, problems: [{ path: 'customerId', message: 'must be a non-empty string' }, ...notEnabled] });
+  });
+
   it('takes any whole billingFailures, so that billing can be made to fail past every requeue', () => {
     // Before, 11 and above got 400 "must be at most 10", while using up the monitor's requeues takes 12.
     for (const billingFailures of [11, 12, 100, 1_000_000, Number.MAX_SAFE_INTEGER]) {
