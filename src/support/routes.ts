@@ -133,7 +133,10 @@ export async function handleFaults(request: HttpRequest, context: InvocationCont
     const foreign = refuseForeignAction(request);
     if (foreign) return foreign;
     const text = await request.text();
-    if (Buffer.byteLength(text) > MAX_BODY_BYTES) return problem(413, 'too-large', 'Body too large', `at most ${MAX_BODY_BYTES} bytes`);
+    // The same problem as the order intake's 413, so a client reads one type for one condition.
+    if (Buffer.byteLength(text) > MAX_BODY_BYTES) {
+      return problem(413, 'body-too-large', 'Request body too large', `the body must be at most ${MAX_BODY_BYTES} bytes`);
+    }
     let body: unknown;
     try {
       body = JSON.parse(text);

@@ -758,6 +758,12 @@ describe('support HTTP handlers', () => {
     expect(await deps.control.faults()).toEqual({ billingFails: true });
     const bad = await handleFaults(post('http://x/api/support/faults', { billingFails: 'yes' }), context(), env(deps, 'support@localhost'));
     expect(bad).toMatchObject({ status: 400, jsonBody: { errors: [{ path: 'billingFails', message: 'must be true or false' }] } });
+    // Too large: the problem type the order intake answers a body too large with.
+    const large = await handleFaults(post('http://x/api/support/faults', { billingFails: true, note: 'x'.repeat(5000) }), context(), env(deps, 'support@localhost'));
+    expect(large).toMatchObject({
+      status: 413,
+      jsonBody: { type: '/problems/body-too-large', title: 'Request body too large', status: 413, detail: 'the body must be at most 4096 bytes' },
+    });
     const empty = await handleFaults(post('http://x/api/support/faults', {}), context(), env(deps, 'support@localhost'));
     expect(empty).toMatchObject({ status: 400, jsonBody: { errors: [{ path: '(body)', message: 'set billingFails and/or refundFails (booleans)' }] } });
     const disabled = memoryDependencies({ faultInjectionEnabled: false });
