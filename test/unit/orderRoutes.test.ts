@@ -126,6 +126,17 @@ describe('POST /api/orders', () => {
     expect(json(res).errors[0].path).toBe('headers/Idempotency-Key');
   });
 
+  it('answers 400 saying so for an Idempotency-Key sent twice (the host joins the values with ", ")', async () => {
+    const res = await create(order, { 'Idempotency-Key': 'k-1, k-2' });
+    expect(res.status).toBe(400);
+    expect(json(res).errors).toEqual([{ path: 'headers/Idempotency-Key', message: 'must be given once' }]);
+    expect(deps.orders.docs.size).toBe(0);
+    // One key with a bad character is still told what a key may hold.
+    expect(json(await create(order, { 'Idempotency-Key': 'k 1' })).errors).toEqual([
+      { path: 'headers/Idempotency-Key', message: 'must be 1 to 200 visible ASCII characters' },
+    ]);
+  });
+
   it('answers 415 naming the encoding for a compressed body, and stores nothing', async () => {
     const res = await create(order, { 'Content-Encoding': 'gzip' });
     expect(res.status).toBe(415);
