@@ -15,7 +15,7 @@ import { findOrderSupportView, listOrders, withoutSupportNames } from '../servic
 import type { SupportAccess } from '../support/principal';
 import { authorizeSupportRequest, isResponse, supportAuthorization } from '../support/routes';
 import { issuePageToken, readPageToken } from './pageToken';
-import { notFound, problem, problemFromError, type ProblemDetails } from './problem';
+import { bodyTooLarge, notFound, problem, problemFromError, type ProblemDetails } from './problem';
 
 export interface HttpEnvironment {
   deps: OrderSagaDependencies;
@@ -60,7 +60,7 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
     }
     const bytes = await request.arrayBuffer();
     if (bytes.byteLength > MAX_BODY_BYTES) {
-      return problem(413, 'body-too-large', 'Request body too large', `the body must be at most ${MAX_BODY_BYTES} bytes`);
+      return bodyTooLarge(MAX_BODY_BYTES);
     }
     const env = environment(log);
     const order = await readOrderRequest(bytes, idempotencyKey, env.deps, log);

@@ -35,6 +35,11 @@ export function invalidRequest(detail: string, errors: FieldProblem[]): HttpResp
   return problem(400, 'invalid-request', 'The request is not valid', detail, { errors });
 }
 
+/** 413 for a body over a route's limit: one problem type for the condition on every route. */
+export function bodyTooLarge(maxBytes: number): HttpResponseInit {
+  return problem(413, 'body-too-large', 'Request body too large', `the body must be at most ${maxBytes} bytes`);
+}
+
 export function notFound(detail: string): HttpResponseInit {
   return problem(404, 'not-found', 'Not found', detail);
 }

@@ -9,7 +9,7 @@ import { pageQueryFields, validate, validateQuery } from '../domain/validation';
 import { ValidationError } from '../errors';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { createLogger, type Logger } from '../log';
-import { notFound, problem, problemFromError } from '../http/problem';
+import { bodyTooLarge, notFound, problem, problemFromError } from '../http/problem';
 import { withinStoreWait } from '../deadline';
 import { storeWaitMs, type OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
@@ -133,10 +133,7 @@ export async function handleFaults(request: HttpRequest, context: InvocationCont
     const foreign = refuseForeignAction(request);
     if (foreign) return foreign;
     const text = await request.text();
-    // The same problem as the order intake's 413, so a client reads one type for one condition.
-    if (Buffer.byteLength(text) > MAX_BODY_BYTES) {
-      return problem(413, 'body-too-large', 'Request body too large', `the body must be at most ${MAX_BODY_BYTES} bytes`);
-    }
+    if (Buffer.byteLength(text) > MAX_BODY_BYTES) return bodyTooLarge(MAX_BODY_BYTES);
     let body: unknown;
     try {
       body = JSON.parse(text);
