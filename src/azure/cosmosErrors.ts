@@ -37,21 +37,35 @@ export function isStoreUnavailable(err: unknown): boolean {
 const QUOTED_BODY_CHARS = 200;
 
 /**
+ * Statuses by which Cosmos DB says something about the document (not there, already there, changed
+ * since): the repositories take them for answers. Only Cosmos DB's own answer, with its JSON body,
+ * means that.
+ */
+const DOCUMENT_ANSWER_STATUS = new Set([404, 409, 412]);
+
+/**
  * Cosmos DB's error answers carry a JSON body, and the SDK (4.9) parses every answer's body before
  * it looks at the status: an error answer whose body is not JSON (a gateway's or a proxy's HTML
  * page, a 503 with nothing in it) became a SyntaxError or a TypeError with no status, which no
  * caller can tell from a bug, so an outage was not waited out. This client gives such an answer a
  * JSON body naming its status, so the SDK raises its usual error with the status (`code`).
+ *
+ * Such an answer came from something on the way, not from Cosmos DB: a 404, 409 or 412 of its own
+ * says nothing about the document (read as Cosmos DB's, an existing order would read as missing,
+ * a write as one already made, a refused patch as a race lost). It becomes a 502, the call not
+ * served, and its message keeps the status it came with.
  */
 export function withJsonErrorBodies(inner: HttpClient): HttpClient {
   return {
     async sendRequest(request) {
       const response = await inner.sendRequest(request);
       if (response.status >= 400 && !isJsonObjectText(response.bodyAsText)) {
+        const answered = response.status;
         const body = (response.bodyAsText ?? '').replace(/\s+/g, ' ').trim().slice(0, QUOTED_BODY_CHARS);
+        if (DOCUMENT_ANSWER_STATUS.has(answered)) response.status = 502;
         response.bodyAsText = JSON.stringify({
           code: String(response.status),
-          message: `Cosmos DB answered ${response.status} with ${body ? `a body that is not JSON: ${body}` : 'no body'}`,
+          message: `Cosmos DB answered ${answered} with ${body ? `a body that is not JSON: ${body}` : 'no body'}`,
         });
       }
       return response;

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createCosmosClient } from '../../src/azure/clients';
-import { isStoreUnavailable } from '../../src/azure/cosmosErrors';
+import { isConflict, isNotFound, isPreconditionFailed, isStoreUnavailable } from '../../src/azure/cosmosErrors';
 import { statusCodeOf } from '../../src/errors';
 
 let server: Server;
@@ -69,3 +69,20 @@ it('an HTML error page that is not an outage (a 400 from a proxy) keeps its stat
   expect(statusCodeOf(err)).toBe(400);
   expect(isStoreUnavailable(err)).toBe(false);
 });
+
+it.each([404, 409, 412])(
+  'a %i whose body is not JSON did not come from Cosmos DB: it is not read as an answer about the document',
+  async (status) => {
+    // Cosmos DB answers every error with its JSON; an HTML 404 is a gateway's or a proxy's (a
+    // route it does not know, an endpoint that points elsewhere). Read as Cosmos DB's own 404, an
+    // existing order would be "not found" (its monitor would end as if the order were missing), a
+    // 409 would pass for a document already written (a catalog item, a parked dead-letter), a 412
+    // for a race lost.
+    answer = { status, type: 'text/html', body: `<html><body><h1>${status}</h1></body></html>` };
+    const err = await readFailure();
+    expect(isNotFound(err) || isConflict(err) || isPreconditionFailed(err)).toBe(false);
+    // The call was not served: it is waited out like any other answer from something on the way.
+    expect(isStoreUnavailable(err)).toBe(true);
+    expect((err as Error).message).toContain(`answered ${status}`);
+  },
+);
