@@ -43,6 +43,22 @@ const QUOTED_BODY_CHARS = 200;
  */
 const DOCUMENT_ANSWER_STATUS = new Set([404, 409, 412]);
 
+/** Cosmos DB's wait before a throttled call is tried again, which the SDK's retries of a 429 follow. */
+const RETRY_AFTER_MS = 'x-ms-retry-after-ms';
+/** The wait for a 429 from something on the way that names none, and the longest one taken from it. */
+const GATEWAY_RETRY_AFTER_MS = { fallback: 1_000, max: 10_000 };
+
+/**
+ * The wait a 429 that is not Cosmos DB's asks for with the standard `Retry-After` (seconds, or a
+ * date), within GATEWAY_RETRY_AFTER_MS.
+ */
+function gatewayRetryAfterMs(retryAfter: string | undefined): number {
+  const text = retryAfter?.trim() ?? '';
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : text ? Date.parse(text) - Date.now() : Number.NaN;
+  if (!Number.isFinite(ms)) return GATEWAY_RETRY_AFTER_MS.fallback;
+  return Math.min(GATEWAY_RETRY_AFTER_MS.max, Math.max(0, ms));
+}
+
 /**
  * Cosmos DB's error answers carry a JSON body, and the SDK (4.9) parses every answer's body before
  * it looks at the status: an error answer whose body is not JSON (a gateway's or a proxy's HTML
@@ -53,7 +69,10 @@ const DOCUMENT_ANSWER_STATUS = new Set([404, 409, 412]);
  * Such an answer came from something on the way, not from Cosmos DB: a 404, 409 or 412 of its own
  * says nothing about the document (read as Cosmos DB's, an existing order would read as missing,
  * a write as one already made, a refused patch as a race lost). It becomes a 502, the call not
- * served, and its message keeps the status it came with.
+ * served, and its message keeps the status it came with. A 429 of its own names its wait, if at
+ * all, in the standard `Retry-After`, not in Cosmos DB's `x-ms-retry-after-ms` that the SDK's
+ * retries of a 429 wait for: without one they would all go out at once, to the very thing that
+ * asked for fewer calls. It gets one from `Retry-After` (1 s when it names none, 10 s at most).
  */
 export function withJsonErrorBodies(inner: HttpClient): HttpClient {
   return {
@@ -63,6 +82,9 @@ export function withJsonErrorBodies(inner: HttpClient): HttpClient {
         const answered = response.status;
         const body = (response.bodyAsText ?? '').replace(/\s+/g, ' ').trim().slice(0, QUOTED_BODY_CHARS);
         if (DOCUMENT_ANSWER_STATUS.has(answered)) response.status = 502;
+        if (answered === 429 && !response.headers.has(RETRY_AFTER_MS)) {
+          response.headers.set(RETRY_AFTER_MS, String(gatewayRetryAfterMs(response.headers.get('retry-after'))));
+        }
         response.bodyAsText = JSON.stringify({
           code: String(response.status),
           message: `Cosmos DB answered ${answered} with ${body ? `a body that is not JSON: ${body}` : 'no body'}`,

@@ -10,14 +10,21 @@ import { isConflict, isNotFound, isPreconditionFailed, isStoreUnavailable } from
 import { statusCodeOf } from '../../src/errors';
 
 let server: Server;
-let answer: { status: number; type: string; body: string } = { status: 503, type: 'text/html', body: '' };
+type Answer = { status: number; type: string; body: string; headers?: Record<string, string> };
+let answer: Answer = { status: 503, type: 'text/html', body: '' };
+/** Answers given first, one per request, before `answer`. */
+let firstAnswers: Answer[] = [];
+/** When each request came, in ms. */
+let requestTimes: number[] = [];
 let endpoint: string;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
     req.resume();
-    res.writeHead(answer.status, { 'content-type': answer.type });
-    res.end(answer.body);
+    requestTimes.push(Date.now());
+    const given = firstAnswers.shift() ?? answer;
+    res.writeHead(given.status, { 'content-type': given.type, ...given.headers });
+    res.end(given.body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
@@ -86,3 +93,37 @@ it.each([404, 409, 412])(
     expect((err as Error).message).toContain(`answered ${status}`);
   },
 );
+
+it('a 429 that is not Cosmos DB\'s is retried after the wait its Retry-After asks for, not at once', async () => {
+  // The SDK retries a 429 after Cosmos DB's x-ms-retry-after-ms; a gateway's or a proxy's 429
+  // carries the standard Retry-After (seconds) instead, and without a wait the SDK would send
+  // its 9 retries back to back to the very thing that asked for less.
+  firstAnswers = [{ status: 429, type: 'text/html', body: '<html>Too Many Requests</html>', headers: { 'retry-after': '1' } }];
+  answer = { status: 200, type: 'application/json', body: JSON.stringify({ id: 'o-1', _etag: '"1"' }) };
+  requestTimes = [];
+  const { client, agent } = createCosmosClient({ endpoint, key: Buffer.from('not-a-real-key').toString('base64') });
+  try {
+    const { resource } = await client.database('orders-db').container('orders').item('o-1', 'o-1').read();
+    expect(resource).toMatchObject({ id: 'o-1' });
+  } finally {
+    client.dispose();
+    agent?.destroy();
+  }
+  expect(requestTimes).toHaveLength(2);
+  expect(requestTimes[1]! - requestTimes[0]!).toBeGreaterThanOrEqual(900);
+});
+
+it('a 429 that is not Cosmos DB\'s and names no wait is retried after a second', async () => {
+  firstAnswers = [{ status: 429, type: 'text/plain', body: '' }];
+  answer = { status: 200, type: 'application/json', body: JSON.stringify({ id: 'o-1', _etag: '"1"' }) };
+  requestTimes = [];
+  const { client, agent } = createCosmosClient({ endpoint, key: Buffer.from('not-a-real-key').toString('base64') });
+  try {
+    await client.database('orders-db').container('orders').item('o-1', 'o-1').read();
+  } finally {
+    client.dispose();
+    agent?.destroy();
+  }
+  expect(requestTimes).toHaveLength(2);
+  expect(requestTimes[1]! - requestTimes[0]!).toBeGreaterThanOrEqual(900);
+});
