@@ -87,7 +87,7 @@ export function withJsonErrorBodies(inner: HttpClient): HttpClient {
         }
         response.bodyAsText = JSON.stringify({
           code: String(response.status),
-          message: `Cosmos DB answered ${answered} with ${body ? `a body that is not JSON: ${body}` : 'no body'}`,
+          message: `a ${answered} on the way to Cosmos DB, with ${body ? `a body that is not JSON: ${body}` : 'no body'}`,
         });
       }
       return response;

@@ -57,7 +57,7 @@ it.each([
   const err = await readFailure();
   expect(statusCodeOf(err)).toBe(given.status);
   expect(isStoreUnavailable(err)).toBe(true);
-  expect((err as Error).message).toContain(`Cosmos DB answered ${given.status} with`);
+  expect((err as Error).message).toContain(`a ${given.status} on the way to Cosmos DB, with`);
   if (given.body) expect((err as Error).message).toContain(given.body.slice(0, 20));
 });
 
@@ -90,7 +90,7 @@ it.each([404, 409, 412])(
     expect(isNotFound(err) || isConflict(err) || isPreconditionFailed(err)).toBe(false);
     // The call was not served: it is waited out like any other answer from something on the way.
     expect(isStoreUnavailable(err)).toBe(true);
-    expect((err as Error).message).toContain(`answered ${status}`);
+    expect((err as Error).message).toContain(`a ${status} on the way to Cosmos DB`);
   },
 );
 
