@@ -365,48 +365,44 @@ describe('recordDeadLetter', () => {
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('deadlettered');
   });
 
-  it("an older send's dead-letter found after the monitor sent a newer one is only noted: the newer message is in play", async () => {
+  /** An order whose monitor sent its event again to `service` (send 1) after it stayed pending. */
+  function orderResentTo(service: 'inventory' | 'billing' | 'notification'): MemoryDependencies {
     const deps = memoryDependencies();
-    const monitor = new RecordingMonitor();
-    seedOrder(deps, { state: 'processing' }, { billing: 'pending' });
+    seedOrder(deps, { state: 'processing' }, { [service]: 'pending' });
     deps.orders.docs.get('order-1')!.timeline.push({
       at: '2026-01-01T00:00:05.000Z',
       kind: 'republished',
-      service: 'billing',
+      service,
       actor: 'monitor',
-      reason: 'stuck (attempt 1): billing pending for 61 s',
-      detail: 'attempt 1, message event-1:billing:1',
+      reason: `stuck (attempt 1): ${service} pending for 61 s`,
+      detail: `attempt 1, message event-1:${service}:1`,
     });
-    const deadLetter = (messageId: string) => ({ body: JSON.stringify(body('order-1')), messageId, deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' });
+    return deps;
+  }
+  const lastDeadLetter = (messageId: string) => ({ body: JSON.stringify(body('order-1')), messageId, deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' });
+
+  it("an older send's dead-letter found after the monitor sent a newer one is only noted: the newer message is in play", async () => {
+    const deps = orderResentTo('billing');
+    const monitor = new RecordingMonitor();
     // The event itself, recorded late by the sweep: billing stays pending, the monitor is not woken.
-    expect((await recordDeadLetter('billing', deadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('pending');
     expect(deps.orders.docs.get('order-1')!.timeline.at(-1)).toMatchObject({ kind: 'deadlettered', detail: 'message event-1; send 1 to billing is in play' });
     expect(monitor.changes).toHaveLength(0);
     // The newer send's own dead-letter is the one that counts.
-    expect((await recordDeadLetter('billing', deadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('deadlettered');
     expect(monitor.changes).toHaveLength(1);
   });
 
   it("an inventory send's dead-letter only noted does not make inventory read as dead-lettered to the monitor: the newer send is in play", async () => {
-    const deps = memoryDependencies();
+    const deps = orderResentTo('inventory');
     const monitor = new RecordingMonitor();
-    seedOrder(deps, { state: 'processing' }, { inventory: 'pending' });
-    deps.orders.docs.get('order-1')!.timeline.push({
-      at: '2026-01-01T00:00:05.000Z',
-      kind: 'republished',
-      service: 'inventory',
-      actor: 'monitor',
-      reason: 'stuck (attempt 1): inventory pending for 61 s',
-      detail: 'attempt 1, message event-1:inventory:1',
-    });
-    const deadLetter = (messageId: string) => ({ body: JSON.stringify(body('order-1')), messageId, deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' });
-    expect((await recordDeadLetter('inventory', deadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
+    expect((await recordDeadLetter('inventory', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
     // Before, the noted entry was the service's latest, and the monitor republished after the
     // requeue backoff (5 s) rather than the stuck threshold, using up a republish for nothing.
     expect(monitorSnapshotOf(deps.orders.docs.get('order-1')!).deadLettered).toBeUndefined();
-    expect((await recordDeadLetter('inventory', deadLetter('event-1:inventory:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect((await recordDeadLetter('inventory', lastDeadLetter('event-1:inventory:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
     expect(monitorSnapshotOf(deps.orders.docs.get('order-1')!).deadLettered).toEqual(['inventory']);
   });
 
