@@ -44,7 +44,8 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       // A header sent twice reaches the app as its values joined by ", ": a key has no space, so
       // that is two keys, and the client is told so rather than that its key has a bad character.
-      const repeated = idempotencyKey.split(', ').length > 1 && idempotencyKey.split(', ').every((key) => IDEMPOTENCY_KEY.test(key));
+      const keys = idempotencyKey.split(', ');
+      const repeated = keys.length > 1 && keys.every((key) => IDEMPOTENCY_KEY.test(key));
       throw new ValidationError('the Idempotency-Key header is not valid', [
         { path: 'headers/Idempotency-Key', message: repeated ? 'must be given once' : 'must be 1 to 200 visible ASCII characters' },
       ]);
