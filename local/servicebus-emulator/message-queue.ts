@@ -31,7 +31,7 @@ export interface StoredMessage {
   content: MessageContent;
   enqueuedAt: number;
   expiresAt: number;
-  /** Failed deliveries so far (abandons, lock expiries): the header delivery_count on the wire. */
+  /** Deliveries that did not end the message so far (abandons, deferrals, lock expiries): the header delivery_count on the wire. */
   deliveryCount: number;
   state: MessageState;
   lock?: LockToken;
@@ -275,10 +275,16 @@ export class MessageQueue {
     this.makeAvailable(m);
   }
 
+  /**
+   * Sets the message aside until it is received by sequence number. Service Bus counts the
+   * delivery that ended in a deferral as it counts an abandoned one: a deferred message comes back
+   * with the count raised. The emulator does not dead-letter on a deferral.
+   */
   defer(key: string, propertiesToModify?: Record<string, unknown>): void {
     const m = this.locked(key);
     this.releaseLock(m);
     if (propertiesToModify && Object.keys(propertiesToModify).length) m.content = withApplicationProperties(m.content, propertiesToModify);
+    m.deliveryCount++;
     m.state = 'deferred';
   }
 

@@ -172,6 +172,24 @@ describe('defer', () => {
     expect(await h.client.createReceiver('orders', 'billing-sub').peekMessages(5)).toHaveLength(0);
   });
 
+  it('counts a deferral as a delivery, as Service Bus does', async () => {
+    // Service Bus raises the delivery count when a locked message is deferred, like an abandon:
+    // received with 0, deferred, received by sequence number with 1, deferred again, then 2.
+    await sendOrder();
+    const r = billing();
+    const [m] = await receiveN(r, 1);
+    expect(m.deliveryCount).toBe(0);
+    await r.deferMessage(m);
+    const [once] = await r.receiveDeferredMessages(m.sequenceNumber!);
+    expect(once.deliveryCount).toBe(1);
+    await r.deferMessage(once);
+    const [peeked] = await h.client.createReceiver('orders', 'billing-sub').peekMessages(1);
+    expect(peeked.deliveryCount).toBe(2);
+    const [twice] = await r.receiveDeferredMessages(m.sequenceNumber!);
+    expect(twice.deliveryCount).toBe(2);
+    await r.completeMessage(twice);
+  });
+
   it('dead-letters a deferred message through the management link', async () => {
     await sendOrder();
     const r = billing();
