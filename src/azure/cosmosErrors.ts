@@ -33,6 +33,22 @@ export function isStoreUnavailable(err: unknown): boolean {
   return typeof code === 'string' && NO_ANSWER_CODES.has(code);
 }
 
+/**
+ * A write that failed this way may still have been applied: it was sent and no answer came back
+ * (the SDK's request timeout, a connection reset or broken on the way), or the answer came from
+ * something that may have passed it on (a gateway's 502 or 504, Cosmos DB's own 408, 500 or 503).
+ * A 429 or 449, a refused connection or an unknown host say it was not applied.
+ */
+const WRITE_UNKNOWN_STATUS = new Set([408, 500, 502, 503, 504]);
+const WRITE_UNKNOWN_CODES = new Set(['TimeoutError', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
+
+export function writeOutcomeUnknown(err: unknown): boolean {
+  const status = statusCodeOf(err);
+  if (status !== undefined) return WRITE_UNKNOWN_STATUS.has(status);
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && WRITE_UNKNOWN_CODES.has(code);
+}
+
 /** How much of a body that is not JSON an error's message quotes. */
 const QUOTED_BODY_CHARS = 200;
 

@@ -18,6 +18,7 @@ import { BusinessRuleError, ConflictError, ensureError, type FieldProblem, Order
 import type { Logger } from '../log';
 import { ensureCatalogSeeded } from './catalogSeed';
 import { storeWaitMs, type OrderSagaDependencies } from './dependencies';
+import { writeOutcomeUnknown } from '../azure/cosmosErrors';
 import type { CallOptions, MonitorClient } from './ports';
 import { publishOrderCreated } from './publishing';
 
@@ -84,12 +85,7 @@ export async function acceptOrder(
       outcome.ok ? log.warn('intake-store-finished-late', { afterMs: waitMs }) : log.info('intake-store-stopped', { afterMs: waitMs, error: outcome.error.message }),
     timedOut: () => {
       const sent = writing.order;
-      if (!sent) return undefined;
-      const then =
-        options.idempotencyKey !== undefined
-          ? 'retry with the same Idempotency-Key'
-          : 'follow it at its statusUrl (a 404 there means it was not placed) rather than placing it again';
-      return new OrderRecordedError(`order ${sent.id} may have been recorded: Cosmos DB did not confirm its write within ${waitMs} ms; ${then}`, sent.id, sent.correlationId);
+      return sent ? mayHaveBeenRecorded(sent, `Cosmos DB did not confirm its write within ${waitMs} ms`, options) : undefined;
     },
   });
   const orderLog = log.with({ orderId: order.id, correlationId: order.correlationId });
@@ -97,6 +93,15 @@ export async function acceptOrder(
 
   await completeIntake(order, !created, monitor, deps, orderLog);
   return { orderId: order.id, correlationId: order.correlationId, replayed: replayed || !created };
+}
+
+/** The 503 for an order whose write was sent and not confirmed: it names the order, which may exist. */
+function mayHaveBeenRecorded(sent: { id: string; correlationId: string }, why: string, options: AcceptOrderOptions, cause?: unknown): OrderRecordedError {
+  const then =
+    options.idempotencyKey !== undefined
+      ? 'retry with the same Idempotency-Key'
+      : 'follow it at its statusUrl (a 404 there means it was not placed) rather than placing it again';
+  return new OrderRecordedError(`order ${sent.id} may have been recorded: ${why}; ${then}`, sent.id, sent.correlationId, cause === undefined ? undefined : { cause });
 }
 
 /** Prices the order, claims its Idempotency-Key and writes it (or finds the order the key names). */
@@ -139,21 +144,24 @@ async function recordOrder(
       replayed = true;
     }
   }
-  writing.order = { id: ids.orderId, correlationId: ids.correlationId };
-  const { created, order } = await deps.orders.create(
-    newOrder({
-      id: ids.orderId,
-      eventId: ids.eventId,
-      correlationId: ids.correlationId,
-      customerId: request.customerId,
-      items,
-      total,
-      now: deps.now(),
-      ...(request.simulate ? { simulate: request.simulate } : {}),
-      ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
-    }),
-    { signal },
-  );
+  const placed = newOrder({
+    id: ids.orderId,
+    eventId: ids.eventId,
+    correlationId: ids.correlationId,
+    customerId: request.customerId,
+    items,
+    total,
+    now: deps.now(),
+    ...(request.simulate ? { simulate: request.simulate } : {}),
+    ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
+  });
+  const sent = (writing.order = { id: ids.orderId, correlationId: ids.correlationId });
+  const { created, order } = await deps.orders.create(placed, { signal }).catch((err: unknown) => {
+    // Sent, with no answer saying it was not applied (a reset connection, a gateway's 504): it may
+    // have landed, so the answer names it, as when the wait cut the write short.
+    if (!writeOutcomeUnknown(err)) throw err;
+    throw mayHaveBeenRecorded(sent, 'Cosmos DB did not confirm its write', options, err);
+  });
   // Written, even if just past the wait: its monitor (started by the sweeper, if not here) sees it through.
   return { order, created, replayed };
 }

@@ -399,6 +399,56 @@ describe('POST /api/orders', () => {
     expect(json(res).detail).toContain('may have been recorded');
   });
 
+  it.each([
+    ['the connection reset after the write was sent', { code: 'ECONNRESET' }],
+    ["the SDK's request timeout", { code: 'TimeoutError' }],
+    ['a gateway timing out the write (504)', { code: 504 }],
+    ['Cosmos DB unavailable mid-write (503)', { code: 503 }],
+  ])('names the order in a 503 for a write whose outcome is unknown: %s', async (_label, failure) => {
+    // The write reaches Cosmos DB and is stored; the answer is lost on the way back.
+    const write = deps.orders.create.bind(deps.orders);
+    deps.orders.create = async (placed) => {
+      await write(placed);
+      throw Object.assign(new Error('the write was sent; no answer came back'), failure);
+    };
+    const res = await create(order);
+    expect(res.status).toBe(503);
+    expect(deps.orders.docs.size).toBe(1);
+    const [stored] = [...deps.orders.docs.values()];
+    // Without an Idempotency-Key, only the order's id keeps the client from placing it a second time.
+    expect(json(res)).toMatchObject({ orderId: stored!.id, statusUrl: `/api/orders/${stored!.id}` });
+    expect(json(res).detail).toContain('may have been recorded');
+    expect(header(res, 'x-correlation-id')).toBe(stored!.correlationId);
+  });
+
+  it('does not name an order in a 503 for a write Cosmos DB refused (throttled), and keeps its Retry-After', async () => {
+    deps.orders.create = async () => {
+      throw Object.assign(new Error('throttled'), { code: 429, retryAfterInMs: 3_200 });
+    };
+    const res = await create(order, { 'Idempotency-Key': 'k-429' });
+    expect(res.status).toBe(503);
+    expect(json(res).orderId).toBeUndefined();
+    expect(header(res, 'Retry-After')).toBe('4');
+  });
+
+  it('a retry with the same key after a write whose answer was lost finds that order, once', async () => {
+    const write = deps.orders.create.bind(deps.orders);
+    deps.orders.create = async (placed) => {
+      await write(placed);
+      throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    };
+    const failed = await create(order, { 'Idempotency-Key': 'k-lost-answer' });
+    expect(failed.status).toBe(503);
+    expect(json(failed).detail).toContain('retry with the same Idempotency-Key');
+    deps.orders.create = write;
+    const retried = await create(order, { 'Idempotency-Key': 'k-lost-answer' });
+    expect(retried.status).toBe(202);
+    expect(json(retried).orderId).toBe(json(failed).orderId);
+    expect(deps.orders.docs.size).toBe(1);
+    expect(deps.publisher.sent).toHaveLength(1);
+    expect(monitor.instances.has(json(retried).orderId)).toBe(true);
+  });
+
   it('lets every concurrent catalog read listen on the intake\'s abort signal without a listener-leak warning', async () => {
     // The Cosmos SDK adds an abort listener per call in flight; Node warns of a leak past 10 on one
     // signal, and an order may name up to 50 SKUs, each read at once.
