@@ -36,6 +36,8 @@ export interface AcceptedOrder {
 }
 
 const PRICE_TTL_MS = 30_000;
+/** How long a 503 for a publish that failed waits for its `publish-failed` timeline note. */
+const PUBLISH_FAILED_NOTE_WAIT_MS = 1_000;
 const priceCache = new WeakMap<OrderSagaDependencies, Map<string, { price: number; until: number }>>();
 
 /** Unit prices for the given SKUs; unknown SKUs are reported against every item that names them. */
@@ -204,15 +206,17 @@ export async function completeIntake(
   const then = order.idempotencyKey !== undefined ? 'retry with the same Idempotency-Key' : 'follow it at its statusUrl rather than placing it again';
   if (published.status === 'rejected') {
     log.error('order-publish-failed', published.reason);
-    // For support: why nothing moves yet, on the order itself.
-    await deps.orders
-      .appendTimeline(order.id, {
-        at: deps.now(),
-        kind: 'publish-failed',
-        reason: ensureError(published.reason).message,
-        detail: 'its monitor sends the event again to services that stay pending',
-      })
-      .catch((err) => log.warn('timeline-append-failed', { error: ensureError(err).message }));
+    // For support: why nothing moves yet, on the order itself. A note, not a step: the answer waits
+    // for it a second at most (Cosmos DB that throttles would hold it for up to 20 s), and it goes on.
+    const noted = deps.orders.appendTimeline(order.id, {
+      at: deps.now(),
+      kind: 'publish-failed',
+      reason: ensureError(published.reason).message,
+      detail: 'its monitor sends the event again to services that stay pending',
+    });
+    await withinDeadline(noted, PUBLISH_FAILED_NOTE_WAIT_MS, () => new TransientError(`not noted within ${PUBLISH_FAILED_NOTE_WAIT_MS} ms`), (late) => {
+      if (!late.ok) log.warn('timeline-append-failed', { error: late.error.message });
+    }).catch((err) => log.warn('timeline-append-failed', { error: ensureError(err).message }));
     throw new OrderRecordedError(`order ${order.id} was recorded but its event could not be published yet; ${then}`, order.id, order.correlationId, {
       cause: ensureError(published.reason),
     });

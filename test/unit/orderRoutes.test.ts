@@ -336,6 +336,30 @@ describe('POST /api/orders', () => {
     expect(deps.publisher.duplicates.map((m) => m.messageId)).toEqual([stored!.eventId]);
   });
 
+  it("answers a failed publish within intakeWaitMs and a second, however long the order's publish-failed note takes", async () => {
+    deps.settings.intakeWaitMs = 100;
+    deps.publisher.failWith = new Error('amqp:connection:forced');
+    // Cosmos DB throttling too: the SDK waits out its 429s for up to 20 s per call.
+    let served!: () => void;
+    const throttled = new Promise<void>((resolve) => (served = resolve));
+    const append = deps.orders.appendTimeline.bind(deps.orders);
+    deps.orders.appendTimeline = async (id, entry, options) => {
+      await throttled;
+      return append(id, entry, options);
+    };
+    const started = performance.now();
+    const res = await Promise.race([create(order, { 'Idempotency-Key': 'k-slow-note' }), new Promise<undefined>((resolve) => setTimeout(resolve, 3_000))]);
+    const waited = performance.now() - started;
+    served();
+    expect(res?.status).toBe(503);
+    expect(waited).toBeLessThan(1_500);
+    const [stored] = [...deps.orders.docs.values()];
+    expect(json(res!)).toMatchObject({ orderId: stored!.id });
+    // The note still lands once Cosmos DB serves it.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await deps.orders.get(stored!.id))!.timeline.at(-1)).toMatchObject({ kind: 'publish-failed' });
+  });
+
   it('tells a client without an Idempotency-Key to follow the recorded order rather than place it again', async () => {
     deps.publisher.failWith = new Error('amqp:connection:forced');
     const failed = await create(order);
