@@ -39,8 +39,8 @@ const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function handleCreateOrder(request: HttpRequest, context: InvocationContext, environment: EnvironmentFactory): Promise<HttpResponseInit> {
   const log = createLogger(context).with({ invocationId: context.invocationId });
+  const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
   try {
-    const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       // A header sent twice reaches the app as its values joined by ", ": a key has no space, so
       // that is two keys, and the client is told so rather than that its key has a bad character.
@@ -79,7 +79,8 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
       headers: { Location: statusUrl, 'Retry-After': POLL_AFTER_SECONDS, 'x-correlation-id': accepted.correlationId },
     };
   } catch (err) {
-    if (!(err instanceof OrderRecordedError)) return problemFromError(err, log, 'with the same Idempotency-Key');
+    // Nothing was placed: a client with a key retries with it, one without just retries.
+    if (!(err instanceof OrderRecordedError)) return problemFromError(err, log, idempotencyKey !== undefined ? 'with the same Idempotency-Key' : undefined);
     // The order exists whatever the client does next: say which it is and where to follow it.
     const answer = problemFromError(err, log.with({ orderId: err.orderId, correlationId: err.correlationId }));
     answer.jsonBody = { ...(answer.jsonBody as ProblemDetails), orderId: err.orderId, statusUrl: `${ORDERS_PATH}/${err.orderId}` };

@@ -505,6 +505,15 @@ describe('POST /api/orders', () => {
     expect(json(res).detail).toBe('a service this API depends on is unavailable; retry later with the same Idempotency-Key');
   });
 
+  it('does not tell a client that sent no Idempotency-Key to retry with "the same" one', async () => {
+    deps.orders.create = async () => {
+      throw new Error('connect ECONNREFUSED');
+    };
+    const res = await create(order);
+    expect(res.status).toBe(503);
+    expect(json(res).detail).toBe('a service this API depends on is unavailable; retry later');
+  });
+
   it('answers 503 when the monitor cannot be started, and the retry starts it', async () => {
     monitor.failWith = new Error('durable backend unavailable');
     const failed = await create(order, { 'Idempotency-Key': 'k-4' });
