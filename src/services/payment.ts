@@ -59,6 +59,12 @@ export async function refundPayment(
   });
   let refunded = 0;
   if (!charge.voided && charge.amount > 0) {
+    // Both amounts are set absolutely, so the order shows the truth even if the charge's own
+    // mirror write was lost (a billing delivery that charged and died, whose redelivery the
+    // compensating order no longer takes). The charge goes first: a refund the gateway refuses
+    // leaves the order in `attention` showing what is still to refund, and the cancellation
+    // notice, written from the order, says a refund is coming rather than "not charged".
+    await deps.orders.recordPayment(order.id, 'charged', charge.amount);
     await beforeRefund?.();
     const { entry } = await deps.payments.refund({
       id: refundId(order.id),
@@ -69,9 +75,6 @@ export async function refundPayment(
       at: now,
     });
     refunded = entry.amount;
-    // Both amounts are set absolutely, so the order shows the truth even if the charge's own
-    // mirror write was lost.
-    await deps.orders.recordPayment(order.id, 'charged', charge.amount);
     await deps.orders.recordPayment(order.id, 'refunded', refunded);
   }
   const updated = await deps.orders.transitionStatus(order.id, {

@@ -7,7 +7,7 @@ import { sendCancellation } from '../../src/services/notices';
 import { orderSupportView } from '../../src/services/queries';
 import { recordDeadLetter } from '../../src/support/deadLetters';
 import { monitorSnapshotOf } from '../../src/domain/monitorPolicy';
-import { refundPayment } from '../../src/services/payment';
+import { chargePayment, refundPayment } from '../../src/services/payment';
 import { releaseStock } from '../../src/services/stock';
 import { planCompensation } from '../../src/domain/saga';
 import type { ServiceName } from '../../src/topology';
@@ -360,6 +360,26 @@ describe('compensation operations', () => {
     const stored = (await deps.orders.get(order.id))!;
     expect(stored.payment).toEqual({ charged: 49, refunded: 49 });
     expect(stored.status.billing).toBe('compensated');
+  });
+
+  it('a refund the gateway refuses leaves the charge on the order, and the cancellation notice says a refund is coming', async () => {
+    const order = await placeOrder([mouse]);
+    // A billing delivery charged, then died before recording `done`; compensation began meanwhile,
+    // so its redelivery is not claimed and nothing else puts the charge on the order.
+    await deps.orders.transitionStatus(order.id, { service: 'billing', from: ['pending'], to: 'processing' });
+    await chargePayment(order, deps);
+    deps.orders.docs.get(order.id)!.state = 'compensating';
+    const refused = async () => {
+      throw new TransientError('payment gateway rejected the refund');
+    };
+    await expect(refundPayment(order, deps, 'monitor', refused)).rejects.toThrow('rejected the refund');
+    const stored = (await deps.orders.get(order.id))!;
+    // What support reads: a charge still to refund, not "charged 0".
+    expect(stored.payment).toEqual({ charged: 49, refunded: 0 });
+    await sendCancellation(stored, deps, 'monitor', 'inventory failed: out of stock: MOUSE-01 (requested 2)');
+    const notice = (await deps.notifications.list(order.id)).find((n) => n.kind === 'cancellation');
+    // Not "You have not been charged.": the customer was.
+    expect(notice?.message).toContain('A refund of 49.00 EUR is on its way');
   });
 
   it('releases stock once and sends one cancellation notice however often it is asked', async () => {
