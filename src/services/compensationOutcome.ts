@@ -40,7 +40,9 @@ export async function finishCompensationRun(
   const sinceStart = sinceLastCompensationRun(order);
   for (const failure of run.failures) {
     const detail = `${failure.name} failed after retries`;
-    if (order.state === 'compensating' && sinceStart.some((e) => e.kind === TIMELINE.compensationFailed && e.detail === detail)) continue;
+    // Once per run, whatever the order's state: run once more after it recorded `attention` (the
+    // host died before the engine heard it finish), it finds its failures there already.
+    if (sinceStart.some((e) => e.kind === TIMELINE.compensationFailed && e.detail === detail)) continue;
     await deps.orders.appendTimeline(order.id, { at, kind: TIMELINE.compensationFailed, detail, reason: failure.error, actor: MONITOR_ACTOR });
   }
   const updated = await deps.orders.transitionState(order.id, {
@@ -53,9 +55,11 @@ export async function finishCompensationRun(
       actor: MONITOR_ACTOR,
     },
   });
+  // The alert goes with the outcome it announces: a run again after recording it raises none.
+  if (!updated) return { recorded: false };
   if (run.outcome === 'cancelled') log.info('order-cancelled', { reason: run.reason });
   else log.warn(ORDER_NEEDS_ATTENTION_EVENT, { failures: run.failures });
-  return { recorded: updated !== undefined };
+  return { recorded: true };
 }
 
 /** The monitor's `attention` (compensation runs used up), unless a person has asked to compensate since the last run began. */

@@ -2,7 +2,7 @@
 import { TIMELINE } from '../../src/domain/monitorPolicy';
 import type { OrderDocument, TimelineEntry } from '../../src/domain/order';
 import { newOrder } from '../../src/domain/orderState';
-import { createLogger } from '../../src/log';
+import { createLogger, ORDER_NEEDS_ATTENTION_EVENT } from '../../src/log';
 import { finishCompensationRun, markAttention } from '../../src/services/compensationOutcome';
 import { memoryDependencies, type MemoryDependencies } from './support/memoryStores';
 
@@ -31,6 +31,21 @@ describe('finishCompensationRun', () => {
     const stored = deps.orders.docs.get('o-1')!;
     expect(stored.state).toBe('attention');
     expect(stored.timeline.filter((e) => e.kind === TIMELINE.compensationFailed)).toHaveLength(1);
+  });
+
+  it('run again after it recorded attention (the host died before the engine heard), records nothing more nor raises the alert again', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'compensating', [started(1, 1)]);
+    expect(await finishCompensationRun(order, { ...refundFailed, attempt: 1 }, deps, silent)).toEqual({ recorded: true });
+    const alerts: string[] = [];
+    const watched = createLogger({ info: () => undefined, warn: (line: unknown) => alerts.push(String(line)), error: () => undefined });
+    // The activity runs once more, reading the order as it is now.
+    const now = structuredClone(deps.orders.docs.get('o-1')!);
+    expect(await finishCompensationRun(now, { ...refundFailed, attempt: 1 }, deps, watched)).toEqual({ recorded: false });
+    const stored = deps.orders.docs.get('o-1')!;
+    expect(stored.state).toBe('attention');
+    expect(stored.timeline.map((e) => e.kind)).toEqual([TIMELINE.compensationStarted, TIMELINE.compensationFailed, TIMELINE.attention]);
+    expect(alerts.filter((line) => line.includes(ORDER_NEEDS_ATTENTION_EVENT))).toEqual([]);
   });
 
   it('run again after a person asked to compensate anew, leaves the order to the next run', async () => {
