@@ -348,7 +348,7 @@ describe('POST /api/orders', () => {
       return append(id, entry, options);
     };
     const started = performance.now();
-    const res = await Promise.race([create(order, { 'Idempotency-Key': 'k-slow-note' }), new Promise<undefined>((resolve) => setTimeout(resolve, 3_000))]);
+    const res = await Promise.race([create(order, { 'Idempotency-Key': 'k-slow-note' }), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 3_000))]);
     const waited = performance.now() - started;
     served();
     expect(res?.status).toBe(503);
@@ -406,6 +406,16 @@ describe('POST /api/orders', () => {
     expect(deps.orders.docs.size).toBe(1);
   });
 
+  /** A 503 that names the one order stored, which may have been recorded; that order. */
+  function expectStoredOrderNamed(res: Awaited<ReturnType<typeof create>>) {
+    expect(res.status).toBe(503);
+    expect(deps.orders.docs.size).toBe(1);
+    const [stored] = [...deps.orders.docs.values()];
+    expect(json(res)).toMatchObject({ orderId: stored!.id, statusUrl: `/api/orders/${stored!.id}` });
+    expect(json(res).detail).toContain('may have been recorded');
+    return stored!;
+  }
+
   it('names the order in a 503 given while its write was on the wire, so a client without a key follows it rather than placing a second', async () => {
     deps.settings.storeWaitMs = 100;
     // The write reaches Cosmos DB and is stored; its answer comes back after the intake stopped waiting.
@@ -415,12 +425,7 @@ describe('POST /api/orders', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       return done;
     };
-    const res = await create(order);
-    expect(res.status).toBe(503);
-    expect(deps.orders.docs.size).toBe(1);
-    const [stored] = [...deps.orders.docs.values()];
-    expect(json(res)).toMatchObject({ orderId: stored!.id, statusUrl: `/api/orders/${stored!.id}` });
-    expect(json(res).detail).toContain('may have been recorded');
+    expectStoredOrderNamed(await create(order));
   });
 
   it.each([
@@ -436,13 +441,9 @@ describe('POST /api/orders', () => {
       throw Object.assign(new Error('the write was sent; no answer came back'), failure);
     };
     const res = await create(order);
-    expect(res.status).toBe(503);
-    expect(deps.orders.docs.size).toBe(1);
-    const [stored] = [...deps.orders.docs.values()];
     // Without an Idempotency-Key, only the order's id keeps the client from placing it a second time.
-    expect(json(res)).toMatchObject({ orderId: stored!.id, statusUrl: `/api/orders/${stored!.id}` });
-    expect(json(res).detail).toContain('may have been recorded');
-    expect(header(res, 'x-correlation-id')).toBe(stored!.correlationId);
+    const stored = expectStoredOrderNamed(res);
+    expect(header(res, 'x-correlation-id')).toBe(stored.correlationId);
   });
 
   it('does not name an order in a 503 for a write Cosmos DB refused (throttled), and keeps its Retry-After', async () => {
