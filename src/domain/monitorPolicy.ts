@@ -388,10 +388,12 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   const lastKind: Partial<Record<ServiceName, string>> = {};
 
   for (const entry of timeline) {
-    if (entry.service) {
-      // A dead-letter only noted is of a message no longer in play (a later send is, or the
-      // service finished): it does not make the service read as dead-lettered.
-      if (!(entry.kind === TIMELINE.deadLettered && isNotedDeadLetter(entry.detail))) lastKind[entry.service] = entry.kind;
+    // A dead-letter only noted is of a message no longer in play (a later send is, or the service
+    // finished): it is neither the service's state nor its progress, so it does not make the
+    // service read as dead-lettered, nor restart the wait before a stuck service is sent again.
+    const noted = entry.kind === TIMELINE.deadLettered && isNotedDeadLetter(entry.detail);
+    if (entry.service && !noted) {
+      lastKind[entry.service] = entry.kind;
       // The stamp of the latest progress written: the monitor only asks whether it changed, and
       // measures from when it saw the change on its own clock (`observe`).
       lastProgressAt[entry.service] = entry.at;
@@ -399,7 +401,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     switch (entry.kind) {
       case TIMELINE.deadLettered:
         if (entry.service === 'billing') {
-          billingDeadLetteredAt = entry.at;
+          if (!noted) billingDeadLetteredAt = entry.at;
           if (requeueUntaken?.messages.some((m) => isDeadLetterOf(entry.detail, m))) {
             billingRequeues -= 1;
             billingRequeuesUntried += 1;

@@ -393,6 +393,10 @@ describe('recordDeadLetter', () => {
     expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('deadlettered');
     expect(monitor.changes).toHaveLength(1);
+    // The requeue's backoff runs from that dead-letter, not from a later note of an older message.
+    const recordedAt = deps.orders.docs.get('order-1')!.timeline.at(-1)!.at;
+    deps.orders.docs.get('order-1')!.timeline.push({ at: '2026-01-01T01:00:00.000Z', kind: 'deadlettered', service: 'billing', detail: 'message event-1:billing:0; send 1 to billing is in play' });
+    expect(monitorSnapshotOf(deps.orders.docs.get('order-1')!).billingDeadLetteredAt).toBe(recordedAt);
   });
 
   it("an inventory send's dead-letter only noted does not make inventory read as dead-lettered to the monitor: the newer send is in play", async () => {
@@ -401,7 +405,10 @@ describe('recordDeadLetter', () => {
     expect((await recordDeadLetter('inventory', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
     // Before, the noted entry was the service's latest, and the monitor republished after the
     // requeue backoff (5 s) rather than the stuck threshold, using up a republish for nothing.
-    expect(monitorSnapshotOf(deps.orders.docs.get('order-1')!).deadLettered).toBeUndefined();
+    const afterNote = monitorSnapshotOf(deps.orders.docs.get('order-1')!);
+    expect(afterNote.deadLettered).toBeUndefined();
+    // Nor is it progress: the wait before a stuck inventory is sent again still runs from the resend.
+    expect(afterNote.lastProgressAt.inventory).toBe('2026-01-01T00:00:05.000Z');
     expect((await recordDeadLetter('inventory', lastDeadLetter('event-1:inventory:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
     expect(monitorSnapshotOf(deps.orders.docs.get('order-1')!).deadLettered).toEqual(['inventory']);
   });
