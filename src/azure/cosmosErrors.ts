@@ -27,10 +27,15 @@ const NO_ANSWER_CODES = new Set(['TimeoutError', 'ECONNREFUSED', 'ECONNRESET', '
  * service is back; a caller that bounds its retries can wait it out instead of counting it.
  */
 export function isStoreUnavailable(err: unknown): boolean {
+  return failedWith(err, UNAVAILABLE_STATUS, NO_ANSWER_CODES);
+}
+
+/** Whether a failure is an answer with one of `statuses`, or, with no answer, a socket or SDK error of one of `codes`. */
+function failedWith(err: unknown, statuses: ReadonlySet<number>, codes: ReadonlySet<string>): boolean {
   const status = statusCodeOf(err);
-  if (status !== undefined) return UNAVAILABLE_STATUS.has(status);
+  if (status !== undefined) return statuses.has(status);
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && NO_ANSWER_CODES.has(code);
+  return typeof code === 'string' && codes.has(code);
 }
 
 /**
@@ -43,10 +48,7 @@ const WRITE_UNKNOWN_STATUS = new Set([408, 500, 502, 503, 504]);
 const WRITE_UNKNOWN_CODES = new Set(['TimeoutError', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
 
 export function writeOutcomeUnknown(err: unknown): boolean {
-  const status = statusCodeOf(err);
-  if (status !== undefined) return WRITE_UNKNOWN_STATUS.has(status);
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && WRITE_UNKNOWN_CODES.has(code);
+  return failedWith(err, WRITE_UNKNOWN_STATUS, WRITE_UNKNOWN_CODES);
 }
 
 /** How much of a body that is not JSON an error's message quotes. */
