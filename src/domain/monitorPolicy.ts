@@ -254,7 +254,7 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
 }
 
 /** `firstMs` doubled `n` times, at most `maxMs`. */
-function doubledWaitMs(firstMs: number, maxMs: number, n: number): number {
+export function doubledWaitMs(firstMs: number, maxMs: number, n: number): number {
   return Math.min(maxMs, firstMs * 2 ** Math.min(n, 30));
 }
 

@@ -9,6 +9,7 @@ import { CosmosInventoryRepository } from '../azure/inventoryRepository';
 import { CosmosNotificationStore, CosmosPaymentLedger } from '../azure/ledgerRepositories';
 import { ServiceBusEventPublisher } from '../azure/orderEventPublisher';
 import { CosmosOrderRepository } from '../azure/orderRepository';
+import { doubledWaitMs } from '../domain/monitorPolicy';
 import { MAX_DELIVERY_COUNT } from '../topology';
 import { appConfig, DEFAULT_CONSUMER_OUTAGE_WAIT_MS, DEFAULT_STORE_WAIT_MS, type LatencySettings } from '../config';
 import type {
@@ -47,7 +48,8 @@ export function storeWaitMs(settings: OrderSagaSettings): number {
 export function consumerOutageWaitMs(settings: OrderSagaSettings, deliveryCount: number): number {
   if (deliveryCount >= MAX_DELIVERY_COUNT) return 0;
   const first = settings.consumerOutageWaitMs ?? DEFAULT_CONSUMER_OUTAGE_WAIT_MS;
-  return first * 2 ** Math.max(0, deliveryCount - 1);
+  // Only deliveries before the last wait, so the doubling is bounded by MAX_DELIVERY_COUNT itself.
+  return doubledWaitMs(first, Number.POSITIVE_INFINITY, Math.max(0, deliveryCount - 1));
 }
 
 export interface OrderSagaDependencies {
