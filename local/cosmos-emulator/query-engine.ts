@@ -9,6 +9,12 @@
  * - `stripUndefined` (applied to every result) copies its array the same way.
  * - Each execution compiled the generated code again with `new Function`; compiled queries are
  *   kept by their code.
+ *
+ * One answer differs from the library's, to match Cosmos DB's: an ORDER BY on one property keeps
+ * the documents that lack it (the library drops them), sorted below every value, null included.
+ * Cosmos DB has returned them since 2022 ("Queries with ORDER BY will return all items, including
+ * items where the property in the ORDER BY clause isn't defined"; learn.microsoft.com, Azure Cosmos
+ * DB for NoSQL, ORDER BY). A list sorted on a field some documents lack showed fewer of them here.
  */
 import { createRequire } from 'node:module';
 
@@ -24,7 +30,13 @@ const makeQuery = (queryRequire('@zeit/cosmosdb-query') as { default: (sql: stri
 const transform = (queryRequire('./transformer') as { default: (ast: unknown) => unknown }).default;
 const generate = (queryRequire('@babel/generator') as { default: (ast: unknown) => { code: string } }).default;
 const executor = queryRequire('./executor') as { default: (collection: unknown[], options: ExecOptions) => unknown };
-const helpers = queryRequire('./helpers') as { stripUndefined: (value: unknown) => unknown };
+type SortOrder = [string[], boolean];
+type Sort = (collection: unknown[], getRid: unknown, compositeIndexes: unknown, ...orders: SortOrder[]) => unknown[];
+const helpers = queryRequire('./helpers') as { stripUndefined: (value: unknown) => unknown; sort: Sort };
+const tokenModule = queryRequire('./continuation-token') as {
+  encode(fields: { RTD?: unknown[] } & Record<string, unknown>): string;
+  decode(token: string): { RTD?: unknown[] } & Record<string, unknown>;
+};
 
 interface ExecOptions {
   code: string;
@@ -94,6 +106,26 @@ export function stripUndefined(value: unknown): unknown {
   return value;
 }
 
+/**
+ * The library's sort, without the last step that drops documents lacking the one ORDER BY property.
+ * That step runs only for a single order: a second order on the empty path (undefined for every
+ * document, so every comparison of it is a tie) skips it and sorts exactly the same. One order never
+ * needs a composite index, so none is asked for.
+ */
+export function sortKeepingUndefined(librarySort: Sort): Sort {
+  return (collection, getRid, compositeIndexes, ...orders) =>
+    orders.length === 1 ? librarySort(collection, getRid, undefined, orders[0]!, [[], false]) : librarySort(collection, getRid, compositeIndexes, ...orders);
+}
+
+/**
+ * The sort values of a page's last document ride in its continuation token as JSON, where a missing
+ * value became null: the next page then began after every document lacking the property (they sort
+ * below null), and those were never returned. A missing value is written as this marker instead.
+ */
+const UNDEFINED_MARK = { $undefined: true } as const;
+const isUndefinedMark = (value: unknown): boolean =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && (value as { $undefined?: unknown }).$undefined === true;
+
 const COMPILED_MAX = 2_000;
 const compiled = new Map<string, (...args: unknown[]) => unknown>();
 
@@ -132,6 +164,13 @@ export function installQueryEngine(): void {
     },
   });
   helpers.stripUndefined = stripUndefined;
+  helpers.sort = sortKeepingUndefined(helpers.sort);
+  const { encode, decode } = tokenModule;
+  tokenModule.encode = (fields) => encode(fields.RTD ? { ...fields, RTD: fields.RTD.map((v) => (v === undefined ? UNDEFINED_MARK : v)) } : fields);
+  tokenModule.decode = (token) => {
+    const fields = decode(token);
+    return fields.RTD ? { ...fields, RTD: fields.RTD.map((v) => (isUndefinedMark(v) ? undefined : v)) } : fields;
+  };
   executor.default = execute;
 }
 
