@@ -241,7 +241,7 @@ export class HttpHost {
       headers,
       params,
       nullableQuery: queryAsTheHostSendsIt(new URL(fullUrl).searchParams),
-      body: { bytes: req.body },
+      ...(declaresBody(headers) ? { body: { bytes: req.body } } : {}),
     };
     const { fn, outputName } = target;
     let response: RpcInvocationResponse;
@@ -300,6 +300,18 @@ export class HttpHost {
     if (!this.options.fireFunction(name, input)) return answerJson(404, { error: `no non-HTTP function named ${name}` });
     return answer(202);
   }
+}
+
+/**
+ * Whether the Functions host would hand the worker this request's body: only when the request
+ * declared a Content-Length above 0 (`ToRpcHttp` checks `request.ContentLength > 0`). A body sent
+ * chunked, with no Content-Length, never reaches a Node function on Azure unless the app streams
+ * (azure-functions-host#4926, azure-functions-nodejs-worker#524); passing it here would let a
+ * client work locally that gets an empty body there.
+ */
+export function declaresBody(headers: Record<string, string>): boolean {
+  const length = headers['content-length'];
+  return length !== undefined && /^\s*\d+\s*$/.test(length) && Number(length) > 0;
 }
 
 /**

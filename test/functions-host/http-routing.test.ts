@@ -108,6 +108,24 @@ describe('HTTP triggers with routePrefix "api"', () => {
     expect(seen.bodyHex).toBe(bytes.toString('hex'));
   });
 
+  it('hands the handler no body for a request sent chunked, without a Content-Length, as the Functions host does', async () => {
+    // azure-functions-host ToRpcHttp copies the body only when `request.ContentLength > 0`.
+    const { hostname, port } = new URL(host.url);
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () =>
+        socket.write('POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n'),
+      );
+      let out = '';
+      socket.on('data', (d: Buffer) => (out += d.toString('utf8')));
+      socket.on('close', () => resolve(out));
+      socket.on('error', reject);
+    });
+    expect(text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    const seen = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string>; bodyLength: number };
+    expect(seen.headers['transfer-encoding']).toBe('chunked');
+    expect(seen.bodyLength).toBe(0);
+  });
+
   it('returns the status, headers, body and cookies the handler set', async () => {
     const res = await fetch(`${host.url}/api/teapot`);
     expect(res.status).toBe(418);
