@@ -3,7 +3,7 @@
  * caller's mistake is a 4xx naming what was wrong, a dependency outage is a 503 the caller may
  * retry. Nothing a client sends can produce another 5xx.
  */
-import type { HttpResponseInit } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { ensureError, type FieldProblem, OrderSagaError, statusCodeOf } from '../errors';
 import type { Logger } from '../log';
 
@@ -38,6 +38,20 @@ export function invalidRequest(detail: string, errors: FieldProblem[]): HttpResp
 /** 413 for a body over a route's limit: one problem type for the condition on every route. */
 export function bodyTooLarge(maxBytes: number): HttpResponseInit {
   return problem(413, 'body-too-large', 'Request body too large', `the body must be at most ${maxBytes} bytes`);
+}
+
+/**
+ * Whether the body was sent in chunks, with no Content-Length. The Functions host hands a Node
+ * function the body only when Content-Length declares one (azure-functions-host#4926), so such a
+ * body never arrives: read, it is empty, and the client would be told its order is not JSON.
+ */
+export function sentInChunks(request: HttpRequest): boolean {
+  return request.headers.has('transfer-encoding') && !request.headers.has('content-length');
+}
+
+/** 411 for a body sent in chunks: the client can send the same body with its length. */
+export function lengthRequired(): HttpResponseInit {
+  return problem(411, 'length-required', 'Content-Length required', 'the body must be sent with a Content-Length; a body sent in chunks does not reach this API');
 }
 
 export function notFound(detail: string): HttpResponseInit {

@@ -767,6 +767,9 @@ describe('support HTTP handlers', () => {
       status: 413,
       jsonBody: { type: '/problems/body-too-large', title: 'Request body too large', status: 413, detail: 'the body must be at most 4096 bytes' },
     });
+    // Sent in chunks: on Azure the function gets the header and no body (azure-functions-host#4926).
+    const chunked = new HttpRequest({ method: 'POST', url: 'http://x/api/support/faults', headers: { 'transfer-encoding': 'chunked' } });
+    expect(await handleFaults(chunked, context(), env(deps, 'support@localhost'))).toMatchObject({ status: 411, jsonBody: { type: '/problems/length-required' } });
     const empty = await handleFaults(post('http://x/api/support/faults', {}), context(), env(deps, 'support@localhost'));
     expect(empty).toMatchObject({ status: 400, jsonBody: { errors: [{ path: '(body)', message: 'set billingFails and/or refundFails (booleans)' }] } });
     const disabled = memoryDependencies({ faultInjectionEnabled: false });

@@ -145,6 +145,16 @@ describe('POST /api/orders', () => {
     expect((await create(order, { 'Content-Encoding': 'identity' })).status).toBe(202);
   });
 
+  it('answers 411 for a body sent in chunks, which the Functions host does not hand over, and stores nothing', async () => {
+    // What a Node function gets on Azure for a chunked POST: the header, no body (azure-functions-host#4926).
+    const chunked = new HttpRequest({ method: 'POST', url: `${BASE}/orders`, headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } });
+    const res = await handleCreateOrder(chunked, context(), env);
+    expect(res.status).toBe(411);
+    expect(json(res)).toMatchObject({ type: '/problems/length-required', status: 411 });
+    expect(deps.orders.docs.size).toBe(0);
+    expect((await create(order, { 'Content-Length': String(JSON.stringify(order).length) })).status).toBe(202);
+  });
+
   it('answers 400 for a body that is not UTF-8 rather than store its bytes changed, and stores nothing', async () => {
     const bytes = (text: string, ...inserted: number[]) => {
       const [before, after] = text.split('|') as [string, string];
