@@ -128,27 +128,22 @@ export function triggerEntity(binding: RpcBindingInfo): EntityPath {
   throw new HostConfigurationError('a Service Bus trigger needs queueName, or topicName and subscriptionName');
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function isUtf8(bytes: Uint8Array): boolean {
-  try {
-    utf8.decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function bodyBytes(body: unknown): Buffer | undefined {
   if (Buffer.isBuffer(body)) return body;
   if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   return undefined;
 }
 
-/** The message body as the trigger input: JSON/text as a string (the library parses JSON), else bytes. */
+/**
+ * The message body as the trigger input: a string (the library parses JSON), or bytes for
+ * `dataType: 'binary'`. Bytes that are not UTF-8 are a string too, each bad sequence a U+FFFD: a
+ * trigger without a dataType binds to string on Azure, and the extension's MessageToStringConverter
+ * falls back to `Body.ToString()` (azure-functions-nodejs-worker#684: binary bodies arrive as
+ * strings with replacement characters).
+ */
 export function bodyTypedData(body: unknown, binary: boolean): RpcTypedData {
   const bytes = bodyBytes(body);
-  if (bytes) return binary || !isUtf8(bytes) ? { bytes } : { string: bytes.toString('utf8') };
+  if (bytes) return binary ? { bytes } : { string: bytes.toString('utf8') };
   if (typeof body === 'string') return binary ? { bytes: Buffer.from(body) } : { string: body };
   if (typeof body === 'number') return Number.isInteger(body) ? { int: body } : { double: body };
   if (body === undefined || body === null) return { string: '' };
