@@ -414,9 +414,11 @@ class Episode {
       // the remaining ones fail at once without running (see activity()).
       if (retryExpired(g.policy, g.firstAt, this.now)) g.expired = true;
       const last = g.attempts >= g.policy.maxNumberOfAttempts || g.expired === true;
-      // After the last attempt the SDK still waits for one retry timer before failing the task;
-      // it fires at once so the failure surfaces without an extra delay.
-      const fireAt = last ? this.now : this.now + retryDelayMs(g.policy, g.attempts);
+      // DTFx's RetryInterceptor waits out the backoff after the last failed attempt too (its loop
+      // creates the retry timer before it checks the attempt count), so the failure reaches the
+      // orchestrator one more backoff later; the SDK counts on that timer. Past retryTimeout
+      // DTFx stops without a timer: that failure surfaces at once.
+      const fireAt = g.expired === true ? this.now : this.now + retryDelayMs(g.policy, g.attempts);
       if (last) g.finalTimerId = id;
       this.runtime.tasks[id] = { kind: 'retry-timer', group: tracked.group };
       this.timer(id, fireAt, scheduled);

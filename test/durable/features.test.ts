@@ -36,6 +36,18 @@ df.app.orchestration('chargeOrReport', function* (context) {
   }
 });
 
+const capped = new df.RetryOptions(SECOND, 3);
+capped.backoffCoefficient = 2;
+capped.maxRetryIntervalInMilliseconds = 3 * SECOND;
+df.app.orchestration('chargeOrReportWhen', function* (context) {
+  const started = context.df.currentUtcDateTime.getTime();
+  try {
+    return yield context.df.callActivityWithRetry('flakyCharge', capped, context.df.getInput());
+  } catch (err) {
+    return { caughtAfterMs: context.df.currentUtcDateTime.getTime() - started, error: (err as Error).message };
+  }
+});
+
 const bounded = new df.RetryOptions(SECOND, 10);
 bounded.retryTimeoutInMilliseconds = 2500;
 df.app.orchestration('chargeWithinTimeout', function* (context) {
@@ -213,6 +225,20 @@ describe('activity retries', () => {
     const status = await hub.status(id);
     expect(attemptsSeen.get('order-b')).toBe(2);
     expect(status.output).toEqual({ caught: 'Error: card declined for order-b' });
+  });
+
+  it('surfaces the last failure one more capped backoff after the last attempt, as DTFx RetryInterceptor does', async () => {
+    failuresLeft.set('order-f', 5);
+    const id = await hub.client.startNew('chargeOrReportWhen', { input: 'order-f' });
+    // Attempts at 0s, 1s and 3s; DTFx then waits min(1s * 2^2, 3s) before throwing.
+    await hub.advance(5 * SECOND);
+    expect(attemptsSeen.get('order-f')).toBe(3);
+    expect((await hub.status(id)).runtimeStatus).toBe('Running');
+    await hub.advance(SECOND);
+    const status = await hub.status(id);
+    expect(status.runtimeStatus).toBe('Completed');
+    expect(status.output).toEqual({ caughtAfterMs: 6 * SECOND, error: 'Error: card declined for order-f' });
+    expect(attemptsSeen.get('order-f')).toBe(3);
   });
 });
 

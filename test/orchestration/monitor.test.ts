@@ -310,7 +310,10 @@ describe('saga compensation', () => {
       await world.runUntil(id, (o) => o.status.billing === 'done', { stepMs: 250 });
       await deliver('inventory', 'notification');
       await world.runUntil(id, (o) => o.state === 'compensating' && o.monitor?.customStatus?.phase === 'compensating', { stepMs: 250 });
-      await world.advance(1_000);
+      // Past run 1's fifth and last refund attempt (2+4+8+16 s of backoff), into the 30 s that
+      // DTFx still waits after it before the step fails: run 2, started now, has every attempt
+      // left when run 1 ends.
+      await world.advance(45_000);
       expect(await run(1)).toBe('Running');
 
       // An operator terminates the monitor; its compensation run goes on, and the sweeper restarts
