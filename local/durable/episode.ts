@@ -649,6 +649,10 @@ class Episode {
     const ended = this.inst.execution_id;
     this.inst.execution_id = randomUUID();
     this.inst.input = inputJson;
+    // Azure Storage writes the instance's CreatedTime from each execution's ExecutionStarted
+    // (AzureTableTrackingStore.UpdateStateAsync), so status queries and purges by creation time
+    // see when the current execution began, not the first one.
+    this.inst.created_at = this.now;
     this.inst.status = 'Running';
     this.inst.custom_status = this.inst.custom_status ?? null;
     this.runtime = emptyRuntime();

@@ -35,6 +35,16 @@ df.app.orchestration('shipOrder', function* (context) {
   return [reserved, shipped];
 });
 
+df.app.orchestration('restartsTwice', function* (context) {
+  const round = context.df.getInput<number>();
+  yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + 2 * HOUR));
+  if (round < 2) {
+    context.df.continueAsNew(round + 1);
+    return undefined;
+  }
+  return round;
+});
+
 let hub: TestHub;
 beforeAll(async () => {
   hub = await startTestHub({ retention: { completedMaxAgeMs: 48 * HOUR, sweepIntervalMs: HOUR } });
@@ -195,6 +205,27 @@ describe('list and purge', () => {
     expect(result.instancesDeleted).toBe(6);
     const left = await hub.client.getStatusBy({ createdTimeFrom: from });
     expect(left.map((s) => s.instanceId)).toEqual(['batch-waiting']);
+  });
+});
+
+describe('continue-as-new', () => {
+  it("dates the instance from its current execution's start, as Azure Storage does, which purge by creation time goes by", async () => {
+    const started = hub.engine.clock.now();
+    const id = await hub.client.startNew('restartsTwice', { instanceId: 'restarts-twice', input: 0 });
+    await hub.advance(6 * HOUR);
+    const status = await hub.status(id);
+    expect(status.runtimeStatus).toBe('Completed');
+    expect(status.output).toBe(2);
+    // Executions started at 0, 2 and 4 hours; the instance row keeps the last one's start.
+    const lastStart = Math.floor((started + 4 * HOUR) / 1000) * 1000;
+    expect(new Date(status.createdTime).getTime()).toBe(lastStart);
+    // The history purge's query (triggers/historyPurge.ts): finished, created before a cut-off.
+    await hub.client.purgeInstanceHistoryBy({
+      createdTimeFrom: new Date(0),
+      createdTimeTo: new Date(started + 3 * HOUR),
+      runtimeStatus: [df.OrchestrationRuntimeStatus.Completed],
+    });
+    expect((await hub.status(id)).runtimeStatus).toBe('Completed');
   });
 });
 
