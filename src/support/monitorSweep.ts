@@ -19,23 +19,26 @@ export interface ActiveOrder {
 }
 
 export interface ActiveOrderSource {
-  /** Up to `limit` non-terminal orders created after `after` and before `createdBefore`, oldest first. */
-  activeOrders(after: string, createdBefore: string, limit: number): Promise<ActiveOrder[]>;
+  /** Up to `limit` non-terminal orders created at or after `from` and before `createdBefore`, oldest first. */
+  activeOrders(from: string, createdBefore: string, limit: number): Promise<ActiveOrder[]>;
 }
+
+/** The most orders one read of the active orders returns. */
+const MAX_ACTIVE_PAGE = 500;
 
 export class CosmosActiveOrders implements ActiveOrderSource {
   constructor(private readonly orders: Container = container('orders')) {}
 
-  async activeOrders(after: string, createdBefore: string, limit: number): Promise<ActiveOrder[]> {
-    const top = Math.max(1, Math.min(500, Math.floor(limit)));
+  async activeOrders(from: string, createdBefore: string, limit: number): Promise<ActiveOrder[]> {
+    const top = Math.max(1, Math.min(MAX_ACTIVE_PAGE, Math.floor(limit)));
     const { resources } = await this.orders.items
       .query<ActiveOrder>({
         query:
           `SELECT TOP ${top} c.id, c.correlationId, c.state, c.createdAt FROM c ` +
           "WHERE (c.state = 'accepted' OR c.state = 'processing' OR c.state = 'compensating') " +
-          'AND c.createdAt > @after AND c.createdAt < @before ORDER BY c.createdAt ASC',
+          'AND c.createdAt >= @from AND c.createdAt < @before ORDER BY c.createdAt ASC',
         parameters: [
-          { name: '@after', value: after },
+          { name: '@from', value: from },
           { name: '@before', value: createdBefore },
         ],
       })
@@ -70,7 +73,14 @@ export async function sweepMonitors(
   env: { orders: ActiveOrderSource; monitor: MonitorClient; log: Logger },
 ): Promise<SweepReport> {
   const createdBefore = new Date(now.getTime() - settings.graceMs).toISOString();
-  const batch = await env.orders.activeOrders(cursor, createdBefore, settings.batchSize);
+  const from = readCursor(cursor);
+  // Orders are stamped to the millisecond, and a burst stamps several alike: the read starts at
+  // the last run's time itself and passes over the orders of that time it already checked. A
+  // read after that time would skip the others of it, and, while the orders before them stay
+  // active, skip them on every pass.
+  const limit = Math.min(MAX_ACTIVE_PAGE, settings.batchSize + from.checked.length);
+  const found = await env.orders.activeOrders(from.createdAt, createdBefore, limit);
+  const batch = found.filter((o) => !(o.createdAt === from.createdAt && from.checked.includes(o.id))).slice(0, settings.batchSize);
   const restarted: SweepReport['restarted'] = [];
   for (const order of batch) {
     const status = await env.monitor.status(order.id);
@@ -81,6 +91,14 @@ export async function sweepMonitors(
     env.log.warn('monitor-restarted', { orderId: order.id, correlationId: order.correlationId, previous, state: order.state });
     restarted.push({ orderId: order.id, previous });
   }
-  const next = batch.length < settings.batchSize ? '' : batch[batch.length - 1].createdAt;
-  return { checked: batch.length, restarted, cursor: next };
+  const last = batch[batch.length - 1];
+  if (found.length < limit || last === undefined) return { checked: batch.length, restarted, cursor: '' };
+  const checked = batch.filter((o) => o.createdAt === last.createdAt).map((o) => o.id);
+  if (last.createdAt === from.createdAt) checked.push(...from.checked);
+  return { checked: batch.length, restarted, cursor: JSON.stringify({ createdAt: last.createdAt, checked }) };
+}
+
+/** Where a run starts: '' is the oldest active order. */
+function readCursor(cursor: string): { createdAt: string; checked: string[] } {
+  return cursor === '' ? { createdAt: '', checked: [] } : (JSON.parse(cursor) as { createdAt: string; checked: string[] });
 }

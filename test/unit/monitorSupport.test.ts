@@ -604,17 +604,47 @@ describe('sweepMonitors', () => {
     const source = {
       activeOrders: async (after: string, before: string, limit: number) => {
         calls.push([after, before, limit]);
-        return orders.filter((o) => o.createdAt > after).slice(0, limit);
+        return orders.filter((o) => o.createdAt >= after).slice(0, limit);
       },
     };
     const now = new Date('2026-01-01T01:00:00Z');
     const first = await sweepMonitors('', now, { batchSize: 2, graceMs: 30_000 }, { orders: source, monitor, log: silent });
-    expect(first).toEqual({ checked: 2, restarted: [{ orderId: 'b', previous: 'Failed' }], cursor: '2026-01-01T00:00:02Z' });
+    expect(first).toMatchObject({ checked: 2, restarted: [{ orderId: 'b', previous: 'Failed' }] });
     const second = await sweepMonitors(first.cursor, now, { batchSize: 2, graceMs: 30_000 }, { orders: source, monitor, log: silent });
     expect(second).toEqual({ checked: 1, restarted: [{ orderId: 'c', previous: 'missing' }], cursor: '' });
     expect(started).toEqual(['b', 'c']);
     // Orders younger than the grace period are left to the intake.
     expect(calls[0][1]).toBe('2026-01-01T00:59:30.000Z');
+  });
+  it('checks every order created in the same millisecond as the last one a run checked', async () => {
+    // A burst stamps several orders alike; b, c and d share a time, and a run of 2 ends on b.
+    const t = (s: number) => `2026-01-01T00:00:0${s}.000Z`;
+    const orders = [active('a', t(1)), active('b', t(2)), active('c', t(2)), active('d', t(2)), active('e', t(3))];
+    const seen: string[] = [];
+    const monitor = {
+      start: async () => 'started' as const,
+      status: async (id: string) => {
+        seen.push(id);
+        return { runtimeStatus: 'Running', customStatus: null };
+      },
+      notifyOrderChanged: async () => undefined,
+    };
+    // Cosmos DB orders equal times as it likes: here the reverse of insertion.
+    const source = {
+      activeOrders: async (from: string, _before: string, limit: number) =>
+        orders
+          .filter((o) => o.createdAt >= from)
+          .sort((x, y) => x.createdAt.localeCompare(y.createdAt) || y.id.localeCompare(x.id))
+          .slice(0, limit),
+    };
+    const now = new Date('2026-01-01T01:00:00Z');
+    let cursor = '';
+    for (let run = 0; run < 6; run++) {
+      cursor = (await sweepMonitors(cursor, now, { batchSize: 2, graceMs: 30_000 }, { orders: source, monitor, log: silent })).cursor;
+      if (cursor === '') break;
+    }
+    expect(cursor).toBe('');
+    expect([...seen].sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
   });
 });
 
