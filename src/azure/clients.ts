@@ -19,8 +19,6 @@ export type ContainerName = (typeof CONTAINERS)[keyof typeof CONTAINERS];
 let credential: TokenCredential | undefined;
 let cosmos: CosmosClient | undefined;
 let cosmosAgent: Agent | undefined;
-let serviceBus: ServiceBusClient | undefined;
-let ordersSender: ServiceBusSender | undefined;
 
 function azureCredential(): TokenCredential {
   // Loaded only where identity is used: it is heavy, and local runs never need it.
@@ -88,25 +86,112 @@ export function createServiceBusClient(config: AppConfig['serviceBus']): Service
     : new ServiceBusClient(config.fullyQualifiedNamespace, azureCredential(), options);
 }
 
-export function serviceBusClient(): ServiceBusClient {
-  serviceBus ??= createServiceBusClient(appConfig().serviceBus);
-  return serviceBus;
+/** How long a replaced client gets to close; one whose connection is stuck would never finish. */
+const REPLACED_CLOSE_MS = 5_000;
+
+/**
+ * The process's Service Bus client and its `orders` sender, replaced when calls through them keep
+ * failing. The SDK (7.9, over rhea) can leave its connection unusable for minutes after the broker
+ * took connections and did not answer within an operation's timeout: it opens the same connection
+ * again on a new socket, and once the broker answers, the answers of its sockets run into one frame
+ * parser, which then waits for a frame of about 1 GB (the protocol header "AMQP" read as a length).
+ * With the local broker stalled for 300 s, the app's sends went through again only about 5 minutes
+ * after it answered, while a client built afresh went through at once.
+ */
+export class RenewingServiceBus {
+  #client: ServiceBusClient | undefined;
+  #sender: ServiceBusSender | undefined;
+  #workedAt = 0;
+
+  constructor(
+    private readonly create: () => ServiceBusClient,
+    /** How long calls may keep failing, with none going through, before the client is built afresh. */
+    private readonly renewAfterMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  client(): ServiceBusClient {
+    if (!this.#client) {
+      this.#client = this.create();
+      this.#workedAt = this.now();
+    }
+    return this.#client;
+  }
+
+  /** One long-lived sender for the `orders` topic: links are expensive to open per message. */
+  ordersSender(): ServiceBusSender {
+    this.#sender ??= this.client().createSender(ORDERS_TOPIC);
+    return this.#sender;
+  }
+
+  /** A call went through. */
+  worked(): void {
+    this.#workedAt = this.now();
+  }
+
+  /**
+   * A call failed for want of Service Bus. Once nothing has gone through for `renewAfterMs`, the
+   * client and its sender are dropped (the next call builds new ones, the old ones are closed in
+   * the background) and true is returned.
+   */
+  failed(): boolean {
+    if (!this.#client || this.now() - this.#workedAt < this.renewAfterMs) return false;
+    void closeWithin(this.#sender, this.#client, REPLACED_CLOSE_MS);
+    this.#client = undefined;
+    this.#sender = undefined;
+    return true;
+  }
+
+  async close(): Promise<void> {
+    const sender = this.#sender;
+    const client = this.#client;
+    this.#sender = undefined;
+    this.#client = undefined;
+    await sender?.close().catch(() => undefined);
+    await client?.close().catch(() => undefined);
+  }
 }
 
-/** One long-lived sender for the `orders` topic: links are expensive to open per message. */
+async function closeWithin(sender: ServiceBusSender | undefined, client: ServiceBusClient, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const closing = (async () => {
+    await sender?.close().catch(() => undefined);
+    await client.close().catch(() => undefined);
+  })();
+  await Promise.race([closing, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms).unref()))]);
+  clearTimeout(timer);
+}
+
+/**
+ * How long calls through the Service Bus client may keep failing, with none going through, before
+ * it is built afresh: longer than one call's own retries (four tries of 10 s with backoff, about
+ * 42 s), so that one slow call does not renew it.
+ */
+export const SERVICE_BUS_RENEW_AFTER_MS = 60_000;
+
+const serviceBus = new RenewingServiceBus(() => createServiceBusClient(appConfig().serviceBus), SERVICE_BUS_RENEW_AFTER_MS);
+
+export function serviceBusClient(): ServiceBusClient {
+  return serviceBus.client();
+}
+
 export function ordersTopicSender(): ServiceBusSender {
-  ordersSender ??= serviceBusClient().createSender(ORDERS_TOPIC);
-  return ordersSender;
+  return serviceBus.ordersSender();
+}
+
+/** A call through the Service Bus client went through. */
+export function serviceBusWorked(): void {
+  serviceBus.worked();
+}
+
+/** A call through the Service Bus client failed for want of Service Bus (see RenewingServiceBus). */
+export function serviceBusFailed(): boolean {
+  return serviceBus.failed();
 }
 
 /** Closes what was opened (tests, graceful shutdown). */
 export async function closeClients(): Promise<void> {
-  const sender = ordersSender;
-  const sb = serviceBus;
-  ordersSender = undefined;
-  serviceBus = undefined;
-  await sender?.close().catch(() => undefined);
-  await sb?.close().catch(() => undefined);
+  await serviceBus.close();
   cosmos?.dispose();
   cosmos = undefined;
   cosmosAgent?.destroy();

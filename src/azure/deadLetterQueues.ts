@@ -9,7 +9,8 @@ import type { PeekMessagesOptions, ServiceBusClient, ServiceBusReceivedMessage, 
 import Long from 'long';
 import type { DeadLetterQueue, PeekedDeadLetter, RemovalLimits, RemovalTarget } from '../support/deadLetterSweep';
 import { ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
-import { serviceBusClient } from './clients';
+import { serviceBusClient, serviceBusFailed, serviceBusWorked } from './clients';
+import { isServiceUnavailable } from './orderEventPublisher';
 
 /** The SDK's largest peek per call. */
 const PEEK_CHUNK = 100;
@@ -130,7 +131,12 @@ export class ServiceBusDeadLetterQueue implements DeadLetterQueue {
       skipParsingBodyAsJson: true,
     });
     try {
-      return await use(receiver);
+      const result = await use(receiver);
+      serviceBusWorked();
+      return result;
+    } catch (err) {
+      if (isServiceUnavailable(err)) serviceBusFailed();
+      throw err;
     } finally {
       await receiver.close().catch(() => undefined);
     }

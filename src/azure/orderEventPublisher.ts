@@ -12,7 +12,7 @@
  */
 import type { ServiceBusMessage, ServiceBusSender } from '@azure/service-bus';
 import type { EventPublisher, OutgoingMessage } from '../services/ports';
-import { ordersTopicSender } from './clients';
+import { ordersTopicSender, serviceBusFailed, serviceBusWorked } from './clients';
 
 /** Messages per batch: an order event is at most a few KB (50 lines), well inside the 256 KB a batch may carry. */
 export const MAX_BATCH_MESSAGES = 32;
@@ -44,7 +44,11 @@ export class ServiceBusEventPublisher implements EventPublisher {
   #pending: Pending[] = [];
   #scheduled = false;
 
-  constructor(private readonly sender: () => ServiceBusSender = ordersTopicSender) {}
+  constructor(
+    private readonly sender: () => ServiceBusSender = ordersTopicSender,
+    /** Told of each send that went through or failed for want of Service Bus: a client stuck for good is replaced (clients.ts). */
+    private readonly health: { worked(): void; failed(): boolean } = { worked: serviceBusWorked, failed: serviceBusFailed },
+  ) {}
 
   publish(message: OutgoingMessage): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -77,10 +81,13 @@ export class ServiceBusEventPublisher implements EventPublisher {
     try {
       await this.sender().sendMessages(batch.length === 1 ? batch[0]!.message : batch.map((p) => p.message));
     } catch (err) {
-      if (batch.length === 1 || isServiceUnavailable(err)) for (const p of batch) p.reject(err);
+      const unavailable = isServiceUnavailable(err);
+      if (unavailable) this.health.failed();
+      if (batch.length === 1 || unavailable) for (const p of batch) p.reject(err);
       else await Promise.all(batch.map((p) => this.#send([p])));
       return;
     }
+    this.health.worked();
     for (const p of batch) p.resolve();
   }
 }

@@ -3,7 +3,8 @@
  * bounded, and a failed batch falls back to one send per message so each caller gets its own outcome.
  * (The real SDK against the emulator: test/integration/orderEventPublisher.test.ts.)
  */
-import type { ServiceBusMessage, ServiceBusSender } from '@azure/service-bus';
+import type { ServiceBusClient, ServiceBusMessage, ServiceBusSender } from '@azure/service-bus';
+import { RenewingServiceBus } from '../../src/azure/clients';
 import { isServiceUnavailable, MAX_BATCH_MESSAGES, ServiceBusEventPublisher } from '../../src/azure/orderEventPublisher';
 import type { OutgoingMessage } from '../../src/services/ports';
 
@@ -109,4 +110,69 @@ it('rejects every caller when there is no sender to send with', async () => {
   });
   const outcomes = await Promise.allSettled([1, 2].map((n) => publisher.publish(message(n))));
   expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+});
+
+describe('a Service Bus client that keeps failing', () => {
+  function fakeClients() {
+    const made: { closed: boolean; senders: number }[] = [];
+    const create = () => {
+      const client = { closed: false, senders: 0 };
+      made.push(client);
+      return {
+        createSender: () => {
+          client.senders++;
+          return { close: async () => undefined } as unknown as ServiceBusSender;
+        },
+        close: async () => {
+          client.closed = true;
+        },
+      } as unknown as ServiceBusClient;
+    };
+    return { made, create };
+  }
+
+  it('is built afresh once nothing has gone through for the renewal time, and not before', async () => {
+    let now = 0;
+    const { made, create } = fakeClients();
+    const bus = new RenewingServiceBus(create, 60_000, () => now);
+    const first = bus.ordersSender();
+    expect(bus.ordersSender()).toBe(first);
+    now = 50_000;
+    bus.worked();
+    now = 100_000;
+    expect(bus.failed()).toBe(false); // 50 s since the last call that went through
+    expect(made).toHaveLength(1);
+    now = 110_000;
+    expect(bus.failed()).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    expect(made[0]!.closed).toBe(true);
+    // The next call builds a new client and sender, and the clock starts again from it.
+    expect(bus.ordersSender()).not.toBe(first);
+    expect(made).toHaveLength(2);
+    expect(made[1]!.senders).toBe(1);
+    now = 150_000;
+    expect(bus.failed()).toBe(false);
+  });
+
+  it('is told by the publisher of sends that went through and of sends Service Bus did not take', async () => {
+    const told: string[] = [];
+    const health = { worked: () => void told.push('worked'), failed: () => (told.push('failed'), false) };
+    let unavailable = false;
+    let refuse = false;
+    const sender = {
+      async sendMessages(): Promise<void> {
+        if (unavailable) throw Object.assign(new Error('timed out'), { retryable: true });
+        if (refuse) throw new Error('refused');
+      },
+    } as unknown as ServiceBusSender;
+    const publisher = new ServiceBusEventPublisher(() => sender, health);
+    await publisher.publish(message(1));
+    unavailable = true;
+    await expect(publisher.publish(message(2))).rejects.toThrow('timed out');
+    unavailable = false;
+    refuse = true;
+    // A message refused for itself says nothing about the client.
+    await expect(publisher.publish(message(3))).rejects.toThrow('refused');
+    expect(told).toEqual(['worked', 'failed']);
+  });
 });
