@@ -120,11 +120,24 @@ export function sortKeepingUndefined(librarySort: Sort): Sort {
 /**
  * The sort values of a page's last document ride in its continuation token as JSON, where a missing
  * value became null: the next page then began after every document lacking the property (they sort
- * below null), and those were never returned. A missing value is written as this marker instead.
+ * below null), and those were never returned. A missing value is written as a marker instead, and
+ * every object value is wrapped, so that a stored object shaped like the marker cannot be read back
+ * as a missing value (paging would then start again among the documents that lack the property).
  */
-const UNDEFINED_MARK = { $undefined: true } as const;
-const isUndefinedMark = (value: unknown): boolean =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && (value as { $undefined?: unknown }).$undefined === true;
+const UNDEFINED_KEY = '$undefined';
+const OBJECT_KEY = '$object';
+const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function encodeSortValue(value: unknown): unknown {
+  if (value === undefined) return { [UNDEFINED_KEY]: true };
+  return isPlainObject(value) ? { [OBJECT_KEY]: value } : value;
+}
+
+function decodeSortValue(value: unknown): unknown {
+  if (!isPlainObject(value)) return value;
+  if (OBJECT_KEY in value) return value[OBJECT_KEY];
+  return value[UNDEFINED_KEY] === true ? undefined : value;
+}
 
 const COMPILED_MAX = 2_000;
 const compiled = new Map<string, (...args: unknown[]) => unknown>();
@@ -166,10 +179,10 @@ export function installQueryEngine(): void {
   helpers.stripUndefined = stripUndefined;
   helpers.sort = sortKeepingUndefined(helpers.sort);
   const { encode, decode } = tokenModule;
-  tokenModule.encode = (fields) => encode(fields.RTD ? { ...fields, RTD: fields.RTD.map((v) => (v === undefined ? UNDEFINED_MARK : v)) } : fields);
+  tokenModule.encode = (fields) => encode(fields.RTD ? { ...fields, RTD: fields.RTD.map(encodeSortValue) } : fields);
   tokenModule.decode = (token) => {
     const fields = decode(token);
-    return fields.RTD ? { ...fields, RTD: fields.RTD.map((v) => (isUndefinedMark(v) ? undefined : v)) } : fields;
+    return fields.RTD ? { ...fields, RTD: fields.RTD.map(decodeSortValue) } : fields;
   };
   executor.default = execute;
 }

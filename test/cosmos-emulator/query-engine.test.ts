@@ -80,12 +80,12 @@ describe('Cosmos DB stand-in: ORDER BY on a property some documents lack', () =>
   ];
 
   /** The ids of every page of the query, page size `maxItemCount`. */
-  function walk(sql: string, maxItemCount: number): string[][] {
+  function walk(sql: string, maxItemCount: number, collection: object[] = docs): string[][] {
     installQueryEngine();
     const pages: string[][] = [];
     let continuation: unknown;
     do {
-      const page = makeQuery(sql).exec(docs, { maxItemCount, ...(continuation ? { continuation } : {}) } as never) as { result: { id: string }[]; continuation: unknown };
+      const page = makeQuery(sql).exec(collection, { maxItemCount, ...(continuation ? { continuation } : {}) } as never) as { result: { id: string }[]; continuation: unknown };
       pages.push(page.result.map((d) => d.id));
       continuation = page.continuation;
     } while (continuation && pages.length < 20);
@@ -100,5 +100,23 @@ describe('Cosmos DB stand-in: ORDER BY on a property some documents lack', () =>
   it('pages through them, each once, whichever page they fall on', () => {
     expect(walk('SELECT c.id FROM c ORDER BY c.at', 1)).toEqual([['b'], ['e'], ['c'], ['f'], ['d'], ['a']]);
     expect(walk('SELECT c.id FROM c ORDER BY c.at DESC', 1).flat()).toEqual(['a', 'd', 'f', 'c', 'b', 'e']);
+  });
+
+  it('pages past a stored object shaped like the mark of a missing value, each document once', () => {
+    // Objects sort after every other type; one that looks like the token's "missing" mark, read
+    // back as missing, sent paging back to the documents that lack the property.
+    const tricky = [
+      { id: 'b', _rid: 'r2' },
+      { id: 'e', _rid: 'r5' },
+      { id: 'a', _rid: 'r3', at: '2024-01-01' },
+      { id: 'x', _rid: 'r1', at: { $undefined: true } },
+      { id: 'y', _rid: 'r7', at: { $undefined: true } },
+      { id: 'z', _rid: 'r8', at: { $object: 1 } },
+    ];
+    const ids = ['b', 'e', 'a', 'x', 'y', 'z'];
+    for (const size of [1, 2, 4]) {
+      expect(walk('SELECT c.id FROM c ORDER BY c.at', size, tricky).flat()).toEqual(ids);
+      expect(walk('SELECT c.id FROM c ORDER BY c.at DESC', size, tricky).flat().sort()).toEqual([...ids].sort());
+    }
   });
 });
