@@ -94,6 +94,20 @@ async function doWork(service: ServiceName, order: OrderDocument, deps: OrderSag
 }
 
 /**
+ * Whether the body may be text in which bytes that were not UTF-8 were replaced: the Service Bus
+ * trigger hands such a body over as a string with U+FFFD in their place, as the extension binds it.
+ */
+function mayHaveLostBytes(body: unknown): boolean {
+  if (typeof body === 'string') return body.includes('\ufffd');
+  if (body === null || typeof body !== 'object' || Buffer.isBuffer(body) || body instanceof Uint8Array) return false;
+  try {
+    return JSON.stringify(body).includes('\ufffd');
+  } catch {
+    return false;
+  }
+}
+
+/**
  * `consumeOrderCreated`. A delivery that failed because Cosmos DB did not serve it (throttled past
  * the SDK's retries, unavailable, no answer) waits before it fails (`consumerOutageWaitMs`), unless
  * it is the last. When the last delivery Service Bus allows fails, the dead-letter it then makes
@@ -121,6 +135,7 @@ export async function consumeDelivery(service: ServiceName, delivery: Delivery, 
         deadLetterDescription: ensureError(err).message,
         orderId: delivery.orderId,
         correlationId: delivery.correlationId,
+        ...(mayHaveLostBytes(delivery.body) ? { bodyInexact: true } : {}),
       };
       await recordDeadLetter(service, message, env).catch((e) => env.log.warn(`${service}-deadletter-record-failed`, { messageId: delivery.messageId, error: ensureError(e).message }));
     }

@@ -35,6 +35,12 @@ export interface DeadLetteredMessage {
   /** `order_id` application property. */
   orderId?: string;
   correlationId?: string;
+  /**
+   * The body is the trigger's text, in which bytes that were not UTF-8 became U+FFFD: the bytes
+   * themselves are lost, so it is not kept. The dead-letter sweep reads the message from its queue,
+   * bytes and all, and keeps that.
+   */
+  bodyInexact?: boolean;
 }
 
 export type DeadLetterOutcome =
@@ -86,7 +92,7 @@ export async function recordDeadLetter(
 
   const order = orderId ? await deps.orders.get(orderId) : undefined;
   let parkedNow = false;
-  if (!order || !parsed.ok) {
+  if ((!order || !parsed.ok) && message.bodyInexact !== true) {
     // Kept where support reads it (the portal, the API), with why it could not be read.
     parkedNow = await deps.deadLetters.park({
       source: deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]),

@@ -76,6 +76,24 @@ describe('consumeDelivery: the last delivery that fails', () => {
     ]);
   });
 
+  it('leaves a body whose bytes were not UTF-8 to the sweep, which keeps the bytes, and still puts it on its order', async () => {
+    // The trigger hands such a body over as text with U+FFFD for the bad bytes: kept, the bytes
+    // support would need to find the sender would be gone for good.
+    const order = await placeOrder([mouse]);
+    const bytes = Buffer.concat([Buffer.from('{"specversion":"1.0","id":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"')]);
+    const delivery: Delivery = { body: bytes.toString('utf8'), messageId: 'm-bytes', deliveryCount: 3, orderId: order.id };
+    await expect(consumeDelivery('notification', delivery, { deps, monitor, log })).rejects.toThrow(PoisonMessageError);
+    expect(deps.deadLetters.parked.size).toBe(0);
+    expect((await deps.orders.get(order.id))!.timeline.filter((e) => e.kind === 'deadlettered')).toEqual([expect.objectContaining({ service: 'notification', detail: 'message m-bytes' })]);
+
+    // The sweep reads the message from its dead-letter queue, bytes and all.
+    const found = { body: bytes, messageId: 'm-bytes', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded', orderId: order.id };
+    expect(await recordDeadLetter('notification', found, { deps, monitor, log })).toEqual({ outcome: 'duplicate' });
+    const kept = [...deps.deadLetters.parked.values()];
+    expect(kept).toHaveLength(1);
+    expect(Buffer.from(kept[0]!.body as Uint8Array).equals(bytes)).toBe(true);
+  });
+
   it('a failure to record leaves the error of the delivery, which is what decides the dead-letter', async () => {
     const warnings: string[] = [];
     const watched = createLogger({ info: () => undefined, warn: (line: unknown) => warnings.push(String(line)), error: () => undefined });
