@@ -219,7 +219,9 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
           JSON.stringify({ level: 'warn', event: 'monitor.action-failed', orderId, correlationId, step: step.kind, error: String((err as Error)?.message ?? err) }),
         );
       }
-      const retryAt = new Date(now.getTime() + pollIntervalMs(policy, quietPolls));
+      // From the failure, not from the turn's start: the action's retries alone (ACTION_RETRY, with
+      // DTFx's backoff after the last attempt) outlast the shortest poll.
+      const retryAt = new Date(context.df.currentUtcDateTime.getTime() + pollIntervalMs(policy, quietPolls));
       yield* changes.wait(retryAt);
     }
     quietPolls = 0;

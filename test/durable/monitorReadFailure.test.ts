@@ -22,7 +22,14 @@ df.app.activity(ACTIVITY.readMonitorSnapshot, {
     return monitorSnapshotOf(orderDocument({ id: input.orderId, state: 'completed', status: { inventory: 'done', billing: 'done', notification: 'done' } }));
   },
 });
-df.app.activity(ACTIVITY.markOrderCompleted, { handler: () => ({ completed: false }) });
+/** Orders whose completion fails every attempt, until the test clears it. */
+const completionFails = new Set<string>();
+df.app.activity(ACTIVITY.markOrderCompleted, {
+  handler: (input: { orderId: string }) => {
+    if (completionFails.has(input.orderId)) throw new Error('the order could not be marked completed');
+    return { completed: false };
+  },
+});
 
 let hub: TestHub;
 beforeAll(async () => {
@@ -57,4 +64,24 @@ it('waits out a read Cosmos DB does not serve, for longer than that, and finishe
   const status = await hub.status(id);
   expect(status.runtimeStatus).toBe('Completed');
   expect(status.output).toEqual({ orderId: id, outcome: 'completed' });
+});
+
+it('after an action fails its retries, looks again a poll interval later, not at once', async () => {
+  const id = 'order-action-fails-1';
+  completionFails.add(id);
+  const readsOf = () => reads.filter((r) => r === id).length;
+  await start(id);
+  await hub.idle();
+  expect(readsOf()).toBe(1);
+  // markOrderCompleted is tried at 0, 1, 3 and 7 s and fails at 15 s, after the last backoff;
+  // the next look is a poll (10 s) after that failure, at 25 s.
+  await hub.advance(24_000);
+  await hub.idle();
+  expect(readsOf()).toBe(1);
+  await hub.advance(2_000);
+  await hub.idle();
+  expect(readsOf()).toBe(2);
+  completionFails.delete(id);
+  await hub.advance(60_000);
+  expect((await hub.status(id)).output).toEqual({ orderId: id, outcome: 'completed' });
 });
