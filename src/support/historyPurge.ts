@@ -3,7 +3,9 @@
  * compensation runs, with their history. Nothing else deletes them (the Azure Storage backend
  * never does by itself; the local engine's SQLite neither), so the hub grows by every order for
  * as long as the app lives. A timer purges the finished ones (completed, failed, terminated)
- * created longer ago than the retention, by the durable client's purge by filter.
+ * created longer ago than the retention, by the durable client's purge by filter. An instance's
+ * creation time is its current execution's start (Azure Storage dates it anew on continue-as-new):
+ * a monitor that continued as new is kept for the retention from its last execution, not its first.
  *
  * What a purge takes away: the `monitor` of a finished order's support view reads `null` after
  * the retention (the order's own timeline keeps its whole story). A failed or terminated monitor

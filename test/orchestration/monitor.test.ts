@@ -376,8 +376,9 @@ describe('compensation while Cosmos DB throttles', () => {
     const { id, run } = await compensatingWithRefundThrottled();
     expect(run).toMatchObject({ runtimeStatus: 'Running', customStatus: { current: 'refundPayment', waiting: { why: expect.stringContaining('Cosmos DB did not serve it') } } });
 
-    // Ten virtual minutes of throttling: the five tries of a failing step took 30 s, and before
-    // this the order was in `attention` by now.
+    // Ten virtual minutes of throttling: the five tries of a failing step take 60 s (30 s of backoff
+    // between them, then DTFx's 30 s after the last), and before this the order was in `attention`
+    // by now.
     for (let i = 0; i < 20; i++) {
       await world.advance(30_000);
       await world.request('POST', '/admin/durable/idle');
