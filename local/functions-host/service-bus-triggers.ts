@@ -61,12 +61,16 @@ const CLIENT_OPTIONS: ServiceBusClientOptions = {
   retryOptions: { mode: RetryMode.Exponential, retryDelayInMs: 800, maxRetryDelayInMs: 10_000, maxRetries: 3 },
 };
 
+function connectionName(connection: unknown): string {
+  return typeof connection === 'string' && connection !== '' ? connection : DEFAULT_CONNECTION;
+}
+
 /** Creates one SDK client per connection setting: a connection string, else managed identity. */
 export class ServiceBusConnections {
   readonly #clients = new Map<string, ServiceBusClient>();
 
   get(connection: unknown): ServiceBusClient {
-    const name = typeof connection === 'string' && connection !== '' ? connection : DEFAULT_CONNECTION;
+    const name = connectionName(connection);
     let client = this.#clients.get(name);
     if (client) return client;
     const connectionString = process.env[name];
@@ -85,6 +89,14 @@ export class ServiceBusConnections {
     }
     this.#clients.set(name, client);
     return client;
+  }
+
+  /** Drops the connection's client (closed in the background): the next `get` builds a new one. */
+  renew(connection: unknown): void {
+    const name = connectionName(connection);
+    const client = this.#clients.get(name);
+    this.#clients.delete(name);
+    void withinTime(client?.close(), CLOSE_WAIT_MS);
   }
 
   async close(): Promise<void> {
@@ -362,7 +374,18 @@ interface TriggerListener {
   settlements: SettlementOrder;
   /** The SDK retries a failing link quickly; say the same thing at most every REPEAT_LOG_MS. */
   lastError?: { text: string; at: number; repeats: number };
+  /** When the receiver's errors began, none received since (see RENEW_AFTER_MS). */
+  failingSince?: number;
 }
+
+/**
+ * How long a connection's receivers may keep failing, with nothing received, before its client is
+ * built afresh. The SDK (7.9, over rhea) can leave a connection unusable for minutes after the
+ * broker took connections and did not answer: with the local broker stalled for 300 s, the
+ * triggers received nothing for 4 more minutes after it answered again. The extension's receivers
+ * on Azure recover on their own; renewing the client brings the local ones back as soon.
+ */
+export const RENEW_AFTER_MS = 60_000;
 
 const REPEAT_LOG_MS = 30_000;
 const CLOSE_WAIT_MS = 2000;
@@ -414,22 +437,24 @@ export class ServiceBusTriggers {
   }
 
   start(): void {
-    for (const listener of this.#listeners) {
-      const client = this.connections.get(listener.fn.trigger['connection']);
-      const options = {
-        receiveMode: 'peekLock' as const,
-        subQueueType: listener.entity.deadLetter ? ('deadLetter' as const) : undefined,
-        // The host renews locks itself, only while the function runs (see #renewLocksWhile).
-        maxAutoLockRenewalDurationInMs: 0,
-        skipParsingBodyAsJson: true,
-      };
-      const receiver = listener.entity.queue
-        ? client.createReceiver(listener.entity.queue, options)
-        : client.createReceiver(listener.entity.topic!, listener.entity.subscription!, options);
-      listener.receiver = receiver;
-      if (listener.fn.trigger['cardinality'] === 'many') this.#startBatchLoop(listener, receiver);
-      else this.#subscribe(listener, receiver);
-    }
+    for (const listener of this.#listeners) this.#open(listener);
+  }
+
+  #open(listener: TriggerListener): void {
+    const client = this.connections.get(listener.fn.trigger['connection']);
+    const options = {
+      receiveMode: 'peekLock' as const,
+      subQueueType: listener.entity.deadLetter ? ('deadLetter' as const) : undefined,
+      // The host renews locks itself, only while the function runs (see #renewLocksWhile).
+      maxAutoLockRenewalDurationInMs: 0,
+      skipParsingBodyAsJson: true,
+    };
+    const receiver = listener.entity.queue
+      ? client.createReceiver(listener.entity.queue, options)
+      : client.createReceiver(listener.entity.topic!, listener.entity.subscription!, options);
+    listener.receiver = receiver;
+    if (listener.fn.trigger['cardinality'] === 'many') this.#startBatchLoop(listener, receiver);
+    else this.#subscribe(listener, receiver);
   }
 
   #track(listener: TriggerListener, work: Promise<void>): Promise<void> {
@@ -442,16 +467,19 @@ export class ServiceBusTriggers {
     const binary = fn.trigger['dataType'] === 'binary';
     const subscription = receiver.subscribe(
       {
-        processMessage: (message) =>
-          this.#track(
+        processMessage: (message) => {
+          listener.failingSince = undefined;
+          return this.#track(
             listener,
             this.#process(listener, receiver, [message], {
               inputData: [{ name: fn.triggerName, data: bodyTypedData(message.body, binary) }],
               triggerMetadata: singleMetadata(message),
             }),
-          ),
+          );
+        },
         processError: async (args) => {
-          if (this.#stopping) return;
+          // A receiver replaced by a renewal (#renew) may still report while it closes.
+          if (this.#stopping || listener.receiver !== receiver) return;
           this.#receiverError(listener, args.error);
         },
       },
@@ -474,8 +502,9 @@ export class ServiceBusTriggers {
             abortSignal: abort.signal,
           });
           backoffMs = 500;
+          listener.failingSince = undefined;
         } catch (err) {
-          if (this.#stopping) return;
+          if (this.#stopping || listener.receiver !== receiver) return;
           this.#receiverError(listener, err);
           await new Promise((r) => setTimeout(r, backoffMs));
           backoffMs = Math.min(backoffMs * 2, 30_000);
@@ -543,6 +572,8 @@ export class ServiceBusTriggers {
   #receiverError(listener: TriggerListener, err: unknown): void {
     const text = errorMessage(err);
     const now = Date.now();
+    listener.failingSince ??= now;
+    if (now - listener.failingSince >= RENEW_AFTER_MS) this.#renew(listener.fn.trigger['connection']);
     const last = listener.lastError;
     if (last && last.text === text && now - last.at < REPEAT_LOG_MS) {
       last.repeats++;
@@ -592,6 +623,27 @@ export class ServiceBusTriggers {
         );
       }
     }
+  }
+
+  /**
+   * Builds the connection's client afresh and opens its triggers' receivers on it. Invocations
+   * still running settle through the old receivers; if those are gone, their messages come back
+   * when their locks run out, as after any lost connection.
+   */
+  #renew(connection: unknown): void {
+    if (this.#stopping) return;
+    const name = connectionName(connection);
+    const listeners = this.#listeners.filter((l) => connectionName(l.fn.trigger['connection']) === name);
+    this.log.host('warning', `Service Bus connection ${name}: nothing received for ${RENEW_AFTER_MS / 1000} s while its receivers kept failing; connecting afresh`);
+    for (const listener of listeners) {
+      const { close, receiver } = listener;
+      listener.close = undefined;
+      listener.receiver = undefined;
+      listener.failingSince = undefined;
+      void withinTime(close?.(), CLOSE_WAIT_MS).then(() => withinTime(receiver?.close(), CLOSE_WAIT_MS));
+    }
+    this.connections.renew(name);
+    for (const listener of listeners) this.#open(listener);
   }
 
   /** Stops receiving, lets running invocations settle their messages (bounded), closes receivers. */

@@ -1,0 +1,99 @@
+/**
+ * A connection whose receivers keep failing with nothing received is built afresh, and its
+ * triggers' receivers opened on the new client: the SDK can leave a connection unusable for
+ * minutes after a broker that took connections and did not answer (service-bus-triggers.ts).
+ */
+import type { ServiceBusClient, ServiceBusReceiver } from '@azure/service-bus';
+import type { RegisteredFunction } from '../../local/functions-host/core-module';
+import { HostLog } from '../../local/functions-host/host-log';
+import type { FunctionInvoker } from '../../local/functions-host/invoker';
+import { RENEW_AFTER_MS, ServiceBusTriggers, serviceBusSettings, type ServiceBusConnections } from '../../local/functions-host/service-bus-triggers';
+
+interface FakeReceiver {
+  handlers: { processMessage(m: unknown): Promise<void>; processError(args: { error: Error }): Promise<void> };
+  closed: boolean;
+}
+
+function fakes() {
+  const receivers: FakeReceiver[] = [];
+  let renewals = 0;
+  const client = {
+    createReceiver: () => {
+      const fake = { closed: false } as FakeReceiver;
+      receivers.push(fake);
+      return {
+        subscribe: (handlers: FakeReceiver['handlers']) => {
+          fake.handlers = handlers;
+          return { close: async () => void (fake.closed = true) };
+        },
+        close: async () => void (fake.closed = true),
+      } as unknown as ServiceBusReceiver;
+    },
+  } as unknown as ServiceBusClient;
+  const connections = { get: () => client, renew: () => void renewals++ } as unknown as ServiceBusConnections;
+  return { receivers, connections, renewals: () => renewals };
+}
+
+const fn = {
+  name: 'consumer',
+  triggerName: 'message',
+  trigger: { type: 'serviceBusTrigger', direction: 'in', queueName: 'work', connection: 'SB' },
+  metadata: {},
+  callback: async () => undefined,
+} as unknown as RegisteredFunction;
+
+it('renews the connection after its receivers failed for the renewal time with nothing received, and ignores the old receiver after', async () => {
+  let now = 1_000_000;
+  const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+  try {
+    const { receivers, connections, renewals } = fakes();
+    const lines: string[] = [];
+    const triggers = new ServiceBusTriggers([fn], {} as FunctionInvoker, connections, serviceBusSettings({ version: '2.0' }), new HostLog({}, (l) => lines.push(l)));
+    triggers.start();
+    expect(receivers).toHaveLength(1);
+    const fail = (r: FakeReceiver) => r.handlers.processError({ error: new Error('Unable to open the amqp connection due to operation timeout') });
+
+    await fail(receivers[0]!);
+    now += RENEW_AFTER_MS - 1_000;
+    await fail(receivers[0]!);
+    expect(renewals()).toBe(0);
+    now += 2_000;
+    await fail(receivers[0]!);
+    expect(renewals()).toBe(1);
+    expect(receivers).toHaveLength(2);
+    await new Promise((r) => setImmediate(r));
+    expect(receivers[0]!.closed).toBe(true);
+    expect(lines.some((l) => l.includes('connecting afresh'))).toBe(true);
+
+    // The replaced receiver's late errors count for nothing; the new one's start a fresh count.
+    now += RENEW_AFTER_MS * 2;
+    await fail(receivers[0]!);
+    await fail(receivers[1]!);
+    expect(renewals()).toBe(1);
+    now += RENEW_AFTER_MS + 1;
+    await fail(receivers[1]!);
+    expect(renewals()).toBe(2);
+  } finally {
+    clock.mockRestore();
+  }
+});
+
+it('does not renew a connection whose receiver gets messages between its errors', async () => {
+  let now = 1_000_000;
+  const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+  try {
+    const { receivers, connections, renewals } = fakes();
+    const triggers = new ServiceBusTriggers([fn], {} as FunctionInvoker, connections, serviceBusSettings({ version: '2.0' }), new HostLog({}, () => undefined));
+    triggers.start();
+    const receiver = receivers[0]!;
+    await receiver.handlers.processError({ error: new Error('link detached') });
+    now += RENEW_AFTER_MS - 1_000;
+    // A message received: the connection works. (Its processing fails here, which is no receiver error.)
+    await receiver.handlers.processMessage({ messageId: 'm', body: 'x' }).catch(() => undefined);
+    now += 2_000;
+    await receiver.handlers.processError({ error: new Error('link detached') });
+    expect(renewals()).toBe(0);
+  } finally {
+    clock.mockRestore();
+  }
+});
