@@ -17,7 +17,7 @@ import {
   type TimelineLike,
 } from '../../src/domain/orderState';
 import { SERVICES, type ServiceName } from '../../src/topology';
-import { statusLabel } from './format';
+import { capitalize, formatWhen, shortId, statusLabel } from './format';
 
 // The portal reads states and statuses as plain strings (an answer may carry one it does not know).
 const ACTIVE: readonly string[] = ACTIVE_STATES;
@@ -44,6 +44,32 @@ export function requeueRefusal(order: ActionSubject): string | undefined {
   if (!REQUEUE_FROM.includes(billing)) return `billing is ${statusLabel(billing)}`;
   const requeue = pendingRequeueRequest(order.timeline ?? undefined);
   return pendingCompensation(order) ?? (requeue ? requeuePendingReason(requeue) : supportRequestLimitReason(order.timeline ?? undefined, 'requeue'));
+}
+
+/** What the API answers an action (its `ActionResult`), as far as the portal words it. */
+export interface ActionAnswer {
+  orderId?: string;
+  action?: string;
+  accepted?: boolean;
+  alreadyRequested?: boolean;
+  requestedBy?: string;
+  requestedAt?: string;
+}
+
+/**
+ * What the portal says after the API answered an action. A repeat names the pending request's
+ * person and time, as the API does: two people at once learn who acted, and whether it was just now.
+ */
+export function actionOutcome(result: ActionAnswer | undefined, action: 'requeue' | 'compensate', orderId: string): string {
+  const name = capitalize(result?.action ?? action);
+  const order = shortId(orderId);
+  if (result?.accepted === false) return `${name} was not accepted for order ${order}.`;
+  if (result?.alreadyRequested) {
+    const by = result.requestedBy ? ` by ${result.requestedBy}` : '';
+    const at = result.requestedAt ? ` at ${formatWhen(result.requestedAt)}` : '';
+    return `${name} was already asked for${by}${at} on order ${order}: nothing new was recorded.`;
+  }
+  return `${name} accepted for order ${order}. Watch the lanes and timeline below.`;
 }
 
 /** Why compensate does not apply now, or undefined when it does. */

@@ -79,6 +79,8 @@ export interface ActionResult {
   /** An identical request was already pending or done: nothing new was recorded. */
   alreadyRequested?: boolean;
   requestedBy?: string;
+  /** When the pending request was made (ISO 8601). */
+  requestedAt?: string;
 }
 
 export interface Faults {

@@ -7,8 +7,10 @@ import { listOrders } from './api';
 import { byId } from './dom';
 import type { Announce } from './orderList';
 
-/** Counted up to one page (each open portal reads it every few seconds): beyond that the header says "50+". */
+/** Counted up to 50 (each open portal reads it every few seconds): beyond that the header says "50+". */
 const COUNT_PAGE = 50;
+/** Most requests one count makes. */
+const MAX_REQUESTS = 10;
 
 export class AttentionCount {
   private readonly button = byId<HTMLButtonElement>('attention-count');
@@ -22,11 +24,19 @@ export class AttentionCount {
   }
 
   async refresh(): Promise<void> {
-    const page = await listOrders({ state: 'attention' }, undefined, COUNT_PAGE);
-    const count = page.items.length;
-    const more = Boolean(page.continuationToken);
+    // A page may hold fewer orders than asked for, even none, with more to come (Cosmos DB runs
+    // the query per partition range): follow it, or orders in attention would go uncounted.
+    let count = 0;
+    let token: string | undefined;
+    for (let request = 0; request < MAX_REQUESTS && count < COUNT_PAGE; request += 1) {
+      const page = await listOrders({ state: 'attention' }, token, COUNT_PAGE - count);
+      count += page.items.length;
+      token = page.continuationToken ?? undefined;
+      if (!token) break;
+    }
+    const more = token !== undefined;
     const text = `${count}${more ? '+' : ''} ${count === 1 && !more ? 'order needs' : 'orders need'} attention`;
-    this.button.hidden = count === 0;
+    this.button.hidden = count === 0 && !more;
     this.button.textContent = text;
     if (this.last !== undefined && count > this.last) this.announce(`${text}.`);
     this.last = count;

@@ -4,6 +4,13 @@ export function shortId(id: string): string {
   return id.length > 8 ? id.slice(0, 8) : id;
 }
 
+/** The start of `text` up to `max` characters and an ellipsis; never between the two halves of one character (an emoji). */
+export function preview(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const end = /[\uD800-\uDBFF]/.test(text.charAt(max - 1)) ? max - 1 : max;
+  return `${text.slice(0, end)}…`;
+}
+
 export function formatTime(iso: string | undefined): string {
   if (!iso) return '–';
   const date = new Date(iso);

@@ -1,4 +1,5 @@
 /** The support portal: wires the panels together, follows the URL hash, and keeps data live. */
+import { isUuid } from '../../src/domain/orderId';
 import { AttentionCount } from './attentionCount';
 import { FaultSwitches } from './faultSwitches';
 import { FindBox } from './findOrders';
@@ -18,7 +19,17 @@ const PARKED_EVERY = 4;
 
 function orderIdFromHash(): string | undefined {
   const match = ORDER_HASH.exec(location.hash);
-  return match ? decodeURIComponent(match[1]!) : undefined;
+  if (!match) return undefined;
+  try {
+    const id = decodeURIComponent(match[1]!);
+    // Orders get lower-case UUIDs, and the API reads one in capitals (from a mail client, say) as
+    // the same order: so does the portal, which then marks that order in the list too.
+    return isUuid(id) ? id.toLowerCase() : id;
+  } catch {
+    // A link cut short inside a %-escape (a mail client wrapping it, say): the id as it stands is
+    // shown as not found, rather than the whole page stopping at the exception.
+    return match[1]!;
+  }
 }
 
 function start(): void {

@@ -8,8 +8,8 @@ import { badge } from './badge';
 import { confirmAction } from './confirmDialog';
 import { byId, fill, h } from './dom';
 import { capitalize, formatDateTime, formatMoney, formatPreciseTime, humanizeKind, shortId, statusLabel } from './format';
-import { compensateRefusal, requeueRefusal } from './actionRules';
-import { showProblem } from './problem';
+import { actionOutcome, compensateRefusal, requeueRefusal } from './actionRules';
+import { describeError, showProblem } from './problem';
 import type { Announce } from './orderList';
 
 export class OrderDetail {
@@ -26,6 +26,8 @@ export class OrderDetail {
   private orderId: string | undefined;
   private order: OrderView | undefined;
   private signature = '';
+  /** The load failure the alert shows now: each poll repeats it, and an alert refilled is read out again. */
+  private loadErrorShown = '';
 
   constructor(
     private readonly announce: Announce,
@@ -47,7 +49,7 @@ export class OrderDetail {
       this.signature = '';
       this.actionStatus.textContent = '';
       this.actionError.replaceChildren();
-      this.loadError.replaceChildren();
+      this.clearLoadError();
       // Only the id is set in the monospace face the list uses for ids; the words stay in the page's.
       if (id) fill(this.heading, 'Order ', h('span', { class: 'order-id' }, shortId(id)));
       else this.heading.textContent = 'Order detail';
@@ -73,18 +75,27 @@ export class OrderDetail {
     } catch (error) {
       // Shown here, next to the order, rather than as a connection problem: a 404 is about this id.
       if (id !== this.orderId) return;
-      showProblem(this.loadError, error, `Could not load order ${shortId(id)}`);
+      const { status, detail } = describeError(error);
+      if (`${status} ${detail}` !== this.loadErrorShown) {
+        showProblem(this.loadError, error, `Could not load order ${shortId(id)}`);
+        this.loadErrorShown = `${status} ${detail}`;
+      }
       if (error instanceof ApiProblem && error.status === 404) this.body.hidden = true;
       return;
     }
     if (id !== this.orderId) return;
-    this.loadError.replaceChildren();
+    this.clearLoadError();
     const signature = JSON.stringify(order);
     if (signature === this.signature) return;
     this.announceChanges(this.order, order);
     this.signature = signature;
     this.order = order;
     this.render(order);
+  }
+
+  private clearLoadError(): void {
+    if (this.loadErrorShown) this.loadError.replaceChildren();
+    this.loadErrorShown = '';
   }
 
   private announceChanges(before: OrderView | undefined, after: OrderView): void {
@@ -244,18 +255,15 @@ export class OrderDetail {
             },
     );
     if (!confirmed) return;
+    // The dialog gives focus back to this button, which a poll may have disabled meanwhile (someone
+    // else acted): focus would fall to the top of the page. Keep it where the answer is shown.
+    if ((action === 'requeue' ? this.requeueButton : this.compensateButton).disabled) this.actionStatus.focus({ preventScroll: true });
     this.actionStatus.textContent = `${capitalize(action)} sent…`;
     this.actionError.replaceChildren();
     try {
       const result = await runSupportAction(id, action);
       if (id !== this.orderId) return;
-      const accepted = result?.accepted !== false;
-      const name = capitalize(result?.action ?? action);
-      this.actionStatus.textContent = !accepted
-        ? `${name} was not accepted for order ${shortId(id)}.`
-        : result?.alreadyRequested
-          ? `${name} was already asked for${result.requestedBy ? ` by ${result.requestedBy}` : ''} on order ${shortId(id)}: nothing new was recorded.`
-          : `${name} accepted for order ${shortId(id)}. Watch the lanes and timeline below.`;
+      this.actionStatus.textContent = actionOutcome(result, action, id);
     } catch (error) {
       if (id !== this.orderId) return;
       this.actionStatus.textContent = '';

@@ -5,7 +5,7 @@
  */
 import { listParkedMessages, ParkedMessage } from './api';
 import { byId, fill, h } from './dom';
-import { formatDateTime } from './format';
+import { formatDateTime, preview } from './format';
 import { describeError } from './problem';
 
 /** Messages shown at first, and added by each "Show more". */
@@ -20,7 +20,7 @@ function subscriptionOf(source: string | undefined): string {
 
 function bodyText(body: unknown): string {
   const text = typeof body === 'string' ? body : JSON.stringify(body ?? null);
-  return text.length > BODY_PREVIEW ? `${text.slice(0, BODY_PREVIEW)}…` : text;
+  return preview(text, BODY_PREVIEW);
 }
 
 export class ParkedMessages {
@@ -30,9 +30,14 @@ export class ParkedMessages {
   private readonly more = byId<HTMLButtonElement>('parked-more');
   private signature = '';
   private shown = STEP;
+  /** After "Show more": the place of the first message it adds, which takes focus once listed. */
+  private focusFrom: number | undefined;
 
   constructor(onMore: () => void) {
     this.more.addEventListener('click', () => {
+      // The button goes once the last are in, and focus with it: a keyboard user goes on from the
+      // first message added rather than from the top of the page.
+      this.focusFrom = this.rows.children.length;
       this.shown += STEP;
       onMore();
     });
@@ -44,11 +49,13 @@ export class ParkedMessages {
       page = await this.fetchShown();
     } catch (error) {
       // Support role missing, or the API down: say so here, keep what was shown.
-      this.error.textContent = `Could not load the unreadable messages: ${describeError(error).detail}`;
+      // Each refresh repeats the same failure: an alert set again is read out again.
+      const text = `Could not load the unreadable messages: ${describeError(error).detail}`;
+      if (this.error.textContent !== text) this.error.textContent = text;
       if (!this.signature) this.summary.textContent = '';
       return;
     }
-    this.error.textContent = '';
+    if (this.error.textContent) this.error.textContent = '';
     const signature = JSON.stringify(page);
     if (signature === this.signature) return;
     this.signature = signature;
@@ -59,7 +66,6 @@ export class ParkedMessages {
         : page.continuationToken
           ? `The newest ${messages.length} are shown.`
           : `${messages.length} kept.`;
-    this.more.hidden = !page.continuationToken;
     fill(
       this.rows,
       messages.map((m) =>
@@ -80,6 +86,21 @@ export class ParkedMessages {
         ),
       ),
     );
+    this.moveFocusToAdded(Boolean(page.continuationToken));
+    this.more.hidden = !page.continuationToken;
+  }
+
+  private moveFocusToAdded(hasMore: boolean): void {
+    const from = this.focusFrom;
+    if (from === undefined) return;
+    const first = this.rows.children[from] as HTMLElement | undefined;
+    if (!first && hasMore) return; // not in yet
+    this.focusFrom = undefined;
+    const active = document.activeElement;
+    if (active !== this.more && active !== document.body && active !== null) return; // the person moved on
+    if (!first) return byId('parked-heading').focus();
+    first.tabIndex = -1;
+    first.focus();
   }
 
   /** The newest `shown` messages, page after page, and whether there are more. */

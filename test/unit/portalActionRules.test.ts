@@ -1,6 +1,7 @@
 // The portal offers Requeue and Compensate exactly when the API would accept them: for every order
 // state and every combination of service statuses, its rule and the API's give the same answer.
-import { compensateRefusal, requeueRefusal } from '../../portal/src/actionRules';
+import { actionOutcome, compensateRefusal, requeueRefusal } from '../../portal/src/actionRules';
+import { formatWhen } from '../../portal/src/format';
 import type { OrderState, ServiceStatus, TimelineEntry } from '../../src/domain/order';
 import { MAX_SUPPORT_COMPENSATIONS, MAX_SUPPORT_REQUEUES, newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
@@ -94,4 +95,23 @@ it('says an order that needs attention in words, in the portal and in the API', 
   deps.orders.docs.set(order.id, { ...order, state: 'attention', status: { ...status } });
   const result = await requestRequeue(order.id, ana, { deps, monitor: new RecordingMonitor(), log: silent });
   expect(result).toMatchObject({ kind: 'notApplicable', detail: 'the order needs attention; only an active order can be requeued' });
+});
+
+describe('what the portal says after an action', () => {
+  const orderId = '5e1f0c4a-7d55-4a39-9b7e-2a6b3f1d9c01';
+
+  it('names the person and the time of the request already pending, as the API answers them', () => {
+    const requestedAt = '2026-11-28T10:00:05.000Z';
+    const text = actionOutcome(
+      { orderId, action: 'requeue', accepted: true, alreadyRequested: true, requestedBy: 'bo@contoso.com', requestedAt },
+      'requeue',
+      orderId,
+    );
+    expect(text).toBe(`Requeue was already asked for by bo@contoso.com at ${formatWhen(requestedAt)} on order 5e1f0c4a: nothing new was recorded.`);
+  });
+
+  it('says a new request was accepted', () => {
+    const text = actionOutcome({ orderId, action: 'compensate', accepted: true, alreadyRequested: false, requestedBy: 'ana@contoso.com' }, 'compensate', orderId);
+    expect(text).toBe('Compensate accepted for order 5e1f0c4a. Watch the lanes and timeline below.');
+  });
 });

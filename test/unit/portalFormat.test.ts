@@ -1,5 +1,5 @@
 // How the portal writes times: the list spans days, and support compares times with logs.
-import { formatDateTime, formatTime, formatWhen, readableFieldPath } from '../../portal/src/format';
+import { formatDateTime, formatTime, formatWhen, preview, readableFieldPath } from '../../portal/src/format';
 
 describe('portal time formats', () => {
   const now = new Date(2026, 10, 28, 15, 0, 0);
@@ -33,5 +33,18 @@ describe('field paths in API errors', () => {
     expect(readableFieldPath('customerId')).toBe('Customer id');
     expect(readableFieldPath('simulate/billingFailures')).toBe('Billing fails on the first attempts');
     expect(readableFieldPath('(body)')).toBe('(body)');
+  });
+});
+
+describe('previews of long text', () => {
+  it('cut to the length asked for, with an ellipsis', () => {
+    expect(preview('abcdef', 6)).toBe('abcdef');
+    expect(preview('abcdefg', 6)).toBe('abcdef…');
+  });
+
+  it('never keep half of a character made of two code units', () => {
+    const text = `${'x'.repeat(5)}\u{1F600}tail`;
+    expect(preview(text, 6)).toBe('xxxxx…');
+    expect(preview(text, 7)).toBe('xxxxx\u{1F600}…');
   });
 });

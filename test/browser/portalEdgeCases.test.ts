@@ -1,0 +1,82 @@
+/**
+ * The portal on unusual data and in unusual moments, in Debian's Chromium through playwright-core
+ * (needs a build), against the whole local system on free ports. Where Azure answers differently
+ * from the local stand-ins (Cosmos DB's short pages of a cross-partition query), the page's
+ * requests are answered in the browser.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { spawnService, type RunningService } from '../../local/service-process';
+import { freeStartPorts } from '../support/ports';
+
+const REPO_ROOT = join(__dirname, '..', '..');
+const START = join(REPO_ROOT, 'dist', 'local', 'start.js');
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(REPO_ROOT, 'test-artifacts', 'browser');
+
+let system: RunningService | undefined;
+let api = '';
+let browser: Browser | undefined;
+let scratch = '';
+
+async function place(customerId: string): Promise<string> {
+  const response = await fetch(`${api}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ customerId, items: [{ sku: 'MOUSE-01', quantity: 1 }] }),
+  });
+  expect(response.status).toBe(202);
+  return ((await response.json()) as { orderId: string }).orderId;
+}
+
+beforeAll(async () => {
+  if (!existsSync(START)) throw new Error(`${START} is missing: build first (npm run build).`);
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium.`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  scratch = mkdtempSync(join(tmpdir(), 'portal-edge-cases-'));
+  const ports = await freeStartPorts();
+  system = await spawnService({
+    name: 'order system',
+    command: [process.execPath, START],
+    cwd: REPO_ROOT,
+    env: {
+      ...ports,
+      DURABLE_DATA_DIR: join(scratch, 'durable'),
+      SUPPORT_DEV_PRINCIPAL: 'support@localhost',
+    },
+    readyLine: /Order system ready: (http:\/\/127\.0\.0\.1:\d+\/api)/,
+    timeoutMs: 150_000,
+  });
+  api = system.match[1]!;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close().catch(() => undefined);
+  await system?.stop('SIGINT', 20_000);
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+}, 60_000);
+
+describe('addresses and links', () => {
+  it('opens from a link cut short inside a %-escape, and says no such order', async () => {
+    const page = await browser!.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`${api}/portal/#/orders/0b9af1c2-%E0%A4%A`);
+    await page.locator('#orders-summary', { hasText: 'newest first' }).waitFor({ timeout: 15_000 });
+    await page.locator('#detail-error', { hasText: 'no order' }).waitFor();
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 30_000);
+
+  it('a link with the order id in capitals shows that order, marked in the list', async () => {
+    const orderId = await place('customer-capitals');
+    const page = await browser!.newPage();
+    await page.goto(`${api}/portal/#/orders/${orderId.toUpperCase()}`);
+    await page.locator(`#order-rows tr[data-order-id="${orderId}"][aria-current="true"]`).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#detail-heading').innerText()).toContain(orderId.slice(0, 8));
+    await page.close();
+  }, 30_000);
+});
