@@ -84,6 +84,25 @@ function start(): void {
   }
 
   window.addEventListener('hashchange', () => select(orderIdFromHash(), true));
+  document.addEventListener('click', (event) => {
+    const link = event.target instanceof Element ? event.target.closest<HTMLAnchorElement>('a[href^="#"]') : null;
+    if (!link || event.defaultPrevented) return;
+    const hash = new URL(link.href).hash;
+    if (ORDER_HASH.test(hash)) {
+      // A link to the order already shown (the form's "Show order" after placing it, a listed
+      // order opened again) changes no hash, so no hashchange: take the person to it all the same.
+      if (hash !== location.hash) return;
+      event.preventDefault();
+      select(orderIdFromHash(), true);
+      return;
+    }
+    // An in-page link (the skip link) would put its target in the address in place of the order
+    // shown, and so close that order: move focus to the target instead.
+    const target = document.getElementById(hash.slice(1));
+    if (!target) return;
+    event.preventDefault();
+    target.focus();
+  });
   select(orderIdFromHash(), false);
 }
 

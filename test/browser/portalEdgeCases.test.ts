@@ -31,6 +31,9 @@ async function place(customerId: string): Promise<string> {
   return ((await response.json()) as { orderId: string }).orderId;
 }
 
+/** A page expression: whether keyboard focus is on the element with this id. */
+const focusIsOn = (id: string): string => `document.activeElement !== null && document.activeElement.id === ${JSON.stringify(id)}`;
+
 beforeAll(async () => {
   if (!existsSync(START)) throw new Error(`${START} is missing: build first (npm run build).`);
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium.`);
@@ -77,6 +80,45 @@ describe('addresses and links', () => {
     await page.goto(`${api}/portal/#/orders/${orderId.toUpperCase()}`);
     await page.locator(`#order-rows tr[data-order-id="${orderId}"][aria-current="true"]`).waitFor({ timeout: 10_000 });
     expect(await page.locator('#detail-heading').innerText()).toContain(orderId.slice(0, 8));
+    await page.close();
+  }, 30_000);
+
+  it('"Show order" after placing an order takes keyboard focus to that order', async () => {
+    const page = await browser!.newPage();
+    await page.goto(`${api}/portal/`);
+    await page.locator('#item-sku-1 option:not([value=""])').first().waitFor({ state: 'attached' });
+    await page.getByRole('button', { name: 'Place order' }).click();
+    const link = page.locator('#order-form-status a');
+    await link.waitFor({ timeout: 15_000 });
+    const orderId = decodeURIComponent(((await link.getAttribute('href')) ?? '').replace('#/orders/', ''));
+    // The order is shown at once, and the address names it already.
+    await page.locator('#detail-heading', { hasText: orderId.slice(0, 8) }).waitFor();
+    expect(new URL(page.url()).hash).toBe(`#/orders/${orderId}`);
+    await link.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(focusIsOn('detail-heading'), undefined, { timeout: 5_000 });
+    // The same for the listed order's own link.
+    const listed = page.locator(`#order-rows tr[data-order-id="${orderId}"] a`);
+    await listed.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(focusIsOn('detail-heading'), undefined, { timeout: 5_000 });
+    await page.close();
+  }, 30_000);
+
+  it('the skip link takes focus to the orders and keeps the order shown', async () => {
+    const orderId = await place('customer-skip-link');
+    const page = await browser!.newPage();
+    await page.goto(`${api}/portal/#/orders/${orderId}`);
+    await page.locator('#detail-summary .term', { hasText: 'Customer' }).waitFor();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement && document.activeElement.className')).toBe('skip-link');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(focusIsOn('orders-heading'), undefined, { timeout: 5_000 });
+    // A poll later the order is still the one shown, and the address still names it.
+    await page.waitForTimeout(2_000);
+    expect(new URL(page.url()).hash).toBe(`#/orders/${orderId}`);
+    expect(await page.locator('#detail-heading').innerText()).toContain(orderId.slice(0, 8));
+    expect(await page.locator('#detail-body').isVisible()).toBe(true);
     await page.close();
   }, 30_000);
 });
