@@ -27,15 +27,6 @@ function customerText(customerId: string): HTMLElement {
   return h('bdi', {}, customerId);
 }
 
-/** Orders asked for per page, and so shown at first and added by each "Show older orders". */
-const PAGE_SIZE = 25;
-/**
- * Requests one refresh may make beyond one per page shown: a page may hold fewer orders than asked
- * for, even none, with more to come (Cosmos DB runs the query per partition range), so pages are
- * followed until enough orders are in, within this.
- */
-const SHORT_PAGE_ALLOWANCE = 10;
-
 export class OrderList {
   private readonly rows = new Map<string, Row>();
   private readonly body = byId<HTMLTableSectionElement>('order-rows');
@@ -53,8 +44,6 @@ export class OrderList {
   private generation = 0;
   /** Whether the current filters' orders have been shown once (else the summary says "Loading"). */
   private shown = false;
-  /** After "Show older orders": the place of the first older order, which takes focus once listed. */
-  private focusFrom: number | undefined;
 
   constructor(
     private readonly announce: Announce,
@@ -66,9 +55,6 @@ export class OrderList {
     this.attentionFilter.addEventListener('change', changed);
     this.more.addEventListener('click', () => {
       this.pagesShown += 1;
-      // The button goes once the last page is in, and focus with it: a keyboard or screen-reader
-      // user goes on from the first older order instead of from the top of the page.
-      this.focusFrom = this.rows.size;
       this.onFiltersChanged();
     });
   }
@@ -106,7 +92,6 @@ export class OrderList {
   private filtersChanged(): void {
     this.stateFilter.disabled = this.attentionFilter.checked;
     this.pagesShown = 1;
-    this.focusFrom = undefined;
     this.generation += 1;
     this.clear();
     this.onFiltersChanged();
@@ -128,21 +113,14 @@ export class OrderList {
     let token: string | undefined;
     let hasMore = false;
     try {
-      const wanted = this.pagesShown * PAGE_SIZE;
-      for (let request = 0; request < this.pagesShown + SHORT_PAGE_ALLOWANCE && orders.length < wanted; request += 1) {
-        const result = await listOrders(filter, token, PAGE_SIZE);
+      for (let page = 0; page < this.pagesShown; page += 1) {
+        const result = await listOrders(filter, token);
         orders.push(...result.items);
         token = result.continuationToken ?? undefined;
         hasMore = Boolean(token);
         if (!token) break;
       }
     } catch (error) {
-      if (error instanceof ApiProblem && error.status === 400) {
-        // The API refuses the query itself (a customer id with a tab pasted from a spreadsheet):
-        // asking again will not change that, and the connection is fine. Say what to change.
-        if (generation === this.generation) this.showRefused(error);
-        return;
-      }
       // Rows already shown stay (the header says they are not updating); nothing shown yet is said so.
       if (generation === this.generation) {
         if (error instanceof ApiProblem && (error.status === 401 || error.status === 403)) this.showSupportOnly(error);
@@ -162,15 +140,6 @@ export class OrderList {
   private showSupportOnly(problem: ApiProblem): void {
     const signIn = signInHref(problem, location);
     fill(this.summary, `Orders are listed for support staff only: ${problem.detail}. `, signIn ? h('a', { href: signIn }, 'Sign in') : null);
-  }
-
-  private showRefused(problem: ApiProblem): void {
-    this.rows.clear();
-    this.body.replaceChildren();
-    this.empty.hidden = true;
-    this.more.hidden = true;
-    this.shown = true;
-    this.summary.textContent = `No orders can be listed for this search: ${(problem.fieldErrors.length ? problem.fieldErrors : [problem.detail]).join('; ')}.`;
   }
 
   private clear(): void {
@@ -197,8 +166,7 @@ export class OrderList {
       const current = this.body.children[index];
       if (current !== row.element) this.body.insertBefore(row.element, current ?? null);
     });
-    this.empty.hidden = shown.size > 0 || hasMore;
-    this.moveFocusToOlder(hasMore);
+    this.empty.hidden = shown.size > 0;
     this.more.hidden = !hasMore;
     const filtered = Boolean(this.filter.state || this.filter.billingStatus);
     fill(
@@ -207,18 +175,6 @@ export class OrderList {
       this.customerId ? [' of ', customerText(this.customerId)] : null,
       `${filtered ? (shown.size === 1 && !hasMore ? ' matches the filters' : ' match the filters') : ''}, newest first.`,
     );
-  }
-
-  private moveFocusToOlder(hasMore: boolean): void {
-    const from = this.focusFrom;
-    if (from === undefined) return;
-    const first = this.body.children[from];
-    if (!first && hasMore) return; // the older orders are not in yet
-    this.focusFrom = undefined;
-    const active = document.activeElement;
-    if (active !== this.more && active !== document.body && active !== null) return; // the person moved on
-    const target = first?.querySelector<HTMLElement>('a') ?? byId('orders-heading');
-    target.focus();
   }
 
   private createRow(order: OrderView): Row {

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { spawnService, type RunningService } from '../../local/service-process';
 import { freeStartPorts } from '../support/ports';
 
@@ -33,6 +33,11 @@ async function place(customerId: string): Promise<string> {
 
 /** A page expression: whether keyboard focus is on the element with this id. */
 const focusIsOn = (id: string): string => `document.activeElement !== null && document.activeElement.id === ${JSON.stringify(id)}`;
+
+async function findCustomer(page: Page, customerId: string): Promise<void> {
+  await page.getByLabel('Find an order or a customer').fill(customerId);
+  await page.getByRole('button', { name: 'Find', exact: true }).click();
+}
 
 beforeAll(async () => {
   if (!existsSync(START)) throw new Error(`${START} is missing: build first (npm run build).`);
@@ -119,6 +124,58 @@ describe('addresses and links', () => {
     expect(new URL(page.url()).hash).toBe(`#/orders/${orderId}`);
     expect(await page.locator('#detail-heading').innerText()).toContain(orderId.slice(0, 8));
     expect(await page.locator('#detail-body').isVisible()).toBe(true);
+    await page.close();
+  }, 30_000);
+});
+
+describe('customer ids in the list', () => {
+  it('keeps a right-to-left override in a customer id from turning the rest of the line around', async () => {
+    const customerId = 'c-\u202Eevil';
+    const orderId = await place(customerId);
+    const page = await browser!.newPage();
+    await page.goto(`${api}/portal/`);
+    await findCustomer(page, customerId);
+    await page.locator(`#order-rows tr[data-order-id="${orderId}"] time`).waitFor();
+    await page.locator('#orders-summary', { hasText: 'newest first' }).waitFor();
+    // Whether one character of a text shows to the left of a later one, as it does left to right.
+    const readsLeftToRight = await page.evaluate(`(() => {
+      const leftOf = (node, earlier, later) => {
+        const at = (index) => {
+          const range = document.createRange();
+          range.setStart(node, index);
+          range.setEnd(node, index + 1);
+          return range.getBoundingClientRect().left;
+        };
+        return at(earlier) < at(later);
+      };
+      const time = document.querySelector('#order-rows tr[data-order-id="${orderId}"] time').firstChild;
+      const summary = document.getElementById('orders-summary').lastChild;
+      const text = summary.textContent;
+      return {
+        time: leftOf(time, 0, time.length - 1),
+        summary: leftOf(summary, text.indexOf('newest'), text.length - 1),
+      };
+    })()`);
+    expect(readsLeftToRight).toEqual({ time: true, summary: true });
+    await page.close();
+  }, 30_000);
+
+  it('keeps a customer id of 128 characters without a space inside the list', async () => {
+    const customerId = `W${'Ŵ'.repeat(126)}W`;
+    const orderId = await place(customerId);
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${api}/portal/`);
+    await findCustomer(page, customerId);
+    await page.locator(`#order-rows tr[data-order-id="${orderId}"]`).waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'long-customer-id.png') });
+    const overflow = (await page.evaluate(`(() => {
+      const panel = document.getElementById('orders').getBoundingClientRect();
+      const table = document.querySelector('.order-table').getBoundingClientRect();
+      const summary = document.getElementById('orders-summary');
+      return { panelRight: panel.right, tableRight: table.right, summaryOverflow: summary.scrollWidth - summary.clientWidth };
+    })()`)) as { panelRight: number; tableRight: number; summaryOverflow: number };
+    expect(overflow.tableRight).toBeLessThanOrEqual(overflow.panelRight);
+    expect(overflow.summaryOverflow).toBeLessThanOrEqual(0);
     await page.close();
   }, 30_000);
 });
