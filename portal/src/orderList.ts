@@ -121,6 +121,12 @@ export class OrderList {
         if (!token) break;
       }
     } catch (error) {
+      if (error instanceof ApiProblem && error.status === 400) {
+        // The API refuses the query itself (a customer id with a tab pasted from a spreadsheet):
+        // asking again will not change that, and the connection is fine. Say what to change.
+        if (generation === this.generation) this.showRefused(error);
+        return;
+      }
       // Rows already shown stay (the header says they are not updating); nothing shown yet is said so.
       if (generation === this.generation) {
         if (error instanceof ApiProblem && (error.status === 401 || error.status === 403)) this.showSupportOnly(error);
@@ -140,6 +146,15 @@ export class OrderList {
   private showSupportOnly(problem: ApiProblem): void {
     const signIn = signInHref(problem, location);
     fill(this.summary, `Orders are listed for support staff only: ${problem.detail}. `, signIn ? h('a', { href: signIn }, 'Sign in') : null);
+  }
+
+  private showRefused(problem: ApiProblem): void {
+    this.rows.clear();
+    this.body.replaceChildren();
+    this.empty.hidden = true;
+    this.more.hidden = true;
+    this.shown = true;
+    this.summary.textContent = `No orders can be listed for this search: ${(problem.fieldErrors.length ? problem.fieldErrors : [problem.detail]).join('; ')}.`;
   }
 
   private clear(): void {

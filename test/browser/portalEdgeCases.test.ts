@@ -179,3 +179,20 @@ describe('customer ids in the list', () => {
     await page.close();
   }, 30_000);
 });
+
+describe('the order list', () => {
+  it('says why a search the API refuses lists nothing, without calling it a connection problem', async () => {
+    const page = await browser!.newPage();
+    await page.goto(`${api}/portal/`);
+    await page.locator('#connection[data-state="ok"]').waitFor({ timeout: 15_000 });
+    // Two cells copied from a spreadsheet: a tab between them.
+    await findCustomer(page, 'customer-1\tcustomer-2');
+    await page.locator('#orders-summary', { hasText: 'must not contain control characters' }).waitFor();
+    // Polls go on with the same search: the header still says the portal is live.
+    await page.waitForTimeout(3_500);
+    expect(await page.locator('#connection').getAttribute('data-state')).toBe('ok');
+    expect(await page.locator('#connection-error').innerText()).toBe('');
+    expect(await page.locator('#orders-summary').innerText()).toContain('must not contain control characters');
+    await page.close();
+  }, 30_000);
+});
