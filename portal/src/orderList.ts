@@ -27,6 +27,15 @@ function customerText(customerId: string): HTMLElement {
   return h('bdi', {}, customerId);
 }
 
+/** Orders asked for per page, and so shown at first and added by each "Show older orders". */
+const PAGE_SIZE = 25;
+/**
+ * Requests one refresh may make beyond one per page shown: a page may hold fewer orders than asked
+ * for, even none, with more to come (Cosmos DB runs the query per partition range), so pages are
+ * followed until enough orders are in, within this.
+ */
+const SHORT_PAGE_ALLOWANCE = 10;
+
 export class OrderList {
   private readonly rows = new Map<string, Row>();
   private readonly body = byId<HTMLTableSectionElement>('order-rows');
@@ -113,8 +122,9 @@ export class OrderList {
     let token: string | undefined;
     let hasMore = false;
     try {
-      for (let page = 0; page < this.pagesShown; page += 1) {
-        const result = await listOrders(filter, token);
+      const wanted = this.pagesShown * PAGE_SIZE;
+      for (let request = 0; request < this.pagesShown + SHORT_PAGE_ALLOWANCE && orders.length < wanted; request += 1) {
+        const result = await listOrders(filter, token, PAGE_SIZE);
         orders.push(...result.items);
         token = result.continuationToken ?? undefined;
         hasMore = Boolean(token);
@@ -181,7 +191,7 @@ export class OrderList {
       const current = this.body.children[index];
       if (current !== row.element) this.body.insertBefore(row.element, current ?? null);
     });
-    this.empty.hidden = shown.size > 0;
+    this.empty.hidden = shown.size > 0 || hasMore;
     this.more.hidden = !hasMore;
     const filtered = Boolean(this.filter.state || this.filter.billingStatus);
     fill(

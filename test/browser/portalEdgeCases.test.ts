@@ -195,4 +195,32 @@ describe('the order list', () => {
     expect(await page.locator('#orders-summary').innerText()).toContain('must not contain control characters');
     await page.close();
   }, 30_000);
+
+  it('counts and lists the orders in attention when the first page holds none of them', async () => {
+    const page = await browser!.newPage();
+    const orderId = '5e1f0c4a-7d55-4a39-9b7e-2a6b3f1d9c01';
+    const inAttention = {
+      id: orderId,
+      customerId: 'customer-attention',
+      state: 'attention',
+      status: { inventory: 'compensated', billing: 'compensated', notification: 'done' },
+      total: 10,
+      currency: 'EUR',
+      createdAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+    };
+    // As Cosmos DB answers a cross-partition query: an empty first page that goes on.
+    await page.route(/\/api\/orders\?.*state=attention/, async (route) => {
+      const token = new URL(route.request().url()).searchParams.get('continuationToken');
+      await route.fulfill({ json: token === 'next-range' ? { orders: [inAttention] } : { orders: [], continuationToken: 'next-range' } });
+    });
+    await page.goto(`${api}/portal/`);
+    const count = page.locator('#attention-count', { hasText: '1 order needs attention' });
+    await count.waitFor({ timeout: 15_000 });
+    await count.click();
+    await page.locator(`#order-rows tr[data-order-id="${orderId}"]`).waitFor();
+    await page.locator('#orders-summary', { hasText: '1 order matches the filters' }).waitFor();
+    expect(await page.locator('#orders-empty').isHidden()).toBe(true);
+    await page.close();
+  }, 30_000);
 });
