@@ -30,14 +30,9 @@ export class ParkedMessages {
   private readonly more = byId<HTMLButtonElement>('parked-more');
   private signature = '';
   private shown = STEP;
-  /** After "Show more": the place of the first message it adds, which takes focus once listed. */
-  private focusFrom: number | undefined;
 
   constructor(onMore: () => void) {
     this.more.addEventListener('click', () => {
-      // The button goes once the last are in, and focus with it: a keyboard user goes on from the
-      // first message added rather than from the top of the page.
-      this.focusFrom = this.rows.children.length;
       this.shown += STEP;
       onMore();
     });
@@ -49,13 +44,11 @@ export class ParkedMessages {
       page = await this.fetchShown();
     } catch (error) {
       // Support role missing, or the API down: say so here, keep what was shown.
-      // Each refresh repeats the same failure: an alert set again is read out again.
-      const text = `Could not load the unreadable messages: ${describeError(error).detail}`;
-      if (this.error.textContent !== text) this.error.textContent = text;
+      this.error.textContent = `Could not load the unreadable messages: ${describeError(error).detail}`;
       if (!this.signature) this.summary.textContent = '';
       return;
     }
-    if (this.error.textContent) this.error.textContent = '';
+    this.error.textContent = '';
     const signature = JSON.stringify(page);
     if (signature === this.signature) return;
     this.signature = signature;
@@ -66,6 +59,7 @@ export class ParkedMessages {
         : page.continuationToken
           ? `The newest ${messages.length} are shown.`
           : `${messages.length} kept.`;
+    this.more.hidden = !page.continuationToken;
     fill(
       this.rows,
       messages.map((m) =>
@@ -86,21 +80,6 @@ export class ParkedMessages {
         ),
       ),
     );
-    this.moveFocusToAdded(Boolean(page.continuationToken));
-    this.more.hidden = !page.continuationToken;
-  }
-
-  private moveFocusToAdded(hasMore: boolean): void {
-    const from = this.focusFrom;
-    if (from === undefined) return;
-    const first = this.rows.children[from] as HTMLElement | undefined;
-    if (!first && hasMore) return; // not in yet
-    this.focusFrom = undefined;
-    const active = document.activeElement;
-    if (active !== this.more && active !== document.body && active !== null) return; // the person moved on
-    if (!first) return byId('parked-heading').focus();
-    first.tabIndex = -1;
-    first.focus();
   }
 
   /** The newest `shown` messages, page after page, and whether there are more. */
