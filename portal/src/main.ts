@@ -36,6 +36,8 @@ function start(): void {
   const { announce } = new Announcer();
   const connection = new ConnectionLine();
   let ticks = 0;
+  /** "Show more" under the unreadable messages: refreshed on the next tick, not four ticks on. */
+  let parkedDue = false;
 
   const poller = new Poller(async () => {
     const everyTime = [orderList.refresh(), orderDetail.refresh()];
@@ -43,9 +45,10 @@ function start(): void {
       ticks % INVENTORY_EVERY === 0 ? inventory.refresh() : Promise.resolve(),
       ticks % ATTENTION_EVERY === 0 ? attention.refresh() : Promise.resolve(),
       ticks % FAULTS_EVERY === 0 ? faultSwitches.refresh() : Promise.resolve(),
-      ticks % PARKED_EVERY === 0 ? parked.refresh() : Promise.resolve(),
+      ticks % PARKED_EVERY === 0 || parkedDue ? parked.refresh() : Promise.resolve(),
     ];
     ticks += 1;
+    parkedDue = false;
     const results = await Promise.allSettled([...everyTime, ...sometimes]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     connection.report(failed?.reason);
@@ -75,7 +78,10 @@ function start(): void {
     () => placeForm.setInventoryNotLoaded(),
   );
   const faultSwitches = new FaultSwitches(announce, (available) => placeForm.setSimulationAvailable(available));
-  const parked = new ParkedMessages(() => poller.now());
+  const parked = new ParkedMessages(() => {
+    parkedDue = true;
+    poller.now();
+  });
 
   function select(orderId: string | undefined, focus: boolean): void {
     orderList.select(orderId);

@@ -53,6 +53,8 @@ export class OrderList {
   private generation = 0;
   /** Whether the current filters' orders have been shown once (else the summary says "Loading"). */
   private shown = false;
+  /** After "Show older orders": the place of the first older order, which takes focus once listed. */
+  private focusFrom: number | undefined;
 
   constructor(
     private readonly announce: Announce,
@@ -64,6 +66,9 @@ export class OrderList {
     this.attentionFilter.addEventListener('change', changed);
     this.more.addEventListener('click', () => {
       this.pagesShown += 1;
+      // The button goes once the last page is in, and focus with it: a keyboard or screen-reader
+      // user goes on from the first older order instead of from the top of the page.
+      this.focusFrom = this.rows.size;
       this.onFiltersChanged();
     });
   }
@@ -101,6 +106,7 @@ export class OrderList {
   private filtersChanged(): void {
     this.stateFilter.disabled = this.attentionFilter.checked;
     this.pagesShown = 1;
+    this.focusFrom = undefined;
     this.generation += 1;
     this.clear();
     this.onFiltersChanged();
@@ -192,6 +198,7 @@ export class OrderList {
       if (current !== row.element) this.body.insertBefore(row.element, current ?? null);
     });
     this.empty.hidden = shown.size > 0 || hasMore;
+    this.moveFocusToOlder(hasMore);
     this.more.hidden = !hasMore;
     const filtered = Boolean(this.filter.state || this.filter.billingStatus);
     fill(
@@ -200,6 +207,18 @@ export class OrderList {
       this.customerId ? [' of ', customerText(this.customerId)] : null,
       `${filtered ? (shown.size === 1 && !hasMore ? ' matches the filters' : ' match the filters') : ''}, newest first.`,
     );
+  }
+
+  private moveFocusToOlder(hasMore: boolean): void {
+    const from = this.focusFrom;
+    if (from === undefined) return;
+    const first = this.body.children[from];
+    if (!first && hasMore) return; // the older orders are not in yet
+    this.focusFrom = undefined;
+    const active = document.activeElement;
+    if (active !== this.more && active !== document.body && active !== null) return; // the person moved on
+    const target = first?.querySelector<HTMLElement>('a') ?? byId('orders-heading');
+    target.focus();
   }
 
   private createRow(order: OrderView): Row {

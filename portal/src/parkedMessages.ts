@@ -30,9 +30,14 @@ export class ParkedMessages {
   private readonly more = byId<HTMLButtonElement>('parked-more');
   private signature = '';
   private shown = STEP;
+  /** After "Show more": the place of the first message it adds, which takes focus once listed. */
+  private focusFrom: number | undefined;
 
   constructor(onMore: () => void) {
     this.more.addEventListener('click', () => {
+      // The button goes once the last are in, and focus with it: a keyboard user goes on from the
+      // first message added rather than from the top of the page.
+      this.focusFrom = this.rows.children.length;
       this.shown += STEP;
       onMore();
     });
@@ -59,7 +64,6 @@ export class ParkedMessages {
         : page.continuationToken
           ? `The newest ${messages.length} are shown.`
           : `${messages.length} kept.`;
-    this.more.hidden = !page.continuationToken;
     fill(
       this.rows,
       messages.map((m) =>
@@ -80,6 +84,21 @@ export class ParkedMessages {
         ),
       ),
     );
+    this.moveFocusToAdded(Boolean(page.continuationToken));
+    this.more.hidden = !page.continuationToken;
+  }
+
+  private moveFocusToAdded(hasMore: boolean): void {
+    const from = this.focusFrom;
+    if (from === undefined) return;
+    const first = this.rows.children[from] as HTMLElement | undefined;
+    if (!first && hasMore) return; // not in yet
+    this.focusFrom = undefined;
+    const active = document.activeElement;
+    if (active !== this.more && active !== document.body && active !== null) return; // the person moved on
+    if (!first) return byId('parked-heading').focus();
+    first.tabIndex = -1;
+    first.focus();
   }
 
   /** The newest `shown` messages, page after page, and whether there are more. */

@@ -7,8 +7,11 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ServiceBusClient } from '@azure/service-bus';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { spawnService, type RunningService } from '../../local/service-process';
+import { serviceBusConnectionString } from '../../local/stack';
+import { ORDERS_TOPIC } from '../../src/topology';
 import { freeStartPorts } from '../support/ports';
 
 const REPO_ROOT = join(__dirname, '..', '..');
@@ -20,6 +23,7 @@ let system: RunningService | undefined;
 let api = '';
 let browser: Browser | undefined;
 let scratch = '';
+let serviceBusPort = '';
 
 async function place(customerId: string): Promise<string> {
   const response = await fetch(`${api}/orders`, {
@@ -45,6 +49,7 @@ beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   scratch = mkdtempSync(join(tmpdir(), 'portal-edge-cases-'));
   const ports = await freeStartPorts();
+  serviceBusPort = ports.SERVICEBUS_EMULATOR_PORT;
   system = await spawnService({
     name: 'order system',
     command: [process.execPath, START],
@@ -223,4 +228,67 @@ describe('the order list', () => {
     expect(await page.locator('#orders-empty').isHidden()).toBe(true);
     await page.close();
   }, 30_000);
+
+  it('"Show older orders" lists the next page and takes keyboard focus to the first older order', async () => {
+    const customerId = `customer-pages-${Date.now()}`;
+    for (let i = 0; i < 27; i += 1) await place(customerId);
+    const page = await browser!.newPage();
+    await page.goto(`${api}/portal/`);
+    await findCustomer(page, customerId);
+    await page.locator('#orders-summary', { hasText: `25+ orders of ${customerId}` }).waitFor();
+    await page.locator('#orders-more').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#orders-summary', { hasText: `27 orders of ${customerId}` }).waitFor();
+    expect(await page.locator('#orders-more').isHidden()).toBe(true);
+    const focused = await page.evaluate(`(() => {
+      const row = document.activeElement && document.activeElement.closest('tr');
+      return row ? row.getAttribute('data-order-id') : null;
+    })()`);
+    const twentySixth = await page.locator('#order-rows tr:nth-child(26)').getAttribute('data-order-id');
+    expect(focused).toBe(twentySixth);
+    await page.close();
+  }, 60_000);
+});
+
+describe('unreadable messages', () => {
+  it('unreadable messages: a preview cut short keeps whole characters, and "Show more" takes focus to the first message it adds', async () => {
+    const messageId = `emoji-${Date.now()}`;
+    const client = new ServiceBusClient(serviceBusConnectionString(serviceBusPort));
+    try {
+      const sender = client.createSender(ORDERS_TOPIC);
+      for (let i = 0; i < 6; i++) await sender.sendMessages({ body: `not json ${i}`, messageId: `${messageId}-extra-${i}` });
+      // The emoji straddles the end of the 400-character preview.
+      await sender.sendMessages({ body: `${'x'.repeat(399)}\u{1F600} and more after the preview`, messageId });
+      await sender.close();
+    } finally {
+      await client.close();
+    }
+    // Seven messages, a copy kept per subscription: one more than the portal shows at first.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const kept = ((await (await fetch(`${api}/support/deadletters?pageSize=100`)).json()) as { deadLetters: unknown[] }).deadLetters;
+      if (kept.length >= 21) break;
+      if (Date.now() > deadline) throw new Error(`only ${kept.length} of 21 dead letters kept`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const page = await browser!.newPage();
+    await page.goto(`${api}/portal/`);
+    await page.locator('#parked-summary', { hasText: 'The newest 20 are shown.' }).waitFor({ timeout: 15_000 });
+    // Just after a refresh of the list, which comes every 6 s by itself: the click's own comes at once.
+    await page.waitForResponse((response) => response.url().includes('/api/support/deadletters'));
+    await page.locator('#parked-more').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#parked-summary', { hasText: '21 kept.' }).waitFor({ timeout: 2_000 });
+    expect(await page.locator('#parked-more').isHidden()).toBe(true);
+    expect(await page.evaluate(`document.activeElement === document.querySelector('#parked-rows > li:nth-child(21)')`)).toBe(true);
+
+    // Read in the page: a half character would not survive the way out of the browser as itself.
+    const previews = await page.evaluate(`(() => {
+      const halves = /[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]/;
+      const bodies = document.querySelectorAll('#parked-rows li[data-message-id="${messageId}"] .parked__body');
+      return [...bodies].map((body) => ({ start: body.textContent.slice(0, 399), brokenCharacter: halves.test(body.textContent) }));
+    })()`);
+    expect(previews).toEqual(Array(3).fill({ start: 'x'.repeat(399), brokenCharacter: false }));
+    await page.close();
+  }, 120_000);
 });
