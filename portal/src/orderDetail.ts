@@ -8,7 +8,7 @@ import { badge } from './badge';
 import { confirmAction } from './confirmDialog';
 import { byId, fill, h } from './dom';
 import { capitalize, formatDateTime, formatMoney, formatPreciseTime, humanizeKind, shortId, statusLabel } from './format';
-import { actionOutcome, compensateRefusal, requeueRefusal } from './actionRules';
+import { compensateRefusal, requeueRefusal } from './actionRules';
 import { describeError, showProblem } from './problem';
 import type { Announce } from './orderList';
 
@@ -255,15 +255,18 @@ export class OrderDetail {
             },
     );
     if (!confirmed) return;
-    // The dialog gives focus back to this button, which a poll may have disabled meanwhile (someone
-    // else acted): focus would fall to the top of the page. Keep it where the answer is shown.
-    if ((action === 'requeue' ? this.requeueButton : this.compensateButton).disabled) this.actionStatus.focus({ preventScroll: true });
     this.actionStatus.textContent = `${capitalize(action)} sent…`;
     this.actionError.replaceChildren();
     try {
       const result = await runSupportAction(id, action);
       if (id !== this.orderId) return;
-      this.actionStatus.textContent = actionOutcome(result, action, id);
+      const accepted = result?.accepted !== false;
+      const name = capitalize(result?.action ?? action);
+      this.actionStatus.textContent = !accepted
+        ? `${name} was not accepted for order ${shortId(id)}.`
+        : result?.alreadyRequested
+          ? `${name} was already asked for${result.requestedBy ? ` by ${result.requestedBy}` : ''} on order ${shortId(id)}: nothing new was recorded.`
+          : `${name} accepted for order ${shortId(id)}. Watch the lanes and timeline below.`;
     } catch (error) {
       if (id !== this.orderId) return;
       this.actionStatus.textContent = '';

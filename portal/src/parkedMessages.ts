@@ -49,11 +49,13 @@ export class ParkedMessages {
       page = await this.fetchShown();
     } catch (error) {
       // Support role missing, or the API down: say so here, keep what was shown.
-      this.error.textContent = `Could not load the unreadable messages: ${describeError(error).detail}`;
+      // Each refresh repeats the same failure: an alert set again is read out again.
+      const text = `Could not load the unreadable messages: ${describeError(error).detail}`;
+      if (this.error.textContent !== text) this.error.textContent = text;
       if (!this.signature) this.summary.textContent = '';
       return;
     }
-    this.error.textContent = '';
+    if (this.error.textContent) this.error.textContent = '';
     const signature = JSON.stringify(page);
     if (signature === this.signature) return;
     this.signature = signature;

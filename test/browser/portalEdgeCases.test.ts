@@ -292,3 +292,30 @@ describe('unreadable messages', () => {
     await page.close();
   }, 120_000);
 });
+
+describe('alerts', () => {
+  it('has a failure that every poll repeats read out once, not at every poll', async () => {
+    const page = await browser!.newPage();
+    await page.route(/\/api\/support\/deadletters/, (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/problem+json',
+        body: JSON.stringify({ title: 'Service Unavailable', status: 503, detail: 'Cosmos DB did not answer' }),
+      }),
+    );
+    await page.goto(`${api}/portal/#/orders/00000000-0000-4000-8000-000000000000`);
+    await page.locator('#detail-error', { hasText: 'no order' }).waitFor({ timeout: 15_000 });
+    await page.locator('#parked-error', { hasText: 'Cosmos DB did not answer' }).waitFor({ timeout: 15_000 });
+    // Both are alerts: every change to one is read out. Two refreshes of the unreadable messages.
+    const changes = await page.evaluate(`(async () => {
+      const count = { detail: 0, parked: 0 };
+      const options = { childList: true, subtree: true, characterData: true };
+      new MutationObserver((records) => (count.detail += records.length)).observe(document.getElementById('detail-error'), options);
+      new MutationObserver((records) => (count.parked += records.length)).observe(document.getElementById('parked-error'), options);
+      await new Promise((resolve) => setTimeout(resolve, 13000));
+      return count;
+    })()`);
+    expect(changes).toEqual({ detail: 0, parked: 0 });
+    await page.close();
+  }, 45_000);
+});
