@@ -8,7 +8,7 @@ import { badge } from './badge';
 import { confirmAction } from './confirmDialog';
 import { byId, fill, h } from './dom';
 import { capitalize, formatDateTime, formatMoney, formatPreciseTime, humanizeKind, shortId, statusLabel } from './format';
-import { compensateRefusal, requeueRefusal } from './actionRules';
+import { actionOutcome, compensateRefusal, requeueRefusal } from './actionRules';
 import { describeError, showProblem } from './problem';
 import type { Announce } from './orderList';
 
@@ -260,13 +260,7 @@ export class OrderDetail {
     try {
       const result = await runSupportAction(id, action);
       if (id !== this.orderId) return;
-      const accepted = result?.accepted !== false;
-      const name = capitalize(result?.action ?? action);
-      this.actionStatus.textContent = !accepted
-        ? `${name} was not accepted for order ${shortId(id)}.`
-        : result?.alreadyRequested
-          ? `${name} was already asked for${result.requestedBy ? ` by ${result.requestedBy}` : ''} on order ${shortId(id)}: nothing new was recorded.`
-          : `${name} accepted for order ${shortId(id)}. Watch the lanes and timeline below.`;
+      this.actionStatus.textContent = actionOutcome(result, action, id);
     } catch (error) {
       if (id !== this.orderId) return;
       this.actionStatus.textContent = '';
