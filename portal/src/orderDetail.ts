@@ -255,6 +255,9 @@ export class OrderDetail {
             },
     );
     if (!confirmed) return;
+    // The dialog gives focus back to this button, which a poll may have disabled meanwhile (someone
+    // else acted): focus would fall to the top of the page. Keep it where the answer is shown.
+    if ((action === 'requeue' ? this.requeueButton : this.compensateButton).disabled) this.actionStatus.focus({ preventScroll: true });
     this.actionStatus.textContent = `${capitalize(action)} sent…`;
     this.actionError.replaceChildren();
     try {

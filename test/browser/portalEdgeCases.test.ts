@@ -58,6 +58,9 @@ beforeAll(async () => {
       ...ports,
       DURABLE_DATA_DIR: join(scratch, 'durable'),
       SUPPORT_DEV_PRINCIPAL: 'support@localhost',
+      // The monitor leaves a dead-lettered order to the people in the test.
+      MONITOR_REQUEUE_BACKOFF_SECONDS: '600',
+      MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: '600',
     },
     readyLine: /Order system ready: (http:\/\/127\.0\.0\.1:\d+\/api)/,
     timeoutMs: 150_000,
@@ -318,4 +321,31 @@ describe('alerts', () => {
     expect(changes).toEqual({ detail: 0, parked: 0 });
     await page.close();
   }, 45_000);
+});
+
+describe('two people at once', () => {
+  it('the second to compensate, whose button went while the dialog was open, is told who did and when, and keeps focus by the actions', async () => {
+    const response = await fetch(`${api}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ customerId: 'customer-two-people', items: [{ sku: 'MOUSE-01', quantity: 1 }], simulate: { billingFailures: 100 } }),
+    });
+    const { orderId } = (await response.json()) as { orderId: string };
+    const deadline = Date.now() + 30_000;
+    while (((await (await fetch(`${api}/orders/${orderId}`)).json()) as { status?: { billing?: string } }).status?.billing !== 'deadlettered') {
+      if (Date.now() > deadline) throw new Error('billing did not dead-letter');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const page = await browser!.newPage();
+    await page.goto(`${api}/portal/#/orders/${orderId}`);
+    await page.locator('#action-compensate:not([disabled])').click();
+    await page.locator('#confirm-dialog[open]').waitFor();
+    // Someone else compensates the order meanwhile; this portal's next poll disables the button.
+    expect((await fetch(`${api}/orders/${orderId}/compensate`, { method: 'POST' })).status).toBe(202);
+    await page.locator('#action-compensate[disabled]').waitFor({ state: 'attached' });
+    await page.locator('#confirm-ok').click();
+    await page.locator('#action-status', { hasText: 'Compensate was already asked for by support@localhost at ' }).waitFor();
+    expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('action-status');
+    await page.close();
+  }, 60_000);
 });
