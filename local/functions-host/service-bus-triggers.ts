@@ -371,7 +371,6 @@ interface TriggerListener {
   receiver?: ServiceBusReceiver;
   close?: () => Promise<void>;
   inFlight: Set<Promise<void>>;
-  settlements: SettlementOrder;
   /** The SDK retries a failing link quickly; say the same thing at most every REPEAT_LOG_MS. */
   lastError?: { text: string; at: number; repeats: number };
   /** When the receiver's errors began, none received since (see RENEW_AFTER_MS). */
@@ -409,6 +408,11 @@ function errorMessage(err: unknown): string {
 
 export class ServiceBusTriggers {
   readonly #listeners: TriggerListener[] = [];
+  /**
+   * One order of settlements per receiver, the link they go out on: a settlement a replaced
+   * receiver never gets answered (#renew) must not hold up its successor's.
+   */
+  readonly #settlements = new WeakMap<ServiceBusReceiver, SettlementOrder>();
   #stopping = false;
 
   constructor(
@@ -425,7 +429,7 @@ export class ServiceBusTriggers {
       if (fn.trigger['isSessionsEnabled'] === true) {
         throw new HostConfigurationError(`${fn.name}: session-enabled Service Bus triggers are not supported by this host`);
       }
-      this.#listeners.push({ fn, entity: triggerEntity(fn.trigger), inFlight: new Set(), settlements: new SettlementOrder() });
+      this.#listeners.push({ fn, entity: triggerEntity(fn.trigger), inFlight: new Set() });
     }
   }
 
@@ -614,8 +618,8 @@ export class ServiceBusTriggers {
     if (!(typeof own === 'boolean' ? own : this.settings.autoCompleteMessages)) return;
     for (const message of messages) {
       try {
-        if (ok) await listener.settlements.run('complete', () => receiver.completeMessage(message));
-        else await listener.settlements.run('abandon', () => receiver.abandonMessage(message));
+        if (ok) await this.#settlementsOf(receiver).run('complete', () => receiver.completeMessage(message));
+        else await this.#settlementsOf(receiver).run('abandon', () => receiver.abandonMessage(message));
       } catch (err) {
         this.log.host(
           'warning',
@@ -623,6 +627,12 @@ export class ServiceBusTriggers {
         );
       }
     }
+  }
+
+  #settlementsOf(receiver: ServiceBusReceiver): SettlementOrder {
+    let order = this.#settlements.get(receiver);
+    if (!order) this.#settlements.set(receiver, (order = new SettlementOrder()));
+    return order;
   }
 
   /**

@@ -97,3 +97,48 @@ it('does not renew a connection whose receiver gets messages between its errors'
     clock.mockRestore();
   }
 });
+
+it("settles through the new receiver although a settlement on the replaced one is never answered", async () => {
+  let now = 1_000_000;
+  const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+  try {
+    const settled: string[] = [];
+    const receivers: FakeReceiver[] = [];
+    const client = {
+      createReceiver: () => {
+        const fake = { closed: false } as FakeReceiver;
+        const index = receivers.push(fake) - 1;
+        return {
+          subscribe: (handlers: FakeReceiver['handlers']) => {
+            fake.handlers = handlers;
+            return { close: async () => void (fake.closed = true) };
+          },
+          close: async () => void (fake.closed = true),
+          // The first receiver's connection is stuck: its settlements are never answered.
+          completeMessage: (m: { messageId: string }) => (index === 0 ? new Promise(() => undefined) : Promise.resolve(void settled.push(`complete ${m.messageId}`))),
+          abandonMessage: (m: { messageId: string }) => (index === 0 ? new Promise(() => undefined) : Promise.resolve(void settled.push(`abandon ${m.messageId}`))),
+        } as unknown as ServiceBusReceiver;
+      },
+    } as unknown as ServiceBusClient;
+    const connections = { get: () => client, renew: () => undefined } as unknown as ServiceBusConnections;
+    let fail = false;
+    const invoker = { invoke: async () => (fail ? Promise.reject(new Error('function failed')) : undefined) } as unknown as FunctionInvoker;
+    const triggers = new ServiceBusTriggers([fn], invoker, connections, serviceBusSettings({ version: '2.0' }), new HostLog({}, () => undefined));
+    triggers.start();
+    const message = (id: string) => ({ messageId: id, body: 'x', lockedUntilUtc: undefined });
+    // A message of the old receiver completes and hangs on its stuck link.
+    void receivers[0]!.handlers.processMessage(message('old'));
+    await new Promise((r) => setImmediate(r));
+    // The receivers fail on; the connection is renewed.
+    await receivers[0]!.handlers.processError({ error: new Error('operation timeout') });
+    now += RENEW_AFTER_MS;
+    await receivers[0]!.handlers.processError({ error: new Error('operation timeout') });
+    expect(receivers).toHaveLength(2);
+    // The new receiver's failed message is abandoned at once, not queued behind the old complete.
+    fail = true;
+    await receivers[1]!.handlers.processMessage(message('new'));
+    expect(settled).toEqual(['abandon new']);
+  } finally {
+    clock.mockRestore();
+  }
+});
