@@ -582,8 +582,9 @@ const ms = (iso: string) => Date.parse(iso);
  * 6. billing dead-lettered -> requeue after backoff (at once when support asked), compensate
  *    when the requeues are used up;
  * 7. support asked to requeue a billing still in flight -> requeue;
- * 8. a service stuck past its threshold -> targeted republish, compensate when republishes are
- *    used up; an inventory or notification whose message was dead-lettered gets its first
+ * 8. a service stuck past its threshold (doubled for each republish it already had) -> targeted
+ *    republish, compensate when republishes are used up; an inventory or notification whose
+ *    message was dead-lettered gets its first
  *    republish after the requeue backoff instead of the stuck threshold;
  * 9. otherwise wait for the next poll or the next stuck deadline, whichever is first.
  */
@@ -659,8 +660,14 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     const republishes = snapshot.republishes[service];
     // A message dead-lettered gets its first republish after the short requeue backoff (a host
     // that died with it on every delivery); later ones wait as long as for a stuck consumer, so an
-    // outage that dead-letters messages is ridden out before the order is compensated.
-    const patience = deadLettered && republishes === 0 ? Math.min(policy.requeueBackoffBaseMs, policy.stuckAfterMs[service]) : policy.stuckAfterMs[service];
+    // outage that dead-letters messages is ridden out before the order is compensated. Each
+    // republish doubles the wait for the next step: after a broker outage every order's message
+    // sits behind the backlog the outage left, and with a flat minute the monitors compensated
+    // orders whose messages were still queued (2 x 300 s stalls of Service Bus, before this).
+    const patience =
+      deadLettered && republishes === 0
+        ? Math.min(policy.requeueBackoffBaseMs, policy.stuckAfterMs[service])
+        : doubledWaitMs(policy.stuckAfterMs[service], Number.POSITIVE_INFINITY, republishes);
     const dueAt = ms(snapshot.lastProgressAt[service]) + patience;
     const what = deadLettered ? `${service} dead-lettered` : `${service} stuck ${status[service]}`;
     if (nowMs >= dueAt) {

@@ -83,7 +83,8 @@ const situations: Record<string, { snap: Partial<MonitorSnapshot>; atSeconds: nu
       status: { inventory: 'done', billing: 'done', notification: 'pending' },
       republishes: { inventory: 0, billing: 0, notification: 2 },
     },
-    atSeconds: 61,
+    // The wait doubles with each republish: 60 s, 120 s, then 240 s before compensating.
+    atSeconds: 240,
   },
   'inventory just dead-lettered': {
     snap: { status: { inventory: 'processing', billing: 'done', notification: 'done' }, deadLettered: ['inventory'] },
@@ -99,7 +100,7 @@ const situations: Record<string, { snap: Partial<MonitorSnapshot>; atSeconds: nu
       deadLettered: ['notification'],
       republishes: { inventory: 0, billing: 0, notification: 2 },
     },
-    atSeconds: 60,
+    atSeconds: 240,
   },
   'support asked to requeue a dead-lettered billing': {
     snap: {
@@ -216,7 +217,7 @@ describe('decideNextStep: policy cells', () => {
     });
   });
 
-  it('republishes a dead-lettered inventory or notification after the requeue backoff once, then only after the stuck threshold', () => {
+  it('republishes a dead-lettered inventory or notification after the requeue backoff once, then only after the stuck threshold, doubled for each republish', () => {
     // Polls far apart, so each wait shows the republish deadline.
     const p = policy({ pollMinMs: 600_000, pollMaxMs: 600_000 });
     const deadLettered = (republishes: number) =>
@@ -229,10 +230,10 @@ describe('decideNextStep: policy cells', () => {
     expect(decideNextStep(deadLettered(0), p, now(101))).toMatchObject({ kind: 'wait', until: new Date(Date.parse(at(105))) });
     expect(decideNextStep(deadLettered(0), p, now(105))).toMatchObject({ kind: 'republish', service: 'notification', attempt: 1 });
     // Dead-lettered again after the first republish: an outage, perhaps; as patient as for a stuck one.
-    expect(decideNextStep(deadLettered(1), p, now(105))).toMatchObject({ kind: 'wait', until: new Date(Date.parse(at(160))) });
-    expect(decideNextStep(deadLettered(1), p, now(160))).toMatchObject({ kind: 'republish', service: 'notification', attempt: 2 });
-    expect(decideNextStep(deadLettered(2), p, now(159))).toMatchObject({ kind: 'wait' });
-    expect(decideNextStep(deadLettered(2), p, now(160))).toEqual({ kind: 'compensate', reason: 'notification dead-lettered after 2 republishes' });
+    expect(decideNextStep(deadLettered(1), p, now(105))).toMatchObject({ kind: 'wait', until: new Date(Date.parse(at(220))) });
+    expect(decideNextStep(deadLettered(1), p, now(220))).toMatchObject({ kind: 'republish', service: 'notification', attempt: 2 });
+    expect(decideNextStep(deadLettered(2), p, now(339))).toMatchObject({ kind: 'wait' });
+    expect(decideNextStep(deadLettered(2), p, now(340))).toEqual({ kind: 'compensate', reason: 'notification dead-lettered after 2 republishes' });
     // A stuck threshold shorter than the backoff wins.
     const quick = policy({ pollMinMs: 600_000, pollMaxMs: 600_000, stuckAfterMs: { inventory: 60_000, billing: 60_000, notification: 2_000 } });
     expect(decideNextStep(deadLettered(0), quick, now(102))).toMatchObject({ kind: 'republish', service: 'notification' });
@@ -247,14 +248,15 @@ describe('decideNextStep: policy cells', () => {
     expect(decideNextStep(slowNotice, p, now(10))).toMatchObject({ kind: 'republish', service: 'notification' });
   });
 
-  it('measures stuck from the last progress, so a republish gets a full threshold to work', () => {
+  it('measures stuck from the last progress, so a republish gets a full threshold, doubled for each republish, to work', () => {
     const snap = snapshot({
       status: { inventory: 'done', billing: 'done', notification: 'pending' },
       lastProgressAt: { inventory: at(0), billing: at(0), notification: at(60) },
       republishes: { inventory: 0, billing: 0, notification: 1 },
     });
-    expect(decideNextStep(snap, policy(), now(119))).toMatchObject({ kind: 'wait', until: now(120) });
-    expect(decideNextStep(snap, policy(), now(120))).toMatchObject({ kind: 'republish', service: 'notification', attempt: 2 });
+    // A backlog left by an outage can hold the republished message: the second waits twice as long.
+    expect(decideNextStep(snap, policy(), now(179))).toMatchObject({ kind: 'wait', until: now(180) });
+    expect(decideNextStep(snap, policy(), now(180))).toMatchObject({ kind: 'republish', service: 'notification', attempt: 2 });
   });
 
   it('polls with backoff from the minimum up to the maximum, but wakes for the next stuck deadline first', () => {
