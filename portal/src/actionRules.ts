@@ -46,13 +46,15 @@ export function requeueRefusal(order: ActionSubject): string | undefined {
   return pendingCompensation(order) ?? (requeue ? requeuePendingReason(requeue) : supportRequestLimitReason(order.timeline ?? undefined, 'requeue'));
 }
 
-/** What the API answers an action (its `ActionResult`), as far as the portal words it. */
+/** What the API answers an action (`SupportActionResult` in src/support/actions.ts). */
 export interface ActionAnswer {
   orderId?: string;
   action?: string;
   accepted?: boolean;
+  /** An identical request was already pending or done: nothing new was recorded. */
   alreadyRequested?: boolean;
   requestedBy?: string;
+  /** When the pending request was made (ISO 8601). */
   requestedAt?: string;
 }
 

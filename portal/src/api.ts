@@ -7,6 +7,7 @@
 import type { NotificationKind, OrderState, ServiceStatus, TimelineEntry } from '../../src/domain/order';
 import type { StoredDeadLetter } from '../../src/services/ports';
 import type { ServiceName } from '../../src/topology';
+import type { ActionAnswer } from './actionRules';
 import { readableFieldPath } from './format';
 
 export type { OrderState, ServiceName, ServiceStatus, TimelineEntry };
@@ -72,16 +73,7 @@ export interface OrderAccepted {
 
 export type SupportAction = 'requeue' | 'compensate';
 
-export interface ActionResult {
-  orderId?: string;
-  action?: string;
-  accepted?: boolean;
-  /** An identical request was already pending or done: nothing new was recorded. */
-  alreadyRequested?: boolean;
-  requestedBy?: string;
-  /** When the pending request was made (ISO 8601). */
-  requestedAt?: string;
-}
+export type ActionResult = ActionAnswer;
 
 export interface Faults {
   billingFails: boolean;

@@ -4,23 +4,17 @@
  * Debian's Chromium through playwright-core; no browser download. Needs a build (`npm test`
  * builds first). Screenshots go to test-artifacts/browser/.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { chromium, type BrowserContext, type Page, type Route } from 'playwright-core';
 import { authorizeSupportRequest } from '../../src/support/routes';
 import { ServiceBusClient } from '@azure/service-bus';
-import { spawnService, type RunningService } from '../../local/service-process';
+import type { RunningService } from '../../local/service-process';
 import { serviceBusConnectionString } from '../../local/stack';
 import { ORDERS_TOPIC } from '../../src/topology';
-import { freeStartPorts } from '../support/ports';
+import { ARTIFACTS, CHROMIUM, startPortalSystem, type PortalSystem } from '../support/portalSystem';
 import { commandLine, descendantPids, whileStopped } from '../support/processes';
 
-const REPO_ROOT = join(__dirname, '..', '..');
-const START = join(REPO_ROOT, 'dist', 'local', 'start.js');
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(REPO_ROOT, 'test-artifacts', 'browser');
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 const SUPPORT_PRINCIPAL = 'support@localhost';
@@ -49,6 +43,7 @@ const INVENTORY_LATENCY_MS = '1000';
 /** Per-order fault injection that outlasts every delivery and the one automatic requeue. */
 const BILLING_NEVER_RECOVERS = '10';
 
+let running: PortalSystem | undefined;
 let system: RunningService | undefined;
 let api = '';
 let context: BrowserContext | undefined;
@@ -111,29 +106,13 @@ async function timelineText(): Promise<string> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(START)) throw new Error(`${START} is missing: build first (npm run build).`);
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium.`);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  scratch = mkdtempSync(join(tmpdir(), 'portal-browser-'));
-  const ports = await freeStartPorts();
-  serviceBusPort = ports.SERVICEBUS_EMULATOR_PORT;
-
-  system = await spawnService({
-    name: 'order system',
-    command: [process.execPath, START],
-    cwd: REPO_ROOT,
-    env: {
-      ...ports,
-      DURABLE_DATA_DIR: join(scratch, 'durable'),
-      FAULT_INJECTION_ENABLED: 'true',
-      SUPPORT_DEV_PRINCIPAL: SUPPORT_PRINCIPAL,
-      ...MONITOR_SETTINGS,
-      INVENTORY_LATENCY_MS,
-    },
-    readyLine: /Order system ready: (http:\/\/127\.0\.0\.1:\d+\/api)/,
-    timeoutMs: 150_000,
+  running = await startPortalSystem('portal-browser', {
+    FAULT_INJECTION_ENABLED: 'true',
+    SUPPORT_DEV_PRINCIPAL: SUPPORT_PRINCIPAL,
+    ...MONITOR_SETTINGS,
+    INVENTORY_LATENCY_MS,
   });
-  api = system.match[1]!;
+  ({ system, api, scratch, serviceBusPort } = running);
 
   context = await chromium.launchPersistentContext(join(scratch, 'chromium-profile'), {
     executablePath: CHROMIUM,
@@ -155,8 +134,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await context?.close().catch(() => undefined);
-  await system?.stop('SIGINT', 20_000);
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  await running?.stop();
 }, 60_000);
 
 describe('support portal (reference demo, end to end)', () => {

@@ -4,25 +4,17 @@
  * from the local stand-ins (Cosmos DB's short pages of a cross-partition query), the page's
  * requests are answered in the browser.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServiceBusClient } from '@azure/service-bus';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { spawnService, type RunningService } from '../../local/service-process';
 import { serviceBusConnectionString } from '../../local/stack';
 import { ORDERS_TOPIC } from '../../src/topology';
-import { freeStartPorts } from '../support/ports';
+import { ARTIFACTS, CHROMIUM, startPortalSystem, type PortalSystem } from '../support/portalSystem';
 
-const REPO_ROOT = join(__dirname, '..', '..');
-const START = join(REPO_ROOT, 'dist', 'local', 'start.js');
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(REPO_ROOT, 'test-artifacts', 'browser');
 
-let system: RunningService | undefined;
+let running: PortalSystem | undefined;
 let api = '';
 let browser: Browser | undefined;
-let scratch = '';
 let serviceBusPort = '';
 
 async function place(customerId: string): Promise<string> {
@@ -44,35 +36,19 @@ async function findCustomer(page: Page, customerId: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(START)) throw new Error(`${START} is missing: build first (npm run build).`);
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium.`);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  scratch = mkdtempSync(join(tmpdir(), 'portal-edge-cases-'));
-  const ports = await freeStartPorts();
-  serviceBusPort = ports.SERVICEBUS_EMULATOR_PORT;
-  system = await spawnService({
-    name: 'order system',
-    command: [process.execPath, START],
-    cwd: REPO_ROOT,
-    env: {
-      ...ports,
-      DURABLE_DATA_DIR: join(scratch, 'durable'),
-      SUPPORT_DEV_PRINCIPAL: 'support@localhost',
-      // The monitor leaves a dead-lettered order to the people in the test.
-      MONITOR_REQUEUE_BACKOFF_SECONDS: '600',
-      MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: '600',
-    },
-    readyLine: /Order system ready: (http:\/\/127\.0\.0\.1:\d+\/api)/,
-    timeoutMs: 150_000,
+  running = await startPortalSystem('portal-edge-cases', {
+    SUPPORT_DEV_PRINCIPAL: 'support@localhost',
+    // The monitor leaves a dead-lettered order to the people in the test.
+    MONITOR_REQUEUE_BACKOFF_SECONDS: '600',
+    MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: '600',
   });
-  api = system.match[1]!;
+  ({ api, serviceBusPort } = running);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
 }, 180_000);
 
 afterAll(async () => {
   await browser?.close().catch(() => undefined);
-  await system?.stop('SIGINT', 20_000);
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  await running?.stop();
 }, 60_000);
 
 describe('addresses and links', () => {

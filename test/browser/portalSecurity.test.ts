@@ -6,51 +6,31 @@
  * text body, a form post) against the local system, where every browser is support. The portal's
  * own page still acts.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { spawnService, type RunningService } from '../../local/service-process';
-import { freePort, freeStartPorts } from '../support/ports';
+import { freePort } from '../support/ports';
+import { ARTIFACTS, CHROMIUM, startPortalSystem, type PortalSystem } from '../support/portalSystem';
 
-const REPO_ROOT = join(__dirname, '..', '..');
-const START = join(REPO_ROOT, 'dist', 'local', 'start.js');
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(REPO_ROOT, 'test-artifacts', 'browser');
 
-let system: RunningService | undefined;
+let running: PortalSystem | undefined;
 let api = '';
 let browser: Browser | undefined;
 let hostile: Server | undefined;
 let hostileOrigin = '';
 let hostilePage = '';
-let scratch = '';
 
 const json = async (path: string, init?: RequestInit) => (await fetch(`${api}${path}`, init)).json() as Promise<any>;
 
 beforeAll(async () => {
-  if (!existsSync(START)) throw new Error(`${START} is missing: build first (npm run build).`);
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium.`);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  scratch = mkdtempSync(join(tmpdir(), 'portal-cross-site-'));
-  system = await spawnService({
-    name: 'order system',
-    command: [process.execPath, START],
-    cwd: REPO_ROOT,
-    env: {
-      ...(await freeStartPorts()),
-      DURABLE_DATA_DIR: join(scratch, 'durable'),
-      FAULT_INJECTION_ENABLED: 'true',
-      SUPPORT_DEV_PRINCIPAL: 'support@localhost',
-      // The monitor leaves a dead-lettered order alone while the test runs.
-      MONITOR_REQUEUE_BACKOFF_SECONDS: '600',
-      MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: '600',
-    },
-    readyLine: /Order system ready: (http:\/\/127\.0\.0\.1:\d+\/api)/,
-    timeoutMs: 150_000,
+  running = await startPortalSystem('portal-cross-site', {
+    FAULT_INJECTION_ENABLED: 'true',
+    SUPPORT_DEV_PRINCIPAL: 'support@localhost',
+    // The monitor leaves a dead-lettered order alone while the test runs.
+    MONITOR_REQUEUE_BACKOFF_SECONDS: '600',
+    MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: '600',
   });
-  api = system.match[1]!;
+  api = running.api;
 
   // `localhost` is another site than `127.0.0.1`, as any page on the internet is.
   const port = await freePort();
@@ -66,8 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close().catch(() => undefined);
   await new Promise((resolve) => (hostile ? hostile.close(resolve) : resolve(undefined)));
-  await system?.stop('SIGINT', 20_000);
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  await running?.stop();
 }, 60_000);
 
 describe('customer data in the portal', () => {

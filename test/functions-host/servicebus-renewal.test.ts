@@ -14,19 +14,26 @@ interface FakeReceiver {
   closed: boolean;
 }
 
-function fakes() {
+/**
+ * A client whose receivers record their handlers. Receivers numbered below `stuckBelow` never get
+ * their settlements answered (a stuck link); the others' are written to `settled`.
+ */
+function fakes(settled: string[] = [], stuckBelow = 0) {
   const receivers: FakeReceiver[] = [];
   let renewals = 0;
   const client = {
     createReceiver: () => {
       const fake = { closed: false } as FakeReceiver;
-      receivers.push(fake);
+      const stuck = receivers.push(fake) - 1 < stuckBelow;
+      const settle = (kind: string) => (m: { messageId: string }) => (stuck ? new Promise(() => undefined) : Promise.resolve(void settled.push(`${kind} ${m.messageId}`)));
       return {
         subscribe: (handlers: FakeReceiver['handlers']) => {
           fake.handlers = handlers;
           return { close: async () => void (fake.closed = true) };
         },
         close: async () => void (fake.closed = true),
+        completeMessage: settle('complete'),
+        abandonMessage: settle('abandon'),
       } as unknown as ServiceBusReceiver;
     },
   } as unknown as ServiceBusClient;
@@ -103,24 +110,8 @@ it("settles through the new receiver although a settlement on the replaced one i
   const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
   try {
     const settled: string[] = [];
-    const receivers: FakeReceiver[] = [];
-    const client = {
-      createReceiver: () => {
-        const fake = { closed: false } as FakeReceiver;
-        const index = receivers.push(fake) - 1;
-        return {
-          subscribe: (handlers: FakeReceiver['handlers']) => {
-            fake.handlers = handlers;
-            return { close: async () => void (fake.closed = true) };
-          },
-          close: async () => void (fake.closed = true),
-          // The first receiver's connection is stuck: its settlements are never answered.
-          completeMessage: (m: { messageId: string }) => (index === 0 ? new Promise(() => undefined) : Promise.resolve(void settled.push(`complete ${m.messageId}`))),
-          abandonMessage: (m: { messageId: string }) => (index === 0 ? new Promise(() => undefined) : Promise.resolve(void settled.push(`abandon ${m.messageId}`))),
-        } as unknown as ServiceBusReceiver;
-      },
-    } as unknown as ServiceBusClient;
-    const connections = { get: () => client, renew: () => undefined } as unknown as ServiceBusConnections;
+    // The first receiver's connection is stuck: its settlements are never answered.
+    const { receivers, connections } = fakes(settled, 1);
     let fail = false;
     const invoker = { invoke: async () => (fail ? Promise.reject(new Error('function failed')) : undefined) } as unknown as FunctionInvoker;
     const triggers = new ServiceBusTriggers([fn], invoker, connections, serviceBusSettings({ version: '2.0' }), new HostLog({}, () => undefined));
