@@ -123,6 +123,12 @@ export interface MonitorPolicy {
   /** Targeted republishes to one stuck service before the order is compensated. */
   maxRepublishes: number;
   /**
+   * Each republish to a stuck service multiplies the wait before its next step by this. The
+   * policy rides in the monitor's history (loaded by an activity, carried across continue-as-new),
+   * and a monitor started before the field existed must decide on replay as it did: none is 1.
+   */
+  stuckBackoffCoefficient?: number;
+  /**
    * Poll interval with backoff while nothing happens: min * 2^quietPolls, capped at max. Consumers,
    * the dead-letter handler and support actions wake the monitor with OrderChanged for everything
    * it acts on; polls only catch a wake-up that was lost (a host that died in between), so they
@@ -150,6 +156,7 @@ export const DEFAULT_MONITOR_POLICY: MonitorPolicy = {
   requeueBackoffMaxMs: 60_000,
   stuckAfterMs: { inventory: 60_000, billing: 60_000, notification: 60_000 },
   maxRepublishes: 2,
+  stuckBackoffCoefficient: 2,
   pollMinMs: 10_000,
   pollMaxMs: 60_000,
   compensationRetry: { maxAttempts: 5, firstRetryIntervalMs: 2_000, backoffCoefficient: 2, maxRetryIntervalMs: 30_000 },
@@ -226,6 +233,7 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
       notification: stuck(s.MONITOR_STUCK_AFTER_SECONDS_NOTIFICATION, 'notification'),
     },
     maxRepublishes: s.MONITOR_MAX_REPUBLISHES,
+    stuckBackoffCoefficient: d.stuckBackoffCoefficient,
     pollMinMs: Math.max(1, s.MONITOR_POLL_MIN_SECONDS),
     pollMaxMs: Math.max(1, bound('MONITOR_POLL_MAX_SECONDS', s.MONITOR_POLL_MIN_SECONDS, s.MONITOR_POLL_MAX_SECONDS)),
     compensationRetry: {
@@ -661,13 +669,13 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     // A message dead-lettered gets its first republish after the short requeue backoff (a host
     // that died with it on every delivery); later ones wait as long as for a stuck consumer, so an
     // outage that dead-letters messages is ridden out before the order is compensated. Each
-    // republish doubles the wait for the next step: after a broker outage every order's message
+    // republish doubles the wait for its next step: after a broker outage every order's message
     // sits behind the backlog the outage left, and with a flat minute the monitors compensated
     // orders whose messages were still queued (2 x 300 s stalls of Service Bus, before this).
     const patience =
       deadLettered && republishes === 0
         ? Math.min(policy.requeueBackoffBaseMs, policy.stuckAfterMs[service])
-        : doubledWaitMs(policy.stuckAfterMs[service], Number.POSITIVE_INFINITY, republishes);
+        : policy.stuckAfterMs[service] * (policy.stuckBackoffCoefficient ?? 1) ** republishes;
     const dueAt = ms(snapshot.lastProgressAt[service]) + patience;
     const what = deadLettered ? `${service} dead-lettered` : `${service} stuck ${status[service]}`;
     if (nowMs >= dueAt) {

@@ -239,6 +239,18 @@ describe('decideNextStep: policy cells', () => {
     expect(decideNextStep(deadLettered(0), quick, now(102))).toMatchObject({ kind: 'republish', service: 'notification' });
   });
 
+  it('keeps a flat wait between republishes for a policy carried from before the doubling (a monitor replaying its history)', () => {
+    const { stuckBackoffCoefficient, ...carried } = policy();
+    expect(stuckBackoffCoefficient).toBe(2);
+    const snap = snapshot({
+      status: { inventory: 'done', billing: 'done', notification: 'pending' },
+      lastProgressAt: { inventory: at(0), billing: at(0), notification: at(60) },
+      republishes: { inventory: 0, billing: 0, notification: 1 },
+    });
+    expect(decideNextStep(snap, carried, now(120))).toMatchObject({ kind: 'republish', service: 'notification', attempt: 2 });
+    expect(decideNextStep(snap, policy(), now(120))).toMatchObject({ kind: 'wait' });
+  });
+
   it('uses the stuck threshold of each service', () => {
     const p = policy({ stuckAfterMs: { inventory: 60_000, billing: 120_000, notification: 10_000 } });
     const snap = snapshot({ status: { inventory: 'done', billing: 'processing', notification: 'done' } });
