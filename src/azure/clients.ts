@@ -171,13 +171,45 @@ export const SERVICE_BUS_RENEW_AFTER_MS = 60_000;
 
 const serviceBus = new RenewingServiceBus(() => createServiceBusClient(appConfig().serviceBus), SERVICE_BUS_RENEW_AFTER_MS);
 
-export function serviceBusClient(): ServiceBusClient {
-  return serviceBus.client();
-}
-
 export function ordersTopicSender(): ServiceBusSender {
   return serviceBus.ordersSender();
 }
+
+/**
+ * Whether a call (a send, a peek, a receive) failed for want of Service Bus rather than for its
+ * messages: the SDK marks those errors retryable, and once its retries are used up it throws them
+ * together in an AggregateError.
+ * A batch too big to send is the messages' doing, although the SDK's error for it (thrown before
+ * anything is sent) says retryable too: its messages are sent one by one.
+ */
+export function isServiceUnavailable(err: unknown): boolean {
+  const errors: unknown[] = err instanceof AggregateError ? err.errors : [err];
+  return (
+    errors.length > 0 &&
+    errors.every((e) => {
+      const error = e as { retryable?: unknown; code?: unknown } | null;
+      return error?.retryable === true && error.code !== 'MessageSizeExceeded';
+    })
+  );
+}
+
+/**
+ * Runs one call through the process's Service Bus client and tells the client's keeper how it
+ * went: through, or failed for want of Service Bus (see RenewingServiceBus).
+ */
+export const serviceBusCall: ServiceBusCall = async (use) => {
+  try {
+    const result = await use(serviceBus.client());
+    serviceBus.worked();
+    return result;
+  } catch (err) {
+    if (isServiceUnavailable(err)) serviceBus.failed();
+    throw err;
+  }
+};
+
+/** A way to make calls through a Service Bus client (tests pass their own client). */
+export type ServiceBusCall = <T>(use: (client: ServiceBusClient) => Promise<T>) => Promise<T>;
 
 /** A call through the Service Bus client went through. */
 export function serviceBusWorked(): void {

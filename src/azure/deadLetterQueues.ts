@@ -5,12 +5,11 @@
  * them cannot hide what lies behind), and abandoning the rest (in a dead-letter queue an abandon
  * only puts the message back). A deferred message is taken by its sequence number.
  */
-import type { PeekMessagesOptions, ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver } from '@azure/service-bus';
+import type { PeekMessagesOptions, ServiceBusReceivedMessage, ServiceBusReceiver } from '@azure/service-bus';
 import Long from 'long';
 import type { DeadLetterQueue, PeekedDeadLetter, RemovalLimits, RemovalTarget } from '../support/deadLetterSweep';
 import { ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
-import { serviceBusClient, serviceBusFailed, serviceBusWorked } from './clients';
-import { isServiceUnavailable } from './orderEventPublisher';
+import { serviceBusCall, type ServiceBusCall } from './clients';
 
 /** The SDK's largest peek per call. */
 const PEEK_CHUNK = 100;
@@ -56,7 +55,7 @@ function peekedDeadLetter(message: ServiceBusReceivedMessage): PeekedDeadLetter 
 export class ServiceBusDeadLetterQueue implements DeadLetterQueue {
   constructor(
     private readonly service: ServiceName,
-    private readonly client: ServiceBusClient = serviceBusClient(),
+    private readonly call: ServiceBusCall = serviceBusCall,
   ) {}
 
   async peek(from: bigint, max: number, { bodies }: { bodies: boolean }): Promise<PeekedDeadLetter[]> {
@@ -125,20 +124,17 @@ export class ServiceBusDeadLetterQueue implements DeadLetterQueue {
   }
 
   async #with<T>(use: (receiver: ServiceBusReceiver) => Promise<T>): Promise<T> {
-    const receiver = this.client.createReceiver(ORDERS_TOPIC, SUBSCRIPTIONS[this.service], {
-      subQueueType: 'deadLetter',
-      receiveMode: 'peekLock',
-      skipParsingBodyAsJson: true,
+    return this.call(async (client) => {
+      const receiver = client.createReceiver(ORDERS_TOPIC, SUBSCRIPTIONS[this.service], {
+        subQueueType: 'deadLetter',
+        receiveMode: 'peekLock',
+        skipParsingBodyAsJson: true,
+      });
+      try {
+        return await use(receiver);
+      } finally {
+        await receiver.close().catch(() => undefined);
+      }
     });
-    try {
-      const result = await use(receiver);
-      serviceBusWorked();
-      return result;
-    } catch (err) {
-      if (isServiceUnavailable(err)) serviceBusFailed();
-      throw err;
-    } finally {
-      await receiver.close().catch(() => undefined);
-    }
   }
 }

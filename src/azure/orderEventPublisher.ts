@@ -12,27 +12,10 @@
  */
 import type { ServiceBusMessage, ServiceBusSender } from '@azure/service-bus';
 import type { EventPublisher, OutgoingMessage } from '../services/ports';
-import { ordersTopicSender, serviceBusFailed, serviceBusWorked } from './clients';
+import { isServiceUnavailable, ordersTopicSender, serviceBusFailed, serviceBusWorked } from './clients';
 
 /** Messages per batch: an order event is at most a few KB (50 lines), well inside the 256 KB a batch may carry. */
 export const MAX_BATCH_MESSAGES = 32;
-
-/**
- * Whether a send failed for want of Service Bus rather than for its messages: the SDK marks those
- * errors retryable, and once its retries are used up it throws them together in an AggregateError.
- * A batch too big to send is the messages' doing, although the SDK's error for it (thrown before
- * anything is sent) says retryable too: its messages are sent one by one.
- */
-export function isServiceUnavailable(err: unknown): boolean {
-  const errors: unknown[] = err instanceof AggregateError ? err.errors : [err];
-  return (
-    errors.length > 0 &&
-    errors.every((e) => {
-      const error = e as { retryable?: unknown; code?: unknown } | null;
-      return error?.retryable === true && error.code !== 'MessageSizeExceeded';
-    })
-  );
-}
 
 interface Pending {
   message: ServiceBusMessage;

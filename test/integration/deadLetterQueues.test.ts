@@ -48,7 +48,7 @@ it('peeks with sequence, body, reason, delivery count and order id; takes out on
     { messageId: 'm-bytes', body: Buffer.from([0xff, 0x00, 0xfe]) },
     { messageId: 'm-text', body: Buffer.from('not json') },
   ]);
-  const queue = new ServiceBusDeadLetterQueue('billing', client);
+  const queue = new ServiceBusDeadLetterQueue('billing', (use) => use(client));
 
   const all = await queue.peek(0n, 10, { bodies: true });
   expect(all.map((m) => m.messageId)).toEqual(['m-json', 'm-bytes', 'm-text']);
@@ -97,7 +97,7 @@ it('defers the old messages it meets on the way, which stay (a peek shows them),
     { messageId: 'old-2', body: Buffer.from('y') },
     { messageId: 'finished', body: Buffer.from('z') },
   ]);
-  const queue = new ServiceBusDeadLetterQueue('notification', client);
+  const queue = new ServiceBusDeadLetterQueue('notification', (use) => use(client));
   const [one, two, three] = (await queue.peek(0n, 10, { bodies: false })).map((m) => m.sequence) as [bigint, bigint, bigint];
   // Everything enqueued before a minute from now counts as old here.
   const everything = new Date(Date.now() + 60_000);

@@ -8,7 +8,8 @@ import { RetryMode, ServiceBusClient, type ServiceBusSender } from '@azure/servi
 import type { RunningService } from '../../local/service-process';
 import { spawnService } from '../../local/service-process';
 import { serviceBusConnectionString, serviceBusEmulatorProcess } from '../../local/stack';
-import { isServiceUnavailable, ServiceBusEventPublisher } from '../../src/azure/orderEventPublisher';
+import { isServiceUnavailable } from '../../src/azure/clients';
+import { ServiceBusEventPublisher } from '../../src/azure/orderEventPublisher';
 import { ORDERS_TOPIC } from '../../src/topology';
 import { whileStopped } from '../support/processes';
 

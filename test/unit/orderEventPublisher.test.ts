@@ -4,8 +4,8 @@
  * (The real SDK against the emulator: test/integration/orderEventPublisher.test.ts.)
  */
 import type { ServiceBusClient, ServiceBusMessage, ServiceBusSender } from '@azure/service-bus';
-import { RenewingServiceBus } from '../../src/azure/clients';
-import { isServiceUnavailable, MAX_BATCH_MESSAGES, ServiceBusEventPublisher } from '../../src/azure/orderEventPublisher';
+import { isServiceUnavailable, RenewingServiceBus } from '../../src/azure/clients';
+import { MAX_BATCH_MESSAGES, ServiceBusEventPublisher } from '../../src/azure/orderEventPublisher';
 import type { OutgoingMessage } from '../../src/services/ports';
 
 type Sent = ServiceBusMessage | ServiceBusMessage[];
