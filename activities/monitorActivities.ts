@@ -1,6 +1,6 @@
 /**
- * Activities of the order monitor: read the order, requeue billing, republish to a stuck consumer,
- * and the monitor's own state changes. Each is idempotent, because the durable engine runs an
+ * Activities of the order monitor: read the order, requeue billing, look at a stuck consumer's
+ * backlog, republish to it, and the monitor's own state changes. Each is idempotent, because the durable engine runs an
  * activity at least once.
  */
 import * as df from 'durable-functions';
@@ -8,6 +8,7 @@ import type { ActivityHandler } from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { activityLogger, orderOrThrow, outageMarked } from '../src/bindings/orderActivity';
 import {
+  behindBacklog,
   compensationRunsStarted,
   MONITOR_ACTOR,
   REPUBLISH_REASON,
@@ -16,10 +17,12 @@ import {
   monitorSnapshotOf,
   requeueRecorded,
   targetedSends,
+  type BacklogCheck,
   type MonitorSnapshot,
 } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
 import { IN_FLIGHT } from '../src/domain/orderState';
+import { oldestWaitingMessage } from '../src/azure/subscriptionBacklog';
 import { markAttention } from '../src/services/compensationOutcome';
 import { appDependencies } from '../src/services/dependencies';
 import { markCompleted } from '../src/services/consumers';
@@ -105,6 +108,20 @@ const republishToStuckService: ActivityHandler = async (input: RepublishInput, c
   return { republished: true, messageId };
 };
 
+interface BacklogInput extends OrderActivityInput {
+  service: ServiceName;
+  /** The stamp of the service's latest progress on the order: its latest send or a later claim. */
+  sentAt: string;
+}
+
+/** Whether the service's subscription still holds the order's latest message to it, or older ones. */
+const checkServiceBacklog: ActivityHandler = async (input: BacklogInput, context: InvocationContext): Promise<BacklogCheck> => {
+  const oldest = await oldestWaitingMessage(input.service);
+  const check: BacklogCheck = { waiting: behindBacklog(oldest, input.sentAt), ...(oldest ? { oldestEnqueuedAt: oldest.toISOString() } : {}) };
+  activityLogger(context, input).info('service-backlog-checked', { service: input.service, sentAt: input.sentAt, ...check });
+  return check;
+};
+
 const markOrderCompleted: ActivityHandler = async (input: OrderActivityInput, context: InvocationContext) => {
   // The same conditional patch the last consumer makes: whichever comes first wins, once.
   const completed = await markCompleted(input.orderId, { actor: MONITOR_ACTOR }, appDependencies(), activityLogger(context, input));
@@ -150,6 +167,7 @@ df.app.activity(ACTIVITY.loadMonitorPolicy, { handler: loadMonitorPolicy });
 df.app.activity(ACTIVITY.readMonitorSnapshot, { handler: readMonitorSnapshot });
 df.app.activity(ACTIVITY.requeueBilling, { handler: requeueBilling });
 df.app.activity(ACTIVITY.republishToStuckService, { handler: republishToStuckService });
+df.app.activity(ACTIVITY.checkServiceBacklog, { handler: checkServiceBacklog });
 df.app.activity(ACTIVITY.markOrderCompleted, { handler: markOrderCompleted });
 df.app.activity(ACTIVITY.markOrderAttention, { handler: markOrderAttention });
 df.app.activity(ACTIVITY.beginCompensation, { handler: beginCompensation });

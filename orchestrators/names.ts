@@ -90,6 +90,7 @@ export const ACTIVITY = {
   readMonitorSnapshot: 'readMonitorSnapshot',
   requeueBilling: 'requeueBilling',
   republishToStuckService: 'republishToStuckService',
+  checkServiceBacklog: 'checkServiceBacklog',
   beginCompensation: 'beginCompensation',
   markOrderCompleted: 'markOrderCompleted',
   markOrderAttention: 'markOrderAttention',

@@ -7,11 +7,13 @@ import * as df from 'durable-functions';
 import type { OrchestrationContext, OrchestrationHandler, Task, TimerTask } from 'durable-functions';
 import {
   decideNextStep,
+  noteBacklogCheck,
   observe,
   onMonitorClock,
   phaseOf,
   pollIntervalMs,
   statusText,
+  type BacklogCheck,
   type MonitorObservations,
   type MonitorPolicy,
   type MonitorSnapshot,
@@ -67,6 +69,8 @@ function explain(step: Step): string | undefined {
       return `requeue ${step.attempt}${step.requestedBy ? ` requested by ${step.requestedBy}` : ''}`;
     case 'republish':
       return `republish ${step.attempt} to ${step.service}: ${step.why}`;
+    case 'checkBacklog':
+      return `looking at ${step.service}'s backlog: ${step.why}`;
     case 'compensate':
     case 'markAttention':
       return step.reason;
@@ -176,6 +180,26 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
             requestedBy: step.requestedBy,
           });
           break;
+
+        case 'checkBacklog': {
+          let check: BacklogCheck;
+          try {
+            check = yield context.df.callActivityWithRetry(ACTIVITY.checkServiceBacklog, ACTION_RETRY, {
+              ...order,
+              service: step.service,
+              sentAt: observations.progress[step.service].stamp,
+            });
+          } catch (err) {
+            // Service Bus did not answer: a send would not go through either. Counted as waiting,
+            // so the bound on the wait still holds.
+            if (!context.df.isReplaying) {
+              context.log(JSON.stringify({ level: 'warn', event: 'monitor.backlog-check-failed', orderId, correlationId, service: step.service, error: String((err as Error)?.message ?? err).slice(0, 500) }));
+            }
+            check = { waiting: true, unknown: true };
+          }
+          observations = noteBacklogCheck(observations, step.service, context.df.currentUtcDateTime, check);
+          break;
+        }
 
         case 'republish':
           yield context.df.callActivityWithRetry(ACTIVITY.republishToStuckService, ACTION_RETRY, {

@@ -129,6 +129,16 @@ export interface MonitorPolicy {
    */
   stuckBackoffCoefficient?: number;
   /**
+   * A stuck service whose subscription still holds a message enqueued before the order's latest
+   * send to it is behind a backlog (a burst bigger than the consumer keeps up with, or the backlog
+   * an outage left), not stuck: sending again would only add to the backlog, and compensating would
+   * cancel an order whose message is still coming. Such a service is not sent again nor compensated
+   * until a check finds the subscription clear of older messages, or until this long after the
+   * first check that found it behind. Checks are `stuckAfterMs` apart, doubling up to
+   * BACKLOG_RECHECK_MAX_MS. None (a policy carried in a history from before the checks) or 0: no checks.
+   */
+  maxBacklogWaitMs?: number;
+  /**
    * Poll interval with backoff while nothing happens: min * 2^quietPolls, capped at max. Consumers,
    * the dead-letter handler and support actions wake the monitor with OrderChanged for everything
    * it acts on; polls only catch a wake-up that was lost (a host that died in between), so they
@@ -157,6 +167,7 @@ export const DEFAULT_MONITOR_POLICY: MonitorPolicy = {
   stuckAfterMs: { inventory: 60_000, billing: 60_000, notification: 60_000 },
   maxRepublishes: 2,
   stuckBackoffCoefficient: 2,
+  maxBacklogWaitMs: 60 * 60_000,
   pollMinMs: 10_000,
   pollMaxMs: 60_000,
   compensationRetry: { maxAttempts: 5, firstRetryIntervalMs: 2_000, backoffCoefficient: 2, maxRetryIntervalMs: 30_000 },
@@ -190,6 +201,7 @@ const settingsSchema = z.object({
   MONITOR_STUCK_AFTER_SECONDS_BILLING: z.coerce.number().positive().optional(),
   MONITOR_STUCK_AFTER_SECONDS_NOTIFICATION: z.coerce.number().positive().optional(),
   MONITOR_MAX_REPUBLISHES: count(d.maxRepublishes),
+  MONITOR_BACKLOG_WAIT_SECONDS: seconds(d.maxBacklogWaitMs!),
   MONITOR_POLL_MIN_SECONDS: seconds(d.pollMinMs),
   MONITOR_POLL_MAX_SECONDS: seconds(d.pollMaxMs),
   MONITOR_COMPENSATION_MAX_ATTEMPTS: count(d.compensationRetry.maxAttempts, 1),
@@ -234,6 +246,7 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
     },
     maxRepublishes: s.MONITOR_MAX_REPUBLISHES,
     stuckBackoffCoefficient: d.stuckBackoffCoefficient,
+    maxBacklogWaitMs: s.MONITOR_BACKLOG_WAIT_SECONDS,
     pollMinMs: Math.max(1, s.MONITOR_POLL_MIN_SECONDS),
     pollMaxMs: Math.max(1, bound('MONITOR_POLL_MAX_SECONDS', s.MONITOR_POLL_MIN_SECONDS, s.MONITOR_POLL_MAX_SECONDS)),
     compensationRetry: {
@@ -279,6 +292,26 @@ export function outageWaitMs(outage: OutagePolicy, waits: number): number {
 /** Poll interval after `quietPolls` timer wake-ups in a row with nothing to do. */
 export function pollIntervalMs(policy: MonitorPolicy, quietPolls: number): number {
   return doubledWaitMs(policy.pollMinMs, policy.pollMaxMs, quietPolls);
+}
+
+/** The longest wait between two checks of a backlog a stuck service is behind. */
+export const BACKLOG_RECHECK_MAX_MS = 10 * 60_000;
+
+/**
+ * How much later than the order's latest send to a service its subscription's oldest message may
+ * have been enqueued and still be taken for that send or an older one: the send's stamp is written
+ * before the message goes out (by the intake, the monitor or a consumer's claim, on their clocks),
+ * and its enqueued time is the broker's clock.
+ */
+export const BACKLOG_CLOCK_ALLOWANCE_MS = 10_000;
+
+/**
+ * Whether a service's subscription, whose oldest message was enqueued at `oldestEnqueuedAt`
+ * (undefined: it holds none), still holds the order's latest message to it, stamped `sentAt`, or
+ * messages older than that one.
+ */
+export function behindBacklog(oldestEnqueuedAt: Date | undefined, sentAt: string): boolean {
+  return oldestEnqueuedAt !== undefined && oldestEnqueuedAt.getTime() <= ms(sentAt) + BACKLOG_CLOCK_ALLOWANCE_MS;
 }
 
 /** Longest free text (a reason, an error) an orchestration puts in its custom status. */
@@ -341,6 +374,8 @@ export interface MonitorSnapshot {
   compensationRuns: number;
   /** Timer wake-ups in a row with nothing to do (the monitor's own memory; drives poll backoff). */
   quietPolls: number;
+  /** The monitor's latest backlog check of each service since its latest progress (its own memory; see `observe`). */
+  backlog?: Partial<Record<ServiceName, BacklogSighting>>;
 }
 
 /**
@@ -509,6 +544,46 @@ export interface Sighting {
 export interface MonitorObservations {
   progress: Record<ServiceName, Sighting>;
   deadLetter?: Sighting;
+  backlog?: Partial<Record<ServiceName, BacklogSighting>>;
+}
+
+/** The latest check of whether a stuck service is behind a backlog in its subscription (times on the monitor's clock). */
+export interface BacklogSighting {
+  /** The service's progress sighting (`seenAt`) it was made for: newer progress starts afresh. */
+  progressSeenAt: string;
+  checkedAt: string;
+  /** The subscription still held the order's message or older ones, or the check could not tell. */
+  waiting: boolean;
+  /** When a check first found the service waiting, of the checks in a row that did. */
+  waitingSince?: string;
+  /** Checks in a row that found it waiting. */
+  waits: number;
+  /** The oldest message in the subscription when it was checked (the broker's clock). */
+  oldestEnqueuedAt?: string;
+}
+
+/** What one backlog check found; `unknown` when Service Bus did not answer it. */
+export interface BacklogCheck {
+  waiting: boolean;
+  oldestEnqueuedAt?: string;
+  unknown?: boolean;
+}
+
+/** The observations with a backlog check of `service` made at `now` noted. */
+export function noteBacklogCheck(observations: MonitorObservations, service: ServiceName, now: Date, check: BacklogCheck): MonitorObservations {
+  const before = observations.backlog?.[service];
+  const progressSeenAt = observations.progress[service].seenAt;
+  const still = before?.waiting === true && before.progressSeenAt === progressSeenAt;
+  const checkedAt = now.toISOString();
+  const sighting: BacklogSighting = {
+    progressSeenAt,
+    checkedAt,
+    waiting: check.waiting,
+    ...(check.waiting ? { waitingSince: still ? before.waitingSince ?? before.checkedAt : checkedAt } : {}),
+    waits: check.waiting ? (still ? before.waits : 0) + 1 : 0,
+    ...(check.oldestEnqueuedAt ? { oldestEnqueuedAt: check.oldestEnqueuedAt } : {}),
+  };
+  return { ...observations, backlog: { ...observations.backlog, [service]: sighting } };
 }
 
 export function observe(previous: MonitorObservations | undefined, snapshot: MonitorSnapshot, now: Date): MonitorObservations {
@@ -519,7 +594,14 @@ export function observe(previous: MonitorObservations | undefined, snapshot: Mon
     SERVICES.map((s) => [s, sighting(previous?.progress[s], snapshot.lastProgressAt[s])]),
   ) as Record<ServiceName, Sighting>;
   const deadLetter = snapshot.billingDeadLetteredAt ? sighting(previous?.deadLetter, snapshot.billingDeadLetteredAt) : undefined;
-  return deadLetter ? { progress, deadLetter } : { progress };
+  // A backlog check speaks of the send the service had when it was made: progress since starts afresh.
+  const backlog = Object.fromEntries(
+    SERVICES.flatMap((s) => {
+      const check = previous?.backlog?.[s];
+      return check && check.progressSeenAt === progress[s].seenAt ? [[s, check]] : [];
+    }),
+  ) as Partial<Record<ServiceName, BacklogSighting>>;
+  return { progress, ...(deadLetter ? { deadLetter } : {}), ...(Object.keys(backlog).length ? { backlog } : {}) };
 }
 
 /** The snapshot with its timestamps moved onto the monitor's clock, ready for `decideNextStep`. */
@@ -528,6 +610,7 @@ export function onMonitorClock(snapshot: MonitorSnapshot, observations: MonitorO
     ...snapshot,
     lastProgressAt: Object.fromEntries(SERVICES.map((s) => [s, observations.progress[s].seenAt])) as Record<ServiceName, string>,
     billingDeadLetteredAt: snapshot.billingDeadLetteredAt ? observations.deadLetter?.seenAt : undefined,
+    ...(observations.backlog ? { backlog: observations.backlog } : {}),
   };
 }
 
@@ -537,6 +620,8 @@ export function onMonitorClock(snapshot: MonitorSnapshot, observations: MonitorO
 /** The phase the monitor shows in its custom status while carrying out a step. */
 export type MonitorPhase =
   | 'watching'
+  | 'behind-backlog'
+  | 'checking-backlog'
   | 'awaiting-requeue'
   | 'requeueing'
   | 'republishing'
@@ -547,9 +632,11 @@ export type MonitorPhase =
 
 export type Step =
   /** Nothing to do until `until`, unless the order changes first. */
-  | { kind: 'wait'; until: Date; phase: 'watching' | 'awaiting-requeue'; why: string }
+  | { kind: 'wait'; until: Date; phase: 'watching' | 'behind-backlog' | 'awaiting-requeue'; why: string }
   /** Targeted republish to billing; `requestedBy` is set when a support principal asked for it. */
   | { kind: 'requeueBilling'; attempt: number; requestedBy?: string }
+  /** Look whether a stuck service's subscription still holds the order's message or older ones. */
+  | { kind: 'checkBacklog'; service: ServiceName; why: string }
   /** Targeted republish to a stuck consumer. */
   | { kind: 'republish'; service: ServiceName; attempt: number; why: string }
   /** Undo what succeeded, in reverse. */
@@ -563,6 +650,8 @@ export function phaseOf(step: Step): MonitorPhase {
   switch (step.kind) {
     case 'wait':
       return step.phase;
+    case 'checkBacklog':
+      return 'checking-backlog';
     case 'requeueBilling':
       return 'requeueing';
     case 'republish':
@@ -593,7 +682,9 @@ const ms = (iso: string) => Date.parse(iso);
  * 8. a service stuck past its threshold (doubled for each republish it already had) -> targeted
  *    republish, compensate when republishes are used up; an inventory or notification whose
  *    message was dead-lettered gets its first
- *    republish after the requeue backoff instead of the stuck threshold;
+ *    republish after the requeue backoff instead of the stuck threshold; before either, unless the
+ *    message is known gone (that first republish), a check of its subscription: a service behind
+ *    a backlog waits for it (checked again later), up to `maxBacklogWaitMs`;
  * 9. otherwise wait for the next poll or the next stuck deadline, whichever is first.
  */
 export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy, now: Date): Step {
@@ -661,6 +752,8 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
 
   let nextDeadline = nowMs + pollIntervalMs(policy, snapshot.quietPolls);
   let nextWhy = 'poll';
+  /** What a service behind a backlog waits for, said even when another deadline comes first. */
+  let behindWhy: string | undefined;
   for (const service of SERVICES) {
     if (!IN_FLIGHT.includes(status[service])) continue;
     // Snapshots written before this field existed (an orchestration's history) have none.
@@ -672,25 +765,54 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     // republish doubles the wait for its next step: after a broker outage every order's message
     // sits behind the backlog the outage left, and with a flat minute the monitors compensated
     // orders whose messages were still queued (2 x 300 s stalls of Service Bus, before this).
-    const patience =
-      deadLettered && republishes === 0
-        ? Math.min(policy.requeueBackoffBaseMs, policy.stuckAfterMs[service])
-        : policy.stuckAfterMs[service] * (policy.stuckBackoffCoefficient ?? 1) ** republishes;
-    const dueAt = ms(snapshot.lastProgressAt[service]) + patience;
+    const knownGone = deadLettered && republishes === 0;
+    const patience = knownGone
+      ? Math.min(policy.requeueBackoffBaseMs, policy.stuckAfterMs[service])
+      : policy.stuckAfterMs[service] * (policy.stuckBackoffCoefficient ?? 1) ** republishes;
+    let dueAt = ms(snapshot.lastProgressAt[service]) + patience;
+    // Whether the subscription is looked at first: not for a message known gone, which only a send replaces.
+    const checks = Boolean(policy.maxBacklogWaitMs) && !knownGone;
+    const backlog = checks ? snapshot.backlog?.[service] : undefined;
+    let backlogOver = false;
+    if (backlog?.waiting) {
+      const giveUpAt = ms(backlog.waitingSince ?? backlog.checkedAt) + policy.maxBacklogWaitMs!;
+      const recheckAt = ms(backlog.checkedAt) + doubledWaitMs(policy.stuckAfterMs[service], BACKLOG_RECHECK_MAX_MS, Math.max(0, backlog.waits - 1));
+      dueAt = Math.max(dueAt, Math.min(recheckAt, giveUpAt));
+      backlogOver = nowMs >= giveUpAt;
+      if (!backlogOver) {
+        behindWhy ??= `${service} behind a backlog${backlog.oldestEnqueuedAt ? ` (oldest message enqueued ${backlog.oldestEnqueuedAt})` : ' (Service Bus did not answer)'}`;
+      }
+    }
     const what = deadLettered ? `${service} dead-lettered` : `${service} stuck ${status[service]}`;
+    const waitedS = () => Math.round((nowMs - ms(snapshot.lastProgressAt[service])) / 1000);
     if (nowMs >= dueAt) {
+      const checkedClear = backlog !== undefined && !backlog.waiting && ms(backlog.checkedAt) >= dueAt;
+      if (checks && !checkedClear && !backlogOver) {
+        return { kind: 'checkBacklog', service, why: `${deadLettered ? what : `${service} ${status[service]}`} for ${waitedS()} s` };
+      }
+      const behindFor = backlogOver ? `, behind a backlog for ${Math.round((nowMs - ms(backlog!.waitingSince ?? backlog!.checkedAt)) / 60_000)} min` : '';
       const attempt = republishes + 1;
       if (attempt > policy.maxRepublishes) {
-        return { kind: 'compensate', reason: `${what} after ${republishes} republish${republishes === 1 ? '' : 'es'}` };
+        return { kind: 'compensate', reason: `${what} after ${republishes} republish${republishes === 1 ? '' : 'es'}${behindFor}` };
       }
-      const waited = Math.round((nowMs - ms(snapshot.lastProgressAt[service])) / 1000);
-      return { kind: 'republish', service, attempt, why: deadLettered ? `${what} ${waited} s ago` : `${service} ${status[service]} for ${waited} s` };
+      return {
+        kind: 'republish',
+        service,
+        attempt,
+        why: `${deadLettered ? `${what} ${waitedS()} s ago` : `${service} ${status[service]} for ${waitedS()} s`}${behindFor}`,
+      };
     }
     if (dueAt < nextDeadline) {
       nextDeadline = dueAt;
-      nextWhy = deadLettered ? `${what}: republish` : `${service} stuck check`;
+      nextWhy = backlog?.waiting
+        ? `${service} backlog check`
+        : deadLettered
+          ? `${what}: republish`
+          : `${service} stuck check`;
     }
   }
 
-  return { kind: 'wait', until: new Date(nextDeadline), phase: 'watching', why: nextWhy };
+  return behindWhy
+    ? { kind: 'wait', until: new Date(nextDeadline), phase: 'behind-backlog', why: `${behindWhy}; next: ${nextWhy}` }
+    : { kind: 'wait', until: new Date(nextDeadline), phase: 'watching', why: nextWhy };
 }

@@ -1,5 +1,8 @@
 import {
+  BACKLOG_RECHECK_MAX_MS,
+  behindBacklog,
   compensationAskedSinceLastRun,
+  noteBacklogCheck,
   TIMELINE,
   DEFAULT_MONITOR_POLICY,
   MonitorSettingsError,
@@ -14,6 +17,7 @@ import {
   requeueDelayMs,
   requeueRecorded,
   UNTRIED_REQUEUES_FREE,
+  type MonitorObservations,
   type MonitorPolicy,
   type MonitorSnapshot,
   type Step,
@@ -41,7 +45,11 @@ function snapshot(over: Partial<MonitorSnapshot> = {}): MonitorSnapshot {
   };
 }
 
-const policy = (over: Partial<MonitorPolicy> = {}): MonitorPolicy => ({ ...DEFAULT_MONITOR_POLICY, ...over });
+/**
+ * The default policy with the backlog checks off, so the rules before them are seen on their own;
+ * `describe('decideNextStep: backlog checks')` has them on.
+ */
+const policy = (over: Partial<MonitorPolicy> = {}): MonitorPolicy => ({ ...DEFAULT_MONITOR_POLICY, maxBacklogWaitMs: 0, ...over });
 
 /** Situations an order can be in when the monitor looks at it (the "event" axis of the table). */
 const situations: Record<string, { snap: Partial<MonitorSnapshot>; atSeconds: number }> = {
@@ -321,6 +329,121 @@ describe('decideNextStep: policy cells', () => {
     expect(phaseOf({ kind: 'markCompleted' })).toBe('completing');
     expect(phaseOf({ kind: 'markAttention', reason: '' })).toBe('escalating');
     expect(phaseOf({ kind: 'done', outcome: 'completed' })).toBe('done');
+  });
+});
+
+describe('decideNextStep: backlog checks', () => {
+  // Notification stuck `pending` since 0 s, the other two done; the default policy (checks on).
+  const stuckNotice = snapshot({ status: { inventory: 'done', billing: 'done', notification: 'pending' } });
+  const watched = (snap: MonitorSnapshot): MonitorObservations => observe(undefined, snap, now(0));
+  // Polls far apart, so each wait shows the next check's deadline.
+  const P: MonitorPolicy = { ...DEFAULT_MONITOR_POLICY, pollMinMs: 3_600_000, pollMaxMs: 3_600_000 };
+  const decide = (obs: MonitorObservations, seconds: number, p: MonitorPolicy = P, snap = stuckNotice) =>
+    decideNextStep(onMonitorClock(snap, observe(obs, snap, now(seconds))), p, now(seconds));
+  const behind = { waiting: true, oldestEnqueuedAt: at(-5) };
+
+  it('looks at the subscription before a republish, and does not republish while the order\'s message is behind others', () => {
+    let obs = watched(stuckNotice);
+    expect(decide(obs, 59)).toMatchObject({ kind: 'wait', phase: 'watching', until: now(60), why: 'notification stuck check' });
+    const check = decide(obs, 60);
+    expect(check).toEqual({ kind: 'checkBacklog', service: 'notification', why: 'notification pending for 60 s' });
+    expect(phaseOf(check)).toBe('checking-backlog');
+
+    obs = noteBacklogCheck(obs, 'notification', now(60), behind);
+    expect(decide(obs, 61)).toEqual({
+      kind: 'wait',
+      phase: 'behind-backlog',
+      until: now(120),
+      why: `notification behind a backlog (oldest message enqueued ${at(-5)}); next: notification backlog check`,
+    });
+    // Checked again a minute later, then after waits doubling up to BACKLOG_RECHECK_MAX_MS.
+    const checksAt = [60];
+    for (let i = 0; i < 7; i++) {
+      const next = (decide(obs, checksAt.at(-1)! + 1) as { until: Date }).until.getTime();
+      const seconds = (next - T0) / 1000;
+      expect(decide(obs, seconds)).toMatchObject({ kind: 'checkBacklog', service: 'notification' });
+      obs = noteBacklogCheck(obs, 'notification', now(seconds), behind);
+      checksAt.push(seconds);
+    }
+    expect(checksAt.slice(1).map((t, i) => t - checksAt[i])).toEqual([60, 120, 240, 480, 600, 600, 600]);
+    expect(BACKLOG_RECHECK_MAX_MS).toBe(600_000);
+    expect(obs.backlog?.notification).toMatchObject({ waiting: true, waits: 8, waitingSince: now(60).toISOString() });
+    // Said as well when a poll comes first.
+    expect(decideNextStep(onMonitorClock(stuckNotice, observe(obs, stuckNotice, now(2761))), DEFAULT_MONITOR_POLICY, now(2761))).toMatchObject({
+      phase: 'behind-backlog',
+      why: `notification behind a backlog (oldest message enqueued ${at(-5)}); next: poll`,
+    });
+  });
+
+  it('republishes once a check finds the subscription clear of the order\'s message and older ones', () => {
+    let obs = noteBacklogCheck(watched(stuckNotice), 'notification', now(60), behind);
+    obs = noteBacklogCheck(obs, 'notification', now(120), { waiting: false, oldestEnqueuedAt: at(100) });
+    expect(obs.backlog?.notification).toMatchObject({ waiting: false, waits: 0 });
+    expect(decide(obs, 120)).toEqual({ kind: 'republish', service: 'notification', attempt: 1, why: 'notification pending for 120 s' });
+    // A clear subscription on the first look: the message is gone, sent again at once.
+    const clear = noteBacklogCheck(watched(stuckNotice), 'notification', now(60), { waiting: false });
+    expect(decide(clear, 60)).toMatchObject({ kind: 'republish', service: 'notification', attempt: 1 });
+  });
+
+  it('gives up waiting for a backlog after maxBacklogWaitMs: republishes, and compensates when the republishes are used up', () => {
+    const p = { ...P, maxBacklogWaitMs: 300_000 };
+    let obs = noteBacklogCheck(watched(stuckNotice), 'notification', now(60), behind);
+    obs = noteBacklogCheck(obs, 'notification', now(120), behind);
+    obs = noteBacklogCheck(obs, 'notification', now(240), behind);
+    // The next check would be at 480 s; the wait ends at 60 + 300 s first.
+    expect(decide(obs, 241, p)).toMatchObject({ kind: 'wait', phase: 'behind-backlog', until: now(360) });
+    expect(decide(obs, 360, p)).toEqual({
+      kind: 'republish',
+      service: 'notification',
+      attempt: 1,
+      why: 'notification pending for 360 s, behind a backlog for 5 min',
+    });
+    const usedUp = snapshot({ ...stuckNotice, republishes: { inventory: 0, billing: 0, notification: 2 } });
+    // Two republishes: 240 s before the next step, then checks at 240, 300 and 420 s, each behind.
+    let after = noteBacklogCheck(watched(usedUp), 'notification', now(240), behind);
+    after = noteBacklogCheck(after, 'notification', now(300), behind);
+    after = noteBacklogCheck(after, 'notification', now(420), behind);
+    expect(decide(after, 421, p, usedUp)).toMatchObject({ kind: 'wait', phase: 'behind-backlog', until: now(540) });
+    expect(decide(after, 540, p, usedUp)).toEqual({
+      kind: 'compensate',
+      reason: 'notification stuck pending after 2 republishes, behind a backlog for 5 min',
+    });
+    // A check that finds the subscription clear ends the wait sooner.
+    const cleared = noteBacklogCheck(after, 'notification', now(450), { waiting: false });
+    expect(decide(cleared, 450, p, usedUp)).toEqual({ kind: 'compensate', reason: 'notification stuck pending after 2 republishes' });
+  });
+
+  it('new progress of the service starts the checks afresh; a message known gone is sent again without a check', () => {
+    const obs = noteBacklogCheck(watched(stuckNotice), 'notification', now(60), behind);
+    const republished = snapshot({ ...stuckNotice, lastProgressAt: { inventory: at(0), billing: at(0), notification: at(100) } });
+    const moved = observe(obs, republished, now(101));
+    expect(moved.backlog).toBeUndefined();
+    expect(decideNextStep(onMonitorClock(republished, moved), DEFAULT_MONITOR_POLICY, now(101))).toMatchObject({ kind: 'wait', phase: 'watching' });
+    // Other services' checks stay.
+    const both = noteBacklogCheck(noteBacklogCheck(watched(stuckNotice), 'billing', now(60), behind), 'notification', now(60), behind);
+    expect(Object.keys(observe(both, republished, now(101)).backlog ?? {})).toEqual(['billing']);
+
+    const deadLettered = snapshot({ ...stuckNotice, deadLettered: ['notification'] });
+    expect(decide(watched(deadLettered), 5, DEFAULT_MONITOR_POLICY, deadLettered)).toMatchObject({ kind: 'republish', service: 'notification', attempt: 1 });
+    // Its republished copy dead-lettered as well, or stuck: looked at first.
+    const again = snapshot({ ...deadLettered, republishes: { inventory: 0, billing: 0, notification: 1 } });
+    expect(decide(watched(again), 120, DEFAULT_MONITOR_POLICY, again)).toMatchObject({ kind: 'checkBacklog', service: 'notification' });
+  });
+
+  it('a policy carried in a history from before the checks, or with them turned off, republishes without looking', () => {
+    const { maxBacklogWaitMs: _, ...carried } = DEFAULT_MONITOR_POLICY;
+    expect(decide(watched(stuckNotice), 60, carried)).toMatchObject({ kind: 'republish', service: 'notification', attempt: 1 });
+    expect(decide(watched(stuckNotice), 60, { ...DEFAULT_MONITOR_POLICY, maxBacklogWaitMs: 0 })).toMatchObject({ kind: 'republish' });
+    expect(monitorPolicyFromSettings({ MONITOR_BACKLOG_WAIT_SECONDS: '0' }).maxBacklogWaitMs).toBe(0);
+    expect(monitorPolicyFromSettings({ MONITOR_BACKLOG_WAIT_SECONDS: '120' }).maxBacklogWaitMs).toBe(120_000);
+    expect(monitorPolicyFromSettings({}).maxBacklogWaitMs).toBe(3_600_000);
+  });
+
+  it('a subscription is behind when its oldest message was enqueued no later than the order\'s send (10 s allowed for clocks)', () => {
+    expect(behindBacklog(undefined, at(100))).toBe(false);
+    expect(behindBacklog(now(40), at(100))).toBe(true);
+    expect(behindBacklog(now(110), at(100))).toBe(true);
+    expect(behindBacklog(now(111), at(100))).toBe(false);
   });
 });
 
