@@ -15,7 +15,7 @@ import { findOrderSupportView, listOrders, withoutSupportNames } from '../servic
 import type { SupportAccess } from '../support/principal';
 import { authorizeSupportRequest, isResponse, supportAuthorization } from '../support/routes';
 import { issuePageToken, readPageToken } from './pageToken';
-import { bodyTooLarge, lengthRequired, notFound, problem, problemFromError, sentInChunks, type ProblemDetails } from './problem';
+import { bodyTooLarge, refuseChunkedBody, notFound, problem, problemFromError, type ProblemDetails } from './problem';
 
 export interface HttpEnvironment {
   deps: OrderSagaDependencies;
@@ -59,7 +59,8 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
     if (encoding && encoding !== 'identity') {
       return problem(415, 'unsupported-content-encoding', 'Content-Encoding not supported', `the body must be sent uncompressed, not as ${encoding}`);
     }
-    if (sentInChunks(request)) return lengthRequired();
+    const chunked = refuseChunkedBody(request);
+    if (chunked) return chunked;
     const bytes = await request.arrayBuffer();
     if (bytes.byteLength > MAX_BODY_BYTES) {
       return bodyTooLarge(MAX_BODY_BYTES);

@@ -41,16 +41,13 @@ export function bodyTooLarge(maxBytes: number): HttpResponseInit {
 }
 
 /**
- * Whether the body was sent in chunks, with no Content-Length. The Functions host hands a Node
- * function the body only when Content-Length declares one (azure-functions-host#4926), so such a
- * body never arrives: read, it is empty, and the client would be told its order is not JSON.
+ * 411 for a body sent in chunks, with no Content-Length; nothing for any other request. The
+ * Functions host hands a Node function the body only when Content-Length declares one
+ * (azure-functions-host#4926), so such a body never arrives: read, it is empty, and the client
+ * would be told its order is not JSON. It can send the same body with its length.
  */
-export function sentInChunks(request: HttpRequest): boolean {
-  return request.headers.has('transfer-encoding') && !request.headers.has('content-length');
-}
-
-/** 411 for a body sent in chunks: the client can send the same body with its length. */
-export function lengthRequired(): HttpResponseInit {
+export function refuseChunkedBody(request: HttpRequest): HttpResponseInit | undefined {
+  if (!request.headers.has('transfer-encoding') || request.headers.has('content-length')) return undefined;
   return problem(411, 'length-required', 'Content-Length required', 'the body must be sent with a Content-Length; a body sent in chunks does not reach this API');
 }
 

@@ -9,7 +9,7 @@ import { pageQueryFields, validate, validateQuery } from '../domain/validation';
 import { ValidationError } from '../errors';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { createLogger, type Logger } from '../log';
-import { bodyTooLarge, lengthRequired, notFound, problem, problemFromError, sentInChunks } from '../http/problem';
+import { bodyTooLarge, refuseChunkedBody, notFound, problem, problemFromError } from '../http/problem';
 import { withinStoreWait } from '../deadline';
 import { storeWaitMs, type OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
@@ -132,7 +132,8 @@ export async function handleFaults(request: HttpRequest, context: InvocationCont
     }
     const foreign = refuseForeignAction(request);
     if (foreign) return foreign;
-    if (sentInChunks(request)) return lengthRequired();
+    const chunked = refuseChunkedBody(request);
+    if (chunked) return chunked;
     const text = await request.text();
     if (Buffer.byteLength(text) > MAX_BODY_BYTES) return bodyTooLarge(MAX_BODY_BYTES);
     let body: unknown;
