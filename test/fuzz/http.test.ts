@@ -147,6 +147,37 @@ it('takes an order whatever else the headers say, or refuses it with a 4xx, neve
   expect([...statuses.keys()].some((s) => s >= 400 && s < 500)).toBe(true);
 });
 
+it('refuses an order sent in chunks, however the body is split, with 411 and places nothing', async () => {
+  const customerId = `fuzz-chunked-${Date.now()}`;
+  const body = JSON.stringify({ customerId, items: [{ sku: 'MOUSE-01', quantity: 1 }] });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.integer({ min: 1, max: body.length }), { maxLength: 6 }),
+      fc.constantFrom('chunked', 'Chunked', 'gzip, chunked'),
+      fc.boolean(),
+      async (cuts, encoding, withKey) => {
+        const at = [...new Set(cuts)].sort((a, b) => a - b);
+        const chunks = [0, ...at].map((from, i) => body.slice(from, at[i] ?? body.length)).filter((c) => c !== '');
+        const head = [
+          'POST /api/orders HTTP/1.1',
+          'Host: 127.0.0.1',
+          'Content-Type: application/json',
+          `Transfer-Encoding: ${encoding}`,
+          ...(withKey ? [`Idempotency-Key: chunked-${chunks.length}-${at.join('.')}`] : []),
+          'Connection: close',
+        ];
+        const framed = chunks.map((c) => `${Buffer.byteLength(c).toString(16)}\r\n${c}\r\n`).join('');
+        const answer = await rawRequest(Buffer.from(`${head.join('\r\n')}\r\n\r\n${framed}0\r\n\r\n`, 'utf8'));
+        if (answer.status !== 411) throw new Error(`${JSON.stringify(chunks)} as ${encoding} -> ${answer.head}`);
+      },
+    ),
+    { numRuns: 60 },
+  );
+  const placed = await system.request('GET', `/api/orders?customerId=${customerId}`);
+  expect(placed.status).toBe(200);
+  expect(placed.body.orders).toEqual([]);
+});
+
 it('answers garbage request lines and broken framing with a 4xx or a closed connection, never a 5xx', async () => {
   await fc.assert(
     fc.asyncProperty(
