@@ -126,12 +126,14 @@ export class CosmosOrderRepository implements OrderStore {
 
   async appendTimeline(id: string, entry: TimelineEntry, options: { whenTimelineLength?: number } = {}): Promise<boolean> {
     const { whenTimelineLength: length } = options;
+    // An entry is a change of the order like any other: support reads "Updated" as its latest.
+    const ops: PatchOperation[] = [timelineOp(entry), { op: 'set', path: '/updatedAt', value: new Date().toISOString() }];
     if (length === undefined) {
-      await this.orders.item(id, id).patch([timelineOp(entry)]);
+      await this.orders.item(id, id).patch(ops);
       return true;
     }
     if (!Number.isSafeInteger(length) || length < 0) throw new Error(`not a timeline length: ${length}`);
-    return (await this.conditionalPatch(id, `from c where ARRAY_LENGTH(c.timeline) = ${length}`, [timelineOp(entry)])) !== undefined;
+    return (await this.conditionalPatch(id, `from c where ARRAY_LENGTH(c.timeline) = ${length}`, ops)) !== undefined;
   }
 
   async recordPayment(id: string, field: 'charged' | 'refunded', amount: number): Promise<void> {

@@ -106,8 +106,13 @@ describe('orders repository', () => {
     expect(await orders.appendTimeline(order.id, entry('first'), { whenTimelineLength: read.timeline.length })).toBe(true);
     // A second writer that read the same version loses; an unconditional append still lands.
     expect(await orders.appendTimeline(order.id, entry('second'), { whenTimelineLength: read.timeline.length })).toBe(false);
-    expect(await orders.appendTimeline(order.id, entry('third'))).toBe(true);
-    expect((await orders.get(order.id))!.timeline.map((e) => e.detail ?? e.kind)).toEqual([...read.timeline.map((e) => e.detail ?? e.kind), 'first', 'third']);
+    const third = entry('third');
+    expect(await orders.appendTimeline(order.id, third)).toBe(true);
+    const after = (await orders.get(order.id))!;
+    expect(after.timeline.map((e) => e.detail ?? e.kind)).toEqual([...read.timeline.map((e) => e.detail ?? e.kind), 'first', 'third']);
+    // Each append is a change of the order: "Updated" is never older than its newest entry.
+    expect(after.updatedAt >= third.at).toBe(true);
+    expect(after.updatedAt > read.updatedAt).toBe(true);
     expect(await orders.appendTimeline('no-such-order', entry('x'), { whenTimelineLength: 0 })).toBe(false);
   });
 

@@ -110,6 +110,7 @@ export class MemoryOrderStore implements OrderStore {
     const doc = this.mustGet(id);
     if (options.whenTimelineLength !== undefined && doc.timeline.length !== options.whenTimelineLength) return false;
     doc.timeline.push(copy(entry));
+    doc.updatedAt = new Date().toISOString();
     return true;
   }
 
