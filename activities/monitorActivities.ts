@@ -9,7 +9,6 @@ import type { InvocationContext } from '@azure/functions';
 import { activityLogger, orderOrThrow, outageMarked } from '../src/bindings/orderActivity';
 import {
   behindBacklog,
-  compensationRunsStarted,
   MONITOR_ACTOR,
   REPUBLISH_REASON,
   TIMELINE,
@@ -23,7 +22,7 @@ import {
 import type { OrderDocument } from '../src/domain/order';
 import { IN_FLIGHT } from '../src/domain/orderState';
 import { oldestWaitingMessage } from '../src/azure/subscriptionBacklog';
-import { markAttention } from '../src/services/compensationOutcome';
+import { beginCompensationRun, markAttention, type RunStart } from '../src/services/compensationOutcome';
 import { appDependencies } from '../src/services/dependencies';
 import { markCompleted } from '../src/services/consumers';
 import { republishToService } from '../src/services/publishing';
@@ -131,37 +130,9 @@ const markOrderCompleted: ActivityHandler = async (input: OrderActivityInput, co
 const markOrderAttention: ActivityHandler = async (input: OrderActivityInput & { reason: string }, context: InvocationContext) =>
   markAttention(await orderOrThrow(input.orderId), input.reason, appDependencies(), activityLogger(context, input));
 
-/**
- * Moves the order to `compensating` and counts the run; null when the order finished meanwhile.
- * `run` counts the runs since compensation was last asked for (a person asking again after
- * `attention` gets fresh runs); `attempt` counts every run the order ever had, and names the run's
- * sub-orchestration, so a later run never reuses (and replaces) an earlier run's instance.
- */
-const beginCompensation: ActivityHandler = async (
-  input: OrderActivityInput & { reason: string; requestedBy?: string },
-  context: InvocationContext,
-): Promise<CompensationStart | null> => {
-  const deps = appDependencies();
-  const order = await orderOrThrow(input.orderId);
-  const run = monitorSnapshotOf(order).compensationRuns + 1;
-  const attempt = compensationRunsStarted(order) + 1;
-  const updated = await deps.orders.transitionState(input.orderId, {
-    from: ['accepted', 'processing', 'compensating'],
-    to: 'compensating',
-    timeline: {
-      at: deps.now(),
-      kind: TIMELINE.compensationStarted,
-      reason: input.reason,
-      // Numbered as the order had them, like the runs' sub-orchestrations: support reads run 2
-      // after asking again, not a second run 1.
-      detail: `run ${attempt}`,
-      actor: input.requestedBy ?? MONITOR_ACTOR,
-    },
-  });
-  if (!updated) return null;
-  activityLogger(context, input).warn('compensation-started', { reason: input.reason, run, attempt });
-  return { run, attempt };
-};
+/** Moves the order to `compensating` and counts the run (`beginCompensationRun`); null when the order finished meanwhile. */
+const beginCompensation: ActivityHandler = async (input: OrderActivityInput & RunStart, context: InvocationContext): Promise<CompensationStart | null> =>
+  beginCompensationRun(await orderOrThrow(input.orderId), input, appDependencies(), activityLogger(context, input));
 
 df.app.activity(ACTIVITY.loadMonitorPolicy, { handler: loadMonitorPolicy });
 df.app.activity(ACTIVITY.readMonitorSnapshot, { handler: readMonitorSnapshot });

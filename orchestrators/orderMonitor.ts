@@ -223,6 +223,8 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
             ...order,
             reason: step.reason,
             requestedBy: step.requestedBy,
+            // The same on replay: the activity run once more for this step finds the run it began.
+            step: context.df.newGuid(orderId),
           });
           // null: the order finished in the meantime (e.g. the last consumer completed it).
           if (started) {

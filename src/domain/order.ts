@@ -30,6 +30,11 @@ export interface TimelineEntry {
   detail?: string;
   /** Who acted, for support actions (principal name) or `monitor`. */
   actor?: string;
+  /**
+   * The monitor's step that wrote it (a `compensation-started`): that step, run once more after a
+   * host died before the engine heard it finish, finds its own entry instead of writing another.
+   */
+  step?: string;
 }
 
 export interface OrderDocument {

@@ -4,11 +4,67 @@
  * host restart (an activity the engine had not heard finish), so each first checks that its
  * outcome still stands.
  */
-import { compensationAskedSinceLastRun, compensationRunsStarted, MONITOR_ACTOR, sinceLastCompensationRun, TIMELINE } from '../domain/monitorPolicy';
+import {
+  compensationAskedSinceLastRun,
+  compensationRunsStarted,
+  MONITOR_ACTOR,
+  monitorSnapshotOf,
+  sinceLastCompensationRun,
+  TIMELINE,
+} from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
 import type { CompensationOutcome } from '../domain/saga';
 import { ORDER_NEEDS_ATTENTION_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from './dependencies';
+
+export interface RunStart {
+  reason: string;
+  requestedBy?: string;
+  /** The monitor's step that begins the run: the same on every replay of that step. */
+  step?: string;
+}
+
+/**
+ * Moves the order to `compensating` and counts the run; null when the order finished meanwhile.
+ * `run` counts the runs since compensation was last asked for (a person asking again after
+ * `attention` gets fresh runs); `attempt` counts every run the order ever had, and names the run's
+ * sub-orchestration, so a later run never reuses (and replaces) an earlier run's instance. Run
+ * once more for the same step (the host died after the write, before the engine heard it finish),
+ * it answers the run that step began rather than count another, which would take one of the
+ * order's runs and show a run that never was.
+ */
+export async function beginCompensationRun(
+  order: OrderDocument,
+  start: RunStart,
+  deps: OrderSagaDependencies,
+  log: Logger,
+): Promise<{ run: number; attempt: number } | null> {
+  const latest = [...order.timeline].reverse().find((e) => e.kind === TIMELINE.compensationStarted);
+  if (start.step !== undefined && latest?.step === start.step && order.state === 'compensating') {
+    const begun = { run: monitorSnapshotOf(order).compensationRuns, attempt: compensationRunsStarted(order) };
+    log.info('compensation-already-started', { reason: start.reason, ...begun });
+    return begun;
+  }
+  const run = monitorSnapshotOf(order).compensationRuns + 1;
+  const attempt = compensationRunsStarted(order) + 1;
+  const updated = await deps.orders.transitionState(order.id, {
+    from: ['accepted', 'processing', 'compensating'],
+    to: 'compensating',
+    timeline: {
+      at: deps.now(),
+      kind: TIMELINE.compensationStarted,
+      reason: start.reason,
+      // Numbered as the order had them, like the runs' sub-orchestrations: support reads run 2
+      // after asking again, not a second run 1.
+      detail: `run ${attempt}`,
+      actor: start.requestedBy ?? MONITOR_ACTOR,
+      ...(start.step !== undefined ? { step: start.step } : {}),
+    },
+  });
+  if (!updated) return null;
+  log.warn('compensation-started', { reason: start.reason, run, attempt });
+  return { run, attempt };
+}
 
 export interface FinishedRun extends CompensationOutcome {
   /** Why compensation began, for the `cancelled` entry. */

@@ -3,7 +3,7 @@ import { TIMELINE } from '../../src/domain/monitorPolicy';
 import type { OrderDocument, TimelineEntry } from '../../src/domain/order';
 import { newOrder } from '../../src/domain/orderState';
 import { createLogger, ORDER_NEEDS_ATTENTION_EVENT } from '../../src/log';
-import { finishCompensationRun, markAttention } from '../../src/services/compensationOutcome';
+import { beginCompensationRun, finishCompensationRun, markAttention } from '../../src/services/compensationOutcome';
 import { memoryDependencies, type MemoryDependencies } from './support/memoryStores';
 
 const silent = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
@@ -22,6 +22,35 @@ function seed(deps: MemoryDependencies, state: OrderDocument['state'], timeline:
   deps.orders.docs.set(order.id, structuredClone(order));
   return order;
 }
+
+describe('beginCompensationRun', () => {
+  it('begins a run once per monitor step: run once more for the same step, it answers the run it began', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'processing', []);
+    const start = { reason: 'billing dead-lettered after 3 requeues', step: 'step-a' };
+    expect(await beginCompensationRun(order, start, deps, silent)).toEqual({ run: 1, attempt: 1 });
+    // The host died before the engine heard the activity finish: it runs again, reading the order as it is now.
+    const again = structuredClone(deps.orders.docs.get('o-1')!);
+    expect(await beginCompensationRun(again, start, deps, silent)).toEqual({ run: 1, attempt: 1 });
+    const stored = deps.orders.docs.get('o-1')!;
+    expect(stored.state).toBe('compensating');
+    expect(stored.timeline.filter((e) => e.kind === TIMELINE.compensationStarted)).toEqual([
+      expect.objectContaining({ detail: 'run 1', step: 'step-a', actor: 'monitor' }),
+    ]);
+
+    // A later step of the monitor (the run did not finish) is a second run.
+    expect(await beginCompensationRun(structuredClone(stored), { ...start, step: 'step-b' }, deps, silent)).toEqual({ run: 2, attempt: 2 });
+    // A step from a history before steps were named: a run each time, as before.
+    expect(await beginCompensationRun(structuredClone(deps.orders.docs.get('o-1')!), { reason: start.reason }, deps, silent)).toEqual({ run: 3, attempt: 3 });
+  });
+
+  it('begins nothing on an order that finished meanwhile', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'completed', []);
+    expect(await beginCompensationRun(order, { reason: 'stuck', step: 'step-a' }, deps, silent)).toBeNull();
+    expect(deps.orders.docs.get('o-1')!.timeline).toEqual([]);
+  });
+});
 
 describe('finishCompensationRun', () => {
   it('records the run: attention with what kept failing, once', async () => {
