@@ -3,7 +3,7 @@
  * raise its event, support actions wake it. Spelled once here; changing one breaks a running app.
  */
 import type { MonitorObservations, MonitorPolicy, MonitorSnapshot, OutagePolicy, RetryPolicy } from '../src/domain/monitorPolicy';
-import type { CompensationName } from '../src/domain/saga';
+import { compensationRunInstanceId, type CompensationName } from '../src/domain/saga';
 
 export const ORDER_MONITOR = 'orderMonitor';
 export const COMPENSATE_ORDER = 'compensateOrder';
@@ -81,7 +81,7 @@ export interface CompensationStart {
 
 /** The instance id of a compensation run's sub-orchestration. */
 export function compensationInstanceId(orderId: string, started: CompensationStart): string {
-  return `${orderId}:compensation:${started.attempt ?? started.run}`;
+  return compensationRunInstanceId(orderId, started.attempt ?? started.run);
 }
 
 /** Activities of the monitor and the compensation; each is a thin call into src/services. */

@@ -6,6 +6,7 @@ import type { DurableClient } from 'durable-functions';
 import { withinDeadline, type LateOutcome } from '../deadline';
 import { ensureError, TransientError } from '../errors';
 import { monitorPolicyFromSettings, type MonitorPolicy } from '../domain/monitorPolicy';
+import { compensationRunInstanceId } from '../domain/saga';
 import type { Logger } from '../log';
 import type { MonitorClient, MonitorStatus, OrderChangeNotice } from '../services/ports';
 
@@ -52,10 +53,10 @@ export class DurableMonitorClient implements MonitorClient {
    * The instance's status; null when there is no such instance. A backend that answers with an
    * error, or not within the timeout, is an error: "no monitor" would make callers start one.
    */
-  async status(orderId: string): Promise<MonitorStatus | null> {
+  async status(orderId: string, run?: number): Promise<MonitorStatus | null> {
     let status: Awaited<ReturnType<DurableClient['getStatus']>>;
     try {
-      status = await this.#bounded(this.client.getStatus(orderId, { showInput: false }));
+      status = await this.#bounded(this.client.getStatus(run === undefined ? orderId : compensationRunInstanceId(orderId, run), { showInput: false }));
     } catch (err) {
       // getStatus throws for an unknown instance with the extension's 404 in its message.
       if (err instanceof Error && /\bHTTP 404\b/.test(err.message)) return null;

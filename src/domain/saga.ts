@@ -71,3 +71,8 @@ export interface CompensationOutcome {
 export function compensationOutcome(failures: CompensationOutcome['failures']): CompensationOutcome {
   return { outcome: failures.length ? 'attention' : 'cancelled', failures };
 }
+
+/** The instance id of the order's compensation run number `attempt` (its sub-orchestration). */
+export function compensationRunInstanceId(orderId: string, attempt: number): string {
+  return `${orderId}:compensation:${attempt}`;
+}

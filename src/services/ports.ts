@@ -252,8 +252,11 @@ export interface MonitorClient {
    * `snapshot`: the order as the caller has just written it, so the monitor's first turn need not read it.
    */
   start(orderId: string, input: { orderId: string; correlationId: string; snapshot?: MonitorSnapshot }): Promise<'started' | 'exists'>;
-  /** null when there is no such instance. */
-  status(orderId: string): Promise<MonitorStatus | null>;
+  /**
+   * The status of the order's monitor, or with `run`, of its compensation run number `run` (the
+   * sub-orchestration `compensationRunInstanceId` names); null when there is no such instance.
+   */
+  status(orderId: string, run?: number): Promise<MonitorStatus | null>;
   /** Best effort: raises `OrderChanged` on the monitor; never throws. */
   notifyOrderChanged(orderId: string, change: OrderChangeNotice): Promise<void>;
 }

@@ -1,7 +1,7 @@
 /** Read models: the support view of one order, the orders list, and the inventory views. */
 import { inventoryItemView, inventoryView, type InventoryItemView, type InventoryView } from '../domain/catalog';
 import type { OrderDocument } from '../domain/order';
-import { MONITOR_ACTOR } from '../domain/monitorPolicy';
+import { compensationRunsStarted, MONITOR_ACTOR } from '../domain/monitorPolicy';
 import { currentReasons } from '../domain/orderState';
 import type { ServiceName } from '../topology';
 import type { OrderSagaDependencies } from './dependencies';
@@ -21,6 +21,12 @@ export interface OrderSupportView {
   notifications: OrderDocument['notifications'];
   timeline: OrderDocument['timeline'];
   monitor: MonitorStatus | null;
+  /**
+   * While the order is `compensating`: its latest compensation run, numbered as on the timeline,
+   * with the run's status (the step it is on, what is done, and a wait for Cosmos DB to serve it);
+   * null status when it cannot be read or has not started yet.
+   */
+  compensation?: { run: number; status: MonitorStatus | null };
   correlationId: string;
   eventId: string;
   billingAttempts: number;
@@ -30,7 +36,11 @@ export interface OrderSupportView {
   updatedAt: string;
 }
 
-export function orderSupportView(order: OrderDocument, monitor: MonitorStatus | null): OrderSupportView {
+export function orderSupportView(
+  order: OrderDocument,
+  monitor: MonitorStatus | null,
+  compensation?: OrderSupportView['compensation'],
+): OrderSupportView {
   return {
     id: order.id,
     customerId: order.customerId,
@@ -44,6 +54,7 @@ export function orderSupportView(order: OrderDocument, monitor: MonitorStatus | 
     notifications: order.notifications,
     timeline: order.timeline,
     monitor,
+    ...(compensation ? { compensation } : {}),
     correlationId: order.correlationId,
     eventId: order.eventId,
     billingAttempts: order.billingAttempts ?? 0,
@@ -73,14 +84,14 @@ function stringsIn(value: unknown, found: string[] = []): string[] {
  * `statusUrl`. Everything is there but who in support acted: each support person's name (an
  * actor on the timeline, and wherever a reason or the monitor's status quotes it) reads `support`.
  *
- * The order and the monitor's status are read side by side, so the status may quote a request
+ * The order and the monitor's (and compensation run's) status are read side by side, so a status may quote a request
  * recorded after the order was read: names quoted as requesters count as well as the timeline's
  * actors. A name is replaced where it stands whole, never inside a longer word (a person called
  * `Tim` leaves "Timeout" as it is).
  */
 export function withoutSupportNames(view: OrderSupportView): OrderSupportView {
   const actors = view.timeline.map((e) => e.actor).filter((a): a is string => typeof a === 'string');
-  const quoted = stringsIn([view.statusReason, view.timeline, view.monitor]).flatMap((text) => {
+  const quoted = stringsIn([view.statusReason, view.timeline, view.monitor, view.compensation]).flatMap((text) => {
     const name = QUOTED_REQUESTER.exec(text)?.[1]?.trim();
     return name ? [name] : [];
   });
@@ -95,7 +106,13 @@ export function withoutSupportNames(view: OrderSupportView): OrderSupportView {
     if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrub(v)])) as T;
     return value;
   };
-  return { ...view, statusReason: scrub(view.statusReason), timeline: scrub(view.timeline), monitor: scrub(view.monitor) };
+  return {
+    ...view,
+    statusReason: scrub(view.statusReason),
+    timeline: scrub(view.timeline),
+    monitor: scrub(view.monitor),
+    ...(view.compensation ? { compensation: scrub(view.compensation) } : {}),
+  };
 }
 
 export async function findOrderSupportView(
@@ -106,7 +123,10 @@ export async function findOrderSupportView(
 ): Promise<OrderSupportView | undefined> {
   // The order is the answer; a monitor status that cannot be read leaves only that part out.
   const [order, status] = await Promise.all([deps.orders.get(orderId, options), monitor.status(orderId).catch(() => null)]);
-  return order ? orderSupportView(order, status) : undefined;
+  if (!order) return undefined;
+  const run = order.state === 'compensating' ? compensationRunsStarted(order) : 0;
+  const compensation = run > 0 ? { run, status: await monitor.status(order.id, run).catch(() => null) } : undefined;
+  return orderSupportView(order, status, compensation);
 }
 
 export interface OrderSummary {

@@ -23,6 +23,17 @@ describe('DurableMonitorClient.status', () => {
     expect(await unknown.status('o-2')).toBeNull();
   });
 
+  it("reads a compensation run's status from the run's own instance", async () => {
+    const asked: string[] = [];
+    const monitor = new DurableMonitorClient(
+      { getStatus: async (id: string) => (asked.push(id), { runtimeStatus: 'Running', customStatus: { current: 'refundPayment' } }) } as unknown as DurableClient,
+      undefined,
+      50,
+    );
+    expect(await monitor.status('o-1', 2)).toEqual({ runtimeStatus: 'Running', customStatus: { current: 'refundPayment' } });
+    expect(asked).toEqual(['o-1:compensation:2']);
+  });
+
   it('fails, rather than report no monitor, when the backend errs or does not answer in time', async () => {
     const failing = new DurableMonitorClient(statusClient(() => Promise.reject(new Error('The operation failed with an unexpected status code: 500'))), undefined, 50);
     await expect(failing.status('o-3')).rejects.toThrow(/could not be read: .*500/);

@@ -656,6 +656,38 @@ describe('GET /api/orders/{id}', () => {
     ]);
   });
 
+  it("shows a compensating order's latest run with its status: the step it is on and a wait for Cosmos DB", async () => {
+    const { orderId } = json(await create(order));
+    const stored = deps.orders.docs.get(orderId)!;
+    stored.state = 'compensating';
+    stored.timeline.push(
+      { at: '2026-01-01T00:00:01.000Z', kind: 'compensation-started', detail: 'run 1', actor: 'monitor', reason: 'billing failed' },
+      { at: '2026-01-01T00:00:02.000Z', kind: 'support-action', detail: 'compensate', actor: 'ana@contoso.com' },
+      { at: '2026-01-01T00:00:03.000Z', kind: 'compensation-started', detail: 'run 2', actor: 'ana@contoso.com', reason: 'requested by ana@contoso.com' },
+    );
+    const asked: [string, number | undefined][] = [];
+    const waiting = { until: '2026-01-01T00:01:00.000Z', why: 'Cosmos DB did not serve it: 429' };
+    monitor.status = async (id: string, run?: number) => {
+      asked.push([id, run]);
+      return run === undefined
+        ? { runtimeStatus: 'Running', customStatus: { phase: 'compensating' } }
+        : { runtimeStatus: 'Running', customStatus: { phase: 'compensating', reason: 'requested by ana@contoso.com', current: 'refundPayment', done: [], failures: [], waiting } };
+    };
+    const res = await get(orderId);
+    expect(asked).toEqual([[orderId, undefined], [orderId, 2]]);
+    expect(json(res).compensation).toEqual({
+      run: 2,
+      status: { runtimeStatus: 'Running', customStatus: expect.objectContaining({ current: 'refundPayment', waiting }) },
+    });
+    // Its status may quote a support person too.
+    expect(json(await get(orderId, AZURE)).compensation.status.customStatus.reason).toBe('requested by support');
+    // A run whose status cannot be read (or not started yet) is still named; other orders have none.
+    monitor.status = async (_id: string, run?: number) => (run === undefined ? { runtimeStatus: 'Running', customStatus: null } : null);
+    expect(json(await get(orderId)).compensation).toEqual({ run: 2, status: null });
+    stored.state = 'cancelled';
+    expect(json(await get(orderId)).compensation).toBeUndefined();
+  });
+
   it('still answers with the order when the monitor status cannot be read, leaving the monitor out', async () => {
     const { orderId } = json(await create(order));
     monitor.statusFailWith = new Error('the durable backend did not answer within 5000 ms');
