@@ -119,3 +119,20 @@ export function readableFieldPath(path: string): string {
   if (item) return `Item ${Number(item[1]) + 1}${item[2] ? ` ${FIELD_NAMES[item[2]] ?? item[2]}` : ''}`;
   return FIELD_NAMES[path] ?? path;
 }
+
+/** Orders named one by one in one announcement; past it, they are counted by state. */
+export const LIST_ANNOUNCE_MAX = 3;
+
+/**
+ * What the order list says of the state changes one refresh brought: each order when there are
+ * few, else a count per state, so a busy list does not talk over everything else every few
+ * seconds. The order shown in the detail is left out: the detail says its changes.
+ */
+export function listChangesAnnouncement(changes: { id: string; state: string | undefined }[], shownInDetail?: string): string | undefined {
+  const told = changes.filter((c) => c.id !== shownInDetail);
+  if (told.length === 0) return undefined;
+  if (told.length <= LIST_ANNOUNCE_MAX) return told.map((c) => `Order ${shortId(c.id)}: ${statusLabel(c.state)}.`).join(' ');
+  const byState = new Map<string, number>();
+  for (const c of told) byState.set(statusLabel(c.state), (byState.get(statusLabel(c.state)) ?? 0) + 1);
+  return `${told.length} orders changed: ${[...byState].map(([state, n]) => `${n} ${state}`).join(', ')}.`;
+}

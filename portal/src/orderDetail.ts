@@ -215,11 +215,14 @@ export class OrderDetail {
       monitor
         ? [term('Runtime status', monitor.runtimeStatus ?? '–'), ...customStatusTerms(monitor.customStatus)]
         : term('Runtime status', 'No monitor information'),
+      compensationTerms(order.compensation),
     );
   }
 
   private renderTimeline(order: OrderView): void {
-    const entries = [...(order.timeline ?? [])].sort((a, b) => String(a.at ?? '').localeCompare(String(b.at ?? '')));
+    // In the order the entries were written (the timeline is only appended to), as the monitor and
+    // the support rules read it: their times come from different machines' clocks and may disagree.
+    const entries = order.timeline ?? [];
     fill(
       byId('detail-timeline'),
       entries.length === 0
@@ -312,6 +315,26 @@ const MONITOR_FIELDS: [key: string, label: string, isTime?: boolean][] = [
   ['billingRequeues', 'Automatic requeues'],
   ['checkedAt', 'Last check', true],
 ];
+
+/** The compensation run under way: which, the step it is on, what is done, and a wait for Cosmos DB. */
+function compensationTerms(compensation: OrderView['compensation']): HTMLDivElement[] {
+  if (!compensation || typeof compensation.run !== 'number') return [];
+  const status = compensation.status;
+  const custom = (status?.customStatus ?? {}) as { current?: unknown; done?: unknown; waiting?: { until?: unknown; why?: unknown } | null };
+  const done = Array.isArray(custom.done) ? custom.done.filter((d): d is string => typeof d === 'string') : [];
+  const waiting = custom.waiting && typeof custom.waiting.until === 'string' ? custom.waiting : undefined;
+  return [
+    term('Compensation run', `${compensation.run}${status?.runtimeStatus ? ` · ${status.runtimeStatus}` : ' · status not known'}`),
+    ...(typeof custom.current === 'string' ? [term('Compensation step', custom.current)] : []),
+    ...(done.length ? [term('Compensation done', done.join(', '))] : []),
+    ...(waiting
+      ? [
+          term('Compensation waits until', timeElement(String(waiting.until), formatPreciseTime)),
+          term('Because', typeof waiting.why === 'string' ? waiting.why : 'Cosmos DB did not serve the step'),
+        ]
+      : []),
+  ];
+}
 
 function customStatusTerms(custom: unknown): HTMLDivElement[] {
   if (custom === null || custom === undefined || custom === '') return [];

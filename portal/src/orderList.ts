@@ -6,7 +6,7 @@
 import { ApiProblem, listOrders, OrderFilter, OrderView, SERVICE_NAMES, signInHref } from './api';
 import { badge } from './badge';
 import { byId, fill, h } from './dom';
-import { capitalize, formatDateTime, formatWhen, shortId, statusLabel } from './format';
+import { capitalize, formatDateTime, formatWhen, listChangesAnnouncement, shortId } from './format';
 
 interface Row {
   element: HTMLTableRowElement;
@@ -190,13 +190,16 @@ export class OrderList {
         this.rows.delete(id);
       }
     }
+    const changes: { id: string; state: string | undefined }[] = [];
     [...shown.values()].forEach((order, index) => {
       const row = this.rows.get(order.id) ?? this.createRow(order);
-      this.update(row, order);
+      if (this.update(row, order)) changes.push({ id: order.id, state: order.state });
       // Insert only rows that are out of place: re-inserting a row would drop focus inside it.
       const current = this.body.children[index];
       if (current !== row.element) this.body.insertBefore(row.element, current ?? null);
     });
+    const told = listChangesAnnouncement(changes, this.selectedId);
+    if (told) this.announce(told);
     this.empty.hidden = shown.size > 0 || hasMore;
     this.moveFocusToOlder(hasMore);
     this.more.hidden = !hasMore;
@@ -253,17 +256,17 @@ export class OrderList {
     return row;
   }
 
-  private update(row: Row, order: OrderView): void {
+  /** Whether the order's state changed since the row last showed it (not for a new row). */
+  private update(row: Row, order: OrderView): boolean {
     const signature = JSON.stringify([order.state, order.status]);
-    if (signature === row.signature) return;
+    if (signature === row.signature) return false;
     const isNew = row.signature === '';
     row.signature = signature;
     fill(row.stateCell, badge(order.state));
     SERVICE_NAMES.forEach((service, i) => fill(row.serviceCells[i]!, badge(order.status?.[service], service)));
     row.element.dataset.state = order.state ?? '';
-    if (!isNew && row.state !== order.state) {
-      this.announce(`Order ${shortId(order.id)} is now ${statusLabel(order.state)}.`);
-    }
+    const changed = !isNew && row.state !== order.state;
     row.state = order.state;
+    return changed;
   }
 }

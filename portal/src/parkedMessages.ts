@@ -3,6 +3,7 @@
  * order, kept by the app with its body (GET /api/support/deadletters). What the `dead-letters-parked`
  * alert points at; the newest few are shown, with the subscription, the reason and the body.
  */
+import { isUuid } from '../../src/domain/orderId';
 import { listParkedMessages, ParkedMessage } from './api';
 import { byId, fill, h } from './dom';
 import { formatDateTime, preview } from './format';
@@ -16,6 +17,12 @@ const BODY_PREVIEW = 400;
 function subscriptionOf(source: string | undefined): string {
   const match = /\/Subscriptions\/([^/]+)\//i.exec(source ?? '');
   return match ? match[1]! : (source ?? 'unknown queue');
+}
+
+/** An order id a message names: a link to that order when it has the form of one, else the text as it came. */
+function orderReference(orderId: string): HTMLElement {
+  const id = h('code', {}, orderId);
+  return isUuid(orderId) ? h('a', { href: `#/orders/${encodeURIComponent(orderId.toLowerCase())}`, class: 'order-link', title: `Show order ${orderId}` }, id) : id;
 }
 
 function bodyText(body: unknown): string {
@@ -78,7 +85,7 @@ export class ParkedMessages {
             h('strong', {}, subscriptionOf(m.source)),
             h('span', {}, formatDateTime(m.parkedAt)),
             h('span', {}, 'message ', h('code', {}, m.messageId ?? 'without id')),
-            m.orderId ? h('span', {}, 'names order ', h('code', {}, m.orderId)) : null,
+            m.orderId ? h('span', {}, 'names order ', orderReference(m.orderId)) : null,
           ),
           m.problem ? h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, 'Unreadable: '), m.problem) : null,
           h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, 'Dead-lettered: '), [m.deadLetterReason, m.deadLetterDescription].filter(Boolean).join(': ') || 'no reason given'),

@@ -229,6 +229,66 @@ describe('the order list', () => {
   }, 60_000);
 });
 
+/** A page showing the order, its every read through the API changed by `change` on the way. */
+async function openOrderAnsweredAs(orderId: string, change: (order: Record<string, unknown>) => void): Promise<Page> {
+  const page = await browser!.newPage();
+  await page.route(new RegExp(`/api/orders/${orderId}$`), async (route) => {
+    const response = await route.fetch();
+    const order = (await response.json()) as Record<string, unknown>;
+    change(order);
+    await route.fulfill({ response, json: order });
+  });
+  await page.goto(`${api}/portal/#/orders/${orderId}`);
+  return page;
+}
+
+describe('order detail', () => {
+  it('shows the timeline in the order it was written, whatever the clocks of its writers said', async () => {
+    // A consumer on a machine whose clock is a minute behind writes the latest entry.
+    const page = await openOrderAnsweredAs(await place('customer-clocks'), (order) => {
+      const timeline = order.timeline as { at: string; kind: string }[];
+      timeline.push({ at: new Date(Date.parse(timeline[0]!.at) - 60_000).toISOString(), kind: 'late-clock-entry' });
+    });
+    const kinds = page.locator('#detail-timeline li[data-kind]');
+    await page.locator('#detail-timeline li[data-kind="late-clock-entry"]').waitFor({ timeout: 15_000 });
+    const written = await kinds.evaluateAll((items) => items.map((item) => item.getAttribute('data-kind')));
+    expect(written.at(-1)).toBe('late-clock-entry');
+    expect(written[0]).toBe('accepted');
+    await page.close();
+  }, 30_000);
+});
+
+describe('compensation under way', () => {
+  it("shows the run's step, what is done, and its wait for Cosmos DB", async () => {
+    // A run waiting out a throttled database is a state of minutes on Azure: the answer is made here.
+    const page = await openOrderAnsweredAs(await place('customer-compensation-wait'), (order) => {
+      order.state = 'compensating';
+      order.compensation = {
+        run: 2,
+        status: {
+          runtimeStatus: 'Running',
+          customStatus: {
+            phase: 'compensating',
+            current: 'refundPayment',
+            done: ['releaseStock'],
+            failures: [],
+            waiting: { until: '2030-01-01T00:00:00.000Z', why: 'Cosmos DB did not serve it: Request rate is large' },
+          },
+        },
+      };
+    });
+    const monitor = page.locator('#detail-monitor');
+    await monitor.locator('dt', { hasText: 'Compensation run' }).waitFor({ timeout: 15_000 });
+    const text = (await monitor.innerText()).replace(/\s+/g, ' ');
+    expect(text).toContain('Compensation run 2 · Running');
+    expect(text).toContain('Compensation step refundPayment');
+    expect(text).toContain('Compensation done releaseStock');
+    expect(text).toContain('Because Cosmos DB did not serve it: Request rate is large');
+    expect(await monitor.locator('time[datetime="2030-01-01T00:00:00.000Z"]').count()).toBe(1);
+    await page.close();
+  }, 30_000);
+});
+
 describe('unreadable messages', () => {
   it('unreadable messages: a preview cut short keeps whole characters, and "Show more" takes focus to the first message it adds', async () => {
     const messageId = `emoji-${Date.now()}`;
@@ -324,4 +384,29 @@ describe('two people at once', () => {
     expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('action-status');
     await page.close();
   }, 60_000);
+});
+
+describe('unreadable messages', () => {
+  // Last in the file: the messages it adds would change the counts the tests above wait for.
+  it('one that names an order links to it', async () => {
+    const orderId = await place('customer-unreadable-copy');
+    const messageId = `names-order-${Date.now()}`;
+    const client = new ServiceBusClient(serviceBusConnectionString(serviceBusPort));
+    try {
+      const sender = client.createSender(ORDERS_TOPIC);
+      await sender.sendMessages({ body: '{"type": "OrderCreated", "data": {', messageId, contentType: 'application/json', applicationProperties: { order_id: orderId } });
+      await sender.close();
+    } finally {
+      await client.close();
+    }
+    const page = await browser!.newPage();
+    await page.goto(`${api}/portal/`);
+    const link = page.locator(`#parked-rows li[data-message-id="${messageId}"] a.order-link`).first();
+    await link.waitFor({ timeout: 60_000 });
+    expect(await link.innerText()).toBe(orderId);
+    await link.click();
+    await page.locator(`#order-rows tr[data-order-id="${orderId}"][aria-current="true"]`).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#detail-heading').innerText()).toContain(orderId.slice(0, 8));
+    await page.close();
+  }, 90_000);
 });

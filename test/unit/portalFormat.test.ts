@@ -1,5 +1,5 @@
 // How the portal writes times: the list spans days, and support compares times with logs.
-import { formatDateTime, formatTime, formatWhen, preview, readableFieldPath } from '../../portal/src/format';
+import { formatDateTime, formatTime, formatWhen, listChangesAnnouncement, preview, readableFieldPath } from '../../portal/src/format';
 
 describe('portal time formats', () => {
   const now = new Date(2026, 10, 28, 15, 0, 0);
@@ -46,5 +46,25 @@ describe('previews of long text', () => {
     const text = `${'x'.repeat(5)}\u{1F600}tail`;
     expect(preview(text, 6)).toBe('xxxxx…');
     expect(preview(text, 7)).toBe('xxxxx\u{1F600}…');
+  });
+});
+
+describe('what the order list announces', () => {
+  const id = (n: number) => `${n}0000000-0000-4000-8000-000000000000`;
+
+  it('names a few changed orders, leaving out the one the detail shows', () => {
+    expect(listChangesAnnouncement([{ id: id(1), state: 'completed' }, { id: id(2), state: 'attention' }])).toBe(
+      'Order 10000000: completed. Order 20000000: needs attention.',
+    );
+    expect(listChangesAnnouncement([{ id: id(1), state: 'completed' }, { id: id(2), state: 'cancelled' }], id(1))).toBe('Order 20000000: cancelled.');
+    expect(listChangesAnnouncement([{ id: id(1), state: 'completed' }], id(1))).toBeUndefined();
+    expect(listChangesAnnouncement([])).toBeUndefined();
+  });
+
+  it('counts them by state when many changed at once, rather than reading every one', () => {
+    const changes = [1, 2, 3, 4, 5].map((n) => ({ id: id(n), state: n === 3 ? 'cancelled' : 'completed' }));
+    expect(listChangesAnnouncement(changes)).toBe('5 orders changed: 4 completed, 1 cancelled.');
+    // Four, one of them in the detail: three named.
+    expect(listChangesAnnouncement(changes.slice(0, 4), id(4))).toBe('Order 10000000: completed. Order 20000000: completed. Order 30000000: cancelled.');
   });
 });
