@@ -25,6 +25,7 @@ import { standInThrottle } from '../local/cosmos-emulator/throttle-client';
 import { REPO_ROOT, startLocalStack, type LocalStack } from '../local/stack';
 import { CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED } from '../src/domain/orderCreatedEvent';
 import { DEFAULT_DEAD_LETTER_SWEEP } from '../src/support/deadLetterSweep';
+import { RenewingServiceBus, SERVICE_BUS_RENEW_AFTER_MS } from '../src/azure/clients';
 import { durationMs, ORDERS_TOPIC, serviceBusTopology, SERVICES, SUBSCRIPTIONS, TARGET_PROPERTY, type ServiceName } from '../src/topology';
 import {
   checkChaosInvariants,
@@ -233,7 +234,10 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
   const started = Date.now();
   const deadline = started + options.timeoutMs;
   const get = <T>(path: string) => readThroughRestarts(() => call<T>(target.baseUrl, agent, { method: 'GET', path, timeoutMs: 10_000 }), deadline);
-  const serviceBus = target.serviceBusConnectionString ? new ServiceBusClient(target.serviceBusConnectionString) : undefined;
+  // The run's own client meets the same outages as the app's, and the SDK can stay stuck after one
+  // (see RenewingServiceBus): built afresh like the app's, or the placing waits on it for minutes.
+  const connection = target.serviceBusConnectionString;
+  const serviceBus = connection ? new RenewingServiceBus(() => new ServiceBusClient(connection), SERVICE_BUS_RENEW_AFTER_MS) : undefined;
 
   try {
     const stock = async (): Promise<ObservedStock[]> => {
@@ -257,21 +261,22 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     const accepted = new Map<number, string>();
     const rejected: string[] = [];
     const corruptCopies: CorruptCopy[] = [];
-    const sender = serviceBus?.createSender(ORDERS_TOPIC);
     const sendCorruptCopy = async (orderId: string, service: ServiceName): Promise<void> => {
       const messageId = `${orderId}:unreadable:${service}`;
       // Duplicate detection drops a second send of the same id, so a retry after an error is safe.
       for (let delay = 100; ; delay = Math.min(delay * 2, 1_000)) {
         try {
-          await sender!.sendMessages({
+          await serviceBus!.ordersSender().sendMessages({
             messageId,
             body: UNREADABLE_EVENT,
             contentType: CLOUDEVENTS_CONTENT_TYPE,
             applicationProperties: { event_type: ORDER_CREATED, order_id: orderId, correlation_id: `chaos-unreadable-${orderId}`, [TARGET_PROPERTY]: service },
           });
+          serviceBus!.worked();
           corruptCopies.push({ orderId, service, messageId });
           return;
         } catch (err) {
+          serviceBus!.failed();
           if (Date.now() > deadline) throw err;
           await sleep(delay);
         }
@@ -338,7 +343,7 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
               accepted.set(index, answer.body.orderId);
               noteAccepted();
               const copyTo = corruptCopyTarget(index);
-              if (sender && copyTo) await sendCorruptCopy(answer.body.orderId, copyTo);
+              if (serviceBus && copyTo) await sendCorruptCopy(answer.body.orderId, copyTo);
               break;
             }
             if (answer.status >= 400 && answer.status < 500) {
@@ -445,7 +450,7 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     if (serviceBus) {
       const sweptBy = Date.now() + DEFAULT_DEAD_LETTER_SWEEP.recheckMs + 15_000;
       for (;;) {
-        deadLetterQueues = await peekDeadLetterQueues(serviceBus);
+        deadLetterQueues = await peekDeadLetterQueues(serviceBus.client());
         const left = messagesOfFinishedOrders(deadLetterQueues, (id) => latest.get(id)?.state, corruptCopies).length;
         if (left === 0 || Date.now() > sweptBy) break;
         progress.update(`chaos: ${left} messages of finished orders still in dead-letter queues`);
