@@ -1,6 +1,8 @@
 /**
  * What still waits in a consumer's subscription, read through `@azure/service-bus` with a peek:
- * nothing is locked or received, and messages being delivered (locked) show as well.
+ * nothing is locked or received. A peek of a subscription shows its active, locked (being
+ * delivered) and deferred messages, and may show expired ones until Service Bus cleans them up
+ * (Service Bus docs, "Message browsing"); dead-lettered ones are in its dead-letter queue.
  */
 import Long from 'long';
 import { ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
