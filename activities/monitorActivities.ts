@@ -1,7 +1,7 @@
 /**
  * Activities of the order monitor: read the order, requeue billing, look at a stuck consumer's
- * backlog, republish to it, and the monitor's own state changes. Each is idempotent, because the durable engine runs an
- * activity at least once.
+ * backlog, republish to it, and the monitor's own state changes. Each is idempotent, because the
+ * durable engine runs an activity at least once.
  */
 import * as df from 'durable-functions';
 import type { ActivityHandler } from 'durable-functions';

@@ -178,9 +178,8 @@ export function ordersTopicSender(): ServiceBusSender {
 /**
  * Whether a call (a send, a peek, a receive) failed for want of Service Bus rather than for its
  * messages: the SDK marks those errors retryable, and once its retries are used up it throws them
- * together in an AggregateError.
- * A batch too big to send is the messages' doing, although the SDK's error for it (thrown before
- * anything is sent) says retryable too: its messages are sent one by one.
+ * together in an AggregateError. A batch too big to send is the messages' doing, although the SDK's
+ * error for it (thrown before anything is sent) says retryable too: its messages are sent one by one.
  */
 export function isServiceUnavailable(err: unknown): boolean {
   const errors: unknown[] = err instanceof AggregateError ? err.errors : [err];
