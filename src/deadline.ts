@@ -10,17 +10,23 @@ export type LateOutcome = { ok: true } | { ok: false; error: Error };
  */
 export async function withinDeadline<T>(work: Promise<T>, ms: number, timedOut: () => Error, late?: (outcome: LateOutcome) => void): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let expired: Error | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       work.then(
         () => late?.({ ok: true }),
         (err: unknown) => late?.({ ok: false, error: ensureError(err) }),
       );
-      reject(timedOut());
+      expired = timedOut();
+      reject(expired);
     }, ms);
   });
   try {
     return await Promise.race([work, deadline]);
+  } catch (err) {
+    // `timedOut()` may stop the work (an aborted call), which can then fail before the deadline
+    // does: the caller is told of the deadline, not of the stop it caused.
+    throw expired ?? err;
   } finally {
     clearTimeout(timer);
   }

@@ -175,7 +175,7 @@ export async function handleGetOrder(
     if (id === undefined) return notFound(`no order ${JSON.stringify(asked)}`);
     log = log.with({ orderId: id });
     const env = environment(log);
-    const view = await withinStoreWait(storeWaitMs(env.deps.settings), (signal) => findOrderSupportView(id, env.monitor, env.deps, { signal }));
+    const view = await findOrderSupportView(id, env.monitor, env.deps, storeWaitMs(env.deps.settings));
     if (!view) return notFound(`no order ${id}`);
     const support = supportAuthorization(request, access).ok;
     return { status: 200, jsonBody: support ? view : withoutSupportNames(view) };

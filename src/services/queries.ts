@@ -1,5 +1,6 @@
 /** Read models: the support view of one order, the orders list, and the inventory views. */
 import { inventoryItemView, inventoryView, type InventoryItemView, type InventoryView } from '../domain/catalog';
+import { withinStoreWait } from '../deadline';
 import type { OrderDocument } from '../domain/order';
 import { compensationRunsStarted, MONITOR_ACTOR } from '../domain/monitorPolicy';
 import { currentReasons } from '../domain/orderState';
@@ -115,18 +116,26 @@ export function withoutSupportNames(view: OrderSupportView): OrderSupportView {
   };
 }
 
+/**
+ * The order is the answer, read within the request's wait for Cosmos DB (`storeWaitMs`). The
+ * monitor's and the compensation run's statuses are read beside it, each within the monitor
+ * client's own bound and outside that wait: a durable backend that does not answer leaves them out
+ * (null), and never turns an order Cosmos DB served into a 503. The run's read starts as soon as
+ * the order names the run, while the monitor's is still under way: one after the other, the two
+ * bounds would add up.
+ */
 export async function findOrderSupportView(
   orderId: string,
   monitor: MonitorClient,
   deps: OrderSagaDependencies,
-  options: CallOptions = {},
+  storeWaitMs: number,
 ): Promise<OrderSupportView | undefined> {
-  // The order is the answer; a monitor status that cannot be read leaves only that part out.
-  const [order, status] = await Promise.all([deps.orders.get(orderId, options), monitor.status(orderId).catch(() => null)]);
+  const monitorStatus = monitor.status(orderId).catch(() => null);
+  const order = await withinStoreWait(storeWaitMs, (signal) => deps.orders.get(orderId, { signal }));
   if (!order) return undefined;
   const run = order.state === 'compensating' ? compensationRunsStarted(order) : 0;
-  const compensation = run > 0 ? { run, status: await monitor.status(order.id, run).catch(() => null) } : undefined;
-  return orderSupportView(order, status, compensation);
+  const [status, runStatus] = await Promise.all([monitorStatus, run > 0 ? monitor.status(order.id, run).catch(() => null) : null]);
+  return orderSupportView(order, status, run > 0 ? { run, status: runStatus } : undefined);
 }
 
 export interface OrderSummary {
