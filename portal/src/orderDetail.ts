@@ -316,17 +316,43 @@ const MONITOR_FIELDS: [key: string, label: string, isTime?: boolean][] = [
   ['checkedAt', 'Last check', true],
 ];
 
-/** The compensation run under way: which, the step it is on, what is done, and a wait for Cosmos DB. */
+/** Runtime statuses of a run stopped before its end: its custom status then tells where it stopped, not what it is doing. */
+const RUN_STOPPED = ['Failed', 'Terminated', 'Canceled'];
+
+interface CompensationCustomStatus {
+  phase?: unknown;
+  current?: unknown;
+  done?: unknown;
+  failures?: unknown;
+  waiting?: { until?: unknown; why?: unknown } | null;
+}
+
+/**
+ * The compensation run under way: which, the step it is on, what is done, what failed, and a wait
+ * for Cosmos DB. Every shape `compensateOrder` leaves: planning, a step, recording the outcome, and
+ * a run that ended or stopped (whose last custom status still names the step and wait it was in).
+ */
 function compensationTerms(compensation: OrderView['compensation']): HTMLDivElement[] {
   if (!compensation || typeof compensation.run !== 'number') return [];
   const status = compensation.status;
-  const custom = (status?.customStatus ?? {}) as { current?: unknown; done?: unknown; waiting?: { until?: unknown; why?: unknown } | null };
+  const runtime = status?.runtimeStatus;
+  const custom: CompensationCustomStatus = status?.customStatus !== null && typeof status?.customStatus === 'object' ? (status.customStatus as CompensationCustomStatus) : {};
   const done = Array.isArray(custom.done) ? custom.done.filter((d): d is string => typeof d === 'string') : [];
-  const waiting = custom.waiting && typeof custom.waiting.until === 'string' ? custom.waiting : undefined;
+  // A step that failed is not retried by this run, which goes on to the others and ends in attention.
+  const failures = Array.isArray(custom.failures)
+    ? custom.failures.flatMap((f: { name?: unknown; error?: unknown } | null) =>
+        f && typeof f.name === 'string' ? [`${f.name}${typeof f.error === 'string' && f.error ? `: ${f.error}` : ''}`] : [],
+      )
+    : [];
+  const stopped = runtime !== undefined && RUN_STOPPED.includes(runtime);
+  const over = stopped || runtime === 'Completed';
+  const step = runStep(custom);
+  const waiting = !over && custom.waiting && typeof custom.waiting.until === 'string' ? custom.waiting : undefined;
   return [
-    term('Compensation run', `${compensation.run}${status?.runtimeStatus ? ` · ${status.runtimeStatus}` : ' · status not known'}`),
-    ...(typeof custom.current === 'string' ? [term('Compensation step', custom.current)] : []),
+    term('Compensation run', `${compensation.run}${runtime ? ` · ${runtime}` : ' · status not known'}`),
+    ...(step && runtime !== 'Completed' ? [term(stopped ? 'Compensation stopped at' : 'Compensation step', step)] : []),
     ...(done.length ? [term('Compensation done', done.join(', '))] : []),
+    ...(failures.length ? [term('Compensation failed', failures.join('; '))] : []),
     ...(waiting
       ? [
           term('Compensation waits until', timeElement(String(waiting.until), formatPreciseTime)),
@@ -334,6 +360,14 @@ function compensationTerms(compensation: OrderView['compensation']): HTMLDivElem
         ]
       : []),
   ];
+}
+
+/** What a run is doing by its custom status: planning, a step, or writing its outcome on the order. */
+function runStep(custom: CompensationCustomStatus): string | undefined {
+  if (typeof custom.current === 'string') return custom.current;
+  if (custom.phase === 'planning') return 'planning';
+  if (custom.phase === 'cancelled' || custom.phase === 'attention') return `recording the outcome (${statusLabel(custom.phase)})`;
+  return undefined;
 }
 
 function customStatusTerms(custom: unknown): HTMLDivElement[] {

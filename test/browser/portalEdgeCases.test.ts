@@ -287,6 +287,40 @@ describe('compensation under way', () => {
     expect(await monitor.locator('time[datetime="2030-01-01T00:00:00.000Z"]').count()).toBe(1);
     await page.close();
   }, 30_000);
+
+  it('shows a step that failed while the run goes on, and no wait once the run has stopped', async () => {
+    // A refund the gateway refused: the run goes on to the other steps and ends in attention.
+    let run: Record<string, unknown> = {
+      runtimeStatus: 'Running',
+      customStatus: {
+        phase: 'compensating',
+        current: 'releaseStock',
+        done: [],
+        failures: [{ name: 'refundPayment', error: 'the gateway refused the refund' }],
+        waiting: { until: '2030-01-01T00:00:00.000Z', why: 'Cosmos DB did not serve it: 503' },
+      },
+    };
+    const page = await openOrderAnsweredAs(await place('customer-compensation-failures'), (order) => {
+      order.state = 'compensating';
+      order.compensation = { run: 1, status: run };
+    });
+    const monitor = page.locator('#detail-monitor');
+    const text = async () => (await monitor.innerText()).replace(/\s+/g, ' ');
+    await monitor.locator('dt', { hasText: 'Compensation run' }).waitFor({ timeout: 15_000 });
+    expect(await text()).toContain('Compensation step releaseStock');
+    expect(await text()).toContain('Compensation failed refundPayment: the gateway refused the refund');
+    // Planning gave up after waiting an hour for Cosmos DB: the run failed, its last status still
+    // names the wait it was in. The monitor begins another run a poll later.
+    run = {
+      runtimeStatus: 'Failed',
+      customStatus: { phase: 'planning', reason: 'billing failed', waiting: { until: '2026-01-01T00:00:00.000Z', why: 'Cosmos DB did not serve it: 503' } },
+    };
+    await monitor.locator('dd', { hasText: '1 · Failed' }).waitFor({ timeout: 15_000 });
+    expect(await text()).toContain('Compensation stopped at planning');
+    expect(await text()).not.toContain('waits until');
+    expect(await text()).not.toContain('Because');
+    await page.close();
+  }, 45_000);
 });
 
 describe('unreadable messages', () => {
