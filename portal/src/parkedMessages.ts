@@ -5,7 +5,7 @@
  */
 import { isUuid } from '../../src/domain/orderId';
 import { listParkedMessages, ParkedMessage } from './api';
-import { byId, fill, h } from './dom';
+import { byId, h } from './dom';
 import { formatDateTime, preview } from './format';
 import { describeError } from './problem';
 
@@ -30,12 +30,32 @@ function bodyText(body: unknown): string {
   return preview(text, BODY_PREVIEW);
 }
 
+function parkedItem(m: ParkedMessage): HTMLLIElement {
+  return h(
+    'li',
+    { class: 'parked', 'data-message-id': m.messageId ?? '' },
+    h(
+      'div',
+      { class: 'parked__head' },
+      h('strong', {}, subscriptionOf(m.source)),
+      h('span', {}, formatDateTime(m.parkedAt)),
+      h('span', {}, 'message ', h('code', {}, m.messageId ?? 'without id')),
+      m.orderId ? h('span', {}, 'names order ', orderReference(m.orderId)) : null,
+    ),
+    m.problem ? h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, 'Unreadable: '), m.problem) : null,
+    h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, 'Dead-lettered: '), [m.deadLetterReason, m.deadLetterDescription].filter(Boolean).join(': ') || 'no reason given'),
+    h('code', { class: 'parked__body' }, bodyText(m.body)),
+  );
+}
+
 export class ParkedMessages {
   private readonly rows = byId('parked-rows');
   private readonly summary = byId('parked-summary');
   private readonly error = byId('parked-error');
   private readonly more = byId<HTMLButtonElement>('parked-more');
   private signature = '';
+  /** The element of each message listed, by its key. */
+  private readonly elements = new Map<string, HTMLLIElement>();
   private shown = STEP;
   /** After "Show more": the place of the first message it adds, which takes focus once listed. */
   private focusFrom: number | undefined;
@@ -73,26 +93,26 @@ export class ParkedMessages {
         : page.continuationToken
           ? `The newest ${messages.length} are shown.`
           : `${messages.length} kept.`;
-    fill(
-      this.rows,
-      messages.map((m) =>
-        h(
-          'li',
-          { class: 'parked', 'data-message-id': m.messageId ?? '' },
-          h(
-            'div',
-            { class: 'parked__head' },
-            h('strong', {}, subscriptionOf(m.source)),
-            h('span', {}, formatDateTime(m.parkedAt)),
-            h('span', {}, 'message ', h('code', {}, m.messageId ?? 'without id')),
-            m.orderId ? h('span', {}, 'names order ', orderReference(m.orderId)) : null,
-          ),
-          m.problem ? h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, 'Unreadable: '), m.problem) : null,
-          h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, 'Dead-lettered: '), [m.deadLetterReason, m.deadLetterDescription].filter(Boolean).join(': ') || 'no reason given'),
-          h('code', { class: 'parked__body' }, bodyText(m.body)),
-        ),
-      ),
-    );
+    // Kept messages do not change: each keeps its element, and only those out of place are moved,
+    // so a message coming in does not take keyboard focus off a link to an order further down.
+    const listed = new Map<string, ParkedMessage>();
+    for (const m of messages) {
+      let key = m.id ?? JSON.stringify([m.source, m.messageId, m.parkedAt]);
+      while (listed.has(key)) key = `${key}+`;
+      listed.set(key, m);
+    }
+    for (const [key, element] of this.elements) {
+      if (!listed.has(key)) {
+        element.remove();
+        this.elements.delete(key);
+      }
+    }
+    [...listed].forEach(([key, m], index) => {
+      const element = this.elements.get(key) ?? parkedItem(m);
+      this.elements.set(key, element);
+      const current = this.rows.children[index];
+      if (current !== element) this.rows.insertBefore(element, current ?? null);
+    });
     this.moveFocusToAdded(Boolean(page.continuationToken));
     this.more.hidden = !page.continuationToken;
   }

@@ -364,6 +364,31 @@ describe('unreadable messages', () => {
     expect(previews).toEqual(Array(3).fill({ start: 'x'.repeat(399), brokenCharacter: false }));
     await page.close();
   }, 120_000);
+
+  it('keeps keyboard focus on the link to an order when a newer message comes in above it', async () => {
+    const orderId = '7c2d4b1e-3f5a-4c6d-8e9f-0a1b2c3d4e5f';
+    const kept = (id: string, messageId: string, names?: string) => ({
+      id,
+      source: 'orders/Subscriptions/billing-sub/$DeadLetterQueue',
+      messageId,
+      ...(names ? { orderId: names } : {}),
+      problem: 'the body is not JSON',
+      deadLetterReason: 'MaxDeliveryCountExceeded',
+      body: '{"type": "OrderCreated", "data": {',
+      parkedAt: new Date().toISOString(),
+    });
+    let deadLetters = [kept('first', 'focus-first', orderId)];
+    const page = await browser!.newPage();
+    await page.route(/\/api\/support\/deadletters/, (route) => route.fulfill({ json: { deadLetters } }));
+    await page.goto(`${api}/portal/`);
+    const link = page.locator('#parked-rows li[data-message-id="focus-first"] a.order-link');
+    await link.waitFor({ timeout: 15_000 });
+    await link.focus();
+    deadLetters = [kept('second', 'focus-second'), ...deadLetters];
+    await page.locator('#parked-rows li[data-message-id="focus-second"]').waitFor({ timeout: 15_000 });
+    expect(await page.evaluate(`document.activeElement === document.querySelector('#parked-rows li[data-message-id="focus-first"] a.order-link')`)).toBe(true);
+    await page.close();
+  }, 30_000);
 });
 
 describe('alerts', () => {
