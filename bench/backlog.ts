@@ -23,11 +23,10 @@ interface Options {
   timeoutS: number;
 }
 
-interface SeenOrder {
+export interface SeenOrder {
   id: string;
   state: string;
   createdAt: string;
-  updatedAt: string;
   timeline: { kind: string; service?: string; reason?: string; at: string }[];
 }
 
@@ -118,8 +117,8 @@ async function main(): Promise<void> {
     const states = countBy(orders.map((o) => o.state));
     const stuckRepublishes = orders.flatMap((o) => o.timeline.filter((e) => e.kind === 'republished' && e.reason?.startsWith('stuck')));
     const finishedS = orders
-      .filter((o) => o.state === 'completed')
-      .map((o) => (Date.parse(o.updatedAt) - Date.parse(o.createdAt)) / 1000)
+      .map(completedAfterSeconds)
+      .filter((s): s is number => s !== undefined)
       .sort((a, b) => a - b);
     const cancelled = orders.filter((o) => o.state === 'cancelled');
     const result = {
@@ -153,6 +152,17 @@ async function main(): Promise<void> {
     agent.destroy();
     await stack.stop();
   }
+}
+
+/**
+ * Seconds from an order's placing to its completion, by the entry the completing patch wrote:
+ * `updatedAt` moves with every entry after it too (a late duplicate delivery, a dead-letter noted),
+ * and the run without the backlog check leaves republished messages that arrive after completion.
+ */
+export function completedAfterSeconds(order: Pick<SeenOrder, 'state' | 'createdAt' | 'timeline'>): number | undefined {
+  if (order.state !== 'completed') return undefined;
+  const completed = order.timeline.find((e) => e.kind === 'completed');
+  return completed ? (Date.parse(completed.at) - Date.parse(order.createdAt)) / 1000 : undefined;
 }
 
 function countBy(values: string[]): Record<string, number> {
