@@ -139,6 +139,13 @@ export interface MonitorPolicy {
    */
   maxBacklogWaitMs?: number;
   /**
+   * Whether a dead-lettered service whose republished copy dead-lettered as well has its
+   * subscription looked at before it is sent again or compensated. Its message is in the
+   * dead-letter queue, so the subscription holds nothing of the order's: false. Policies carried
+   * from before the field looked (none: true), and a replay must decide as they did.
+   */
+  deadLetteredWaitsForBacklog?: boolean;
+  /**
    * Poll interval with backoff while nothing happens: min * 2^quietPolls, capped at max. Consumers,
    * the dead-letter handler and support actions wake the monitor with OrderChanged for everything
    * it acts on; polls only catch a wake-up that was lost (a host that died in between), so they
@@ -168,6 +175,7 @@ export const DEFAULT_MONITOR_POLICY: MonitorPolicy = {
   maxRepublishes: 2,
   stuckBackoffCoefficient: 2,
   maxBacklogWaitMs: 60 * 60_000,
+  deadLetteredWaitsForBacklog: false,
   pollMinMs: 10_000,
   pollMaxMs: 60_000,
   compensationRetry: { maxAttempts: 5, firstRetryIntervalMs: 2_000, backoffCoefficient: 2, maxRetryIntervalMs: 30_000 },
@@ -247,6 +255,7 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
     maxRepublishes: s.MONITOR_MAX_REPUBLISHES,
     stuckBackoffCoefficient: d.stuckBackoffCoefficient,
     maxBacklogWaitMs: s.MONITOR_BACKLOG_WAIT_SECONDS,
+    deadLetteredWaitsForBacklog: d.deadLetteredWaitsForBacklog,
     pollMinMs: Math.max(1, s.MONITOR_POLL_MIN_SECONDS),
     pollMaxMs: Math.max(1, bound('MONITOR_POLL_MAX_SECONDS', s.MONITOR_POLL_MIN_SECONDS, s.MONITOR_POLL_MAX_SECONDS)),
     compensationRetry: {
@@ -683,8 +692,8 @@ const ms = (iso: string) => Date.parse(iso);
  *    republish, compensate when republishes are used up; an inventory or notification whose
  *    message was dead-lettered gets its first
  *    republish after the requeue backoff instead of the stuck threshold; before either, unless the
- *    message is known gone (that first republish), a check of its subscription: a service behind
- *    a backlog waits for it (checked again later), up to `maxBacklogWaitMs`;
+ *    message is known gone (dead-lettered), a check of its subscription: a service behind a
+ *    backlog waits for it (checked again later), up to `maxBacklogWaitMs`;
  * 9. otherwise wait for the next poll or the next stuck deadline, whichever is first.
  */
 export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy, now: Date): Step {
@@ -765,12 +774,16 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     // republish doubles the wait for its next step: after a broker outage every order's message
     // sits behind the backlog the outage left, and with a flat minute the monitors compensated
     // orders whose messages were still queued (2 x 300 s stalls of Service Bus, before this).
-    const knownGone = deadLettered && republishes === 0;
-    const patience = knownGone
+    const patience = deadLettered && republishes === 0
       ? Math.min(policy.requeueBackoffBaseMs, policy.stuckAfterMs[service])
       : policy.stuckAfterMs[service] * (policy.stuckBackoffCoefficient ?? 1) ** republishes;
     let dueAt = ms(snapshot.lastProgressAt[service]) + patience;
-    // Whether the subscription is looked at first: not for a message known gone, which only a send replaces.
+    // Whether the subscription is looked at first: not for a dead-lettered service, whichever send
+    // it was. Its latest message is in the dead-letter queue (an older send's is only noted), so
+    // the subscription holds nothing of the order's and waiting for it to drain only puts off the
+    // send that replaces it, or the compensation once the sends are used up, as billing's
+    // dead-letters are never held up by a backlog either.
+    const knownGone = deadLettered && (republishes === 0 || !(policy.deadLetteredWaitsForBacklog ?? true));
     const checks = Boolean(policy.maxBacklogWaitMs) && !knownGone;
     const backlog = checks ? snapshot.backlog?.[service] : undefined;
     let backlogOver = false;

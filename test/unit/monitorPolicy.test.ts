@@ -425,9 +425,34 @@ describe('decideNextStep: backlog checks', () => {
 
     const deadLettered = snapshot({ ...stuckNotice, deadLettered: ['notification'] });
     expect(decide(watched(deadLettered), 5, DEFAULT_MONITOR_POLICY, deadLettered)).toMatchObject({ kind: 'republish', service: 'notification', attempt: 1 });
-    // Its republished copy dead-lettered as well, or stuck: looked at first.
-    const again = snapshot({ ...deadLettered, republishes: { inventory: 0, billing: 0, notification: 1 } });
-    expect(decide(watched(again), 120, DEFAULT_MONITOR_POLICY, again)).toMatchObject({ kind: 'checkBacklog', service: 'notification' });
+    // Its republished copy stuck (its latest progress the republish, not a dead-letter): looked at first.
+    const republishedOnce = snapshot({ ...stuckNotice, republishes: { inventory: 0, billing: 0, notification: 1 } });
+    expect(decide(watched(republishedOnce), 120, DEFAULT_MONITOR_POLICY, republishedOnce)).toMatchObject({ kind: 'checkBacklog', service: 'notification' });
+  });
+
+  it('a message dead-lettered again is gone as well: sent again, then compensated, without waiting for a backlog', () => {
+    // The republished copy dead-lettered too: the latest send to notification is in its dead-letter
+    // queue, so nothing the subscription holds is the order's. Only a send replaces it.
+    const again = snapshot({ ...stuckNotice, deadLettered: ['notification'], republishes: { inventory: 0, billing: 0, notification: 1 } });
+    expect(decide(watched(again), 119, DEFAULT_MONITOR_POLICY, again)).toMatchObject({ kind: 'wait', phase: 'watching' });
+    expect(decide(watched(again), 120, DEFAULT_MONITOR_POLICY, again)).toEqual({
+      kind: 'republish',
+      service: 'notification',
+      attempt: 2,
+      why: 'notification dead-lettered 120 s ago',
+    });
+    const usedUp = snapshot({ ...again, republishes: { inventory: 0, billing: 0, notification: 2 } });
+    expect(decide(watched(usedUp), 240, DEFAULT_MONITOR_POLICY, usedUp)).toEqual({
+      kind: 'compensate',
+      reason: 'notification dead-lettered after 2 republishes',
+    });
+    // A waiting check noted for it (a monitor that looked before this) holds nothing up either.
+    const noted = noteBacklogCheck(watched(again), 'notification', now(120), behind);
+    expect(decide(noted, 121, DEFAULT_MONITOR_POLICY, again)).toMatchObject({ kind: 'republish', service: 'notification', attempt: 2 });
+    // A policy carried in a history from before: replayed, it looks as it did then.
+    const { deadLetteredWaitsForBacklog: _, ...carried } = DEFAULT_MONITOR_POLICY;
+    expect(decide(watched(again), 120, carried, again)).toEqual({ kind: 'checkBacklog', service: 'notification', why: 'notification dead-lettered for 120 s' });
+    expect(decide(noted, 121, carried, again)).toMatchObject({ kind: 'wait', phase: 'behind-backlog' });
   });
 
   it('a policy carried in a history from before the checks, or with them turned off, republishes without looking', () => {
