@@ -28,6 +28,7 @@ export const TIMELINE = {
   completed: 'completed',
   cancelled: 'cancelled',
   attention: 'attention',
+  publishFailed: 'publish-failed',
 } as const;
 
 /**
@@ -356,6 +357,14 @@ export interface MonitorSnapshot {
    */
   deadLettered?: ServiceName[];
   /**
+   * Services still in flight that nothing has been recorded for, when the intake noted that
+   * Service Bus did not take the order's event: it may never have gone out, so their
+   * subscriptions may hold nothing of the order's to wait for. (`published` does not tell: the
+   * claim of any message, a targeted republish to another service too, records it.) Snapshots in
+   * a history from before this field have none.
+   */
+  unsentTo?: ServiceName[];
+  /**
    * Requeues of billing the monitor made on its own (support requeues are not counted), but those
    * whose message dead-lettered with no billing delivery taking it (Cosmos DB throttling or out):
    * the payment was not tried, so they do not use up the requeues (up to UNTRIED_REQUEUES_FREE).
@@ -498,6 +507,10 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   const deadLettered = SERVICES.filter(
     (s) => s !== 'billing' && lastKind[s] === TIMELINE.deadLettered && IN_FLIGHT.includes(order.status[s]),
   );
+  // A retry of the request with its key, or the intake's send that went on after its answer, may
+  // have published it since, unrecorded: then one send too many, which the consumer ignores.
+  const publishFailed = timeline.some((e) => e.kind === TIMELINE.publishFailed);
+  const unsentTo = publishFailed ? SERVICES.filter((s) => IN_FLIGHT.includes(order.status[s]) && lastKind[s] === undefined) : [];
   const askedAgain = order.state === 'compensating' ? compensationAskedSinceLastRun(order) : undefined;
   return {
     orderId: order.id,
@@ -507,6 +520,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     lastProgressAt,
     billingDeadLetteredAt: order.status.billing === 'deadlettered' ? billingDeadLetteredAt ?? order.updatedAt : undefined,
     ...(deadLettered.length ? { deadLettered } : {}),
+    ...(unsentTo.length ? { unsentTo } : {}),
     // Past the free ones, untried requeues count like the others: the requeues stay bounded.
     billingRequeues: billingRequeues + Math.max(0, billingRequeuesUntried - UNTRIED_REQUEUES_FREE),
     ...(billingRequeuesUntried ? { billingRequeuesUntried } : {}),
@@ -692,8 +706,9 @@ const ms = (iso: string) => Date.parse(iso);
  *    republish, compensate when republishes are used up; an inventory or notification whose
  *    message was dead-lettered gets its first
  *    republish after the requeue backoff instead of the stuck threshold; before either, unless the
- *    message is known gone (dead-lettered), a check of its subscription: a service behind a
- *    backlog waits for it (checked again later), up to `maxBacklogWaitMs`;
+ *    message is known gone (dead-lettered) or may never have been sent (the intake's publish
+ *    failed), a check of its subscription: a service behind a backlog waits for it (checked
+ *    again later), up to `maxBacklogWaitMs`;
  * 9. otherwise wait for the next poll or the next stuck deadline, whichever is first.
  */
 export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy, now: Date): Step {
@@ -784,7 +799,10 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     // send that replaces it, or the compensation once the sends are used up, as billing's
     // dead-letters are never held up by a backlog either.
     const knownGone = deadLettered && (republishes === 0 || !(policy.deadLetteredWaitsForBacklog ?? true));
-    const checks = Boolean(policy.maxBacklogWaitMs) && !knownGone;
+    // Nor for an event the intake could not publish: Service Bus fails a publish in an outage,
+    // which leaves a backlog behind it, and the order's message may not be in it at all.
+    const unsent = snapshot.unsentTo?.includes(service) ?? false;
+    const checks = Boolean(policy.maxBacklogWaitMs) && !knownGone && !unsent;
     const backlog = checks ? snapshot.backlog?.[service] : undefined;
     let backlogOver = false;
     if (backlog?.waiting) {

@@ -7,7 +7,7 @@
  * `storeWaitMs` in all: past it the caller gets a TransientError (503) and no later step runs.
  */
 import { randomUUID } from 'node:crypto';
-import { monitorSnapshotOf } from '../domain/monitorPolicy';
+import { monitorSnapshotOf, TIMELINE } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
 import { orderRequestFingerprint, type OrderRequest } from '../domain/orderRequest';
 import { newOrder } from '../domain/orderState';
@@ -210,7 +210,7 @@ export async function completeIntake(
     // for it a second at most (Cosmos DB that throttles would hold it for up to 20 s), and it goes on.
     const noted = deps.orders.appendTimeline(order.id, {
       at: deps.now(),
-      kind: 'publish-failed',
+      kind: TIMELINE.publishFailed,
       reason: ensureError(published.reason).message,
       detail: 'its monitor sends the event again to services that stay pending',
     });

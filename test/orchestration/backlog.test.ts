@@ -5,8 +5,9 @@
  * the monitor must not send it again nor compensate the order while it waits there, and must send
  * it again once it is gone.
  */
+import type { OrderDocument } from '../../src/domain/order';
 import { ORDERS_TOPIC, SUBSCRIPTIONS } from '../../src/topology';
-import { startMonitorWorld, writeOrderWithMonitor, type MonitorWorld, type OrderView } from './monitorSystem';
+import { ordersContainer, startMonitorWorld, writeOrderWithMonitor, type MonitorWorld, type OrderView } from './monitorSystem';
 
 jest.setTimeout(180_000);
 
@@ -55,5 +56,26 @@ it('waits while the order\'s message is still in the subscription, and republish
   expect(republished(order)).toEqual([expect.objectContaining({ service: 'notification', reason: expect.stringMatching(/^stuck \(attempt 1\): notification pending for \d+ s$/) })]);
   // At the next check (8 minutes after the fourth), not after the hour the wait may last.
   expect(toRepublish).toBeLessThanOrEqual(8 * 60_000);
+  expect(order.state).toBe('processing');
+});
+
+it('sends an event the intake could not publish again at the stuck threshold, whatever waits in the subscription', async () => {
+  // Another order's message waits in notification's subscription: a backlog, as an outage leaves one.
+  const other = await writeOrderWithMonitor(world, [{ sku: 'WEBCAM-01', quantity: 1 }]);
+  await other.deliver('notification');
+  // This order's event never reached Service Bus: the intake noted it, and no consumer has received it.
+  const { id } = await writeOrderWithMonitor(world, [{ sku: 'WEBCAM-01', quantity: 1 }]);
+  const item = ordersContainer(world.cosmos).item(id, id);
+  const { resource } = await item.read<OrderDocument>();
+  await item.replace({
+    ...resource!,
+    published: false,
+    timeline: [...resource!.timeline, { at: new Date().toISOString(), kind: 'publish-failed', reason: 'Service Bus did not take the event within 5000 ms' }],
+  });
+
+  const { order, virtualMs } = await world.runUntil(id, (o) => republished(o).some((e) => e.service === 'notification'), { stepMs: 5_000, maxVirtualMs: 5 * 60_000 });
+  // At the stuck threshold, as the publish-failed note says, not once the backlog is gone (or after the hour).
+  expect(virtualMs).toBeLessThanOrEqual(90_000);
+  expect(republished(order).map((e) => e.service).sort()).toEqual(['billing', 'inventory', 'notification']);
   expect(order.state).toBe('processing');
 });

@@ -455,6 +455,23 @@ describe('decideNextStep: backlog checks', () => {
     expect(decide(noted, 121, carried, again)).toMatchObject({ kind: 'wait', phase: 'behind-backlog' });
   });
 
+  it('an event the intake could not publish is sent again at the stuck threshold without waiting for a backlog', () => {
+    // Service Bus did not take it (an outage, which leaves a backlog behind it): nothing of the
+    // order's may be in the subscription, and the publish-failed note promises the monitor's send.
+    const unsent = snapshot({ ...stuckNotice, unsentTo: ['notification'] });
+    expect(decide(watched(unsent), 60, DEFAULT_MONITOR_POLICY, unsent)).toEqual({
+      kind: 'republish',
+      service: 'notification',
+      attempt: 1,
+      why: 'notification pending for 60 s',
+    });
+    // A waiting check noted for it before holds nothing up either.
+    const noted = noteBacklogCheck(watched(unsent), 'notification', now(60), behind);
+    expect(decide(noted, 61, DEFAULT_MONITOR_POLICY, unsent)).toMatchObject({ kind: 'republish', service: 'notification', attempt: 1 });
+    // Snapshots in a history from before the field have none: replayed, they look as then.
+    expect(decide(watched(stuckNotice), 60, DEFAULT_MONITOR_POLICY, stuckNotice)).toMatchObject({ kind: 'checkBacklog', service: 'notification' });
+  });
+
   it('a policy carried in a history from before the checks, or with them turned off, republishes without looking', () => {
     const { maxBacklogWaitMs: _, ...carried } = DEFAULT_MONITOR_POLICY;
     expect(decide(watched(stuckNotice), 60, carried)).toMatchObject({ kind: 'republish', service: 'notification', attempt: 1 });
@@ -484,6 +501,24 @@ describe('monitorSnapshotOf', () => {
       ...over,
     });
   }
+
+  it('names the services the event may never have reached: publish failed, nothing recorded for them since', () => {
+    const pending = { inventory: 'pending', billing: 'pending', notification: 'pending' } as const;
+    const failed: TimelineEntry = { at: at(1), kind: 'publish-failed', reason: 'Service Bus did not take the event within 5000 ms' };
+    expect(monitorSnapshotOf(order({ status: pending, published: false, timeline: [failed] })).unsentTo).toEqual(['inventory', 'billing', 'notification']);
+    // The monitor sent to inventory, whose consumer took it: that records `published`, which says
+    // nothing of billing's and notification's subscriptions.
+    const sent: TimelineEntry[] = [
+      { at: at(61), kind: 'republished', service: 'inventory', actor: 'monitor', reason: 'stuck (attempt 1): inventory pending for 60 s', detail: 'attempt 1, message e-1:inventory:1' },
+      { at: at(62), kind: 'delivery', service: 'inventory', deliveryCount: 1 },
+    ];
+    expect(monitorSnapshotOf(order({ status: { ...pending, inventory: 'processing' }, published: true, timeline: [failed, ...sent] })).unsentTo).toEqual(['billing', 'notification']);
+    // A delivery to notification (of the event, sent after all): it is in play there.
+    const delivered: TimelineEntry = { at: at(63), kind: 'delivery', service: 'notification', deliveryCount: 1 };
+    expect(monitorSnapshotOf(order({ status: { ...pending, notification: 'processing' }, published: true, timeline: [failed, delivered] })).unsentTo).toEqual(['inventory', 'billing']);
+    // No note: none.
+    expect(monitorSnapshotOf(order({ status: pending, published: false, timeline: [] })).unsentTo).toBeUndefined();
+  });
 
   it('counts the monitor requeues and dead-letters from the timeline, and last progress per service', () => {
     const snap = monitorSnapshotOf(
