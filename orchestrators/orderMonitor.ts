@@ -224,7 +224,9 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
             reason: step.reason,
             requestedBy: step.requestedBy,
             // The same on replay: the activity run once more for this step finds the run it began.
-            step: context.df.newGuid(orderId),
+            // The execution is part of it: an id is made of the episode's time and a count that
+            // starts again in each execution, and a virtual clock can hold the time across one.
+            step: context.df.newGuid(`${orderId}:${execution}`),
           });
           // null: the order finished in the meantime (e.g. the last consumer completed it).
           if (started) {

@@ -140,13 +140,6 @@ export interface MonitorPolicy {
    */
   maxBacklogWaitMs?: number;
   /**
-   * Whether a dead-lettered service whose republished copy dead-lettered as well has its
-   * subscription looked at before it is sent again or compensated. Its message is in the
-   * dead-letter queue, so the subscription holds nothing of the order's: false. Policies carried
-   * from before the field looked (none: true), and a replay must decide as they did.
-   */
-  deadLetteredWaitsForBacklog?: boolean;
-  /**
    * Poll interval with backoff while nothing happens: min * 2^quietPolls, capped at max. Consumers,
    * the dead-letter handler and support actions wake the monitor with OrderChanged for everything
    * it acts on; polls only catch a wake-up that was lost (a host that died in between), so they
@@ -176,7 +169,6 @@ export const DEFAULT_MONITOR_POLICY: MonitorPolicy = {
   maxRepublishes: 2,
   stuckBackoffCoefficient: 2,
   maxBacklogWaitMs: 60 * 60_000,
-  deadLetteredWaitsForBacklog: false,
   pollMinMs: 10_000,
   pollMaxMs: 60_000,
   compensationRetry: { maxAttempts: 5, firstRetryIntervalMs: 2_000, backoffCoefficient: 2, maxRetryIntervalMs: 30_000 },
@@ -256,7 +248,6 @@ export function monitorPolicyFromSettings(settings: Record<string, string | unde
     maxRepublishes: s.MONITOR_MAX_REPUBLISHES,
     stuckBackoffCoefficient: d.stuckBackoffCoefficient,
     maxBacklogWaitMs: s.MONITOR_BACKLOG_WAIT_SECONDS,
-    deadLetteredWaitsForBacklog: d.deadLetteredWaitsForBacklog,
     pollMinMs: Math.max(1, s.MONITOR_POLL_MIN_SECONDS),
     pollMaxMs: Math.max(1, bound('MONITOR_POLL_MAX_SECONDS', s.MONITOR_POLL_MIN_SECONDS, s.MONITOR_POLL_MAX_SECONDS)),
     compensationRetry: {
@@ -798,11 +789,10 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     // the subscription holds nothing of the order's and waiting for it to drain only puts off the
     // send that replaces it, or the compensation once the sends are used up, as billing's
     // dead-letters are never held up by a backlog either.
-    const knownGone = deadLettered && (republishes === 0 || !(policy.deadLetteredWaitsForBacklog ?? true));
     // Nor for an event the intake could not publish: Service Bus fails a publish in an outage,
     // which leaves a backlog behind it, and the order's message may not be in it at all.
     const unsent = snapshot.unsentTo?.includes(service) ?? false;
-    const checks = Boolean(policy.maxBacklogWaitMs) && !knownGone && !unsent;
+    const checks = Boolean(policy.maxBacklogWaitMs) && !deadLettered && !unsent;
     const backlog = checks ? snapshot.backlog?.[service] : undefined;
     let backlogOver = false;
     if (backlog?.waiting) {
@@ -819,7 +809,7 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     if (nowMs >= dueAt) {
       const checkedClear = backlog !== undefined && !backlog.waiting && ms(backlog.checkedAt) >= dueAt;
       if (checks && !checkedClear && !backlogOver) {
-        return { kind: 'checkBacklog', service, why: `${deadLettered ? what : `${service} ${status[service]}`} for ${waitedS()} s` };
+        return { kind: 'checkBacklog', service, why: `${service} ${status[service]} for ${waitedS()} s` };
       }
       const behindFor = backlogOver ? `, behind a backlog for ${Math.round((nowMs - ms(backlog!.waitingSince ?? backlog!.checkedAt)) / 60_000)} min` : '';
       const attempt = republishes + 1;

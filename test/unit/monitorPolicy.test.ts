@@ -449,10 +449,6 @@ describe('decideNextStep: backlog checks', () => {
     // A waiting check noted for it (a monitor that looked before this) holds nothing up either.
     const noted = noteBacklogCheck(watched(again), 'notification', now(120), behind);
     expect(decide(noted, 121, DEFAULT_MONITOR_POLICY, again)).toMatchObject({ kind: 'republish', service: 'notification', attempt: 2 });
-    // A policy carried in a history from before: replayed, it looks as it did then.
-    const { deadLetteredWaitsForBacklog: _, ...carried } = DEFAULT_MONITOR_POLICY;
-    expect(decide(watched(again), 120, carried, again)).toEqual({ kind: 'checkBacklog', service: 'notification', why: 'notification dead-lettered for 120 s' });
-    expect(decide(noted, 121, carried, again)).toMatchObject({ kind: 'wait', phase: 'behind-backlog' });
   });
 
   it('an event the intake could not publish is sent again at the stuck threshold without waiting for a backlog', () => {
