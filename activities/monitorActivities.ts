@@ -109,7 +109,7 @@ const republishToStuckService: ActivityHandler = async (input: RepublishInput, c
 
 interface BacklogInput extends OrderActivityInput {
   service: ServiceName;
-  /** The stamp of the service's latest progress on the order: its latest send or a later claim. */
+  /** When the order's latest message to the service was sent, as the order stamps it. */
   sentAt: string;
 }
 

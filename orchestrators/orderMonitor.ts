@@ -187,7 +187,8 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
             check = yield context.df.callActivityWithRetry(ACTIVITY.checkServiceBacklog, ACTION_RETRY, {
               ...order,
               service: step.service,
-              sentAt: observations.progress[step.service].stamp,
+              // The latest send when a claim stamped the service since, else the progress stamp.
+              sentAt: snapshot.sentAt?.[step.service] ?? observations.progress[step.service].stamp,
             });
           } catch (err) {
             // Service Bus did not answer: a send would not go through either. Counted as waiting,

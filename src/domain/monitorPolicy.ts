@@ -356,6 +356,14 @@ export interface MonitorSnapshot {
    */
   unsentTo?: ServiceName[];
   /**
+   * When the order's latest message to a service still in flight was sent (its creation, or the
+   * latest targeted send), for a service whose progress was stamped later (a claim): a backlog
+   * check measures the subscription against the send, so that others' messages enqueued between
+   * the send and the claim do not count as ahead of it. Absent where it is the progress stamp, and
+   * in snapshots from before this field.
+   */
+  sentAt?: Partial<Record<ServiceName, string>>;
+  /**
    * Requeues of billing the monitor made on its own (support requeues are not counted), but those
    * whose message dead-lettered with no billing delivery taking it (Cosmos DB throttling or out):
    * the payment was not tried, so they do not use up the requeues (up to UNTRIED_REQUEUES_FREE).
@@ -422,6 +430,7 @@ export function sinceLastCompensationRun(order: OrderDocument): TimelineEntry[] 
 export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): MonitorSnapshot {
   const timeline = order.timeline ?? [];
   const lastProgressAt = Object.fromEntries(SERVICES.map((s) => [s, order.createdAt])) as Record<ServiceName, string>;
+  const lastSentAt = { ...lastProgressAt };
   const republishes = Object.fromEntries(SERVICES.map((s) => [s, 0])) as Record<ServiceName, number>;
   let billingRequeues = 0;
   let billingRequeuesUntried = 0;
@@ -475,6 +484,8 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
         if (entry.service === 'billing') requeueUntaken = undefined;
         break;
       case TIMELINE.republished:
+        // Written once the message went out, by the monitor: a targeted send of either kind.
+        if (entry.service) lastSentAt[entry.service] = entry.at;
         if (entry.service && entry.reason?.startsWith(REPUBLISH_REASON.stuck)) republishes[entry.service] += 1;
         else if (entry.service === 'billing' && requeueUntaken?.sending && entry.reason?.startsWith(REPUBLISH_REASON.requeue)) {
           const sent = republishedMessageId(entry.detail);
@@ -502,6 +513,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   // have published it since, unrecorded: then one send too many, which the consumer ignores.
   const publishFailed = timeline.some((e) => e.kind === TIMELINE.publishFailed);
   const unsentTo = publishFailed ? SERVICES.filter((s) => IN_FLIGHT.includes(order.status[s]) && lastKind[s] === undefined) : [];
+  const sentBeforeProgress = SERVICES.filter((s) => IN_FLIGHT.includes(order.status[s]) && lastSentAt[s] !== lastProgressAt[s]);
   const askedAgain = order.state === 'compensating' ? compensationAskedSinceLastRun(order) : undefined;
   return {
     orderId: order.id,
@@ -512,6 +524,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     billingDeadLetteredAt: order.status.billing === 'deadlettered' ? billingDeadLetteredAt ?? order.updatedAt : undefined,
     ...(deadLettered.length ? { deadLettered } : {}),
     ...(unsentTo.length ? { unsentTo } : {}),
+    ...(sentBeforeProgress.length ? { sentAt: Object.fromEntries(sentBeforeProgress.map((s) => [s, lastSentAt[s]])) } : {}),
     // Past the free ones, untried requeues count like the others: the requeues stay bounded.
     billingRequeues: billingRequeues + Math.max(0, billingRequeuesUntried - UNTRIED_REQUEUES_FREE),
     ...(billingRequeuesUntried ? { billingRequeuesUntried } : {}),

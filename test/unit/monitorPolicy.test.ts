@@ -498,6 +498,26 @@ describe('monitorSnapshotOf', () => {
     });
   }
 
+  it('keeps when the latest message to a service in flight was sent, where a claim stamped it since', () => {
+    const status = { inventory: 'done', billing: 'processing', notification: 'processing' } as const;
+    const claimed = (service: 'billing' | 'notification', s: number): TimelineEntry => ({ at: at(s), kind: 'delivery', service, deliveryCount: 1 });
+    // Both claimed the intake's message: the send is the order's creation.
+    expect(monitorSnapshotOf(order({ status, timeline: [claimed('billing', 5), claimed('notification', 6)] })).sentAt).toEqual({ billing: at(0), notification: at(0) });
+    // Notification sent again by the monitor and claimed again; billing sent again, not yet claimed.
+    const resent = order({
+      status,
+      timeline: [
+        claimed('billing', 5),
+        claimed('notification', 6),
+        { at: at(70), kind: 'republished', service: 'notification', actor: 'monitor', reason: 'stuck (attempt 1): notification processing for 64 s', detail: 'attempt 1, message e:notification:1' },
+        claimed('notification', 75),
+        { at: at(80), kind: 'republished', service: 'billing', actor: 'monitor', reason: 'stuck (attempt 1): billing processing for 75 s', detail: 'attempt 1, message e:billing:1' },
+      ],
+    });
+    expect(monitorSnapshotOf(resent).sentAt).toEqual({ notification: at(70) });
+    expect(monitorSnapshotOf(order({ status, timeline: [] })).sentAt).toBeUndefined();
+  });
+
   it('names the services the event may never have reached: publish failed, nothing recorded for them since', () => {
     const pending = { inventory: 'pending', billing: 'pending', notification: 'pending' } as const;
     const failed: TimelineEntry = { at: at(1), kind: 'publish-failed', reason: 'Service Bus did not take the event within 5000 ms' };
