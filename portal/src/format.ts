@@ -134,5 +134,6 @@ export function listChangesAnnouncement(changes: { id: string; state: string | u
   if (told.length <= LIST_ANNOUNCE_MAX) return told.map((c) => `Order ${shortId(c.id)}: ${statusLabel(c.state)}.`).join(' ');
   const byState = new Map<string, number>();
   for (const c of told) byState.set(statusLabel(c.state), (byState.get(statusLabel(c.state)) ?? 0) + 1);
-  return `${told.length} orders changed: ${[...byState].map(([state, n]) => `${n} ${state}`).join(', ')}.`;
+  // "needs attention" is the one label that is a verb: two orders need attention.
+  return `${told.length} orders changed: ${[...byState].map(([state, n]) => `${n} ${n > 1 ? state.replace(/^needs /, 'need ') : state}`).join(', ')}.`;
 }

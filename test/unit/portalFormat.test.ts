@@ -64,6 +64,10 @@ describe('what the order list announces', () => {
   it('counts them by state when many changed at once, rather than reading every one', () => {
     const changes = [1, 2, 3, 4, 5].map((n) => ({ id: id(n), state: n === 3 ? 'cancelled' : 'completed' }));
     expect(listChangesAnnouncement(changes)).toBe('5 orders changed: 4 completed, 1 cancelled.');
+    const attention = [1, 2, 3, 4].map((n) => ({ id: id(n), state: n === 1 ? 'completed' : 'attention' }));
+    expect(listChangesAnnouncement(attention)).toBe('4 orders changed: 1 completed, 3 need attention.');
+    const oneInAttention = [1, 2, 3, 4].map((n) => ({ id: id(n), state: n === 1 ? 'attention' : 'completed' }));
+    expect(listChangesAnnouncement(oneInAttention)).toBe('4 orders changed: 1 needs attention, 3 completed.');
     // Four, one of them in the detail: three named.
     expect(listChangesAnnouncement(changes.slice(0, 4), id(4))).toBe('Order 10000000: completed. Order 20000000: completed. Order 30000000: cancelled.');
   });
