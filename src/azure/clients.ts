@@ -136,7 +136,7 @@ export class RenewingServiceBus {
    */
   failed(): boolean {
     if (!this.#client || this.now() - this.#workedAt < this.renewAfterMs) return false;
-    void closeWithin(this.#sender, this.#client, REPLACED_CLOSE_MS);
+    void closeWithin(closeBoth(this.#sender, this.#client), REPLACED_CLOSE_MS);
     this.#client = undefined;
     this.#sender = undefined;
     return true;
@@ -147,17 +147,18 @@ export class RenewingServiceBus {
     const client = this.#client;
     this.#sender = undefined;
     this.#client = undefined;
-    await sender?.close().catch(() => undefined);
-    await client?.close().catch(() => undefined);
+    await closeBoth(sender, client);
   }
 }
 
-async function closeWithin(sender: ServiceBusSender | undefined, client: ServiceBusClient, ms: number): Promise<void> {
+/** The sender first, then its client; a failure to close leaves nothing to do. */
+async function closeBoth(sender: ServiceBusSender | undefined, client: ServiceBusClient | undefined): Promise<void> {
+  await sender?.close().catch(() => undefined);
+  await client?.close().catch(() => undefined);
+}
+
+async function closeWithin(closing: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const closing = (async () => {
-    await sender?.close().catch(() => undefined);
-    await client.close().catch(() => undefined);
-  })();
   await Promise.race([closing, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms).unref()))]);
   clearTimeout(timer);
 }
