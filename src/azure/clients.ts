@@ -4,7 +4,7 @@
  */
 import { createDefaultHttpClient } from '@azure/core-rest-pipeline';
 import { CosmosClient, type Container, type Database } from '@azure/cosmos';
-import { RetryMode, ServiceBusClient, type ServiceBusSender } from '@azure/service-bus';
+import { RetryMode, ServiceBusClient, type ServiceBusReceiver, type ServiceBusReceiverOptions, type ServiceBusSender } from '@azure/service-bus';
 import type { TokenCredential } from '@azure/core-auth';
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
@@ -210,6 +210,26 @@ export const serviceBusCall: ServiceBusCall = async (use) => {
 
 /** A way to make calls through a Service Bus client (tests pass their own client). */
 export type ServiceBusCall = <T>(use: (client: ServiceBusClient) => Promise<T>) => Promise<T>;
+
+/**
+ * A receiver on one of the `orders` topic's subscriptions (or its dead-letter queue) for one call
+ * through `call`, closed after it.
+ */
+export function withSubscriptionReceiver<T>(
+  call: ServiceBusCall,
+  subscription: string,
+  options: ServiceBusReceiverOptions,
+  use: (receiver: ServiceBusReceiver) => Promise<T>,
+): Promise<T> {
+  return call(async (client) => {
+    const receiver = client.createReceiver(ORDERS_TOPIC, subscription, options);
+    try {
+      return await use(receiver);
+    } finally {
+      await receiver.close().catch(() => undefined);
+    }
+  });
+}
 
 /** A call through the Service Bus client went through. */
 export function serviceBusWorked(): void {

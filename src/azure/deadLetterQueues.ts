@@ -8,8 +8,8 @@
 import type { PeekMessagesOptions, ServiceBusReceivedMessage, ServiceBusReceiver } from '@azure/service-bus';
 import Long from 'long';
 import type { DeadLetterQueue, PeekedDeadLetter, RemovalLimits, RemovalTarget } from '../support/deadLetterSweep';
-import { ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
-import { serviceBusCall, type ServiceBusCall } from './clients';
+import { SUBSCRIPTIONS, type ServiceName } from '../topology';
+import { serviceBusCall, withSubscriptionReceiver, type ServiceBusCall } from './clients';
 
 /** The SDK's largest peek per call. */
 const PEEK_CHUNK = 100;
@@ -123,18 +123,8 @@ export class ServiceBusDeadLetterQueue implements DeadLetterQueue {
     });
   }
 
-  async #with<T>(use: (receiver: ServiceBusReceiver) => Promise<T>): Promise<T> {
-    return this.call(async (client) => {
-      const receiver = client.createReceiver(ORDERS_TOPIC, SUBSCRIPTIONS[this.service], {
-        subQueueType: 'deadLetter',
-        receiveMode: 'peekLock',
-        skipParsingBodyAsJson: true,
-      });
-      try {
-        return await use(receiver);
-      } finally {
-        await receiver.close().catch(() => undefined);
-      }
-    });
+  #with<T>(use: (receiver: ServiceBusReceiver) => Promise<T>): Promise<T> {
+    const options = { subQueueType: 'deadLetter', receiveMode: 'peekLock', skipParsingBodyAsJson: true } as const;
+    return withSubscriptionReceiver(this.call, SUBSCRIPTIONS[this.service], options, use);
   }
 }

@@ -5,22 +5,17 @@
  * (Service Bus docs, "Message browsing"); dead-lettered ones are in its dead-letter queue.
  */
 import Long from 'long';
-import { ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
-import { serviceBusCall, type ServiceBusCall } from './clients';
+import { SUBSCRIPTIONS, type ServiceName } from '../topology';
+import { serviceBusCall, withSubscriptionReceiver, type ServiceBusCall } from './clients';
 
 /**
  * When the oldest message still in the service's subscription was enqueued (the broker's clock);
  * undefined when the subscription holds none. Its dead-letter queue is not looked at.
  */
 export async function oldestWaitingMessage(service: ServiceName, call: ServiceBusCall = serviceBusCall): Promise<Date | undefined> {
-  return call(async (client) => {
-    const receiver = client.createReceiver(ORDERS_TOPIC, SUBSCRIPTIONS[service], { receiveMode: 'peekLock', skipParsingBodyAsJson: true });
-    try {
-      // From the first sequence number: a receiver's peeks otherwise go on from where its last one stopped.
-      const [oldest] = await receiver.peekMessages(1, { fromSequenceNumber: Long.ZERO });
-      return oldest?.enqueuedTimeUtc;
-    } finally {
-      await receiver.close().catch(() => undefined);
-    }
+  return withSubscriptionReceiver(call, SUBSCRIPTIONS[service], { receiveMode: 'peekLock', skipParsingBodyAsJson: true }, async (receiver) => {
+    // From the first sequence number: a receiver's peeks otherwise go on from where its last one stopped.
+    const [oldest] = await receiver.peekMessages(1, { fromSequenceNumber: Long.ZERO });
+    return oldest?.enqueuedTimeUtc;
   });
 }
