@@ -196,7 +196,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
             if (!context.df.isReplaying) {
               context.log(JSON.stringify({ level: 'warn', event: 'monitor.backlog-check-failed', orderId, correlationId, service: step.service, error: String((err as Error)?.message ?? err).slice(0, 500) }));
             }
-            check = { waiting: true, unknown: true };
+            check = { waiting: true };
           }
           observations = noteBacklogCheck(observations, step.service, context.df.currentUtcDateTime, check);
           break;

@@ -300,9 +300,9 @@ export const BACKLOG_RECHECK_MAX_MS = 10 * 60_000;
 
 /**
  * How much later than the order's latest send to a service its subscription's oldest message may
- * have been enqueued and still be taken for that send or an older one: the send's stamp is written
- * before the message goes out (by the intake, the monitor or a consumer's claim, on their clocks),
- * and its enqueued time is the broker's clock.
+ * have been enqueued and still be taken for that send or an older one: the send's stamp is the
+ * order's creation or the monitor's record of a targeted send, written by the app's clocks just
+ * before or after the message went out, and its enqueued time is the broker's clock.
  */
 export const BACKLOG_CLOCK_ALLOWANCE_MS = 10_000;
 
@@ -589,11 +589,10 @@ export interface BacklogSighting {
   oldestEnqueuedAt?: string;
 }
 
-/** What one backlog check found; `unknown` when Service Bus did not answer it. */
+/** What one backlog check found: when Service Bus did not answer it, waiting with no oldest message. */
 export interface BacklogCheck {
   waiting: boolean;
   oldestEnqueuedAt?: string;
-  unknown?: boolean;
 }
 
 /** The observations with a backlog check of `service` made at `now` noted. */
@@ -808,8 +807,11 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     const checks = Boolean(policy.maxBacklogWaitMs) && !deadLettered && !unsent;
     const backlog = checks ? snapshot.backlog?.[service] : undefined;
     let backlogOver = false;
+    /** Since when the checks in a row found the service behind. */
+    let behindSince = nowMs;
     if (backlog?.waiting) {
-      const giveUpAt = ms(backlog.waitingSince ?? backlog.checkedAt) + policy.maxBacklogWaitMs!;
+      behindSince = ms(backlog.waitingSince ?? backlog.checkedAt);
+      const giveUpAt = behindSince + policy.maxBacklogWaitMs!;
       const recheckAt = ms(backlog.checkedAt) + doubledWaitMs(policy.stuckAfterMs[service], BACKLOG_RECHECK_MAX_MS, Math.max(0, backlog.waits - 1));
       dueAt = Math.max(dueAt, Math.min(recheckAt, giveUpAt));
       backlogOver = nowMs >= giveUpAt;
@@ -824,7 +826,7 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
       if (checks && !checkedClear && !backlogOver) {
         return { kind: 'checkBacklog', service, why: `${service} ${status[service]} for ${waitedS()} s` };
       }
-      const behindFor = backlogOver ? `, behind a backlog for ${Math.round((nowMs - ms(backlog!.waitingSince ?? backlog!.checkedAt)) / 60_000)} min` : '';
+      const behindFor = backlogOver ? `, behind a backlog for ${Math.round((nowMs - behindSince) / 60_000)} min` : '';
       const attempt = republishes + 1;
       if (attempt > policy.maxRepublishes) {
         return { kind: 'compensate', reason: `${what} after ${republishes} republish${republishes === 1 ? '' : 'es'}${behindFor}` };

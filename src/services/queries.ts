@@ -85,9 +85,9 @@ function stringsIn(value: unknown, found: string[] = []): string[] {
  * `statusUrl`. Everything is there but who in support acted: each support person's name (an
  * actor on the timeline, and wherever a reason or the monitor's status quotes it) reads `support`.
  *
- * The order and the monitor's (and compensation run's) status are read side by side, so a status may quote a request
- * recorded after the order was read: names quoted as requesters count as well as the timeline's
- * actors. A name is replaced where it stands whole, never inside a longer word (a person called
+ * The order and the monitor's (and compensation run's) status are read side by side, so a status
+ * may quote a request recorded after the order was read: names quoted as requesters count as well
+ * as the timeline's actors. A name is replaced where it stands whole, never inside a longer word (a person called
  * `Tim` leaves "Timeout" as it is).
  */
 export function withoutSupportNames(view: OrderSupportView): OrderSupportView {
