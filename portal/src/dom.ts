@@ -37,3 +37,22 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   if (!element) throw new Error(`The page has no #${id}`);
   return element as T;
 }
+
+/** Puts `element` at `index` among `parent`'s children, unless it is there: moving a node drops focus inside it. */
+export function placeAt(parent: Element, element: Element, index: number): void {
+  const current = parent.children[index];
+  if (current !== element) parent.insertBefore(element, current ?? null);
+}
+
+/**
+ * After a "Show more" that adds to `list` from place `from`: once the first one added is listed, or
+ * none will be (`hasMore` false), `focus` is given it (undefined: none came) and true is returned.
+ * Focus moves only from the button or from nowhere: a person who moved on meanwhile keeps theirs.
+ */
+export function focusFirstAdded(list: Element, from: number, hasMore: boolean, button: Element, focus: (first: HTMLElement | undefined) => void): boolean {
+  const first = list.children[from] as HTMLElement | undefined;
+  if (!first && hasMore) return false; // not in yet
+  const active = document.activeElement;
+  if (active === button || active === document.body || active === null) focus(first);
+  return true;
+}

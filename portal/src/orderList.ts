@@ -5,7 +5,7 @@
  */
 import { ApiProblem, listOrders, OrderFilter, OrderView, SERVICE_NAMES, signInHref } from './api';
 import { badge } from './badge';
-import { byId, fill, h } from './dom';
+import { byId, fill, focusFirstAdded, h, placeAt } from './dom';
 import { capitalize, formatDateTime, formatWhen, listChangesAnnouncement, shortId } from './format';
 
 interface Row {
@@ -194,9 +194,7 @@ export class OrderList {
     [...shown.values()].forEach((order, index) => {
       const row = this.rows.get(order.id) ?? this.createRow(order);
       if (this.update(row, order)) changes.push({ id: order.id, state: order.state });
-      // Insert only rows that are out of place: re-inserting a row would drop focus inside it.
-      const current = this.body.children[index];
-      if (current !== row.element) this.body.insertBefore(row.element, current ?? null);
+      placeAt(this.body, row.element, index);
     });
     const told = listChangesAnnouncement(changes, this.selectedId);
     if (told) this.announce(told);
@@ -213,15 +211,9 @@ export class OrderList {
   }
 
   private moveFocusToOlder(hasMore: boolean): void {
-    const from = this.focusFrom;
-    if (from === undefined) return;
-    const first = this.body.children[from];
-    if (!first && hasMore) return; // the older orders are not in yet
-    this.focusFrom = undefined;
-    const active = document.activeElement;
-    if (active !== this.more && active !== document.body && active !== null) return; // the person moved on
-    const target = first?.querySelector<HTMLElement>('a') ?? byId('orders-heading');
-    target.focus();
+    if (this.focusFrom === undefined) return;
+    const focus = (first: HTMLElement | undefined) => (first?.querySelector<HTMLElement>('a') ?? byId('orders-heading')).focus();
+    if (focusFirstAdded(this.body, this.focusFrom, hasMore, this.more, focus)) this.focusFrom = undefined;
   }
 
   private createRow(order: OrderView): Row {

@@ -5,7 +5,7 @@
  */
 import { isUuid } from '../../src/domain/orderId';
 import { listParkedMessages, ParkedMessage } from './api';
-import { byId, h } from './dom';
+import { byId, focusFirstAdded, h, placeAt } from './dom';
 import { formatDateTime, preview } from './format';
 import { describeError } from './problem';
 
@@ -110,24 +110,20 @@ export class ParkedMessages {
     [...listed].forEach(([key, m], index) => {
       const element = this.elements.get(key) ?? parkedItem(m);
       this.elements.set(key, element);
-      const current = this.rows.children[index];
-      if (current !== element) this.rows.insertBefore(element, current ?? null);
+      placeAt(this.rows, element, index);
     });
     this.moveFocusToAdded(Boolean(page.continuationToken));
     this.more.hidden = !page.continuationToken;
   }
 
   private moveFocusToAdded(hasMore: boolean): void {
-    const from = this.focusFrom;
-    if (from === undefined) return;
-    const first = this.rows.children[from] as HTMLElement | undefined;
-    if (!first && hasMore) return; // not in yet
-    this.focusFrom = undefined;
-    const active = document.activeElement;
-    if (active !== this.more && active !== document.body && active !== null) return; // the person moved on
-    if (!first) return byId('parked-heading').focus();
-    first.tabIndex = -1;
-    first.focus();
+    if (this.focusFrom === undefined) return;
+    const focus = (first: HTMLElement | undefined) => {
+      if (!first) return byId('parked-heading').focus();
+      first.tabIndex = -1;
+      first.focus();
+    };
+    if (focusFirstAdded(this.rows, this.focusFrom, hasMore, this.more, focus)) this.focusFrom = undefined;
   }
 
   /** The newest `shown` messages, page after page, and whether there are more. */
