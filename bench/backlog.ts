@@ -14,7 +14,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, startLocalStack } from '../local/stack';
-import { call, keepAliveAgent, Progress, sleep } from './load';
+import { call, closedLoop, keepAliveAgent, Progress, sleep } from './load';
 
 interface Options {
   orders: number;
@@ -67,30 +67,20 @@ async function main(): Promise<void> {
   const deadline = started + options.timeoutS * 1000;
   try {
     // The burst: every order placed as fast as the intake takes them.
-    const ids: string[] = [];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        while (next < options.orders) {
-          const n = next++;
-          for (;;) {
-            const answer = await call<{ orderId?: string }>(stack.baseUrl, agent, {
-              method: 'POST',
-              path: '/api/orders',
-              body: { customerId: `backlog-${n % 20}`, items: [{ sku: SKUS[n % SKUS.length], quantity: 1 }] },
-              headers: { 'Idempotency-Key': `backlog-${started}-${n}` },
-            });
-            if (answer.status === 202 && answer.body?.orderId) {
-              ids.push(answer.body.orderId);
-              break;
-            }
-            if (answer.status >= 400 && answer.status < 500) throw new Error(`order ${n} refused: ${answer.status} ${JSON.stringify(answer.body)}`);
-            if (Date.now() > deadline) throw new Error(`order ${n} not accepted before the timeout`);
-            await sleep(500);
-          }
-        }
-      }),
-    );
+    const ids = await closedLoop(16, { limit: options.orders }, async (n) => {
+      for (;;) {
+        const answer = await call<{ orderId?: string }>(stack.baseUrl, agent, {
+          method: 'POST',
+          path: '/api/orders',
+          body: { customerId: `backlog-${n % 20}`, items: [{ sku: SKUS[n % SKUS.length], quantity: 1 }] },
+          headers: { 'Idempotency-Key': `backlog-${started}-${n}` },
+        });
+        if (answer.status === 202 && answer.body?.orderId) return answer.body.orderId;
+        if (answer.status >= 400 && answer.status < 500) throw new Error(`order ${n} refused: ${answer.status} ${JSON.stringify(answer.body)}`);
+        if (Date.now() > deadline) throw new Error(`order ${n} not accepted before the timeout`);
+        await sleep(500);
+      }
+    });
     const placedS = (Date.now() - started) / 1000;
     progress.done(`backlog run (${label}): ${ids.length} orders placed in ${placedS.toFixed(1)} s; each payment takes ${options.billingLatencyMs} ms`);
 
@@ -98,16 +88,11 @@ async function main(): Promise<void> {
     const seen = new Map<string, SeenOrder>();
     let open = [...ids];
     while (open.length > 0 && Date.now() < deadline) {
-      let cursor = 0;
-      await Promise.all(
-        Array.from({ length: 8 }, async () => {
-          while (cursor < open.length) {
-            const id = open[cursor++]!;
-            const answer = await call<SeenOrder>(stack.baseUrl, agent, { method: 'GET', path: `/api/orders/${id}` });
-            if (answer.status === 200 && answer.body) seen.set(id, answer.body);
-          }
-        }),
-      );
+      const reading = open;
+      await closedLoop(8, { limit: reading.length }, async (n) => {
+        const answer = await call<SeenOrder>(stack.baseUrl, agent, { method: 'GET', path: `/api/orders/${reading[n]}` });
+        if (answer.status === 200 && answer.body) seen.set(reading[n]!, answer.body);
+      });
       open = ids.filter((id) => !TERMINAL.has(seen.get(id)?.state ?? ''));
       const states = countBy([...seen.values()].map((o) => o.state));
       progress.update(`backlog run (${label}): ${open.length} open, ${JSON.stringify(states)}, ${Math.round((Date.now() - started) / 1000)} s`);

@@ -38,7 +38,7 @@ import {
   type ObservedStock,
   type QueuedDeadLetter,
 } from './chaos-invariants';
-import { call, keepAliveAgent, Progress, sleep, type Answer } from './load';
+import { call, closedLoop, keepAliveAgent, Progress, sleep, type Answer } from './load';
 
 /**
  * Monitor policy for the run: requeue, poll and compensation retries in about a second instead of
@@ -374,16 +374,10 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     const ids = [...accepted.values()];
     const latest = new Map<string, ObservedOrder>();
     const readOrders = async (which: string[]): Promise<void> => {
-      let cursor = 0;
-      await Promise.all(
-        Array.from({ length: 8 }, async () => {
-          while (cursor < which.length) {
-            const id = which[cursor++]!;
-            const answer = await get<ObservedOrder>(`/api/orders/${id}`);
-            if (answer?.status === 200) latest.set(id, answer.body);
-          }
-        }),
-      );
+      await closedLoop(8, { limit: which.length }, async (n) => {
+        const answer = await get<ObservedOrder>(`/api/orders/${which[n]}`);
+        if (answer?.status === 200) latest.set(which[n]!, answer.body);
+      });
     };
     let open = ids;
     while (open.length > 0 && Date.now() < deadline) {
