@@ -22,10 +22,21 @@ export interface OrderMonitorInput {
   /** Executions so far (continue-as-new count), for the custom status. */
   execution?: number;
   /**
+   * The step of a compensation begin whose every retry failed: the write may have landed, so the
+   * next begin for the same request is the same step, and finds that run instead of counting another.
+   */
+  unansweredBegin?: UnansweredBegin;
+  /**
    * The order as its starter last saw it (the intake, which has just written it): the first turn
    * decides from this instead of reading the order again. Never carried across continue-as-new.
    */
   snapshot?: MonitorSnapshot;
+}
+
+export interface UnansweredBegin {
+  step: string;
+  /** Who asked for the run (undefined: the monitor): a request made since is a step of its own. */
+  requestedBy?: string;
 }
 
 /**

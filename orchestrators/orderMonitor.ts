@@ -31,6 +31,7 @@ import {
   type CompensationStart,
   type OrderChange,
   type OrderMonitorInput,
+  type UnansweredBegin,
 } from './names';
 
 /** Monitor actions (requeue, republish, state changes) ride out short outages of Cosmos / Service Bus. */
@@ -91,6 +92,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
   const policy: MonitorPolicy = input.policy ?? (yield context.df.callActivity(ACTIVITY.loadMonitorPolicy));
   let quietPolls = input.quietPolls ?? 0;
   let observations: MonitorObservations | undefined = input.observations;
+  let unansweredBegin: UnansweredBegin | undefined = input.unansweredBegin;
   // The starter's view of the order serves the first turn only; every later turn reads.
   let handedOver: MonitorSnapshot | undefined = input.snapshot;
   const changes = new ChangeOrTimer(context);
@@ -220,15 +222,23 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
           break;
 
         case 'compensate': {
+          // The same on replay: the activity run once more for this step finds the run it began.
+          // The execution is part of it: an id is made of the episode's time and a count that
+          // starts again in each execution, and a virtual clock can hold the time across one.
+          // A begin whose retries all failed may still have written its run: the same request
+          // tries the same step again.
+          const begin: UnansweredBegin =
+            unansweredBegin && unansweredBegin.requestedBy === step.requestedBy
+              ? unansweredBegin
+              : { step: context.df.newGuid(`${orderId}:${execution}`), ...(step.requestedBy !== undefined ? { requestedBy: step.requestedBy } : {}) };
+          unansweredBegin = begin;
           const started: CompensationStart | null = yield context.df.callActivityWithRetry(ACTIVITY.beginCompensation, ACTION_RETRY, {
             ...order,
             reason: step.reason,
             requestedBy: step.requestedBy,
-            // The same on replay: the activity run once more for this step finds the run it began.
-            // The execution is part of it: an id is made of the episode's time and a count that
-            // starts again in each execution, and a virtual clock can hold the time across one.
-            step: context.df.newGuid(`${orderId}:${execution}`),
+            step: begin.step,
           });
+          unansweredBegin = undefined;
           // null: the order finished in the meantime (e.g. the last consumer completed it).
           if (started) {
             const compensation: CompensationInput = { ...order, reason: step.reason, retry: policy.compensationRetry, outage: policy.compensationOutage, attempt: started.attempt };
@@ -257,7 +267,15 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
   }
 
   // Keep the history small: carry only what the order document cannot tell the next execution.
-  context.df.continueAsNew({ orderId, correlationId, policy, quietPolls, observations, execution: execution + 1 } satisfies OrderMonitorInput);
+  context.df.continueAsNew({
+    orderId,
+    correlationId,
+    policy,
+    quietPolls,
+    observations,
+    execution: execution + 1,
+    ...(unansweredBegin ? { unansweredBegin } : {}),
+  } satisfies OrderMonitorInput);
   return undefined;
 };
 

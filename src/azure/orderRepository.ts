@@ -27,13 +27,19 @@ export function statusCondition(change: Pick<StatusTransition, 'service' | 'from
   return `from c where ${parts.join(' and ')}`;
 }
 
-export function stateCondition(change: Pick<StateTransition, 'from' | 'when'>): string {
+export function stateCondition(change: Pick<StateTransition, 'from' | 'when' | 'whenTimelineLength'>): string {
   const parts = [anyOf('c.state', change.from)];
   for (const service of SERVICES) {
     const allowed = change.when?.[service];
     if (allowed) parts.push(anyOf(`c.status.${service}`, allowed));
   }
+  if (change.whenTimelineLength !== undefined) parts.push(timelineLengthIs(change.whenTimelineLength));
   return `from c where ${parts.join(' and ')}`;
+}
+
+function timelineLengthIs(length: number): string {
+  if (!Number.isSafeInteger(length) || length < 0) throw new Error(`not a timeline length: ${length}`);
+  return `ARRAY_LENGTH(c.timeline) = ${length}`;
 }
 
 function timelineOp(entry: TimelineEntry): PatchOperation {
@@ -132,8 +138,7 @@ export class CosmosOrderRepository implements OrderStore {
       await this.orders.item(id, id).patch(ops);
       return true;
     }
-    if (!Number.isSafeInteger(length) || length < 0) throw new Error(`not a timeline length: ${length}`);
-    return (await this.conditionalPatch(id, `from c where ARRAY_LENGTH(c.timeline) = ${length}`, ops)) !== undefined;
+    return (await this.conditionalPatch(id, `from c where ${timelineLengthIs(length)}`, ops)) !== undefined;
   }
 
   async recordPayment(id: string, field: 'charged' | 'refunded', amount: number): Promise<void> {

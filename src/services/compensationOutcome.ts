@@ -24,14 +24,22 @@ export interface RunStart {
   step?: string;
 }
 
+/** States a compensation run may begin from. */
+const RUN_MAY_BEGIN: readonly OrderDocument['state'][] = ['accepted', 'processing', 'compensating'];
+/** Reads of the order a begin makes when others keep writing it between its read and its write. */
+const BEGIN_READS = 5;
+
 /**
  * Moves the order to `compensating` and counts the run; null when the order finished meanwhile.
  * `run` counts the runs since compensation was last asked for (a person asking again after
  * `attention` gets fresh runs); `attempt` counts every run the order ever had, and names the run's
- * sub-orchestration, so a later run never reuses (and replaces) an earlier run's instance. Run
- * once more for the same step (the host died after the write, before the engine heard it finish),
- * it answers the run that step began rather than count another, which would take one of the
- * order's runs and show a run that never was.
+ * sub-orchestration, so a later run never reuses (and replaces) an earlier run's instance.
+ *
+ * A step begins one run however often it is run: again after the host died between the write and
+ * the engine hearing it finish, again when the monitor tries the same step after every retry of
+ * it failed (the write may have landed all the same), or twice at once. The run is counted from
+ * the order as read, and written only if nothing was written since (the timeline's length): a
+ * copy that finds the order changed reads it again, and finds the run its twin began.
  */
 export async function beginCompensationRun(
   order: OrderDocument,
@@ -39,31 +47,39 @@ export async function beginCompensationRun(
   deps: OrderSagaDependencies,
   log: Logger,
 ): Promise<{ run: number; attempt: number } | null> {
-  const latest = [...order.timeline].reverse().find((e) => e.kind === TIMELINE.compensationStarted);
-  if (start.step !== undefined && latest?.step === start.step && order.state === 'compensating') {
-    const begun = { run: monitorSnapshotOf(order).compensationRuns, attempt: compensationRunsStarted(order) };
-    log.info('compensation-already-started', { reason: start.reason, ...begun });
-    return begun;
+  let current: OrderDocument | undefined = order;
+  for (let read = 1; current && RUN_MAY_BEGIN.includes(current.state); read++) {
+    const latest = [...current.timeline].reverse().find((e) => e.kind === TIMELINE.compensationStarted);
+    if (start.step !== undefined && latest?.step === start.step && current.state === 'compensating') {
+      const begun = { run: monitorSnapshotOf(current).compensationRuns, attempt: compensationRunsStarted(current) };
+      log.info('compensation-already-started', { reason: start.reason, ...begun });
+      return begun;
+    }
+    const run = monitorSnapshotOf(current).compensationRuns + 1;
+    const attempt = compensationRunsStarted(current) + 1;
+    const updated = await deps.orders.transitionState(current.id, {
+      from: RUN_MAY_BEGIN,
+      to: 'compensating',
+      whenTimelineLength: current.timeline.length,
+      timeline: {
+        at: deps.now(),
+        kind: TIMELINE.compensationStarted,
+        reason: start.reason,
+        // Numbered as the order had them, like the runs' sub-orchestrations: support reads run 2
+        // after asking again, not a second run 1.
+        detail: `run ${attempt}`,
+        actor: start.requestedBy ?? MONITOR_ACTOR,
+        ...(start.step !== undefined ? { step: start.step } : {}),
+      },
+    });
+    if (updated) {
+      log.warn('compensation-started', { reason: start.reason, run, attempt });
+      return { run, attempt };
+    }
+    if (read >= BEGIN_READS) throw new Error(`the order changed on each of ${BEGIN_READS} reads; the compensation run did not begin`);
+    current = await deps.orders.get(current.id);
   }
-  const run = monitorSnapshotOf(order).compensationRuns + 1;
-  const attempt = compensationRunsStarted(order) + 1;
-  const updated = await deps.orders.transitionState(order.id, {
-    from: ['accepted', 'processing', 'compensating'],
-    to: 'compensating',
-    timeline: {
-      at: deps.now(),
-      kind: TIMELINE.compensationStarted,
-      reason: start.reason,
-      // Numbered as the order had them, like the runs' sub-orchestrations: support reads run 2
-      // after asking again, not a second run 1.
-      detail: `run ${attempt}`,
-      actor: start.requestedBy ?? MONITOR_ACTOR,
-      ...(start.step !== undefined ? { step: start.step } : {}),
-    },
-  });
-  if (!updated) return null;
-  log.warn('compensation-started', { reason: start.reason, run, attempt });
-  return { run, attempt };
+  return null;
 }
 
 export interface FinishedRun extends CompensationOutcome {

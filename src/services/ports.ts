@@ -46,6 +46,8 @@ export interface StateTransition {
   to: OrderState;
   /** Additionally require these service statuses (all must match). */
   when?: Partial<Record<ServiceName, readonly ServiceStatus[]>>;
+  /** Additionally require the timeline to hold exactly this many entries: nothing written since the order was read. */
+  whenTimelineLength?: number;
   timeline?: TimelineEntry;
 }
 

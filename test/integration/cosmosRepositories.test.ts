@@ -116,6 +116,23 @@ describe('orders repository', () => {
     expect(await orders.appendTimeline('no-such-order', entry('x'), { whenTimelineLength: 0 })).toBe(false);
   });
 
+  it('changes the state only while the timeline has as many entries as when it was read, if asked to', async () => {
+    const order = anOrder();
+    await orders.create(order);
+    const read = (await orders.get(order.id))!;
+    const begin = (detail: string) => ({
+      from: ['accepted', 'processing', 'compensating'] as const,
+      to: 'compensating' as const,
+      whenTimelineLength: read.timeline.length,
+      timeline: { at: new Date().toISOString(), kind: 'compensation-started', detail },
+    });
+    expect((await orders.transitionState(order.id, begin('run 1')))?.state).toBe('compensating');
+    // A second writer that read the same version loses, although the state would allow it.
+    expect(await orders.transitionState(order.id, begin('run 2'))).toBeUndefined();
+    const after = (await orders.get(order.id))!;
+    expect(after.timeline.filter((e) => e.kind === 'compensation-started').map((e) => e.detail)).toEqual(['run 1']);
+  });
+
   it("clears a service's reason when it moves to a status no reason describes, and keeps it through compensation", async () => {
     const order = anOrder();
     await orders.create(order);

@@ -36,6 +36,13 @@ describe('patch conditions', () => {
     );
   });
 
+  it('hold the timeline to the length its writer read, when asked', () => {
+    expect(stateCondition({ from: ['processing', 'compensating'], whenTimelineLength: 7 })).toBe(
+      "from c where (c.state = 'processing' or c.state = 'compensating') and ARRAY_LENGTH(c.timeline) = 7",
+    );
+    expect(() => stateCondition({ from: ['processing'], whenTimelineLength: 1.5 })).toThrow(/not a timeline length/);
+  });
+
   it('refuse values that could change the condition', () => {
     expect(() => anyOf('c.state', ["x' or 1=1 or c.state = 'y"])).toThrow(/not a safe condition literal/);
     expect(() => anyOf('c.state', ['Accepted'])).toThrow();

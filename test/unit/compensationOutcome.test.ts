@@ -44,6 +44,49 @@ describe('beginCompensationRun', () => {
     expect(await beginCompensationRun(structuredClone(deps.orders.docs.get('o-1')!), { reason: start.reason }, deps, silent)).toEqual({ run: 3, attempt: 3 });
   });
 
+  it('two copies of one step at once begin one run: the copy whose write finds the order changed reads it again and answers that run', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'processing', []);
+    const start = { reason: 'billing failed', step: 'step-a' };
+    // Both copies read the order before either wrote.
+    const answers = await Promise.all([beginCompensationRun(structuredClone(order), start, deps, silent), beginCompensationRun(structuredClone(order), start, deps, silent)]);
+    expect(answers).toEqual([
+      { run: 1, attempt: 1 },
+      { run: 1, attempt: 1 },
+    ]);
+    expect(deps.orders.docs.get('o-1')!.timeline.filter((e) => e.kind === TIMELINE.compensationStarted)).toEqual([
+      expect.objectContaining({ detail: 'run 1', step: 'step-a' }),
+    ]);
+  });
+
+  it('counts the run from the order as it is when it writes: a run begun by another step since the read is not numbered again', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'processing', []);
+    // Another step began run 1 after this copy read the order.
+    expect(await beginCompensationRun(structuredClone(order), { reason: 'stuck', step: 'step-a' }, deps, silent)).toEqual({ run: 1, attempt: 1 });
+    expect(await beginCompensationRun(order, { reason: 'stuck', step: 'step-b' }, deps, silent)).toEqual({ run: 2, attempt: 2 });
+    expect(deps.orders.docs.get('o-1')!.timeline.map((e) => e.detail)).toEqual(['run 1', 'run 2']);
+  });
+
+  it('gives up, to be retried, when the order changes on every read', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'processing', []);
+    const store = deps.orders;
+    const read = store.get.bind(store);
+    let reads = 0;
+    // A delivery claim lands between every read and write.
+    store.get = async (id: string) => {
+      reads += 1;
+      const seen = await read(id);
+      await store.appendTimeline(id, { at: at(reads), kind: 'delivery', service: 'billing' });
+      return seen;
+    };
+    await store.appendTimeline('o-1', { at: at(0), kind: 'delivery', service: 'billing' });
+    await expect(beginCompensationRun(order, { reason: 'stuck', step: 'step-a' }, deps, silent)).rejects.toThrow('changed on each of 5 reads');
+    expect(reads).toBe(4);
+    expect(store.docs.get('o-1')!.timeline.filter((e) => e.kind === TIMELINE.compensationStarted)).toEqual([]);
+  });
+
   it('begins nothing on an order that finished meanwhile', async () => {
     const deps = memoryDependencies();
     const order = seed(deps, 'completed', []);

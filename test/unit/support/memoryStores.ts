@@ -96,6 +96,7 @@ export class MemoryOrderStore implements OrderStore {
     this.transitions++;
     const doc = this.docs.get(id);
     if (!doc || !change.from.includes(doc.state)) return undefined;
+    if (change.whenTimelineLength !== undefined && doc.timeline.length !== change.whenTimelineLength) return undefined;
     for (const service of SERVICES) {
       const allowed = change.when?.[service];
       if (allowed && !allowed.includes(doc.status[service])) return undefined;

@@ -1,0 +1,131 @@
+/**
+ * The order monitor beginning a compensation run when Cosmos DB fails the begin after its write
+ * landed, on the engine with the real SDK, the real begin (`beginCompensationRun`) over an
+ * in-memory order store, and a stand-in compensation. Every retry of the begin fails, so the monitor
+ * looks again a poll later and finds the order `compensating`: the run it began must be the run it
+ * carries out, not a second one that takes another of the order's runs and shows a run that never ran.
+ */
+import * as df from 'durable-functions';
+import type { OrchestrationContext } from 'durable-functions';
+import { startTestHub, type TestHub } from './harness';
+import '../../orchestrators/orderMonitor';
+import { ACTIVITY, COMPENSATE_ORDER, ORDER_MONITOR, compensationInstanceId, type OrderMonitorInput } from '../../orchestrators/names';
+import { DEFAULT_MONITOR_POLICY, monitorSnapshotOf, TIMELINE } from '../../src/domain/monitorPolicy';
+import type { OrderDocument } from '../../src/domain/order';
+import { createLogger } from '../../src/log';
+import { beginCompensationRun, type RunStart } from '../../src/services/compensationOutcome';
+import { orderDocument } from '../unit/support/orderDocument';
+import { memoryDependencies } from '../unit/support/memoryStores';
+
+const silent = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
+const deps = memoryDependencies();
+const store = deps.orders;
+
+/** Begins each order has seen, with the step each named. */
+const begins = new Map<string, (string | undefined)[]>();
+/** Begins of an order that fail: the first writes and then fails, the others fail to read. */
+const failingBegins = new Map<string, number>();
+
+const read = store.get.bind(store);
+const transition = store.transitionState.bind(store);
+let outage: string | undefined;
+store.get = async (id, options) => {
+  if (outage === id) throw new Error('503 service unavailable');
+  return read(id, options);
+};
+store.transitionState = async (id, change) => {
+  const written = await transition(id, change);
+  if (outage === id) throw new Error('408 request timeout: the write landed, its answer was lost');
+  return written;
+};
+
+df.app.activity(ACTIVITY.readMonitorSnapshot, {
+  handler: async (input: { orderId: string }) => monitorSnapshotOf((await read(input.orderId))!),
+});
+df.app.activity(ACTIVITY.beginCompensation, {
+  handler: async (input: { orderId: string } & RunStart) => {
+    const seen = begins.get(input.orderId) ?? [];
+    begins.set(input.orderId, [...seen, input.step]);
+    const failing = failingBegins.get(input.orderId) ?? 0;
+    if (failing > 0) failingBegins.set(input.orderId, failing - 1);
+    // The outage starts with the first failing begin's write and lasts through its retries.
+    if (failing > 0 && seen.length === 0) {
+      const order = (await read(input.orderId))!;
+      outage = input.orderId;
+      return beginCompensationRun(order, input, deps, silent);
+    }
+    if (failing === 0 && outage === input.orderId) outage = undefined;
+    return beginCompensationRun((await store.get(input.orderId))!, input, deps, silent);
+  },
+});
+
+/** Compensation runs carried out, by instance id. */
+const runs: string[] = [];
+df.app.activity('cancelOrderForTest', {
+  handler: async (input: { orderId: string }) => {
+    await transition(input.orderId, { from: ['compensating'], to: 'cancelled', timeline: { at: deps.now(), kind: TIMELINE.cancelled } });
+  },
+});
+df.app.orchestration(COMPENSATE_ORDER, function* (context: OrchestrationContext) {
+  if (!context.df.isReplaying) runs.push(context.df.instanceId);
+  const input = context.df.getInput<{ orderId: string }>();
+  yield context.df.callActivity('cancelOrderForTest', { orderId: input.orderId });
+  return { outcome: 'cancelled', failures: [] };
+});
+
+let hub: TestHub;
+beforeAll(async () => {
+  hub = await startTestHub();
+});
+afterAll(() => hub.stop());
+
+function seed(id: string): OrderDocument {
+  const order = orderDocument({ id, state: 'processing', status: { inventory: 'done', billing: 'failed', notification: 'done' } });
+  store.docs.set(id, structuredClone(order));
+  return order;
+}
+
+const startedEntries = (id: string) => store.docs.get(id)!.timeline.filter((e) => e.kind === TIMELINE.compensationStarted);
+
+it.each([
+  ['in one execution', DEFAULT_MONITOR_POLICY.iterationsPerExecution],
+  ['across continue-as-new', 1],
+])('a begin whose write landed and whose every retry failed: the next look carries out that run, not a second (%s)', async (_how, iterationsPerExecution) => {
+  const id = `order-begin-${iterationsPerExecution}`;
+  seed(id);
+  // The begin and its three retries (ACTION_RETRY: four attempts).
+  failingBegins.set(id, 4);
+  const input: OrderMonitorInput = { orderId: id, correlationId: 'c-1', policy: { ...DEFAULT_MONITOR_POLICY, iterationsPerExecution } };
+  await hub.client.startNew(ORDER_MONITOR, { instanceId: id, input });
+  for (let i = 0; i < 10 && (await hub.status(id)).runtimeStatus === 'Running'; i++) await hub.advance(30_000);
+
+  const status = await hub.status(id);
+  expect(status.output).toEqual({ orderId: id, outcome: 'cancelled' });
+  const steps = begins.get(id)!;
+  expect(steps.length).toBeGreaterThan(4);
+  // One step throughout: the four failed attempts and the look after them.
+  expect(new Set(steps).size).toBe(1);
+  expect(startedEntries(id)).toEqual([expect.objectContaining({ detail: 'run 1', step: steps[0] })]);
+  expect(runs.filter((r) => r.startsWith(`${id}:`))).toEqual([compensationInstanceId(id, { run: 1, attempt: 1 })]);
+});
+
+it('a person asking to compensate after such a begin gets a step of their own', async () => {
+  const id = 'order-begin-asked';
+  seed(id);
+  failingBegins.set(id, 4);
+  const input: OrderMonitorInput = { orderId: id, correlationId: 'c-1', policy: DEFAULT_MONITOR_POLICY };
+  await hub.client.startNew(ORDER_MONITOR, { instanceId: id, input });
+  // The begin's four attempts fail (the last at 15 s); a person asks before the monitor looks again.
+  await hub.advance(16_000);
+  expect(begins.get(id)).toHaveLength(4);
+  await store.appendTimeline(id, { at: deps.now(), kind: TIMELINE.supportAction, detail: 'compensate', actor: 'bo@contoso.com' });
+  for (let i = 0; i < 10 && (await hub.status(id)).runtimeStatus === 'Running'; i++) await hub.advance(30_000);
+
+  expect((await hub.status(id)).output).toEqual({ orderId: id, outcome: 'cancelled' });
+  const steps = begins.get(id)!;
+  expect(new Set(steps.slice(0, 4)).size).toBe(1);
+  expect(steps[4]).not.toBe(steps[0]);
+  // The run the person asked for is run 1 of their request (the order's second), and the one carried out.
+  expect(startedEntries(id).map((e) => e.detail)).toEqual(['run 1', 'run 2']);
+  expect(runs.filter((r) => r.startsWith(`${id}:`))).toEqual([compensationInstanceId(id, { run: 1, attempt: 2 })]);
+});
