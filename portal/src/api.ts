@@ -35,8 +35,11 @@ export interface OrderView {
   notifications?: { kind: NotificationKind | string; at?: string }[];
   timeline?: Partial<TimelineEntry>[];
   monitor?: { runtimeStatus?: string; customStatus?: unknown } | null;
-  /** While compensating: the latest run and its status (the step it is on, a wait for Cosmos DB). */
-  compensation?: { run?: number; status?: { runtimeStatus?: string; customStatus?: unknown } | null } | null;
+  /**
+   * While compensating: the latest run and its status (the step it is on, a wait for Cosmos DB); or
+   * the run a person asked for, with `requestedAt`, until the monitor begins it.
+   */
+  compensation?: { run?: number; status?: { runtimeStatus?: string; customStatus?: unknown } | null; requestedAt?: string } | null;
   correlationId?: string;
   createdAt?: string;
   updatedAt?: string;

@@ -334,6 +334,13 @@ interface CompensationCustomStatus {
  */
 function compensationTerms(compensation: OrderView['compensation']): HTMLDivElement[] {
   if (!compensation || typeof compensation.run !== 'number') return [];
+  if (typeof compensation.requestedAt === 'string') {
+    // Asked for again: the monitor begins the run at its next look.
+    return [
+      term('Compensation run', `${compensation.run} · asked for, not begun yet`),
+      term('Asked for at', timeElement(compensation.requestedAt, formatPreciseTime)),
+    ];
+  }
   const status = compensation.status;
   const runtime = status?.runtimeStatus;
   const custom: CompensationCustomStatus = status?.customStatus !== null && typeof status?.customStatus === 'object' ? (status.customStatus as CompensationCustomStatus) : {};

@@ -2,7 +2,7 @@
 import { inventoryItemView, inventoryView, type InventoryItemView, type InventoryView } from '../domain/catalog';
 import { withinStoreWait } from '../deadline';
 import type { OrderDocument } from '../domain/order';
-import { compensationRunsStarted, MONITOR_ACTOR } from '../domain/monitorPolicy';
+import { compensationAskedSinceLastRun, compensationRunsStarted, MONITOR_ACTOR } from '../domain/monitorPolicy';
 import { currentReasons } from '../domain/orderState';
 import type { ServiceName } from '../topology';
 import type { OrderSagaDependencies } from './dependencies';
@@ -25,9 +25,11 @@ export interface OrderSupportView {
   /**
    * While the order is `compensating`: its latest compensation run, numbered as on the timeline,
    * with the run's status (the step it is on, what is done, and a wait for Cosmos DB to serve it);
-   * null status when it cannot be read or has not started yet.
+   * null status when it cannot be read or has not started yet. After a person asked to compensate
+   * again, until the monitor begins that run: the run asked for, `requestedAt`, and no status (the
+   * previous run's would read as this one's).
    */
-  compensation?: { run: number; status: MonitorStatus | null };
+  compensation?: { run: number; status: MonitorStatus | null; requestedAt?: string };
   correlationId: string;
   eventId: string;
   billingAttempts: number;
@@ -133,7 +135,10 @@ export async function findOrderSupportView(
   const monitorStatus = monitor.status(orderId).catch(() => null);
   const order = await withinStoreWait(storeWaitMs, (signal) => deps.orders.get(orderId, { signal }));
   if (!order) return undefined;
-  const run = order.state === 'compensating' ? compensationRunsStarted(order) : 0;
+  if (order.state !== 'compensating') return orderSupportView(order, await monitorStatus);
+  const asked = compensationAskedSinceLastRun(order);
+  if (asked) return orderSupportView(order, await monitorStatus, { run: compensationRunsStarted(order) + 1, status: null, requestedAt: asked.at });
+  const run = compensationRunsStarted(order);
   const [status, runStatus] = await Promise.all([monitorStatus, run > 0 ? monitor.status(order.id, run).catch(() => null) : null]);
   return orderSupportView(order, status, run > 0 ? { run, status: runStatus } : undefined);
 }

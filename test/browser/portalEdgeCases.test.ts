@@ -288,6 +288,20 @@ describe('compensation under way', () => {
     await page.close();
   }, 30_000);
 
+  it('shows the run a person asked for as not begun, not the previous run under its number', async () => {
+    const page = await openOrderAnsweredAs(await place('customer-compensation-asked'), (order) => {
+      order.state = 'compensating';
+      order.compensation = { run: 2, status: null, requestedAt: '2030-01-01T00:00:00.000Z' };
+    });
+    const monitor = page.locator('#detail-monitor');
+    await monitor.locator('dt', { hasText: 'Compensation run' }).waitFor({ timeout: 15_000 });
+    const text = (await monitor.innerText()).replace(/\s+/g, ' ');
+    expect(text).toContain('Compensation run 2 · asked for, not begun yet');
+    expect(text).not.toContain('status not known');
+    expect(await monitor.locator('time[datetime="2030-01-01T00:00:00.000Z"]').count()).toBe(1);
+    await page.close();
+  }, 30_000);
+
   it('shows a step that failed while the run goes on, and no wait once the run has stopped', async () => {
     // A refund the gateway refused: the run goes on to the other steps and ends in attention.
     let run: Record<string, unknown> = {

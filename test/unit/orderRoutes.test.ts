@@ -690,6 +690,30 @@ describe('GET /api/orders/{id}', () => {
     expect(json(await get(orderId)).compensation).toBeUndefined();
   });
 
+  it('names the run a person asked for, not begun yet, instead of the previous run under its number', async () => {
+    const { orderId } = json(await create(order));
+    const stored = deps.orders.docs.get(orderId)!;
+    // Run 1 ended in attention; a person asked to compensate again, and the monitor has not begun the run.
+    stored.state = 'compensating';
+    stored.timeline.push(
+      { at: '2026-01-01T00:00:01.000Z', kind: 'compensation-started', detail: 'run 1', actor: 'monitor', reason: 'billing failed' },
+      { at: '2026-01-01T00:00:02.000Z', kind: 'attention', actor: 'monitor', reason: 'compensation could not finish: refundPayment' },
+      { at: '2026-01-01T00:00:03.000Z', kind: 'support-action', detail: 'compensate', actor: 'ana@contoso.com' },
+    );
+    const asked: [string, number | undefined][] = [];
+    monitor.status = async (id: string, run?: number) => {
+      asked.push([id, run]);
+      return { runtimeStatus: run === undefined ? 'Running' : 'Completed', customStatus: { phase: run === undefined ? 'compensating' : 'attention' } };
+    };
+    expect(json(await get(orderId)).compensation).toEqual({ run: 2, status: null, requestedAt: '2026-01-01T00:00:03.000Z' });
+    // The finished run 1 is not read: its status would show as the run asked for.
+    expect(asked).toEqual([[orderId, undefined]]);
+    // Once the monitor begins it, the view reads that run.
+    stored.timeline.push({ at: '2026-01-01T00:00:04.000Z', kind: 'compensation-started', detail: 'run 2', actor: 'ana@contoso.com', reason: 'requested by ana@contoso.com' });
+    expect(json(await get(orderId)).compensation).toEqual({ run: 2, status: { runtimeStatus: 'Completed', customStatus: { phase: 'attention' } } });
+    expect(asked.at(-1)).toEqual([orderId, 2]);
+  });
+
   it("answers a compensating order, statuses left out, within one status read's bound of the order when the durable backend does not answer", async () => {
     const { orderId } = json(await create(order));
     const stored = deps.orders.docs.get(orderId)!;
