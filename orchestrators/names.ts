@@ -35,7 +35,11 @@ export interface OrderMonitorInput {
 
 export interface UnansweredBegin {
   step: string;
-  /** Who asked for the run (undefined: the monitor): a request made since is a step of its own. */
+  /**
+   * Who asked for the run (undefined: the monitor). A person's request made since is a step of its
+   * own; a step of the monitor's is this one, also after a person's begin landed (the next look no
+   * longer sees their request as pending).
+   */
   requestedBy?: string;
 }
 

@@ -226,9 +226,11 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
           // The execution is part of it: an id is made of the episode's time and a count that
           // starts again in each execution, and a virtual clock can hold the time across one.
           // A begin whose retries all failed may still have written its run: the same request
-          // tries the same step again.
+          // tries the same step again. Once a person's run has begun, their request is no longer
+          // pending, so the monitor carries it on as its own (no requestedBy): only a person's
+          // request made since is a step of its own.
           const begin: UnansweredBegin =
-            unansweredBegin && unansweredBegin.requestedBy === step.requestedBy
+            unansweredBegin && (step.requestedBy === undefined || unansweredBegin.requestedBy === step.requestedBy)
               ? unansweredBegin
               : { step: context.df.newGuid(`${orderId}:${execution}`), ...(step.requestedBy !== undefined ? { requestedBy: step.requestedBy } : {}) };
           unansweredBegin = begin;

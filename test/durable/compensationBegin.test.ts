@@ -129,3 +129,34 @@ it('a person asking to compensate after such a begin gets a step of their own', 
   expect(startedEntries(id).map((e) => e.detail)).toEqual(['run 1', 'run 2']);
   expect(runs.filter((r) => r.startsWith(`${id}:`))).toEqual([compensationInstanceId(id, { run: 1, attempt: 2 })]);
 });
+
+it.each([
+  ['on an order still processing', 'processing'],
+  ['again after attention', 'compensating'],
+] as const)('a begin a person asked for whose write landed and whose every retry failed: the next look carries out that run, not a second (%s)', async (_how, state) => {
+  const id = `order-begin-person-${state}`;
+  const order = seed(id);
+  const asked = { at: deps.now(), kind: TIMELINE.supportAction, detail: 'compensate', actor: 'ana@contoso.com' };
+  if (state === 'compensating') {
+    // Run 1 ended in attention; the person's request moved the order back to compensating.
+    order.timeline.push(
+      { at: deps.now(), kind: TIMELINE.compensationStarted, detail: 'run 1', actor: 'monitor', reason: 'billing failed', step: 'earlier' },
+      { at: deps.now(), kind: TIMELINE.attention, actor: 'monitor', reason: 'compensation could not finish: refundPayment' },
+    );
+  }
+  order.timeline.push(asked);
+  store.docs.set(id, structuredClone({ ...order, state }));
+  failingBegins.set(id, 4);
+  const input: OrderMonitorInput = { orderId: id, correlationId: 'c-1', policy: DEFAULT_MONITOR_POLICY };
+  await hub.client.startNew(ORDER_MONITOR, { instanceId: id, input });
+  for (let i = 0; i < 10 && (await hub.status(id)).runtimeStatus === 'Running'; i++) await hub.advance(30_000);
+
+  expect((await hub.status(id)).output).toEqual({ orderId: id, outcome: 'cancelled' });
+  const steps = begins.get(id)!;
+  expect(steps.length).toBeGreaterThan(4);
+  expect(new Set(steps).size).toBe(1);
+  const attempt = state === 'compensating' ? 2 : 1;
+  expect(startedEntries(id).filter((e) => e.step === steps[0])).toEqual([expect.objectContaining({ detail: `run ${attempt}`, actor: 'ana@contoso.com' })]);
+  expect(startedEntries(id)).toHaveLength(attempt);
+  expect(runs.filter((r) => r.startsWith(`${id}:`))).toEqual([compensationInstanceId(id, { run: 1, attempt })]);
+});
