@@ -50,7 +50,10 @@ export async function beginCompensationRun(
   let current: OrderDocument | undefined = order;
   for (let read = 1; current && RUN_MAY_BEGIN.includes(current.state); read++) {
     const latest = [...current.timeline].reverse().find((e) => e.kind === TIMELINE.compensationStarted);
-    if (start.step !== undefined && latest?.step === start.step && current.state === 'compensating') {
+    // A person who asked to compensate since that run began (after it ended in attention) is owed
+    // a run of their own: the step's run is past, and its outcome would be set aside as superseded.
+    const superseded = compensationAskedSinceLastRun(current) !== undefined;
+    if (start.step !== undefined && latest?.step === start.step && current.state === 'compensating' && !superseded) {
       const begun = { run: monitorSnapshotOf(current).compensationRuns, attempt: compensationRunsStarted(current) };
       log.info('compensation-already-started', { reason: start.reason, ...begun });
       return begun;

@@ -87,6 +87,14 @@ describe('beginCompensationRun', () => {
     expect(store.docs.get('o-1')!.timeline.filter((e) => e.kind === TIMELINE.compensationStarted)).toEqual([]);
   });
 
+  it("does not answer a step's run that a person's request has superseded: the person's run begins", async () => {
+    const deps = memoryDependencies();
+    // Run 2 was bo's (step-b); its answer was lost, the monitor marked attention, and bo asked again.
+    const order = seed(deps, 'compensating', [started(1, 1), attention(2), asked(3), { ...started(4, 2), step: 'step-b', actor: 'bo@contoso.com' }, attention(5), asked(6)]);
+    expect(await beginCompensationRun(order, { reason: 'requested again by bo@contoso.com', requestedBy: 'bo@contoso.com', step: 'step-b' }, deps, silent)).toEqual({ run: 1, attempt: 3 });
+    expect(deps.orders.docs.get('o-1')!.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).map((e) => e.detail)).toEqual(['run 1', 'run 2', 'run 3']);
+  });
+
   it('begins nothing on an order that finished meanwhile', async () => {
     const deps = memoryDependencies();
     const order = seed(deps, 'completed', []);
