@@ -131,7 +131,12 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
     }
     const now = context.df.currentUtcDateTime;
     observations = observe(observations, read, now);
-    const snapshot: MonitorSnapshot = { ...onMonitorClock(read, observations), quietPolls };
+    const snapshot: MonitorSnapshot = {
+      ...onMonitorClock(read, observations),
+      quietPolls,
+      // A snapshot recorded before runs named their step has none, and decides as it did then.
+      ...(unansweredBegin && read.latestRunStep === unansweredBegin.step ? { latestRunUnheard: true } : {}),
+    };
     const step = decideNextStep(snapshot, policy, now);
     context.df.setCustomStatus({
       phase: phaseOf(step),

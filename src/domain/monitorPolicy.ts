@@ -389,6 +389,14 @@ export interface MonitorSnapshot {
   compensationAskedAgainBy?: string;
   /** How many times compensation has started since the last support request for it. */
   compensationRuns: number;
+  /** The monitor's step that began the latest run (absent for runs begun before steps were named). */
+  latestRunStep?: string;
+  /**
+   * The latest run is one whose begin the monitor never heard answer (every retry failed, the write
+   * landed): it has not been carried out, so it is carried out even when it was the last run allowed.
+   * The monitor's own memory, like `quietPolls`.
+   */
+  latestRunUnheard?: boolean;
   /** Timer wake-ups in a row with nothing to do (the monitor's own memory; drives poll backoff). */
   quietPolls: number;
   /** The monitor's latest backlog check of each service since its latest progress (its own memory; see `observe`). */
@@ -446,6 +454,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   let compensationRequestedBy: string | undefined;
   let compensationReason: string | undefined;
   let compensationRuns = 0;
+  let latestRunStep: string | undefined;
   const lastKind: Partial<Record<ServiceName, string>> = {};
 
   for (const entry of timeline) {
@@ -502,6 +511,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
       case TIMELINE.compensationStarted:
         compensationRuns += 1;
         compensationReason ??= entry.reason;
+        latestRunStep = entry.step;
         break;
     }
   }
@@ -535,6 +545,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     compensationReason,
     ...(askedAgain ? { compensationAskedAgainBy: askedAgain.by } : {}),
     compensationRuns,
+    ...(latestRunStep !== undefined ? { latestRunStep } : {}),
     quietPolls,
   };
 }
@@ -698,7 +709,8 @@ const ms = (iso: string) => Date.parse(iso);
 /**
  * The next step for one order. Rules, first match wins:
  * 1. terminal order -> done;
- * 2. compensation already started -> carry it on (or escalate after too many runs);
+ * 2. compensation already started -> carry it on (or escalate after too many runs, unless the
+ *    latest was begun but never carried out);
  * 3. all three services done -> completed;
  * 4. a support principal asked for compensation -> compensate;
  * 5. a service failed for a business reason (e.g. out of stock) -> compensate at once;
@@ -723,7 +735,7 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
   }
 
   if (state === 'compensating') {
-    if (snapshot.compensationRuns >= policy.maxCompensationRuns) {
+    if (snapshot.compensationRuns >= policy.maxCompensationRuns && !snapshot.latestRunUnheard) {
       return {
         kind: 'markAttention',
         reason: `compensation did not finish after ${snapshot.compensationRuns} runs`,

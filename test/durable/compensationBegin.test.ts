@@ -59,6 +59,13 @@ df.app.activity(ACTIVITY.beginCompensation, {
   },
 });
 
+df.app.activity(ACTIVITY.markOrderAttention, {
+  handler: async (input: { orderId: string; reason: string }) => {
+    const moved = await transition(input.orderId, { from: ['compensating'], to: 'attention', timeline: { at: deps.now(), kind: TIMELINE.attention, reason: input.reason } });
+    return { attention: moved !== undefined };
+  },
+});
+
 /** Compensation runs carried out, by instance id. */
 const runs: string[] = [];
 df.app.activity('cancelOrderForTest', {
@@ -159,4 +166,17 @@ it.each([
   expect(startedEntries(id).filter((e) => e.step === steps[0])).toEqual([expect.objectContaining({ detail: `run ${attempt}`, actor: 'ana@contoso.com' })]);
   expect(startedEntries(id)).toHaveLength(attempt);
   expect(runs.filter((r) => r.startsWith(`${id}:`))).toEqual([compensationInstanceId(id, { run: 1, attempt })]);
+});
+
+it('the last run allowed, begun with every retry failing, is carried out rather than escalated as a run that never ran', async () => {
+  const id = 'order-begin-last-run';
+  seed(id);
+  failingBegins.set(id, 4);
+  const input: OrderMonitorInput = { orderId: id, correlationId: 'c-1', policy: { ...DEFAULT_MONITOR_POLICY, maxCompensationRuns: 1 } };
+  await hub.client.startNew(ORDER_MONITOR, { instanceId: id, input });
+  for (let i = 0; i < 10 && (await hub.status(id)).runtimeStatus === 'Running'; i++) await hub.advance(30_000);
+
+  expect((await hub.status(id)).output).toEqual({ orderId: id, outcome: 'cancelled' });
+  expect(startedEntries(id)).toEqual([expect.objectContaining({ detail: 'run 1', step: begins.get(id)![0] })]);
+  expect(runs.filter((r) => r.startsWith(`${id}:`))).toEqual([compensationInstanceId(id, { run: 1, attempt: 1 })]);
 });

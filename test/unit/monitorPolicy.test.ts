@@ -316,6 +316,18 @@ describe('decideNextStep: policy cells', () => {
     expect(decideNextStep({ ...snap, compensationRuns: 1 }, policy({ maxCompensationRuns: 1 }), now(0)).kind).toBe('markAttention');
   });
 
+  it('carries out the last run allowed when its begin was never heard to answer, rather than escalate a run that never ran', () => {
+    const snap = snapshot({ state: 'compensating', compensationRuns: 3, compensationReason: 'billing failed', latestRunStep: 'step-c' });
+    expect(decideNextStep({ ...snap, latestRunUnheard: true }, policy(), now(0))).toEqual({ kind: 'compensate', reason: 'billing failed' });
+    expect(decideNextStep(snap, policy(), now(0)).kind).toBe('markAttention');
+  });
+
+  it("names the step that began the order's latest run", () => {
+    const started = (step?: string): TimelineEntry => ({ at: '2026-01-01T00:00:01.000Z', kind: TIMELINE.compensationStarted, detail: 'run 1', ...(step ? { step } : {}) });
+    expect(monitorSnapshotOf(orderDocument({ state: 'compensating', timeline: [started('step-a'), started('step-b')] })).latestRunStep).toBe('step-b');
+    expect(monitorSnapshotOf(orderDocument({ state: 'compensating', timeline: [started('step-a'), started()] }))).not.toHaveProperty('latestRunStep');
+  });
+
   it('out of stock is compensated at once even while billing is still in flight', () => {
     const snap = snapshot({ status: { inventory: 'failed', billing: 'processing', notification: 'pending' }, statusReason: { inventory: 'out of stock' } });
     expect(decideNextStep(snap, policy(), now(0))).toEqual({ kind: 'compensate', reason: 'inventory failed: out of stock' });
