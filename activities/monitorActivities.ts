@@ -14,6 +14,7 @@ import {
   TIMELINE,
   monitorPolicyFromSettings,
   monitorSnapshotOf,
+  republishRecorded,
   requeueRecorded,
   targetedSends,
   type BacklogCheck,
@@ -102,6 +103,11 @@ const republishToStuckService: ActivityHandler = async (input: RepublishInput, c
   const order = await orderOrThrow(input.orderId);
   const status = order.status[input.service];
   if (!IN_FLIGHT.includes(status)) return { republished: false, reason: `${input.service} is ${status}` };
+  // The step run once more (the host died before the engine heard it finish) finds its send
+  // recorded: sending again would be counted as the next step's and use up the republishes early.
+  if (republishRecorded(monitorSnapshotOf(order), input.service, input.attempt)) {
+    return { republished: false, reason: `republish ${input.attempt} to ${input.service} already sent` };
+  }
   const messageId = await sendAgain(order, input.service, `${REPUBLISH_REASON.stuck} (attempt ${input.attempt}): ${input.reason}`);
   activityLogger(context, input).info('stuck-service-republished', { service: input.service, attempt: input.attempt, messageId });
   return { republished: true, messageId };

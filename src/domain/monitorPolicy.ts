@@ -564,6 +564,15 @@ export function requeueRecorded(snapshot: MonitorSnapshot, attempt: number): boo
   return billingRequeuesMadeOf(snapshot) >= attempt;
 }
 
+/**
+ * Whether the monitor's republish step number `attempt` to a stuck `service` is already written on
+ * the order this snapshot was read from. Only that step's own write moves the count, and it is
+ * written after the message went out, so a step run once more finds its send there.
+ */
+export function republishRecorded(snapshot: MonitorSnapshot, service: ServiceName, attempt: number): boolean {
+  return snapshot.republishes[service] >= attempt;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Observations: durations on the monitor's own clock
 

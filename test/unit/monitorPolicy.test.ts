@@ -15,6 +15,7 @@ import {
   outageWaitMs,
   pollIntervalMs,
   requeueDelayMs,
+  republishRecorded,
   requeueRecorded,
   UNTRIED_REQUEUES_FREE,
   type MonitorObservations,
@@ -657,6 +658,34 @@ describe('monitorSnapshotOf', () => {
     expect(requeueRecorded(after, attempt)).toBe(true);
     // And one not written yet is not recorded.
     expect(requeueRecorded(before, attempt)).toBe(false);
+  });
+
+  it('a republish step to a stuck service is recorded once its send is on the order, so the step run once more does not send and count it again', () => {
+    const stuck = { inventory: 'done', billing: 'processing', notification: 'pending' } as const;
+    const before = monitorSnapshotOf(order({ status: stuck, timeline: [] }));
+    const step = decideNextStep(onMonitorClock(before, observe(undefined, before, now(0))), policy(), now(60));
+    expect(step).toMatchObject({ kind: 'republish', service: 'billing', attempt: 1 });
+    const attempt = (step as Extract<Step, { kind: 'republish' }>).attempt;
+    expect(republishRecorded(before, 'billing', attempt)).toBe(false);
+    // republishToStuckService sent it and wrote its entry; the engine did not hear it finish.
+    const after = monitorSnapshotOf(
+      order({
+        status: stuck,
+        timeline: [{ at: at(60), kind: 'republished', service: 'billing', actor: 'monitor', reason: 'stuck (attempt 1): billing processing for 60 s', detail: 'attempt 1, message e-1:billing:1' }],
+      }),
+    );
+    expect(republishRecorded(after, 'billing', attempt)).toBe(true);
+    // Only the stuck republishes to that service: a requeue's send to billing, or another service's, is not this step's.
+    const requeued = monitorSnapshotOf(
+      order({
+        status: stuck,
+        timeline: [
+          { at: at(60), kind: 'republished', service: 'billing', actor: 'monitor', reason: 'requeue 1', detail: 'attempt 1, message e-1:billing:1' },
+          { at: at(61), kind: 'republished', service: 'notification', actor: 'monitor', reason: 'stuck (attempt 1): notification pending for 61 s', detail: 'attempt 1, message e-1:notification:1' },
+        ],
+      }),
+    );
+    expect(republishRecorded(requeued, 'billing', attempt)).toBe(false);
   });
 
   it('a requeue step decided from a snapshot recorded before untried requeues were counted apart is numbered as then', () => {
