@@ -1,0 +1,1000 @@
+/**
+ * Properties of the order monitor's policy that support relies on, over orders and policies
+ * fast-check makes up.
+ *
+ * The first part asks `decideNextStep` about any snapshot an order can show: a terminal order is
+ * left alone, all three services done is completed and never compensated, a business failure is
+ * compensated and never sent again, a wait ends after now and no later than the first thing due.
+ *
+ * The second part drives the monitor over one simulated order, turn by turn as
+ * orchestrators/orderMonitor.ts does, with the real activities of activities/monitorActivities.ts,
+ * the real consumers, dead-letter handler and support actions, over the in-memory stores. The
+ * consumers and the activities misbehave at random (messages lost, late, dead-lettered, hosts that
+ * die after a claim, activities that fail or run twice, compensation runs that never finish), and
+ * the monitor must still end the order, within bounded turns and virtual time, without passing the
+ * policy's bounds on republishes, requeues and compensation runs.
+ */
+import type { InvocationContext } from '@azure/functions';
+import fc from 'fast-check';
+import {
+  BACKLOG_RECHECK_MAX_MS,
+  DEFAULT_MONITOR_POLICY,
+  MONITOR_ACTOR,
+  REPUBLISH_REASON,
+  TIMELINE,
+  UNTRIED_REQUEUES_FREE,
+  decideNextStep,
+  monitorPolicyFromSettings,
+  monitorSnapshotOf,
+  noteBacklogCheck,
+  observe,
+  onMonitorClock,
+  pollIntervalMs,
+  type BacklogCheck,
+  type BacklogSighting,
+  type MonitorObservations,
+  type MonitorPolicy,
+  type MonitorSnapshot,
+  type Step,
+} from '../../src/domain/monitorPolicy';
+import { LOW_STOCK_SKU } from '../../src/domain/catalog';
+import type { OrderDocument, OrderState, ServiceStatus } from '../../src/domain/order';
+import { IN_FLIGHT, newOrder } from '../../src/domain/orderState';
+import { createLogger } from '../../src/log';
+import { finishCompensationRun } from '../../src/services/compensationOutcome';
+import { consumeDelivery, consumeOrderCreated } from '../../src/services/consumers';
+import type { OrderSagaDependencies } from '../../src/services/dependencies';
+import type { EventPublisher, MonitorClient, MonitorStatus, OrderChangeNotice, OutgoingMessage } from '../../src/services/ports';
+import { publishOrderCreated } from '../../src/services/publishing';
+import { requestCompensation, requestRequeue } from '../../src/support/actions';
+import { recordDeadLetter, type DeadLetteredMessage } from '../../src/support/deadLetters';
+import type { SupportPrincipal } from '../../src/support/principal';
+import { MAX_DELIVERY_COUNT, MAX_DELIVERY_COUNT_EXCEEDED, SERVICES, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
+import type { CompensationStart, UnansweredBegin } from '../../orchestrators/names';
+import { memoryDependencies, type MemoryOrderStore } from './support/memoryStores';
+
+// The monitor's activities run for real: the durable SDK only hands their handlers over here,
+// `appDependencies()` is the simulated world's stores, and a backlog check peeks its subscription.
+type Handler = (input: unknown, context: InvocationContext) => Promise<unknown> | unknown;
+const mockActivities = new Map<string, Handler>();
+const mockWorld: { current?: World } = {};
+jest.mock('durable-functions', () => ({
+  app: { activity: (name: string, options: { handler: Handler }) => mockActivities.set(name, options.handler) },
+}));
+jest.mock('../../src/services/dependencies', () => ({
+  ...jest.requireActual('../../src/services/dependencies'),
+  appDependencies: () => mockWorld.current!.deps,
+}));
+jest.mock('../../src/azure/subscriptionBacklog', () => ({
+  oldestWaitingMessage: async (service: ServiceName) => mockWorld.current!.oldestWaiting(service),
+}));
+// Required after the mocks' holders exist: the SDK's mock registers into them on load.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+require('../../activities/monitorActivities');
+
+const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+const iso = (ms: number) => new Date(ms).toISOString();
+const silentSink = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const silent = createLogger(silentSink);
+const ACTIVE: readonly OrderState[] = ['accepted', 'processing'];
+const TERMINAL: readonly OrderState[] = ['completed', 'cancelled', 'attention'];
+
+// ---------------------------------------------------------------------------------------------
+// Policies: what the app settings can produce, and policies carried in a history from before the
+// doubling wait between republishes and the backlog checks existed.
+
+const policyArb: fc.Arbitrary<MonitorPolicy> = fc
+  .record({
+    requeues: fc.integer({ min: 0, max: 4 }),
+    backoffS: fc.integer({ min: 0, max: 30 }),
+    backoffExtraS: fc.integer({ min: 0, max: 120 }),
+    stuckS: fc.tuple(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 300 })),
+    republishes: fc.integer({ min: 0, max: 3 }),
+    backlogWaitS: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 3_600 })),
+    pollMinS: fc.integer({ min: 0, max: 60 }),
+    pollExtraS: fc.integer({ min: 0, max: 300 }),
+    runs: fc.integer({ min: 1, max: 4 }),
+    era: fc.constantFrom('current', 'before-doubling', 'before-backlog-checks', 'before-both'),
+  })
+  .map((s) => {
+    const policy = monitorPolicyFromSettings({
+      MONITOR_MAX_BILLING_REQUEUES: String(s.requeues),
+      MONITOR_REQUEUE_BACKOFF_SECONDS: String(s.backoffS),
+      MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: String(s.backoffS + s.backoffExtraS),
+      MONITOR_STUCK_AFTER_SECONDS_INVENTORY: String(s.stuckS[0]),
+      MONITOR_STUCK_AFTER_SECONDS_BILLING: String(s.stuckS[1]),
+      MONITOR_STUCK_AFTER_SECONDS_NOTIFICATION: String(s.stuckS[2]),
+      MONITOR_MAX_REPUBLISHES: String(s.republishes),
+      MONITOR_BACKLOG_WAIT_SECONDS: String(s.backlogWaitS),
+      MONITOR_POLL_MIN_SECONDS: String(s.pollMinS),
+      MONITOR_POLL_MAX_SECONDS: String(Math.max(1, s.pollMinS) + s.pollExtraS),
+      MONITOR_MAX_COMPENSATION_RUNS: String(s.runs),
+    });
+    const { stuckBackoffCoefficient: _doubling, maxBacklogWaitMs: _checks, ...older } = policy;
+    if (s.era === 'before-doubling') return { ...older, maxBacklogWaitMs: policy.maxBacklogWaitMs };
+    if (s.era === 'before-backlog-checks') return { ...older, stuckBackoffCoefficient: policy.stuckBackoffCoefficient };
+    if (s.era === 'before-both') return older;
+    return policy;
+  });
+
+/** The longest a wait can last: the polls catch a lost wake-up, and a requeue is never put off longer than its backoff. */
+const longestWaitMs = (p: MonitorPolicy) => Math.max(p.pollMaxMs, p.requeueBackoffMaxMs);
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots, on the monitor's clock (as `onMonitorClock` hands them over): every time is at or
+// before `now`, and a backlog check is of the service's latest progress.
+
+const statusArb = fc.constantFrom<ServiceStatus>('pending', 'processing', 'done', 'failed', 'deadlettered', 'compensated');
+const stateArb = fc.constantFrom<OrderState>('accepted', 'processing', 'compensating', 'completed', 'cancelled', 'attention');
+const personArb = fc.option(fc.constantFrom('ana@contoso.com', 'bo@contoso.com'), { nil: undefined });
+const subsetArb = (of: ServiceName[]) => fc.subarray(of).map((s) => (s.length ? s : undefined));
+/** Seconds before now. */
+const agoArb = fc.integer({ min: 0, max: 4 * 3_600 });
+const backlogArb = fc.option(
+  fc.record({ checkFraction: fc.double({ min: 0, max: 1, noNaN: true }), sinceFraction: fc.double({ min: 0, max: 1, noNaN: true }), waiting: fc.boolean(), waits: fc.integer({ min: 1, max: 8 }), oldest: fc.boolean() }),
+  { nil: undefined },
+);
+
+interface Situation {
+  snapshot: MonitorSnapshot;
+  now: Date;
+}
+
+const situationArb: fc.Arbitrary<Situation> = fc
+  .record({
+    nowS: fc.integer({ min: 0, max: 30 * 24 * 3_600 }),
+    state: stateArb,
+    status: fc.tuple(statusArb, statusArb, statusArb),
+    progressAgo: fc.tuple(agoArb, agoArb, agoArb),
+    deadLetterAgo: fc.option(agoArb, { nil: undefined }),
+    deadLettered: subsetArb(['inventory', 'notification']),
+    unsentTo: subsetArb([...SERVICES]),
+    billingRequeues: fc.integer({ min: 0, max: 6 }),
+    billingRequeuesUntried: fc.option(fc.integer({ min: 0, max: 12 }), { nil: undefined }),
+    republishes: fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 4 })),
+    requeueRequestedBy: personArb,
+    compensationRequestedBy: personArb,
+    compensationAskedAgainBy: personArb,
+    compensationRuns: fc.integer({ min: 0, max: 5 }),
+    latestRunUnheard: fc.option(fc.constant(true), { nil: undefined }),
+    quietPolls: fc.integer({ min: 0, max: 12 }),
+    backlog: fc.tuple(backlogArb, backlogArb, backlogArb),
+  })
+  .map((g) => {
+    const nowMs = T0 + g.nowS * 1000;
+    const status = { inventory: g.status[0], billing: g.status[1], notification: g.status[2] };
+    const lastProgressAt = Object.fromEntries(SERVICES.map((s, i) => [s, iso(nowMs - g.progressAgo[i] * 1000)])) as Record<ServiceName, string>;
+    const backlog: Partial<Record<ServiceName, BacklogSighting>> = {};
+    SERVICES.forEach((s, i) => {
+      const b = g.backlog[i];
+      if (!b) return;
+      const progressMs = Date.parse(lastProgressAt[s]);
+      const checkedMs = Math.round(progressMs + b.checkFraction * (nowMs - progressMs));
+      const sinceMs = Math.round(progressMs + b.sinceFraction * (checkedMs - progressMs));
+      backlog[s] = {
+        progressSeenAt: lastProgressAt[s],
+        checkedAt: iso(checkedMs),
+        waiting: b.waiting,
+        ...(b.waiting ? { waitingSince: iso(sinceMs) } : {}),
+        waits: b.waiting ? b.waits : 0,
+        ...(b.oldest ? { oldestEnqueuedAt: iso(sinceMs - 60_000) } : {}),
+      };
+    });
+    const billingDead = status.billing === 'deadlettered';
+    const snapshot: MonitorSnapshot = {
+      orderId: 'o-1',
+      state: g.state,
+      status,
+      statusReason: SERVICES.some((s) => status[s] === 'failed') ? { [SERVICES.find((s) => status[s] === 'failed')!]: 'out of stock' } : {},
+      lastProgressAt,
+      ...(billingDead ? { billingDeadLetteredAt: g.deadLetterAgo === undefined ? lastProgressAt.billing : iso(nowMs - g.deadLetterAgo * 1000) } : {}),
+      ...(g.deadLettered ? { deadLettered: g.deadLettered.filter((s) => IN_FLIGHT.includes(status[s])) } : {}),
+      ...(g.unsentTo ? { unsentTo: g.unsentTo.filter((s) => IN_FLIGHT.includes(status[s])) } : {}),
+      billingRequeues: g.billingRequeues,
+      ...(g.billingRequeuesUntried !== undefined ? { billingRequeuesUntried: g.billingRequeuesUntried } : {}),
+      republishes: { inventory: g.republishes[0], billing: g.republishes[1], notification: g.republishes[2] },
+      ...(g.requeueRequestedBy ? { requeueRequestedBy: g.requeueRequestedBy } : {}),
+      ...(g.compensationRequestedBy ? { compensationRequestedBy: g.compensationRequestedBy } : {}),
+      ...(g.state === 'compensating' ? { compensationReason: 'billing failed' } : {}),
+      ...(g.state === 'compensating' && g.compensationAskedAgainBy ? { compensationAskedAgainBy: g.compensationAskedAgainBy } : {}),
+      compensationRuns: g.compensationRuns,
+      ...(g.latestRunUnheard ? { latestRunUnheard: true } : {}),
+      quietPolls: g.quietPolls,
+      ...(Object.keys(backlog).length ? { backlog } : {}),
+    };
+    return { snapshot, now: new Date(nowMs) };
+  });
+
+const allDone = (s: MonitorSnapshot) => SERVICES.every((service) => s.status[service] === 'done');
+const isAction = (step: Step) => step.kind !== 'wait';
+
+describe('decideNextStep, for any order and any policy the settings allow', () => {
+  const runs = { numRuns: 400 };
+
+  it('leaves a terminal order alone: done, with the order\'s state as the outcome', () => {
+    fc.assert(
+      fc.property(situationArb, policyArb, fc.constantFrom(...TERMINAL), ({ snapshot, now }, policy, state) => {
+        expect(decideNextStep({ ...snapshot, state }, policy, now)).toEqual({ kind: 'done', outcome: state });
+      }),
+      runs,
+    );
+  });
+
+  it('completes an active order whose three services are done, and never compensates it, whoever asked', () => {
+    fc.assert(
+      fc.property(situationArb, policyArb, fc.constantFrom(...ACTIVE), ({ snapshot, now }, policy, state) => {
+        const done = { ...snapshot, state, status: { inventory: 'done', billing: 'done', notification: 'done' } } as MonitorSnapshot;
+        expect(decideNextStep(done, policy, now)).toEqual({ kind: 'markCompleted' });
+      }),
+      runs,
+    );
+  });
+
+  it('compensates an active order a service failed for a business reason: never sends it again, never waits', () => {
+    fc.assert(
+      fc.property(situationArb, policyArb, fc.constantFrom(...ACTIVE), fc.constantFrom(...SERVICES), ({ snapshot, now }, policy, state, service) => {
+        const failed: MonitorSnapshot = { ...snapshot, state, status: { ...snapshot.status, [service]: 'failed' } };
+        const step = decideNextStep(failed, policy, now);
+        expect(step.kind).toBe('compensate');
+        // A person's request is carried out as theirs; otherwise the reason names what failed.
+        if (step.kind === 'compensate' && !failed.compensationRequestedBy) expect(step.reason).toMatch(/ failed/);
+      }),
+      runs,
+    );
+  });
+
+  it('carries a compensation once begun on, or escalates it once its runs are used up; nothing else overtakes it', () => {
+    fc.assert(
+      fc.property(situationArb, policyArb, ({ snapshot, now }, policy) => {
+        const compensating: MonitorSnapshot = { ...snapshot, state: 'compensating', compensationReason: 'billing failed' };
+        const step = decideNextStep(compensating, policy, now);
+        const usedUp = compensating.compensationRuns >= policy.maxCompensationRuns && !compensating.latestRunUnheard;
+        expect(step.kind).toBe(usedUp ? 'markAttention' : 'compensate');
+      }),
+      runs,
+    );
+  });
+
+  it('acts on an active order only within the bounds: republishes and backlog checks to services in flight, automatic requeues before the last', () => {
+    fc.assert(
+      fc.property(situationArb, policyArb, fc.constantFrom(...ACTIVE), ({ snapshot: s, now }, policy, state) => {
+        const snapshot = { ...s, state };
+        const step = decideNextStep(snapshot, policy, now);
+        switch (step.kind) {
+          case 'republish':
+            expect(IN_FLIGHT).toContain(snapshot.status[step.service]);
+            expect(step.attempt).toBe(snapshot.republishes[step.service] + 1);
+            expect(step.attempt).toBeLessThanOrEqual(policy.maxRepublishes);
+            break;
+          case 'checkBacklog':
+            // Not for a message known gone or never sent, and not when the checks are off.
+            expect(IN_FLIGHT).toContain(snapshot.status[step.service]);
+            expect(policy.maxBacklogWaitMs ?? 0).toBeGreaterThan(0);
+            expect(snapshot.deadLettered ?? []).not.toContain(step.service);
+            expect(snapshot.unsentTo ?? []).not.toContain(step.service);
+            break;
+          case 'requeueBilling':
+            if (step.requestedBy === undefined) {
+              expect(snapshot.status.billing).toBe('deadlettered');
+              expect(snapshot.billingRequeues).toBeLessThan(policy.maxBillingRequeues);
+            } else {
+              expect(step.requestedBy).toBe(snapshot.requeueRequestedBy);
+              expect([...IN_FLIGHT, 'deadlettered']).toContain(snapshot.status.billing);
+            }
+            break;
+          case 'compensate':
+          case 'wait':
+          case 'markCompleted':
+            break;
+          default:
+            throw new Error(`an active order got ${step.kind}`);
+        }
+        // Nothing is sent to a service once another failed for a business reason.
+        if (SERVICES.some((service) => snapshot.status[service] === 'failed')) expect(['republish', 'requeueBilling', 'checkBacklog']).not.toContain(step.kind);
+      }),
+      runs,
+    );
+  });
+
+  it('carries out a person\'s requeue of a dead-lettered billing at once, past the automatic bound and without the backoff', () => {
+    fc.assert(
+      fc.property(situationArb, policyArb, fc.constantFrom(...ACTIVE), ({ snapshot: s, now }, policy, state) => {
+        const snapshot: MonitorSnapshot = {
+          ...s,
+          state,
+          status: { ...s.status, billing: 'deadlettered' },
+          billingDeadLetteredAt: iso(now.getTime()),
+          requeueRequestedBy: 'ana@contoso.com',
+          compensationRequestedBy: undefined,
+        };
+        fc.pre(!SERVICES.some((service) => snapshot.status[service] === 'failed'));
+        expect(decideNextStep(snapshot, policy, now)).toEqual({ kind: 'requeueBilling', attempt: snapshot.billingRequeues + 1, requestedBy: 'ana@contoso.com' });
+      }),
+      runs,
+    );
+  });
+
+  it('waits only until a time after now, and never longer than the longest poll or requeue backoff', () => {
+    fc.assert(
+      fc.property(situationArb, policyArb, ({ snapshot, now }, policy) => {
+        const step = decideNextStep(snapshot, policy, now);
+        if (step.kind !== 'wait') return;
+        expect(step.until.getTime()).toBeGreaterThan(now.getTime());
+        expect(step.until.getTime() - now.getTime()).toBeLessThanOrEqual(longestWaitMs(policy));
+        // Awaiting a requeue is said only of a dead-lettered billing.
+        expect(step.phase === 'awaiting-requeue').toBe(snapshot.status.billing === 'deadlettered');
+      }),
+      runs,
+    );
+  });
+
+  it('sleeps through nothing: no step falls due before a wait ends, and a wait for a deadline ends with a step', () => {
+    fc.assert(
+      fc.property(situationArb, policyArb, fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), ({ snapshot, now }, policy, fraction) => {
+        const step = decideNextStep(snapshot, policy, now);
+        if (step.kind !== 'wait') return;
+        const span = step.until.getTime() - now.getTime();
+        const during = new Date(now.getTime() + Math.floor(fraction * span));
+        expect(decideNextStep(snapshot, policy, during).kind).toBe('wait');
+        // The wait named a deadline (a stuck service, a backlog check, a requeue's backoff), not
+        // only the next poll: when it comes, the monitor acts.
+        const next = step.why.split('; next: ').at(-1);
+        if (next !== 'poll') expect(isAction(decideNextStep(snapshot, policy, step.until))).toBe(true);
+      }),
+      runs,
+    );
+  });
+
+  it('is a pure function: the same answer for the same snapshot, which it leaves as it was', () => {
+    fc.assert(
+      fc.property(situationArb, policyArb, ({ snapshot, now }, policy) => {
+        const before = structuredClone({ snapshot, policy });
+        const first = decideNextStep(snapshot, policy, now);
+        expect({ snapshot, policy }).toEqual(before);
+        expect(decideNextStep(snapshot, policy, new Date(now.getTime()))).toEqual(first);
+      }),
+      runs,
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The monitor over a simulated order
+
+/** What becomes of one delivery of a message, in the order deliveries happen. */
+type Fate =
+  /** Delivered to the consumer, which does its work (billing's simulated failures throw). */
+  | 'work'
+  /** The consumer's host dies after its claim: the message comes back after its lock, or is dead-lettered after the last delivery. */
+  | 'crash'
+  /** Gone without a trace. */
+  | 'lost'
+  /** Behind a backlog: not delivered yet. */
+  | 'late'
+  /** Dead-lettered by the broker, found by the dead-letter sweep a little later. */
+  | 'deadletter';
+
+/** How a monitor action fares: carried out; failed after its retries with nothing written; or written, with every retry failing all the same. */
+type ActionFate = 'ok' | 'failed' | 'unheard';
+/** How a compensation run's sub-orchestration ends. */
+type RunEnd = 'cancelled' | 'attention' | 'unfinished';
+
+interface Scenario {
+  policy: MonitorPolicy;
+  fates: Fate[];
+  /** Every delivery once `fates` are used up. */
+  afterwards: Fate;
+  lateMs: number[];
+  billingFailures: number;
+  /** Of a SKU with 3 in stock: more is out of stock, a business failure. */
+  quantity: number;
+  publishFails: boolean;
+  actions: ActionFate[];
+  /** Per action: the engine ran the activity twice (at least once is its promise). */
+  twice: boolean[];
+  runEnds: RunEnd[];
+  /** Another order's message in a subscription, ahead of this order's, for a while. */
+  backlog?: { service: ServiceName; fromMs: number; forMs: number };
+  backlogCheckFails: boolean[];
+  support: { atMs: number; action: 'requeue' | 'compensate' }[];
+  /** How far the writers' and the broker's clocks are from the orchestration's. */
+  skewMs: number;
+  /** Turns before which the monitor failed and the sweeper started a new one, with no memory but the order. */
+  restarts: number[];
+}
+
+const MINUTE = 60_000;
+/** A message's lock, after which a delivery whose host died comes back. */
+const LOCK_MS = 30_000;
+/** Between a failed delivery and the next. */
+const RETRY_MS = 1_000;
+/** Between a dead-letter and the sweep recording it. */
+const SWEEP_MS = 20_000;
+/** How long an activity takes. */
+const ACTION_MS = 500;
+const MAX_LATE_MS = 20 * MINUTE;
+/** Far more turns than any order needs; a monitor that loops runs into it. */
+const MAX_TURNS = 5_000;
+
+const scenarioArb = (
+  over: { fates?: fc.Arbitrary<Fate[]>; afterwards?: fc.Arbitrary<Fate>; quantity?: fc.Arbitrary<number>; support?: boolean; restarts?: boolean } = {},
+) =>
+  fc.record<Scenario>({
+    policy: policyArb,
+    fates: over.fates ?? fc.array(fc.constantFrom<Fate>('work', 'crash', 'lost', 'late', 'deadletter'), { maxLength: 40 }),
+    afterwards: over.afterwards ?? fc.constantFrom<Fate>('work', 'lost'),
+    lateMs: fc.array(fc.integer({ min: 0, max: MAX_LATE_MS }), { minLength: 1, maxLength: 8 }),
+    billingFailures: fc.integer({ min: 0, max: 8 }),
+    quantity: over.quantity ?? fc.integer({ min: 1, max: 4 }),
+    publishFails: fc.boolean(),
+    actions: fc.array(fc.constantFrom<ActionFate>('ok', 'ok', 'ok', 'failed', 'unheard'), { maxLength: 20 }),
+    twice: fc.array(fc.boolean(), { maxLength: 20 }),
+    runEnds: fc.array(fc.constantFrom<RunEnd>('cancelled', 'attention', 'unfinished'), { maxLength: 6 }),
+    backlog: fc.option(
+      fc.record({ service: fc.constantFrom(...SERVICES), fromMs: fc.integer({ min: 0, max: 30 * MINUTE }), forMs: fc.integer({ min: 0, max: 3 * 3_600_000 }) }),
+      { nil: undefined },
+    ),
+    backlogCheckFails: fc.array(fc.boolean(), { maxLength: 10 }),
+    support: over.support
+      ? fc.array(fc.record({ atMs: fc.integer({ min: 0, max: 2 * 3_600_000 }), action: fc.constantFrom<'requeue' | 'compensate'>('requeue', 'compensate') }), { maxLength: 3 })
+      : fc.constant([]),
+    skewMs: fc.constant(0),
+    restarts: over.restarts ? fc.array(fc.integer({ min: 0, max: 120 }), { maxLength: 3 }) : fc.constant([]),
+  });
+
+/** The i-th of a script, or `otherwise` once it is used up. */
+const nth = <T>(list: readonly T[], i: number, otherwise: T): T => (i < list.length ? list[i]! : otherwise);
+
+interface Queued {
+  messageId: string;
+  body: unknown;
+  /** The broker's clock. */
+  enqueuedAt: number;
+  deliveries: number;
+  dueAt: number;
+}
+
+interface Sweep {
+  dueAt: number;
+  service: ServiceName;
+  message: DeadLetteredMessage;
+}
+
+const ORDER_ID = 'order-1';
+const ana: SupportPrincipal = { name: 'ana@contoso.com', roles: ['support'], source: 'app-service-auth' };
+
+/** One order, its three subscriptions, the dead-letter sweep and support staff, on a virtual clock. */
+class World implements EventPublisher, MonitorClient {
+  /** The orchestration's clock. */
+  clock = T0;
+  private lastStamp = 0;
+  readonly deps: OrderSagaDependencies & { orders: MemoryOrderStore };
+  readonly subscriptions: Record<ServiceName, Queued[]> = { inventory: [], billing: [], notification: [] };
+  private readonly accepted = new Set<string>();
+  private readonly sweeps: Sweep[] = [];
+  private readonly support: { atMs: number; action: 'requeue' | 'compensate' }[];
+  private deliveries = 0;
+  private lates = 0;
+  private backlogChecks = 0;
+  private crashing = false;
+  /** OrderChanged events raised on the monitor. */
+  changes = 0;
+  monitorRunning = true;
+  monitorStarted = false;
+
+  constructor(readonly scenario: Scenario) {
+    const base = memoryDependencies();
+    this.deps = {
+      ...base,
+      publisher: this,
+      now: () => this.stamp(),
+      sleep: async () => {
+        if (this.crashing) throw new Error('the host died');
+      },
+    };
+    this.support = scenario.support.map((s) => ({ ...s, atMs: T0 + s.atMs }));
+  }
+
+  /** The writers' clock: the orchestration's, off by the skew, and never the same twice. */
+  stamp(): string {
+    this.lastStamp = Math.max(this.clock + this.scenario.skewMs, this.lastStamp + 1);
+    return iso(this.lastStamp);
+  }
+
+  private get env() {
+    return { deps: this.deps, monitor: this, log: silent };
+  }
+
+  async publish(message: OutgoingMessage): Promise<void> {
+    // Duplicate detection on the topic drops a messageId it has taken before.
+    if (this.accepted.has(message.messageId)) return;
+    this.accepted.add(message.messageId);
+    const target = message.applicationProperties[TARGET_PROPERTY] as ServiceName | undefined;
+    for (const service of target ? [target] : SERVICES) {
+      this.subscriptions[service].push({ messageId: message.messageId, body: structuredClone(message.body), enqueuedAt: this.clock + this.scenario.skewMs, deliveries: 0, dueAt: this.clock + 200 });
+    }
+  }
+
+  async start(): Promise<'started' | 'exists'> {
+    if (this.monitorRunning) return 'exists';
+    this.monitorRunning = true;
+    this.monitorStarted = true;
+    return 'started';
+  }
+
+  async status(): Promise<MonitorStatus | null> {
+    return { runtimeStatus: this.monitorRunning ? 'Running' : 'Completed', customStatus: null };
+  }
+
+  async notifyOrderChanged(_orderId: string, _change: OrderChangeNotice): Promise<void> {
+    this.changes += 1;
+  }
+
+  /** When the subscription's oldest message was enqueued, as a peek shows it (the broker's clock). */
+  oldestWaiting(service: ServiceName): Date | undefined {
+    if (nth(this.scenario.backlogCheckFails, this.backlogChecks++, false)) throw new Error('Service Bus did not answer');
+    const times = this.subscriptions[service].map((m) => m.enqueuedAt);
+    const other = this.scenario.backlog;
+    if (other && other.service === service && this.clock >= T0 + other.fromMs && this.clock < T0 + other.fromMs + other.forMs) {
+      times.push(T0 + this.scenario.skewMs);
+    }
+    return times.length ? new Date(Math.min(...times)) : undefined;
+  }
+
+  async createOrder(): Promise<OrderDocument> {
+    const order = newOrder({
+      id: ORDER_ID,
+      eventId: 'event-1',
+      correlationId: 'corr-1',
+      customerId: 'c-1',
+      items: [{ sku: LOW_STOCK_SKU, quantity: this.scenario.quantity, unitPrice: 10 }],
+      total: 10 * this.scenario.quantity,
+      now: this.stamp(),
+      simulate: { billingFailures: this.scenario.billingFailures },
+    });
+    await this.deps.orders.create(order);
+    if (this.scenario.publishFails) {
+      await this.deps.orders.appendTimeline(ORDER_ID, { at: this.stamp(), kind: TIMELINE.publishFailed, reason: 'Service Bus did not take the event' });
+    } else {
+      await publishOrderCreated(order, this.deps);
+    }
+    return (await this.deps.orders.get(ORDER_ID))!;
+  }
+
+  async order(): Promise<OrderDocument> {
+    return (await this.deps.orders.get(ORDER_ID))!;
+  }
+
+  /** The next thing the environment does: a delivery, a sweep or a person's request, earliest first. */
+  private nextEvent(): { at: number; run: () => Promise<void> } | undefined {
+    let best: { at: number; run: () => Promise<void> } | undefined;
+    const consider = (at: number, run: () => Promise<void>) => {
+      if (!best || at < best.at) best = { at, run };
+    };
+    for (const service of SERVICES) {
+      for (const message of this.subscriptions[service]) consider(message.dueAt, () => this.deliver(service, message));
+    }
+    for (const sweep of this.sweeps) consider(sweep.dueAt, () => this.sweep(sweep));
+    for (const request of this.support) consider(request.atMs, () => this.ask(request));
+    return best;
+  }
+
+  /**
+   * Lets the environment act until `until`. Stops early, at the event that did it, when the
+   * monitor was woken (`untilChange`) or started again (`untilStart`). True when it stopped early.
+   */
+  async runUntil(until: number, stop: 'change' | 'start' | 'none'): Promise<boolean> {
+    const changes = this.changes;
+    for (;;) {
+      const event = this.nextEvent();
+      if (!event || event.at >= until) break;
+      this.clock = Math.max(this.clock, event.at);
+      await event.run();
+      if (stop === 'change' && this.changes > changes) return true;
+      if (stop === 'start' && this.monitorStarted) return true;
+    }
+    if (Number.isFinite(until)) this.clock = Math.max(this.clock, until);
+    return false;
+  }
+
+  private remove(service: ServiceName, message: Queued): void {
+    this.subscriptions[service] = this.subscriptions[service].filter((m) => m !== message);
+  }
+
+  private deadLetter(service: ServiceName, message: Queued): void {
+    this.remove(service, message);
+    this.sweeps.push({
+      dueAt: this.clock + SWEEP_MS,
+      service,
+      message: { body: message.body, messageId: message.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID, correlationId: 'corr-1' },
+    });
+  }
+
+  private async deliver(service: ServiceName, message: Queued): Promise<void> {
+    const fate = nth(this.scenario.fates, this.deliveries++, this.scenario.afterwards);
+    const delivery = () => ({ body: message.body, messageId: message.messageId, deliveryCount: (message.deliveries += 1), orderId: ORDER_ID, correlationId: 'corr-1' });
+    switch (fate) {
+      case 'lost':
+        this.remove(service, message);
+        return;
+      case 'late':
+        message.dueAt = this.clock + nth(this.scenario.lateMs, this.lates++ % this.scenario.lateMs.length, 0);
+        return;
+      case 'deadletter':
+        this.deadLetter(service, message);
+        return;
+      case 'crash':
+        this.crashing = true;
+        try {
+          await consumeOrderCreated(service, delivery(), this.env);
+        } catch {
+          // The host died after the claim: nothing after it ran.
+        } finally {
+          this.crashing = false;
+        }
+        if (message.deliveries >= MAX_DELIVERY_COUNT) this.deadLetter(service, message);
+        else message.dueAt = this.clock + LOCK_MS;
+        return;
+      case 'work':
+        try {
+          await consumeDelivery(service, delivery(), this.env);
+          this.remove(service, message);
+        } catch {
+          // The last delivery's failure recorded the dead-letter itself.
+          if (message.deliveries >= MAX_DELIVERY_COUNT) this.remove(service, message);
+          else message.dueAt = this.clock + RETRY_MS;
+        }
+        return;
+    }
+  }
+
+  private async sweep(sweep: Sweep): Promise<void> {
+    this.sweeps.splice(this.sweeps.indexOf(sweep), 1);
+    await recordDeadLetter(sweep.service, sweep.message, this.env);
+  }
+
+  private async ask(request: { atMs: number; action: 'requeue' | 'compensate' }): Promise<void> {
+    this.support.splice(this.support.indexOf(request), 1);
+    await (request.action === 'requeue' ? requestRequeue : requestCompensation)(ORDER_ID, ana, this.env);
+  }
+}
+
+interface Turn {
+  at: number;
+  step: Step;
+}
+
+interface Run {
+  turns: Turn[];
+  order: OrderDocument;
+  /** Virtual time from the order's acceptance to the monitor's end. */
+  elapsedMs: number;
+  /** Targeted sends and compensation runs: each lets the environment and the monitor go on for a bounded while. */
+  episodes: number;
+}
+
+const context = (name: string) => ({ functionName: name, ...silentSink, log: () => undefined }) as unknown as InvocationContext;
+
+/** Runs one of the monitor's activities, as the engine would, on the current world's order. */
+const activity = async <T>(name: string, args: object = {}): Promise<T> =>
+  (await mockActivities.get(name)!({ orderId: ORDER_ID, correlationId: 'corr-1', ...args }, context(name))) as T;
+
+/** Carries out monitor turns as orchestrators/orderMonitor.ts does, until the order is terminal and nobody asks for more. */
+async function runMonitor(scenario: Scenario): Promise<Run> {
+  const world = new World(scenario);
+  mockWorld.current = world;
+  const policy = scenario.policy;
+  const created = await world.createOrder();
+
+  let observations: MonitorObservations | undefined;
+  let quietPolls = 0;
+  let unansweredBegin: UnansweredBegin | undefined;
+  let handedOver: MonitorSnapshot | undefined = monitorSnapshotOf(created);
+  let takenChanges = 0;
+  let actions = 0;
+  let begins = 0;
+  const turns: Turn[] = [];
+  let endedAt = world.clock;
+
+  /** The monitor's wait for an OrderChanged or the time: an event raised while it was busy is taken at once. */
+  const waitForChange = async (until: number): Promise<boolean> => {
+    const woken = world.changes > takenChanges || (await world.runUntil(until, 'change'));
+    takenChanges = world.changes;
+    return woken;
+  };
+
+  for (;;) {
+    if (scenario.restarts.includes(turns.length)) {
+      observations = undefined;
+      quietPolls = 0;
+      unansweredBegin = undefined;
+      handedOver = undefined;
+      takenChanges = world.changes;
+    }
+    if (turns.length > MAX_TURNS) throw new Error(`the monitor did not end within ${MAX_TURNS} turns: ${JSON.stringify(turns.slice(-5))}`);
+    const read: MonitorSnapshot = handedOver ?? (await activity<MonitorSnapshot>('readMonitorSnapshot'));
+    handedOver = undefined;
+    const now = new Date(world.clock);
+    observations = observe(observations, read, now);
+    const snapshot: MonitorSnapshot = {
+      ...onMonitorClock(read, observations),
+      quietPolls,
+      ...(unansweredBegin && read.latestRunStep === unansweredBegin.step ? { latestRunUnheard: true } : {}),
+    };
+    const step = decideNextStep(snapshot, policy, now);
+    turns.push({ at: world.clock, step });
+
+    if (step.kind === 'done') {
+      if (step.outcome === 'completed') await activity('markOrderCompleted');
+      endedAt = world.clock;
+      world.monitorRunning = false;
+      // The world goes on: a person may ask again, which starts a new monitor with no memory.
+      if (!(await world.runUntil(Number.POSITIVE_INFINITY, 'start'))) break;
+      world.monitorStarted = false;
+      observations = undefined;
+      quietPolls = 0;
+      unansweredBegin = undefined;
+      takenChanges = world.changes;
+      continue;
+    }
+
+    if (step.kind === 'wait') {
+      expect(step.until.getTime()).toBeGreaterThan(now.getTime());
+      quietPolls = (await waitForChange(step.until.getTime())) ? 0 : quietPolls + 1;
+      continue;
+    }
+
+    const fate = nth(scenario.actions, actions, 'ok');
+    const runs = nth(scenario.twice, actions, false) ? 2 : 1;
+    actions += 1;
+    let failed = fate !== 'ok';
+    const carryOut = async (work: () => Promise<unknown>) => {
+      if (fate === 'failed') return;
+      for (let i = 0; i < runs; i++) await work();
+    };
+    switch (step.kind) {
+      case 'requeueBilling':
+        await carryOut(() => activity('requeueBilling', { attempt: step.attempt, requestedBy: step.requestedBy }));
+        break;
+      case 'republish':
+        await carryOut(() => activity('republishToStuckService', { service: step.service, attempt: step.attempt, reason: step.why }));
+        break;
+      case 'markCompleted':
+        await carryOut(() => activity('markOrderCompleted'));
+        break;
+      case 'markAttention':
+        await carryOut(() => activity('markOrderAttention', { reason: step.reason }));
+        break;
+      case 'checkBacklog': {
+        let check: BacklogCheck;
+        try {
+          if (fate !== 'ok') throw new Error('Service Bus did not answer');
+          check = await activity<BacklogCheck>('checkServiceBacklog', {
+            service: step.service,
+            sentAt: snapshot.sentAt?.[step.service] ?? observations.progress[step.service].stamp,
+          });
+        } catch {
+          // As the monitor does: counted as waiting, so the bound on the wait still holds.
+          check = { waiting: true };
+        }
+        observations = noteBacklogCheck(observations, step.service, new Date(world.clock), check);
+        failed = false;
+        break;
+      }
+      case 'compensate': {
+        const begin: UnansweredBegin =
+          unansweredBegin && (step.requestedBy === undefined || unansweredBegin.requestedBy === step.requestedBy)
+            ? unansweredBegin
+            : { step: `step-${++begins}`, ...(step.requestedBy !== undefined ? { requestedBy: step.requestedBy } : {}) };
+        unansweredBegin = begin;
+        let started: CompensationStart | null = null;
+        await carryOut(async () => {
+          started = await activity<CompensationStart | null>('beginCompensation', { reason: step.reason, requestedBy: step.requestedBy, step: begin.step });
+        });
+        if (fate !== 'ok') break;
+        unansweredBegin = undefined;
+        if (started) {
+          // The run's sub-orchestration: its compensations are the saga's business, not the
+          // monitor's; what matters here is how it ends on the order, or that it never records it.
+          const end = nth(scenario.runEnds, (started as CompensationStart).attempt! - 1, 'cancelled');
+          if (end === 'unfinished') {
+            failed = true;
+          } else {
+            await finishCompensationRun(
+              await world.order(),
+              {
+                outcome: end,
+                failures: end === 'attention' ? [{ name: 'refundPayment', error: 'payment gateway unavailable' }] : [],
+                reason: step.reason,
+                attempt: (started as CompensationStart).attempt,
+              },
+              world.deps,
+              silent,
+            );
+          }
+        }
+        break;
+      }
+    }
+    if (failed) {
+      // Failed after its retries: the monitor looks again after a poll, or when woken.
+      await waitForChange(world.clock + pollIntervalMs(policy, quietPolls));
+    } else {
+      await world.runUntil(world.clock + ACTION_MS, 'none');
+    }
+    quietPolls = 0;
+  }
+
+  const order = await world.order();
+  const sends = order.timeline.filter((e) => e.kind === TIMELINE.republished).length;
+  const runsBegun = order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).length;
+  const episodes = 1 + sends + runsBegun + scenario.support.length + scenario.restarts.length + turns.filter((t) => isAction(t.step)).length;
+  return { turns, order, elapsedMs: endedAt - T0, episodes };
+}
+
+/**
+ * Bounds every stretch between two things the monitor or the world does: the environment's slowest
+ * message, the longest patience with a stuck service, the longest wait for a backlog and its checks,
+ * a requeue's longest backoff, and the longest poll.
+ */
+function longestStretchMs(policy: MonitorPolicy): number {
+  const patience = Math.max(...SERVICES.map((s) => policy.stuckAfterMs[s] * (policy.stuckBackoffCoefficient ?? 1) ** policy.maxRepublishes));
+  const environment = MAX_DELIVERY_COUNT * (MAX_LATE_MS + LOCK_MS) + SWEEP_MS;
+  return environment + patience + (policy.maxBacklogWaitMs ?? 0) + BACKLOG_RECHECK_MAX_MS + policy.requeueBackoffMaxMs + 2 * policy.pollMaxMs;
+}
+
+const stuckRepublishes = (order: OrderDocument, service: ServiceName) =>
+  order.timeline.filter((e) => e.kind === TIMELINE.republished && e.service === service && e.reason?.startsWith(REPUBLISH_REASON.stuck)).length;
+
+/** The checks every run must pass, whatever the consumers and the activities did. */
+function expectWithinBounds(scenario: Scenario, run: Run): void {
+  const { policy } = scenario;
+  const { order } = run;
+  const supportCompensations = scenario.support.filter((s) => s.action === 'compensate').length;
+
+  // It ends, in bounded virtual time.
+  expect(TERMINAL).toContain(order.state);
+  expect(run.elapsedMs).toBeLessThanOrEqual(run.episodes * longestStretchMs(policy));
+
+  // Republishes to a stuck service: one per step, the step bounded by the policy.
+  for (const service of SERVICES) expect(stuckRepublishes(order, service)).toBeLessThanOrEqual(policy.maxRepublishes);
+
+  // The monitor's own requeues: the bound, plus the free ones whose message never reached billing.
+  const monitorRequeues = order.timeline.filter((e) => e.kind === TIMELINE.requeued && e.actor === MONITOR_ACTOR).length;
+  expect(monitorRequeues).toBeLessThanOrEqual(policy.maxBillingRequeues + UNTRIED_REQUEUES_FREE);
+  expect(monitorSnapshotOf(order).billingRequeues).toBeLessThanOrEqual(policy.maxBillingRequeues);
+
+  // Compensation runs: the bound, afresh after each time a person asks.
+  const runsBegun = order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).length;
+  expect(runsBegun).toBeLessThanOrEqual(policy.maxCompensationRuns * (1 + supportCompensations));
+
+  // Completed only with the three done; never compensated once they were.
+  if (order.state === 'completed') expect(SERVICES.every((s) => order.status[s] === 'done')).toBe(true);
+  const firstRun = order.timeline.findIndex((e) => e.kind === TIMELINE.compensationStarted);
+  if (firstRun >= 0) {
+    const doneBefore = new Set(order.timeline.slice(0, firstRun).filter((e) => e.kind === 'done').map((e) => e.service));
+    expect(doneBefore.size).toBeLessThan(SERVICES.length);
+  }
+
+  // A business failure: compensated, nothing sent again after it, never completed.
+  const failedAt = order.timeline.findIndex((e) => e.kind === 'failed');
+  if (failedAt >= 0) {
+    expect(order.state).not.toBe('completed');
+    expect(firstRun).toBeGreaterThan(failedAt);
+    const after = order.timeline.slice(failedAt);
+    expect(after.filter((e) => (e.kind === TIMELINE.republished || e.kind === TIMELINE.requeued) && e.actor === MONITOR_ACTOR)).toEqual([]);
+  }
+}
+
+describe('the monitor over a simulated order', () => {
+  it('sends a republish step once, and counts it once, when the engine runs its activity twice', async () => {
+    // The host died after the activity wrote its send and before the engine heard it finish: the
+    // step runs again. Counted twice, the order would run out of republishes a step early.
+    const world = new World({
+      policy: DEFAULT_MONITOR_POLICY,
+      fates: [],
+      afterwards: 'lost',
+      lateMs: [0],
+      billingFailures: 0,
+      quantity: 1,
+      publishFails: false,
+      actions: [],
+      twice: [],
+      runEnds: [],
+      backlogCheckFails: [],
+      support: [],
+      skewMs: 0,
+      restarts: [],
+    });
+    mockWorld.current = world;
+    await world.createOrder();
+    const republish = () => activity('republishToStuckService', { service: 'notification', attempt: 1, reason: 'notification pending for 60 s' });
+    await republish();
+    await republish();
+    expect(stuckRepublishes(await world.order(), 'notification')).toBe(1);
+    expect(world.subscriptions.notification.map((m) => m.messageId)).toEqual(['event-1', 'event-1:notification:1']);
+  });
+
+  it('ends an order whose consumers never answer, within bounded turns and time, after no more sends than the policy allows', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarioArb({ fates: fc.array(fc.constantFrom<Fate>('lost', 'late', 'crash', 'deadletter'), { maxLength: 40 }), afterwards: fc.constant<Fate>('lost') }), async (scenario) => {
+        const run = await runMonitor(scenario);
+        expectWithinBounds(scenario, run);
+        // Nothing was ever done by every service, so the order cannot have completed.
+        expect(run.order.state).not.toBe('completed');
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('ends any order, whatever its consumers and activities do, within the bounds on republishes, requeues and compensation runs', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarioArb(), async (scenario) => {
+        expectWithinBounds(scenario, await runMonitor(scenario));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('compensates an order that ran out of stock, sending nothing again after it', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarioArb({ quantity: fc.integer({ min: 4, max: 6 }), afterwards: fc.constant<Fate>('work') }), async (scenario) => {
+        const run = await runMonitor(scenario);
+        expectWithinBounds(scenario, run);
+        expect(['cancelled', 'attention']).toContain(run.order.state);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('keeps its bounds with support staff asking to requeue and to compensate', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarioArb({ support: true }), async (scenario) => {
+        expectWithinBounds(scenario, await runMonitor(scenario));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('keeps its bounds when the sweeper starts a new monitor that remembers nothing but the order', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarioArb({ restarts: true }), async (scenario) => {
+        expectWithinBounds(scenario, await runMonitor(scenario));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('cannot requeue forever in an outage that dead-letters every message before a consumer takes it', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarioArb({ fates: fc.constant([]), afterwards: fc.constant<Fate>('deadletter') }), async (s) => {
+        // Inventory and notification patient for a day, so billing's requeues run their course first.
+        const scenario = { ...s, policy: { ...s.policy, stuckAfterMs: { ...s.policy.stuckAfterMs, inventory: 86_400_000, notification: 86_400_000 } } };
+        const run = await runMonitor(scenario);
+        expectWithinBounds(scenario, run);
+        const requeues = run.order.timeline.filter((e) => e.kind === TIMELINE.requeued && e.actor === MONITOR_ACTOR).length;
+        const firstRun = run.order.timeline.find((e) => e.kind === TIMELINE.compensationStarted);
+        // None of them reached billing: the free ones, then the bound, and only then compensation.
+        // With requeues turned off (a bound of 0) there are none to be free: compensated at once.
+        const max = scenario.policy.maxBillingRequeues;
+        if (firstRun?.reason?.startsWith('billing dead-lettered')) expect(requeues).toBe(max === 0 ? 0 : max + UNTRIED_REQUEUES_FREE);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('decides the same whatever the writers\' and the broker\'s clocks say, as it measures on its own', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenarioArb(), fc.integer({ min: -3 * 3_600_000, max: 3 * 3_600_000 }), async (scenario, skewMs) => {
+        // The reasons quote the broker's times; the steps themselves must not move.
+        const shape = (run: Run) =>
+          run.turns.map(({ at, step }) => ({ at, kind: step.kind, ...('service' in step ? { service: step.service } : {}), ...('attempt' in step ? { attempt: step.attempt } : {}), ...(step.kind === 'wait' ? { until: step.until.getTime() } : {}) }));
+        const straight = await runMonitor(scenario);
+        const skewed = await runMonitor({ ...scenario, skewMs });
+        expect(shape(skewed)).toEqual(shape(straight));
+        expect(skewed.order.state).toBe(straight.order.state);
+      }),
+      { numRuns: 30 },
+    );
+  });
+});
