@@ -88,7 +88,12 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
       return { requeued: false, reason: `billing is ${order.status.billing}` };
     }
   }
-  const messageId = await sendAgain(order, 'billing', `${REPUBLISH_REASON.requeue} ${number}${input.requestedBy ? ` by ${input.requestedBy}` : ''}`);
+  const reason = `${REPUBLISH_REASON.requeue} ${number}${input.requestedBy ? ` by ${input.requestedBy}` : ''}`;
+  // Run once more after its send was written (the host died before the engine heard it finish): a
+  // second send would be a message of its own, numbered past the first, taken by billing for nothing.
+  const sent = recorded && order.timeline.some((e) => e.kind === TIMELINE.republished && e.service === 'billing' && e.reason === reason);
+  if (sent) return { requeued: false, reason: `requeue ${number} already sent` };
+  const messageId = await sendAgain(order, 'billing', reason);
   log.info('billing-requeued', { attempt: number, messageId, actor });
   return { requeued: true, messageId };
 };

@@ -886,26 +886,29 @@ function expectWithinBounds(scenario: Scenario, run: Run): void {
   }
 }
 
+/** An order whose messages are lost and whose activities behave: for running one activity by hand. */
+const QUIET_SCENARIO: Scenario = {
+  policy: DEFAULT_MONITOR_POLICY,
+  fates: [],
+  afterwards: 'lost',
+  lateMs: [0],
+  billingFailures: 0,
+  quantity: 1,
+  publishFails: false,
+  actions: [],
+  twice: [],
+  runEnds: [],
+  backlogCheckFails: [],
+  support: [],
+  skewMs: 0,
+  restarts: [],
+};
+
 describe('the monitor over a simulated order', () => {
   it('sends a republish step once, and counts it once, when the engine runs its activity twice', async () => {
     // The host died after the activity wrote its send and before the engine heard it finish: the
     // step runs again. Counted twice, the order would run out of republishes a step early.
-    const world = new World({
-      policy: DEFAULT_MONITOR_POLICY,
-      fates: [],
-      afterwards: 'lost',
-      lateMs: [0],
-      billingFailures: 0,
-      quantity: 1,
-      publishFails: false,
-      actions: [],
-      twice: [],
-      runEnds: [],
-      backlogCheckFails: [],
-      support: [],
-      skewMs: 0,
-      restarts: [],
-    });
+    const world = new World(QUIET_SCENARIO);
     mockWorld.current = world;
     await world.createOrder();
     const republish = () => activity('republishToStuckService', { service: 'notification', attempt: 1, reason: 'notification pending for 60 s' });
@@ -913,6 +916,22 @@ describe('the monitor over a simulated order', () => {
     await republish();
     expect(stuckRepublishes(await world.order(), 'notification')).toBe(1);
     expect(world.subscriptions.notification.map((m) => m.messageId)).toEqual(['event-1', 'event-1:notification:1']);
+  });
+
+  it('sends a requeue of billing once when the engine runs its activity twice', async () => {
+    // As above: a second message would be one of its own (numbered past the first, so duplicate
+    // detection keeps it), taken by billing once more for nothing, and written on the order again.
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    const { id } = await world.createOrder();
+    world.deps.orders.docs.get(id)!.status.billing = 'deadlettered';
+    const requeue = () => activity('requeueBilling', { attempt: 1 });
+    await requeue();
+    await requeue();
+    const order = await world.order();
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.requeued)).toHaveLength(1);
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.republished && e.service === 'billing')).toHaveLength(1);
+    expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1']);
   });
 
   it('ends an order whose consumers never answer, within bounded turns and time, after no more sends than the policy allows', async () => {
