@@ -9,10 +9,10 @@ import {
   decideNextStep,
   noteBacklogCheck,
   observe,
-  onMonitorClock,
   phaseOf,
   pollIntervalMs,
   statusText,
+  turnSnapshot,
   type BacklogCheck,
   type MonitorObservations,
   type MonitorPolicy,
@@ -131,12 +131,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
     }
     const now = context.df.currentUtcDateTime;
     observations = observe(observations, read, now);
-    const snapshot: MonitorSnapshot = {
-      ...onMonitorClock(read, observations),
-      quietPolls,
-      // A snapshot recorded before runs named their step has none, and decides as it did then.
-      ...(unansweredBegin && read.latestRunStep === unansweredBegin.step ? { latestRunUnheard: true } : {}),
-    };
+    const snapshot: MonitorSnapshot = turnSnapshot(read, observations, quietPolls, unansweredBegin?.step);
     const step = decideNextStep(snapshot, policy, now);
     context.df.setCustomStatus({
       phase: phaseOf(step),

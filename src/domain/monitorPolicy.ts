@@ -660,6 +660,20 @@ export function onMonitorClock(snapshot: MonitorSnapshot, observations: MonitorO
   };
 }
 
+/**
+ * What one turn of the monitor decides from: the order as read, measured on the monitor's clock,
+ * with the monitor's own memory (its quiet polls, and the step of a compensation begin it never
+ * heard answer, which makes the latest run unheard when that step began it).
+ */
+export function turnSnapshot(read: MonitorSnapshot, observations: MonitorObservations, quietPolls: number, unansweredStep?: string): MonitorSnapshot {
+  return {
+    ...onMonitorClock(read, observations),
+    quietPolls,
+    // A snapshot recorded before runs named their step has none, and decides as it did then.
+    ...(unansweredStep !== undefined && read.latestRunStep === unansweredStep ? { latestRunUnheard: true } : {}),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decision
 

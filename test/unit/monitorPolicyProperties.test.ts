@@ -28,8 +28,8 @@ import {
   monitorSnapshotOf,
   noteBacklogCheck,
   observe,
-  onMonitorClock,
   pollIntervalMs,
+  turnSnapshot,
   type BacklogCheck,
   type BacklogSighting,
   type MonitorObservations,
@@ -716,11 +716,7 @@ async function runMonitor(scenario: Scenario): Promise<Run> {
     handedOver = undefined;
     const now = new Date(world.clock);
     observations = observe(observations, read, now);
-    const snapshot: MonitorSnapshot = {
-      ...onMonitorClock(read, observations),
-      quietPolls,
-      ...(unansweredBegin && read.latestRunStep === unansweredBegin.step ? { latestRunUnheard: true } : {}),
-    };
+    const snapshot: MonitorSnapshot = turnSnapshot(read, observations, quietPolls, unansweredBegin?.step);
     const step = decideNextStep(snapshot, policy, now);
     turns.push({ at: world.clock, step });
 
