@@ -196,10 +196,11 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     else if (service === 'inventory' || order.state === 'completed') await reconcileHolds(order, deps);
     // A notification delivery that compensation overtook sent its confirmation, and then could not
     // record it on the order (Cosmos DB throttling, 429, or the host died): its redelivery does.
-    // Not while the status is still `processing`: the delivery that sent it may be alive and about
-    // to record it with its `done` (that patch leaves out a notice already on the order, so the
-    // two could not record it twice; the order just needs no second write).
-    if (service === 'notification' && !order.notified.confirmation && order.status.notification !== 'processing') {
+    // Also while the status still reads `processing` (compensation began, and has not sent its
+    // notice yet): the delivery that sent it may be alive and about to record it with its `done`,
+    // or may have died, and nothing but this redelivery comes back for it then. The two cannot
+    // record it twice: the `done` patch leaves out a notice already on the order.
+    if (service === 'notification' && !order.notified.confirmation) {
       await recordSentConfirmation(orderId, deps);
     }
     await deps.orders

@@ -239,6 +239,26 @@ describe('consumeOrderCreated', () => {
     expect((await deps.orders.get(order.id))!.notifications).toHaveLength(2);
   });
 
+  it('records a confirmation whose sender died before recording it, on a redelivery that comes while compensation runs', async () => {
+    const order = await placeOrder([mouse]);
+    // Delivery 1 sends the confirmation, and the host dies before its `done` patch.
+    const transition = deps.orders.transitionStatus.bind(deps.orders);
+    jest.spyOn(deps.orders, 'transitionStatus').mockImplementation(async (id, change) => {
+      if (change.service === 'notification' && change.to === 'done') throw new Error('host killed');
+      return transition(id, change);
+    });
+    await expect(deliver('notification', order)).rejects.toThrow('host killed');
+    jest.restoreAllMocks();
+    // Compensation begins (a person asked) before Service Bus delivers the message again, and the
+    // cancellation notice has not gone out yet: the status still reads `processing`.
+    await deps.orders.transitionState(order.id, { from: ['accepted', 'processing'], to: 'compensating' });
+    expect(await deliver('notification', order, 2)).toBe('duplicate');
+    // That redelivery settles the message: nothing else comes back for the confirmation.
+    await sendCancellation((await deps.orders.get(order.id))!, deps);
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.notifications.map((n) => n.kind).sort()).toEqual(['cancellation', 'confirmation']);
+  });
+
   it('records one confirmation when a duplicate arrives while compensation runs and the delivery that sent it is still recording it', async () => {
     const order = await placeOrder([mouse]);
     // Delivery 1 has sent the confirmation and is about to record `done` (a throttled patch, say).
