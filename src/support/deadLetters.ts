@@ -152,9 +152,14 @@ export async function recordDeadLetter(
     // A finished order's message that dead-lettered may be its completer's, which failed after
     // completing the order and before settling its stock (Cosmos DB throttling), or a late
     // delivery's that could not give back the hold it took: nothing else comes back for those.
+    // So may an inventory message of an order still being compensated: a hold its last delivery
+    // took after the run's release gave the stock back; the run does not release again, and once
+    // the order is cancelled the sweep only takes the message out of the queue. (While inventory
+    // is still in flight, the holds are left to the release still to come.)
     // Before the note: a noted message is a duplicate to every later sweep, so holds put right
     // after it would never be tried again if that failed (throttled as the completer was).
-    const holds = order.state === 'completed' || order.state === 'cancelled' ? await reconcileHolds(order, deps) : undefined;
+    const finished = order.state === 'completed' || order.state === 'cancelled';
+    const holds = finished || service === 'inventory' ? await reconcileHolds(order, deps) : undefined;
     const why = later !== undefined && IN_FLIGHT.includes(current) ? `send ${later} to ${service} is in play` : `${service} already ${current}, order ${order.state}`;
     await deps.orders.appendTimeline(order.id, { ...entry, detail: notedDeadLetterDetail(message.messageId, why) });
     log.info(`${service}-deadletter-noted`, { status: current, state: order.state, ...(holds ? { holds } : {}) });

@@ -450,6 +450,23 @@ describe('recordDeadLetter', () => {
     expect(monitor.changes).toHaveLength(0);
   });
 
+  it('gives back a hold the last inventory delivery took after compensation released the stock, when it is found before the order is cancelled', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    // The last delivery Service Bus allows claimed before compensation began; the run's release
+    // marked inventory compensated, then the delivery reserved, and its host died.
+    const order = seedOrder(deps, { state: 'compensating', items: [{ sku: 'MOUSE-01', quantity: 2, unitPrice: 10 }] }, { inventory: 'compensated' });
+    const before = (await deps.inventory.get('MOUSE-01'))!;
+    expect(await deps.inventory.reserve('MOUSE-01', order.id, 2, 'd-last')).toBe('reserved');
+    const message = { body: body('order-1'), messageId: 'event-1', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
+    expect((await recordDeadLetter('inventory', message, { deps, monitor, log: silent })).outcome).toBe('noted');
+    // The run's release is past, and once the order is cancelled the sweep only takes the message
+    // out of the queue: this was the one chance to give the hold back.
+    const after = (await deps.inventory.get('MOUSE-01'))!;
+    expect(after.holds).toEqual({});
+    expect([after.available, after.reserved]).toEqual([before.available, before.reserved]);
+  });
+
   it("puts a completed order's holds right on the next sweep when Cosmos DB did not serve that the first time: the noted dead-letter is not taken for done", async () => {
     const deps = memoryDependencies();
     const monitor = new RecordingMonitor();
