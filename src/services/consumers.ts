@@ -20,7 +20,7 @@ import type { Logger } from '../log';
 import { recordDeadLetter } from '../support/deadLetters';
 import { MAX_DELIVERY_COUNT, MAX_DELIVERY_COUNT_EXCEEDED, type ServiceName } from '../topology';
 import { consumerOutageWaitMs, type OrderSagaDependencies } from './dependencies';
-import { sendConfirmation } from './notices';
+import { recordSentConfirmation, sendConfirmation } from './notices';
 import { chargePayment } from './payment';
 import type { MonitorClient, StatusTransition } from './ports';
 import { reconcileHolds, reserveStock, settleStock } from './stock';
@@ -306,12 +306,6 @@ export async function consumeOrderCreated(service: ServiceName, delivery: Delive
     });
   }
   return result.status;
-}
-
-/** Puts a confirmation that went out (the sender's record says so) on the order, once. */
-async function recordSentConfirmation(orderId: string, deps: OrderSagaDependencies): Promise<void> {
-  const sent = (await deps.notifications.list(orderId)).find((n) => n.kind === 'confirmation');
-  if (sent) await deps.orders.recordNotification(orderId, 'confirmation', sent.at);
 }
 
 /**

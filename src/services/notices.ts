@@ -49,6 +49,12 @@ export async function sendConfirmation(
   return (mirror ? sendNotice : deliverNotice)(order, 'confirmation', message, deps);
 }
 
+/** Puts a confirmation that went out (the sender's record says so) on the order, once. */
+export async function recordSentConfirmation(orderId: string, deps: OrderSagaDependencies = appDependencies()): Promise<void> {
+  const sent = (await deps.notifications.list(orderId)).find((n) => n.kind === 'confirmation');
+  if (sent) await deps.orders.recordNotification(orderId, 'confirmation', sent.at);
+}
+
 /**
  * Why the order was cancelled, in words for its customer. Compensation's reason is written for
  * support (`requested by <support person>`, `billing dead-lettered after 3 requeues`): the customer

@@ -20,6 +20,7 @@ import type { OrderDocument } from '../domain/order';
 import { ACTIVE_STATES, IN_FLIGHT } from '../domain/orderState';
 import { DEAD_LETTER_WITHOUT_ORDER_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
+import { recordSentConfirmation } from '../services/notices';
 import type { MonitorClient } from '../services/ports';
 import { sendNumber } from '../services/publishing';
 import { reconcileHolds } from '../services/stock';
@@ -160,6 +161,9 @@ export async function recordDeadLetter(
     // after it would never be tried again if that failed (throttled as the completer was).
     const finished = order.state === 'completed' || order.state === 'cancelled';
     const holds = finished || service === 'inventory' ? await reconcileHolds(order, deps) : undefined;
+    // Likewise a confirmation the last notification delivery sent before it died, when
+    // compensation had overtaken it: its redelivery would have put it on the order.
+    if (service === 'notification' && !order.notified.confirmation) await recordSentConfirmation(order.id, deps);
     const why = later !== undefined && IN_FLIGHT.includes(current) ? `send ${later} to ${service} is in play` : `${service} already ${current}, order ${order.state}`;
     await deps.orders.appendTimeline(order.id, { ...entry, detail: notedDeadLetterDetail(message.messageId, why) });
     log.info(`${service}-deadletter-noted`, { status: current, state: order.state, ...(holds ? { holds } : {}) });

@@ -467,6 +467,22 @@ describe('recordDeadLetter', () => {
     expect([after.available, after.reserved]).toEqual([before.available, before.reserved]);
   });
 
+  it('puts on the order a confirmation that went out before the last notification delivery died, when compensation overtook it', async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    // The delivery sent the confirmation and died before its `done`; compensation began, so the
+    // redeliveries were not claimed, and the last one died too.
+    seedOrder(deps, { state: 'compensating' }, { notification: 'processing' });
+    const at = '2026-01-01T00:00:03.000Z';
+    await deps.notifications.send({ id: 'order-1:confirmation', orderId: 'order-1', kind: 'confirmation', customerId: 'c-1', message: 'confirmed', at });
+    const message = { body: body('order-1'), messageId: 'event-1', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
+    expect((await recordDeadLetter('notification', message, { deps, monitor, log: silent })).outcome).toBe('noted');
+    // The customer has it: so does the order, once.
+    expect(deps.orders.docs.get('order-1')!.notifications).toEqual([{ kind: 'confirmation', at }]);
+    await recordDeadLetter('notification', message, { deps, monitor, log: silent });
+    expect(deps.orders.docs.get('order-1')!.notifications).toHaveLength(1);
+  });
+
   it("puts a completed order's holds right on the next sweep when Cosmos DB did not serve that the first time: the noted dead-letter is not taken for done", async () => {
     const deps = memoryDependencies();
     const monitor = new RecordingMonitor();
