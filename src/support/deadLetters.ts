@@ -133,6 +133,11 @@ export async function recordDeadLetter(
     reason,
     detail: marker,
   };
+  // A notification delivery may have sent the confirmation and died before recording it; the
+  // redelivery that would have put it on the order never comes now. Nor may a send to the service
+  // again: the monitor may compensate the order instead. Safe while another delivery may be about
+  // to record it: its `done` patch leaves out a notice already on the order.
+  if (service === 'notification' && !order.notified.confirmation) await recordSentConfirmation(order.id, deps);
   const current = order.status[service];
   // An older send of the order's event to this service, found dead-lettered after the monitor sent
   // a newer one (the sweep records late): the newer message is in play, and marking the service
@@ -161,9 +166,6 @@ export async function recordDeadLetter(
     // after it would never be tried again if that failed (throttled as the completer was).
     const finished = order.state === 'completed' || order.state === 'cancelled';
     const holds = finished || service === 'inventory' ? await reconcileHolds(order, deps) : undefined;
-    // Likewise a confirmation the last notification delivery sent before it died, when
-    // compensation had overtaken it: its redelivery would have put it on the order.
-    if (service === 'notification' && !order.notified.confirmation) await recordSentConfirmation(order.id, deps);
     const why = later !== undefined && IN_FLIGHT.includes(current) ? `send ${later} to ${service} is in play` : `${service} already ${current}, order ${order.state}`;
     await deps.orders.appendTimeline(order.id, { ...entry, detail: notedDeadLetterDetail(message.messageId, why) });
     log.info(`${service}-deadletter-noted`, { status: current, state: order.state, ...(holds ? { holds } : {}) });

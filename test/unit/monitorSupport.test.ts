@@ -3,6 +3,7 @@ import type { OrderDocument, ServiceStatus } from '../../src/domain/order';
 import { monitorSnapshotOf, TIMELINE } from '../../src/domain/monitorPolicy';
 import { MAX_SUPPORT_COMPENSATIONS, MAX_SUPPORT_REQUEUES, newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
+import { sendCancellation } from '../../src/services/notices';
 import { requestCompensation, requestRequeue } from '../../src/support/actions';
 import { recordDeadLetter } from '../../src/support/deadLetters';
 import { assertRefundsWork, type CompensationFaultStore } from '../../src/support/faults';
@@ -467,20 +468,25 @@ describe('recordDeadLetter', () => {
     expect([after.available, after.reserved]).toEqual([before.available, before.reserved]);
   });
 
-  it('puts on the order a confirmation that went out before the last notification delivery died, when compensation overtook it', async () => {
+  it.each([
+    // Compensation began before the redeliveries, so none was claimed, and the last one died too.
+    ['compensating', 'noted'],
+    // Every delivery died; the monitor may compensate (billing failed too) rather than send it again.
+    ['processing', 'recorded'],
+  ] as const)('puts on the order a confirmation that went out before the last notification delivery died (order %s)', async (state, outcome) => {
     const deps = memoryDependencies();
     const monitor = new RecordingMonitor();
-    // The delivery sent the confirmation and died before its `done`; compensation began, so the
-    // redeliveries were not claimed, and the last one died too.
-    seedOrder(deps, { state: 'compensating' }, { notification: 'processing' });
+    // A delivery sent the confirmation and its host died before its `done`.
+    seedOrder(deps, { state }, { notification: 'processing' });
     const at = '2026-01-01T00:00:03.000Z';
     await deps.notifications.send({ id: 'order-1:confirmation', orderId: 'order-1', kind: 'confirmation', customerId: 'c-1', message: 'confirmed', at });
     const message = { body: body('order-1'), messageId: 'event-1', deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' };
-    expect((await recordDeadLetter('notification', message, { deps, monitor, log: silent })).outcome).toBe('noted');
-    // The customer has it: so does the order, once.
-    expect(deps.orders.docs.get('order-1')!.notifications).toEqual([{ kind: 'confirmation', at }]);
+    expect((await recordDeadLetter('notification', message, { deps, monitor, log: silent })).outcome).toBe(outcome);
     await recordDeadLetter('notification', message, { deps, monitor, log: silent });
-    expect(deps.orders.docs.get('order-1')!.notifications).toHaveLength(1);
+    // Compensation ends it; nothing comes back for that message any more.
+    await sendCancellation((await deps.orders.get('order-1'))!, deps);
+    // The customer got the confirmation: the order shows it, once.
+    expect(deps.orders.docs.get('order-1')!.notifications.map((n) => n.kind).sort()).toEqual(['cancellation', 'confirmation']);
   });
 
   it("puts a completed order's holds right on the next sweep when Cosmos DB did not serve that the first time: the noted dead-letter is not taken for done", async () => {
