@@ -13,6 +13,7 @@ import {
   TIMELINE,
 } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
+import { isReadyToComplete } from '../domain/orderState';
 import type { CompensationOutcome } from '../domain/saga';
 import { ORDER_NEEDS_ATTENTION_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from './dependencies';
@@ -30,7 +31,9 @@ const RUN_MAY_BEGIN: readonly OrderDocument['state'][] = ['accepted', 'processin
 const BEGIN_READS = 5;
 
 /**
- * Moves the order to `compensating` and counts the run; null when the order finished meanwhile.
+ * Moves the order to `compensating` and counts the run; null when the order finished meanwhile, or
+ * is about to: its three services are all done (the monitor decided from an order read before the
+ * last of them finished), and it is completed, not cancelled.
  * `run` counts the runs since compensation was last asked for (a person asking again after
  * `attention` gets fresh runs); `attempt` counts every run the order ever had, and names the run's
  * sub-orchestration, so a later run never reuses (and replaces) an earlier run's instance.
@@ -49,6 +52,10 @@ export async function beginCompensationRun(
 ): Promise<{ run: number; attempt: number } | null> {
   let current: OrderDocument | undefined = order;
   for (let read = 1; current && RUN_MAY_BEGIN.includes(current.state); read++) {
+    if (isReadyToComplete(current)) {
+      log.info('compensation-not-begun-order-done', { reason: start.reason });
+      return null;
+    }
     const latest = [...current.timeline].reverse().find((e) => e.kind === TIMELINE.compensationStarted);
     // A person who asked to compensate since that run began (after it ended in attention) is owed
     // a run of their own: the step's run is past, and its outcome would be set aside as superseded.

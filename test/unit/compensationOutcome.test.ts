@@ -101,6 +101,20 @@ describe('beginCompensationRun', () => {
     expect(await beginCompensationRun(order, { reason: 'stuck', step: 'step-a' }, deps, silent)).toBeNull();
     expect(deps.orders.docs.get('o-1')!.timeline).toEqual([]);
   });
+
+  it('begins nothing on an order whose last service finished after the monitor read it: it is about to complete', async () => {
+    const deps = memoryDependencies();
+    // The monitor read billing still processing (stuck, say) and decided to compensate; billing's
+    // `done` lands before the begin's write, and the consumer's completing patch has not yet.
+    const order = seed(deps, 'processing', []);
+    order.status = { inventory: 'done', billing: 'processing', notification: 'done' };
+    deps.orders.docs.set(order.id, structuredClone(order));
+    await deps.orders.transitionStatus(order.id, { service: 'billing', from: ['processing'], to: 'done', timeline: { at: at(1), kind: 'done', service: 'billing' } });
+    expect(await beginCompensationRun(order, { reason: 'billing stuck', step: 'step-a' }, deps, silent)).toBeNull();
+    const stored = deps.orders.docs.get('o-1')!;
+    expect(stored.state).toBe('processing');
+    expect(stored.timeline.map((e) => e.kind)).toEqual(['done']);
+  });
 });
 
 describe('finishCompensationRun', () => {
