@@ -2,6 +2,7 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 import type { DurableClient } from 'durable-functions';
 import { getMaxListeners } from 'node:events';
 import { DurableMonitorClient } from '../../src/azure/durableMonitorClient';
+import type { OrderDocument, TimelineEntry } from '../../src/domain/order';
 import { handleGetInventoryItem, handleListInventory } from '../../src/http/inventoryRoutes';
 import { handleCreateOrder, handleGetOrder, handleListOrders } from '../../src/http/orderRoutes';
 import { createLogger } from '../../src/log';
@@ -658,11 +659,17 @@ describe('GET /api/orders/{id}', () => {
     ]);
   });
 
-  it("shows a compensating order's latest run with its status: the step it is on and a wait for Cosmos DB", async () => {
+  /** A placed order moved to `compensating`, its timeline given these entries. */
+  async function compensatingOrder(...entries: TimelineEntry[]): Promise<{ orderId: string; stored: OrderDocument }> {
     const { orderId } = json(await create(order));
     const stored = deps.orders.docs.get(orderId)!;
     stored.state = 'compensating';
-    stored.timeline.push(
+    stored.timeline.push(...entries);
+    return { orderId, stored };
+  }
+
+  it("shows a compensating order's latest run with its status: the step it is on and a wait for Cosmos DB", async () => {
+    const { orderId, stored } = await compensatingOrder(
       { at: '2026-01-01T00:00:01.000Z', kind: 'compensation-started', detail: 'run 1', actor: 'monitor', reason: 'billing failed' },
       { at: '2026-01-01T00:00:02.000Z', kind: 'support-action', detail: 'compensate', actor: 'ana@contoso.com' },
       { at: '2026-01-01T00:00:03.000Z', kind: 'compensation-started', detail: 'run 2', actor: 'ana@contoso.com', reason: 'requested by ana@contoso.com' },
@@ -691,11 +698,8 @@ describe('GET /api/orders/{id}', () => {
   });
 
   it('names the run a person asked for, not begun yet, instead of the previous run under its number', async () => {
-    const { orderId } = json(await create(order));
-    const stored = deps.orders.docs.get(orderId)!;
     // Run 1 ended in attention; a person asked to compensate again, and the monitor has not begun the run.
-    stored.state = 'compensating';
-    stored.timeline.push(
+    const { orderId, stored } = await compensatingOrder(
       { at: '2026-01-01T00:00:01.000Z', kind: 'compensation-started', detail: 'run 1', actor: 'monitor', reason: 'billing failed' },
       { at: '2026-01-01T00:00:02.000Z', kind: 'attention', actor: 'monitor', reason: 'compensation could not finish: refundPayment' },
       { at: '2026-01-01T00:00:03.000Z', kind: 'support-action', detail: 'compensate', actor: 'ana@contoso.com' },
@@ -715,10 +719,7 @@ describe('GET /api/orders/{id}', () => {
   });
 
   it("answers a compensating order, statuses left out, within one status read's bound of the order when the durable backend does not answer", async () => {
-    const { orderId } = json(await create(order));
-    const stored = deps.orders.docs.get(orderId)!;
-    stored.state = 'compensating';
-    stored.timeline.push({ at: '2026-01-01T00:00:01.000Z', kind: 'compensation-started', detail: 'run 1', actor: 'monitor', reason: 'billing failed' });
+    const { orderId } = await compensatingOrder({ at: '2026-01-01T00:00:01.000Z', kind: 'compensation-started', detail: 'run 1', actor: 'monitor', reason: 'billing failed' });
     // Cosmos DB slow to answer, within the request's wait for it.
     deps.settings.storeWaitMs = 600;
     const read = deps.orders.get.bind(deps.orders);
