@@ -29,6 +29,10 @@ export interface RunStart {
 const RUN_MAY_BEGIN: readonly OrderDocument['state'][] = ['accepted', 'processing', 'compensating'];
 /** Reads of the order a begin makes when others keep writing it between its read and its write. */
 const BEGIN_READS = 5;
+/** The same for recording a run's outcome or the monitor's `attention`. */
+const OUTCOME_READS = 5;
+/** States the monitor's `attention` may be recorded from. */
+const MARK_ATTENTION_FROM: readonly OrderDocument['state'][] = ['accepted', 'processing', 'compensating'];
 
 /**
  * Moves the order to `compensating` and counts the run; null when the order finished meanwhile, or
@@ -112,50 +116,78 @@ export async function finishCompensationRun(
   deps: OrderSagaDependencies,
   log: Logger,
 ): Promise<{ recorded: boolean; superseded?: true }> {
-  const runs = compensationRunsStarted(order);
-  const askedSince = compensationAskedSinceLastRun(order);
-  if ((run.attempt !== undefined && run.attempt < runs) || askedSince !== undefined) {
-    log.info('compensation-superseded', { attempt: run.attempt, latest: runs, outcome: run.outcome, askedBy: askedSince?.by });
-    return { recorded: false, superseded: true };
-  }
   const at = deps.now();
-  const sinceStart = sinceLastCompensationRun(order);
-  for (const failure of run.failures) {
-    const detail = `${failure.name} failed after retries`;
-    // Once per run, whatever the order's state: run once more after it recorded `attention` (the
-    // host died before the engine heard it finish), it finds its failures there already.
-    if (sinceStart.some((e) => e.kind === TIMELINE.compensationFailed && e.detail === detail)) continue;
-    await deps.orders.appendTimeline(order.id, { at, kind: TIMELINE.compensationFailed, detail, reason: failure.error, actor: MONITOR_ACTOR });
+  let current: OrderDocument | undefined = order;
+  for (let read = 1; current; read++) {
+    const runs = compensationRunsStarted(current);
+    const askedSince = compensationAskedSinceLastRun(current);
+    if ((run.attempt !== undefined && run.attempt < runs) || askedSince !== undefined) {
+      log.info('compensation-superseded', { attempt: run.attempt, latest: runs, outcome: run.outcome, askedBy: askedSince?.by });
+      return { recorded: false, superseded: true };
+    }
+    if (current.state !== 'compensating') return { recorded: false };
+    const sinceStart = sinceLastCompensationRun(current);
+    let length = current.timeline.length;
+    for (const failure of run.failures) {
+      const detail = `${failure.name} failed after retries`;
+      // Once per run, whatever the order's state: run once more after it recorded `attention` (the
+      // host died before the engine heard it finish), it finds its failures there already.
+      if (sinceStart.some((e) => e.kind === TIMELINE.compensationFailed && e.detail === detail)) continue;
+      const entry = { at, kind: TIMELINE.compensationFailed, detail, reason: failure.error, actor: MONITOR_ACTOR };
+      if (await deps.orders.appendTimeline(current.id, entry, { whenTimelineLength: length })) length += 1;
+    }
+    // Written only onto the order as read: a copy of this activity that read the order before a
+    // twin recorded `attention`, and a person then asked to compensate again (which moves the order
+    // back to `compensating`), would otherwise put the order back in `attention` and drop the
+    // person's request. A copy that finds the order changed reads it again and decides anew.
+    const updated = await deps.orders.transitionState(current.id, {
+      from: ['compensating'],
+      to: run.outcome,
+      whenTimelineLength: length,
+      timeline: {
+        at,
+        kind: run.outcome === 'cancelled' ? TIMELINE.cancelled : TIMELINE.attention,
+        reason: run.outcome === 'cancelled' ? run.reason : `compensation could not finish: ${run.failures.map((f) => f.name).join(', ')}`,
+        actor: MONITOR_ACTOR,
+      },
+    });
+    if (updated) {
+      // The alert goes with the outcome it announces: a run again after recording it raises none.
+      if (run.outcome === 'cancelled') log.info('order-cancelled', { reason: run.reason });
+      else log.warn(ORDER_NEEDS_ATTENTION_EVENT, { failures: run.failures });
+      return { recorded: true };
+    }
+    if (read >= OUTCOME_READS) throw new Error(`the order changed on each of ${OUTCOME_READS} reads; the run's outcome was not recorded`);
+    current = await deps.orders.get(order.id);
   }
-  const updated = await deps.orders.transitionState(order.id, {
-    from: ['compensating'],
-    to: run.outcome,
-    timeline: {
-      at,
-      kind: run.outcome === 'cancelled' ? TIMELINE.cancelled : TIMELINE.attention,
-      reason: run.outcome === 'cancelled' ? run.reason : `compensation could not finish: ${run.failures.map((f) => f.name).join(', ')}`,
-      actor: MONITOR_ACTOR,
-    },
-  });
-  // The alert goes with the outcome it announces: a run again after recording it raises none.
-  if (!updated) return { recorded: false };
-  if (run.outcome === 'cancelled') log.info('order-cancelled', { reason: run.reason });
-  else log.warn(ORDER_NEEDS_ATTENTION_EVENT, { failures: run.failures });
-  return { recorded: true };
+  return { recorded: false };
 }
 
-/** The monitor's `attention` (compensation runs used up), unless a person has asked to compensate since the last run began. */
+/**
+ * The monitor's `attention` (compensation runs used up), unless a person has asked to compensate
+ * since the last run began. Written only onto the order as read, for the same reason as a run's
+ * outcome: a stale copy must not undo a person's request made after a twin recorded `attention`.
+ */
 export async function markAttention(order: OrderDocument, reason: string, deps: OrderSagaDependencies, log: Logger): Promise<{ attention: boolean }> {
-  const askedSince = compensationAskedSinceLastRun(order);
-  if (askedSince) {
-    log.info('attention-superseded', { askedBy: askedSince.by });
-    return { attention: false };
+  let current: OrderDocument | undefined = order;
+  for (let read = 1; current && MARK_ATTENTION_FROM.includes(current.state); read++) {
+    const askedSince = compensationAskedSinceLastRun(current);
+    if (askedSince) {
+      log.info('attention-superseded', { askedBy: askedSince.by });
+      return { attention: false };
+    }
+    const updated = await deps.orders.transitionState(current.id, {
+      from: MARK_ATTENTION_FROM,
+      to: 'attention',
+      whenTimelineLength: current.timeline.length,
+      timeline: { at: deps.now(), kind: TIMELINE.attention, reason, actor: MONITOR_ACTOR },
+    });
+    if (updated) {
+      log.warn(ORDER_NEEDS_ATTENTION_EVENT, { reason });
+      return { attention: true };
+    }
+    if (read >= OUTCOME_READS) throw new Error(`the order changed on each of ${OUTCOME_READS} reads; attention was not recorded`);
+    current = await deps.orders.get(current.id);
   }
-  const updated = await deps.orders.transitionState(order.id, {
-    from: ['accepted', 'processing', 'compensating'],
-    to: 'attention',
-    timeline: { at: deps.now(), kind: TIMELINE.attention, reason, actor: MONITOR_ACTOR },
-  });
-  if (updated) log.warn(ORDER_NEEDS_ATTENTION_EVENT, { reason });
-  return { attention: updated !== undefined };
+  return { attention: false };
 }

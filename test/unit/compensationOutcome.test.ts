@@ -1,16 +1,19 @@
 /** How a compensation run ends on the order, when its activity runs once more after a restart. */
-import { TIMELINE } from '../../src/domain/monitorPolicy';
+import { compensationAskedSinceLastRun, TIMELINE } from '../../src/domain/monitorPolicy';
 import type { OrderDocument, TimelineEntry } from '../../src/domain/order';
 import { newOrder } from '../../src/domain/orderState';
 import { createLogger, ORDER_NEEDS_ATTENTION_EVENT } from '../../src/log';
 import { beginCompensationRun, finishCompensationRun, markAttention } from '../../src/services/compensationOutcome';
-import { memoryDependencies, type MemoryDependencies } from './support/memoryStores';
+import { requestCompensation } from '../../src/support/actions';
+import type { SupportPrincipal } from '../../src/support/principal';
+import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 const silent = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
 const at = (s: number) => `2026-01-01T00:00:${String(s).padStart(2, '0')}.000Z`;
 const started = (s: number, run: number): TimelineEntry => ({ at: at(s), kind: TIMELINE.compensationStarted, detail: `run ${run}`, actor: 'monitor' });
 const asked = (s: number): TimelineEntry => ({ at: at(s), kind: TIMELINE.supportAction, detail: 'compensate', actor: 'bo@contoso.com' });
 const attention = (s: number): TimelineEntry => ({ at: at(s), kind: TIMELINE.attention, reason: 'compensation could not finish: refundPayment', actor: 'monitor' });
+const bo: SupportPrincipal = { name: 'bo@contoso.com', roles: ['support'], source: 'app-service-auth' };
 const refundFailed = { outcome: 'attention' as const, failures: [{ name: 'refundPayment' as const, error: 'gateway down' }], reason: 'billing dead-lettered' };
 
 function seed(deps: MemoryDependencies, state: OrderDocument['state'], timeline: TimelineEntry[]): OrderDocument {
@@ -150,6 +153,22 @@ describe('finishCompensationRun', () => {
     expect(deps.orders.docs.get('o-1')!.state).toBe('compensating');
   });
 
+  it("a copy that read the order before its twin recorded attention does not undo a person's request made since", async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'compensating', [started(1, 1)]);
+    // The engine ran the activity twice at once: both copies read the order before either wrote.
+    const stale = structuredClone(order);
+    expect(await finishCompensationRun(order, { ...refundFailed, attempt: 1 }, deps, silent)).toEqual({ recorded: true });
+    // A person asks to compensate again: the request and `compensating` in one write.
+    const answer = await requestCompensation('o-1', bo, { deps, monitor: new RecordingMonitor(), log: silent });
+    expect(answer).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+    expect(await finishCompensationRun(stale, { ...refundFailed, attempt: 1 }, deps, silent)).toEqual({ recorded: false, superseded: true });
+    const stored = deps.orders.docs.get('o-1')!;
+    expect(stored.state).toBe('compensating');
+    expect(compensationAskedSinceLastRun(stored)).toEqual({ by: bo.name, at: expect.any(String) });
+    expect(stored.timeline.filter((e) => e.kind === TIMELINE.compensationFailed)).toHaveLength(1);
+  });
+
   it('an earlier run than the latest is superseded too', async () => {
     const deps = memoryDependencies();
     const order = seed(deps, 'compensating', [started(1, 1), started(2, 2)]);
@@ -172,5 +191,18 @@ describe('markAttention', () => {
     const order = seed(deps, 'compensating', [started(1, 1), attention(2), asked(3)]);
     expect(await markAttention(order, 'compensation runs used up', deps, silent)).toEqual({ attention: false });
     expect(deps.orders.docs.get('o-1')!.state).toBe('compensating');
+  });
+
+  it("a copy that read the order before its twin recorded attention does not undo a person's request made since", async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'compensating', [started(1, 1), started(2, 2)]);
+    const stale = structuredClone(order);
+    expect(await markAttention(order, 'compensation runs used up', deps, silent)).toEqual({ attention: true });
+    const answer = await requestCompensation('o-1', bo, { deps, monitor: new RecordingMonitor(), log: silent });
+    expect(answer).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+    expect(await markAttention(stale, 'compensation runs used up', deps, silent)).toEqual({ attention: false });
+    const stored = deps.orders.docs.get('o-1')!;
+    expect(stored.state).toBe('compensating');
+    expect(stored.timeline.filter((e) => e.kind === TIMELINE.attention)).toHaveLength(1);
   });
 });
