@@ -83,7 +83,12 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
       if (!updated) return { requeued: false, reason: 'billing moved on' };
       order = updated;
     } else if (input.requestedBy && IN_FLIGHT.includes(order.status.billing)) {
-      await deps.orders.appendTimeline(order.id, entry);
+      // Only onto the order as read, as the status patch above is conditional: a twin of this
+      // activity that read the same pending request would otherwise record it carried out twice.
+      // A write lost to any other change leaves the request pending for the monitor's next turn.
+      const appended = await deps.orders.appendTimeline(order.id, entry, { whenTimelineLength: order.timeline.length });
+      if (!appended) return { requeued: false, reason: 'the order changed since it was read' };
+      order = { ...order, timeline: [...order.timeline, entry] };
     } else {
       return { requeued: false, reason: `billing is ${order.status.billing}` };
     }

@@ -930,6 +930,20 @@ describe('the monitor over a simulated order', () => {
     expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1']);
   });
 
+  it("carries out a person's requeue of a billing in flight once when the engine runs its activity twice at once", async () => {
+    // Both copies read the order, with the request pending, before either wrote: the second must
+    // not record the same request carried out again.
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    await world.createOrder();
+    expect(await requestRequeue(ORDER_ID, ana, { deps: world.deps, monitor: world, log: silent })).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+    const requeue = () => activity('requeueBilling', { attempt: 1, requestedBy: ana.name });
+    await Promise.all([requeue(), requeue()]);
+    const order = await world.order();
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.requeued)).toEqual([expect.objectContaining({ actor: ana.name, detail: 'attempt 1' })]);
+    expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1']);
+  });
+
   it('ends an order whose consumers never answer, within bounded turns and time, after no more sends than the policy allows', async () => {
     await fc.assert(
       fc.asyncProperty(scenarioArb({ fates: fc.array(fc.constantFrom<Fate>('lost', 'late', 'crash', 'deadletter'), { maxLength: 40 }), afterwards: fc.constant<Fate>('lost') }), async (scenario) => {
