@@ -27,9 +27,8 @@
  * charges less refunds the total or 0, one confirmation or one cancellation notice, a completed
  * order with all three services done and never compensated.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
-import type { InvocationContext } from '@azure/functions';
 import fc from 'fast-check';
+import { activityContext, mockActivities, mockOperation, silentSink } from './support/operationActivities';
 import type { CatalogItem } from '../../src/domain/catalog';
 import type { OrderDocument, OrderState } from '../../src/domain/order';
 import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
@@ -44,42 +43,10 @@ import { recordDeadLetter } from '../../src/support/deadLetters';
 import { MAX_DELIVERY_COUNT, MAX_DELIVERY_COUNT_EXCEEDED, SERVICES, type ServiceName } from '../../src/topology';
 import { ACTIVITY, COMPENSATION_ACTIVITY, isStoreOutageFailure, type CompensationStart } from '../../orchestrators/names';
 import { isStoreUnavailable } from '../../src/azure/cosmosErrors';
+import { storesThrough } from './support/callsThrough';
 import { memoryDependencies, MemoryInventoryStore, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
-// The activities run for real: the durable SDK only hands their handlers over here, and
-// `appDependencies()` is the stores as the operation that called it sees them (each operation has
-// its own view, which dies with its host).
-type Handler = (input: unknown, context: InvocationContext) => Promise<unknown>;
-const mockActivities = new Map<string, Handler>();
-const mockOperation = new AsyncLocalStorage<OrderSagaDependencies>();
-jest.mock('durable-functions', () => ({
-  app: { activity: (name: string, options: { handler: Handler }) => mockActivities.set(name, options.handler) },
-}));
-jest.mock('../../src/services/dependencies', () => ({
-  ...jest.requireActual('../../src/services/dependencies'),
-  appDependencies: () => {
-    const deps = mockOperation.getStore();
-    if (!deps) throw new Error('appDependencies() called outside an operation');
-    return deps;
-  },
-}));
-// Refunds work here: the refund switch is another test's business.
-jest.mock('../../src/support/faults', () => ({
-  ...jest.requireActual('../../src/support/faults'),
-  appCompensationFaults: () => ({ refundFails: async () => false, setRefundFails: async () => undefined }),
-}));
-jest.mock('../../src/azure/subscriptionBacklog', () => ({
-  oldestWaitingMessage: async () => undefined,
-}));
-// Required after the mocks' holders exist: the SDK's mock registers into them on load.
-/* eslint-disable @typescript-eslint/no-require-imports */
-require('../../activities/compensationActivities');
-require('../../activities/monitorActivities');
-/* eslint-enable @typescript-eslint/no-require-imports */
-
-const silentSink = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const log = createLogger(silentSink);
-const context = (name: string) => ({ functionName: name, ...silentSink, log: () => undefined }) as unknown as InvocationContext;
 
 /** Scarce stock, so two orders (or one order's two lines) can run out. */
 const CATALOG: readonly Omit<CatalogItem, 'reserved' | 'holds'>[] = [
@@ -237,31 +204,11 @@ class World {
       }
       return result;
     };
-    const view = <T extends object>(store: T): T =>
-      new Proxy(store, {
-        get(target, property) {
-          const value = Reflect.get(target, property, target) as unknown;
-          return typeof value === 'function' ? (...args: unknown[]) => call(String(property), () => value.apply(target, args)) : value;
-        },
-      });
-    const base = this.deps;
-    const deps: OrderSagaDependencies = {
-      orders: view(base.orders),
-      inventory: view(base.inventory),
-      payments: view(base.payments),
-      notifications: view(base.notifications),
-      idempotency: view(base.idempotency),
-      control: view(base.control),
-      deadLetters: view(base.deadLetters),
-      publisher: view(base.publisher),
-      settings: base.settings,
-      // The simulated work: another operation may go on meanwhile.
-      sleep: async () => {
-        for (let turn = 0; turn <= workTurns; turn++) await this.gate(`${label}: sleep`);
-        if (state.dead) throw new HostDied();
-      },
-      now: base.now,
-    };
+    // The simulated work: another operation may go on meanwhile.
+    const deps = storesThrough(this.deps, call, async () => {
+      for (let turn = 0; turn <= workTurns; turn++) await this.gate(`${label}: sleep`);
+      if (state.dead) throw new HostDied();
+    });
     const outcome: Outcome = { died: false };
     try {
       outcome.value = await mockOperation.run(deps, () => work(deps));
@@ -321,7 +268,7 @@ class World {
   private async activity<T>(order: OrderDocument, name: string, input: object, label: string): Promise<T> {
     const handler = mockActivities.get(name)!;
     for (let failures = 0; ; ) {
-      const outcome = await this.operate(`${name} ${label}`, () => handler({ orderId: order.id, correlationId: order.correlationId, ...input }, context(name)));
+      const outcome = await this.operate(`${name} ${label}`, () => handler({ orderId: order.id, correlationId: order.correlationId, ...input }, activityContext(name)));
       if (outcome.died) continue;
       if (outcome.error === undefined) return outcome.value as T;
       this.trace.push(`${name} ${label} failed: ${String(outcome.error)}`);

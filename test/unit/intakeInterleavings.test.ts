@@ -28,6 +28,7 @@ import { handleCreateOrder } from '../../src/http/orderRoutes';
 import type { MonitorClient } from '../../src/services/ports';
 import type { OrderSagaDependencies } from '../../src/services/dependencies';
 import { SERVICES, TARGET_PROPERTY } from '../../src/topology';
+import { callsThrough } from './support/callsThrough';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 /** What the host dying looks like to the request it was running: nothing it asks for lands any more. */
@@ -185,13 +186,7 @@ class World {
       }
       return result;
     };
-    const view = <T extends object>(target: T, dependency: Dependency): T =>
-      new Proxy(target, {
-        get(t, property) {
-          const value = Reflect.get(t, property, t) as unknown;
-          return typeof value === 'function' ? (...args: unknown[]) => call(String(property), dependency, () => value.apply(t, args)) : value;
-        },
-      });
+    const view = <T extends object>(target: T, dependency: Dependency): T => callsThrough(target, (name, land) => call(name, dependency, land));
     const base = this.deps;
     const deps: OrderSagaDependencies = {
       ...base,

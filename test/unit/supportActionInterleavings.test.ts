@@ -15,9 +15,8 @@
  * Time is not modelled (test/unit/monitorPolicyProperties.test.ts does that): every backoff is over
  * and no consumer counts as stuck, so the monitor acts on what it reads and waits for the rest.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
-import type { InvocationContext } from '@azure/functions';
 import fc from 'fast-check';
+import { activityContext, mockActivities, mockOperation, mockRefunds, silentSink } from './support/operationActivities';
 import { SEED_CATALOG } from '../../src/domain/catalog';
 import type { OrderDocument } from '../../src/domain/order';
 import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
@@ -43,38 +42,10 @@ import { recordDeadLetter } from '../../src/support/deadLetters';
 import type { SupportPrincipal } from '../../src/support/principal';
 import { MAX_DELIVERY_COUNT, MAX_DELIVERY_COUNT_EXCEEDED, SERVICES, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
 import { ACTIVITY, COMPENSATION_ACTIVITY, type CompensationStart } from '../../orchestrators/names';
+import { storesThrough } from './support/callsThrough';
 import { memoryDependencies, type MemoryDependencies } from './support/memoryStores';
 
-// The activities run for real, each with the stores as its own operation sees them.
-type Handler = (input: unknown, context: InvocationContext) => Promise<unknown>;
-const mockActivities = new Map<string, Handler>();
-const mockOperation = new AsyncLocalStorage<OrderSagaDependencies>();
-const mockRefunds = { failuresLeft: 0 };
-jest.mock('durable-functions', () => ({
-  app: { activity: (name: string, options: { handler: Handler }) => mockActivities.set(name, options.handler) },
-}));
-jest.mock('../../src/services/dependencies', () => ({
-  ...jest.requireActual('../../src/services/dependencies'),
-  appDependencies: () => {
-    const deps = mockOperation.getStore();
-    if (!deps) throw new Error('appDependencies() called outside an operation');
-    return deps;
-  },
-}));
-// The refund switch: on for the scenario's first refunds, so compensation runs end in `attention`.
-jest.mock('../../src/support/faults', () => ({
-  ...jest.requireActual('../../src/support/faults'),
-  appCompensationFaults: () => ({ refundFails: async () => mockRefunds.failuresLeft-- > 0, setRefundFails: async () => undefined }),
-}));
-jest.mock('../../src/azure/subscriptionBacklog', () => ({ oldestWaitingMessage: async () => undefined }));
-/* eslint-disable @typescript-eslint/no-require-imports */
-require('../../activities/compensationActivities');
-require('../../activities/monitorActivities');
-/* eslint-enable @typescript-eslint/no-require-imports */
-
-const silentSink = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const log = createLogger(silentSink);
-const context = (name: string) => ({ functionName: name, ...silentSink, log: () => undefined }) as unknown as InvocationContext;
 
 const ORDER_ID = '00000000-0000-4000-8000-000000000001';
 const SKU = SEED_CATALOG[0]!;
@@ -206,26 +177,7 @@ class World implements MonitorClient {
       if (faulty) throw Object.assign(new Error('request timed out'), { code: 'TimeoutError' });
       return result;
     };
-    const view = <S extends object>(store: S): S =>
-      new Proxy(store, {
-        get(target, property) {
-          const value = Reflect.get(target, property, target) as unknown;
-          return typeof value === 'function' ? (...args: unknown[]) => call(String(property), () => value.apply(target, args)) : value;
-        },
-      });
-    const base = this.deps;
-    const deps: OrderSagaDependencies = {
-      ...base,
-      orders: view(base.orders),
-      inventory: view(base.inventory),
-      payments: view(base.payments),
-      notifications: view(base.notifications),
-      idempotency: view(base.idempotency),
-      control: view(base.control),
-      deadLetters: view(base.deadLetters),
-      publisher: view(base.publisher),
-      sleep: async () => this.gate(`${label}: sleep`),
-    };
+    const deps = storesThrough(this.deps, call, async () => this.gate(`${label}: sleep`));
     return mockOperation.run(deps, () => work(deps));
   }
 
@@ -316,7 +268,7 @@ class World implements MonitorClient {
     const run = async (copy: number): Promise<T> => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return (await this.operate(`${name}.${copy}`, () => mockActivities.get(name)!({ orderId: ORDER_ID, correlationId: 'corr-1', ...input }, context(name)))) as T;
+          return (await this.operate(`${name}.${copy}`, () => mockActivities.get(name)!({ orderId: ORDER_ID, correlationId: 'corr-1', ...input }, activityContext(name)))) as T;
         } catch (err) {
           if (attempt >= 3) throw err;
         }
