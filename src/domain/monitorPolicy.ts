@@ -77,9 +77,22 @@ export function republishedMessageId(detail: string | undefined): string | undef
   return detail !== undefined && at >= 0 ? detail.slice(at + REPUBLISHED_MESSAGE.length) : undefined;
 }
 
-/** Targeted sends of the order's event to `service` so far: one `republished` entry each. */
+/**
+ * Targeted sends of the order's event to `service` so far: one a message, however often its
+ * `republished` entry was written (two copies of one step may both send it, duplicate detection
+ * drops the second, and both write the entry). Counted by entries, a message dead-lettered later
+ * would seem to have a newer send in play that was never made, and be only noted.
+ */
 export function targetedSends(timeline: readonly TimelineEntry[], service: ServiceName): number {
-  return timeline.filter((e) => e.kind === TIMELINE.republished && e.service === service).length;
+  const named = new Set<string>();
+  let unnamed = 0;
+  for (const e of timeline) {
+    if (e.kind !== TIMELINE.republished || e.service !== service) continue;
+    const id = republishedMessageId(e.detail);
+    if (id === undefined) unnamed += 1;
+    else named.add(id);
+  }
+  return named.size + unnamed;
 }
 
 /** The timeline entry a consumer's delivery writes when it takes the order's message (its claim). */
@@ -455,6 +468,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   let compensationReason: string | undefined;
   let compensationRuns = 0;
   let latestRunStep: string | undefined;
+  const recordedSends = new Set<string>();
   const lastKind: Partial<Record<ServiceName, string>> = {};
 
   for (const entry of timeline) {
@@ -492,8 +506,12 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
       case DELIVERY_KIND:
         if (entry.service === 'billing') requeueUntaken = undefined;
         break;
-      case TIMELINE.republished:
-        // Written once the message went out, by the monitor: a targeted send of either kind.
+      case TIMELINE.republished: {
+        // Written once the message went out, by the monitor: a targeted send of either kind. A
+        // second entry of one message (two copies of one step) is not a second send.
+        const id = republishedMessageId(entry.detail);
+        if (id !== undefined && recordedSends.has(id)) break;
+        if (id !== undefined) recordedSends.add(id);
         if (entry.service) lastSentAt[entry.service] = entry.at;
         if (entry.service && entry.reason?.startsWith(REPUBLISH_REASON.stuck)) republishes[entry.service] += 1;
         else if (entry.service === 'billing' && requeueUntaken?.sending && entry.reason?.startsWith(REPUBLISH_REASON.requeue)) {
@@ -501,6 +519,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
           if (sent !== undefined) requeueUntaken.messages.push(sent);
         }
         break;
+      }
       case TIMELINE.supportAction:
         if (entry.detail === 'compensate') {
           compensationRequestedBy ??= entry.actor ?? 'support';

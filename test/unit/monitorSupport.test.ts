@@ -1,6 +1,6 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import type { OrderDocument, ServiceStatus } from '../../src/domain/order';
-import { monitorSnapshotOf, TIMELINE } from '../../src/domain/monitorPolicy';
+import { monitorSnapshotOf, targetedSends, TIMELINE } from '../../src/domain/monitorPolicy';
 import { MAX_SUPPORT_COMPENSATIONS, MAX_SUPPORT_REQUEUES, newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
 import { sendCancellation } from '../../src/services/notices';
@@ -381,6 +381,18 @@ describe('recordDeadLetter', () => {
     return deps;
   }
   const lastDeadLetter = (messageId: string) => ({ body: JSON.stringify(body('order-1')), messageId, deliveryCount: 3, deadLetterReason: 'MaxDeliveryCountExceeded' });
+
+  it('a send written twice (two copies of one step, one message) is one send: its own dead-letter counts, and the monitor counts one republish', async () => {
+    const deps = orderResentTo('billing');
+    const order = deps.orders.docs.get('order-1')!;
+    order.timeline.push({ ...order.timeline.at(-1)!, at: '2026-01-01T00:00:06.000Z' });
+    expect(targetedSends(order.timeline, 'billing')).toBe(1);
+    expect(monitorSnapshotOf(order).republishes.billing).toBe(1);
+    // Counted by its entries, a second send would seem in play, and this dead-letter only noted.
+    const monitor = new RecordingMonitor();
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect(deps.orders.docs.get('order-1')!.status.billing).toBe('deadlettered');
+  });
 
   it("an older send's dead-letter found after the monitor sent a newer one is only noted: the newer message is in play", async () => {
     const deps = orderResentTo('billing');
