@@ -11,6 +11,7 @@ import {
   latestSupportRequest,
   pendingRequeueRequest,
   REQUEUE_BILLING_FROM,
+  requeueOvertakenReason,
   requeuePendingReason,
   supportRequestLimitReason,
   theOrderIs,
@@ -42,6 +43,8 @@ export function requeueRefusal(order: ActionSubject): string | undefined {
   const billing = order.status?.billing ?? '';
   if (billing === 'failed') return 'billing failed for a business reason; compensate instead';
   if (!REQUEUE_FROM.includes(billing)) return `billing is ${statusLabel(billing)}`;
+  const overtaken = requeueOvertakenReason(order.status ?? {});
+  if (overtaken) return overtaken;
   const requeue = pendingRequeueRequest(order.timeline ?? undefined);
   return pendingCompensation(order) ?? (requeue ? requeuePendingReason(requeue) : supportRequestLimitReason(order.timeline ?? undefined, 'requeue'));
 }

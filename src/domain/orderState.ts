@@ -42,6 +42,16 @@ export function theOrderIs(state: string | undefined): string {
 /** Billing statuses from which support may requeue billing (on an active order): not finished yet. */
 export const REQUEUE_BILLING_FROM: readonly ServiceStatus[] = [...IN_FLIGHT, 'deadlettered'];
 
+/**
+ * Why a requeue of billing is pointless although billing itself may be retried: another service
+ * failed for a business reason (out of stock), so the monitor compensates the order, and a charge
+ * now would only be refunded. Undefined when none did.
+ */
+export function requeueOvertakenReason(status: Partial<Record<ServiceName, string>>): string | undefined {
+  const failed = SERVICES.find((s) => s !== 'billing' && status[s] === 'failed');
+  return failed && `${failed} failed for a business reason; the order is compensated, not retried`;
+}
+
 /** The timeline kind of a person's request (its `detail` names the action, its `actor` the person). */
 export const SUPPORT_ACTION_KIND = 'support-action';
 /** The timeline kind of a billing requeue carried out (by the monitor, for itself or for a person). */

@@ -7,7 +7,8 @@
  * When an action applies:
  * - requeue: the order is active (accepted/processing) and billing is not finished: `pending`,
  *   `processing` or `deadlettered`. Not for `done`, `compensated`, or `failed` (a business
- *   failure a retry will not fix: compensate instead), nor once compensation is asked for or
+ *   failure a retry will not fix: compensate instead), nor when another service failed for a
+ *   business reason (the monitor compensates the order), nor once compensation is asked for or
  *   running, nor once terminal.
  * - compensate: any order that is not `completed` and whose services are not all `done` (an
  *   order about to complete is not cancelled). Repeating it while compensation is requested or
@@ -25,6 +26,7 @@ import {
   latestSupportRequest,
   pendingRequeueRequest,
   REQUEUE_BILLING_FROM,
+  requeueOvertakenReason,
   supportRequestLimitReason,
   theOrderIs,
 } from '../domain/orderState';
@@ -131,6 +133,8 @@ export function requestRequeue(orderId: string, principal: SupportPrincipal, env
       const why = billing === 'failed' ? 'failed for a business reason; compensate the order instead' : `is already ${billing}`;
       return notApplicable(order, `billing ${why}`);
     }
+    const overtaken = requeueOvertakenReason(order.status);
+    if (overtaken) return notApplicable(order, overtaken);
 
     // Compensation asked for and not begun yet: billing is about to be refunded, not retried.
     const compensation = latestSupportRequest(order.timeline, 'compensate');

@@ -73,7 +73,7 @@ it.each([
             if (refusal === undefined) offered++;
             else {
               refused++;
-              expect(refusal).toMatch(/^(the order is|the order needs attention|billing|every service|compensation was asked for by bo@contoso.com|compensation was asked for \d+ times|a requeue was asked for by bo@contoso.com)/);
+              expect(refusal).toMatch(/^(the order is|the order needs attention|billing|(inventory|notification) failed for a business reason|every service|compensation was asked for by bo@contoso.com|compensation was asked for \d+ times|a requeue was asked for by bo@contoso.com)/);
             }
           }
         }
@@ -84,6 +84,13 @@ it.each([
   if (offersSome) expect(offered).toBeGreaterThan(100);
   else expect(offered).toBe(0);
   expect(refused).toBeGreaterThan(100);
+});
+
+it('refuses a requeue of billing once another service failed for a business reason: the order is compensated, a charge would be refunded', async () => {
+  const status = { inventory: 'failed', billing: 'deadlettered', notification: 'done' } as const;
+  const why = 'inventory failed for a business reason; the order is compensated, not retried';
+  expect(requeueRefusal({ state: 'processing', status })).toBe(why);
+  expect(await apiAccepts('requeue', 'processing', status, [])).toBe(false);
 });
 
 it('says an order that needs attention in words, in the portal and in the API', async () => {
