@@ -32,6 +32,7 @@ import {
 } from '../domain/orderState';
 import { MONITOR_ACTOR, TIMELINE, type SupportActionName } from '../domain/monitorPolicy';
 import { stillWaited } from '../deadline';
+import { TransientError } from '../errors';
 import type { Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import type { MonitorClient } from '../services/ports';
@@ -100,7 +101,9 @@ const RECORD_ATTEMPTS = 5;
  * Reads the order and lets `decide` act on it. `record` appends a support request to the timeline
  * as it was read: false when anything was recorded since (another request, say, from a double
  * click), and `decide` then returns RACED to decide anew on a fresh read. After a few such races
- * the request is recorded regardless.
+ * the person is asked to try again (503). A request recorded regardless would rest on a decision
+ * made from an order that has moved on: a requeue written after compensation began, which nothing
+ * carries out.
  */
 async function decideOnFreshOrder(
   orderId: string,
@@ -113,12 +116,12 @@ async function decideOnFreshOrder(
     beforeWrite();
     const order = await env.deps.orders.get(orderId, { signal });
     if (!order) return { kind: 'notFound' };
-    const unchanged = attempt < RECORD_ATTEMPTS ? { whenTimelineLength: order.timeline.length } : {};
     const result = await decide(order, (entry) => {
       beforeWrite();
-      return env.deps.orders.appendTimeline(order.id, entry, unchanged);
+      return env.deps.orders.appendTimeline(order.id, entry, { whenTimelineLength: order.timeline.length });
     });
     if (result !== RACED) return result;
+    if (attempt >= RECORD_ATTEMPTS) throw new TransientError(`the order changed on each of ${RECORD_ATTEMPTS} reads while the request was recorded; ask again`);
   }
 }
 

@@ -43,6 +43,7 @@ import type { SupportPrincipal } from '../../src/support/principal';
 import { MAX_DELIVERY_COUNT, MAX_DELIVERY_COUNT_EXCEEDED, SERVICES, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
 import { ACTIVITY, COMPENSATION_ACTIVITY, type CompensationStart } from '../../orchestrators/names';
 import { storesThrough } from './support/callsThrough';
+import { searchOptions } from './support/searchOptions';
 import { memoryDependencies, type MemoryDependencies } from './support/memoryStores';
 
 const log = createLogger(silentSink);
@@ -243,7 +244,8 @@ class World implements MonitorClient {
       for (let turn = 0; turn < request.after; turn++) await this.gate('person waits');
       const act = request.action === 'requeue' ? requestRequeue : requestCompensation;
       const who = PEOPLE[request.person]!;
-      // A request that failed is asked again, as the portal's retry or the person would.
+      // A request that failed is asked again, as the portal's retry or the person would: after a
+      // store fault, or after a 503 because the order kept changing under it (others asking at once).
       for (let attempt = 1; ; attempt++) {
         const askedFrom = (await this.order()).timeline.length;
         try {
@@ -253,7 +255,7 @@ class World implements MonitorClient {
           return;
         } catch (err) {
           this.trace.push(`${who.name} ${request.action} failed: ${String(err)}`);
-          if (attempt >= 3) throw err;
+          if (attempt >= 10) throw err;
         }
       }
     });
@@ -486,8 +488,7 @@ async function expectEveryPromiseKept(scenarios: fc.Arbitrary<Scenario>, numRuns
         throw err;
       }
     }),
-    // FC_SEED and FC_PATH replay a failure fast-check reported; FC_RUNS looks longer.
-    { numRuns: Number(process.env.FC_RUNS ?? numRuns), ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH } : {}) },
+    searchOptions(numRuns),
   );
 }
 
