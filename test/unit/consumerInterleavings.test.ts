@@ -44,6 +44,7 @@ import { MAX_DELIVERY_COUNT, MAX_DELIVERY_COUNT_EXCEEDED, SERVICES, type Service
 import { ACTIVITY, COMPENSATION_ACTIVITY, isStoreOutageFailure, type CompensationStart } from '../../orchestrators/names';
 import { isStoreUnavailable } from '../../src/azure/cosmosErrors';
 import { storesThrough } from './support/callsThrough';
+import { searchOptions } from './support/searchOptions';
 import { memoryDependencies, MemoryInventoryStore, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 const log = createLogger(silentSink);
@@ -504,8 +505,7 @@ async function expectEveryOutcomeKept(scenarios: fc.Arbitrary<Scenario>, numRuns
         throw err;
       }
     }),
-    // FC_SEED and FC_PATH replay a failure fast-check reported; FC_RUNS looks longer.
-    { numRuns: Number(process.env.FC_RUNS ?? numRuns), ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH } : {}) },
+    searchOptions(numRuns),
   );
 }
 

@@ -29,6 +29,7 @@ import type { MonitorClient } from '../../src/services/ports';
 import type { OrderSagaDependencies } from '../../src/services/dependencies';
 import { SERVICES, TARGET_PROPERTY } from '../../src/topology';
 import { callsThrough } from './support/callsThrough';
+import { searchOptions } from './support/searchOptions';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 /** What the host dying looks like to the request it was running: nothing it asks for lands any more. */
@@ -438,8 +439,7 @@ async function expectEveryPromiseKept(scenarios: fc.Arbitrary<Scenario>, numRuns
         throw err;
       }
     }),
-    // FC_SEED and FC_PATH replay a failure fast-check reported; FC_RUNS looks longer.
-    { numRuns: Number(process.env.FC_RUNS ?? numRuns), ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH } : {}) },
+    searchOptions(numRuns),
   );
 }
 

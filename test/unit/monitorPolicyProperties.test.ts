@@ -51,6 +51,7 @@ import { recordDeadLetter, type DeadLetteredMessage } from '../../src/support/de
 import type { SupportPrincipal } from '../../src/support/principal';
 import { MAX_DELIVERY_COUNT, MAX_DELIVERY_COUNT_EXCEEDED, SERVICES, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
 import type { CompensationStart, UnansweredBegin } from '../../orchestrators/names';
+import { searchOptions } from './support/searchOptions';
 import { memoryDependencies, type MemoryOrderStore } from './support/memoryStores';
 
 // The monitor's activities run for real: the durable SDK only hands their handlers over here,
@@ -209,7 +210,7 @@ const allDone = (s: MonitorSnapshot) => SERVICES.every((service) => s.status[ser
 const isAction = (step: Step) => step.kind !== 'wait';
 
 describe('decideNextStep, for any order and any policy the settings allow', () => {
-  const runs = { numRuns: 400 };
+  const runs = searchOptions(400);
 
   it('leaves a terminal order alone: done, with the order\'s state as the outcome', () => {
     fc.assert(
@@ -952,7 +953,7 @@ describe('the monitor over a simulated order', () => {
         // Nothing was ever done by every service, so the order cannot have completed.
         expect(run.order.state).not.toBe('completed');
       }),
-      { numRuns: 60 },
+      searchOptions(60),
     );
   });
 
@@ -961,7 +962,7 @@ describe('the monitor over a simulated order', () => {
       fc.asyncProperty(scenarioArb(), async (scenario) => {
         expectWithinBounds(scenario, await runMonitor(scenario));
       }),
-      { numRuns: 100 },
+      searchOptions(100),
     );
   });
 
@@ -972,7 +973,7 @@ describe('the monitor over a simulated order', () => {
         expectWithinBounds(scenario, run);
         expect(['cancelled', 'attention']).toContain(run.order.state);
       }),
-      { numRuns: 40 },
+      searchOptions(40),
     );
   });
 
@@ -981,7 +982,7 @@ describe('the monitor over a simulated order', () => {
       fc.asyncProperty(scenarioArb({ support: true }), async (scenario) => {
         expectWithinBounds(scenario, await runMonitor(scenario));
       }),
-      { numRuns: 60 },
+      searchOptions(60),
     );
   });
 
@@ -990,7 +991,7 @@ describe('the monitor over a simulated order', () => {
       fc.asyncProperty(scenarioArb({ restarts: true }), async (scenario) => {
         expectWithinBounds(scenario, await runMonitor(scenario));
       }),
-      { numRuns: 60 },
+      searchOptions(60),
     );
   });
 
@@ -1008,7 +1009,7 @@ describe('the monitor over a simulated order', () => {
         const max = scenario.policy.maxBillingRequeues;
         if (firstRun?.reason?.startsWith('billing dead-lettered')) expect(requeues).toBe(max === 0 ? 0 : max + UNTRIED_REQUEUES_FREE);
       }),
-      { numRuns: 40 },
+      searchOptions(40),
     );
   });
 
@@ -1023,7 +1024,7 @@ describe('the monitor over a simulated order', () => {
         expect(shape(skewed)).toEqual(shape(straight));
         expect(skewed.order.state).toBe(straight.order.state);
       }),
-      { numRuns: 30 },
+      searchOptions(30),
     );
   });
 });
