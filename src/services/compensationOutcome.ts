@@ -25,14 +25,35 @@ export interface RunStart {
   step?: string;
 }
 
-/** States a compensation run may begin from. */
-const RUN_MAY_BEGIN: readonly OrderDocument['state'][] = ['accepted', 'processing', 'compensating'];
-/** Reads of the order a begin makes when others keep writing it between its read and its write. */
-const BEGIN_READS = 5;
-/** The same for recording a run's outcome or the monitor's `attention`. */
-const OUTCOME_READS = 5;
-/** States the monitor's `attention` may be recorded from. */
-const MARK_ATTENTION_FROM: readonly OrderDocument['state'][] = ['accepted', 'processing', 'compensating'];
+/** States a compensation run may begin from, and the monitor's `attention` be recorded from: not finished. */
+const UNFINISHED: readonly OrderDocument['state'][] = ['accepted', 'processing', 'compensating'];
+/** Reads of the order a write makes when others keep writing it between its read and its write. */
+const READS = 5;
+/** What `decide` answers when its write found the order changed since it was read. */
+const CHANGED = Symbol('changed');
+
+/**
+ * Lets `decide` act on the order as read, its writes landing only onto that order (the timeline's
+ * length): when one finds the order changed, the order is read again and `decide` runs anew, up to
+ * READS reads, then fails (`what` did not happen) to be retried. `gone` answers for an order no
+ * longer there.
+ */
+async function onOrderAsRead<T>(
+  order: OrderDocument,
+  deps: OrderSagaDependencies,
+  what: string,
+  gone: T,
+  decide: (current: OrderDocument) => Promise<T | typeof CHANGED>,
+): Promise<T> {
+  let current: OrderDocument | undefined = order;
+  for (let read = 1; current; read++) {
+    const result = await decide(current);
+    if (result !== CHANGED) return result;
+    if (read >= READS) throw new Error(`the order changed on each of ${READS} reads; ${what}`);
+    current = await deps.orders.get(current.id);
+  }
+  return gone;
+}
 
 /**
  * Moves the order to `compensating` and counts the run; null when the order finished meanwhile, or
@@ -54,8 +75,8 @@ export async function beginCompensationRun(
   deps: OrderSagaDependencies,
   log: Logger,
 ): Promise<{ run: number; attempt: number } | null> {
-  let current: OrderDocument | undefined = order;
-  for (let read = 1; current && RUN_MAY_BEGIN.includes(current.state); read++) {
+  return onOrderAsRead(order, deps, 'the compensation run did not begin', null, async (current) => {
+    if (!UNFINISHED.includes(current.state)) return null;
     if (isReadyToComplete(current)) {
       log.info('compensation-not-begun-order-done', { reason: start.reason });
       return null;
@@ -72,7 +93,7 @@ export async function beginCompensationRun(
     const run = monitorSnapshotOf(current).compensationRuns + 1;
     const attempt = compensationRunsStarted(current) + 1;
     const updated = await deps.orders.transitionState(current.id, {
-      from: RUN_MAY_BEGIN,
+      from: UNFINISHED,
       to: 'compensating',
       whenTimelineLength: current.timeline.length,
       timeline: {
@@ -86,14 +107,10 @@ export async function beginCompensationRun(
         ...(start.step !== undefined ? { step: start.step } : {}),
       },
     });
-    if (updated) {
-      log.warn('compensation-started', { reason: start.reason, run, attempt });
-      return { run, attempt };
-    }
-    if (read >= BEGIN_READS) throw new Error(`the order changed on each of ${BEGIN_READS} reads; the compensation run did not begin`);
-    current = await deps.orders.get(current.id);
-  }
-  return null;
+    if (!updated) return CHANGED;
+    log.warn('compensation-started', { reason: start.reason, run, attempt });
+    return { run, attempt };
+  });
 }
 
 export interface FinishedRun extends CompensationOutcome {
@@ -117,8 +134,7 @@ export async function finishCompensationRun(
   log: Logger,
 ): Promise<{ recorded: boolean; superseded?: true }> {
   const at = deps.now();
-  let current: OrderDocument | undefined = order;
-  for (let read = 1; current; read++) {
+  return onOrderAsRead(order, deps, "the run's outcome was not recorded", { recorded: false }, async (current) => {
     const runs = compensationRunsStarted(current);
     const askedSince = compensationAskedSinceLastRun(current);
     if ((run.attempt !== undefined && run.attempt < runs) || askedSince !== undefined) {
@@ -151,16 +167,12 @@ export async function finishCompensationRun(
         actor: MONITOR_ACTOR,
       },
     });
-    if (updated) {
-      // The alert goes with the outcome it announces: a run again after recording it raises none.
-      if (run.outcome === 'cancelled') log.info('order-cancelled', { reason: run.reason });
-      else log.warn(ORDER_NEEDS_ATTENTION_EVENT, { failures: run.failures });
-      return { recorded: true };
-    }
-    if (read >= OUTCOME_READS) throw new Error(`the order changed on each of ${OUTCOME_READS} reads; the run's outcome was not recorded`);
-    current = await deps.orders.get(order.id);
-  }
-  return { recorded: false };
+    if (!updated) return CHANGED;
+    // The alert goes with the outcome it announces: a run again after recording it raises none.
+    if (run.outcome === 'cancelled') log.info('order-cancelled', { reason: run.reason });
+    else log.warn(ORDER_NEEDS_ATTENTION_EVENT, { failures: run.failures });
+    return { recorded: true };
+  });
 }
 
 /**
@@ -169,25 +181,21 @@ export async function finishCompensationRun(
  * outcome: a stale copy must not undo a person's request made after a twin recorded `attention`.
  */
 export async function markAttention(order: OrderDocument, reason: string, deps: OrderSagaDependencies, log: Logger): Promise<{ attention: boolean }> {
-  let current: OrderDocument | undefined = order;
-  for (let read = 1; current && MARK_ATTENTION_FROM.includes(current.state); read++) {
+  return onOrderAsRead(order, deps, 'attention was not recorded', { attention: false }, async (current) => {
+    if (!UNFINISHED.includes(current.state)) return { attention: false };
     const askedSince = compensationAskedSinceLastRun(current);
     if (askedSince) {
       log.info('attention-superseded', { askedBy: askedSince.by });
       return { attention: false };
     }
     const updated = await deps.orders.transitionState(current.id, {
-      from: MARK_ATTENTION_FROM,
+      from: UNFINISHED,
       to: 'attention',
       whenTimelineLength: current.timeline.length,
       timeline: { at: deps.now(), kind: TIMELINE.attention, reason, actor: MONITOR_ACTOR },
     });
-    if (updated) {
-      log.warn(ORDER_NEEDS_ATTENTION_EVENT, { reason });
-      return { attention: true };
-    }
-    if (read >= OUTCOME_READS) throw new Error(`the order changed on each of ${OUTCOME_READS} reads; attention was not recorded`);
-    current = await deps.orders.get(current.id);
-  }
-  return { attention: false };
+    if (!updated) return CHANGED;
+    log.warn(ORDER_NEEDS_ATTENTION_EVENT, { reason });
+    return { attention: true };
+  });
 }
