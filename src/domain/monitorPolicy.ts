@@ -515,8 +515,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
         if (entry.service) lastSentAt[entry.service] = entry.at;
         if (entry.service && entry.reason?.startsWith(REPUBLISH_REASON.stuck)) republishes[entry.service] += 1;
         else if (entry.service === 'billing' && requeueUntaken?.sending && entry.reason?.startsWith(REPUBLISH_REASON.requeue)) {
-          const sent = republishedMessageId(entry.detail);
-          if (sent !== undefined) requeueUntaken.messages.push(sent);
+          if (id !== undefined) requeueUntaken.messages.push(id);
         }
         break;
       }
