@@ -22,7 +22,7 @@ import { DEAD_LETTER_WITHOUT_ORDER_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import { recordSentConfirmation } from '../services/notices';
 import type { MonitorClient } from '../services/ports';
-import { sendNumber } from '../services/publishing';
+import { republishMessageId, sendNumber } from '../services/publishing';
 import { reconcileHolds } from '../services/stock';
 import { deadLetterPath, ORDERS_TOPIC, SUBSCRIPTIONS, type ServiceName } from '../topology';
 
@@ -64,13 +64,22 @@ export interface DeadLetterRecord {
 }
 
 /**
- * The number of the latest send of the order's event to `service` when it is later than this
- * message's (`sendNumber`). Undefined when this message is the latest send, or not one of them.
+ * The number of a send of the order's event to `service` later than this message's (`sendNumber`)
+ * that is still in play: made, and not found dead-lettered itself. Undefined when there is none,
+ * or when this message is not one of the sends. A later send already dead-lettered does not
+ * count: an older message's delivery may have claimed the service again after it (the status
+ * reads `processing` again), and once that older message dead-letters too, nothing is left to
+ * move the service until the monitor finds it stuck.
  */
-function laterSend(order: OrderDocument, service: ServiceName, messageId: string | undefined): number | undefined {
+function laterSendInPlay(order: OrderDocument, service: ServiceName, messageId: string | undefined): number | undefined {
   const own = sendNumber(order, service, messageId);
-  const latest = targetedSends(order.timeline, service);
-  return own !== undefined && latest > own ? latest : undefined;
+  if (own === undefined) return undefined;
+  for (let n = targetedSends(order.timeline, service); n > own; n--) {
+    const id = republishMessageId(order, service, n);
+    const deadLettered = order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && isDeadLetterOf(e.detail, id));
+    if (!deadLettered) return n;
+  }
+  return undefined;
 }
 
 export async function recordDeadLetter(
@@ -142,7 +151,7 @@ export async function recordDeadLetter(
   // An older send of the order's event to this service, found dead-lettered after the monitor sent
   // a newer one (the sweep records late): the newer message is in play, and marking the service
   // dead-lettered would have the monitor requeue or republish again for nothing, using up its bound.
-  const later = parsed.ok ? laterSend(order, service, message.messageId) : undefined;
+  const later = parsed.ok ? laterSendInPlay(order, service, message.messageId) : undefined;
   let updated: OrderDocument | undefined;
   if (IN_FLIGHT.includes(current) && later === undefined) {
     updated =

@@ -412,6 +412,34 @@ describe('recordDeadLetter', () => {
     expect(monitorSnapshotOf(deps.orders.docs.get('order-1')!).billingDeadLetteredAt).toBe(recordedAt);
   });
 
+  it("an older send's dead-letter after the newer send dead-lettered first is recorded: nothing else is in play", async () => {
+    const deps = orderResentTo('billing');
+    const monitor = new RecordingMonitor();
+    const order = () => deps.orders.docs.get('order-1')!;
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    // The event's own last delivery, still running, claims billing again after that and fails.
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'processing' });
+    // Only noted, billing would stay `processing` with no message left until the monitor found it stuck.
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect(order().status.billing).toBe('deadlettered');
+    expect(monitorSnapshotOf(order()).billingDeadLetteredAt).toBe(order().timeline.at(-1)!.at);
+    expect(monitor.changes).toHaveLength(2);
+  });
+
+  it("an older send's dead-letter is only noted while any send after it is still in play, not only the newest", async () => {
+    const deps = orderResentTo('billing');
+    const order = deps.orders.docs.get('order-1')!;
+    order.timeline.push({ ...order.timeline.at(-1)!, at: '2026-01-01T00:00:06.000Z', detail: 'attempt 2, message event-1:billing:2' });
+    const monitor = new RecordingMonitor();
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['pending'], to: 'processing' });
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:2'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'processing' });
+    // Send 1 has not dead-lettered: it may still be delivered.
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
+    expect(deps.orders.docs.get('order-1')!.timeline.at(-1)).toMatchObject({ detail: 'message event-1; send 1 to billing is in play' });
+    expect(deps.orders.docs.get('order-1')!.status.billing).toBe('processing');
+  });
+
   it("an inventory send's dead-letter only noted does not make inventory read as dead-lettered to the monitor: the newer send is in play", async () => {
     const deps = orderResentTo('inventory');
     const monitor = new RecordingMonitor();
