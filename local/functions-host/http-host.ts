@@ -226,11 +226,13 @@ export class HttpHost {
   async #invoke(req: FrontRequest, method: string, target: HttpFunction, params: Record<string, string>): Promise<FrontResponse> {
     const url = req.url;
     const headers: Record<string, string> = {};
+    // As the Functions host hands them to the worker (`ToRpcHttp`): names in lower case, and a
+    // header sent more than once as its values joined with a comma (`StringValues.ToString()`).
     const raw = req.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const key = raw[i]!.toLowerCase();
       const prev = headers[key];
-      headers[key] = prev === undefined ? raw[i + 1]! : `${prev}${key === 'cookie' ? '; ' : ', '}${raw[i + 1]}`;
+      headers[key] = prev === undefined ? raw[i + 1]! : `${prev},${raw[i + 1]}`;
     }
     const fullUrl = `http://${headers['host'] ?? '127.0.0.1'}${url}`;
     // A Host header or target no URL parser accepts is the client's error, not the function's.

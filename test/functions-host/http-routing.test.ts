@@ -8,16 +8,21 @@ import * as http from 'node:http';
 import { connect } from 'node:net';
 import { startHost, type HostUnderTest, logShows } from './host-process';
 
-/** Sends raw bytes (no client library to tidy them up) and returns the status line. */
-function rawStatusLine(url: string, raw: string): Promise<string> {
+/** Sends raw bytes (no client library to tidy them up) and returns the whole answer as text. */
+function rawExchange(url: string, raw: string): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname, () => socket.write(raw));
     let text = '';
     socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-    socket.on('close', () => resolve(text.split('\r\n')[0] ?? ''));
+    socket.on('close', () => resolve(text));
     socket.on('error', reject);
   });
+}
+
+/** The status line of a raw request's answer. */
+async function rawStatusLine(url: string, raw: string): Promise<string> {
+  return (await rawExchange(url, raw)).split('\r\n')[0] ?? '';
 }
 
 interface RouteCase {
@@ -108,18 +113,22 @@ describe('HTTP triggers with routePrefix "api"', () => {
     expect(seen.bodyHex).toBe(bytes.toString('hex'));
   });
 
+  it('hands the handler a header sent twice as its values joined with a comma, as the Functions host does', async () => {
+    // azure-functions-host ToRpcHttp: `pair.Value.ToString()` of ASP.NET Core's StringValues, which
+    // joins with "," (Node's own parser joins with ", ", and cookies with "; ").
+    const text = await rawExchange(
+      host.url,
+      'POST /api/upload HTTP/1.1\r\nHost: x\r\nX-Custom: a\r\nx-custom: b\r\nCookie: c1=v1\r\nCookie: c2=v2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+    );
+    expect(text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    const seen = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string> };
+    expect(seen.headers['x-custom']).toBe('a,b');
+    expect(seen.headers['cookie']).toBe('c1=v1,c2=v2');
+  });
+
   it('hands the handler no body for a request sent chunked, without a Content-Length, as the Functions host does', async () => {
     // azure-functions-host ToRpcHttp copies the body only when `request.ContentLength > 0`.
-    const { hostname, port } = new URL(host.url);
-    const text = await new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(port), hostname, () =>
-        socket.write('POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n'),
-      );
-      let out = '';
-      socket.on('data', (d: Buffer) => (out += d.toString('utf8')));
-      socket.on('close', () => resolve(out));
-      socket.on('error', reject);
-    });
+    const text = await rawExchange(host.url, 'POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n');
     expect(text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
     const seen = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string>; bodyLength: number };
     expect(seen.headers['transfer-encoding']).toBe('chunked');
