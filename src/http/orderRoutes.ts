@@ -41,15 +41,9 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
   const log = createLogger(context).with({ invocationId: context.invocationId });
   const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
   try {
-    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
-      // A header sent twice reaches the app as its values joined by ", ": a key has no space, so
-      // that is two keys, and the client is told so rather than that its key has a bad character.
-      const keys = idempotencyKey.split(', ');
-      const repeated = keys.length > 1 && keys.every((key) => IDEMPOTENCY_KEY.test(key));
-      throw new ValidationError('the Idempotency-Key header is not valid', [
-        { path: 'headers/Idempotency-Key', message: repeated ? 'must be given once' : 'must be 1 to 200 visible ASCII characters' },
-      ]);
-    }
+    const keyShape = idempotencyKey === undefined ? 'none' : idempotencyKeyShape(idempotencyKey);
+    if (keyShape === 'invalid') throw idempotencyKeyError('must be 1 to 200 visible ASCII characters');
+    if (keyShape === 'repeated') throw idempotencyKeyError(GIVEN_ONCE);
     const suppliedCorrelation = request.headers.get('x-correlation-id') ?? undefined;
     const correlationId = suppliedCorrelation !== undefined && CORRELATION_ID.test(suppliedCorrelation) ? suppliedCorrelation : undefined;
 
@@ -66,6 +60,7 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
       return bodyTooLarge(MAX_BODY_BYTES);
     }
     const env = environment(log);
+    if (keyShape === 'joined' && !(await keyInUse(idempotencyKey!, env.deps))) throw idempotencyKeyError(GIVEN_ONCE);
     const order = await readOrderRequest(bytes, idempotencyKey, env.deps, log);
     const accepted = await acceptOrder(
       order,
@@ -89,6 +84,31 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
     answer.headers = { ...(answer.headers as Record<string, string>), 'x-correlation-id': err.correlationId };
     return answer;
   }
+}
+
+const GIVEN_ONCE = 'must be given once (keys joined by a comma are several)';
+
+function idempotencyKeyError(message: string): ValidationError {
+  return new ValidationError('the Idempotency-Key header is not valid', [{ path: 'headers/Idempotency-Key', message }]);
+}
+
+/**
+ * A header sent twice reaches the app as its values joined: by "," from the Functions host on
+ * Azure (`StringValues.ToString()`) and from the local host, by ", " from Node's own parser.
+ * `repeated`: not one key (a key has no space), but keys joined; `joined`: a key that reads as
+ * keys joined by ",", which is one key only if an order was already placed under it (the rules
+ * allowed it once); `invalid`: not a key at all.
+ */
+function idempotencyKeyShape(value: string): 'key' | 'joined' | 'repeated' | 'invalid' {
+  const parts = value.split(/, ?/);
+  const several = parts.length > 1 && parts.every((part) => IDEMPOTENCY_KEY.test(part));
+  if (!IDEMPOTENCY_KEY.test(value)) return several ? 'repeated' : 'invalid';
+  return several ? 'joined' : 'key';
+}
+
+/** Whether an order was placed under this exact key. */
+async function keyInUse(idempotencyKey: string, deps: OrderSagaDependencies): Promise<boolean> {
+  return withinStoreWait(storeWaitMs(deps.settings), async (signal) => (await deps.idempotency.find(idempotencyKey, { signal })) !== undefined);
 }
 
 /** The order in a POST body, by today's rules; a `ValidationError` naming each bad field otherwise. */

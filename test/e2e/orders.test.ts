@@ -3,6 +3,7 @@
  * completion, idempotency, duplicate events, hostile input and poison messages.
  */
 import fc from 'fast-check';
+import { request } from 'node:http';
 import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
 import type { OrderDocument } from '../../src/domain/order';
 import { deadLetterPath, ORDERS_TOPIC, SERVICES, SUBSCRIPTIONS, type ServiceName } from '../../src/topology';
@@ -79,6 +80,30 @@ it('gives one order for the same Idempotency-Key sent twice, and 422 for the key
   expect(list.body.orders.filter((o: { id: string }) => o.id === a.body.orderId)).toHaveLength(1);
   const done = await e2e.system.waitForOrder<View>(a.body.orderId, allDone);
   expect(done.payment.charged).toBe(done.total);
+});
+
+it('refuses an Idempotency-Key header sent twice (400), joined as the Functions host joins it, and places nothing', async () => {
+  const key = `e2e-twice-${Date.now()}`;
+  const body = JSON.stringify({ ...order, customerId: key });
+  // fetch would join the two into one line itself: the request goes out as raw header lines.
+  const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = request(`${e2e.system.baseUrl}/api/orders`, {
+      method: 'POST',
+      headers: ['Host', new URL(e2e.system.baseUrl).host, 'Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)), 'Idempotency-Key', `${key}-a`, 'Idempotency-Key', `${key}-b`],
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  expect(answer.status).toBe(400);
+  expect(JSON.parse(answer.text).errors).toEqual([{ path: 'headers/Idempotency-Key', message: 'must be given once (keys joined by a comma are several)' }]);
+  const list = await e2e.system.request('GET', `/api/orders?customerId=${key}`);
+  expect(list.status).toBe(200);
+  expect(list.body.orders).toEqual([]);
 });
 
 it('lists orders newest first, filtered by state and status, paged with a continuation token', async () => {
