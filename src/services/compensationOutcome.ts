@@ -17,6 +17,7 @@ import { isReadyToComplete } from '../domain/orderState';
 import type { CompensationOutcome } from '../domain/saga';
 import { ORDER_NEEDS_ATTENTION_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from './dependencies';
+import { CHANGED, onOrderAsRead } from './orderAsRead';
 
 export interface RunStart {
   reason: string;
@@ -27,34 +28,6 @@ export interface RunStart {
 
 /** States a compensation run may begin from, and the monitor's `attention` be recorded from: not finished. */
 const UNFINISHED: readonly OrderDocument['state'][] = ['accepted', 'processing', 'compensating'];
-/** Reads of the order a write makes when others keep writing it between its read and its write. */
-const READS = 5;
-/** What `decide` answers when its write found the order changed since it was read. */
-const CHANGED = Symbol('changed');
-
-/**
- * Lets `decide` act on the order as read, its writes landing only onto that order (the timeline's
- * length): when one finds the order changed, the order is read again and `decide` runs anew, up to
- * READS reads, then fails (`what` did not happen) to be retried. `gone` answers for an order no
- * longer there.
- */
-async function onOrderAsRead<T>(
-  order: OrderDocument,
-  deps: OrderSagaDependencies,
-  what: string,
-  gone: T,
-  decide: (current: OrderDocument) => Promise<T | typeof CHANGED>,
-): Promise<T> {
-  let current: OrderDocument | undefined = order;
-  for (let read = 1; current; read++) {
-    const result = await decide(current);
-    if (result !== CHANGED) return result;
-    if (read >= READS) throw new Error(`the order changed on each of ${READS} reads; ${what}`);
-    current = await deps.orders.get(current.id);
-  }
-  return gone;
-}
-
 /**
  * Moves the order to `compensating` and counts the run; null when the order finished meanwhile, or
  * is about to: its three services are all done (the monitor decided from an order read before the
