@@ -4,10 +4,11 @@
  * attempt, application property `target`, original event id and correlation id kept).
  */
 import { buildOrderCreatedEvent, CLOUDEVENTS_CONTENT_TYPE, ORDER_CREATED, orderCreatedProperties } from '../domain/orderCreatedEvent';
-import { republishedDetail } from '../domain/monitorPolicy';
+import { MONITOR_ACTOR, republishedDetail, republishedMessageId, TIMELINE } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
 import { TARGET_PROPERTY, type ServiceName } from '../topology';
 import { appDependencies, type OrderSagaDependencies } from './dependencies';
+import { CHANGED, onOrderAsRead } from './orderAsRead';
 
 /**
  * Publishes the order's OrderCreated event. Nothing is written to the order here: the first
@@ -39,7 +40,10 @@ export function sendNumber(order: Pick<OrderDocument, 'eventId'>, service: Servi
 /**
  * Sends the order's event again to ONE consumer (subscription filters route on `target`). Each
  * attempt has its own messageId so duplicate detection does not drop it; the same attempt number
- * twice is dropped, which makes a retried requeue step harmless. Records a `republished` timeline entry.
+ * twice is dropped, which makes a retried requeue step harmless. Records a `republished` timeline
+ * entry once per message: two copies of one step may both send it (one read the order between the
+ * other's send and its record), and the copy whose record finds the order changed reads it again
+ * and finds its twin's entry.
  */
 export async function republishToService(
   order: OrderDocument,
@@ -63,13 +67,10 @@ export async function republishToService(
       reason: reason.slice(0, 200),
     },
   });
-  await deps.orders.appendTimeline(order.id, {
-    at: deps.now(),
-    kind: 'republished',
-    service,
-    reason,
-    detail: republishedDetail(attempt, messageId),
-    actor: 'monitor',
+  const entry = { at: deps.now(), kind: TIMELINE.republished, service, reason, detail: republishedDetail(attempt, messageId), actor: MONITOR_ACTOR };
+  await onOrderAsRead(order, deps, `the send of ${messageId} was not recorded`, undefined, async (current) => {
+    if (current.timeline.some((e) => e.kind === TIMELINE.republished && e.service === service && republishedMessageId(e.detail) === messageId)) return undefined;
+    return (await deps.orders.appendTimeline(current.id, entry, { whenTimelineLength: current.timeline.length })) ? undefined : CHANGED;
   });
   return { messageId };
 }

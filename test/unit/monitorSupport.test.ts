@@ -4,6 +4,7 @@ import { monitorSnapshotOf, targetedSends, TIMELINE } from '../../src/domain/mon
 import { MAX_SUPPORT_COMPENSATIONS, MAX_SUPPORT_REQUEUES, newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
 import { sendCancellation } from '../../src/services/notices';
+import { republishToService } from '../../src/services/publishing';
 import { requestCompensation, requestRequeue } from '../../src/support/actions';
 import { recordDeadLetter } from '../../src/support/deadLetters';
 import { assertRefundsWork, type CompensationFaultStore } from '../../src/support/faults';
@@ -392,6 +393,19 @@ describe('recordDeadLetter', () => {
     const monitor = new RecordingMonitor();
     expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('deadlettered');
+  });
+
+  it('two copies of one send, the second reading the order before the first recorded it, record it once', async () => {
+    const deps = orderResentTo('billing');
+    const readBefore = structuredClone(deps.orders.docs.get('order-1')!);
+    // Each copy sends attempt 2 (the topic drops the second) and records it from its own read.
+    await republishToService(readBefore, 'billing', 2, 'billing dead-lettered', deps);
+    // A delivery writes in between, so the second copy's read is two entries behind.
+    await deps.orders.appendTimeline('order-1', { at: '2026-01-01T00:00:07.000Z', kind: 'delivery', service: 'billing', deliveryCount: 1 });
+    await republishToService(readBefore, 'billing', 2, 'billing dead-lettered', deps);
+    const entries = deps.orders.docs.get('order-1')!.timeline.filter((e) => e.kind === 'republished');
+    expect(entries.map((e) => e.detail)).toEqual(['attempt 1, message event-1:billing:1', 'attempt 2, message event-1:billing:2']);
+    expect(deps.publisher.sent.map((m) => m.messageId)).toEqual(['event-1:billing:2']);
   });
 
   it("an older send's dead-letter found after the monitor sent a newer one is only noted: the newer message is in play", async () => {
