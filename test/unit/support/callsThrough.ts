@@ -5,14 +5,15 @@
  */
 import type { OrderSagaDependencies } from '../../../src/services/dependencies';
 
-export type Through = (name: string, land: () => Promise<unknown>) => Promise<unknown>;
+/** `args` are the call's own, so a view can see what it was given (an abort signal, say). */
+export type Through = (name: string, land: () => Promise<unknown>, args: readonly unknown[]) => Promise<unknown>;
 
 /** `target` with each of its methods called through `through`, by the method's name. */
 export function callsThrough<T extends object>(target: T, through: Through): T {
   return new Proxy(target, {
     get(t, property) {
       const value = Reflect.get(t, property, t) as unknown;
-      return typeof value === 'function' ? (...args: unknown[]) => through(String(property), () => Promise.resolve(value.apply(t, args))) : value;
+      return typeof value === 'function' ? (...args: unknown[]) => through(String(property), () => Promise.resolve(value.apply(t, args)), args) : value;
     },
   });
 }

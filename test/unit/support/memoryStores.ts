@@ -249,17 +249,37 @@ export class MemoryNotificationStore implements NotificationStore {
 export class MemoryIdempotencyStore implements IdempotencyStore {
   readonly records = new Map<string, IdempotencyRecord>();
 
-  async claim(record: IdempotencyRecord, _options?: CallOptions) {
-    const existing = this.records.get(record.key);
-    if (existing) return { created: false, record: copy(existing) };
+  claim(record: IdempotencyRecord, options?: CallOptions) {
+    return claimKey(this, record, options);
+  }
+
+  /** The record written if none is stored under its key: false when one is (Cosmos DB's 409 to a create). */
+  async insert(record: IdempotencyRecord, _options?: CallOptions) {
+    if (this.records.has(record.key)) return false;
     this.records.set(record.key, copy(record));
-    return { created: true, record: copy(record) };
+    return true;
   }
 
   async find(key: string, _options?: CallOptions) {
     const existing = this.records.get(key);
     return existing ? copy(existing) : undefined;
   }
+}
+
+/**
+ * A claim as the Cosmos DB repository makes it (src/azure/controlRepositories.ts), in two calls to
+ * `keys`: the create, then, when a record was already there, its read. Given a view of the store whose
+ * calls can fail or wait, something may befall the claim between the two.
+ */
+export async function claimKey(
+  keys: Pick<MemoryIdempotencyStore, 'insert' | 'find'>,
+  record: IdempotencyRecord,
+  options?: CallOptions,
+): Promise<{ created: boolean; record: IdempotencyRecord }> {
+  if (await keys.insert(record, options)) return { created: true, record: copy(record) };
+  const stored = await keys.find(record.key, options);
+  if (!stored) throw Object.assign(new Error('Entity with the specified id already exists in the system.'), { code: 409 });
+  return { created: false, record: stored };
 }
 
 export class MemoryControlStore implements ControlStore {
