@@ -13,24 +13,37 @@
  * while the requests still work. Each client retries with its key until it gets a 202 or a 4xx; once
  * every dependency is up, the retry must work.
  *
+ * The Idempotency-Key's claim is two calls, as the Cosmos DB repository makes it: the create and, when
+ * the key was already claimed, the read of its record; each may meet a fault of its own.
+ *
+ * In the last property the intake's waits run out too: its timers (`storeWaitMs` for the Cosmos DB
+ * steps, `intakeWaitMs` for publishing and for the monitor's start, the wait for the publish-failed
+ * note) run on jest's fake clock, and time passes only when the scheduler chooses: then the next
+ * timer due fires, among the calls still under way. A call whose abort signal fires is answered with
+ * an AbortError, or with its answer if that comes first, and lands, or not, when its turn comes, as
+ * a request already sent does; a call started with its signal aborted is not sent. Past its wait
+ * for Cosmos DB a request starts no write, nor publishing or the monitor; once answered it starts
+ * no write but the monitor's start after a status read already under way (a step goes on); and a
+ * request answered without an order named (a 4xx, or a 503 before its write was sent) wrote none,
+ * then or later.
+ *
  * The intake leaves an order whose client never came back to its monitor, or, when no monitor was
  * started, to the sweeper (src/support/monitorSweep.ts starts the monitor of an active order that
  * has none; a started monitor sends the event again to services that stay pending). That is
- * played once everything has settled, and then nothing may be lost.
- *
- * Not played here: a call outliving the intake's waits (`storeWaitMs`, `intakeWaitMs`). Those are
- * real timers, which the scheduler does not drive; test/unit/orderRoutes.test.ts covers each.
+ * played once everything has settled, and then nothing may be lost. An unhandled rejection fails
+ * the test (jest reports it).
  */
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import fc from 'fast-check';
 import type { OrderDocument } from '../../src/domain/order';
 import { handleCreateOrder } from '../../src/http/orderRoutes';
-import type { MonitorClient } from '../../src/services/ports';
+import type { CallOptions, IdempotencyStore, MonitorClient } from '../../src/services/ports';
 import type { OrderSagaDependencies } from '../../src/services/dependencies';
 import { SERVICES, TARGET_PROPERTY } from '../../src/topology';
 import { callsThrough } from './support/callsThrough';
 import { searchOptions } from './support/searchOptions';
-import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
+import { claimKey, memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 /** What the host dying looks like to the request it was running: nothing it asks for lands any more. */
 class HostDied extends Error {
@@ -52,6 +65,26 @@ const notServed = (kind: 'refused' | 'unavailable') =>
   kind === 'refused' ? Object.assign(new Error('Request rate is large'), { code: 429, retryAfterInMs: 50 }) : Object.assign(new Error('Service Unavailable'), { code: 503 });
 /** A call that landed and whose answer never came back. */
 const unanswered = () => Object.assign(new Error('request timed out'), { code: 'TimeoutError' });
+/** What the SDK answers a call whose abort signal fired (or had fired before it was sent). */
+const aborted = () => Object.assign(new Error('The operation was aborted.'), { name: 'AbortError' });
+
+const signalOf = (args: readonly unknown[]): AbortSignal | undefined => (args.at(-1) as CallOptions | undefined)?.signal;
+
+/**
+ * `landing`'s outcome, or an AbortError once `signal` fired and `heard` let the abort through, whichever
+ * comes first: an answer already on its way may still come after the abort. The call goes on either
+ * way (it may land).
+ */
+function untilAborted<T>(landing: Promise<T>, signal: AbortSignal, heard: () => Promise<void>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => void heard().then(() => reject(aborted()));
+    signal.addEventListener('abort', stop, { once: true });
+    void landing.then(resolve, reject).finally(() => signal.removeEventListener('abort', stop));
+  });
+}
+
+/** Calls that write (`idempotency.insert` is the claim's create): past its wait for Cosmos DB a request starts none (see `send`). */
+const WRITES = new Set(['orders.create', 'orders.appendTimeline', 'orders.transitionStatus', 'orders.transitionState', 'idempotency.insert', 'publisher.publish', 'monitor.start']);
 
 type Dependency = 'orders' | 'idempotency' | 'inventory' | 'publisher' | 'monitor';
 
@@ -74,6 +107,14 @@ interface ClientPlan {
   stall?: { at: number; turns: number };
 }
 
+/** The intake's waits, on a clock that moves when the scheduler lets it. */
+interface Waits {
+  storeWaitMs: number;
+  intakeWaitMs: number;
+  /** Scheduled turns the clock waits before the next timer due fires: the higher, the rarer a wait runs out. */
+  pace: number;
+}
+
 interface Scenario {
   keys: number;
   clients: ClientPlan[];
@@ -81,6 +122,8 @@ interface Scenario {
   outage?: Dependency;
   /** A consumer takes each event as it lands on the topic (marking the order `published`). */
   consume: boolean;
+  /** When given, the intake's waits may run out while the clients' planned attempts run. */
+  waits?: Waits;
 }
 
 const BODIES: Record<BodyKind, object> = {
@@ -109,12 +152,21 @@ interface Attempt {
   faulted: boolean;
   status?: number;
   orderId?: string;
+  /** The waits of it that ran out (their ms), as the clock fired them. */
+  ranOut: number[];
+  /** The handler has answered (heard or not). */
+  answered: boolean;
+  /** Orders its create wrote (it landed and created them), whenever it landed. */
+  wrote: string[];
 }
+
+/** The attempt whose code is running: a timer it sets is its wait. */
+const running = new AsyncLocalStorage<Attempt>();
 
 const silent = () => new InvocationContext({ functionName: 'createOrder', invocationId: 'inv', logHandler: () => undefined });
 
 class World {
-  readonly deps: MemoryDependencies = memoryDependencies();
+  readonly deps: MemoryDependencies;
   readonly monitor = new RecordingMonitor();
   readonly attempts: Attempt[] = [];
   /** Broken promises, seen as they happen. */
@@ -122,12 +174,18 @@ class World {
   readonly trace: string[] = [];
   /** Per client: done once it got a 202 or a 4xx, or gave up as its contract tells it to. */
   readonly finished: boolean[];
+  /** Orders whose monitor the intake started (before the sweeper looked). */
+  readonly monitoredByIntake = new Set<string>();
   private gate: (label: string) => Promise<void> = async () => undefined;
   private quiet = false;
   private live = 0;
   private idle?: () => void;
+  private ticking = false;
+  /** Calls sent and not yet landed (or failed). */
+  inFlight = 0;
 
   constructor(readonly scenario: Scenario) {
+    this.deps = memoryDependencies(scenario.waits ? { storeWaitMs: scenario.waits.storeWaitMs, intakeWaitMs: scenario.waits.intakeWaitMs } : {});
     this.finished = scenario.clients.map(() => false);
   }
 
@@ -139,6 +197,53 @@ class World {
   inSequence(): void {
     this.gate = async () => undefined;
     this.quiet = true;
+  }
+
+  /**
+   * Time, on jest's fake clock: each timer set while an attempt runs is its wait. Every `pace`
+   * scheduled turns the next timer due fires. Resolves when the requests wait for nothing that
+   * could still happen (no call under way, no timer), which no request may do.
+   */
+  startClock(s: fc.Scheduler, pace: number): Promise<void> {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'hrtime', 'performance'] });
+    const fakeSetTimeout = globalThis.setTimeout;
+    globalThis.setTimeout = ((handler: () => void, ms?: number) => {
+      const attempt = running.getStore();
+      return fakeSetTimeout(() => {
+        if (attempt) {
+          attempt.ranOut.push(ms ?? 0);
+          this.trace.push(`client ${attempt.client}#${attempt.n}: its wait of ${ms} ms ran out`);
+        }
+        handler();
+      }, ms);
+    }) as unknown as typeof setTimeout;
+    this.ticking = true;
+    return new Promise<void>((stuck) => {
+      void (async () => {
+        let idle = 0;
+        while (this.ticking) {
+          for (let turn = 0; turn < pace && this.ticking; turn++) await s.schedule(Promise.resolve(), 'time passes');
+          if (!this.ticking) break;
+          if (jest.getTimerCount() > 0) {
+            idle = 0;
+            jest.advanceTimersToNextTimer();
+          } else if (s.count() > 0) idle = 0;
+          else if (++idle >= 3) {
+            this.unexpected.push('requests wait for nothing that can still happen');
+            this.ticking = false;
+            stuck();
+          }
+        }
+      })();
+    });
+  }
+
+  /** Back to real time, once every request has its answer: by then each of their waits has ended. */
+  stopClock(): void {
+    this.ticking = false;
+    const left = jest.getTimerCount();
+    if (left > 0) this.unexpected.push(`${left} waits still set after every request was answered`);
+    jest.useRealTimers();
   }
 
   settled(): Promise<void> {
@@ -161,9 +266,12 @@ class World {
     const stall = this.quiet || n > 1 ? undefined : plan.stall;
     const outage = this.quiet ? undefined : this.scenario.outage;
     const label = `client ${client}#${n}`;
-    const attempt: Attempt = { client, n, correlationId: `corr-${client}-${n}`, died: false, faulted: false };
+    const attempt: Attempt = { client, n, correlationId: `corr-${client}-${n}`, died: false, faulted: false, ranOut: [], answered: false, wrote: [] };
     const state = { calls: 0 };
-    const call = async (name: string, dependency: Dependency, land: () => Promise<unknown>) => {
+    // The abort signals of its waits for Cosmos DB: one that fired means that wait ran out.
+    const signals = new Set<AbortSignal>();
+    /** The call as it meets its turn, its planned fault and the outage. */
+    const landOnce = async (name: string, dependency: Dependency, write: () => Promise<unknown>) => {
       if (state.calls + 1 === stall?.at) for (let turn = 0; turn < stall.turns; turn++) await this.gate(`${label}: held up`);
       await this.gate(`${label}: ${name}`);
       if (attempt.died) throw new HostDied();
@@ -179,7 +287,7 @@ class World {
         this.trace.push(`${label}: ${name} ${fault.kind}`);
       }
       if (faulty && (fault.kind === 'refused' || fault.kind === 'unavailable')) throw notServed(fault.kind);
-      const result = await land();
+      const result = await write();
       if (faulty && fault.kind === 'unanswered') throw unanswered();
       if (faulty && fault.kind === 'dies') {
         attempt.died = true;
@@ -187,12 +295,47 @@ class World {
       }
       return result;
     };
-    const view = <T extends object>(target: T, dependency: Dependency): T => callsThrough(target, (name, land) => call(name, dependency, land));
+    const land = async (name: string, dependency: Dependency, write: () => Promise<unknown>) => {
+      this.inFlight++;
+      try {
+        return await landOnce(name, dependency, write);
+      } finally {
+        this.inFlight--;
+      }
+    };
+    const call = (name: string, dependency: Dependency, write: () => Promise<unknown>, args: readonly unknown[]) => {
+      const what = `${dependency}.${name}`;
+      const signal = signalOf(args);
+      if (signal) signals.add(signal);
+      const storeWaitRanOut = [...signals].some((s) => s.aborted);
+      // Past its wait for Cosmos DB "no later step runs": no write, and nothing of publishing or the monitor.
+      if (storeWaitRanOut && (WRITES.has(what) || dependency === 'publisher' || dependency === 'monitor')) {
+        this.unexpected.push(`${label}: ${what} started after its wait for Cosmos DB ran out`);
+      }
+      // Once answered, a step still running goes on: the monitor's start after its status read, no other write.
+      if (attempt.answered && WRITES.has(what) && what !== 'monitor.start') this.unexpected.push(`${label}: ${what} started after its answer`);
+      if (signal?.aborted) {
+        this.trace.push(`${label}: ${name} not sent (its wait ran out)`);
+        return Promise.reject(aborted());
+      }
+      const landing = land(name, dependency, async () => {
+        const result = await write();
+        if (what === 'orders.create' && (result as { created: boolean }).created) attempt.wrote.push((args[0] as OrderDocument).id);
+        return result;
+      });
+      return signal ? untilAborted(landing, signal, () => this.gate(`${label}: ${name} aborted`)) : landing;
+    };
+    const view = <T extends object>(target: T, dependency: Dependency): T => callsThrough(target, (name, write, args) => call(name, dependency, write, args));
     const base = this.deps;
+    const keys = view(base.idempotency, 'idempotency');
+    const idempotency: IdempotencyStore = {
+      claim: (record, options) => claimKey(keys, record, options),
+      find: (key, options) => keys.find(key, options),
+    };
     const deps: OrderSagaDependencies = {
       ...base,
       orders: view(base.orders, 'orders'),
-      idempotency: view(base.idempotency, 'idempotency'),
+      idempotency,
       inventory: view(base.inventory, 'inventory'),
       publisher: view(base.publisher, 'publisher'),
     };
@@ -206,10 +349,12 @@ class World {
     });
     let res: HttpResponseInit;
     try {
-      res = await handleCreateOrder(request, silent(), () => ({ deps, monitor }));
+      res = await running.run(attempt, () => handleCreateOrder(request, silent(), () => ({ deps, monitor })));
     } catch (err) {
       this.unexpected.push(`${label}: the handler threw ${String(err)}`);
       return attempt;
+    } finally {
+      attempt.answered = true;
     }
     if (attempt.died) {
       this.trace.push(`${label}: died`);
@@ -253,7 +398,7 @@ class World {
         }
         const status = attempt.status!;
         if (status === 503) {
-          if (!this.quiet && !attempt.faulted) this.unexpected.push(`client ${client}#${n}: 503 though no call of it failed`);
+          if (!this.quiet && !attempt.faulted && attempt.ranOut.length === 0) this.unexpected.push(`client ${client}#${n}: 503 though no call of it failed and no wait of it ran out`);
           // Told the order was recorded: a client without a key follows it at its statusUrl.
           if (plan.key === undefined && attempt.orderId !== undefined) this.finished[client] = true;
           continue;
@@ -277,6 +422,7 @@ class World {
    * (The monitor then sends the event again to each service still pending.)
    */
   async sweep(): Promise<void> {
+    for (const id of this.monitor.instances.keys()) this.monitoredByIntake.add(id);
     for (const order of this.deps.orders.docs.values()) {
       if (!this.monitor.instances.has(order.id)) await this.monitor.start(order.id, { orderId: order.id, correlationId: order.correlationId });
     }
@@ -294,13 +440,19 @@ async function play(scenario: Scenario, s: fc.Scheduler): Promise<World> {
     };
   }
   world.interleave((label) => s.schedule(Promise.resolve(), label));
+  const stuck = scenario.waits ? world.startClock(s, scenario.waits.pace) : new Promise<void>(() => undefined);
   scenario.clients.forEach((plan, client) => world.client(client, Math.max(1, plan.attempts.length)));
-  await s.waitFor(world.settled());
+  const answered = await s.waitFor(Promise.race([world.settled().then(() => true), stuck.then(() => false)]));
+  if (scenario.waits) world.stopClock();
+  if (!answered) return world;
 
-  // Every dependency is up again: a client still owed an answer sends again, and must get one.
+  // Every dependency is up again: a client still owed an answer sends again, and must get one,
+  // while calls of earlier requests that outlived their waits still land.
   world.inSequence();
   scenario.clients.forEach((_, client) => world.client(client, 2));
-  await world.settled();
+  await s.waitFor(world.settled());
+  for (let round = 0; world.inFlight > 0 && round < 100; round++) await s.waitIdle();
+  if (world.inFlight > 0) world.unexpected.push(`${world.inFlight} calls never ended`);
   await world.sweep();
   return world;
 }
@@ -346,10 +498,26 @@ function expectPromisesKept(world: World): void {
     // Every order id answered for the key (202s, and 503s naming the order) is that order.
     const named = attempts.filter((a) => scenario.clients[a.client]!.key === key && a.orderId !== undefined).map((a) => a.orderId);
     expect({ key, named: [...new Set(named)] }).toEqual({ key, named: [order.id] });
+    // Its client's retries saw it through: its event on the topic once, its monitor started by the intake.
+    const events = deps.publisher.sent.filter((m) => m.messageId === order.eventId).length;
+    expect({ key, events, monitored: world.monitoredByIntake.has(order.id) }).toEqual({ key, events: 1, monitored: true });
   }
 
   // Every 202 names an order that exists.
   for (const a of attempts.filter((a) => a.status === 202)) expect(deps.orders.docs.has(a.orderId!)).toBe(true);
+
+  // A request wrote no order but the one its answer names: one answered with none named (a 4xx, or
+  // a 503 before its write was sent) wrote none, then or later, whoever else wrote one for its key.
+  for (const a of attempts.filter((a) => !a.died)) {
+    expect({ attempt: `${a.client}#${a.n}`, wrote: a.wrote.filter((id) => id !== a.orderId) }).toEqual({ attempt: `${a.client}#${a.n}`, wrote: [] });
+  }
+  // A 503 naming an order to a client without a key names the order it sent: there, or never written
+  // (a 404 at its statusUrl).
+  for (const a of attempts.filter((a) => a.status === 503 && a.orderId !== undefined && scenario.clients[a.client]!.key === undefined)) {
+    const named = deps.orders.docs.get(a.orderId!);
+    const sent = named === undefined || named.correlationId === a.correlationId;
+    expect({ attempt: `${a.client}#${a.n}`, named: a.orderId, sent }).toEqual({ attempt: `${a.client}#${a.n}`, named: a.orderId, sent: true });
+  }
 
   // A client without a key told "nothing was placed" (a 503 naming no order) placed nothing.
   for (const a of attempts.filter((a) => a.status === 503 && a.orderId === undefined && scenario.clients[a.client]!.key === undefined)) {
@@ -401,10 +569,21 @@ const clientArb = (key: fc.Arbitrary<number | undefined>, body: fc.Arbitrary<Bod
     .map(({ key: k, stall, ...rest }) => ({ ...rest, ...(k === undefined ? {} : { key: k }), ...(stall ? { stall } : {}) }));
 
 /**
- * One or two keys, each sent two or three times at once with its body, now and then also with
- * another body or one the API refuses; a request or two with no key; faults now and then.
+ * The waits as deployed (10 s for Cosmos DB, 5 s for publishing and the monitor) or shorter, so
+ * that now one, now another runs out first; the 1 s wait for the publish-failed note is the intake's own.
  */
-const scenarioArb = (odds: Odds): fc.Arbitrary<Scenario> =>
+const waitsArb: fc.Arbitrary<Waits> = fc.record({
+  storeWaitMs: fc.constantFrom(10_000, 2_000),
+  intakeWaitMs: fc.constantFrom(5_000, 500),
+  pace: fc.integer({ min: 1, max: 8 }),
+});
+
+/**
+ * One or two keys, each sent two or three times at once with its body, now and then also with
+ * another body or one the API refuses; a request or two with no key; faults now and then; with
+ * `withWaits`, the intake's waits running out.
+ */
+const scenarioArb = (odds: Odds, withWaits = false): fc.Arbitrary<Scenario> =>
   fc
     .record({
       keys: fc.integer({ min: 1, max: 2 }),
@@ -415,8 +594,9 @@ const scenarioArb = (odds: Odds): fc.Arbitrary<Scenario> =>
       reordered: fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }),
       outage: fc.option(fc.constantFrom<Dependency>('orders', 'idempotency', 'inventory', 'publisher', 'monitor'), { nil: undefined, freq: 4 }),
       consume: fc.boolean(),
+      waits: withWaits ? waitsArb : fc.constant(undefined),
     })
-    .map(({ keys, same, extra, unkeyed, faults, reordered, outage, consume }) => {
+    .map(({ keys, same, extra, unkeyed, faults, reordered, outage, consume, waits }) => {
       const clients: ClientPlan[] = [];
       for (let key = 0; key < keys; key++) {
         for (let copy = 0; copy < same[key]!; copy++) {
@@ -425,13 +605,13 @@ const scenarioArb = (odds: Odds): fc.Arbitrary<Scenario> =>
         }
       }
       clients.push(...extra.map((c) => ({ ...c, key: c.key! % keys })), ...unkeyed);
-      return { keys, clients, consume, ...(outage ? { outage } : {}) };
+      return { keys, clients, consume, ...(outage ? { outage } : {}), ...(waits ? { waits } : {}) };
     });
 
 async function expectEveryPromiseKept(scenarios: fc.Arbitrary<Scenario>, numRuns: number): Promise<void> {
   await fc.assert(
     fc.asyncProperty(scenarios, fc.scheduler(), async (scenario, s) => {
-      const world = await play(scenario, s);
+      const world = await play(scenario, s).finally(() => jest.useRealTimers());
       try {
         expectPromisesKept(world);
       } catch (err) {
@@ -450,5 +630,9 @@ describe('order intake with concurrent requests interleaved at every store, publ
 
   it('keeps every promise also when nearly every request meets a fault', async () => {
     await expectEveryPromiseKept(scenarioArb({ none: 1, some: 4 }), 150);
+  });
+
+  it('keeps every promise also when the waits for Cosmos DB, Service Bus and the monitor run out between any two calls', async () => {
+    await expectEveryPromiseKept(scenarioArb({ none: 3, some: 1 }, true), 200);
   });
 });
