@@ -146,7 +146,7 @@ interface Attempt {
   client: number;
   n: number;
   correlationId: string;
-  /** Its host died: nobody heard the answer. */
+  /** Its host died before it answered: nobody heard the answer. */
   died: boolean;
   /** Something befell one of its calls (its own fault, or the outage). */
   faulted: boolean;
@@ -267,14 +267,15 @@ class World {
     const outage = this.quiet ? undefined : this.scenario.outage;
     const label = `client ${client}#${n}`;
     const attempt: Attempt = { client, n, correlationId: `corr-${client}-${n}`, died: false, faulted: false, ranOut: [], answered: false, wrote: [] };
-    const state = { calls: 0 };
+    // Its host died (before or after it answered): nothing it asks for lands any more.
+    const state = { calls: 0, hostDied: false };
     // The abort signals of its waits for Cosmos DB: one that fired means that wait ran out.
     const signals = new Set<AbortSignal>();
     /** The call as it meets its turn, its planned fault and the outage. */
     const landOnce = async (name: string, dependency: Dependency, write: () => Promise<unknown>) => {
       if (state.calls + 1 === stall?.at) for (let turn = 0; turn < stall.turns; turn++) await this.gate(`${label}: held up`);
       await this.gate(`${label}: ${name}`);
-      if (attempt.died) throw new HostDied();
+      if (state.hostDied) throw new HostDied();
       const at = ++state.calls;
       if (dependency === outage) {
         attempt.faulted = true;
@@ -290,7 +291,9 @@ class World {
       const result = await write();
       if (faulty && fault.kind === 'unanswered') throw unanswered();
       if (faulty && fault.kind === 'dies') {
-        attempt.died = true;
+        state.hostDied = true;
+        // A host that dies once the answer is out (a call outlived its wait) takes nothing from the client.
+        if (!attempt.answered) attempt.died = true;
         throw new HostDied();
       }
       return result;
