@@ -554,10 +554,15 @@ interface Odds {
   some: number;
 }
 
+/**
+ * A request makes up to nine calls: two catalog reads, the claim's create (and read, when the key
+ * was claimed), the order's create, the publish, the monitor's status read (for an order that
+ * existed) and start, the publish-failed note.
+ */
 const faultArb = ({ none, some }: Odds): fc.Arbitrary<Fault | undefined> =>
   fc.oneof(
     { arbitrary: fc.constant(undefined), weight: none },
-    { arbitrary: fc.record({ at: fc.integer({ min: 1, max: 7 }), kind: fc.constantFrom<FaultKind>('refused', 'unavailable', 'unanswered', 'dies', 'dies') }), weight: some },
+    { arbitrary: fc.record({ at: fc.integer({ min: 1, max: 9 }), kind: fc.constantFrom<FaultKind>('refused', 'unavailable', 'unanswered', 'dies', 'dies') }), weight: some },
   );
 
 const clientArb = (key: fc.Arbitrary<number | undefined>, body: fc.Arbitrary<BodyKind>, odds: Odds): fc.Arbitrary<ClientPlan> =>
