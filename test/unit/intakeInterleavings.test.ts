@@ -31,7 +31,7 @@
  * started, to the sweeper (src/support/monitorSweep.ts starts the monitor of an active order that
  * has none; a started monitor sends the event again to services that stay pending). That is
  * played once everything has settled, and then nothing may be lost. An unhandled rejection fails
- * the test (jest reports it).
+ * the run (jest reports it, with where it was thrown).
  */
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { AsyncLocalStorage } from 'node:async_hooks';
