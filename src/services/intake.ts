@@ -102,7 +102,7 @@ function mayHaveBeenRecorded(sent: { id: string; correlationId: string }, why: s
   const then =
     options.idempotencyKey !== undefined
       ? 'retry with the same Idempotency-Key'
-      : 'follow it at its statusUrl (a 404 there means it was not placed) rather than placing it again';
+      : 'follow it at its statusUrl rather than placing it again (a write under way may land after this answer: only a 404 there that lasts means it was not placed)';
   return new OrderRecordedError(`order ${sent.id} may have been recorded: ${why}; ${then}`, sent.id, sent.correlationId, cause === undefined ? undefined : { cause });
 }
 
