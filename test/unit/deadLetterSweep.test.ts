@@ -2,63 +2,11 @@ import { buildOrderCreatedEvent } from '../../src/domain/orderCreatedEvent';
 import type { OrderState } from '../../src/domain/order';
 import { newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
-import { DEFAULT_DEAD_LETTER_SWEEP, DeadLetterSweep, type DeadLetterQueue, type PeekedDeadLetter, type RemovalLimits, type RemovalTarget } from '../../src/support/deadLetterSweep';
+import { DEFAULT_DEAD_LETTER_SWEEP, DeadLetterSweep } from '../../src/support/deadLetterSweep';
+import { MemoryDeadLetterQueue } from './support/memoryDeadLetterQueue';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
 
 const log = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
-
-/** A dead-letter queue in memory: messages in sequence order, and what was asked of it. */
-class MemoryDeadLetterQueue implements DeadLetterQueue {
-  readonly messages: PeekedDeadLetter[] = [];
-  peeks: { from: bigint; max: number; bodies: boolean }[] = [];
-
-  add(message: Omit<PeekedDeadLetter, 'sequence'>, sequence: bigint): void {
-    this.messages.push({ ...message, sequence });
-    this.messages.sort((a, b) => (a.sequence < b.sequence ? -1 : 1));
-  }
-
-  async peek(from: bigint, max: number, { bodies }: { bodies: boolean }): Promise<PeekedDeadLetter[]> {
-    this.peeks.push({ from, max, bodies });
-    return this.messages
-      .filter((m) => m.sequence >= from)
-      .slice(0, max)
-      .map((m) => ({ ...m, ...(bodies ? {} : { body: undefined }), ...(this.deferredSequences.has(m.sequence) ? { deferred: true } : {}) }));
-  }
-
-  /** Where the scans of the queue (peeks without bodies) started. */
-  scans(): bigint[] {
-    return this.peeks.filter((p) => !p.bodies).map((p) => p.from);
-  }
-
-  /** Enqueued times (ms) of messages that are not brand new. */
-  readonly enqueuedAt = new Map<bigint, number>();
-  readonly deferredSequences = new Set<bigint>();
-
-  async remove(targets: RemovalTarget[], { maxLocks, deferEnqueuedBefore }: RemovalLimits): Promise<bigint[]> {
-    const removed: bigint[] = [];
-    const take = (sequence: bigint) => {
-      this.messages.splice(this.messages.findIndex((m) => m.sequence === sequence), 1);
-      this.deferredSequences.delete(sequence);
-      removed.push(sequence);
-    };
-    for (const t of targets) if (t.deferred && this.deferredSequences.has(t.sequence)) take(t.sequence);
-    // Locks from the head, as a receive does: deferred messages are not received.
-    const wanted = new Set(targets.filter((t) => !t.deferred).map((t) => t.sequence));
-    let locked = 0;
-    for (const m of [...this.messages]) {
-      if (wanted.size === 0 || locked >= maxLocks) break;
-      if (this.deferredSequences.has(m.sequence)) continue;
-      locked++;
-      if (wanted.delete(m.sequence)) take(m.sequence);
-      else if ((this.enqueuedAt.get(m.sequence) ?? Date.now()) < deferEnqueuedBefore.getTime()) this.deferredSequences.add(m.sequence);
-    }
-    return removed;
-  }
-
-  sequences(): bigint[] {
-    return this.messages.map((m) => m.sequence);
-  }
-}
 
 let deps: MemoryDependencies;
 let monitor: RecordingMonitor;
