@@ -13,6 +13,7 @@
  * finds what the consumer recorded, and sees it again after a restart. Anything thrown leaves the
  * message unrecorded for the next sweep; the message itself stays in its dead-letter queue.
  */
+import { writeOutcomeUnknown } from '../azure/cosmosErrors';
 import { deadLetterMarker, isDeadLetterOf, notedDeadLetterDetail, targetedSends, TIMELINE } from '../domain/monitorPolicy';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
@@ -101,27 +102,35 @@ export async function recordDeadLetter(
   });
 
   const order = orderId ? await deps.orders.get(orderId) : undefined;
-  let parkedNow = false;
-  if ((!order || !parsed.ok) && message.bodyInexact !== true) {
-    // Kept where support reads it (the portal, the API), with why it could not be read.
-    parkedNow = await deps.deadLetters.park({
-      source: deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]),
-      messageId: message.messageId,
-      deadLetterReason: message.deadLetterReason,
-      deadLetterDescription: message.deadLetterDescription,
-      correlationId: message.correlationId,
-      orderId: named,
-      problem: parsed.ok ? `order ${named} does not exist` : parsed.reason,
-      body: message.body,
-      parkedAt: deps.now(),
-    });
-  }
-  if (!order) {
-    // Poison input: nothing to surface on an order. Logged once, when it is first kept.
-    if (!parkedNow) return { outcome: 'unknown-order' };
+  // Poison input: nothing to surface on an order. Alerted on once, when it is first kept.
+  const alertWithoutOrder = () =>
     log.error(`${service}-${DEAD_LETTER_WITHOUT_ORDER_EVENT}`, new Error(parsed.ok ? 'order not found' : parsed.reason), {
       body: typeof message.body === 'string' ? message.body.slice(0, 2000) : message.body,
     });
+  let parkedNow = false;
+  if ((!order || !parsed.ok) && message.bodyInexact !== true) {
+    // Kept where support reads it (the portal, the API), with why it could not be read.
+    try {
+      parkedNow = await deps.deadLetters.park({
+        source: deadLetterPath(ORDERS_TOPIC, SUBSCRIPTIONS[service]),
+        messageId: message.messageId,
+        deadLetterReason: message.deadLetterReason,
+        deadLetterDescription: message.deadLetterDescription,
+        correlationId: message.correlationId,
+        orderId: named,
+        problem: parsed.ok ? `order ${named} does not exist` : parsed.reason,
+        body: message.body,
+        parkedAt: deps.now(),
+      });
+    } catch (err) {
+      // Sent, and no answer came: it may be kept already, and the next attempt, finding it kept,
+      // would stay quiet. Alerted on now (a second time should it not have been kept after all).
+      if (!order && writeOutcomeUnknown(err)) alertWithoutOrder();
+      throw err;
+    }
+  }
+  if (!order) {
+    if (parkedNow) alertWithoutOrder();
     return { outcome: 'unknown-order' };
   }
   const belongs = parsed.ok ? { orderId: order.id } : {};

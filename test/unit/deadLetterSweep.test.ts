@@ -232,6 +232,45 @@ describe('DeadLetterSweep', () => {
     expect(errors).toEqual([]);
   });
 
+  it('alerts on a message that names no order also when the write that kept it landed and its answer was lost', async () => {
+    const sweep = new DeadLetterSweep();
+    queue.add(poison('p-1'), 1n);
+    // Cosmos DB kept it, and the answer never came back (the SDK's request timeout).
+    let lose = true;
+    const park = deps.deadLetters.park.bind(deps.deadLetters);
+    deps.deadLetters.park = async (m) => {
+      const kept = await park(m);
+      if (!lose) return kept;
+      lose = false;
+      throw Object.assign(new Error('request timed out'), { code: 'TimeoutError' });
+    };
+    const errors: { event: string; messageId?: string }[] = [];
+    const watched = { deps, monitor, log: createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(JSON.parse(String(line))) }) };
+    expect(await sweep.sweep('billing', queue, watched)).toMatchObject({ recorded: 0, unrecorded: 1 });
+    // The next pass finds it kept already: before, nothing ever alerted on it.
+    expect(await sweep.sweep('billing', queue, watched)).toMatchObject({ recorded: 1 });
+    expect(await new DeadLetterSweep().sweep('billing', queue, watched)).toMatchObject({ recorded: 1 });
+    expect(deps.deadLetters.parked.size).toBe(1);
+    expect(errors.filter((e) => e.event === 'billing-deadletter-without-order').map((e) => e.messageId)).toEqual(['p-1']);
+  });
+
+  it('alerts once on a message that names no order when the write that would keep it was refused', async () => {
+    const sweep = new DeadLetterSweep();
+    queue.add(poison('p-1'), 1n);
+    let refuse = true;
+    const park = deps.deadLetters.park.bind(deps.deadLetters);
+    deps.deadLetters.park = async (m) => {
+      if (!refuse) return park(m);
+      refuse = false;
+      throw Object.assign(new Error('Request rate is large'), { code: 429 });
+    };
+    const errors: { event: string; messageId?: string }[] = [];
+    const watched = { deps, monitor, log: createLogger({ info: () => undefined, warn: () => undefined, error: (line: unknown) => errors.push(JSON.parse(String(line))) }) };
+    await sweep.sweep('billing', queue, watched);
+    await sweep.sweep('billing', queue, watched);
+    expect(errors.filter((e) => e.event === 'billing-deadletter-without-order').map((e) => e.messageId)).toEqual(['p-1']);
+  });
+
   it('gets past kept messages enqueued long ago by deferring them: they stay in the queue, out of the way', async () => {
     const hour = 3_600_000;
     let now = 10 * hour;
