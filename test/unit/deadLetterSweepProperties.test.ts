@@ -16,7 +16,8 @@
  *
  * After every command:
  * - a run never throws; it reports a failure when one of its calls failed, and only then logs one;
- *   it reports what it took out; a removal locks no more than `maxLocks`;
+ *   it reports what it took out; a removal locks no more than `maxLocks`; unless a call failed, it
+ *   records every message on its page that is still there;
  * - a message is taken out only when it is a readable event of an order that is completed or
  *   cancelled, already recorded on that order: poison and the messages of open or `attention` orders
  *   stay, whatever the faults;
@@ -224,6 +225,8 @@ class World {
   callsInRun = 0;
   /** Writes to the archive that failed with no telling whether they landed. */
   readonly unknownParks: ParkedDeadLetter[] = [];
+  /** What each queue's run in the current step found on its page (its first peek). */
+  scanned: Partial<Record<ServiceName, bigint[]>> = {};
   /** Messages taken out by the sweep in the current step, by queue. */
   taken: Record<ServiceName, number> = { inventory: 0, billing: 0, notification: 0 };
   readonly highest: Record<ServiceName, bigint> = { inventory: 0n, billing: 0n, notification: 0n };
@@ -356,7 +359,9 @@ class World {
               world.trace.push(`  !! ${service} peek${options.bodies ? ' with bodies' : ''} fails`);
               throw new Error('namespace unreachable');
             }
-            return target.peek(from, max, options);
+            const page = await target.peek(from, max, options);
+            if (!options.bodies && world.scanned[service] === undefined) world.scanned[service] = page.map((m) => m.sequence);
+            return page;
           };
         }
         if (property === 'remove') {
@@ -387,6 +392,7 @@ class World {
   async run(services: readonly ServiceName[]): Promise<DeadLetterSweepReport[]> {
     this.fired = false;
     this.callsInRun = 0;
+    this.scanned = {};
     this.taken = { inventory: 0, billing: 0, notification: 0 };
     const errorsBefore = this.errors.length;
     const env = this.env();
@@ -408,6 +414,13 @@ class World {
     if (!fired && troubled.length > 0) this.violations.push(`nothing failed, and a run reported a failure: ${JSON.stringify(troubled)}`);
     const sweepFailed = this.errors.slice(errorsBefore).filter((e) => e.event.endsWith(DEAD_LETTER_SWEEP_FAILED_EVENT));
     if (!fired && sweepFailed.length > 0) this.violations.push(`nothing failed, and the sweep logged a failure: ${JSON.stringify(sweepFailed)}`);
+    // Each message is recorded on its own, the run that finds it: none waits for another pass.
+    if (!fired) {
+      for (const [service, page] of Object.entries(this.scanned) as [ServiceName, bigint[]][]) {
+        const missed = page.map((sequence) => this.sent.get(this.key(service, sequence))!).filter((s) => !s.gone && !this.recorded(s));
+        if (missed.length > 0) this.violations.push(`${service}: a run found ${missed.map(described).join(', ')} on its page and left them unrecorded`);
+      }
+    }
     for (const r of reports) {
       if (r.peeked > this.settings.pageSize) this.violations.push(`${r.service}: peeked ${r.peeked}, more than a page`);
       if (r.failed === undefined && r.removed !== this.taken[r.service]) this.violations.push(`${r.service}: reported ${r.removed} taken out, ${this.taken[r.service]} were`);
