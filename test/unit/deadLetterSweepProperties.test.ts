@@ -660,6 +660,6 @@ describe('dead-letter sweep over queues and orders that change between its runs'
   });
 
   it('keeps those promises over long queues read two messages a page by removals that lock one or two', async () => {
-    await fc.assert(fc.asyncProperty(scenarioArb(BUSY), expectSweepKeepsItsPromises), searchOptions(250));
+    await fc.assert(fc.asyncProperty(scenarioArb(BUSY), expectSweepKeepsItsPromises), searchOptions(200));
   });
 });
