@@ -310,7 +310,7 @@ class World {
 
   /** What a sweep sees: the stores and the monitor, each call counted, the armed one failing. */
   env() {
-    const through = async (name: string, land: () => Promise<unknown>, args: unknown[]) => {
+    const through = async (name: string, land: () => Promise<unknown>, args: readonly unknown[]) => {
       this.beforeCall();
       this.calls++;
       const fault = this.armed;
