@@ -66,21 +66,40 @@ export interface DeadLetterRecord {
 
 /**
  * The number of a send of the order's event to `service` later than this message's (`sendNumber`)
- * that is still in play: made, and not found dead-lettered itself. Undefined when there is none,
- * or when this message is not one of the sends. A later send already dead-lettered does not
- * count: an older message's delivery may have claimed the service again after it (the status
- * reads `processing` again), and once that older message dead-letters too, nothing is left to
- * move the service until the monitor finds it stuck.
+ * that is still in play: made (or being made by a requeue), and not found dead-lettered itself.
+ * Undefined when there is none, or when this message is not one of the sends. A later send
+ * already dead-lettered does not count: an older message's delivery may have claimed the service
+ * again after it (the status reads `processing` again), and once that older message dead-letters
+ * too, nothing is left to move the service until the monitor finds it stuck.
  */
 function laterSendInPlay(order: OrderDocument, service: ServiceName, messageId: string | undefined): number | undefined {
   const own = sendNumber(order, service, messageId);
   if (own === undefined) return undefined;
-  for (let n = targetedSends(order.timeline, service); n > own; n--) {
+  const latest = targetedSends(order.timeline, service);
+  if (latest + 1 > own && requeueSending(order, service)) return latest + 1;
+  for (let n = latest; n > own; n--) {
     const id = republishMessageId(order, service, n);
     const deadLettered = order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && isDeadLetterOf(e.detail, id));
     if (!deadLettered) return n;
   }
   return undefined;
+}
+
+/**
+ * Whether a requeue is making the next send to `service`: its `requeued` entry is on the timeline
+ * after the latest recorded send. A requeue writes that entry (marking a dead-lettered billing
+ * `pending` again), then sends, then records the send: until then its send is in play though no
+ * `republished` entry names it yet, even when every send before it has dead-lettered (which is
+ * why billing was requeued).
+ */
+function requeueSending(order: OrderDocument, service: ServiceName): boolean {
+  for (let i = order.timeline.length - 1; i >= 0; i--) {
+    const e = order.timeline[i]!;
+    if (e.service !== service) continue;
+    if (e.kind === TIMELINE.republished) return false;
+    if (e.kind === TIMELINE.requeued) return true;
+  }
+  return false;
 }
 
 export async function recordDeadLetter(

@@ -1,6 +1,6 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import type { OrderDocument, ServiceStatus } from '../../src/domain/order';
-import { monitorSnapshotOf, targetedSends, TIMELINE } from '../../src/domain/monitorPolicy';
+import { decideNextStep, DEFAULT_MONITOR_POLICY, monitorSnapshotOf, targetedSends, TIMELINE } from '../../src/domain/monitorPolicy';
 import { MAX_SUPPORT_COMPENSATIONS, MAX_SUPPORT_REQUEUES, newOrder } from '../../src/domain/orderState';
 import { createLogger } from '../../src/log';
 import { sendCancellation } from '../../src/services/notices';
@@ -452,6 +452,29 @@ describe('recordDeadLetter', () => {
     expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
     expect(deps.orders.docs.get('order-1')!.timeline.at(-1)).toMatchObject({ detail: 'message event-1; send 1 to billing is in play' });
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('processing');
+  });
+
+  it("an older send's dead-letter while a requeue is making its send (billing marked pending, the send not yet recorded) is only noted: that send is in play", async () => {
+    const deps = orderResentTo('billing');
+    const monitor = new RecordingMonitor();
+    const order = () => deps.orders.docs.get('order-1')!;
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    // The monitor's requeue: billing `pending` again with its `requeued` entry, then send 2 goes out.
+    const requeued = { at: '2026-01-01T00:00:08.000Z', kind: TIMELINE.requeued, service: 'billing' as const, actor: 'monitor', detail: 'attempt 1' };
+    const updated = await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'pending', timeline: requeued });
+    // Before send 2 is recorded, the event's own last delivery claims billing and fails.
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['pending'], to: 'processing' });
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
+    expect(order().timeline.at(-1)).toMatchObject({ detail: 'message event-1; send 2 to billing is in play' });
+    expect(order().status.billing).toBe('processing');
+    await republishToService(updated!, 'billing', 2, 'requeue 1', deps);
+    // Marked dead-lettered, billing would have the monitor requeue again while send 2 is on its way.
+    const snapshot = monitorSnapshotOf(order());
+    expect(snapshot.billingDeadLetteredAt).toBeUndefined();
+    expect(decideNextStep(snapshot, { ...DEFAULT_MONITOR_POLICY, requeueBackoffBaseMs: 0 }, new Date('2030-01-01T00:00:00.000Z')).kind).not.toBe('requeueBilling');
+    // Once send 2 is recorded and dead-letters too, nothing is left in play.
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:2'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect(order().status.billing).toBe('deadlettered');
   });
 
   it("an inventory send's dead-letter only noted does not make inventory read as dead-lettered to the monitor: the newer send is in play", async () => {
