@@ -192,6 +192,12 @@ export class HttpHost {
   }
 
   async #handle(req: FrontRequest): Promise<FrontResponse> {
+    // Kestrel refuses a request with more than one Host header before anything else sees it.
+    let hosts = 0;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i]!;
+      if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return answer(400);
+    }
     const url = req.url;
     const q = url.indexOf('?');
     const pathname = q >= 0 ? url.slice(0, q) : url;

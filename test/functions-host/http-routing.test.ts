@@ -124,6 +124,9 @@ describe('HTTP triggers with routePrefix "api"', () => {
     const seen = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string> };
     expect(seen.headers['x-custom']).toBe('a,b');
     expect(seen.headers['cookie']).toBe('c1=v1,c2=v2');
+    // Except Host, which Kestrel refuses to take twice.
+    const twoHosts = 'POST /api/upload HTTP/1.1\r\nHost: x\r\nHost: y\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
+    expect(await rawStatusLine(host.url, twoHosts)).toBe('HTTP/1.1 400 Bad Request');
   });
 
   it('hands the handler no body for a request sent chunked, without a Content-Length, as the Functions host does', async () => {
