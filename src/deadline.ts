@@ -40,10 +40,11 @@ export async function withinDeadline<T>(work: Promise<T>, ms: number, timedOut: 
  * `stillWaited` starts nothing after. `late` hears how the steps ended after that.
  */
 export function withinStoreWait<T>(
-  ms: number,
+  wait: number | StoreWait,
   steps: (signal: AbortSignal) => Promise<T>,
   options: { late?: (outcome: LateOutcome) => void; timedOut?: () => Error | undefined } = {},
 ): Promise<T> {
+  const { ms, named } = typeof wait === 'number' ? { ms: wait, named: wait } : { ms: wait.leftMs(), named: wait.totalMs };
   const stop = new AbortController();
   // The SDK listens on the signal once per call in flight, and the intake reads an order's SKUs
   // side by side (up to 50): past Node's default of 10 listeners it would warn of a leak.
@@ -53,10 +54,24 @@ export function withinStoreWait<T>(
     ms,
     () => {
       stop.abort();
-      return options.timedOut?.() ?? new TransientError(`Cosmos DB did not answer within ${ms} ms`);
+      return options.timedOut?.() ?? new TransientError(`Cosmos DB did not answer within ${named} ms`);
     },
     options.late,
   );
+}
+
+/** One wait for Cosmos DB that several steps of a request share, one after another. */
+export interface StoreWait {
+  /** The whole wait, which an answer past it names. */
+  totalMs: number;
+  /** What is left of it now: at least 1 ms (a step given none would time out before it starts). */
+  leftMs(): number;
+}
+
+/** A shared wait of `totalMs` that starts now. */
+export function storeWaitFrom(totalMs: number): StoreWait {
+  const until = performance.now() + totalMs;
+  return { totalMs, leftMs: () => Math.max(1, Math.round(until - performance.now())) };
 }
 
 /** Calls that may listen on one wait's signal at once: an order's SKUs (at most 50), and a few more. */

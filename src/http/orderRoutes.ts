@@ -6,7 +6,7 @@ import type { OrderState, ServiceStatus } from '../domain/order';
 import { type OrderRequest, orderRequestFingerprint, parseOrderRequest, parseRecordedOrderRequest, searchableText } from '../domain/orderRequest';
 import { pageQueryFields, validateQuery } from '../domain/validation';
 import { ensureError, type FieldProblem, OrderRecordedError, ValidationError } from '../errors';
-import { withinStoreWait } from '../deadline';
+import { storeWaitFrom, withinStoreWait, type StoreWait } from '../deadline';
 import { createLogger, type Logger } from '../log';
 import { storeWaitMs, type OrderSagaDependencies } from '../services/dependencies';
 import { acceptOrder } from '../services/intake';
@@ -60,11 +60,17 @@ export async function handleCreateOrder(request: HttpRequest, context: Invocatio
       return bodyTooLarge(MAX_BODY_BYTES);
     }
     const env = environment(log);
-    if (keyShape === 'joined' && !(await keyInUse(idempotencyKey!, env.deps))) throw idempotencyKeyError(GIVEN_ONCE);
-    const order = await readOrderRequest(bytes, idempotencyKey, env.deps, log);
+    // The request's Cosmos DB calls share one wait, the lookups some requests make before placing included.
+    const storeWait = storeWaitFrom(storeWaitMs(env.deps.settings));
+    if (keyShape === 'joined' && !(await keyInUse(idempotencyKey!, env.deps, storeWait))) throw idempotencyKeyError(GIVEN_ONCE);
+    const order = await readOrderRequest(bytes, idempotencyKey, env.deps, log, storeWait);
     const accepted = await acceptOrder(
       order,
-      { ...(idempotencyKey !== undefined ? { idempotencyKey } : {}), ...(correlationId !== undefined ? { correlationId } : {}) },
+      {
+        ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+        ...(correlationId !== undefined ? { correlationId } : {}),
+        storeWait,
+      },
       env.monitor,
       env.deps,
       log,
@@ -107,12 +113,18 @@ function idempotencyKeyShape(value: string): 'key' | 'joined' | 'repeated' | 'in
 }
 
 /** Whether an order was placed under this exact key. */
-async function keyInUse(idempotencyKey: string, deps: OrderSagaDependencies): Promise<boolean> {
-  return withinStoreWait(storeWaitMs(deps.settings), async (signal) => (await deps.idempotency.find(idempotencyKey, { signal })) !== undefined);
+async function keyInUse(idempotencyKey: string, deps: OrderSagaDependencies, wait: StoreWait): Promise<boolean> {
+  return withinStoreWait(wait, async (signal) => (await deps.idempotency.find(idempotencyKey, { signal })) !== undefined);
 }
 
 /** The order in a POST body, by today's rules; a `ValidationError` naming each bad field otherwise. */
-async function readOrderRequest(bytes: ArrayBuffer, idempotencyKey: string | undefined, deps: OrderSagaDependencies, log: Logger): Promise<OrderRequest> {
+async function readOrderRequest(
+  bytes: ArrayBuffer,
+  idempotencyKey: string | undefined,
+  deps: OrderSagaDependencies,
+  log: Logger,
+  storeWait: StoreWait,
+): Promise<OrderRequest> {
   let problems: FieldProblem[];
   let summary: string;
   const raw = strictUtf8(bytes);
@@ -135,7 +147,7 @@ async function readOrderRequest(bytes: ArrayBuffer, idempotencyKey: string | und
   // as they read it) is still that order: the client is told so, not that the order is not valid.
   if (idempotencyKey !== undefined) {
     const recorded = recordedOrderRequest(bytes, deps.settings.faultInjectionEnabled);
-    if (recorded && (await isRecordedOrder(idempotencyKey, recorded, deps, log))) return recorded;
+    if (recorded && (await isRecordedOrder(idempotencyKey, recorded, deps, log, storeWait))) return recorded;
   }
   throw new ValidationError(summary, problems);
 }
@@ -164,9 +176,9 @@ function recordedOrderRequest(bytes: ArrayBuffer, faultInjectionEnabled: boolean
  * to writing it. A store that cannot be read, or not within the store wait (throttling), leaves the
  * body judged by today's rules: a 400, never a 5xx for a body that breaks them.
  */
-async function isRecordedOrder(idempotencyKey: string, request: OrderRequest, deps: OrderSagaDependencies, log: Logger): Promise<boolean> {
+async function isRecordedOrder(idempotencyKey: string, request: OrderRequest, deps: OrderSagaDependencies, log: Logger, wait: StoreWait): Promise<boolean> {
   try {
-    return await withinStoreWait(storeWaitMs(deps.settings), async (signal) => {
+    return await withinStoreWait(wait, async (signal) => {
       const record = await deps.idempotency.find(idempotencyKey, { signal });
       // Only a record written before the strict rules: a later one's body was held to them.
       if (!record || record.strictBody || record.fingerprint !== orderRequestFingerprint(request)) return false;

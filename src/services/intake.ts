@@ -13,7 +13,7 @@ import { orderRequestFingerprint, type OrderRequest } from '../domain/orderReque
 import { newOrder } from '../domain/orderState';
 import { mergeLines, priceLines } from '../domain/pricing';
 import { DEFAULT_INTAKE_WAIT_MS } from '../config';
-import { stillWaited, withinDeadline, withinStoreWait } from '../deadline';
+import { stillWaited, storeWaitFrom, withinDeadline, withinStoreWait, type StoreWait } from '../deadline';
 import { BusinessRuleError, ConflictError, ensureError, type FieldProblem, OrderRecordedError, TransientError } from '../errors';
 import type { Logger } from '../log';
 import { ensureCatalogSeeded } from './catalogSeed';
@@ -26,6 +26,8 @@ export interface AcceptOrderOptions {
   idempotencyKey?: string;
   /** A caller-supplied correlation id (e.g. `x-correlation-id`); a new one otherwise. */
   correlationId?: string;
+  /** The request's wait for Cosmos DB, when steps before the intake's share it; `storeWaitMs` of the settings from now otherwise. */
+  storeWait?: StoreWait;
 }
 
 export interface AcceptedOrder {
@@ -80,9 +82,10 @@ export async function acceptOrder(
   // it was not placed. Once sent, it may land, as a timed-out write may: the answer names the
   // order, as after the write, so a client without an Idempotency-Key follows it rather than
   // placing a second one.
-  const waitMs = storeWaitMs(deps.settings);
+  const wait = options.storeWait ?? storeWaitFrom(storeWaitMs(deps.settings));
+  const waitMs = wait.totalMs;
   const writing: { order?: { id: string; correlationId: string } } = {};
-  const { order, created, replayed } = await withinStoreWait(waitMs, (signal) => recordOrder(request, options, deps, log, signal, writing), {
+  const { order, created, replayed } = await withinStoreWait(wait, (signal) => recordOrder(request, options, deps, log, signal, writing), {
     late: (outcome) =>
       outcome.ok ? log.warn('intake-store-finished-late', { afterMs: waitMs }) : log.info('intake-store-stopped', { afterMs: waitMs, error: outcome.error.message }),
     timedOut: () => {

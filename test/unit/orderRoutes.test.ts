@@ -154,6 +154,26 @@ describe('POST /api/orders', () => {
     expect(deps.orders.docs.size).toBe(1);
   });
 
+  it("counts the lookup of a key with a comma against the request's one wait for Cosmos DB", async () => {
+    const earlier = await acceptOrder(order, { idempotencyKey: 'k-1,k-2' }, monitor, deps, createLogger(context()));
+    deps.settings.storeWaitMs = 300;
+    const slow = <A extends unknown[], R>(call: (...args: A) => Promise<R>) => async (...args: A) => {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return call(...args);
+    };
+    deps.idempotency.find = slow(deps.idempotency.find.bind(deps.idempotency));
+    deps.idempotency.claim = slow(deps.idempotency.claim.bind(deps.idempotency));
+    // The lookup takes 200 ms of the 300, and the claim that follows would take 200 more.
+    const started = performance.now();
+    const res = await create(order, { 'Idempotency-Key': 'k-1,k-2' });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(res.status).toBe(503);
+    expect(json(res).detail).toBe('Cosmos DB did not answer within 300 ms');
+    // Asked again once Cosmos DB is quick, the request finds the order placed under that key.
+    deps.settings.storeWaitMs = 10_000;
+    expect(json(await create(order, { 'Idempotency-Key': 'k-1,k-2' })).orderId).toBe(earlier.orderId);
+  });
+
   it('answers 415 naming the encoding for a compressed body, and stores nothing', async () => {
     const res = await create(order, { 'Content-Encoding': 'gzip' });
     expect(res.status).toBe(415);
