@@ -19,27 +19,31 @@ export interface ActiveOrder {
 }
 
 export interface ActiveOrderSource {
-  /** Up to `limit` non-terminal orders created at or after `from` and before `createdBefore`, oldest first. */
-  activeOrders(from: string, createdBefore: string, limit: number): Promise<ActiveOrder[]>;
+  /**
+   * Up to `limit` non-terminal orders created at or after `from` and before `createdBefore`, none of
+   * them one of `excluding`, oldest first.
+   */
+  activeOrders(from: string, createdBefore: string, limit: number, excluding: readonly string[]): Promise<ActiveOrder[]>;
 }
 
 /** The most orders one read of the active orders returns. */
-const MAX_ACTIVE_PAGE = 500;
+export const MAX_ACTIVE_PAGE = 500;
 
 export class CosmosActiveOrders implements ActiveOrderSource {
   constructor(private readonly orders: Container = container('orders')) {}
 
-  async activeOrders(from: string, createdBefore: string, limit: number): Promise<ActiveOrder[]> {
+  async activeOrders(from: string, createdBefore: string, limit: number, excluding: readonly string[]): Promise<ActiveOrder[]> {
     const top = Math.max(1, Math.min(MAX_ACTIVE_PAGE, Math.floor(limit)));
     const { resources } = await this.orders.items
       .query<ActiveOrder>({
         query:
           `SELECT TOP ${top} c.id, c.correlationId, c.state, c.createdAt FROM c ` +
           "WHERE (c.state = 'accepted' OR c.state = 'processing' OR c.state = 'compensating') " +
-          'AND c.createdAt >= @from AND c.createdAt < @before ORDER BY c.createdAt ASC',
+          'AND c.createdAt >= @from AND c.createdAt < @before AND NOT ARRAY_CONTAINS(@excluding, c.id) ORDER BY c.createdAt ASC',
         parameters: [
           { name: '@from', value: from },
           { name: '@before', value: createdBefore },
+          { name: '@excluding', value: [...excluding] },
         ],
       })
       .fetchAll();
@@ -75,12 +79,13 @@ export async function sweepMonitors(
   const createdBefore = new Date(now.getTime() - settings.graceMs).toISOString();
   const from = readCursor(cursor);
   // Orders are stamped to the millisecond, and a burst stamps several alike: the read starts at
-  // the last run's time itself and passes over the orders of that time it already checked. A
-  // read after that time would skip the others of it, and, while the orders before them stay
-  // active, skip them on every pass.
-  const limit = Math.min(MAX_ACTIVE_PAGE, settings.batchSize + from.checked.length);
-  const found = await env.orders.activeOrders(from.createdAt, createdBefore, limit);
-  const batch = found.filter((o) => !(o.createdAt === from.createdAt && from.checked.includes(o.id))).slice(0, settings.batchSize);
+  // the last run's time itself and leaves out the orders of that time it already checked. A read
+  // after that time would skip the others of it, and, while the orders before them stay active,
+  // skip them on every pass. The query leaves them out itself: once a page's worth of one
+  // millisecond's orders were checked, a page read with them could hold nothing else, and every
+  // pass would end there, never reaching the rest of that millisecond or any later order.
+  const limit = Math.min(MAX_ACTIVE_PAGE, settings.batchSize);
+  const batch = await env.orders.activeOrders(from.createdAt, createdBefore, limit, from.checked);
   const restarted: SweepReport['restarted'] = [];
   for (const order of batch) {
     const status = await env.monitor.status(order.id);
@@ -92,7 +97,7 @@ export async function sweepMonitors(
     restarted.push({ orderId: order.id, previous });
   }
   const last = batch[batch.length - 1];
-  if (found.length < limit || last === undefined) return { checked: batch.length, restarted, cursor: '' };
+  if (batch.length < limit || last === undefined) return { checked: batch.length, restarted, cursor: '' };
   const checked = batch.filter((o) => o.createdAt === last.createdAt).map((o) => o.id);
   if (last.createdAt === from.createdAt) checked.push(...from.checked);
   return { checked: batch.length, restarted, cursor: JSON.stringify({ createdAt: last.createdAt, checked }) };

@@ -718,9 +718,9 @@ describe('sweepMonitors', () => {
     };
     const calls: [string, string, number][] = [];
     const source = {
-      activeOrders: async (after: string, before: string, limit: number) => {
+      activeOrders: async (after: string, before: string, limit: number, excluding: readonly string[]) => {
         calls.push([after, before, limit]);
-        return orders.filter((o) => o.createdAt >= after).slice(0, limit);
+        return orders.filter((o) => o.createdAt >= after && !excluding.includes(o.id)).slice(0, limit);
       },
     };
     const now = new Date('2026-01-01T01:00:00Z');
@@ -747,9 +747,9 @@ describe('sweepMonitors', () => {
     };
     // Cosmos DB orders equal times as it likes: here the reverse of insertion.
     const source = {
-      activeOrders: async (from: string, _before: string, limit: number) =>
+      activeOrders: async (from: string, _before: string, limit: number, excluding: readonly string[]) =>
         orders
-          .filter((o) => o.createdAt >= from)
+          .filter((o) => o.createdAt >= from && !excluding.includes(o.id))
           .sort((x, y) => x.createdAt.localeCompare(y.createdAt) || y.id.localeCompare(x.id))
           .slice(0, limit),
     };
@@ -761,6 +761,37 @@ describe('sweepMonitors', () => {
     }
     expect(cursor).toBe('');
     expect([...seen].sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('reaches every order of a millisecond that holds more active orders than a page, and the orders after it', async () => {
+    // 520 orders stamped alike, then one a millisecond later; a run checks 50, a query returns at most 500.
+    const burst = Array.from({ length: 520 }, (_, i) => active(`o-${String(i).padStart(3, '0')}`, '2026-01-01T00:00:01.000Z'));
+    const orders = [...burst, active('later', '2026-01-01T00:00:01.001Z')];
+    const seen = new Set<string>();
+    const monitor = {
+      start: async () => 'started' as const,
+      status: async (id: string) => {
+        seen.add(id);
+        return { runtimeStatus: 'Running', customStatus: null };
+      },
+      notifyOrderChanged: async () => undefined,
+    };
+    // As the query does: TOP at most a page, equal times in one order (here by id), the ids asked to be left out left out.
+    const source = {
+      activeOrders: async (from: string, _before: string, limit: number, excluding: readonly string[] = []) =>
+        orders
+          .filter((o) => o.createdAt >= from && !excluding.includes(o.id))
+          .sort((x, y) => x.createdAt.localeCompare(y.createdAt) || x.id.localeCompare(y.id))
+          .slice(0, Math.min(500, limit)),
+    };
+    const now = new Date('2026-01-01T01:00:00Z');
+    let cursor = '';
+    let runs = 0;
+    do {
+      cursor = (await sweepMonitors(cursor, now, { batchSize: 50, graceMs: 30_000 }, { orders: source, monitor, log: silent })).cursor;
+      runs++;
+    } while (cursor !== '' && runs < 20);
+    expect({ runs, seen: seen.size, later: seen.has('later') }).toEqual({ runs: 11, seen: 521, later: true });
   });
 });
 
