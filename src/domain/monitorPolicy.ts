@@ -394,6 +394,12 @@ export interface MonitorSnapshot {
   republishes: Record<ServiceName, number>;
   /** Support principal whose requeue request has not been carried out yet. */
   requeueRequestedBy?: string;
+  /**
+   * Who made the latest requeue of billing (MONITOR_ACTOR for the monitor) while no billing send
+   * has followed it and billing is in flight: the requeue was written, and its message did not go
+   * out (Service Bus failed the send on every retry). Absent in snapshots from before this field.
+   */
+  requeueUnsentBy?: string;
   /** Support principal who asked for compensation. */
   compensationRequestedBy?: string;
   /** Why compensation started, once it has. */
@@ -468,6 +474,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
   let compensationReason: string | undefined;
   let compensationRuns = 0;
   let latestRunStep: string | undefined;
+  let requeueUnsentBy: string | undefined;
   const recordedSends = new Set<string>();
   const lastKind: Partial<Record<ServiceName, string>> = {};
 
@@ -494,6 +501,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
         }
         break;
       case TIMELINE.requeued:
+        requeueUnsentBy = entry.actor ?? MONITOR_ACTOR;
         if (entry.actor === MONITOR_ACTOR) {
           billingRequeues += 1;
           billingRequeuesMade += 1;
@@ -513,6 +521,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
         if (id !== undefined && recordedSends.has(id)) break;
         if (id !== undefined) recordedSends.add(id);
         if (entry.service) lastSentAt[entry.service] = entry.at;
+        if (entry.service === 'billing') requeueUnsentBy = undefined;
         if (entry.service && entry.reason?.startsWith(REPUBLISH_REASON.stuck)) republishes[entry.service] += 1;
         else if (entry.service === 'billing' && requeueUntaken?.sending && entry.reason?.startsWith(REPUBLISH_REASON.requeue)) {
           if (id !== undefined) requeueUntaken.messages.push(id);
@@ -559,6 +568,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     billingRequeuesMade,
     republishes,
     requeueRequestedBy: pendingRequeueRequest(timeline)?.by,
+    ...(requeueUnsentBy !== undefined && IN_FLIGHT.includes(order.status.billing) ? { requeueUnsentBy } : {}),
     compensationRequestedBy,
     compensationReason,
     ...(askedAgain ? { compensationAskedAgainBy: askedAgain.by } : {}),
@@ -828,6 +838,15 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
 
   if (snapshot.requeueRequestedBy && IN_FLIGHT.includes(status.billing)) {
     return { kind: 'requeueBilling', attempt: snapshot.billingRequeues + 1, requestedBy: snapshot.requeueRequestedBy };
+  }
+
+  // A requeue written whose message never went out: the same requeue once more (its step finds it
+  // written and sends), until billing would count as stuck, when the stuck path takes over.
+  const unsentBy = snapshot.requeueUnsentBy;
+  if (unsentBy !== undefined && IN_FLIGHT.includes(status.billing) && nowMs < ms(snapshot.lastProgressAt.billing) + policy.stuckAfterMs.billing) {
+    return unsentBy === MONITOR_ACTOR
+      ? { kind: 'requeueBilling', attempt: billingRequeuesMadeOf(snapshot) }
+      : { kind: 'requeueBilling', attempt: snapshot.billingRequeues + 1, requestedBy: unsentBy };
   }
 
   let nextDeadline = nowMs + pollIntervalMs(policy, snapshot.quietPolls);

@@ -931,6 +931,35 @@ describe('the monitor over a simulated order', () => {
     expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1']);
   });
 
+  it('sends a requeue whose message did not go out on the next turn, once, and leaves it to the stuck path after the threshold', async () => {
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    await world.createOrder();
+    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'deadlettered';
+    const publish = world.publish.bind(world);
+    // Service Bus fails the send on every retry of the step: the requeue is written, its message is not.
+    world.publish = async () => {
+      throw new Error('Service Bus is unavailable');
+    };
+    await expect(activity('requeueBilling', { attempt: 1 })).rejects.toThrow('Service Bus is unavailable');
+    let order = await world.order();
+    expect(order.status.billing).toBe('pending');
+    const policy = QUIET_SCENARIO.policy;
+    const writtenAt = new Date(order.timeline.at(-1)!.at);
+    const snapshot = monitorSnapshotOf(order);
+    expect(snapshot.requeueUnsentBy).toBe('monitor');
+    // Without it, billing would wait `pending` with nothing in flight until it counted as stuck.
+    expect(decideNextStep(snapshot, policy, new Date(writtenAt.getTime() + 1_000))).toEqual({ kind: 'requeueBilling', attempt: 1 });
+    expect(decideNextStep(snapshot, policy, new Date(writtenAt.getTime() + policy.stuckAfterMs.billing))).not.toMatchObject({ kind: 'requeueBilling' });
+
+    world.publish = publish;
+    await activity('requeueBilling', { attempt: 1 });
+    order = await world.order();
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.requeued)).toHaveLength(1);
+    expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1']);
+    expect(monitorSnapshotOf(order).requeueUnsentBy).toBeUndefined();
+  });
+
   it("carries out a person's requeue of a billing in flight once when the engine runs its activity twice at once", async () => {
     // Both copies read the order, with the request pending, before either wrote: the second must
     // not record the same request carried out again.
