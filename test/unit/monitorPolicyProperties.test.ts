@@ -18,6 +18,7 @@ import type { InvocationContext } from '@azure/functions';
 import fc from 'fast-check';
 import {
   BACKLOG_RECHECK_MAX_MS,
+  billingRequeuesMadeOf,
   DEFAULT_MONITOR_POLICY,
   MONITOR_ACTOR,
   REPUBLISH_REASON,
@@ -154,6 +155,7 @@ const situationArb: fc.Arbitrary<Situation> = fc
     billingRequeuesUntried: fc.option(fc.integer({ min: 0, max: 12 }), { nil: undefined }),
     republishes: fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 4 })),
     requeueRequestedBy: personArb,
+    requeueUnsentBy: fc.option(fc.constantFrom(MONITOR_ACTOR, 'ana@contoso.com'), { nil: undefined }),
     compensationRequestedBy: personArb,
     compensationAskedAgainBy: personArb,
     compensationRuns: fc.integer({ min: 0, max: 5 }),
@@ -195,6 +197,7 @@ const situationArb: fc.Arbitrary<Situation> = fc
       ...(g.billingRequeuesUntried !== undefined ? { billingRequeuesUntried: g.billingRequeuesUntried } : {}),
       republishes: { inventory: g.republishes[0], billing: g.republishes[1], notification: g.republishes[2] },
       ...(g.requeueRequestedBy ? { requeueRequestedBy: g.requeueRequestedBy } : {}),
+      ...(g.requeueUnsentBy && IN_FLIGHT.includes(status.billing) ? { requeueUnsentBy: g.requeueUnsentBy } : {}),
       ...(g.compensationRequestedBy ? { compensationRequestedBy: g.compensationRequestedBy } : {}),
       ...(g.state === 'compensating' ? { compensationReason: 'billing failed' } : {}),
       ...(g.state === 'compensating' && g.compensationAskedAgainBy ? { compensationAskedAgainBy: g.compensationAskedAgainBy } : {}),
@@ -275,7 +278,10 @@ describe('decideNextStep, for any order and any policy the settings allow', () =
             expect(snapshot.unsentTo ?? []).not.toContain(step.service);
             break;
           case 'requeueBilling':
-            if (step.requestedBy === undefined) {
+            if (snapshot.requeueUnsentBy !== undefined && IN_FLIGHT.includes(snapshot.status.billing) && step.requestedBy === (snapshot.requeueUnsentBy === MONITOR_ACTOR ? undefined : snapshot.requeueUnsentBy) && step.requestedBy !== snapshot.requeueRequestedBy) {
+              // The send of a requeue already written: no new one, so no bound is used.
+              if (step.requestedBy === undefined) expect(step.attempt).toBe(billingRequeuesMadeOf(snapshot));
+            } else if (step.requestedBy === undefined) {
               expect(snapshot.status.billing).toBe('deadlettered');
               expect(snapshot.billingRequeues).toBeLessThan(policy.maxBillingRequeues);
             } else {
