@@ -11,6 +11,14 @@ const READS = 5;
 /** What `decide` answers when its write found the order changed since it was read. */
 export const CHANGED = Symbol('changed');
 
+/** The order changed under each of a write's reads: `what` did not happen (yet). */
+export class OrderKeptChangingError extends Error {
+  constructor(what: string) {
+    super(`the order changed on each of ${READS} reads; ${what}`);
+    this.name = 'OrderKeptChangingError';
+  }
+}
+
 /**
  * Lets `decide` act on the order as read, its writes landing only onto that order (the timeline's
  * length): when one finds the order changed, the order is read again and `decide` runs anew, up to
@@ -28,7 +36,7 @@ export async function onOrderAsRead<T>(
   for (let read = 1; current; read++) {
     const result = await decide(current);
     if (result !== CHANGED) return result;
-    if (read >= READS) throw new Error(`the order changed on each of ${READS} reads; ${what}`);
+    if (read >= READS) throw new OrderKeptChangingError(what);
     current = await deps.orders.get(current.id);
   }
   return gone;

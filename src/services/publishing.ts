@@ -8,7 +8,7 @@ import { MONITOR_ACTOR, republishedDetail, republishedMessageId, TIMELINE } from
 import type { OrderDocument } from '../domain/order';
 import { TARGET_PROPERTY, type ServiceName } from '../topology';
 import { appDependencies, type OrderSagaDependencies } from './dependencies';
-import { CHANGED, onOrderAsRead } from './orderAsRead';
+import { CHANGED, onOrderAsRead, OrderKeptChangingError } from './orderAsRead';
 
 /**
  * Publishes the order's OrderCreated event. Nothing is written to the order here: the first
@@ -68,9 +68,17 @@ export async function republishToService(
     },
   });
   const entry = { at: deps.now(), kind: TIMELINE.republished, service, reason, detail: republishedDetail(attempt, messageId), actor: MONITOR_ACTOR };
-  await onOrderAsRead(order, deps, `the send of ${messageId} was not recorded`, undefined, async (current) => {
-    if (current.timeline.some((e) => e.kind === TIMELINE.republished && e.service === service && republishedMessageId(e.detail) === messageId)) return undefined;
-    return (await deps.orders.appendTimeline(current.id, entry, { whenTimelineLength: current.timeline.length })) ? undefined : CHANGED;
-  });
+  try {
+    await onOrderAsRead(order, deps, `the send of ${messageId} was not recorded`, undefined, async (current) => {
+      if (current.timeline.some((e) => e.kind === TIMELINE.republished && e.service === service && republishedMessageId(e.detail) === messageId)) return undefined;
+      return (await deps.orders.appendTimeline(current.id, entry, { whenTimelineLength: current.timeline.length })) ? undefined : CHANGED;
+    });
+  } catch (err) {
+    if (!(err instanceof OrderKeptChangingError)) throw err;
+    // Others kept writing the order (its deliveries): recorded regardless, at worst as a second
+    // entry of this one message, which counts once. Given up, the record would be missing, and
+    // the next send, numbered from the sends recorded, would reuse this message id and be dropped.
+    await deps.orders.appendTimeline(order.id, entry);
+  }
   return { messageId };
 }

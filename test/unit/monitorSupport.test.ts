@@ -408,6 +408,22 @@ describe('recordDeadLetter', () => {
     expect(deps.publisher.sent.map((m) => m.messageId)).toEqual(['event-1:billing:2']);
   });
 
+  it('records a send also when the order changes under each of its reads: the next send is numbered from the sends recorded', async () => {
+    const deps = orderResentTo('billing');
+    const append = deps.orders.appendTimeline.bind(deps.orders);
+    // Billing's deliveries write the order between every read and write of the record.
+    deps.orders.appendTimeline = async (id, entry, options) => {
+      if (options?.whenTimelineLength === undefined) return append(id, entry);
+      await append(id, { at: '2026-01-01T00:00:07.000Z', kind: 'attempt-failed', service: 'billing' });
+      return false;
+    };
+    await republishToService(deps.orders.docs.get('order-1')!, 'billing', 2, 'requeue 1', deps);
+    deps.orders.appendTimeline = append;
+    const order = deps.orders.docs.get('order-1')!;
+    expect(order.timeline.filter((e) => e.kind === 'republished').map((e) => e.detail)).toEqual(['attempt 1, message event-1:billing:1', 'attempt 2, message event-1:billing:2']);
+    expect(targetedSends(order.timeline, 'billing')).toBe(2);
+  });
+
   it("an older send's dead-letter found after the monitor sent a newer one is only noted: the newer message is in play", async () => {
     const deps = orderResentTo('billing');
     const monitor = new RecordingMonitor();
