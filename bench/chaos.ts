@@ -39,6 +39,7 @@ import {
   type QueuedDeadLetter,
 } from './chaos-invariants';
 import { call, closedLoop, keepAliveAgent, Progress, sleep, type Answer } from './load';
+import { seededRandom } from './seededRandom';
 
 /**
  * Monitor policy for the run: requeue, poll and compensation retries in about a second instead of
@@ -164,17 +165,7 @@ export function killPointsWhilePlacing(kills: number, orders: number, concurrenc
   return sorted;
 }
 
-/** Deterministic PRNG (mulberry32): the same seed gives the same orders and the same kill moments. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from './seededRandom';
 
 /**
  * The order mix: a quarter of the orders carry billing failures (1 to 6, so some are dead-lettered

@@ -39,6 +39,7 @@
  * - a further pass, and a pass of a process that starts again, start nothing.
  */
 import fc from 'fast-check';
+import { seededRandom } from '../../bench/seededRandom';
 import type { OrderState } from '../../src/domain/order';
 import { TransientError } from '../../src/errors';
 import { createLogger } from '../../src/log';
@@ -206,18 +207,6 @@ interface RunLog {
   started: string[];
 }
 
-/** A small seeded generator, so that a scenario's ties fall the same way when it is replayed. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const onTheJob = (s: RuntimeStatus | undefined) => s !== undefined && ON_THE_JOB.includes(s);
 const isActive = (o: Order) => ACTIVE.includes(o.state);
 
@@ -244,7 +233,7 @@ class World {
     readonly ties: Ties,
     seed: number,
   ) {
-    this.random = generator(seed);
+    this.random = seededRandom(seed);
   }
 
   /** Orders a run checks: a batch, and never more than a page. */
