@@ -66,7 +66,9 @@ export class SendTarget {
       this.due.pop();
       if (this.scheduled.get(s.seq) !== s) continue; // cancelled
       this.scheduled.delete(s.seq);
-      this.distribute(s.content, s.seq, now);
+      // The number given when it was scheduled only names it while scheduled (to cancel it): it is
+      // appended as if sent now, with a new sequence number, as in Service Bus.
+      this.distribute(s.content, this.nextSeq++, now);
     }
     if (this.duplicateWindowMs !== undefined) {
       for (const [id, firstSeen] of this.seen) {

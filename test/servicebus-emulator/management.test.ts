@@ -70,8 +70,24 @@ describe('scheduled messages', () => {
     const [m] = await receiveN(r, 1, 3000);
     expect(m.body).toBe('keep');
     expect(Date.now()).toBeGreaterThanOrEqual(at.getTime() - 20);
-    expect(m.sequenceNumber!.toString()).toBe(keep[0].toString());
+    expect(m.sequenceNumber!.toNumber()).toBeGreaterThan(Math.max(Number(keep[0]), Number(cancel[0])));
     expect(await r.receiveMessages(1, { maxWaitTimeInMs: 400 })).toEqual([]);
+  });
+
+  it('appends a scheduled message with a new sequence number when it becomes active, as Service Bus does', async () => {
+    // "The SequenceNumber for a scheduled message is only valid while the message is in this state.
+    // As the message transitions to the active state, the message is appended to the queue as if
+    // had been enqueued at the current instant, which includes assigning a new SequenceNumber."
+    const sender = h.client.createSender('work');
+    const at = new Date(Date.now() + 400);
+    const [scheduled] = await sender.scheduleMessages({ body: 'later' }, at);
+    await sender.sendMessages({ body: 'now' });
+    const got = await receiveN(h.client.createReceiver('work', { receiveMode: 'receiveAndDelete' }), 2, 3000);
+    expect(got.map((m) => [m.body, m.sequenceNumber!.toNumber()])).toEqual([
+      ['now', scheduled.toNumber() + 1],
+      ['later', scheduled.toNumber() + 2],
+    ]);
+    expect(got[1].enqueuedTimeUtc!.getTime()).toBeGreaterThanOrEqual(at.getTime());
   });
 
   it('honours scheduledEnqueueTimeUtc on a plain send', async () => {
