@@ -72,8 +72,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(): Promise<Harness> {
-  const emulator = await startServiceBusEmulator({ port: 0, topology: testTopology });
+/** An emulator on a free port serving `topology` (default: the test topology above). */
+export async function startHarness(topology: ServiceBusTopology = testTopology): Promise<Harness> {
+  const emulator = await startServiceBusEmulator({ port: 0, topology });
   const clients: ServiceBusClient[] = [];
   const newClient = (cs = emulator.connectionString) => {
     const c = new ServiceBusClient(cs, { retryOptions: { maxRetries: 0, timeoutInMs: 10_000 } });
