@@ -303,6 +303,11 @@ export class MessageQueue {
   }
 
   private countFailedDelivery(m: StoredMessage): void {
+    if (!this.deadLetterQueue) {
+      // A dead-letter queue counts no deliveries: the message keeps the count it was dead-lettered with.
+      this.makeAvailable(m);
+      return;
+    }
     m.deliveryCount++;
     if (m.deliveryCount >= this.settings.maxDeliveryCount && this.deadLetterQueue) {
       this.moveToDeadLetter(m, 'MaxDeliveryCountExceeded', `Message could not be consumed after ${this.settings.maxDeliveryCount} delivery attempts.`);

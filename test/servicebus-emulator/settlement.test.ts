@@ -140,6 +140,28 @@ describe('dead-letter', () => {
     expect(await r.peekMessages(5)).toHaveLength(0);
   });
 
+  it('keeps the delivery count a message was dead-lettered with when it is abandoned or its lock runs out in the DLQ, as Service Bus does', async () => {
+    // Service Bus counts no deliveries in a dead-letter queue (the SDK's live tests: a dead-lettered
+    // message abandoned there is received again with deliveryCount 0).
+    await sendOrder();
+    const r = billing();
+    const [m] = await receiveN(r, 1);
+    await r.abandonMessage(m);
+    const [again] = await receiveN(r, 1);
+    await r.deadLetterMessage(again, { deadLetterReason: 'Poison', deadLetterErrorDescription: 'bad body' });
+    const dlq = h.client.createReceiver('orders', 'billing-sub', { subQueueType: 'deadLetter', maxAutoLockRenewalDurationInMs: 0 });
+    const [first] = await receiveN(dlq, 1);
+    expect(first.deliveryCount).toBe(1);
+    await dlq.abandonMessage(first);
+    const [abandoned] = await receiveN(dlq, 1);
+    expect(abandoned.deliveryCount).toBe(1);
+    const [expired] = await receiveN(dlq, 1, LOCK_MS * 3); // its lock ran out
+    expect(expired.deliveryCount).toBe(1);
+    const [peeked] = await dlq.peekMessages(1);
+    expect(peeked.deliveryCount).toBe(1);
+    await dlq.completeMessage(expired);
+  });
+
   it('resubmits from the DLQ: a copy with a new message id reaches the subscription again', async () => {
     await sendOrder();
     const r = billing();
