@@ -290,6 +290,10 @@ export class MessageQueue {
 
   deadLetter(key: string, reason: string | undefined, description: string | undefined, propertiesToModify?: Record<string, unknown>): void {
     const m = this.locked(key);
+    if (!this.deadLetterQueue) {
+      // As in Service Bus: refused, and the message stays, still locked.
+      throw new SettlementError('amqp:not-allowed', `A message in the dead-letter queue '${this.path}' cannot be dead-lettered.`, 400);
+    }
     this.releaseLock(m);
     this.moveToDeadLetter(m, reason, description, propertiesToModify);
   }
@@ -339,7 +343,7 @@ export class MessageQueue {
   private moveToDeadLetter(m: StoredMessage, reason: string | undefined, description: string | undefined, propertiesToModify?: Record<string, unknown>): void {
     this.remove(m);
     const dlq = this.deadLetterQueue;
-    if (!dlq) return; // rejecting from a dead-letter queue discards, there is no further queue
+    if (!dlq) return; // not reached: a dead-letter queue neither dead-letters nor expires
     const content = withApplicationProperties(m.content, { ...(propertiesToModify ?? {}), DeadLetterReason: reason, DeadLetterErrorDescription: description });
     dlq.enqueue(content, m.seq, m.enqueuedAt, { deliveryCount: m.deliveryCount, deadLetterSource: this.path, expiresAt: Infinity });
   }

@@ -162,6 +162,26 @@ describe('dead-letter', () => {
     await dlq.completeMessage(expired);
   });
 
+  it('refuses to dead-letter a message in the DLQ, which stays there, as Service Bus does', async () => {
+    // Service Bus answers InvalidOperationError (code GeneralError in SDK 7) and keeps the message.
+    await sendOrder();
+    const r = billing();
+    const [m] = await receiveN(r, 1);
+    await r.deadLetterMessage(m, { deadLetterReason: 'Poison', deadLetterErrorDescription: 'bad body' });
+    const dlq = h.client.createReceiver('orders', 'billing-sub', { subQueueType: 'deadLetter', maxAutoLockRenewalDurationInMs: 0 });
+    const [dead] = await receiveN(dlq, 1);
+    await expect(dlq.deadLetterMessage(dead, { deadLetterReason: 'Again', deadLetterErrorDescription: 'still bad' })).rejects.toMatchObject({ code: 'GeneralError' });
+    // Still there: received again once the lock it kept ran out.
+    const [again] = await receiveN(dlq, 1, LOCK_MS * 3);
+    expect([again.messageId, again.deadLetterReason]).toEqual([m.messageId, 'Poison']);
+    // Deferred and received by sequence number: settled through the management link, refused the same way.
+    await dlq.deferMessage(again);
+    const [deferred] = await dlq.receiveDeferredMessages(again.sequenceNumber!);
+    await expect(dlq.deadLetterMessage(deferred, { deadLetterReason: 'Again', deadLetterErrorDescription: 'still bad' })).rejects.toMatchObject({ code: 'GeneralError' });
+    await dlq.completeMessage(deferred);
+    expect(await dlq.peekMessages(5)).toHaveLength(0);
+  });
+
   it('resubmits from the DLQ: a copy with a new message id reaches the subscription again', async () => {
     await sendOrder();
     const r = billing();
