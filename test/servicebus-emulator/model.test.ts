@@ -33,6 +33,10 @@
  *   that ended in an abandon, a lock expiry or a deferral (a deferred message deferred again too);
  *   at maxDeliveryCount the message moves to the dead-letter queue with reason
  *   `MaxDeliveryCountExceeded` and is not delivered again from the queue or subscription;
+ * - a dead-lettered message keeps its delivery count, and a dead-letter queue counts no deliveries
+ *   (abandons and lock expiries there leave it); dead-lettering a message that is in a dead-letter
+ *   queue is refused (`GeneralError`) and the message stays (the SDK's live tests against the
+ *   service);
  * - dead-letter reason and description are kept; complete removes the message for good;
  * - settling with a lock that ran out fails with `MessageLockLost`, and settling twice fails;
  * - a deferred message is only received by its sequence number, with state `deferred`; one locked
@@ -46,12 +50,13 @@
  *   from its queue or subscription or from the dead-letter queue.
  *
  * Not held to what Service Bus leaves open or its documentation does not settle: which available
- * messages a receive of fewer than all gets (only that never-delivered ones come in order), delivery
- * counts in a dead-letter queue, deferring a message at its last delivery (Service Bus may
- * dead-letter it; the emulator defers it; that command abandons instead), dead-lettering from a
- * dead-letter queue (abandons instead), a dead-letter reason or description not given, how many
- * messages a peek returns beyond one, and scheduled messages in a queue's peek (shown by Service
- * Bus, not by the emulator; the app has no queues and schedules nothing).
+ * messages a receive of fewer than all gets (only that never-delivered ones come in order), whether
+ * a deferral in a dead-letter queue counts, deferring a message at its last delivery (Service Bus
+ * may dead-letter it; the emulator defers it; that command abandons instead), a dead-letter reason
+ * or description not given, how many messages a peek returns beyond one, and scheduled messages in
+ * a queue's peek (shown by Service Bus, not by the emulator; the app has no queues and schedules
+ * nothing). One thing is held that Service Bus does not promise: a receive of n with at least n
+ * available gets n (the emulator hands them over at once; on Azure a receive may return fewer).
  *
  * Where the clock makes an outcome undecidable (a lock or a scheduled time running out while a
  * call is under way, a duplicate sent right at the end of its window, a cancel racing its message's
@@ -262,6 +267,8 @@ interface Lock {
   fromDlq: boolean;
   /** live: the model holds it; lost: it ran out; settled: it was used. */
   state: 'live' | 'lost' | 'settled';
+  /** False once a settlement through it was refused: the message stays locked, but the SDK takes the delivery as settled. */
+  usable: boolean;
 }
 
 /** A message as one queue or subscription holds it. */
@@ -325,7 +332,7 @@ class Case {
   private nextN = 1;
   private readonly lockTokens = new Set<string>();
   readonly trace: string[] = [];
-  readonly stats = { sends: 0, duplicatesDropped: 0, resentPastWindow: 0, undecidable: 0, received: 0, peeked: 0, settled: 0, lockLost: 0, deadLettered: 0, maxDelivery: 0, scheduled: 0, cancelled: 0 };
+  readonly stats = { sends: 0, duplicatesDropped: 0, resentPastWindow: 0, undecidable: 0, received: 0, peeked: 0, settled: 0, lockLost: 0, refused: 0, deadLettered: 0, maxDelivery: 0, scheduled: 0, cancelled: 0 };
 
   constructor(private readonly h: Harness) {
     this.targets.set(ORDERS_TOPIC, { name: ORDERS_TOPIC, dupWindowMs: DUP_WINDOW_MS, next: 0, exact: true, seen: new Map(), reusable: [] });
@@ -403,6 +410,7 @@ class Case {
 
   /** A delivery ended without settlement (lock ran out or abandoned): counted, and dead-lettered at the limit. */
   private countFailed(c: Copy): void {
+    if (c.where === 'dlq') return; // a dead-letter queue counts no deliveries
     c.count = [c.count[0] + 1, c.count[1] + 1];
     if (c.where === 'main' && c.count[0] >= c.entity.maxDelivery) {
       this.moveToDlq(c, { max: true });
@@ -413,7 +421,6 @@ class Case {
   private moveToDlq(c: Copy, dl: Copy['deadLetter']): void {
     c.where = 'dlq';
     c.deferred = false;
-    c.count = [0, Infinity];
     c.deadLetter = dl;
     this.note(`  #${c.sent.n}@${c.entity.name} -> DLQ (${dl!.max ? 'MaxDeliveryCountExceeded' : dl!.reason})`);
   }
@@ -486,6 +493,7 @@ class Case {
       if (m.deliveryCount === undefined || m.deliveryCount < c.count[0] || m.deliveryCount > c.count[1]) {
         this.fail(`${label}: deliveryCount ${m.deliveryCount}, expected ${c.count[0] === c.count[1] ? c.count[0] : `${c.count[0]}..${c.count[1]}`}`);
       }
+      c.count = [m.deliveryCount, m.deliveryCount];
     } else if (!counts.includes(m.deliveryCount ?? -1)) {
       this.fail(`${label}: deliveryCount ${m.deliveryCount}, expected ${counts.join(' or ')}`);
     }
@@ -790,7 +798,7 @@ class Case {
       }
       this.newLockToken(m, `${what} from ${place}`);
       copy.delivered = true;
-      const lock: Lock = { copy, msg: m, receiver, until: lockedUntil, fromDlq: dlq, state: 'live' };
+      const lock: Lock = { copy, msg: m, receiver, until: lockedUntil, fromDlq: dlq, state: 'live', usable: true };
       copy.lock = lock;
       this.locks.push(lock);
       this.stats.received++;
@@ -835,7 +843,7 @@ class Case {
 
   private async settle(pick: number, requested: Settlement, stale: boolean): Promise<void> {
     const lost = this.locks.filter((x) => x.state === 'lost');
-    const pool = stale ? (lost.length > 0 ? lost : this.locks.filter((x) => x.state === 'settled')) : this.locks.filter((x) => x.state === 'live');
+    const pool = stale ? (lost.length > 0 ? lost : this.locks.filter((x) => x.state === 'settled')) : this.locks.filter((x) => x.state === 'live' && x.usable);
     if (pool.length > 0) await this.settleLock(pool[pick % pool.length], requested);
   }
 
@@ -843,7 +851,6 @@ class Case {
     const c = l.copy;
     const inDlq = l.fromDlq;
     let s = requested;
-    if (s.how === 'deadLetter' && inDlq) s = { how: 'abandon' };
     if (s.how === 'defer' && c.where === 'main' && c.count[0] + 1 >= c.entity.maxDelivery) s = { how: 'abandon' };
     const stateBefore = l.state;
     const t0 = Date.now();
@@ -871,12 +878,21 @@ class Case {
     }
     const surelyLost = stateBefore === 'lost' || l.until <= t0;
     const surelyHeld = stateBefore === 'live' && t1 < l.until;
+    // Service Bus does not dead-letter a message that is in a dead-letter queue.
+    const refusable = s.how === 'deadLetter' && inDlq;
     if (!error) {
       if (surelyLost) this.fail(`${label}: settled with a lock that ran out ${t0 - l.until}ms before`);
+      if (refusable) this.fail(`${label}: dead-lettering a message in a dead-letter queue succeeded`);
       l.state = 'settled';
       c.lock = undefined;
       this.stats.settled++;
       this.apply(c, s);
+      return;
+    }
+    if (refusable && !surelyLost && isServiceBusError(error) && error.code === 'GeneralError') {
+      // Refused; the message stays where it was, locked until the lock runs out.
+      l.usable = false;
+      this.stats.refused++;
       return;
     }
     if (surelyHeld) this.fail(`${label}: failed while the lock was held (${l.until - t1}ms left): ${String(error)}`);
@@ -897,7 +913,8 @@ class Case {
         return;
       case 'defer':
         c.deferred = true;
-        c.count = [c.count[0] + 1, c.count[1] + 1];
+        // Whether a deferral in a dead-letter queue counts is not known: either.
+        c.count = c.where === 'dlq' ? [c.count[0], c.count[1] + 1] : [c.count[0] + 1, c.count[1] + 1];
         return;
       case 'deadLetter':
         this.moveToDlq(c, { max: false, reason: s.reason, description: s.description });
@@ -942,7 +959,7 @@ class Case {
     const until = m.lockedUntilUtc?.getTime();
     if (until === undefined || until < t0 + LOCK_MS - 5 || until > t1 + LOCK_MS + 5) this.fail(`${label}: locked until ${until}, expected ${LOCK_MS}ms after delivery`);
     this.newLockToken(m, label);
-    const lock: Lock = { copy: c, msg: m, receiver, until, fromDlq: dlq, state: 'live' };
+    const lock: Lock = { copy: c, msg: m, receiver, until, fromDlq: dlq, state: 'live', usable: true };
     c.lock = lock;
     c.delivered = true;
     this.locks.push(lock);
