@@ -14,7 +14,7 @@
  * message unrecorded for the next sweep; the message itself stays in its dead-letter queue.
  */
 import { writeOutcomeUnknown } from '../azure/cosmosErrors';
-import { deadLetterMarker, isDeadLetterOf, notedDeadLetterDetail, targetedSends, TIMELINE } from '../domain/monitorPolicy';
+import { deadLetterMarker, isDeadLetterOf, monitorSnapshotOf, notedDeadLetterDetail, targetedSends, TIMELINE } from '../domain/monitorPolicy';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
 import type { OrderDocument } from '../domain/order';
@@ -76,30 +76,16 @@ function laterSendInPlay(order: OrderDocument, service: ServiceName, messageId: 
   const own = sendNumber(order, service, messageId);
   if (own === undefined) return undefined;
   const latest = targetedSends(order.timeline, service);
-  if (latest + 1 > own && requeueSending(order, service)) return latest + 1;
+  // A requeue writes its `requeued` entry (marking a dead-lettered billing `pending` again), then
+  // sends, then records the send: until then its send is in play though no entry names it yet,
+  // even when every send before it has dead-lettered (which is why billing was requeued).
+  if (latest + 1 > own && service === 'billing' && monitorSnapshotOf(order).requeueUnsentBy !== undefined) return latest + 1;
   for (let n = latest; n > own; n--) {
     const id = republishMessageId(order, service, n);
     const deadLettered = order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && isDeadLetterOf(e.detail, id));
     if (!deadLettered) return n;
   }
   return undefined;
-}
-
-/**
- * Whether a requeue is making the next send to `service`: its `requeued` entry is on the timeline
- * after the latest recorded send. A requeue writes that entry (marking a dead-lettered billing
- * `pending` again), then sends, then records the send: until then its send is in play though no
- * `republished` entry names it yet, even when every send before it has dead-lettered (which is
- * why billing was requeued).
- */
-function requeueSending(order: OrderDocument, service: ServiceName): boolean {
-  for (let i = order.timeline.length - 1; i >= 0; i--) {
-    const e = order.timeline[i]!;
-    if (e.service !== service) continue;
-    if (e.kind === TIMELINE.republished) return false;
-    if (e.kind === TIMELINE.requeued) return true;
-  }
-  return false;
 }
 
 export async function recordDeadLetter(
