@@ -192,12 +192,9 @@ export class HttpHost {
   }
 
   async #handle(req: FrontRequest): Promise<FrontResponse> {
+    const headers = headersAsTheHostSendsThem(req.rawHeaders);
     // Kestrel refuses a request with more than one Host header before anything else sees it.
-    let hosts = 0;
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      const name = req.rawHeaders[i]!;
-      if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return answer(400);
-    }
+    if (!headers) return answer(400);
     const url = req.url;
     const q = url.indexOf('?');
     const pathname = q >= 0 ? url.slice(0, q) : url;
@@ -223,23 +220,14 @@ export class HttpHost {
     if (found.kind === 'notFound') return answer(404);
     this.#inFlight++;
     try {
-      return await this.#invoke(req, method, found.route.target, found.params);
+      return await this.#invoke(req, headers, method, found.route.target, found.params);
     } finally {
       this.#inFlight--;
     }
   }
 
-  async #invoke(req: FrontRequest, method: string, target: HttpFunction, params: Record<string, string>): Promise<FrontResponse> {
+  async #invoke(req: FrontRequest, headers: Record<string, string>, method: string, target: HttpFunction, params: Record<string, string>): Promise<FrontResponse> {
     const url = req.url;
-    const headers: Record<string, string> = {};
-    // As the Functions host hands them to the worker (`ToRpcHttp`): names in lower case, and a
-    // header sent more than once as its values joined with a comma (`StringValues.ToString()`).
-    const raw = req.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) {
-      const key = raw[i]!.toLowerCase();
-      const prev = headers[key];
-      headers[key] = prev === undefined ? raw[i + 1]! : `${prev},${raw[i + 1]}`;
-    }
     const fullUrl = `http://${headers['host'] ?? '127.0.0.1'}${url}`;
     // A Host header or target no URL parser accepts is the client's error, not the function's.
     if (!URL.canParse(fullUrl)) return answer(400);
@@ -317,6 +305,22 @@ export class HttpHost {
  * (azure-functions-host#4926, azure-functions-nodejs-worker#524); passing it here would let a
  * client work locally that gets an empty body there.
  */
+/**
+ * The request's headers as the Functions host hands them to the worker (`ToRpcHttp`): names in
+ * lower case, and a header sent more than once as its values joined with a comma
+ * (`StringValues.ToString()`). Undefined for a request with two Host headers, which Kestrel refuses.
+ */
+function headersAsTheHostSendsThem(raw: readonly string[]): Record<string, string> | undefined {
+  const headers: Record<string, string> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const key = raw[i]!.toLowerCase();
+    const prev = headers[key];
+    if (prev !== undefined && key === 'host') return undefined;
+    headers[key] = prev === undefined ? raw[i + 1]! : `${prev},${raw[i + 1]}`;
+  }
+  return headers;
+}
+
 export function declaresBody(headers: Record<string, string>): boolean {
   const length = headers['content-length'];
   return length !== undefined && /^\s*\d+\s*$/.test(length) && Number(length) > 0;
