@@ -81,11 +81,14 @@ function laterSendInPlay(order: OrderDocument, service: ServiceName, messageId: 
   // even when every send before it has dead-lettered (which is why billing was requeued).
   if (latest + 1 > own && service === 'billing' && monitorSnapshotOf(order).requeueUnsentBy !== undefined) return latest + 1;
   for (let n = latest; n > own; n--) {
-    const id = republishMessageId(order, service, n);
-    const deadLettered = order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && isDeadLetterOf(e.detail, id));
-    if (!deadLettered) return n;
+    if (!deadLetterOnOrder(order, service, republishMessageId(order, service, n))) return n;
   }
   return undefined;
+}
+
+/** Whether the order already shows this message dead-lettered from `service`'s subscription, recorded or noted. */
+function deadLetterOnOrder(order: OrderDocument, service: ServiceName, messageId: string | undefined): boolean {
+  return order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && isDeadLetterOf(e.detail, messageId));
 }
 
 export async function recordDeadLetter(
@@ -141,7 +144,7 @@ export async function recordDeadLetter(
   const belongs = parsed.ok ? { orderId: order.id } : {};
 
   const marker = deadLetterMarker(message.messageId);
-  if (order.timeline.some((e) => e.kind === TIMELINE.deadLettered && e.service === service && isDeadLetterOf(e.detail, message.messageId))) {
+  if (deadLetterOnOrder(order, service, message.messageId)) {
     return { outcome: 'duplicate', ...belongs };
   }
 
