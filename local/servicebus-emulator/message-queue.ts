@@ -313,7 +313,7 @@ export class MessageQueue {
       return;
     }
     m.deliveryCount++;
-    if (m.deliveryCount >= this.settings.maxDeliveryCount && this.deadLetterQueue) {
+    if (m.deliveryCount >= this.settings.maxDeliveryCount) {
       this.moveToDeadLetter(m, 'MaxDeliveryCountExceeded', `Message could not be consumed after ${this.settings.maxDeliveryCount} delivery attempts.`);
     } else if (m.state === 'active') {
       this.makeAvailable(m);
