@@ -14,6 +14,9 @@ import {
   TIMELINE,
   monitorPolicyFromSettings,
   monitorSnapshotOf,
+  latestRequeue,
+  republishedDetail,
+  republishedMessageId,
   republishRecorded,
   requeueRecorded,
   targetedSends,
@@ -26,18 +29,18 @@ import { oldestWaitingMessage } from '../src/azure/subscriptionBacklog';
 import { beginCompensationRun, markAttention, type RunStart } from '../src/services/compensationOutcome';
 import { appDependencies } from '../src/services/dependencies';
 import { markCompleted } from '../src/services/consumers';
-import { republishToService } from '../src/services/publishing';
+import { republishMessageId, republishToService, sendNumber } from '../src/services/publishing';
 import type { ServiceName } from '../src/topology';
 import { ACTIVITY, STORE_OUTAGE_MARK, type CompensationStart, type OrderActivityInput } from '../orchestrators/names';
 
 /**
  * Sends the order's event to one consumer again. The message number counts every targeted send
  * to that service so far, so each send gets a fresh messageId (duplicate detection would drop a
- * reused one), while a retry of a send whose record was lost reuses its number and is dropped.
+ * reused one), while a retry of a send whose record was lost reuses its number and is dropped. A
+ * requeue passes the number its `requeued` entry named.
  */
-async function sendAgain(order: OrderDocument, service: ServiceName, reason: string): Promise<string> {
-  const sent = targetedSends(order.timeline, service);
-  const { messageId } = await republishToService(order, service, sent + 1, reason);
+async function sendAgain(order: OrderDocument, service: ServiceName, reason: string, number = targetedSends(order.timeline, service) + 1): Promise<string> {
+  const { messageId } = await republishToService(order, service, number, reason);
   return messageId;
 }
 
@@ -67,15 +70,18 @@ interface RequeueInput extends OrderActivityInput {
 const requeueBilling: ActivityHandler = async (input: RequeueInput, context: InvocationContext) => {
   const deps = appDependencies();
   const log = activityLogger(context, input);
-  const actor = input.requestedBy ?? MONITOR_ACTOR;
   let order = await orderOrThrow(input.orderId);
   // Read as the monitor reads the order: its requeues counted, a person's request pending until done.
   const snapshot = monitorSnapshotOf(order);
   const recorded = input.requestedBy ? !snapshot.requeueRequestedBy : requeueRecorded(snapshot, input.attempt);
-  let number = order.timeline.filter((e) => e.kind === TIMELINE.requeued).length;
   if (!recorded) {
-    number += 1;
-    const entry = { at: deps.now(), kind: TIMELINE.requeued, service: 'billing' as const, actor, detail: `attempt ${number}` };
+    const number = order.timeline.filter((e) => e.kind === TIMELINE.requeued).length + 1;
+    // A retry of a person's step that finds another request pending carries out that one, in its name.
+    const actor = input.requestedBy ? (snapshot.requeueRequestedBy ?? input.requestedBy) : MONITOR_ACTOR;
+    // The entry names the message before it goes out: a send whose record is lost still counts,
+    // and a later send (a request a retry of this step takes, say) gets an id of its own.
+    const messageId = republishMessageId(order, 'billing', targetedSends(order.timeline, 'billing') + 1);
+    const entry = { at: deps.now(), kind: TIMELINE.requeued, service: 'billing' as const, actor, detail: republishedDetail(number, messageId) };
     if (order.status.billing === 'deadlettered') {
       // Status first, then the message: a requeued delivery that fails again must find `pending`
       // to dead-letter from, never have its new dead-letter overwritten by this patch.
@@ -93,12 +99,17 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
       return { requeued: false, reason: `billing is ${order.status.billing}` };
     }
   }
-  const reason = `${REPUBLISH_REASON.requeue} ${number}${input.requestedBy ? ` by ${input.requestedBy}` : ''}`;
+  // The requeue this step carries out is the latest written: its number, who asked, its message.
+  const requeue = latestRequeue(order.timeline);
+  const number = order.timeline.filter((e) => e.kind === TIMELINE.requeued).length;
+  const actor = requeue?.actor ?? input.requestedBy ?? MONITOR_ACTOR;
+  const reason = `${REPUBLISH_REASON.requeue} ${number}${actor === MONITOR_ACTOR ? '' : ` by ${actor}`}`;
   // Run once more after its send was written (the host died before the engine heard it finish): a
   // second send would be a message of its own, numbered past the first, taken by billing for nothing.
   const sent = recorded && order.timeline.some((e) => e.kind === TIMELINE.republished && e.service === 'billing' && e.reason === reason);
   if (sent) return { requeued: false, reason: `requeue ${number} already sent` };
-  const messageId = await sendAgain(order, 'billing', reason);
+  const named = sendNumber(order, 'billing', republishedMessageId(requeue?.detail));
+  const messageId = await sendAgain(order, 'billing', reason, named);
   log.info('billing-requeued', { attempt: number, messageId, actor });
   return { requeued: true, messageId };
 };

@@ -66,7 +66,7 @@ export function isNotedDeadLetter(detail: string | undefined): boolean {
 
 const REPUBLISHED_MESSAGE = ', message ';
 
-/** A `republished` entry's detail: the targeted send's number and its message id. */
+/** A `republished` entry's detail (the targeted send's number and its message id), and a `requeued` one's (the requeue's number and the message it sends). */
 export function republishedDetail(attempt: number, messageId: string): string {
   return `attempt ${attempt}${REPUBLISHED_MESSAGE}${messageId}`;
 }
@@ -82,17 +82,39 @@ export function republishedMessageId(detail: string | undefined): string | undef
  * `republished` entry was written (two copies of one step may both send it, duplicate detection
  * drops the second, and both write the entry). Counted by entries, a message dead-lettered later
  * would seem to have a newer send in play that was never made, and be only noted.
+ *
+ * A requeue names its message in its `requeued` entry, written before the send: that message
+ * counts from then on, so a send whose record was lost is still counted, and the next send never
+ * reuses its id (duplicate detection would drop it). Entries written before requeues named their
+ * message name none.
  */
 export function targetedSends(timeline: readonly TimelineEntry[], service: ServiceName): number {
   const named = new Set<string>();
   let unnamed = 0;
   for (const e of timeline) {
-    if (e.kind !== TIMELINE.republished || e.service !== service) continue;
-    const id = republishedMessageId(e.detail);
-    if (id === undefined) unnamed += 1;
-    else named.add(id);
+    if (e.service !== service) continue;
+    const id = e.kind === TIMELINE.republished || e.kind === TIMELINE.requeued ? republishedMessageId(e.detail) : undefined;
+    if (id !== undefined) named.add(id);
+    else if (e.kind === TIMELINE.republished) unnamed += 1;
   }
   return named.size + unnamed;
+}
+
+/** The messages `requeued` entries name that no `republished` entry records sent (the send failed, or its record was lost). */
+export function unrecordedRequeueSends(timeline: readonly TimelineEntry[]): Set<string> {
+  const named = new Set<string>();
+  for (const e of timeline) {
+    const id = e.kind === TIMELINE.requeued ? republishedMessageId(e.detail) : undefined;
+    if (id !== undefined) named.add(id);
+  }
+  for (const e of timeline) if (e.kind === TIMELINE.republished) named.delete(republishedMessageId(e.detail) ?? '');
+  return named;
+}
+
+/** The latest `requeued` entry of the timeline: the requeue a requeue step carries out, once written. */
+export function latestRequeue(timeline: readonly TimelineEntry[]): TimelineEntry | undefined {
+  for (let i = timeline.length - 1; i >= 0; i--) if (timeline[i].kind === TIMELINE.requeued) return timeline[i];
+  return undefined;
 }
 
 /** The timeline entry a consumer's delivery writes when it takes the order's message (its claim). */

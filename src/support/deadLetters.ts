@@ -14,7 +14,17 @@
  * message unrecorded for the next sweep; the message itself stays in its dead-letter queue.
  */
 import { writeOutcomeUnknown } from '../azure/cosmosErrors';
-import { deadLetterMarker, isDeadLetterOf, monitorSnapshotOf, notedDeadLetterDetail, targetedSends, TIMELINE } from '../domain/monitorPolicy';
+import {
+  deadLetterMarker,
+  isDeadLetterOf,
+  latestRequeue,
+  monitorSnapshotOf,
+  notedDeadLetterDetail,
+  republishedMessageId,
+  targetedSends,
+  TIMELINE,
+  unrecordedRequeueSends,
+} from '../domain/monitorPolicy';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
 import type { OrderDocument } from '../domain/order';
@@ -77,11 +87,19 @@ function laterSendInPlay(order: OrderDocument, service: ServiceName, messageId: 
   if (own === undefined) return undefined;
   const latest = targetedSends(order.timeline, service);
   // A requeue writes its `requeued` entry (marking a dead-lettered billing `pending` again), then
-  // sends, then records the send: until then its send is in play though no entry names it yet,
-  // even when every send before it has dead-lettered (which is why billing was requeued).
-  if (latest + 1 > own && service === 'billing' && monitorSnapshotOf(order).requeueUnsentBy !== undefined) return latest + 1;
+  // sends, then records the send: until then its send is in play, even when every send before it
+  // has dead-lettered (which is why billing was requeued). Its entry names the message; an entry
+  // written before requeues named their message names none.
+  const making = service === 'billing' && monitorSnapshotOf(order).requeueUnsentBy !== undefined ? latestRequeue(order.timeline) : undefined;
+  const makingId = republishedMessageId(making?.detail);
+  if (making && makingId === undefined && latest + 1 > own) return latest + 1;
+  // A requeue's message never recorded sent, once a later send was recorded, may never have gone
+  // out: it is not counted in play, or an older message's dead-letter would wait for it forever.
+  const unrecorded = unrecordedRequeueSends(order.timeline);
   for (let n = latest; n > own; n--) {
-    if (!deadLetterOnOrder(order, service, republishMessageId(order, service, n))) return n;
+    const id = republishMessageId(order, service, n);
+    if (unrecorded.has(id) && id !== makingId) continue;
+    if (!deadLetterOnOrder(order, service, id)) return n;
   }
   return undefined;
 }

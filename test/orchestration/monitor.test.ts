@@ -95,7 +95,7 @@ describe('dead-lettered billing', () => {
     expect(order.payment).toEqual({ charged: order.total, refunded: 0 });
     expect(order.notifications.map((n) => n.kind)).toEqual(['confirmation']);
     const requeues = order.timeline.filter((e) => e.kind === 'requeued');
-    expect(requeues).toEqual([expect.objectContaining({ service: 'billing', actor: 'monitor', detail: 'attempt 1' })]);
+    expect(requeues).toEqual([expect.objectContaining({ service: 'billing', actor: 'monitor', detail: `attempt 1, message ${order.eventId}:billing:1` })]);
     // Only billing got the requeue: inventory and notification saw one delivery each.
     expect(order.timeline.filter((e) => e.kind === 'delivery' && e.service !== 'billing')).toHaveLength(2);
     expect(order.timeline.filter((e) => e.kind === 'delivery' && e.service === 'billing')).toHaveLength(MAX_DELIVERY_COUNT + 1);
@@ -193,8 +193,8 @@ describe('support requeue', () => {
       // Before: the second request matched the first one's record, was never recorded, and its
       // message was sent again on every turn (about 20 a second) until billing got through.
       expect(requeues(after).map((e) => [e.actor, e.detail])).toEqual([
-        ['support@localhost', 'attempt 1'],
-        ['support@localhost', 'attempt 2'],
+        ['support@localhost', `attempt 1, message ${after.eventId}:billing:1`],
+        ['support@localhost', `attempt 2, message ${after.eventId}:billing:2`],
       ]);
       expect(billingSends(after)).toHaveLength(2);
       expect(after.monitor?.customStatus).toMatchObject({ detail: 'requeue 1 of 3 after backoff', billingRequeues: 0 });
@@ -205,9 +205,9 @@ describe('support requeue', () => {
     expect(order.state).toBe('completed');
     expect(order.payment).toEqual({ charged: order.total, refunded: 0 });
     expect(requeues(order).map((e) => [e.actor, e.detail])).toEqual([
-      ['support@localhost', 'attempt 1'],
-      ['support@localhost', 'attempt 2'],
-      ['monitor', 'attempt 3'],
+      ['support@localhost', `attempt 1, message ${order.eventId}:billing:1`],
+      ['support@localhost', `attempt 2, message ${order.eventId}:billing:2`],
+      ['monitor', `attempt 3, message ${order.eventId}:billing:3`],
     ]);
   });
 });

@@ -469,6 +469,7 @@ interface Sweep {
 
 const ORDER_ID = 'order-1';
 const ana: SupportPrincipal = { name: 'ana@contoso.com', roles: ['support'], source: 'app-service-auth' };
+const bea: SupportPrincipal = { name: 'bea@contoso.com', roles: ['support'], source: 'app-service-auth' };
 
 /** One order, its three subscriptions, the dead-letter sweep and support staff, on a virtual clock. */
 class World implements EventPublisher, MonitorClient {
@@ -976,8 +977,35 @@ describe('the monitor over a simulated order', () => {
     const requeue = () => activity('requeueBilling', { attempt: 1, requestedBy: ana.name });
     await Promise.all([requeue(), requeue()]);
     const order = await world.order();
-    expect(order.timeline.filter((e) => e.kind === TIMELINE.requeued)).toEqual([expect.objectContaining({ actor: ana.name, detail: 'attempt 1' })]);
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.requeued)).toEqual([expect.objectContaining({ actor: ana.name, detail: 'attempt 1, message event-1:billing:1' })]);
     expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1']);
+  });
+
+  it("sends a message of its own for a request a retried step takes up, when the record of the step's first send was lost", async () => {
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    await world.createOrder();
+    const env = { deps: world.deps, monitor: world, log: silent };
+    expect(await requestRequeue(ORDER_ID, ana, env)).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+    const append = world.deps.orders.appendTimeline.bind(world.deps.orders);
+    // The step's message goes out; Cosmos DB then fails the write that records it, on every try.
+    world.deps.orders.appendTimeline = async (id, entry, options) => {
+      if (entry.kind === TIMELINE.republished) throw new Error('Cosmos DB is unavailable');
+      return append(id, entry, options);
+    };
+    await expect(activity('requeueBilling', { attempt: 1, requestedBy: ana.name })).rejects.toThrow('Cosmos DB is unavailable');
+    world.deps.orders.appendTimeline = append;
+    // Before the engine runs the step again, someone else asks for a requeue: the retry takes it up.
+    expect(await requestRequeue(ORDER_ID, bea, env)).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+    await activity('requeueBilling', { attempt: 1, requestedBy: ana.name });
+    const order = await world.order();
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.requeued).map((e) => [e.actor, e.detail])).toEqual([
+      [ana.name, 'attempt 1, message event-1:billing:1'],
+      [bea.name, 'attempt 2, message event-1:billing:2'],
+    ]);
+    // Numbered from the sends recorded, it reused the first message's id, which the topic dropped.
+    expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1', 'event-1:billing:2']);
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.republished).map((e) => e.reason)).toEqual([`requeue 2 by ${bea.name}`]);
   });
 
   it('ends an order whose consumers never answer, within bounded turns and time, after no more sends than the policy allows', async () => {

@@ -493,6 +493,38 @@ describe('recordDeadLetter', () => {
     expect(order().status.billing).toBe('deadlettered');
   });
 
+  it("an older send's dead-letter while a requeue is making the send its entry names is only noted", async () => {
+    const deps = orderResentTo('billing');
+    const monitor = new RecordingMonitor();
+    const order = () => deps.orders.docs.get('order-1')!;
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    const requeued = { at: '2026-01-01T00:00:08.000Z', kind: TIMELINE.requeued, service: 'billing' as const, actor: 'monitor', detail: 'attempt 1, message event-1:billing:2' };
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'pending', timeline: requeued });
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['pending'], to: 'processing' });
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
+    expect(order().timeline.at(-1)).toMatchObject({ detail: 'message event-1; send 2 to billing is in play' });
+    expect(order().status.billing).toBe('processing');
+  });
+
+  it("a requeue's message that never went out is not in play once a later send is recorded: an older send's dead-letter is recorded", async () => {
+    const deps = orderResentTo('billing');
+    const monitor = new RecordingMonitor();
+    const order = () => deps.orders.docs.get('order-1')!;
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    // The requeue names send 2, and Service Bus fails it every time; the monitor later finds billing
+    // stuck and sends it again as send 3, which is recorded and dead-letters.
+    const requeued = { at: '2026-01-01T00:00:08.000Z', kind: TIMELINE.requeued, service: 'billing' as const, actor: 'monitor', detail: 'attempt 1, message event-1:billing:2' };
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'pending', timeline: requeued });
+    expect(targetedSends(order().timeline, 'billing')).toBe(2);
+    await republishToService(order(), 'billing', 3, 'stuck (attempt 2): billing pending for 301 s', deps);
+    expect(deps.publisher.sent.map((m) => m.messageId)).toEqual(['event-1:billing:3']);
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:3'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    // The event's own last delivery claims billing again and fails: send 2 never existed to wait for.
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'processing' });
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect(order().status.billing).toBe('deadlettered');
+  });
+
   it("an inventory send's dead-letter only noted does not make inventory read as dead-lettered to the monitor: the newer send is in play", async () => {
     const deps = orderResentTo('inventory');
     const monitor = new RecordingMonitor();
