@@ -1,95 +1,26 @@
 /**
- * Paging a cross-partition ORDER BY the way it runs against Azure Cosmos DB. The gateway does not
- * serve such a query: it answers 400 (substatus 1004) with a query plan, and the SDK then queries
- * each partition key range itself. The stand-in serves ORDER BY directly, so a client plugin here
- * answers for the gateway (the query plan; the per-range queries still reach the stand-in). On that
- * path the SDK gives a continuation token, and takes one back, only with query control on.
+ * Paging a cross-partition ORDER BY the way it runs against Azure Cosmos DB: the SDK queries each
+ * partition key range itself (test/support/cosmosGateway.ts answers for the gateway).
  */
-import { CosmosClient, type CosmosClientOptions, type PluginConfig } from '@azure/cosmos';
-import { Agent } from 'node:https';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos-emulator';
+import type { CosmosClient } from '@azure/cosmos';
 import { container } from '../../src/azure/clients';
 import { CosmosDeadLetterArchive } from '../../src/azure/deadLetterArchive';
 import { CosmosOrderRepository } from '../../src/azure/orderRepository';
 import { newOrder } from '../../src/domain/orderState';
+import { startGatewayCosmos, type GatewayCosmos } from '../support/cosmosGateway';
 
-const ORDER_BY = /^SELECT \* FROM c(?: WHERE (.+))? ORDER BY c\.(\w+) (DESC|ASC)$/;
-
-/** What the gateway answers for a cross-partition ORDER BY: the plan the SDK then runs per range. */
-function queryPlan(query: string) {
-  const [, where, field, direction] = ORDER_BY.exec(query)!;
-  return {
-    partitionedQueryExecutionInfoVersion: 2,
-    queryInfo: {
-      distinctType: 'None',
-      top: null,
-      offset: null,
-      limit: null,
-      orderBy: [direction === 'DESC' ? 'Descending' : 'Ascending'],
-      orderByExpressions: [`c.${field}`],
-      groupByExpressions: [],
-      groupByAliases: [],
-      aggregates: [],
-      groupByAliasToAggregateType: {},
-      rewrittenQuery: `SELECT c._rid, [{"item": c.${field}}] AS orderByItems, c AS payload FROM c WHERE ${where ? `(${where}) AND ` : ''}({documentdb-formattableorderbyquery-filter}) ORDER BY c.${field} ${direction}`,
-      hasSelectValue: false,
-      hasNonStreamingOrderBy: false,
-    },
-    queryRanges: [{ min: '', max: 'FF', isMinInclusive: true, isMaxInclusive: false }],
-  };
-}
-
-let emulator: CosmosEmulator;
-let certDir: string;
+let cosmos: GatewayCosmos;
 let client: CosmosClient;
-let agent: Agent;
-const served = { plans: 0, refused: 0, perRange: 0 };
-
-const azureGateway: PluginConfig = {
-  on: 'request',
-  plugin: async (context, diagnostics, next) => {
-    const body = typeof context.body === 'string' ? JSON.parse(context.body) : context.body;
-    const query: string | undefined = body?.query;
-    if (context.resourceType === 'docs' && query && ORDER_BY.test(query)) {
-      if (context.headers?.['x-ms-cosmos-is-query-plan-request']) {
-        served.plans += 1;
-        return { headers: {}, result: queryPlan(query), code: 200 } as never;
-      }
-      served.refused += 1;
-      throw Object.assign(new Error('The provided cross partition query can not be directly served by the gateway.'), {
-        code: 400,
-        substatus: 1004,
-        headers: {},
-        body: { code: 'BadRequest', message: 'cross partition query', additionalErrorInfo: JSON.stringify(queryPlan(query)) },
-      });
-    }
-    if (query?.includes('orderByItems')) served.perRange += 1;
-    return next(context);
-  },
-};
+let served: GatewayCosmos['served'];
 
 beforeAll(async () => {
-  certDir = mkdtempSync(join(tmpdir(), 'cosmos-paging-'));
-  emulator = await startCosmosEmulator({ port: 0, certDir });
-  agent = new Agent({ ca: readFileSync(emulator.caCertificateFile), keepAlive: true });
-  client = new CosmosClient({
-    endpoint: emulator.endpoint,
-    key: emulator.key,
-    agent,
-    connectionPolicy: { enableEndpointDiscovery: false },
-    plugins: [azureGateway],
-    // `plugins` is a hidden option of the SDK: not in its published types.
-  } as CosmosClientOptions);
+  cosmos = await startGatewayCosmos();
+  client = cosmos.client;
+  served = cosmos.served;
 });
 
 afterAll(async () => {
-  client?.dispose();
-  agent?.destroy();
-  await emulator?.stop();
-  rmSync(certDir, { recursive: true, force: true });
+  await cosmos?.stop();
 });
 
 async function everyPage<T>(read: (token?: string) => Promise<{ items: T[]; continuationToken?: string }>): Promise<T[][]> {
