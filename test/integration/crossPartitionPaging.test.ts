@@ -68,3 +68,20 @@ it('pages through the unreadable messages newest first the same way', async () =
   const pages = await everyPage((token) => archive.list({ pageSize: 2, ...(token ? { continuationToken: token } : {}) }).then((p) => ({ items: p.deadLetters.map((d) => d.messageId), continuationToken: p.continuationToken })));
   expect(pages.flat()).toEqual(['m-4', 'm-3', 'm-2', 'm-1', 'm-0']);
 });
+
+it('lists orders placed in the same millisecond each once, whichever page they fall on', async () => {
+  const orders = new CosmosOrderRepository(container('orders', client));
+  const now = '2026-03-01T00:00:00.000Z';
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const id = `0000cccc-0000-4000-8000-${String(i).padStart(12, '0')}`;
+    ids.push(id);
+    await orders.create(newOrder({ id, eventId: `ev-${id}`, correlationId: `c-${id}`, customerId: 'same-ms', items: [{ sku: 'S', quantity: 1, unitPrice: 1 }], total: 1, now }));
+  }
+  for (const pageSize of [1, 2, 3]) {
+    const pages = await everyPage((token) =>
+      orders.list({ customerId: 'same-ms' }, { pageSize, ...(token ? { continuationToken: token } : {}) }).then((p) => ({ items: p.orders.map((o) => o.id), continuationToken: p.continuationToken })),
+    );
+    expect(pages.flat().sort()).toEqual(ids);
+  }
+});
