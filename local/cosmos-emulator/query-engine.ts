@@ -15,6 +15,9 @@
  * Cosmos DB has returned them since 2022 ("Queries with ORDER BY will return all items, including
  * items where the property in the ORDER BY clause isn't defined"; learn.microsoft.com, Azure Cosmos
  * DB for NoSQL, ORDER BY). A list sorted on a field some documents lack showed fewer of them here.
+ *
+ * And ties are ordered as Cosmos DB orders them: by the documents' `_rid`, compared as the SDK
+ * compares them, in the direction of the ORDER BY (see `ridInCosmosOrder`).
  */
 import { createRequire } from 'node:module';
 
@@ -31,8 +34,10 @@ const transform = (queryRequire('./transformer') as { default: (ast: unknown) =>
 const generate = (queryRequire('@babel/generator') as { default: (ast: unknown) => { code: string } }).default;
 const executor = queryRequire('./executor') as { default: (collection: unknown[], options: ExecOptions) => unknown };
 type SortOrder = [string[], boolean];
-type Sort = (collection: unknown[], getRid: unknown, compositeIndexes: unknown, ...orders: SortOrder[]) => unknown[];
-const helpers = queryRequire('./helpers') as { stripUndefined: (value: unknown) => unknown; sort: Sort };
+type GetRid = (row: unknown) => unknown;
+type Sort = (collection: unknown[], getRid: GetRid, compositeIndexes: unknown, ...orders: SortOrder[]) => unknown[];
+type Paginate = (collection: unknown[], maxItemCount: unknown, continuation: unknown, getRid: GetRid, ...orders: SortOrder[]) => unknown;
+const helpers = queryRequire('./helpers') as { stripUndefined: (value: unknown) => unknown; sort: Sort; paginate: Paginate };
 const tokenModule = queryRequire('./continuation-token') as {
   encode(fields: { RTD?: unknown[] } & Record<string, unknown>): string;
   decode(token: string): { RTD?: unknown[] } & Record<string, unknown>;
@@ -118,6 +123,39 @@ export function sortKeepingUndefined(librarySort: Sort): Sort {
 }
 
 /**
+ * What the library sorts ties by (and pages past them by) in place of the `_rid` itself: a key that
+ * orders ties as Cosmos DB returns them. The SDK resumes a cross-partition ORDER BY (the path every
+ * orders list takes on Azure) after the previous page's last document by its sort values, then by
+ * its `_rid`: the rid's document id (bytes 8 to 15, little-endian), in the ORDER BY's direction
+ * (`RidSkipCountFilter`: reversed when an order is descending, the backend's reverse index scan).
+ * The library breaks ties by the rid's text, ascending whatever the direction, so in a list newest
+ * first the SDK skipped the ties that followed a page's last document: orders placed in the same
+ * millisecond went missing from the list, but on the first page.
+ */
+export function ridInCosmosOrder(getRid: GetRid, orders: SortOrder[]): GetRid {
+  const descending = orders.some(([, desc]) => desc);
+  return (row) => {
+    const rid = getRid(row);
+    // A rid that holds no document id (only tests write such) keeps the library's order.
+    return (typeof rid === 'string' && documentIdKey(rid, descending)) || rid;
+  };
+}
+
+const LAST_DOCUMENT_ID = (1n << 64n) - 1n;
+
+/**
+ * The rid's document id as the SDK reads it, as fixed-width hex (it rides in the stand-in's
+ * continuation tokens, a header: ASCII only), counted down from the last when `descending`;
+ * undefined for a rid too short to hold one.
+ */
+function documentIdKey(rid: string, descending: boolean): string | undefined {
+  const bytes = Buffer.from(rid.replace(/-/g, '/'), 'base64');
+  if (bytes.length < 16) return undefined;
+  const id = bytes.readBigUInt64LE(8);
+  return (descending ? LAST_DOCUMENT_ID - id : id).toString(16).padStart(16, '0');
+}
+
+/**
  * The sort values of a page's last document ride in its continuation token as JSON, where a missing
  * value became null: the next page then began after every document lacking the property (they sort
  * below null), and those were never returned. A missing value is written as a marker instead, and
@@ -177,7 +215,10 @@ export function installQueryEngine(): void {
     },
   });
   helpers.stripUndefined = stripUndefined;
-  helpers.sort = sortKeepingUndefined(helpers.sort);
+  const sort = sortKeepingUndefined(helpers.sort);
+  helpers.sort = (collection, getRid, compositeIndexes, ...orders) => sort(collection, ridInCosmosOrder(getRid, orders), compositeIndexes, ...orders);
+  const paginate = helpers.paginate;
+  helpers.paginate = (collection, maxItemCount, continuation, getRid, ...orders) => paginate(collection, maxItemCount, continuation, ridInCosmosOrder(getRid, orders), ...orders);
   const { encode, decode } = tokenModule;
   tokenModule.encode = (fields) => encode(fields.RTD ? { ...fields, RTD: fields.RTD.map(encodeSortValue) } : fields);
   tokenModule.decode = (token) => {

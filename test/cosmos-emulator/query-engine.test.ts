@@ -120,3 +120,42 @@ describe('Cosmos DB stand-in: ORDER BY on a property some documents lack', () =>
     }
   });
 });
+
+describe('Cosmos DB stand-in: ties of an ORDER BY', () => {
+  /** A document rid as the stand-in writes it: the document id in bytes 8 to 15, little-endian. */
+  function rid(documentId: number): string {
+    const bytes = Buffer.alloc(16);
+    bytes.writeUInt32LE(0x5a3c01, 0);
+    bytes.writeUInt32LE(0x77, 4);
+    bytes.writeBigUInt64LE(BigInt(documentId) | (0x0cn << 56n), 8);
+    return bytes.toString('base64').replace(/\//g, '-');
+  }
+
+  // Ids whose rids sort one way by their text and the other by the id: 51 and 52 begin their
+  // document bytes with base64 `z` and `0`, and 255 with `-` (in place of `/`).
+  const ids = [3, 52, 51, 255, 1];
+  const docs = ids.map((n) => ({ id: `d${n}`, _rid: rid(n), at: '2026-03-01T00:00:00.000Z' }));
+  const ascending = [...ids].sort((a, b) => a - b).map((n) => `d${n}`);
+
+  function walk(sql: string, maxItemCount: number): string[] {
+    installQueryEngine();
+    const seen: string[] = [];
+    let continuation: unknown;
+    let pages = 0;
+    do {
+      const page = makeQuery(sql).exec(docs, { maxItemCount, ...(continuation ? { continuation } : {}) } as never) as { result: { id: string }[]; continuation: unknown };
+      seen.push(...page.result.map((d) => d.id));
+      continuation = page.continuation;
+    } while (continuation && ++pages < 20);
+    return seen;
+  }
+
+  it('come by document id, in the direction of the ORDER BY, as Cosmos DB returns them and the SDK resumes after them', () => {
+    for (const size of [1, 2, 10]) {
+      expect(walk('SELECT c.id FROM c ORDER BY c.at', size)).toEqual(ascending);
+      expect(walk('SELECT c.id FROM c ORDER BY c.at DESC', size)).toEqual([...ascending].reverse());
+      // Without ORDER BY: by document id, as a partition holds them.
+      expect(walk('SELECT c.id FROM c', size)).toEqual(ascending);
+    }
+  });
+});
