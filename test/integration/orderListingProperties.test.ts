@@ -10,8 +10,9 @@
  * - while orders are placed and change between page reads, every order placed before the first
  *   page that matched the filters all along still comes; one placed after it (newer than the pages
  *   already read) or one whose state changed may or may not;
- * - a continuation token the API did not issue, or issued for other filters, or one changed on the
- *   way, is a 4xx problem, never a 5xx.
+ * - a continuation token the API did not issue, or issued for other filters, or changed on the way,
+ *   is a 400 problem naming the token, never a 5xx. (The token is not signed: one changed into
+ *   another position the store can read is answered with that position's page.)
  */
 import type { Container } from '@azure/cosmos';
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
@@ -216,3 +217,114 @@ describe('GET /api/orders paged through to the end', () => {
     );
   });
 });
+
+/** Every place in a JSON value, as the keys and indexes that lead to it; strings holding JSON are gone into too. */
+function placesIn(value: unknown, at: (string | number)[] = [], found: (string | number)[][] = []): (string | number)[][] {
+  found.push(at);
+  const inner = typeof value === 'string' ? parsedJson(value) : value;
+  if (inner !== null && typeof inner === 'object') {
+    for (const [key, v] of Object.entries(inner)) placesIn(v, [...at, Array.isArray(inner) ? Number(key) : key], found);
+  }
+  return found;
+}
+
+function sameFilters(a: Filter, b: Filter): boolean {
+  const sorted = (f: Filter) => JSON.stringify(Object.entries(f).sort(([x], [y]) => x.localeCompare(y)));
+  return sorted(a) === sorted(b);
+}
+
+function parsedJson(text: string): unknown {
+  try {
+    const v: unknown = JSON.parse(text);
+    return v !== null && typeof v === 'object' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `value` with what is at `place` replaced (or, with `remove`, taken out), JSON inside strings written back as strings. */
+function changedAt(value: unknown, place: (string | number)[], replacement: unknown, remove: boolean): unknown {
+  if (place.length === 0) return replacement;
+  const [key, ...rest] = place;
+  const asText = typeof value === 'string';
+  const inner = (asText ? parsedJson(value) : value) as Record<string | number, unknown>;
+  const copy = (Array.isArray(inner) ? [...inner] : { ...inner }) as Record<string | number, unknown>;
+  if (rest.length === 0 && remove) {
+    if (Array.isArray(copy)) copy.splice(Number(key), 1);
+    else delete copy[key!];
+  } else {
+    copy[key!] = changedAt(inner[key!], rest, replacement, remove);
+  }
+  return asText ? JSON.stringify(copy) : copy;
+}
+
+describe('GET /api/orders with a continuation token it did not issue as it is', () => {
+  const anyJson = fc.oneof(
+    fc.jsonValue({ maxDepth: 2 }),
+    fc.constantFrom('', '-1', 'FF', '+RID:', '{}', '[]', 'null', 'gAABAIAAAAEEAAAAAAAAAA==', '2026-01-01T00:00:00.000Z'),
+    fc.integer({ min: -(2 ** 31), max: 2 ** 40 }),
+  );
+  const tampering = fc.oneof(
+    // Anything at all, as the client's own token.
+    fc.record({ kind: fc.constant('anything' as const), text: fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.base64String()) }),
+    // The store's token inside the API's wrapping, changed in one place.
+    fc.record({ kind: fc.constant('changed' as const), pick: fc.nat(), value: anyJson, remove: fc.boolean() }),
+    // The store's token inside the API's wrapping, cut short.
+    fc.record({ kind: fc.constant('cut' as const), keep: fc.nat() }),
+    // A token issued for other filters.
+    fc.record({ kind: fc.constant('foreign' as const), filter: filterArb }),
+  );
+
+  it('answers a 4xx problem naming the token, or a page, never a 5xx', async () => {
+    await clear();
+    for (let i = 0; i < 9; i++) await orders.items.create(orderDocument({ customerId: CUSTOMERS[i % 2]!, state: STATES[i % 3]!, status: { inventory: 'done', billing: 'pending', notification: 'done' } }, at(i % 4)));
+    const issued = new Map<string, string>();
+    await fc.assert(
+      fc.asyncProperty(filterArb, fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 3 }), tampering, async (filter, pageSize, pagesIn, tamper) => {
+        // A token the API issued for these filters, some pages in.
+        const key = JSON.stringify([filter, pageSize, pagesIn]);
+        if (!issued.has(key)) {
+          let token: string | undefined;
+          for (let i = 0; i <= pagesIn; i++) {
+            const next = json(await list(queryOf(filter, pageSize, token))).continuationToken;
+            if (!next) break;
+            token = next;
+          }
+          issued.set(key, token ?? '');
+        }
+        const token = issued.get(key)!;
+        fc.pre(token !== '' || tamper.kind === 'anything');
+        const [version, fingerprint, inner] = token.split('.');
+        const storeToken = token ? Buffer.from(inner!, 'base64url').toString('utf8') : '';
+        let sent: string;
+        let sentWith = filter;
+        if (tamper.kind === 'anything') sent = tamper.text;
+        else if (tamper.kind === 'foreign') {
+          fc.pre(!sameFilters(tamper.filter, filter));
+          sent = token;
+          sentWith = tamper.filter;
+        } else {
+          const changed =
+            tamper.kind === 'cut'
+              ? storeToken.slice(0, tamper.keep % storeToken.length)
+              : (() => {
+                  const places = placesIn(storeToken);
+                  const place = places[tamper.pick % places.length]!;
+                  const v = changedAt(storeToken, place, tamper.value, tamper.remove && place.length > 0);
+                  return typeof v === 'string' ? v : JSON.stringify(v);
+                })();
+          fc.pre(changed !== storeToken);
+          sent = `${version}.${fingerprint}.${Buffer.from(changed, 'utf8').toString('base64url')}`;
+        }
+        const res = await list(queryOf(sentWith, pageSize, sent));
+        const body = res.jsonBody as { errors?: { path: string }[] };
+        expect({ sent, status: res.status! < 500 }).toEqual({ sent, status: true });
+        // Only a token changed into another position may be read: one not ours, or not for these filters, never.
+        if (tamper.kind !== 'changed') expect(res.status === 200 && sent === '').toBe(res.status === 200);
+        if (res.status !== 200) expect({ sent, status: res.status, errors: body.errors?.map((e) => e.path) }).toEqual({ sent, status: 400, errors: ['continuationToken'] });
+      }),
+      searchOptions(80),
+    );
+  });
+});
+
