@@ -33,6 +33,7 @@ import type {
   StatusTransition,
 } from '../../../src/services/ports';
 import { othersDone, statusReasonAfter } from '../../../src/domain/orderState';
+import { invalidContinuationToken } from '../../../src/domain/validation';
 import { SERVICES } from '../../../src/topology';
 
 const copy = <T>(value: T): T => structuredClone(value);
@@ -131,12 +132,21 @@ export class MemoryOrderStore implements OrderStore {
 
   async list(filter: OrderFilter, page: { pageSize: number; continuationToken?: string }, _options?: CallOptions): Promise<OrderPage> {
     this.check();
+    // As Cosmos DB answers `ORDER BY c.createdAt DESC`: ties by creation, the last created first
+    // (the _rid, in the order's direction). A token holds the position after the page's last
+    // order, not a count of orders: orders placed or changed since do not shift the next page.
+    const created = [...this.docs.keys()];
+    const rank = (o: OrderDocument) => created.indexOf(o.id);
+    const after = page.continuationToken ? listPosition(page.continuationToken) : undefined;
     const all = [...this.docs.values()]
       .filter((o) => !filter.state || o.state === filter.state)
       .filter((o) => !filter.customerId || o.customerId === filter.customerId)
       .filter((o) => SERVICES.every((s) => !filter.status?.[s] || o.status[s] === filter.status[s]))
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-    const { items, continuationToken } = pageOf(all, page);
+      .filter((o) => !after || o.createdAt < after.createdAt || (o.createdAt === after.createdAt && rank(o) < after.rank))
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || rank(b) - rank(a));
+    const items = all.slice(0, page.pageSize);
+    const last = items.at(-1);
+    const continuationToken = all.length > page.pageSize && last ? JSON.stringify({ createdAt: last.createdAt, rank: rank(last) }) : undefined;
     return { orders: copy(items), ...(continuationToken ? { continuationToken } : {}) };
   }
 
@@ -295,6 +305,17 @@ export class MemoryControlStore implements ControlStore {
 }
 
 /** One page of a listing; the token is the index of the next page's first item. */
+/** The position an orders list token holds; a token it did not issue is refused, as the Cosmos DB repository refuses one. */
+function listPosition(token: string): { createdAt: string; rank: number } {
+  try {
+    const position = JSON.parse(token) as { createdAt?: unknown; rank?: unknown };
+    if (typeof position.createdAt === 'string' && typeof position.rank === 'number') return { createdAt: position.createdAt, rank: position.rank };
+  } catch {
+    // refused below
+  }
+  throw invalidContinuationToken();
+}
+
 function pageOf<T>(all: T[], page: { pageSize: number; continuationToken?: string }): { items: T[]; continuationToken?: string } {
   const start = page.continuationToken ? Number(page.continuationToken) : 0;
   const next = start + page.pageSize;
