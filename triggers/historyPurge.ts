@@ -5,6 +5,7 @@
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import * as df from 'durable-functions';
+import { durableHistoryPurgeClient } from '../src/azure/durableHistoryPurgeClient';
 import { durableClientInput } from '../src/bindings/durableBinding';
 import { createLogger } from '../src/log';
 import { historyRetentionDays, purgeFinishedHistory } from '../src/support/historyPurge';
@@ -14,19 +15,8 @@ app.timer('historyPurge', {
   extraInputs: [durableClientInput],
   handler: async (_timer: Timer, context: InvocationContext): Promise<void> => {
     const log = createLogger(context).with({ invocationId: context.invocationId });
-    const client = df.getClient(context);
     await purgeFinishedHistory(new Date(), historyRetentionDays(process.env.HISTORY_RETENTION_DAYS), {
-      client: {
-        async purgeFinishedCreatedBefore(createdTimeTo, statuses) {
-          const result = await client.purgeInstanceHistoryBy({
-            // The extension asks for a start; the epoch takes in everything older than the retention.
-            createdTimeFrom: new Date(0),
-            createdTimeTo,
-            runtimeStatus: statuses.map((s) => s as df.OrchestrationRuntimeStatus),
-          });
-          return result.instancesDeleted;
-        },
-      },
+      client: durableHistoryPurgeClient(df.getClient(context)),
       log,
     });
   },
