@@ -1,0 +1,189 @@
+/**
+ * Properties of the durable history purge (src/support/historyPurge.ts, run by
+ * triggers/historyPurge.ts) through the real DurableClient against the durable engine, on a
+ * virtual clock. Orders' monitors stand in as small orchestrations that wait, run compensation
+ * runs as sub-orchestrations, continue as new, complete, fail or are terminated; the monitor
+ * sweeper's restart is a start over a finished instance. After every purge run:
+ *
+ * - no instance that is not finished (running, pending, suspended) lost anything: it is there
+ *   with all its history;
+ * - no instance created within the retention was purged, finished or not;
+ * - every finished instance created before the retention is gone, and the count says how many;
+ * - a purge stopped midway (the host going down) left every instance whole or gone, never half;
+ *   the next run finishes the job.
+ */
+import * as df from 'durable-functions';
+import type { OrchestrationContext } from 'durable-functions';
+import fc from 'fast-check';
+import { durableHistoryPurgeClient } from '../../src/azure/durableHistoryPurgeClient';
+import { createLogger } from '../../src/log';
+import { purgeFinishedHistory } from '../../src/support/historyPurge';
+import { searchOptions } from '../unit/support/searchOptions';
+import { startTestHub, type TestHub } from './harness';
+import type { DurableEngine } from '../../local/durable';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/** A retention of one day: hours of virtual time cover it. */
+const RETENTION_DAYS = 1;
+const FINISHED = new Set(['Completed', 'Failed', 'Terminated']);
+
+const silent = createLogger({ info: () => undefined, warn: () => undefined, error: () => undefined });
+
+type Nudge = 'complete' | 'fail' | 'compensate' | 'renew';
+
+df.app.orchestration('purgeMonitor', function* (context: OrchestrationContext) {
+  const runs = (context.df.getInput<{ runs?: number }>()?.runs ?? 0) as number;
+  for (let run = runs; ; ) {
+    const nudge: Nudge = yield context.df.waitForExternalEvent('Nudge');
+    if (nudge === 'complete') return 'completed';
+    if (nudge === 'fail') throw new Error('monitor failed');
+    if (nudge === 'renew') {
+      context.df.continueAsNew({ runs: run });
+      return undefined;
+    }
+    run += 1;
+    yield context.df.callSubOrchestrator('purgeCompensation', run, `${context.df.instanceId}:compensation:${run}`);
+  }
+});
+
+df.app.orchestration('purgeCompensation', function* (context: OrchestrationContext) {
+  return `compensated ${context.df.getInput<number>()}`;
+});
+
+let hub: TestHub;
+
+beforeAll(async () => {
+  hub = await startTestHub();
+});
+
+afterAll(async () => {
+  await hub?.stop();
+});
+
+interface Seen {
+  id: string;
+  status: string;
+  createdAt: number;
+  history: number;
+}
+
+/** Every instance the engine holds, with its status, creation time and history length. */
+function everyInstance(engine: DurableEngine): Map<string, Seen> {
+  const rows = engine.listInstances({}, 100_000).rows;
+  return new Map(rows.map((r) => [r.instance_id, { id: r.instance_id, status: r.status, createdAt: r.created_at, history: engine.historyOf(r.instance_id).length }]));
+}
+
+/** Purges every instance left from an earlier case. */
+async function clearHub(): Promise<void> {
+  await hub.idle();
+  for (const id of everyInstance(hub.engine).keys()) {
+    const status = hub.engine.getInstance(id)?.status;
+    if (status && !FINISHED.has(status)) await hub.client.terminate(id, 'next case');
+  }
+  await hub.idle();
+  for (const id of everyInstance(hub.engine).keys()) await hub.client.purgeInstanceHistory(id).catch(() => undefined);
+}
+
+function purgeRun(): Promise<number> {
+  return purgeFinishedHistory(new Date(hub.engine.clock.now()), RETENTION_DAYS, { client: durableHistoryPurgeClient(hub.client), log: silent });
+}
+
+/** What must hold of a purge run, given the instances before it and after it. */
+function expectPurgeKept(before: Map<string, Seen>, after: Map<string, Seen>, cutoff: number, deleted: number): void {
+  const gone = [...before.values()].filter((s) => !after.has(s.id));
+  const wronglyGone = gone.filter((s) => !FINISHED.has(s.status) || s.createdAt > cutoff);
+  expect(wronglyGone).toEqual([]);
+  const missed = [...after.values()].filter((s) => FINISHED.has(s.status) && s.createdAt <= cutoff);
+  expect(missed).toEqual([]);
+  for (const s of before.values()) {
+    if (!FINISHED.has(s.status)) expect({ id: s.id, history: (after.get(s.id)?.history ?? 0) >= s.history }).toEqual({ id: s.id, history: true });
+  }
+  expect(deleted).toBe(gone.length);
+}
+
+const ORDERS = ['o1', 'o2', 'o3', 'o4'];
+
+type Command =
+  | { kind: 'start'; order: string }
+  | { kind: 'nudge'; order: string; nudge: Nudge }
+  | { kind: 'terminate'; order: string }
+  | { kind: 'advance'; ms: number }
+  | { kind: 'purge' };
+
+const commandArb: fc.Arbitrary<Command> = fc.oneof(
+  fc.record({ kind: fc.constant('start' as const), order: fc.constantFrom(...ORDERS) }),
+  { arbitrary: fc.record({ kind: fc.constant('nudge' as const), order: fc.constantFrom(...ORDERS), nudge: fc.constantFrom<Nudge>('complete', 'fail', 'compensate', 'renew') }), weight: 3 },
+  fc.record({ kind: fc.constant('terminate' as const), order: fc.constantFrom(...ORDERS) }),
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('advance' as const),
+      // Minutes to a day and more, and steps that end just short of, at and just past the retention.
+      ms: fc.oneof(fc.integer({ min: 1, max: 30 * 60 }).map((minutes) => minutes * 60_000), fc.constantFrom(HOUR, DAY - HOUR, DAY - 60_000, DAY, DAY + 60_000)),
+    }),
+    weight: 2,
+  },
+  { arbitrary: fc.record({ kind: fc.constant('purge' as const) }), weight: 2 },
+);
+
+function running(id: string): boolean {
+  const status = hub.engine.getInstance(id)?.status;
+  return status !== undefined && !FINISHED.has(status);
+}
+
+async function apply(command: Command): Promise<void> {
+  switch (command.kind) {
+    case 'start':
+      // The intake, or the monitor sweeper starting a finished monitor again.
+      if (!running(command.order)) await hub.client.startNew('purgeMonitor', { instanceId: command.order, input: {} });
+      break;
+    case 'nudge':
+      if (running(command.order)) await hub.client.raiseEvent(command.order, 'Nudge', command.nudge);
+      break;
+    case 'terminate':
+      if (running(command.order)) await hub.client.terminate(command.order, 'support');
+      break;
+    case 'advance':
+      await hub.advance(command.ms);
+      break;
+    case 'purge': {
+      await hub.idle();
+      const before = everyInstance(hub.engine);
+      const cutoff = hub.engine.clock.now() - RETENTION_DAYS * DAY;
+      const deleted = await purgeRun();
+      expectPurgeKept(before, everyInstance(hub.engine), cutoff, deleted);
+      break;
+    }
+  }
+  await hub.idle();
+}
+
+describe('durable history purge', () => {
+  it('purges every finished instance created before the retention, and nothing else', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(commandArb, { minLength: 1, maxLength: 16 }), async (commands) => {
+        await clearHub();
+        for (const command of commands) await apply(command);
+        // However the case went, a last run after the retention leaves only unfinished instances.
+        await apply({ kind: 'advance', ms: DAY + HOUR });
+        await apply({ kind: 'purge' });
+        expect([...everyInstance(hub.engine).values()].filter((s) => FINISHED.has(s.status))).toEqual([]);
+      }),
+      searchOptions(80),
+    );
+  });
+});
+
+describe('durable history purge at the retention', () => {
+  it('purges what was created a retention ago or longer, and keeps what was created since', async () => {
+    await clearHub();
+    // Created (and finished) 25 h, 24 h, 23.5 h and 1 minute ago, with a retention of one day.
+    for (const [order, wait] of [['o1', HOUR], ['o2', HOUR / 2], ['o3', 23.5 * HOUR - 60_000], ['o4', 60_000]] as const) {
+      await apply({ kind: 'start', order });
+      await apply({ kind: 'nudge', order, nudge: 'complete' });
+      await apply({ kind: 'advance', ms: wait });
+    }
+    await apply({ kind: 'purge' });
+    expect([...everyInstance(hub.engine).keys()].sort()).toEqual(['o3', 'o4']);
+  });
+});
