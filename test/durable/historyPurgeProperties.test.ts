@@ -187,3 +187,37 @@ describe('durable history purge at the retention', () => {
     expect([...everyInstance(hub.engine).keys()].sort()).toEqual(['o3', 'o4']);
   });
 });
+
+describe('durable history purge while a monitor is started again', () => {
+  it('keeps a monitor started again, and finished, after the purge found it old and before it purged it', async () => {
+    await clearHub();
+    await apply({ kind: 'start', order: 'o1' });
+    await apply({ kind: 'nudge', order: 'o1', nudge: 'complete' });
+    await apply({ kind: 'advance', ms: DAY + HOUR });
+    // The monitor sweeper (or a support request) starts the monitor again, and it finishes at once,
+    // between the purge listing the old one and taking it.
+    const engine = hub.engine as unknown as { withInstance(id: string, fn: () => unknown): Promise<unknown> };
+    const withInstance = engine.withInstance.bind(engine);
+    let restarted = false;
+    engine.withInstance = async (id, fn) => {
+      if (id === 'o1' && !restarted) {
+        restarted = true;
+        await hub.client.startNew('purgeMonitor', { instanceId: 'o1', input: {} });
+        await hub.idle();
+        await hub.client.raiseEvent('o1', 'Nudge', 'complete');
+        await hub.idle();
+      }
+      return withInstance(id, fn);
+    };
+    const cutoff = hub.engine.clock.now() - RETENTION_DAYS * DAY;
+    try {
+      expect(await purgeRun()).toBe(0);
+    } finally {
+      delete (engine as Partial<typeof engine>).withInstance;
+    }
+    expect(restarted).toBe(true);
+    const monitor = hub.engine.getInstance('o1');
+    expect(monitor?.status).toBe('Completed');
+    expect(monitor!.created_at).toBeGreaterThan(cutoff);
+  });
+});
