@@ -782,15 +782,16 @@ export class DurableEngine {
     });
   }
 
-  /** Purges finished instances matching the filter; returns how many. */
+  /**
+   * Purges finished instances matching the filter; returns how many. Each is checked against the
+   * whole filter again when its turn comes: meanwhile it may have been started again (the monitor
+   * sweeper does), and even finished, as a new instance that the filter's times leave out.
+   */
   async purgeWhere(q: InstanceQuery): Promise<number> {
     const ids = this.db.terminalInstanceIds(q);
     let n = 0;
     for (const id of ids) {
-      n += await this.withInstance(id, () => {
-        const inst = this.db.getInstance(id);
-        return inst && isTerminal(inst.status) && this.purgeNow(id) ? 1 : 0;
-      });
+      n += await this.withInstance(id, () => (this.db.terminalInstanceMatches(id, q) && this.purgeNow(id) ? 1 : 0));
     }
     return n;
   }

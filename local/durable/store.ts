@@ -392,6 +392,13 @@ export class TaskHubStore {
     return (this.db.prepare(sql).all(...args) as { instance_id: string }[]).map((r) => r.instance_id);
   }
 
+  /** Whether the instance is terminal and matches the filter now (a purge by filter checks again under the instance's lock). */
+  terminalInstanceMatches(id: string, q: InstanceQuery): boolean {
+    const w = this.where(q);
+    const sql = `SELECT 1 FROM instances WHERE ${w.sql} AND status IN ('Completed','Failed','Terminated','Canceled') AND instance_id = ?`;
+    return this.db.prepare(sql).get(...w.args, id) !== undefined;
+  }
+
   counts(): { instances: number; history: number; messages: number; activities: number } {
     const n = (t: string): number => (this.db.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get() as { n: number }).n;
     return { instances: n('instances'), history: n('history'), messages: n('messages'), activities: n('activities') };
