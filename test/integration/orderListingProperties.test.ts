@@ -54,8 +54,32 @@ function context(): InvocationContext {
   return new InvocationContext({ functionName: 'listOrders', invocationId: 'inv-1', logHandler: () => undefined });
 }
 
-function list(query: Record<string, string>): Promise<HttpResponseInit> {
-  return handleListOrders(new HttpRequest({ method: 'GET', url: `${BASE}/orders?${new URLSearchParams(query)}`, query }), context(), () => deps, LOCAL);
+function list(query: Record<string, string>, over: OrderSagaDependencies = deps): Promise<HttpResponseInit> {
+  return handleListOrders(new HttpRequest({ method: 'GET', url: `${BASE}/orders?${new URLSearchParams(query)}`, query }), context(), () => over, LOCAL);
+}
+
+/** Where a case's orders are kept: the stand-in through the SDK, or the unit suites' in-memory store. */
+interface OrdersKept {
+  deps: OrderSagaDependencies;
+  place(doc: OrderDocument): Promise<void>;
+  change(doc: OrderDocument): Promise<void>;
+}
+
+function inCosmos(): OrdersKept {
+  return {
+    deps,
+    place: async (doc) => void (await orders.items.create(doc)),
+    change: async (doc) => void (await orders.item(doc.id, doc.id).replace(doc)),
+  };
+}
+
+function inMemory(): OrdersKept {
+  const memory = memoryDependencies({ faultInjectionEnabled: false });
+  return {
+    deps: memory,
+    place: async (doc) => void (await memory.orders.create(doc)),
+    change: async (doc) => void memory.orders.docs.set(doc.id, structuredClone(doc)),
+  };
 }
 
 interface Shape {
@@ -133,11 +157,11 @@ function queryOf(filter: Filter, pageSize: number, continuationToken?: string): 
 }
 
 /** Follows the token to the end; `between` runs after each page that has a next one. */
-async function walk(filter: Filter, pageSize: number, between: (page: number) => Promise<void> = async () => undefined): Promise<Summary[][]> {
+async function walk(filter: Filter, pageSize: number, between: (page: number) => Promise<void> = async () => undefined, over = deps): Promise<Summary[][]> {
   const pages: Summary[][] = [];
   let token: string | undefined;
   do {
-    const res = await list(queryOf(filter, pageSize, token));
+    const res = await list(queryOf(filter, pageSize, token), over);
     if (res.status !== 200) throw new Error(`page ${pages.length} answered ${res.status}: ${JSON.stringify(res.jsonBody)}`);
     const page = json(res);
     pages.push(page.orders);
@@ -203,33 +227,38 @@ describe('GET /api/orders paged through to the end', () => {
         fc.array(fc.array(change, { maxLength: 3 }), { maxLength: 8 }),
         async (placed, filter, pageSize, changes) => {
           await clear();
-          const docs = placed.map((p) => orderDocument(p.shape, at(p.second)));
-          for (const doc of docs) await orders.items.create(doc);
-          let newest = Math.max(...placed.map((p) => p.second));
-          // Orders that matched the filters at every moment of the walk.
-          const steady = new Set(docs.filter((d) => matches(d, filter)).map((d) => d.id));
-          const current = new Map(docs.map((d) => [d.id, d]));
-          const pages = await walk(filter, pageSize, async (page) => {
-            for (const c of changes[page] ?? []) {
-              if (c.kind === 'place') {
-                // A new order is placed now: never older than one placed before it.
-                newest += c.later;
-                const doc = orderDocument(c.shape, at(newest));
-                await orders.items.create(doc);
-                current.set(doc.id, doc);
-              } else {
-                const ids = [...current.keys()];
-                const id = ids[c.pick % ids.length]!;
-                // State and statuses change, as consumers and the monitor patch them; createdAt does not.
-                const changed = { ...current.get(id)!, state: c.shape.state, status: { ...c.shape.status }, updatedAt: at(newest) };
-                await orders.item(id, id).replace(changed);
-                current.set(id, changed);
-                if (!matches(changed, filter)) steady.delete(id);
+          // The same case in the stand-in and in the unit suites' in-memory store.
+          for (const kept of [inCosmos(), inMemory()]) {
+            serial = 0;
+            const docs = placed.map((p) => orderDocument(p.shape, at(p.second)));
+            for (const doc of docs) await kept.place(doc);
+            let newest = Math.max(...placed.map((p) => p.second));
+            // Orders that matched the filters at every moment of the walk.
+            const steady = new Set(docs.filter((d) => matches(d, filter)).map((d) => d.id));
+            const current = new Map(docs.map((d) => [d.id, d]));
+            const between = async (page: number) => {
+              for (const c of changes[page] ?? []) {
+                if (c.kind === 'place') {
+                  // A new order is placed now: never older than one placed before it.
+                  newest += c.later;
+                  const doc = orderDocument(c.shape, at(newest));
+                  await kept.place(doc);
+                  current.set(doc.id, doc);
+                } else {
+                  const ids = [...current.keys()];
+                  const id = ids[c.pick % ids.length]!;
+                  // State and statuses change, as consumers and the monitor patch them; createdAt does not.
+                  const changed = { ...current.get(id)!, state: c.shape.state, status: { ...c.shape.status }, updatedAt: at(newest) };
+                  await kept.change(changed);
+                  current.set(id, changed);
+                  if (!matches(changed, filter)) steady.delete(id);
+                }
               }
-            }
-          });
-          const listed = new Set(expectWellFormed(pages, filter, pageSize).map((o) => o.id));
-          expect([...steady].filter((id) => !listed.has(id))).toEqual([]);
+            };
+            const pages = await walk(filter, pageSize, between, kept.deps);
+            const listed = new Set(expectWellFormed(pages, filter, pageSize).map((o) => o.id));
+            expect([...steady].filter((id) => !listed.has(id))).toEqual([]);
+          }
         },
       ),
       searchOptions(25),
