@@ -37,6 +37,10 @@ export function historyRetentionDays(value: string | undefined): number {
 export async function purgeFinishedHistory(now: Date, retentionDays: number, env: { client: HistoryPurgeClient; log: Logger }): Promise<number> {
   if (retentionDays === 0) return 0;
   const before = new Date(now.getTime() - retentionDays * DAY_MS);
+  // The purge reaches back to the epoch (src/azure/durableHistoryPurgeClient.ts starts it there):
+  // a retention that goes further back purges nothing, and past the dates a Date holds, its
+  // cut-off could not even be written.
+  if (!(before.getTime() > 0)) return 0;
   const deleted = await env.client.purgeFinishedCreatedBefore(before, PURGED_STATUSES);
   if (deleted > 0) env.log.info('durable-history-purged', { instancesDeleted: deleted, createdBefore: before.toISOString() });
   return deleted;
