@@ -3,10 +3,13 @@
  * partition key range itself (test/support/cosmosGateway.ts answers for the gateway).
  */
 import type { CosmosClient } from '@azure/cosmos';
+import { HttpRequest, InvocationContext } from '@azure/functions';
 import { container } from '../../src/azure/clients';
 import { CosmosDeadLetterArchive } from '../../src/azure/deadLetterArchive';
 import { CosmosOrderRepository } from '../../src/azure/orderRepository';
 import { newOrder } from '../../src/domain/orderState';
+import { handleListOrders } from '../../src/http/orderRoutes';
+import { memoryDependencies } from '../unit/support/memoryStores';
 import { startGatewayCosmos, type GatewayCosmos } from '../support/cosmosGateway';
 
 let cosmos: GatewayCosmos;
@@ -83,5 +86,36 @@ it('lists orders placed in the same millisecond each once, whichever page they f
       orders.list({ customerId: 'same-ms' }, { pageSize, ...(token ? { continuationToken: token } : {}) }).then((p) => ({ items: p.orders.map((o) => o.id), continuationToken: p.continuationToken })),
     );
     expect(pages.flat().sort()).toEqual(ids);
+  }
+});
+
+it('answers a page asked for while Cosmos DB does not answer with a 503, as the first page, not a 400 for its token', async () => {
+  // A stand-in of its own, to stop midway.
+  const own = await startGatewayCosmos();
+  let stopped = false;
+  try {
+    const deps = { ...memoryDependencies({ faultInjectionEnabled: false }), orders: new CosmosOrderRepository(container('orders', own.client)) };
+    for (let i = 0; i < 3; i++) {
+      const id = `0000dddd-0000-4000-8000-${String(i).padStart(12, '0')}`;
+      await deps.orders.create(newOrder({ id, eventId: `ev-${id}`, correlationId: `c-${id}`, customerId: 'outage', items: [{ sku: 'S', quantity: 1, unitPrice: 1 }], total: 1, now: `2026-04-0${i + 1}T00:00:00.000Z` }));
+    }
+    const list = (query: Record<string, string>) =>
+      handleListOrders(
+        new HttpRequest({ method: 'GET', url: `http://localhost:7071/api/orders?${new URLSearchParams(query)}`, query }),
+        new InvocationContext({ functionName: 'listOrders', invocationId: 'inv-1', logHandler: () => undefined }),
+        () => deps,
+        { developmentPrincipal: 'support@localhost' },
+      );
+    const first = await list({ pageSize: '1' });
+    const token = (first.jsonBody as { continuationToken: string }).continuationToken;
+    expect(token).toEqual(expect.any(String));
+    await own.stop();
+    stopped = true;
+    const firstAgain = await list({ pageSize: '1' });
+    const second = await list({ pageSize: '1', continuationToken: token });
+    expect(firstAgain.status).toBe(503);
+    expect({ status: second.status, type: (second.jsonBody as { type?: string }).type }).toEqual({ status: 503, type: (firstAgain.jsonBody as { type?: string }).type });
+  } finally {
+    if (!stopped) await own.stop();
   }
 });
