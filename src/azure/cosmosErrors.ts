@@ -148,7 +148,9 @@ const MAX_EMPTY_READS = 20;
 
 /**
  * One page of a query, its system properties stripped, at most PAGE_MAX items. A continuation
- * token Cosmos DB refuses (400, or one the SDK cannot read) is the caller's mistake, not an outage.
+ * token Cosmos DB refuses (400, or one the SDK cannot read) is the caller's mistake, not an outage;
+ * a Cosmos DB that did not serve the page (no answer, throttled), or a wait given up, is an outage
+ * with a token as without one: the client retries the same page rather than start over.
  */
 export async function fetchPage<T extends object>(
   items: Items,
@@ -177,7 +179,8 @@ export async function fetchPage<T extends object>(
     } while (found.length === 0 && result.hasMoreResults && result.continuationToken && ++reads < MAX_EMPTY_READS);
   } catch (err) {
     const code = statusCodeOf(err);
-    if (continuationToken && (code === undefined || code === 400)) {
+    const outage = isStoreUnavailable(err) || options.signal?.aborted === true;
+    if (continuationToken && !outage && (code === undefined || code === 400)) {
       throw invalidContinuationToken();
     }
     throw err;
