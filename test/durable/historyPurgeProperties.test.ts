@@ -10,7 +10,12 @@
  * - no instance created within the retention was purged, finished or not;
  * - every finished instance created before the retention is gone, and the count says how many;
  * - a purge stopped midway (the host going down) left every instance whole or gone, never half;
- *   the next run finishes the job.
+ *   the next run finishes the job;
+ * - an instance started again while the purge runs is judged as it is when its turn comes.
+ *
+ * The purge goes by the orchestration, not by the order: a failed or terminated monitor of an order
+ * still active goes too (the monitor sweeper starts it again, as it does one that is missing), and
+ * so do the finished compensation runs of a monitor still running (its history holds their results).
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext } from 'durable-functions';
