@@ -156,8 +156,9 @@ export class DurableEngine {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     const pending = Promise.allSettled([...this.inFlight]);
     await Promise.race([pending, new Promise((r) => setTimeout(r, graceMs).unref())]);
-    this.store?.close();
+    const store = this.store;
     this.store = undefined;
+    await store?.close();
     this.historyCache.clear();
     this.cachedEvents = 0;
     for (const w of this.idleWaiters.splice(0)) w();

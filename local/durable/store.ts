@@ -144,7 +144,8 @@ const CHECKPOINT_INTERVAL_MS = 100;
 /**
  * The checkpoint thread: its own connection runs a PASSIVE checkpoint every CHECKPOINT_INTERVAL_MS
  * (it never waits for, nor blocks, the writer). Once the WAL is fully copied, the next commit
- * starts it over from the beginning. Ends on any message; never keeps the process alive.
+ * starts it over from the beginning. Ends on any message. It does not keep the process alive
+ * while the store is open; close() waits for it to end.
  */
 const CHECKPOINTER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -165,7 +166,13 @@ parentPort.once('message', () => {
 });
 `;
 
-function startCheckpointer(file: string): Worker {
+interface Checkpointer {
+  worker: Worker;
+  /** Settles once the thread has ended, whether it stopped when asked or failed. */
+  exited: Promise<void>;
+}
+
+function startCheckpointer(file: string): Checkpointer {
   const worker = new Worker(CHECKPOINTER_SOURCE, {
     eval: true,
     workerData: { file, driver: require.resolve('better-sqlite3'), intervalMs: CHECKPOINT_INTERVAL_MS },
@@ -175,13 +182,14 @@ function startCheckpointer(file: string): Worker {
   worker.unref();
   // A failed checkpoint thread leaves checkpoints to the backstop: the store keeps working.
   worker.on('error', () => undefined);
-  return worker;
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  return { worker, exited };
 }
 
 export class TaskHubStore {
   readonly db: Database.Database;
   private readonly stmts: ReturnType<TaskHubStore['prepare']>;
-  private checkpointer: Worker | undefined;
+  private checkpointer: Checkpointer | undefined;
 
   constructor(readonly file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -247,10 +255,20 @@ export class TaskHubStore {
     };
   }
 
-  close(): void {
-    this.checkpointer?.postMessage('stop');
+  /**
+   * Closes the store's connection and ends the checkpoint thread; resolves once that thread has
+   * closed its own connection (the last one to close folds the WAL into the database file) and
+   * exited. Until then the thread counts as running work: the process does not end under it.
+   */
+  async close(): Promise<void> {
+    const checkpointer = this.checkpointer;
     this.checkpointer = undefined;
+    if (checkpointer) {
+      checkpointer.worker.ref();
+      checkpointer.worker.postMessage('stop');
+    }
     if (this.db.open) this.db.close();
+    await checkpointer?.exited;
   }
 
   transaction<T>(fn: () => T): T {
