@@ -470,51 +470,43 @@ describe('recordDeadLetter', () => {
     expect(deps.orders.docs.get('order-1')!.status.billing).toBe('processing');
   });
 
-  it("an older send's dead-letter while a requeue is making its send (billing marked pending, the send not yet recorded) is only noted: that send is in play", async () => {
+  /** Send 1 to billing dead-lettered, then the monitor's requeue wrote its `requeued` entry (billing `pending` again), its send not yet recorded. */
+  async function requeuedAfterSendOneDeadLettered(detail: string): Promise<{ deps: MemoryDependencies; monitor: RecordingMonitor; requeuedOrder: OrderDocument }> {
     const deps = orderResentTo('billing');
     const monitor = new RecordingMonitor();
-    const order = () => deps.orders.docs.get('order-1')!;
     expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
-    // The monitor's requeue: billing `pending` again with its `requeued` entry, then send 2 goes out.
-    const requeued = { at: '2026-01-01T00:00:08.000Z', kind: TIMELINE.requeued, service: 'billing' as const, actor: 'monitor', detail: 'attempt 1' };
-    const updated = await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'pending', timeline: requeued });
-    // Before send 2 is recorded, the event's own last delivery claims billing and fails.
-    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['pending'], to: 'processing' });
-    expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
-    expect(order().timeline.at(-1)).toMatchObject({ detail: 'message event-1; send 2 to billing is in play' });
-    expect(order().status.billing).toBe('processing');
-    await republishToService(updated!, 'billing', 2, 'requeue 1', deps);
-    // Marked dead-lettered, billing would have the monitor requeue again while send 2 is on its way.
-    const snapshot = monitorSnapshotOf(order());
-    expect(snapshot.billingDeadLetteredAt).toBeUndefined();
-    expect(decideNextStep(snapshot, { ...DEFAULT_MONITOR_POLICY, requeueBackoffBaseMs: 0 }, new Date('2030-01-01T00:00:00.000Z')).kind).not.toBe('requeueBilling');
-    // Once send 2 is recorded and dead-letters too, nothing is left in play.
-    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:2'), { deps, monitor, log: silent })).outcome).toBe('recorded');
-    expect(order().status.billing).toBe('deadlettered');
-  });
+    const requeued = { at: '2026-01-01T00:00:08.000Z', kind: TIMELINE.requeued, service: 'billing' as const, actor: 'monitor', detail };
+    const requeuedOrder = await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'pending', timeline: requeued });
+    return { deps, monitor, requeuedOrder: requeuedOrder! };
+  }
 
-  it("an older send's dead-letter while a requeue is making the send its entry names is only noted", async () => {
-    const deps = orderResentTo('billing');
-    const monitor = new RecordingMonitor();
-    const order = () => deps.orders.docs.get('order-1')!;
-    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
-    const requeued = { at: '2026-01-01T00:00:08.000Z', kind: TIMELINE.requeued, service: 'billing' as const, actor: 'monitor', detail: 'attempt 1, message event-1:billing:2' };
-    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'pending', timeline: requeued });
-    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['pending'], to: 'processing' });
-    expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
-    expect(order().timeline.at(-1)).toMatchObject({ detail: 'message event-1; send 2 to billing is in play' });
-    expect(order().status.billing).toBe('processing');
-  });
+  // Requeues name the message they send in their entry; entries written before they did name none.
+  it.each(['attempt 1, message event-1:billing:2', 'attempt 1'])(
+    "an older send's dead-letter while a requeue is making its send (billing marked pending, the send not yet recorded) is only noted: that send is in play (requeue entry %j)",
+    async (detail) => {
+      const { deps, monitor, requeuedOrder } = await requeuedAfterSendOneDeadLettered(detail);
+      const order = () => deps.orders.docs.get('order-1')!;
+      // Before send 2 is recorded, the event's own last delivery claims billing and fails.
+      await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['pending'], to: 'processing' });
+      expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('noted');
+      expect(order().timeline.at(-1)).toMatchObject({ detail: 'message event-1; send 2 to billing is in play' });
+      expect(order().status.billing).toBe('processing');
+      await republishToService(requeuedOrder, 'billing', 2, 'requeue 1', deps);
+      // Marked dead-lettered, billing would have the monitor requeue again while send 2 is on its way.
+      const snapshot = monitorSnapshotOf(order());
+      expect(snapshot.billingDeadLetteredAt).toBeUndefined();
+      expect(decideNextStep(snapshot, { ...DEFAULT_MONITOR_POLICY, requeueBackoffBaseMs: 0 }, new Date('2030-01-01T00:00:00.000Z')).kind).not.toBe('requeueBilling');
+      // Once send 2 is recorded and dead-letters too, nothing is left in play.
+      expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:2'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+      expect(order().status.billing).toBe('deadlettered');
+    },
+  );
 
   it("a requeue's message that never went out is not in play once a later send is recorded: an older send's dead-letter is recorded", async () => {
-    const deps = orderResentTo('billing');
-    const monitor = new RecordingMonitor();
-    const order = () => deps.orders.docs.get('order-1')!;
-    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
     // The requeue names send 2, and Service Bus fails it every time; the monitor later finds billing
     // stuck and sends it again as send 3, which is recorded and dead-letters.
-    const requeued = { at: '2026-01-01T00:00:08.000Z', kind: TIMELINE.requeued, service: 'billing' as const, actor: 'monitor', detail: 'attempt 1, message event-1:billing:2' };
-    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'pending', timeline: requeued });
+    const { deps, monitor } = await requeuedAfterSendOneDeadLettered('attempt 1, message event-1:billing:2');
+    const order = () => deps.orders.docs.get('order-1')!;
     expect(targetedSends(order().timeline, 'billing')).toBe(2);
     await republishToService(order(), 'billing', 3, 'stuck (attempt 2): billing pending for 301 s', deps);
     expect(deps.publisher.sent.map((m) => m.messageId)).toEqual(['event-1:billing:3']);
