@@ -24,6 +24,8 @@ export class VirtualClock implements EngineClock {
   private current: number;
   /** Set by the engine: runs everything due up to `target`, timer by timer. */
   stepper?: (target: number) => Promise<void>;
+  /** Set by the engine: keeps each new time with the task hub, so a restart resumes from it. */
+  onMove?: (ms: number) => void;
 
   /**
    * Starts at the real time so that timestamps written by non-durable code (Date.now() in HTTP or
@@ -39,7 +41,15 @@ export class VirtualClock implements EngineClock {
 
   /** Sets the time directly; never backwards (durable time is monotonic). */
   set(ms: number): void {
-    if (ms > this.current) this.current = ms;
+    if (ms > this.current) {
+      this.current = ms;
+      this.onMove?.(ms);
+    }
+  }
+
+  /** Takes up the time a previous run on the same task hub left off at, even if this clock had started later. */
+  resume(ms: number): void {
+    this.current = ms;
   }
 
   async advance(ms: number): Promise<void> {

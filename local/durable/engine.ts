@@ -128,12 +128,8 @@ export class DurableEngine {
     this.activityQueue.length = 0;
     this.historyCache.clear();
     this.cachedEvents = 0;
+    if (this.clock instanceof VirtualClock) this.resumeVirtualTime(this.clock, this.store);
     const now = this.clock.now();
-    if (this.clock instanceof VirtualClock) {
-      // Resume virtual time where the previous run left it, so stored timers keep their meaning.
-      const row = this.store.db.prepare('SELECT MAX(updated_at) AS t FROM instances').get() as { t: number | null };
-      if (row.t) this.clock.set(row.t);
-    }
     for (const id of this.store.readyInstances(this.clock.now())) this.ready.add(id);
     for (const id of this.store.activityIds()) this.activityQueue.push(id);
     this.timersScannedUpTo = this.clock.now();
@@ -147,6 +143,27 @@ export class DurableEngine {
       resumedActivities: this.activityQueue.length,
     });
     this.pump();
+  }
+
+  /**
+   * Virtual time goes on from where the previous run on this hub left it, exactly: not from the
+   * last instance update (an advance that fired nothing, and events raised after it, would be
+   * taken back: those events would wait for time to pass again), nor from the real time (which
+   * would move it on by however long the restart took). Hubs written before the time was kept
+   * fall back on the last instance update.
+   */
+  private resumeVirtualTime(clock: VirtualClock, store: TaskHubStore): void {
+    const stored = store.virtualTime();
+    if (stored !== undefined) {
+      clock.resume(stored);
+    } else {
+      const row = store.db.prepare('SELECT MAX(updated_at) AS t FROM instances').get() as { t: number | null };
+      if (row.t) clock.set(row.t);
+      store.saveVirtualTime(clock.now());
+    }
+    clock.onMove = (ms) => {
+      if (this.running && this.store === store) store.saveVirtualTime(ms);
+    };
   }
 
   /** Stops dispatching, waits briefly for in-flight work, and closes the store. Unfinished work stays queued. */

@@ -133,6 +133,10 @@ CREATE TABLE IF NOT EXISTS activities (
   created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS activities_instance ON activities(instance_id);
+CREATE TABLE IF NOT EXISTS virtual_clock (
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  now INTEGER NOT NULL
+);
 `;
 
 /** WAL size (4 KB pages) at which a commit checkpoints itself: only when the checkpoint thread lags far behind. */
@@ -252,6 +256,8 @@ export class TaskHubStore {
       nextVisibleAfter: db.prepare<[number], { t: number | null }>(
         'SELECT MIN(visible_at) AS t FROM messages WHERE visible_at > ?',
       ),
+      virtualTime: db.prepare<[], { now: number }>('SELECT now FROM virtual_clock WHERE id = 0'),
+      saveVirtualTime: db.prepare<[number]>('INSERT OR REPLACE INTO virtual_clock (id, now) VALUES (0, ?)'),
     };
   }
 
@@ -354,6 +360,15 @@ export class TaskHubStore {
 
   nextVisibleAfter(now: number): number | undefined {
     return this.stmts.nextVisibleAfter.get(now)?.t ?? undefined;
+  }
+
+  /** Where a virtual clock on this hub stood when it last moved; undefined on a real clock's hub. */
+  virtualTime(): number | undefined {
+    return this.stmts.virtualTime.get()?.now;
+  }
+
+  saveVirtualTime(ms: number): void {
+    this.stmts.saveVirtualTime.run(ms);
   }
 
   private where(q: InstanceQuery): { sql: string; args: unknown[] } {
