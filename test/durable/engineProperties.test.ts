@@ -200,6 +200,31 @@ interface Raise {
   at: number;
   name: string;
   value: number;
+  /** Raised while the instance was suspended: held until it resumes. */
+  held?: Suspension;
+}
+
+/** From a suspend to the resume (none yet: undefined). */
+interface Suspension {
+  from: number;
+  to?: number;
+}
+
+/** When a message that comes due at `t` reaches the orchestrator: a suspended instance gets it when it resumes. */
+const delivery =
+  (suspensions: Suspension[]) =>
+  (t: number): number => {
+    const held = suspensions.find((s) => t > s.from && t < (s.to ?? Infinity));
+    return held ? (held.to ?? Infinity) : t;
+  };
+
+/** When a timer from `start` to `fireAt` fires: in segments beyond the SDK's 6 days; a segment that comes late past `fireAt` ends it. */
+function timerDone(start: number, fireAt: number, deliver: (t: number) => number): number {
+  for (let t = start; ; ) {
+    const segment = fireAt - t > 6 * DAY ? t + 3 * DAY : fireAt;
+    t = deliver(segment);
+    if (segment === fireAt || t >= fireAt) return t;
+  }
 }
 
 interface Modelled {
@@ -223,21 +248,29 @@ const backoff = (flaky: Flaky, n: number): number => flaky.firstMs * Math.pow(fl
  * (`ok`, or undefined once it failed for good) with when the orchestrator gets it, or when its
  * next attempt or its final failure is due if that is after `horizon`.
  */
-function flakyOutcome(flaky: Flaky, tag: string, t: number, horizon: number, run: (tag: string, at: number) => void): { doneAt: number; result?: string } | { dueAt: number } {
+function flakyOutcome(
+  flaky: Flaky,
+  tag: string,
+  t: number,
+  horizon: number,
+  deliver: (t: number) => number,
+  run: (tag: string, at: number) => void,
+): { doneAt: number; result?: string } | { dueAt: number } {
   const failBefore = t + flaky.failForMs;
   let attemptAt = t;
   for (let n = 1; n <= flaky.attempts; n++) {
     if (attemptAt > horizon) return { dueAt: attemptAt };
     run(tag, attemptAt);
     if (attemptAt >= failBefore) return { doneAt: attemptAt, result: `ok ${tag}` };
-    attemptAt += backoff(flaky, n);
+    attemptAt = deliver(attemptAt + backoff(flaky, n));
   }
   // The last failure surfaces one more backoff after the last attempt.
   return attemptAt > horizon ? { dueAt: attemptAt } : { doneAt: attemptAt };
 }
 
 /** What an instance started at `startedAt` has done by `horizon`, given the events raised (in order). */
-function simulate(id: string, gens: Step[][], startedAt: number, raises: Raise[], horizon: number): Modelled {
+function simulate(id: string, gens: Step[][], startedAt: number, raises: Raise[], suspensions: Suspension[], horizon: number): Modelled {
+  const deliver = delivery(suspensions);
   const log: Entry[] = [];
   const expected = new Map<string, number>();
   const possible = new Map<string, number>();
@@ -256,7 +289,7 @@ function simulate(id: string, gens: Step[][], startedAt: number, raises: Raise[]
     log,
     gen,
     genStartedAt,
-    nextDue,
+    nextDue: nextDue !== undefined && Number.isFinite(nextDue) ? nextDue : undefined,
     runs: expected,
     mayRun: possible,
   });
@@ -272,34 +305,39 @@ function simulate(id: string, gens: Step[][], startedAt: number, raises: Raise[]
           log.push(['act', step.fail ? 'error' : `done ${tag}`, t]);
           break;
         case 'retry': {
-          const outcome = flakyOutcome(step, tag, t, horizon, run);
+          const outcome = flakyOutcome(step, tag, t, horizon, deliver, run);
           if ('dueAt' in outcome) return running(gen, outcome.dueAt);
           t = outcome.doneAt;
           log.push(['retry', outcome.result ?? 'error', t]);
           break;
         }
-        case 'timer':
-          if (t + step.ms > horizon) return running(gen, t + step.ms);
-          t += step.ms;
+        case 'timer': {
+          const done = timerDone(t, t + step.ms, deliver);
+          if (done > horizon) return running(gen, done);
+          t = done;
           log.push(['timer', null, t]);
           break;
+        }
         case 'race':
         case 'collect': {
           const rounds = step.t === 'race' ? 1 : step.n;
           const name = eventName(gen, s);
           for (let i = 0; i < rounds; i++) {
+            // The event wins if it reaches the orchestrator before the timer's time: a timer that
+            // fired while the instance was suspended is older than any event held with it.
             const fireAt = t + step.ms;
             const next = raises.find((r) => r.name === name && !consumed.has(r));
-            if (next && next.at < fireAt) {
+            const deliveredAt = next ? (next.held ? (next.held.to ?? Infinity) : next.at) : Infinity;
+            if (next && deliveredAt < fireAt) {
               consumed.add(next);
-              t = Math.max(t, next.at);
+              t = Math.max(t, deliveredAt);
               log.push([step.t, next.value, t]);
-            } else if (fireAt > horizon) {
-              return running(gen, fireAt);
-            } else {
-              t = fireAt;
-              log.push([step.t, 'timeout', t]);
+              continue;
             }
+            const timedOut = timerDone(t, fireAt, deliver);
+            if (timedOut > horizon) return running(gen, timedOut);
+            t = timedOut;
+            log.push([step.t, 'timeout', t]);
           }
           break;
         }
@@ -309,7 +347,7 @@ function simulate(id: string, gens: Step[][], startedAt: number, raises: Raise[]
           const outcomes = step.items.map((item, i) =>
             item.t === 'work'
               ? (attempts.push([`${tag}.${i}`, t]), { doneAt: t, result: item.fail ? undefined : `done ${tag}.${i}` })
-              : flakyOutcome(item, `${tag}.${i}`, t, horizon, (attempt, at) => attempts.push([attempt, at])),
+              : flakyOutcome(item, `${tag}.${i}`, t, horizon, deliver, (attempt, at) => attempts.push([attempt, at])),
           );
           const failedAt = Math.min(...outcomes.map((o) => ('doneAt' in o && o.result === undefined ? o.doneAt : Infinity)));
           // The model does not follow the retries still under way when the fan-out failed: they may
@@ -381,6 +419,8 @@ type Op =
   | { op: 'crash'; settle: 'idle' | number }
   | { op: 'check' }
   | { op: 'terminate'; who: number }
+  | { op: 'suspend'; who: number }
+  | { op: 'resume'; who: number }
   | { op: 'purge'; who: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -401,6 +441,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('check' as const) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('terminate' as const), who: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('purge' as const), who: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('suspend' as const), who: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('resume' as const), who: fc.nat() }) },
 );
 
 interface Scenario {
@@ -420,17 +462,19 @@ interface Instance {
   program: Step[][];
   startedAt?: number;
   raises: Raise[];
+  suspensions: Suspension[];
   terminated?: { at: number; reason: string };
   purged: boolean;
 }
 
 /** The model's view of an instance at `now` (virtual ms since the scenario began). */
-function modelOf(inst: Instance, now: number): Modelled & { final?: { status: string; output: unknown } } {
+function modelOf(inst: Instance, now: number): Modelled & { final?: { status: string; output: unknown }; suspended: boolean } {
   const horizon = inst.terminated ? Math.min(now, inst.terminated.at) : now;
-  const m = simulate(inst.id, inst.program, inst.startedAt as number, inst.raises, horizon);
-  if (m.status === 'Completed') return { ...m, final: { status: 'Completed', output: m.log } };
-  if (inst.terminated) return { ...m, nextDue: undefined, final: { status: 'Terminated', output: inst.terminated.reason } };
-  return m;
+  const m = simulate(inst.id, inst.program, inst.startedAt as number, inst.raises, inst.suspensions, horizon);
+  const suspended = inst.suspensions.some((s) => s.to === undefined);
+  if (m.status === 'Completed') return { ...m, suspended: false, final: { status: 'Completed', output: m.log } };
+  if (inst.terminated) return { ...m, suspended: false, nextDue: undefined, final: { status: 'Terminated', output: inst.terminated.reason } };
+  return { ...m, suspended };
 }
 
 /** Real time a scenario's wait for the engine may take before the engine counts as stuck. */
@@ -457,7 +501,7 @@ async function runScenario(scenario: Scenario): Promise<void> {
   let now = 0;
   let stops = 0;
   let raised = 0;
-  const instances: Instance[] = scenario.programs.map((program, i) => ({ id: `i${i}`, program, raises: [], purged: false }));
+  const instances: Instance[] = scenario.programs.map((program, i) => ({ id: `i${i}`, program, raises: [], suspensions: [], purged: false }));
   const started = (): Instance[] => instances.filter((i) => i.startedAt !== undefined);
 
   const settle = async (how: 'idle' | number): Promise<void> => {
@@ -486,7 +530,7 @@ async function runScenario(scenario: Scenario): Promise<void> {
       if (m.final) {
         expect({ id: inst.id, status: status.runtimeStatus, output: status.output }).toEqual({ id: inst.id, ...m.final });
       } else {
-        expect({ id: inst.id, status: status.runtimeStatus }).toEqual({ id: inst.id, status: 'Running' });
+        expect({ id: inst.id, status: status.runtimeStatus }).toEqual({ id: inst.id, status: m.suspended ? 'Suspended' : 'Running' });
         // The log so far travels in the current generation's input.
         expect((status.input as ProgramInput).gen).toBe(m.gen);
       }
@@ -552,7 +596,8 @@ async function runScenario(scenario: Scenario): Promise<void> {
           const name = names[op.pick % names.length];
           const value = ++raised;
           await hub.client.raiseEvent(inst.id, name, value);
-          if (!m.final) inst.raises.push({ at: now, name, value });
+          const held = inst.suspensions.find((s) => s.to === undefined);
+          if (!m.final) inst.raises.push({ at: now, name, value, held });
           await settle(op.settle);
           break;
         }
@@ -575,6 +620,23 @@ async function runScenario(scenario: Scenario): Promise<void> {
           if (!m.final) inst.terminated = { at: now, reason };
           break;
         }
+        case 'suspend':
+        case 'resume': {
+          const candidates = started().filter((i) => !i.purged);
+          if (candidates.length === 0) break;
+          const inst = candidates[op.who % candidates.length];
+          await unlessStuck(hub.idle(), `idle before ${op.op}`);
+          const m = modelOf(inst, now);
+          const open = inst.suspensions.find((s) => s.to === undefined);
+          if (op.op === 'suspend') {
+            await hub.client.suspend(inst.id, `hold ${inst.id}`);
+            if (!m.final && !open) inst.suspensions.push({ from: now });
+          } else {
+            await hub.client.resume(inst.id, `go on ${inst.id}`);
+            if (!m.final && open) open.to = now;
+          }
+          break;
+        }
         case 'purge': {
           const candidates = started().filter((i) => !i.purged);
           if (candidates.length === 0) break;
@@ -592,7 +654,11 @@ async function runScenario(scenario: Scenario): Promise<void> {
       }
     }
 
-    // Every instance started, and run to its end.
+    // Every instance started, resumed, and run to its end.
+    for (const inst of started().filter((i) => !i.purged && modelOf(i, now).suspended)) {
+      await hub.client.resume(inst.id, 'the end');
+      (inst.suspensions.find((s) => s.to === undefined) as Suspension).to = now;
+    }
     for (const inst of instances.filter((i) => i.startedAt === undefined)) {
       inst.startedAt = now;
       await hub.client.startNew('propProgram', { instanceId: inst.id, input: { base, gens: inst.program, gen: 0, log: [] } });
