@@ -7,28 +7,32 @@
  * an activity with retry options that fails until a moment in virtual time, a durable timer (some
  * longer than the SDK's 6-day limit, so split), an external event raced against a timer with
  * `Task.any`, the same event awaited several times in a row (each against a timer), a `Task.all`
- * fan-out with failures among it, and a sub-orchestration that completes or fails. Every step logs
- * what it got and when (orchestration time).
+ * fan-out of plain and retried activities with failures among them, and a sub-orchestration that
+ * completes or fails. Every step logs what it got and when (orchestration time).
  *
  * Operations drawn at random, each followed by waiting until the engine is idle or only a few turns
  * of the event loop: starts, virtual time moving (by set amounts, to the next timer, to just
- * before it), events raised (for steps to come, under way or past), status reads, terminate, purge
- * of a finished instance and of a running one (refused), and the engine stopped and started again
- * on the same store: at rest, while activities and episodes run, halfway through a time advance.
+ * before it), events raised (for steps to come, under way or past), status reads, terminate,
+ * suspend, resume, purge of a finished instance and of a running one (refused), a start of an id
+ * again (over a finished instance; refused over a running one), and the engine stopped and started
+ * again on the same store: at rest, while activities and episodes run, halfway through a time
+ * advance.
  *
- * The model computes from the program, the raised events and the virtual time what each instance
- * has done: virtual time only moves when told (a restart included); a timer fires at its time, not
- * before, and once; a retry attempt runs at the DTFx backoff times and the last failure surfaces one
- * more backoff later; an event raised and acknowledged is delivered, once, at the time it was
- * raised, or waits for the step that waits for it; a step whose timer fired first logs a timeout.
+ * The model computes from the program, the raised events, suspensions and the virtual time what
+ * each instance has done: virtual time only moves when told (a restart included); a timer fires at
+ * its time, not before, and once; a retry attempt runs at the DTFx backoff times and the last
+ * failure surfaces one more backoff later; an event raised and acknowledged is delivered, once, at
+ * the time it was raised, or waits for the step that waits for it; a step whose timer fired first
+ * logs a timeout; a suspended instance gets its timers and events when it resumes.
  * Checked against it:
  * - after every status read and at the end: each instance's runtime status and output (the whole
- *   log, times included); a purged instance is gone;
+ *   log, times included), in its status and in the listing; a purged instance is gone;
  * - the stored history of the current execution: every completion answers one scheduled task,
  *   once; a timer fired in an episode that began at or after its time; episodes in time order; a
  *   raised event appears at most once;
  * - each activity ran as often as the model says (retries counted), exactly when the engine was
- *   never stopped, at least that often when it was: a result lost with the process runs again.
+ *   never stopped, at least that often when it was: a result lost with the process runs again; and
+ *   none ran that no orchestration called.
  */
 import * as df from 'durable-functions';
 import fc from 'fast-check';
@@ -70,13 +74,15 @@ type Entry = [kind: Step['t'], value: unknown, at: number];
 
 interface ProgramInput {
   base: number;
+  /** Which start of the instance id this is (an id that finished may be started again). */
+  run: number;
   gens: Step[][];
   gen: number;
   log: Entry[];
 }
 
 const eventName = (gen: number, step: number): string => `e${gen}.${step}`;
-const tagOf = (id: string, gen: number, step: number): string => `${id}/${gen}.${step}`;
+const tagOf = (id: string, run: number, gen: number, step: number): string => `${id}#${run}/${gen}.${step}`;
 
 /** Activity runs by tag, whatever became of their results. */
 const runs = new Map<string, number>();
@@ -129,7 +135,7 @@ df.app.orchestration('propProgram', function* (context) {
   };
   for (let s = 0; s < steps.length; s++) {
     const step = steps[s];
-    const tag = tagOf(id, input.gen, s);
+    const tag = tagOf(id, input.run, input.gen, s);
     switch (step.t) {
       case 'act':
         try {
@@ -269,7 +275,15 @@ function flakyOutcome(
 }
 
 /** What an instance started at `startedAt` has done by `horizon`, given the events raised (in order). */
-function simulate(id: string, gens: Step[][], startedAt: number, raises: Raise[], suspensions: Suspension[], horizon: number): Modelled {
+function simulate(
+  id: string,
+  run: number,
+  gens: Step[][],
+  startedAt: number,
+  raises: Raise[],
+  suspensions: Suspension[],
+  horizon: number,
+): Modelled {
   const deliver = delivery(suspensions);
   const log: Entry[] = [];
   const expected = new Map<string, number>();
@@ -277,7 +291,7 @@ function simulate(id: string, gens: Step[][], startedAt: number, raises: Raise[]
   const count = (tag: string, into: Map<string, number>): void => {
     into.set(tag, (into.get(tag) ?? 0) + 1);
   };
-  const run = (tag: string): void => {
+  const ran = (tag: string): void => {
     count(tag, expected);
     count(tag, possible);
   };
@@ -298,14 +312,14 @@ function simulate(id: string, gens: Step[][], startedAt: number, raises: Raise[]
     const steps = gens[gen];
     for (let s = 0; s < steps.length; s++) {
       const step = steps[s];
-      const tag = tagOf(id, gen, s);
+      const tag = tagOf(id, run, gen, s);
       switch (step.t) {
         case 'act':
-          run(tag);
+          ran(tag);
           log.push(['act', step.fail ? 'error' : `done ${tag}`, t]);
           break;
         case 'retry': {
-          const outcome = flakyOutcome(step, tag, t, horizon, deliver, run);
+          const outcome = flakyOutcome(step, tag, t, horizon, deliver, ran);
           if ('dueAt' in outcome) return running(gen, outcome.dueAt);
           t = outcome.doneAt;
           log.push(['retry', outcome.result ?? 'error', t]);
@@ -369,7 +383,7 @@ function simulate(id: string, gens: Step[][], startedAt: number, raises: Raise[]
           break;
         }
         case 'sub':
-          run(`${tag}.child`);
+          ran(`${tag}.child`);
           log.push(['sub', step.fail ? 'error' : `child done ${tag}.child`, t]);
           break;
       }
@@ -421,7 +435,8 @@ type Op =
   | { op: 'terminate'; who: number }
   | { op: 'suspend'; who: number }
   | { op: 'resume'; who: number }
-  | { op: 'purge'; who: number };
+  | { op: 'purge'; who: number }
+  | { op: 'startAgain'; who: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant('start' as const), settle: settleArb }) },
@@ -441,6 +456,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('check' as const) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('terminate' as const), who: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('purge' as const), who: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('startAgain' as const), who: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('suspend' as const), who: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('resume' as const), who: fc.nat() }) },
 );
@@ -460,6 +476,9 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
 interface Instance {
   id: string;
   program: Step[][];
+  run: number;
+  /** Activity runs of the earlier starts of this id. */
+  earlierRuns: Array<Pick<Modelled, 'runs' | 'mayRun'>>;
   startedAt?: number;
   raises: Raise[];
   suspensions: Suspension[];
@@ -470,7 +489,7 @@ interface Instance {
 /** The model's view of an instance at `now` (virtual ms since the scenario began). */
 function modelOf(inst: Instance, now: number): Modelled & { final?: { status: string; output: unknown }; suspended: boolean } {
   const horizon = inst.terminated ? Math.min(now, inst.terminated.at) : now;
-  const m = simulate(inst.id, inst.program, inst.startedAt as number, inst.raises, inst.suspensions, horizon);
+  const m = simulate(inst.id, inst.run, inst.program, inst.startedAt as number, inst.raises, inst.suspensions, horizon);
   const suspended = inst.suspensions.some((s) => s.to === undefined);
   if (m.status === 'Completed') return { ...m, suspended: false, final: { status: 'Completed', output: m.log } };
   if (inst.terminated) return { ...m, suspended: false, nextDue: undefined, final: { status: 'Terminated', output: inst.terminated.reason } };
@@ -501,7 +520,15 @@ async function runScenario(scenario: Scenario): Promise<void> {
   let now = 0;
   let stops = 0;
   let raised = 0;
-  const instances: Instance[] = scenario.programs.map((program, i) => ({ id: `i${i}`, program, raises: [], suspensions: [], purged: false }));
+  const instances: Instance[] = scenario.programs.map((program, i) => ({
+    id: `i${i}`,
+    program,
+    run: 0,
+    earlierRuns: [],
+    raises: [],
+    suspensions: [],
+    purged: false,
+  }));
   const started = (): Instance[] => instances.filter((i) => i.startedAt !== undefined);
 
   const settle = async (how: 'idle' | number): Promise<void> => {
@@ -520,6 +547,18 @@ async function runScenario(scenario: Scenario): Promise<void> {
   const check = async (): Promise<void> => {
     await unlessStuck(hub.idle(), 'idle before a check');
     expectClock();
+    // The listing agrees with the model too (sub-orchestrations left out).
+    const listed = (await hub.client.getStatusAll()).filter((st) => !st.instanceId.includes(':'));
+    const listedStatus = Object.fromEntries(listed.map((st) => [st.instanceId, st.runtimeStatus]));
+    const modelStatus = Object.fromEntries(
+      started()
+        .filter((i) => !i.purged)
+        .map((i) => {
+          const m = modelOf(i, now);
+          return [i.id, m.final ? m.final.status : m.suspended ? 'Suspended' : 'Running'];
+        }),
+    );
+    expect(listedStatus).toEqual(modelStatus);
     for (const inst of started()) {
       if (inst.purged) {
         await expect(hub.client.getStatus(inst.id)).rejects.toThrow();
@@ -552,7 +591,7 @@ async function runScenario(scenario: Scenario): Promise<void> {
           const inst = instances.find((i) => i.startedAt === undefined);
           if (!inst) break;
           inst.startedAt = now;
-          const input: ProgramInput = { base, gens: inst.program, gen: 0, log: [] };
+          const input: ProgramInput = { base, run: inst.run, gens: inst.program, gen: 0, log: [] };
           expect(await hub.client.startNew('propProgram', { instanceId: inst.id, input })).toBe(inst.id);
           await settle(op.settle);
           break;
@@ -637,6 +676,24 @@ async function runScenario(scenario: Scenario): Promise<void> {
           }
           break;
         }
+        case 'startAgain': {
+          // An id whose instance finished (or was purged) starts over with fresh history; one still
+          // on the job is refused.
+          const candidates = started();
+          if (candidates.length === 0) break;
+          const inst = candidates[op.who % candidates.length];
+          await unlessStuck(hub.idle(), `idle before ${op.op}`);
+          const m = modelOf(inst, now);
+          const input: ProgramInput = { base, run: inst.run + 1, gens: inst.program, gen: 0, log: [] };
+          if (!m.final && !inst.purged) {
+            await expect(hub.client.startNew('propProgram', { instanceId: inst.id, input })).rejects.toThrow();
+            break;
+          }
+          expect(await hub.client.startNew('propProgram', { instanceId: inst.id, input })).toBe(inst.id);
+          inst.earlierRuns.push({ runs: m.runs, mayRun: m.mayRun });
+          Object.assign(inst, { run: inst.run + 1, startedAt: now, raises: [], suspensions: [], terminated: undefined, purged: false });
+          break;
+        }
         case 'purge': {
           const candidates = started().filter((i) => !i.purged);
           if (candidates.length === 0) break;
@@ -661,7 +718,8 @@ async function runScenario(scenario: Scenario): Promise<void> {
     }
     for (const inst of instances.filter((i) => i.startedAt === undefined)) {
       inst.startedAt = now;
-      await hub.client.startNew('propProgram', { instanceId: inst.id, input: { base, gens: inst.program, gen: 0, log: [] } });
+      const input: ProgramInput = { base, run: inst.run, gens: inst.program, gen: 0, log: [] };
+      await hub.client.startNew('propProgram', { instanceId: inst.id, input });
     }
     for (let due = nextDue(); due !== undefined; due = nextDue()) {
       if (due <= now) throw new Error(`the model is stuck at ${now}`);
@@ -678,9 +736,10 @@ async function runScenario(scenario: Scenario): Promise<void> {
     const atLeast = new Map<string, number>();
     const atMost = new Map<string, number>();
     for (const inst of instances) {
-      const m = modelOf(inst, now);
-      for (const [tag, n] of m.runs) atLeast.set(tag, n);
-      for (const [tag, n] of m.mayRun) atMost.set(tag, n);
+      for (const m of [...inst.earlierRuns, modelOf(inst, now)]) {
+        for (const [tag, n] of m.runs) atLeast.set(tag, n);
+        for (const [tag, n] of m.mayRun) atMost.set(tag, n);
+      }
     }
     const wrong: string[] = [];
     for (const tag of new Set([...runs.keys(), ...atMost.keys()])) {
@@ -692,7 +751,8 @@ async function runScenario(scenario: Scenario): Promise<void> {
     expect({ stops, wrong }).toEqual({ stops, wrong: [] });
   } finally {
     await hub.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    // The stopped stores' checkpoint threads may still be closing their files.
+    fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
   }
 }
 
@@ -771,7 +831,7 @@ describe('restarts', () => {
     let hub = await startTestHub({ dataDir });
     try {
       const base = hub.engine.clock.now();
-      const input: ProgramInput = { base, gens: [[{ t: 'race', ms: 10 * DAY }]], gen: 0, log: [] };
+      const input: ProgramInput = { base, run: 0, gens: [[{ t: 'race', ms: 10 * DAY }]], gen: 0, log: [] };
       await hub.client.startNew('propProgram', { instanceId: 'approval', input });
       await hub.idle();
       await hub.advance(HOUR);
@@ -787,7 +847,7 @@ describe('restarts', () => {
       expect(status.output).toEqual([['race', 7, HOUR]]);
     } finally {
       await hub.stop();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
     }
   });
 });
