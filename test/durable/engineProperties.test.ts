@@ -464,13 +464,21 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 interface Scenario {
   programs: Step[][][];
   ops: Op[];
-  historyCacheEvents: number | undefined;
+  /** The engine's bounds: histories cached (none, a few: evicted all the time), episodes and activities at once. */
+  engine: { historyCacheEvents?: number; maxConcurrentOrchestrations?: number; maxConcurrentActivities?: number };
 }
 
 const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   programs: fc.array(programArb, { minLength: 1, maxLength: 3 }),
   ops: fc.array(opArb, { minLength: 4, maxLength: 18 }),
-  historyCacheEvents: fc.constantFrom(undefined, 0),
+  engine: fc.record(
+    {
+      historyCacheEvents: fc.constantFrom(0, 12),
+      maxConcurrentOrchestrations: fc.constantFrom(1, 2),
+      maxConcurrentActivities: fc.constantFrom(1, 3),
+    },
+    { requiredKeys: [] },
+  ),
 });
 
 interface Instance {
@@ -510,10 +518,27 @@ async function unlessStuck<T>(work: Promise<T>, what: string): Promise<T> {
   }
 }
 
+/**
+ * Removes a store's directory. `engine.stop()` does not wait for the store's checkpoint thread,
+ * which may still open and close the database (creating and deleting its -wal and -shm files)
+ * a moment later: a removal that meets such a file tries again.
+ */
+async function removeStore(dataDir: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      return;
+    } catch (err) {
+      if (attempt >= 50 || (err as NodeJS.ErrnoException).code !== 'ENOTEMPTY') throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
 async function runScenario(scenario: Scenario): Promise<void> {
   runs.clear();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'durable-props-'));
-  const hubOptions = { dataDir, historyCacheEvents: scenario.historyCacheEvents };
+  const hubOptions = { dataDir, ...scenario.engine };
   let hub: TestHub = await startTestHub(hubOptions);
   engineNow = () => hub.engine.clock.now();
   const base = hub.engine.clock.now();
@@ -751,8 +776,7 @@ async function runScenario(scenario: Scenario): Promise<void> {
     expect({ stops, wrong }).toEqual({ stops, wrong: [] });
   } finally {
     await hub.stop();
-    // The stopped stores' checkpoint threads may still be closing their files.
-    fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
+    await removeStore(dataDir);
   }
 }
 
@@ -847,7 +871,7 @@ describe('restarts', () => {
       expect(status.output).toEqual([['race', 7, HOUR]]);
     } finally {
       await hub.stop();
-      fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
+      await removeStore(dataDir);
     }
   });
 });
