@@ -12,8 +12,9 @@
  *
  * Operations drawn at random, each followed by waiting until the engine is idle or only a few turns
  * of the event loop: starts, virtual time moving (by set amounts, to the next timer, to just
- * before it), events raised (for steps to come, under way or past), status reads, terminate,
- * suspend, resume, purge of a finished instance and of a running one (refused), a start of an id
+ * before it), events raised (for steps to come, under way or past), status reads, terminate (also
+ * while the engine is still at work on the moment, if the instance cannot finish at it), suspend,
+ * resume, purge of a finished instance and of a running one (refused), a start of an id
  * again (over a finished instance; refused over a running one), and the engine stopped and started
  * again on the same store: at rest, while activities and episodes run, halfway through a time
  * advance.
@@ -432,7 +433,7 @@ type Op =
   | { op: 'raise'; who: number; pick: number; settle: 'idle' | number }
   | { op: 'crash'; settle: 'idle' | number }
   | { op: 'check' }
-  | { op: 'terminate'; who: number }
+  | { op: 'terminate'; who: number; settle: 'idle' | number }
   | { op: 'suspend'; who: number }
   | { op: 'resume'; who: number }
   | { op: 'purge'; who: number }
@@ -454,7 +455,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant('raise' as const), who: fc.nat(), pick: fc.nat(), settle: settleArb }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('crash' as const), settle: settleArb }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('check' as const) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('terminate' as const), who: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('terminate' as const), who: fc.nat(), settle: settleArb }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('purge' as const), who: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('startAgain' as const), who: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('suspend' as const), who: fc.nat() }) },
@@ -490,7 +491,8 @@ interface Instance {
   startedAt?: number;
   raises: Raise[];
   suspensions: Suspension[];
-  terminated?: { at: number; reason: string };
+  /** Terminated at `at`; `busy`: while the engine was still at work on that moment. */
+  terminated?: { at: number; reason: string; busy: boolean };
   purged: boolean;
 }
 
@@ -500,7 +502,13 @@ function modelOf(inst: Instance, now: number): Modelled & { final?: { status: st
   const m = simulate(inst.id, inst.run, inst.program, inst.startedAt as number, inst.raises, inst.suspensions, horizon);
   const suspended = inst.suspensions.some((s) => s.to === undefined);
   if (m.status === 'Completed') return { ...m, suspended: false, final: { status: 'Completed', output: m.log } };
-  if (inst.terminated) return { ...m, suspended: false, nextDue: undefined, final: { status: 'Terminated', output: inst.terminated.reason } };
+  if (inst.terminated) {
+    const final = { status: 'Terminated', output: inst.terminated.reason };
+    // Terminated while the engine was at work on that moment: the activities it called at that
+    // moment may have run before the termination took effect, or not.
+    const runs = inst.terminated.busy ? simulate(inst.id, inst.run, inst.program, inst.startedAt as number, inst.raises, inst.suspensions, horizon - 1).runs : m.runs;
+    return { ...m, runs, suspended: false, nextDue: undefined, final };
+  }
   return { ...m, suspended };
 }
 
@@ -677,11 +685,18 @@ async function runScenario(scenario: Scenario): Promise<void> {
           const candidates = started().filter((i) => !i.purged);
           if (candidates.length === 0) break;
           const inst = candidates[op.who % candidates.length];
-          await unlessStuck(hub.idle(), `idle before ${op.op}`);
-          const m = modelOf(inst, now);
+          // While the engine may still be at work on this moment only if the instance will not
+          // finish at this moment: then it ends terminated whichever comes first.
+          let m = modelOf(inst, now);
+          const busy = op.settle !== 'idle' && !m.final;
+          if (!busy) {
+            await unlessStuck(hub.idle(), `idle before ${op.op}`);
+            m = modelOf(inst, now);
+          }
           const reason = `stop ${inst.id} at ${now}`;
           await hub.client.terminate(inst.id, reason);
-          if (!m.final) inst.terminated = { at: now, reason };
+          if (!m.final) inst.terminated = { at: now, reason, busy };
+          if (busy) await settle(op.settle);
           break;
         }
         case 'suspend':
