@@ -84,9 +84,18 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
     const entry = { at: deps.now(), kind: TIMELINE.requeued, service: 'billing' as const, actor, detail: republishedDetail(number, messageId) };
     if (order.status.billing === 'deadlettered') {
       // Status first, then the message: a requeued delivery that fails again must find `pending`
-      // to dead-letter from, never have its new dead-letter overwritten by this patch.
-      const updated = await deps.orders.transitionStatus(order.id, { service: 'billing', from: ['deadlettered'], to: 'pending', timeline: entry });
-      if (!updated) return { requeued: false, reason: 'billing moved on' };
+      // to dead-letter from, never have its new dead-letter overwritten by this patch. Only onto
+      // the order as read, as the entry names its message from it: a copy of this step that read
+      // the order before its twin requeued, and writes once billing has dead-lettered again, would
+      // name the twin's message, which duplicate detection drops.
+      const updated = await deps.orders.transitionStatus(order.id, {
+        service: 'billing',
+        from: ['deadlettered'],
+        to: 'pending',
+        timeline: entry,
+        whenTimelineLength: order.timeline.length,
+      });
+      if (!updated) return { requeued: false, reason: 'billing moved on, or the order changed since it was read' };
       order = updated;
     } else if (input.requestedBy && IN_FLIGHT.includes(order.status.billing)) {
       // Only onto the order as read, as the status patch above is conditional: a twin of this

@@ -17,9 +17,10 @@ export function anyOf(field: string, values: readonly string[]): string {
   return `(${values.map((v) => `${field} = '${conditionLiteral(v)}'`).join(' or ')})`;
 }
 
-export function statusCondition(change: Pick<StatusTransition, 'service' | 'from' | 'whenState' | 'completes'>): string {
+export function statusCondition(change: Pick<StatusTransition, 'service' | 'from' | 'whenState' | 'whenTimelineLength' | 'completes'>): string {
   const parts = [anyOf(`c.status.${conditionLiteral(change.service)}`, change.from)];
   if (change.whenState) parts.push(anyOf('c.state', change.whenState));
+  if (change.whenTimelineLength !== undefined) parts.push(timelineLengthIs(change.whenTimelineLength));
   if (change.completes) {
     parts.push(anyOf('c.state', ACTIVE_STATES));
     for (const other of SERVICES) if (other !== change.service) parts.push(anyOf(`c.status.${other}`, ALL_DONE[other]));

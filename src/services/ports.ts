@@ -20,6 +20,8 @@ export interface StatusTransition {
   countBillingAttempt?: boolean;
   /** Additionally require the order to be in one of these states. */
   whenState?: readonly OrderState[];
+  /** Additionally require the timeline to hold exactly this many entries: nothing written since the order was read. */
+  whenTimelineLength?: number;
   /** Also set the order's state, in the same atomic patch (only meaningful with `whenState`). */
   setState?: OrderState;
   /** Also record that OrderCreated reached a consumer (the outbox marker `published`). */

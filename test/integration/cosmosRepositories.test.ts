@@ -133,6 +133,27 @@ describe('orders repository', () => {
     expect(after.timeline.filter((e) => e.kind === 'compensation-started').map((e) => e.detail)).toEqual(['run 1']);
   });
 
+  it("changes a service's status only while the timeline has as many entries as when it was read, if asked to", async () => {
+    const order = anOrder();
+    await orders.create(order);
+    await orders.transitionStatus(order.id, { service: 'billing', from: ['pending'], to: 'deadlettered' });
+    const read = (await orders.get(order.id))!;
+    const requeue = (detail: string) => ({
+      service: 'billing' as const,
+      from: ['deadlettered'] as const,
+      to: 'pending' as const,
+      whenTimelineLength: read.timeline.length,
+      timeline: { at: new Date().toISOString(), kind: 'requeued', service: 'billing' as const, detail },
+    });
+    await orders.appendTimeline(order.id, { at: new Date().toISOString(), kind: 'delivery', service: 'inventory' });
+    // The status allows it, but the timeline changed since the read.
+    expect(await orders.transitionStatus(order.id, requeue('stale'))).toBeUndefined();
+    const fresh = (await orders.get(order.id))!;
+    expect((await orders.transitionStatus(order.id, { ...requeue('fresh'), whenTimelineLength: fresh.timeline.length }))?.status.billing).toBe('pending');
+    const after = (await orders.get(order.id))!;
+    expect(after.timeline.filter((e) => e.kind === 'requeued').map((e) => e.detail)).toEqual(['fresh']);
+  });
+
   it("clears a service's reason when it moves to a status no reason describes, and keeps it through compensation", async () => {
     const order = anOrder();
     await orders.create(order);

@@ -981,6 +981,46 @@ describe('the monitor over a simulated order', () => {
     expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1']);
   });
 
+  it('a copy of a requeue step that read the order before its twin requeued leaves the requeue to the twin, once billing dead-letters again', async () => {
+    // Two copies of one step (an activity whose lease ran out while its first copy still ran) read
+    // the order together; the second is held up before its write until billing, requeued by the
+    // first, has dead-lettered again.
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    await world.createOrder();
+    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'deadlettered';
+    const transition = world.deps.orders.transitionStatus.bind(world.deps.orders);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let readBoth!: () => void;
+    const bothRead = new Promise<void>((resolve) => (readBoth = resolve));
+    let copies = 0;
+    world.deps.orders.transitionStatus = async (id, change) => {
+      if (++copies === 1) {
+        readBoth();
+        await held;
+      }
+      return transition(id, change);
+    };
+    const late = activity<{ requeued: boolean }>('requeueBilling', { attempt: 1 });
+    await bothRead;
+    expect(await activity('requeueBilling', { attempt: 1 })).toMatchObject({ requeued: true, messageId: 'event-1:billing:1' });
+    world.deps.orders.transitionStatus = transition;
+    const sent = world.subscriptions.billing.find((m) => m.messageId === 'event-1:billing:1')!;
+    // Billing takes the requeued message and fails it on its last delivery: dead-lettered again.
+    expect((await recordDeadLetter('billing', { body: sent.body, messageId: sent.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID }, { deps: world.deps, monitor: world, log: silent })).outcome).toBe('recorded');
+    release();
+    await late;
+    const order = await world.order();
+    const requeues = order.timeline.filter((e) => e.kind === TIMELINE.requeued);
+    // Written from its stale read, the held copy's entry named the first copy's message again, which
+    // the topic dropped: billing waited `pending` with nothing in flight, and the monitor sent the
+    // dropped message again on every turn until billing counted as stuck.
+    expect(requeues.map((e) => e.detail)).toEqual(['attempt 1, message event-1:billing:1']);
+    expect(order.status.billing).toBe('deadlettered');
+    expect(decideNextStep(monitorSnapshotOf(order), QUIET_SCENARIO.policy, new Date(Date.parse(order.timeline.at(-1)!.at) + 3_600_000))).toEqual({ kind: 'requeueBilling', attempt: 2 });
+  });
+
   it("sends a message of its own for a request a retried step takes up, when the record of the step's first send was lost", async () => {
     const world = new World(QUIET_SCENARIO);
     mockWorld.current = world;

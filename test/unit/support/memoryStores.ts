@@ -69,6 +69,7 @@ export class MemoryOrderStore implements OrderStore {
     const doc = this.docs.get(id);
     if (!doc || !change.from.includes(doc.status[change.service])) return undefined;
     if (change.whenState && !change.whenState.includes(doc.state)) return undefined;
+    if (change.whenTimelineLength !== undefined && doc.timeline.length !== change.whenTimelineLength) return undefined;
     if (change.completes && !othersDone(doc, change.service)) return undefined;
     doc.status[change.service] = change.to;
     const reason = statusReasonAfter(change);
