@@ -129,6 +129,10 @@ export class DurableEngine {
     this.historyCache.clear();
     this.cachedEvents = 0;
     if (this.clock instanceof VirtualClock) this.resumeVirtualTime(this.clock, this.store);
+    // What a run on the real clock writes is stamped with the real time, which the kept virtual
+    // time knows nothing of: the next run on a virtual clock falls back on the later of the real
+    // time and the last instance update, as for a hub that never kept one.
+    else this.store.forgetVirtualTime();
     const now = this.clock.now();
     for (const id of this.store.readyInstances(this.clock.now())) this.ready.add(id);
     for (const id of this.store.activityIds()) this.activityQueue.push(id);
@@ -149,8 +153,8 @@ export class DurableEngine {
    * Virtual time goes on from where the previous run on this hub left it, exactly: not from the
    * last instance update (an advance that fired nothing, and events raised after it, would be
    * taken back: those events would wait for time to pass again), nor from the real time (which
-   * would move it on by however long the restart took). Hubs written before the time was kept
-   * fall back on the last instance update.
+   * would move it on by however long the restart took). Hubs written before the time was kept,
+   * or last run on the real clock, fall back on the last instance update.
    */
   private resumeVirtualTime(clock: VirtualClock, store: TaskHubStore): void {
     const stored = store.virtualTime();

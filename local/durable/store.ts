@@ -258,6 +258,7 @@ export class TaskHubStore {
       ),
       virtualTime: db.prepare<[], { now: number }>('SELECT now FROM virtual_clock WHERE id = 0'),
       saveVirtualTime: db.prepare<[number]>('INSERT OR REPLACE INTO virtual_clock (id, now) VALUES (0, ?)'),
+      forgetVirtualTime: db.prepare<[]>('DELETE FROM virtual_clock'),
     };
   }
 
@@ -369,6 +370,11 @@ export class TaskHubStore {
 
   saveVirtualTime(ms: number): void {
     this.stmts.saveVirtualTime.run(ms);
+  }
+
+  /** Drops the kept virtual time: the hub is run on the real clock. */
+  forgetVirtualTime(): void {
+    this.stmts.forgetVirtualTime.run();
   }
 
   private where(q: InstanceQuery): { sql: string; args: unknown[] } {

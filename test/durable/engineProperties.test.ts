@@ -889,4 +889,35 @@ describe('restarts', () => {
       await removeStore(dataDir);
     }
   });
+
+  it('never take virtual time back behind what a run on the real clock wrote to the same hub since', async () => {
+    // DURABLE_VIRTUAL_CLOCK on and off over one data directory (the host's default, `.data/durable`).
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'durable-props-'));
+    let hub = await startTestHub({ dataDir });
+    try {
+      const virtualAt = hub.engine.clock.now();
+      await hub.engine.stop(0);
+      await hub.stop();
+      // Real time has moved on by the next run, however little.
+      while (Date.now() <= virtualAt) await new Promise((r) => setTimeout(r, 1));
+
+      hub = await startTestHub({ dataDir, virtualClock: false });
+      const base = hub.engine.clock.now();
+      const input: ProgramInput = { base, run: 0, gens: [[{ t: 'race', ms: HOUR }]], gen: 0, log: [] };
+      await hub.client.startNew('propProgram', { instanceId: 'real-run', input });
+      const waiting = await hub.status('real-run');
+      expect(waiting.runtimeStatus).toBe('Running');
+      await hub.engine.stop(0);
+      await hub.stop();
+
+      hub = await startTestHub({ dataDir });
+      // Taken back to where the first run stood, behind the real time the timer was set from, the
+      // hour's timer was still in the future an hour later.
+      await hub.advance(HOUR);
+      expect((await hub.status('real-run')).runtimeStatus).toBe('Completed');
+    } finally {
+      await hub.stop();
+      await removeStore(dataDir);
+    }
+  });
 });
