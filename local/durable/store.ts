@@ -194,6 +194,8 @@ export class TaskHubStore {
   readonly db: Database.Database;
   private readonly stmts: ReturnType<TaskHubStore['prepare']>;
   private checkpointer: Checkpointer | undefined;
+  /** Settles once close() has ended the checkpoint thread. */
+  private closed: Promise<void> = Promise.resolve();
 
   constructor(readonly file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -265,17 +267,19 @@ export class TaskHubStore {
   /**
    * Closes the store's connection and ends the checkpoint thread; resolves once that thread has
    * closed its own connection (the last one to close folds the WAL into the database file) and
-   * exited. Until then the thread counts as running work: the process does not end under it.
+   * exited. Until then the thread counts as running work: the process does not end under it. A
+   * second call while the first waits resolves with the first.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     const checkpointer = this.checkpointer;
     this.checkpointer = undefined;
     if (checkpointer) {
       checkpointer.worker.ref();
       checkpointer.worker.postMessage('stop');
+      this.closed = checkpointer.exited;
     }
     if (this.db.open) this.db.close();
-    await checkpointer?.exited;
+    return this.closed;
   }
 
   transaction<T>(fn: () => T): T {

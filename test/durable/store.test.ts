@@ -35,7 +35,12 @@ test('the WAL is copied into the database file by its own thread, though commits
   while (fs.statSync(file).size < 3_000_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   expect(fs.statSync(file).size).toBeGreaterThan(3_000_000);
   expect(store.history('instance-7')).toHaveLength(20);
+  // Closed twice at once (a shutdown and a teardown, say), the second call too resolves only once
+  // the running thread has closed its connection, the last, which removes the WAL.
+  const first = store.close();
   await store.close();
+  expect(fs.existsSync(`${file}-wal`)).toBe(false);
+  await first;
 });
 
 test('closing the store ends its checkpoint thread, which leaves a clean database file behind', async () => {
