@@ -16,6 +16,8 @@
  * items where the property in the ORDER BY clause isn't defined"; learn.microsoft.com, Azure Cosmos
  * DB for NoSQL, ORDER BY). A list sorted on a field some documents lack showed fewer of them here.
  *
+ * `=` and `!=` between values of different types are undefined, as in Cosmos DB (see `cosmosEqual`).
+ *
  * And ties are ordered as Cosmos DB orders them: by the documents' `_rid`, compared as the SDK
  * compares them, in the direction of the ORDER BY (see `ridInCosmosOrder`).
  */
@@ -37,7 +39,14 @@ type SortOrder = [string[], boolean];
 type GetRid = (row: unknown) => unknown;
 type Sort = (collection: unknown[], getRid: GetRid, compositeIndexes: unknown, ...orders: SortOrder[]) => unknown[];
 type Paginate = (collection: unknown[], maxItemCount: unknown, continuation: unknown, getRid: GetRid, ...orders: SortOrder[]) => unknown;
-const helpers = queryRequire('./helpers') as { stripUndefined: (value: unknown) => unknown; sort: Sort; paginate: Paginate };
+type Equality = (a: unknown, b: unknown) => boolean | undefined;
+const helpers = queryRequire('./helpers') as {
+  stripUndefined: (value: unknown) => unknown;
+  sort: Sort;
+  paginate: Paginate;
+  equal: Equality;
+  notEqual: Equality;
+};
 const tokenModule = queryRequire('./continuation-token') as {
   encode(fields: { RTD?: unknown[] } & Record<string, unknown>): string;
   decode(token: string): { RTD?: unknown[] } & Record<string, unknown>;
@@ -109,6 +118,27 @@ export function stripUndefined(value: unknown): unknown {
     return out;
   }
   return value;
+}
+
+const jsonType = (value: unknown): string => (value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value);
+
+/**
+ * `=` and `!=` as Cosmos DB answers them: undefined (neither true nor false) when a side is
+ * undefined or the two sides are of different types. The library answers false for `=` across
+ * types, so `c.x != 'a'` and `NOT (c.x = 'a')` returned the documents whose `x` is a number, a
+ * boolean or null, and `c.x != null` every document with `x` set; Cosmos DB returns none of them
+ * ("Equality and comparison operators in Azure Cosmos DB for NoSQL", learn.microsoft.com: the
+ * result of an equality comparison between two different JSON types is undefined).
+ */
+export function cosmosEqual(libraryEqual: Equality): Equality {
+  return (a, b) => (a !== undefined && b !== undefined && jsonType(a) !== jsonType(b) ? undefined : libraryEqual(a, b));
+}
+
+export function cosmosNotEqual(equal: Equality): Equality {
+  return (a, b) => {
+    const eq = equal(a, b);
+    return eq === undefined ? undefined : !eq;
+  };
 }
 
 /**
@@ -215,6 +245,8 @@ export function installQueryEngine(): void {
     },
   });
   helpers.stripUndefined = stripUndefined;
+  helpers.equal = cosmosEqual(helpers.equal);
+  helpers.notEqual = cosmosNotEqual(helpers.equal);
   const sort = sortKeepingUndefined(helpers.sort);
   helpers.sort = (collection, getRid, compositeIndexes, ...orders) => sort(collection, ridInCosmosOrder(getRid, orders), compositeIndexes, ...orders);
   const paginate = helpers.paginate;

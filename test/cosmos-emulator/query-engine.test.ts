@@ -159,3 +159,34 @@ describe('Cosmos DB stand-in: ties of an ORDER BY', () => {
     }
   });
 });
+
+describe('Cosmos DB stand-in: = and != between values of different types', () => {
+  // "Equality and comparison operators in Azure Cosmos DB for NoSQL" (learn.microsoft.com): an
+  // equality comparison between two different JSON types, or with undefined, is undefined, so
+  // neither it nor its NOT lets a document through.
+  const docs = [
+    { id: 'num', _rid: 'r1', x: 1 },
+    { id: 'str', _rid: 'r2', x: 'a' },
+    { id: 'other', _rid: 'r3', x: 'b' },
+    { id: 'nul', _rid: 'r4', x: null },
+    { id: 'bool', _rid: 'r5', x: false },
+    { id: 'none', _rid: 'r6' },
+  ];
+  const ids = (sql: string): string[] => {
+    installQueryEngine();
+    return (makeQuery(sql).exec(docs as never, {} as never) as { result: string[] }).result;
+  };
+
+  it('are undefined, so they filter out every document whose value is of another type', () => {
+    expect(ids("SELECT VALUE c.id FROM c WHERE c.x = 'a'")).toEqual(['str']);
+    expect(ids("SELECT VALUE c.id FROM c WHERE c.x != 'a'")).toEqual(['other']);
+    expect(ids("SELECT VALUE c.id FROM c WHERE NOT (c.x = 'a')")).toEqual(['other']);
+    expect(ids('SELECT VALUE c.id FROM c WHERE c.x != null')).toEqual([]);
+    expect(ids('SELECT VALUE c.id FROM c WHERE c.x = null')).toEqual(['nul']);
+    expect(ids('SELECT VALUE c.id FROM c WHERE c.x != 1')).toEqual([]);
+    expect(ids("SELECT VALUE COUNT(1) FROM c WHERE c.x != 'b'")).toEqual([1]);
+    // Undefined inside OR and AND follows the documented truth tables.
+    expect(ids("SELECT VALUE c.id FROM c WHERE c.x != 'a' OR c.x = 1")).toEqual(['num', 'other']);
+    expect(ids("SELECT VALUE c.id FROM c WHERE NOT (c.x = 'a' AND c.x = 1)")).toEqual(['other']);
+  });
+});
