@@ -1,4 +1,4 @@
-import makeQuery from '@zeit/cosmosdb-query';
+import makeQuery, { SyntaxError } from '@zeit/cosmosdb-query';
 import { installQueryEngine } from '../../local/cosmos-emulator/query-engine';
 
 type Options = { parameters?: { name: string; value: unknown }[]; maxItemCount?: number; continuation?: unknown };
@@ -188,5 +188,25 @@ describe('Cosmos DB stand-in: = and != between values of different types', () =>
     // Undefined inside OR and AND follows the documented truth tables.
     expect(ids("SELECT VALUE c.id FROM c WHERE c.x != 'a' OR c.x = 1")).toEqual(['num', 'other']);
     expect(ids("SELECT VALUE c.id FROM c WHERE NOT (c.x = 'a' AND c.x = 1)")).toEqual(['other']);
+  });
+});
+
+describe('Cosmos DB stand-in: filters nested in parentheses', () => {
+  it('parse in milliseconds, not seconds per level, with the same answers', () => {
+    installQueryEngine();
+    const docs = [
+      { id: 'a', _rid: 'r1', x: 1, s: 'p' },
+      { id: 'b', _rid: 'r2', x: 2, s: 'q' },
+    ];
+    // Six levels took the library's parser ~12 s (about 8x per level); the SDK's cross-partition
+    // ORDER BY wraps the filter in one more.
+    const nested = (depth: number, inner: string) => `${'('.repeat(depth)}${inner}${')'.repeat(depth)}`;
+    const started = performance.now();
+    const result = makeQuery(`SELECT VALUE c.id FROM c WHERE ${nested(6, "c.x = 1 OR NOT (c.s != 'q')")} AND (${nested(6, 'c.x > 0')})`).exec(docs as never, {} as never) as { result: string[] };
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(result.result).toEqual(['a', 'b']);
+    const refusedAt = performance.now();
+    expect(() => makeQuery(`SELECT * FROM c WHERE ${nested(6, 'c.x = = 1')}`).ast).toThrow(SyntaxError);
+    expect(performance.now() - refusedAt).toBeLessThan(1_000);
   });
 });
