@@ -76,7 +76,8 @@ const valueAt = (doc: Doc, field: Field): Value => (field === 'st.b' ? doc.st.b 
 
 type Expr =
   | { t: 'cmp'; field: Field; op: '=' | '!=' | '<' | '>' | '<=' | '>='; value: Scalar; param: boolean }
-  | { t: 'defined'; field: Field }
+  | { t: 'defined'; field: Field; quoted: boolean }
+  | { t: 'tagCount'; count: number }
   | { t: 'tag'; tag: string }
   | { t: 'idIn'; ids: string[] }
   | { t: 'starts'; prefix: string }
@@ -93,6 +94,8 @@ function evaluate(e: Expr, doc: Doc): Truth {
     }
     case 'defined':
       return valueAt(doc, e.field) !== undefined;
+    case 'tagCount':
+      return doc.tags.length === e.count;
     case 'tag':
       return doc.tags.includes(e.tag);
     case 'idIn':
@@ -133,7 +136,10 @@ function sql(e: Expr, params: Parameter[] | undefined): string {
     case 'cmp':
       return `c.${e.field} ${e.op} ${e.param ? param(e.value) : literal(e.value)}`;
     case 'defined':
-      return `IS_DEFINED(c.${e.field})`;
+      // `c["st"]["b"]`, as the inventory's conditions write `c.holds["<order id>"]`.
+      return `IS_DEFINED(${e.quoted ? `c${e.field.split('.').map((p) => `["${p}"]`).join('')}` : `c.${e.field}`})`;
+    case 'tagCount':
+      return `ARRAY_LENGTH(c.tags) = ${e.count}`;
     case 'tag':
       return `ARRAY_CONTAINS(c.tags, ${literal(e.tag)})`;
     case 'idIn':
@@ -194,7 +200,8 @@ const leaf: fc.Arbitrary<Expr> = fc.oneof(
       param: fc.boolean(),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('defined' as const), field: fc.constantFrom(...FIELDS) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('defined' as const), field: fc.constantFrom(...FIELDS), quoted: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('tagCount' as const), count: fc.integer({ min: 0, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('tag' as const), tag: fc.constantFrom(...TAGS) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('idIn' as const), ids: fc.subarray(ID_POOL) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('starts' as const), prefix: fc.constantFrom('', 'a', 'p', 'do') }) },
