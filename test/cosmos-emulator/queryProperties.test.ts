@@ -25,7 +25,7 @@
  * no document comes twice; every document present, unchanged and matching during the whole walk
  * comes exactly once; every document that comes matched the filter; the sort values never go back.
  */
-import type { Container, PatchOperation } from '@azure/cosmos';
+import type { Container, FeedOptions, PatchOperation } from '@azure/cosmos';
 import fc from 'fast-check';
 import { CONTAINERS, cosmosTopology } from '../../src/topology';
 import { startGatewayCosmos, type GatewayCosmos } from '../support/cosmosGateway';
@@ -225,6 +225,79 @@ const strip = (doc: Record<string, unknown>): Record<string, unknown> => {
   return rest;
 };
 
+/** Between two pages, documents created (ids not used before) and removed (picked among those live). */
+type Step = { insert: [string, DocBody][]; remove: number[] };
+const stepArb: fc.Arbitrary<Step> = fc.record({
+  insert: fc.array(fc.tuple(fc.constantFrom(...ID_POOL.map((id) => `n${id}`)), docBody), { maxLength: 2 }),
+  remove: fc.array(fc.nat(), { maxLength: 2 }),
+});
+
+interface Walk {
+  query: string;
+  parameters: Parameter[];
+  docs: Doc[];
+  e: Expr | undefined;
+  pageSize: number;
+  steps: Step[];
+  desc: boolean;
+  sortValue: (doc: Doc) => Value;
+  maxPages: number;
+  queryOptions?: FeedOptions;
+}
+
+/**
+ * Pages through an ORDER BY query with continuation tokens, creating and removing documents
+ * between pages as `steps` say, and checks what paging promises: no document twice, each one as it
+ * was written and matching the filter, every document present, unchanged and matching for the
+ * whole walk exactly once, and sort values never going back.
+ */
+async function walkWhileChanging(c: Container, walk: Walk): Promise<void> {
+  const { query, parameters, docs, e, pageSize, steps, desc, sortValue } = walk;
+  const live = new Map(docs.map((d) => [d.id, d]));
+  const everSeen = new Map(docs.map((d) => [d.id, d]));
+  const touched = new Set<string>();
+  const got: Doc[] = [];
+  let token: string | undefined;
+  let pages = 0;
+  do {
+    const page = await c.items
+      .query<Doc>({ query, parameters }, { ...walk.queryOptions, maxItemCount: pageSize, ...(token ? { continuationToken: token } : {}) })
+      .fetchNext();
+    got.push(...page.resources);
+    token = page.continuationToken;
+    const step = steps[pages];
+    if (token && step) {
+      for (const [id, body] of step.insert) {
+        if (everSeen.has(id)) continue;
+        const doc = makeDoc(id, body);
+        await c.items.create(doc);
+        live.set(id, doc);
+        everSeen.set(id, doc);
+        touched.add(id);
+      }
+      const ids = [...live.keys()];
+      for (const pick of step.remove) {
+        const id = ids[pick % Math.max(ids.length, 1)];
+        if (id === undefined || !live.has(id)) continue;
+        await c.item(id, id).delete();
+        live.delete(id);
+        touched.add(id);
+      }
+    }
+  } while (token && ++pages < walk.maxPages);
+  expect(token).toBeUndefined();
+  const ids = got.map((d) => d.id);
+  expect({ query, ids: ids.filter((id, i) => ids.indexOf(id) !== i) }).toEqual({ query, ids: [] });
+  for (const d of got) expect({ query, doc: strip(d as never) }).toEqual({ query, doc: everSeen.get(d.id) });
+  for (const d of got) expect({ query, id: d.id, matches: matches(e, d) }).toEqual({ query, id: d.id, matches: true });
+  const steady = docs.filter((d) => !touched.has(d.id) && matches(e, d)).map((d) => d.id).sort();
+  expect({ query, missing: steady.filter((id) => !ids.includes(id)) }).toEqual({ query, missing: [] });
+  for (let i = 1; i < got.length; i++) {
+    const r = compareForOrder(sortValue(got[i - 1]!), sortValue(got[i]!));
+    expect({ query, at: i, backwards: desc ? r < 0 : r > 0 }).toEqual({ query, at: i, backwards: false });
+  }
+}
+
 /** Long enough for a search (FC_RUNS in the hundreds); the default runs take seconds. */
 const SEARCH_TIMEOUT_MS = 15 * 60_000;
 
@@ -311,11 +384,6 @@ describe('Cosmos DB stand-in against a model of Cosmos DB: queries and patches t
     );
   }, SEARCH_TIMEOUT_MS);
 
-  type Step = { insert: [string, DocBody][]; remove: number[] };
-  const stepArb: fc.Arbitrary<Step> = fc.record({
-    insert: fc.array(fc.tuple(fc.constantFrom(...ID_POOL.map((id) => `n${id}`)), docBody), { maxLength: 2 }),
-    remove: fc.array(fc.nat(), { maxLength: 2 }),
-  });
 
   it('pages an ORDER BY with continuation tokens while documents come and go: each steady document once, in order', async () => {
     await fc.assert(
@@ -325,47 +393,7 @@ describe('Cosmos DB stand-in against a model of Cosmos DB: queries and patches t
           const parameters: Parameter[] = [];
           const where = e ? ` WHERE ${sql(e, parameters)}` : '';
           const query = `SELECT * FROM c${where} ORDER BY c.${field} ${desc ? 'DESC' : 'ASC'}`;
-          const live = new Map(docs.map((d) => [d.id, d]));
-          const everSeen = new Map(docs.map((d) => [d.id, d]));
-          const touched = new Set<string>();
-          const got: Doc[] = [];
-          let token: string | undefined;
-          let pages = 0;
-          do {
-            const page = await c.items.query<Doc>({ query, parameters }, { maxItemCount: pageSize, ...(token ? { continuationToken: token } : {}) }).fetchNext();
-            got.push(...page.resources);
-            token = page.continuationToken;
-            const step = steps[pages];
-            if (token && step) {
-              for (const [id, body] of step.insert) {
-                if (everSeen.has(id)) continue;
-                const doc = makeDoc(id, body);
-                await c.items.create(doc);
-                live.set(id, doc);
-                everSeen.set(id, doc);
-                touched.add(id);
-              }
-              const ids = [...live.keys()];
-              for (const pick of step.remove) {
-                const id = ids[pick % Math.max(ids.length, 1)];
-                if (id === undefined || !live.has(id)) continue;
-                await c.item(id, id).delete();
-                live.delete(id);
-                touched.add(id);
-              }
-            }
-          } while (token && ++pages < 50);
-          expect(token).toBeUndefined();
-          const ids = got.map((d) => d.id);
-          expect({ query, ids: ids.filter((id, i) => ids.indexOf(id) !== i) }).toEqual({ query, ids: [] });
-          for (const d of got) expect({ query, doc: strip(d as never) }).toEqual({ query, doc: everSeen.get(d.id) });
-          for (const d of got) expect({ query, id: d.id, matches: matches(e, d) }).toEqual({ query, id: d.id, matches: true });
-          const steady = docs.filter((d) => !touched.has(d.id) && matches(e, d)).map((d) => d.id).sort();
-          expect({ query, missing: steady.filter((id) => !ids.includes(id)) }).toEqual({ query, missing: [] });
-          for (let i = 1; i < got.length; i++) {
-            const r = compareForOrder(valueAt(got[i - 1]!, field), valueAt(got[i]!, field));
-            expect({ query, at: i, backwards: desc ? r < 0 : r > 0 }).toEqual({ query, at: i, backwards: false });
-          }
+          await walkWhileChanging(c, { query, parameters, docs, e, pageSize, steps, desc, sortValue: (d) => valueAt(d, field), maxPages: 50 });
         } finally {
           await done();
         }
@@ -495,11 +523,6 @@ describe('Cosmos DB stand-in against a model of Cosmos DB: ORDER BY paging on th
   }
 
   const docsArb = fc.uniqueArray(fc.tuple(fc.constantFrom(...ID_POOL), docBody), { selector: ([id]) => id, maxLength: 10 }).map((rows) => rows.map(([id, body]) => makeDoc(id, body)));
-  type Step = { insert: [string, DocBody][]; remove: number[] };
-  const stepArb: fc.Arbitrary<Step> = fc.record({
-    insert: fc.array(fc.tuple(fc.constantFrom(...ID_POOL.map((id) => `n${id}`)), docBody), { maxLength: 2 }),
-    remove: fc.array(fc.nat(), { maxLength: 2 }),
-  });
 
   it('each steady document once, only matching ones, sort values never going back', async () => {
     await fc.assert(
@@ -509,49 +532,7 @@ describe('Cosmos DB stand-in against a model of Cosmos DB: ORDER BY paging on th
           const parameters: Parameter[] = [];
           const where = e ? ` WHERE ${sql(e, parameters)}` : '';
           const query = `SELECT * FROM c${where} ORDER BY c.s ${desc ? 'DESC' : 'ASC'}`;
-          const live = new Map(docs.map((d) => [d.id, d]));
-          const everSeen = new Map(docs.map((d) => [d.id, d]));
-          const touched = new Set<string>();
-          const got: Doc[] = [];
-          let token: string | undefined;
-          let pages = 0;
-          do {
-            const page = await c.items
-              .query<Doc>({ query, parameters }, { maxItemCount: pageSize, enableQueryControl: true, ...(token ? { continuationToken: token } : {}) })
-              .fetchNext();
-            got.push(...page.resources);
-            token = page.continuationToken;
-            const step = steps[pages];
-            if (token && step) {
-              for (const [id, body] of step.insert) {
-                if (everSeen.has(id)) continue;
-                const doc = makeDoc(id, body);
-                await c.items.create(doc);
-                live.set(id, doc);
-                everSeen.set(id, doc);
-                touched.add(id);
-              }
-              const ids = [...live.keys()];
-              for (const pick of step.remove) {
-                const id = ids[pick % Math.max(ids.length, 1)];
-                if (id === undefined || !live.has(id)) continue;
-                await c.item(id, id).delete();
-                live.delete(id);
-                touched.add(id);
-              }
-            }
-          } while (token && ++pages < 80);
-          expect(token).toBeUndefined();
-          const ids = got.map((d) => d.id);
-          expect({ query, ids: ids.filter((id, i) => ids.indexOf(id) !== i) }).toEqual({ query, ids: [] });
-          for (const d of got) expect({ query, doc: strip(d as never) }).toEqual({ query, doc: everSeen.get(d.id) });
-          for (const d of got) expect({ query, id: d.id, matches: matches(e, d) }).toEqual({ query, id: d.id, matches: true });
-          const steady = docs.filter((d) => !touched.has(d.id) && matches(e, d)).map((d) => d.id).sort();
-          expect({ query, missing: steady.filter((id) => !ids.includes(id)) }).toEqual({ query, missing: [] });
-          for (let i = 1; i < got.length; i++) {
-            const r = compareForOrder(got[i - 1]!.s, got[i]!.s);
-            expect({ query, at: i, backwards: desc ? r < 0 : r > 0 }).toEqual({ query, at: i, backwards: false });
-          }
+          await walkWhileChanging(c, { query, parameters, docs, e, pageSize, steps, desc, sortValue: (d) => d.s, maxPages: 80, queryOptions: { enableQueryControl: true } });
         } finally {
           await done();
         }
