@@ -21,6 +21,8 @@ export type RuntimeStatus =
 
 export const TERMINAL_STATUSES: readonly RuntimeStatus[] = ['Completed', 'Failed', 'Terminated', 'Canceled'];
 export const isTerminal = (s: RuntimeStatus): boolean => TERMINAL_STATUSES.includes(s);
+/** The same, as a condition on the instances table. */
+const TERMINAL_STATUS_SQL = `status IN (${TERMINAL_STATUSES.map((s) => `'${s}'`).join(',')})`;
 
 export interface InstanceRow {
   instance_id: string;
@@ -426,7 +428,7 @@ export class TaskHubStore {
   /** Ids of terminal instances matching the filter (purge by filter, retention). */
   terminalInstanceIds(q: InstanceQuery, completedBefore?: number): string[] {
     const w = this.where(q);
-    let sql = `SELECT instance_id FROM instances WHERE ${w.sql} AND status IN ('Completed','Failed','Terminated','Canceled')`;
+    let sql = `SELECT instance_id FROM instances WHERE ${w.sql} AND ${TERMINAL_STATUS_SQL}`;
     const args = [...w.args];
     if (completedBefore !== undefined) {
       sql += ' AND completed_at IS NOT NULL AND completed_at < ?';
@@ -438,7 +440,7 @@ export class TaskHubStore {
   /** Whether the instance is terminal and matches the filter now (a purge by filter checks again under the instance's lock). */
   terminalInstanceMatches(id: string, q: InstanceQuery): boolean {
     const w = this.where(q);
-    const sql = `SELECT 1 FROM instances WHERE ${w.sql} AND status IN ('Completed','Failed','Terminated','Canceled') AND instance_id = ?`;
+    const sql = `SELECT 1 FROM instances WHERE ${w.sql} AND ${TERMINAL_STATUS_SQL} AND instance_id = ?`;
     return this.db.prepare(sql).get(...w.args, id) !== undefined;
   }
 
