@@ -267,12 +267,15 @@ export class TaskHubStore {
   }
 
   /**
-   * Closes the store's connection and ends the checkpoint thread; resolves once that thread has
+   * Closes the store's connection, then ends the checkpoint thread; resolves once that thread has
    * closed its own connection (the last one to close folds the WAL into the database file) and
    * exited. Until then the thread counts as running work: the process does not end under it. A
    * second call while the first waits resolves with the first.
    */
   close(): Promise<void> {
+    // The store's connection closes first, so the thread's is the last and folds the WAL: closed
+    // at the same moment, each could find the other still open and leave the WAL for the next open.
+    if (this.db.open) this.db.close();
     const checkpointer = this.checkpointer;
     this.checkpointer = undefined;
     if (checkpointer) {
@@ -280,7 +283,6 @@ export class TaskHubStore {
       checkpointer.worker.postMessage('stop');
       this.closed = checkpointer.exited;
     }
-    if (this.db.open) this.db.close();
     return this.closed;
   }
 
