@@ -16,6 +16,8 @@
  * Flags: --orders N (500)  --kills N (5)  --seed N (random)  --timeout SECONDS (600)
  *        --concurrency N (16)  --fault host|cosmos|servicebus|throttle (host)  --stall-seconds N (30)
  *        --throttle-percent N (40)  --retry-after-ms N (100)  --echo (host output to stderr)
+ *        --lock-seconds N (the topology's minute): the subscriptions' message lock, so a killed
+ *        host's messages come back sooner
  */
 import { ServiceBusClient } from '@azure/service-bus';
 import Long from 'long';
@@ -41,15 +43,15 @@ import {
 import { call, closedLoop, keepAliveAgent, Progress, sleep, type Answer } from './load';
 import { seededRandom } from './seededRandom';
 
+/** The longest message lock of the app's subscriptions: how long a redelivery can take after a kill. */
+const LONGEST_LOCK_MS = Math.max(...serviceBusTopology.topics.flatMap((t) => t.subscriptions.map((sub) => durationMs(sub.lockDuration))));
+
 /**
  * Monitor policy for the run: requeue, poll and compensation retries in about a second instead of
  * the production minutes, so recovery is exercised many times within the run. The stuck threshold
  * stays above the time a killed host's message locks take to expire (one minute), so a message
  * that is only waiting for its lock is not mistaken for a stuck one too early.
  */
-/** The longest message lock of the app's subscriptions: how long a redelivery can take after a kill. */
-const LONGEST_LOCK_MS = Math.max(...serviceBusTopology.topics.flatMap((t) => t.subscriptions.map((sub) => durationMs(sub.lockDuration))));
-
 export const FAST_MONITOR_SETTINGS: Record<string, string> = {
   MONITOR_REQUEUE_BACKOFF_SECONDS: '0.5',
   MONITOR_REQUEUE_BACKOFF_MAX_SECONDS: '2',
@@ -108,6 +110,11 @@ export interface ChaosOptions {
   timeoutMs: number;
   /** Clients placing orders at the same time. */
   concurrency: number;
+  /**
+   * The subscriptions' lock, when the emulator was started with one of its own
+   * (`serviceBusLockDuration`) instead of the topology's: how long a killed host's messages wait.
+   */
+  lockSeconds?: number;
   progress?: Progress;
 }
 
@@ -408,7 +415,7 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
     };
     const heldByFinished = (lines: ObservedStock[]): number => lines.reduce((n, line) => n + holdsOfFinishedOrders(line, latest).length, 0);
     const lastKill = started + (kills.at(-1)?.at ?? 0);
-    const redeliveredBy = Math.min(deadline, lastKill + LONGEST_LOCK_MS + 15_000);
+    const redeliveredBy = Math.min(deadline, lastKill + (options.lockSeconds === undefined ? LONGEST_LOCK_MS : options.lockSeconds * 1000) + 15_000);
     // Looks again every 2 s while `left` counts something still to come, until redeliveries are due.
     const waitFor = async (left: () => number, what: string, reread: () => Promise<void>): Promise<void> => {
       for (let n = left(); n > 0 && Date.now() < redeliveredBy; n = left()) {
@@ -453,6 +460,7 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
         seed: options.seed,
         timeoutMs: options.timeoutMs,
         concurrency: options.concurrency,
+        ...(options.lockSeconds === undefined ? {} : { lockSeconds: options.lockSeconds }),
       },
       plan: {
         hotSku: plan.hotSku,
@@ -521,7 +529,8 @@ export function formatChaosReport(result: ChaosResult): string {
   const byKind = (kind: string) => verdict.violations.filter((v) => v.kind === kind).length;
   const stalls = result.options.fault !== undefined && result.options.fault.kind !== 'host';
   const throttling = result.options.fault?.kind === 'throttle';
-  lines.push(`fault-injection run: seed ${result.options.seed}, ${result.options.orders} orders, ${describeFaults(result.options.fault, result.kills.length)}, ${result.elapsedSeconds.toFixed(0)} s`);
+  const lock = result.options.lockSeconds === undefined ? '' : `, message locks of ${result.options.lockSeconds} s`;
+  lines.push(`fault-injection run: seed ${result.options.seed}, ${result.options.orders} orders, ${describeFaults(result.options.fault, result.kills.length)}${lock}, ${result.elapsedSeconds.toFixed(0)} s`);
   lines.push(
     `  mix: ${result.plan.withBillingFailures} with billing failures, ${result.plan.withLowStockSku} want low-stock ${result.plan.lowStockSku}, ${result.plan.withHotSku} on hot ${result.plan.hotSku}`,
   );
@@ -575,7 +584,7 @@ function parseFlags(argv: string[]): ChaosOptions {
     if (name === 'echo') flags.set(name, 'true');
     else flags.set(name, inline ?? argv[++i] ?? '');
   }
-  const known = ['orders', 'kills', 'seed', 'timeout', 'concurrency', 'fault', 'stall-seconds', 'throttle-percent', 'retry-after-ms', 'echo'];
+  const known = ['orders', 'kills', 'seed', 'timeout', 'concurrency', 'fault', 'stall-seconds', 'throttle-percent', 'retry-after-ms', 'lock-seconds', 'echo'];
   for (const name of flags.keys()) if (!known.includes(name)) throw new Error(`unknown flag --${name} (known: ${known.map((k) => `--${k}`).join(' ')})`);
   const number = (name: string, fallback: number, min: number): number => {
     const raw = flags.get(name);
@@ -605,7 +614,14 @@ function parseFlags(argv: string[]): ChaosOptions {
     seed: number('seed', Math.floor(Math.random() * 2 ** 31), 0),
     timeoutMs: number('timeout', 600, 1) * 1000,
     concurrency: number('concurrency', 16, 1),
+    ...(flags.has('lock-seconds') ? { lockSeconds: lockSeconds(number('lock-seconds', 60, 1)) } : {}),
   };
+}
+
+/** A lock Service Bus allows: 1 s to 5 min. */
+function lockSeconds(n: number): number {
+  if (n > 300) throw new Error(`--lock-seconds must be at most 300 (Service Bus allows up to 5 minutes), got ${n}`);
+  return n;
 }
 
 /** The stack as a chaos target whose faults stall one emulator (SIGSTOP, then SIGCONT) while the host runs on. */
@@ -654,7 +670,11 @@ async function main(): Promise<void> {
   const echoHost = argv.includes('--echo');
   const progress = new Progress();
   progress.done(`chaos: starting the emulators and the Functions host (seed ${options.seed}; ${describeFaults(options.fault, options.kills)})`);
-  const stack = await startLocalStack({ hostEnv: FAST_MONITOR_SETTINGS, echoHost });
+  const stack = await startLocalStack({
+    hostEnv: FAST_MONITOR_SETTINGS,
+    echoHost,
+    ...(options.lockSeconds === undefined ? {} : { serviceBusLockDuration: `PT${options.lockSeconds}S` }),
+  });
   const target =
     options.fault?.kind === 'cosmos' || options.fault?.kind === 'servicebus'
       ? stallingTarget(stack, options.fault)

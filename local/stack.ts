@@ -68,14 +68,16 @@ export interface ProcessOptions {
   port?: number;
   /** Node flags before the script, e.g. `--cpu-prof`. */
   nodeArgs?: string[];
+  /** Environment on top of the port, e.g. the Service Bus emulator's `SERVICEBUS_EMULATOR_LOCK_DURATION`. */
+  env?: Record<string, string>;
 }
 
-function emulatorProcess(name: string, portVariable: string, readyLine: RegExp, { port = 0, nodeArgs = [] }: ProcessOptions): ServiceSpec {
+function emulatorProcess(name: string, portVariable: string, readyLine: RegExp, { port = 0, nodeArgs = [], env = {} }: ProcessOptions): ServiceSpec {
   return {
     name,
     command: [process.execPath, ...nodeArgs, join(DIST_LOCAL, name, 'cli.js')],
     cwd: REPO_ROOT,
-    env: { [portVariable]: String(port) },
+    env: { ...env, [portVariable]: String(port) },
     readyLine,
   };
 }
@@ -215,6 +217,8 @@ export interface LocalStackOptions {
   nodeArgs?: (process: 'servicebus' | 'cosmos' | 'host') => string[];
   /** Runs once the emulators are up, before the host starts: data the host must find already there. */
   beforeHost?: (endpoints: EmulatorEndpoints) => Promise<void>;
+  /** ISO 8601 lock duration for every subscription instead of the topology's minute (the emulator's `SERVICEBUS_EMULATOR_LOCK_DURATION`). */
+  serviceBusLockDuration?: string;
 }
 
 /** The whole system, each part in its own process, on free ports and with its own durable store. */
@@ -251,7 +255,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     rmSync(scratch, { recursive: true, force: true });
   };
   try {
-    const serviceBusEmulator = await spawnService(serviceBusEmulatorProcess({ nodeArgs: nodeArgs('servicebus') }));
+    const serviceBusEmulator = await spawnService(
+      serviceBusEmulatorProcess({
+        nodeArgs: nodeArgs('servicebus'),
+        ...(options.serviceBusLockDuration ? { env: { SERVICEBUS_EMULATOR_LOCK_DURATION: options.serviceBusLockDuration } } : {}),
+      }),
+    );
     emulators.push(serviceBusEmulator);
     const cosmosEmulator = await spawnService(cosmosEmulatorProcess({ nodeArgs: nodeArgs('cosmos') }));
     emulators.push(cosmosEmulator);

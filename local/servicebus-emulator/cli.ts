@@ -14,6 +14,7 @@ async function main(): Promise<void> {
       port,
       keyName: process.env.SERVICEBUS_EMULATOR_KEY_NAME || DEFAULT_KEY_NAME,
       key: process.env.SERVICEBUS_EMULATOR_KEY || DEFAULT_KEY,
+      ...(process.env.SERVICEBUS_EMULATOR_LOCK_DURATION ? { lockDuration: process.env.SERVICEBUS_EMULATOR_LOCK_DURATION } : {}),
       log: (msg) => console.error(`[servicebus-emulator] ${msg}`),
     });
   } catch (err) {

@@ -2,7 +2,7 @@
  * Service Bus emulator for the real `@azure/service-bus` SDK: an in-memory AMQP 1.0 broker
  * serving the topology in src/topology.ts. Start it programmatically (tests) or via cli.ts.
  */
-import { serviceBusTopology, type ServiceBusTopology } from '../../src/topology';
+import { durationMs, serviceBusTopology, type ServiceBusTopology } from '../../src/topology';
 import { AmqpServer } from './amqp-server';
 import { Namespace } from './entities';
 
@@ -13,6 +13,11 @@ export interface ServiceBusEmulatorOptions {
   host?: string;
   /** Default: serviceBusTopology from src/topology.ts. */
   topology?: ServiceBusTopology;
+  /**
+   * ISO 8601 lock duration for every queue and subscription instead of the topology's (e.g. `PT10S`):
+   * a run that kills its receivers gets their locked messages back sooner.
+   */
+  lockDuration?: string;
   /** Default RootManageSharedAccessKey. */
   keyName?: string;
   /** Default SAS_KEY_VALUE (matches local.settings.json). */
@@ -38,7 +43,8 @@ export async function startServiceBusEmulator(opts: ServiceBusEmulatorOptions = 
   const keyName = opts.keyName ?? DEFAULT_KEY_NAME;
   const key = opts.key ?? DEFAULT_KEY;
   const log = opts.log ?? (() => undefined);
-  const namespace = new Namespace(opts.topology ?? serviceBusTopology);
+  const topology = opts.topology ?? serviceBusTopology;
+  const namespace = new Namespace(opts.lockDuration === undefined ? topology : withLockDuration(topology, opts.lockDuration));
   const server = new AmqpServer({ namespace, sas: { keyName, key }, log });
   const port = await server.listen(opts.port ?? DEFAULT_PORT, host);
   const clock = setInterval(() => {
@@ -60,5 +66,15 @@ export async function startServiceBusEmulator(opts: ServiceBusEmulatorOptions = 
       })();
       return stopped;
     },
+  };
+}
+
+/** The topology with every queue's and subscription's lock lasting `lockDuration` (checked: 1 s to 5 min, as Service Bus allows). */
+export function withLockDuration(topology: ServiceBusTopology, lockDuration: string): ServiceBusTopology {
+  const ms = durationMs(lockDuration);
+  if (!(ms >= 1_000 && ms <= 300_000)) throw new Error(`a lock duration must be from 1 second to 5 minutes, not ${lockDuration}`);
+  return {
+    topics: topology.topics.map((t) => ({ ...t, subscriptions: t.subscriptions.map((sub) => ({ ...sub, lockDuration })) })),
+    queues: topology.queues.map((q) => ({ ...q, lockDuration })),
   };
 }

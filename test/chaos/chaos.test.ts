@@ -9,6 +9,8 @@ import { Progress } from '../../bench/load';
 import { startLocalStack, type LocalStack } from '../../local/stack';
 
 const at = '2026-01-01T00:00:00.000Z';
+/** The small run's message locks: a killed host's messages come back after this, not a minute. */
+const LOCK_SECONDS = 10;
 const completed = (id: string, sku: string, quantity: number, total: number): ObservedOrder => ({
   id,
   state: 'completed',
@@ -235,8 +237,9 @@ describe('fault-injection run (small)', () => {
   });
 
   it('loses nothing when the host is SIGKILLed 3 times while 36 orders are placed and processed', async () => {
-    stack = await startLocalStack({ hostEnv: FAST_MONITOR_SETTINGS });
-    const result = await runChaos(stack, { orders: 36, kills: 3, seed: 20261126, timeoutMs: 120_000, concurrency: 8, progress: new Progress() });
+    // Locks of 10 s instead of a minute: the messages a killed host held come back within the test's time.
+    stack = await startLocalStack({ hostEnv: FAST_MONITOR_SETTINGS, serviceBusLockDuration: `PT${LOCK_SECONDS}S` });
+    const result = await runChaos(stack, { orders: 36, kills: 3, seed: 20261126, timeoutMs: 120_000, concurrency: 8, lockSeconds: LOCK_SECONDS, progress: new Progress() });
     const report = formatChaosReport(result);
     // The table is the failure message: it names every violating order.
     expect({ violations: result.verdict.violations, report }).toEqual({ violations: [], report });

@@ -218,4 +218,35 @@ describe('cli', () => {
     a.child.kill('SIGTERM');
     expect(await a.exited).toBe(0);
   });
+
+  it('locks messages for SERVICEBUS_EMULATOR_LOCK_DURATION instead of the topology\'s minute, and refuses a lock Service Bus would not take', async () => {
+    const a = run({ SERVICEBUS_EMULATOR_PORT: '0', SERVICEBUS_EMULATOR_LOCK_DURATION: 'PT3S' });
+    try {
+      await waitFor(() => a.out().includes('\n'));
+      const port = Number(/sb:\/\/127\.0\.0\.1:(\d+)/.exec(a.out())![1]);
+      const client = new ServiceBusClient(`Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true`);
+      try {
+        await client.createSender('orders').sendMessages({ body: 'locked briefly', messageId: 'lock-1' });
+        for (const subscription of ['inventory-sub', 'billing-sub', 'notification-sub']) {
+          const receiver = client.createReceiver('orders', subscription);
+          const before = Date.now();
+          const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 5_000 });
+          const lockMs = message!.lockedUntilUtc!.getTime() - before;
+          expect(lockMs).toBeGreaterThan(2_000);
+          expect(lockMs).toBeLessThanOrEqual(3_100);
+          await receiver.close();
+        }
+      } finally {
+        await client.close();
+      }
+    } finally {
+      a.child.kill('SIGTERM');
+      expect(await a.exited).toBe(0);
+    }
+    for (const refused of ['PT0.5S', 'PT6M', 'one minute']) {
+      const b = run({ SERVICEBUS_EMULATOR_PORT: '0', SERVICEBUS_EMULATOR_LOCK_DURATION: refused });
+      expect(await b.exited).toBe(1);
+      expect(b.err()).toContain(refused);
+    }
+  });
 });
