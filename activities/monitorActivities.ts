@@ -19,6 +19,7 @@ import {
   republishedMessageId,
   republishRecorded,
   requeueRecorded,
+  stuckRepublishNamed,
   targetedSends,
   type BacklogCheck,
   type MonitorSnapshot,
@@ -29,6 +30,7 @@ import { oldestWaitingMessage } from '../src/azure/subscriptionBacklog';
 import { beginCompensationRun, markAttention, type RunStart } from '../src/services/compensationOutcome';
 import { appDependencies } from '../src/services/dependencies';
 import { markCompleted } from '../src/services/consumers';
+import { CHANGED, onOrderAsRead } from '../src/services/orderAsRead';
 import { republishMessageId, republishToService, sendNumber } from '../src/services/publishing';
 import type { ServiceName } from '../src/topology';
 import { ACTIVITY, STORE_OUTAGE_MARK, type CompensationStart, type OrderActivityInput } from '../orchestrators/names';
@@ -37,7 +39,8 @@ import { ACTIVITY, STORE_OUTAGE_MARK, type CompensationStart, type OrderActivity
  * Sends the order's event to one consumer again. The message number counts every targeted send
  * to that service so far, so each send gets a fresh messageId (duplicate detection would drop a
  * reused one), while a retry of a send whose record was lost reuses its number and is dropped. A
- * requeue passes the number its `requeued` entry named.
+ * requeue and a stuck republish pass the number their entry named (none for a `requeued` entry
+ * written before requeues named their message).
  */
 async function sendAgain(order: OrderDocument, service: ServiceName, reason: string, number = targetedSends(order.timeline, service) + 1): Promise<string> {
   const { messageId } = await republishToService(order, service, number, reason);
@@ -129,17 +132,36 @@ interface RepublishInput extends OrderActivityInput {
   reason: string;
 }
 
+/**
+ * Targeted republish to a stuck consumer. Its `republishing` entry names the message before it goes
+ * out, as a requeue's entry does: a send whose record is lost still counts, so the next send to the
+ * service (a requeue of billing, say) gets an id of its own instead of one duplicate detection
+ * drops, and an older message's dead-letter recorded meanwhile finds this one in play. The step run
+ * once more sends the message its entry named.
+ */
 const republishToStuckService: ActivityHandler = async (input: RepublishInput, context: InvocationContext) => {
-  const order = await orderOrThrow(input.orderId);
-  const status = order.status[input.service];
-  if (!IN_FLIGHT.includes(status)) return { republished: false, reason: `${input.service} is ${status}` };
-  // The step run once more (the host died before the engine heard it finish) finds its send
-  // recorded: sending again would be counted as the next step's and use up the republishes early.
-  if (republishRecorded(monitorSnapshotOf(order), input.service, input.attempt)) {
-    return { republished: false, reason: `republish ${input.attempt} to ${input.service} already sent` };
-  }
-  const messageId = await sendAgain(order, input.service, `${REPUBLISH_REASON.stuck} (attempt ${input.attempt}): ${input.reason}`);
-  activityLogger(context, input).info('stuck-service-republished', { service: input.service, attempt: input.attempt, messageId });
+  const deps = appDependencies();
+  const { service, attempt } = input;
+  const reason = `${REPUBLISH_REASON.stuck} (attempt ${attempt}): ${input.reason}`;
+  // Only onto the order as read, as the entry names its message from it: a twin of this step that
+  // read the same order would otherwise name the same message for a step of its own.
+  const decided = await onOrderAsRead(await orderOrThrow(input.orderId), deps, `republish ${attempt} to ${service} was not written`, undefined, async (order) => {
+    const status = order.status[service];
+    if (!IN_FLIGHT.includes(status)) return { skip: `${service} is ${status}` };
+    // The step run once more (the host died before the engine heard it finish) finds its send
+    // recorded: sending again would be counted as the next step's and use up the republishes early.
+    if (republishRecorded(monitorSnapshotOf(order), service, attempt)) return { skip: `republish ${attempt} to ${service} already sent` };
+    const named = stuckRepublishNamed(order.timeline, service, attempt);
+    if (named) return { order, messageId: republishedMessageId(named.detail) };
+    const messageId = republishMessageId(order, service, targetedSends(order.timeline, service) + 1);
+    const entry = { at: deps.now(), kind: TIMELINE.republishing, service, actor: MONITOR_ACTOR, reason, detail: republishedDetail(attempt, messageId) };
+    const appended = await deps.orders.appendTimeline(order.id, entry, { whenTimelineLength: order.timeline.length });
+    return appended ? { order: { ...order, timeline: [...order.timeline, entry] }, messageId } : CHANGED;
+  });
+  if (!decided) return { republished: false, reason: 'the order is gone' };
+  if ('skip' in decided) return { republished: false, reason: decided.skip };
+  const messageId = await sendAgain(decided.order, service, reason, sendNumber(decided.order, service, decided.messageId));
+  activityLogger(context, input).info('stuck-service-republished', { service, attempt, messageId });
   return { republished: true, messageId };
 };
 

@@ -20,6 +20,8 @@ import { currentReasons, IN_FLIGHT, latestSupportRequest, pendingRequeueRequest,
 export const TIMELINE = {
   deadLettered: 'deadlettered',
   requeued: REQUEUED_KIND,
+  /** A stuck republish about to send: names its message (see `targetedSends`); `republished` once sent. */
+  republishing: 'republishing',
   republished: 'republished',
   supportAction: SUPPORT_ACTION_KIND,
   compensationStarted: 'compensation-started',
@@ -66,7 +68,11 @@ export function isNotedDeadLetter(detail: string | undefined): boolean {
 
 const REPUBLISHED_MESSAGE = ', message ';
 
-/** A `republished` entry's detail (the targeted send's number and its message id), and a `requeued` one's (the requeue's number and the message it sends). */
+/**
+ * A `republished` entry's detail (the targeted send's number and its message id), a `requeued`
+ * one's (the requeue's number and the message it sends), and a `republishing` one's (the stuck
+ * republish step's number and the message it sends).
+ */
 export function republishedDetail(attempt: number, messageId: string): string {
   return `attempt ${attempt}${REPUBLISHED_MESSAGE}${messageId}`;
 }
@@ -77,23 +83,27 @@ export function republishedMessageId(detail: string | undefined): string | undef
   return detail !== undefined && at >= 0 ? detail.slice(at + REPUBLISHED_MESSAGE.length) : undefined;
 }
 
+/** The kinds of entry that name a targeted send's message before it goes out. */
+const NAMES_ITS_SEND: readonly string[] = [TIMELINE.requeued, TIMELINE.republishing];
+
 /**
  * Targeted sends of the order's event to `service` so far: one a message, however often its
  * `republished` entry was written (two copies of one step may both send it, duplicate detection
  * drops the second, and both write the entry). Counted by entries, a message dead-lettered later
  * would seem to have a newer send in play that was never made, and be only noted.
  *
- * A requeue names its message in its `requeued` entry, written before the send: that message
- * counts from then on, so a send whose record was lost is still counted, and the next send never
- * reuses its id (duplicate detection would drop it). Entries written before requeues named their
- * message name none.
+ * A requeue names its message in its `requeued` entry, and a stuck republish in its `republishing`
+ * one, written before the send: that message counts from then on, so a send whose record was lost
+ * is still counted, and the next send never reuses its id (duplicate detection would drop it).
+ * Entries written before requeues named their message name none, and before stuck republishes
+ * did there are no `republishing` entries.
  */
 export function targetedSends(timeline: readonly TimelineEntry[], service: ServiceName): number {
   const named = new Set<string>();
   let unnamed = 0;
   for (const e of timeline) {
     if (e.service !== service) continue;
-    const id = e.kind === TIMELINE.republished || e.kind === TIMELINE.requeued ? republishedMessageId(e.detail) : undefined;
+    const id = e.kind === TIMELINE.republished || NAMES_ITS_SEND.includes(e.kind) ? republishedMessageId(e.detail) : undefined;
     if (id !== undefined) named.add(id);
     else if (e.kind === TIMELINE.republished) unnamed += 1;
   }
@@ -109,6 +119,16 @@ export function unrecordedRequeueSends(timeline: readonly TimelineEntry[]): Set<
   }
   for (const e of timeline) if (e.kind === TIMELINE.republished) named.delete(republishedMessageId(e.detail) ?? '');
   return named;
+}
+
+/** The `republishing` entry of stuck republish step `attempt` to `service`, once written: it names the step's message. */
+export function stuckRepublishNamed(timeline: readonly TimelineEntry[], service: ServiceName, attempt: number): TimelineEntry | undefined {
+  const prefix = republishedDetail(attempt, '');
+  for (let i = timeline.length - 1; i >= 0; i--) {
+    const e = timeline[i];
+    if (e.kind === TIMELINE.republishing && e.service === service && e.detail?.startsWith(prefix)) return e;
+  }
+  return undefined;
 }
 
 /** The latest `requeued` entry of the timeline: the requeue a requeue step carries out, once written. */
@@ -505,7 +525,8 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     // finished): it is neither the service's state nor its progress, so it does not make the
     // service read as dead-lettered, nor restart the wait before a stuck service is sent again.
     const noted = entry.kind === TIMELINE.deadLettered && isNotedDeadLetter(entry.detail);
-    if (entry.service && !noted) {
+    // Nor is a stuck republish about to send: the order reads as before it until its send is recorded.
+    if (entry.service && !noted && entry.kind !== TIMELINE.republishing) {
       lastKind[entry.service] = entry.kind;
       // The stamp of the latest progress written: the monitor only asks whether it changed, and
       // measures from when it saw the change on its own clock (`observe`).

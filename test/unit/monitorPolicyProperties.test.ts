@@ -48,7 +48,7 @@ import type { OrderSagaDependencies } from '../../src/services/dependencies';
 import type { EventPublisher, MonitorClient, MonitorStatus, OrderChangeNotice, OutgoingMessage } from '../../src/services/ports';
 import { publishOrderCreated } from '../../src/services/publishing';
 import { requestCompensation, requestRequeue } from '../../src/support/actions';
-import { recordDeadLetter, type DeadLetteredMessage } from '../../src/support/deadLetters';
+import { recordDeadLetter, type DeadLetteredMessage, type DeadLetterRecord } from '../../src/support/deadLetters';
 import type { SupportPrincipal } from '../../src/support/principal';
 import { MAX_DELIVERY_COUNT, MAX_DELIVERY_COUNT_EXCEEDED, SERVICES, TARGET_PROPERTY, type ServiceName } from '../../src/topology';
 import type { CompensationStart, UnansweredBegin } from '../../orchestrators/names';
@@ -1046,6 +1046,89 @@ describe('the monitor over a simulated order', () => {
     // Numbered from the sends recorded, it reused the first message's id, which the topic dropped.
     expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1', 'event-1:billing:2']);
     expect(order.timeline.filter((e) => e.kind === TIMELINE.republished).map((e) => e.reason)).toEqual([`requeue 2 by ${bea.name}`]);
+  });
+
+  it("an older billing message's dead-letter, processed while a stuck republish's message is on its way unrecorded, leaves billing to that message", async () => {
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    await world.createOrder();
+    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
+    const event = world.subscriptions.billing.find((m) => m.messageId === 'event-1')!;
+    const append = world.deps.orders.appendTimeline.bind(world.deps.orders);
+    let deadLetter: DeadLetterRecord | undefined;
+    // Between the republish's send and its record, the event's last delivery fails and its
+    // dead-letter is recorded from the order as it then reads.
+    world.deps.orders.appendTimeline = async (id, entry, options) => {
+      if (entry.kind === TIMELINE.republished && !deadLetter) {
+        const message = { body: event.body, messageId: event.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID };
+        deadLetter = await recordDeadLetter('billing', message, { deps: world.deps, monitor: world, log: silent });
+      }
+      return append(id, entry, options);
+    };
+    expect(await activity('republishToStuckService', { service: 'billing', attempt: 1, reason: 'billing processing for 60 s' })).toMatchObject({ republished: true, messageId: 'event-1:billing:1' });
+    world.deps.orders.appendTimeline = append;
+    const order = await world.order();
+    // Decided before the send was recorded, the dead-letter marked billing dead-lettered with
+    // event-1:billing:1 on its way, and the monitor requeued it after the backoff unless that
+    // message was claimed first: a requeue used up, and a second message sent, for nothing.
+    expect(deadLetter?.outcome).toBe('noted');
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.deadLettered).map((e) => e.detail)).toEqual(['message event-1; send 1 to billing is in play']);
+    expect(order.status.billing).toBe('processing');
+    const policy = QUIET_SCENARIO.policy;
+    expect(decideNextStep(monitorSnapshotOf(order), policy, new Date(Date.parse(order.timeline.at(-1)!.at) + policy.requeueBackoffBaseMs))).toMatchObject({ kind: 'wait' });
+  });
+
+  it('gives the next send to billing a message of its own when the record of a stuck republish was lost', async () => {
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    await world.createOrder();
+    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
+    const append = world.deps.orders.appendTimeline.bind(world.deps.orders);
+    // The republish's message goes out; Cosmos DB then fails the write that records it, on every try.
+    world.deps.orders.appendTimeline = async (id, entry, options) => {
+      if (entry.kind === TIMELINE.republished) throw new Error('Cosmos DB is unavailable');
+      return append(id, entry, options);
+    };
+    await expect(activity('republishToStuckService', { service: 'billing', attempt: 1, reason: 'billing processing for 60 s' })).rejects.toThrow('Cosmos DB is unavailable');
+    world.deps.orders.appendTimeline = append;
+    // Billing takes the republished message and fails it on its last delivery: dead-lettered.
+    const sent = world.subscriptions.billing.find((m) => m.messageId === 'event-1:billing:1')!;
+    const message = { body: sent.body, messageId: sent.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID };
+    expect((await recordDeadLetter('billing', message, { deps: world.deps, monitor: world, log: silent })).outcome).toBe('recorded');
+    let order = await world.order();
+    const policy = QUIET_SCENARIO.policy;
+    expect(decideNextStep(monitorSnapshotOf(order), policy, new Date(Date.parse(order.timeline.at(-1)!.at) + policy.requeueBackoffMaxMs))).toEqual({ kind: 'requeueBilling', attempt: 1 });
+    expect(await activity('requeueBilling', { attempt: 1 })).toMatchObject({ requeued: true, messageId: 'event-1:billing:2' });
+    order = await world.order();
+    // Numbered from the sends recorded, the requeue reused the lost record's message id, which the
+    // topic dropped: billing waited `pending` with nothing in flight until it counted as stuck.
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.requeued).map((e) => e.detail)).toEqual(['attempt 1, message event-1:billing:2']);
+    expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1', 'event-1:billing:2']);
+  });
+
+  it('sends a stuck republish whose message did not go out under the name its entry gave it, once, when the step runs again', async () => {
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    await world.createOrder();
+    const publish = world.publish.bind(world);
+    // Service Bus fails the send on every retry of the step: the republish is named, its message not sent.
+    world.publish = async () => {
+      throw new Error('Service Bus is unavailable');
+    };
+    const republish = () => activity('republishToStuckService', { service: 'notification', attempt: 1, reason: 'notification pending for 60 s' });
+    await expect(republish()).rejects.toThrow('Service Bus is unavailable');
+    let order = await world.order();
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.republishing).map((e) => e.detail)).toEqual(['attempt 1, message event-1:notification:1']);
+    // Not a send, nor progress: the monitor reads the order as before the step, and takes it again.
+    const snapshot = monitorSnapshotOf(order);
+    expect(snapshot.republishes.notification).toBe(0);
+    expect(snapshot.lastProgressAt.notification).toBe(order.createdAt);
+    world.publish = publish;
+    await Promise.all([republish(), republish()]);
+    order = await world.order();
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.republishing)).toHaveLength(1);
+    expect(stuckRepublishes(order, 'notification')).toBe(1);
+    expect(world.subscriptions.notification.map((m) => m.messageId)).toEqual(['event-1', 'event-1:notification:1']);
   });
 
   it('ends an order whose consumers never answer, within bounded turns and time, after no more sends than the policy allows', async () => {
