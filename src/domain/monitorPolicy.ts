@@ -110,15 +110,39 @@ export function targetedSends(timeline: readonly TimelineEntry[], service: Servi
   return named.size + unnamed;
 }
 
-/** The messages `requeued` entries name that no `republished` entry records sent (the send failed, or its record was lost). */
-export function unrecordedRequeueSends(timeline: readonly TimelineEntry[]): Set<string> {
+/**
+ * The messages to `service` that `requeued` and `republishing` entries name and no `republished`
+ * entry records sent (the send failed, or its record was lost).
+ */
+export function unrecordedSends(timeline: readonly TimelineEntry[], service: ServiceName): Set<string> {
   const named = new Set<string>();
   for (const e of timeline) {
-    const id = e.kind === TIMELINE.requeued ? republishedMessageId(e.detail) : undefined;
+    const id = e.service === service && NAMES_ITS_SEND.includes(e.kind) ? republishedMessageId(e.detail) : undefined;
     if (id !== undefined) named.add(id);
   }
-  for (const e of timeline) if (e.kind === TIMELINE.republished) named.delete(republishedMessageId(e.detail) ?? '');
+  for (const e of timeline) if (e.kind === TIMELINE.republished && e.service === service) named.delete(republishedMessageId(e.detail) ?? '');
   return named;
+}
+
+/**
+ * The latest `requeued` or `republishing` entry of `service` while no send to it has been recorded
+ * since (a second record of an earlier message is not one): its message is going out, or its send
+ * failed and the step will be run again.
+ */
+export function sendInTheMaking(timeline: readonly TimelineEntry[], service: ServiceName): TimelineEntry | undefined {
+  let making: TimelineEntry | undefined;
+  const recorded = new Set<string>();
+  for (const e of timeline) {
+    if (e.service !== service) continue;
+    if (NAMES_ITS_SEND.includes(e.kind)) making = e;
+    else if (e.kind === TIMELINE.republished) {
+      const id = republishedMessageId(e.detail);
+      if (id !== undefined && recorded.has(id)) continue;
+      if (id !== undefined) recorded.add(id);
+      making = undefined;
+    }
+  }
+  return making;
 }
 
 /** The `republishing` entry of stuck republish step `attempt` to `service`, once written: it names the step's message. */

@@ -17,13 +17,12 @@ import { writeOutcomeUnknown } from '../azure/cosmosErrors';
 import {
   deadLetterMarker,
   isDeadLetterOf,
-  latestRequeue,
-  monitorSnapshotOf,
   notedDeadLetterDetail,
   republishedMessageId,
+  sendInTheMaking,
   targetedSends,
   TIMELINE,
-  unrecordedRequeueSends,
+  unrecordedSends,
 } from '../domain/monitorPolicy';
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
@@ -86,16 +85,17 @@ function laterSendInPlay(order: OrderDocument, service: ServiceName, messageId: 
   const own = sendNumber(order, service, messageId);
   if (own === undefined) return undefined;
   const latest = targetedSends(order.timeline, service);
-  // A requeue writes its `requeued` entry (marking a dead-lettered billing `pending` again), then
-  // sends, then records the send: until then its send is in play, even when every send before it
-  // has dead-lettered (which is why billing was requeued). Its entry names the message; an entry
-  // written before requeues named their message names none.
-  const making = service === 'billing' && monitorSnapshotOf(order).requeueUnsentBy !== undefined ? latestRequeue(order.timeline) : undefined;
+  // A requeue writes its `requeued` entry (marking a dead-lettered billing `pending` again), and a
+  // stuck republish its `republishing` one, then sends, then records the send: until then its send
+  // is in play, even when every send before it has dead-lettered (which is why billing was
+  // requeued). The entry names the message; a `requeued` entry written before requeues named their
+  // message names none.
+  const making = sendInTheMaking(order.timeline, service);
   const makingId = republishedMessageId(making?.detail);
   if (making && makingId === undefined && latest + 1 > own) return latest + 1;
-  // A requeue's message never recorded sent, once a later send was recorded, may never have gone
-  // out: it is not counted in play, or an older message's dead-letter would wait for it forever.
-  const unrecorded = unrecordedRequeueSends(order.timeline);
+  // A named message never recorded sent, once a later send was recorded, may never have gone out:
+  // it is not counted in play, or an older message's dead-letter would wait for it forever.
+  const unrecorded = unrecordedSends(order.timeline, service);
   for (let n = latest; n > own; n--) {
     const id = republishMessageId(order, service, n);
     if (unrecorded.has(id) && id !== makingId) continue;

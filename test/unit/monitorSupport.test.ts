@@ -517,6 +517,24 @@ describe('recordDeadLetter', () => {
     expect(order().status.billing).toBe('deadlettered');
   });
 
+  it("a stuck republish's message that never went out is not in play once a later send is recorded: an older send's dead-letter is recorded", async () => {
+    const deps = memoryDependencies();
+    const monitor = new RecordingMonitor();
+    seedOrder(deps, { state: 'processing' }, { billing: 'processing' });
+    const order = () => deps.orders.docs.get('order-1')!;
+    // The monitor names send 1 to a stuck billing, and Service Bus fails it every time; a person's
+    // requeue then sends 2, which is recorded and dead-letters.
+    const stuck = 'stuck (attempt 1): billing processing for 60 s';
+    await deps.orders.appendTimeline('order-1', { at: '2026-01-01T00:01:00.000Z', kind: TIMELINE.republishing, service: 'billing', actor: 'monitor', reason: stuck, detail: 'attempt 1, message event-1:billing:1' });
+    await deps.orders.appendTimeline('order-1', { at: '2026-01-01T00:02:00.000Z', kind: TIMELINE.requeued, service: 'billing', actor: 'ana@contoso.com', detail: 'attempt 1, message event-1:billing:2' });
+    await republishToService(order(), 'billing', 2, 'requeue 1 by ana@contoso.com', deps);
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1:billing:2'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    // The event's own last delivery claims billing again and fails: send 1 never existed to wait for.
+    await deps.orders.transitionStatus('order-1', { service: 'billing', from: ['deadlettered'], to: 'processing' });
+    expect((await recordDeadLetter('billing', lastDeadLetter('event-1'), { deps, monitor, log: silent })).outcome).toBe('recorded');
+    expect(order().status.billing).toBe('deadlettered');
+  });
+
   it("an inventory send's dead-letter only noted does not make inventory read as dead-lettered to the monitor: the newer send is in play", async () => {
     const deps = orderResentTo('inventory');
     const monitor = new RecordingMonitor();
