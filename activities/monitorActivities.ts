@@ -137,22 +137,25 @@ interface RepublishInput extends OrderActivityInput {
  * out, as a requeue's entry does: a send whose record is lost still counts, so the next send to the
  * service (a requeue of billing, say) gets an id of its own instead of one duplicate detection
  * drops, and an older message's dead-letter recorded meanwhile finds this one in play. The step run
- * once more sends the message its entry named.
+ * once more sends the message its entry named, while no later send was named.
  */
 const republishToStuckService: ActivityHandler = async (input: RepublishInput, context: InvocationContext) => {
   const deps = appDependencies();
   const { service, attempt } = input;
   const reason = `${REPUBLISH_REASON.stuck} (attempt ${attempt}): ${input.reason}`;
   // Only onto the order as read, as the entry names its message from it: a twin of this step that
-  // read the same order would otherwise name the same message for a step of its own.
+  // read the same order reads it again, finds the entry its twin wrote, and sends that message.
   const decided = await onOrderAsRead(await orderOrThrow(input.orderId), deps, `republish ${attempt} to ${service} was not written`, undefined, async (order) => {
     const status = order.status[service];
     if (!IN_FLIGHT.includes(status)) return { skip: `${service} is ${status}` };
     // The step run once more (the host died before the engine heard it finish) finds its send
     // recorded: sending again would be counted as the next step's and use up the republishes early.
     if (republishRecorded(monitorSnapshotOf(order), service, attempt)) return { skip: `republish ${attempt} to ${service} already sent` };
-    const named = stuckRepublishNamed(order.timeline, service, attempt);
-    if (named) return { order, messageId: republishedMessageId(named.detail) };
+    // The message its entry named, unless a later send was named since (a person's requeue, say):
+    // sent after that one, it would be in flight unseen by the dead-letter sweep, which takes the
+    // highest number for the latest send. A fresh entry names a message past it.
+    const named = republishedMessageId(stuckRepublishNamed(order.timeline, service, attempt)?.detail);
+    if (named !== undefined && sendNumber(order, service, named) === targetedSends(order.timeline, service)) return { order, messageId: named };
     const messageId = republishMessageId(order, service, targetedSends(order.timeline, service) + 1);
     const entry = { at: deps.now(), kind: TIMELINE.republishing, service, actor: MONITOR_ACTOR, reason, detail: republishedDetail(attempt, messageId) };
     const appended = await deps.orders.appendTimeline(order.id, entry, { whenTimelineLength: order.timeline.length });

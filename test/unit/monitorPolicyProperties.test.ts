@@ -1131,6 +1131,33 @@ describe('the monitor over a simulated order', () => {
     expect(world.subscriptions.notification.map((m) => m.messageId)).toEqual(['event-1', 'event-1:notification:1']);
   });
 
+  it('names a fresh message for a stuck republish run again after a later send to the service was named', async () => {
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    await world.createOrder();
+    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
+    const env = { deps: world.deps, monitor: world, log: silent };
+    const publish = world.publish.bind(world);
+    // Service Bus fails every try of the monitor's republish: it named event-1:billing:1, never sent.
+    world.publish = async () => {
+      throw new Error('Service Bus is unavailable');
+    };
+    const republish = () => activity('republishToStuckService', { service: 'billing', attempt: 1, reason: 'billing processing for 60 s' });
+    await expect(republish()).rejects.toThrow('Service Bus is unavailable');
+    world.publish = publish;
+    // A person's requeue goes out next, as send 2; billing is found stuck again later.
+    expect(await requestRequeue(ORDER_ID, ana, env)).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+    expect(await activity('requeueBilling', { attempt: 1, requestedBy: ana.name })).toMatchObject({ requeued: true, messageId: 'event-1:billing:2' });
+    expect(await republish()).toMatchObject({ republished: true, messageId: 'event-1:billing:3' });
+    expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:2', 'event-1:billing:3']);
+    // Sent under its old name, after send 2, the republished message was in flight unseen: send 2's
+    // dead-letter found no later send and marked billing dead-lettered.
+    const sent = world.subscriptions.billing.find((m) => m.messageId === 'event-1:billing:2')!;
+    const message = { body: sent.body, messageId: sent.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID };
+    expect((await recordDeadLetter('billing', message, env)).outcome).toBe('noted');
+    expect((await world.order()).status.billing).toBe('processing');
+  });
+
   it('ends an order whose consumers never answer, within bounded turns and time, after no more sends than the policy allows', async () => {
     await fc.assert(
       fc.asyncProperty(scenarioArb({ fates: fc.array(fc.constantFrom<Fate>('lost', 'late', 'crash', 'deadletter'), { maxLength: 40 }), afterwards: fc.constant<Fate>('lost') }), async (scenario) => {
