@@ -31,6 +31,7 @@ import { ACTIVE_STATES, IN_FLIGHT } from '../domain/orderState';
 import { DEAD_LETTER_WITHOUT_ORDER_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import { recordSentConfirmation } from '../services/notices';
+import { CHANGED, onOrderAsRead } from '../services/orderAsRead';
 import type { MonitorClient } from '../services/ports';
 import { republishMessageId, sendNumber } from '../services/publishing';
 import { reconcileHolds } from '../services/stock';
@@ -162,10 +163,6 @@ export async function recordDeadLetter(
   const belongs = parsed.ok ? { orderId: order.id } : {};
 
   const marker = deadLetterMarker(message.messageId);
-  if (deadLetterOnOrder(order, service, message.messageId)) {
-    return { outcome: 'duplicate', ...belongs };
-  }
-
   const broker = [message.deadLetterReason, message.deadLetterDescription].filter(Boolean).join(': ') || 'dead-lettered';
   // Why no delivery could go through, when it was the body (kept under the unreadable messages).
   const reason = parsed.ok ? broker : `${broker} (unreadable: ${parsed.reason})`;
@@ -181,24 +178,40 @@ export async function recordDeadLetter(
   // redelivery that would have put it on the order never comes now. Nor may a send to the service
   // again: the monitor may compensate the order instead. Safe while another delivery may be about
   // to record it: its `done` patch leaves out a notice already on the order.
-  if (service === 'notification' && !order.notified.confirmation) await recordSentConfirmation(order.id, deps);
-  const current = order.status[service];
-  // An older send of the order's event to this service, found dead-lettered after the monitor sent
-  // a newer one (the sweep records late): the newer message is in play, and marking the service
-  // dead-lettered would have the monitor requeue or republish again for nothing, using up its bound.
-  const later = parsed.ok ? laterSendInPlay(order, service, message.messageId) : undefined;
-  let updated: OrderDocument | undefined;
-  if (IN_FLIGHT.includes(current) && later === undefined) {
-    updated =
-      service === 'billing'
-        ? await deps.orders.transitionStatus(order.id, { service, from: IN_FLIGHT, to: 'deadlettered', reason, timeline: entry })
-        : // The status stays, so the monitor's republish is claimed like any delivery; the patch
-          // only holds while the service and the order have not moved on since the read.
-          await deps.orders.transitionStatus(order.id, { service, from: [current], to: current, timeline: entry, whenState: ACTIVE_STATES });
+  if (service === 'notification' && !order.notified.confirmation && !deadLetterOnOrder(order, service, message.messageId)) {
+    await recordSentConfirmation(order.id, deps);
   }
-  if (!updated) {
+  // Recorded only onto the order as read (its timeline's length), as whether a later send is in
+  // play is read from it: a requeue or a stuck republish names its message on the timeline before
+  // sending it, and one named after the read would be on its way to a service marked dead-lettered.
+  // The order read again decides anew.
+  const decided = await onOrderAsRead(order, deps, `the dead-letter of ${marker} was not recorded`, undefined, async (read) => {
+    if (deadLetterOnOrder(read, service, message.messageId)) return { kind: 'duplicate' } as const;
+    const status = read.status[service];
+    // An older send of the order's event to this service, found dead-lettered after the monitor sent
+    // a newer one (the sweep records late): the newer message is in play, and marking the service
+    // dead-lettered would have the monitor requeue or republish again for nothing, using up its bound.
+    const later = parsed.ok ? laterSendInPlay(read, service, message.messageId) : undefined;
+    // The monitor's republish to inventory or notification is claimed like any delivery, so their
+    // status stays; only while the order is active, as for the deliveries.
+    const records = IN_FLIGHT.includes(status) && later === undefined && (service === 'billing' || ACTIVE_STATES.includes(read.state));
+    if (!records) return { kind: 'noted', read, status, later } as const;
+    const updated = await deps.orders.transitionStatus(read.id, {
+      service,
+      from: [status],
+      to: service === 'billing' ? 'deadlettered' : status,
+      ...(service === 'billing' ? { reason } : { whenState: ACTIVE_STATES }),
+      timeline: entry,
+      whenTimelineLength: read.timeline.length,
+    });
+    return updated ? ({ kind: 'recorded', updated } as const) : CHANGED;
+  });
+  if (!decided) return { outcome: 'unknown-order' };
+  if (decided.kind === 'duplicate') return { outcome: 'duplicate', ...belongs };
+  if (decided.kind === 'noted') {
+    const { read, status, later } = decided;
     // The service finished meanwhile (a requeue or a republish succeeded), or the order was
-    // compensated: keep the record only.
+    // compensated, or a later send is in play: keep the record only.
     // A finished order's message that dead-lettered may be its completer's, which failed after
     // completing the order and before settling its stock (Cosmos DB throttling), or a late
     // delivery's that could not give back the hold it took: nothing else comes back for those.
@@ -208,13 +221,14 @@ export async function recordDeadLetter(
     // is still in flight, the holds are left to the release still to come.)
     // Before the note: a noted message is a duplicate to every later sweep, so holds put right
     // after it would never be tried again if that failed (throttled as the completer was).
-    const finished = order.state === 'completed' || order.state === 'cancelled';
-    const holds = finished || service === 'inventory' ? await reconcileHolds(order, deps) : undefined;
-    const why = later !== undefined && IN_FLIGHT.includes(current) ? `send ${later} to ${service} is in play` : `${service} already ${current}, order ${order.state}`;
-    await deps.orders.appendTimeline(order.id, { ...entry, detail: notedDeadLetterDetail(message.messageId, why) });
-    log.info(`${service}-deadletter-noted`, { status: current, state: order.state, ...(holds ? { holds } : {}) });
+    const finished = read.state === 'completed' || read.state === 'cancelled';
+    const holds = finished || service === 'inventory' ? await reconcileHolds(read, deps) : undefined;
+    const why = later !== undefined && IN_FLIGHT.includes(status) ? `send ${later} to ${service} is in play` : `${service} already ${status}, order ${read.state}`;
+    await deps.orders.appendTimeline(read.id, { ...entry, detail: notedDeadLetterDetail(message.messageId, why) });
+    log.info(`${service}-deadletter-noted`, { status, state: read.state, ...(holds ? { holds } : {}) });
     return { outcome: 'noted', ...belongs };
   }
+  const { updated } = decided;
   log.warn(`${service}-deadlettered`, { reason });
   await env.monitor.notifyOrderChanged(order.id, { source: 'deadletter', service, status: updated.status[service], reason });
   return { outcome: 'recorded', ...belongs };

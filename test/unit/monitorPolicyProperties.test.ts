@@ -1078,6 +1078,34 @@ describe('the monitor over a simulated order', () => {
     expect(decideNextStep(monitorSnapshotOf(order), policy, new Date(Date.parse(order.timeline.at(-1)!.at) + policy.requeueBackoffBaseMs))).toMatchObject({ kind: 'wait' });
   });
 
+  it("an older billing message's dead-letter read before a stuck republish named its message, and written after, leaves billing to that message", async () => {
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    await world.createOrder();
+    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
+    const event = world.subscriptions.billing.find((m) => m.messageId === 'event-1')!;
+    const transition = world.deps.orders.transitionStatus.bind(world.deps.orders);
+    // The dead-letter reads the order; the republish names its message and sends it; then the
+    // dead-letter writes, from what it read.
+    let republished: unknown;
+    world.deps.orders.transitionStatus = async (id, change) => {
+      if (change.to === 'deadlettered' && !republished) {
+        republished = await activity('republishToStuckService', { service: 'billing', attempt: 1, reason: 'billing processing for 60 s' });
+      }
+      return transition(id, change);
+    };
+    const message = { body: event.body, messageId: event.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID };
+    const deadLetter = await recordDeadLetter('billing', message, { deps: world.deps, monitor: world, log: silent });
+    world.deps.orders.transitionStatus = transition;
+    expect(republished).toMatchObject({ republished: true, messageId: 'event-1:billing:1' });
+    const order = await world.order();
+    // Written onto an order that had changed since it was read, the dead-letter marked billing
+    // dead-lettered with event-1:billing:1 on its way.
+    expect(deadLetter.outcome).toBe('noted');
+    expect(order.status.billing).toBe('processing');
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.deadLettered).map((e) => e.detail)).toEqual(['message event-1; send 1 to billing is in play']);
+  });
+
   it('gives the next send to billing a message of its own when the record of a stuck republish was lost', async () => {
     const world = new World(QUIET_SCENARIO);
     mockWorld.current = world;
