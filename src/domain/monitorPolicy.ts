@@ -25,6 +25,8 @@ export const TIMELINE = {
   republished: 'republished',
   supportAction: SUPPORT_ACTION_KIND,
   compensationStarted: 'compensation-started',
+  /** Written by a run's sub-orchestration when it takes the run up (detail: `run <attempt>`). */
+  compensationUnderway: 'compensation-underway',
   compensation: 'compensation',
   compensationFailed: 'compensation-failed',
   completed: 'completed',
@@ -477,6 +479,11 @@ export interface MonitorSnapshot {
   /** The monitor's step that began the latest run (absent for runs begun before steps were named). */
   latestRunStep?: string;
   /**
+   * The order says the latest run was begun and its sub-orchestration never took it up (its monitor
+   * died first, a restarted one has no memory of it): it is carried out, not counted as tried.
+   */
+  latestRunNeverUnderway?: true;
+  /**
    * The latest run is one whose begin the monitor never heard answer (every retry failed, the write
    * landed): it has not been carried out, so it is carried out even when it was the last run allowed.
    * The monitor's own memory, like `quietPolls`.
@@ -489,11 +496,29 @@ export interface MonitorSnapshot {
 }
 
 /**
- * How many compensation runs the order ever had. A run is numbered by it when it begins (its
- * sub-orchestration's name), and a run whose number is below it was superseded.
+ * How many compensation runs the order ever had, a run resumed counted anew. A run is numbered by
+ * it when it begins (its sub-orchestration's name), and a run whose number is below it was superseded.
  */
 export function compensationRunsStarted(order: OrderDocument): number {
   return order.timeline.filter((e) => e.kind === TIMELINE.compensationStarted).length;
+}
+
+/** The detail of a run's `compensation-underway` entry. */
+export function underwayDetail(attempt: number): string {
+  return `run ${attempt}`;
+}
+
+/**
+ * Whether the order's latest compensation run was begun and never taken up by its sub-orchestration:
+ * its begin says it would note it (`notesUnderway`), and no `compensation-underway` of that run
+ * followed. A run begun before runs noted it decides as it did: carried out.
+ */
+export function latestRunNeverUnderway(order: OrderDocument): boolean {
+  const timeline = order.timeline ?? [];
+  const at = timeline.map((e) => e.kind).lastIndexOf(TIMELINE.compensationStarted);
+  if (at < 0 || timeline[at].notesUnderway !== true) return false;
+  const detail = underwayDetail(compensationRunsStarted(order));
+  return !timeline.slice(at + 1).some((e) => e.kind === TIMELINE.compensationUnderway && e.detail === detail);
 }
 
 /**
@@ -603,7 +628,8 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
         }
         break;
       case TIMELINE.compensationStarted:
-        compensationRuns += 1;
+        // A run that carries out one begun and never carried out is that run, not another.
+        if (entry.resumes === undefined) compensationRuns += 1;
         compensationReason ??= entry.reason;
         latestRunStep = entry.step;
         break;
@@ -641,6 +667,7 @@ export function monitorSnapshotOf(order: OrderDocument, quietPolls = 0): Monitor
     ...(askedAgain ? { compensationAskedAgainBy: askedAgain.by } : {}),
     compensationRuns,
     ...(latestRunStep !== undefined ? { latestRunStep } : {}),
+    ...(order.state === 'compensating' && latestRunNeverUnderway(order) ? { latestRunNeverUnderway: true as const } : {}),
     quietPolls,
   };
 }
@@ -757,15 +784,25 @@ export function onMonitorClock(snapshot: MonitorSnapshot, observations: MonitorO
 
 /**
  * What one turn of the monitor decides from: the order as read, measured on the monitor's clock,
- * with the monitor's own memory (its quiet polls, and the step of a compensation begin it never
- * heard answer, which makes the latest run unheard when that step began it).
+ * with the monitor's own memory: its quiet polls, the step of a compensation begin it never heard
+ * answer (which makes the latest run unheard when that step began it), and the step of the latest
+ * run it handed to a sub-orchestration itself (that run was carried out, whatever the order says:
+ * a run that ended before it could note itself underway is counted, not resumed again and again).
  */
-export function turnSnapshot(read: MonitorSnapshot, observations: MonitorObservations, quietPolls: number, unansweredStep?: string): MonitorSnapshot {
+export function turnSnapshot(
+  read: MonitorSnapshot,
+  observations: MonitorObservations,
+  quietPolls: number,
+  unansweredStep?: string,
+  carriedOutStep?: string,
+): MonitorSnapshot {
+  const { latestRunNeverUnderway: neverUnderway, ...rest } = onMonitorClock(read, observations);
   return {
-    ...onMonitorClock(read, observations),
+    ...rest,
     quietPolls,
     // A snapshot recorded before runs named their step has none, and decides as it did then.
     ...(unansweredStep !== undefined && read.latestRunStep === unansweredStep ? { latestRunUnheard: true } : {}),
+    ...(neverUnderway && (carriedOutStep === undefined || read.latestRunStep !== carriedOutStep) ? { latestRunNeverUnderway: true as const } : {}),
   };
 }
 
@@ -794,8 +831,11 @@ export type Step =
   | { kind: 'checkBacklog'; service: ServiceName; why: string }
   /** Targeted republish to a stuck consumer. */
   | { kind: 'republish'; service: ServiceName; attempt: number; why: string }
-  /** Undo what succeeded, in reverse. */
-  | { kind: 'compensate'; reason: string; requestedBy?: string }
+  /**
+   * Undo what succeeded, in reverse. `resume`: the latest run was begun and never carried out;
+   * carry it out instead of counting another.
+   */
+  | { kind: 'compensate'; reason: string; requestedBy?: string; resume?: true }
   | { kind: 'markCompleted' }
   | { kind: 'markAttention'; reason: string }
   /** The order is terminal; the monitor ends. */
@@ -828,7 +868,7 @@ const ms = (iso: string) => Date.parse(iso);
  * The next step for one order. Rules, first match wins:
  * 1. terminal order -> done;
  * 2. compensation already started -> carry it on (or escalate after too many runs, unless the
- *    latest was begun but never carried out);
+ *    latest was begun but never carried out: that run is carried out, as the same run);
  * 3. all three services done -> completed;
  * 4. a support principal asked for compensation -> compensate;
  * 5. a service failed for a business reason (e.g. out of stock) -> compensate at once;
@@ -853,7 +893,8 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
   }
 
   if (state === 'compensating') {
-    if (snapshot.compensationRuns >= policy.maxCompensationRuns && !snapshot.latestRunUnheard) {
+    const latestCarriedOut = !snapshot.latestRunUnheard && !snapshot.latestRunNeverUnderway;
+    if (snapshot.compensationRuns >= policy.maxCompensationRuns && latestCarriedOut) {
       return {
         kind: 'markAttention',
         reason: `compensation did not finish after ${snapshot.compensationRuns} runs`,
@@ -861,7 +902,8 @@ export function decideNextStep(snapshot: MonitorSnapshot, policy: MonitorPolicy,
     }
     const again = snapshot.compensationAskedAgainBy;
     if (again) return { kind: 'compensate', reason: `requested again by ${again}`, requestedBy: again };
-    return { kind: 'compensate', reason: snapshot.compensationReason ?? 'compensation in progress' };
+    const reason = snapshot.compensationReason ?? 'compensation in progress';
+    return snapshot.latestRunNeverUnderway ? { kind: 'compensate', reason, resume: true } : { kind: 'compensate', reason };
   }
 
   if (SERVICES.every((s) => status[s] === 'done')) return { kind: 'markCompleted' };

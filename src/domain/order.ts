@@ -35,6 +35,17 @@ export interface TimelineEntry {
    * host died before the engine heard it finish, finds its own entry instead of writing another.
    */
   step?: string;
+  /**
+   * On a `compensation-started`: the run's sub-orchestration writes `compensation-underway` when it
+   * takes the run up, so a run without one was begun and never carried out. Runs begun before the
+   * entry existed have neither, and count as carried out, as they did.
+   */
+  notesUnderway?: true;
+  /**
+   * On a `compensation-started`: the run number (attempt) of a run begun and never carried out that
+   * this one carries out instead (its monitor died first). Not another run against the bound.
+   */
+  resumes?: number;
 }
 
 export interface OrderDocument {

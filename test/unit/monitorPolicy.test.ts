@@ -17,6 +17,7 @@ import {
   requeueDelayMs,
   republishRecorded,
   requeueRecorded,
+  turnSnapshot,
   UNTRIED_REQUEUES_FREE,
   type MonitorObservations,
   type MonitorPolicy,
@@ -321,6 +322,59 @@ describe('decideNextStep: policy cells', () => {
     const snap = snapshot({ state: 'compensating', compensationRuns: 3, compensationReason: 'billing failed', latestRunStep: 'step-c' });
     expect(decideNextStep({ ...snap, latestRunUnheard: true }, policy(), now(0))).toEqual({ kind: 'compensate', reason: 'billing failed' });
     expect(decideNextStep(snap, policy(), now(0)).kind).toBe('markAttention');
+  });
+
+  it('carries out the latest run when the order shows it begun and never under way (its monitor died first): resumed, even past the last run allowed', () => {
+    const snap = snapshot({ state: 'compensating', compensationRuns: 3, compensationReason: 'billing failed', latestRunStep: 'step-c' });
+    expect(decideNextStep({ ...snap, latestRunNeverUnderway: true }, policy(), now(0))).toEqual({ kind: 'compensate', reason: 'billing failed', resume: true });
+    expect(decideNextStep({ ...snap, compensationRuns: 1, latestRunNeverUnderway: true }, policy(), now(0))).toEqual({ kind: 'compensate', reason: 'billing failed', resume: true });
+    // A person who asked since is owed a run of their own, not the one left behind.
+    expect(decideNextStep({ ...snap, compensationRuns: 0, latestRunNeverUnderway: true, compensationAskedAgainBy: 'bo@contoso.com' }, policy(), now(0))).toEqual({
+      kind: 'compensate',
+      reason: 'requested again by bo@contoso.com',
+      requestedBy: 'bo@contoso.com',
+    });
+    // Under way and not finished: tried, and the last one allowed.
+    expect(decideNextStep(snap, policy(), now(0)).kind).toBe('markAttention');
+  });
+
+  describe('a run begun and never under way, read from the order', () => {
+    const begun = (run: number, over: Partial<TimelineEntry> = {}): TimelineEntry => ({
+      at: '2026-01-01T00:00:01.000Z',
+      kind: TIMELINE.compensationStarted,
+      detail: `run ${run}`,
+      actor: 'monitor',
+      step: `step-${run}`,
+      notesUnderway: true,
+      ...over,
+    });
+    const underway = (run: number): TimelineEntry => ({ at: '2026-01-01T00:00:02.000Z', kind: TIMELINE.compensationUnderway, detail: `run ${run}`, actor: 'monitor' });
+    const read = (...timeline: TimelineEntry[]) => monitorSnapshotOf(orderDocument({ state: 'compensating', timeline }));
+
+    it.each<[string, TimelineEntry[], boolean]>([
+      ['begun, nothing since', [begun(1)], true],
+      ['begun, then under way', [begun(1), underway(1)], false],
+      ['an earlier run under way, the latest not', [begun(1), underway(1), begun(2)], true],
+      ['the earlier run noted late, after the latest began', [begun(1), begun(2), underway(1)], true],
+      ['begun before runs noted themselves (an order from before)', [begun(1, { notesUnderway: undefined })], false],
+      ['resumed, and the resuming run under way', [begun(1), begun(2, { resumes: 1 }), underway(2)], false],
+    ])('%s', (_name, timeline, neverUnderway) => {
+      expect(read(...timeline).latestRunNeverUnderway === true).toBe(neverUnderway);
+    });
+
+    it('a run that resumes one never carried out is that run, not another against the bound', () => {
+      expect(read(begun(1), begun(2, { resumes: 1 })).compensationRuns).toBe(1);
+      expect(read(begun(1), underway(1), begun(2), begun(3, { resumes: 2 }), underway(3)).compensationRuns).toBe(2);
+    });
+
+    it('the monitor that handed the latest run to its sub-orchestration itself counts it as tried, whatever the order says', () => {
+      const snap = read(begun(1));
+      const observations = observe(undefined, snap, now(0));
+      expect(turnSnapshot(snap, observations, 0).latestRunNeverUnderway).toBe(true);
+      expect(turnSnapshot(snap, observations, 0, undefined, 'step-1')).not.toHaveProperty('latestRunNeverUnderway');
+      // A step of its own that began an earlier run says nothing of this one.
+      expect(turnSnapshot(snap, observations, 0, undefined, 'step-0').latestRunNeverUnderway).toBe(true);
+    });
   });
 
   it("names the step that began the order's latest run", () => {
