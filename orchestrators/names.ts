@@ -27,6 +27,12 @@ export interface OrderMonitorInput {
    */
   unansweredBegin?: UnansweredBegin;
   /**
+   * The step of the latest run this monitor handed to its sub-orchestration. That run was carried
+   * out even when the order does not say so (its sub-orchestration failed before noting itself under
+   * way): it counts as tried, rather than being resumed again and again.
+   */
+  carriedOutStep?: string;
+  /**
    * The order as its starter last saw it (the intake, which has just written it): the first turn
    * decides from this instead of reading the order again. Never carried across continue-as-new.
    */

@@ -93,6 +93,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
   let quietPolls = input.quietPolls ?? 0;
   let observations: MonitorObservations | undefined = input.observations;
   let unansweredBegin: UnansweredBegin | undefined = input.unansweredBegin;
+  let carriedOutStep: string | undefined = input.carriedOutStep;
   // The starter's view of the order serves the first turn only; every later turn reads.
   let handedOver: MonitorSnapshot | undefined = input.snapshot;
   const changes = new ChangeOrTimer(context);
@@ -131,7 +132,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
     }
     const now = context.df.currentUtcDateTime;
     observations = observe(observations, read, now);
-    const snapshot: MonitorSnapshot = turnSnapshot(read, observations, quietPolls, unansweredBegin?.step);
+    const snapshot: MonitorSnapshot = turnSnapshot(read, observations, quietPolls, unansweredBegin?.step, carriedOutStep);
     const step = decideNextStep(snapshot, policy, now);
     context.df.setCustomStatus({
       phase: phaseOf(step),
@@ -229,6 +230,8 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
           // tries the same step again. Once a person's run has begun, their request is no longer
           // pending, so the monitor carries it on as its own (no requestedBy): only a person's
           // request made since is a step of its own.
+          // A run the order shows begun and never taken up (a monitor before this one began it and
+          // died) is resumed: the begin carries it out under the next number, without counting it.
           const begin: UnansweredBegin =
             unansweredBegin && (step.requestedBy === undefined || unansweredBegin.requestedBy === step.requestedBy)
               ? unansweredBegin
@@ -239,10 +242,12 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
             reason: step.reason,
             requestedBy: step.requestedBy,
             step: begin.step,
+            ...(step.resume ? { resume: true } : {}),
           });
           unansweredBegin = undefined;
           // null: the order finished in the meantime (e.g. the last consumer completed it).
           if (started) {
+            carriedOutStep = begin.step;
             const compensation: CompensationInput = { ...order, reason: step.reason, retry: policy.compensationRetry, outage: policy.compensationOutage, attempt: started.attempt };
             const outcome: CompensationOutcome = yield context.df.callSubOrchestrator(COMPENSATE_ORDER, compensation, compensationInstanceId(orderId, started));
             if (!context.df.isReplaying) {
@@ -277,6 +282,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
     observations,
     execution: execution + 1,
     ...(unansweredBegin ? { unansweredBegin } : {}),
+    ...(carriedOutStep ? { carriedOutStep } : {}),
   } satisfies OrderMonitorInput);
   return undefined;
 };
