@@ -13,7 +13,7 @@ import type { InvocationContext } from '@azure/functions';
 import { activityLogger, orderOrThrow, outageMarked } from '../src/bindings/orderActivity';
 import { MONITOR_ACTOR } from '../src/domain/monitorPolicy';
 import { planCompensation, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
-import { finishCompensationRun } from '../src/services/compensationOutcome';
+import { finishCompensationRun, noteRunUnderway } from '../src/services/compensationOutcome';
 import { appDependencies } from '../src/services/dependencies';
 import { sendCancellation } from '../src/services/notices';
 import { refundPayment } from '../src/services/payment';
@@ -28,8 +28,16 @@ function compensationStep<I extends OrderActivityInput, T>(work: (context: Invoc
   return outageMarked(STORE_OUTAGE_MARK, 'compensation-store-outage', work);
 }
 
-const planOrderCompensation = async (_context: InvocationContext, input: OrderActivityInput): Promise<CompensationStep[]> =>
-  planCompensation(await orderOrThrow(input.orderId));
+/**
+ * The run's first activity: notes the run under way on the order (`noteRunUnderway`), then plans it.
+ * One activity, not two, so a run's history keeps the shape it had before runs noted themselves.
+ */
+const planOrderCompensation = async (_context: InvocationContext, input: OrderActivityInput & { attempt?: number }): Promise<CompensationStep[]> => {
+  const order = await orderOrThrow(input.orderId);
+  // Runs begun before their number was handed down have none, and were never waited for.
+  if (input.attempt !== undefined) await noteRunUnderway(order, input.attempt, appDependencies());
+  return planCompensation(order);
+};
 
 const refundOrderPayment = async (context: InvocationContext, input: CompensationActivityInput) => {
   const deps = appDependencies();

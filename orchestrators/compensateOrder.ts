@@ -79,7 +79,8 @@ const compensateOrder: OrchestrationHandler = function* (context: OrchestrationC
   const showWait = (waiting: { until: string; why?: string } | undefined) => context.df.setCustomStatus(waiting ? { ...status, waiting } : status);
   const call = <T>(name: string, activityInput: unknown) => callThroughOutage<T>(context, name, activityInput, retry, outage, showWait);
 
-  const plan = yield* call<CompensationStep[]>(ACTIVITY.planOrderCompensation, order);
+  // Notes the run under way before planning it: from then on no monitor takes it for a run never carried out.
+  const plan = yield* call<CompensationStep[]>(ACTIVITY.planOrderCompensation, { ...order, attempt: input.attempt });
 
   const done: string[] = [];
   const failures: CompensationOutcome['failures'] = [];

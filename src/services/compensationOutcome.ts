@@ -7,10 +7,12 @@
 import {
   compensationAskedSinceLastRun,
   compensationRunsStarted,
+  latestRunNeverUnderway,
   MONITOR_ACTOR,
   monitorSnapshotOf,
   sinceLastCompensationRun,
   TIMELINE,
+  underwayDetail,
 } from '../domain/monitorPolicy';
 import type { OrderDocument } from '../domain/order';
 import { isReadyToComplete } from '../domain/orderState';
@@ -24,6 +26,11 @@ export interface RunStart {
   requestedBy?: string;
   /** The monitor's step that begins the run: the same on every replay of that step. */
   step?: string;
+  /**
+   * The monitor found the latest run begun and never carried out: the run is that one, carried out
+   * now, and not counted again. Only while the order as read still says so; else a run is begun.
+   */
+  resume?: boolean;
 }
 
 /** States a compensation run may begin from, and the monitor's `attention` be recorded from: not finished. */
@@ -41,6 +48,12 @@ const UNFINISHED: readonly OrderDocument['state'][] = ['accepted', 'processing',
  * it failed (the write may have landed all the same), or twice at once. The run is counted from
  * the order as read, and written only if nothing was written since (the timeline's length): a
  * copy that finds the order changed reads it again, and finds the run its twin began.
+ *
+ * A run resumed (`resume`: begun, and its sub-orchestration never took it up) keeps its count and
+ * gets the next `attempt`, so its sub-orchestration is a new instance: the earlier run's instance
+ * may exist after all (started just before its monitor was terminated, not yet underway), and
+ * starting an instance that is running is refused by the local engine and, on Azure, dropped as a
+ * duplicate start that never answers. The earlier one, if it runs, is superseded by the number.
  */
 export async function beginCompensationRun(
   order: OrderDocument,
@@ -63,7 +76,8 @@ export async function beginCompensationRun(
       log.info('compensation-already-started', { reason: start.reason, ...begun });
       return begun;
     }
-    const run = monitorSnapshotOf(current).compensationRuns + 1;
+    const resumes = start.resume === true && latest !== undefined && current.state === 'compensating' && !superseded && latestRunNeverUnderway(current);
+    const run = monitorSnapshotOf(current).compensationRuns + (resumes ? 0 : 1);
     const attempt = compensationRunsStarted(current) + 1;
     const updated = await deps.orders.transitionState(current.id, {
       from: UNFINISHED,
@@ -75,14 +89,33 @@ export async function beginCompensationRun(
         reason: start.reason,
         // Numbered as the order had them, like the runs' sub-orchestrations: support reads run 2
         // after asking again, not a second run 1.
-        detail: `run ${attempt}`,
+        detail: resumes ? `run ${attempt}, resuming run ${attempt - 1}` : `run ${attempt}`,
         actor: start.requestedBy ?? MONITOR_ACTOR,
         ...(start.step !== undefined ? { step: start.step } : {}),
+        notesUnderway: true,
+        ...(resumes ? { resumes: attempt - 1 } : {}),
       },
     });
     if (!updated) return CHANGED;
-    log.warn('compensation-started', { reason: start.reason, run, attempt });
+    log.warn(resumes ? 'compensation-resumed' : 'compensation-started', { reason: start.reason, run, attempt });
     return { run, attempt };
+  });
+}
+
+/**
+ * Notes on the order that run number `attempt` is under way: its sub-orchestration has taken it up.
+ * Until then the order says the run was begun and never carried out, and a monitor started afresh
+ * (which knows nothing of what its predecessor did) carries it out instead of counting it as tried.
+ * Once per run; nothing for a run superseded meanwhile, nor for an order no longer compensating.
+ */
+export async function noteRunUnderway(order: OrderDocument, attempt: number, deps: OrderSagaDependencies): Promise<{ noted: boolean }> {
+  return onOrderAsRead(order, deps, 'the run was not noted under way', { noted: false }, async (current) => {
+    if (current.state !== 'compensating' || compensationRunsStarted(current) !== attempt) return { noted: false };
+    const detail = underwayDetail(attempt);
+    if (sinceLastCompensationRun(current).some((e) => e.kind === TIMELINE.compensationUnderway && e.detail === detail)) return { noted: false };
+    const entry = { at: deps.now(), kind: TIMELINE.compensationUnderway, detail, actor: MONITOR_ACTOR };
+    if (!(await deps.orders.appendTimeline(current.id, entry, { whenTimelineLength: current.timeline.length }))) return CHANGED;
+    return { noted: true };
   });
 }
 

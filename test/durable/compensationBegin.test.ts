@@ -14,6 +14,9 @@ import { DEFAULT_MONITOR_POLICY, monitorSnapshotOf, TIMELINE } from '../../src/d
 import type { OrderDocument } from '../../src/domain/order';
 import { createLogger } from '../../src/log';
 import { beginCompensationRun, type RunStart } from '../../src/services/compensationOutcome';
+import type { MonitorClient } from '../../src/services/ports';
+import { DurableMonitorClient } from '../../src/azure/durableMonitorClient';
+import { sweepMonitors } from '../../src/support/monitorSweep';
 import { orderDocument } from '../unit/support/orderDocument';
 import { memoryDependencies } from '../unit/support/memoryStores';
 
@@ -76,6 +79,8 @@ df.app.activity('cancelOrderForTest', {
 df.app.orchestration(COMPENSATE_ORDER, function* (context: OrchestrationContext) {
   if (!context.df.isReplaying) runs.push(context.df.instanceId);
   const input = context.df.getInput<{ orderId: string }>();
+  // A run that fails before its first activity (and so before noting itself under way).
+  if (input.orderId.endsWith('-run-fails')) throw new Error('the run failed before it began');
   yield context.df.callActivity('cancelOrderForTest', { orderId: input.orderId });
   return { outcome: 'cancelled', failures: [] };
 });
@@ -179,4 +184,65 @@ it('the last run allowed, begun with every retry failing, is carried out rather 
   expect((await hub.status(id)).output).toEqual({ orderId: id, outcome: 'cancelled' });
   expect(startedEntries(id)).toEqual([expect.objectContaining({ detail: 'run 1', step: begins.get(id)![0] })]);
   expect(runs.filter((r) => r.startsWith(`${id}:`))).toEqual([compensationInstanceId(id, { run: 1, attempt: 1 })]);
+});
+
+it('the last run allowed, begun with every retry failing by a monitor that then died: the monitor the sweeper starts carries that run out rather than escalating it', async () => {
+  const id = 'order-begin-last-run-swept';
+  seed(id);
+  failingBegins.set(id, 4);
+  const policy = { ...DEFAULT_MONITOR_POLICY, maxCompensationRuns: 1 };
+  await hub.client.startNew(ORDER_MONITOR, { instanceId: id, input: { orderId: id, correlationId: 'c-1', policy } satisfies OrderMonitorInput });
+  // The begin's four attempts fail (the last at 15 s); its write landed with the first.
+  await hub.advance(16_000);
+  expect(begins.get(id)).toHaveLength(4);
+  expect(startedEntries(id)).toEqual([expect.objectContaining({ detail: 'run 1', step: begins.get(id)![0] })]);
+
+  // The monitor dies before it looks again, and with it what it knew of that begin.
+  await hub.client.terminate(id, 'operator');
+  expect((await hub.status(id)).runtimeStatus).toBe('Terminated');
+  const durable = new DurableMonitorClient(hub.client);
+  const monitor: MonitorClient = {
+    status: (orderId, run) => durable.status(orderId, run),
+    notifyOrderChanged: (orderId, change) => durable.notifyOrderChanged(orderId, change),
+    // As the app starts it, with this test's policy where the app's comes from its settings.
+    start: async (orderId, start) => {
+      await hub.client.startNew(ORDER_MONITOR, { instanceId: orderId, input: { ...start, policy } satisfies OrderMonitorInput });
+      return 'started';
+    },
+  };
+  const active = [{ id, correlationId: 'c-1', state: 'compensating' as const, createdAt: store.docs.get(id)!.createdAt }];
+  const sweep = await sweepMonitors('', new Date(Date.parse(deps.now()) + 60_000), { batchSize: 10, graceMs: 0 }, {
+    orders: { activeOrders: async () => active },
+    monitor,
+    log: silent,
+  });
+  expect(sweep.restarted).toEqual([{ orderId: id, previous: 'Terminated' }]);
+  for (let i = 0; i < 10 && (await hub.status(id)).runtimeStatus === 'Running'; i++) await hub.advance(30_000);
+
+  expect((await hub.status(id)).output).toEqual({ orderId: id, outcome: 'cancelled' });
+  const order = store.docs.get(id)!;
+  expect(order.timeline.filter((e) => e.kind === TIMELINE.attention)).toEqual([]);
+  // The run begun and never carried out is resumed under the next number, and not counted again:
+  // still the one run the policy allows, carried out once.
+  expect(startedEntries(id)).toEqual([
+    expect.objectContaining({ detail: 'run 1', step: begins.get(id)![0], notesUnderway: true }),
+    expect.objectContaining({ detail: 'run 2, resuming run 1', resumes: 1, notesUnderway: true }),
+  ]);
+  expect(monitorSnapshotOf(order).compensationRuns).toBe(1);
+  expect(runs.filter((r) => r.startsWith(`${id}:`))).toEqual([compensationInstanceId(id, { run: 1, attempt: 2 })]);
+});
+
+it('a run whose sub-orchestration failed before noting itself under way counts as tried for the monitor that started it: the runs stay bounded', async () => {
+  const id = 'order-begin-run-fails';
+  seed(id);
+  const input: OrderMonitorInput = { orderId: id, correlationId: 'c-1', policy: { ...DEFAULT_MONITOR_POLICY, maxCompensationRuns: 2 } };
+  await hub.client.startNew(ORDER_MONITOR, { instanceId: id, input });
+  for (let i = 0; i < 10 && (await hub.status(id)).runtimeStatus === 'Running'; i++) await hub.advance(30_000);
+
+  expect((await hub.status(id)).output).toEqual({ orderId: id, outcome: 'attention' });
+  expect(startedEntries(id).map((e) => [e.detail, e.resumes])).toEqual([
+    ['run 1', undefined],
+    ['run 2', undefined],
+  ]);
+  expect(runs.filter((r) => r.startsWith(`${id}:`))).toEqual([1, 2].map((attempt) => compensationInstanceId(id, { run: attempt, attempt })));
 });

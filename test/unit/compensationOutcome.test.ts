@@ -1,9 +1,9 @@
 /** How a compensation run ends on the order, when its activity runs once more after a restart. */
-import { compensationAskedSinceLastRun, TIMELINE } from '../../src/domain/monitorPolicy';
+import { compensationAskedSinceLastRun, latestRunNeverUnderway, monitorSnapshotOf, TIMELINE } from '../../src/domain/monitorPolicy';
 import type { OrderDocument, TimelineEntry } from '../../src/domain/order';
 import { newOrder } from '../../src/domain/orderState';
 import { createLogger, ORDER_NEEDS_ATTENTION_EVENT } from '../../src/log';
-import { beginCompensationRun, finishCompensationRun, markAttention } from '../../src/services/compensationOutcome';
+import { beginCompensationRun, finishCompensationRun, markAttention, noteRunUnderway } from '../../src/services/compensationOutcome';
 import { requestCompensation } from '../../src/support/actions';
 import type { SupportPrincipal } from '../../src/support/principal';
 import { memoryDependencies, RecordingMonitor, type MemoryDependencies } from './support/memoryStores';
@@ -117,6 +117,69 @@ describe('beginCompensationRun', () => {
     const stored = deps.orders.docs.get('o-1')!;
     expect(stored.state).toBe('processing');
     expect(stored.timeline.map((e) => e.kind)).toEqual(['done']);
+  });
+});
+
+describe('a run begun and never carried out', () => {
+  const begun = (run: number): TimelineEntry => ({ ...started(run, run), step: `step-${run}`, notesUnderway: true });
+  const runs = (deps: MemoryDependencies) => deps.orders.docs.get('o-1')!.timeline.filter((e) => e.kind === TIMELINE.compensationStarted);
+
+  it('a begin notes that its run will say when it is under way, and the run says so once', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'processing', []);
+    expect(await beginCompensationRun(order, { reason: 'billing failed', step: 'step-a' }, deps, silent)).toEqual({ run: 1, attempt: 1 });
+    expect(runs(deps)).toEqual([expect.objectContaining({ detail: 'run 1', notesUnderway: true })]);
+    expect(latestRunNeverUnderway(deps.orders.docs.get('o-1')!)).toBe(true);
+
+    expect(await noteRunUnderway(structuredClone(deps.orders.docs.get('o-1')!), 1, deps)).toEqual({ noted: true });
+    // Its first activity run once more after a restart notes nothing more.
+    expect(await noteRunUnderway(structuredClone(deps.orders.docs.get('o-1')!), 1, deps)).toEqual({ noted: false });
+    const stored = deps.orders.docs.get('o-1')!;
+    expect(stored.timeline.filter((e) => e.kind === TIMELINE.compensationUnderway)).toEqual([expect.objectContaining({ detail: 'run 1', actor: 'monitor' })]);
+    expect(latestRunNeverUnderway(stored)).toBe(false);
+  });
+
+  it('a run superseded meanwhile, or an order no longer compensating, is not noted', async () => {
+    const deps = memoryDependencies();
+    seed(deps, 'compensating', [begun(1), begun(2)]);
+    expect(await noteRunUnderway(structuredClone(deps.orders.docs.get('o-1')!), 1, deps)).toEqual({ noted: false });
+    seed(deps, 'cancelled', [begun(1)]);
+    expect(await noteRunUnderway(structuredClone(deps.orders.docs.get('o-1')!), 1, deps)).toEqual({ noted: false });
+    expect(deps.orders.docs.get('o-1')!.timeline.filter((e) => e.kind === TIMELINE.compensationUnderway)).toEqual([]);
+  });
+
+  it('resumed: carried out under the next number (a new sub-orchestration), and not counted as another run', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'compensating', [begun(1)]);
+    const start = { reason: 'billing failed', step: 'step-b', resume: true };
+    expect(await beginCompensationRun(order, start, deps, silent)).toEqual({ run: 1, attempt: 2 });
+    // Run once more for the same step: the same answer, nothing more written.
+    expect(await beginCompensationRun(structuredClone(deps.orders.docs.get('o-1')!), start, deps, silent)).toEqual({ run: 1, attempt: 2 });
+    expect(runs(deps)).toEqual([
+      expect.objectContaining({ detail: 'run 1' }),
+      expect.objectContaining({ detail: 'run 2, resuming run 1', resumes: 1, step: 'step-b', notesUnderway: true }),
+    ]);
+    expect(monitorSnapshotOf(deps.orders.docs.get('o-1')!).compensationRuns).toBe(1);
+  });
+
+  it('a resume that finds the run under way after all (it was taken up after the monitor read the order) begins a run, counted', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'compensating', [begun(1), { at: at(2), kind: TIMELINE.compensationUnderway, detail: 'run 1', actor: 'monitor' }]);
+    expect(await beginCompensationRun(order, { reason: 'billing failed', step: 'step-b', resume: true }, deps, silent)).toEqual({ run: 2, attempt: 2 });
+    expect(runs(deps)[1]).not.toHaveProperty('resumes');
+  });
+
+  it('a run begun before runs noted themselves is not resumed: counted as it was', async () => {
+    const deps = memoryDependencies();
+    const order = seed(deps, 'compensating', [started(1, 1)]);
+    expect(await beginCompensationRun(order, { reason: 'billing failed', step: 'step-b', resume: true }, deps, silent)).toEqual({ run: 2, attempt: 2 });
+  });
+
+  it('the earlier run, should it be running after all, is superseded by the resumed one: its outcome is not recorded', async () => {
+    const deps = memoryDependencies();
+    seed(deps, 'compensating', [begun(1), begun(2), { ...begun(3), resumes: 2 }]);
+    expect(await finishCompensationRun(structuredClone(deps.orders.docs.get('o-1')!), { ...refundFailed, attempt: 2 }, deps, silent)).toEqual({ recorded: false, superseded: true });
+    expect(deps.orders.docs.get('o-1')!.state).toBe('compensating');
   });
 });
 
