@@ -161,6 +161,7 @@ const situationArb: fc.Arbitrary<Situation> = fc
     compensationAskedAgainBy: personArb,
     compensationRuns: fc.integer({ min: 0, max: 5 }),
     latestRunUnheard: fc.option(fc.constant(true), { nil: undefined }),
+    latestRunNeverUnderway: fc.option(fc.constant(true), { nil: undefined }),
     quietPolls: fc.integer({ min: 0, max: 12 }),
     backlog: fc.tuple(backlogArb, backlogArb, backlogArb),
   })
@@ -204,6 +205,7 @@ const situationArb: fc.Arbitrary<Situation> = fc
       ...(g.state === 'compensating' && g.compensationAskedAgainBy ? { compensationAskedAgainBy: g.compensationAskedAgainBy } : {}),
       compensationRuns: g.compensationRuns,
       ...(g.latestRunUnheard ? { latestRunUnheard: true } : {}),
+      ...(g.state === 'compensating' && g.latestRunNeverUnderway ? { latestRunNeverUnderway: true as const } : {}),
       quietPolls: g.quietPolls,
       ...(Object.keys(backlog).length ? { backlog } : {}),
     };
@@ -253,8 +255,12 @@ describe('decideNextStep, for any order and any policy the settings allow', () =
       fc.property(situationArb, policyArb, ({ snapshot, now }, policy) => {
         const compensating: MonitorSnapshot = { ...snapshot, state: 'compensating', compensationReason: 'billing failed' };
         const step = decideNextStep(compensating, policy, now);
-        const usedUp = compensating.compensationRuns >= policy.maxCompensationRuns && !compensating.latestRunUnheard;
+        // A latest run never carried out (unheard, or never taken up) is carried out, not escalated as tried.
+        const notCarriedOut = compensating.latestRunUnheard || compensating.latestRunNeverUnderway;
+        const usedUp = compensating.compensationRuns >= policy.maxCompensationRuns && !notCarriedOut;
         expect(step.kind).toBe(usedUp ? 'markAttention' : 'compensate');
+        // Resumed only as the monitor's own carrying on: a person's request made since is a run of its own.
+        if (step.kind === 'compensate') expect(step.resume === true).toBe(!!compensating.latestRunNeverUnderway && !compensating.compensationAskedAgainBy);
       }),
       runs,
     );
