@@ -247,6 +247,7 @@ const orderMonitor: OrchestrationHandler = function* (context: OrchestrationCont
           unansweredBegin = undefined;
           // null: the order finished in the meantime (e.g. the last consumer completed it).
           if (started) {
+            // Tried from here on, even if its sub-orchestration fails before noting itself under way.
             carriedOutStep = begin.step;
             const compensation: CompensationInput = { ...order, reason: step.reason, retry: policy.compensationRetry, outage: policy.compensationOutage, attempt: started.attempt };
             const outcome: CompensationOutcome = yield context.df.callSubOrchestrator(COMPENSATE_ORDER, compensation, compensationInstanceId(orderId, started));

@@ -1,8 +1,8 @@
 /**
- * How a compensation run ends on the order: `cancelled`, or `attention` with what kept failing;
- * and the monitor's `attention` when compensation runs are used up. Both may run again after a
- * host restart (an activity the engine had not heard finish), so each first checks that its
- * outcome still stands.
+ * How a compensation run begins, is taken up and ends on the order: `cancelled`, or `attention`
+ * with what kept failing; and the monitor's `attention` when compensation runs are used up. Each
+ * may run again after a host restart (an activity the engine had not heard finish), so each first
+ * checks that its outcome still stands.
  */
 import {
   compensationAskedSinceLastRun,
