@@ -285,7 +285,10 @@ describe('decideNextStep, for any order and any policy the settings allow', () =
             expect(snapshot.unsentTo ?? []).not.toContain(step.service);
             break;
           case 'requeueBilling':
-            if (snapshot.requeueUnsentBy !== undefined && IN_FLIGHT.includes(snapshot.status.billing) && step.requestedBy === (snapshot.requeueUnsentBy === MONITOR_ACTOR ? undefined : snapshot.requeueUnsentBy) && step.requestedBy !== snapshot.requeueRequestedBy) {
+            // A person's step is the unsent requeue's only when no request of theirs is pending (that is a new requeue).
+            const unsentStep = step.requestedBy === (snapshot.requeueUnsentBy === MONITOR_ACTOR ? undefined : snapshot.requeueUnsentBy);
+            const pendingRequest = step.requestedBy !== undefined && step.requestedBy === snapshot.requeueRequestedBy;
+            if (snapshot.requeueUnsentBy !== undefined && IN_FLIGHT.includes(snapshot.status.billing) && unsentStep && !pendingRequest) {
               // The send of a requeue already written: no new one, so no bound is used.
               if (step.requestedBy === undefined) expect(step.attempt).toBe(billingRequeuesMadeOf(snapshot));
             } else if (step.requestedBy === undefined) {
