@@ -19,6 +19,7 @@ import {
   republishedMessageId,
   republishRecorded,
   requeueRecorded,
+  sendInTheMaking,
   stuckRepublishNamed,
   targetedSends,
   type BacklogCheck,
@@ -137,7 +138,7 @@ interface RepublishInput extends OrderActivityInput {
  * out, as a requeue's entry does: a send whose record is lost still counts, so the next send to the
  * service (a requeue of billing, say) gets an id of its own instead of one duplicate detection
  * drops, and an older message's dead-letter recorded meanwhile finds this one in play. The step run
- * once more sends the message its entry named, while no later send was named.
+ * once more sends the message its entry named, while that is still the send in the making.
  */
 const republishToStuckService: ActivityHandler = async (input: RepublishInput, context: InvocationContext) => {
   const deps = appDependencies();
@@ -151,11 +152,15 @@ const republishToStuckService: ActivityHandler = async (input: RepublishInput, c
     // The step run once more (the host died before the engine heard it finish) finds its send
     // recorded: sending again would be counted as the next step's and use up the republishes early.
     if (republishRecorded(monitorSnapshotOf(order), service, attempt)) return { skip: `republish ${attempt} to ${service} already sent` };
-    // The message its entry named, unless a later send was named since (a person's requeue, say):
-    // sent after that one, it would be in flight unseen by the dead-letter sweep, which takes the
-    // highest number for the latest send. A fresh entry names a message past it.
-    const named = republishedMessageId(stuckRepublishNamed(order.timeline, service, attempt)?.detail);
-    if (named !== undefined && sendNumber(order, service, named) === targetedSends(order.timeline, service)) return { order, messageId: named };
+    // The message its entry named, while that is still the send in the making: not once a later
+    // send was named (a person's requeue, say), nor once another send was recorded after the entry
+    // (an earlier requeue's, sent late). Sent then, it would be in flight unseen by the dead-letter
+    // sweep, which takes the highest number for the latest send and counts a named message never
+    // recorded sent, with a send recorded after it, as never gone out. A fresh entry names a message past it.
+    const naming = stuckRepublishNamed(order.timeline, service, attempt);
+    const named = republishedMessageId(naming?.detail);
+    const inTheMaking = naming !== undefined && naming === sendInTheMaking(order.timeline, service);
+    if (named !== undefined && inTheMaking && sendNumber(order, service, named) === targetedSends(order.timeline, service)) return { order, messageId: named };
     const messageId = republishMessageId(order, service, targetedSends(order.timeline, service) + 1);
     const entry = { at: deps.now(), kind: TIMELINE.republishing, service, actor: MONITOR_ACTOR, reason, detail: republishedDetail(attempt, messageId) };
     const appended = await deps.orders.appendTimeline(order.id, entry, { whenTimelineLength: order.timeline.length });

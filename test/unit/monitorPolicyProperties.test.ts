@@ -1232,6 +1232,49 @@ describe('the monitor over a simulated order', () => {
     expect((await world.order()).status.billing).toBe('processing');
   });
 
+  it("names a fresh message for a stuck republish run again after an earlier requeue's message was sent and recorded since", async () => {
+    const world = new World(QUIET_SCENARIO);
+    mockWorld.current = world;
+    await world.createOrder();
+    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
+    const env = { deps: world.deps, monitor: world, log: silent };
+    const publish = world.publish.bind(world);
+    // Service Bus fails every try of a person's requeue (it named event-1:billing:1), then every try
+    // of the monitor's republish to the stuck billing (it named event-1:billing:2).
+    world.publish = async () => {
+      throw new Error('Service Bus is unavailable');
+    };
+    expect(await requestRequeue(ORDER_ID, ana, env)).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+    const requeue = () => activity('requeueBilling', { attempt: 1, requestedBy: ana.name });
+    const republish = () => activity('republishToStuckService', { service: 'billing', attempt: 1, reason: 'billing processing for 60 s' });
+    await expect(requeue()).rejects.toThrow('Service Bus is unavailable');
+    await expect(republish()).rejects.toThrow('Service Bus is unavailable');
+    world.publish = publish;
+    // A delivery's progress brings the unsent requeue round again: its message goes out and is
+    // recorded, after the republish named a later one. The sweep now counts that later one, never
+    // recorded sent, as a message that may never have gone out.
+    expect(await requeue()).toMatchObject({ requeued: true, messageId: 'event-1:billing:1' });
+    const sent = world.subscriptions.billing.find((m) => m.messageId === 'event-1:billing:1')!;
+    const append = world.deps.orders.appendTimeline.bind(world.deps.orders);
+    let deadLetter: DeadLetterRecord | undefined;
+    // Billing is found stuck again; between the republish's send and its record, the requeue's
+    // message dead-letters and its dead-letter is recorded.
+    world.deps.orders.appendTimeline = async (id, entry, options) => {
+      if (entry.kind === TIMELINE.republished && !deadLetter) {
+        const message = { body: sent.body, messageId: sent.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID };
+        deadLetter = await recordDeadLetter('billing', message, env);
+      }
+      return append(id, entry, options);
+    };
+    // Sent under its old name, the republished message was in flight unseen: the requeue's
+    // dead-letter found no later send in play and marked billing dead-lettered.
+    expect(await republish()).toMatchObject({ republished: true, messageId: 'event-1:billing:3' });
+    world.deps.orders.appendTimeline = append;
+    expect(deadLetter?.outcome).toBe('noted');
+    expect((await world.order()).status.billing).toBe('processing');
+    expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1', 'event-1:billing:3']);
+  });
+
   it('ends an order whose consumers never answer, within bounded turns and time, after no more sends than the policy allows', async () => {
     await fc.assert(
       fc.asyncProperty(scenarioArb({ fates: fc.array(fc.constantFrom<Fate>('lost', 'late', 'crash', 'deadletter'), { maxLength: 40 }), afterwards: fc.constant<Fate>('lost') }), async (scenario) => {
