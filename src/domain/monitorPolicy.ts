@@ -509,14 +509,24 @@ export function underwayDetail(attempt: number): string {
 }
 
 /**
+ * Runs resumed on one order at most. Each takes a monitor that died between its begin and the run
+ * being taken up, and none counts against the runs allowed: past this, a run never taken up counts
+ * as tried, so a monitor that fails the same way every time still ends with the order in `attention`
+ * rather than adding runs to it for as long as the sweeper starts it again.
+ */
+export const MAX_RUN_RESUMES = 3;
+
+/**
  * Whether the order's latest compensation run was begun and never taken up by its sub-orchestration:
  * its begin says it would note it (`notesUnderway`), and no `compensation-underway` of that run
- * followed. A run begun before runs noted it decides as it did: carried out.
+ * followed. A run begun before runs noted it decides as it did: carried out; and so does any run
+ * once `MAX_RUN_RESUMES` were resumed.
  */
 export function latestRunNeverUnderway(order: OrderDocument): boolean {
   const timeline = order.timeline ?? [];
   const at = timeline.map((e) => e.kind).lastIndexOf(TIMELINE.compensationStarted);
   if (at < 0 || timeline[at].notesUnderway !== true) return false;
+  if (timeline.filter((e) => e.kind === TIMELINE.compensationStarted && e.resumes !== undefined).length >= MAX_RUN_RESUMES) return false;
   const detail = underwayDetail(compensationRunsStarted(order));
   return !timeline.slice(at + 1).some((e) => e.kind === TIMELINE.compensationUnderway && e.detail === detail);
 }

@@ -8,6 +8,7 @@ import {
   MonitorSettingsError,
   decideNextStep,
   monitorPolicyFromSettings,
+  MAX_RUN_RESUMES,
   monitorSnapshotOf,
   observe,
   onMonitorClock,
@@ -360,6 +361,15 @@ describe('decideNextStep: policy cells', () => {
       ['resumed, and the resuming run under way', [begun(1), begun(2, { resumes: 1 }), underway(2)], false],
     ])('%s', (_name, timeline, neverUnderway) => {
       expect(read(...timeline).latestRunNeverUnderway === true).toBe(neverUnderway);
+    });
+
+    it(`resumes at most ${MAX_RUN_RESUMES} runs: past that, a run never taken up counts as tried, and the last one allowed ends in attention`, () => {
+      const resumed = Array.from({ length: MAX_RUN_RESUMES }, (_, i) => begun(i + 2, { resumes: i + 1 }));
+      expect(read(begun(1), ...resumed.slice(0, -1)).latestRunNeverUnderway).toBe(true);
+      const exhausted = read(begun(1), ...resumed);
+      expect(exhausted).not.toHaveProperty('latestRunNeverUnderway');
+      expect(exhausted.compensationRuns).toBe(1);
+      expect(decideNextStep(exhausted, policy({ maxCompensationRuns: 1 }), now(0)).kind).toBe('markAttention');
     });
 
     it('a run that resumes one never carried out is that run, not another against the bound', () => {
