@@ -23,6 +23,7 @@
 import type { OrderDocument } from '../domain/order';
 import { DEAD_LETTER_SWEEP_FAILED_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
+import { OrderKeptChangingError } from '../services/orderAsRead';
 import type { MonitorClient } from '../services/ports';
 import type { ServiceName } from '../topology';
 import { recordDeadLetter, type DeadLetteredMessage } from './deadLetters';
@@ -76,6 +77,9 @@ export interface DeadLetterSweepSettings {
   /** Order reads at once. */
   readConcurrency: number;
 }
+
+/** Passes in a row that find a message's order too busy to record it onto before that is alerted on. */
+const BUSY_PASSES_BEFORE_ALERT = 10;
 
 export const DEFAULT_DEAD_LETTER_SWEEP: DeadLetterSweepSettings = {
   pageSize: 500,
@@ -229,6 +233,13 @@ export class DeadLetterSweep {
     const failures = (memory.failures.get(message.sequence) ?? 0) + 1;
     memory.failures.set(message.sequence, failures);
     report.unrecorded = (report.unrecorded ?? 0) + 1;
+    // An order others kept writing while this tried to record onto it (its deliveries, its
+    // monitor): the next pass most likely gets through, so a person is called only if it keeps so.
+    const busy = err instanceof OrderKeptChangingError && failures < BUSY_PASSES_BEFORE_ALERT;
+    if (busy) {
+      if (failures === 1) env.log.warn(`${service}-deadletter-order-busy`, { sequence: message.sequence.toString(), messageId: message.messageId, error: err.message });
+      return;
+    }
     if (failures === 1 || failures === 10 || failures % 100 === 0) {
       env.log.error(`${service}-${DEAD_LETTER_SWEEP_FAILED_EVENT}`, err, { sequence: message.sequence.toString(), messageId: message.messageId, failures });
     }

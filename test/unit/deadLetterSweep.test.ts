@@ -114,6 +114,31 @@ describe('DeadLetterSweep', () => {
     expect(deps.deadLetters.parked.size).toBe(1);
   });
 
+  it('an order too busy to record a dead-letter onto is a warning, tried again each pass, and alerted on only if it stays so for ten passes', async () => {
+    const sweep = new DeadLetterSweep();
+    const busy = storedOrder('processing');
+    queue.add(billingDeadLetter(busy), 1n);
+    // Every write onto the order as read finds it changed: its deliveries keep writing it.
+    const transition = deps.orders.transitionStatus.bind(deps.orders);
+    let writesRacing = true;
+    deps.orders.transitionStatus = async (id, change) => (writesRacing && change.whenTimelineLength !== undefined ? undefined : transition(id, change));
+    const warnings: string[] = [];
+    const errors: string[] = [];
+    const watched = {
+      deps,
+      monitor,
+      log: createLogger({ info: () => undefined, warn: (line: unknown) => warnings.push(String(line)), error: (line: unknown) => errors.push(String(line)) }),
+    };
+    for (let pass = 1; pass < 10; pass++) expect(await sweep.sweep('billing', queue, watched)).toMatchObject({ recorded: 0, unrecorded: 1 });
+    expect(errors).toEqual([]);
+    expect(warnings.map((w) => JSON.parse(w).event)).toEqual(['billing-deadletter-order-busy']);
+    await sweep.sweep('billing', queue, watched);
+    expect(errors.map((e) => JSON.parse(e))).toEqual([expect.objectContaining({ event: 'billing-deadletter-sweep-failed', failures: 10, errorName: 'OrderKeptChangingError' })]);
+    writesRacing = false;
+    expect(await sweep.sweep('billing', queue, watched)).toMatchObject({ recorded: 1 });
+    expect(deps.orders.docs.get(busy.id)!.status.billing).toBe('deadlettered');
+  });
+
   it("an order that cannot be read holds up nothing else, and is read again next run", async () => {
     let now = 0;
     const sweep = new DeadLetterSweep(DEFAULT_DEAD_LETTER_SWEEP, () => now);
