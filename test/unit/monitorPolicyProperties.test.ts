@@ -1208,20 +1208,25 @@ describe('the monitor over a simulated order', () => {
     expect(world.subscriptions.notification.map((m) => m.messageId)).toEqual(['event-1', 'event-1:notification:1']);
   });
 
-  it('names a fresh message for a stuck republish run again after a later send to the service was named', async () => {
+  /** An order whose billing is processing, with Service Bus failing every send until `restore()`. */
+  async function billingWithSendsFailing() {
     const world = new World(QUIET_SCENARIO);
     mockWorld.current = world;
     await world.createOrder();
     world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
-    const env = { deps: world.deps, monitor: world, log: silent };
     const publish = world.publish.bind(world);
-    // Service Bus fails every try of the monitor's republish: it named event-1:billing:1, never sent.
     world.publish = async () => {
       throw new Error('Service Bus is unavailable');
     };
+    return { world, env: { deps: world.deps, monitor: world, log: silent }, restore: () => (world.publish = publish) };
+  }
+
+  it('names a fresh message for a stuck republish run again after a later send to the service was named', async () => {
+    // Service Bus fails every try of the monitor's republish: it named event-1:billing:1, never sent.
+    const { world, env, restore } = await billingWithSendsFailing();
     const republish = () => activity('republishToStuckService', { service: 'billing', attempt: 1, reason: 'billing processing for 60 s' });
     await expect(republish()).rejects.toThrow('Service Bus is unavailable');
-    world.publish = publish;
+    restore();
     // A person's requeue goes out next, as send 2; billing is found stuck again later.
     expect(await requestRequeue(ORDER_ID, ana, env)).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
     expect(await activity('requeueBilling', { attempt: 1, requestedBy: ana.name })).toMatchObject({ requeued: true, messageId: 'event-1:billing:2' });
@@ -1236,23 +1241,15 @@ describe('the monitor over a simulated order', () => {
   });
 
   it("names a fresh message for a stuck republish run again after an earlier requeue's message was sent and recorded since", async () => {
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    await world.createOrder();
-    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
-    const env = { deps: world.deps, monitor: world, log: silent };
-    const publish = world.publish.bind(world);
     // Service Bus fails every try of a person's requeue (it named event-1:billing:1), then every try
     // of the monitor's republish to the stuck billing (it named event-1:billing:2).
-    world.publish = async () => {
-      throw new Error('Service Bus is unavailable');
-    };
+    const { world, env, restore } = await billingWithSendsFailing();
     expect(await requestRequeue(ORDER_ID, ana, env)).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
     const requeue = () => activity('requeueBilling', { attempt: 1, requestedBy: ana.name });
     const republish = () => activity('republishToStuckService', { service: 'billing', attempt: 1, reason: 'billing processing for 60 s' });
     await expect(requeue()).rejects.toThrow('Service Bus is unavailable');
     await expect(republish()).rejects.toThrow('Service Bus is unavailable');
-    world.publish = publish;
+    restore();
     // A delivery's progress brings the unsent requeue round again: its message goes out and is
     // recorded, after the republish named a later one. The sweep now counts that later one, never
     // recorded sent, as a message that may never have gone out.
