@@ -958,12 +958,36 @@ const QUIET_SCENARIO: Scenario = {
 };
 
 describe('the monitor over a simulated order', () => {
-  it('sends a republish step once, and counts it once, when the engine runs its activity twice', async () => {
-    // The host died after the activity wrote its send and before the engine heard it finish: the
-    // step runs again. Counted twice, the order would run out of republishes a step early.
+  /** `sent` as its dead-letter queue gives it back once its last delivery failed. */
+  const deadLetterOf = (sent: Queued) => ({ body: sent.body, messageId: sent.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID });
+
+  /**
+   * Has `sent` dead-letter, and its dead-letter recorded, between a republish's send and the write
+   * that records it (once). Returns the dead-letter's record, once made, and what puts the store back.
+   */
+  function deadLetterBeforeRepublishRecorded(world: World, sent: Queued) {
+    const append = world.deps.orders.appendTimeline.bind(world.deps.orders);
+    let deadLetter: DeadLetterRecord | undefined;
+    world.deps.orders.appendTimeline = async (id, entry, options) => {
+      if (entry.kind === TIMELINE.republished && !deadLetter) deadLetter = await recordDeadLetter('billing', deadLetterOf(sent), { deps: world.deps, monitor: world, log: silent });
+      return append(id, entry, options);
+    };
+    return { deadLetter: () => deadLetter, restore: () => (world.deps.orders.appendTimeline = append) };
+  }
+
+  /** A quiet order created in a world of its own (the activities' world), billing set to `billing` when given. */
+  async function quietOrder(billing?: ServiceStatus): Promise<World> {
     const world = new World(QUIET_SCENARIO);
     mockWorld.current = world;
     await world.createOrder();
+    if (billing) world.deps.orders.docs.get(ORDER_ID)!.status.billing = billing;
+    return world;
+  }
+
+  it('sends a republish step once, and counts it once, when the engine runs its activity twice', async () => {
+    // The host died after the activity wrote its send and before the engine heard it finish: the
+    // step runs again. Counted twice, the order would run out of republishes a step early.
+    const world = await quietOrder();
     const republish = () => activity('republishToStuckService', { service: 'notification', attempt: 1, reason: 'notification pending for 60 s' });
     await republish();
     await republish();
@@ -974,10 +998,7 @@ describe('the monitor over a simulated order', () => {
   it('sends a requeue of billing once when the engine runs its activity twice', async () => {
     // As above: a second message would be one of its own (numbered past the first, so duplicate
     // detection keeps it), taken by billing once more for nothing, and written on the order again.
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    const { id } = await world.createOrder();
-    world.deps.orders.docs.get(id)!.status.billing = 'deadlettered';
+    const world = await quietOrder('deadlettered');
     const requeue = () => activity('requeueBilling', { attempt: 1 });
     await requeue();
     await requeue();
@@ -988,10 +1009,7 @@ describe('the monitor over a simulated order', () => {
   });
 
   it('sends a requeue whose message did not go out on the next turn, once, and leaves it to the stuck path after the threshold', async () => {
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    await world.createOrder();
-    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'deadlettered';
+    const world = await quietOrder('deadlettered');
     const publish = world.publish.bind(world);
     // Service Bus fails the send on every retry of the step: the requeue is written, its message is not.
     world.publish = async () => {
@@ -1019,9 +1037,7 @@ describe('the monitor over a simulated order', () => {
   it("carries out a person's requeue of a billing in flight once when the engine runs its activity twice at once", async () => {
     // Both copies read the order, with the request pending, before either wrote: the second must
     // not record the same request carried out again.
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    await world.createOrder();
+    const world = await quietOrder();
     expect(await requestRequeue(ORDER_ID, ana, { deps: world.deps, monitor: world, log: silent })).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
     const requeue = () => activity('requeueBilling', { attempt: 1, requestedBy: ana.name });
     await Promise.all([requeue(), requeue()]);
@@ -1034,10 +1050,7 @@ describe('the monitor over a simulated order', () => {
     // Two copies of one step (an activity whose lease ran out while its first copy still ran) read
     // the order together; the second is held up before its write until billing, requeued by the
     // first, has dead-lettered again.
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    await world.createOrder();
-    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'deadlettered';
+    const world = await quietOrder('deadlettered');
     const transition = world.deps.orders.transitionStatus.bind(world.deps.orders);
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
@@ -1057,7 +1070,7 @@ describe('the monitor over a simulated order', () => {
     world.deps.orders.transitionStatus = transition;
     const sent = world.subscriptions.billing.find((m) => m.messageId === 'event-1:billing:1')!;
     // Billing takes the requeued message and fails it on its last delivery: dead-lettered again.
-    expect((await recordDeadLetter('billing', { body: sent.body, messageId: sent.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID }, { deps: world.deps, monitor: world, log: silent })).outcome).toBe('recorded');
+    expect((await recordDeadLetter('billing', deadLetterOf(sent), { deps: world.deps, monitor: world, log: silent })).outcome).toBe('recorded');
     release();
     await late;
     const order = await world.order();
@@ -1071,9 +1084,7 @@ describe('the monitor over a simulated order', () => {
   });
 
   it("sends a message of its own for a request a retried step takes up, when the record of the step's first send was lost", async () => {
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    await world.createOrder();
+    const world = await quietOrder();
     const env = { deps: world.deps, monitor: world, log: silent };
     expect(await requestRequeue(ORDER_ID, ana, env)).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
     const append = world.deps.orders.appendTimeline.bind(world.deps.orders);
@@ -1098,29 +1109,18 @@ describe('the monitor over a simulated order', () => {
   });
 
   it("an older billing message's dead-letter, processed while a stuck republish's message is on its way unrecorded, leaves billing to that message", async () => {
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    await world.createOrder();
-    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
+    const world = await quietOrder('processing');
     const event = world.subscriptions.billing.find((m) => m.messageId === 'event-1')!;
-    const append = world.deps.orders.appendTimeline.bind(world.deps.orders);
-    let deadLetter: DeadLetterRecord | undefined;
     // Between the republish's send and its record, the event's last delivery fails and its
     // dead-letter is recorded from the order as it then reads.
-    world.deps.orders.appendTimeline = async (id, entry, options) => {
-      if (entry.kind === TIMELINE.republished && !deadLetter) {
-        const message = { body: event.body, messageId: event.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID };
-        deadLetter = await recordDeadLetter('billing', message, { deps: world.deps, monitor: world, log: silent });
-      }
-      return append(id, entry, options);
-    };
+    const { deadLetter, restore } = deadLetterBeforeRepublishRecorded(world, event);
     expect(await activity('republishToStuckService', { service: 'billing', attempt: 1, reason: 'billing processing for 60 s' })).toMatchObject({ republished: true, messageId: 'event-1:billing:1' });
-    world.deps.orders.appendTimeline = append;
+    restore();
     const order = await world.order();
     // Decided before the send was recorded, the dead-letter marked billing dead-lettered with
     // event-1:billing:1 on its way, and the monitor requeued it after the backoff unless that
     // message was claimed first: a requeue used up, and a second message sent, for nothing.
-    expect(deadLetter?.outcome).toBe('noted');
+    expect(deadLetter()?.outcome).toBe('noted');
     expect(order.timeline.filter((e) => e.kind === TIMELINE.deadLettered).map((e) => e.detail)).toEqual(['message event-1; send 1 to billing is in play']);
     expect(order.status.billing).toBe('processing');
     const policy = QUIET_SCENARIO.policy;
@@ -1128,10 +1128,7 @@ describe('the monitor over a simulated order', () => {
   });
 
   it("an older billing message's dead-letter read before a stuck republish named its message, and written after, leaves billing to that message", async () => {
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    await world.createOrder();
-    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
+    const world = await quietOrder('processing');
     const event = world.subscriptions.billing.find((m) => m.messageId === 'event-1')!;
     const transition = world.deps.orders.transitionStatus.bind(world.deps.orders);
     // The dead-letter reads the order; the republish names its message and sends it; then the
@@ -1143,7 +1140,7 @@ describe('the monitor over a simulated order', () => {
       }
       return transition(id, change);
     };
-    const message = { body: event.body, messageId: event.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID };
+    const message = deadLetterOf(event);
     const deadLetter = await recordDeadLetter('billing', message, { deps: world.deps, monitor: world, log: silent });
     world.deps.orders.transitionStatus = transition;
     expect(republished).toMatchObject({ republished: true, messageId: 'event-1:billing:1' });
@@ -1156,10 +1153,7 @@ describe('the monitor over a simulated order', () => {
   });
 
   it('gives the next send to billing a message of its own when the record of a stuck republish was lost', async () => {
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    await world.createOrder();
-    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
+    const world = await quietOrder('processing');
     const append = world.deps.orders.appendTimeline.bind(world.deps.orders);
     // The republish's message goes out; Cosmos DB then fails the write that records it, on every try.
     world.deps.orders.appendTimeline = async (id, entry, options) => {
@@ -1170,7 +1164,7 @@ describe('the monitor over a simulated order', () => {
     world.deps.orders.appendTimeline = append;
     // Billing takes the republished message and fails it on its last delivery: dead-lettered.
     const sent = world.subscriptions.billing.find((m) => m.messageId === 'event-1:billing:1')!;
-    const message = { body: sent.body, messageId: sent.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID };
+    const message = deadLetterOf(sent);
     expect((await recordDeadLetter('billing', message, { deps: world.deps, monitor: world, log: silent })).outcome).toBe('recorded');
     let order = await world.order();
     const policy = QUIET_SCENARIO.policy;
@@ -1184,9 +1178,7 @@ describe('the monitor over a simulated order', () => {
   });
 
   it('sends a stuck republish whose message did not go out under the name its entry gave it, once, when the step runs again', async () => {
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    await world.createOrder();
+    const world = await quietOrder();
     const publish = world.publish.bind(world);
     // Service Bus fails the send on every retry of the step: the republish is named, its message not sent.
     world.publish = async () => {
@@ -1210,10 +1202,7 @@ describe('the monitor over a simulated order', () => {
 
   /** An order whose billing is processing, with Service Bus failing every send until `restore()`. */
   async function billingWithSendsFailing() {
-    const world = new World(QUIET_SCENARIO);
-    mockWorld.current = world;
-    await world.createOrder();
-    world.deps.orders.docs.get(ORDER_ID)!.status.billing = 'processing';
+    const world = await quietOrder('processing');
     const publish = world.publish.bind(world);
     world.publish = async () => {
       throw new Error('Service Bus is unavailable');
@@ -1235,7 +1224,7 @@ describe('the monitor over a simulated order', () => {
     // Sent under its old name, after send 2, the republished message was in flight unseen: send 2's
     // dead-letter found no later send and marked billing dead-lettered.
     const sent = world.subscriptions.billing.find((m) => m.messageId === 'event-1:billing:2')!;
-    const message = { body: sent.body, messageId: sent.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID };
+    const message = deadLetterOf(sent);
     expect((await recordDeadLetter('billing', message, env)).outcome).toBe('noted');
     expect((await world.order()).status.billing).toBe('processing');
   });
@@ -1255,22 +1244,14 @@ describe('the monitor over a simulated order', () => {
     // recorded sent, as a message that may never have gone out.
     expect(await requeue()).toMatchObject({ requeued: true, messageId: 'event-1:billing:1' });
     const sent = world.subscriptions.billing.find((m) => m.messageId === 'event-1:billing:1')!;
-    const append = world.deps.orders.appendTimeline.bind(world.deps.orders);
-    let deadLetter: DeadLetterRecord | undefined;
     // Billing is found stuck again; between the republish's send and its record, the requeue's
     // message dead-letters and its dead-letter is recorded.
-    world.deps.orders.appendTimeline = async (id, entry, options) => {
-      if (entry.kind === TIMELINE.republished && !deadLetter) {
-        const message = { body: sent.body, messageId: sent.messageId, deliveryCount: MAX_DELIVERY_COUNT, deadLetterReason: MAX_DELIVERY_COUNT_EXCEEDED, orderId: ORDER_ID };
-        deadLetter = await recordDeadLetter('billing', message, env);
-      }
-      return append(id, entry, options);
-    };
+    const deadLettered = deadLetterBeforeRepublishRecorded(world, sent);
     // Sent under its old name, the republished message was in flight unseen: the requeue's
     // dead-letter found no later send in play and marked billing dead-lettered.
     expect(await republish()).toMatchObject({ republished: true, messageId: 'event-1:billing:3' });
-    world.deps.orders.appendTimeline = append;
-    expect(deadLetter?.outcome).toBe('noted');
+    deadLettered.restore();
+    expect(deadLettered.deadLetter()?.outcome).toBe('noted');
     expect((await world.order()).status.billing).toBe('processing');
     expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1', 'event-1:billing:3']);
   });
