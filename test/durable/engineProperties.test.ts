@@ -563,6 +563,11 @@ async function runScenario(scenario: Scenario): Promise<void> {
     purged: false,
   }));
   const started = (): Instance[] => instances.filter((i) => i.startedAt !== undefined);
+  /** The started instance not purged that `who` picks; undefined when there is none. */
+  const liveOne = (who: number): Instance | undefined => {
+    const candidates = started().filter((i) => !i.purged);
+    return candidates[who % candidates.length];
+  };
 
   const settle = async (how: 'idle' | number): Promise<void> => {
     if (how === 'idle') await unlessStuck(hub.idle(), 'idle');
@@ -654,9 +659,8 @@ async function runScenario(scenario: Scenario): Promise<void> {
           break;
         }
         case 'raise': {
-          const candidates = started().filter((i) => !i.purged);
-          if (candidates.length === 0) break;
-          const inst = candidates[op.who % candidates.length];
+          const inst = liveOne(op.who);
+          if (!inst) break;
           const m = modelOf(inst, now);
           // Names of steps of the generation under way and of those before it. An event for a
           // generation to come would be dropped or kept depending on whether it reaches the old
@@ -682,9 +686,8 @@ async function runScenario(scenario: Scenario): Promise<void> {
           await check();
           break;
         case 'terminate': {
-          const candidates = started().filter((i) => !i.purged);
-          if (candidates.length === 0) break;
-          const inst = candidates[op.who % candidates.length];
+          const inst = liveOne(op.who);
+          if (!inst) break;
           // While the engine may still be at work on this moment only if the instance will not
           // finish at this moment: then it ends terminated whichever comes first.
           let m = modelOf(inst, now);
@@ -701,9 +704,8 @@ async function runScenario(scenario: Scenario): Promise<void> {
         }
         case 'suspend':
         case 'resume': {
-          const candidates = started().filter((i) => !i.purged);
-          if (candidates.length === 0) break;
-          const inst = candidates[op.who % candidates.length];
+          const inst = liveOne(op.who);
+          if (!inst) break;
           await unlessStuck(hub.idle(), `idle before ${op.op}`);
           const m = modelOf(inst, now);
           const open = inst.suspensions.find((s) => s.to === undefined);
@@ -735,9 +737,8 @@ async function runScenario(scenario: Scenario): Promise<void> {
           break;
         }
         case 'purge': {
-          const candidates = started().filter((i) => !i.purged);
-          if (candidates.length === 0) break;
-          const inst = candidates[op.who % candidates.length];
+          const inst = liveOne(op.who);
+          if (!inst) break;
           await unlessStuck(hub.idle(), `idle before ${op.op}`);
           const m = modelOf(inst, now);
           if (m.final) {
