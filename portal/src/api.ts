@@ -5,12 +5,13 @@
  * app uses.
  */
 import type { NotificationKind, OrderState, ServiceStatus, TimelineEntry } from '../../src/domain/order';
+import type { SupportRequestOutcome } from '../../src/domain/orderState';
 import type { StoredDeadLetter } from '../../src/services/ports';
 import type { ServiceName } from '../../src/topology';
 import type { ActionAnswer } from './actionRules';
 import { readableFieldPath } from './format';
 
-export type { OrderState, ServiceName, ServiceStatus, TimelineEntry };
+export type { OrderState, ServiceName, ServiceStatus, SupportRequestOutcome, TimelineEntry };
 
 export const SERVICE_NAMES: readonly ServiceName[] = ['inventory', 'billing', 'notification'];
 export const ORDER_STATES: readonly OrderState[] = [
@@ -34,6 +35,8 @@ export interface OrderView {
   payment?: { charged?: number; refunded?: number } | null;
   notifications?: { kind: NotificationKind | string; at?: string }[];
   timeline?: Partial<TimelineEntry>[];
+  /** Every request a person made of the order, with what became of it (`SupportRequestOutcome`). */
+  requests?: Partial<SupportRequestOutcome>[] | null;
   monitor?: { runtimeStatus?: string; customStatus?: unknown } | null;
   /**
    * While compensating: the latest run and its status (the step it is on, a wait for Cosmos DB); or

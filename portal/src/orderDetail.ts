@@ -3,7 +3,7 @@
  * the timeline, and the support actions. The frame (heading, buttons, results) is built once per
  * selected order; only the data parts are redrawn, and only when the order changed.
  */
-import { ApiProblem, getOrder, OrderView, runSupportAction, SERVICE_NAMES, ServiceName, SupportAction, TimelineEntry } from './api';
+import { ApiProblem, getOrder, OrderView, runSupportAction, SERVICE_NAMES, ServiceName, SupportAction, SupportRequestOutcome, TimelineEntry } from './api';
 import { badge } from './badge';
 import { confirmAction } from './confirmDialog';
 import { byId, fill, h } from './dom';
@@ -114,6 +114,7 @@ export class OrderDetail {
     this.renderSummary(order);
     this.renderActions(order);
     this.renderLanes(order);
+    this.renderRequests(order);
     this.renderPayment(order);
     this.renderNotifications(order);
     this.renderMonitor(order);
@@ -183,6 +184,14 @@ export class OrderDetail {
           ),
         );
       }),
+    );
+  }
+
+  private renderRequests(order: OrderView): void {
+    const requests = Array.isArray(order.requests) ? order.requests : [];
+    fill(
+      byId('detail-requests'),
+      requests.length === 0 ? h('li', { class: 'muted' }, 'No requests made') : requests.map((request) => supportRequest(request)),
     );
   }
 
@@ -303,6 +312,31 @@ function timelineEntry(entry: Partial<TimelineEntry>): HTMLLIElement {
       ),
       entry.reason ? h('p', { class: 'timeline__reason' }, h('span', { class: 'label' }, 'Reason: '), entry.reason) : null,
       entry.detail ? h('p', { class: 'timeline__detail' }, entry.detail) : null,
+    ),
+  );
+}
+
+const REQUEST_OUTCOME: Record<string, string> = { pending: 'Pending', 'carried-out': 'Carried out', overtaken: 'Overtaken' };
+
+/** One person's request: what, who, when, and what became of it (the API's words). */
+function supportRequest(request: Partial<SupportRequestOutcome>): HTMLLIElement {
+  const outcome = typeof request.outcome === 'string' ? request.outcome : 'unknown';
+  return h(
+    'li',
+    { class: 'request', 'data-action': request.action ?? '', 'data-outcome': outcome },
+    h(
+      'p',
+      { class: 'request__headline' },
+      h('strong', {}, capitalize(request.action ?? 'request')),
+      request.by ? ` · by ${request.by}` : '',
+      request.at ? [' at ', timeElement(request.at, formatPreciseTime)] : '',
+    ),
+    h(
+      'p',
+      { class: 'request__outcome' },
+      h('span', { class: 'label' }, `${REQUEST_OUTCOME[outcome] ?? capitalize(outcome)}`),
+      request.carriedOutAt ? [' at ', timeElement(request.carriedOutAt, formatPreciseTime)] : '',
+      request.detail ? `: ${request.detail}` : '',
     ),
   );
 }

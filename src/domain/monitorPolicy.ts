@@ -14,7 +14,15 @@ import {
   type ServiceStatus,
   type TimelineEntry,
 } from './order';
-import { currentReasons, IN_FLIGHT, latestSupportRequest, pendingRequeueRequest, REQUEUED_KIND, SUPPORT_ACTION_KIND } from './orderState';
+import {
+  COMPENSATION_STARTED_KIND,
+  currentReasons,
+  IN_FLIGHT,
+  latestSupportRequest,
+  pendingRequeueRequest,
+  REQUEUED_KIND,
+  SUPPORT_ACTION_KIND,
+} from './orderState';
 
 /** Timeline kinds the monitor writes and reads back; consumers write `delivery`, `done`, `failed`. */
 export const TIMELINE = {
@@ -24,7 +32,7 @@ export const TIMELINE = {
   republishing: 'republishing',
   republished: 'republished',
   supportAction: SUPPORT_ACTION_KIND,
-  compensationStarted: 'compensation-started',
+  compensationStarted: COMPENSATION_STARTED_KIND,
   /** Written by a run's sub-orchestration when it takes the run up (detail: `run <attempt>`). */
   compensationUnderway: 'compensation-underway',
   compensation: 'compensation',

@@ -56,6 +56,8 @@ export function requeueOvertakenReason(status: Partial<Record<ServiceName, strin
 export const SUPPORT_ACTION_KIND = 'support-action';
 /** The timeline kind of a billing requeue carried out (by the monitor, for itself or for a person). */
 export const REQUEUED_KIND = 'requeued';
+/** The timeline kind of a compensation run begun (by the monitor, for itself or for a person). */
+export const COMPENSATION_STARTED_KIND = 'compensation-started';
 
 /** What the support rules read of a timeline entry (the portal holds entries as the API sent them). */
 export type TimelineLike = readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[];
@@ -114,6 +116,98 @@ export function supportRequestLimitReason(timeline: TimelineLike | undefined, ac
   return count >= MAX_SUPPORT_COMPENSATIONS
     ? `compensation was asked for ${count} times, the most an order takes; settle what failed outside the system (the timeline names it)`
     : undefined;
+}
+
+/** What became of a person's request, as the order shows it now. */
+export interface SupportRequestOutcome {
+  action: 'requeue' | 'compensate';
+  by: string;
+  at: string;
+  /**
+   * `pending`: the monitor has yet to act on it. `carried-out`: it requeued billing, or began a
+   * compensation run. `overtaken`: the order moved on first (billing finished, every service
+   * finished, compensation began) and nothing will carry it out.
+   */
+  outcome: 'pending' | 'carried-out' | 'overtaken';
+  /** What happened or will, in the words support reads. */
+  detail: string;
+  /** When: the stamp of the requeue or the run's begin that carried it out. */
+  carriedOutAt?: string;
+}
+
+/**
+ * Every request a person made of the order, oldest first, with what became of it. A request is
+ * carried out by the first requeue (or compensation run) written after it, by the entries' places,
+ * as the monitor reads them. One not carried out is pending while the monitor still would, and
+ * otherwise overtaken, with why: a compensate request the order completed before (every service
+ * finished before the run began), a requeue that billing's end, compensation, or a business
+ * failure made pointless. Derived from the timeline when read, so it holds for orders written
+ * before it existed.
+ */
+export function supportRequestOutcomes(order: {
+  state?: string;
+  status?: Partial<Record<ServiceName, string>> | null;
+  timeline?: TimelineLike | null;
+}): SupportRequestOutcome[] {
+  const requests: SupportRequestOutcome[] = [];
+  const open = (action: SupportRequestOutcome['action']) => requests.filter((r) => r.action === action && r.outcome === 'pending');
+  // Requeue requests a compensate request followed: the monitor compensates before any requeue,
+  // and a requeue's write is conditional on the timeline it read, so none lands after it.
+  const compensationAskedAfter = new Set<SupportRequestOutcome>();
+  for (const entry of order.timeline ?? []) {
+    if (entry.kind === SUPPORT_ACTION_KIND && (entry.detail === 'requeue' || entry.detail === 'compensate') && entry.at !== undefined) {
+      if (entry.detail === 'compensate') for (const r of open('requeue')) compensationAskedAfter.add(r);
+      requests.push({ action: entry.detail, by: entry.actor ?? 'support', at: entry.at, outcome: 'pending', detail: '' });
+    } else if (entry.kind === REQUEUED_KIND) {
+      for (const r of open('requeue')) carryOut(r, entry, 'billing requeued');
+    } else if (entry.kind === COMPENSATION_STARTED_KIND) {
+      overtake(open('requeue'), 'compensation began before billing was requeued; billing is refunded, not retried');
+      for (const r of open('compensate')) carryOut(r, entry, 'compensation began');
+    }
+  }
+  const status = order.status ?? {};
+  const active = order.state !== undefined && (ACTIVE_STATES as readonly string[]).includes(order.state);
+  const allDone = SERVICES.every((s) => status[s] === 'done');
+  for (const r of open('requeue')) {
+    const billing = status.billing;
+    const why =
+      billing === 'done'
+        ? 'billing finished before it was requeued'
+        : billing === 'failed'
+          ? 'billing failed for a business reason before it was requeued'
+          : compensationAskedAfter.has(r)
+            ? 'compensation was asked for before billing was requeued'
+            : !active
+              ? `${theOrderIs(order.state)}; billing was not requeued`
+              : billing !== undefined && !(REQUEUE_BILLING_FROM as readonly string[]).includes(billing)
+                ? `billing is ${billing}; it was not requeued`
+                : requeueOvertakenReason(status);
+    if (why) overtake([r], why);
+    else r.detail = 'the monitor requeues billing at its next look';
+  }
+  for (const r of open('compensate')) {
+    if (order.state === 'completed' || allDone) {
+      overtake([r], `every service finished before compensation began: the order ${order.state === 'completed' ? 'completed' : 'is completing'}, and nothing was undone`);
+    } else if (active || order.state === 'compensating') {
+      r.detail = 'the monitor begins compensation at its next look';
+    } else {
+      overtake([r], `${theOrderIs(order.state)}; compensation did not begin after this request`);
+    }
+  }
+  return requests;
+}
+
+function carryOut(request: SupportRequestOutcome, entry: TimelineLike[number], what: string): void {
+  request.outcome = 'carried-out';
+  request.detail = entry.detail ? `${what} (${entry.detail})` : what;
+  if (entry.at !== undefined) request.carriedOutAt = entry.at;
+}
+
+function overtake(requests: SupportRequestOutcome[], why: string): void {
+  for (const r of requests) {
+    r.outcome = 'overtaken';
+    r.detail = why;
+  }
 }
 
 /** Why a requeue asked for again records nothing, in the words support reads. */

@@ -3,7 +3,7 @@ import { inventoryItemView, inventoryView, type InventoryItemView, type Inventor
 import { withinStoreWait } from '../deadline';
 import type { OrderDocument } from '../domain/order';
 import { compensationAskedSinceLastRun, compensationRunsStarted, MONITOR_ACTOR } from '../domain/monitorPolicy';
-import { currentReasons } from '../domain/orderState';
+import { currentReasons, supportRequestOutcomes, type SupportRequestOutcome } from '../domain/orderState';
 import type { ServiceName } from '../topology';
 import type { OrderSagaDependencies } from './dependencies';
 import type { CallOptions, MonitorClient, MonitorStatus, OrderFilter } from './ports';
@@ -21,6 +21,8 @@ export interface OrderSupportView {
   payment: OrderDocument['payment'];
   notifications: OrderDocument['notifications'];
   timeline: OrderDocument['timeline'];
+  /** Every request a person made of the order (requeue, compensate), with what became of it. */
+  requests: SupportRequestOutcome[];
   monitor: MonitorStatus | null;
   /**
    * While the order is `compensating`: its latest compensation run, numbered as on the timeline,
@@ -56,6 +58,7 @@ export function orderSupportView(
     payment: order.payment,
     notifications: order.notifications,
     timeline: order.timeline,
+    requests: supportRequestOutcomes(order),
     monitor,
     ...(compensation ? { compensation } : {}),
     correlationId: order.correlationId,
@@ -113,6 +116,7 @@ export function withoutSupportNames(view: OrderSupportView): OrderSupportView {
     ...view,
     statusReason: scrub(view.statusReason),
     timeline: scrub(view.timeline),
+    requests: scrub(view.requests),
     monitor: scrub(view.monitor),
     ...(view.compensation ? { compensation: scrub(view.compensation) } : {}),
   };

@@ -325,6 +325,10 @@ describe('support portal (reference demo, end to end)', () => {
       const timeline = await timelineText();
       expect(timeline).toMatch(/requeue/);
       expect(timeline).toContain(`by ${SUPPORT_PRINCIPAL}`);
+      // The request is listed with what became of it.
+      const request = page.locator('#detail-requests .request[data-action="requeue"]');
+      expect(await request.getAttribute('data-outcome')).toBe('carried-out');
+      expect(await request.innerText()).toMatch(/^Requeue · by support@localhost at [\s\S]*Carried out at [\s\S]*billing requeued \(attempt \d+, message /);
       const announced: string[] = await page.evaluate('window.announced');
       expect(announced.join(' | ')).toMatch(new RegExp(`${deadLettered.slice(0, 8)}[^|]*completed`));
       await screenshots('4-requeued-completed');
@@ -435,6 +439,11 @@ describe('support portal (reference demo, end to end)', () => {
       expect(await page.locator('#confirm-message').innerText()).toContain('those already done are not repeated');
       await page.locator('#confirm-ok').click();
       await detailState('cancelled').waitFor({ timeout: 60_000 });
+      // Nobody asked before; this request began the second run.
+      const requests = page.locator('#detail-requests .request');
+      expect(await requests.count()).toBe(1);
+      expect(await requests.getAttribute('data-outcome')).toBe('carried-out');
+      expect(await requests.innerText()).toMatch(/^Compensate · by [\s\S]*Carried out at [\s\S]*compensation began \(run 2\)/);
       const refunded = await page.locator('#detail-payment .term', { hasText: 'Refunded' }).locator('dd').innerText();
       expect(refunded).not.toMatch(/^\D*0[.,]00\D*$/);
     });

@@ -627,6 +627,7 @@ describe('GET /api/orders/{id}', () => {
       status: { inventory: 'pending', billing: 'pending', notification: 'pending' },
       payment: { charged: 0, refunded: 0 },
       notifications: [],
+      requests: [],
       monitor: { runtimeStatus: 'Running' },
       correlationId: expect.any(String),
     });
@@ -652,12 +653,16 @@ describe('GET /api/orders/{id}', () => {
         expect.objectContaining({ kind: 'compensation', actor: 'monitor' }),
       ]);
       expect(json(res).monitor).toEqual({ runtimeStatus: 'Running', customStatus: { phase: 'compensating', detail: 'requested by support' } });
+      expect(json(res).requests).toEqual([
+        { action: 'compensate', by: 'support', at: '2026-01-01T00:00:01.000Z', outcome: 'carried-out', detail: 'compensation began (run 1)', carriedOutAt: '2026-01-01T00:00:02.000Z' },
+      ]);
       // The rest of the order is the same.
       expect(json(res)).toMatchObject({ id: orderId, customerId: 'c-1', total: 138.9, state: 'accepted' });
     }
     for (const res of [await get(orderId, AZURE, signedIn(['support'])), await get(orderId, LOCAL)]) {
       expect(json(res).timeline.filter((e: { actor?: string }) => e.actor === 'ana@contoso.com')).toHaveLength(2);
       expect(json(res).monitor.customStatus.detail).toBe('requested by ana@contoso.com');
+      expect(json(res).requests).toEqual([expect.objectContaining({ action: 'compensate', by: 'ana@contoso.com', outcome: 'carried-out' })]);
     }
   });
 

@@ -31,7 +31,7 @@ import {
   type MonitorPolicy,
   type MonitorSnapshot,
 } from '../../src/domain/monitorPolicy';
-import { newOrder, pendingRequeueRequest } from '../../src/domain/orderState';
+import { newOrder, pendingRequeueRequest, supportRequestOutcomes } from '../../src/domain/orderState';
 import { compensationOutcome, type CompensationOutcome, type CompensationStep } from '../../src/domain/saga';
 import { createLogger } from '../../src/log';
 import { consumeDelivery } from '../../src/services/consumers';
@@ -417,6 +417,31 @@ async function expectPromisesKept(world: World): Promise<void> {
       expect({ carried, moot }).not.toEqual({ carried: false, moot: false });
     }
   }
+  // What the support view tells of each request agrees with what the timeline shows after it: on a
+  // finished order none is pending; a request is told carried out only when what carries it out
+  // followed it, and overtaken only when the order moved on so that nothing would.
+  const requests = order.timeline.flatMap((e, i) => (e.kind === TIMELINE.supportAction ? [{ entry: e, after: order.timeline.slice(i + 1) }] : []));
+  const told = supportRequestOutcomes(order);
+  expect(told.map((r) => [r.action, r.by, r.at])).toEqual(requests.map(({ entry }) => [entry.detail, entry.actor, entry.at]));
+  told.forEach((r, i) => {
+    const after = requests[i]!.after;
+    const afterKinds = after.map((e) => e.kind);
+    expect(r.outcome).not.toBe('pending');
+    if (r.action === 'compensate') {
+      expect(r.outcome).toBe(afterKinds.includes(TIMELINE.compensationStarted) ? 'carried-out' : 'overtaken');
+      if (r.outcome === 'overtaken') expect(order.state).toBe('completed');
+    } else if (r.outcome === 'carried-out') {
+      expect(afterKinds).toContain(TIMELINE.requeued);
+    } else {
+      const compensated = after.some((e) => e.kind === TIMELINE.compensationStarted || (e.kind === TIMELINE.supportAction && e.detail === 'compensate'));
+      const billingEnded = after.some((e) => e.service === 'billing' && (e.kind === 'done' || e.kind === 'failed'));
+      expect(compensated || billingEnded).toBe(true);
+      // Nothing requeued billing between the request and what overtook it.
+      const overtakenAt = after.findIndex((e) => e.kind === TIMELINE.compensationStarted || (e.kind === TIMELINE.supportAction && e.detail === 'compensate'));
+      expect(after.slice(0, overtakenAt === -1 ? undefined : overtakenAt).map((e) => e.kind)).not.toContain(TIMELINE.requeued);
+    }
+  });
+
   // No request left pending on a finished order that the monitor would still owe.
   if (order.state === 'attention') expect(compensationAskedSinceLastRun(order)).toBeUndefined();
   if (order.state === 'completed' || order.state === 'cancelled') {

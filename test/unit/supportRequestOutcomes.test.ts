@@ -1,0 +1,113 @@
+/**
+ * What the support view tells of each request a person made: pending while the monitor still owes
+ * it, carried out by what followed it on the timeline, or overtaken by the order moving on first.
+ */
+import type { TimelineEntry } from '../../src/domain/order';
+import { supportRequestOutcomes } from '../../src/domain/orderState';
+import { orderDocument } from './support/orderDocument';
+
+const at = (s: number) => `2026-01-01T00:00:${String(s).padStart(2, '0')}.000Z`;
+const ask = (s: number, action: 'requeue' | 'compensate', actor = 'ana@contoso.com'): TimelineEntry => ({ at: at(s), kind: 'support-action', detail: action, actor });
+const requeued = (s: number, actor = 'ana@contoso.com'): TimelineEntry => ({ at: at(s), kind: 'requeued', service: 'billing', actor, detail: 'attempt 1, message e-1:billing:1' });
+const begun = (s: number, run: number, actor = 'ana@contoso.com'): TimelineEntry => ({
+  at: at(s),
+  kind: 'compensation-started',
+  detail: `run ${run}`,
+  actor,
+  reason: `requested by ${actor}`,
+});
+const billingDeadLettered = { inventory: 'done', billing: 'deadlettered', notification: 'done' } as const;
+const allDone = { inventory: 'done', billing: 'done', notification: 'done' } as const;
+
+describe('supportRequestOutcomes', () => {
+  it('has nothing to tell of an order nobody asked anything of', () => {
+    expect(supportRequestOutcomes(orderDocument())).toEqual([]);
+  });
+
+  it('tells a compensate request pending until its run begins, then carried out by that run', () => {
+    const asked = orderDocument({ timeline: [ask(1, 'compensate')] });
+    expect(supportRequestOutcomes(asked)).toEqual([
+      { action: 'compensate', by: 'ana@contoso.com', at: at(1), outcome: 'pending', detail: 'the monitor begins compensation at its next look' },
+    ]);
+    const running = orderDocument({ state: 'compensating', timeline: [ask(1, 'compensate'), begun(2, 1)] });
+    expect(supportRequestOutcomes(running)).toEqual([
+      { action: 'compensate', by: 'ana@contoso.com', at: at(1), outcome: 'carried-out', detail: 'compensation began (run 1)', carriedOutAt: at(2) },
+    ]);
+  });
+
+  it('tells a compensate request the order completed before as overtaken, nothing undone', () => {
+    const completed = orderDocument({ state: 'completed', status: allDone, timeline: [ask(1, 'compensate'), { at: at(2), kind: 'completed' }] });
+    expect(supportRequestOutcomes(completed)).toEqual([
+      expect.objectContaining({
+        action: 'compensate',
+        outcome: 'overtaken',
+        detail: 'every service finished before compensation began: the order completed, and nothing was undone',
+      }),
+    ]);
+    // Every service done, the completing write not landed yet: it will complete, not be cancelled.
+    const completing = orderDocument({ state: 'processing', status: allDone, timeline: [ask(1, 'compensate')] });
+    expect(supportRequestOutcomes(completing)[0]).toMatchObject({ outcome: 'overtaken', detail: expect.stringContaining('the order is completing') });
+  });
+
+  it('gives each compensate request on an order in attention its own run', () => {
+    const order = orderDocument({
+      state: 'attention',
+      timeline: [ask(1, 'compensate'), begun(2, 1), { at: at(3), kind: 'attention' }, ask(4, 'compensate', 'bo@contoso.com'), begun(5, 2, 'bo@contoso.com'), { at: at(6), kind: 'attention' }],
+    });
+    expect(supportRequestOutcomes(order)).toEqual([
+      expect.objectContaining({ by: 'ana@contoso.com', outcome: 'carried-out', detail: 'compensation began (run 1)', carriedOutAt: at(2) }),
+      expect.objectContaining({ by: 'bo@contoso.com', outcome: 'carried-out', detail: 'compensation began (run 2)', carriedOutAt: at(5) }),
+    ]);
+  });
+
+  it('tells a requeue request pending on a dead-lettered billing, then carried out by the requeue written after it', () => {
+    const asked = orderDocument({ status: billingDeadLettered, timeline: [ask(1, 'requeue')] });
+    expect(supportRequestOutcomes(asked)).toEqual([
+      { action: 'requeue', by: 'ana@contoso.com', at: at(1), outcome: 'pending', detail: 'the monitor requeues billing at its next look' },
+    ]);
+    const done = orderDocument({ status: { ...billingDeadLettered, billing: 'pending' }, timeline: [ask(1, 'requeue'), requeued(2)] });
+    expect(supportRequestOutcomes(done)).toEqual([
+      { action: 'requeue', by: 'ana@contoso.com', at: at(1), outcome: 'carried-out', detail: 'billing requeued (attempt 1, message e-1:billing:1)', carriedOutAt: at(2) },
+    ]);
+  });
+
+  it('tells a requeue written before the request as no part of it', () => {
+    const order = orderDocument({ status: billingDeadLettered, timeline: [requeued(1, 'monitor'), ask(2, 'requeue')] });
+    expect(supportRequestOutcomes(order)[0]).toMatchObject({ outcome: 'pending' });
+  });
+
+  it.each([
+    ['billing finished first', { state: 'completed', status: allDone, timeline: [ask(1, 'requeue')] }, 'billing finished before it was requeued'],
+    [
+      'billing failed for a business reason first',
+      { status: { ...billingDeadLettered, billing: 'failed' }, timeline: [ask(1, 'requeue')] },
+      'billing failed for a business reason before it was requeued',
+    ],
+    [
+      'compensation was asked for after it',
+      { status: billingDeadLettered, timeline: [ask(1, 'requeue'), ask(2, 'compensate', 'bo@contoso.com')] },
+      'compensation was asked for before billing was requeued',
+    ],
+    [
+      'compensation began',
+      { state: 'compensating', status: billingDeadLettered, timeline: [ask(1, 'requeue'), begun(2, 1, 'monitor')] },
+      'compensation began before billing was requeued; billing is refunded, not retried',
+    ],
+    [
+      'inventory failed for a business reason',
+      { status: { inventory: 'failed', billing: 'deadlettered', notification: 'done' }, timeline: [ask(1, 'requeue')] },
+      'inventory failed for a business reason; the order is compensated, not retried',
+    ],
+  ] as const)('tells a requeue request overtaken when %s', (_, over, detail) => {
+    const order = orderDocument({ ...over, status: { ...over.status }, timeline: [...over.timeline] });
+    expect(supportRequestOutcomes(order)[0]).toMatchObject({ action: 'requeue', outcome: 'overtaken', detail });
+  });
+
+  it('keeps the requests in the order they were made, and reads a timeline the portal holds as the API sent it', () => {
+    const order = { state: 'processing', status: billingDeadLettered, timeline: [{ kind: 'support-action', detail: 'requeue', at: at(1) }, { kind: 'support-action', detail: 'compensate' }, ask(3, 'compensate')] };
+    expect(supportRequestOutcomes(order).map((r) => [r.action, r.by, r.outcome])).toEqual([
+      ['requeue', 'support', 'overtaken'],
+      ['compensate', 'ana@contoso.com', 'pending'],
+    ]);
+  });
+});
