@@ -15,7 +15,7 @@ import { MONITOR_ACTOR } from '../src/domain/monitorPolicy';
 import { planCompensation, type CompensationOutcome, type CompensationStep } from '../src/domain/saga';
 import { finishCompensationRun, noteRunUnderway } from '../src/services/compensationOutcome';
 import { appDependencies } from '../src/services/dependencies';
-import { sendCancellation } from '../src/services/notices';
+import { sendCancellation, voidUnsentConfirmation } from '../src/services/notices';
 import { refundPayment } from '../src/services/payment';
 import { releaseStock } from '../src/services/stock';
 import { appCompensationFaults, assertRefundsWork } from '../src/support/faults';
@@ -36,6 +36,8 @@ const planOrderCompensation = async (_context: InvocationContext, input: OrderAc
   const order = await orderOrThrow(input.orderId);
   // Runs begun before their number was handed down have none, and were never waited for.
   if (input.attempt !== undefined) await noteRunUnderway(order, input.attempt, appDependencies());
+  // From here the order is never completed: no confirmation may go out after the run began.
+  await voidUnsentConfirmation(order, appDependencies());
   return planCompensation(order);
 };
 

@@ -87,7 +87,9 @@ async function doWork(service: ServiceName, order: OrderDocument, deps: OrderSag
       return { status: 'done', detail: `charged ${charge.charged.toFixed(2)} ${order.currency} (attempt ${attempt})`, charged: charge.charged };
     }
     case 'notification': {
-      const { at } = await sendConfirmation(order, deps, { mirror: false });
+      const { at, voided } = await sendConfirmation(order, deps, { mirror: false });
+      // Compensation began while this delivery worked, and took the confirmation's slot: nothing went out.
+      if (voided) return { status: 'superseded' };
       return { status: 'done', detail: 'confirmation sent', notice: { kind: 'confirmation', at } };
     }
   }

@@ -1,17 +1,20 @@
 /** The simulated notification sender: one confirmation and at most one cancellation per order. */
 import type { NotificationKind, OrderDocument } from '../domain/order';
-import { COMPENSATABLE_FROM } from '../domain/orderState';
+import { ACTIVE_STATES, COMPENSATABLE_FROM } from '../domain/orderState';
 import { appDependencies, type OrderSagaDependencies } from './dependencies';
 
 export const noticeId = (orderId: string, kind: NotificationKind): string => `${orderId}:${kind}`;
 
-/** Sends the notice once (create-if-absent by id). `at` is when it was first sent. */
+/**
+ * Sends the notice once (create-if-absent by id). `at` is when it was first sent. `voided`: the
+ * slot was taken by compensation (`voidUnsentConfirmation`) and nothing was, or will be, sent.
+ */
 async function deliverNotice(
   order: OrderDocument,
   kind: NotificationKind,
   message: string,
   deps: OrderSagaDependencies,
-): Promise<{ sent: boolean; at: string }> {
+): Promise<{ sent: boolean; at: string; voided: boolean }> {
   const { created, record } = await deps.notifications.send({
     id: noticeId(order.id, kind),
     orderId: order.id,
@@ -20,7 +23,7 @@ async function deliverNotice(
     message,
     at: deps.now(),
   });
-  return { sent: created, at: record.at };
+  return { sent: created, at: record.at, voided: record.voided === true };
 }
 
 async function sendNotice(
@@ -28,15 +31,16 @@ async function sendNotice(
   kind: NotificationKind,
   message: string,
   deps: OrderSagaDependencies,
-): Promise<{ sent: boolean; at: string }> {
+): Promise<{ sent: boolean; at: string; voided: boolean }> {
   const delivered = await deliverNotice(order, kind, message, deps);
   // The order's `notifications` array gets the entry once, whoever sent it.
-  await deps.orders.recordNotification(order.id, kind, delivered.at);
+  if (!delivered.voided) await deps.orders.recordNotification(order.id, kind, delivered.at);
   return delivered;
 }
 
 /**
- * Sends the order confirmation once. `sent` is true only for the call that sent it. With
+ * Sends the order confirmation once. `sent` is true only for the call that sent it; `voided` when
+ * compensation took its slot first (nothing is sent: the order is being cancelled). With
  * `mirror: false` the caller records it on the order itself (the notification consumer does, in
  * the same patch as its `done`).
  */
@@ -44,14 +48,36 @@ export async function sendConfirmation(
   order: OrderDocument,
   deps: OrderSagaDependencies = appDependencies(),
   { mirror = true }: { mirror?: boolean } = {},
-): Promise<{ sent: boolean; at: string }> {
+): Promise<{ sent: boolean; at: string; voided: boolean }> {
   const message = `Your order ${order.id} is confirmed: ${order.total.toFixed(2)} ${order.currency}.`;
   return (mirror ? sendNotice : deliverNotice)(order, 'confirmation', message, deps);
 }
 
+/**
+ * Compensation: takes the confirmation's slot with a void record unless a confirmation already
+ * went out, so a notification delivery still at work (claimed before compensation began, asleep in
+ * its work) can never confirm an order being cancelled, as the void charge keeps billing from
+ * charging it. An order under compensation never completes, so it is never owed a confirmation.
+ * Create-if-absent: running it again, or after the confirmation, changes nothing.
+ */
+export async function voidUnsentConfirmation(order: OrderDocument, deps: OrderSagaDependencies = appDependencies()): Promise<{ voided: boolean }> {
+  // Only for an order compensation began on, as read: one still active or completed is owed its confirmation.
+  if (order.state === 'completed' || ACTIVE_STATES.includes(order.state)) return { voided: false };
+  const { record } = await deps.notifications.send({
+    id: noticeId(order.id, 'confirmation'),
+    orderId: order.id,
+    kind: 'confirmation',
+    customerId: order.customerId,
+    message: '',
+    at: deps.now(),
+    voided: true,
+  });
+  return { voided: record.voided === true };
+}
+
 /** Puts a confirmation that went out (the sender's record says so) on the order, once. */
 export async function recordSentConfirmation(orderId: string, deps: OrderSagaDependencies = appDependencies()): Promise<void> {
-  const sent = (await deps.notifications.list(orderId)).find((n) => n.kind === 'confirmation');
+  const sent = (await deps.notifications.list(orderId)).find((n) => n.kind === 'confirmation' && !n.voided);
   if (sent) await deps.orders.recordNotification(orderId, 'confirmation', sent.at);
 }
 
@@ -97,6 +123,8 @@ export async function sendCancellation(
   actor = 'monitor',
   reason?: string,
 ): Promise<{ sent: boolean; compensated: boolean }> {
+  // Runs begun before the run's plan took the slot have not: a confirmation after this notice would contradict it.
+  await voidUnsentConfirmation(order, deps);
   const { sent } = await sendNotice(order, 'cancellation', cancellationMessage(order, reason), deps);
   const updated = await deps.orders.transitionStatus(order.id, {
     service: 'notification',

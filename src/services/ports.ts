@@ -176,6 +176,11 @@ export interface NotificationRecord {
   customerId: string;
   message: string;
   at: string;
+  /**
+   * A confirmation slot taken by compensation before any confirmation went out: the order is being
+   * cancelled, and a notification delivery still at work must never confirm it. Nothing was sent.
+   */
+  voided?: true;
 }
 
 export interface NotificationStore {

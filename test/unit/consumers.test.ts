@@ -3,7 +3,7 @@ import { newOrder } from '../../src/domain/orderState';
 import { PoisonMessageError, TransientError } from '../../src/errors';
 import { createLogger } from '../../src/log';
 import { consumeDelivery, consumeOrderCreated, markCompleted, type Delivery } from '../../src/services/consumers';
-import { sendCancellation } from '../../src/services/notices';
+import { sendCancellation, voidUnsentConfirmation } from '../../src/services/notices';
 import { orderSupportView } from '../../src/services/queries';
 import { recordDeadLetter } from '../../src/support/deadLetters';
 import { monitorSnapshotOf } from '../../src/domain/monitorPolicy';
@@ -202,26 +202,74 @@ describe('consumeOrderCreated', () => {
     expect((await deps.orders.get(order.id))!.notifications).toHaveLength(1);
   });
 
-  it('still records a confirmation sent by a delivery that compensation overtook, once', async () => {
+  /** Compensation as a run carries it out: the order compensating, then the cancellation notice from the order as read then. */
+  async function compensate(order: ReturnType<typeof newOrder>) {
+    await deps.orders.transitionState(order.id, { from: ['accepted', 'processing'], to: 'compensating' });
+    await sendCancellation((await deps.orders.get(order.id))!, deps);
+  }
+
+  it('sends no confirmation from a delivery that compensation overtook before it sent one: the cancellation is the only notice', async () => {
     const order = await placeOrder([mouse]);
     // Compensation runs while the notification delivery sleeps in its simulated work.
+    deps.sleep = async () => compensate(order);
+    expect(await deliver('notification', order)).toBe('superseded');
+    const stored = (await deps.orders.get(order.id))!;
+    expect(stored.status.notification).toBe('compensated');
+    expect(stored.notifications.map((n) => n.kind)).toEqual(['cancellation']);
+    expect((await deps.notifications.list(order.id)).map((n) => [n.kind, n.voided === true])).toEqual([
+      ['confirmation', true],
+      ['cancellation', false],
+    ]);
+    deps.sleep = async () => undefined;
+    expect(await deliver('notification', order, 2)).toBe('duplicate');
+    expect((await deps.orders.get(order.id))!.notifications.map((n) => n.kind)).toEqual(['cancellation']);
+  });
+
+  it('sends no confirmation once a compensation run began, before its cancellation notice goes out', async () => {
+    const order = await placeOrder([mouse]);
+    // The run's first step takes the slot; its notice comes after the refund and the stock.
     deps.sleep = async () => {
-      await sendCancellation(order, deps);
+      await deps.orders.transitionState(order.id, { from: ['accepted', 'processing'], to: 'compensating' });
+      expect(await voidUnsentConfirmation((await deps.orders.get(order.id))!, deps)).toEqual({ voided: true });
+    };
+    expect(await deliver('notification', order)).toBe('superseded');
+    expect((await deps.orders.get(order.id))!.status.notification).toBe('processing');
+    await sendCancellation((await deps.orders.get(order.id))!, deps);
+    expect((await deps.orders.get(order.id))!.notifications.map((n) => n.kind)).toEqual(['cancellation']);
+  });
+
+  it('leaves the confirmation of an order still active, or completed, as it is', async () => {
+    const active = await placeOrder([mouse]);
+    expect(await voidUnsentConfirmation((await deps.orders.get(active.id))!, deps)).toEqual({ voided: false });
+    expect(await deliver('notification', active)).toBe('done');
+    expect((await deps.orders.get(active.id))!.notifications.map((n) => n.kind)).toEqual(['confirmation']);
+  });
+
+  it('still records a confirmation sent by a delivery that compensation overtook after it sent it, once', async () => {
+    const order = await placeOrder([mouse]);
+    // The confirmation goes out, then compensation runs before the delivery records its `done`.
+    const send = deps.notifications.send.bind(deps.notifications);
+    deps.notifications.send = async (record) => {
+      const sent = await send(record);
+      if (record.kind === 'confirmation' && !record.voided) await compensate(order);
+      return sent;
     };
     expect(await deliver('notification', order)).toBe('superseded');
     const stored = (await deps.orders.get(order.id))!;
     expect(stored.status.notification).toBe('compensated');
-    // The confirmation did go out (the ledger says so): the order shows it, next to the cancellation.
+    // The confirmation did go out (the sender's record says so): the order shows it, next to the cancellation.
     expect(stored.notifications.map((n) => n.kind).sort()).toEqual(['cancellation', 'confirmation']);
-    deps.sleep = async () => undefined;
     expect(await deliver('notification', order, 2)).toBe('duplicate');
     expect((await deps.orders.get(order.id))!.notifications).toHaveLength(2);
   });
 
   it('records a confirmation sent by an overtaken delivery whose record of it failed (Cosmos DB throttling), on the redelivery', async () => {
     const order = await placeOrder([mouse]);
-    deps.sleep = async () => {
-      await sendCancellation(order, deps);
+    const send = deps.notifications.send.bind(deps.notifications);
+    deps.notifications.send = async (record) => {
+      const sent = await send(record);
+      if (record.kind === 'confirmation' && !record.voided) await compensate(order);
+      return sent;
     };
     const recordNotification = deps.orders.recordNotification.bind(deps.orders);
     deps.orders.recordNotification = async (id, kind, at) => {
@@ -230,7 +278,6 @@ describe('consumeOrderCreated', () => {
     };
     await expect(deliver('notification', order)).rejects.toThrow('Request rate is large');
     deps.orders.recordNotification = recordNotification;
-    deps.sleep = async () => undefined;
     // Service Bus delivers it again: the status moved on, but the confirmation went out.
     expect(await deliver('notification', order, 2)).toBe('duplicate');
     const stored = (await deps.orders.get(order.id))!;
