@@ -167,7 +167,9 @@ export function supportRequestOutcomes(order: {
   }
   const status = order.status ?? {};
   const active = order.state !== undefined && (ACTIVE_STATES as readonly string[]).includes(order.state);
-  const allDone = SERVICES.every((s) => status[s] === 'done');
+  // Only an active order completes: one compensating (asked again after `attention`) whose services
+  // a late delivery finished gets the run it was asked for all the same.
+  const completing = active && SERVICES.every((s) => status[s] === 'done');
   for (const r of open('requeue')) {
     const billing = status.billing;
     const why =
@@ -186,7 +188,7 @@ export function supportRequestOutcomes(order: {
     else r.detail = 'the monitor requeues billing at its next look';
   }
   for (const r of open('compensate')) {
-    if (order.state === 'completed' || allDone) {
+    if (order.state === 'completed' || completing) {
       overtake([r], `every service finished before compensation began: the order ${order.state === 'completed' ? 'completed' : 'is completing'}, and nothing was undone`);
     } else if (active || order.state === 'compensating') {
       r.detail = 'the monitor begins compensation at its next look';

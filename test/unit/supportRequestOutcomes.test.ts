@@ -2,6 +2,7 @@
  * What the support view tells of each request a person made: pending while the monitor still owes
  * it, carried out by what followed it on the timeline, or overtaken by the order moving on first.
  */
+import { decideNextStep, DEFAULT_MONITOR_POLICY, monitorSnapshotOf } from '../../src/domain/monitorPolicy';
 import type { TimelineEntry } from '../../src/domain/order';
 import { supportRequestOutcomes } from '../../src/domain/orderState';
 import { orderDocument } from './support/orderDocument';
@@ -47,6 +48,39 @@ describe('supportRequestOutcomes', () => {
     // Every service done, the completing write not landed yet: it will complete, not be cancelled.
     const completing = orderDocument({ state: 'processing', status: allDone, timeline: [ask(1, 'compensate')] });
     expect(supportRequestOutcomes(completing)[0]).toMatchObject({ outcome: 'overtaken', detail: expect.stringContaining('the order is completing') });
+  });
+
+  it('tells a compensate request on an order in attention pending when a late delivery then finishes the last service: a compensating order never completes', () => {
+    // Run 1 could undo nothing (every step failed) while notification's delivery was still at work;
+    // bo asks again (attention -> compensating), and that delivery then records its `done`.
+    const failed = (s: number, name: string): TimelineEntry => ({ at: at(s), kind: 'compensation-failed', detail: `${name} failed after retries`, actor: 'monitor' });
+    const order = orderDocument({
+      state: 'compensating',
+      status: allDone,
+      timeline: [
+        { at: at(1), kind: 'done', service: 'inventory' },
+        { at: at(2), kind: 'done', service: 'billing' },
+        { at: at(3), kind: 'delivery', service: 'notification' },
+        ask(4, 'compensate'),
+        begun(5, 1),
+        { at: at(6), kind: 'compensation-underway', detail: 'run 1', actor: 'monitor' },
+        failed(7, 'refundPayment'),
+        failed(8, 'releaseStock'),
+        failed(9, 'sendCancellation'),
+        { at: at(10), kind: 'attention', actor: 'monitor' },
+        ask(11, 'compensate', 'bo@contoso.com'),
+        { at: at(12), kind: 'done', service: 'notification' },
+      ],
+    });
+    // The monitor begins bo's run: only an active order is completed instead.
+    expect(decideNextStep(monitorSnapshotOf(order), DEFAULT_MONITOR_POLICY, new Date(at(13)))).toMatchObject({ kind: 'compensate', requestedBy: 'bo@contoso.com' });
+    expect(supportRequestOutcomes(order)[1]).toEqual({
+      action: 'compensate',
+      by: 'bo@contoso.com',
+      at: at(11),
+      outcome: 'pending',
+      detail: 'the monitor begins compensation at its next look',
+    });
   });
 
   it('gives each compensate request on an order in attention its own run', () => {
