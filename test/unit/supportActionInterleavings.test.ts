@@ -31,7 +31,7 @@ import {
   type MonitorPolicy,
   type MonitorSnapshot,
 } from '../../src/domain/monitorPolicy';
-import { newOrder, pendingRequeueRequest, supportRequestOutcomes } from '../../src/domain/orderState';
+import { newOrder, pendingRequeueRequest, supportRequestOutcomes, type SupportRequestOutcome } from '../../src/domain/orderState';
 import { compensationOutcome, type CompensationOutcome, type CompensationStep } from '../../src/domain/saga';
 import { createLogger } from '../../src/log';
 import { consumeDelivery } from '../../src/services/consumers';
@@ -89,6 +89,8 @@ class World implements MonitorClient {
   readonly deps: MemoryDependencies = memoryDependencies();
   readonly answers: Answer[] = [];
   readonly trace: string[] = [];
+  /** What the support view told of the order's requests at each store call, in turn. */
+  readonly told: SupportRequestOutcome[][] = [];
   readonly unexpected: string[] = [];
   readonly policy: MonitorPolicy;
   private gate: (label: string) => Promise<void> = async () => undefined;
@@ -140,7 +142,10 @@ class World implements MonitorClient {
   }
 
   interleave(gate: (label: string) => Promise<void>): void {
-    this.gate = gate;
+    this.gate = (label) => {
+      this.told.push(supportRequestOutcomes(this.deps.orders.docs.get(ORDER_ID)!));
+      return gate(label);
+    };
   }
 
   inSequence(): void {
@@ -441,6 +446,15 @@ async function expectPromisesKept(world: World): Promise<void> {
       expect(after.slice(0, overtakenAt === -1 ? undefined : overtakenAt).map((e) => e.kind)).not.toContain(TIMELINE.requeued);
     }
   });
+
+  // Told as it goes: a request told overtaken is never carried out after all, and one told carried
+  // out stays so, by the same requeue or run.
+  for (const [i, last] of told.entries()) {
+    const before = world.told.map((outcomes) => outcomes[i]).filter((r) => r !== undefined);
+    if (before.some((r) => r.outcome === 'overtaken')) expect(last.outcome).toBe('overtaken');
+    const carried = before.find((r) => r.outcome === 'carried-out');
+    if (carried) expect(last).toEqual(carried);
+  }
 
   // No request left pending on a finished order that the monitor would still owe.
   if (order.state === 'attention') expect(compensationAskedSinceLastRun(order)).toBeUndefined();
