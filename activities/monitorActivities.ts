@@ -26,7 +26,7 @@ import {
   type MonitorSnapshot,
 } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
-import { IN_FLIGHT } from '../src/domain/orderState';
+import { ACTIVE_STATES, compensationPendingReason, IN_FLIGHT, latestSupportRequest, requeueOvertakenReason } from '../src/domain/orderState';
 import { oldestWaitingMessage } from '../src/azure/subscriptionBacklog';
 import { beginCompensationRun, markAttention, type RunStart } from '../src/services/compensationOutcome';
 import { appDependencies } from '../src/services/dependencies';
@@ -79,6 +79,12 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
   const snapshot = monitorSnapshotOf(order);
   const recorded = input.requestedBy ? !snapshot.requeueRequestedBy : requeueRecorded(snapshot, input.attempt);
   if (!recorded) {
+    // Since the monitor decided, compensation was asked for or another service failed for a
+    // business reason: billing is about to be refunded, not retried (support may not ask for this
+    // requeue now either). The monitor's next turn compensates.
+    const compensation = ACTIVE_STATES.includes(order.state) ? latestSupportRequest(order.timeline, 'compensate') : undefined;
+    const overtaken = compensation ? compensationPendingReason(compensation) : requeueOvertakenReason(order.status);
+    if (overtaken) return { requeued: false, reason: overtaken };
     const number = order.timeline.filter((e) => e.kind === TIMELINE.requeued).length + 1;
     // A retry of a person's step that finds another request pending carries out that one, in its name.
     const actor = input.requestedBy ? (snapshot.requeueRequestedBy ?? input.requestedBy) : MONITOR_ACTOR;

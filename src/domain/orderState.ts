@@ -140,9 +140,9 @@ export interface SupportRequestOutcome {
  * carried out by the first requeue (or compensation run) written after it, by the entries' places,
  * as the monitor reads them. One not carried out is pending while the monitor still would, and
  * otherwise overtaken, with why: a compensate request the order completed before (every service
- * finished before the run began), a requeue that billing's end or compensation begun made
- * pointless (compensation only asked for, or due to a business failure, leaves it pending: a
- * requeue the monitor began before may still land). Derived from the timeline when read, so it
+ * finished before the run began), a requeue that billing's end, compensation (asked for or begun)
+ * or another service's business failure made pointless: the requeue step declines from then on,
+ * and its write is conditional on the timeline it read. Derived from the timeline when read, so it
  * holds for orders written before it existed.
  */
 export function supportRequestOutcomes(order: {
@@ -152,7 +152,8 @@ export function supportRequestOutcomes(order: {
 }): SupportRequestOutcome[] {
   const requests: SupportRequestOutcome[] = [];
   const open = (action: SupportRequestOutcome['action']) => requests.filter((r) => r.action === action && r.outcome === 'pending');
-  // Requeue requests a compensate request followed: the monitor compensates before any requeue.
+  // Requeue requests a compensate request followed: the monitor compensates before any requeue,
+  // and its requeue step declines once it reads the compensate request.
   const compensationAskedAfter = new Set<SupportRequestOutcome>();
   for (const entry of order.timeline ?? []) {
     if (entry.kind === SUPPORT_ACTION_KIND && (entry.detail === 'requeue' || entry.detail === 'compensate') && entry.at !== undefined) {
@@ -177,19 +178,15 @@ export function supportRequestOutcomes(order: {
         ? 'billing finished before it was requeued'
         : billing === 'failed'
           ? 'billing failed for a business reason before it was requeued'
-          : !active
-            ? `${theOrderIs(order.state)}; billing was not requeued`
-            : billing !== undefined && !(REQUEUE_BILLING_FROM as readonly string[]).includes(billing)
-              ? `billing is ${billing}; it was not requeued`
-              : undefined;
-    if (why) {
-      overtake([r], why);
-      continue;
-    }
-    // The monitor compensates next, yet a requeue step it began before reads the order afresh and
-    // may still write its requeue (it reads the request as pending too): overtaken once a run begins.
-    const instead = compensationAskedAfter.has(r) ? 'compensation was asked for after it; the order is compensated, not retried' : requeueOvertakenReason(status);
-    r.detail = instead ? `${instead}, unless a requeue the monitor had begun lands first` : 'the monitor requeues billing at its next look';
+          : compensationAskedAfter.has(r)
+            ? 'compensation was asked for after it; the order is compensated, not retried'
+            : !active
+              ? `${theOrderIs(order.state)}; billing was not requeued`
+              : billing !== undefined && !(REQUEUE_BILLING_FROM as readonly string[]).includes(billing)
+                ? `billing is ${billing}; it was not requeued`
+                : requeueOvertakenReason(status);
+    if (why) overtake([r], why);
+    else r.detail = 'the monitor requeues billing at its next look';
   }
   for (const r of open('compensate')) {
     if (order.state === 'completed' || completing) {

@@ -1034,6 +1034,17 @@ describe('the monitor over a simulated order', () => {
     expect(monitorSnapshotOf(order).requeueUnsentBy).toBeUndefined();
   });
 
+  it('a requeue step that reads a compensate request recorded since the monitor decided sends nothing: billing is to be refunded, not retried', async () => {
+    // The monitor decided to requeue from an older read; a person asked to compensate before the step read the order.
+    const world = await quietOrder('deadlettered');
+    expect(await requestCompensation(ORDER_ID, ana, { deps: world.deps, monitor: world, log: silent })).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+    expect(await activity('requeueBilling', { attempt: 1 })).toEqual({ requeued: false, reason: `compensation was asked for by ${ana.name}; the order is being cancelled` });
+    const order = await world.order();
+    expect(order.timeline.filter((e) => e.kind === TIMELINE.requeued)).toEqual([]);
+    expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1']);
+    expect(decideNextStep(monitorSnapshotOf(order), QUIET_SCENARIO.policy, new Date('2030-01-01T00:00:00.000Z'))).toMatchObject({ kind: 'compensate', requestedBy: ana.name });
+  });
+
   it("carries out a person's requeue of a billing in flight once when the engine runs its activity twice at once", async () => {
     // Both copies read the order, with the request pending, before either wrote: the second must
     // not record the same request carried out again.
