@@ -20,6 +20,7 @@ import {
   IN_FLIGHT,
   latestSupportRequest,
   pendingRequeueRequest,
+  REPUBLISHED_KIND,
   REQUEUED_KIND,
   SUPPORT_ACTION_KIND,
 } from './orderState';
@@ -30,7 +31,7 @@ export const TIMELINE = {
   requeued: REQUEUED_KIND,
   /** A stuck republish about to send: names its message (see `targetedSends`); `republished` once sent. */
   republishing: 'republishing',
-  republished: 'republished',
+  republished: REPUBLISHED_KIND,
   supportAction: SUPPORT_ACTION_KIND,
   compensationStarted: COMPENSATION_STARTED_KIND,
   /** Written by a run's sub-orchestration when it takes the run up (detail: `run <attempt>`). */

@@ -56,11 +56,13 @@ export function requeueOvertakenReason(status: Partial<Record<ServiceName, strin
 export const SUPPORT_ACTION_KIND = 'support-action';
 /** The timeline kind of a billing requeue carried out (by the monitor, for itself or for a person). */
 export const REQUEUED_KIND = 'requeued';
+/** The timeline kind of a targeted send recorded once its message went out (a requeue's, a stuck republish's). */
+export const REPUBLISHED_KIND = 'republished';
 /** The timeline kind of a compensation run begun (by the monitor, for itself or for a person). */
 export const COMPENSATION_STARTED_KIND = 'compensation-started';
 
 /** What the support rules read of a timeline entry (the portal holds entries as the API sent them). */
-export type TimelineLike = readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at'>>[];
+export type TimelineLike = readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at' | 'service'>>[];
 
 /**
  * The latest request for this support action on the timeline: who asked and when. On an active
@@ -155,12 +157,18 @@ export function supportRequestOutcomes(order: {
   // Requeue requests a compensate request followed: the monitor compensates before any requeue,
   // and its requeue step declines once it reads the compensate request.
   const compensationAskedAfter = new Set<SupportRequestOutcome>();
+  // Requests whose requeue is written and its message not yet recorded sent (Service Bus did not
+  // take it): the monitor sends it again on its next turn while billing is in flight.
+  let unsent: SupportRequestOutcome[] = [];
   for (const entry of order.timeline ?? []) {
     if (entry.kind === SUPPORT_ACTION_KIND && (entry.detail === 'requeue' || entry.detail === 'compensate') && entry.at !== undefined) {
       if (entry.detail === 'compensate') for (const r of open('requeue')) compensationAskedAfter.add(r);
       requests.push({ action: entry.detail, by: entry.actor ?? 'support', at: entry.at, outcome: 'pending', detail: '' });
     } else if (entry.kind === REQUEUED_KIND) {
-      for (const r of open('requeue')) carryOut(r, entry, 'billing requeued');
+      unsent = open('requeue');
+      for (const r of unsent) carryOut(r, entry, 'billing requeued');
+    } else if (entry.kind === REPUBLISHED_KIND && entry.service === 'billing') {
+      unsent = [];
     } else if (entry.kind === COMPENSATION_STARTED_KIND) {
       overtake(open('requeue'), 'compensation began before billing was requeued; billing is refunded, not retried');
       for (const r of open('compensate')) carryOut(r, entry, 'compensation began');
@@ -171,7 +179,14 @@ export function supportRequestOutcomes(order: {
   // Only an active order completes: one compensating (asked again after `attention`) whose services
   // a late delivery finished gets the run it was asked for all the same.
   const completing = active && SERVICES.every((s) => status[s] === 'done');
-  for (const r of open('requeue')) {
+  if (active && status.billing !== undefined && (IN_FLIGHT as readonly string[]).includes(status.billing)) {
+    for (const r of unsent) {
+      r.outcome = 'pending';
+      r.detail = `${r.detail}; its message has not gone out yet: the monitor sends it again`;
+      delete r.carriedOutAt;
+    }
+  }
+  for (const r of open('requeue').filter((r) => !unsent.includes(r))) {
     const billing = status.billing;
     const why =
       billing === 'done'

@@ -94,15 +94,30 @@ describe('supportRequestOutcomes', () => {
     ]);
   });
 
-  it('tells a requeue request pending on a dead-lettered billing, then carried out by the requeue written after it', () => {
+  it('tells a requeue request pending on a dead-lettered billing, then carried out by the requeue written after it once its message went out', async () => {
     const asked = orderDocument({ status: billingDeadLettered, timeline: [ask(1, 'requeue')] });
     expect(supportRequestOutcomes(asked)).toEqual([
       { action: 'requeue', by: 'ana@contoso.com', at: at(1), outcome: 'pending', detail: 'the monitor requeues billing at its next look' },
     ]);
-    const done = orderDocument({ status: { ...billingDeadLettered, billing: 'pending' }, timeline: [ask(1, 'requeue'), requeued(2)] });
+    // The requeue names its message before the send: until the send is recorded, Service Bus may not have taken it.
+    const written = orderDocument({ status: { ...billingDeadLettered, billing: 'pending' }, timeline: [ask(1, 'requeue'), requeued(2)] });
+    expect(supportRequestOutcomes(written)).toEqual([
+      {
+        action: 'requeue',
+        by: 'ana@contoso.com',
+        at: at(1),
+        outcome: 'pending',
+        detail: 'billing requeued (attempt 1, message e-1:billing:1); its message has not gone out yet: the monitor sends it again',
+      },
+    ]);
+    const sent: TimelineEntry = { at: at(3), kind: 'republished', service: 'billing', reason: 'requeue 1 by ana@contoso.com', detail: 'attempt 1, message e-1:billing:1', actor: 'monitor' };
+    const done = orderDocument({ status: { ...billingDeadLettered, billing: 'pending' }, timeline: [ask(1, 'requeue'), requeued(2), sent] });
     expect(supportRequestOutcomes(done)).toEqual([
       { action: 'requeue', by: 'ana@contoso.com', at: at(1), outcome: 'carried-out', detail: 'billing requeued (attempt 1, message e-1:billing:1)', carriedOutAt: at(2) },
     ]);
+    // A billing that moved on without the record (it took the message, or the order finished) needs no send.
+    const taken = orderDocument({ status: { ...billingDeadLettered, billing: 'done' }, timeline: [ask(1, 'requeue'), requeued(2)] });
+    expect(supportRequestOutcomes(taken)[0]).toMatchObject({ outcome: 'carried-out', carriedOutAt: at(2) });
   });
 
   it('tells a requeue written before the request as no part of it', () => {
