@@ -9,7 +9,7 @@ import { ensureError, type FieldProblem, OrderRecordedError, ValidationError } f
 import { storeWaitFrom, withinStoreWait, type StoreWait } from '../deadline';
 import { createLogger, type Logger } from '../log';
 import { storeWaitMs, type OrderSagaDependencies } from '../services/dependencies';
-import { acceptOrder } from '../services/intake';
+import { acceptOrder, unknownSkus } from '../services/intake';
 import type { MonitorClient } from '../services/ports';
 import { findOrderSupportView, listOrders, withoutSupportNames } from '../services/queries';
 import type { SupportAccess } from '../support/principal';
@@ -126,7 +126,9 @@ async function readOrderRequest(
   storeWait: StoreWait,
 ): Promise<OrderRequest> {
   let problems: FieldProblem[];
-  let summary: string;
+  let summary: string | undefined;
+  /** A JSON body the rules refused. */
+  let refused: unknown;
   const raw = strictUtf8(bytes);
   if (raw === undefined) {
     problems = [{ path: '(body)', message: 'must be JSON in UTF-8' }];
@@ -141,7 +143,7 @@ async function readOrderRequest(
     const parsed = parseOrderRequest(body, { faultInjectionEnabled: deps.settings.faultInjectionEnabled });
     if (parsed.ok) return parsed.value;
     problems = parsed.problems;
-    summary = `the order is not valid: ${problems.map((p) => p.path).join(', ')}`;
+    refused = body;
   }
   // A retry, with its Idempotency-Key, of an order earlier versions accepted by looser rules (read
   // as they read it) is still that order: the client is told so, not that the order is not valid.
@@ -149,7 +151,32 @@ async function readOrderRequest(
     const recorded = recordedOrderRequest(bytes, deps.settings.faultInjectionEnabled);
     if (recorded && (await isRecordedOrder(idempotencyKey, recorded, deps, log, storeWait))) return recorded;
   }
-  throw new ValidationError(summary, problems);
+  if (refused !== undefined) {
+    problems = [...problems, ...(await unknownSkusBeside(refused, problems, deps, log, storeWait))];
+    summary = `the order is not valid: ${problems.map((p) => p.path).join(', ')}`;
+  }
+  throw new ValidationError(summary ?? 'the order is not valid', problems);
+}
+
+/**
+ * Unknown SKUs among the well-formed items of a body refused for other reasons (at most the items an
+ * order may have). Best effort: a catalog Cosmos DB does not serve leaves the other problems to answer.
+ */
+async function unknownSkusBeside(body: unknown, problems: FieldProblem[], deps: OrderSagaDependencies, log: Logger, storeWait: StoreWait): Promise<FieldProblem[]> {
+  const items = (body as { items?: unknown } | null)?.items;
+  if (!Array.isArray(items) || problems.some((p) => p.path === 'items')) return [];
+  const bad = new Set(problems.map((p) => p.path));
+  const wellFormed = items.flatMap((item: unknown, index) => {
+    const sku = (item as { sku?: unknown } | null)?.sku;
+    return typeof sku === 'string' && !bad.has(`items/${index}`) && !bad.has(`items/${index}/sku`) ? [{ sku, index }] : [];
+  });
+  if (wellFormed.length === 0) return [];
+  try {
+    return await withinStoreWait(storeWait, (signal) => unknownSkus(wellFormed, deps, log, { signal }));
+  } catch (err) {
+    log.warn('order-skus-not-checked', { error: ensureError(err).message });
+    return [];
+  }
 }
 
 /** The body's text, or undefined for bytes that are not UTF-8 (which would otherwise be stored as U+FFFD, silently changed). */

@@ -44,11 +44,31 @@ const priceCache = new WeakMap<OrderSagaDependencies, Map<string, { price: numbe
 
 /** Unit prices for the given SKUs; unknown SKUs are reported against every item that names them. */
 export async function catalogPrices(request: OrderRequest, deps: OrderSagaDependencies, log?: Logger, options: CallOptions = {}): Promise<Map<string, number>> {
+  const prices = await knownPrices(request.items.map((i) => i.sku), deps, log, options);
+  const problems = unknownSkuProblems(request.items.map((item, index) => ({ sku: item.sku, index })), prices);
+  if (problems.length > 0) throw new BusinessRuleError(`unknown sku: ${[...new Set(problems.map((p) => p.message.slice(12)))].join(', ')}`, problems);
+  return prices;
+}
+
+/**
+ * The items of a body refused for other reasons whose SKU, well formed, is not in the catalog: a
+ * 400 names every bad field at once, not the SKUs only once the rest is put right.
+ */
+export async function unknownSkus(items: { sku: string; index: number }[], deps: OrderSagaDependencies, log?: Logger, options: CallOptions = {}): Promise<FieldProblem[]> {
+  return unknownSkuProblems(items, await knownPrices(items.map((i) => i.sku), deps, log, options));
+}
+
+function unknownSkuProblems(items: { sku: string; index: number }[], prices: Map<string, number>): FieldProblem[] {
+  return items.flatMap(({ sku, index }) => (prices.has(sku) ? [] : [{ path: `items/${index}/sku`, message: `unknown sku ${sku}` }]));
+}
+
+/** The catalog's price of each of these SKUs it has, kept for `PRICE_TTL_MS`. */
+async function knownPrices(skuList: string[], deps: OrderSagaDependencies, log?: Logger, options: CallOptions = {}): Promise<Map<string, number>> {
   await ensureCatalogSeeded(deps, log);
   let cache = priceCache.get(deps);
   if (!cache) priceCache.set(deps, (cache = new Map()));
   const prices = new Map<string, number>();
-  const skus = [...new Set(request.items.map((i) => i.sku))];
+  const skus = [...new Set(skuList)];
   const now = Date.now();
   await Promise.all(
     skus.map(async (sku) => {
@@ -64,10 +84,6 @@ export async function catalogPrices(request: OrderRequest, deps: OrderSagaDepend
       }
     }),
   );
-  const problems: FieldProblem[] = request.items.flatMap((item, index) =>
-    prices.has(item.sku) ? [] : [{ path: `items/${index}/sku`, message: `unknown sku ${item.sku}` }],
-  );
-  if (problems.length > 0) throw new BusinessRuleError(`unknown sku: ${[...new Set(problems.map((p) => p.message.slice(12)))].join(', ')}`, problems);
   return prices;
 }
 

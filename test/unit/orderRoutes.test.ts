@@ -123,6 +123,31 @@ describe('POST /api/orders', () => {
     expect(json(res).errors).toEqual([{ path: 'items/1/sku', message: expect.stringContaining('NOPE-1') }]);
   });
 
+  it('names an unknown SKU in the same 400 as the other bad fields, not only once they are put right', async () => {
+    const res = await create({ customerId: 'c', items: [{ sku: 'NOPE-1', quantity: 1 }, { sku: 'MOUSE-01', quantity: 0 }, { sku: 'a/b', quantity: 1 }, { sku: 'NOPE-2' }] });
+    expect(res.status).toBe(400);
+    expect(json(res).errors).toEqual([
+      { path: 'items/1/quantity', message: 'must be at least 1' },
+      { path: 'items/2/sku', message: expect.any(String) },
+      { path: 'items/3/quantity', message: 'is required' },
+      { path: 'items/0/sku', message: 'unknown sku NOPE-1' },
+      { path: 'items/3/sku', message: 'unknown sku NOPE-2' },
+    ]);
+    expect(json(res).detail).toBe('the order is not valid: items/1/quantity, items/2/sku, items/3/quantity, items/0/sku, items/3/sku');
+    expect(deps.orders.docs.size).toBe(0);
+  });
+
+  it('answers the other bad fields when the catalog cannot be read to check the SKUs', async () => {
+    const read = deps.inventory.get.bind(deps.inventory);
+    deps.inventory.get = async () => {
+      throw Object.assign(new Error('Request rate is large'), { code: 429 });
+    };
+    const res = await create({ customerId: 'c', items: [{ sku: 'NOPE-1', quantity: 0 }] });
+    deps.inventory.get = read;
+    expect(res.status).toBe(400);
+    expect(json(res).errors).toEqual([{ path: 'items/0/quantity', message: 'must be at least 1' }]);
+  });
+
   it('answers 400 for an Idempotency-Key that is not visible ASCII', async () => {
     const res = await create(order, { 'Idempotency-Key': 'a b' });
     expect(res.status).toBe(400);
