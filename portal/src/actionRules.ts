@@ -80,6 +80,6 @@ export function actionOutcome(result: ActionAnswer | undefined, action: 'requeue
 /** Why compensate does not apply now, or undefined when it does. */
 export function compensateRefusal(order: ActionSubject): string | undefined {
   if (order.state && !COMPENSATE_IN.includes(order.state)) return theOrderIs(order.state);
-  if (SERVICES.every((s) => order.status?.[s] === 'done')) return 'every service is done; the order is completing';
+  if (order.state && ACTIVE.includes(order.state) && SERVICES.every((s) => order.status?.[s] === 'done')) return 'every service is done; the order is completing';
   return pendingCompensation(order) ?? supportRequestLimitReason(order.timeline ?? undefined, 'compensate');
 }

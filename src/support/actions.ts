@@ -10,8 +10,8 @@
  *   failure a retry will not fix: compensate instead), nor when another service failed for a
  *   business reason (the monitor compensates the order), nor once compensation is asked for or
  *   running, nor once terminal.
- * - compensate: any order that is not `completed` and whose services are not all `done` (an
- *   order about to complete is not cancelled). Repeating it while compensation is requested or
+ * - compensate: any order that is not `completed`, unless an active one whose services are all
+ *   `done` (an order about to complete is not cancelled). Repeating it while compensation is requested or
  *   running, or once the order is `cancelled`, is a no-op. On an `attention` order it runs the
  *   compensation again: a person fixed what failed, every step is idempotent.
  *
@@ -168,7 +168,9 @@ export function requestCompensation(orderId: string, principal: SupportPrincipal
     if (order.state === 'completed') {
       return notApplicable(order, 'the order is completed; compensation undoes unfinished orders only');
     }
-    if (order.state !== 'cancelled' && order.state !== 'compensating' && SERVICES.every((s) => order.status[s] === 'done')) {
+    // Only an active order completes: one in `attention` whose services late deliveries finished is
+    // left for a person all the same, and compensating again is the way out.
+    if (ACTIVE_STATES.includes(order.state) && SERVICES.every((s) => order.status[s] === 'done')) {
       return notApplicable(order, 'every service is done; the order is completing');
     }
 

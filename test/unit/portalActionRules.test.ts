@@ -122,3 +122,12 @@ describe('what the portal says after an action', () => {
     expect(text).toBe('Compensate accepted for order 5e1f0c4a. Watch the lanes and timeline below.');
   });
 });
+
+it('offers Compensate on an order in attention whose services late deliveries all finished: only an active order completes', async () => {
+  const done = { inventory: 'done', billing: 'done', notification: 'done' } as const;
+  expect(await apiAccepts('compensate', 'attention', done)).toBe(true);
+  expect(compensateRefusal({ state: 'attention', status: done })).toBeUndefined();
+  // An active one is about to complete, and is not cancelled.
+  expect(await apiAccepts('compensate', 'processing', done)).toBe(false);
+  expect(compensateRefusal({ state: 'processing', status: done })).toBe('every service is done; the order is completing');
+});
