@@ -110,9 +110,10 @@ export const pageQueryFields = {
   // Digits only: a number's other spellings (`0x10`, `1e1`, ` 5`) are not what a page size looks like.
   pageSize: z
     .string()
-    .regex(/^[0-9]+$/, 'must be a whole number')
-    // However many digits: past PAGE_MAX it is said to be too big, not not a number.
+    .regex(/^-?[0-9]+$/, 'must be a whole number')
+    // However many digits: past PAGE_MAX it is said to be too big, not not a number; below zero, too small.
     .transform((digits) => {
+      if (digits.startsWith('-')) return /[1-9]/.test(digits) ? -1 : 0;
       const significant = digits.replace(/^0+(?=\d)/, '');
       return significant.length > 9 ? Number.MAX_SAFE_INTEGER : Number(significant);
     })
