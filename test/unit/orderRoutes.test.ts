@@ -964,6 +964,15 @@ describe('inventory routes', () => {
     }
   });
 
+  it('refuses a query parameter by name, as the orders list does, rather than ignore it', async () => {
+    const all = await handleListInventory(new HttpRequest({ method: 'GET', url: `${BASE}/inventory?pageSize=5` }), context(), () => deps);
+    expect(all.status).toBe(400);
+    expect((all.jsonBody as { errors: unknown }).errors).toEqual([{ path: 'pageSize', message: 'is not a known field' }]);
+    const one = await handleGetInventoryItem(new HttpRequest({ method: 'GET', url: `${BASE}/inventory/MOUSE-01?x=1&x=2`, params: { sku: 'MOUSE-01' } }), context(), () => deps, LOCAL);
+    expect(one.status).toBe(400);
+    expect((one.jsonBody as { errors: unknown }).errors).toEqual([{ path: 'x', message: 'is not a known field' }]);
+  });
+
   it('shows which orders hold part of a SKU\'s reserved stock, whichever form their hold was written in', async () => {
     await deps.inventory.reserve('MOUSE-01', 'order-a', 2, 'delivery-1');
     deps.inventory.items.get('MOUSE-01')!.holds['order-b'] = 3;
