@@ -19,6 +19,7 @@ import { isReadyToComplete } from '../domain/orderState';
 import type { CompensationOutcome } from '../domain/saga';
 import { ORDER_NEEDS_ATTENTION_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from './dependencies';
+import { voidUnsentConfirmation } from './notices';
 import { CHANGED, onOrderAsRead } from './orderAsRead';
 
 export interface RunStart {
@@ -97,6 +98,9 @@ export async function beginCompensationRun(
       },
     });
     if (!updated) return CHANGED;
+    // Compensating from here on, so never completed: a notification delivery claimed before and
+    // still at work must not confirm the order while the run is on its way to its first step.
+    await voidUnsentConfirmation(updated, deps);
     log.warn(resumes ? 'compensation-resumed' : 'compensation-started', { reason: start.reason, run, attempt });
     return { run, attempt };
   });

@@ -3,6 +3,7 @@ import { newOrder } from '../../src/domain/orderState';
 import { PoisonMessageError, TransientError } from '../../src/errors';
 import { createLogger } from '../../src/log';
 import { consumeDelivery, consumeOrderCreated, markCompleted, type Delivery } from '../../src/services/consumers';
+import { beginCompensationRun } from '../../src/services/compensationOutcome';
 import { sendCancellation, voidUnsentConfirmation } from '../../src/services/notices';
 import { orderSupportView } from '../../src/services/queries';
 import { recordDeadLetter } from '../../src/support/deadLetters';
@@ -234,6 +235,20 @@ describe('consumeOrderCreated', () => {
     };
     expect(await deliver('notification', order)).toBe('superseded');
     expect((await deps.orders.get(order.id))!.status.notification).toBe('processing');
+    await sendCancellation((await deps.orders.get(order.id))!, deps);
+    expect((await deps.orders.get(order.id))!.notifications.map((n) => n.kind)).toEqual(['cancellation']);
+  });
+
+  it('sends no confirmation once the monitor has begun compensation, before the run takes its first step', async () => {
+    const order = await placeOrder([mouse]);
+    // The monitor's begin moves the order to `compensating` while the delivery sleeps; the run's
+    // own steps come later (the engine starts the sub-orchestration, then its first activity).
+    deps.sleep = async () => {
+      expect(await beginCompensationRun((await deps.orders.get(order.id))!, { reason: 'inventory failed: out of stock', step: 's-1' }, deps, log)).toEqual({ run: 1, attempt: 1 });
+    };
+    expect(await deliver('notification', order)).toBe('superseded');
+    expect((await deps.notifications.list(order.id)).map((n) => [n.kind, n.voided === true])).toEqual([['confirmation', true]]);
+    deps.sleep = async () => undefined;
     await sendCancellation((await deps.orders.get(order.id))!, deps);
     expect((await deps.orders.get(order.id))!.notifications.map((n) => n.kind)).toEqual(['cancellation']);
   });
