@@ -159,8 +159,16 @@ async function readOrderRequest(
 }
 
 /**
+ * How long a refused body's answer waits for the catalog to name its unknown SKUs. A body that is
+ * not valid is answered without Cosmos DB otherwise: while it does not answer, the request's whole
+ * wait (10 s) would hold up every 400 for a check that then finds nothing.
+ */
+const SKU_CHECK_WAIT_MS = 1_000;
+
+/**
  * Unknown SKUs among the well-formed items of a body refused for other reasons (at most the items an
- * order may have). Best effort: a catalog Cosmos DB does not serve leaves the other problems to answer.
+ * order may have). Best effort: a catalog Cosmos DB does not serve within `SKU_CHECK_WAIT_MS` leaves
+ * the other problems to answer.
  */
 async function unknownSkusBeside(body: unknown, problems: FieldProblem[], deps: OrderSagaDependencies, log: Logger, storeWait: StoreWait): Promise<FieldProblem[]> {
   const items = (body as { items?: unknown } | null)?.items;
@@ -172,7 +180,7 @@ async function unknownSkusBeside(body: unknown, problems: FieldProblem[], deps: 
   });
   if (wellFormed.length === 0) return [];
   try {
-    return await withinStoreWait(storeWait, (signal) => unknownSkus(wellFormed, deps, log, { signal }));
+    return await withinStoreWait(Math.min(storeWait.leftMs(), SKU_CHECK_WAIT_MS), (signal) => unknownSkus(wellFormed, deps, log, { signal }));
   } catch (err) {
     log.warn('order-skus-not-checked', { error: ensureError(err).message });
     return [];

@@ -148,6 +148,19 @@ describe('POST /api/orders', () => {
     expect(json(res).errors).toEqual([{ path: 'items/0/quantity', message: 'must be at least 1' }]);
   });
 
+  it('answers a refused body at once while Cosmos DB does not answer: the SKU check beside the other bad fields waits a second at most', async () => {
+    const read = deps.inventory.get.bind(deps.inventory);
+    // No answer, as in an outage: the call ends only when the request stops waiting for it.
+    deps.inventory.get = (_sku, options) => new Promise((_, reject) => options?.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
+    const started = performance.now();
+    const res = await create({ customerId: 'c', items: [{ sku: 'NOPE-1', quantity: 0 }] });
+    const took = performance.now() - started;
+    deps.inventory.get = read;
+    expect(res.status).toBe(400);
+    expect(json(res).errors).toEqual([{ path: 'items/0/quantity', message: 'must be at least 1' }]);
+    expect(took).toBeLessThan(2_000);
+  });
+
   it('answers 400 for an Idempotency-Key that is not visible ASCII', async () => {
     const res = await create(order, { 'Idempotency-Key': 'a b' });
     expect(res.status).toBe(400);
