@@ -78,13 +78,14 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
   // Read as the monitor reads the order: its requeues counted, a person's request pending until done.
   const snapshot = monitorSnapshotOf(order);
   const recorded = input.requestedBy ? !snapshot.requeueRequestedBy : requeueRecorded(snapshot, input.attempt);
+  // Since the monitor decided, compensation was asked for or another service failed for a
+  // business reason: billing is about to be refunded, not retried (support may not ask for this
+  // requeue now either). The monitor's next turn compensates. So for a requeue written before
+  // whose message has not gone out: sent now, billing would charge what the run then refunds.
+  const compensation = ACTIVE_STATES.includes(order.state) ? latestSupportRequest(order.timeline, 'compensate') : undefined;
+  const overtaken = compensation ? compensationPendingReason(compensation) : requeueOvertakenReason(order.status);
+  if (overtaken) return { requeued: false, reason: overtaken };
   if (!recorded) {
-    // Since the monitor decided, compensation was asked for or another service failed for a
-    // business reason: billing is about to be refunded, not retried (support may not ask for this
-    // requeue now either). The monitor's next turn compensates.
-    const compensation = ACTIVE_STATES.includes(order.state) ? latestSupportRequest(order.timeline, 'compensate') : undefined;
-    const overtaken = compensation ? compensationPendingReason(compensation) : requeueOvertakenReason(order.status);
-    if (overtaken) return { requeued: false, reason: overtaken };
     const number = order.timeline.filter((e) => e.kind === TIMELINE.requeued).length + 1;
     // A retry of a person's step that finds another request pending carries out that one, in its name.
     const actor = input.requestedBy ? (snapshot.requeueRequestedBy ?? input.requestedBy) : MONITOR_ACTOR;

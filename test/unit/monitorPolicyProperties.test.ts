@@ -1045,6 +1045,24 @@ describe('the monitor over a simulated order', () => {
     expect(decideNextStep(monitorSnapshotOf(order), QUIET_SCENARIO.policy, new Date('2030-01-01T00:00:00.000Z'))).toMatchObject({ kind: 'compensate', requestedBy: ana.name });
   });
 
+  it('a requeue written whose message did not go out is not sent once a compensate request is recorded: billing is to be refunded, not retried', async () => {
+    const world = await quietOrder('deadlettered');
+    const publish = world.publish.bind(world);
+    world.publish = async () => {
+      throw new Error('Service Bus is unavailable');
+    };
+    await expect(activity('requeueBilling', { attempt: 1 })).rejects.toThrow('Service Bus is unavailable');
+    world.publish = publish;
+    // The monitor decided to send it again from that read; a person asked to compensate before the step read the order.
+    const decided = decideNextStep(monitorSnapshotOf(await world.order()), QUIET_SCENARIO.policy, new Date(Date.parse((await world.order()).timeline.at(-1)!.at) + 1_000));
+    expect(decided).toEqual({ kind: 'requeueBilling', attempt: 1 });
+    expect(await requestCompensation(ORDER_ID, ana, { deps: world.deps, monitor: world, log: silent })).toMatchObject({ kind: 'accepted', body: { alreadyRequested: false } });
+    expect(await activity('requeueBilling', { attempt: 1 })).toEqual({ requeued: false, reason: `compensation was asked for by ${ana.name}; the order is being cancelled` });
+    expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1']);
+    const order = await world.order();
+    expect(decideNextStep(monitorSnapshotOf(order), QUIET_SCENARIO.policy, new Date('2030-01-01T00:00:00.000Z'))).toMatchObject({ kind: 'compensate', requestedBy: ana.name });
+  });
+
   it("carries out a person's requeue of a billing in flight once when the engine runs its activity twice at once", async () => {
     // Both copies read the order, with the request pending, before either wrote: the second must
     // not record the same request carried out again.
