@@ -179,7 +179,10 @@ export function supportRequestOutcomes(order: {
   // Only an active order completes: one compensating (asked again after `attention`) whose services
   // a late delivery finished gets the run it was asked for all the same.
   const completing = active && SERVICES.every((s) => status[s] === 'done');
-  if (active && status.billing !== undefined && (IN_FLIGHT as readonly string[]).includes(status.billing)) {
+  // Not once compensation is asked for, or another service failed for a business reason: the
+  // requeue step declines to send it then, and the monitor compensates (as it reads once begun).
+  const sendsAgain = latestSupportRequest(order.timeline ?? undefined, 'compensate') === undefined && requeueOvertakenReason(status) === undefined;
+  if (active && sendsAgain && status.billing !== undefined && (IN_FLIGHT as readonly string[]).includes(status.billing)) {
     for (const r of unsent) {
       r.outcome = 'pending';
       r.detail = `${r.detail}; its message has not gone out yet: the monitor sends it again`;

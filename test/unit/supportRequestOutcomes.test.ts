@@ -120,6 +120,21 @@ describe('supportRequestOutcomes', () => {
     expect(supportRequestOutcomes(taken)[0]).toMatchObject({ outcome: 'carried-out', carriedOutAt: at(2) });
   });
 
+  it('does not tell a requeue whose message has not gone out pending once compensation is asked for: the monitor compensates and never sends it', () => {
+    const written = { state: 'processing' as const, status: { ...billingDeadLettered, billing: 'pending' as const } };
+    const asked = orderDocument({ ...written, timeline: [ask(1, 'requeue'), requeued(2), ask(3, 'compensate', 'bo@contoso.com')] });
+    // The requeue step declines it from here on, and the monitor's next step is the run.
+    expect(decideNextStep(monitorSnapshotOf(asked), DEFAULT_MONITOR_POLICY, new Date(at(4)))).toMatchObject({ kind: 'compensate' });
+    const carried = { action: 'requeue', by: 'ana@contoso.com', at: at(1), outcome: 'carried-out', detail: 'billing requeued (attempt 1, message e-1:billing:1)', carriedOutAt: at(2) };
+    expect(supportRequestOutcomes(asked)[0]).toEqual(carried);
+    // As it reads once the run began.
+    const begunAfter = orderDocument({ ...written, state: 'compensating', timeline: [ask(1, 'requeue'), requeued(2), ask(3, 'compensate', 'bo@contoso.com'), begun(4, 1, 'bo@contoso.com')] });
+    expect(supportRequestOutcomes(begunAfter)[0]).toEqual(carried);
+    // Nor once another service failed for a business reason.
+    const failed = orderDocument({ ...written, status: { ...written.status, inventory: 'failed' }, timeline: [ask(1, 'requeue'), requeued(2)] });
+    expect(supportRequestOutcomes(failed)[0]).toEqual(carried);
+  });
+
   it('tells a requeue written before the request as no part of it', () => {
     const order = orderDocument({ status: billingDeadLettered, timeline: [requeued(1, 'monitor'), ask(2, 'requeue')] });
     expect(supportRequestOutcomes(order)[0]).toMatchObject({ outcome: 'pending' });
