@@ -486,6 +486,23 @@ async function expectPromisesKept(world: World): Promise<void> {
   const net = ledger.filter((e) => e.kind === 'charge' && !e.voided).reduce((n, e) => n + e.amount, 0) - ledger.filter((e) => e.kind === 'refund').reduce((n, e) => n + e.amount, 0);
   const item = (await world.deps.inventory.get(SKU.id))!;
   expect(item.available + item.reserved).toBe(SKU.available);
+  // Notices: what the sender holds (a voided confirmation slot sent nothing) and what the order shows.
+  const sender = await world.deps.notifications.list(ORDER_ID);
+  const notices = (kind: string) => ({
+    sent: sender.filter((n) => n.kind === kind && !n.voided).length,
+    voided: sender.filter((n) => n.kind === kind && n.voided).length,
+    shown: order.notifications.filter((n) => n.kind === kind).length,
+  });
+  if (order.state === 'completed') {
+    // Never voided: an order that completes is owed its confirmation.
+    expect({ confirmation: notices('confirmation'), cancellation: notices('cancellation') }).toEqual({
+      confirmation: { sent: 1, voided: 0, shown: 1 },
+      cancellation: { sent: 0, voided: 0, shown: 0 },
+    });
+  } else {
+    expect(notices('confirmation').shown).toBe(notices('confirmation').sent);
+    if (order.state === 'cancelled') expect(notices('cancellation')).toEqual({ sent: 1, voided: 0, shown: 1 });
+  }
   if (order.state === 'completed') {
     expect(runsBegun).toBe(0);
     expect(order.status).toEqual({ inventory: 'done', billing: 'done', notification: 'done' });
