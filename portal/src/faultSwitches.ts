@@ -34,6 +34,11 @@ class FaultSwitch {
   private readonly error: HTMLElement;
   private readonly words: (typeof SWITCHES)[Fault];
   busy = false;
+  /**
+   * Bumped when a flip begins and when its answer is in: a poll's read of the switches that began
+   * before either may have been answered before the flip was made, and must not show its state.
+   */
+  changes = 0;
   private on = false;
 
   constructor(
@@ -76,6 +81,7 @@ class FaultSwitch {
     if (this.busy) return;
     const wanted = !this.on;
     this.busy = true;
+    this.changes += 1;
     this.button.setAttribute('aria-busy', 'true');
     this.error.replaceChildren();
     try {
@@ -87,6 +93,7 @@ class FaultSwitch {
       showProblem(this.error, error, `Could not switch "${this.words.name.toLowerCase()}"`);
     } finally {
       this.busy = false;
+      this.changes += 1;
       this.button.removeAttribute('aria-busy');
     }
   }
@@ -105,10 +112,15 @@ export class FaultSwitches {
   }
 
   async refresh(): Promise<void> {
+    // A read sent before a flip was made may come back after it, with the state before it: such a
+    // read is older than the switch's own answer and is not shown (the next poll reads it again).
+    const changesBefore = this.switches.map((s) => s.changes);
     try {
       const faults = await getFaults();
-      // A switch being flipped shows its own answer.
-      for (const s of this.switches) if (!s.busy) s.render(Boolean(faults?.[s.fault]));
+      // A switch being flipped, or flipped while this read was on its way, shows its own answer.
+      this.switches.forEach((s, i) => {
+        if (!s.busy && s.changes === changesBefore[i]) s.render(Boolean(faults?.[s.fault]));
+      });
       this.onAvailability(true);
     } catch (error) {
       for (const s of this.switches) s.unavailable(describeError(error).detail);

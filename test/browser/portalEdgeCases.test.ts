@@ -432,6 +432,46 @@ describe('alerts', () => {
   }, 45_000);
 });
 
+describe('fault switches', () => {
+  it('keeps a switch as flipped when a poll read the switches before the flip and is answered after it', async () => {
+    const page = await browser!.newPage();
+    let holdNext = false;
+    let readHeld!: () => void;
+    const held = new Promise<void>((resolve) => (readHeld = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    await page.route(/\/api\/support\/faults$/, async (route) => {
+      if (route.request().method() !== 'GET' || !holdNext) return route.continue();
+      holdNext = false;
+      // Read before the flip (refunds work), delivered after the flip was answered: a slow network.
+      const response = await route.fetch();
+      readHeld();
+      await released;
+      await route.fulfill({ response });
+    });
+    await page.goto(`${api}/portal/`);
+    const refundSwitch = page.locator('#refund-switch');
+    await page.locator('#refund-switch:not([disabled])').waitFor({ timeout: 15_000 });
+    expect(await refundSwitch.getAttribute('aria-checked')).toBe('false');
+    holdNext = true;
+    await held;
+    try {
+      await refundSwitch.click();
+      await page.locator('#refund-switch[aria-checked="true"]').waitFor();
+      const staleRead = page.waitForResponse((r) => r.url().endsWith('/api/support/faults') && r.request().method() === 'GET');
+      release();
+      await staleRead;
+      await page.waitForTimeout(300);
+      expect(await refundSwitch.getAttribute('aria-checked')).toBe('true');
+      expect(await page.locator('#refund-switch-note').innerText()).toContain('Every refund throws');
+    } finally {
+      release();
+      await fetch(`${api}/support/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refundFails: false }) });
+      await page.close();
+    }
+  }, 45_000);
+});
+
 describe('two people at once', () => {
   it('the second to compensate, whose button went while the dialog was open, is told who did and when, and keeps focus by the actions', async () => {
     const response = await fetch(`${api}/orders`, {
