@@ -472,6 +472,37 @@ describe('fault switches', () => {
   }, 45_000);
 });
 
+describe('the order list on a phone', () => {
+  it("keeps the mark of an order in attention clear of the order's id and customer", async () => {
+    const page = await browser!.newPage({ viewport: { width: 390, height: 844 } });
+    const orderId = '7a0c2e9b-3f41-4d8a-a6b5-0c9d8e7f6a51';
+    const inAttention = {
+      id: orderId,
+      customerId: 'customer-marked',
+      state: 'attention',
+      status: { inventory: 'failed', billing: 'done', notification: 'compensated' },
+      total: 10,
+      currency: 'EUR',
+      createdAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+    };
+    await page.route(/\/api\/orders\?/, (route) => route.fulfill({ json: { orders: [inAttention] } }));
+    await page.goto(`${api}/portal/`);
+    const row = page.locator(`#order-rows tr[data-order-id="${orderId}"]`);
+    await row.waitFor({ timeout: 15_000 });
+    const layout = (await page.evaluate(`(() => {
+      const th = document.querySelector('#order-rows tr[data-order-id="${orderId}"] th');
+      const mark = parseFloat(getComputedStyle(th).boxShadow.match(/(\\d+(?:\\.\\d+)?)px 0px 0px 0px inset/)[1]);
+      return { mark, cell: th.getBoundingClientRect().left, link: th.querySelector('a').getBoundingClientRect().left, customer: th.querySelector('.order-customer').getBoundingClientRect().left };
+    })()`)) as { mark: number; cell: number; link: number; customer: number };
+    await row.screenshot({ path: join(ARTIFACTS, 'phone-attention-row.png') });
+    expect(layout.mark).toBeGreaterThan(0);
+    expect(layout.link).toBeGreaterThanOrEqual(layout.cell + layout.mark);
+    expect(layout.customer).toBeGreaterThanOrEqual(layout.cell + layout.mark);
+    await page.close();
+  }, 30_000);
+});
+
 describe('two people at once', () => {
   it('the second to compensate, whose button went while the dialog was open, is told who did and when, and keeps focus by the actions', async () => {
     const response = await fetch(`${api}/orders`, {
