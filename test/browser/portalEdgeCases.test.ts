@@ -503,6 +503,50 @@ describe('the order list on a phone', () => {
   }, 30_000);
 });
 
+describe('the order list at every width', () => {
+  it('keeps every badge inside its panel, also with the longest ones side by side: a table where it fits, cards where it does not', async () => {
+    const now = new Date().toISOString();
+    const order = (n: number, state: string, status: Record<string, string>) => ({
+      id: `7a0c2e9b-3f41-4d8a-a6b5-0c9d8e7f6a5${n}`,
+      customerId: `customer-${n}`,
+      state,
+      status,
+      total: 10,
+      currency: 'EUR',
+      createdAt: now,
+      updatedAt: now,
+    });
+    const orders = [
+      order(1, 'cancelled', { inventory: 'compensated', billing: 'compensated', notification: 'compensated' }),
+      order(2, 'attention', { inventory: 'failed', billing: 'deadlettered', notification: 'compensated' }),
+      order(3, 'compensating', { inventory: 'compensated', billing: 'deadlettered', notification: 'processing' }),
+    ];
+    const page = await browser!.newPage();
+    await page.route(/\/api\/orders\?/, (route) => route.fulfill({ json: { orders } }));
+    await page.goto(`${api}/portal/`);
+    await page.locator('#order-rows tr').nth(2).waitFor({ timeout: 15_000 });
+    const seen: Record<number, { cards: boolean; outside: string[] }> = {};
+    for (const width of [1920, 1366, 1280, 1024, 960, 800, 640, 390, 360]) {
+      await page.setViewportSize({ width, height: 900 });
+      seen[width] = (await page.evaluate(`(() => {
+        const panel = document.querySelector('.panel--orders').getBoundingClientRect();
+        const outside = [...document.querySelectorAll('#order-rows .badge')].filter((b) => {
+          const r = b.getBoundingClientRect();
+          return r.left < panel.left || r.right > panel.right;
+        }).map((b) => b.textContent);
+        return { cards: getComputedStyle(document.querySelector('.order-table thead')).display === 'none', outside };
+      })()`)) as { cards: boolean; outside: string[] };
+      if (width === 1280 || width === 360) await page.locator('.panel--orders').screenshot({ path: join(ARTIFACTS, `order-list-${width}.png`) });
+    }
+    for (const [width, { outside }] of Object.entries(seen)) expect({ width, outside }).toEqual({ width, outside: [] });
+    // The table where its five columns fit, cards where they do not.
+    expect(seen[1920]!.cards).toBe(false);
+    expect(seen[1280]!.cards).toBe(true);
+    expect(seen[390]!.cards).toBe(true);
+    await page.close();
+  }, 60_000);
+});
+
 describe('two people at once', () => {
   it('the second to compensate, whose button went while the dialog was open, is told who did and when, and keeps focus by the actions', async () => {
     const response = await fetch(`${api}/orders`, {
