@@ -9,6 +9,7 @@ import { confirmAction } from './confirmDialog';
 import { byId, fill, h } from './dom';
 import { capitalize, formatDateTime, formatMoney, formatPreciseTime, humanizeKind, shortId, statusLabel } from './format';
 import { actionOutcome, compensateRefusal, requeueRefusal } from './actionRules';
+import { isNotedDeadLetter } from '../../src/domain/orderState';
 import { describeError, showProblem } from './problem';
 import type { Announce } from './orderList';
 
@@ -165,7 +166,10 @@ export class OrderDetail {
       SERVICE_NAMES.map((service) => {
         const status = order.status?.[service];
         const events = timeline.filter((e) => e.service === service);
-        const last = events[events.length - 1];
+        // A dead-letter only noted (of a message no longer in play, or one the consumers could not
+        // read) says nothing of the service's own state: "last: dead-lettered" on a done service misleads.
+        const progress = events.filter((e) => !(e.kind === 'deadlettered' && isNotedDeadLetter(e.detail)));
+        const last = progress[progress.length - 1];
         // Every delivery leaves one entry: `delivery` when it claimed, `duplicate-ignored` when the
         // status had moved on. (A message's own delivery count starts again with each requeue.)
         const deliveries = events.filter((e) => e.kind === 'delivery' || e.kind === 'duplicate-ignored').length;

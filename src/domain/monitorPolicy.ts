@@ -17,6 +17,9 @@ import {
 import {
   COMPENSATION_STARTED_KIND,
   currentReasons,
+  deadLetterMarker,
+  isDeadLetterOf,
+  isNotedDeadLetter,
   IN_FLIGHT,
   latestSupportRequest,
   pendingRequeueRequest,
@@ -50,32 +53,8 @@ export const TIMELINE = {
  */
 export const REPUBLISH_REASON = { requeue: 'requeue', stuck: 'stuck' } as const;
 
-/**
- * A `deadlettered` entry's detail names its message: `message <id>`, followed by `; <why>` when it
- * was only noted. The three subscriptions get the same message (same id), so an entry is one
- * service's by its `service`.
- */
-export function deadLetterMarker(messageId: string | undefined): string {
-  return `message ${messageId ?? 'without id'}`;
-}
-
-const NOTED = '; ';
-
-/** The detail of a dead-letter only noted on the timeline (the status left as it was), and why. */
-export function notedDeadLetterDetail(messageId: string | undefined, why: string): string {
-  return `${deadLetterMarker(messageId)}${NOTED}${why}`;
-}
-
-/** Whether a `deadlettered` entry's detail is this message's: one id can be the start of another's (`<event>` of `<event>:billing:1`, which is of `<event>:billing:10`). */
-export function isDeadLetterOf(detail: string | undefined, messageId: string | undefined): boolean {
-  const marker = deadLetterMarker(messageId);
-  return detail === marker || detail?.startsWith(`${marker}${NOTED}`) === true;
-}
-
-/** Whether a `deadlettered` entry was only noted: the service had finished, or a later send to it was in play. */
-export function isNotedDeadLetter(detail: string | undefined): boolean {
-  return detail?.startsWith(deadLetterMarker('')) === true && detail.includes(NOTED);
-}
+// Where a dead-letter's entry names its message, and whether it was only noted: read by the portal too.
+export { deadLetterMarker, isDeadLetterOf, isNotedDeadLetter, notedDeadLetterDetail } from './orderState';
 
 const REPUBLISHED_MESSAGE = ', message ';
 

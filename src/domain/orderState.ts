@@ -61,6 +61,33 @@ export const REPUBLISHED_KIND = 'republished';
 /** The timeline kind of a compensation run begun (by the monitor, for itself or for a person). */
 export const COMPENSATION_STARTED_KIND = 'compensation-started';
 
+/**
+ * A `deadlettered` entry's detail names its message: `message <id>`, followed by `; <why>` when it
+ * was only noted. The three subscriptions get the same message (same id), so an entry is one
+ * service's by its `service`.
+ */
+export function deadLetterMarker(messageId: string | undefined): string {
+  return `message ${messageId ?? 'without id'}`;
+}
+
+const NOTED = '; ';
+
+/** The detail of a dead-letter only noted on the timeline (the status left as it was), and why. */
+export function notedDeadLetterDetail(messageId: string | undefined, why: string): string {
+  return `${deadLetterMarker(messageId)}${NOTED}${why}`;
+}
+
+/** Whether a `deadlettered` entry's detail is this message's: one id can be the start of another's (`<event>` of `<event>:billing:1`, which is of `<event>:billing:10`). */
+export function isDeadLetterOf(detail: string | undefined, messageId: string | undefined): boolean {
+  const marker = deadLetterMarker(messageId);
+  return detail === marker || detail?.startsWith(`${marker}${NOTED}`) === true;
+}
+
+/** Whether a `deadlettered` entry was only noted: the service had finished, or a later send to it was in play. */
+export function isNotedDeadLetter(detail: string | undefined): boolean {
+  return detail?.startsWith(deadLetterMarker('')) === true && detail.includes(NOTED);
+}
+
 /** What the support rules read of a timeline entry (the portal holds entries as the API sent them). */
 export type TimelineLike = readonly Partial<Pick<TimelineEntry, 'kind' | 'detail' | 'actor' | 'at' | 'service'>>[];
 

@@ -256,6 +256,28 @@ describe('order detail', () => {
     expect(written[0]).toBe('accepted');
     await page.close();
   }, 30_000);
+
+  it("tells a service's last step from its progress, not from a dead-letter only noted (an unreadable message naming a completed order)", async () => {
+    const page = await openOrderAnsweredAs(await place('customer-noted'), (order) => {
+      order.state = 'completed';
+      order.status = { inventory: 'done', billing: 'done', notification: 'done' };
+      const timeline = order.timeline as { at: string; kind: string; service?: string; detail?: string }[];
+      for (const service of ['inventory', 'billing', 'notification']) timeline.push({ at: '2030-01-01T00:00:01.000Z', kind: 'done', service });
+      for (const service of ['inventory', 'billing', 'notification']) {
+        timeline.push({ at: '2030-01-01T00:00:02.000Z', kind: 'deadlettered', service, detail: `message poison-1; ${service} already done, order completed` });
+      }
+      // One recorded (not only noted) stays a service's last step.
+      timeline.push({ at: '2030-01-01T00:00:03.000Z', kind: 'deadlettered', service: 'billing', detail: 'message m-2' });
+    });
+    const lane = (service: string) => page.locator(`#detail-lanes li[data-service="${service}"] .lane__meta`);
+    await lane('inventory').filter({ hasText: 'last:' }).waitFor({ timeout: 15_000 });
+    expect(await lane('inventory').innerText()).toMatch(/last: done at/);
+    expect(await lane('notification').innerText()).toMatch(/last: done at/);
+    expect(await lane('billing').innerText()).toMatch(/last: dead-lettered at/);
+    // The timeline still shows every entry.
+    expect(await page.locator('#detail-timeline li[data-kind="deadlettered"]').count()).toBe(4);
+    await page.close();
+  }, 30_000);
 });
 
 describe('compensation under way', () => {
