@@ -40,9 +40,10 @@ function parkedItem(m: ParkedMessage): HTMLLIElement {
       h('strong', {}, subscriptionOf(m.source)),
       h('span', {}, formatDateTime(m.parkedAt)),
       h('span', {}, 'message ', h('code', {}, m.messageId ?? 'without id')),
-      m.orderId ? h('span', {}, 'names order ', orderReference(m.orderId)) : null,
+      // An order that does not exist has nothing to open: its id is shown, not linked.
+      m.orderId ? h('span', {}, 'names order ', m.orderMissing ? h('code', {}, m.orderId) : orderReference(m.orderId)) : null,
     ),
-    m.problem ? h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, 'Unreadable: '), m.problem) : null,
+    m.problem ? h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, m.kind === 'no-such-order' ? 'No such order: ' : 'Unreadable: '), m.problem) : null,
     h('p', { class: 'parked__reason' }, h('span', { class: 'label' }, 'Dead-lettered: '), [m.deadLetterReason, m.deadLetterDescription].filter(Boolean).join(': ') || 'no reason given'),
     h('code', { class: 'parked__body' }, bodyText(m.body)),
   );

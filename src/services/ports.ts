@@ -106,6 +106,10 @@ export interface ParkedDeadLetter {
   orderId?: string;
   /** Why the app could not put it on an order: what its body lacks, or that its order does not exist. */
   problem?: string;
+  /** Which of the two `problem` is: the body could not be read, or it was read and names no order that exists. */
+  kind?: 'unreadable' | 'no-such-order';
+  /** The order it names (`orderId`) does not exist: nothing to open. */
+  orderMissing?: true;
   body: unknown;
   parkedAt: string;
 }

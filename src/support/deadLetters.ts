@@ -146,6 +146,8 @@ export async function recordDeadLetter(
         correlationId: message.correlationId,
         orderId: named,
         problem: parsed.ok ? `order ${named} does not exist` : parsed.reason,
+        kind: parsed.ok ? 'no-such-order' : 'unreadable',
+        ...(named !== undefined && !order ? { orderMissing: true as const } : {}),
         body: message.body,
         parkedAt: deps.now(),
       });

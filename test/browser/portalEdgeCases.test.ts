@@ -360,6 +360,28 @@ describe('compensation under way', () => {
 });
 
 describe('unreadable messages', () => {
+  it('shows the id of an order that does not exist as text, not a link to nothing, and says why the message was kept', async () => {
+    const source = 'orders/Subscriptions/billing-sub/$DeadLetterQueue';
+    const missing = '0e5f9a1c-2b3d-4e6f-8a9b-1c2d3e4f5a6b';
+    const exists = '1e5f9a1c-2b3d-4e6f-8a9b-1c2d3e4f5a6b';
+    const deadLetters = [
+      { id: 'a', source, messageId: 'm-gone', orderId: missing, problem: `order ${missing} does not exist`, kind: 'no-such-order', orderMissing: true, body: {}, parkedAt: new Date().toISOString() },
+      { id: 'b', source, messageId: 'm-cut', orderId: exists, problem: 'the body is not JSON', kind: 'unreadable', body: '{', parkedAt: new Date().toISOString() },
+    ];
+    const page = await browser!.newPage();
+    await page.route(/\/api\/support\/deadletters\?/, (route) => route.fulfill({ json: { deadLetters } }));
+    await page.goto(`${api}/portal/`);
+    const gone = page.locator('#parked-rows li[data-message-id="m-gone"]');
+    await gone.waitFor({ timeout: 15_000 });
+    expect(await gone.locator('a').count()).toBe(0);
+    expect(await gone.innerText()).toContain(`names order ${missing}`);
+    expect(await gone.innerText()).toContain(`No such order: order ${missing} does not exist`);
+    const cut = page.locator('#parked-rows li[data-message-id="m-cut"]');
+    expect(await cut.locator('a.order-link').getAttribute('href')).toBe(`#/orders/${exists}`);
+    expect(await cut.innerText()).toContain('Unreadable: the body is not JSON');
+    await page.close();
+  }, 30_000);
+
   it('unreadable messages: a preview cut short keeps whole characters, and "Show more" takes focus to the first message it adds', async () => {
     const messageId = `emoji-${Date.now()}`;
     const client = new ServiceBusClient(serviceBusConnectionString(serviceBusPort));

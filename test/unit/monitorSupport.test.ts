@@ -727,8 +727,14 @@ describe('recordDeadLetter', () => {
     const missingOrder = '00000000-0000-4000-8000-00000000abcd';
     expect((await recordDeadLetter('billing', { body: body(missingOrder), messageId: 'm-gone' }, env)).outcome).toBe('unknown-order');
     expect((await recordDeadLetter('billing', { body: '{"specversion":', messageId: 'm-cut' }, env)).outcome).toBe('unknown-order');
-    const problems = Object.fromEntries([...deps.deadLetters.parked.values()].map((p) => [p.messageId, p.problem]));
-    expect(problems).toEqual({ 'm-gone': `order ${missingOrder} does not exist`, 'm-cut': expect.stringMatching(/json/i) });
+    // Unreadable, and naming (in its properties) an order that does not exist either: nothing to open.
+    expect((await recordDeadLetter('billing', { body: '{"specversion":', messageId: 'm-cut-gone', orderId: missingOrder }, env)).outcome).toBe('unknown-order');
+    const kept = Object.fromEntries([...deps.deadLetters.parked.values()].map((p) => [p.messageId, { problem: p.problem, kind: p.kind, orderMissing: p.orderMissing }]));
+    expect(kept).toEqual({
+      'm-gone': { problem: `order ${missingOrder} does not exist`, kind: 'no-such-order', orderMissing: true },
+      'm-cut': { problem: expect.stringMatching(/json/i), kind: 'unreadable', orderMissing: undefined },
+      'm-cut-gone': { problem: expect.stringMatching(/json/i), kind: 'unreadable', orderMissing: true },
+    });
   });
 
   it('an unreadable message naming an order is surfaced on it with why, and its body is kept', async () => {
