@@ -9,7 +9,9 @@ export function describeError(error: unknown): { detail: string; fieldErrors: st
 
 /** Fills `container` (an element with role="alert") with `lead: detail` and any field errors. */
 export function showProblem(container: Element, error: unknown, lead: string): void {
-  const { detail, fieldErrors, status } = describeError(error);
+  const { detail: text, fieldErrors, status } = describeError(error);
+  // "the order is not valid: items/0/quantity, customerId": the paths are listed below in the form's words.
+  const detail = fieldErrors.length ? text.replace(/: [\w/.()-]+(?:, [\w/.()-]+)*$/, '') : text;
   fill(
     container,
     h(

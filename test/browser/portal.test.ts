@@ -191,6 +191,8 @@ describe('support portal (reference demo, end to end)', () => {
       expect(await alert.innerText()).toMatch(/\(400\)/);
       // The field in the form's own words, not the API's path.
       expect(await alert.innerText()).toMatch(/Customer id: must be a non-empty string/);
+      // Not the API's paths a second time above them.
+      expect(await alert.locator('.problem__detail').innerText()).toBe('the order is not valid');
       await page.getByLabel('Customer id').fill('customer-1');
     });
   }, 30_000);
