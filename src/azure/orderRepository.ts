@@ -175,6 +175,10 @@ export class CosmosOrderRepository implements OrderStore {
         parameters.push({ name: `@${service}`, value: status });
       }
     }
+    if (filter.updatedBefore) {
+      where.push('c.updatedAt < @updatedBefore');
+      parameters.push({ name: '@updatedBefore', value: filter.updatedBefore });
+    }
     const query = `SELECT * FROM c${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY c.createdAt DESC`;
     const { items, continuationToken } = await fetchPage<OrderDocument>(this.orders.items, { query, parameters }, page, options);
     return { orders: items, ...(continuationToken ? { continuationToken } : {}) };

@@ -102,6 +102,25 @@ export function validateQuery<T extends z.ZodType>(schema: T, url: string): Vali
   };
 }
 
+/** Whether each field of an ISO 8601 date and time is in range (Date.parse takes 30 February as 2 March). */
+function exists(text: string): boolean {
+  const fields = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?(?:Z|[+-](\d{2}):(\d{2}))$/.exec(text);
+  if (!fields) return false;
+  const [y, mo, d, h, mi, sec = 0, oh = 0, om = 0] = fields.slice(1).map((f) => Number(f ?? 0));
+  const days = new Date(Date.UTC(y!, mo!, 0)).getUTCDate();
+  return mo! >= 1 && mo! <= 12 && d! >= 1 && d! <= days && h! <= 23 && mi! <= 59 && sec <= 59 && oh <= 23 && om <= 59 && !Number.isNaN(Date.parse(text));
+}
+
+/**
+ * An instant in ISO 8601 with its offset (`2026-11-29T17:00:00Z`, `...T18:00:00.5+01:00`), read as
+ * the UTC text the documents hold (`toISOString()`), so it compares with their stamps as text.
+ */
+export const instant = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/, 'must be a date and time with its offset, such as 2026-11-29T17:00:00Z')
+  .refine(exists, 'must be a date and time that exists')
+  .transform((text) => new Date(Date.parse(text)).toISOString());
+
 /** Most items a listing returns in one page, whatever the caller asks for. */
 export const PAGE_MAX = 100;
 

@@ -4,7 +4,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { z } from 'zod';
 import type { OrderState, ServiceStatus } from '../domain/order';
 import { type OrderRequest, orderRequestFingerprint, parseOrderRequest, parseRecordedOrderRequest, searchableText } from '../domain/orderRequest';
-import { pageQueryFields, validateQuery } from '../domain/validation';
+import { instant, pageQueryFields, validateQuery } from '../domain/validation';
 import { ensureError, type FieldProblem, OrderRecordedError, ValidationError } from '../errors';
 import { storeWaitFrom, withinStoreWait, type StoreWait } from '../deadline';
 import { createLogger, type Logger } from '../log';
@@ -260,6 +260,7 @@ const listQuerySchema = z.strictObject({
   'status.inventory': z.enum(STATUSES).optional(),
   'status.billing': z.enum(STATUSES).optional(),
   'status.notification': z.enum(STATUSES).optional(),
+  updatedBefore: instant.optional(),
   ...pageQueryFields,
 });
 
@@ -289,6 +290,7 @@ export async function handleListOrders(
         ...(q['status.billing'] ? { billing: q['status.billing'] } : {}),
         ...(q['status.notification'] ? { notification: q['status.notification'] } : {}),
       },
+      ...(q.updatedBefore ? { updatedBefore: q.updatedBefore } : {}),
     };
     const continuationToken = q.continuationToken ? readPageToken(filter, q.continuationToken) : undefined;
     const deps = dependencies();

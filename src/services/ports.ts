@@ -58,6 +58,8 @@ export interface OrderFilter {
   /** Exact match: the orders of one customer. */
   customerId?: string;
   status?: Partial<Record<ServiceName, ServiceStatus>>;
+  /** Last written before this instant (UTC, as `toISOString()`): orders nothing has moved since. */
+  updatedBefore?: string;
 }
 
 export interface OrderPage {

@@ -285,6 +285,22 @@ describe('orders repository', () => {
     expect(cancelled.orders.map((o) => o.id)).toEqual([theirs[0]]);
     expect((await orders.list({ customerId: 'nobody' }, { pageSize: 10 })).orders).toEqual([]);
   });
+
+  it('lists the orders last written before an instant, and an order written since drops out', async () => {
+    const customerId = `cust-${nextId()}`;
+    const theirs: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const order = { ...anOrder(undefined, `2021-03-0${i + 1}T00:00:00.000Z`), customerId };
+      await orders.create(order);
+      theirs.push(order.id);
+    }
+    const quiet = (updatedBefore: string) => orders.list({ customerId, updatedBefore }, { pageSize: 10 }).then((p) => p.orders.map((o) => o.id));
+    expect(await quiet('2021-03-02T12:00:00.000Z')).toEqual([theirs[1], theirs[0]]);
+    // A patch moves the order's `updatedAt` to now.
+    await orders.appendTimeline(theirs[0]!, { at: new Date().toISOString(), kind: 'note' });
+    expect(await quiet('2021-03-02T12:00:00.000Z')).toEqual([theirs[1]]);
+    expect(await quiet('2021-03-01T00:00:00.000Z')).toEqual([]);
+  });
 });
 
 describe('inventory repository', () => {

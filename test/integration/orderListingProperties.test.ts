@@ -88,11 +88,12 @@ interface Shape {
   status: Record<ServiceName, ServiceStatus>;
 }
 
-type Filter = Partial<{ state: OrderState; customerId: string; 'status.inventory': ServiceStatus; 'status.billing': ServiceStatus; 'status.notification': ServiceStatus }>;
+type Filter = Partial<{ state: OrderState; customerId: string; 'status.inventory': ServiceStatus; 'status.billing': ServiceStatus; 'status.notification': ServiceStatus; updatedBefore: string }>;
 
 interface Summary extends Shape {
   id: string;
   createdAt: string;
+  updatedAt: string;
 }
 
 const shapeArb: fc.Arbitrary<Shape> = fc.record({
@@ -104,19 +105,22 @@ const shapeArb: fc.Arbitrary<Shape> = fc.record({
 /** Up to two filters at once: more would match next to nothing among a few orders. */
 const filterArb: fc.Arbitrary<Filter> = fc
   .tuple(
-    fc.shuffledSubarray(['state', 'customerId', 'status.inventory', 'status.billing', 'status.notification'] as const, { maxLength: 2 }),
+    fc.shuffledSubarray(['state', 'customerId', 'status.inventory', 'status.billing', 'status.notification', 'updatedBefore'] as const, { maxLength: 2 }),
     fc.record({
       state: fc.constantFrom(...STATES),
       customerId: fc.constantFrom(...CUSTOMERS),
       'status.inventory': fc.constantFrom(...STATUSES),
       'status.billing': fc.constantFrom(...STATUSES),
       'status.notification': fc.constantFrom(...STATUSES),
+      // Among the orders' own stamps, so an order written at the instant itself is left out.
+      updatedBefore: fc.integer({ min: 0, max: 8 }).map((second) => at(second)),
     }),
   )
   .map(([keys, values]) => Object.fromEntries(keys.map((k) => [k, values[k]])) as Filter);
 
-function matches(order: Shape, filter: Filter): boolean {
+function matches(order: Shape & { updatedAt?: string }, filter: Filter): boolean {
   return (
+    (filter.updatedBefore === undefined || (order.updatedAt !== undefined && order.updatedAt < filter.updatedBefore)) &&
     (filter.state === undefined || order.state === filter.state) &&
     (filter.customerId === undefined || order.customerId === filter.customerId) &&
     SERVICES.every((s) => filter[`status.${s}`] === undefined || order.status[s] === filter[`status.${s}`])
@@ -127,7 +131,12 @@ function matches(order: Shape, filter: Filter): boolean {
 function filterOf(filter: Filter): OrderFilter {
   const status: OrderFilter['status'] = {};
   for (const s of SERVICES) if (filter[`status.${s}`]) status[s] = filter[`status.${s}`];
-  return { ...(filter.state ? { state: filter.state } : {}), ...(filter.customerId ? { customerId: filter.customerId } : {}), status };
+  return {
+    ...(filter.state ? { state: filter.state } : {}),
+    ...(filter.customerId ? { customerId: filter.customerId } : {}),
+    status,
+    ...(filter.updatedBefore ? { updatedBefore: filter.updatedBefore } : {}),
+  };
 }
 
 /** Seconds after a fixed start, so several orders share a creation time. */

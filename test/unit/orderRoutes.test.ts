@@ -904,6 +904,28 @@ describe('GET /api/orders', () => {
     expect(json(await list({ state: 'completed' })).orders).toEqual([]);
   });
 
+  it('finds the orders nothing has moved since an instant (updatedBefore), with any offset, and binds its pages to it', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(json(await create({ ...order, customerId: 'quiet' })).orderId);
+    ids.forEach((id, i) => (deps.orders.docs.get(id)!.updatedAt = `2026-11-29T17:0${i}:00.000Z`));
+    const found = async (query: Record<string, string>) => json(await list({ customerId: 'quiet', ...query })).orders.map((o: { id: string }) => o.id);
+    expect(await found({ updatedBefore: '2026-11-29T17:02:00Z' })).toEqual([ids[1], ids[0]]);
+    // The same instant at another offset, and with fractions of a second.
+    expect(await found({ updatedBefore: '2026-11-29T18:02:00.001+01:00' })).toEqual([ids[2], ids[1], ids[0]]);
+    expect(await found({ updatedBefore: '2026-11-29T17:00:00Z' })).toEqual([]);
+    const first = json(await list({ customerId: 'quiet', updatedBefore: '2026-11-29T17:03:00Z', pageSize: '2' }));
+    expect(json(await list({ customerId: 'quiet', updatedBefore: '2026-11-29T17:03:00Z', pageSize: '2', continuationToken: first.continuationToken })).orders).toHaveLength(1);
+    // A page token is for the instant it was issued with: a stuck-orders sweep pages with one.
+    expect((await list({ customerId: 'quiet', updatedBefore: '2026-11-29T17:03:01Z', pageSize: '2', continuationToken: first.continuationToken })).status).toBe(400);
+    expect(await found({ updatedBefore: '2026-11-29T18:01:00.5+01:00' })).toEqual([ids[1], ids[0]]);
+    expect(await found({ updatedBefore: '2028-02-29T00:00:00Z' })).toEqual([ids[3], ids[2], ids[1], ids[0]]);
+    for (const updatedBefore of ['yesterday', '2026-11-29', '2026-11-29T17:00:00', '2026-02-30T17:00:00Z', '2026-11-29T25:00:00Z', '2026-11-29T17:00:00+24:00', '2027-02-29T00:00:00Z']) {
+      const res = await list({ updatedBefore });
+      expect(res.status).toBe(400);
+      expect(json(res).errors).toEqual([{ path: 'updatedBefore', message: expect.stringMatching(/^must be a date and time/) }]);
+    }
+  });
+
   it('refuses a continuation token sent with other filters than it was issued for, or not one of its own', async () => {
     for (let i = 0; i < 3; i++) await create({ ...order, customerId: 'pager' });
     const first = json(await list({ customerId: 'pager', pageSize: '1' }));

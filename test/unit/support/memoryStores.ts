@@ -143,6 +143,7 @@ export class MemoryOrderStore implements OrderStore {
       .filter((o) => !filter.state || o.state === filter.state)
       .filter((o) => !filter.customerId || o.customerId === filter.customerId)
       .filter((o) => SERVICES.every((s) => !filter.status?.[s] || o.status[s] === filter.status[s]))
+      .filter((o) => !filter.updatedBefore || o.updatedAt < filter.updatedBefore)
       .filter((o) => !after || o.createdAt < after.createdAt || (o.createdAt === after.createdAt && rank(o) < after.rank))
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || rank(b) - rank(a));
     const items = all.slice(0, page.pageSize);
