@@ -65,6 +65,8 @@ export interface OrderFilter {
   state?: string;
   billingStatus?: string;
   customerId?: string;
+  /** Nothing written on the order since this instant (ISO 8601). */
+  updatedBefore?: string;
 }
 
 export interface NewOrder {
@@ -189,6 +191,7 @@ export function listOrders(filter: OrderFilter, continuationToken?: string, page
   if (filter.state) query.set('state', filter.state);
   if (filter.billingStatus) query.set('status.billing', filter.billingStatus);
   if (filter.customerId) query.set('customerId', filter.customerId);
+  if (filter.updatedBefore) query.set('updatedBefore', filter.updatedBefore);
   if (continuationToken) query.set('continuationToken', continuationToken);
   return call<{ orders?: OrderView[]; continuationToken?: string }>(`orders?${query}`).then((page) => ({
     items: Array.isArray(page?.orders) ? page.orders : [],

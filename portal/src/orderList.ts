@@ -29,6 +29,8 @@ function customerText(customerId: string): HTMLElement {
 
 /** Orders asked for per page, and so shown at first and added by each "Show older orders". */
 const PAGE_SIZE = 25;
+/** "Not moved for 10 minutes": nothing written on the order for this long (a stuck order looks so to a person). */
+const QUIET_FOR_MS = 10 * 60_000;
 /**
  * Requests one refresh may make beyond one per page shown: a page may hold fewer orders than asked
  * for, even none, with more to come (Cosmos DB runs the query per partition range), so pages are
@@ -42,6 +44,7 @@ export class OrderList {
   private readonly stateFilter = byId<HTMLSelectElement>('filter-state');
   private readonly deadLetteredFilter = byId<HTMLInputElement>('filter-deadlettered');
   private readonly attentionFilter = byId<HTMLInputElement>('filter-attention');
+  private readonly quietFilter = byId<HTMLInputElement>('filter-quiet');
   private readonly summary = byId('orders-summary');
   private readonly empty = byId('orders-empty');
   private readonly more = byId<HTMLButtonElement>('orders-more');
@@ -64,6 +67,7 @@ export class OrderList {
     this.stateFilter.addEventListener('change', changed);
     this.deadLetteredFilter.addEventListener('change', changed);
     this.attentionFilter.addEventListener('change', changed);
+    this.quietFilter.addEventListener('change', changed);
     this.more.addEventListener('click', () => {
       this.pagesShown += 1;
       // The button goes once the last page is in, and focus with it: a keyboard or screen-reader
@@ -73,11 +77,13 @@ export class OrderList {
     });
   }
 
+  /** The filters as of now: "not moved for 10 minutes" is ten minutes before each read of the list, its pages read with one instant. */
   get filter(): OrderFilter {
     return {
       state: this.attentionFilter.checked ? 'attention' : this.stateFilter.value || undefined,
       billingStatus: this.deadLetteredFilter.checked ? 'deadlettered' : undefined,
       customerId: this.customerId,
+      updatedBefore: this.quietFilter.checked ? new Date(Date.now() - QUIET_FOR_MS).toISOString() : undefined,
     };
   }
 
@@ -201,7 +207,8 @@ export class OrderList {
     this.empty.hidden = shown.size > 0 || hasMore;
     this.moveFocusToOlder(hasMore);
     this.more.hidden = !hasMore;
-    const filtered = Boolean(this.filter.state || this.filter.billingStatus);
+    const { state, billingStatus, updatedBefore } = this.filter;
+    const filtered = Boolean(state || billingStatus || updatedBefore);
     fill(
       this.summary,
       `${shown.size}${hasMore ? '+' : ''} ${shown.size === 1 ? 'order' : 'orders'}`,

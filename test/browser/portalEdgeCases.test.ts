@@ -547,6 +547,37 @@ describe('the order list on a phone', () => {
   }, 30_000);
 });
 
+describe('the orders nothing has moved for ten minutes', () => {
+  it('asks the API for orders not written since ten minutes before each read, and pages with the same instant', async () => {
+    const now = new Date().toISOString();
+    const stuck = (n: number) => ({ id: `5b0c2e9b-3f41-4d8a-a6b5-0c9d8e7f6a5${n}`, customerId: 'c-stuck', state: 'processing', status: { inventory: 'done', billing: 'processing', notification: 'done' }, createdAt: now, updatedAt: now });
+    const asked: URL[] = [];
+    const page = await browser!.newPage();
+    await page.route(/\/api\/orders\?/, (route) => {
+      const url = new URL(route.request().url());
+      asked.push(url);
+      const quiet = url.searchParams.has('updatedBefore');
+      if (!quiet) return route.fulfill({ json: { orders: [] } });
+      // Two pages: the second asked for with the first's token.
+      return url.searchParams.has('continuationToken') ? route.fulfill({ json: { orders: [stuck(2)] } }) : route.fulfill({ json: { orders: [stuck(1)], continuationToken: 't1' } });
+    });
+    await page.goto(`${api}/portal/`);
+    await page.locator('#orders-summary', { hasText: '0 orders' }).waitFor({ timeout: 15_000 });
+    const clicked = Date.now();
+    await page.getByLabel('Not moved for 10 minutes').check();
+    await page.locator('#order-rows tr').first().waitFor({ timeout: 15_000 });
+    await page.locator('#orders-summary', { hasText: 'match the filters' }).waitFor();
+    const quiet = asked.filter((url) => url.searchParams.has('updatedBefore'));
+    const first = quiet.find((url) => !url.searchParams.has('continuationToken'))!;
+    const instant = Date.parse(first.searchParams.get('updatedBefore')!);
+    expect(instant).toBeGreaterThan(clicked - 10 * 60_000 - 5_000);
+    expect(instant).toBeLessThanOrEqual(Date.now() - 10 * 60_000);
+    const second = quiet.find((url) => url.searchParams.get('continuationToken') === 't1')!;
+    expect(second.searchParams.get('updatedBefore')).toBe(first.searchParams.get('updatedBefore'));
+    await page.close();
+  }, 30_000);
+});
+
 describe('the order list at every width', () => {
   it('keeps every badge inside its panel, also with the longest ones side by side: a table where it fits, cards where it does not', async () => {
     const now = new Date().toISOString();
