@@ -183,16 +183,7 @@ describe('the order list', () => {
   it('counts and lists the orders in attention when the first page holds none of them', async () => {
     const page = await browser!.newPage();
     const orderId = '5e1f0c4a-7d55-4a39-9b7e-2a6b3f1d9c01';
-    const inAttention = {
-      id: orderId,
-      customerId: 'customer-attention',
-      state: 'attention',
-      status: { inventory: 'compensated', billing: 'compensated', notification: 'done' },
-      total: 10,
-      currency: 'EUR',
-      createdAt: new Date().toISOString(),
-      updatedAt: new Date().toISOString(),
-    };
+    const inAttention = listedOrder(orderId, 'customer-attention', 'attention', { inventory: 'compensated', billing: 'compensated', notification: 'done' });
     // As Cosmos DB answers a cross-partition query: an empty first page that goes on.
     await page.route(/\/api\/orders\?.*state=attention/, async (route) => {
       const token = new URL(route.request().url()).searchParams.get('continuationToken');
@@ -228,6 +219,12 @@ describe('the order list', () => {
     await page.close();
   }, 60_000);
 });
+
+/** An order as the list answers it, made up for a page whose list answer is routed. */
+function listedOrder(id: string, customerId: string, state: string, status: Record<string, string>) {
+  const now = new Date().toISOString();
+  return { id, customerId, state, status, total: 10, currency: 'EUR', createdAt: now, updatedAt: now };
+}
 
 /** A page showing the order, its every read through the API changed by `change` on the way. */
 async function openOrderAnsweredAs(orderId: string, change: (order: Record<string, unknown>) => void): Promise<Page> {
@@ -520,16 +517,7 @@ describe('the order list on a phone', () => {
   it("keeps the mark of an order in attention clear of the order's id and customer", async () => {
     const page = await browser!.newPage({ viewport: { width: 390, height: 844 } });
     const orderId = '7a0c2e9b-3f41-4d8a-a6b5-0c9d8e7f6a51';
-    const inAttention = {
-      id: orderId,
-      customerId: 'customer-marked',
-      state: 'attention',
-      status: { inventory: 'failed', billing: 'done', notification: 'compensated' },
-      total: 10,
-      currency: 'EUR',
-      createdAt: new Date().toISOString(),
-      updatedAt: new Date().toISOString(),
-    };
+    const inAttention = listedOrder(orderId, 'customer-marked', 'attention', { inventory: 'failed', billing: 'done', notification: 'compensated' });
     await page.route(/\/api\/orders\?/, (route) => route.fulfill({ json: { orders: [inAttention] } }));
     await page.goto(`${api}/portal/`);
     const row = page.locator(`#order-rows tr[data-order-id="${orderId}"]`);
@@ -549,8 +537,7 @@ describe('the order list on a phone', () => {
 
 describe('the orders nothing has moved for ten minutes', () => {
   it('asks the API for orders not written since ten minutes before each read, and pages with the same instant', async () => {
-    const now = new Date().toISOString();
-    const stuck = (n: number) => ({ id: `5b0c2e9b-3f41-4d8a-a6b5-0c9d8e7f6a5${n}`, customerId: 'c-stuck', state: 'processing', status: { inventory: 'done', billing: 'processing', notification: 'done' }, createdAt: now, updatedAt: now });
+    const stuck = (n: number) => listedOrder(`5b0c2e9b-3f41-4d8a-a6b5-0c9d8e7f6a5${n}`, 'c-stuck', 'processing', { inventory: 'done', billing: 'processing', notification: 'done' });
     const asked: URL[] = [];
     const page = await browser!.newPage();
     await page.route(/\/api\/orders\?/, (route) => {
@@ -580,17 +567,7 @@ describe('the orders nothing has moved for ten minutes', () => {
 
 describe('the order list at every width', () => {
   it('keeps every badge inside its panel, also with the longest ones side by side: a table where it fits, cards where it does not', async () => {
-    const now = new Date().toISOString();
-    const order = (n: number, state: string, status: Record<string, string>) => ({
-      id: `7a0c2e9b-3f41-4d8a-a6b5-0c9d8e7f6a5${n}`,
-      customerId: `customer-${n}`,
-      state,
-      status,
-      total: 10,
-      currency: 'EUR',
-      createdAt: now,
-      updatedAt: now,
-    });
+    const order = (n: number, state: string, status: Record<string, string>) => listedOrder(`7a0c2e9b-3f41-4d8a-a6b5-0c9d8e7f6a5${n}`, `customer-${n}`, state, status);
     const orders = [
       order(1, 'cancelled', { inventory: 'compensated', billing: 'compensated', notification: 'compensated' }),
       order(2, 'attention', { inventory: 'failed', billing: 'deadlettered', notification: 'compensated' }),

@@ -209,6 +209,16 @@ describe('consumeOrderCreated', () => {
     await sendCancellation((await deps.orders.get(order.id))!, deps);
   }
 
+  /** The confirmation goes out, then compensation runs before the delivery records its `done`. */
+  function compensateOnceConfirmed(order: ReturnType<typeof newOrder>) {
+    const send = deps.notifications.send.bind(deps.notifications);
+    deps.notifications.send = async (record) => {
+      const sent = await send(record);
+      if (record.kind === 'confirmation' && !record.voided) await compensate(order);
+      return sent;
+    };
+  }
+
   it('sends no confirmation from a delivery that compensation overtook before it sent one: the cancellation is the only notice', async () => {
     const order = await placeOrder([mouse]);
     // Compensation runs while the notification delivery sleeps in its simulated work.
@@ -262,13 +272,7 @@ describe('consumeOrderCreated', () => {
 
   it('still records a confirmation sent by a delivery that compensation overtook after it sent it, once', async () => {
     const order = await placeOrder([mouse]);
-    // The confirmation goes out, then compensation runs before the delivery records its `done`.
-    const send = deps.notifications.send.bind(deps.notifications);
-    deps.notifications.send = async (record) => {
-      const sent = await send(record);
-      if (record.kind === 'confirmation' && !record.voided) await compensate(order);
-      return sent;
-    };
+    compensateOnceConfirmed(order);
     expect(await deliver('notification', order)).toBe('superseded');
     const stored = (await deps.orders.get(order.id))!;
     expect(stored.status.notification).toBe('compensated');
@@ -280,12 +284,7 @@ describe('consumeOrderCreated', () => {
 
   it('records a confirmation sent by an overtaken delivery whose record of it failed (Cosmos DB throttling), on the redelivery', async () => {
     const order = await placeOrder([mouse]);
-    const send = deps.notifications.send.bind(deps.notifications);
-    deps.notifications.send = async (record) => {
-      const sent = await send(record);
-      if (record.kind === 'confirmation' && !record.voided) await compensate(order);
-      return sent;
-    };
+    compensateOnceConfirmed(order);
     const recordNotification = deps.orders.recordNotification.bind(deps.orders);
     deps.orders.recordNotification = async (id, kind, at) => {
       if (kind === 'confirmation') throw Object.assign(new Error('Request rate is large'), { code: 429 });
