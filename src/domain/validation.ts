@@ -107,8 +107,19 @@ function exists(text: string): boolean {
   const fields = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?(?:Z|[+-](\d{2}):(\d{2}))$/.exec(text);
   if (!fields) return false;
   const [y, mo, d, h, mi, sec = 0, oh = 0, om = 0] = fields.slice(1).map((f) => Number(f ?? 0));
-  const days = new Date(Date.UTC(y!, mo!, 0)).getUTCDate();
+  // setUTCFullYear, not Date.UTC, which reads years 0 to 99 as 1900 to 1999 (0000 is a leap year, 1900 is not).
+  const end = new Date(0);
+  end.setUTCFullYear(y!, mo!, 0);
+  const days = end.getUTCDate();
   return mo! >= 1 && mo! <= 12 && d! >= 1 && d! <= days && h! <= 23 && mi! <= 59 && sec <= 59 && oh <= 23 && om <= 59 && !Number.isNaN(Date.parse(text));
+}
+
+/**
+ * Date.parse drops the digits past the millisecond; the stamps are whole milliseconds, so one is
+ * before 17:00:00.0001 exactly when it is before 17:00:00.001.
+ */
+function instantMs(text: string): number {
+  return Date.parse(text) + (/\.\d{3}\d*[1-9]/.test(text) ? 1 : 0);
 }
 
 /**
@@ -119,7 +130,9 @@ export const instant = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/, 'must be a date and time with its offset, such as 2026-11-29T17:00:00Z')
   .refine(exists, 'must be a date and time that exists')
-  .transform((text) => new Date(Date.parse(text)).toISOString());
+  // After 9999 in UTC the text is "+010000-...", which sorts before every stamp.
+  .refine((text) => instantMs(text) < Date.UTC(10000, 0, 1), 'must be a date and time before the year 10000 in UTC')
+  .transform((text) => new Date(instantMs(text)).toISOString());
 
 /** Most items a listing returns in one page, whatever the caller asks for. */
 export const PAGE_MAX = 100;

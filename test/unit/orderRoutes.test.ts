@@ -926,6 +926,25 @@ describe('GET /api/orders', () => {
     }
   });
 
+  it('reads updatedBefore at its edges as the instant it names: past the millisecond, on 29 February 0000, and after 9999 in UTC', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push(json(await create({ ...order, customerId: 'edges' })).orderId);
+    ids.forEach((id, i) => (deps.orders.docs.get(id)!.updatedAt = `2026-11-29T17:0${i}:00.000Z`));
+    const found = async (updatedBefore: string) => json(await list({ customerId: 'edges', updatedBefore })).orders.map((o: { id: string }) => o.id);
+    // A stamp of 17:00:00.000 is before 17:00:00.0001: the fraction past the millisecond is not dropped.
+    expect(await found('2026-11-29T17:00:00.0001Z')).toEqual([ids[0]]);
+    expect(await found('2026-11-29T17:01:00.000999999Z')).toEqual([ids[1], ids[0]]);
+    // Year 0000 is a leap year (ISO 8601's, as Date.parse reads it), not 1900.
+    expect(await found('0000-02-29T00:00:00Z')).toEqual([]);
+    // 9999 at a negative offset is in the year 10000 in UTC, whose "+010000-..." text sorts before every stamp.
+    for (const updatedBefore of ['9999-12-31T23:00:00-05:00', '9999-12-31T23:59:59.9991Z']) {
+      const res = await list({ customerId: 'edges', updatedBefore });
+      expect(res.status).toBe(400);
+      expect(json(res).errors).toEqual([{ path: 'updatedBefore', message: expect.stringMatching(/^must be a date and time/) }]);
+    }
+    expect(await found('9999-12-31T23:59:59.999Z')).toEqual([ids[1], ids[0]]);
+  });
+
   it('refuses a continuation token sent with other filters than it was issued for, or not one of its own', async () => {
     for (let i = 0; i < 3; i++) await create({ ...order, customerId: 'pager' });
     const first = json(await list({ customerId: 'pager', pageSize: '1' }));
