@@ -597,6 +597,38 @@ describe('the order list at every width', () => {
     expect(seen[390]!.cards).toBe(true);
     await page.close();
   }, 60_000);
+
+  it('keeps "needs attention" on one line beside the id on cards of four columns, however few pixels past four fit', async () => {
+    const now = new Date().toISOString();
+    const orders = [
+      { id: '7a0c2e9b-3f41-4d8a-a6b5-0c9d8e7f6a61', customerId: 'customer-with-a-rather-long-identifier-0123456789', state: 'attention', status: { inventory: 'failed', billing: 'deadlettered', notification: 'compensated' }, total: 10, currency: 'EUR', createdAt: now, updatedAt: now },
+    ];
+    const page = await browser!.newPage();
+    await page.route(/\/api\/orders\?/, (route) => route.fulfill({ json: { orders } }));
+    await page.goto(`${api}/portal/`);
+    await page.locator('#order-rows tr').first().waitFor({ timeout: 15_000 });
+    const fourColumns: number[] = [];
+    // 490 and 500: a phone held sideways; 1010 to 1040: the list beside the order.
+    for (const width of [490, 500, 520, 600, 1010, 1020, 1030, 1040, 1280]) {
+      await page.setViewportSize({ width, height: 900 });
+      const seen = (await page.evaluate(`(() => {
+        const row = document.querySelector('#order-rows tr');
+        const id = row.querySelector('th').getBoundingClientRect();
+        const state = row.querySelector('td[data-label="State"]').getBoundingClientRect();
+        const badge = row.querySelector('td[data-label="State"] .badge');
+        const line = parseFloat(getComputedStyle(badge).lineHeight);
+        return {
+          columns: getComputedStyle(row).gridTemplateColumns.split(' ').length,
+          oneLine: badge.getBoundingClientRect().height < 2 * line,
+          apart: id.right <= state.left + 0.5,
+        };
+      })()`)) as { columns: number; oneLine: boolean; apart: boolean };
+      if (seen.columns >= 4) fourColumns.push(width);
+      if (seen.columns >= 4) expect({ width, oneLine: seen.oneLine, apart: seen.apart }).toEqual({ width, oneLine: true, apart: true });
+    }
+    expect(fourColumns).toEqual(expect.arrayContaining([490, 500, 1010, 1040]));
+    await page.close();
+  }, 60_000);
 });
 
 describe('two people at once', () => {
