@@ -83,9 +83,16 @@ export function isDeadLetterOf(detail: string | undefined, messageId: string | u
   return detail === marker || detail?.startsWith(`${marker}${NOTED}`) === true;
 }
 
+/**
+ * The reasons a dead-letter is only noted for (`recordDeadLetter`), the first as written before it
+ * named the order's state too. By these, not by `; ` alone: a message id another sender wrote may
+ * hold one, and that message's dead-letter, recorded, is the service's state.
+ */
+const NOTED_WHY = /; (?:send \d+ to \w+ is in play|\w+ already \w+(?:, order \w+)?)$/;
+
 /** Whether a `deadlettered` entry was only noted: the service had finished, or a later send to it was in play. */
 export function isNotedDeadLetter(detail: string | undefined): boolean {
-  return detail?.startsWith(deadLetterMarker('')) === true && detail.includes(NOTED);
+  return detail?.startsWith(deadLetterMarker('')) === true && NOTED_WHY.test(detail);
 }
 
 /** What the support rules read of a timeline entry (the portal holds entries as the API sent them). */

@@ -26,7 +26,7 @@ import {
   type Step,
 } from '../../src/domain/monitorPolicy';
 import type { OrderDocument, OrderState, ServiceStatus, TimelineEntry } from '../../src/domain/order';
-import { pendingRequeueRequest } from '../../src/domain/orderState';
+import { deadLetterMarker, isNotedDeadLetter, notedDeadLetterDetail, pendingRequeueRequest } from '../../src/domain/orderState';
 import { orderDocument } from './support/orderDocument';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
@@ -1016,5 +1016,18 @@ describe('pendingRequeueRequest', () => {
 
   it('goes by the order the entries were written: a requeue written after the request carried it out, whatever its clock said', () => {
     expect(pendingRequeueRequest([asked(9), requeued(7)])).toBeUndefined();
+  });
+});
+
+describe('isNotedDeadLetter', () => {
+  it('reads a dead-letter as only noted by the reason written after its message id, not by a "; " a sender put in the id', () => {
+    expect(isNotedDeadLetter(notedDeadLetterDetail('event-1', 'send 2 to billing is in play'))).toBe(true);
+    expect(isNotedDeadLetter(notedDeadLetterDetail('event-1', 'inventory already done, order completed'))).toBe(true);
+    // As written before a dead-letter named its order's state.
+    expect(isNotedDeadLetter('message event-1; billing already compensated')).toBe(true);
+    // Recorded: the message's own id holds "; " (a message another sender wrote, naming an existing order).
+    expect(isNotedDeadLetter(deadLetterMarker('batch-7; retry 2'))).toBe(false);
+    expect(isNotedDeadLetter(deadLetterMarker('a; b'))).toBe(false);
+    expect(isNotedDeadLetter(deadLetterMarker(undefined))).toBe(false);
   });
 });
