@@ -83,10 +83,18 @@ export function isDeadLetterOf(detail: string | undefined, messageId: string | u
   return detail === marker || detail?.startsWith(`${marker}${NOTED}`) === true;
 }
 
+/** Why a dead-letter is only noted (`recordDeadLetter` writes these; `NOTED_WHY` reads them back). */
+export const notedWhy = {
+  /** A later send to the service, number `send`, is in play. */
+  inPlay: (send: number, service: string): string => `send ${send} to ${service} is in play`,
+  /** The service had finished (done, compensated, failed), or the order. */
+  finished: (service: string, status: string, state: string): string => `${service} already ${status}, order ${state}`,
+};
+
 /**
- * The reasons a dead-letter is only noted for (`recordDeadLetter`), the first as written before it
- * named the order's state too. By these, not by `; ` alone: a message id another sender wrote may
- * hold one, and that message's dead-letter, recorded, is the service's state.
+ * The reasons a dead-letter is only noted for (`notedWhy`; the second as written before it named
+ * the order's state too). By these, not by `; ` alone: a message id another sender wrote may hold
+ * one, and that message's dead-letter, recorded, is the service's state.
  */
 const NOTED_WHY = /; (?:send \d+ to \w+ is in play|\w+ already \w+(?:, order \w+)?)$/;
 

@@ -27,7 +27,7 @@ import {
 import { parseOrderCreatedEvent } from '../domain/orderCreatedEvent';
 import { isOrderId } from '../domain/orderId';
 import type { OrderDocument } from '../domain/order';
-import { ACTIVE_STATES, IN_FLIGHT } from '../domain/orderState';
+import { ACTIVE_STATES, IN_FLIGHT, notedWhy } from '../domain/orderState';
 import { DEAD_LETTER_WITHOUT_ORDER_EVENT, type Logger } from '../log';
 import type { OrderSagaDependencies } from '../services/dependencies';
 import { recordSentConfirmation } from '../services/notices';
@@ -225,7 +225,7 @@ export async function recordDeadLetter(
     // after it would never be tried again if that failed (throttled as the completer was).
     const finished = read.state === 'completed' || read.state === 'cancelled';
     const holds = finished || service === 'inventory' ? await reconcileHolds(read, deps) : undefined;
-    const why = later !== undefined && IN_FLIGHT.includes(status) ? `send ${later} to ${service} is in play` : `${service} already ${status}, order ${read.state}`;
+    const why = later !== undefined && IN_FLIGHT.includes(status) ? notedWhy.inPlay(later, service) : notedWhy.finished(service, status, read.state);
     await deps.orders.appendTimeline(read.id, { ...entry, detail: notedDeadLetterDetail(message.messageId, why) });
     log.info(`${service}-deadletter-noted`, { status, state: read.state, ...(holds ? { holds } : {}) });
     return { outcome: 'noted', ...belongs };

@@ -26,7 +26,7 @@ import {
   type Step,
 } from '../../src/domain/monitorPolicy';
 import type { OrderDocument, OrderState, ServiceStatus, TimelineEntry } from '../../src/domain/order';
-import { deadLetterMarker, isNotedDeadLetter, notedDeadLetterDetail, pendingRequeueRequest } from '../../src/domain/orderState';
+import { deadLetterMarker, isNotedDeadLetter, notedDeadLetterDetail, notedWhy, pendingRequeueRequest } from '../../src/domain/orderState';
 import { orderDocument } from './support/orderDocument';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
@@ -1021,8 +1021,10 @@ describe('pendingRequeueRequest', () => {
 
 describe('isNotedDeadLetter', () => {
   it('reads a dead-letter as only noted by the reason written after its message id, not by a "; " a sender put in the id', () => {
-    expect(isNotedDeadLetter(notedDeadLetterDetail('event-1', 'send 2 to billing is in play'))).toBe(true);
-    expect(isNotedDeadLetter(notedDeadLetterDetail('event-1', 'inventory already done, order completed'))).toBe(true);
+    expect(isNotedDeadLetter(notedDeadLetterDetail('event-1', notedWhy.inPlay(2, 'billing')))).toBe(true);
+    expect(isNotedDeadLetter(notedDeadLetterDetail('event-1', notedWhy.finished('inventory', 'done', 'completed')))).toBe(true);
+    // The same id with "; " in it, noted: the reason still reads.
+    expect(isNotedDeadLetter(notedDeadLetterDetail('a; b', notedWhy.finished('billing', 'compensated', 'cancelled')))).toBe(true);
     // As written before a dead-letter named its order's state.
     expect(isNotedDeadLetter('message event-1; billing already compensated')).toBe(true);
     // Recorded: the message's own id holds "; " (a message another sender wrote, naming an existing order).
