@@ -128,6 +128,8 @@ function instantMs(text: string): number {
  */
 export const instant = z
   .string()
+  // A "+" sent as it is in a query string reads as a space: say so rather than that the offset is missing.
+  .refine((text) => !/T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)? \d{2}:\d{2}$/.test(text), 'must be a date and time with its offset; a "+" in a query string is sent as %2B')
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/, 'must be a date and time with its offset, such as 2026-11-29T17:00:00Z')
   .refine(exists, 'must be a date and time that exists')
   // After 9999 in UTC the text is "+010000-...", which sorts before every stamp.

@@ -919,6 +919,10 @@ describe('GET /api/orders', () => {
     expect((await list({ customerId: 'quiet', updatedBefore: '2026-11-29T17:03:01Z', pageSize: '2', continuationToken: first.continuationToken })).status).toBe(400);
     expect(await found({ updatedBefore: '2026-11-29T18:01:00.5+01:00' })).toEqual([ids[1], ids[0]]);
     expect(await found({ updatedBefore: '2028-02-29T00:00:00Z' })).toEqual([ids[3], ids[2], ids[1], ids[0]]);
+    // "+01:00" unencoded in a query string arrives as " 01:00".
+    expect(json(await list({ updatedBefore: '2026-11-29T18:02:00 01:00' })).errors).toEqual([
+      { path: 'updatedBefore', message: 'must be a date and time with its offset; a "+" in a query string is sent as %2B' },
+    ]);
     for (const updatedBefore of ['yesterday', '2026-11-29', '2026-11-29T17:00:00', '2026-02-30T17:00:00Z', '2026-11-29T25:00:00Z', '2026-11-29T17:00:00+24:00', '2027-02-29T00:00:00Z']) {
       const res = await list({ updatedBefore });
       expect(res.status).toBe(400);
