@@ -386,7 +386,7 @@ function compensationTerms(compensation: OrderView['compensation']): HTMLDivElem
   // A step that failed is not retried by this run, which goes on to the others and ends in attention.
   const failures = Array.isArray(custom.failures)
     ? custom.failures.flatMap((f: { name?: unknown; error?: unknown } | null) =>
-        f && typeof f.name === 'string' ? [`${f.name}${typeof f.error === 'string' && f.error ? `: ${f.error}` : ''}`] : [],
+        f && typeof f.name === 'string' ? [`${stepWords(f.name)}${typeof f.error === 'string' && f.error ? `: ${f.error}` : ''}`] : [],
       )
     : [];
   const stopped = runtime !== undefined && RUN_STOPPED.includes(runtime);
@@ -396,7 +396,7 @@ function compensationTerms(compensation: OrderView['compensation']): HTMLDivElem
   return [
     term('Compensation run', `${compensation.run}${runtime ? ` · ${runtime}` : ' · status not known'}`),
     ...(step && runtime !== 'Completed' ? [term(stopped ? 'Compensation stopped at' : 'Compensation step', step)] : []),
-    ...(done.length ? [term('Compensation done', done.join(', '))] : []),
+    ...(done.length ? [term('Compensation done', done.map(stepWords).join(', '))] : []),
     ...(failures.length ? [term('Compensation failed', failures.join('; '))] : []),
     ...(waiting
       ? [
@@ -407,9 +407,14 @@ function compensationTerms(compensation: OrderView['compensation']): HTMLDivElem
   ];
 }
 
+/** A compensation step's name in words: `refundPayment` reads "refund payment". */
+function stepWords(name: string): string {
+  return name.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+}
+
 /** What a run is doing by its custom status: planning, a step, or writing its outcome on the order. */
 function runStep(custom: CompensationCustomStatus): string | undefined {
-  if (typeof custom.current === 'string') return custom.current;
+  if (typeof custom.current === 'string') return stepWords(custom.current);
   if (custom.phase === 'planning') return 'planning';
   if (custom.phase === 'cancelled' || custom.phase === 'attention') return `recording the outcome (${statusLabel(custom.phase)})`;
   return undefined;

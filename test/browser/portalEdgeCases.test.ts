@@ -300,8 +300,8 @@ describe('compensation under way', () => {
     await monitor.locator('dt', { hasText: 'Compensation run' }).waitFor({ timeout: 15_000 });
     const text = (await monitor.innerText()).replace(/\s+/g, ' ');
     expect(text).toContain('Compensation run 2 · Running');
-    expect(text).toContain('Compensation step refundPayment');
-    expect(text).toContain('Compensation done releaseStock');
+    expect(text).toContain('Compensation step refund payment');
+    expect(text).toContain('Compensation done release stock');
     expect(text).toContain('Because Cosmos DB did not serve it: Request rate is large');
     expect(await monitor.locator('time[datetime="2030-01-01T00:00:00.000Z"]').count()).toBe(1);
     await page.close();
@@ -340,8 +340,8 @@ describe('compensation under way', () => {
     const monitor = page.locator('#detail-monitor');
     const text = async () => (await monitor.innerText()).replace(/\s+/g, ' ');
     await monitor.locator('dt', { hasText: 'Compensation run' }).waitFor({ timeout: 15_000 });
-    expect(await text()).toContain('Compensation step releaseStock');
-    expect(await text()).toContain('Compensation failed refundPayment: the gateway refused the refund');
+    expect(await text()).toContain('Compensation step release stock');
+    expect(await text()).toContain('Compensation failed refund payment: the gateway refused the refund');
     // Planning gave up after waiting an hour for Cosmos DB: the run failed, its last status still
     // names the wait it was in. The monitor begins another run a poll later.
     run = {
