@@ -230,6 +230,21 @@ export function supportRequestOutcomes(order: {
       r.detail = `${r.detail}; its message has not gone out yet: the monitor sends it again`;
       delete r.carriedOutAt;
     }
+  } else if (status.billing !== 'done') {
+    // The requeue step declines to send it from here on (compensation asked for, another service's
+    // business failure): it is not carried out. Until the order is settled it stays pending (a send
+    // already under way may still land); once settled with no send recorded, billing was never retried.
+    const why =
+      latestSupportRequest(order.timeline ?? undefined, 'compensate') !== undefined
+        ? 'compensation was asked for before its message was recorded sent'
+        : (requeueOvertakenReason(status) ?? theOrderIs(order.state));
+    for (const r of unsent) {
+      delete r.carriedOutAt;
+      if (active || order.state === 'compensating') {
+        r.outcome = 'pending';
+        r.detail = `${r.detail}; its message has not gone out yet, and ${why}: the monitor does not send it again`;
+      } else overtake([r], `${why}; billing was not retried (a send that lands late finds it compensated)`);
+    }
   }
   for (const r of open('requeue').filter((r) => !unsent.includes(r))) {
     const billing = status.billing;

@@ -120,19 +120,43 @@ describe('supportRequestOutcomes', () => {
     expect(supportRequestOutcomes(taken)[0]).toMatchObject({ outcome: 'carried-out', carriedOutAt: at(2) });
   });
 
-  it('does not tell a requeue whose message has not gone out pending once compensation is asked for: the monitor compensates and never sends it', () => {
+  it('never tells a requeue whose message has not gone out carried out once compensation is asked for: the monitor compensates and never sends it', () => {
     const written = { state: 'processing' as const, status: { ...billingDeadLettered, billing: 'pending' as const } };
     const asked = orderDocument({ ...written, timeline: [ask(1, 'requeue'), requeued(2), ask(3, 'compensate', 'bo@contoso.com')] });
     // The requeue step declines it from here on, and the monitor's next step is the run.
     expect(decideNextStep(monitorSnapshotOf(asked), DEFAULT_MONITOR_POLICY, new Date(at(4)))).toMatchObject({ kind: 'compensate' });
-    const carried = { action: 'requeue', by: 'ana@contoso.com', at: at(1), outcome: 'carried-out', detail: 'billing requeued (attempt 1, message e-1:billing:1)', carriedOutAt: at(2) };
-    expect(supportRequestOutcomes(asked)[0]).toEqual(carried);
+    const unsent = {
+      action: 'requeue',
+      by: 'ana@contoso.com',
+      at: at(1),
+      outcome: 'pending',
+      detail:
+        'billing requeued (attempt 1, message e-1:billing:1); its message has not gone out yet, and compensation was asked for before its message was recorded sent: the monitor does not send it again',
+    };
+    expect(supportRequestOutcomes(asked)[0]).toEqual(unsent);
     // As it reads once the run began.
     const begunAfter = orderDocument({ ...written, state: 'compensating', timeline: [ask(1, 'requeue'), requeued(2), ask(3, 'compensate', 'bo@contoso.com'), begun(4, 1, 'bo@contoso.com')] });
-    expect(supportRequestOutcomes(begunAfter)[0]).toEqual(carried);
+    expect(supportRequestOutcomes(begunAfter)[0]).toEqual(unsent);
+    // Cancelled with no send ever recorded: billing was never retried.
+    const cancelled = orderDocument({
+      state: 'cancelled',
+      status: { inventory: 'compensated', billing: 'compensated', notification: 'compensated' },
+      timeline: [ask(1, 'requeue'), requeued(2), ask(3, 'compensate', 'bo@contoso.com'), begun(4, 1, 'bo@contoso.com'), { at: at(5), kind: 'cancelled' }],
+    });
+    expect(supportRequestOutcomes(cancelled)[0]).toEqual({
+      action: 'requeue',
+      by: 'ana@contoso.com',
+      at: at(1),
+      outcome: 'overtaken',
+      detail: 'compensation was asked for before its message was recorded sent; billing was not retried (a send that lands late finds it compensated)',
+    });
     // Nor once another service failed for a business reason.
     const failed = orderDocument({ ...written, status: { ...written.status, inventory: 'failed' }, timeline: [ask(1, 'requeue'), requeued(2)] });
-    expect(supportRequestOutcomes(failed)[0]).toEqual(carried);
+    expect(supportRequestOutcomes(failed)[0]).toMatchObject({ outcome: 'pending', detail: expect.stringContaining('inventory failed for a business reason') });
+    // A send recorded (before or after compensation was asked for) is a requeue carried out.
+    const sent: TimelineEntry = { at: at(4), kind: 'republished', service: 'billing', detail: 'attempt 1, message e-1:billing:1', actor: 'monitor' };
+    const sentLate = orderDocument({ ...written, timeline: [ask(1, 'requeue'), requeued(2), ask(3, 'compensate', 'bo@contoso.com'), sent] });
+    expect(supportRequestOutcomes(sentLate)[0]).toMatchObject({ outcome: 'carried-out', carriedOutAt: at(2) });
   });
 
   it('tells a requeue written before the request as no part of it', () => {
