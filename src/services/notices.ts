@@ -7,13 +7,15 @@ export const noticeId = (orderId: string, kind: NotificationKind): string => `${
 
 /**
  * Sends the notice once (create-if-absent by id). `at` is when it was first sent. `voided`: the
- * slot was taken by compensation (`voidUnsentConfirmation`) and nothing was, or will be, sent.
+ * slot was taken by compensation (`voidUnsentConfirmation`, which `voids` it: takes it with a void
+ * record, nothing sent) and nothing was, or will be, sent.
  */
 async function deliverNotice(
   order: OrderDocument,
   kind: NotificationKind,
   message: string,
   deps: OrderSagaDependencies,
+  { voids = false }: { voids?: boolean } = {},
 ): Promise<{ sent: boolean; at: string; voided: boolean }> {
   const { created, record } = await deps.notifications.send({
     id: noticeId(order.id, kind),
@@ -22,6 +24,7 @@ async function deliverNotice(
     customerId: order.customerId,
     message,
     at: deps.now(),
+    ...(voids ? { voided: true as const } : {}),
   });
   return { sent: created, at: record.at, voided: record.voided === true };
 }
@@ -63,16 +66,8 @@ export async function sendConfirmation(
 export async function voidUnsentConfirmation(order: OrderDocument, deps: OrderSagaDependencies = appDependencies()): Promise<{ voided: boolean }> {
   // Only for an order compensation began on, as read: one still active or completed is owed its confirmation.
   if (order.state === 'completed' || ACTIVE_STATES.includes(order.state)) return { voided: false };
-  const { record } = await deps.notifications.send({
-    id: noticeId(order.id, 'confirmation'),
-    orderId: order.id,
-    kind: 'confirmation',
-    customerId: order.customerId,
-    message: '',
-    at: deps.now(),
-    voided: true,
-  });
-  return { voided: record.voided === true };
+  const { voided } = await deliverNotice(order, 'confirmation', '', deps, { voids: true });
+  return { voided };
 }
 
 /** Puts a confirmation that went out (the sender's record says so) on the order, once. */
