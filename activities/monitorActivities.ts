@@ -26,7 +26,7 @@ import {
   type MonitorSnapshot,
 } from '../src/domain/monitorPolicy';
 import type { OrderDocument } from '../src/domain/order';
-import { ACTIVE_STATES, compensationPendingReason, IN_FLIGHT, latestSupportRequest, requeueOvertakenReason } from '../src/domain/orderState';
+import { IN_FLIGHT, requeueOverruledReason } from '../src/domain/orderState';
 import { oldestWaitingMessage } from '../src/azure/subscriptionBacklog';
 import { beginCompensationRun, markAttention, type RunStart } from '../src/services/compensationOutcome';
 import { appDependencies } from '../src/services/dependencies';
@@ -82,9 +82,8 @@ const requeueBilling: ActivityHandler = async (input: RequeueInput, context: Inv
   // business reason: billing is about to be refunded, not retried (support may not ask for this
   // requeue now either). The monitor's next turn compensates. So for a requeue written before
   // whose message has not gone out: sent now, billing would charge what the run then refunds.
-  const compensation = ACTIVE_STATES.includes(order.state) ? latestSupportRequest(order.timeline, 'compensate') : undefined;
-  const overtaken = compensation ? compensationPendingReason(compensation) : requeueOvertakenReason(order.status);
-  if (overtaken) return { requeued: false, reason: overtaken };
+  const overruled = requeueOverruledReason(order);
+  if (overruled) return { requeued: false, reason: overruled };
   if (!recorded) {
     const number = order.timeline.filter((e) => e.kind === TIMELINE.requeued).length + 1;
     // A retry of a person's step that finds another request pending carries out that one, in its name.

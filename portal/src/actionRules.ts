@@ -11,7 +11,7 @@ import {
   latestSupportRequest,
   pendingRequeueRequest,
   REQUEUE_BILLING_FROM,
-  requeueOvertakenReason,
+  requeueOverruledReason,
   requeuePendingReason,
   supportRequestLimitReason,
   theOrderIs,
@@ -43,10 +43,10 @@ export function requeueRefusal(order: ActionSubject): string | undefined {
   const billing = order.status?.billing ?? '';
   if (billing === 'failed') return 'billing failed for a business reason; compensate instead';
   if (!REQUEUE_FROM.includes(billing)) return `billing is ${statusLabel(billing)}`;
-  const overtaken = requeueOvertakenReason(order.status ?? {});
-  if (overtaken) return overtaken;
+  const overruled = requeueOverruledReason(order);
+  if (overruled) return overruled;
   const requeue = pendingRequeueRequest(order.timeline ?? undefined);
-  return pendingCompensation(order) ?? (requeue ? requeuePendingReason(requeue) : supportRequestLimitReason(order.timeline ?? undefined, 'requeue'));
+  return requeue ? requeuePendingReason(requeue) : supportRequestLimitReason(order.timeline ?? undefined, 'requeue');
 }
 
 /** What the API answers an action (`SupportActionResult` in src/support/actions.ts). */

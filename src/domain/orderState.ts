@@ -298,6 +298,20 @@ export function compensationPendingReason(request: { by: string }): string {
   return `compensation was asked for by ${request.by}; the order is being cancelled`;
 }
 
+/**
+ * Why billing is not to be requeued though it could be retried, in the words support reads: another
+ * service failed for a business reason, or compensation is asked for on an active order and has not
+ * begun (compensation moves the order out of the active states). Undefined when neither. Support's
+ * requeue is refused for it, and the monitor's requeue step declines for it.
+ */
+export function requeueOverruledReason(order: { state?: string; status?: Partial<Record<ServiceName, string>> | null; timeline?: TimelineLike | null }): string | undefined {
+  const overtaken = requeueOvertakenReason(order.status ?? {});
+  if (overtaken) return overtaken;
+  const active = order.state !== undefined && (ACTIVE_STATES as readonly string[]).includes(order.state);
+  const compensation = active ? latestSupportRequest(order.timeline ?? undefined, 'compensate') : undefined;
+  return compensation && compensationPendingReason(compensation);
+}
+
 /** Statuses no reason describes: a service that moves to one loses the reason it had. */
 const REASONLESS: readonly ServiceStatus[] = [...IN_FLIGHT, 'done'];
 /** Statuses recorded with a reason (a business failure, a dead-letter). */

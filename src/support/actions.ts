@@ -22,11 +22,10 @@
 import type { OrderDocument, TimelineEntry } from '../domain/order';
 import {
   ACTIVE_STATES,
-  compensationPendingReason,
   latestSupportRequest,
   pendingRequeueRequest,
   REQUEUE_BILLING_FROM,
-  requeueOvertakenReason,
+  requeueOverruledReason,
   supportRequestLimitReason,
   theOrderIs,
 } from '../domain/orderState';
@@ -136,12 +135,10 @@ export function requestRequeue(orderId: string, principal: SupportPrincipal, env
       const why = billing === 'failed' ? 'failed for a business reason; compensate the order instead' : `is already ${billing}`;
       return notApplicable(order, `billing ${why}`);
     }
-    const overtaken = requeueOvertakenReason(order.status);
-    if (overtaken) return notApplicable(order, overtaken);
-
-    // Compensation asked for and not begun yet: billing is about to be refunded, not retried.
-    const compensation = latestSupportRequest(order.timeline, 'compensate');
-    if (compensation) return notApplicable(order, compensationPendingReason(compensation));
+    // Another service failed for a business reason, or compensation is asked for and not begun yet:
+    // billing is about to be refunded, not retried.
+    const overruled = requeueOverruledReason(order);
+    if (overruled) return notApplicable(order, overruled);
 
     const pending = pendingRequeueRequest(order.timeline);
     // A repeat of a pending request records nothing; a new one past the limit is refused.
