@@ -221,26 +221,23 @@ export function supportRequestOutcomes(order: {
   // Only an active order completes: one compensating (asked again after `attention`) whose services
   // a late delivery finished gets the run it was asked for all the same.
   const completing = active && SERVICES.every((s) => status[s] === 'done');
-  // Not once compensation is asked for, or another service failed for a business reason: the
-  // requeue step declines to send it then, and the monitor compensates (as it reads once begun).
-  const sendsAgain = latestSupportRequest(order.timeline ?? undefined, 'compensate') === undefined && requeueOvertakenReason(status) === undefined;
-  if (active && sendsAgain && status.billing !== undefined && (IN_FLIGHT as readonly string[]).includes(status.billing)) {
-    for (const r of unsent) {
-      r.outcome = 'pending';
-      r.detail = `${r.detail}; its message has not gone out yet: the monitor sends it again`;
-      delete r.carriedOutAt;
-    }
-  } else if (status.billing !== 'done') {
-    // The requeue step declines to send it from here on (compensation asked for, another service's
-    // business failure): it is not carried out. Until the order is settled it stays pending (a send
-    // already under way may still land); once settled with no send recorded, billing was never retried.
-    const why =
-      latestSupportRequest(order.timeline ?? undefined, 'compensate') !== undefined
-        ? 'compensation was asked for before its message was recorded sent'
-        : (requeueOvertakenReason(status) ?? theOrderIs(order.state));
+  // A written requeue whose message is not recorded sent, billing not done: carried out only once it
+  // is. The monitor sends it again while billing is in flight on an active order, unless compensation
+  // is asked for or another service failed for a business reason; then its requeue step declines to
+  // send it, and it stays pending until the order is settled (a send already under way may still
+  // land), overtaken after that with no send recorded (billing was never retried).
+  if (status.billing !== 'done') {
+    const compensationAsked = latestSupportRequest(order.timeline ?? undefined, 'compensate') !== undefined;
+    const overtaken = requeueOvertakenReason(status);
+    const inFlight = status.billing !== undefined && (IN_FLIGHT as readonly string[]).includes(status.billing);
+    const sendsAgain = active && !compensationAsked && overtaken === undefined && inFlight;
+    const why = compensationAsked ? 'compensation was asked for before its message was recorded sent' : (overtaken ?? theOrderIs(order.state));
     for (const r of unsent) {
       delete r.carriedOutAt;
-      if (active || order.state === 'compensating') {
+      if (sendsAgain) {
+        r.outcome = 'pending';
+        r.detail = `${r.detail}; its message has not gone out yet: the monitor sends it again`;
+      } else if (active || order.state === 'compensating') {
         r.outcome = 'pending';
         r.detail = `${r.detail}; its message has not gone out yet, and ${why}: the monitor does not send it again`;
       } else overtake([r], `${why}; billing was not retried (a send that lands late finds it compensated)`);
