@@ -1008,14 +1008,20 @@ describe('the monitor over a simulated order', () => {
     expect(world.subscriptions.billing.map((m) => m.messageId)).toEqual(['event-1', 'event-1:billing:1']);
   });
 
-  it('sends a requeue whose message did not go out on the next turn, once, and leaves it to the stuck path after the threshold', async () => {
+  /** A dead-lettered billing's requeue written, its message not sent: Service Bus failed it on every retry of the step. */
+  async function requeueWrittenNotSent() {
     const world = await quietOrder('deadlettered');
     const publish = world.publish.bind(world);
-    // Service Bus fails the send on every retry of the step: the requeue is written, its message is not.
     world.publish = async () => {
       throw new Error('Service Bus is unavailable');
     };
     await expect(activity('requeueBilling', { attempt: 1 })).rejects.toThrow('Service Bus is unavailable');
+    world.publish = publish;
+    return world;
+  }
+
+  it('sends a requeue whose message did not go out on the next turn, once, and leaves it to the stuck path after the threshold', async () => {
+    const world = await requeueWrittenNotSent();
     let order = await world.order();
     expect(order.status.billing).toBe('pending');
     const policy = QUIET_SCENARIO.policy;
@@ -1026,7 +1032,6 @@ describe('the monitor over a simulated order', () => {
     expect(decideNextStep(snapshot, policy, new Date(writtenAt.getTime() + 1_000))).toEqual({ kind: 'requeueBilling', attempt: 1 });
     expect(decideNextStep(snapshot, policy, new Date(writtenAt.getTime() + policy.stuckAfterMs.billing))).not.toMatchObject({ kind: 'requeueBilling' });
 
-    world.publish = publish;
     await activity('requeueBilling', { attempt: 1 });
     order = await world.order();
     expect(order.timeline.filter((e) => e.kind === TIMELINE.requeued)).toHaveLength(1);
@@ -1046,13 +1051,7 @@ describe('the monitor over a simulated order', () => {
   });
 
   it('a requeue written whose message did not go out is not sent once a compensate request is recorded: billing is to be refunded, not retried', async () => {
-    const world = await quietOrder('deadlettered');
-    const publish = world.publish.bind(world);
-    world.publish = async () => {
-      throw new Error('Service Bus is unavailable');
-    };
-    await expect(activity('requeueBilling', { attempt: 1 })).rejects.toThrow('Service Bus is unavailable');
-    world.publish = publish;
+    const world = await requeueWrittenNotSent();
     // The monitor decided to send it again from that read; a person asked to compensate before the step read the order.
     const decided = decideNextStep(monitorSnapshotOf(await world.order()), QUIET_SCENARIO.policy, new Date(Date.parse((await world.order()).timeline.at(-1)!.at) + 1_000));
     expect(decided).toEqual({ kind: 'requeueBilling', attempt: 1 });
